@@ -1,0 +1,183 @@
+"""The command line: the only module that prints, reads the environment or exits.
+
+Exit codes: 0 success, 1 failure (spec, data, connection), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import EtlError, SpecError
+from .executor import StepEvent, apply_plan
+from .plan import CreateTable, LoadRows, Plan
+from .planner import build_plan
+from .spec import SCHEMA_FILE
+from .target import display_url, read_target_state, redact
+from .validate import Validated, validate
+
+app = typer.Typer(
+    name="etl",
+    help="Move a SQLite database into PostgreSQL, declared in YAML, with nothing lost.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # tracebacks could show locals, and DSNs hold passwords
+)
+
+_state = {"debug": False}
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+SpecPath = Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False)]
+TargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--target", help="PostgreSQL URL to use instead of the spec's target.url.", show_default=False
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"etl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _fail(exc: Exception, url: str | None = None) -> None:
+    if _state["debug"]:
+        import traceback
+
+        err.print(redact("".join(traceback.format_exception(exc)), url), markup=False)
+    if isinstance(exc, SpecError) and len(exc.problems) > 1:
+        err.print(f"Error: the spec has {len(exc.problems)} problems:", markup=False)
+        for problem in exc.problems:
+            err.print(redact(str(problem), url), markup=False)
+    else:
+        err.print(f"Error: {redact(str(exc), url)}", markup=False)
+    raise typer.Exit(1)
+
+
+def _load(spec: Path, target: str | None) -> Validated:
+    return validate(spec, os.environ, target_url=target)
+
+
+@app.command("validate")
+def validate_command(spec: SpecPath) -> None:
+    """Check a spec: YAML, schema, and meaning against the SQLite source. Lists every mistake."""
+    try:
+        checked = _load(spec, None)
+    except EtlError as exc:
+        _fail(exc)
+        return
+    tables = len(checked.mapping.tables)
+    columns = sum(len(t.columns) for t in checked.mapping.tables)
+    out.print(f"{spec}: OK ({tables} tables, {columns} columns)")
+
+
+def _plan_for(checked: Validated) -> Plan:
+    state = read_target_state(checked.spec.target_url, checked.mapping.schema)
+    return build_plan(checked.mapping, state)
+
+
+def _print_plan(plan: Plan, url: str) -> None:
+    out.print(f'Target: {display_url(url)} (schema "{plan.schema}")', markup=False)
+    for step in plan.steps:
+        line = step.describe()
+        out.print(("! " + line[2:] + "  [destructive]") if step.destructive else line, markup=False)
+    creates = sum(1 for s in plan.steps if isinstance(s, CreateTable))
+    drops = len(plan.destructive_steps)
+    out.print(
+        f"Plan: {creates} tables to create" + (f", {drops} to drop and re-create" if drops else "") + ".",
+        markup=False,
+    )
+
+
+@app.command("plan")
+def plan_command(spec: SpecPath, target: TargetOption = None) -> None:
+    """Show what apply would do, changing nothing."""
+    url = target
+    try:
+        checked = _load(spec, target)
+        url = checked.spec.target_url
+        _print_plan(_plan_for(checked), url)
+    except EtlError as exc:
+        _fail(exc, url)
+
+
+@app.command("apply")
+def apply_command(
+    spec: SpecPath,
+    target: TargetOption = None,
+    allow_destructive: Annotated[
+        bool,
+        typer.Option("--allow-destructive", help="Allow dropping and re-creating tables that already exist."),
+    ] = False,
+) -> None:
+    """Migrate: create the tables, copy every row, add keys and indexes, in one transaction."""
+    url = target
+    try:
+        checked = _load(spec, target)
+        url = checked.spec.target_url
+        plan = _plan_for(checked)
+        loads = [s for s in plan.steps if isinstance(s, LoadRows)]
+        out.print(
+            f'Applying {spec} to {display_url(url)} (schema "{plan.schema}"): {len(loads)} tables',
+            markup=False,
+        )
+
+        def progress(event: StepEvent) -> None:
+            if isinstance(event.step, LoadRows):
+                if event.phase == "start":
+                    err.print(f"  loading {event.step.table.name} ...", end="\r", markup=False)
+                else:
+                    rate = (event.rows or 0) / event.seconds if event.seconds > 0 else 0
+                    out.print(
+                        f"  {event.step.table.name:<32} {event.rows:>12,} rows  {event.seconds:7.2f} s"
+                        f"  {rate:>12,.0f} rows/s",
+                        markup=False,
+                    )
+
+        result = apply_plan(
+            plan, checked.spec.source, url, allow_destructive=allow_destructive, on_event=progress
+        )
+    except EtlError as exc:
+        _fail(exc, url)
+        return
+    total = sum(result.rows.values())
+    out.print(
+        f"Done: {len(result.rows)} tables, {total:,} rows in {result.seconds:.2f} s. Committed.", markup=False
+    )
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of spec files."""
+    sys.stdout.write(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("Error: interrupted; nothing was committed", markup=False)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+"""How each SQLite value becomes a PostgreSQL value, exactly, or is named as a problem.
+
+Values travel in two halves. SQLite renders each one as text together with its storage class
+(`typeof`), so nothing depends on DuckDB's reading of declared types (which turns a Prisma
+epoch-millisecond DATETIME into the year 57569 and a NUMERIC(10,2) into a DOUBLE). DuckDB then
+parses that text into the target type. Every parse is a TRY_ that yields NULL on failure, and a
+separate problem expression turns "a value went in but nothing came out" (or came out changed)
+into a message that names the column and the value; the load query raises it with the row's key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .duck import quote_ident, quote_literal
+from .types import PgType
+
+DATETIME_CONVERTERS = (
+    "auto",
+    "iso",
+    "epoch_seconds",
+    "epoch_milliseconds",
+    "epoch_microseconds",
+    "julian_day",
+)
+CONVERTERS = DATETIME_CONVERTERS
+
+# PostgreSQL types DuckDB's postgres extension writes without loss. Anything else (numeric wider
+# than DuckDB's DECIMAL(38), inet, interval, arrays, ...) is loaded as text and converted by
+# PostgreSQL itself with ALTER COLUMN ... TYPE ... USING, inside the same transaction.
+_NATIVE_KINDS = {
+    "integer",
+    "float",
+    "boolean",
+    "text",
+    "bytea",
+    "json",
+    "date",
+    "time",
+    "timestamp",
+    "timestamptz",
+    "uuid",
+}
+
+
+def loads_as_text(pg: PgType) -> bool:
+    if pg.kind == "numeric":
+        return not pg.modifiers or pg.modifiers[0] > 38
+    return pg.kind not in _NATIVE_KINDS
+
+
+@dataclass(frozen=True)
+class ValueConversion:
+    """One target column: where its value comes from in SQLite and what it becomes."""
+
+    source_sql: str  # a SQLite expression: the quoted source column, or the spec's expression
+    target: str  # target column name
+    pg_type: PgType
+    converter: str = "auto"
+    nullable: bool = True
+
+
+# --- the SQLite half -------------------------------------------------------------------------
+
+_TWO_TO_50 = "1125899906842624.0"
+
+
+def _scaled_real(expr: str, times: int) -> str:
+    # Dividing by a power of two is exact; SQLite's printf is exact only below ~1e100.
+    return f"printf('%!.17g', {expr}{(' / ' + _TWO_TO_50) * times})"
+
+
+def sqlite_render(expr: str) -> str:
+    """SQLite SQL that renders any value of `expr` as text that loses nothing."""
+    e = f"({expr})"
+    real = (
+        f"CASE WHEN abs({e}) >= 1e200 THEN 'p700:' || {_scaled_real(e, 14)} "
+        f"WHEN abs({e}) >= 1e100 THEN 'p400:' || {_scaled_real(e, 8)} "
+        f"ELSE printf('%!.17g', {e}) END"
+    )
+    return f"CASE typeof({e}) WHEN 'real' THEN {real} WHEN 'blob' THEN hex({e}) ELSE {e} END"
+
+
+# --- the DuckDB half -------------------------------------------------------------------------
+
+
+def _real(v: str) -> str:
+    """DuckDB DOUBLE from sqlite_render's text of a REAL."""
+    return (
+        f"CASE WHEN starts_with({v}, 'p700:') THEN TRY_CAST(substr({v}, 6) AS DOUBLE) * pow(2::DOUBLE, 700) "
+        f"WHEN starts_with({v}, 'p400:') THEN TRY_CAST(substr({v}, 6) AS DOUBLE) * pow(2::DOUBLE, 400) "
+        f"ELSE TRY_CAST({v} AS DOUBLE) END"
+    )
+
+
+_INT_RE = "'[+-]?[0-9]+'"
+_NUM_RE = "'[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?'"
+_ISO_RE = (
+    "'[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,6})?)?)?"
+    " ?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?'"
+)
+
+
+def describe_value(t: str, v: str) -> str:
+    """A short, printable rendering of a source value for messages."""
+    shown = f"replace(left({v}, 80), chr(0), '\\0')"
+    return (
+        f"CASE {t} WHEN 'text' THEN 'text ''' || {shown} || CASE WHEN length({v}) > 80 THEN '''...' ELSE '''' END "
+        f"WHEN 'blob' THEN 'blob X''' || left({v}, 64) || CASE WHEN length({v}) > 64 THEN '''...' ELSE '''' END "
+        f"WHEN 'real' THEN 'real ' || CAST({_real(v)} AS VARCHAR) "
+        f"ELSE {t} || ' ' || {v} END"
+    )
+
+
+@dataclass(frozen=True)
+class DuckExpressions:
+    value: str  # DuckDB expression of the target value (NULL when it cannot be converted)
+    problem: str  # DuckDB expression: NULL when fine, else why (without the column name)
+
+
+def _problem(cases: list[tuple[str, str]]) -> str:
+    whens = " ".join(f"WHEN {cond} THEN {msg}" for cond, msg in cases)
+    return f"CASE {whens} END"
+
+
+def _epoch_us(n: str, unit: str) -> str:
+    factor = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
+    return f"(TRY_CAST({n} AS HUGEINT) * {factor})"
+
+
+def _datetime_us(t: str, v: str, converter: str) -> str:
+    """Microseconds since 1970-01-01 UTC as HUGEINT, or NULL when no convention explains the value."""
+    integer_text = f"({t} = 'integer' OR ({t} = 'text' AND regexp_full_match({v}, {_INT_RE})))"
+    if converter == "auto":
+        n = f"abs(TRY_CAST({v} AS HUGEINT))"
+        from_int = (
+            f"CASE WHEN {n} >= 100000000000000 THEN {_epoch_us(v, 'us')} "
+            f"WHEN {n} >= 100000000000 THEN {_epoch_us(v, 'ms')} ELSE {_epoch_us(v, 's')} END"
+        )
+    elif converter == "julian_day":
+        from_int = f"TRY_CAST(round((TRY_CAST({v} AS DOUBLE) - 2440587.5) * 86400000) AS HUGEINT) * 1000"
+    elif converter == "iso":
+        from_int = "NULL"
+    else:
+        from_int = _epoch_us(
+            v, {"epoch_seconds": "s", "epoch_milliseconds": "ms", "epoch_microseconds": "us"}[converter]
+        )
+    r = _real(v)
+    julian = f"TRY_CAST(round(({r} - 2440587.5) * 86400000) AS HUGEINT) * 1000"
+    if converter in ("auto", "julian_day"):
+        # Julian days for years 0..9999 lie in 1721059.5..5373484.5; larger reals are epoch seconds.
+        from_real = f"CASE WHEN {r} BETWEEN 1721059.5 AND 5373484.5 THEN {julian} ELSE TRY_CAST(round({r} * 1000000) AS HUGEINT) END"
+        if converter == "julian_day":
+            from_real = julian
+    elif converter == "epoch_seconds":
+        from_real = f"TRY_CAST(round({r} * 1000000) AS HUGEINT)"
+    elif converter == "epoch_milliseconds":
+        from_real = f"TRY_CAST(round({r} * 1000) AS HUGEINT)"
+    elif converter == "epoch_microseconds":
+        from_real = f"TRY_CAST(round({r}) AS HUGEINT)"
+    else:
+        from_real = "NULL"
+    from_text = (
+        f"CASE WHEN regexp_full_match({v}, {_ISO_RE}) "
+        f"THEN epoch_us(TRY_CAST({v} AS TIMESTAMPTZ))::HUGEINT END"
+    )
+    return (
+        f"CASE WHEN {integer_text} THEN {from_int} WHEN {t} = 'real' THEN {from_real} "
+        f"WHEN {t} = 'text' THEN {from_text} END"
+    )
+
+
+# 0001-01-01 and 10000-01-01 in microseconds since the epoch: a converted datetime outside
+# this range means the convention was wrong (epoch seconds read as milliseconds, or the reverse).
+_MIN_US = -62135596800000000
+_MAX_US = 253402300800000000
+
+
+def duck_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
+    """DuckDB expressions for `col`, given the columns holding its storage class `t` and text `v`."""
+    pg = col.pg_type
+    kind = pg.kind
+    found = describe_value(t, v)
+    not_null = f"{t} <> 'null'"
+
+    def failed(value: str, expected: str, extra: list[tuple[str, str]] | None = None) -> DuckExpressions:
+        cases = [(f"{not_null} AND ({value}) IS NULL", f"'expected {expected}, found ' || {found}")]
+        return DuckExpressions(value, _problem(cases + (extra or [])))
+
+    if kind == "integer":
+        lo, hi = pg.integer_range or (-(2**63), 2**63 - 1)
+        r = _real(v)
+        wide = (
+            f"CASE WHEN {t} = 'integer' OR ({t} = 'text' AND regexp_full_match({v}, {_INT_RE})) "
+            f"THEN TRY_CAST({v} AS HUGEINT) "
+            f"WHEN {t} = 'real' AND {r} = trunc({r}) AND abs({r}) < 1e19 THEN TRY_CAST({r} AS HUGEINT) END"
+        )
+        value = f"CASE WHEN ({wide}) BETWEEN {lo} AND {hi} THEN CAST(({wide}) AS BIGINT) END"
+        extra = [
+            (f"({wide}) IS NOT NULL AND ({value}) IS NULL", f"'out of range for {pg.sql()}: ' || {found}")
+        ]
+        return DuckExpressions(
+            value,
+            _problem(
+                extra + [(f"{not_null} AND ({value}) IS NULL", f"'expected an integer, found ' || {found}")]
+            ),
+        )
+
+    if kind == "float":
+        as_double = (
+            f"CASE WHEN {t} = 'real' THEN {_real(v)} "
+            f"WHEN {t} = 'integer' AND abs(TRY_CAST({v} AS HUGEINT)) <= 9007199254740992 THEN TRY_CAST({v} AS DOUBLE) "
+            f"WHEN {t} = 'text' AND regexp_full_match({v}, {_NUM_RE}) AND abs(TRY_CAST({v} AS DOUBLE)) < 'inf'::DOUBLE "
+            f"THEN TRY_CAST({v} AS DOUBLE) END"
+        )
+        extra = [
+            (
+                f"{t} = 'integer' AND abs(TRY_CAST({v} AS HUGEINT)) > 9007199254740992",
+                f"'integer too large to be exact in {pg.sql()}: ' || {found}",
+            )
+        ]
+        if pg.name == "real":
+            value = f"CASE WHEN CAST(CAST(({as_double}) AS FLOAT) AS DOUBLE) = ({as_double}) THEN CAST(({as_double}) AS FLOAT) END"
+            extra.append(
+                (
+                    f"({as_double}) IS NOT NULL",
+                    f"'cannot be stored exactly in real (use double precision): ' || {found}",
+                )
+            )
+            return failed(value, "a number", extra)
+        return failed(as_double, "a number", extra)
+
+    if kind == "numeric":
+        digits = (
+            f"CASE WHEN {t} = 'integer' OR ({t} = 'text' AND regexp_full_match({v}, {_NUM_RE})) THEN {v} "
+            f"WHEN {t} = 'real' AND abs({_real(v)}) < 'inf'::DOUBLE THEN CAST({_real(v)} AS VARCHAR) END"
+        )
+        if loads_as_text(pg):
+            scale = pg.modifiers[1] if len(pg.modifiers) > 1 else (0 if pg.modifiers else None)
+            extra = []
+            if scale is not None:
+                frac = f"length(regexp_extract(({digits}), '[.]([0-9]*)$', 1))"
+                extra.append(
+                    (
+                        f"({digits}) IS NOT NULL AND NOT contains(lower({digits}), 'e') AND {frac} > {scale}",
+                        f"'has more than {scale} decimal places for {pg.sql()}: ' || {found}",
+                    )
+                )
+            return failed(digits, "a number", extra)
+        precision, scale = pg.modifiers[0], (pg.modifiers[1] if len(pg.modifiers) > 1 else 0)
+        value = f"TRY_CAST(({digits}) AS DECIMAL({precision},{scale}))"
+        wide = f"TRY_CAST(({digits}) AS DECIMAL(38,{38 - (precision - scale)}))"
+        extra = [
+            (
+                f"({value}) IS NOT NULL AND ({wide}) <> ({value})",
+                f"'would be rounded by {pg.sql()}: ' || {found}",
+            ),
+            (
+                f"({digits}) IS NOT NULL AND ({value}) IS NULL",
+                f"'out of range for {pg.sql()}: ' || {found}",
+            ),
+        ]
+        return DuckExpressions(
+            value,
+            _problem(
+                extra + [(f"{not_null} AND ({value}) IS NULL", f"'expected a number, found ' || {found}")]
+            ),
+        )
+
+    if kind == "boolean":
+        value = (
+            f"CASE WHEN {t} = 'integer' AND {v} IN ('0', '1') THEN {v} = '1' "
+            f"WHEN {t} = 'text' AND lower({v}) IN ('true', 't', '1') THEN true "
+            f"WHEN {t} = 'text' AND lower({v}) IN ('false', 'f', '0') THEN false END"
+        )
+        return failed(value, "a boolean (0/1, true/false)")
+
+    if kind in ("text", "json", "other", "array", "timetz"):
+        value = (
+            f"CASE WHEN {t} IN ('text', 'integer') THEN {v} "
+            f"WHEN {t} = 'real' THEN CAST({_real(v)} AS VARCHAR) END"
+        )
+        extra = [
+            (
+                f"{t} = 'text' AND contains({v}, chr(0))",
+                f"'contains a NUL byte, which PostgreSQL text cannot hold: ' || {found}",
+            )
+        ]
+        if kind == "json":
+            extra.append(
+                (f"({value}) IS NOT NULL AND NOT json_valid({value})", f"'is not valid JSON: ' || {found}")
+            )
+            extra.append(
+                (
+                    f"({value}) IS NOT NULL AND contains({value}, '\\u0000')",
+                    f"'JSON with \\\\u0000, which PostgreSQL jsonb cannot hold: ' || {found}",
+                )
+            )
+        if pg.name in ("character varying", "character") and pg.modifiers:
+            extra.append(
+                (f"length({value}) > {pg.modifiers[0]}", f"'longer than {pg.sql()} allows: ' || {found}")
+            )
+        expected = {"json": "JSON text", "text": "text"}.get(kind, f"text for {pg.sql()}")
+        cases = extra + [
+            (
+                f"{t} = 'blob'",
+                f"'expected {expected}, found ' || {found} || ' (use type bytea to keep bytes)'",
+            )
+        ]
+        return DuckExpressions(
+            value,
+            _problem(
+                cases + [(f"{not_null} AND ({value}) IS NULL", f"'expected {expected}, found ' || {found}")]
+            ),
+        )
+
+    if kind == "bytea":
+        value = f"CASE WHEN {t} = 'blob' THEN unhex({v}) WHEN {t} = 'text' THEN encode({v}) END"
+        return failed(value, "a blob or text")
+
+    if kind == "uuid":
+        hex_uuid = f"regexp_replace(lower({v}), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$', '\\1-\\2-\\3-\\4-\\5')"
+        value = (
+            f"CASE WHEN {t} = 'text' AND regexp_full_match({v}, '[0-9a-fA-F]{{8}}-?[0-9a-fA-F]{{4}}-?[0-9a-fA-F]{{4}}-?[0-9a-fA-F]{{4}}-?[0-9a-fA-F]{{12}}') "
+            f"THEN TRY_CAST({v} AS UUID) "
+            f"WHEN {t} = 'blob' AND length({v}) = 32 THEN TRY_CAST({hex_uuid} AS UUID) END"
+        )
+        return failed(value, "a UUID")
+
+    if kind == "time":
+        value = f"CASE WHEN {t} = 'text' AND regexp_full_match({v}, '[0-9]{{1,2}}:[0-9]{{2}}(:[0-9]{{2}}([.][0-9]{{1,6}})?)?') THEN TRY_CAST({v} AS TIME) END"
+        return failed(value, "a time of day (HH:MM:SS)")
+
+    if kind in ("timestamp", "timestamptz", "date"):
+        us = _datetime_us(t, v, col.converter)
+        in_range = f"({us}) BETWEEN {_MIN_US} AND {_MAX_US}"
+        ts = f"CASE WHEN {in_range} THEN make_timestamp(CAST(({us}) AS BIGINT)) WHEN {t} = 'text' AND lower({v}) IN ('infinity', '-infinity') THEN CAST(lower({v}) AS TIMESTAMP) END"
+        extra = [
+            (
+                f"({us}) IS NOT NULL AND NOT ({in_range})",
+                f"'is outside the years 1-9999 when read as {col.converter} (choose another converter): ' || {found}",
+            )
+        ]
+        if kind == "date":
+            value = f"CASE WHEN ({ts}) = date_trunc('day', ({ts})) THEN CAST(({ts}) AS DATE) END"
+            extra.append(
+                (
+                    f"({ts}) IS NOT NULL AND ({ts}) <> date_trunc('day', ({ts}))",
+                    f"'has a time of day, which date would drop: ' || {found}",
+                )
+            )
+            return failed(value, "a date", extra)
+        precision = pg.modifiers[0] if pg.modifiers else 6
+        if precision < 6:
+            unit = 10 ** (6 - precision)
+            extra.append(
+                (f"({us}) % {unit} <> 0", f"'has more fractional digits than {pg.sql()} keeps: ' || {found}")
+            )
+        value = ts if kind == "timestamp" else f"CAST(({ts}) AS TIMESTAMPTZ)"
+        return failed(value, f"a datetime ({col.converter})", extra)
+
+    raise AssertionError(f"no conversion for kind {kind}")
+
+
+def column_ref(name: str) -> str:
+    return quote_ident(name)
+
+
+def literal(text: str) -> str:
+    return quote_literal(text)

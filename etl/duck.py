@@ -1,0 +1,54 @@
+"""The DuckDB side: a connection with the two extensions loaded from their wheels, and the one
+audited place that quotes names and literals for DuckDB SQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from .errors import EtlError
+
+
+def quote_ident(name: str) -> str:
+    """A DuckDB identifier: always quoted, embedded quotes doubled (hostile names stay names)."""
+    if "\x00" in name:
+        raise EtlError(f"name {name!r} contains a NUL byte")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """A DuckDB (and SQLite) string literal."""
+    if "\x00" in value:
+        raise EtlError(f"value {value!r} contains a NUL byte")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _extension_file(package: str, name: str) -> Path:
+    import importlib
+
+    module = importlib.import_module(package)
+    version = duckdb.__version__
+    path = Path(next(iter(module.__path__))) / "extensions" / f"v{version}" / f"{name}.duckdb_extension"
+    if not path.is_file():
+        raise EtlError(
+            f"DuckDB extension '{name}' for DuckDB {version} is missing at {path}; "
+            f"reinstall etl so that {package.replace('_', '-')}=={version} is installed"
+        )
+    return path
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with sqlite_scanner and postgres_scanner loaded from local files.
+
+    autoinstall/autoload are switched off so DuckDB never reaches for the network.
+    """
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    for package, name in (
+        ("duckdb_extension_sqlite_scanner", "sqlite_scanner"),
+        ("duckdb_extension_postgres_scanner", "postgres_scanner"),
+    ):
+        con.execute(f"LOAD {quote_literal(str(_extension_file(package, name)))}")
+    # Conversions of datetimes must not depend on the machine's time zone.
+    con.execute("SET TimeZone = 'UTC'")
+    return con

@@ -1,0 +1,68 @@
+"""One exception root for everything etl reports to a user.
+
+Only the CLI turns these into `Error: ...` lines and exit codes; every message is written to be
+read on its own: what failed, where, and how to fix it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class EtlError(Exception):
+    """Root of every error etl raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int  # 1-based
+    column: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One mistake in a spec: where it is, which setting, and what is wrong."""
+
+    location: Location | None
+    path: str  # dotted path into the spec, e.g. "tables.User.columns.createdAt.type"
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        what = f"{self.path}: " if self.path else ""
+        return f"{where}{what}{self.message}"
+
+
+class SpecError(EtlError):
+    """A spec has one or more mistakes; all of them are collected before raising."""
+
+    def __init__(self, problems: list[SpecProblem]):
+        self.problems = sorted(
+            problems,
+            key=lambda p: (p.location.line, p.location.column) if p.location else (0, 0),
+        )
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SourceError(EtlError):
+    """The SQLite source cannot be opened or read."""
+
+
+class TargetError(EtlError):
+    """The PostgreSQL target cannot be reached or refused a statement."""
+
+
+class PlanError(EtlError):
+    """The spec and the databases cannot be reconciled into a plan."""
+
+
+class DestructiveChangeRefused(PlanError):
+    """The plan would drop or replace data and the user did not allow it."""
+
+
+class DataError(EtlError):
+    """A value cannot arrive in PostgreSQL exactly as it is in SQLite."""

@@ -1,0 +1,134 @@
+"""Runs a plan: one PostgreSQL transaction, opened and driven by DuckDB, so that DDL (through
+postgres_execute) and rows (through binary COPY) commit together or not at all."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from . import duck
+from .errors import DataError, DestructiveChangeRefused, EtlError, TargetError
+from .plan import LoadRows, Plan, Step
+from .render import SOURCE_ALIAS, TARGET_ALIAS, load_query, postgres_sql
+from .source import find_invalid_utf8
+from .target import libpq_conninfo, redact
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    step: Step
+    phase: str  # "start" | "done"
+    rows: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class ApplyResult:
+    rows: dict[str, int] = field(default_factory=dict)  # target table -> rows loaded
+    seconds: float = 0.0
+
+
+def _duck_message(exc: Exception) -> str:
+    text = str(exc)
+    for prefix in ("Invalid Input Error: ", "Conversion Error: ", "Constraint Error: "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    return text.strip()
+
+
+def apply_plan(
+    plan: Plan,
+    source: Path,
+    target_url: str,
+    allow_destructive: bool = False,
+    on_event: Callable[[StepEvent], None] = lambda e: None,
+) -> ApplyResult:
+    if plan.destructive_steps and not allow_destructive:
+        listed = "; ".join(s.describe().lstrip("- ") for s in plan.destructive_steps)
+        raise DestructiveChangeRefused(
+            f"the plan would drop data ({listed}); pass --allow-destructive to allow it"
+        )
+    result = ApplyResult()
+    started = time.perf_counter()
+    con = duck.connect()
+    try:
+        _attach(con, source, target_url)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for step in plan.steps:
+                on_event(StepEvent(step, "start"))
+                t0 = time.perf_counter()
+                rows = _run_step(con, step, source, target_url)
+                if isinstance(step, LoadRows):
+                    result.rows[step.table.name] = rows or 0
+                on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # the connection is gone; PostgreSQL rolls back an abandoned transaction
+            raise
+    finally:
+        con.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str) -> None:
+    try:
+        con.execute(f"ATTACH {duck.quote_literal(str(source))} AS {SOURCE_ALIAS} (TYPE sqlite, READ_ONLY)")
+    except duckdb.Error as exc:
+        raise EtlError(f"cannot open SQLite file '{source}' in DuckDB: {_duck_message(exc)}") from exc
+    try:
+        con.execute(
+            f"ATTACH {duck.quote_literal(libpq_conninfo(target_url))} AS {TARGET_ALIAS} (TYPE postgres)"
+        )
+    except duckdb.Error as exc:
+        raise TargetError(f"cannot connect to PostgreSQL: {redact(_duck_message(exc), target_url)}") from exc
+
+
+def _run_step(con: duckdb.DuckDBPyConnection, step: Step, source: Path, target_url: str) -> int | None:
+    if isinstance(step, LoadRows):
+        return _load(con, step, source, target_url)
+    for statement in postgres_sql(step):
+        text = statement.as_string(None)
+        try:
+            con.execute(
+                f"CALL postgres_execute({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})"
+            )
+        except duckdb.Error as exc:
+            raise TargetError(
+                f"{step.describe().strip()}: PostgreSQL refused it: {redact(_duck_message(exc), target_url)}"
+            ) from exc
+    # DuckDB caches the target's catalog; DDL we just ran must be visible to the next load.
+    con.execute("CALL pg_clear_cache()")
+    return None
+
+
+def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, source: Path, target_url: str) -> int:
+    table = step.table
+    try:
+        row = con.execute(load_query(step.schema, table)).fetchone()
+    except duckdb.Error as exc:
+        message = _duck_message(exc)
+        if "Invalid unicode" in message or "invalid unicode" in message:
+            found = find_invalid_utf8(
+                source,
+                table.source,
+                [(c.name, c.conversion.source_sql) for c in table.columns],
+                table.key_sql,
+                table.where,
+            )
+            if found:
+                raise DataError(found) from exc
+        if message.startswith(f'table "{table.source}"'):
+            raise DataError(message) from exc
+        raise DataError(
+            f'loading table "{table.source}" into "{table.name}" failed: {redact(message, target_url)}'
+        ) from exc
+    return int(row[0]) if row else 0

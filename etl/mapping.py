@@ -1,0 +1,522 @@
+"""The desired target schema: what the source looks like through the spec.
+
+`resolve(spec, source)` is pure: it reads no database and no environment. Every semantic mistake
+(a table or column that does not exist, a name collision, a default or index it cannot translate,
+a load order against the foreign keys) is collected with its place in the spec and raised once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from .convert import ValueConversion
+from .duck import quote_ident
+from .errors import SpecError, SpecProblem
+from .model import Catalog, ForeignKey, Index, Table
+from .spec import ColumnSpec, Spec, SqlDefault, TableSpec
+from .translate import TargetColumnRef, translate_default, translate_expression
+from .types import PgType, default_pg_type
+
+MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers silently; we never let it.
+
+
+@dataclass(frozen=True)
+class TargetColumn:
+    name: str
+    pg_type: PgType
+    nullable: bool
+    default: sql.Composable | None
+    identity: bool
+    conversion: ValueConversion
+
+
+@dataclass(frozen=True)
+class TargetIndex:
+    name: str
+    keys: tuple[sql.Composable, ...]
+    unique: bool = False
+    where: sql.Composable | None = None
+
+
+@dataclass(frozen=True)
+class TargetUnique:
+    name: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TargetForeignKey:
+    name: str
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    on_delete: str
+    on_update: str
+
+
+@dataclass(frozen=True)
+class TargetTable:
+    source: str  # SQLite table name
+    name: str
+    columns: tuple[TargetColumn, ...]
+    primary_key: tuple[str, ...]
+    primary_key_name: str
+    uniques: tuple[TargetUnique, ...]
+    indexes: tuple[TargetIndex, ...]
+    foreign_keys: tuple[TargetForeignKey, ...]
+    where: str | None  # SQLite condition on source rows
+    key_sql: tuple[tuple[str, str], ...]  # (label, SQLite expression) naming a row in messages
+    sequence_floor: int | None = None  # SQLite's sqlite_sequence value for AUTOINCREMENT tables
+
+    def column(self, name: str) -> TargetColumn | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def identity_column(self) -> str | None:
+        return next((c.name for c in self.columns if c.identity), None)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    schema: str
+    tables: tuple[TargetTable, ...]  # in load order
+
+    def table(self, name: str) -> TargetTable | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+
+def target_name(name: str, naming: str) -> str:
+    if naming == "lower":
+        return name.lower()
+    if naming == "snake":
+        spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+        spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", spaced)
+        return re.sub(r"[\s\-]+", "_", spaced).lower()
+    return name
+
+
+def constraint_name(*parts: str, suffix: str) -> str:
+    """Prisma's names (`User_pkey`, `Message_authorId_fkey`), shortened with a hash if too long."""
+    name = "_".join((*parts, suffix))
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    head = name.encode()[: MAX_NAME_BYTES - len(suffix) - 10].decode(errors="ignore")
+    return f"{head}_{digest}_{suffix}"
+
+
+def _matches(name: str, globs: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, g) for g in globs)
+
+
+def _did_you_mean(word: str, choices) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class _Resolver:
+    def __init__(self, spec: Spec, source: Catalog):
+        self.spec = spec
+        self.source = source
+        self.problems: list[SpecProblem] = []
+
+    def problem(self, path: tuple[str | int, ...], message: str, key: bool = False) -> None:
+        self.problems.append(self.spec.problem(path, message, key=key))
+
+    # -- tables ---------------------------------------------------------------------------------
+
+    def selected_tables(self) -> list[Table]:
+        spec, names = self.spec, [t.name for t in self.source.tables]
+        for i, glob in enumerate(spec.include):
+            if not any(ch in glob for ch in "*?[") and glob not in names:
+                self.problem(("include", i), f"no table '{glob}' in the source{_did_you_mean(glob, names)}")
+        chosen = [
+            t
+            for t in self.source.tables
+            if _matches(t.name, spec.include) and not _matches(t.name, spec.exclude)
+        ]
+        chosen_names = {t.name for t in chosen}
+        for name in spec.tables:
+            if name not in names:
+                self.problem(
+                    ("tables", name), f"no table '{name}' in the source{_did_you_mean(name, names)}", key=True
+                )
+            elif name not in chosen_names:
+                self.problem(
+                    ("tables", name),
+                    f"table '{name}' is configured but left out by include/exclude",
+                    key=True,
+                )
+        return chosen
+
+    def resolve(self) -> Mapping:
+        chosen = self.selected_tables()
+        names = {t.name: target_name(t.name, self.spec.naming) for t in chosen}
+        for t in chosen:
+            ts = self.spec.tables.get(t.name)
+            if ts and ts.name:
+                names[t.name] = ts.name
+        seen: dict[str, str] = {}
+        for source_name, name in names.items():
+            if len(name.encode()) > MAX_NAME_BYTES:
+                self.problem(
+                    ("tables", source_name), f"target name '{name}' is longer than PostgreSQL's 63 bytes"
+                )
+            if name in seen:
+                self.problem(
+                    ("tables", source_name),
+                    f"tables '{seen[name]}' and '{source_name}' would both become '{name}'; rename one with `name:`",
+                )
+            seen[name] = source_name
+        targets = {t.name: self.table(t, names) for t in chosen}
+        order = self.load_order(chosen)
+        if self.problems:
+            raise SpecError(self.problems)
+        return Mapping(schema=self.spec.target_schema, tables=tuple(targets[n] for n in order))
+
+    def table(self, table: Table, table_names: dict[str, str]) -> TargetTable:
+        ts = self.spec.tables.get(table.name) or TableSpec()
+        base = ("tables", table.name)
+        source_cols = [c.name for c in table.columns]
+        for name in ts.exclude_columns:
+            if name not in source_cols:
+                self.problem(
+                    (*base, "exclude_columns"),
+                    f"no column '{name}' in table '{table.name}'{_did_you_mean(name, source_cols)}",
+                )
+        for name, cs in ts.columns.items():
+            if name not in source_cols and cs.expression is None:
+                self.problem(
+                    (*base, "columns", name),
+                    f"no column '{name}' in table '{table.name}'{_did_you_mean(name, source_cols)} (a new column needs an `expression`)",
+                    key=True,
+                )
+            elif name in ts.exclude_columns:
+                self.problem(
+                    (*base, "columns", name),
+                    f"column '{name}' is configured but also in exclude_columns",
+                    key=True,
+                )
+
+        pk_source = ts.primary_key if ts.primary_key is not None else table.primary_key
+        columns: list[TargetColumn] = []
+        col_names: dict[str, str] = {}
+        kinds: dict[str, TargetColumnRef] = {}
+        included = [c for c in table.columns if c.name not in ts.exclude_columns]
+        computed = [n for n, cs in ts.columns.items() if n not in source_cols and cs.expression]
+        for name in [c.name for c in included] + computed:
+            source_col = table.column(name)
+            cs = ts.columns.get(name) or ColumnSpec()
+            at = (*base, "columns", name)
+            tname = cs.name or target_name(name, self.spec.naming)
+            if tname in col_names.values():
+                other = next(k for k, v in col_names.items() if v == tname)
+                self.problem(
+                    at, f"columns '{other}' and '{name}' would both become '{tname}'; rename one with `name:`"
+                )
+            col_names[name] = tname
+            declared = source_col.declared_type if source_col else ""
+            pg_type, converter = self.column_type(declared, cs, at, computed=source_col is None)
+            if pg_type is None:
+                continue
+            if converter != "auto" and pg_type.kind not in ("timestamp", "timestamptz", "date"):
+                self.problem(
+                    (*at, "converter"),
+                    f"converter '{converter}' applies to timestamp and date columns, not {pg_type.sql()}",
+                )
+            identity = (
+                table.rowid_alias == name
+                and pg_type.kind == "integer"
+                and cs.expression is None
+                and tuple(pk_source) == (name,)
+            )
+            nullable = (
+                cs.nullable if cs.nullable is not None else (source_col.nullable if source_col else True)
+            )
+            if name in pk_source:
+                if cs.nullable is True:
+                    self.problem((*at, "nullable"), "a primary key column cannot be nullable in PostgreSQL")
+                nullable = False
+            default = self.column_default(
+                source_col.default if source_col else None, cs, pg_type, at, table.name, name
+            )
+            source_sql = f"({cs.expression})" if cs.expression else quote_ident(name)
+            columns.append(
+                TargetColumn(
+                    name=tname,
+                    pg_type=pg_type,
+                    nullable=nullable,
+                    default=default,
+                    identity=identity,
+                    conversion=ValueConversion(source_sql, tname, pg_type, converter, nullable),
+                )
+            )
+            kinds[name] = TargetColumnRef(tname, pg_type.kind)
+
+        def target_cols(
+            cols: tuple[str, ...], path: tuple[str | int, ...], what: str
+        ) -> tuple[str, ...] | None:
+            missing = [c for c in cols if c not in col_names]
+            for c in missing:
+                why = (
+                    "is excluded"
+                    if c in ts.exclude_columns
+                    else f"does not exist{_did_you_mean(c, col_names)}"
+                )
+                self.problem(path, f"{what} uses column '{c}', which {why}")
+            return None if missing else tuple(col_names[c] for c in cols)
+
+        tname = table_names[table.name]
+        pk = (
+            target_cols(
+                tuple(pk_source),
+                (*base, "primary_key") if ts.primary_key is not None else base,
+                "the primary key",
+            )
+            or ()
+        )
+
+        uniques = []
+        if ts.unique is not None:
+            for i, cols in enumerate(ts.unique):
+                tc = target_cols(cols, (*base, "unique", i), "a unique constraint")
+                if tc:
+                    uniques.append(TargetUnique(constraint_name(tname, *tc, suffix="key"), tc))
+        else:
+            for ix in table.indexes:
+                if ix.is_constraint:
+                    tc = target_cols(ix.columns, base, f"unique constraint on ({', '.join(ix.columns)})")
+                    if tc:
+                        uniques.append(TargetUnique(constraint_name(tname, *tc, suffix="key"), tc))
+
+        indexes = []
+        if ts.indexes is not None:
+            for i, ix in enumerate(ts.indexes):
+                tc = target_cols(ix.columns, (*base, "indexes", i, "columns"), "an index")
+                if tc:
+                    name = ix.name or constraint_name(tname, *tc, suffix="key" if ix.unique else "idx")
+                    where = sql.SQL(ix.where) if ix.where else None
+                    indexes.append(TargetIndex(name, tuple(sql.Identifier(c) for c in tc), ix.unique, where))
+        else:
+            for ix in table.indexes:
+                if not ix.is_constraint:
+                    built = self.source_index(ix, table, kinds, col_names, base)
+                    if built:
+                        indexes.append(built)
+
+        fks = []
+        if ts.foreign_keys is not None:
+            source_fks = [
+                (
+                    ("foreign_keys", i),
+                    ForeignKey(f.columns, f.ref_table, f.ref_columns, f.on_delete, f.on_update),
+                )
+                for i, f in enumerate(ts.foreign_keys)
+            ]
+        else:
+            source_fks = [((), fk) for fk in table.foreign_keys]
+        for sub, fk in source_fks:
+            path = (*base, *sub)
+            tc = target_cols(fk.columns, path, f"the foreign key to '{fk.ref_table}'")
+            if fk.ref_table not in table_names:
+                exists = self.source.table(fk.ref_table) is not None
+                why = (
+                    "is not migrated (include it, or replace this table's foreign_keys)"
+                    if exists
+                    else "does not exist in the source"
+                )
+                self.problem(
+                    path,
+                    f"foreign key ({', '.join(fk.columns)}) references table '{fk.ref_table}', which {why}",
+                )
+                continue
+            parent = self.source.table(fk.ref_table)
+            parent_spec = self.spec.tables.get(fk.ref_table) or TableSpec()
+            parent_cols = {
+                c.name: (parent_spec.columns.get(c.name) or ColumnSpec()).name
+                or target_name(c.name, self.spec.naming)
+                for c in (parent.columns if parent else ())
+                if c.name not in parent_spec.exclude_columns
+            }
+            missing = [c for c in fk.ref_columns if c not in parent_cols]
+            if missing:
+                self.problem(
+                    path,
+                    f"foreign key references column '{missing[0]}' of '{fk.ref_table}', which is not migrated",
+                )
+                continue
+            if tc:
+                fks.append(
+                    TargetForeignKey(
+                        constraint_name(tname, *tc, suffix="fkey"),
+                        tc,
+                        table_names[fk.ref_table],
+                        tuple(parent_cols[c] for c in fk.ref_columns),
+                        fk.on_delete,
+                        fk.on_update,
+                    )
+                )
+
+        key_sql = tuple((c, quote_ident(c)) for c in pk_source if table.column(c)) or (
+            (("rowid", "rowid"),) if not table.without_rowid else ()
+        )
+        return TargetTable(
+            source=table.name,
+            name=tname,
+            columns=tuple(columns),
+            primary_key=pk,
+            primary_key_name=constraint_name(tname, suffix="pkey"),
+            uniques=tuple(uniques),
+            indexes=tuple(indexes),
+            foreign_keys=tuple(fks),
+            where=ts.where,
+            key_sql=key_sql,
+            sequence_floor=table.sequence if table.autoincrement else None,
+        )
+
+    def column_type(self, declared: str, cs: ColumnSpec, at, computed: bool) -> tuple[PgType | None, str]:
+        if cs.type is not None:
+            return cs.type, cs.converter or "auto"
+        if computed:
+            self.problem(at, "a computed column needs a `type`", key=True)
+            return None, "auto"
+        normalized = " ".join(declared.upper().split())
+        for rule in self.spec.type_rules:
+            if fnmatch.fnmatchcase(normalized, rule.declared.upper()):
+                return rule.type, cs.converter or rule.converter or "auto"
+        return default_pg_type(declared), cs.converter or "auto"
+
+    def column_default(
+        self, source_default: str | None, cs: ColumnSpec, pg_type: PgType, at, table: str, column: str
+    ):
+        if cs.has_default:
+            value = cs.default
+            if value is None:
+                return None
+            if isinstance(value, SqlDefault):
+                return sql.SQL(value.sql)
+            if isinstance(value, bool):
+                return (
+                    sql.SQL("true" if value else "false")
+                    if pg_type.kind == "boolean"
+                    else sql.Literal(int(value))
+                )
+            return sql.Literal(value)
+        if source_default is None:
+            return None
+        translated = translate_default(source_default, pg_type.kind)
+        if translated is None:
+            self.problem(
+                at if column in (self.spec.tables.get(table) or TableSpec()).columns else ("tables", table),
+                f"column '{column}': default {source_default} has no PostgreSQL equivalent for {pg_type.sql()}; "
+                f"set tables.{table}.columns.{column}.default (null for none)",
+            )
+            return None
+        return None if translated == sql.SQL("NULL") else translated
+
+    def source_index(
+        self, ix: Index, table: Table, kinds: dict[str, TargetColumnRef], col_names: dict[str, str], base
+    ) -> TargetIndex | None:
+        keys: list[sql.Composable] = []
+        for key in ix.keys:
+            if key.column is not None:
+                if key.column not in col_names:
+                    self.problem(
+                        base,
+                        f"index '{ix.name}' uses column '{key.column}', which is excluded; replace this table's `indexes`",
+                    )
+                    return None
+                part: sql.Composable = sql.Identifier(col_names[key.column])
+            else:
+                translated = translate_expression(key.expression or "", kinds)
+                if translated is None:
+                    self.problem(
+                        base,
+                        f"index '{ix.name}' on expression {key.expression} cannot be translated to PostgreSQL; replace this table's `indexes`",
+                    )
+                    return None
+                part = sql.SQL("({})").format(translated)
+            keys.append(sql.SQL("{} DESC").format(part) if key.descending else part)
+        where = None
+        if ix.where:
+            where = translate_expression(ix.where, kinds)
+            if where is None:
+                self.problem(
+                    base,
+                    f"partial index '{ix.name}' has a WHERE clause that cannot be translated ({ix.where}); replace this table's `indexes`",
+                )
+                return None
+        return TargetIndex(target_name(ix.name, self.spec.naming), tuple(keys), ix.unique, where)
+
+    # -- load order -----------------------------------------------------------------------------
+
+    def load_order(self, chosen: list[Table]) -> list[str]:
+        names = [t.name for t in chosen]
+        parents = {
+            t.name: {
+                fk.ref_table for fk in self.fks_of(t) if fk.ref_table in names and fk.ref_table != t.name
+            }
+            for t in chosen
+        }
+        if self.spec.load_order is None:
+            return _topological(names, parents)
+        order = list(self.spec.load_order)
+        for i, name in enumerate(order):
+            if name not in names:
+                self.problem(
+                    ("load_order", i), f"'{name}' is not a migrated table{_did_you_mean(name, names)}"
+                )
+            elif order.index(name) != i:
+                self.problem(("load_order", i), f"'{name}' is listed twice")
+        for name in names:
+            if name not in order:
+                self.problem(("load_order",), f"table '{name}' is missing from load_order")
+        position = {n: i for i, n in reversed(list(enumerate(order)))}
+        cyclic = _cyclic(names, parents)
+        for i, name in enumerate(order):
+            for parent in sorted(parents.get(name, ())):
+                if parent in position and position[parent] > i and not (name in cyclic and parent in cyclic):
+                    self.problem(
+                        ("load_order", i),
+                        f"'{name}' is loaded before '{parent}', which its foreign key references",
+                    )
+        return [n for n in order if n in names] if not self.problems else names
+
+    def fks_of(self, table: Table):
+        ts = self.spec.tables.get(table.name)
+        if ts and ts.foreign_keys is not None:
+            return ts.foreign_keys
+        return table.foreign_keys
+
+
+def _cyclic(names: list[str], parents: dict[str, set[str]]) -> set[str]:
+    order = _topological(names, parents, strict=True)
+    return set(names) - set(order)
+
+
+def _topological(names: list[str], parents: dict[str, set[str]], strict: bool = False) -> list[str]:
+    """Parents before children, keeping source order; tables on a cycle keep their source order
+    (foreign keys are added after every row is loaded, so a cycle loads correctly)."""
+    done: list[str] = []
+    remaining = list(names)
+    while remaining:
+        ready = [n for n in remaining if parents[n] <= set(done)]
+        if not ready:
+            if strict:
+                return done
+            ready = [remaining[0]]
+        for n in ready:
+            done.append(n)
+            remaining.remove(n)
+    return done
+
+
+def resolve(spec: Spec, source: Catalog) -> Mapping:
+    return _Resolver(spec, source).resolve()

@@ -1,0 +1,85 @@
+"""Plain, frozen descriptions of a database, as introspection finds it.
+
+These are values: the planner and the tests build them as literals, no connection needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    declared_type: str  # as written in the SQLite DDL, "" when none was declared
+    nullable: bool = True
+    default: str | None = None  # the default's SQL text exactly as SQLite keeps it
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    on_delete: str = "NO ACTION"  # NO ACTION | RESTRICT | CASCADE | SET NULL | SET DEFAULT
+    on_update: str = "NO ACTION"
+
+
+@dataclass(frozen=True)
+class IndexKey:
+    """One element of an index: a column, or an expression SQLite wrote for it."""
+
+    column: str | None
+    expression: str | None = None
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    keys: tuple[IndexKey, ...]
+    unique: bool = False
+    where: str | None = None  # partial index predicate, SQLite SQL text
+    is_constraint: bool = False  # came from a UNIQUE constraint in CREATE TABLE
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(k.column for k in self.keys if k.column is not None)
+
+    @property
+    def has_expressions(self) -> bool:
+        return any(k.column is None for k in self.keys)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    indexes: tuple[Index, ...] = ()
+    autoincrement: bool = False
+    without_rowid: bool = False
+    sequence: int | None = None  # sqlite_sequence's value: AUTOINCREMENT never reuses ids below it
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def rowid_alias(self) -> str | None:
+        """The INTEGER PRIMARY KEY column that aliases SQLite's rowid, if there is one."""
+        if self.without_rowid or len(self.primary_key) != 1:
+            return None
+        col = self.column(self.primary_key[0])
+        if col is not None and col.declared_type.strip().upper() == "INTEGER":
+            return col.name
+        return None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    tables: tuple[Table, ...] = ()
+    views: tuple[str, ...] = field(default=())
+
+    def table(self, name: str) -> Table | None:
+        return next((t for t in self.tables if t.name == name), None)

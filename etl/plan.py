@@ -1,0 +1,136 @@
+"""A plan: ordered, immutable steps. `etl plan` explains them, `etl apply` executes exactly them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .mapping import TargetColumn, TargetForeignKey, TargetIndex, TargetTable, TargetUnique
+
+
+@dataclass(frozen=True)
+class Step:
+    destructive = False
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CreateSchema(Step):
+    schema: str
+
+    def describe(self) -> str:
+        return f'+ schema "{self.schema}"'
+
+
+@dataclass(frozen=True)
+class DropTable(Step):
+    schema: str
+    table: str
+    destructive = True
+
+    def describe(self) -> str:
+        return f'- table "{self.schema}"."{self.table}" (exists in the target; dropped and created again)'
+
+
+@dataclass(frozen=True)
+class CreateTable(Step):
+    schema: str
+    table: TargetTable
+
+    def describe(self) -> str:
+        return f'+ table "{self.schema}"."{self.table.name}" ({len(self.table.columns)} columns) from "{self.table.source}"'
+
+
+@dataclass(frozen=True)
+class LoadRows(Step):
+    schema: str
+    table: TargetTable
+
+    def describe(self) -> str:
+        where = f" where {self.table.where}" if self.table.where else ""
+        return f'  load rows "{self.table.source}"{where} -> "{self.schema}"."{self.table.name}"'
+
+
+@dataclass(frozen=True)
+class ConvertColumn(Step):
+    """A column DuckDB cannot write exactly is loaded as text and converted by PostgreSQL."""
+
+    schema: str
+    table: str
+    column: TargetColumn
+
+    def describe(self) -> str:
+        return f'  convert "{self.table}"."{self.column.name}" to {self.column.pg_type.sql()} in PostgreSQL'
+
+
+@dataclass(frozen=True)
+class AddPrimaryKey(Step):
+    schema: str
+    table: TargetTable
+
+    def describe(self) -> str:
+        return f'+ primary key "{self.table.primary_key_name}" ({", ".join(self.table.primary_key)})'
+
+
+@dataclass(frozen=True)
+class AddUnique(Step):
+    schema: str
+    table: str
+    unique: TargetUnique
+
+    def describe(self) -> str:
+        return f'+ unique "{self.unique.name}" on "{self.table}" ({", ".join(self.unique.columns)})'
+
+
+@dataclass(frozen=True)
+class CreateIndex(Step):
+    schema: str
+    table: str
+    index: TargetIndex
+
+    def describe(self) -> str:
+        kind = "unique index" if self.index.unique else "index"
+        partial = " (partial)" if self.index.where is not None else ""
+        return f'+ {kind} "{self.index.name}" on "{self.table}"{partial}'
+
+
+@dataclass(frozen=True)
+class AddForeignKey(Step):
+    schema: str
+    table: str
+    foreign_key: TargetForeignKey
+
+    def describe(self) -> str:
+        fk = self.foreign_key
+        return (
+            f'+ foreign key "{fk.name}" "{self.table}" ({", ".join(fk.columns)}) -> '
+            f'"{fk.ref_table}" ({", ".join(fk.ref_columns)}) on delete {fk.on_delete.lower()}, on update {fk.on_update.lower()}'
+        )
+
+
+@dataclass(frozen=True)
+class ResetSequence(Step):
+    """The identity continues past the largest id (and past SQLite's AUTOINCREMENT counter)."""
+
+    schema: str
+    table: str
+    column: str
+    floor: int | None
+
+    def describe(self) -> str:
+        return f'  identity "{self.table}"."{self.column}" continues after the largest id'
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[Step, ...]
+    schema: str
+
+    @property
+    def destructive_steps(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.destructive)
+
+    @property
+    def tables(self) -> tuple[TargetTable, ...]:
+        return tuple(s.table for s in self.steps if isinstance(s, CreateTable))

@@ -1,0 +1,58 @@
+"""build_plan: the desired schema and the target as it is -> ordered steps. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .convert import loads_as_text
+from .mapping import Mapping
+from .plan import (
+    AddForeignKey,
+    AddPrimaryKey,
+    AddUnique,
+    ConvertColumn,
+    CreateIndex,
+    CreateSchema,
+    CreateTable,
+    DropTable,
+    LoadRows,
+    Plan,
+    ResetSequence,
+    Step,
+)
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """What the planner needs to know about the target: which schema and tables exist."""
+
+    schema_exists: bool
+    tables: frozenset[str] = frozenset()
+
+
+def build_plan(mapping: Mapping, target: TargetState) -> Plan:
+    schema = mapping.schema
+    steps: list[Step] = []
+    if not target.schema_exists:
+        steps.append(CreateSchema(schema))
+    for table in reversed(mapping.tables):  # children first, so drops never trip a foreign key
+        if table.name in target.tables:
+            steps.append(DropTable(schema, table.name))
+    for table in mapping.tables:
+        steps.append(CreateTable(schema, table))
+        steps.append(LoadRows(schema, table))
+        steps.extend(ConvertColumn(schema, table.name, c) for c in table.columns if loads_as_text(c.pg_type))
+    # Keys, indexes and foreign keys after the rows: building them once is faster than
+    # maintaining them row by row, and foreign keys on cycles need every table loaded first.
+    for table in mapping.tables:
+        if table.primary_key:
+            steps.append(AddPrimaryKey(schema, table))
+        steps.extend(AddUnique(schema, table.name, u) for u in table.uniques)
+        steps.extend(CreateIndex(schema, table.name, ix) for ix in table.indexes)
+    for table in mapping.tables:
+        steps.extend(AddForeignKey(schema, table.name, fk) for fk in table.foreign_keys)
+    for table in mapping.tables:
+        identity = table.identity_column
+        if identity:
+            steps.append(ResetSequence(schema, table.name, identity, table.sequence_floor))
+    return Plan(steps=tuple(steps), schema=schema)

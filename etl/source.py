@@ -1,0 +1,194 @@
+"""Read a SQLite file, strictly read-only, into a Catalog."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import SourceError
+from .model import Catalog, Column, ForeignKey, Index, IndexKey, Table
+from .sqlitesql import has_autoincrement, index_parts, strip_quoted
+
+_FK_ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
+
+
+@contextmanager
+def open_sqlite(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection: mode=ro never writes, not even to a WAL file an app keeps open."""
+    path = Path(path)
+    if not path.exists():
+        raise SourceError(f"SQLite file '{path}' does not exist")
+    if not path.is_file():
+        raise SourceError(f"'{path}' is not a file")
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        raise SourceError(f"cannot open SQLite file '{path}': {exc}") from exc
+    try:
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise SourceError(f"'{path}' is not a SQLite database") from exc
+            if "locked" in str(exc):
+                raise SourceError(
+                    f"SQLite file '{path}' is locked by another process; retry when it is released"
+                ) from exc
+            raise SourceError(f"cannot read SQLite file '{path}': {exc}") from exc
+        yield con
+    finally:
+        con.close()
+
+
+def introspect_sqlite(path: str | Path) -> Catalog:
+    with open_sqlite(path) as con:
+        try:
+            return _read_catalog(con)
+        except sqlite3.Error as exc:
+            raise SourceError(f"cannot read the schema of '{path}': {exc}") from exc
+
+
+def _read_catalog(con: sqlite3.Connection) -> Catalog:
+    rows = con.execute(
+        "SELECT type, name, sql FROM sqlite_master "
+        "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid"
+    ).fetchall()
+    tables = []
+    views = []
+    for kind, name, sql in rows:
+        if kind == "view":
+            views.append(name)
+        elif sql and not re.match(r"\s*CREATE\s+VIRTUAL\b", sql, re.IGNORECASE):
+            tables.append(_read_table(con, name, sql))
+    return Catalog(tables=tuple(tables), views=tuple(views))
+
+
+def _pragma(con: sqlite3.Connection, pragma: str, name: str) -> list[tuple]:
+    # Table-valued pragma functions take the name as a bound value: no quoting of user names.
+    return con.execute(f"SELECT * FROM pragma_{pragma}(?)", (name,)).fetchall()
+
+
+def _read_table(con: sqlite3.Connection, name: str, sql: str) -> Table:
+    info = _pragma(con, "table_info", name)  # cid, name, type, notnull, dflt_value, pk
+    columns = tuple(
+        Column(name=r[1], declared_type=r[2] or "", nullable=not r[3] and r[5] == 0, default=r[4])
+        for r in info
+    )
+    without_rowid = re.search(r"\bWITHOUT\s+ROWID\b", strip_quoted(sql), re.IGNORECASE) is not None
+    pk = tuple(r[1] for r in sorted((r for r in info if r[5] > 0), key=lambda r: r[5]))
+    # SQLite lets PRIMARY KEY columns hold NULL (a historical bug it keeps) except the rowid alias
+    # and WITHOUT ROWID tables; PostgreSQL does not, so such NULLs are reported at load time.
+    sequence = None
+    if has_autoincrement(sql):
+        row = con.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (name,)).fetchone()
+        sequence = row[0] if row else None
+    return Table(
+        name=name,
+        columns=columns,
+        primary_key=pk,
+        foreign_keys=_read_foreign_keys(con, name, pk_of=lambda t: _primary_key_of(con, t)),
+        indexes=_read_indexes(con, name),
+        autoincrement=has_autoincrement(sql),
+        without_rowid=without_rowid,
+        sequence=sequence,
+    )
+
+
+def _primary_key_of(con: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    info = _pragma(con, "table_info", table)
+    return tuple(r[1] for r in sorted((r for r in info if r[5] > 0), key=lambda r: r[5]))
+
+
+def _read_foreign_keys(con: sqlite3.Connection, name: str, pk_of) -> tuple[ForeignKey, ...]:
+    grouped: dict[int, list[tuple]] = {}
+    for row in _pragma(con, "foreign_key_list", name):  # id, seq, table, from, to, upd, del, match
+        grouped.setdefault(row[0], []).append(row)
+    fks = []
+    for _fk_id, parts in sorted(grouped.items(), key=lambda kv: kv[0], reverse=True):
+        parts.sort(key=lambda r: r[1])
+        ref_table = parts[0][2]
+        ref_columns = tuple(r[4] for r in parts)
+        if any(c is None for c in ref_columns):
+            ref_columns = pk_of(ref_table)  # REFERENCES parent with no column list means its key
+        on_update, on_delete = parts[0][5].upper(), parts[0][6].upper()
+        fks.append(
+            ForeignKey(
+                columns=tuple(r[3] for r in parts),
+                ref_table=ref_table,
+                ref_columns=ref_columns,
+                on_delete=on_delete if on_delete in _FK_ACTIONS else "NO ACTION",
+                on_update=on_update if on_update in _FK_ACTIONS else "NO ACTION",
+            )
+        )
+    return tuple(fks)
+
+
+def _read_indexes(con: sqlite3.Connection, table: str) -> tuple[Index, ...]:
+    indexes = []
+    # index_list: seq, name, unique, origin ('c' CREATE INDEX, 'u' UNIQUE, 'pk'), partial
+    for _seq, index_name, unique, origin, _partial in reversed(_pragma(con, "index_list", table)):
+        if origin == "pk":
+            continue
+        xinfo = [r for r in _pragma(con, "index_xinfo", index_name) if r[5]]  # key columns only
+        sql_row = con.execute("SELECT sql FROM sqlite_master WHERE name = ?", (index_name,)).fetchone()
+        key_texts, where = index_parts(sql_row[0]) if sql_row and sql_row[0] else ([], None)
+        keys = []
+        for position, (_seqno, cid, col_name, desc, _coll, _key) in enumerate(xinfo):
+            if cid == -2:  # an expression: keep SQLite's text of it
+                text = key_texts[position] if position < len(key_texts) else "?"
+                text = re.sub(r"\s+(ASC|DESC)\s*$", "", text, flags=re.IGNORECASE)
+                keys.append(IndexKey(column=None, expression=text, descending=bool(desc)))
+            else:
+                keys.append(IndexKey(column=col_name, descending=bool(desc)))
+        indexes.append(
+            Index(
+                name=index_name,
+                keys=tuple(keys),
+                unique=bool(unique),
+                where=where,
+                is_constraint=origin == "u",
+            )
+        )
+    return tuple(indexes)
+
+
+def find_invalid_utf8(
+    path: str | Path,
+    table: str,
+    columns: list[tuple[str, str]],
+    key_sql: tuple[tuple[str, str], ...],
+    where: str | None,
+) -> str | None:
+    """Name the first text value that is not valid UTF-8 (DuckDB only says that one exists).
+
+    `columns` pairs a target column name with its SQLite expression. Runs only after a load
+    failed, so a row-by-row scan is acceptable here.
+    """
+    from .duck import quote_ident
+
+    exprs = [f"CASE WHEN typeof({e}) = 'text' THEN CAST({e} AS BLOB) END" for _n, e in columns]
+    keys = [f"quote({e})" for _label, e in key_sql]
+    query = f"SELECT {', '.join(exprs + keys)} FROM {quote_ident(table)}"
+    if where:
+        query += f" WHERE ({where})"
+    with open_sqlite(path) as con:
+        for row in con.execute(query):
+            for (name, _e), value in zip(columns, row, strict=False):
+                if value is None:
+                    continue
+                try:
+                    bytes(value).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    key = ", ".join(
+                        f"{label}={k}" for (label, _e2), k in zip(key_sql, row[len(columns) :], strict=False)
+                    )
+                    shown = bytes(value)[:40].hex().upper()
+                    return (
+                        f'table "{table}", row {key}: column "{name}": text is not valid UTF-8 '
+                        f"(byte 0x{bytes(value)[exc.start]:02x} at offset {exc.start}; value X'{shown}'); "
+                        f"fix the text in SQLite, or map the column to bytea to keep the bytes"
+                    )
+    return None

@@ -1,0 +1,107 @@
+"""Check a spec completely: its YAML and schema, then its meaning against the SQLite source.
+
+This is the I/O edge of validation: it opens the source (read-only) to learn its catalog and to
+let SQLite itself judge the spec's SQLite expressions, and uses DuckDB's parser (PostgreSQL's
+grammar) for the PostgreSQL expressions. Every problem is collected and raised once.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping as AnyMapping
+from dataclasses import dataclass, replace
+
+import duckdb
+
+from .duck import quote_ident, quote_literal
+from .errors import SourceError, SpecError, SpecProblem
+from .mapping import Mapping, resolve
+from .model import Catalog
+from .source import introspect_sqlite, open_sqlite
+from .spec import Spec, SqlDefault, load_spec
+
+
+@dataclass(frozen=True)
+class Validated:
+    spec: Spec
+    source: Catalog
+    mapping: Mapping
+
+
+def validate(
+    path: str | os.PathLike[str], environ: AnyMapping[str, str] | None = None, target_url: str | None = None
+) -> Validated:
+    spec = load_spec(path, environ)
+    if target_url:
+        spec = replace(spec, target_url=target_url)
+    try:
+        catalog = introspect_sqlite(spec.source)
+    except SourceError as exc:
+        raise SpecError([spec.problem(("source", "sqlite"), str(exc))]) from exc
+    problems = sqlite_expression_problems(spec, catalog) + postgres_expression_problems(spec)
+    try:
+        mapping = resolve(spec, catalog)
+    except SpecError as exc:
+        raise SpecError(problems + exc.problems) from exc
+    if problems:
+        raise SpecError(problems)
+    return Validated(spec, catalog, mapping)
+
+
+def sqlite_expression_problems(spec: Spec, catalog: Catalog) -> list[SpecProblem]:
+    checks: list[tuple[tuple[str | int, ...], str]] = []
+    for name, ts in spec.tables.items():
+        if catalog.table(name) is None:
+            continue  # reported by the resolver
+        table = quote_ident(name)
+        if ts.where:
+            checks.append((("tables", name, "where"), f"SELECT 1 FROM {table} WHERE ({ts.where})"))
+        for column, cs in ts.columns.items():
+            if cs.expression:
+                checks.append(
+                    (
+                        ("tables", name, "columns", column, "expression"),
+                        f"SELECT ({cs.expression}) FROM {table}",
+                    )
+                )
+    problems = []
+    if checks:
+        with open_sqlite(spec.source) as con:
+            for path, query in checks:
+                try:
+                    con.execute(f"EXPLAIN {query}")
+                except sqlite3.Error as exc:
+                    problems.append(spec.problem(path, f"SQLite cannot run this expression: {exc}"))
+    return problems
+
+
+def postgres_expression_problems(spec: Spec) -> list[SpecProblem]:
+    checks: list[tuple[tuple[str | int, ...], str]] = []
+    for name, ts in spec.tables.items():
+        for i, ix in enumerate(ts.indexes or ()):
+            if ix.where:
+                checks.append((("tables", name, "indexes", i, "where"), f"SELECT 1 WHERE {ix.where}"))
+        for column, cs in ts.columns.items():
+            if isinstance(cs.default, SqlDefault):
+                checks.append(
+                    (("tables", name, "columns", column, "default", "sql"), f"SELECT {cs.default.sql}")
+                )
+    if not checks:
+        return []
+    problems = []
+    con = duckdb.connect()
+    try:
+        for path, query in checks:
+            result = con.execute(f"SELECT json_serialize_sql({quote_literal(query)})").fetchone()
+            text = result[0] if result else ""
+            if '"error":true' in text.replace(" ", ""):
+                import json
+
+                message = json.loads(text).get("error_message", "syntax error")
+                problems.append(
+                    spec.problem(path, f"not a valid PostgreSQL expression: {message.splitlines()[0]}")
+                )
+    finally:
+        con.close()
+    return problems
