@@ -141,21 +141,28 @@ def apply_command(
             markup=False,
         )
 
-        def progress(event: StepEvent) -> None:
-            if isinstance(event.step, LoadRows):
-                if event.phase == "start":
-                    err.print(f"  loading {event.step.table.name} ...", end="\r", markup=False)
-                else:
-                    rate = (event.rows or 0) / event.seconds if event.seconds > 0 else 0
-                    out.print(
-                        f"  {event.step.table.name:<32} {event.rows:>12,} rows  {event.seconds:7.2f} s"
-                        f"  {rate:>12,.0f} rows/s",
-                        markup=False,
-                    )
+        status = err.status("starting", spinner="dots") if err.is_terminal else None
+        if status:
+            status.start()
 
-        result = apply_plan(
-            plan, checked.spec.source, url, allow_destructive=allow_destructive, on_event=progress
-        )
+        def progress(event: StepEvent) -> None:
+            if not isinstance(event.step, LoadRows):
+                if status and event.phase == "start":
+                    status.update(event.step.describe().strip())
+                return
+            name = event.step.table.name
+            if event.phase == "start":
+                if status:
+                    status.update(f"loading {name}")
+                return
+            rate = (event.rows or 0) / event.seconds if event.seconds > 0 else 0.0
+            out.print(f"  {name:<32} {event.rows or 0:>12,} rows {event.seconds:8.2f} s {rate:>12,.0f} rows/s", markup=False)
+
+        try:
+            result = apply_plan(plan, checked.spec.source, url, allow_destructive=allow_destructive, on_event=progress)
+        finally:
+            if status:
+                status.stop()
     except EtlError as exc:
         _fail(exc, url)
         return

@@ -130,16 +130,70 @@ def interpolate_env(text: str, environ: Mapping[str, str]) -> tuple[str, list[st
 
 def load_spec(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Spec:
     """Read and check a spec file; raise SpecError listing every problem found."""
-    doc = load_yaml_file(path)
-    problems = schema_problems(doc, spec_schema())
-    if problems:
+    spec, problems = read_spec(path, environ)
+    if problems or spec is None:
         raise SpecError(problems)
-    spec = _build(doc, Path(path), os.environ if environ is None else environ)
     return spec
 
 
-def _build(doc: Document, file: Path, environ: Mapping[str, str]) -> Spec:
-    data = doc.data
+def read_spec(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> tuple[Spec | None, list[SpecProblem]]:
+    """The spec and its problems. Parts that break the schema are left out of the Spec (so the
+    rest can still be checked against the source and every mistake is reported in one run);
+    the Spec is None only when too little is left to build one."""
+    doc = load_yaml_file(path)
+    problems = schema_problems(doc, spec_schema())
+    data = _without_invalid_parts(doc.data, spec_schema()) if problems else doc.data
+    if data is None:
+        return None, problems
+    try:
+        spec = _build(doc, data, Path(path), os.environ if environ is None else environ)
+    except SpecError as exc:
+        return None, problems + exc.problems
+    return spec, problems
+
+
+def _without_invalid_parts(data: Any, schema: dict[str, Any]) -> Any:
+    import copy
+
+    import jsonschema
+
+    data = copy.deepcopy(data)
+    validator = jsonschema.Draft7Validator(schema)
+    for _ in range(10):
+        errors = list(validator.iter_errors(data))
+        if not errors:
+            return data
+        for error in errors:
+            path = list(error.absolute_path)
+            if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+                allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+                for name in [k for k in error.instance if k not in allowed]:
+                    error.instance.pop(name, None)
+                continue
+            # Drop the nearest enclosing mapping entry (list positions must stay as written,
+            # because later problems are located by their path in the document).
+            while path and not isinstance(_get(data, path[:-1]), dict):
+                path = path[:-1]
+            if not path or len(path) == 1 and path[0] in ("version", "source", "target"):
+                return None
+            parent = _get(data, path[:-1])
+            if isinstance(parent, dict):
+                parent.pop(path[-1], None)
+    return None
+
+
+def _get(data: Any, path: list[Any]) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _build(doc: Document, data: Any, file: Path, environ: Mapping[str, str]) -> Spec:
     problems: list[SpecProblem] = []
 
     def problem(path: tuple[str | int, ...], message: str, key: bool = False) -> None:

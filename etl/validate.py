@@ -19,7 +19,7 @@ from .errors import SourceError, SpecError, SpecProblem
 from .mapping import Mapping, resolve
 from .model import Catalog
 from .source import introspect_sqlite, open_sqlite
-from .spec import Spec, SqlDefault, load_spec
+from .spec import Spec, SqlDefault, read_spec
 
 
 @dataclass(frozen=True)
@@ -32,21 +32,27 @@ class Validated:
 def validate(
     path: str | os.PathLike[str], environ: AnyMapping[str, str] | None = None, target_url: str | None = None
 ) -> Validated:
-    spec = load_spec(path, environ)
+    spec, problems = read_spec(path, environ)
+    if spec is None:
+        raise SpecError(problems)
     if target_url:
         spec = replace(spec, target_url=target_url)
     try:
         catalog = introspect_sqlite(spec.source)
     except SourceError as exc:
-        raise SpecError([spec.problem(("source", "sqlite"), str(exc))]) from exc
-    problems = sqlite_expression_problems(spec, catalog) + postgres_expression_problems(spec)
+        raise SpecError([*problems, spec.problem(("source", "sqlite"), str(exc))]) from exc
+    problems += sqlite_expression_problems(spec, catalog) + postgres_expression_problems(spec)
     try:
         mapping = resolve(spec, catalog)
     except SpecError as exc:
-        raise SpecError(problems + exc.problems) from exc
+        raise SpecError(_unique(problems + exc.problems)) from exc
     if problems:
-        raise SpecError(problems)
+        raise SpecError(_unique(problems))
     return Validated(spec, catalog, mapping)
+
+
+def _unique(problems: list[SpecProblem]) -> list[SpecProblem]:
+    return list(dict.fromkeys(problems))
 
 
 def sqlite_expression_problems(spec: Spec, catalog: Catalog) -> list[SpecProblem]:

@@ -314,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-local", action="store_true", help="do not probe 127.0.0.1:5432")
     parser.add_argument("--stop", action="store_true", help="stop the embedded server in --dir and exit")
+    parser.add_argument(
+        "--fresh-database",
+        metavar="NAME",
+        help="drop and create database NAME on the server and print its URL instead",
+    )
     args = parser.parse_args(argv)
 
     if args.stop:
@@ -324,8 +329,22 @@ def main(argv: list[str] | None = None) -> int:
     if server.kind == "embedded":
         state = "started" if server.started else "reusing"
         print(f"{state} embedded PostgreSQL in {server.data_dir}", file=sys.stderr)
-    print(server.url)
+    if args.fresh_database:
+        print(fresh_database(server.url, args.fresh_database))
+    else:
+        print(server.url)
     return 0
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """Drop (if present) and create database `name`; return its URL."""
+    from psycopg import sql
+
+    ident = sql.Identifier(name)
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(ident))
+    return url_with_dbname(server_url, name)
 
 
 if __name__ == "__main__":

@@ -104,3 +104,45 @@ def tmp_sqlite(tmp_path: Path) -> Callable[..., Path]:
 
 # --- Further fixtures ------------------------------------------------------------------------------
 # Add new shared fixtures below this line, in their own commented section.
+
+# --- Migrating: spec file + SQLite source -> PostgreSQL ---------------------------------------------
+
+
+class Migration:
+    """One source database and its spec in tmp_path, migrated into the test's fresh database."""
+
+    def __init__(self, tmp_path: Path, url: str, source: Path):
+        self.tmp_path = tmp_path
+        self.url = url
+        self.source = source
+        self.spec_path = tmp_path / "spec.yaml"
+
+    def write_spec(self, body: str = "") -> Path:
+        """A spec for the source and the test database; `body` adds top-level YAML (tables:, ...)."""
+        import textwrap
+
+        head = f"version: 1\nsource:\n  sqlite: {self.source.name}\ntarget:\n  url: {self.url}\n"
+        self.spec_path.write_text(head + textwrap.dedent(body), encoding="utf-8")
+        return self.spec_path
+
+    def apply(self, body: str | None = None, allow_destructive: bool = False):
+        from etl.executor import apply_plan
+        from etl.planner import build_plan
+        from etl.target import read_target_state
+        from etl.validate import validate
+
+        if body is not None or not self.spec_path.exists():
+            self.write_spec(body or "")
+        checked = validate(self.spec_path, {})
+        plan = build_plan(checked.mapping, read_target_state(self.url, checked.mapping.schema))
+        return apply_plan(plan, checked.spec.source, self.url, allow_destructive=allow_destructive)
+
+
+@pytest.fixture
+def migration(tmp_path: Path, pg_url: str, tmp_sqlite: Callable[..., Path]) -> Callable[..., Migration]:
+    """Factory: ``migration(sqlite_script) -> Migration`` ready to ``.apply(spec_body)``."""
+
+    def make(script: SqliteScript) -> Migration:
+        return Migration(tmp_path, pg_url, tmp_sqlite(script))
+
+    return make

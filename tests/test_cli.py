@@ -1,0 +1,144 @@
+"""The command line as a user meets it: exit codes, one-line errors, no secrets, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from etl.cli import app
+
+runner = CliRunner()
+
+SOURCE = """
+CREATE TABLE "User" (id INTEGER PRIMARY KEY, email TEXT NOT NULL, createdAt DATETIME NOT NULL);
+INSERT INTO "User" VALUES (1, 'a@example.com', 1754560800000), (2, 'b@example.com', '2025-01-02 03:04:05');
+"""
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_schema_prints_the_packaged_json_schema():
+    result = run("schema")
+    assert result.exit_code == 0
+    on_disk = (Path(__file__).parent.parent / "schemas" / "etl-spec.schema.json").read_text()
+    assert result.stdout == on_disk
+    assert json.loads(result.stdout)["$schema"] == "http://json-schema.org/draft-07/schema#"
+
+
+def test_validate_accepts_a_good_spec(migration):
+    m = migration(SOURCE)
+    spec = m.write_spec()
+    result = run("validate", str(spec))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == f"{spec}: OK (1 tables, 3 columns)"
+
+
+def test_validate_lists_every_problem_with_its_place_and_exits_1(migration, snapshot):
+    m = migration(SOURCE)
+    spec = m.write_spec(
+        """
+        naming: keeps
+        tables:
+          User:
+            colums: {}
+          Usr: {}
+        """
+    )
+    result = run("validate", str(spec))
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.replace(str(spec), "spec.yaml") == snapshot
+
+
+def test_apply_migrates_and_prints_a_summary(migration, pg):
+    m = migration(SOURCE)
+    result = run("apply", str(m.write_spec()))
+    assert result.exit_code == 0, result.stderr
+    assert "User" in result.stdout
+    assert "Done: 1 tables, 2 rows" in result.stdout
+    assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (2,)
+
+
+def test_a_second_apply_is_refused_without_allow_destructive_and_names_the_flag(migration, pg):
+    m = migration(SOURCE)
+    spec = str(m.write_spec())
+    assert run("apply", spec).exit_code == 0
+    refused = run("apply", spec)
+    assert refused.exit_code == 1
+    assert "--allow-destructive" in refused.stderr
+    assert refused.stderr.startswith("Error: ")
+    allowed = run("apply", spec, "--allow-destructive")
+    assert allowed.exit_code == 0, allowed.stderr
+    assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (2,)
+
+
+def test_target_option_overrides_the_spec_target(migration, pg, pg_url):
+    m = migration(SOURCE)
+    spec = m.spec_path
+    spec.write_text(
+        f"version: 1\nsource:\n  sqlite: {m.source.name}\ntarget:\n  url: postgresql://nobody@127.0.0.1:1/none\n"
+    )
+    result = run("apply", str(spec), "--target", pg_url)
+    assert result.exit_code == 0, result.stderr
+    assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (2,)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_password_never_appears_in_any_output(migration, debug):
+    m = migration(SOURCE)
+    spec = m.spec_path
+    spec.write_text(
+        f"version: 1\nsource:\n  sqlite: {m.source.name}\n"
+        "target:\n  url: postgresql://alice:s3cr3t-pw@127.0.0.1:1/app\n"
+    )
+    args = (["--debug"] if debug else []) + ["apply", str(spec)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "s3cr3t-pw" not in result.stdout + result.stderr
+    assert "Error: cannot connect to PostgreSQL at postgresql://alice:***@127.0.0.1:1/app" in result.stderr
+    assert ("Traceback" in result.stderr) is debug
+
+
+def test_an_unset_environment_variable_is_a_spec_error(migration, monkeypatch):
+    m = migration(SOURCE)
+    spec = m.spec_path
+    spec.write_text(f"version: 1\nsource:\n  sqlite: {m.source.name}\ntarget:\n  url: ${{ETL_NO_SUCH_VAR}}\n")
+    monkeypatch.delenv("ETL_NO_SUCH_VAR", raising=False)
+    result = run("validate", str(spec))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"Error: {spec}:5:8: target.url: environment variable 'ETL_NO_SUCH_VAR' is not set "
+        "(set it, or give a fallback: ${ETL_NO_SUCH_VAR:-...})"
+    )
+
+
+def test_a_missing_spec_file_is_one_clear_error(tmp_path):
+    result = run("validate", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot read spec file")
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2():
+    assert runner.invoke(app, ["apply"]).exit_code == 2
+    assert runner.invoke(app, ["frobnicate"]).exit_code == 2
+
+
+def test_a_bad_value_fails_the_run_with_exit_1_and_names_the_row(migration, pg):
+    m = migration(
+        """
+        CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER);
+        INSERT INTO t VALUES (1, 5), (2, 'five');
+        """
+    )
+    result = run("apply", str(m.write_spec()))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: table \"t\", row id=2: column \"n\": expected an integer, found text 'five'"
+    )
+    assert pg.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'").fetchone() == (0,)
