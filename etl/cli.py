@@ -156,10 +156,15 @@ def apply_command(
                     status.update(f"loading {name}")
                 return
             rate = (event.rows or 0) / event.seconds if event.seconds > 0 else 0.0
-            out.print(f"  {name:<32} {event.rows or 0:>12,} rows {event.seconds:8.2f} s {rate:>12,.0f} rows/s", markup=False)
+            out.print(
+                f"  {name:<32} {event.rows or 0:>12,} rows {event.seconds:8.2f} s {rate:>12,.0f} rows/s",
+                markup=False,
+            )
 
         try:
-            result = apply_plan(plan, checked.spec.source, url, allow_destructive=allow_destructive, on_event=progress)
+            result = apply_plan(
+                plan, checked.spec.source, url, allow_destructive=allow_destructive, on_event=progress
+            )
         finally:
             if status:
                 status.stop()

@@ -3,6 +3,7 @@ postgres_execute) and rows (through binary COPY) commit together or not at all."
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,10 +69,9 @@ def apply_plan(
                 on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
             con.execute("COMMIT")
         except BaseException:
-            try:
+            # If the connection is gone, PostgreSQL rolls back the abandoned transaction itself.
+            with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass  # the connection is gone; PostgreSQL rolls back an abandoned transaction
             raise
     finally:
         con.close()

@@ -227,10 +227,12 @@ class _Resolver:
             if pg_type is None:
                 continue
             if converter != "auto" and pg_type.kind not in ("timestamp", "timestamptz", "date"):
-                self.problem(
-                    (*at, "converter"),
-                    f"converter '{converter}' applies to timestamp and date columns, not {pg_type.sql()}",
-                )
+                if cs.converter:
+                    self.problem(
+                        (*at, "converter"),
+                        f"converter '{converter}' applies to timestamp and date columns, not {pg_type.sql()}",
+                    )
+                converter = "auto"  # a type rule's datetime convention means nothing for this type
             identity = (
                 table.rowid_alias == name
                 and pg_type.kind == "integer"
@@ -382,16 +384,22 @@ class _Resolver:
         )
 
     def column_type(self, declared: str, cs: ColumnSpec, at, computed: bool) -> tuple[PgType | None, str]:
+        """The column's type and converter: its own settings first, then the first type rule
+        matching its declared type, then the built-in default. A converter describes how the
+        *data* is stored, so a rule's converter still applies when the column only changes the type."""
+        normalized = " ".join(declared.upper().split())
+        rule = None
+        if not computed:
+            rule = next(
+                (r for r in self.spec.type_rules if fnmatch.fnmatchcase(normalized, r.declared.upper())), None
+            )
+        converter = cs.converter or (rule.converter if rule else None) or "auto"
         if cs.type is not None:
-            return cs.type, cs.converter or "auto"
+            return cs.type, converter
         if computed:
             self.problem(at, "a computed column needs a `type`", key=True)
             return None, "auto"
-        normalized = " ".join(declared.upper().split())
-        for rule in self.spec.type_rules:
-            if fnmatch.fnmatchcase(normalized, rule.declared.upper()):
-                return rule.type, cs.converter or rule.converter or "auto"
-        return default_pg_type(declared), cs.converter or "auto"
+        return (rule.type if rule else default_pg_type(declared)), converter
 
     def column_default(
         self, source_default: str | None, cs: ColumnSpec, pg_type: PgType, at, table: str, column: str

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .duck import quote_ident
 from .errors import SourceError
 from .model import Catalog, Column, ForeignKey, Index, IndexKey, Table
 from .sqlitesql import has_autoincrement, index_parts, strip_quoted
@@ -56,14 +57,22 @@ def _read_catalog(con: sqlite3.Connection) -> Catalog:
         "SELECT type, name, sql FROM sqlite_master "
         "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid"
     ).fetchall()
+    # SQLite matches table and column names case-insensitively (ASCII letters only), so a foreign
+    # key may spell its parent `user(ID)` for a table "User" with a column "id".
+    names = {_fold(name): name for kind, name, _sql in rows if kind == "table"}
     tables = []
     views = []
     for kind, name, sql in rows:
         if kind == "view":
             views.append(name)
         elif sql and not re.match(r"\s*CREATE\s+VIRTUAL\b", sql, re.IGNORECASE):
-            tables.append(_read_table(con, name, sql))
+            tables.append(_read_table(con, name, sql, names))
     return Catalog(tables=tuple(tables), views=tuple(views))
+
+
+def _fold(name: str) -> bytes:
+    """A name as SQLite compares names: ASCII letters case-insensitively, everything else exactly."""
+    return name.encode("utf-8", "surrogatepass").lower()
 
 
 def _pragma(con: sqlite3.Connection, pragma: str, name: str) -> list[tuple]:
@@ -71,8 +80,22 @@ def _pragma(con: sqlite3.Connection, pragma: str, name: str) -> list[tuple]:
     return con.execute(f"SELECT * FROM pragma_{pragma}(?)", (name,)).fetchall()
 
 
-def _read_table(con: sqlite3.Connection, name: str, sql: str) -> Table:
-    info = _pragma(con, "table_info", name)  # cid, name, type, notnull, dflt_value, pk
+def _columns_info(con: sqlite3.Connection, name: str) -> list[tuple]:
+    """cid, name, type, notnull, dflt_value, pk of every column, generated columns included.
+
+    table_info leaves out generated columns (`b INT AS (a * 2)`); table_xinfo lists them with
+    hidden = 2 (VIRTUAL) or 3 (STORED). Their values are data like any other, so they are read
+    (and migrated as plain columns) rather than silently dropped.
+    """
+    try:
+        rows = _pragma(con, "table_xinfo", name)  # ..., hidden
+    except sqlite3.OperationalError:  # SQLite before 3.26
+        return _pragma(con, "table_info", name)
+    return [r[:6] for r in rows if r[6] in (0, 2, 3)]
+
+
+def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes, str]) -> Table:
+    info = _columns_info(con, name)  # cid, name, type, notnull, dflt_value, pk
     columns = tuple(
         Column(name=r[1], declared_type=r[2] or "", nullable=not r[3] and r[5] == 0, default=r[4])
         for r in info
@@ -89,7 +112,7 @@ def _read_table(con: sqlite3.Connection, name: str, sql: str) -> Table:
         name=name,
         columns=columns,
         primary_key=pk,
-        foreign_keys=_read_foreign_keys(con, name, pk_of=lambda t: _primary_key_of(con, t)),
+        foreign_keys=_read_foreign_keys(con, name, names),
         indexes=_read_indexes(con, name),
         autoincrement=has_autoincrement(sql),
         without_rowid=without_rowid,
@@ -97,22 +120,24 @@ def _read_table(con: sqlite3.Connection, name: str, sql: str) -> Table:
     )
 
 
-def _primary_key_of(con: sqlite3.Connection, table: str) -> tuple[str, ...]:
-    info = _pragma(con, "table_info", table)
-    return tuple(r[1] for r in sorted((r for r in info if r[5] > 0), key=lambda r: r[5]))
-
-
-def _read_foreign_keys(con: sqlite3.Connection, name: str, pk_of) -> tuple[ForeignKey, ...]:
+def _read_foreign_keys(con: sqlite3.Connection, name: str, names: dict[bytes, str]) -> tuple[ForeignKey, ...]:
     grouped: dict[int, list[tuple]] = {}
     for row in _pragma(con, "foreign_key_list", name):  # id, seq, table, from, to, upd, del, match
         grouped.setdefault(row[0], []).append(row)
     fks = []
     for _fk_id, parts in sorted(grouped.items(), key=lambda kv: kv[0], reverse=True):
         parts.sort(key=lambda r: r[1])
-        ref_table = parts[0][2]
+        # `table` and `to` are spelled as the REFERENCES clause wrote them; the parent's own
+        # spelling is what the rest of etl (and PostgreSQL, where names are exact) knows.
+        ref_table = names.get(_fold(parts[0][2]), parts[0][2])
+        parent = _columns_info(con, ref_table) if _fold(ref_table) in names else []
+        parent_columns = {_fold(r[1]): r[1] for r in parent}
         ref_columns = tuple(r[4] for r in parts)
         if any(c is None for c in ref_columns):
-            ref_columns = pk_of(ref_table)  # REFERENCES parent with no column list means its key
+            # REFERENCES parent with no column list means the parent's primary key.
+            ref_columns = tuple(r[1] for r in sorted((r for r in parent if r[5] > 0), key=lambda r: r[5]))
+        else:
+            ref_columns = tuple(parent_columns.get(_fold(c), c) for c in ref_columns)
         on_update, on_delete = parts[0][5].upper(), parts[0][6].upper()
         fks.append(
             ForeignKey(
@@ -136,11 +161,24 @@ def _read_indexes(con: sqlite3.Connection, table: str) -> tuple[Index, ...]:
         sql_row = con.execute("SELECT sql FROM sqlite_master WHERE name = ?", (index_name,)).fetchone()
         key_texts, where = index_parts(sql_row[0]) if sql_row and sql_row[0] else ([], None)
         keys = []
-        for position, (_seqno, cid, col_name, desc, _coll, _key) in enumerate(xinfo):
+        for position, (_seqno, cid, col_name, desc, coll, _key) in enumerate(xinfo):
             if cid == -2:  # an expression: keep SQLite's text of it
                 text = key_texts[position] if position < len(key_texts) else "?"
                 text = re.sub(r"\s+(ASC|DESC)\s*$", "", text, flags=re.IGNORECASE)
                 keys.append(IndexKey(column=None, expression=text, descending=bool(desc)))
+            elif cid == -1:  # the rowid itself, which is not a column that is migrated
+                keys.append(IndexKey(column=None, expression="rowid", descending=bool(desc)))
+            elif coll and coll.upper() != "BINARY":
+                # A collation (NOCASE, RTRIM) changes what the index considers equal: a UNIQUE
+                # index on `email COLLATE NOCASE` rejects 'A@x' next to 'a@x'. Kept as an
+                # expression, so it is translated or reported, never silently dropped.
+                keys.append(
+                    IndexKey(
+                        column=None,
+                        expression=f"{quote_ident(col_name)} COLLATE {coll}",
+                        descending=bool(desc),
+                    )
+                )
             else:
                 keys.append(IndexKey(column=col_name, descending=bool(desc)))
         indexes.append(
@@ -167,8 +205,6 @@ def find_invalid_utf8(
     `columns` pairs a target column name with its SQLite expression. Runs only after a load
     failed, so a row-by-row scan is acceptable here.
     """
-    from .duck import quote_ident
-
     exprs = [f"CASE WHEN typeof({e}) = 'text' THEN CAST({e} AS BLOB) END" for _n, e in columns]
     keys = [f"quote({e})" for _label, e in key_sql]
     query = f"SELECT {', '.join(exprs + keys)} FROM {quote_ident(table)}"

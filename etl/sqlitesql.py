@@ -12,32 +12,39 @@ import re
 _QUOTES = {"'": "'", '"': '"', "`": "`", "[": "]"}
 
 
+def _skipped(sql: str, i: int) -> tuple[int, str] | None:
+    """If a quoted string/name or a comment starts at `i`: where it ends, and which it is."""
+    ch = sql[i]
+    if ch in _QUOTES:
+        close = _QUOTES[ch]
+        j = i + 1
+        while j < len(sql):
+            if sql[j] == close:
+                if close != "]" and j + 1 < len(sql) and sql[j + 1] == close:
+                    j += 2
+                    continue
+                break
+            j += 1
+        return j + 1, "quoted"
+    if sql.startswith("--", i):
+        end = sql.find("\n", i)
+        return (len(sql) if end < 0 else end), "comment"
+    if sql.startswith("/*", i):
+        end = sql.find("*/", i + 2)
+        return (len(sql) if end < 0 else end + 2), "comment"
+    return None
+
+
 def _scan(sql: str):
-    """Yield (index, char, depth) for characters outside quotes."""
+    """Yield (index, char, depth) for characters outside quotes and comments."""
     depth = 0
     i = 0
     while i < len(sql):
+        skipped = _skipped(sql, i)
+        if skipped:
+            i = skipped[0]
+            continue
         ch = sql[i]
-        if ch in _QUOTES:
-            close = _QUOTES[ch]
-            j = i + 1
-            while j < len(sql):
-                if sql[j] == close:
-                    if close != "]" and j + 1 < len(sql) and sql[j + 1] == close:
-                        j += 2
-                        continue
-                    break
-                j += 1
-            i = j + 1
-            continue
-        if ch == "-" and sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = len(sql) if end < 0 else end
-            continue
-        if ch == "/" and sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = len(sql) if end < 0 else end + 2
-            continue
         if ch == "(":
             depth += 1
         yield i, ch, depth
@@ -47,15 +54,28 @@ def _scan(sql: str):
 
 
 def strip_quoted(sql: str) -> str:
-    """The SQL with every quoted string or name removed: safe to search for keywords."""
-    kept = []
-    last = 0
-    for i, _ch, _depth in _scan(sql):
-        if i > last:
-            kept.append(" ")
-        kept.append(sql[i])
-        last = i + 1
+    """The SQL with every quoted string or name and every comment blanked out: safe to search for
+    keywords. Blanking keeps the length, so a position found in the result is a position in `sql`."""
+    kept = [" "] * len(sql)
+    for i, ch, _depth in _scan(sql):
+        kept[i] = ch
     return "".join(kept)
+
+
+def strip_comments(sql: str) -> str:
+    """The SQL with each comment replaced by a space (quoted text is kept as it is)."""
+    out = []
+    i = 0
+    while i < len(sql):
+        skipped = _skipped(sql, i)
+        if skipped:
+            end, kind = skipped
+            out.append(sql[i:end] if kind == "quoted" else " ")
+            i = end
+        else:
+            out.append(sql[i])
+            i += 1
+    return "".join(out)
 
 
 def has_autoincrement(create_table_sql: str) -> bool:
@@ -76,10 +96,12 @@ def index_parts(create_index_sql: str) -> tuple[list[str], str | None]:
     if open_at is None or close_at is None:
         return [], None
     bounds = [open_at, *commas, close_at]
-    keys = [create_index_sql[a + 1 : b].strip() for a, b in zip(bounds, bounds[1:], strict=False)]
+    keys = [
+        strip_comments(create_index_sql[a + 1 : b]).strip() for a, b in zip(bounds, bounds[1:], strict=False)
+    ]
     rest = create_index_sql[close_at + 1 :]
     match = re.search(r"\bWHERE\b", strip_quoted(rest), re.IGNORECASE)
-    where = rest[match.end() :].strip().rstrip(";").strip() if match else None
+    where = strip_comments(rest[match.end() :]).strip().rstrip(";").strip() if match else None
     return keys, where or None
 
 

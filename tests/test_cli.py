@@ -139,6 +139,8 @@ def test_a_bad_value_fails_the_run_with_exit_1_and_names_the_row(migration, pg):
     result = run("apply", str(m.write_spec()))
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "Error: table \"t\", row id=2: column \"n\": expected an integer, found text 'five'"
+        'Error: table "t", row id=2: column "n": expected an integer, found text \'five\''
     )
-    assert pg.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'").fetchone() == (0,)
+    assert pg.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+    ).fetchone() == (0,)
