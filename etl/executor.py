@@ -3,7 +3,8 @@ postgres_execute) and rows (through binary COPY) commit together or not at all."
 
 from __future__ import annotations
 
-import contextlib
+import ctypes
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,11 +35,16 @@ class ApplyResult:
 
 
 def _duck_message(exc: Exception) -> str:
-    text = str(exc)
-    for prefix in ("Invalid Input Error: ", "Conversion Error: ", "Constraint Error: "):
-        if text.startswith(prefix):
-            text = text[len(prefix) :]
-    return text.strip()
+    """DuckDB's error text as one line: without its error-class prefix, without the echo of the
+    statement the postgres extension sent, with PostgreSQL's DETAIL kept."""
+    text = str(exc).strip()
+    text = re.sub(r"^[A-Z][A-Za-z ]* Error: ", "", text)
+    text = re.sub(r'^Failed to execute query ".*?": (?=ERROR:)', "", text, flags=re.DOTALL)
+    text = re.sub(r"^Failed to copy data: (?=ERROR:)", "", text)
+    text = re.sub(r"^ERROR:\s+", "", text)
+    text = re.sub(r"\s*\nDETAIL:\s+(.*?)\s*(\n|$)", r" (\1)\2", text)
+    text = re.sub(r"\s*\nCONTEXT:.*", "", text, flags=re.DOTALL)
+    return " ".join(text.split())
 
 
 def apply_plan(
@@ -56,27 +62,57 @@ def apply_plan(
     result = ApplyResult()
     started = time.perf_counter()
     con = duck.connect()
+    in_transaction = False
     try:
         _attach(con, source, target_url)
         con.execute("BEGIN TRANSACTION")
+        in_transaction = True
+        for step in plan.steps:
+            on_event(StepEvent(step, "start"))
+            t0 = time.perf_counter()
+            rows = _run_step(con, step, source, target_url)
+            if isinstance(step, LoadRows):
+                result.rows[step.table.name] = rows or 0
+            on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
         try:
-            for step in plan.steps:
-                on_event(StepEvent(step, "start"))
-                t0 = time.perf_counter()
-                rows = _run_step(con, step, source, target_url)
-                if isinstance(step, LoadRows):
-                    result.rows[step.table.name] = rows or 0
-                on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
             con.execute("COMMIT")
-        except BaseException:
-            # If the connection is gone, PostgreSQL rolls back the abandoned transaction itself.
-            with contextlib.suppress(duckdb.Error):
-                con.execute("ROLLBACK")
+        except duckdb.Error as exc:
+            raise TargetError(
+                f"COMMIT failed: {redact(_duck_message(exc), target_url)}; nothing was committed"
+            ) from exc
+        in_transaction = False
+    except BaseException:
+        if in_transaction and not _rollback(con):
+            _quarantine(con)  # PostgreSQL dropped the connection and with it the transaction
             raise
-    finally:
         con.close()
+        raise
+    con.close()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> bool:
+    try:
+        con.execute("ROLLBACK")
+        return True
+    except duckdb.Error:
+        return False
+
+
+_QUARANTINED: list[duckdb.DuckDBPyConnection] = []
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection) -> None:
+    """Keep a DuckDB connection that lost PostgreSQL mid-transaction alive until the process ends.
+
+    DuckDB 1.5.5 invalidates the database when the postgres connection drops during a COPY; closing
+    or garbage-collecting it then retries ROLLBACK on the dead connection from a destructor and
+    aborts the whole process (SIGABRT). PostgreSQL has already rolled the transaction back, so
+    nothing is left to clean up: the object is simply never destroyed.
+    """
+    _QUARANTINED.append(con)
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(con))
 
 
 def _attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str) -> None:
@@ -102,9 +138,8 @@ def _run_step(con: duckdb.DuckDBPyConnection, step: Step, source: Path, target_u
                 f"CALL postgres_execute({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})"
             )
         except duckdb.Error as exc:
-            raise TargetError(
-                f"{step.describe().strip()}: PostgreSQL refused it: {redact(_duck_message(exc), target_url)}"
-            ) from exc
+            what = step.describe().lstrip("+-~! ").strip()
+            raise TargetError(f"PostgreSQL refused {what}: {redact(_duck_message(exc), target_url)}") from exc
     # DuckDB caches the target's catalog; DDL we just ran must be visible to the next load.
     con.execute("CALL pg_clear_cache()")
     return None
@@ -128,6 +163,11 @@ def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, source: Path, target_u
                 raise DataError(found) from exc
         if message.startswith(f'table "{table.source}"'):
             raise DataError(message) from exc
+        if isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message:
+            raise TargetError(
+                f'lost the connection to PostgreSQL while loading table "{table.source}": '
+                f"{redact(message, target_url)}; nothing was committed"
+            ) from exc
         raise DataError(
             f'loading table "{table.source}" into "{table.name}" failed: {redact(message, target_url)}'
         ) from exc

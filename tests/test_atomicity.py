@@ -1,0 +1,94 @@
+"""One apply is one PostgreSQL transaction: whatever fails, the target is exactly as before."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from etl.errors import DataError, EtlError
+
+
+def tables_in(pg: psycopg.Connection) -> list[str]:
+    rows = pg.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_a_failing_replace_keeps_the_tables_it_would_have_dropped(migration, pg):
+    m = migration(
+        """
+        CREATE TABLE keep (id INTEGER PRIMARY KEY, v TEXT);
+        INSERT INTO keep VALUES (1, 'new');
+        CREATE TABLE bad (id INTEGER PRIMARY KEY, n INTEGER);
+        INSERT INTO bad VALUES (1, 'not a number');
+        """
+    )
+    pg.execute("CREATE TABLE keep (id bigint PRIMARY KEY, v text)")
+    pg.execute("INSERT INTO keep VALUES (1, 'old'), (2, 'also old')")
+    with pytest.raises(DataError, match='table "bad", row id=1: column "n": expected an integer'):
+        m.apply(allow_destructive=True)
+    assert tables_in(pg) == ["keep"]
+    assert pg.execute("SELECT id, v FROM keep ORDER BY id").fetchall() == [(1, "old"), (2, "also old")]
+
+
+def test_an_orphaned_foreign_key_fails_the_run_and_leaves_nothing(migration, pg):
+    m = migration(
+        """
+        CREATE TABLE parent (id INTEGER PRIMARY KEY);
+        CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id));
+        INSERT INTO parent VALUES (1);
+        INSERT INTO child VALUES (1, 1), (2, 99);
+        """
+    )
+    with pytest.raises(
+        EtlError, match=r'child_parent_id_fkey.*Key \(parent_id\)=\(99\) is not present in table "parent"'
+    ):
+        m.apply()
+    assert tables_in(pg) == []
+
+
+def test_a_connection_killed_in_the_middle_of_a_copy_leaves_the_target_as_before(migration, pg, pg_url):
+    rows = 400_000
+    m = migration(
+        [
+            "CREATE TABLE small (id INTEGER PRIMARY KEY)",
+            "INSERT INTO small VALUES (1)",
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, payload TEXT)",
+            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) "
+            "INSERT INTO big SELECT i, printf('%080d', i) FROM n",
+        ]
+    )
+    pg.execute("CREATE TABLE canary (id int)")
+    dbname = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            m.apply()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    killed = False
+    deadline = time.monotonic() + 60
+    while worker.is_alive() and time.monotonic() < deadline and not killed:
+        killed = bool(
+            pg.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid() AND query ILIKE 'COPY%%big%%'",
+                (dbname,),
+            ).fetchall()
+        )
+        time.sleep(0.005)
+    worker.join(120)
+    assert killed, "the COPY of table big was never seen; the test could not kill it"
+    assert isinstance(outcome.get("error"), EtlError), outcome
+    assert tables_in(pg) == ["canary"]
+    # and the next run succeeds
+    m.apply()
+    assert pg.execute("SELECT count(*) FROM big").fetchone() == (rows,)
