@@ -101,15 +101,61 @@ _ISO_RE = (
 )
 
 
+def invalid_utf8(v: str) -> str:
+    """True when the text `v` is not valid UTF-8. The SQLite scanner passes such bytes through
+    unchecked: PostgreSQL would refuse them without naming the row, and DuckDB's lower()/upper()
+    fail on them with an internal error, so raw text never goes through those."""
+    return f"TRY(decode(encode({v}))) IS NULL"
+
+
+# DuckDB's json_valid also accepts NaN, Infinity and trailing commas, which PostgreSQL refuses.
+# Outside of strings (blanked first), valid JSON has no letters but those of true/false/null
+# and exponents, so "nan" and "inf" can only be those extensions.
+_JSON_STRING_RE = '\'"([^"\\\\]|\\\\.)*"\''
+_JSON_EXTENSION_RE = "'(?i)nan|inf|,\\s*[\\]}]'"
+
+
+def _json_extension(value: str) -> str:
+    return f"regexp_matches(regexp_replace({value}, {_JSON_STRING_RE}, '\"\"', 'g'), {_JSON_EXTENSION_RE})"
+
+
 def describe_value(t: str, v: str) -> str:
     """A short, printable rendering of a source value for messages."""
     shown = f"replace(left({v}, 80), chr(0), '\\0')"
     return (
+        f"CASE WHEN {t} = 'text' AND {invalid_utf8(v)} THEN 'text X''' || left(hex(encode({v})), 64) "
+        f"|| CASE WHEN octet_length(encode({v})) > 32 THEN '''...' ELSE '''' END ELSE "
         f"CASE {t} WHEN 'text' THEN 'text ''' || {shown} || CASE WHEN length({v}) > 80 THEN '''...' ELSE '''' END "
         f"WHEN 'blob' THEN 'blob X''' || left({v}, 64) || CASE WHEN length({v}) > 64 THEN '''...' ELSE '''' END "
         f"WHEN 'real' THEN 'real ' || CAST({_real(v)} AS VARCHAR) "
-        f"ELSE {t} || ' ' || {v} END"
+        f"ELSE {t} || ' ' || {v} END END"
     )
+
+
+def _decimal_digits(d: str) -> tuple[str, str]:
+    """How many digits after and before the decimal point the decimal text `d` needs, exactly.
+
+    `d` is digits with an optional point and exponent ('19.990', '1.5e-40', '0012e3'); leading
+    and trailing zeros do not count, so these need (2, 2), (41, 0) and (0, 5). Both are 0 for zero
+    and when `d` is NULL. An exponent of more than 12 digits counts as 10**12.
+    """
+    ip = f"regexp_extract({d}, '^[+-]?([0-9]*)', 1)"
+    fp = f"regexp_extract({d}, '[.]([0-9]*)', 1)"
+    e = f"regexp_extract({d}, '[eE]([+-]?[0-9]+)$', 1)"
+    magnitude = f"ltrim({e}, '+-0')"
+    capped = f"CASE WHEN length({magnitude}) > 12 THEN '1000000000000' ELSE {magnitude} END"
+    exponent = (
+        f"(CASE WHEN starts_with({e}, '-') THEN -1 ELSE 1 END * coalesce(TRY_CAST({capped} AS BIGINT), 0))"
+    )
+    all_digits = f"({ip} || {fp})"
+    significant = f"rtrim({all_digits}, '0')"
+    point = f"(length({ip}) + {exponent})"  # how many of all_digits stand before the point
+    leading = f"(length({all_digits}) - length(ltrim({all_digits}, '0')))"
+    places = f"(CASE WHEN {significant} = '' THEN 0 WHEN length({significant}) > {point} THEN length({significant}) - {point} ELSE 0 END)"
+    whole = (
+        f"(CASE WHEN {significant} = '' THEN 0 WHEN {point} > {leading} THEN {point} - {leading} ELSE 0 END)"
+    )
+    return places, whole
 
 
 @dataclass(frozen=True)
@@ -128,13 +174,24 @@ def _epoch_us(n: str, unit: str) -> str:
     return f"(TRY_CAST({n} AS HUGEINT) * {factor})"
 
 
+def _integer_text(t: str, v: str) -> str:
+    return f"({t} = 'integer' OR ({t} = 'text' AND regexp_full_match({v}, {_INT_RE})))"
+
+
+def _julian_or_seconds(t: str, v: str) -> str:
+    """An integer that `auto` cannot read: in a NUMERIC-affinity column (DATETIME) SQLite stores a
+    julian day at noon (2451545.0) as an INTEGER, which then reads as epoch seconds in 1970."""
+    return f"({_integer_text(t, v)} AND TRY_CAST({v} AS HUGEINT) BETWEEN 1721060 AND 5373484)"
+
+
 def _datetime_us(t: str, v: str, converter: str) -> str:
     """Microseconds since 1970-01-01 UTC as HUGEINT, or NULL when no convention explains the value."""
-    integer_text = f"({t} = 'integer' OR ({t} = 'text' AND regexp_full_match({v}, {_INT_RE})))"
+    integer_text = _integer_text(t, v)
     if converter == "auto":
         n = f"abs(TRY_CAST({v} AS HUGEINT))"
         from_int = (
-            f"CASE WHEN {n} >= 100000000000000 THEN {_epoch_us(v, 'us')} "
+            f"CASE WHEN {_julian_or_seconds(t, v)} THEN NULL "
+            f"WHEN {n} >= 100000000000000 THEN {_epoch_us(v, 'us')} "
             f"WHEN {n} >= 100000000000 THEN {_epoch_us(v, 'ms')} ELSE {_epoch_us(v, 's')} END"
         )
     elif converter == "julian_day":
@@ -170,8 +227,8 @@ def _datetime_us(t: str, v: str, converter: str) -> str:
     )
 
 
-# 0001-01-01 and 10000-01-01 in microseconds since the epoch: a converted datetime outside
-# this range means the convention was wrong (epoch seconds read as milliseconds, or the reverse).
+# 0001-01-01 (included) and 10000-01-01 (excluded) in microseconds since the epoch: a converted
+# datetime outside this range means the convention was wrong (epoch seconds read as milliseconds, or the reverse).
 _MIN_US = -62135596800000000
 _MAX_US = 253402300800000000
 
@@ -184,8 +241,10 @@ def duck_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
     not_null = f"{t} <> 'null'"
 
     def failed(value: str, expected: str, extra: list[tuple[str, str]] | None = None) -> DuckExpressions:
+        # The specific reasons come first: CASE takes the first that holds, and the generic
+        # "expected ..." holds whenever the value is NULL, which most specific reasons make it.
         cases = [(f"{not_null} AND ({value}) IS NULL", f"'expected {expected}, found ' || {found}")]
-        return DuckExpressions(value, _problem(cases + (extra or [])))
+        return DuckExpressions(value, _problem((extra or []) + cases))
 
     if kind == "integer":
         lo, hi = pg.integer_range or (-(2**63), 2**63 - 1)
@@ -220,10 +279,11 @@ def duck_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
             )
         ]
         if pg.name == "real":
-            value = f"CASE WHEN CAST(CAST(({as_double}) AS FLOAT) AS DOUBLE) = ({as_double}) THEN CAST(({as_double}) AS FLOAT) END"
+            as_float = f"TRY_CAST(({as_double}) AS FLOAT)"
+            value = f"CASE WHEN CAST({as_float} AS DOUBLE) = ({as_double}) THEN {as_float} END"
             extra.append(
                 (
-                    f"({as_double}) IS NOT NULL",
+                    f"({as_double}) IS NOT NULL AND ({value}) IS NULL",
                     f"'cannot be stored exactly in real (use double precision): ' || {found}",
                 )
             )
@@ -235,43 +295,44 @@ def duck_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
             f"CASE WHEN {t} = 'integer' OR ({t} = 'text' AND regexp_full_match({v}, {_NUM_RE})) THEN {v} "
             f"WHEN {t} = 'real' AND abs({_real(v)}) < 'inf'::DOUBLE THEN CAST({_real(v)} AS VARCHAR) END"
         )
-        if loads_as_text(pg):
-            scale = pg.modifiers[1] if len(pg.modifiers) > 1 else (0 if pg.modifiers else None)
-            extra = []
-            if scale is not None:
-                frac = f"length(regexp_extract(({digits}), '[.]([0-9]*)$', 1))"
-                extra.append(
-                    (
-                        f"({digits}) IS NOT NULL AND NOT contains(lower({digits}), 'e') AND {frac} > {scale}",
-                        f"'has more than {scale} decimal places for {pg.sql()}: ' || {found}",
-                    )
-                )
-            return failed(digits, "a number", extra)
+        places, whole = _decimal_digits(digits)
+        if not pg.modifiers:
+            # Unconstrained numeric: only PostgreSQL's own limits (131072 digits before the point,
+            # 16383 after) apply; beyond them it would refuse the whole column without naming a row.
+            return failed(
+                digits,
+                "a number",
+                [(f"{places} > 16383 OR {whole} > 131072", f"'out of range for {pg.sql()}: ' || {found}")],
+            )
         precision, scale = pg.modifiers[0], (pg.modifiers[1] if len(pg.modifiers) > 1 else 0)
+        # Exact digit counts, not a comparison of two DuckDB DECIMALs: those round too, beyond
+        # 38 digits or below the last decimal place of the wider one ('1e-40', '5e-324').
+        out_of_range = (f"{whole} > {precision - scale}", f"'out of range for {pg.sql()}: ' || {found}")
+        if loads_as_text(pg):
+            extra = [
+                (
+                    f"{places} > {scale}",
+                    f"'has more than {scale} decimal places for {pg.sql()}: ' || {found}",
+                ),
+                out_of_range,
+            ]
+            return failed(digits, "a number", extra)
         value = f"TRY_CAST(({digits}) AS DECIMAL({precision},{scale}))"
-        wide = f"TRY_CAST(({digits}) AS DECIMAL(38,{38 - (precision - scale)}))"
         extra = [
-            (
-                f"({value}) IS NOT NULL AND ({wide}) <> ({value})",
-                f"'would be rounded by {pg.sql()}: ' || {found}",
-            ),
+            (f"{places} > {scale}", f"'would be rounded by {pg.sql()}: ' || {found}"),
+            out_of_range,
             (
                 f"({digits}) IS NOT NULL AND ({value}) IS NULL",
                 f"'out of range for {pg.sql()}: ' || {found}",
             ),
         ]
-        return DuckExpressions(
-            value,
-            _problem(
-                extra + [(f"{not_null} AND ({value}) IS NULL", f"'expected a number, found ' || {found}")]
-            ),
-        )
+        return failed(value, "a number", extra)
 
     if kind == "boolean":
         value = (
             f"CASE WHEN {t} = 'integer' AND {v} IN ('0', '1') THEN {v} = '1' "
-            f"WHEN {t} = 'text' AND lower({v}) IN ('true', 't', '1') THEN true "
-            f"WHEN {t} = 'text' AND lower({v}) IN ('false', 'f', '0') THEN false END"
+            f"WHEN {t} = 'text' AND regexp_full_match({v}, 'true|t|1', 'i') THEN true "
+            f"WHEN {t} = 'text' AND regexp_full_match({v}, 'false|f|0', 'i') THEN false END"
         )
         return failed(value, "a boolean (0/1, true/false)")
 
@@ -282,18 +343,25 @@ def duck_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
         )
         extra = [
             (
+                f"{t} = 'text' AND {invalid_utf8(v)}",
+                f"'is not valid UTF-8 (fix it in SQLite, or use type bytea to keep the bytes): ' || {found}",
+            ),
+            (
                 f"{t} = 'text' AND contains({v}, chr(0))",
                 f"'contains a NUL byte, which PostgreSQL text cannot hold: ' || {found}",
-            )
+            ),
         ]
         if kind == "json":
             extra.append(
-                (f"({value}) IS NOT NULL AND NOT json_valid({value})", f"'is not valid JSON: ' || {found}")
+                (
+                    f"({value}) IS NOT NULL AND (NOT json_valid({value}) OR {_json_extension(value)})",
+                    f"'is not valid JSON: ' || {found}",
+                )
             )
             extra.append(
                 (
                     f"({value}) IS NOT NULL AND contains({value}, '\\u0000')",
-                    f"'JSON with \\\\u0000, which PostgreSQL jsonb cannot hold: ' || {found}",
+                    f"'JSON with \\u0000, which PostgreSQL jsonb cannot hold: ' || {found}",
                 )
             )
         if pg.name in ("character varying", "character") and pg.modifiers:
@@ -329,18 +397,34 @@ def duck_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
 
     if kind == "time":
         value = f"CASE WHEN {t} = 'text' AND regexp_full_match({v}, '[0-9]{{1,2}}:[0-9]{{2}}(:[0-9]{{2}}([.][0-9]{{1,6}})?)?') THEN TRY_CAST({v} AS TIME) END"
-        return failed(value, "a time of day (HH:MM:SS)")
+        precision = pg.modifiers[0] if pg.modifiers else 6
+        extra = []
+        if precision < 6:  # PostgreSQL would round the fraction to fit
+            extra.append(
+                (
+                    f"microsecond({value}) % {10 ** (6 - precision)} <> 0",
+                    f"'has more fractional digits than {pg.sql()} keeps: ' || {found}",
+                )
+            )
+        return failed(value, "a time of day (HH:MM:SS)", extra)
 
     if kind in ("timestamp", "timestamptz", "date"):
         us = _datetime_us(t, v, col.converter)
-        in_range = f"({us}) BETWEEN {_MIN_US} AND {_MAX_US}"
-        ts = f"CASE WHEN {in_range} THEN make_timestamp(CAST(({us}) AS BIGINT)) WHEN {t} = 'text' AND lower({v}) IN ('infinity', '-infinity') THEN CAST(lower({v}) AS TIMESTAMP) END"
+        in_range = f"(({us}) >= {_MIN_US} AND ({us}) < {_MAX_US})"
+        ts = f"CASE WHEN {in_range} THEN make_timestamp(CAST(({us}) AS BIGINT)) WHEN {t} = 'text' AND regexp_full_match({v}, '-?infinity', 'i') THEN CAST(lower({v}) AS TIMESTAMP) END"
         extra = [
             (
                 f"({us}) IS NOT NULL AND NOT ({in_range})",
                 f"'is outside the years 1-9999 when read as {col.converter} (choose another converter): ' || {found}",
             )
         ]
+        if col.converter == "auto":
+            extra.append(
+                (
+                    _julian_or_seconds(t, v),
+                    f"'may be a julian day or epoch seconds, which auto cannot tell apart (choose a converter): ' || {found}",
+                )
+            )
         if kind == "date":
             value = f"CASE WHEN ({ts}) = date_trunc('day', ({ts})) THEN CAST(({ts}) AS DATE) END"
             extra.append(

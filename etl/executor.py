@@ -16,7 +16,6 @@ from . import duck
 from .errors import DataError, DestructiveChangeRefused, EtlError, TargetError
 from .plan import LoadRows, Plan, Step
 from .render import SOURCE_ALIAS, TARGET_ALIAS, load_query, postgres_sql
-from .source import find_invalid_utf8
 from .target import libpq_conninfo, redact
 
 
@@ -70,7 +69,7 @@ def apply_plan(
         for step in plan.steps:
             on_event(StepEvent(step, "start"))
             t0 = time.perf_counter()
-            rows = _run_step(con, step, source, target_url)
+            rows = _run_step(con, step, target_url)
             if isinstance(step, LoadRows):
                 result.rows[step.table.name] = rows or 0
             on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
@@ -128,9 +127,9 @@ def _attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str) -> No
         raise TargetError(f"cannot connect to PostgreSQL: {redact(_duck_message(exc), target_url)}") from exc
 
 
-def _run_step(con: duckdb.DuckDBPyConnection, step: Step, source: Path, target_url: str) -> int | None:
+def _run_step(con: duckdb.DuckDBPyConnection, step: Step, target_url: str) -> int | None:
     if isinstance(step, LoadRows):
-        return _load(con, step, source, target_url)
+        return _load(con, step, target_url)
     for statement in postgres_sql(step):
         text = statement.as_string(None)
         try:
@@ -145,22 +144,12 @@ def _run_step(con: duckdb.DuckDBPyConnection, step: Step, source: Path, target_u
     return None
 
 
-def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, source: Path, target_url: str) -> int:
+def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, target_url: str) -> int:
     table = step.table
     try:
         row = con.execute(load_query(step.schema, table)).fetchone()
     except duckdb.Error as exc:
         message = _duck_message(exc)
-        if "Invalid unicode" in message or "invalid unicode" in message:
-            found = find_invalid_utf8(
-                source,
-                table.source,
-                [(c.name, c.conversion.source_sql) for c in table.columns],
-                table.key_sql,
-                table.where,
-            )
-            if found:
-                raise DataError(found) from exc
         if message.startswith(f'table "{table.source}"'):
             raise DataError(message) from exc
         if isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message:

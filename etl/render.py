@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from .convert import duck_expressions, loads_as_text, sqlite_render
+from .convert import duck_expressions, invalid_utf8, loads_as_text, sqlite_render
 from .duck import quote_ident, quote_literal
 from .mapping import TargetColumn, TargetTable
 from .plan import (
@@ -155,10 +155,17 @@ def row_label(table: TargetTable) -> str:
     head = quote_literal(f'table "{table.source}"')
     if not table.key_sql:
         return head
-    keys = " || ', ' || ".join(
-        f"{quote_literal(label + '=')} || k{i}" for i, (label, _e) in enumerate(table.key_sql)
-    )
-    return f"{head} || ', row ' || {keys}"
+    parts = []
+    for i, (label, _expr) in enumerate(table.key_sql):
+        # A key that is not valid UTF-8 is shown as hex: the message must stay printable.
+        # k is SQLite's quote() of the key: for text, '...' around the bytes (27 in hex).
+        hexed = f"hex(encode(k{i}))"
+        key = (
+            f"CASE WHEN {invalid_utf8(f'k{i}')} "
+            f"THEN 'X''' || substr({hexed}, 3, length({hexed}) - 4) || '''' ELSE k{i} END"
+        )
+        parts.append(f"{quote_literal(label + '=')} || {key}")
+    return f"{head} || ', row ' || " + " || ', ' || ".join(parts)
 
 
 def load_query(schema: str, table: TargetTable) -> str:

@@ -92,3 +92,16 @@ def test_a_connection_killed_in_the_middle_of_a_copy_leaves_the_target_as_before
     # and the next run succeeds
     m.apply()
     assert pg.execute("SELECT count(*) FROM big").fetchone() == (rows,)
+
+
+def test_a_key_that_is_not_valid_utf8_is_shown_as_hex_in_the_error(migration, pg):
+    m = migration(
+        [
+            "CREATE TABLE t (id TEXT PRIMARY KEY, x TEXT)",
+            "INSERT INTO t VALUES (CAST(X'41FF42' AS TEXT), X'00')",
+        ]
+    )
+    with pytest.raises(DataError) as failure:
+        m.apply()
+    assert str(failure.value).startswith("table \"t\", row id=X'41FF42': column \"id\": is not valid UTF-8")
+    assert tables_in(pg) == []
