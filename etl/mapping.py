@@ -110,6 +110,14 @@ def constraint_name(*parts: str, suffix: str) -> str:
     return f"{head}_{digest}_{suffix}"
 
 
+def fit_name(name: str) -> str:
+    """A name SQLite allowed but PostgreSQL would truncate, shortened with a hash to stay distinct."""
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name.encode()[: MAX_NAME_BYTES - 9].decode(errors='ignore')}_{digest}"
+
+
 def _matches(name: str, globs: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
@@ -117,7 +125,9 @@ def _matches(name: str, globs: tuple[str, ...]) -> bool:
 def _did_you_mean(word: str, choices) -> str:
     import difflib
 
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    choices = list(choices)
+    same_but_case = [c for c in choices if c.lower() == word.lower()]  # `ID` for `id`
+    close = same_but_case or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -136,7 +146,7 @@ class _Resolver:
         spec, names = self.spec, [t.name for t in self.source.tables]
         for i, glob in enumerate(spec.include):
             if not any(ch in glob for ch in "*?[") and glob not in names:
-                self.problem(("include", i), f"no table '{glob}' in the source{_did_you_mean(glob, names)}")
+                self.problem(("include", i), self.no_table(glob))
         chosen = [
             t
             for t in self.source.tables
@@ -145,9 +155,7 @@ class _Resolver:
         chosen_names = {t.name for t in chosen}
         for name in spec.tables:
             if name not in names:
-                self.problem(
-                    ("tables", name), f"no table '{name}' in the source{_did_you_mean(name, names)}", key=True
-                )
+                self.problem(("tables", name), self.no_table(name), key=True)
             elif name not in chosen_names:
                 self.problem(
                     ("tables", name),
@@ -155,6 +163,11 @@ class _Resolver:
                     key=True,
                 )
         return chosen
+
+    def no_table(self, name: str) -> str:
+        if name in self.source.views:
+            return f"'{name}' is a view in the source; views are not migrated, only tables"
+        return f"no table '{name}' in the source{_did_you_mean(name, [t.name for t in self.source.tables])}"
 
     def resolve(self) -> Mapping:
         chosen = self.selected_tables()
@@ -176,10 +189,43 @@ class _Resolver:
                 )
             seen[name] = source_name
         targets = {t.name: self.table(t, names) for t in chosen}
+        self.check_relation_names(list(targets.values()))
         order = self.load_order(chosen)
         if self.problems:
             raise SpecError(self.problems)
         return Mapping(schema=self.spec.target_schema, tables=tuple(targets[n] for n in order))
+
+    def check_relation_names(self, tables: list[TargetTable]) -> None:
+        """PostgreSQL keeps tables and indexes (those behind primary keys and unique constraints
+        too) in one namespace per schema, and constraint names unique per table: a clash would
+        only fail at apply, after the rows are loaded."""
+        seen: dict[str, str] = {}
+        for t in tables:
+            base = ("tables", t.source)
+            relations = [(t.name, f"table '{t.name}'")]
+            if t.primary_key:
+                relations.append((t.primary_key_name, f"the primary key of '{t.name}'"))
+            relations += [
+                (u.name, f"the unique constraint ({', '.join(u.columns)}) of '{t.name}'") for u in t.uniques
+            ]
+            relations += [(ix.name, f"index '{ix.name}' of '{t.name}'") for ix in t.indexes]
+            for name, what in relations:
+                if name in seen and seen[name] != what:
+                    self.problem(
+                        base,
+                        f"{seen[name]} and {what} would both be named '{name}' in PostgreSQL "
+                        "(one namespace per schema); rename one",
+                    )
+                seen.setdefault(name, what)
+            constraints = {t.primary_key_name} | {u.name for u in t.uniques}
+            for fk in t.foreign_keys:
+                if fk.name in constraints:
+                    self.problem(
+                        base,
+                        f"two constraints of '{t.name}' would both be named '{fk.name}'; "
+                        "replace this table's `foreign_keys` with one of them",
+                    )
+                constraints.add(fk.name)
 
     def table(self, table: Table, table_names: dict[str, str]) -> TargetTable:
         ts = self.spec.tables.get(table.name) or TableSpec()
@@ -220,6 +266,11 @@ class _Resolver:
                 other = next(k for k, v in col_names.items() if v == tname)
                 self.problem(
                     at, f"columns '{other}' and '{name}' would both become '{tname}'; rename one with `name:`"
+                )
+            if len(tname.encode()) > MAX_NAME_BYTES:
+                self.problem(
+                    at,
+                    f"target column name '{tname}' is longer than PostgreSQL's 63 bytes; rename it with `name:`",
                 )
             col_names[name] = tname
             declared = source_col.declared_type if source_col else ""
@@ -293,19 +344,34 @@ class _Resolver:
                     uniques.append(TargetUnique(constraint_name(tname, *tc, suffix="key"), tc))
         else:
             for ix in table.indexes:
-                if ix.is_constraint:
+                if ix.is_constraint and ix.has_expressions:
+                    shown = ", ".join(k.column or k.expression or "?" for k in ix.keys)
+                    self.problem(
+                        base,
+                        f"unique constraint on ({shown}) cannot be translated to PostgreSQL "
+                        "(it compares with a collation); replace this table's `unique`",
+                    )
+                elif ix.is_constraint:
                     tc = target_cols(ix.columns, base, f"unique constraint on ({', '.join(ix.columns)})")
                     if tc:
                         uniques.append(TargetUnique(constraint_name(tname, *tc, suffix="key"), tc))
 
         indexes = []
         if ts.indexes is not None:
-            for i, ix in enumerate(ts.indexes):
-                tc = target_cols(ix.columns, (*base, "indexes", i, "columns"), "an index")
+            for i, spec_ix in enumerate(ts.indexes):
+                tc = target_cols(spec_ix.columns, (*base, "indexes", i, "columns"), "an index")
                 if tc:
-                    name = ix.name or constraint_name(tname, *tc, suffix="key" if ix.unique else "idx")
-                    where = sql.SQL(ix.where) if ix.where else None
-                    indexes.append(TargetIndex(name, tuple(sql.Identifier(c) for c in tc), ix.unique, where))
+                    if spec_ix.name and len(spec_ix.name.encode()) > MAX_NAME_BYTES:
+                        self.problem(
+                            (*base, "indexes", i, "name"),
+                            f"index name '{spec_ix.name}' is longer than PostgreSQL's 63 bytes",
+                        )
+                    name = spec_ix.name or constraint_name(
+                        tname, *tc, suffix="key" if spec_ix.unique else "idx"
+                    )
+                    where = sql.SQL(spec_ix.where) if spec_ix.where else None
+                    keys = tuple(sql.Identifier(c) for c in tc)
+                    indexes.append(TargetIndex(name, keys, spec_ix.unique, where))
         else:
             for ix in table.indexes:
                 if not ix.is_constraint:
@@ -314,6 +380,7 @@ class _Resolver:
                         indexes.append(built)
 
         fks = []
+        source_fks: list[tuple[tuple[str | int, ...], ForeignKey]]
         if ts.foreign_keys is not None:
             source_fks = [
                 (
@@ -333,6 +400,7 @@ class _Resolver:
                     "is not migrated (include it, or replace this table's foreign_keys)"
                     if exists
                     else "does not exist in the source"
+                    + _did_you_mean(fk.ref_table, [t.name for t in self.source.tables])
                 )
                 self.problem(
                     path,
@@ -349,9 +417,14 @@ class _Resolver:
             }
             missing = [c for c in fk.ref_columns if c not in parent_cols]
             if missing:
+                source_cols = [c.name for c in (parent.columns if parent else ())]
+                why = (
+                    "is not migrated (it is in exclude_columns)"
+                    if missing[0] in source_cols
+                    else f"does not exist{_did_you_mean(missing[0], source_cols)}"
+                )
                 self.problem(
-                    path,
-                    f"foreign key references column '{missing[0]}' of '{fk.ref_table}', which is not migrated",
+                    path, f"foreign key references column '{missing[0]}' of '{fk.ref_table}', which {why}"
                 )
                 continue
             if tc:
@@ -461,7 +534,7 @@ class _Resolver:
                     f"partial index '{ix.name}' has a WHERE clause that cannot be translated ({ix.where}); replace this table's `indexes`",
                 )
                 return None
-        return TargetIndex(target_name(ix.name, self.spec.naming), tuple(keys), ix.unique, where)
+        return TargetIndex(fit_name(target_name(ix.name, self.spec.naming)), tuple(keys), ix.unique, where)
 
     # -- load order -----------------------------------------------------------------------------
 

@@ -8,21 +8,34 @@ predicate is never guessed.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 from psycopg import sql
 
-from .sqlitesql import unquote_identifier
+from .sqlitesql import _scan, unquote_identifier
 
+# Order matters: a blob literal X'00' before names (else `X` reads as a name), hex integers
+# before decimal ones (else 0x1F reads as 0 and a name).
 _TOKEN_RE = re.compile(
-    r"""\s+|'(?:[^']|'')*'|"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[A-Za-z_][A-Za-z0-9_$]*|
-        [xX]'[0-9a-fA-F]*'|[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+|
+    r"""\s+|'(?:[^']|'')*'|"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[xX]'[0-9a-fA-F]*'|
+        0[xX][0-9a-fA-F]+|[^\W\d][\w$]*|[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?|
         ==|!=|<>|<=|>=|\|\||[=<>(),+\-*/%]""",
     re.VERBOSE,
 )
-_KEYWORDS = {"AND", "OR", "NOT", "IS", "NULL", "IN", "LIKE", "BETWEEN", "TRUE", "FALSE"}
-_FUNCTIONS = {"lower": "lower", "upper": "upper", "length": "length", "abs": "abs", "coalesce": "coalesce"}
+# Keywords that mean the same in both databases. Not LIKE: SQLite's LIKE ignores the case of
+# ASCII letters and PostgreSQL's does not, so `email LIKE 'a%'` would cover other rows.
+_KEYWORDS = {"AND", "OR", "NOT", "IS", "NULL", "IN", "BETWEEN", "TRUE", "FALSE", "ISNULL", "NOTNULL"}
+_FUNCTIONS = {
+    "lower": "lower",
+    "upper": "upper",
+    "length": "length",
+    "abs": "abs",
+    "coalesce": "coalesce",
+    "ifnull": "coalesce",
+}
+_COMPARISONS = {"=", "==", "!=", "<>"}
 
 
 @dataclass(frozen=True)
@@ -44,56 +57,107 @@ def tokenize(text: str) -> list[str] | None:
     return tokens
 
 
+def _is_name(tok: str) -> bool:
+    return tok[0] in '"`[' or tok[0] == "_" or (tok[0].isalpha() and tok[1:2] != "'")
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _fold(name: str) -> str:
+    """SQLite matches names ignoring the case of ASCII letters only."""
+    return name.translate(_ASCII_LOWER)
+
+
 def translate_expression(text: str, columns: dict[str, TargetColumnRef]) -> sql.Composable | None:
     """`columns` maps SQLite column names (matched case-insensitively, as SQLite does)."""
     tokens = tokenize(text)
-    if tokens is None:
+    if not tokens:
         return None
-    by_lower = {name.lower(): ref for name, ref in columns.items()}
-    parts: list[sql.Composable] = []
-    kinds: list[str | None] = []  # the column kind for identifier parts, to fix boolean literals
+    by_lower = {_fold(name): ref for name, ref in columns.items()}
+    upper = [t.upper() if _is_name(t) and t[0] not in '"`[' else t for t in tokens]
+
+    def kind_at(i: int) -> str | None:
+        """The target column kind of token i, if it is a column."""
+        if 0 <= i < len(tokens) and _is_name(tokens[i]) and upper[i] not in _KEYWORDS:
+            ref = by_lower.get(_fold(unquote_identifier(tokens[i])))
+            return ref.kind if ref else None
+        return None
+
+    def compared_with_boolean(i: int) -> bool:
+        """Is the literal at i one side of `=`, `<>` or IS [NOT] whose other side is a boolean column?"""
+        before = i - 1
+        if before >= 1 and upper[before] == "NOT" and upper[before - 1] == "IS":
+            before -= 1
+        if (
+            before >= 1
+            and (tokens[before] in _COMPARISONS or upper[before] == "IS")
+            and kind_at(before - 1) == "boolean"
+        ):
+            return True
+        after = i + 1
+        if after < len(tokens) and (tokens[after] in _COMPARISONS or upper[after] == "IS"):
+            after += 2 if upper[after] == "IS" and upper[after + 1 : after + 2] == ["NOT"] else 1
+            return kind_at(after) == "boolean"
+        return False
+
+    parts: list[str | sql.Composable] = []  # str: punctuation and operators, kept tight or spaced
+    skip: set[int] = set()
     for i, tok in enumerate(tokens):
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
-        upper = tok.upper()
-        if (
-            tok[0] in '"`['
-            or (tok[0].isalpha() or tok[0] == "_")
-            and not (tok[0] in "xX" and tok[1:2] == "'")
-        ):
-            name = unquote_identifier(tok)
-            if tok[0] not in '"`[' and upper in _KEYWORDS:
-                parts.append(sql.SQL(upper))
-                kinds.append(None)
+        if i in skip:
+            continue
+        if _is_name(tok):
+            if tok[0] not in '"`[' and upper[i] in _KEYWORDS:
+                negated = upper[i + 1 : i + 2] == ["NOT"]
+                operand = (
+                    upper[i + 2 if negated else i + 1] if i + (2 if negated else 1) < len(tokens) else ""
+                )
+                if upper[i] == "IS" and operand not in ("NULL", "TRUE", "FALSE"):
+                    # PostgreSQL's IS takes only NULL, TRUE or FALSE; SQLite's IS compares any values.
+                    parts.append(sql.SQL("IS DISTINCT FROM" if negated else "IS NOT DISTINCT FROM"))
+                    if negated:
+                        skip.add(i + 1)
+                else:
+                    parts.append(sql.SQL(upper[i]))
             elif tok[0] not in '"`[' and nxt == "(" and tok.lower() in _FUNCTIONS:
                 parts.append(sql.SQL(_FUNCTIONS[tok.lower()]))
-                kinds.append(None)
-            elif name.lower() in by_lower:
-                ref = by_lower[name.lower()]
+            elif (ref := by_lower.get(_fold(unquote_identifier(tok)))) is not None:
                 parts.append(sql.Identifier(ref.name))
-                kinds.append(ref.kind)
             else:
-                return None
+                return None  # an unknown name or function: never guessed
         elif tok.startswith("'"):
             parts.append(sql.Literal(tok[1:-1].replace("''", "'")))
-            kinds.append(None)
-        elif tok[0] in "xX":
-            return None  # blob literals in predicates: not worth guessing
+        elif tok[0] in "xX" or tok[:2].lower() == "0x":
+            return None  # blob and hex literals in predicates: not worth guessing
         elif tok[0].isdigit() or tok[0] == ".":
-            # `flag = 1` on a column that became boolean must compare with true/false.
-            if (
-                tok in ("0", "1")
-                and len(parts) >= 2
-                and kinds[-2] == "boolean"
-                and tokens[i - 1] in ("=", "==", "!=", "<>")
-            ):
+            if compared_with_boolean(i):
+                # `flag = 1` on a column that became boolean must compare with true/false.
+                if tok not in ("0", "1"):
+                    return None
                 parts.append(sql.SQL("true" if tok == "1" else "false"))
             else:
                 parts.append(sql.SQL(tok))
-            kinds.append(None)
         else:
-            parts.append(sql.SQL({"==": "=", "!=": "<>"}.get(tok, tok)))
-            kinds.append(None)
-    return sql.SQL(" ").join(parts)
+            parts.append({"==": "=", "!=": "<>"}.get(tok, tok))
+    return _join(parts)
+
+
+def _join(parts: list[str | sql.Composable]) -> sql.Composable:
+    """Parts separated by spaces, except inside parentheses and before commas: `lower("email")`."""
+    out: list[sql.Composable] = []
+    previous: str | sql.Composable | None = None
+    for part in parts:
+        tight = part in (")", ",") or previous == "(" or (part == "(" and _is_function(previous))
+        if out and not tight:
+            out.append(sql.SQL(" "))
+        out.append(sql.SQL(part) if isinstance(part, str) else part)
+        previous = part
+    return sql.Composed(out)
+
+
+def _is_function(part: str | sql.Composable | None) -> bool:
+    return isinstance(part, sql.SQL) and part.as_string(None) in _FUNCTIONS.values()
 
 
 _NOW_DEFAULTS = {
@@ -104,6 +168,28 @@ _NOW_DEFAULTS = {
     "current_time": "CURRENT_TIME",
     "time('now')": "CURRENT_TIME",
 }
+# SQLite's "now" is UTC, and the loaded values of timestamp (without time zone), date and time
+# columns are UTC wall-clock values; PostgreSQL's CURRENT_DATE, LOCALTIME, ... follow the session's
+# time zone instead, so new rows would not match old ones.
+_UTC_NOW = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
+_STRING_RE = re.compile(r"'(?:[^']|'')*'")
+_NUMBER_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_INTEGER_RE = re.compile(r"[+-]?[0-9]+")
+_DATE_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_TIME_RE = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+_TZ_RE = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)"
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}")
+
+
+def _unwrap(text: str) -> str:
+    """The text without parentheses that enclose all of it: `((1))` -> `1`, but `(1) + (2)` stays."""
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")"):
+        closes = [i for i, ch, depth in _scan(text) if ch == ")" and depth == 1]
+        if closes != [len(text) - 1]:
+            break
+        text = text[1:-1].strip()
+    return text
 
 
 def translate_default(text: str, kind: str) -> sql.Composable | None:
@@ -111,18 +197,18 @@ def translate_default(text: str, kind: str) -> sql.Composable | None:
 
     Returns sql.SQL("NULL") for an explicit NULL default.
     """
-    stripped = text.strip()
-    while stripped.startswith("(") and stripped.endswith(")"):
-        stripped = stripped[1:-1].strip()
+    stripped = _unwrap(text)
     key = re.sub(r"\s+", "", stripped.lower()).replace('"', "'")
     if key in _NOW_DEFAULTS:
         now = _NOW_DEFAULTS[key]
-        if kind in ("timestamp", "timestamptz") and now == "CURRENT_TIMESTAMP":
+        if kind == "timestamptz" and now == "CURRENT_TIMESTAMP":
             return sql.SQL(now)
+        if kind == "timestamp" and now == "CURRENT_TIMESTAMP":
+            return sql.SQL(_UTC_NOW)
         if kind == "date" and now in ("CURRENT_DATE", "CURRENT_TIMESTAMP"):
-            return sql.SQL("CURRENT_DATE")
+            return sql.SQL(f"({_UTC_NOW}::date)")
         if kind == "time" and now == "CURRENT_TIME":
-            return sql.SQL("LOCALTIME")
+            return sql.SQL(f"({_UTC_NOW}::time)")
         if kind == "text":
             # SQLite's CURRENT_TIMESTAMP default writes UTC text 'YYYY-MM-DD HH:MM:SS'.
             formats = {
@@ -140,24 +226,52 @@ def translate_default(text: str, kind: str) -> sql.Composable | None:
         if kind in ("integer", "float", "numeric"):
             return sql.SQL("1" if key == "true" else "0")
         return None
-    if re.fullmatch(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", stripped):
+    if _NUMBER_RE.fullmatch(stripped):
         if kind == "boolean":
             return sql.SQL({"0": "false", "1": "true"}[stripped]) if stripped in ("0", "1") else None
         if kind in ("integer", "float", "numeric"):
-            if kind == "integer" and not re.fullmatch(r"[+-]?[0-9]+", stripped):
+            if kind == "integer" and not _INTEGER_RE.fullmatch(stripped):
                 return None
             return sql.SQL(stripped.lstrip("+"))
         if kind in ("text", "json", "other"):
             return sql.Literal(stripped)
         return None
-    if len(stripped) >= 2 and stripped[0] == "'" and stripped[-1] == "'":
-        value = stripped[1:-1].replace("''", "'")
-        if kind == "boolean":
-            mapped = {"true": "true", "false": "false", "1": "true", "0": "false", "t": "true", "f": "false"}
-            return sql.SQL(mapped[value.lower()]) if value.lower() in mapped else None
-        if kind == "bytea":
-            return sql.Literal(value.encode("utf-8"))
-        return sql.Literal(value)
+    if _STRING_RE.fullmatch(stripped):  # exactly one string literal, not 'a' || 'b'
+        return _string_default(stripped[1:-1].replace("''", "'"), kind)
     if re.fullmatch(r"[xX]'([0-9a-fA-F]{2})*'", stripped) and kind == "bytea":
         return sql.Literal(bytes.fromhex(stripped[2:-1]))
     return None
+
+
+def _string_default(value: str, kind: str) -> sql.Composable | None:
+    """A string literal default, when the column's type can hold exactly that value."""
+    if kind == "boolean":
+        mapped = {"true": "true", "false": "false", "1": "true", "0": "false", "t": "true", "f": "false"}
+        return sql.SQL(mapped[value.lower()]) if value.lower() in mapped else None
+    if kind == "bytea":
+        return sql.Literal(value.encode("utf-8"))
+    if kind == "integer":
+        return sql.SQL(value.lstrip("+")) if _INTEGER_RE.fullmatch(value) else None
+    if kind in ("float", "numeric"):
+        return sql.SQL(value.lstrip("+")) if _NUMBER_RE.fullmatch(value) else None
+    if kind == "uuid":
+        return sql.Literal(value) if _UUID_RE.fullmatch(value) else None
+    if kind == "json":
+        try:
+            json.loads(value)
+        except ValueError:
+            return None
+        return sql.Literal(value)
+    if kind == "date":
+        return sql.Literal(value) if re.fullmatch(_DATE_RE, value) else None
+    if kind == "time":
+        return sql.Literal(value) if re.fullmatch(_TIME_RE, value) else None
+    if kind in ("timestamp", "timestamptz"):
+        match = re.fullmatch(f"(?P<local>{_DATE_RE}([T ]{_TIME_RE})?) ?(?P<tz>{_TZ_RE})?", value)
+        if not match:
+            return None  # 'now', 'today', ... would be frozen at CREATE TABLE time by PostgreSQL
+        if kind == "timestamptz" and not match.group("tz"):
+            # Loaded text without an offset is read as UTC; PostgreSQL would use the session's zone.
+            return sql.SQL("(TIMESTAMP {} AT TIME ZONE 'UTC')").format(sql.Literal(match.group("local")))
+        return sql.Literal(value)
+    return sql.Literal(value)
