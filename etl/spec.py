@@ -147,11 +147,8 @@ def read_spec(
     data = _without_invalid_parts(doc.data, spec_schema()) if problems else doc.data
     if data is None:
         return None, problems
-    try:
-        spec = _build(doc, data, Path(path), os.environ if environ is None else environ)
-    except SpecError as exc:
-        return None, problems + exc.problems
-    return spec, problems
+    spec, build_problems = _build(doc, data, Path(path), os.environ if environ is None else environ)
+    return spec, problems + build_problems
 
 
 def _without_invalid_parts(data: Any, schema: dict[str, Any]) -> Any:
@@ -193,7 +190,11 @@ def _get(data: Any, path: list[Any]) -> Any:
     return data
 
 
-def _build(doc: Document, data: Any, file: Path, environ: Mapping[str, str]) -> Spec:
+def _build(
+    doc: Document, data: Any, file: Path, environ: Mapping[str, str]
+) -> tuple[Spec, list[SpecProblem]]:
+    """The Spec and the problems found building it. A setting with a problem (an unknown type, say)
+    is left unset, so the rest of the spec can still be checked against the source."""
     problems: list[SpecProblem] = []
 
     def problem(path: tuple[str | int, ...], message: str, key: bool = False) -> None:
@@ -215,8 +216,14 @@ def _build(doc: Document, data: Any, file: Path, environ: Mapping[str, str]) -> 
     rules = []
     for i, rule in enumerate(data.get("type_rules", [])):
         t = pg_type(("type_rules", i, "type"), rule["type"])
+        converter = rule.get("converter")
+        if t is not None and converter and t.kind not in ("timestamp", "timestamptz", "date"):
+            problem(
+                ("type_rules", i, "converter"),
+                f"converter '{converter}' applies to timestamp and date types, not {t.sql()}",
+            )
         if t is not None:
-            rules.append(TypeRule(rule["declared"], t, rule.get("converter")))
+            rules.append(TypeRule(rule["declared"], t, converter))
 
     tables: dict[str, TableSpec] = {}
     for table_name, raw in (data.get("tables") or {}).items():
@@ -264,10 +271,8 @@ def _build(doc: Document, data: Any, file: Path, environ: Mapping[str, str]) -> 
                 for fk in fks
             ),
         )
-    if problems:
-        raise SpecError(problems)
     load_order = data.get("load_order")
-    return Spec(
+    spec = Spec(
         file=file,
         source=(file.parent / data["source"]["sqlite"]),
         target_url=url,
@@ -280,3 +285,4 @@ def _build(doc: Document, data: Any, file: Path, environ: Mapping[str, str]) -> 
         tables=tables,
         document=doc,
     )
+    return spec, problems

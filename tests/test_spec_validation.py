@@ -134,11 +134,6 @@ def test_five_different_mistakes_give_five_problems_each_with_its_place(spec_dir
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="etl/spec.py _build raises SpecError on a bad type or an unset variable, so read_spec "
-    "returns no Spec and validate never checks the rest against the source",
-)
 def test_a_bad_type_or_an_unset_variable_does_not_hide_the_other_mistakes(spec_dir):
     text = problems(
         spec_dir,
@@ -396,3 +391,19 @@ def test_load_order_problems(spec_dir, snapshot):
     assert "'Post' is listed twice" in text
     assert "table 'User' is missing from load_order" in text
     assert "'Comment' is loaded before 'Post', which its foreign key references" in text
+
+
+def test_a_type_rule_with_a_converter_for_a_type_that_is_not_a_datetime_is_reported(spec_dir):
+    text = problems(
+        spec_dir,
+        """
+        version: 1
+        source: {sqlite: app.db}
+        target: {url: "postgresql://etl@db.invalid/app"}
+        type_rules:
+          - {declared: TEXT, type: text, converter: iso}
+        """,
+    )
+    assert lines(text) == [
+        "spec.yaml:5:45: type_rules[0].converter: converter 'iso' applies to timestamp and date types, not text",
+    ]
