@@ -58,6 +58,29 @@ class ValueConversion:
     pg_type: PgType
     converter: str = "auto"
     nullable: bool = True
+    # For `auto` datetimes, decided from the integers the column holds (see integer_unit): the
+    # unit of its integers, and whether they span several magnitudes (then the smaller ones are
+    # ambiguous: 86400000 is 1970-01-02 in milliseconds and 1972-09-27 in seconds).
+    integer_unit: str | None = None
+    mixed_units: bool = False
+
+
+_UNIT_FLOORS = (("us", 100_000_000_000_000), ("ms", 100_000_000_000), ("s", 0))
+_UNIT_NAMES = {"us": "microseconds", "ms": "milliseconds", "s": "seconds"}
+
+
+def _unit_of(magnitude: int) -> str:
+    return next(unit for unit, floor in _UNIT_FLOORS if magnitude >= floor)
+
+
+def integer_unit(smallest_abs: int | None, largest_abs: int | None) -> tuple[str | None, bool]:
+    """The unit for a column's integers and whether its integers span several units. Seconds
+    reach 1e11 only in the year 5138, so any integer that large makes the column milliseconds
+    (or microseconds from 1e14), and smaller integers beside them cannot be read with certainty."""
+    if largest_abs is None or smallest_abs is None:
+        return None, False
+    unit = _unit_of(largest_abs)
+    return unit, _unit_of(smallest_abs) != unit
 
 
 # --- the SQLite half -------------------------------------------------------------------------
@@ -184,10 +207,17 @@ def _julian_or_seconds(t: str, v: str) -> str:
     return f"({_integer_text(t, v)} AND TRY_CAST({v} AS HUGEINT) BETWEEN 1721060 AND 5373484)"
 
 
-def _datetime_us(t: str, v: str, converter: str) -> str:
+def _datetime_us(t: str, v: str, converter: str, unit: str | None = None, mixed: bool = False) -> str:
     """Microseconds since 1970-01-01 UTC as HUGEINT, or NULL when no convention explains the value."""
     integer_text = _integer_text(t, v)
-    if converter == "auto":
+    if converter == "auto" and unit is not None:
+        from_int = _epoch_us(v, unit)
+        if unit == "s":
+            from_int = f"CASE WHEN {_julian_or_seconds(t, v)} THEN NULL ELSE {from_int} END"
+        elif mixed:
+            floor = dict(_UNIT_FLOORS)[unit]
+            from_int = f"CASE WHEN abs(TRY_CAST({v} AS HUGEINT)) >= {floor} THEN {from_int} END"
+    elif converter == "auto":
         n = f"abs(TRY_CAST({v} AS HUGEINT))"
         from_int = (
             f"CASE WHEN {_julian_or_seconds(t, v)} THEN NULL "
@@ -409,7 +439,7 @@ def duck_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
         return failed(value, "a time of day (HH:MM:SS)", extra)
 
     if kind in ("timestamp", "timestamptz", "date"):
-        us = _datetime_us(t, v, col.converter)
+        us = _datetime_us(t, v, col.converter, col.integer_unit, col.mixed_units)
         in_range = f"(({us}) >= {_MIN_US} AND ({us}) < {_MAX_US})"
         ts = f"CASE WHEN {in_range} THEN make_timestamp(CAST(({us}) AS BIGINT)) WHEN {t} = 'text' AND regexp_full_match({v}, '-?infinity', 'i') THEN CAST(lower({v}) AS TIMESTAMP) END"
         extra = [
@@ -418,7 +448,16 @@ def duck_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
                 f"'is outside the years 1-9999 when read as {col.converter} (choose another converter): ' || {found}",
             )
         ]
-        if col.converter == "auto":
+        if col.converter == "auto" and col.mixed_units and col.integer_unit:
+            floor = dict(_UNIT_FLOORS)[col.integer_unit]
+            extra.append(
+                (
+                    f"{_integer_text(t, v)} AND abs(TRY_CAST({v} AS HUGEINT)) < {floor}",
+                    f"'is ambiguous: the column also holds epoch {_UNIT_NAMES[col.integer_unit]}, and this "
+                    f"integer reads as a different instant in each unit (choose a converter): ' || {found}",
+                )
+            )
+        if col.converter == "auto" and col.integer_unit in (None, "s"):
             extra.append(
                 (
                     _julian_or_seconds(t, v),

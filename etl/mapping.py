@@ -10,11 +10,11 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from psycopg import sql
 
-from .convert import ValueConversion
+from .convert import ValueConversion, integer_unit
 from .duck import quote_ident
 from .errors import SpecError, SpecProblem
 from .model import Catalog, ForeignKey, Index, Table
@@ -601,3 +601,36 @@ def _topological(names: list[str], parents: dict[str, set[str]], strict: bool = 
 
 def resolve(spec: Spec, source: Catalog) -> Mapping:
     return _Resolver(spec, source).resolve()
+
+
+def datetime_columns_to_measure(mapping: Mapping) -> dict[str, list[TargetColumn]]:
+    """Per source table, the `auto` datetime columns whose integer unit depends on the data."""
+    wanted: dict[str, list[TargetColumn]] = {}
+    for table in mapping.tables:
+        for column in table.columns:
+            if (
+                column.pg_type.kind in ("timestamp", "timestamptz", "date")
+                and column.conversion.converter == "auto"
+            ):
+                wanted.setdefault(table.source, []).append(column)
+    return wanted
+
+
+def with_integer_units(
+    mapping: Mapping, magnitudes: dict[tuple[str, str], tuple[int | None, int | None]]
+) -> Mapping:
+    """The mapping with each measured `auto` datetime column's integer unit fixed for the column.
+
+    `magnitudes` maps (source table, target column) to its smallest and largest absolute integer."""
+    tables = []
+    for table in mapping.tables:
+        columns = []
+        for column in table.columns:
+            key = (table.source, column.name)
+            if key in magnitudes:
+                unit, mixed = integer_unit(*magnitudes[key])
+                conversion = replace(column.conversion, integer_unit=unit, mixed_units=mixed)
+                column = replace(column, conversion=conversion)
+            columns.append(column)
+        tables.append(replace(table, columns=tuple(columns)))
+    return replace(mapping, tables=tuple(tables))

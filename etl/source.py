@@ -228,3 +228,24 @@ def find_invalid_utf8(
                         f"fix the text in SQLite, or map the column to bytea to keep the bytes"
                     )
     return None
+
+
+def integer_magnitudes(
+    path: str | Path, table: str, where: str | None, expressions: list[str]
+) -> list[tuple[int | None, int | None]]:
+    """(smallest, largest) absolute integer each SQLite expression yields over the rows, one scan."""
+    from .duck import quote_ident
+
+    if not expressions:
+        return []
+    items = []
+    for e in expressions:
+        # abs() of the smallest 64-bit integer overflows in SQLite; its magnitude is 2**63.
+        magnitude = f"CASE WHEN typeof({e}) = 'integer' THEN CASE WHEN {e} = -9223372036854775807 - 1 THEN 9223372036854775807 ELSE abs({e}) END END"
+        items += [f"min({magnitude})", f"max({magnitude})"]
+    query = f"SELECT {', '.join(items)} FROM {quote_ident(table)}"
+    if where:
+        query += f" WHERE ({where})"
+    with open_sqlite(path) as con:
+        row = con.execute(query).fetchone()
+    return [(row[2 * i], row[2 * i + 1]) for i in range(len(expressions))]

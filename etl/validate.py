@@ -16,9 +16,9 @@ import duckdb
 
 from .duck import quote_ident, quote_literal
 from .errors import SourceError, SpecError, SpecProblem
-from .mapping import Mapping, resolve
+from .mapping import Mapping, datetime_columns_to_measure, resolve, with_integer_units
 from .model import Catalog
-from .source import introspect_sqlite, open_sqlite
+from .source import integer_magnitudes, introspect_sqlite, open_sqlite
 from .spec import Spec, SqlDefault, read_spec
 
 
@@ -48,7 +48,20 @@ def validate(
         raise SpecError(_unique(problems + exc.problems)) from exc
     if problems:
         raise SpecError(_unique(problems))
-    return Validated(spec, catalog, mapping)
+    return Validated(spec, catalog, measure_datetime_units(spec, mapping))
+
+
+def measure_datetime_units(spec: Spec, mapping: Mapping) -> Mapping:
+    """Fix each `auto` datetime column's integer unit from the integers it holds."""
+    magnitudes: dict[tuple[str, str], tuple[int | None, int | None]] = {}
+    for source_table, columns in datetime_columns_to_measure(mapping).items():
+        where = next((t.where for t in mapping.tables if t.source == source_table), None)
+        found = integer_magnitudes(
+            spec.source, source_table, where, [c.conversion.source_sql for c in columns]
+        )
+        for column, extremes in zip(columns, found, strict=True):
+            magnitudes[(source_table, column.name)] = extremes
+    return with_integer_units(mapping, magnitudes)
 
 
 def _unique(problems: list[SpecProblem]) -> list[SpecProblem]:

@@ -22,6 +22,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from etl.errors import DataError
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PRISMA_INSTANT = datetime(2025, 8, 7, 10, 0, tzinfo=UTC)  # 1754560800000 ms since the epoch
 
@@ -172,26 +174,58 @@ def test_a_column_mixing_conventions_is_read_value_by_value(migration, pg):
         CREATE TABLE Event (id INTEGER PRIMARY KEY, at DATETIME);
         INSERT INTO Event (at) VALUES
             ('2025-08-07T10:00:00Z'), ('2025-08-07 10:00:00'), ('2025-08-07T12:00:00+02:00'),
-            (1754560800), (1754560800000), (1754560800000000), (2460894.916666667), (1754560800.25);
+            (1754560800000), (2460894.916666667), (1754560800.25);
         """
     )
     m.apply("tables:\n  Event:\n    columns:\n      at: {converter: auto}\n")
     held = sqlite_rows(m.source, "SELECT id, at, typeof(at) FROM Event ORDER BY id")
-    assert [t for _i, _v, t in held] == ["text"] * 3 + ["integer"] * 3 + ["real"] * 2
+    assert [t for _i, _v, t in held] == ["text"] * 3 + ["integer"] + ["real"] * 2
     arrived = dict(pg_rows(pg, 'SELECT id, at FROM "Event"'))
     expected = {}
     for i, value, storage in held:
         if storage == "text":
             expected[i] = iso_instant(value)
-        elif storage == "integer":  # by magnitude: seconds, milliseconds, microseconds
-            unit = 1 if abs(value) < 10**11 else 1_000 if abs(value) < 10**14 else 1_000_000
-            expected[i] = EPOCH + timedelta(microseconds=value * 1_000_000 // unit)
+        elif storage == "integer":  # the column's integers are milliseconds
+            expected[i] = EPOCH + timedelta(milliseconds=value)
         elif 1721059.5 <= value <= 5373484.5:  # a julian day
             expected[i] = sqlite_julian_instant(m.source, value)
         else:  # a real number of epoch seconds
             expected[i] = EPOCH + timedelta(microseconds=round(value * 1_000_000))
     assert arrived == expected
     assert set(arrived.values()) == {PRISMA_INSTANT, PRISMA_INSTANT + timedelta(milliseconds=250)}
+
+
+def test_auto_reads_every_integer_of_a_column_in_one_unit_decided_by_the_column(migration, pg):
+    # Prisma birthdays: milliseconds, some close to 1970 (below 1e11, where a value-by-value
+    # guess would take them for seconds). With one unit per column, all are milliseconds.
+    m = migration(
+        """
+        CREATE TABLE Profile (id INTEGER PRIMARY KEY, birthday DATETIME);
+        INSERT INTO Profile (birthday) VALUES (-15552000000), (86400000), (1754560800000);
+        """
+    )
+    with pytest.raises(DataError) as failure:
+        m.apply("tables:\n  Profile:\n    columns:\n      birthday: {converter: auto}\n")
+    assert str(failure.value) == (
+        'table "Profile", row id=1: column "birthday": is ambiguous: the column also holds epoch '
+        "milliseconds, and this integer reads as a different instant in each unit (choose a converter): "
+        "integer -15552000000"
+    )
+    m.apply("tables:\n  Profile:\n    columns:\n      birthday: {converter: epoch_milliseconds}\n")
+    arrived = dict(pg_rows(pg, 'SELECT id, birthday FROM "Profile"'))
+    assert arrived == {
+        1: datetime(1969, 7, 5, tzinfo=UTC),  # 180 days before the epoch
+        2: datetime(1970, 1, 2, tzinfo=UTC),
+        3: PRISMA_INSTANT,
+    }
+
+
+def test_auto_reads_a_column_of_plain_epoch_seconds_as_seconds(migration, pg):
+    m = migration(
+        "CREATE TABLE E (id INTEGER PRIMARY KEY, at DATETIME); INSERT INTO E (at) VALUES (1754560800), (0);"
+    )
+    m.apply()
+    assert dict(pg_rows(pg, 'SELECT id, at FROM "E"')) == {1: PRISMA_INSTANT, 2: EPOCH}
 
 
 CONVERTER_CASES = [
