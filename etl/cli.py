@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +18,7 @@ from rich.console import Console
 from . import __version__
 from .errors import EtlError, SpecError
 from .executor import StepEvent, apply_plan
+from .init import init_spec
 from .plan import CreateTable, LoadRows, Plan
 from .planner import build_plan
 from .spec import SCHEMA_FILE
@@ -177,6 +180,56 @@ def apply_command(
     )
 
 
+class Naming(StrEnum):
+    keep = "keep"
+    lower = "lower"
+    snake = "snake"
+
+
+@app.command("init")
+def init_command(
+    sqlite: Annotated[Path, typer.Argument(help="The SQLite database to describe.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the spec.")] = Path(
+        "spec.yaml"
+    ),
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="PostgreSQL URL to write into the spec (default: ${DATABASE_URL})."),
+    ] = None,
+    naming: Annotated[Naming, typer.Option("--naming", help="How target names are made.")] = Naming.keep,
+    prisma: Annotated[
+        Path | None,
+        typer.Option(
+            "--prisma", help="The app's schema.prisma: choose the types Prisma's postgresql provider expects."
+        ),
+    ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option("--sample", min=1, help="Profile about this many rows per table instead of all."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec.")] = False,
+) -> None:
+    """Write a spec for a SQLite database from its schema and its data."""
+    started = time.perf_counter()
+    try:
+        result = init_spec(
+            sqlite, output, target, naming.value, force=force, sample_rows=sample, prisma_schema=prisma
+        )
+    except EtlError as exc:
+        _fail(exc, target)
+        return
+    seconds = time.perf_counter() - started
+    out.print(
+        f"Wrote {output}: {result.tables} tables, {result.rows:,} rows profiled in {seconds:.2f} s.",
+        markup=False,
+    )
+    if result.findings:
+        out.print(f"Findings ({len(result.findings)}), each marked !! in the spec:", markup=False)
+        for finding in result.findings:
+            out.print(f"  {finding}", markup=False)
+    out.print(f"Next: etl validate {output}", markup=False)
+
+
 @app.command("schema")
 def schema_command() -> None:
     """Print the JSON Schema of spec files."""
@@ -189,6 +242,15 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("Error: interrupted; nothing was committed", markup=False)
         sys.exit(130)
+    except Exception as exc:  # a bug in etl: still one line, still no secrets
+        if _state["debug"]:
+            raise
+        err.print(
+            f"Error: unexpected {type(exc).__name__}: {redact(str(exc), None)} "
+            "(this is a bug in etl; run with --debug for a traceback)",
+            markup=False,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,16 @@ _YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 _MAX_EXACT_DOUBLE_INT = 2**53
 
 
+_PLAIN_VALUE = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ()]*[A-Za-z0-9_)]$")
+
+
+def yaml_value(text: str) -> str:
+    """A scalar for a flow mapping ({type: ...}): plain when nothing in it has a YAML meaning."""
+    if _PLAIN_VALUE.match(text) and text.lower() not in _YAML_WORDS:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
 def yaml_str(text: str) -> str:
     """A YAML scalar that every YAML reader takes as exactly this string."""
     if _PLAIN_KEY.match(text) and text.lower() not in _YAML_WORDS:
@@ -82,8 +92,14 @@ def _datetime_converter(p: ColumnProfile) -> tuple[str, str | None, bool]:
     largest = list(present)[-1]
     if len(present) > 1:
         smaller = sum(v for k, v in present.items() if k != largest)
-        return largest, (f"{note}: read all as {largest.split('_')[1]}; the {smaller:,} smaller integers "
-                         f"are then within 3 years of 1970 (set another converter if they are not)"), True
+        return (
+            largest,
+            (
+                f"{note}: read all as {largest.split('_')[1]}; the {smaller:,} smaller integers "
+                f"are then within 3 years of 1970 (set another converter if they are not)"
+            ),
+            True,
+        )
     return largest, note, False
 
 
@@ -114,6 +130,9 @@ def choose_column(
                 True,
             )
         converter, note, surprise = _datetime_converter(p)
+        if prisma_type and p.integers:
+            # Prisma's SQLite connector writes every DateTime as epoch milliseconds.
+            converter, note, surprise = "epoch_milliseconds", note, False
         if p.reals and not p.julian_reals:
             converter, note, surprise = "auto", f"{_n(p.reals)} reals read as epoch seconds", True
         return ColumnChoice(base, converter if converter != "auto" or surprise else None, note, surprise)
@@ -266,9 +285,12 @@ def render_spec(
             "",
             "# Views are not migrated (define them again in PostgreSQL): " + ", ".join(catalog.views),
         ]
-    lines += ["", "# Parents before children, from the foreign keys.", "load_order:"]
-    lines += [f"  - {yaml_str(n)}" for n in order]
-    lines += ["", "tables:"]
+    if not order:
+        lines += ["", "# The database has no tables.", "load_order: []", "tables: {}"]
+    else:
+        lines += ["", "# Parents before children, from the foreign keys.", "load_order:"]
+        lines += [f"  - {yaml_str(n)}" for n in order]
+        lines += ["", "tables:"]
     for name in order:
         table = catalog.table(name)
         assert table is not None
@@ -321,7 +343,7 @@ def _render_table(
             profile.column(column.name) if profile else None,
             prisma_types.get((table.name, column.name)),
         )
-        settings = [f"type: {choice.type.sql()}"]
+        settings = [f"type: {yaml_value(choice.type.short())}"]
         if choice.converter:
             settings.append(f"converter: {choice.converter}")
         line = f"      {yaml_str(column.name)}: {{{', '.join(settings)}}}"
@@ -356,16 +378,23 @@ def init_spec(
     output: str | os.PathLike[str],
     target_url: str | None = None,
     naming: str = "keep",
-    prisma_types: dict[tuple[str, str], str] | None = None,
     force: bool = False,
     sample_rows: int | None = None,
+    prisma_schema: str | os.PathLike[str] | None = None,
 ) -> InitResult:
     source = Path(sqlite_path)
     out = Path(output)
     if out.exists() and not force:
         raise EtlError(f"'{out}' already exists; pass --force to overwrite it")
     catalog = introspect_sqlite(source)
-    profiles = profile_sqlite(source, catalog, sample_rows)
+    prisma_findings: list[Finding] = []
+    prisma_types: dict[tuple[str, str], str] | None = None
+    if prisma_schema is not None:
+        from .prisma import read_prisma_file
+
+        prisma_types, prisma_findings = prisma_column_types(read_prisma_file(prisma_schema), catalog)
+    json_columns = frozenset(k for k, v in (prisma_types or {}).items() if v in ("json", "jsonb"))
+    profiles = profile_sqlite(source, catalog, sample_rows, json_columns)
     out_dir = out.resolve().parent
     source_ref = os.path.relpath(source.resolve(), out_dir)
     schema_ref = os.path.relpath(SCHEMA_FILE, out_dir)
@@ -390,3 +419,55 @@ def init_spec(
     tmp.write_text(result.text, encoding="utf-8")
     tmp.replace(out)
     return result
+
+
+# Prisma keeps its migration history in this table, with these PostgreSQL types.
+_PRISMA_MIGRATIONS = {
+    "id": "varchar(36)",
+    "checksum": "varchar(64)",
+    "finished_at": "timestamptz",
+    "migration_name": "varchar(255)",
+    "logs": "text",
+    "rolled_back_at": "timestamptz",
+    "started_at": "timestamptz",
+    "applied_steps_count": "integer",
+}
+
+
+def prisma_column_types(schema, catalog: Catalog) -> tuple[dict[tuple[str, str], str], list[Finding]]:
+    """(table, column) -> the PostgreSQL type Prisma's postgresql provider expects, from the
+    Prisma schema; and what could not be matched."""
+    from .prisma import postgres_type
+
+    types: dict[tuple[str, str], str] = {}
+    findings: list[Finding] = []
+    for table in catalog.tables:
+        if table.name == "_prisma_migrations":
+            for column in table.columns:
+                if column.name in _PRISMA_MIGRATIONS:
+                    types[(table.name, column.name)] = _PRISMA_MIGRATIONS[column.name]
+            continue
+        model = schema.model_for_table(table.name)
+        if model is None:
+            findings.append(
+                Finding(table.name, None, "has no model in the Prisma schema; types chosen from the data")
+            )
+            continue
+        for column in table.columns:
+            field = model.field_for_column(column.name)
+            if field is None:
+                findings.append(
+                    Finding(table.name, column.name, f"has no field in Prisma model {model.name}")
+                )
+            elif schema.enum_named(field.type) is not None:
+                findings.append(
+                    Finding(
+                        table.name,
+                        column.name,
+                        f"is Prisma enum {field.type}: migrated as text (etl does not create enum types yet)",
+                    )
+                )
+                types[(table.name, column.name)] = "text"
+            else:
+                types[(table.name, column.name)] = postgres_type(field, schema)
+    return types, findings

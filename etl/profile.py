@@ -109,7 +109,7 @@ _DATETIME = (
 _NUMERIC = ("boolean_texts", "integer_texts", "number_texts")
 
 
-def _details_for(declared: str, storage: dict[str, int]) -> tuple[str, ...]:
+def _details_for(declared: str, storage: dict[str, int], json: bool = False) -> tuple[str, ...]:
     """The detailed metrics worth a second look at a column, given its storage classes: datetime
     conventions only for datetime columns, numbers written as text only where the declared type
     is not text, JSON only where declared."""
@@ -121,7 +121,7 @@ def _details_for(declared: str, storage: dict[str, int]) -> tuple[str, ...]:
         chosen += _DATETIME
     elif sqlite_affinity(declared) in ("INTEGER", "REAL", "NUMERIC") and storage["texts"]:
         chosen += _NUMERIC
-    if "JSON" in upper and storage["texts"]:
+    if ("JSON" in upper or json) and storage["texts"]:
         chosen.append("json_texts")
     return tuple(chosen)
 
@@ -130,7 +130,12 @@ def _scan(con: sqlite3.Connection, source: str, items: list[str]) -> tuple:
     return con.execute(f"SELECT {', '.join(items) or '1'} FROM {source}").fetchone()
 
 
-def profile_table(con: sqlite3.Connection, table: Table, sample_rows: int | None = None) -> TableProfile:
+def profile_table(
+    con: sqlite3.Connection,
+    table: Table,
+    sample_rows: int | None = None,
+    json_columns: frozenset[str] = frozenset(),
+) -> TableProfile:
     """Two scans: storage classes and integer ranges of every column (cheap aggregates), then the
     detailed metrics only for the columns whose storage classes call for them."""
     source = quote_ident(table.name)
@@ -165,7 +170,9 @@ def profile_table(con: sqlite3.Connection, table: Table, sample_rows: int | None
             "blobs": non_null - integers - reals - texts,
         }
         ranges[column.name] = (low, high)
-    wanted = {c.name: _details_for(c.declared_type, storage[c.name]) for c in table.columns}
+    wanted = {
+        c.name: _details_for(c.declared_type, storage[c.name], c.name in json_columns) for c in table.columns
+    }
     detail_items = [
         f"coalesce(sum({_METRICS[m].format(c=quote_ident(name))}), 0)"
         for name, ms in wanted.items()
@@ -208,13 +215,18 @@ def find_orphans(
 
 
 def profile_sqlite(
-    path: str | Path, catalog: Catalog, sample_rows: int | None = None
+    path: str | Path,
+    catalog: Catalog,
+    sample_rows: int | None = None,
+    json_columns: frozenset[tuple[str, str]] = frozenset(),
 ) -> dict[str, TableProfile]:
+    """Profiles of every table; `json_columns` (table, column) are also checked for JSON text."""
     profiles = {}
     with open_sqlite(path) as con:
         con.text_factory = lambda b: b.decode("utf-8", errors="replace")
         for table in catalog.tables:
-            profile = profile_table(con, table, sample_rows)
+            wanted_json = frozenset(c for t, c in json_columns if t == table.name)
+            profile = profile_table(con, table, sample_rows, wanted_json)
             orphans = []
             for fk in table.foreign_keys:
                 if catalog.table(fk.ref_table) is None or not fk.ref_columns:

@@ -112,6 +112,19 @@ class PgType:
             text = f"{name}{mods}"
         return text + ("[]" if self.array else "")
 
+    def short(self) -> str:
+        """The everyday spelling (timestamptz(3), varchar(20)), as people write it in a spec."""
+        short = {
+            "timestamp without time zone": "timestamp",
+            "timestamp with time zone": "timestamptz",
+            "time without time zone": "time",
+            "time with time zone": "timetz",
+            "character varying": "varchar",
+            "character": "char",
+        }.get(self.name, self.name)
+        mods = f"({','.join(str(m) for m in self.modifiers)})" if self.modifiers else ""
+        return short + mods + ("[]" if self.array else "")
+
     def __str__(self) -> str:
         return self.sql()
 
