@@ -264,7 +264,62 @@ _MAX_US = 253402300800000000
 
 
 def duck_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
-    """DuckDB expressions for `col`, given the columns holding its storage class `t` and text `v`."""
+    """DuckDB expressions for `col`, given the columns holding its storage class `t` and text `v`.
+
+    Most values take a fast path whose condition proves the plain cast exact (an INTEGER into a
+    bigint, a TEXT without NUL into text); CASE evaluates the full checks only for the others."""
+    full = _full_expressions(col, t, v)
+    fast = _fast_path(col, t, v)
+    if fast is None:
+        return full
+    condition, value = fast
+    return DuckExpressions(
+        f"CASE WHEN {condition} THEN {value} ELSE {full.value} END",
+        f"CASE WHEN {t} = 'null' OR ({condition}) THEN NULL ELSE {full.problem} END",
+    )
+
+
+def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
+    """(condition, value): where the condition holds, the value is exactly the source value."""
+    pg = col.pg_type
+    kind = pg.kind
+    if kind == "integer":
+        if pg.name == "bigint":
+            return f"{t} = 'integer'", f"CAST({v} AS BIGINT)"
+        lo, hi = pg.integer_range or (0, 0)
+        return f"{t} = 'integer' AND TRY_CAST({v} AS BIGINT) BETWEEN {lo} AND {hi}", f"CAST({v} AS BIGINT)"
+    if kind == "float" and pg.name == "double precision":
+        return f"{t} = 'real' AND NOT starts_with({v}, 'p')", f"CAST({v} AS DOUBLE)"
+    if kind == "boolean":
+        return f"{t} = 'integer' AND {v} IN ('0', '1')", f"{v} = '1'"
+    if kind == "bytea":
+        return f"{t} = 'blob'", f"unhex({v})"
+    if kind == "text" and not pg.modifiers:
+        return f"{t} = 'text' AND NOT contains({v}, chr(0)) AND NOT {invalid_utf8(v)}", v
+    if (
+        kind in ("timestamp", "timestamptz")
+        and col.integer_unit
+        and not col.mixed_units
+        or (kind in ("timestamp", "timestamptz") and col.converter in _FIXED_UNITS)
+    ):
+        unit = col.integer_unit if col.converter == "auto" else _FIXED_UNITS[col.converter]
+        factor = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
+        precision = pg.modifiers[0] if pg.modifiers else 6
+        if factor < 10 ** (6 - precision):
+            return None  # sub-precision digits possible: the full path checks them
+        lo, hi = -(-_MIN_US // factor), (_MAX_US - 1) // factor
+        condition = f"{t} = 'integer' AND TRY_CAST({v} AS BIGINT) BETWEEN {lo} AND {hi}"
+        if unit == "s" and col.converter == "auto":
+            condition += f" AND NOT {_julian_or_seconds(t, v)}"
+        value = f"make_timestamp(CAST({v} AS BIGINT) * {factor})"
+        return condition, value if kind == "timestamp" else f"CAST({value} AS TIMESTAMPTZ)"
+    return None
+
+
+_FIXED_UNITS = {"epoch_seconds": "s", "epoch_milliseconds": "ms", "epoch_microseconds": "us"}
+
+
+def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
     pg = col.pg_type
     kind = pg.kind
     found = describe_value(t, v)
