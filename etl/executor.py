@@ -15,7 +15,7 @@ import duckdb
 from . import duck
 from .errors import DataError, DestructiveChangeRefused, EtlError, TargetError
 from .plan import LoadRows, Plan, Step
-from .render import SOURCE_ALIAS, TARGET_ALIAS, load_query, postgres_sql
+from .render import SOURCE_ALIAS, TARGET_ALIAS, load_query, postgres_sql, schema_lock_sql
 from .target import libpq_conninfo, redact
 
 
@@ -66,6 +66,7 @@ def apply_plan(
         _attach(con, source, target_url)
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
+        _lock_schema(con, plan.schema)
         for step in plan.steps:
             on_event(StepEvent(step, "start"))
             t0 = time.perf_counter()
@@ -89,6 +90,20 @@ def apply_plan(
     con.close()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _lock_schema(con: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """One apply per target schema at a time: a transaction-scoped advisory lock, released by
+    PostgreSQL at commit, rollback or a dropped connection, so it can never be left behind."""
+    query = schema_lock_sql(schema).as_string(None)
+    row = con.execute(
+        f"SELECT * FROM postgres_query({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(query)})"
+    ).fetchone()
+    if not row or not row[0]:
+        raise TargetError(
+            f'another etl apply is running against schema "{schema}" of this database; '
+            "nothing was changed: run again when it has finished"
+        )
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> bool:

@@ -135,6 +135,13 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
     raise AssertionError(f"no SQL for {type(step).__name__}")
 
 
+def schema_lock_sql(schema: str) -> sql.Composed:
+    """Try to take the advisory lock that serializes applies to one target schema."""
+    return sql.SQL("SELECT pg_try_advisory_xact_lock(hashtext({}))").format(
+        sql.Literal(f"etl apply {schema}")
+    )
+
+
 def sqlite_select(table: TargetTable) -> str:
     """The query SQLite runs: every value as (storage class, lossless text), plus the row's key."""
     items = []

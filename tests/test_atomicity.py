@@ -103,5 +103,21 @@ def test_a_key_that_is_not_valid_utf8_is_shown_as_hex_in_the_error(migration, pg
     )
     with pytest.raises(DataError) as failure:
         m.apply()
-    assert str(failure.value).startswith("table \"t\", row id=X'41FF42': column \"id\": is not valid UTF-8")
+    assert str(failure.value).startswith('table "t", row id=X\'41FF42\': column "id": is not valid UTF-8')
     assert tables_in(pg) == []
+
+
+def test_a_second_apply_against_the_same_schema_at_once_fails_clearly_and_changes_nothing(
+    migration, pg, pg_url
+):
+    from etl.errors import TargetError
+    from etl.render import schema_lock_sql
+
+    m = migration("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+    with psycopg.connect(pg_url) as other:  # an apply in progress holds the lock in its transaction
+        other.execute(schema_lock_sql("public")).fetchone()
+        with pytest.raises(TargetError, match='another etl apply is running against schema "public"'):
+            m.apply()
+        assert tables_in(pg) == []
+    m.apply()  # the lock went with the other transaction
+    assert tables_in(pg) == ["t"]
