@@ -174,6 +174,10 @@ def apply_command(
     except EtlError as exc:
         _fail(exc, url)
         return
+    except KeyboardInterrupt:
+        # click would turn this into "Aborted!"; the user needs to know what became of the target.
+        err.print("Error: interrupted; nothing was committed", markup=False)
+        raise typer.Exit(130) from None
     total = sum(result.rows.values())
     out.print(
         f"Done: {len(result.rows)} tables, {total:,} rows in {result.seconds:.2f} s. Committed.", markup=False

@@ -81,11 +81,15 @@ def apply_plan(
                 f"COMMIT failed: {redact(_duck_message(exc), target_url)}; nothing was committed"
             ) from exc
         in_transaction = False
-    except BaseException:
+    except BaseException as exc:
         if in_transaction and not _rollback(con):
             _quarantine(con)  # PostgreSQL dropped the connection and with it the transaction
-            raise
-        con.close()
+        else:
+            con.close()
+        if isinstance(exc, duckdb.InterruptException) or (
+            isinstance(exc, RuntimeError) and "interrupted" in str(exc)
+        ):
+            raise KeyboardInterrupt from exc  # Ctrl-C reached DuckDB first
         raise
     con.close()
     result.seconds = time.perf_counter() - started

@@ -1,0 +1,85 @@
+"""Killing `etl apply` at any moment leaves the target exactly as before, and the next run succeeds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROWS = 400_000
+
+
+def tables_in(pg: psycopg.Connection) -> list[str]:
+    rows = pg.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+@pytest.fixture
+def big_migration(migration):
+    m = migration(
+        [
+            "CREATE TABLE small (id INTEGER PRIMARY KEY)",
+            "INSERT INTO small VALUES (1)",
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, payload TEXT)",
+            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS}) "
+            "INSERT INTO big SELECT i, printf('%080d', i) FROM n",
+        ]
+    )
+    m.write_spec()
+    return m
+
+
+def wait_for_copy(pg: psycopg.Connection, dbname: str, proc: subprocess.Popen, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen = pg.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND query ILIKE 'COPY%%big%%'", (dbname,)
+        ).fetchone()
+        if seen:
+            return True
+        time.sleep(0.005)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_killing_apply_in_the_middle_of_a_large_table_leaves_the_target_as_before(
+    big_migration, pg, pg_url, sig
+):
+    pg.execute("CREATE TABLE canary (id int)")
+    dbname = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
+    etl = Path(sys.executable).parent / "etl"
+    proc = subprocess.Popen(
+        [str(etl), "apply", str(big_migration.spec_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert wait_for_copy(pg, dbname, proc), "the COPY of table big was never seen"
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, err
+        assert err.strip().endswith("Error: interrupted; nothing was committed"), err
+    # PostgreSQL ends the transaction of a dead client; wait until its backend is gone.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and pg.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)
+    ).fetchone() != (0,):
+        time.sleep(0.05)
+    assert tables_in(pg) == ["canary"]
+    big_migration.apply()
+    assert pg.execute("SELECT count(*) FROM big").fetchone() == (ROWS,)
