@@ -1,24 +1,36 @@
 """What a SQLite database actually holds, column by column: storage classes, datetime conventions,
-integer ranges, and foreign keys whose parent row is missing.
+integer ranges, values that would not fit the intended type, and foreign keys whose parent row is
+missing.
 
-One scan per table, computed inside SQLite (aggregates over typeof() and a few GLOBs), so
-profiling costs about as much as reading the table once.
+Two scans per table, computed inside SQLite: cheap aggregates over typeof() for every column, then
+detailed metrics only for the columns whose storage classes and intended type call for them. So
+profiling costs about as much as reading the table twice.
+
+Which values count as datetimes and times mirrors what `etl.convert` accepts (see
+`datetime_text_code`), so a column the profile calls clean converts cleanly at apply.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .duck import quote_ident
+from .errors import SourceError
 from .model import Catalog, ForeignKey, Table
 from .source import open_sqlite
-from .types import sqlite_affinity
+from .types import PgType, default_pg_type, sqlite_affinity
 
 # Integers of this magnitude are epoch milliseconds / microseconds (see convert._datetime_us).
 _MS, _US = 100_000_000_000, 100_000_000_000_000
-_ISO_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
+# Julian days of the years 1..9999 (see convert._datetime_us and convert._julian_or_seconds).
+_JULIAN_LOW, _JULIAN_HIGH = 1721059.5, 5373484.5
+_ISO_GLOB = "[0-9][0-9][0-9][0-9]-[0-9]*"
+_MAX_DOUBLE = "1.7976931348623157e308"
 
 
 @dataclass(frozen=True)
@@ -32,18 +44,27 @@ class ColumnProfile:
     int_min: int | None = None
     int_max: int | None = None
     # how datetime-like values are written
-    iso_texts: int = 0  # text starting YYYY-MM-DD
-    iso_offsets: int = 0  # ... ending in Z or +hh:mm
+    iso_texts: int = 0  # ISO 8601 text etl converts (YYYY-MM-DD[ HH:MM[:SS[.ffffff]]][offset])
+    iso_offsets: int = 0  # ... with Z or +hh:mm
     epoch_seconds: int = 0
     epoch_milliseconds: int = 0
     epoch_microseconds: int = 0
     julian_reals: int = 0
+    julian_integers: int = 0  # integers in the julian-day range (SQLite keeps 2451545.0 as INTEGER)
+    sub_milliseconds: int = 0  # datetimes with digits below the millisecond (timestamp(3) would round)
+    day_fractions: int = 0  # datetimes with a time of day (date would drop it)
+    time_texts: int = 0  # text that is a time of day HH:MM[:SS[.ffffff]]
     # booleans and numbers written as text
     boolean_texts: int = 0  # 'true'/'false'/'t'/'f'
     integer_texts: int = 0  # text that is a decimal integer
     number_texts: int = 0  # text that is a decimal number
-    json_texts: int = 0  # text that is a JSON object or array
-    samples: tuple[str, ...] = ()  # a few values that do not fit the declared type, quoted
+    json_texts: int = 0  # text that is JSON
+    # values that do not fit the intended type's limits
+    infinities: int = 0  # reals that are +-Infinity
+    numeric_misfits: int = 0  # numbers with more digits than numeric(p,s) holds
+    too_long: int = 0  # text longer than varchar(n) / char(n)
+    uuid_values: int = 0  # text or 16-byte blobs that are UUIDs
+    samples: tuple[str, ...] = ()  # a few values that do not fit the intended type, quoted
 
     @property
     def non_null(self) -> int:
@@ -73,57 +94,261 @@ class TableProfile:
         return next((c for c in self.columns if c.name == name), None)
 
 
-_METRICS = {
-    "nulls": "typeof({c}) = 'null'",
-    "integers": "typeof({c}) = 'integer'",
-    "reals": "typeof({c}) = 'real'",
-    "texts": "typeof({c}) = 'text'",
-    "blobs": "typeof({c}) = 'blob'",
-    "iso_texts": f"typeof({{c}}) = 'text' AND {{c}} GLOB '{_ISO_GLOB}'",
-    "iso_offsets": (
-        f"typeof({{c}}) = 'text' AND {{c}} GLOB '{_ISO_GLOB}' "
-        "AND ({c} GLOB '*[Zz]' OR {c} GLOB '*[T ]*[+-][0-9][0-9]:[0-9][0-9]' OR {c} GLOB '*[T ]*[+-][0-9][0-9][0-9][0-9]')"
+# --- datetimes and times written as text ------------------------------------------------------
+
+# What convert._ISO_RE accepts *and* DuckDB's TIMESTAMPTZ cast reads: an offset only after seconds,
+# no space before it, an upper-case Z (DuckDB refuses the others, so they are not datetimes here).
+_ISO_TEXT = re.compile(
+    rb"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
+    rb"(?:[T ]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,6}))?)?)?"
+    rb"(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+_TIME_TEXT = re.compile(rb"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,6}))?)?")
+# convert._NUM_RE and convert._INT_RE.
+_NUMBER_TEXT = re.compile(rb"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?")
+_INTEGER_TEXT = re.compile(rb"[+-]?[0-9]+")
+_FIRST, _LAST = dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
+
+# Bits of datetime_text_code, time_text_code and number_text_code.
+IS_VALUE, HAS_OFFSET, SUB_MS, TIME_OF_DAY = 1, 2, 4, 8
+IS_INTEGER, IS_FINITE = 2, 4
+
+
+def datetime_text_code(value: bytes | None) -> int:
+    """0 when `value` (UTF-8 bytes) is not a datetime etl converts; else IS_VALUE, plus HAS_OFFSET,
+    SUB_MS (digits below the millisecond) and TIME_OF_DAY (not midnight in UTC)."""
+    if value is None:
+        return 0
+    m = _ISO_TEXT.fullmatch(value)
+    if m is None:
+        return 0
+    year, month, day, hour, minute, second, fraction, offset = m.groups()
+    if offset is not None and second is None:
+        return 0
+    digits = (fraction or b"").ljust(6, b"0")
+    try:
+        local = dt.datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), int(digits)
+        )
+    except ValueError:
+        return 0
+    shift = dt.timedelta(0)
+    if offset and offset != b"Z":
+        hours, minutes = int(offset[1:3]), int(offset[-2:]) if len(offset) > 3 else 0
+        if hours > 23 or minutes > 59:
+            return 0
+        shift = dt.timedelta(hours=hours, minutes=minutes) * (1 if offset[:1] == b"+" else -1)
+    try:
+        utc = local - shift
+    except OverflowError:
+        return 0
+    if not _FIRST <= utc <= _LAST:
+        return 0
+    code = IS_VALUE
+    if offset:
+        code |= HAS_OFFSET
+    if int(digits[3:]):
+        code |= SUB_MS
+    if utc.time() != dt.time(0):
+        code |= TIME_OF_DAY
+    return code
+
+
+def time_text_code(value: bytes | None) -> int:
+    """0 when `value` is not a time of day etl converts; else IS_VALUE, plus SUB_MS."""
+    if value is None:
+        return 0
+    m = _TIME_TEXT.fullmatch(value)
+    if m is None:
+        return 0
+    hour, minute, second, fraction = m.groups()
+    if int(hour) > 23 or int(minute) > 59 or int(second or 0) > 59:
+        return 0
+    return IS_VALUE | (SUB_MS if int((fraction or b"").ljust(6, b"0")[3:]) else 0)
+
+
+def number_text_code(value: bytes | None) -> int:
+    """0 when `value` is not a number etl converts; else IS_VALUE, plus IS_INTEGER and IS_FINITE
+    (a double precision can hold it: not beyond 1.8e308)."""
+    if value is None or _NUMBER_TEXT.fullmatch(value) is None:
+        return 0
+    code = IS_VALUE | (IS_INTEGER if _INTEGER_TEXT.fullmatch(value) else 0)
+    return code | (IS_FINITE if abs(float(value)) < float("inf") else 0)
+
+
+def _register(con: sqlite3.Connection) -> None:
+    con.create_function("etl_datetime_code", 1, datetime_text_code, deterministic=True)
+    con.create_function("etl_time_code", 1, time_text_code, deterministic=True)
+    con.create_function("etl_number_code", 1, number_text_code, deterministic=True)
+
+
+# --- the detailed metrics -----------------------------------------------------------------------
+
+_DATETIME_KINDS = ("timestamp", "timestamptz", "date")
+_NUMBER_KINDS = ("integer", "float", "numeric", "boolean")
+_HEX = "[0-9a-fA-F]"
+_UUID_GLOBS = (
+    "-".join(_HEX * n for n in (8, 4, 4, 4, 12)),
+    _HEX * 32,
+)
+
+
+@dataclass(frozen=True)
+class _Detail:
+    """The SQL of one metric over `{c}` (the column) and `{k}` (its per-row text code, if any)."""
+
+    sql: str
+    code: str | None = None  # the function computing {k}: etl_datetime_code / etl_time_code
+
+
+_BASE = {
+    "epoch_seconds": _Detail(f"typeof({{c}}) = 'integer' AND abs({{c}}) < {_MS}"),
+    "epoch_milliseconds": _Detail(
+        f"typeof({{c}}) = 'integer' AND abs({{c}}) >= {_MS} AND abs({{c}}) < {_US}"
     ),
-    "epoch_seconds": f"typeof({{c}}) = 'integer' AND abs({{c}}) < {_MS}",
-    "epoch_milliseconds": f"typeof({{c}}) = 'integer' AND abs({{c}}) >= {_MS} AND abs({{c}}) < {_US}",
-    "epoch_microseconds": f"typeof({{c}}) = 'integer' AND abs({{c}}) >= {_US}",
-    "julian_reals": "typeof({c}) = 'real' AND {c} BETWEEN 1721059.5 AND 5373484.5",
-    "boolean_texts": "typeof({c}) = 'text' AND lower({c}) IN ('true', 'false', 't', 'f')",
-    "integer_texts": "typeof({c}) = 'text' AND {c} <> '' AND ltrim({c}, '+-') NOT GLOB '*[^0-9]*' AND ltrim({c}, '+-') <> ''",
-    "number_texts": (
-        "typeof({c}) = 'text' AND {c} <> '' AND CAST({c} AS NUMERIC) || '' <> '' "
-        "AND ltrim({c}, '+-') NOT GLOB '*[^0-9.eE+-]*' AND ltrim({c}, '+-') GLOB '*[0-9]*'"
+    "epoch_microseconds": _Detail(f"typeof({{c}}) = 'integer' AND abs({{c}}) >= {_US}"),
+    "julian_reals": _Detail(f"typeof({{c}}) = 'real' AND {{c}} BETWEEN {_JULIAN_LOW} AND {_JULIAN_HIGH}"),
+    "julian_integers": _Detail("typeof({c}) = 'integer' AND {c} BETWEEN 1721060 AND 5373484"),
+    "boolean_texts": _Detail("typeof({c}) = 'text' AND lower({c}) IN ('true', 'false', 't', 'f')"),
+    # PostgreSQL's jsonb cannot hold \u0000 (see convert.duck_expressions).
+    "json_texts": _Detail("typeof({c}) = 'text' AND json_valid({c}) AND instr({c}, '\\u0000') = 0"),
+    "infinities": _Detail(f"typeof({{c}}) = 'real' AND abs({{c}}) > {_MAX_DOUBLE}"),
+    "uuid_values": _Detail(
+        f"(typeof({{c}}) = 'text' AND ({{c}} GLOB '{_UUID_GLOBS[0]}' OR {{c}} GLOB '{_UUID_GLOBS[1]}')) "
+        "OR (typeof({c}) = 'blob' AND length({c}) = 16)"
     ),
-    "json_texts": "typeof({c}) = 'text' AND ({c} GLOB '{{*' OR {c} GLOB '[[]*') AND json_valid({c})",
+}
+_DT_CODE = "etl_datetime_code"
+_NUMBER_CODE = "etl_number_code"
+_ISO = {
+    "iso_texts": _Detail(f"({{k}} & {IS_VALUE}) <> 0", _DT_CODE),
+    "iso_offsets": _Detail(f"({{k}} & {HAS_OFFSET}) <> 0", _DT_CODE),
 }
 
 
-_DATETIME = (
-    "iso_texts",
-    "iso_offsets",
-    "epoch_seconds",
-    "epoch_milliseconds",
-    "epoch_microseconds",
-    "julian_reals",
-)
-_NUMERIC = ("boolean_texts", "integer_texts", "number_texts")
+def _sub_milliseconds() -> _Detail:
+    """Datetimes timestamp(3) would round: ISO text with finer digits, epoch microseconds that are
+    not whole milliseconds, reals read as epoch seconds (julian days are read to the millisecond)."""
+    return _Detail(
+        f"({{k}} & {SUB_MS}) <> 0 "
+        f"OR (typeof({{c}}) = 'integer' AND abs({{c}}) >= {_US} AND {{c}} % 1000 <> 0) "
+        f"OR (typeof({{c}}) = 'real' AND NOT {{c}} BETWEEN {_JULIAN_LOW} AND {_JULIAN_HIGH} "
+        "AND abs({c}) < 1e15 AND CAST(round({c} * 1000000) AS INTEGER) % 1000 <> 0)",
+        _DT_CODE,
+    )
 
 
-def _details_for(declared: str, storage: dict[str, int], json: bool = False) -> tuple[str, ...]:
-    """The detailed metrics worth a second look at a column, given its storage classes: datetime
-    conventions only for datetime columns, numbers written as text only where the declared type
-    is not text, JSON only where declared."""
-    upper = declared.upper()
-    chosen: list[str] = []
-    if any(word in upper for word in ("DATE", "TIME")) and (
-        storage["integers"] or storage["reals"] or storage["texts"]
-    ):
-        chosen += _DATETIME
-    elif sqlite_affinity(declared) in ("INTEGER", "REAL", "NUMERIC") and storage["texts"]:
-        chosen += _NUMERIC
-    if ("JSON" in upper or json) and storage["texts"]:
-        chosen.append("json_texts")
-    return tuple(chosen)
+def _day_fractions() -> _Detail:
+    """Datetimes that are not midnight (UTC): a date column would drop the time of day."""
+    day_us = 86_400_000_000
+    return _Detail(
+        f"({{k}} & {TIME_OF_DAY}) <> 0 "
+        f"OR (typeof({{c}}) = 'integer' AND ("
+        f"(abs({{c}}) < {_MS} AND {{c}} % 86400 <> 0) "
+        f"OR (abs({{c}}) >= {_MS} AND abs({{c}}) < {_US} AND {{c}} % 86400000 <> 0) "
+        f"OR (abs({{c}}) >= {_US} AND {{c}} % {day_us} <> 0))) "
+        f"OR (typeof({{c}}) = 'real' AND {{c}} BETWEEN {_JULIAN_LOW} AND {_JULIAN_HIGH} "
+        "AND CAST(round(({c} - 2440587.5) * 86400000) AS INTEGER) % 86400000 <> 0) "
+        f"OR (typeof({{c}}) = 'real' AND NOT {{c}} BETWEEN {_JULIAN_LOW} AND {_JULIAN_HIGH} "
+        f"AND (abs({{c}}) >= 1e15 OR CAST(round({{c}} * 1000000) AS INTEGER) % {day_us} <> 0))",
+        _DT_CODE,
+    )
+
+
+def _numeric_misfits(precision: int, scale: int) -> _Detail:
+    """Numbers numeric(p,s) would round or refuse: too many digits before or after the point.
+    Text with an exponent is counted, to be safe."""
+    whole = precision - scale
+    integer = (
+        f"(typeof({{c}}) = 'integer' AND ({{c}} >= {10**whole} OR {{c}} <= -{10**whole}))"
+        if whole <= 18
+        else "0"
+    )
+    real = f"(typeof({{c}}) = 'real' AND (abs({{c}}) >= 1e{whole} OR round({{c}}, {scale}) <> {{c}}))"
+    point = "instr({c}, '.')"
+    places = f"length(rtrim(substr({{c}}, {point} + 1), '0'))"
+    before = f"ltrim(CASE WHEN {point} > 0 THEN substr({{c}}, 1, {point} - 1) ELSE {{c}} END, '+-0')"
+    text = (
+        f"(typeof({{c}}) = 'text' AND ({{c}} GLOB '*[eE]*' "
+        f"OR ({point} > 0 AND {places} > {scale}) OR length({before}) > {whole}))"
+    )
+    return _Detail(f"{integer} OR {real} OR {text}")
+
+
+def _details_for(declared: str, storage: dict[str, int], expected: PgType) -> dict[str, _Detail]:
+    """The detailed metrics worth a second look at a column, given its storage classes and the type
+    it is meant to become: datetime conventions for datetime columns, numbers written as text for
+    numeric ones, JSON, UUIDs and lengths where the type asks for them."""
+    kind = expected.kind
+    has = {k: storage[k] > 0 for k in ("integers", "reals", "texts", "blobs")}
+    chosen: dict[str, _Detail] = {}
+    if kind in _DATETIME_KINDS and (has["integers"] or has["reals"] or has["texts"]):
+        for name in ("epoch_seconds", "epoch_milliseconds", "epoch_microseconds", "julian_reals"):
+            chosen[name] = _BASE[name]
+        chosen["julian_integers"] = _BASE["julian_integers"]
+        chosen.update(_ISO)
+        precision = expected.modifiers[0] if expected.modifiers else 6
+        if kind == "date":
+            chosen["day_fractions"] = _day_fractions()
+        elif precision < 6:
+            chosen["sub_milliseconds"] = _sub_milliseconds()
+    elif kind == "time" and has["texts"]:
+        chosen["time_texts"] = _Detail(f"({{k}} & {IS_VALUE}) <> 0", "etl_time_code")
+        if expected.modifiers and expected.modifiers[0] < 6:
+            chosen["sub_milliseconds"] = _Detail(f"({{k}} & {SUB_MS}) <> 0", "etl_time_code")
+    elif (kind in _NUMBER_KINDS or sqlite_affinity(declared) in ("INTEGER", "REAL", "NUMERIC")) and has[
+        "texts"
+    ]:
+        chosen["boolean_texts"] = _BASE["boolean_texts"]
+        chosen["integer_texts"] = _Detail(f"({{k}} & {IS_INTEGER}) <> 0", _NUMBER_CODE)
+        # A double precision column takes only the finite ones.
+        finite = IS_FINITE if kind == "float" else IS_VALUE
+        chosen["number_texts"] = _Detail(f"({{k}} & {finite}) <> 0", _NUMBER_CODE)
+    if kind in ("integer", "numeric") and has["reals"]:
+        chosen["infinities"] = _BASE["infinities"]
+    if kind == "numeric" and expected.modifiers and (has["integers"] or has["reals"] or has["texts"]):
+        precision = expected.modifiers[0]
+        scale = expected.modifiers[1] if len(expected.modifiers) > 1 else 0
+        chosen["numeric_misfits"] = _numeric_misfits(precision, scale)
+    if kind == "json" and has["texts"]:
+        chosen["json_texts"] = _BASE["json_texts"]
+    if kind == "uuid" and (has["texts"] or has["blobs"]):
+        chosen["uuid_values"] = _BASE["uuid_values"]
+    if expected.name in ("character varying", "character") and expected.modifiers and has["texts"]:
+        n = expected.modifiers[0]
+        chosen["too_long"] = _Detail(f"typeof({{c}}) IN ('text', 'integer') AND length({{c}}) > {n}")
+    return chosen
+
+
+def _misfit_condition(p: ColumnProfile, expected: PgType) -> str | None:
+    """SQL picking the values of a column that do not fit its intended type, for a few samples in
+    the messages; None when they all fit (as far as the profile can tell)."""
+    kind = expected.kind
+
+    def not_code(function: str, bit: int) -> str:
+        return f"typeof({{c}}) = 'text' AND ({function}(CAST({{c}} AS BLOB)) & {bit}) = 0"
+
+    if kind in _DATETIME_KINDS and p.texts > p.iso_texts:
+        return not_code(_DT_CODE, IS_VALUE)
+    if kind == "time" and p.texts > p.time_texts:
+        return not_code("etl_time_code", IS_VALUE)
+    if kind == "integer" and p.texts > p.integer_texts:
+        return not_code(_NUMBER_CODE, IS_INTEGER)
+    if kind in ("float", "numeric") and p.texts > p.number_texts:
+        return not_code(_NUMBER_CODE, IS_FINITE if kind == "float" else IS_VALUE)
+    if kind == "boolean" and p.texts > p.boolean_texts:
+        return "typeof({c}) = 'text' AND lower({c}) NOT IN ('true', 'false', 't', 'f')"
+    if kind == "json" and p.texts > p.json_texts:
+        return "typeof({c}) = 'text' AND NOT json_valid({c})"
+    if p.blobs and kind not in ("bytea", "uuid"):
+        return "typeof({c}) = 'blob'"
+    if kind == "numeric" and p.numeric_misfits:
+        precision = expected.modifiers[0]
+        scale = expected.modifiers[1] if len(expected.modifiers) > 1 else 0
+        return _numeric_misfits(precision, scale).sql
+    if p.too_long:
+        return f"typeof({{c}}) IN ('text', 'integer') AND length({{c}}) > {expected.modifiers[0]}"
+    return None
 
 
 def _scan(con: sqlite3.Connection, source: str, items: list[str]) -> tuple:
@@ -134,10 +359,15 @@ def profile_table(
     con: sqlite3.Connection,
     table: Table,
     sample_rows: int | None = None,
-    json_columns: frozenset[str] = frozenset(),
+    expected: Mapping[str, PgType] | None = None,
 ) -> TableProfile:
     """Two scans: storage classes and integer ranges of every column (cheap aggregates), then the
-    detailed metrics only for the columns whose storage classes call for them."""
+    detailed metrics only for the columns whose storage classes call for them.
+
+    `expected` maps a column to the type it is meant to become (default: from its declared type);
+    that decides which details are measured (e.g. whether numbers fit numeric(10,2))."""
+    _register(con)
+    expected = expected or {}
     source = quote_ident(table.name)
     if sample_rows and not table.without_rowid:
         # A sample spread over the table, not its first rows (old rows are often the cleanest).
@@ -170,23 +400,66 @@ def profile_table(
             "blobs": non_null - integers - reals - texts,
         }
         ranges[column.name] = (low, high)
-    wanted = {
-        c.name: _details_for(c.declared_type, storage[c.name], c.name in json_columns) for c in table.columns
-    }
-    detail_items = [
-        f"coalesce(sum({_METRICS[m].format(c=quote_ident(name))}), 0)"
-        for name, ms in wanted.items()
-        for m in ms
-    ]
-    details = iter(_scan(con, source, detail_items) if detail_items else ())
+    types = {c.name: expected.get(c.name) or default_pg_type(c.declared_type) for c in table.columns}
+    wanted = {c.name: _details_for(c.declared_type, storage[c.name], types[c.name]) for c in table.columns}
+    counts = _detail_scan(con, source, table, wanted)
     profiles = []
     for column in table.columns:
-        counts = {m: next(details) for m in wanted[column.name]}
         low, high = ranges[column.name]
-        profiles.append(
-            ColumnProfile(column.name, **storage[column.name], **counts, int_min=low, int_max=high)
+        profile = ColumnProfile(
+            column.name, **storage[column.name], **counts[column.name], int_min=low, int_max=high
         )
+        condition = _misfit_condition(profile, types[column.name])
+        if condition:
+            profile = _with_samples(con, source, column.name, condition, profile)
+        profiles.append(profile)
     return TableProfile(table.name, rows, tuple(profiles))
+
+
+def _detail_scan(
+    con: sqlite3.Connection, source: str, table: Table, wanted: dict[str, dict[str, _Detail]]
+) -> dict[str, dict[str, int]]:
+    """One scan for every detailed metric. A column's text code (a Python function, the costly
+    part) is computed once per row, in a subquery that LIMIT keeps SQLite from flattening."""
+    counts: dict[str, dict[str, int]] = {name: {} for name in wanted}
+    items, keys = [], []
+    inner: dict[str, str] = {}  # alias -> per-row expression
+    taken = {c.name.lower() for c in table.columns}
+    for index, (name, metrics) in enumerate(wanted.items()):
+        if not metrics:
+            continue
+        c = quote_ident(name)
+        inner[name] = c
+        k = "NULL"
+        code = next((m.code for m in metrics.values() if m.code), None)
+        if code:
+            alias = f"etl_code_{index}"
+            while alias.lower() in taken:
+                alias += "_"
+            inner[alias] = f"CASE WHEN typeof({c}) = 'text' THEN {code}(CAST({c} AS BLOB)) END"
+            k = quote_ident(alias)
+        for metric, detail in metrics.items():
+            items.append(f"coalesce(sum(CASE WHEN {detail.sql.format(c=c, k=k)} THEN 1 END), 0)")
+            keys.append((name, metric))
+    if not items:
+        return counts
+    columns = ", ".join(f"{expr} AS {quote_ident(alias)}" for alias, expr in inner.items())
+    row = _scan(con, f"(SELECT {columns} FROM {source} LIMIT -1)", items)
+    for (name, metric), value in zip(keys, row, strict=True):
+        counts[name][metric] = value
+    return counts
+
+
+def _with_samples(
+    con: sqlite3.Connection, source: str, column: str, condition: str, profile: ColumnProfile, limit: int = 3
+) -> ColumnProfile:
+    c = quote_ident(column)
+    where = condition.format(c=c, k="NULL")
+    shown = f"CASE WHEN length(quote({c})) > 40 THEN substr(quote({c}), 1, 37) || '...' ELSE quote({c}) END"
+    samples = tuple(
+        r[0] for r in con.execute(f"SELECT DISTINCT {shown} FROM {source} WHERE {where} LIMIT {limit}")
+    )
+    return ColumnProfile(**{**profile.__dict__, "samples": samples})
 
 
 def find_orphans(
@@ -206,7 +479,7 @@ def find_orphans(
         return None
     keys = table.primary_key or (("rowid",) if not table.without_rowid else fk.columns)
     label = " || ', ' || ".join(
-        f"'{k}=' || quote(c.{quote_ident(k) if k != 'rowid' else 'rowid'})" for k in keys
+        f"{_sql_text(k + '=')} || quote(c.{quote_ident(k) if k != 'rowid' else 'rowid'})" for k in keys
     )
     samples = tuple(
         r[0] for r in con.execute(f"SELECT {label} FROM {child} AS c WHERE {where} LIMIT {limit}")
@@ -214,25 +487,40 @@ def find_orphans(
     return OrphanReport(fk, count, samples)
 
 
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def profile_sqlite(
     path: str | Path,
     catalog: Catalog,
     sample_rows: int | None = None,
-    json_columns: frozenset[tuple[str, str]] = frozenset(),
+    expected: Mapping[tuple[str, str], PgType] | None = None,
 ) -> dict[str, TableProfile]:
-    """Profiles of every table; `json_columns` (table, column) are also checked for JSON text."""
+    """Profiles of every table; `expected` maps (table, column) to the type it is meant to become
+    when that is not the default for its declared type (e.g. from a Prisma schema)."""
+    expected = expected or {}
     profiles = {}
     with open_sqlite(path) as con:
         con.text_factory = lambda b: b.decode("utf-8", errors="replace")
         for table in catalog.tables:
-            wanted_json = frozenset(c for t, c in json_columns if t == table.name)
-            profile = profile_table(con, table, sample_rows, wanted_json)
-            orphans = []
-            for fk in table.foreign_keys:
-                if catalog.table(fk.ref_table) is None or not fk.ref_columns:
-                    continue
-                report = find_orphans(con, table, fk)
-                if report:
-                    orphans.append(report)
+            wanted = {c: t for (name, c), t in expected.items() if name == table.name}
+            try:
+                profile = profile_table(con, table, sample_rows, wanted)
+                orphans = []
+                for fk in table.foreign_keys:
+                    parent = catalog.table(fk.ref_table)
+                    if (
+                        parent is None
+                        or not fk.ref_columns
+                        or len(fk.ref_columns) != len(fk.columns)
+                        or any(parent.column(c) is None for c in fk.ref_columns)
+                    ):
+                        continue
+                    report = find_orphans(con, table, fk)
+                    if report:
+                        orphans.append(report)
+            except sqlite3.Error as exc:
+                raise SourceError(f"cannot profile table '{table.name}' of '{path}': {exc}") from exc
             profiles[table.name] = TableProfile(profile.name, profile.rows, profile.columns, tuple(orphans))
     return profiles

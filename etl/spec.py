@@ -137,17 +137,20 @@ def load_spec(path: str | os.PathLike[str], environ: Mapping[str, str] | None = 
 
 
 def read_spec(
-    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None, target_url: str | None = None
 ) -> tuple[Spec | None, list[SpecProblem]]:
     """The spec and its problems. Parts that break the schema are left out of the Spec (so the
     rest can still be checked against the source and every mistake is reported in one run);
-    the Spec is None only when too little is left to build one."""
+    the Spec is None only when too little is left to build one. `target_url` (from --target)
+    replaces target.url, whose variables are then not needed."""
     doc = load_yaml_file(path)
     problems = schema_problems(doc, spec_schema())
     data = _without_invalid_parts(doc.data, spec_schema()) if problems else doc.data
     if data is None:
         return None, problems
-    spec, build_problems = _build(doc, data, Path(path), os.environ if environ is None else environ)
+    spec, build_problems = _build(
+        doc, data, Path(path), os.environ if environ is None else environ, target_url
+    )
     return spec, problems + build_problems
 
 
@@ -191,7 +194,7 @@ def _get(data: Any, path: list[Any]) -> Any:
 
 
 def _build(
-    doc: Document, data: Any, file: Path, environ: Mapping[str, str]
+    doc: Document, data: Any, file: Path, environ: Mapping[str, str], target_url: str | None = None
 ) -> tuple[Spec, list[SpecProblem]]:
     """The Spec and the problems found building it. A setting with a problem (an unknown type, say)
     is left unset, so the rest of the spec can still be checked against the source."""
@@ -207,7 +210,7 @@ def _build(
             problem(path, str(exc))
             return None
 
-    url, missing = interpolate_env(data["target"]["url"], environ)
+    url, missing = (target_url, []) if target_url else interpolate_env(data["target"]["url"], environ)
     for name in missing:
         problem(
             ("target", "url"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Mapping as AnyMapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import duckdb
 
@@ -32,11 +32,9 @@ class Validated:
 def validate(
     path: str | os.PathLike[str], environ: AnyMapping[str, str] | None = None, target_url: str | None = None
 ) -> Validated:
-    spec, problems = read_spec(path, environ)
+    spec, problems = read_spec(path, environ, target_url)
     if spec is None:
         raise SpecError(problems)
-    if target_url:
-        spec = replace(spec, target_url=target_url)
     try:
         catalog = introspect_sqlite(spec.source)
     except SourceError as exc:

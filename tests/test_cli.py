@@ -144,3 +144,14 @@ def test_a_bad_value_fails_the_run_with_exit_1_and_names_the_row(migration, pg):
     assert pg.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
     ).fetchone() == (0,)
+
+
+def test_target_option_makes_the_specs_url_variables_unnecessary(migration, pg, pg_url, monkeypatch):
+    m = migration(SOURCE)
+    m.spec_path.write_text(
+        f"version: 1\nsource:\n  sqlite: {m.source.name}\ntarget:\n  url: ${{ETL_UNSET_URL}}\n"
+    )
+    monkeypatch.delenv("ETL_UNSET_URL", raising=False)
+    result = run("apply", str(m.spec_path), "--target", pg_url)
+    assert result.exit_code == 0, result.stderr
+    assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (2,)

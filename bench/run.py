@@ -1,0 +1,654 @@
+#!/usr/bin/env python3
+"""etl's performance benchmark: etl against the DuckDB floor and pgloader, in one run, on one machine.
+
+    .venv/bin/python bench/run.py [--rows 1000000] [--chat-messages 0] [--blobs [--blob-mb 16]]
+                                  [--only floor,etl,pgloader,plan] [--target-server URL] [--keep]
+
+Builds the SQLite databases (cached in --workdir by size and seed), then for each one times, every
+load into a fresh PostgreSQL database that this script creates and drops:
+
+* floor: DuckDB alone (bench/floor.py): CREATE TABLE AS SELECT per table, then the same keys,
+  indexes and foreign keys, in one transaction;
+* etl init (the profiling cost), etl apply, and etl apply --no-verify when etl has that option;
+* pgloader, when installed (--install-pgloader installs the Debian package);
+* etl plan against the target etl apply just loaded, and after changing 1% of the biggest table's
+  rows when etl plan reports row differences.
+
+Every child is timed with time.perf_counter and reaped with os.wait4, whose ru_maxrss is the peak
+memory of that child. Every load is checked afterwards by counting each table's rows in the target.
+Prints a table (ratios to the floor of the same run) and the issue's targets, and writes
+bench/results-<rows>.json. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import duckdb
+import psycopg
+from datasets import Dataset
+from psycopg import sql
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR.parent / "samples"))
+from pg_server import get_url, url_with_dbname  # noqa: E402
+
+FLOOR, INIT, APPLY, APPLY_NO_VERIFY = "floor", "etl init", "etl apply", "etl apply --no-verify"
+PGLOADER, PLAN, PLAN_CHANGED = "pgloader", "etl plan (unchanged)", "etl plan (1% changed)"
+TOOLS = ("floor", "etl", "pgloader", "plan")
+DB_PREFIX = "etl_bench_"
+MB = 1 << 20
+
+
+# --- what ran and how it went ------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One measured (or deliberately not measured) step."""
+
+    step: str
+    status: str = "ok"
+    seconds: float | None = None
+    exit_code: int | None = None
+    peak_mb: float | None = None
+    detail: str = ""
+    log: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class Report:
+    dataset: Dataset
+    counts: dict[str, int]
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+    def get(self, step: str) -> Result | None:
+        return next((r for r in self.results if r.step == step), None)
+
+    def seconds(self, step: str) -> float | None:
+        """Wall time of ``step`` if it ran and succeeded."""
+        result = self.get(step)
+        return result.seconds if result and result.ok else None
+
+
+@dataclass(frozen=True)
+class Tools:
+    etl: str
+    apply_no_verify: bool  # `etl apply --help` lists --no-verify
+    plan: bool  # `etl plan --help` works
+    pgloader: str | None
+
+
+@dataclass(frozen=True)
+class Context:
+    server: str
+    workdir: Path
+    only: frozenset[str]
+    keep: bool
+    tools: Tools
+
+
+# --- running children --------------------------------------------------------------------------------
+
+
+def measure(step: str, command: list[str], log: Path, target: str | None = None) -> Result:
+    """Run ``command`` with its output in ``log``: wall time, exit code and the child's peak memory.
+
+    ``target`` is also given to the child as $DATABASE_URL, which the specs of `etl init` name (etl
+    resolves ${DATABASE_URL} even when --target overrides it).
+    """
+    env = dict(os.environ, DATABASE_URL=target) if target else None
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+    child.returncode = code = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    print(f"  {step:<24} {seconds:9.2f} s  exit {code}  peak {usage.ru_maxrss / 1024:,.0f} MB", flush=True)
+    return Result(
+        step,
+        status="ok" if code == 0 else f"failed (exit {code})",
+        seconds=seconds,
+        exit_code=code,
+        peak_mb=usage.ru_maxrss / 1024,  # KB on Linux
+        detail="" if code == 0 else first_error(log),
+        log=str(log),
+    )
+
+
+def first_error(log: Path) -> str:
+    for line in log.read_text(errors="replace").splitlines():
+        if re.search(r"ERROR|FATAL|[Ee]rror|failed", line):
+            line = re.sub(r"^\d{4}-\d\d-\d\dT\S+\s+", "", line)  # pgloader's timestamps
+            return " ".join(line.split())[:300]
+    return ""
+
+
+def not_run(step: str, why: str) -> Result:
+    return Result(step, status=why)
+
+
+def help_text(command: list[str]) -> str | None:
+    """A command's --help output, or None if it does not exist (non-zero exit)."""
+    env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
+    done = subprocess.run([*command, "--help"], capture_output=True, text=True, env=env)
+    return done.stdout if done.returncode == 0 else None
+
+
+# --- target databases ----------------------------------------------------------------------------------
+
+
+def admin(server: str, statement: sql.Composed) -> None:
+    with psycopg.connect(url_with_dbname(server, "postgres"), autocommit=True) as conn:
+        conn.execute(statement)
+
+
+@contextmanager
+def fresh_database(ctx: Context, dataset: Dataset, step: str) -> Iterator[str]:
+    """A new, empty database for one load; dropped afterwards unless --keep."""
+    name = DB_PREFIX + re.sub(r"[^a-z0-9]+", "_", f"{dataset.name}_{step}".lower()).strip("_")
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    admin(ctx.server, drop)
+    admin(ctx.server, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield url_with_dbname(ctx.server, name)
+    finally:
+        if not ctx.keep:
+            admin(ctx.server, drop)
+
+
+def target_counts(url: str, tables: list[str]) -> dict[str, int | None]:
+    """Rows in the target for each source table (matched by name, then case-insensitively); None if missing."""
+    with psycopg.connect(url) as conn:
+        present = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchall()
+        exact = {name: (schema, name) for schema, name in present}
+        folded = {name.lower(): (schema, name) for schema, name in present}
+        counts: dict[str, int | None] = {}
+        for table in tables:
+            found = exact.get(table) or folded.get(table.lower())
+            count = sql.SQL("SELECT count(*) FROM {}.{}")
+            counts[table] = None if found is None else scalar(conn, count.format(*map(sql.Identifier, found)))
+    return counts
+
+
+def scalar(conn: psycopg.Connection, query: sql.Composed | str) -> Any:
+    row = conn.execute(query).fetchone()
+    return row[0] if row else None
+
+
+def check_rows(result: Result, url: str, expected: dict[str, int]) -> None:
+    """Turn ``result`` into a failure unless every source table arrived with all its rows."""
+    got = target_counts(url, list(expected))
+    missing = [table for table in expected if got[table] is None]
+    short = [f"{t}: {got[t]:,} of {n:,} rows" for t, n in expected.items() if got[t] not in (None, n)]
+    if not missing and not short:
+        return
+    loaded = len(expected) - len(missing) - len(short)
+    why = [f"exit {result.exit_code}", f"{loaded} of {len(expected)} tables loaded"]
+    if short:
+        why.append("row mismatch")
+    result.status = f"failed ({', '.join(why)})"
+    listed = f"missing: {', '.join(missing[:8])}{' ...' * (len(missing) > 8)}" if missing else ""
+    error = result.detail or first_error(Path(str(result.log)))
+    result.detail = "; ".join(filter(None, [error, listed, *short[:8]]))
+
+
+@contextmanager
+def loaded(
+    ctx: Context, report: Report, step: str, command: Callable[[str], list[str]]
+) -> Iterator[tuple[Result, str]]:
+    """Run a load into a fresh database, check its rows, and keep the database for the caller's block."""
+    with fresh_database(ctx, report.dataset, step) as url:
+        result = measure(step, command(url), log_path(ctx, report.dataset, step), url)
+        check_rows(result, url, report.counts)
+        yield result, url
+
+
+def load_once(ctx: Context, report: Report, step: str, command: Callable[[str], list[str]]) -> Result:
+    with loaded(ctx, report, step, command) as (result, _):
+        return result
+
+
+def log_path(ctx: Context, dataset: Dataset, step: str) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", step.lower()).strip("-")
+    return ctx.workdir / "logs" / f"{dataset.path.stem}.{slug}.log"
+
+
+# --- the steps ---------------------------------------------------------------------------------------
+
+
+def run_floor(ctx: Context, report: Report) -> list[Result]:
+    path = str(report.dataset.path)
+    return [
+        load_once(ctx, report, FLOOR, lambda url: [sys.executable, str(BENCH_DIR / "floor.py"), path, url])
+    ]
+
+
+def run_etl(ctx: Context, report: Report) -> list[Result]:
+    """etl init (timed: the profiling cost), then etl apply and etl plan on its target, then --no-verify."""
+    dataset, etl = report.dataset, ctx.tools.etl
+    spec = dataset.path.with_suffix(".spec.yaml")  # beside the database: its source path is just the name
+    init = measure(
+        INIT, [etl, "init", str(dataset.path), "-o", str(spec), "--force"], log_path(ctx, dataset, INIT)
+    )
+    if not init.ok:
+        return [init, not_run(APPLY, "not run (etl init failed)")]
+    results = [init]
+    with loaded(ctx, report, APPLY, lambda url: [etl, "apply", str(spec), "--target", url]) as (apply, url):
+        results.append(apply)
+        if "plan" in ctx.only:
+            results += (
+                run_plans(ctx, report, spec, url) if apply.ok else [not_run(PLAN, "not run (apply failed)")]
+            )
+    if not ctx.tools.apply_no_verify:
+        return [*results, not_run(APPLY_NO_VERIFY, "not measured (etl apply has no --no-verify)")]
+    no_verify = lambda url: [etl, "apply", str(spec), "--target", url, "--no-verify"]  # noqa: E731
+    return [*results, load_once(ctx, report, APPLY_NO_VERIFY, no_verify)]
+
+
+def run_plan(ctx: Context, dataset: Dataset, step: str, spec: Path, url: str) -> tuple[Result, str]:
+    """etl plan against ``url``, and what it printed."""
+    result = measure(
+        step, [ctx.tools.etl, "plan", str(spec), "--target", url], log_path(ctx, dataset, step), url
+    )
+    return result, Path(str(result.log)).read_text(errors="replace")
+
+
+def run_plans(ctx: Context, report: Report, spec: Path, url: str) -> list[Result]:
+    """etl plan on the target etl apply just loaded; then, if it shows row counts, on a 1% changed copy."""
+    dataset = report.dataset
+    if not ctx.tools.plan:
+        return [not_run(PLAN, "not measured (no etl plan)")]
+    unchanged, output = run_plan(ctx, dataset, PLAN, spec, url)
+    if not unchanged.ok:
+        return [unchanged, not_run(PLAN_CHANGED, "not run (etl plan failed)")]
+    if not mentions_row_counts(output):
+        print("plan: not measured (row diff not implemented)", flush=True)
+        return [unchanged, not_run(PLAN_CHANGED, "not measured (row diff not implemented)")]
+    with changed_copy(ctx, dataset, spec) as (changed_spec, changed_rows):
+        changed, output = run_plan(ctx, dataset, PLAN_CHANGED, changed_spec, url)
+    shown = re.search(rf"\b({changed_rows}|{changed_rows:,})\b", output)
+    found = f"{changed_rows:,} rows changed, {'shown' if shown else 'not shown'} in the plan"
+    changed.detail = "; ".join(filter(None, [found, changed.detail]))
+    return [unchanged, changed]
+
+
+def mentions_row_counts(plan_output: str) -> bool:
+    """True if the plan reports numbers of rows ("1,000 rows", "12 changed rows"), not just "load rows"."""
+    return re.search(r"\b\d[\d,]*\s+(?:\w+\s+)?rows?\b", plan_output) is not None
+
+
+@contextmanager
+def changed_copy(ctx: Context, dataset: Dataset, spec: Path) -> Iterator[tuple[Path, int]]:
+    """A copy of the database and its spec with ~1% of the biggest table's rows updated: (spec, rows)."""
+    folder = ctx.workdir / "changed"
+    folder.mkdir(exist_ok=True)
+    copy = folder / dataset.path.name
+    shutil.copyfile(dataset.path, copy)
+    shutil.copyfile(spec, folder / spec.name)  # its relative source path now names the copy
+    db = sqlite3.connect(copy)
+    try:
+        changed = db.execute(dataset.mutation).rowcount
+        db.commit()
+    finally:
+        db.close()
+    try:
+        yield folder / spec.name, changed
+    finally:
+        if not ctx.keep:
+            shutil.rmtree(folder)
+
+
+def run_pgloader(ctx: Context, report: Report) -> list[Result]:
+    pgloader = ctx.tools.pgloader
+    if pgloader is None:
+        return [not_run(PGLOADER, "not installed (pass --install-pgloader)")]
+    source = f"sqlite://{report.dataset.path.resolve()}"
+    return [load_once(ctx, report, PGLOADER, lambda url: [pgloader, source, url])]
+
+
+RUNNERS: dict[str, Callable[[Context, Report], list[Result]]] = {
+    "floor": run_floor,
+    "etl": run_etl,
+    "pgloader": run_pgloader,
+}
+
+
+def run_dataset(ctx: Context, dataset: Dataset) -> Report:
+    report = Report(dataset, datasets.row_counts(dataset.path))
+    print(
+        f"{dataset.name}: {report.rows:,} rows, {dataset.size_bytes / MB:,.1f} MB ({dataset.path})",
+        flush=True,
+    )
+    for tool, run in RUNNERS.items():
+        if tool in ctx.only:
+            report.results += run(ctx, report)
+    return report
+
+
+# --- set-up --------------------------------------------------------------------------------------------
+
+
+def detect_tools(install_pgloader: bool) -> Tools:
+    etl = str(Path(sys.executable).with_name("etl"))  # the CLI installed beside this Python
+    if not Path(etl).exists():
+        sys.exit(f"bench: no etl beside {sys.executable}; run it as .venv/bin/python bench/run.py")
+    apply_help = help_text([etl, "apply"]) or ""
+    if install_pgloader and shutil.which("pgloader") is None:
+        install_debian_package("pgloader")
+    return Tools(
+        etl=etl,
+        apply_no_verify="--no-verify" in apply_help,
+        plan=help_text([etl, "plan"]) is not None,
+        pgloader=shutil.which("pgloader"),
+    )
+
+
+def install_debian_package(name: str) -> None:
+    print(f"installing {name} (apt-get)", flush=True)
+    if subprocess.run(["apt-get", "install", "-y", name]).returncode != 0:
+        subprocess.run(["apt-get", "update"], check=False)
+        subprocess.run(["apt-get", "install", "-y", name], check=False)
+
+
+def build_datasets(args: argparse.Namespace) -> list[Dataset]:
+    built = []
+    if args.rows > 0:
+        built.append(datasets.clean(args.workdir, args.rows, args.seed, args.rebuild))
+    if args.chat_messages > 0:
+        built.append(
+            datasets.chat(args.workdir, args.chat_messages, args.chat_users, args.seed, args.rebuild)
+        )
+    if args.blobs:
+        built.append(datasets.blobs(args.workdir, args.blob_count, args.blob_mb, args.seed, args.rebuild))
+    return built
+
+
+def version_of(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True)
+    except OSError:
+        return "-"
+    return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else "-"
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text()) if cpuinfo.exists() else None
+    return found.group(1).strip() if found else platform.processor()
+
+
+def machine_info(ctx: Context) -> dict[str, object]:
+    with psycopg.connect(url_with_dbname(ctx.server, "postgres")) as conn:
+        postgres = scalar(conn, "SHOW server_version")
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu_model(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
+        "postgresql": postgres,
+        "duckdb": duckdb.__version__,
+        "etl": version_of([ctx.tools.etl, "--version"]),
+        "pgloader": version_of([ctx.tools.pgloader, "--version"]) if ctx.tools.pgloader else "not installed",
+        "python": platform.python_version(),
+    }
+
+
+# --- the report ----------------------------------------------------------------------------------------
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator is not None and denominator else None
+
+
+def metrics(report: Report, result: Result) -> dict[str, float | None]:
+    seconds = result.seconds
+    return {
+        "rows_per_s": ratio(report.rows, seconds),
+        "mb_per_s": ratio(report.dataset.size_bytes / MB, seconds),
+        "x_floor": ratio(seconds, report.seconds(FLOOR)),
+    }
+
+
+def target(name: str, value: float | None, op: str, limit: float, unit: str, note: str = "") -> dict:
+    """One of the issue's targets: ``value op limit``, and whether it is met."""
+    verdict = (
+        "n/a" if value is None else "met" if (value <= limit if op == "<=" else value >= limit) else "MISSED"
+    )
+    return {
+        "target": name,
+        "value": value,
+        "op": op,
+        "limit": limit,
+        "unit": unit,
+        "verdict": verdict,
+        "note": note,
+    }
+
+
+def targets(report: Report, tools: Tools) -> list[dict]:
+    """The issue's targets, measured on this dataset."""
+    floor, apply, plan = report.seconds(FLOOR), report.seconds(APPLY), report.seconds(PLAN)
+    apply_result, pgloader = report.get(APPLY), report.get(PGLOADER)
+    if tools.apply_no_verify:
+        unverified, verified, why = report.seconds(APPLY_NO_VERIFY), apply, ""
+    else:  # nothing to switch off: today's apply is the unverified one
+        unverified, verified, why = apply, None, "etl apply has no --no-verify yet"
+    pgloader_seconds = report.seconds(PGLOADER)
+    pgloader_note = f"pgloader {pgloader.status}" if pgloader and not pgloader.ok else ""
+    return [
+        target("apply without verification / floor", ratio(unverified, floor), "<=", 1.2, "x", why),
+        target("apply with verification / floor", ratio(verified, floor), "<=", 1.6, "x", why),
+        target(
+            "pgloader / apply (speed-up)",
+            ratio(pgloader_seconds, apply),
+            ">=",
+            2,
+            "x",
+            pgloader_note,
+        ),
+        target(
+            "apply peak memory",
+            apply_result.peak_mb if apply_result and apply_result.ok else None,
+            "<=",
+            500,
+            "MB",
+        ),
+        target("plan (unchanged) / apply", ratio(plan, apply), "<=", 1, "x"),
+    ]
+
+
+def apply_memory_by_size(reports: list[Report]) -> dict[int, float]:
+    """etl apply's peak MB on the clean database by its rows: bench/results-*.json, then this run."""
+    found: dict[int, float] = {}
+    runs = [json.loads(p.read_text())["datasets"] for p in sorted(BENCH_DIR.glob("results-*.json"))]
+    runs.append(
+        [{"name": r.dataset.name, "rows": r.rows, "results": map(asdict, r.results)} for r in reports]
+    )
+    for run in runs:
+        for data in (d for d in run if d["name"] == "clean"):
+            for result in data["results"]:
+                if result["step"] == APPLY and result["status"] == "ok":
+                    found[data["rows"]] = result["peak_mb"]
+    return dict(sorted(found.items()))
+
+
+def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:,.{digits}f}{suffix}"
+
+
+def table_lines(report: Report) -> list[str]:
+    header = ("step", "wall s", "rows/s", "MB/s", "peak MB", "exit", "x floor", "result")
+    rows = [header]
+    for r in report.results:
+        m = metrics(report, r)
+        rows.append(
+            (
+                r.step,
+                fmt(r.seconds),
+                fmt(m["rows_per_s"], 0),
+                fmt(m["mb_per_s"], 1),
+                fmt(r.peak_mb, 0),
+                "-" if r.exit_code is None else str(r.exit_code),
+                fmt(m["x_floor"], 2, "x"),
+                r.status,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i in (0, len(header) - 1) else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def print_report(machine: dict[str, object], reports: list[Report], tools: Tools) -> None:
+    print()
+    print(
+        f"machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gb']} GB memory, "
+        f"PostgreSQL {machine['postgresql']}, DuckDB {machine['duckdb']}, {machine['etl']}, "
+        f"pgloader {machine['pgloader']}"
+    )
+    for report in reports:
+        counts = ", ".join(f"{t} {n:,}" for t, n in report.counts.items())
+        size = report.dataset.size_bytes / MB
+        print(f"\n{report.dataset.name}: {report.rows:,} rows ({counts}), SQLite file {size:,.1f} MB")
+        for line in table_lines(report):
+            print("  " + line)
+        for r in report.results:
+            if r.detail:
+                print(f"  * {r.step}: {r.detail}")
+        print("  targets:")
+        for t in targets(report, tools):
+            value = fmt(t["value"], 0 if t["unit"] == "MB" else 2, " " + str(t["unit"]))
+            limit = f"{t['op']} {t['limit']:g} {t['unit']}"
+            note = f"  ({t['note']})" if t["note"] else ""
+            print(f"    {t['target']:<38} {value:>10}  {limit:<10} {t['verdict']}{note}")
+    by_size = apply_memory_by_size(reports)
+    if by_size:  # "flat from 1M to 10M rows" compares runs of several sizes
+        sizes = "; ".join(f"{rows:,} rows {mb:,.0f} MB" for rows, mb in by_size.items())
+        print(f"\netl apply peak memory by size (clean database, this run and bench/results-*.json): {sizes}")
+
+
+def jsonable(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    return sorted(value) if isinstance(value, frozenset) else value
+
+
+def to_json(
+    machine: dict[str, object], reports: list[Report], tools: Tools, args: argparse.Namespace
+) -> dict:
+    return {
+        "machine": machine,
+        "arguments": {k: jsonable(v) for k, v in vars(args).items()},
+        "etl_options": {"apply --no-verify": tools.apply_no_verify, "plan": tools.plan},
+        "datasets": [
+            {
+                "name": r.dataset.name,
+                "sqlite": str(r.dataset.path),
+                "sqlite_mb": round(r.dataset.size_bytes / MB, 2),
+                "rows": r.rows,
+                "tables": r.counts,
+                "results": [{**asdict(x), **metrics(r, x)} for x in r.results],
+                "targets": targets(r, tools),
+            }
+            for r in reports
+        ],
+    }
+
+
+# --- command line --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Benchmark etl against the DuckDB floor and pgloader (see bench/README.md)."
+    )
+    p.add_argument(
+        "--rows",
+        type=int,
+        default=1_000_000,
+        help="events rows of the clean database (users: rows/10); 0 skips it",
+    )
+    p.add_argument(
+        "--chat-messages", type=int, default=0, help="also run the chat-app sample with this many messages"
+    )
+    p.add_argument("--chat-users", type=int, default=50, help="users of the chat-app sample (default 50)")
+    p.add_argument(
+        "--blobs", action="store_true", help="also run a table of --blob-count rows of --blob-mb MB BLOBs"
+    )
+    p.add_argument("--blob-count", type=int, default=100, help="rows of the BLOB table (default 100)")
+    p.add_argument("--blob-mb", type=int, default=16, help="MB per BLOB (default 16)")
+    p.add_argument(
+        "--only",
+        default=",".join(TOOLS),
+        help=f"comma-separated subset of {','.join(TOOLS)} (plan implies etl)",
+    )
+    p.add_argument(
+        "--target-server", help="PostgreSQL server URL (default: $DATABASE_URL, 127.0.0.1:5432, or embedded)"
+    )
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/etl-bench"), help="where databases and logs go")
+    p.add_argument("--seed", type=int, default=1, help="seed of the generated data (default 1)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the SQLite databases even if cached")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the target databases (etl_bench_*) after the run"
+    )
+    p.add_argument(
+        "--install-pgloader", action="store_true", help="apt-get install pgloader if it is missing"
+    )
+    p.add_argument("--json", type=Path, help="where to write the results (default bench/results-<rows>.json)")
+    args = p.parse_args(argv)
+    only = {t.strip() for t in args.only.split(",") if t.strip()}
+    if only - set(TOOLS):
+        p.error(f"--only: unknown {', '.join(sorted(only - set(TOOLS)))} (choose from {', '.join(TOOLS)})")
+    args.only = frozenset(only | ({"etl"} if "plan" in only else set()))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    tools = detect_tools(args.install_pgloader)
+    server = args.target_server or get_url("DATABASE_URL")
+    ctx = Context(server, args.workdir, args.only, args.keep, tools)
+    machine = machine_info(ctx)
+    reports = [run_dataset(ctx, dataset) for dataset in build_datasets(args)]
+    print_report(machine, reports, tools)
+    out = args.json or BENCH_DIR / f"results-{args.rows}.json"
+    out.write_text(json.dumps(to_json(machine, reports, tools, args), indent=2) + "\n")
+    print(f"\nresults: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
