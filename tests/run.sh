@@ -7,5 +7,5 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-.venv/bin/ruff check etl tests samples
+.venv/bin/ruff check etl tests samples bench
 .venv/bin/python -m pytest "$@"
