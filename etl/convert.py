@@ -101,7 +101,9 @@ def sqlite_render(expr: str) -> str:
         f"WHEN abs({e}) >= 1e100 THEN 'p400:' || {_scaled_real(e, 8)} "
         f"ELSE printf('%!.17g', {e}) END"
     )
-    return f"CASE typeof({e}) WHEN 'real' THEN {real} WHEN 'blob' THEN hex({e}) ELSE {e} END"
+    # A blob travels as its raw bytes in a VARCHAR (the scanner does not check UTF-8 and keeps NUL
+    # bytes); DuckDB takes them back with encode(). Only byte-level functions ever touch them.
+    return f"CASE typeof({e}) WHEN 'real' THEN {real} ELSE {e} END"
 
 
 # --- the DuckDB half -------------------------------------------------------------------------
@@ -149,7 +151,8 @@ def describe_value(t: str, v: str) -> str:
         f"CASE WHEN {t} = 'text' AND {invalid_utf8(v)} THEN 'text X''' || left(hex(encode({v})), 64) "
         f"|| CASE WHEN octet_length(encode({v})) > 32 THEN '''...' ELSE '''' END ELSE "
         f"CASE {t} WHEN 'text' THEN 'text ''' || {shown} || CASE WHEN length({v}) > 80 THEN '''...' ELSE '''' END "
-        f"WHEN 'blob' THEN 'blob X''' || left({v}, 64) || CASE WHEN length({v}) > 64 THEN '''...' ELSE '''' END "
+        f"WHEN 'blob' THEN 'blob X''' || left(hex(encode({v})), 64) "
+        f"|| CASE WHEN octet_length(encode({v})) > 32 THEN '''...' ELSE '''' END "
         f"WHEN 'real' THEN 'real ' || CAST({_real(v)} AS VARCHAR) "
         f"ELSE {t} || ' ' || {v} END END"
     )
@@ -293,7 +296,7 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
     if kind == "boolean":
         return f"{t} = 'integer' AND {v} IN ('0', '1')", f"{v} = '1'"
     if kind == "bytea":
-        return f"{t} = 'blob'", f"unhex({v})"
+        return f"{t} = 'blob'", f"encode({v})"
     if kind == "text" and not pg.modifiers:
         return f"{t} = 'text' AND NOT contains({v}, chr(0)) AND NOT {invalid_utf8(v)}", v
     if (
@@ -468,15 +471,15 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
         )
 
     if kind == "bytea":
-        value = f"CASE WHEN {t} = 'blob' THEN unhex({v}) WHEN {t} = 'text' THEN encode({v}) END"
+        value = f"CASE WHEN {t} IN ('blob', 'text') THEN encode({v}) END"
         return failed(value, "a blob or text")
 
     if kind == "uuid":
-        hex_uuid = f"regexp_replace(lower({v}), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$', '\\1-\\2-\\3-\\4-\\5')"
+        hex_uuid = f"regexp_replace(lower(hex(encode({v}))), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$', '\\1-\\2-\\3-\\4-\\5')"
         value = (
             f"CASE WHEN {t} = 'text' AND regexp_full_match({v}, '[0-9a-fA-F]{{8}}-?[0-9a-fA-F]{{4}}-?[0-9a-fA-F]{{4}}-?[0-9a-fA-F]{{4}}-?[0-9a-fA-F]{{12}}') "
             f"THEN TRY_CAST({v} AS UUID) "
-            f"WHEN {t} = 'blob' AND length({v}) = 32 THEN TRY_CAST({hex_uuid} AS UUID) END"
+            f"WHEN {t} = 'blob' AND octet_length(encode({v})) = 16 THEN TRY_CAST({hex_uuid} AS UUID) END"
         )
         return failed(value, "a UUID")
 
