@@ -2,24 +2,28 @@
 
 `choose_column` decides each column's target type and converter from the declared type, what the
 profile found in the data, and (optionally) the Prisma schema; `render_spec` writes the YAML with
-a comment wherever the data surprised it. Both are pure; `init_spec` does the I/O.
+a comment wherever the data surprised it, and writes out explicitly whatever `etl apply` could not
+take from SQLite as it is (a default or index PostgreSQL has no equivalent for, a foreign key
+whose parent rows are missing, ...). Both are pure; `init_spec` does the I/O, and checks the
+written spec the way `etl validate` does, so a spec it writes applies with no edits.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EtlError
-from .mapping import _topological, target_name
-from .model import Catalog, Column, ForeignKey, Table
+from .errors import EtlError, SpecError
+from .mapping import MAX_NAME_BYTES, _topological, fit_name, target_name
+from .model import Catalog, Column, ForeignKey, Index, Table
 from .profile import ColumnProfile, TableProfile, profile_sqlite
 from .source import introspect_sqlite
 from .spec import SCHEMA_FILE
-from .types import PgType, default_pg_type, parse_pg_type
+from .translate import TargetColumnRef, translate_default, translate_expression
+from .types import PgType, UnknownType, default_pg_type, parse_pg_type
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Plain words a YAML 1.1 reader (many editors) would not read as a string.
@@ -30,18 +34,60 @@ _MAX_EXACT_DOUBLE_INT = 2**53
 _PLAIN_VALUE = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ()]*[A-Za-z0-9_)]$")
 
 
+def _printable(ch: str) -> bool:
+    """Characters YAML takes as they are inside a double-quoted scalar or a comment. Line breaks
+    (YAML 1.1 also breaks lines at NEL, LS and PS) and non-printable characters are escaped."""
+    code = ord(ch)
+    return (
+        (0x20 <= code <= 0x7E)
+        or (0xA0 <= code <= 0xD7FF and code not in (0x2028, 0x2029))
+        or (0xE000 <= code <= 0xFFFD and code != 0xFEFF)
+        or code >= 0x10000
+    )
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def _quoted(text: str) -> str:
+    """A double-quoted YAML scalar that every YAML reader takes as exactly `text`."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif _printable(ch):
+            out.append(ch)
+        else:
+            out.append(_escape(ch))
+    return '"' + "".join(out) + '"'
+
+
+def comment_text(text: str) -> str:
+    """`text` made safe for one line of a YAML comment (and a terminal): line breaks and other
+    control characters are shown escaped, so a name or value can never end the comment."""
+    return "".join(ch if _printable(ch) else _escape(ch) for ch in text)
+
+
 def yaml_value(text: str) -> str:
     """A scalar for a flow mapping ({type: ...}): plain when nothing in it has a YAML meaning."""
     if _PLAIN_VALUE.match(text) and text.lower() not in _YAML_WORDS:
         return text
-    return json.dumps(text, ensure_ascii=False)
+    return _quoted(text)
 
 
 def yaml_str(text: str) -> str:
     """A YAML scalar that every YAML reader takes as exactly this string."""
     if _PLAIN_KEY.match(text) and text.lower() not in _YAML_WORDS:
         return text
-    return json.dumps(text, ensure_ascii=False)
+    return _quoted(text)
+
+
+def _yaml_list(items: Iterable[str]) -> str:
+    return "[" + ", ".join(yaml_str(i) for i in items) + "]"
 
 
 @dataclass(frozen=True)
@@ -60,47 +106,150 @@ class Finding:
 
     def __str__(self) -> str:
         where = f"{self.table}.{self.column}" if self.column else self.table
-        return f"{where}: {self.message}"
+        return comment_text(f"{where}: {self.message}")
 
 
-def _n(count: int) -> str:
-    return f"{count:,}"
+def _n(count: int, what: str | None = None) -> str:
+    """`1,234` or, with a noun, `1 row` / `2 rows`."""
+    if what is None:
+        return f"{count:,}"
+    return f"{count:,} {what}" if count == 1 else f"{count:,} {what}s"
 
 
-def _datetime_converter(p: ColumnProfile) -> tuple[str, str | None, bool]:
-    """The converter for a datetime column, a note on what was found, and whether it surprised."""
-    kinds = {
-        "epoch_seconds": p.epoch_seconds,
-        "epoch_milliseconds": p.epoch_milliseconds,
-        "epoch_microseconds": p.epoch_microseconds,
-    }
-    present = {k: v for k, v in kinds.items() if v}
-    parts = [f"{_n(v)} {k.replace('_', ' ')}" for k, v in present.items()]
+def _are(count: int) -> str:
+    return "is" if count == 1 else "are"
+
+
+def _kept(p: ColumnProfile, found: str, then: str = "") -> ColumnChoice:
+    """A column whose values do not all fit its type keeps them as they are: as text, or as bytea
+    when it holds blobs (bytea takes text too, as its UTF-8 bytes). Blobs beside numbers fit no
+    type: they are reported at apply rather than altered."""
+    if p.blobs and (p.integers or p.reals):
+        chose = "chose text (no one type holds blobs and numbers: the blobs will be reported)"
+        return ColumnChoice(parse_pg_type("text"), None, f"{found}; {chose}{then}", True)
+    if p.blobs:
+        chose = "chose bytea so nothing is lost (text arrives as its UTF-8 bytes)"
+        return ColumnChoice(parse_pg_type("bytea"), None, f"{found}; {chose}{then}", True)
+    return ColumnChoice(parse_pg_type("text"), None, f"{found}; chose text so nothing is lost{then}", True)
+
+
+def _holds(what: str, count: int, p: ColumnProfile) -> str:
+    """`holds text that is not an integer (2 values, e.g. 'x', 'y')`."""
+    examples = f", e.g. {', '.join(p.samples)}" if p.samples else ""
+    return f"holds {what} ({_n(count, 'value')}{examples})"
+
+
+_UNITS = ("seconds", "milliseconds", "microseconds")
+
+
+def _datetime_found(p: ColumnProfile, prisma: bool) -> list[str]:
+    """What a datetime column holds, convention by convention."""
+    integers = (p.epoch_seconds, p.epoch_milliseconds, p.epoch_microseconds)
+    if prisma and p.integers:  # Prisma writes milliseconds, however small
+        integers = (0, p.integers, 0)
+    parts = [f"{_n(n)} epoch {unit}" for unit, n in zip(_UNITS, integers, strict=True) if n]
     if p.julian_reals:
         parts.append(f"{_n(p.julian_reals)} julian days")
+    if p.reals - p.julian_reals:
+        parts.append(f"{_n(p.reals - p.julian_reals)} other reals")
     if p.iso_texts:
-        parts.append(
-            f"{_n(p.iso_texts)} ISO text" + (f" ({_n(p.iso_offsets)} with offsets)" if p.iso_offsets else "")
+        offsets = f" ({_n(p.iso_offsets)} with offsets)" if p.iso_offsets else ""
+        parts.append(f"{_n(p.iso_texts)} ISO text{offsets}")
+    return parts
+
+
+def _datetime_choice(p: ColumnProfile, base: PgType, prisma: bool) -> ColumnChoice:
+    """Type and converter for a timestamp or date column, from the conventions its values use.
+
+    A fixed converter (epoch_milliseconds, ...) reads every integer and real in one unit, and ISO
+    text as ISO; `auto` (no converter) reads integers in the unit of the column's largest one and
+    reals as julian days or, beyond their range, epoch seconds. When neither reads every value
+    for certain, the column is kept as text: nothing is lost, and the note says why."""
+    text = parse_pg_type("text")
+    not_datetimes = p.texts - p.iso_texts
+    if not_datetimes or p.blobs:
+        what = (
+            _holds("text that is not a datetime", not_datetimes, p)
+            if not_datetimes
+            else _holds("blobs", p.blobs, p)
         )
-    note = ", ".join(parts) if len(parts) > 1 else None
-    if not present and p.julian_reals and p.reals == p.julian_reals:
-        return "julian_day", note, False
-    if not present:
-        return "auto", note, False
-    # One unit for the column, the largest present: integers of millisecond magnitude would be
-    # the year 5138 or later as seconds, so smaller integers beside them are milliseconds near 1970.
-    largest = list(present)[-1]
-    if len(present) > 1:
-        smaller = sum(v for k, v in present.items() if k != largest)
-        return (
-            largest,
-            (
-                f"{note}: read all as {largest.split('_')[1]}; the {smaller:,} smaller integers "
-                f"are then within 3 years of 1970 (set another converter if they are not)"
-            ),
-            True,
+        return _kept(p, what, f" (fix them, then set type: {base.short()})")
+    found = _datetime_found(p, prisma)
+    counts = dict(zip(_UNITS, (p.epoch_seconds, p.epoch_milliseconds, p.epoch_microseconds), strict=True))
+    present = [u for u in _UNITS if counts[u]]
+    other_reals = p.reals - p.julian_reals
+    readings: list[str] = []  # how each convention is read, when there are several
+    notes: list[str] = []  # anything else worth saying
+    surprise = len(found) > 1
+    converter: str | None = None
+    if p.iso_texts:
+        readings.append("ISO text as ISO")
+    if p.integers:
+        # Prisma's SQLite connector writes every DateTime as epoch milliseconds, also those that
+        # are small enough to look like seconds (dates near 1970).
+        unit = "milliseconds" if prisma else present[-1]
+        mixed = len(present) > 1
+        if p.reals and p.julian_integers == p.integers and not other_reals:
+            # SQLite stores a julian day that is a whole number (noon) as an INTEGER.
+            converter = "julian_day"
+            readings.append("integers and reals as julian days")
+        elif p.reals and (mixed or (unit == "seconds" and p.julian_integers)):
+            return ColumnChoice(
+                text,
+                None,
+                f"{', '.join(found)}: no one converter reads both these integers and these reals; "
+                f"kept as text so nothing is lost (set type: {base.short()} and a converter)",
+                True,
+            )
+        elif p.reals:
+            converter = None  # auto: integers in the column's unit, reals as julian days
+            readings.append(f"integers as epoch {unit}")
+        else:
+            converter = f"epoch_{unit}"
+            readings.append(f"integers as epoch {unit}")
+            if mixed and not prisma:
+                surprise = True
+                smaller = sum(n for u, n in counts.items() if u != present[-1])
+                notes.append(
+                    f"read all as {unit}: the {_n(smaller, 'smaller integer')} {_are(smaller)} then "
+                    "within 3 years of 1970 (set another converter if they are not)"
+                )
+            if unit == "seconds" and p.julian_integers:
+                surprise = True
+                notes.append(
+                    f"{_n(p.julian_integers)} integers could also be julian days; read as epoch seconds"
+                )
+    if p.reals and converter != "julian_day":
+        if p.julian_reals:
+            readings.append("reals as julian days")
+        if other_reals:
+            surprise = True
+            readings.append("reals beyond the julian-day range as epoch seconds")
+        if not p.integers and not other_reals:
+            converter = "julian_day"
+    if 0 < p.iso_offsets < p.iso_texts:
+        surprise = True
+        naive = p.iso_texts - p.iso_offsets
+        notes.append(f"{_n(naive, 'ISO text')} without an offset {_are(naive)} read as UTC")
+    chosen = base
+    if base.kind == "date" and p.day_fractions:
+        chosen = parse_pg_type("timestamp(3)" if prisma else "timestamptz")
+        surprise = True
+        notes.append(
+            f"{_n(p.day_fractions, 'value')} with a time of day, which date would drop: chose {chosen.short()}"
         )
-    return largest, note, False
+    elif base.modifiers and base.modifiers[0] < 6 and p.sub_milliseconds:
+        chosen = PgType(base.name)
+        surprise = True
+        notes.append(
+            f"{_n(p.sub_milliseconds, 'value')} with digits below the millisecond, which "
+            f"{base.short()} would round: chose {chosen.short()}"
+        )
+    if len(readings) > 1:
+        notes.insert(0, "mixed conventions, read " + ", ".join(readings))
+    if not notes:
+        return ColumnChoice(chosen, converter)
+    return ColumnChoice(chosen, converter, ", ".join(found) + ": " + "; ".join(notes), surprise)
 
 
 def choose_column(
@@ -108,56 +257,61 @@ def choose_column(
 ) -> ColumnChoice:
     base = parse_pg_type(prisma_type) if prisma_type else default_pg_type(column.declared_type)
     if profile is None or profile.non_null == 0:
-        converter = None
-        return ColumnChoice(
-            base, converter, "no values to profile" if profile is not None and profile.nulls else None
-        )
+        note = "no values to profile" if profile is not None and profile.nulls else None
+        return ColumnChoice(base, None, note)
     p = profile
     kind = base.kind
     text = parse_pg_type("text")
+    bytea = parse_pg_type("bytea")
 
     if not column.declared_type.strip() and not prisma_type:
         return _untyped(p)
 
     if kind in ("timestamp", "timestamptz", "date"):
-        other = p.texts - p.iso_texts
-        if other or p.blobs:
-            what = f"{_n(other)} text values that are not datetimes" if other else f"{_n(p.blobs)} blobs"
+        return _datetime_choice(p, base, prisma_type is not None)
+
+    if kind == "time":
+        others = p.non_null - p.time_texts
+        if others:
+            return _kept(p, _holds("values that are not times of day (HH:MM:SS)", others, p))
+        if base.modifiers and base.modifiers[0] < 6 and p.sub_milliseconds:
             return ColumnChoice(
-                text,
+                PgType(base.name),
                 None,
-                f"holds {what}; kept as text so nothing is lost (fix them, then set type: {base.sql()})",
+                f"{_n(p.sub_milliseconds, 'value')} with digits below the millisecond: chose time",
                 True,
             )
-        converter, note, surprise = _datetime_converter(p)
-        if prisma_type and p.integers:
-            # Prisma's SQLite connector writes every DateTime as epoch milliseconds.
-            converter, note, surprise = "epoch_milliseconds", note, False
-        if p.reals and not p.julian_reals:
-            converter, note, surprise = "auto", f"{_n(p.reals)} reals read as epoch seconds", True
-        return ColumnChoice(base, converter if converter != "auto" or surprise else None, note, surprise)
+        return ColumnChoice(base)
 
     if kind == "integer":
         stray_texts = p.texts - p.integer_texts
         if stray_texts or p.blobs:
             what = (
-                f"{_n(stray_texts)} text values that are not integers"
+                _holds("text that is not an integer", stray_texts, p)
                 if stray_texts
-                else f"{_n(p.blobs)} blobs"
+                else _holds("blobs", p.blobs, p)
             )
-            return ColumnChoice(text, None, f"holds {what}; chose text so nothing is lost", True)
+            return _kept(p, what)
         if p.reals:
             exact = max(abs(p.int_min or 0), abs(p.int_max or 0)) <= _MAX_EXACT_DOUBLE_INT
+            if not exact and p.infinities:
+                return ColumnChoice(
+                    text,
+                    None,
+                    "holds integers beyond 2^53 and +-Infinity, which no number type holds together; "
+                    "chose text so nothing is lost",
+                    True,
+                )
             chosen = parse_pg_type("double precision" if exact else "numeric")
             return ColumnChoice(
-                chosen, None, f"holds {_n(p.reals)} non-integral reals; chose {chosen.sql()}", True
+                chosen, None, f"holds {_n(p.reals, 'non-integral real')}; chose {chosen.sql()}", True
             )
         low, high = base.integer_range or (-(2**63), 2**63 - 1)
         if (p.int_min is not None and p.int_min < low) or (p.int_max is not None and p.int_max > high):
             return ColumnChoice(
                 parse_pg_type("bigint"),
                 None,
-                f"values up to {p.int_max} do not fit {base.sql()}; chose bigint",
+                f"values from {p.int_min} to {p.int_max} do not fit {base.sql()}; chose bigint",
                 True,
             )
         return ColumnChoice(base)
@@ -166,7 +320,9 @@ def choose_column(
         stray_texts = p.texts - p.boolean_texts
         out_of_range = (p.int_min is not None and p.int_min < 0) or (p.int_max is not None and p.int_max > 1)
         if stray_texts or p.blobs or p.reals:
-            return ColumnChoice(text, None, "holds values other than 0/1/true/false; chose text", True)
+            return _kept(
+                p, _holds("values other than 0/1/true/false", p.non_null - p.integers - p.boolean_texts, p)
+            )
         if out_of_range:
             return ColumnChoice(
                 parse_pg_type("bigint"),
@@ -179,65 +335,109 @@ def choose_column(
     if kind in ("float", "numeric"):
         stray_texts = p.texts - p.number_texts
         if stray_texts or p.blobs:
-            return ColumnChoice(
-                text,
-                None,
-                f"holds {_n(stray_texts or p.blobs)} values that are not numbers; chose text",
-                True,
+            what = (
+                _holds("text that is not a number", stray_texts, p)
+                if stray_texts
+                else _holds("blobs", p.blobs, p)
             )
-        if kind == "float" and max(abs(p.int_min or 0), abs(p.int_max or 0)) > _MAX_EXACT_DOUBLE_INT:
+            return _kept(p, what)
+        beyond = max(abs(p.int_min or 0), abs(p.int_max or 0)) > _MAX_EXACT_DOUBLE_INT
+        if kind == "float" and beyond:
+            if p.infinities or p.texts:
+                return ColumnChoice(
+                    text,
+                    None,
+                    "holds integers beyond 2^53 beside other numbers no one number type holds; chose text",
+                    True,
+                )
             return ColumnChoice(
                 parse_pg_type("numeric"),
                 None,
                 "holds integers beyond 2^53; chose numeric to keep them exact",
                 True,
             )
+        if kind == "numeric" and p.infinities:
+            if beyond or p.texts:
+                return ColumnChoice(
+                    text,
+                    None,
+                    f"holds {_n(p.infinities, 'infinite real')} beside exact numbers; chose text",
+                    True,
+                )
+            chosen = parse_pg_type("double precision")
+            return ColumnChoice(
+                chosen,
+                None,
+                f"holds {_n(p.infinities, 'infinite real')} (+-Infinity), which {base.sql()} cannot "
+                f"take; chose {chosen.sql()}",
+                True,
+            )
+        if kind == "numeric" and p.numeric_misfits:
+            chosen = parse_pg_type("numeric")
+            return ColumnChoice(
+                chosen,
+                None,
+                f"{_holds(f'numbers with more digits than {base.sql()} takes', p.numeric_misfits, p)}; "
+                f"chose {chosen.sql()}",
+                True,
+            )
         return ColumnChoice(base)
 
-    if kind == "text" and p.blobs:
+    if kind in ("text", "json") and p.blobs:
         return ColumnChoice(
-            parse_pg_type("bytea"),
+            bytea,
             None,
-            f"holds {_n(p.blobs)} blobs beside text; chose bytea (text arrives as its UTF-8 bytes)",
+            f"{_holds('blobs beside text', p.blobs, p)}; chose bytea (text arrives as its UTF-8 bytes)",
+            True,
+        )
+    if kind == "text" and p.too_long:
+        return ColumnChoice(
+            text,
+            None,
+            f"{_holds(f'text longer than {base.sql()} allows', p.too_long, p)}; chose text",
             True,
         )
     if kind == "bytea" and (p.integers or p.reals):
-        return ColumnChoice(
-            text, None, "holds numbers beside blobs; chose text (blobs will be reported)", True
-        )
+        return _kept(p, _holds("numbers beside blobs", p.integers + p.reals, p))
     if kind == "json" and p.json_texts < p.texts:
         return ColumnChoice(
             text,
             None,
-            f"{_n(p.texts - p.json_texts)} values are not JSON objects or arrays; chose text",
+            f"{_holds('text that is not JSON', p.texts - p.json_texts, p)}; chose text",
             True,
         )
+    if kind == "uuid" and p.uuid_values < p.non_null:
+        return _kept(p, _holds("values that are not UUIDs", p.non_null - p.uuid_values, p))
     return ColumnChoice(base)
 
 
 def _untyped(p: ColumnProfile) -> ColumnChoice:
+    """A column with no declared type holds whatever was put in it: its type comes from the data,
+    which is worth a look, so it is always reported."""
     classes = [
         name
         for name, n in (("integers", p.integers), ("reals", p.reals), ("texts", p.texts), ("blobs", p.blobs))
         if n
     ]
-    found = ", ".join(f"{getattr(p, c):,} {c}" for c in classes)
+    found = ", ".join(_n(getattr(p, c), c[:-1]) for c in classes)
+
+    def chose(type_name: str, extra: str = "") -> ColumnChoice:
+        return ColumnChoice(parse_pg_type(type_name), None, f"holds {found}{extra}; chose {type_name}", True)
+
     if classes == ["integers"]:
-        return ColumnChoice(parse_pg_type("bigint"), None, f"no declared type; holds {found}")
+        return chose("bigint")
     if set(classes) <= {"integers", "reals"}:
         exact = max(abs(p.int_min or 0), abs(p.int_max or 0)) <= _MAX_EXACT_DOUBLE_INT
-        return ColumnChoice(
-            parse_pg_type("double precision" if exact else "numeric"),
-            None,
-            f"no declared type; holds {found}",
-        )
+        if exact:
+            return chose("double precision")
+        if p.infinities:
+            return chose("text", " (integers beyond 2^53 and +-Infinity)")
+        return chose("numeric")
     if classes == ["blobs"] or (set(classes) == {"texts", "blobs"}):
-        return ColumnChoice(parse_pg_type("bytea"), None, f"no declared type; holds {found}")
+        return chose("bytea", " (text arrives as its UTF-8 bytes)" if p.texts else "")
     if "blobs" in classes:
-        return ColumnChoice(
-            parse_pg_type("text"), None, f"no declared type; holds {found}: blobs will be reported", True
-        )
-    return ColumnChoice(parse_pg_type("text"), None, f"no declared type; holds {found}")
+        return chose("text", ": the blobs will be reported (no one type holds blobs and numbers)")
+    return chose("text")
 
 
 @dataclass
@@ -246,6 +446,44 @@ class InitResult:
     findings: list[Finding] = field(default_factory=list)
     tables: int = 0
     rows: int = 0
+
+
+def _fit(name: str, naming: str) -> str:
+    return fit_name(target_name(name, naming))
+
+
+def _target_names(names: list[str], naming: str) -> dict[str, tuple[str, str | None]]:
+    """Each name's target name, and why it is not simply the naming policy's (too long for
+    PostgreSQL, or the same as an earlier one's under the policy)."""
+    out: dict[str, tuple[str, str | None]] = {}
+    taken: set[str] = set()
+    for name in names:
+        wanted = target_name(name, naming)
+        chosen, why = wanted, None
+        if len(wanted.encode()) > MAX_NAME_BYTES:
+            chosen = fit_name(wanted)
+            why = f"'{wanted}' is longer than PostgreSQL's {MAX_NAME_BYTES} bytes: named '{chosen}'"
+        if chosen in taken:
+            n = 2
+            while fit_name(f"{wanted}_{n}") in taken:
+                n += 1
+            chosen = fit_name(f"{wanted}_{n}")
+            why = f"'{wanted}' is taken under naming {naming}: named '{chosen}'"
+        taken.add(chosen)
+        out[name] = (chosen, why)
+    return out
+
+
+@dataclass
+class _TablePlan:
+    """What render_spec writes for one table beyond its columns' types."""
+
+    table: Table
+    target: str
+    target_note: str | None
+    columns: dict[str, tuple[str, str | None]]  # source column -> (target name, why renamed)
+    choices: dict[str, ColumnChoice]
+    keep_primary_key: bool = True
 
 
 def render_spec(
@@ -257,17 +495,44 @@ def render_spec(
     naming: str = "keep",
     prisma_types: dict[tuple[str, str], str] | None = None,
     header: str = "",
+    findings: Iterable[Finding] = (),
 ) -> InitResult:
+    """The spec's text and its findings. `findings` found elsewhere (e.g. reading the Prisma
+    schema) are marked at their table or column too."""
     prisma_types = prisma_types or {}
     result = InitResult(text="")
+    marks: dict[tuple[str, str | None], list[str]] = {}
+    for f in findings:
+        marks.setdefault((f.table, f.column), []).append(f.message)
+        result.findings.append(f)
     names = [t.name for t in catalog.tables]
     parents = {
         t.name: {fk.ref_table for fk in t.foreign_keys if fk.ref_table in names and fk.ref_table != t.name}
         for t in catalog.tables
     }
     order = _topological(names, parents)
+    table_names = _target_names(order, naming)
+    plans: dict[str, _TablePlan] = {}
+    for table in catalog.tables:
+        profile = profiles.get(table.name)
+        choices = {
+            c.name: choose_column(
+                c, profile.column(c.name) if profile else None, prisma_types.get((table.name, c.name))
+            )
+            for c in table.columns
+        }
+        # SQLite lets a primary key column hold NULL (unless it is the rowid or WITHOUT ROWID).
+        pk_nulls = [c for c in table.primary_key if profile and (cp := profile.column(c)) and cp.nulls]
+        plans[table.name] = _TablePlan(
+            table,
+            *table_names[table.name],
+            _target_names([c.name for c in table.columns], naming),
+            choices,
+            keep_primary_key=not pk_nulls,
+        )
+
     lines = [f"# yaml-language-server: $schema={schema_ref}"]
-    lines += [f"# {line}" if line else "#" for line in header.splitlines()]
+    lines += [f"# {comment_text(line)}" if line else "#" for line in header.splitlines()]
     lines += [
         "version: 1",
         "",
@@ -275,7 +540,7 @@ def render_spec(
         f"  sqlite: {yaml_str(source_ref)}",
         "",
         "target:",
-        f"  url: {yaml_str(target_url) if not target_url.startswith('${') else target_url}",
+        f"  url: {yaml_str(target_url) if not _is_env_reference(target_url) else target_url}",
         "  schema: public",
         "",
         f"naming: {naming}",
@@ -283,8 +548,17 @@ def render_spec(
     if catalog.views:
         lines += [
             "",
-            "# Views are not migrated (define them again in PostgreSQL): " + ", ".join(catalog.views),
+            "# !! Views are not migrated (define them again in PostgreSQL): "
+            + comment_text(", ".join(catalog.views)),
         ]
+        result.findings.append(
+            Finding(
+                ", ".join(catalog.views),
+                None,
+                f"{'is a view' if len(catalog.views) == 1 else 'are views'}: not migrated "
+                "(define them again in PostgreSQL)",
+            )
+        )
     if not order:
         lines += ["", "# The database has no tables.", "load_order: []", "tables: {}"]
     else:
@@ -292,84 +566,256 @@ def render_spec(
         lines += [f"  - {yaml_str(n)}" for n in order]
         lines += ["", "tables:"]
     for name in order:
-        table = catalog.table(name)
-        assert table is not None
         profile = profiles.get(name)
-        lines += [""] + _render_table(table, profile, naming, prisma_types, result)
+        lines += [""] + _render_table(plans[name], profile, naming, plans, result, marks)
         result.tables += 1
         result.rows += profile.rows if profile else 0
     result.text = "\n".join(lines) + "\n"
     return result
 
 
+_ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$")
+
+
+def _is_env_reference(url: str) -> bool:
+    return _ENV_REFERENCE.match(url) is not None
+
+
 def _describe_table(table: Table, profile: TableProfile | None) -> str:
-    rows = f"{profile.rows:,} rows" if profile else "rows not profiled"
+    rows = _n(profile.rows, "row") if profile else "rows not profiled"
     key = f"primary key ({', '.join(table.primary_key)})" if table.primary_key else "no primary key"
     extra = []
     if table.without_rowid:
         extra.append("WITHOUT ROWID")
+    if table.autoincrement:
+        extra.append("AUTOINCREMENT")
     if table.indexes:
-        extra.append(f"{len(table.indexes)} indexes")
+        extra.append(_n(len(table.indexes), "index").replace("indexs", "indexes"))
     if table.foreign_keys:
         extra.append("references " + ", ".join(sorted({fk.ref_table for fk in table.foreign_keys})))
-    return "; ".join([rows, key, *extra])
+    return comment_text("; ".join([rows, key, *extra]))
 
 
 def _fk_yaml(fk: ForeignKey) -> str:
-    cols = ", ".join(yaml_str(c) for c in fk.columns)
-    refs = ", ".join(yaml_str(c) for c in fk.ref_columns)
     return (
-        f"      - {{columns: [{cols}], references: {{table: {yaml_str(fk.ref_table)}, columns: [{refs}]}}, "
+        f"{{columns: {_yaml_list(fk.columns)}, references: {{table: {yaml_str(fk.ref_table)}, "
+        f"columns: {_yaml_list(fk.ref_columns)}}}, "
         f"on_delete: {fk.on_delete.lower()}, on_update: {fk.on_update.lower()}}}"
     )
 
 
+def _same_family(a: PgType, b: PgType) -> bool:
+    """Can PostgreSQL make a foreign key between columns of these types?"""
+    if a.array or b.array:
+        return a == b
+    if a.kind == b.kind and a.kind in ("integer", "text", "json", "bytea", "uuid", "boolean"):
+        return a.kind != "json" or a.name == b.name == "jsonb"
+    return a.name == b.name
+
+
+def _unique_keys(plan: _TablePlan) -> list[frozenset[str]]:
+    """The column sets PostgreSQL will hold unique in a table: what a foreign key may reference."""
+    table = plan.table
+    # A primary key holding NULL becomes a unique constraint, which a foreign key may reference too.
+    keys = [frozenset(table.primary_key)] if table.primary_key else []
+    keys += [
+        frozenset(ix.columns)
+        for ix in table.indexes
+        if ix.unique and not ix.where and not ix.has_expressions and ix.columns
+    ]
+    return keys
+
+
+def _foreign_key_problem(fk: ForeignKey, plan: _TablePlan, plans: dict[str, _TablePlan]) -> str | None:
+    """Why PostgreSQL could not create this foreign key, or None."""
+    what = f"({', '.join(fk.columns)}) -> {fk.ref_table}"
+    parent = plans.get(fk.ref_table)
+    if parent is None:
+        return f"{what}: {fk.ref_table} is not a table in this database"
+    missing = [c for c in fk.ref_columns if parent.table.column(c) is None]
+    if not fk.ref_columns or missing or len(fk.ref_columns) != len(fk.columns):
+        return f"{what}: {fk.ref_table} has no column {', '.join(missing) or '(its key)'}"
+    if frozenset(fk.ref_columns) not in _unique_keys(parent):
+        return (
+            f"{what}({', '.join(fk.ref_columns)}): PostgreSQL needs a primary key or unique constraint "
+            "on the referenced columns, and there is none"
+        )
+    for child_col, parent_col in zip(fk.columns, fk.ref_columns, strict=True):
+        a, b = plan.choices[child_col].type, parent.choices[parent_col].type
+        if not _same_family(a, b):
+            return f"{what}: {child_col} is {a.sql()} but {fk.ref_table}.{parent_col} is {b.sql()}"
+    return None
+
+
+def _index_problem(ix: Index, kinds: dict[str, TargetColumnRef]) -> str | None:
+    """Why etl apply could not create this SQLite index in PostgreSQL, or None."""
+    for key in ix.keys:
+        if key.column is None and translate_expression(key.expression or "", kinds) is None:
+            return f"its expression {key.expression} has no PostgreSQL equivalent"
+    if ix.where and translate_expression(ix.where, kinds) is None:
+        return f"its WHERE clause ({ix.where}) has no PostgreSQL equivalent"
+    return None
+
+
+def _index_yaml(ix: Index, kinds: dict[str, TargetColumnRef], naming: str) -> str | None:
+    """The index as a spec entry, or None when a spec entry cannot express it (expressions)."""
+    if ix.has_expressions:
+        return None
+    parts = [f"name: {yaml_str(_fit(ix.name, naming))}", f"columns: {_yaml_list(ix.columns)}"]
+    if ix.unique:
+        parts.append("unique: true")
+    if ix.where:
+        where = translate_expression(ix.where, kinds)
+        assert where is not None
+        parts.append(f"where: {yaml_str(where.as_string(None))}")
+    return "{" + ", ".join(parts) + "}"
+
+
 def _render_table(
-    table: Table,
+    plan: _TablePlan,
     profile: TableProfile | None,
     naming: str,
-    prisma_types: dict[tuple[str, str], str],
+    plans: dict[str, _TablePlan],
     result: InitResult,
+    marks: dict[tuple[str, str | None], list[str]],
 ) -> list[str]:
+    table = plan.table
+
+    def finding(column: str | None, message: str) -> None:
+        result.findings.append(Finding(table.name, column, message))
+
     lines = [f"  # {_describe_table(table, profile)}", f"  {yaml_str(table.name)}:"]
-    if naming != "keep" and target_name(table.name, naming) != table.name:
-        lines.append(f"    name: {yaml_str(target_name(table.name, naming))}")
+    lines += [f"    # !! {comment_text(m)}" for m in marks.get((table.name, None), ())]
+    if plan.target_note:
+        lines.append(f"    # !! {comment_text(plan.target_note)}")
+        finding(None, plan.target_note)
+    if plan.target != table.name:
+        lines.append(f"    name: {yaml_str(plan.target)}")
     if not table.primary_key:
-        result.findings.append(Finding(table.name, None, "has no primary key; rows are loaded as they are"))
+        lines.append("    # !! No primary key: rows are loaded as they are.")
+        finding(None, "has no primary key; rows are loaded as they are")
+    if not plan.keep_primary_key:
+        nulls = {c: cp.nulls for c in table.primary_key if profile and (cp := profile.column(c)) and cp.nulls}
+        shown = ", ".join(f"{_n(n, 'NULL')} in {c}" for c, n in nulls.items())
+        message = (
+            f"primary key ({', '.join(table.primary_key)}) holds {shown} (SQLite allows it, PostgreSQL "
+            "does not); made a unique constraint instead, which allows NULL as SQLite did"
+        )
+        lines.append(f"    # !! {comment_text(message)}")
+        lines.append("    primary_key: []")
+        finding(None, message)
+
+    kinds = {
+        c.name: TargetColumnRef(plan.columns[c.name][0], plan.choices[c.name].type.kind)
+        for c in table.columns
+    }
     lines.append("    columns:")
     for column in table.columns:
-        choice = choose_column(
-            column,
-            profile.column(column.name) if profile else None,
-            prisma_types.get((table.name, column.name)),
-        )
-        settings = [f"type: {yaml_value(choice.type.short())}"]
+        choice = plan.choices[column.name]
+        target, renamed = plan.columns[column.name]
+        settings = []
+        notes = [choice.note] if choice.note else []
+        notes += marks.get((table.name, column.name), [])
+        surprise = choice.surprise or (table.name, column.name) in marks
+        if target != target_name(column.name, naming):
+            settings.append(f"name: {yaml_str(target)}")
+            notes.append(renamed or "")
+            surprise = True
+            finding(column.name, renamed or "")
+        settings.append(f"type: {yaml_value(choice.type.short())}")
         if choice.converter:
             settings.append(f"converter: {choice.converter}")
+        column_profile = profile.column(column.name) if profile else None
+        if (
+            not plan.keep_primary_key
+            and column.name in table.primary_key
+            and column_profile
+            and column_profile.nulls
+        ):
+            settings.append("nullable: true")
+        if column.default is not None and translate_default(column.default, choice.type.kind) is None:
+            settings.append("default: null")
+            message = (
+                f"default {column.default} has no PostgreSQL equivalent for {choice.type.sql()}; "
+                "left out (set default: {sql: ...})"
+            )
+            notes.append(message)
+            surprise = True
+            finding(column.name, message)
         line = f"      {yaml_str(column.name)}: {{{', '.join(settings)}}}"
         declared = column.declared_type or "no declared type"
-        comment = f"{declared}" + (f"; {choice.note}" if choice.note else "")
-        lines.append(f"{line}  # {'!! ' if choice.surprise else ''}{comment}")
+        comment = comment_text(f"{declared}" + (f"; {'; '.join(notes)}" if notes else ""))
+        lines.append(f"{line}  # {'!! ' if surprise else ''}{comment}")
         if choice.surprise:
             result.findings.append(Finding(table.name, column.name, choice.note or ""))
-    orphaned = {id(o.foreign_key): o for o in (profile.orphans if profile else ())}
-    if orphaned:
-        lines.append(
-            "    # !! Foreign keys whose parent rows are missing are left out below; the rows load as they are."
-        )
-        lines.append("    foreign_keys:")
-        for fk in table.foreign_keys:
-            report = orphaned.get(id(fk))
-            if report is None:
-                lines.append(_fk_yaml(fk))
+
+    # Unique constraints (from CREATE TABLE): one PostgreSQL cannot make replaces the list.
+    constraints = [ix for ix in table.indexes if ix.is_constraint]
+    if any(ix.has_expressions for ix in constraints) or not plan.keep_primary_key:
+        entries: list[str] = []
+        if not plan.keep_primary_key and not any(
+            set(ix.columns) == set(table.primary_key) for ix in constraints
+        ):
+            entries.append(f"      - {_yaml_list(table.primary_key)}  # the primary key")
+        for ix in constraints:
+            if not ix.has_expressions:
+                entries.append(f"      - {_yaml_list(ix.columns)}")
                 continue
-            what = (
-                f"({', '.join(fk.columns)}) -> {fk.ref_table}: {report.rows:,} rows point at no "
-                f"{fk.ref_table} (e.g. {'; '.join(report.samples)})"
+            shown = ", ".join(k.column or k.expression or "?" for k in ix.keys)
+            message = (
+                f"unique constraint ({shown}) compares with a collation PostgreSQL does not have; "
+                "left out (create a unique index on an expression, e.g. lower(...), yourself)"
             )
-            lines.append(f"      # left out: {what}")
-            lines.append("      #" + _fk_yaml(fk)[7:])
-            result.findings.append(Finding(table.name, None, f"foreign key {what}; left out"))
+            entries.append(f"      # !! {comment_text(message)}")
+            finding(None, message)
+        lines.append("    unique:" if any(e.startswith("      -") for e in entries) else "    unique: []")
+        lines += entries
+
+    # Indexes (CREATE INDEX): the spec's list replaces SQLite's, so it is written out only when
+    # one of them has no PostgreSQL equivalent.
+    indexes = [ix for ix in table.indexes if not ix.is_constraint]
+    problems = {ix.name: _index_problem(ix, kinds) for ix in indexes}
+    if any(problems.values()):
+        entries = []
+        for ix in indexes:
+            entry = None if problems[ix.name] else _index_yaml(ix, kinds, naming)
+            if entry is not None:
+                entries.append(f"      - {entry}")
+                continue
+            why = problems[ix.name] or "a spec cannot list an index on expressions"
+            message = f"index {ix.name}: {why}; left out"
+            entries.append(f"      # !! {comment_text(message)}")
+            finding(None, message)
+        lines.append("    indexes:" if any(e.startswith("      -") for e in entries) else "    indexes: []")
+        lines += entries
+
+    # Foreign keys: those PostgreSQL would refuse (missing parent rows, no unique key to point at,
+    # different types) are left out, and then the list is written out.
+    orphaned = {id(o.foreign_key): o for o in (profile.orphans if profile else ())}
+    reasons: dict[int, str] = {}
+    for fk in table.foreign_keys:
+        problem = _foreign_key_problem(fk, plan, plans)
+        report = orphaned.get(id(fk))
+        if problem is None and report is not None:
+            problem = (
+                f"({', '.join(fk.columns)}) -> {fk.ref_table}: {_n(report.rows, 'row')} with no matching "
+                f"{fk.ref_table} row (e.g. {'; '.join(report.samples)})"
+            )
+        if problem is not None:
+            reasons[id(fk)] = problem
+    if reasons:
+        kept = [fk for fk in table.foreign_keys if id(fk) not in reasons]
+        lines.append(
+            "    # !! Foreign keys PostgreSQL would refuse are left out below; the rows load as they are."
+        )
+        lines.append("    foreign_keys:" if kept else "    foreign_keys: []")
+        for fk in table.foreign_keys:
+            if id(fk) not in reasons:
+                lines.append(f"      - {_fk_yaml(fk)}")
+                continue
+            lines.append(f"      # left out: {comment_text(reasons[id(fk)])}")
+            lines.append(f"      # - {comment_text(_fk_yaml(fk))}")
+            finding(None, f"foreign key {reasons[id(fk)]}; left out")
     return lines
 
 
@@ -384,6 +830,8 @@ def init_spec(
 ) -> InitResult:
     source = Path(sqlite_path)
     out = Path(output)
+    if out.is_dir():
+        raise EtlError(f"'{out}' is a directory; give the spec file's path with -o")
     if out.exists() and not force:
         raise EtlError(f"'{out}' already exists; pass --force to overwrite it")
     catalog = introspect_sqlite(source)
@@ -392,9 +840,9 @@ def init_spec(
     if prisma_schema is not None:
         from .prisma import read_prisma_file
 
-        prisma_types, prisma_findings = prisma_column_types(read_prisma_file(prisma_schema), catalog)
-    json_columns = frozenset(k for k, v in (prisma_types or {}).items() if v in ("json", "jsonb"))
-    profiles = profile_sqlite(source, catalog, sample_rows, json_columns)
+        prisma_types, prisma_findings = prisma_column_types(read_prisma_file(Path(prisma_schema)), catalog)
+    expected = {key: parse_pg_type(t) for key, t in (prisma_types or {}).items()}
+    profiles = profile_sqlite(source, catalog, sample_rows, expected)
     out_dir = out.resolve().parent
     source_ref = os.path.relpath(source.resolve(), out_dir)
     schema_ref = os.path.relpath(SCHEMA_FILE, out_dir)
@@ -404,21 +852,55 @@ def init_spec(
         "Lines marked !! are where the data surprised etl init; each says what it chose.\n"
         "Check it with `etl validate`, then `etl plan` and `etl apply`."
     )
+    url = target_url or "${DATABASE_URL}"
     result = render_spec(
         catalog,
         profiles,
         source_ref,
         schema_ref,
-        target_url or "${DATABASE_URL}",
+        # The spec reads ${VAR} in target.url from the environment and $$ as $.
+        url if _is_env_reference(url) else url.replace("$", "$$"),
         naming,
         prisma_types,
         header,
+        prisma_findings,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(result.text, encoding="utf-8")
-    tmp.replace(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(result.text, encoding="utf-8")
+        left = _left_to_edit(tmp, catalog)
+        if left:  # not expected: a safety net, so that nothing fails only at apply
+            result.text += "\n# !! etl validate will still object to this spec:\n"
+            result.text += "".join(f"# !! {comment_text(str(f))}\n" for f in left)
+            result.findings += left
+            tmp.write_text(result.text, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        raise EtlError(f"cannot write '{out}': {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
     return result
+
+
+def _left_to_edit(path: Path, catalog: Catalog) -> list[Finding]:
+    """What `etl validate` would still object to in the written spec (nothing, normally), as
+    findings: checked against the catalog, without reading the data again."""
+    from .mapping import resolve
+    from .spec import read_spec
+    from .validate import postgres_expression_problems
+
+    spec, problems = read_spec(path, {"DATABASE_URL": "postgresql://localhost/etl-init-check"})
+    if spec is not None:
+        problems = problems + postgres_expression_problems(spec)
+        try:
+            resolve(spec, catalog)
+        except SpecError as exc:
+            problems = problems + exc.problems
+    return [
+        Finding(problem.path or "spec", None, f"{problem.message} (edit the spec before etl apply)")
+        for problem in dict.fromkeys(problems)
+    ]
 
 
 # Prisma keeps its migration history in this table, with these PostgreSQL types.
@@ -469,5 +951,17 @@ def prisma_column_types(schema, catalog: Catalog) -> tuple[dict[tuple[str, str],
                 )
                 types[(table.name, column.name)] = "text"
             else:
-                types[(table.name, column.name)] = postgres_type(field, schema)
+                wanted = postgres_type(field, schema)
+                try:
+                    parse_pg_type(wanted)
+                except UnknownType:
+                    findings.append(
+                        Finding(
+                            table.name,
+                            column.name,
+                            f"Prisma expects {wanted}, which etl cannot create; type chosen from the data",
+                        )
+                    )
+                    continue
+                types[(table.name, column.name)] = wanted
     return types, findings

@@ -17,7 +17,9 @@ import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from .duck import quote_ident
 from .errors import SourceError
@@ -29,7 +31,6 @@ from .types import PgType, default_pg_type, sqlite_affinity
 _MS, _US = 100_000_000_000, 100_000_000_000_000
 # Julian days of the years 1..9999 (see convert._datetime_us and convert._julian_or_seconds).
 _JULIAN_LOW, _JULIAN_HIGH = 1721059.5, 5373484.5
-_ISO_GLOB = "[0-9][0-9][0-9][0-9]-[0-9]*"
 _MAX_DOUBLE = "1.7976931348623157e308"
 
 
@@ -180,6 +181,7 @@ def _register(con: sqlite3.Connection) -> None:
     con.create_function("etl_datetime_code", 1, datetime_text_code, deterministic=True)
     con.create_function("etl_time_code", 1, time_text_code, deterministic=True)
     con.create_function("etl_number_code", 1, number_text_code, deterministic=True)
+    con.create_function("etl_numeric_misfit", 3, numeric_misfit, deterministic=True)
 
 
 # --- the detailed metrics -----------------------------------------------------------------------
@@ -255,24 +257,41 @@ def _day_fractions() -> _Detail:
     )
 
 
+def numeric_misfit(value: int | float | bytes | None, precision: int, scale: int) -> int:
+    """1 when numeric(precision, scale) cannot take `value` exactly, as convert reads it: a real
+    by its shortest round-trip digits (DuckDB's and Python's repr), text and integers by their own
+    digits. Leading and trailing zeros do not count (see convert._decimal_digits)."""
+    if value is None:
+        return 0
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return 1
+        text = repr(value)
+    elif isinstance(value, bytes):  # text, as its UTF-8 bytes
+        if _NUMBER_TEXT.fullmatch(value) is None:
+            return 0  # not a number at all: reported as such, not as a misfit
+        text = value.decode("ascii")
+    else:
+        text = str(value)
+    number = Decimal(text)
+    if not number:
+        return 0
+    _sign, digits, exponent = number.normalize().as_tuple()
+    assert isinstance(exponent, int)
+    places = max(0, -exponent)
+    whole = max(0, len(digits) + exponent)
+    return int(places > scale or whole > precision - scale)
+
+
 def _numeric_misfits(precision: int, scale: int) -> _Detail:
-    """Numbers numeric(p,s) would round or refuse: too many digits before or after the point.
-    Text with an exponent is counted, to be safe."""
+    """Numbers numeric(p,s) would round or refuse: too many digits before or after the point."""
     whole = precision - scale
-    integer = (
-        f"(typeof({{c}}) = 'integer' AND ({{c}} >= {10**whole} OR {{c}} <= -{10**whole}))"
-        if whole <= 18
-        else "0"
+    integer = f"{{c}} >= {10**whole} OR {{c}} <= -{10**whole}" if whole <= 18 else "0"
+    return _Detail(
+        f"CASE typeof({{c}}) WHEN 'integer' THEN {integer} "
+        f"WHEN 'real' THEN etl_numeric_misfit({{c}}, {precision}, {scale}) "
+        f"WHEN 'text' THEN etl_numeric_misfit(CAST({{c}} AS BLOB), {precision}, {scale}) END"
     )
-    real = f"(typeof({{c}}) = 'real' AND (abs({{c}}) >= 1e{whole} OR round({{c}}, {scale}) <> {{c}}))"
-    point = "instr({c}, '.')"
-    places = f"length(rtrim(substr({{c}}, {point} + 1), '0'))"
-    before = f"ltrim(CASE WHEN {point} > 0 THEN substr({{c}}, 1, {point} - 1) ELSE {{c}} END, '+-0')"
-    text = (
-        f"(typeof({{c}}) = 'text' AND ({{c}} GLOB '*[eE]*' "
-        f"OR ({point} > 0 AND {places} > {scale}) OR length({before}) > {whole}))"
-    )
-    return _Detail(f"{integer} OR {real} OR {text}")
 
 
 def _details_for(declared: str, storage: dict[str, int], expected: PgType) -> dict[str, _Detail]:
@@ -369,12 +388,15 @@ def profile_table(
     _register(con)
     expected = expected or {}
     source = quote_ident(table.name)
-    if sample_rows and not table.without_rowid:
+    # The rowid under a name no column of the table hides.
+    taken = {c.name.lower() for c in table.columns}
+    rowid = next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
+    if sample_rows and not table.without_rowid and rowid:
         # A sample spread over the table, not its first rows (old rows are often the cleanest).
         count = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
         step = max(1, count // sample_rows)
         if step > 1:
-            source = f"(SELECT * FROM {source} WHERE rowid % {step} = 0)"
+            source = f"(SELECT * FROM {source} WHERE {rowid} % {step} = 0)"
     items = ["count(*)"]
     for column in table.columns:
         c = quote_ident(column.name)
@@ -406,14 +428,36 @@ def profile_table(
     profiles = []
     for column in table.columns:
         low, high = ranges[column.name]
-        profile = ColumnProfile(
-            column.name, **storage[column.name], **counts[column.name], int_min=low, int_max=high
-        )
+        measured: dict[str, Any] = {**storage[column.name], **counts[column.name]}
+        profile = ColumnProfile(column.name, int_min=low, int_max=high, **measured)
         condition = _misfit_condition(profile, types[column.name])
         if condition:
             profile = _with_samples(con, source, column.name, condition, profile)
         profiles.append(profile)
     return TableProfile(table.name, rows, tuple(profiles))
+
+
+# The most common datetime text, 'YYYY-MM-DD HH:MM:SS' (SQLite's CURRENT_TIMESTAMP) and
+# 'YYYY-MM-DDTHH:MM:SSZ', is recognised by SQLite itself (datetime(c, '+0 days') gives the same text back only
+# for a valid date and time), which is several times faster than the Python function.
+_DATE_TIME_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][T ][0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+
+
+def _code_sql(code: str, c: str) -> str:
+    """SQL of a column's per-row text code (NULL unless the value is text)."""
+    slow = f"{code}(CAST({c} AS BLOB))"
+    if code != _DT_CODE:
+        return f"CASE WHEN typeof({c}) = 'text' THEN {slow} END"
+    plain = f"{c} GLOB '{_DATE_TIME_GLOB}'"
+    zulu = f"{c} GLOB '{_DATE_TIME_GLOB}Z'"
+    same = f"datetime({c}, '+0 days') = replace(rtrim({c}, 'Z'), 'T', ' ') AND {c} >= '0001'"
+    time_of_day = f"CASE WHEN substr({c}, 12, 8) <> '00:00:00' THEN {TIME_OF_DAY} ELSE 0 END"
+    return (
+        f"CASE WHEN typeof({c}) <> 'text' THEN NULL "
+        f"WHEN {plain} AND {same} THEN {IS_VALUE} | {time_of_day} "
+        f"WHEN {zulu} AND {same} THEN {IS_VALUE | HAS_OFFSET} | {time_of_day} "
+        f"ELSE {slow} END"
+    )
 
 
 def _detail_scan(
@@ -436,7 +480,7 @@ def _detail_scan(
             alias = f"etl_code_{index}"
             while alias.lower() in taken:
                 alias += "_"
-            inner[alias] = f"CASE WHEN typeof({c}) = 'text' THEN {code}(CAST({c} AS BLOB)) END"
+            inner[alias] = _code_sql(code, c)
             k = quote_ident(alias)
         for metric, detail in metrics.items():
             items.append(f"coalesce(sum(CASE WHEN {detail.sql.format(c=c, k=k)} THEN 1 END), 0)")
