@@ -210,6 +210,15 @@ def _julian_or_seconds(t: str, v: str) -> str:
     return f"({_integer_text(t, v)} AND TRY_CAST({v} AS HUGEINT) BETWEEN 1721060 AND 5373484)"
 
 
+def _iso_for_duckdb(v: str) -> str:
+    """ISO 8601 text in the spelling DuckDB's cast reads: `z` as `Z`, no space before the offset,
+    seconds before an offset, a time on a date that carries an offset."""
+    x = f"regexp_replace({v}, 'z$', 'Z')"
+    x = f"regexp_replace({x}, ' ([Z+-])', '\\1')"
+    x = f"regexp_replace({x}, '([T ][0-9]{{1,2}}:[0-9]{{2}})([Z+-])', '\\1:00\\2')"
+    return f"regexp_replace({x}, '^([0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}})([Z+-])', '\\1T00:00:00\\2')"
+
+
 def _datetime_us(t: str, v: str, converter: str, unit: str | None = None, mixed: bool = False) -> str:
     """Microseconds since 1970-01-01 UTC as HUGEINT, or NULL when no convention explains the value."""
     integer_text = _integer_text(t, v)
@@ -252,7 +261,7 @@ def _datetime_us(t: str, v: str, converter: str, unit: str | None = None, mixed:
         from_real = "NULL"
     from_text = (
         f"CASE WHEN regexp_full_match({v}, {_ISO_RE}) "
-        f"THEN epoch_us(TRY_CAST({v} AS TIMESTAMPTZ))::HUGEINT END"
+        f"THEN epoch_us(TRY_CAST({_iso_for_duckdb(v)} AS TIMESTAMPTZ))::HUGEINT END"
     )
     return (
         f"CASE WHEN {integer_text} THEN {from_int} WHEN {t} = 'real' THEN {from_real} "

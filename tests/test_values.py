@@ -722,3 +722,27 @@ def test_uuid_text_arrives_as_the_same_uuid(migration, pg):
     held = dict(sqlite_rows(m.source, "SELECT id, key FROM Thing"))
     expected = {i: uuid.UUID(bytes=v) if isinstance(v, bytes) else uuid.UUID(v) for i, v in held.items()}
     assert dict(pg_rows(pg, 'SELECT id, key FROM "Thing"')) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("2025-08-07T10:00:00z", PRISMA_INSTANT),
+        ("2025-08-07T12:00:00 +02:00", PRISMA_INSTANT),
+        ("2025-08-07T12:00+02:00", PRISMA_INSTANT),
+        ("2025-08-07T12:00:00+0200", PRISMA_INSTANT),
+        ("2025-08-07T12:00:00+02", PRISMA_INSTANT),
+        ("2025-08-07Z", datetime(2025, 8, 7, tzinfo=UTC)),
+        ("2025-08-07+02:00", datetime(2025, 8, 6, 22, tzinfo=UTC)),
+        ("2025-08-07 04:30:00-05:30", PRISMA_INSTANT),
+    ],
+)
+def test_iso_spellings_that_duckdb_reads_differently_arrive_as_the_same_instant(migration, pg, text, instant):
+    m = migration(
+        [
+            ("CREATE TABLE e (id INTEGER PRIMARY KEY, at DATETIME)", ()),
+            ("INSERT INTO e (at) VALUES (?)", (text,)),
+        ]
+    )
+    m.apply()
+    assert pg.execute("SELECT at FROM e").fetchone()[0] == instant
