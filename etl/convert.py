@@ -433,6 +433,11 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
         )
         return failed(value, "a boolean (0/1, true/false)")
 
+    if kind == "enum":
+        labels = ", ".join(quote_literal(label) for label in pg.labels or ())
+        value = f"CASE WHEN {t} = 'text' AND {v} IN ({labels}) THEN {v} END"
+        return failed(value, f"a label of enum {pg.name} ({', '.join(pg.labels or ())})")
+
     if kind in ("text", "json", "other", "array", "timetz"):
         value = (
             f"CASE WHEN {t} IN ('text', 'integer') THEN {v} "

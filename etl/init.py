@@ -253,9 +253,11 @@ def _datetime_choice(p: ColumnProfile, base: PgType, prisma: bool) -> ColumnChoi
 
 
 def choose_column(
-    column: Column, profile: ColumnProfile | None, prisma_type: str | None = None
+    column: Column, profile: ColumnProfile | None, prisma_type: PgType | None = None
 ) -> ColumnChoice:
-    base = parse_pg_type(prisma_type) if prisma_type else default_pg_type(column.declared_type)
+    base = prisma_type or default_pg_type(column.declared_type)
+    if base.kind == "enum":
+        return ColumnChoice(base)  # its values were checked against the labels (enum_misfits)
     if profile is None or profile.non_null == 0:
         note = "no values to profile" if profile is not None and profile.nulls else None
         return ColumnChoice(base, None, note)
@@ -493,7 +495,7 @@ def render_spec(
     schema_ref: str,
     target_url: str = "${DATABASE_URL}",
     naming: str = "keep",
-    prisma_types: dict[tuple[str, str], str] | None = None,
+    prisma_types: dict[tuple[str, str], PgType] | None = None,
     header: str = "",
     findings: Iterable[Finding] = (),
 ) -> InitResult:
@@ -545,6 +547,13 @@ def render_spec(
         "",
         f"naming: {naming}",
     ]
+    enums = {pg.name: pg.labels for pg in prisma_types.values() if pg.kind == "enum" and pg.labels}
+    if enums:
+        lines += ["", "# Enum types, created in the target schema before the tables.", "enums:"]
+        lines += [
+            f"  {yaml_str(name)}: [{', '.join(yaml_str(label) for label in labels)}]"
+            for name, labels in enums.items()
+        ]
     if catalog.views:
         lines += [
             "",
@@ -836,12 +845,14 @@ def init_spec(
         raise EtlError(f"'{out}' already exists; pass --force to overwrite it")
     catalog = introspect_sqlite(source)
     prisma_findings: list[Finding] = []
-    prisma_types: dict[tuple[str, str], str] | None = None
+    prisma_types: dict[tuple[str, str], PgType] | None = None
     if prisma_schema is not None:
         from .prisma import read_prisma_file
 
         prisma_types, prisma_findings = prisma_column_types(read_prisma_file(Path(prisma_schema)), catalog)
-    expected = {key: parse_pg_type(t) for key, t in (prisma_types or {}).items()}
+        prisma_types, enum_findings = enum_misfits(source, prisma_types)
+        prisma_findings += enum_findings
+    expected = dict(prisma_types or {})
     profiles = profile_sqlite(source, catalog, sample_rows, expected)
     out_dir = out.resolve().parent
     source_ref = os.path.relpath(source.resolve(), out_dir)
@@ -916,18 +927,18 @@ _PRISMA_MIGRATIONS = {
 }
 
 
-def prisma_column_types(schema, catalog: Catalog) -> tuple[dict[tuple[str, str], str], list[Finding]]:
+def prisma_column_types(schema, catalog: Catalog) -> tuple[dict[tuple[str, str], PgType], list[Finding]]:
     """(table, column) -> the PostgreSQL type Prisma's postgresql provider expects, from the
     Prisma schema; and what could not be matched."""
     from .prisma import postgres_type
 
-    types: dict[tuple[str, str], str] = {}
+    types: dict[tuple[str, str], PgType] = {}
     findings: list[Finding] = []
     for table in catalog.tables:
         if table.name == "_prisma_migrations":
             for column in table.columns:
                 if column.name in _PRISMA_MIGRATIONS:
-                    types[(table.name, column.name)] = _PRISMA_MIGRATIONS[column.name]
+                    types[(table.name, column.name)] = parse_pg_type(_PRISMA_MIGRATIONS[column.name])
             continue
         model = schema.model_for_table(table.name)
         if model is None:
@@ -941,15 +952,8 @@ def prisma_column_types(schema, catalog: Catalog) -> tuple[dict[tuple[str, str],
                 findings.append(
                     Finding(table.name, column.name, f"has no field in Prisma model {model.name}")
                 )
-            elif schema.enum_named(field.type) is not None:
-                findings.append(
-                    Finding(
-                        table.name,
-                        column.name,
-                        f"is Prisma enum {field.type}: migrated as text (etl does not create enum types yet)",
-                    )
-                )
-                types[(table.name, column.name)] = "text"
+            elif (enum := schema.enum_named(field.type)) is not None:
+                types[(table.name, column.name)] = PgType(enum.db_name, labels=tuple(enum.values))
             else:
                 wanted = postgres_type(field, schema)
                 try:
@@ -963,5 +967,38 @@ def prisma_column_types(schema, catalog: Catalog) -> tuple[dict[tuple[str, str],
                         )
                     )
                     continue
-                types[(table.name, column.name)] = wanted
+                types[(table.name, column.name)] = parse_pg_type(wanted)
     return types, findings
+
+
+def enum_misfits(
+    source: Path, types: dict[tuple[str, str], PgType]
+) -> tuple[dict[tuple[str, str], PgType], list[Finding]]:
+    """Enum columns whose values are not all labels of their enum become text, with a finding."""
+    from .duck import quote_ident
+    from .source import open_sqlite
+
+    checked = dict(types)
+    findings = []
+    with open_sqlite(source) as con:
+        for (table, column), pg in types.items():
+            if pg.kind != "enum":
+                continue
+            c = quote_ident(column)
+            labels = ", ".join("?" for _ in pg.labels or ())
+            row = con.execute(
+                f"SELECT count(*), min(quote({c})) FROM {quote_ident(table)} "
+                f"WHERE {c} IS NOT NULL AND (typeof({c}) <> 'text' OR {c} NOT IN ({labels}))",
+                pg.labels or (),
+            ).fetchone()
+            if row[0]:
+                checked[(table, column)] = parse_pg_type("text")
+                findings.append(
+                    Finding(
+                        table,
+                        column,
+                        f"holds {row[0]:,} values that are not labels of enum "
+                        f"{pg.name} (e.g. {row[1]}); chose text",
+                    )
+                )
+    return checked, findings

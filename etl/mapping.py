@@ -85,6 +85,7 @@ class TargetTable:
 class Mapping:
     schema: str
     tables: tuple[TargetTable, ...]  # in load order
+    enums: tuple[tuple[str, tuple[str, ...]], ...] = ()  # enum types to create: name, labels
 
     def table(self, name: str) -> TargetTable | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -193,7 +194,11 @@ class _Resolver:
         order = self.load_order(chosen)
         if self.problems:
             raise SpecError(self.problems)
-        return Mapping(schema=self.spec.target_schema, tables=tuple(targets[n] for n in order))
+        return Mapping(
+            schema=self.spec.target_schema,
+            tables=tuple(targets[n] for n in order),
+            enums=tuple(self.spec.enums.items()),
+        )
 
     def check_relation_names(self, tables: list[TargetTable]) -> None:
         """PostgreSQL keeps tables and indexes (those behind primary keys and unique constraints

@@ -34,6 +34,26 @@ class DropTable(Step):
 
 
 @dataclass(frozen=True)
+class DropEnum(Step):
+    schema: str
+    name: str
+    destructive = True
+
+    def describe(self) -> str:
+        return f'- enum type "{self.schema}"."{self.name}" (exists in the target; dropped and created again)'
+
+
+@dataclass(frozen=True)
+class CreateEnum(Step):
+    schema: str
+    name: str
+    labels: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f'+ enum type "{self.schema}"."{self.name}" ({", ".join(self.labels)})'
+
+
+@dataclass(frozen=True)
 class CreateTable(Step):
     schema: str
     table: TargetTable

@@ -11,9 +11,11 @@ from .plan import (
     AddPrimaryKey,
     AddUnique,
     ConvertColumn,
+    CreateEnum,
     CreateIndex,
     CreateSchema,
     CreateTable,
+    DropEnum,
     DropTable,
     LoadRows,
     Plan,
@@ -28,6 +30,7 @@ class TargetState:
 
     schema_exists: bool
     tables: frozenset[str] = frozenset()
+    enums: frozenset[str] = frozenset()  # enum types in the schema
 
 
 def build_plan(mapping: Mapping, target: TargetState) -> Plan:
@@ -38,6 +41,10 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
     for table in reversed(mapping.tables):  # children first, so drops never trip a foreign key
         if table.name in target.tables:
             steps.append(DropTable(schema, table.name))
+    for name, labels in mapping.enums:
+        if name in target.enums:
+            steps.append(DropEnum(schema, name))
+        steps.append(CreateEnum(schema, name, labels))
     for table in mapping.tables:
         steps.append(CreateTable(schema, table))
         steps.append(LoadRows(schema, table))

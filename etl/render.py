@@ -13,14 +13,17 @@ from .plan import (
     AddPrimaryKey,
     AddUnique,
     ConvertColumn,
+    CreateEnum,
     CreateIndex,
     CreateSchema,
     CreateTable,
+    DropEnum,
     DropTable,
     LoadRows,
     ResetSequence,
     Step,
 )
+from .types import PgType
 
 SOURCE_ALIAS = "src"  # the SQLite database, attached read-only in DuckDB
 TARGET_ALIAS = "dst"  # the PostgreSQL database, attached in DuckDB
@@ -41,6 +44,11 @@ def _column_ddl(column: TargetColumn) -> sql.Composed:
     return sql.SQL(" ").join(parts)
 
 
+def type_sql(pg: PgType, schema: str) -> sql.Composable:
+    """A type in DDL: built-in names as text, an enum the spec defines as a qualified identifier."""
+    return sql.Identifier(schema, pg.name) if pg.kind == "enum" else sql.SQL(pg.sql())
+
+
 def _names(names: tuple[str, ...]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
@@ -57,8 +65,16 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
             return [
                 sql.SQL("CREATE TABLE {} (\n    {}\n)").format(sql.Identifier(schema, table.name), columns)
             ]
+        case CreateEnum(schema, name, labels):
+            return [
+                sql.SQL("CREATE TYPE {} AS ENUM ({})").format(
+                    sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Literal, labels))
+                )
+            ]
+        case DropEnum(schema, name):
+            return [sql.SQL("DROP TYPE {}").format(sql.Identifier(schema, name))]
         case ConvertColumn(schema, table, column):
-            target = sql.SQL(column.pg_type.sql())
+            target = type_sql(column.pg_type, schema)
             statements = [
                 sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::{}").format(
                     sql.Identifier(schema, table),

@@ -95,6 +95,7 @@ class Spec:
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     type_rules: tuple[TypeRule, ...] = ()
+    enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     load_order: tuple[str, ...] | None = None
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
     document: Document | None = field(default=None, compare=False, repr=False)
@@ -203,7 +204,11 @@ def _build(
     def problem(path: tuple[str | int, ...], message: str, key: bool = False) -> None:
         problems.append(SpecProblem(doc.location(path, key=key), dotted(path), message))
 
+    enums = {name: tuple(labels) for name, labels in (data.get("enums") or {}).items()}
+
     def pg_type(path: tuple[str | int, ...], text: str) -> PgType | None:
+        if text in enums:
+            return PgType(text, labels=enums[text])
         try:
             return parse_pg_type(text)
         except UnknownType as exc:
@@ -284,6 +289,7 @@ def _build(
         include=tuple(data.get("include", ("*",))),
         exclude=tuple(data.get("exclude", ())),
         type_rules=tuple(rules),
+        enums=enums,
         load_order=tuple(load_order) if load_order is not None else None,
         tables=tables,
         document=doc,

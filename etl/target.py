@@ -60,4 +60,11 @@ def read_target_state(url: str, schema: str) -> TargetState:
             "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
             (schema,),
         ).fetchall()
-    return TargetState(schema_exists=exists, tables=frozenset(r[0] for r in rows))
+        enums = conn.execute(
+            "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+            "WHERE n.nspname = %s AND t.typtype = 'e'",
+            (schema,),
+        ).fetchall()
+    return TargetState(
+        schema_exists=exists, tables=frozenset(r[0] for r in rows), enums=frozenset(r[0] for r in enums)
+    )

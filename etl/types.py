@@ -89,12 +89,15 @@ class UnknownType(ValueError):
 
 @dataclass(frozen=True)
 class PgType:
-    name: str  # canonical, e.g. "timestamp without time zone"
+    name: str  # canonical, e.g. "timestamp without time zone"; an enum's own name
     modifiers: tuple[int, ...] = ()
     array: bool = False
+    labels: tuple[str, ...] | None = None  # an enum type the spec defines: its labels
 
     @property
     def kind(self) -> str:
+        if self.labels is not None:
+            return "enum"
         return "array" if self.array else _TYPES[self.name]
 
     @property
@@ -102,7 +105,8 @@ class PgType:
         return _INTEGER_RANGE.get(self.name)
 
     def sql(self) -> str:
-        """The type as DDL text; safe to splice because it is rebuilt from a known name."""
+        """The type as DDL text; safe to splice because it is rebuilt from a known name.
+        (An enum's name is a user's identifier: render.type_sql quotes and qualifies it.)"""
         mods = f"({','.join(str(m) for m in self.modifiers)})" if self.modifiers else ""
         name = self.name
         if mods and name.endswith((" without time zone", " with time zone")):
@@ -114,6 +118,8 @@ class PgType:
 
     def short(self) -> str:
         """The everyday spelling (timestamptz(3), varchar(20)), as people write it in a spec."""
+        if self.labels is not None:
+            return self.name
         short = {
             "timestamp without time zone": "timestamp",
             "timestamp with time zone": "timestamptz",

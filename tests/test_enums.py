@@ -1,0 +1,128 @@
+"""Enum types: declared in the spec (or taken from a Prisma schema by `etl init --prisma`), created
+in the target schema, and every value checked against the labels."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from etl.errors import DataError, SpecError
+from etl.init import init_spec
+
+SOURCE = """
+CREATE TABLE "User" (id INTEGER PRIMARY KEY, role TEXT NOT NULL DEFAULT 'USER');
+INSERT INTO "User" (role) VALUES ('ADMIN'), ('USER'), ('USER');
+"""
+
+ENUM_SPEC = """
+enums:
+  Role: [USER, ADMIN]
+tables:
+  User:
+    columns:
+      role: {type: Role}
+"""
+
+
+def test_a_spec_enum_is_created_and_the_column_uses_it(migration, pg):
+    m = migration(SOURCE)
+    m.apply(ENUM_SPEC)
+    assert pg.execute('SELECT enum_range(NULL::"Role")::text[]').fetchone() == (["USER", "ADMIN"],)
+    assert pg.execute(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '\"User\"'::regclass AND attname = 'role'"
+    ).fetchone() == ('"Role"',)
+    assert pg.execute('SELECT role::text FROM "User" ORDER BY id').fetchall() == [
+        ("ADMIN",),
+        ("USER",),
+        ("USER",),
+    ]
+    # the default survives the conversion and is a label
+    assert pg.execute('INSERT INTO "User" (id) VALUES (10) RETURNING role::text').fetchone() == ("USER",)
+
+
+def test_a_value_that_is_not_a_label_is_named(migration, pg):
+    m = migration(SOURCE + "INSERT INTO \"User\" (role) VALUES ('admin');")
+    with pytest.raises(DataError) as failure:
+        m.apply(ENUM_SPEC)
+    assert str(failure.value) == (
+        'table "User", row id=4: column "role": expected a label of enum Role (USER, ADMIN), found text \'admin\''
+    )
+
+
+def test_applying_again_with_allow_destructive_recreates_the_enum(migration, pg):
+    m = migration(SOURCE)
+    m.apply(ENUM_SPEC)
+    m.apply(allow_destructive=True)
+    assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (3,)
+
+
+def test_duplicate_labels_are_a_spec_error(migration):
+    m = migration(SOURCE)
+    m.write_spec("enums:\n  Role: [USER, USER]\n")
+    with pytest.raises(
+        SpecError, match=r"spec.yaml:7:9: enums.Role: \[.USER., .USER.\] has non-unique elements"
+    ):
+        from etl.validate import validate
+
+        validate(m.spec_path, {})
+
+
+PRISMA = """
+datasource db {
+  provider = "sqlite"
+  url      = "file:./dev.db"
+}
+
+enum Role {
+  USER
+  ADMIN  @map("admin")
+}
+
+model User {
+  id   Int  @id @default(autoincrement())
+  role Role @default(USER)
+}
+"""
+
+
+def build(tmp_path: Path, roles: list[str]) -> tuple[Path, Path]:
+    db = tmp_path / "app.db"
+    with closing(sqlite3.connect(db)) as con:
+        con.execute(
+            'CREATE TABLE "User" ("id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "role" TEXT NOT NULL DEFAULT \'USER\')'
+        )
+        con.executemany('INSERT INTO "User" (role) VALUES (?)', [(r,) for r in roles])
+        con.commit()
+    prisma = tmp_path / "schema.prisma"
+    prisma.write_text(PRISMA)
+    return db, prisma
+
+
+def test_init_with_prisma_writes_the_enum_and_apply_creates_it(tmp_path, migration, pg, pg_url):
+    db, prisma = build(tmp_path, ["USER", "admin"])
+    spec = tmp_path / "spec.yaml"
+    result = init_spec(db, spec, target_url=pg_url, prisma_schema=prisma)
+    text = spec.read_text()
+    assert "enums:\n  Role: [USER, admin]\n" in text
+    assert "role: {type: Role}" in text
+    assert result.findings == []
+    from etl.executor import apply_plan
+    from etl.planner import build_plan
+    from etl.target import read_target_state
+    from etl.validate import validate
+
+    checked = validate(spec, {})
+    apply_plan(build_plan(checked.mapping, read_target_state(pg_url, "public")), checked.spec.source, pg_url)
+    assert pg.execute('SELECT role::text FROM "User" ORDER BY id').fetchall() == [("USER",), ("admin",)]
+
+
+def test_init_with_prisma_keeps_text_when_values_are_not_labels(tmp_path):
+    db, prisma = build(tmp_path, ["USER", "SUPERUSER"])
+    result = init_spec(db, tmp_path / "spec.yaml", prisma_schema=prisma)
+    assert [str(f) for f in result.findings] == [
+        "User.role: holds 1 values that are not labels of enum Role (e.g. 'SUPERUSER'); chose text"
+    ]
+    assert "role: {type: text}" in (tmp_path / "spec.yaml").read_text()
