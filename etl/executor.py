@@ -166,7 +166,10 @@ def _run_step(con: duckdb.DuckDBPyConnection, step: Step, target_url: str) -> in
 def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, target_url: str) -> int:
     table = step.table
     try:
-        row = con.execute(load_query(step.schema, table)).fetchone()
+        rows = 0
+        for row_range in table.row_ranges or (None,):
+            row = con.execute(load_query(step.schema, table, row_range)).fetchone()
+            rows += int(row[0]) if row else 0
     except duckdb.Error as exc:
         message = _duck_message(exc)
         if message.startswith(f'table "{table.source}"'):
@@ -179,4 +182,4 @@ def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, target_url: str) -> in
         raise DataError(
             f'loading table "{table.source}" into "{table.name}" failed: {redact(message, target_url)}'
         ) from exc
-    return int(row[0]) if row else 0
+    return rows

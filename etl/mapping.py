@@ -72,6 +72,10 @@ class TargetTable:
     where: str | None  # SQLite condition on source rows
     key_sql: tuple[tuple[str, str], ...]  # (label, SQLite expression) naming a row in messages
     sequence_floor: int | None = None  # SQLite's sqlite_sequence value for AUTOINCREMENT tables
+    rowid: str | None = None  # how SQLite names this table's rowid (None: WITHOUT ROWID)
+    # Rowid ranges loaded one at a time, so a table of large values never has to pass through
+    # DuckDB or one COPY message at once (PostgreSQL refuses messages over 1 GB). () = all at once.
+    row_ranges: tuple[tuple[int, int], ...] = ()
 
     def column(self, name: str) -> TargetColumn | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -444,8 +448,12 @@ class _Resolver:
                     )
                 )
 
+        # A column may itself be called rowid; SQLite then still answers to _rowid_ or oid.
+        rowid = None
+        if not table.without_rowid:
+            rowid = next((n for n in ("rowid", "_rowid_", "oid") if table.column(n) is None), None)
         key_sql = tuple((c, quote_ident(c)) for c in pk_source if table.column(c)) or (
-            (("rowid", "rowid"),) if not table.without_rowid else ()
+            ((rowid, rowid),) if rowid else ()
         )
         return TargetTable(
             source=table.name,
@@ -457,6 +465,7 @@ class _Resolver:
             indexes=tuple(indexes),
             foreign_keys=tuple(fks),
             where=ts.where,
+            rowid=rowid,
             key_sql=key_sql,
             sequence_floor=table.sequence if table.autoincrement else None,
         )
@@ -639,3 +648,11 @@ def with_integer_units(
             columns.append(column)
         tables.append(replace(table, columns=tuple(columns)))
     return replace(mapping, tables=tuple(tables))
+
+
+def with_row_ranges(mapping: Mapping, ranges: dict[str, tuple[tuple[int, int], ...]]) -> Mapping:
+    """The mapping with the rowid ranges each large source table is loaded in."""
+    return replace(
+        mapping,
+        tables=tuple(replace(t, row_ranges=ranges.get(t.source, ())) for t in mapping.tables),
+    )

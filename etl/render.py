@@ -158,7 +158,7 @@ def schema_lock_sql(schema: str) -> sql.Composed:
     )
 
 
-def sqlite_select(table: TargetTable) -> str:
+def sqlite_select(table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
     """The query SQLite runs: every value as (storage class, lossless text), plus the row's key."""
     items = []
     for i, column in enumerate(table.columns):
@@ -168,8 +168,11 @@ def sqlite_select(table: TargetTable) -> str:
     for i, (_label, expr) in enumerate(table.key_sql):
         items.append(f"quote({expr}) AS k{i}")
     query = f"SELECT {', '.join(items)} FROM {quote_ident(table.source)}"
-    if table.where:
-        query += f" WHERE ({table.where})"
+    conditions = [f"({table.where})"] if table.where else []
+    if row_range is not None and table.rowid:
+        conditions.append(f"{table.rowid} BETWEEN {int(row_range[0])} AND {int(row_range[1])}")
+    if conditions:
+        query += " WHERE " + " AND ".join(conditions)
     return query
 
 
@@ -191,7 +194,7 @@ def row_label(table: TargetTable) -> str:
     return f"{head} || ', row ' || " + " || ', ' || ".join(parts)
 
 
-def load_query(schema: str, table: TargetTable) -> str:
+def load_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
     """DuckDB SQL that converts every row and writes it to PostgreSQL, or raises naming the first
     row that cannot arrive exactly."""
     values, problems = [], []
@@ -215,7 +218,7 @@ def load_query(schema: str, table: TargetTable) -> str:
     keys = "".join(f", k{i}" for i in range(len(table.key_sql)))
     target = f"{TARGET_ALIAS}.{quote_ident(schema)}.{quote_ident(table.name)}"
     columns = ", ".join(quote_ident(c.name) for c in table.columns)
-    source = f"sqlite_query({quote_literal(SOURCE_ALIAS)}, {quote_literal(sqlite_select(table))})"
+    source = f"sqlite_query({quote_literal(SOURCE_ALIAS)}, {quote_literal(sqlite_select(table, row_range))})"
     return (
         f"INSERT INTO {target} ({columns})\n"
         f"SELECT {', '.join(checked)}\n"

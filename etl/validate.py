@@ -16,7 +16,7 @@ import duckdb
 
 from .duck import quote_ident, quote_literal
 from .errors import SourceError, SpecError, SpecProblem
-from .mapping import Mapping, datetime_columns_to_measure, resolve, with_integer_units
+from .mapping import Mapping, datetime_columns_to_measure, resolve, with_integer_units, with_row_ranges
 from .model import Catalog
 from .source import integer_magnitudes, introspect_sqlite, open_sqlite
 from .spec import Spec, SqlDefault, read_spec
@@ -46,7 +46,42 @@ def validate(
         raise SpecError(_unique(problems + exc.problems)) from exc
     if problems:
         raise SpecError(_unique(problems))
-    return Validated(spec, catalog, measure_datetime_units(spec, mapping))
+    mapping = measure_datetime_units(spec, mapping)
+    return Validated(spec, catalog, measure_row_ranges(spec, mapping))
+
+
+# Source bytes per load query. Far below PostgreSQL's 1 GB message limit, and it bounds how much
+# of a table of large values DuckDB holds at once.
+CHUNK_BYTES = 64 * 1024 * 1024
+
+
+def measure_row_ranges(spec: Spec, mapping: Mapping) -> Mapping:
+    """Split tables holding more than CHUNK_BYTES of values into rowid ranges loaded one by one.
+
+    length() reads a value's size from its record header without loading large values, so this
+    costs one quick pass over tables, and none at all when the whole file is smaller than a chunk."""
+    if spec.source.stat().st_size <= CHUNK_BYTES:
+        return mapping
+    ranges: dict[str, tuple[tuple[int, int], ...]] = {}
+    for table in mapping.tables:
+        if table.rowid is None:
+            continue
+        sizes = " + ".join(f"coalesce(length({c.conversion.source_sql}), 0)" for c in table.columns) or "0"
+        query = (
+            f"SELECT min({table.rowid}), max({table.rowid}), sum({sizes}) FROM {quote_ident(table.source)}"
+        )
+        if table.where:
+            query += f" WHERE ({table.where})"
+        with open_sqlite(spec.source) as con:
+            low, high, total = con.execute(query).fetchone()
+        if low is None or not total or total <= CHUNK_BYTES:
+            continue
+        parts = -(-int(total) // CHUNK_BYTES)
+        width = max(1, (high - low + 1) // parts)  # rounded down: no range above a chunk
+        ranges[table.source] = tuple(
+            (start, min(start + width - 1, high)) for start in range(low, high + 1, width)
+        )
+    return with_row_ranges(mapping, ranges)
 
 
 def measure_datetime_units(spec: Spec, mapping: Mapping) -> Mapping:
