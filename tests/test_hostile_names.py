@@ -82,7 +82,8 @@ def constraints(pg: psycopg.Connection, schema: str, table: str) -> dict[str, st
     rows = pg.execute(
         "SELECT k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint k"
         " JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = %s AND c.relname = %s ORDER BY k.conname",
+        # PostgreSQL 18 lists NOT NULL as constraints too (contype 'n'); they are checked elsewhere.
+        " WHERE n.nspname = %s AND c.relname = %s AND k.contype <> 'n' ORDER BY k.conname",
         (schema, table),
     ).fetchall()
     return dict(rows)
