@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 failure (spec, data, connection), 2 usage error.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -17,7 +18,7 @@ from rich.console import Console
 
 from . import __version__
 from .errors import EtlError, SpecError
-from .executor import StepEvent, apply_plan
+from .executor import RunInfo, StepEvent, apply_plan
 from .init import init_spec
 from .plan import CreateTable, LoadRows, Plan
 from .planner import build_plan
@@ -165,8 +166,14 @@ def apply_command(
             )
 
         try:
+            run = RunInfo(str(spec), hashlib.sha256(spec.read_bytes()).hexdigest())
             result = apply_plan(
-                plan, checked.spec.source, url, allow_destructive=allow_destructive, on_event=progress
+                plan,
+                checked.spec.source,
+                url,
+                allow_destructive=allow_destructive,
+                on_event=progress,
+                run=run,
             )
         finally:
             if status:

@@ -4,6 +4,7 @@ postgres_execute) and rows (through binary COPY) commit together or not at all."
 from __future__ import annotations
 
 import ctypes
+import datetime
 import re
 import time
 from collections.abc import Callable
@@ -15,7 +16,15 @@ import duckdb
 from . import duck
 from .errors import DataError, DestructiveChangeRefused, EtlError, TargetError
 from .plan import LoadRows, Plan, Step
-from .render import SOURCE_ALIAS, TARGET_ALIAS, load_query, postgres_sql, schema_lock_sql
+from .render import (
+    SOURCE_ALIAS,
+    TARGET_ALIAS,
+    load_query,
+    metadata_ddl,
+    postgres_sql,
+    record_run_sql,
+    schema_lock_sql,
+)
 from .target import libpq_conninfo, redact
 
 
@@ -25,6 +34,14 @@ class StepEvent:
     phase: str  # "start" | "done"
     rows: int | None = None
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What identifies a run in etl.runs: the spec it applied."""
+
+    spec: str | None = None
+    spec_sha256: str | None = None
 
 
 @dataclass
@@ -52,6 +69,7 @@ def apply_plan(
     target_url: str,
     allow_destructive: bool = False,
     on_event: Callable[[StepEvent], None] = lambda e: None,
+    run: RunInfo = RunInfo(),
 ) -> ApplyResult:
     if plan.destructive_steps and not allow_destructive:
         listed = "; ".join(s.describe().lstrip("- ") for s in plan.destructive_steps)
@@ -60,6 +78,7 @@ def apply_plan(
         )
     result = ApplyResult()
     started = time.perf_counter()
+    started_at = _now()
     con = duck.connect()
     in_transaction = False
     try:
@@ -74,6 +93,11 @@ def apply_plan(
             if isinstance(step, LoadRows):
                 result.rows[step.table.name] = rows or 0
             on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
+        record = record_run_sql(
+            plan.schema, run.spec, run.spec_sha256, started_at, _now(), "succeeded", result.rows, None
+        )
+        for statement in [*metadata_ddl(), record]:
+            _execute(con, statement, "recording the run in etl.runs", target_url)
         try:
             con.execute("COMMIT")
         except duckdb.Error as exc:
@@ -86,14 +110,46 @@ def apply_plan(
             _quarantine(con)  # PostgreSQL dropped the connection and with it the transaction
         else:
             con.close()
-        if isinstance(exc, duckdb.InterruptException) or (
+        interrupted = isinstance(exc, duckdb.InterruptException | KeyboardInterrupt) or (
             isinstance(exc, RuntimeError) and "interrupted" in str(exc)
-        ):
+        )
+        if in_transaction or interrupted:
+            error = "interrupted" if interrupted else redact(str(exc), target_url)
+            _record_failure(plan.schema, run, started_at, error, target_url)
+        if interrupted and not isinstance(exc, KeyboardInterrupt):
             raise KeyboardInterrupt from exc  # Ctrl-C reached DuckDB first
         raise
     con.close()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat()
+
+
+def _execute(con: duckdb.DuckDBPyConnection, statement, what: str, target_url: str) -> None:
+    text = statement.as_string(None)
+    try:
+        con.execute(f"CALL postgres_execute({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})")
+    except duckdb.Error as exc:
+        raise TargetError(f"PostgreSQL refused {what}: {redact(_duck_message(exc), target_url)}") from exc
+
+
+def _record_failure(schema: str, run: RunInfo, started_at: str, error: str, target_url: str) -> None:
+    """Best effort, after the rollback, on a connection of its own: the failed run is recorded,
+    nothing else of it remains."""
+    import psycopg
+
+    try:
+        with psycopg.connect(target_url, autocommit=True, connect_timeout=5) as conn:
+            for statement in metadata_ddl():
+                conn.execute(statement)
+            conn.execute(
+                record_run_sql(schema, run.spec, run.spec_sha256, started_at, _now(), "failed", {}, error)
+            )
+    except psycopg.Error:
+        pass  # the target is unreachable or refuses: the error the user sees says why
 
 
 def _lock_schema(con: duckdb.DuckDBPyConnection, schema: str) -> None:
@@ -150,14 +206,7 @@ def _run_step(con: duckdb.DuckDBPyConnection, step: Step, target_url: str) -> in
     if isinstance(step, LoadRows):
         return _load(con, step, target_url)
     for statement in postgres_sql(step):
-        text = statement.as_string(None)
-        try:
-            con.execute(
-                f"CALL postgres_execute({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})"
-            )
-        except duckdb.Error as exc:
-            what = step.describe().lstrip("+-~! ").strip()
-            raise TargetError(f"PostgreSQL refused {what}: {redact(_duck_message(exc), target_url)}") from exc
+        _execute(con, statement, step.describe().lstrip("+-~! ").strip(), target_url)
     # DuckDB caches the target's catalog; DDL we just ran must be visible to the next load.
     con.execute("CALL pg_clear_cache()")
     return None

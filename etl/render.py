@@ -151,6 +151,49 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
     raise AssertionError(f"no SQL for {type(step).__name__}")
 
 
+METADATA_SCHEMA = "etl"  # where etl keeps its own records in the target database
+
+
+def metadata_ddl() -> list[sql.Composed]:
+    """etl's own tables; created if missing, never altered."""
+    runs = sql.Identifier(METADATA_SCHEMA, "runs")
+    return [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(METADATA_SCHEMA)),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "target_schema text NOT NULL, spec text, spec_sha256 text, "
+            "started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL, "
+            "status text NOT NULL CHECK (status IN ('succeeded', 'failed')), "
+            "rows jsonb, error text)"
+        ).format(runs),
+    ]
+
+
+def record_run_sql(
+    schema: str,
+    spec: str | None,
+    spec_sha256: str | None,
+    started_at: str,
+    finished_at: str,
+    status: str,
+    rows: dict[str, int],
+    error: str | None,
+) -> sql.Composed:
+    import json
+
+    return sql.SQL(
+        "INSERT INTO {} (target_schema, spec, spec_sha256, started_at, finished_at, status, rows, error) "
+        "VALUES ({}, {}, {}, {}, {}, {}, {}::jsonb, {})"
+    ).format(
+        sql.Identifier(METADATA_SCHEMA, "runs"),
+        *(
+            sql.Literal(v)
+            for v in (schema, spec, spec_sha256, started_at, finished_at, status, json.dumps(rows), error)
+        ),
+    )
+
+
 def schema_lock_sql(schema: str) -> sql.Composed:
     """Try to take the advisory lock that serializes applies to one target schema."""
     return sql.SQL("SELECT pg_try_advisory_xact_lock(hashtext({}))").format(
