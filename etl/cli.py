@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 failure (spec, data, connection), 2 usage error.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import time
@@ -18,13 +19,14 @@ from rich.console import Console
 
 from . import __version__
 from .errors import EtlError, SpecError
-from .executor import RunInfo, StepEvent, apply_plan
+from .executor import RunInfo, StepEvent, apply_plan, verify_target
 from .init import init_spec
 from .plan import CreateTable, LoadRows, Plan
 from .planner import build_plan
 from .spec import SCHEMA_FILE
 from .target import display_url, read_target_state, redact
 from .validate import Validated, validate
+from .verify import describe_failures
 
 app = typer.Typer(
     name="etl",
@@ -132,8 +134,11 @@ def apply_command(
         bool,
         typer.Option("--allow-destructive", help="Allow dropping and re-creating tables that already exist."),
     ] = False,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Skip comparing counts and checksums of every table before COMMIT.")
+    ] = False,
 ) -> None:
-    """Migrate: create the tables, copy every row, add keys and indexes, in one transaction."""
+    """Migrate: create the tables, copy every row, add keys and indexes, verify, in one transaction."""
     url = target
     try:
         checked = _load(spec, target)
@@ -174,6 +179,7 @@ def apply_command(
                 allow_destructive=allow_destructive,
                 on_event=progress,
                 run=run,
+                verify=not no_verify,
             )
         finally:
             if status:
@@ -187,8 +193,63 @@ def apply_command(
         raise typer.Exit(130) from None
     total = sum(result.rows.values())
     out.print(
-        f"Done: {len(result.rows)} tables, {total:,} rows in {result.seconds:.2f} s. Committed.", markup=False
+        f"Done: {len(result.rows)} tables, {total:,} rows in {result.seconds:.2f} s"
+        f"{', every table verified' if result.verified else ', not verified (--no-verify)'}. Committed.",
+        markup=False,
     )
+
+
+@app.command("verify")
+def verify_command(
+    spec: SpecPath,
+    target: TargetOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Compare every table of the target with the source through the spec: row counts and
+    checksums side by side. Exit 1 on any difference, naming the table and a sample of keys."""
+    url = target
+    try:
+        checked = _load(spec, target)
+        url = checked.spec.target_url
+        state = read_target_state(url, checked.mapping.schema)
+        plan = build_plan(checked.mapping, state)
+        verification = verify_target(plan, checked.spec.source, url, state.tables)
+    except EtlError as exc:
+        _fail(exc, url)
+        return
+    if as_json:
+        document = {
+            "ok": verification.ok,
+            "tables": [
+                {
+                    "table": c.table,
+                    "ok": c.ok,
+                    "source_rows": c.source_rows,
+                    "target_rows": c.target_rows,
+                    "source_checksum": c.source_checksum,
+                    "target_checksum": c.target_checksum,
+                    "differing_keys": list(c.differing_keys),
+                    "compared_by_nullness_only": list(c.unchecked_columns),
+                }
+                for c in verification.tables
+            ],
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        out.print(f"{'table':<32} {'source rows':>12} {'target rows':>12}  checksum", markup=False)
+        for c in verification.tables:
+            target_rows = "missing" if c.target_rows is None else f"{c.target_rows:,}"
+            status = "same" if c.ok else "DIFFERENT"
+            out.print(f"{c.table:<32} {c.source_rows:>12,} {target_rows:>12}  {status}", markup=False)
+            for key in c.differing_keys:
+                out.print(f"    {key}", markup=False)
+    if not verification.ok:
+        err.print(
+            f"Error: the target differs from the source: {describe_failures(verification)}", markup=False
+        )
+        raise typer.Exit(1)
+    if not as_json:
+        out.print(f"Verified: {len(verification.tables)} tables match the source.", markup=False)
 
 
 class Naming(StrEnum):

@@ -66,3 +66,7 @@ class DestructiveChangeRefused(PlanError):
 
 class DataError(EtlError):
     """A value cannot arrive in PostgreSQL exactly as it is in SQLite."""
+
+
+class VerificationFailed(EtlError):
+    """The target does not hold exactly what the source, through the spec, says it should."""

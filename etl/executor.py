@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 
 from . import duck
-from .errors import DataError, DestructiveChangeRefused, EtlError, TargetError
-from .plan import LoadRows, Plan, Step
+from .errors import DataError, DestructiveChangeRefused, EtlError, TargetError, VerificationFailed
+from .plan import LoadRows, Plan, Step, VerifyStep
 from .render import (
     SOURCE_ALIAS,
     TARGET_ALIAS,
@@ -26,6 +26,7 @@ from .render import (
     schema_lock_sql,
 )
 from .target import libpq_conninfo, redact
+from .verify import Verification, describe_failures, verify_tables
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class RunInfo:
 class ApplyResult:
     rows: dict[str, int] = field(default_factory=dict)  # target table -> rows loaded
     seconds: float = 0.0
+    verified: bool = False
 
 
 def _duck_message(exc: Exception) -> str:
@@ -70,6 +72,7 @@ def apply_plan(
     allow_destructive: bool = False,
     on_event: Callable[[StepEvent], None] = lambda e: None,
     run: RunInfo = RunInfo(),
+    verify: bool = True,
 ) -> ApplyResult:
     if plan.destructive_steps and not allow_destructive:
         listed = "; ".join(s.describe().lstrip("- ") for s in plan.destructive_steps)
@@ -93,6 +96,16 @@ def apply_plan(
             if isinstance(step, LoadRows):
                 result.rows[step.table.name] = rows or 0
             on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
+        if verify:
+            on_event(StepEvent(VerifyStep(plan.schema), "start"))
+            t0 = time.perf_counter()
+            verification = verify_tables(con, plan.schema, plan.tables)
+            result.verified = True
+            on_event(StepEvent(VerifyStep(plan.schema), "done", None, time.perf_counter() - t0))
+            if not verification.ok:
+                raise VerificationFailed(
+                    f"verification failed, nothing was committed: {describe_failures(verification)}"
+                )
         record = record_run_sql(
             plan.schema, run.spec, run.spec_sha256, started_at, _now(), "succeeded", result.rows, None
         )
@@ -189,15 +202,14 @@ def _quarantine(con: duckdb.DuckDBPyConnection) -> None:
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(con))
 
 
-def _attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str) -> None:
+def _attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str, read_only: bool = False) -> None:
     try:
         con.execute(f"ATTACH {duck.quote_literal(str(source))} AS {SOURCE_ALIAS} (TYPE sqlite, READ_ONLY)")
     except duckdb.Error as exc:
         raise EtlError(f"cannot open SQLite file '{source}' in DuckDB: {_duck_message(exc)}") from exc
     try:
-        con.execute(
-            f"ATTACH {duck.quote_literal(libpq_conninfo(target_url))} AS {TARGET_ALIAS} (TYPE postgres)"
-        )
+        options = "TYPE postgres, READ_ONLY" if read_only else "TYPE postgres"
+        con.execute(f"ATTACH {duck.quote_literal(libpq_conninfo(target_url))} AS {TARGET_ALIAS} ({options})")
     except duckdb.Error as exc:
         raise TargetError(f"cannot connect to PostgreSQL: {redact(_duck_message(exc), target_url)}") from exc
 
@@ -232,3 +244,18 @@ def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, target_url: str) -> in
             f'loading table "{table.source}" into "{table.name}" failed: {redact(message, target_url)}'
         ) from exc
     return rows
+
+
+def verify_target(plan: Plan, source: Path, target_url: str, existing: frozenset[str]) -> Verification:
+    """Verify the tables of `plan` against the target as it is, changing nothing."""
+    con = duck.connect()
+    try:
+        _attach(con, source, target_url, read_only=True)
+        return verify_tables(con, plan.schema, plan.tables, existing)
+    except duckdb.Error as exc:
+        message = _duck_message(exc)
+        if message.startswith('table "'):
+            raise DataError(message) from exc
+        raise TargetError(f"verification could not read the target: {redact(message, target_url)}") from exc
+    finally:
+        con.close()

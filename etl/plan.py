@@ -143,6 +143,16 @@ class ResetSequence(Step):
 
 
 @dataclass(frozen=True)
+class VerifyStep(Step):
+    """Counts and checksums of every table, source against target, before COMMIT."""
+
+    schema: str
+
+    def describe(self) -> str:
+        return "  verify every table against the source (counts and checksums)"
+
+
+@dataclass(frozen=True)
 class Plan:
     steps: tuple[Step, ...]
     schema: str

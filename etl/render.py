@@ -237,9 +237,9 @@ def row_label(table: TargetTable) -> str:
     return f"{head} || ', row ' || " + " || ', ' || ".join(parts)
 
 
-def load_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
-    """DuckDB SQL that converts every row and writes it to PostgreSQL, or raises naming the first
-    row that cannot arrive exactly."""
+def source_rows_query(table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
+    """DuckDB SQL yielding the table's rows as they must arrive (columns c0, c1, ...), or raising
+    on the first row that cannot arrive exactly, naming it."""
     values, problems = [], []
     for i, column in enumerate(table.columns):
         t, v = f"t{i}", f"v{i}"
@@ -255,15 +255,21 @@ def load_query(schema: str, table: TargetTable, row_range: tuple[int, int] | Non
     checked = [f"c{i}" for i in range(len(values))]
     if checked:
         checked[0] = (
-            f"CASE WHEN problem IS NULL THEN c0 ELSE error({row_label(table)} || ': ' || problem) END"
+            f"CASE WHEN problem IS NULL THEN c0 ELSE error({row_label(table)} || ': ' || problem) END AS c0"
         )
     inner = ", ".join(f"{value} AS c{i}" for i, value in enumerate(values))
     keys = "".join(f", k{i}" for i in range(len(table.key_sql)))
-    target = f"{TARGET_ALIAS}.{quote_ident(schema)}.{quote_ident(table.name)}"
-    columns = ", ".join(quote_ident(c.name) for c in table.columns)
+    raw = ", ".join(f"t{i}, v{i}" for i in range(len(values)))
     source = f"sqlite_query({quote_literal(SOURCE_ALIAS)}, {quote_literal(sqlite_select(table, row_range))})"
     return (
-        f"INSERT INTO {target} ({columns})\n"
         f"SELECT {', '.join(checked)}\n"
-        f"FROM (SELECT *, {problem} AS problem FROM (SELECT {inner}, {', '.join(f't{i}, v{i}' for i in range(len(values)))}{keys} FROM {source}))"
+        f"FROM (SELECT *, {problem} AS problem FROM (SELECT {inner}, {raw}{keys} FROM {source}))"
     )
+
+
+def load_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
+    """DuckDB SQL that converts every row and writes it to PostgreSQL, or raises naming the first
+    row that cannot arrive exactly."""
+    target = f"{TARGET_ALIAS}.{quote_ident(schema)}.{quote_ident(table.name)}"
+    columns = ", ".join(quote_ident(c.name) for c in table.columns)
+    return f"INSERT INTO {target} ({columns})\n{source_rows_query(table, row_range)}"

@@ -1,0 +1,242 @@
+"""Verification: do the target's tables hold exactly the source seen through the spec?
+
+For each table, both sides are reduced in DuckDB to a row count and an order-independent
+checksum (the sum of one hash per row) over the same normalized values: the source through the
+very conversion expressions apply uses, the target read back from PostgreSQL. jsonb is compared
+in PostgreSQL's own canonical text (keys sorted, duplicates dropped, numbers as numeric prints
+them); PostgreSQL-converted types (inet, interval, arrays, ...) compare by NULL-ness only, since
+PostgreSQL itself cast them from the source text. On a difference, keys of differing rows are
+sampled by joining per-row hashes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+import duckdb
+from psycopg import sql
+
+from .convert import loads_as_text
+from .duck import quote_ident, quote_literal
+from .mapping import TargetColumn, TargetTable
+from .render import TARGET_ALIAS, source_rows_query
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    table: str
+    source_rows: int
+    target_rows: int | None  # None: the table does not exist in the target
+    source_checksum: str
+    target_checksum: str | None
+    differing_keys: tuple[str, ...] = ()
+    unchecked_columns: tuple[str, ...] = ()  # compared by NULL-ness only
+
+    @property
+    def ok(self) -> bool:
+        return self.target_rows == self.source_rows and self.target_checksum == self.source_checksum
+
+
+@dataclass(frozen=True)
+class Verification:
+    tables: tuple[TableCheck, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.tables)
+
+
+# --- jsonb as PostgreSQL prints it -------------------------------------------------------------
+
+
+def _numeric_text(number: Decimal) -> str:
+    text = format(number, "f")
+    return text[1:] if number == 0 and text.startswith("-") else text  # numeric has no -0
+
+
+def _jsonb_text(value) -> str:
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(k.encode("utf-8")), k.encode("utf-8")))
+        return (
+            "{"
+            + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {_jsonb_text(value[k])}" for k in keys)
+            + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ", ".join(_jsonb_text(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return _numeric_text(value)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def jsonb_canonical(text: str | None) -> str | None:
+    """The text PostgreSQL prints for `text::jsonb`."""
+    if text is None:
+        return None
+    return _jsonb_text(json.loads(text, parse_float=Decimal, parse_int=Decimal))
+
+
+def numeric_canonical(text: str | None) -> str | None:
+    """A decimal's digits without insignificant zeros, however it was written."""
+    if text is None:
+        return None
+    if text.lower() in ("infinity", "-infinity", "nan"):
+        return text.lower()
+    number = Decimal(text)
+    digits = _numeric_text(number)
+    return digits.rstrip("0").rstrip(".") if "." in digits else digits
+
+
+def register_functions(con: duckdb.DuckDBPyConnection) -> None:
+    for name, function in (("etl_jsonb", jsonb_canonical), ("etl_numeric", numeric_canonical)):
+        con.create_function(
+            name, function, ["VARCHAR"], "VARCHAR", null_handling="special", side_effects=False
+        )
+
+
+# --- the two sides ------------------------------------------------------------------------------
+
+
+def _compared(column: TargetColumn, expr: str, side: str) -> str | None:
+    """The value both sides are hashed by; None where only NULL-ness is compared."""
+    pg = column.pg_type
+    if pg.kind == "json":
+        return f"etl_jsonb({expr})" if pg.name == "jsonb" and side == "source" else expr
+    if pg.kind == "numeric" and loads_as_text(pg):
+        return f"etl_numeric({expr})"
+    if pg.kind == "enum":
+        return f"CAST({expr} AS VARCHAR)"
+    if pg.name == "character" and pg.modifiers:
+        return f"rtrim(CAST({expr} AS VARCHAR))"  # char(n) pads; PostgreSQL ignores the padding
+    if loads_as_text(pg):
+        return None
+    if pg.kind == "integer":
+        return f"CAST({expr} AS BIGINT)"
+    return expr
+
+
+def _target_select(schema: str, table: TargetTable) -> str:
+    """PostgreSQL text of the target side: columns DuckDB reads exactly as they are, the others as
+    text (DuckDB reads numeric(65,30) as DOUBLE)."""
+    items = []
+    for column in table.columns:
+        ident = sql.Identifier(column.name)
+        if column.pg_type.kind in ("json", "enum") or loads_as_text(column.pg_type):
+            items.append(sql.SQL("{}::text AS {}").format(ident, ident))
+        else:
+            items.append(ident)
+    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), sql.Identifier(schema, table.name))
+    return query.as_string(None)
+
+
+def _row_hash(table: TargetTable, side: str, prefix: str) -> tuple[str, list[str]]:
+    parts, unchecked = [], []
+    for i, column in enumerate(table.columns):
+        expr = f"{prefix}{i}" if side == "source" else quote_ident(column.name)
+        compared = _compared(column, expr, side)
+        if compared is None:
+            unchecked.append(column.name)
+            compared = f"({expr} IS NULL)"
+        parts.append(compared)
+    return f"hash({', '.join(parts)})" if parts else "0", unchecked
+
+
+def _source_relation(table: TargetTable) -> str:
+    return f"({source_rows_query(table)})"
+
+
+def _target_relation(schema: str, table: TargetTable) -> str:
+    return f"postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(_target_select(schema, table))})"
+
+
+def _source_sums(con: duckdb.DuckDBPyConnection, table: TargetTable, source_hash: str) -> tuple[int, str]:
+    """Count and checksum of the source, range by range for tables of large values (sums add up)."""
+    count, total = 0, 0
+    for row_range in table.row_ranges or (None,):
+        relation = f"({source_rows_query(table, row_range)})"
+        row = con.execute(
+            f"SELECT count(*), coalesce(sum({source_hash}::HUGEINT), 0) FROM {relation}"
+        ).fetchone()
+        count, total = count + row[0], total + int(row[1])
+    return count, str(total)
+
+
+def check_table(
+    con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, exists: bool = True, sample: int = 5
+) -> TableCheck:
+    source_hash, unchecked = _row_hash(table, "source", "c")
+    target_hash, _ = _row_hash(table, "target", "")
+    source_rows, source_sum = _source_sums(con, table, source_hash)
+    if not exists:
+        return TableCheck(table.name, source_rows, None, source_sum, None, (), tuple(unchecked))
+    target = con.execute(
+        f"SELECT count(*), CAST(coalesce(sum({target_hash}::HUGEINT), 0) AS VARCHAR) FROM {_target_relation(schema, table)}"
+    ).fetchone()
+    check = TableCheck(table.name, source_rows, target[0], source_sum, target[1], (), tuple(unchecked))
+    if check.ok:
+        return check
+    return replace(
+        check, differing_keys=_differing_keys(con, schema, table, source_hash, target_hash, sample)
+    )
+
+
+def _differing_keys(
+    con, schema: str, table: TargetTable, source_hash: str, target_hash: str, sample: int
+) -> tuple[str, ...]:
+    keys = [c for c in table.primary_key]
+    if not keys:
+        return ()
+    positions = {c.name: i for i, c in enumerate(table.columns)}
+    source_keys = ", ".join(f"CAST(c{positions[k]} AS VARCHAR) AS {quote_ident('k_' + k)}" for k in keys)
+    target_keys = ", ".join(f"CAST({quote_ident(k)} AS VARCHAR) AS {quote_ident('k_' + k)}" for k in keys)
+    join = " AND ".join(f"s.{quote_ident('k_' + k)} = t.{quote_ident('k_' + k)}" for k in keys)
+    label = " || ', ' || ".join(
+        f"{quote_literal(k + '=')} || coalesce(s.{quote_ident('k_' + k)}, t.{quote_ident('k_' + k)})"
+        for k in keys
+    )
+    query = (
+        f"SELECT {label}, CASE WHEN t.h IS NULL THEN 'missing in the target' WHEN s.h IS NULL THEN 'not in the source' "
+        f"ELSE 'different values' END "
+        f"FROM (SELECT {source_keys}, {source_hash} AS h FROM {_source_relation(table)}) s "
+        f"FULL OUTER JOIN (SELECT {target_keys}, {target_hash} AS h FROM {_target_relation(schema, table)}) t ON {join} "
+        f"WHERE s.h IS DISTINCT FROM t.h ORDER BY 1 LIMIT {int(sample)}"
+    )
+    return tuple(f"{key}: {why}" for key, why in con.execute(query).fetchall())
+
+
+def verify_tables(
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    tables: tuple[TargetTable, ...],
+    existing: frozenset[str] | None = None,
+) -> Verification:
+    """Check every table; `existing` are the target's table names (None: they all exist)."""
+    register_functions(con)
+    return Verification(
+        tuple(check_table(con, schema, t, exists=existing is None or t.name in existing) for t in tables)
+    )
+
+
+def describe_failures(verification: Verification) -> str:
+    parts = []
+    for check in verification.tables:
+        if check.ok:
+            continue
+        if check.target_rows is None:
+            parts.append(f'table "{check.table}" is missing in the target')
+            continue
+        if check.source_rows != check.target_rows:
+            what = f"{check.source_rows:,} rows in the source, {check.target_rows:,} in the target"
+        else:
+            what = "the same number of rows but different values"
+        keys = f" (e.g. {'; '.join(check.differing_keys)})" if check.differing_keys else ""
+        parts.append(f'table "{check.table}": {what}{keys}')
+    return "; ".join(parts)

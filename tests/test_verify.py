@@ -1,0 +1,145 @@
+"""`etl verify` and the verification apply runs before COMMIT: counts and checksums of every
+table, source through the spec against the target, with differing keys named."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from typer.testing import CliRunner
+
+from etl.cli import app
+from etl.errors import VerificationFailed
+from etl.executor import apply_plan
+from etl.planner import build_plan
+from etl.target import read_target_state
+from etl.validate import validate
+from etl.verify import jsonb_canonical, numeric_canonical
+
+runner = CliRunner()
+
+SOURCE = """
+CREATE TABLE "User" (id INTEGER PRIMARY KEY, email TEXT NOT NULL, prefs TEXT, balance DECIMAL, seen DATETIME);
+INSERT INTO "User" VALUES (1, 'a@x', '{"b": 1, "a": [1.50, 2e2], "a": "dup"}', '19.99', 1754560800000);
+INSERT INTO "User" VALUES (2, 'b@x', '{"z": null, "é": true}', 20, '2025-08-07 10:00:00');
+INSERT INTO "User" VALUES (3, 'c@x', NULL, NULL, NULL);
+CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT);
+INSERT INTO tag VALUES (1, 'x');
+"""
+BODY = """
+tables:
+  User:
+    columns:
+      prefs: {type: jsonb}
+      balance: {type: "numeric(65,30)"}
+"""
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def loaded(migration):
+    m = migration(SOURCE)
+    m.apply(BODY)
+    return m
+
+
+def test_verify_reports_every_table_the_same_after_apply(loaded):
+    result = run("verify", str(loaded.spec_path))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "table                             source rows  target rows  checksum",
+        "User                                        3            3  same",
+        "tag                                         1            1  same",
+        "Verified: 2 tables match the source.",
+    ]
+
+
+def test_a_changed_a_missing_and_an_extra_row_are_each_named(loaded, pg):
+    pg.execute("""UPDATE "User" SET prefs = '{"b": 2}' WHERE id = 1""")
+    pg.execute('DELETE FROM "User" WHERE id = 2')
+    pg.execute("""INSERT INTO "User" (id, email) VALUES (9, 'new')""")
+    result = run("verify", str(loaded.spec_path))
+    assert result.exit_code == 1
+    assert "    id=1: different values" in result.stdout
+    assert "    id=2: missing in the target" in result.stdout
+    assert "    id=9: not in the source" in result.stdout
+    assert result.stderr.startswith(
+        'Error: the target differs from the source: table "User": the same number of rows'
+    )
+
+
+def test_verify_json_says_which_tables_differ(loaded, pg):
+    pg.execute("DELETE FROM tag")
+    result = run("verify", str(loaded.spec_path), "--json")
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["ok"] is False
+    assert [(t["table"], t["ok"], t["source_rows"], t["target_rows"]) for t in document["tables"]] == [
+        ("User", True, 3, 3),
+        ("tag", False, 1, 0),
+    ]
+    assert document["tables"][1]["differing_keys"] == ["id=1: missing in the target"]
+
+
+def test_verify_names_a_table_missing_in_the_target(loaded, pg):
+    pg.execute("DROP TABLE tag")
+    result = run("verify", str(loaded.spec_path))
+    assert result.exit_code == 1
+    assert 'table "tag" is missing in the target' in result.stderr
+
+
+def test_apply_rolls_back_when_verification_finds_a_difference(migration, pg, pg_url, monkeypatch):
+    """The executor's wiring: a failed verification is a failed run. (Within its transaction DuckDB
+    reads SQLite from one snapshot, so no real difference can be provoked from outside.)"""
+    import etl.executor
+    from etl.verify import TableCheck, Verification
+
+    m = migration(SOURCE)
+    m.write_spec(BODY)
+    checked = validate(m.spec_path, {})
+    plan = build_plan(checked.mapping, read_target_state(pg_url, "public"))
+    different = Verification((TableCheck("tag", 2, 1, "7", "5", ("id=2: missing in the target",)),))
+    monkeypatch.setattr(etl.executor, "verify_tables", lambda *args, **kwargs: different)
+    with pytest.raises(VerificationFailed) as failure:
+        apply_plan(plan, checked.spec.source, pg_url)
+    assert str(failure.value) == (
+        'verification failed, nothing was committed: table "tag": 2 rows in the source, 1 in the target '
+        "(e.g. id=2: missing in the target)"
+    )
+    assert pg.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+    ).fetchone() == (0,)
+
+
+def test_no_verify_skips_verification_and_says_so(migration):
+    m = migration(SOURCE)
+    result = run("apply", str(m.write_spec(BODY)), "--no-verify")
+    assert result.exit_code == 0, result.stderr
+    assert "not verified (--no-verify). Committed." in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "printed"),
+    [
+        ('{"b": 1, "a": 2, "aa": 3}', '{"a": 2, "b": 1, "aa": 3}'),  # shorter keys first, then bytes
+        ('{"a": 1, "a": 2}', '{"a": 2}'),  # the last duplicate wins
+        ("[1.50, 2e2, 1.5e1, -0, 0.0, 1E-2]", "[1.50, 200, 15, 0, 0.0, 0.01]"),
+        ('{"é": "\\u00e9\\n\\"", "e": []}', '{"e": [], "é": "é\\n\\""}'),
+        ("  true ", "true"),
+        ('"x"', '"x"'),
+    ],
+)
+def test_jsonb_canonical_prints_what_postgresql_prints(pg, text, printed):
+    assert jsonb_canonical(text) == printed
+    assert pg.execute("SELECT %s::jsonb::text", (text,)).fetchone()[0] == printed
+
+
+@pytest.mark.parametrize("text", ["19.99", "19.990000", "1e+22", "-0.0", "0.5E-3", "100", "12.0"])
+def test_numeric_canonical_equals_for_equal_numbers(pg, text):
+    stored = pg.execute("SELECT %s::numeric(65,30)::text", (text,)).fetchone()[0]
+    assert numeric_canonical(stored) == numeric_canonical(text)
+    assert Decimal(numeric_canonical(text)) == Decimal(text)
