@@ -135,7 +135,8 @@ def apply_command(
         typer.Option("--allow-destructive", help="Allow dropping and re-creating tables that already exist."),
     ] = False,
     no_verify: Annotated[
-        bool, typer.Option("--no-verify", help="Skip comparing counts and checksums of every table before COMMIT.")
+        bool,
+        typer.Option("--no-verify", help="Skip comparing counts and checksums of every table before COMMIT."),
     ] = False,
 ) -> None:
     """Migrate: create the tables, copy every row, add keys and indexes, verify, in one transaction."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import EtlError, SpecError
-from .mapping import MAX_NAME_BYTES, _topological, fit_name, target_name
+from .mapping import MAX_NAME_BYTES, fit_name, target_name, topological_order
 from .model import Catalog, Column, ForeignKey, Index, Table
 from .profile import ColumnProfile, TableProfile, profile_sqlite
 from .source import introspect_sqlite
@@ -512,7 +512,7 @@ def render_spec(
         t.name: {fk.ref_table for fk in t.foreign_keys if fk.ref_table in names and fk.ref_table != t.name}
         for t in catalog.tables
     }
-    order = _topological(names, parents)
+    order = topological_order(names, parents)
     table_names = _target_names(order, naming)
     plans: dict[str, _TablePlan] = {}
     for table in catalog.tables:

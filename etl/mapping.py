@@ -561,7 +561,7 @@ class _Resolver:
             for t in chosen
         }
         if self.spec.load_order is None:
-            return _topological(names, parents)
+            return topological_order(names, parents)
         order = list(self.spec.load_order)
         for i, name in enumerate(order):
             if name not in names:
@@ -592,11 +592,11 @@ class _Resolver:
 
 
 def _cyclic(names: list[str], parents: dict[str, set[str]]) -> set[str]:
-    order = _topological(names, parents, strict=True)
+    order = topological_order(names, parents, strict=True)
     return set(names) - set(order)
 
 
-def _topological(names: list[str], parents: dict[str, set[str]], strict: bool = False) -> list[str]:
+def topological_order(names: list[str], parents: dict[str, set[str]], strict: bool = False) -> list[str]:
     """Parents before children, keeping source order; tables on a cycle keep their source order
     (foreign keys are added after every row is loaded, so a cycle loads correctly)."""
     done: list[str] = []

@@ -63,24 +63,24 @@ def measure_row_ranges(spec: Spec, mapping: Mapping) -> Mapping:
     if spec.source.stat().st_size <= CHUNK_BYTES:
         return mapping
     ranges: dict[str, tuple[tuple[int, int], ...]] = {}
-    for table in mapping.tables:
-        if table.rowid is None:
-            continue
-        sizes = " + ".join(f"coalesce(length({c.conversion.source_sql}), 0)" for c in table.columns) or "0"
-        query = (
-            f"SELECT min({table.rowid}), max({table.rowid}), sum({sizes}) FROM {quote_ident(table.source)}"
-        )
-        if table.where:
-            query += f" WHERE ({table.where})"
-        with open_sqlite(spec.source) as con:
+    with open_sqlite(spec.source) as con:
+        for table in mapping.tables:
+            if table.rowid is None:
+                continue
+            sizes = (
+                " + ".join(f"coalesce(length({c.conversion.source_sql}), 0)" for c in table.columns) or "0"
+            )
+            query = f"SELECT min({table.rowid}), max({table.rowid}), sum({sizes}) FROM {quote_ident(table.source)}"
+            if table.where:
+                query += f" WHERE ({table.where})"
             low, high, total = con.execute(query).fetchone()
-        if low is None or not total or total <= CHUNK_BYTES:
-            continue
-        parts = -(-int(total) // CHUNK_BYTES)
-        width = max(1, (high - low + 1) // parts)  # rounded down: no range above a chunk
-        ranges[table.source] = tuple(
-            (start, min(start + width - 1, high)) for start in range(low, high + 1, width)
-        )
+            if low is None or not total or total <= CHUNK_BYTES:
+                continue
+            parts = -(-int(total) // CHUNK_BYTES)
+            width = max(1, (high - low + 1) // parts)  # rounded down: no range above a chunk
+            ranges[table.source] = tuple(
+                (start, min(start + width - 1, high)) for start in range(low, high + 1, width)
+            )
     return with_row_ranges(mapping, ranges)
 
 
