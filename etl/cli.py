@@ -193,6 +193,14 @@ def apply_command(
         err.print("Error: interrupted; nothing was committed", markup=False)
         raise typer.Exit(130) from None
     total = sum(result.rows.values())
+    if result.rejects:
+        report = spec.with_name(spec.stem + ".rejects.jsonl")
+        report.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects), encoding="utf-8")
+        out.print(
+            f"Rejected: {len(result.rejects):,} rows set aside, each with its reason and raw values, "
+            f"in {report} and the target's etl.rejects.",
+            markup=False,
+        )
     out.print(
         f"Done: {len(result.rows)} tables, {total:,} rows in {result.seconds:.2f} s"
         f"{', every table verified' if result.verified else ', not verified (--no-verify)'}. Committed.",

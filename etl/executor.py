@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ctypes
 import datetime
+import json
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import duckdb
 
@@ -22,7 +24,10 @@ from .render import (
     load_query,
     metadata_ddl,
     postgres_sql,
+    record_reject_sql,
     record_run_sql,
+    rejects_ddl,
+    rejects_query,
     schema_lock_sql,
 )
 from .target import libpq_conninfo, redact
@@ -50,6 +55,7 @@ class ApplyResult:
     rows: dict[str, int] = field(default_factory=dict)  # target table -> rows loaded
     seconds: float = 0.0
     verified: bool = False
+    rejects: list[dict] = field(default_factory=list)  # rows set aside by on_error: reject
 
 
 def _duck_message(exc: Exception) -> str:
@@ -92,10 +98,27 @@ def apply_plan(
         for step in plan.steps:
             on_event(StepEvent(step, "start"))
             t0 = time.perf_counter()
-            rows = _run_step(con, step, target_url)
+            if isinstance(step, LoadRows) and step.table.on_error == "reject":
+                rows, rejected = _load_rejecting(con, step, target_url)
+                result.rejects += rejected
+            else:
+                rows = _run_step(con, step, target_url)
             if isinstance(step, LoadRows):
                 result.rows[step.table.name] = rows or 0
             on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
+        if result.rejects:
+            for statement in rejects_ddl():
+                _execute(con, statement, "creating etl.rejects", target_url)
+            for reject in result.rejects:
+                record = record_reject_sql(
+                    started_at,
+                    plan.schema,
+                    reject["table"],
+                    reject["key"],
+                    reject["reason"],
+                    json.dumps(reject["row"]),
+                )
+                _execute(con, record, "recording a rejected row in etl.rejects", target_url)
         if verify:
             on_event(StepEvent(VerifyStep(plan.schema), "start"))
             t0 = time.perf_counter()
@@ -232,18 +255,81 @@ def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, target_url: str) -> in
             row = con.execute(load_query(step.schema, table, row_range)).fetchone()
             rows += int(row[0]) if row else 0
     except duckdb.Error as exc:
-        message = _duck_message(exc)
-        if message.startswith(f'table "{table.source}"'):
-            raise DataError(message) from exc
-        if isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message:
-            raise TargetError(
-                f'lost the connection to PostgreSQL while loading table "{table.source}": '
-                f"{redact(message, target_url)}; nothing was committed"
-            ) from exc
-        raise DataError(
-            f'loading table "{table.source}" into "{table.name}" failed: {redact(message, target_url)}'
-        ) from exc
+        _raise_load_error(exc, table, target_url)
     return rows
+
+
+def _load_rejecting(
+    con: duckdb.DuckDBPyConnection, step: LoadRows, target_url: str
+) -> tuple[int, list[dict]]:
+    """Load the rows that arrive exactly; set the others aside, each with its reason and its raw
+    values byte for byte, and fail if there are more than max_rejects."""
+    table = step.table
+    rows, rejected = 0, []
+    try:
+        for row_range in table.row_ranges or (None,):
+            for found in con.execute(rejects_query(table, row_range)).fetchall():
+                rejected.append(_reject_record(table, found))
+            row = con.execute(load_query(step.schema, table, row_range)).fetchone()
+            rows += int(row[0]) if row else 0
+    except duckdb.Error as exc:
+        _raise_load_error(exc, table, target_url)
+    limit = _reject_limit(table.max_rejects, rows + len(rejected))
+    if limit is not None and len(rejected) > limit:
+        first = rejected[0]
+        raise DataError(
+            f'table "{table.source}": {len(rejected):,} rows rejected, more than max_rejects {table.max_rejects} '
+            f"allows; nothing was committed. The first: row {first['key']}: {first['reason']}"
+        )
+    return rows, rejected
+
+
+def _reject_limit(max_rejects: int | str | None, total_rows: int) -> int | None:
+    if max_rejects is None:
+        return None
+    if isinstance(max_rejects, str):
+        return int(total_rows * float(max_rejects.rstrip("%")) / 100)
+    return max_rejects
+
+
+def _raw_value(storage: str, data: bytes | None) -> dict:
+    """A rejected value as JSON, byte for byte: text as text when it is UTF-8 without NUL, else hex."""
+    if storage == "null" or data is None:
+        return {"type": "null"}
+    if storage == "real":
+        text = data.decode()
+        for prefix, scale in (("p700:", 2.0**700), ("p400:", 2.0**400)):
+            if text.startswith(prefix):
+                return {"type": "real", "text": repr(float(text[len(prefix) :]) * scale)}
+        return {"type": "real", "text": repr(float(text))}
+    if storage != "blob":
+        try:
+            text = data.decode("utf-8")
+            if "\x00" not in text:
+                return {"type": storage, "text": text}
+        except UnicodeDecodeError:
+            pass
+    return {"type": storage, "hex": data.hex()}
+
+
+def _reject_record(table, found: tuple) -> dict:
+    key, reason, *raw = found
+    row = {column.name: _raw_value(raw[2 * i], raw[2 * i + 1]) for i, column in enumerate(table.columns)}
+    return {"table": table.source, "key": key.split(", row ", 1)[-1], "reason": reason, "row": row}
+
+
+def _raise_load_error(exc: duckdb.Error, table, target_url: str) -> NoReturn:
+    message = _duck_message(exc)
+    if message.startswith(f'table "{table.source}"'):
+        raise DataError(message) from exc
+    if isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message:
+        raise TargetError(
+            f'lost the connection to PostgreSQL while loading table "{table.source}": '
+            f"{redact(message, target_url)}; nothing was committed"
+        ) from exc
+    raise DataError(
+        f'loading table "{table.source}" into "{table.name}" failed: {redact(message, target_url)}'
+    ) from exc
 
 
 def verify_target(plan: Plan, source: Path, target_url: str, existing: frozenset[str]) -> Verification:

@@ -76,6 +76,8 @@ class TargetTable:
     # Rowid ranges loaded one at a time, so a table of large values never has to pass through
     # DuckDB or one COPY message at once (PostgreSQL refuses messages over 1 GB). () = all at once.
     row_ranges: tuple[tuple[int, int], ...] = ()
+    on_error: str = "fail"  # "reject": rows that cannot arrive exactly are set aside
+    max_rejects: int | str | None = None  # a count, "N%" of the table's rows, or no limit
 
     def column(self, name: str) -> TargetColumn | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -466,6 +468,8 @@ class _Resolver:
             foreign_keys=tuple(fks),
             where=ts.where,
             rowid=rowid,
+            on_error=ts.on_error or self.spec.on_error,
+            max_rejects=ts.max_rejects if ts.max_rejects is not None else self.spec.max_rejects,
             key_sql=key_sql,
             sequence_floor=table.sequence if table.autoincrement else None,
         )

@@ -237,9 +237,9 @@ def row_label(table: TargetTable) -> str:
     return f"{head} || ', row ' || " + " || ', ' || ".join(parts)
 
 
-def source_rows_query(table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
-    """DuckDB SQL yielding the table's rows as they must arrive (columns c0, c1, ...), or raising
-    on the first row that cannot arrive exactly, naming it."""
+def _checked_relation(table: TargetTable, row_range: tuple[int, int] | None) -> str:
+    """DuckDB relation of the table's rows: converted values c0.., raw storage class and text
+    t0../v0.., the key k0.., and `problem` (NULL, or why the row cannot arrive exactly)."""
     values, problems = [], []
     for i, column in enumerate(table.columns):
         t, v = f"t{i}", f"v{i}"
@@ -252,18 +252,57 @@ def source_rows_query(table: TargetTable, row_range: tuple[int, int] | None = No
             )
         problems.append(f"{column_head} || ({exprs.problem})")
     problem = f"COALESCE({', '.join(problems)})" if problems else "NULL"
-    checked = [f"c{i}" for i in range(len(values))]
-    if checked:
-        checked[0] = (
-            f"CASE WHEN problem IS NULL THEN c0 ELSE error({row_label(table)} || ': ' || problem) END AS c0"
-        )
     inner = ", ".join(f"{value} AS c{i}" for i, value in enumerate(values))
     keys = "".join(f", k{i}" for i in range(len(table.key_sql)))
     raw = ", ".join(f"t{i}, v{i}" for i in range(len(values)))
     source = f"sqlite_query({quote_literal(SOURCE_ALIAS)}, {quote_literal(sqlite_select(table, row_range))})"
+    return f"(SELECT *, {problem} AS problem FROM (SELECT {inner}, {raw}{keys} FROM {source}))"
+
+
+def source_rows_query(table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
+    """DuckDB SQL yielding the table's rows as they must arrive (columns c0, c1, ...). A row that
+    cannot arrive exactly raises, naming it; with on_error: reject it is left out instead."""
+    names = [f"c{i}" for i in range(len(table.columns))]
+    relation = _checked_relation(table, row_range)
+    if table.on_error == "reject":
+        return f"SELECT {', '.join(names)}\nFROM {relation} WHERE problem IS NULL"
+    if names:
+        names[0] = (
+            f"CASE WHEN problem IS NULL THEN c0 ELSE error({row_label(table)} || ': ' || problem) END AS c0"
+        )
+    return f"SELECT {', '.join(names)}\nFROM {relation}"
+
+
+def rejects_query(table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
+    """The rows that cannot arrive exactly: key, reason, and each raw value as (storage class, bytes)."""
+    raw = ", ".join(f"t{i}, encode(v{i})" for i in range(len(table.columns)))
     return (
-        f"SELECT {', '.join(checked)}\n"
-        f"FROM (SELECT *, {problem} AS problem FROM (SELECT {inner}, {raw}{keys} FROM {source}))"
+        f"SELECT {row_label(table)} AS key, problem{', ' + raw if raw else ''}\n"
+        f"FROM {_checked_relation(table, row_range)} WHERE problem IS NOT NULL"
+    )
+
+
+def rejects_ddl() -> list[sql.Composed]:
+    return [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(METADATA_SCHEMA)),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_started_at timestamptz NOT NULL, "
+            "target_schema text NOT NULL, source_table text NOT NULL, row_key text, reason text NOT NULL, "
+            "row jsonb NOT NULL)"
+        ).format(sql.Identifier(METADATA_SCHEMA, "rejects")),
+    ]
+
+
+def record_reject_sql(
+    started_at: str, schema: str, table: str, key: str, reason: str, row: str
+) -> sql.Composed:
+    return sql.SQL(
+        "INSERT INTO {} (run_started_at, target_schema, source_table, row_key, reason, row) "
+        "VALUES ({}, {}, {}, {}, {}, {}::jsonb)"
+    ).format(
+        sql.Identifier(METADATA_SCHEMA, "rejects"),
+        *(sql.Literal(v) for v in (started_at, schema, table, key, reason, row)),
     )
 
 

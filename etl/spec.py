@@ -70,6 +70,8 @@ class ForeignKeySpec:
 class TableSpec:
     name: str | None = None
     where: str | None = None
+    on_error: str | None = None  # None: the spec's default
+    max_rejects: int | str | None = None
     exclude_columns: tuple[str, ...] = ()
     primary_key: tuple[str, ...] | None = None
     columns: Mapping[str, ColumnSpec] = field(default_factory=dict)
@@ -92,6 +94,8 @@ class Spec:
     target_url: str  # environment already interpolated
     target_schema: str = "public"
     naming: str = "keep"
+    on_error: str = "fail"
+    max_rejects: int | str | None = None
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     type_rules: tuple[TypeRule, ...] = ()
@@ -256,6 +260,8 @@ def _build(
         tables[table_name] = TableSpec(
             name=raw.get("name"),
             where=raw.get("where"),
+            on_error=raw.get("on_error"),
+            max_rejects=raw.get("max_rejects"),
             exclude_columns=tuple(raw.get("exclude_columns", ())),
             primary_key=tuple(raw["primary_key"]) if "primary_key" in raw else None,
             columns=columns,
@@ -286,6 +292,8 @@ def _build(
         target_url=url,
         target_schema=data["target"].get("schema", "public"),
         naming=data.get("naming", "keep"),
+        on_error=data.get("on_error", "fail"),
+        max_rejects=data.get("max_rejects"),
         include=tuple(data.get("include", ("*",))),
         exclude=tuple(data.get("exclude", ())),
         type_rules=tuple(rules),
