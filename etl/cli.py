@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from enum import StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -195,7 +195,9 @@ def apply_command(
     total = sum(result.rows.values())
     if result.rejects:
         report = spec.with_name(spec.stem + ".rejects.jsonl")
-        report.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects), encoding="utf-8")
+        report.write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects), encoding="utf-8"
+        )
         out.print(
             f"Rejected: {len(result.rejects):,} rows set aside, each with its reason and raw values, "
             f"in {report} and the target's etl.rejects.",
@@ -261,10 +263,10 @@ def verify_command(
         out.print(f"Verified: {len(verification.tables)} tables match the source.", markup=False)
 
 
-class Naming(StrEnum):
-    keep = "keep"
-    lower = "lower"
-    snake = "snake"
+class Naming(Enum):
+    KEEP = "keep"
+    LOWER = "lower"
+    SNAKE = "snake"
 
 
 @app.command("init")
@@ -277,7 +279,7 @@ def init_command(
         str | None,
         typer.Option("--target", help="PostgreSQL URL to write into the spec (default: ${DATABASE_URL})."),
     ] = None,
-    naming: Annotated[Naming, typer.Option("--naming", help="How target names are made.")] = Naming.keep,
+    naming: Annotated[Naming, typer.Option("--naming", help="How target names are made.")] = Naming.KEEP,
     prisma: Annotated[
         Path | None,
         typer.Option(

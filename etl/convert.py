@@ -315,6 +315,8 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
         or (kind in ("timestamp", "timestamptz") and col.converter in _FIXED_UNITS)
     ):
         unit = col.integer_unit if col.converter == "auto" else _FIXED_UNITS[col.converter]
+        if unit is None:
+            return None
         factor = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
         precision = pg.modifiers[0] if pg.modifiers else 6
         if factor < 10 ** (6 - precision):

@@ -98,6 +98,7 @@ def apply_plan(
         for step in plan.steps:
             on_event(StepEvent(step, "start"))
             t0 = time.perf_counter()
+            rows: int | None
             if isinstance(step, LoadRows) and step.table.on_error == "reject":
                 rows, rejected = _load_rejecting(con, step, target_url)
                 result.rejects += rejected

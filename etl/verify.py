@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import duckdb
+from duckdb.func import FunctionNullHandling
 from psycopg import sql
 
 from .convert import loads_as_text
@@ -98,7 +99,12 @@ def numeric_canonical(text: str | None) -> str | None:
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     for name, function in (("etl_jsonb", jsonb_canonical), ("etl_numeric", numeric_canonical)):
         con.create_function(
-            name, function, ["VARCHAR"], "VARCHAR", null_handling="special", side_effects=False
+            name,
+            function,
+            ["VARCHAR"],
+            "VARCHAR",
+            null_handling=FunctionNullHandling.SPECIAL,
+            side_effects=False,
         )
 
 
@@ -126,7 +132,7 @@ def _compared(column: TargetColumn, expr: str, side: str) -> str | None:
 def _target_select(schema: str, table: TargetTable) -> str:
     """PostgreSQL text of the target side: columns DuckDB reads exactly as they are, the others as
     text (DuckDB reads numeric(65,30) as DOUBLE)."""
-    items = []
+    items: list[sql.Composable] = []
     for column in table.columns:
         ident = sql.Identifier(column.name)
         if column.pg_type.kind in ("json", "enum") or loads_as_text(column.pg_type):
@@ -165,6 +171,7 @@ def _source_sums(con: duckdb.DuckDBPyConnection, table: TargetTable, source_hash
         row = con.execute(
             f"SELECT count(*), coalesce(sum({source_hash}::HUGEINT), 0) FROM {relation}"
         ).fetchone()
+        assert row is not None  # an aggregate always yields one row
         count, total = count + row[0], total + int(row[1])
     return count, str(total)
 
@@ -180,6 +187,7 @@ def check_table(
     target = con.execute(
         f"SELECT count(*), CAST(coalesce(sum({target_hash}::HUGEINT), 0) AS VARCHAR) FROM {_target_relation(schema, table)}"
     ).fetchone()
+    assert target is not None  # an aggregate always yields one row
     check = TableCheck(table.name, source_rows, target[0], source_sum, target[1], (), tuple(unchecked))
     if check.ok:
         return check

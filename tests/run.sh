@@ -8,4 +8,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check etl tests samples bench
+.venv/bin/mypy etl
 .venv/bin/python -m pytest "$@"
