@@ -269,7 +269,7 @@ def _load_rejecting(
     rows, rejected = 0, []
     try:
         for row_range in table.row_ranges or (None,):
-            for found in con.execute(rejects_query(table, row_range)).fetchall():
+            for found in con.execute(rejects_query(step.schema, table, row_range)).fetchall():
                 rejected.append(_reject_record(table, found))
             row = con.execute(load_query(step.schema, table, row_range)).fetchone()
             rows += int(row[0]) if row else 0

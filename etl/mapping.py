@@ -77,6 +77,9 @@ class TargetTable:
     # DuckDB or one COPY message at once (PostgreSQL refuses messages over 1 GB). () = all at once.
     row_ranges: tuple[tuple[int, int], ...] = ()
     on_error: str = "fail"  # "reject": rows that cannot arrive exactly are set aside
+    # With on_error: reject, the foreign keys (by position) whose parent is loaded before this
+    # table: a row pointing at no parent row is rejected too, checked against the loaded parent.
+    orphan_checks: tuple[int, ...] = ()
     max_rejects: int | str | None = None  # a count, "N%" of the table's rows, or no limit
 
     def column(self, name: str) -> TargetColumn | None:
@@ -200,10 +203,21 @@ class _Resolver:
         order = self.load_order(chosen)
         if self.problems:
             raise SpecError(self.problems)
+        loaded: set[str] = set()
+        tables = []
+        for source_name in order:
+            table = targets[source_name]
+            if table.on_error == "reject":
+                checks = tuple(
+                    i
+                    for i, fk in enumerate(table.foreign_keys)
+                    if fk.ref_table in loaded and fk.ref_table != table.name
+                )
+                table = replace(table, orphan_checks=checks)
+            loaded.add(table.name)
+            tables.append(table)
         return Mapping(
-            schema=self.spec.target_schema,
-            tables=tuple(targets[n] for n in order),
-            enums=tuple(self.spec.enums.items()),
+            schema=self.spec.target_schema, tables=tuple(tables), enums=tuple(self.spec.enums.items())
         )
 
     def check_relation_names(self, tables: list[TargetTable]) -> None:

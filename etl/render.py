@@ -237,7 +237,7 @@ def row_label(table: TargetTable) -> str:
     return f"{head} || ', row ' || " + " || ', ' || ".join(parts)
 
 
-def _checked_relation(table: TargetTable, row_range: tuple[int, int] | None) -> str:
+def _checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int] | None) -> str:
     """DuckDB relation of the table's rows: converted values c0.., raw storage class and text
     t0../v0.., the key k0.., and `problem` (NULL, or why the row cannot arrive exactly)."""
     values, problems = [], []
@@ -251,19 +251,44 @@ def _checked_relation(table: TargetTable, row_range: tuple[int, int] | None) -> 
                 f"CASE WHEN {t} = 'null' THEN {column_head} || 'is NULL, but the target column is NOT NULL' END"
             )
         problems.append(f"{column_head} || ({exprs.problem})")
-    problem = f"COALESCE({', '.join(problems)})" if problems else "NULL"
     inner = ", ".join(f"{value} AS c{i}" for i, value in enumerate(values))
     keys = "".join(f", k{i}" for i in range(len(table.key_sql)))
     raw = ", ".join(f"t{i}, v{i}" for i in range(len(values)))
     source = f"sqlite_query({quote_literal(SOURCE_ALIAS)}, {quote_literal(sqlite_select(table, row_range))})"
-    return f"(SELECT *, {problem} AS problem FROM (SELECT {inner}, {raw}{keys} FROM {source}))"
+    rows = f"(SELECT {inner}, {raw}{keys} FROM {source}) AS x"
+    joins, flags = _orphan_joins(schema, table, problems)
+    problem = f"COALESCE({', '.join(problems)})" if problems else "NULL"
+    return f"(SELECT *, {problem} AS problem FROM (SELECT x.*{flags} FROM {rows}{joins}))"
 
 
-def source_rows_query(table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
+def _orphan_joins(schema: str, table: TargetTable, problems: list[str]) -> tuple[str, str]:
+    """LEFT JOINs against the parents already loaded in this transaction, for on_error: reject:
+    a row whose foreign key matches no parent row becomes a problem (appended to `problems`)."""
+    position = {c.name: i for i, c in enumerate(table.columns)}
+    joins, flags = "", ""
+    for n, index in enumerate(table.orphan_checks):
+        fk = table.foreign_keys[index]
+        alias = f"p{n}"
+        parent = f"{TARGET_ALIAS}.{quote_ident(schema)}.{quote_ident(fk.ref_table)}"
+        refs = ", ".join(f"{quote_ident(rc)} AS r{m}" for m, rc in enumerate(fk.ref_columns))
+        on = " AND ".join(f"x.c{position[cc]} = {alias}.r{m}" for m, cc in enumerate(fk.columns))
+        joins += f" LEFT JOIN (SELECT DISTINCT {refs}, true AS present FROM {parent}) AS {alias} ON {on}"
+        flags += f", {alias}.present AS fk{n}"
+        set_ = " AND ".join(f"c{position[cc]} IS NOT NULL" for cc in fk.columns)
+        shown = " || ', ' || ".join(f"CAST(c{position[cc]} AS VARCHAR)" for cc in fk.columns)
+        head = quote_literal(
+            f'foreign key ({", ".join(fk.columns)}) references no "{fk.ref_table}" row with '
+            f"({', '.join(fk.ref_columns)}) = ("
+        )
+        problems.append(f"CASE WHEN {set_} AND fk{n} IS NULL THEN {head} || {shown} || ')' END")
+    return joins, flags
+
+
+def source_rows_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
     """DuckDB SQL yielding the table's rows as they must arrive (columns c0, c1, ...). A row that
     cannot arrive exactly raises, naming it; with on_error: reject it is left out instead."""
     names = [f"c{i}" for i in range(len(table.columns))]
-    relation = _checked_relation(table, row_range)
+    relation = _checked_relation(schema, table, row_range)
     if table.on_error == "reject":
         return f"SELECT {', '.join(names)}\nFROM {relation} WHERE problem IS NULL"
     if names:
@@ -273,12 +298,12 @@ def source_rows_query(table: TargetTable, row_range: tuple[int, int] | None = No
     return f"SELECT {', '.join(names)}\nFROM {relation}"
 
 
-def rejects_query(table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
+def rejects_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
     """The rows that cannot arrive exactly: key, reason, and each raw value as (storage class, bytes)."""
     raw = ", ".join(f"t{i}, encode(v{i})" for i in range(len(table.columns)))
     return (
         f"SELECT {row_label(table)} AS key, problem{', ' + raw if raw else ''}\n"
-        f"FROM {_checked_relation(table, row_range)} WHERE problem IS NOT NULL"
+        f"FROM {_checked_relation(schema, table, row_range)} WHERE problem IS NOT NULL"
     )
 
 
@@ -311,4 +336,4 @@ def load_query(schema: str, table: TargetTable, row_range: tuple[int, int] | Non
     row that cannot arrive exactly."""
     target = f"{TARGET_ALIAS}.{quote_ident(schema)}.{quote_ident(table.name)}"
     columns = ", ".join(quote_ident(c.name) for c in table.columns)
-    return f"INSERT INTO {target} ({columns})\n{source_rows_query(table, row_range)}"
+    return f"INSERT INTO {target} ({columns})\n{source_rows_query(schema, table, row_range)}"

@@ -155,19 +155,21 @@ def _row_hash(table: TargetTable, side: str, prefix: str) -> tuple[str, list[str
     return f"hash({', '.join(parts)})" if parts else "0", unchecked
 
 
-def _source_relation(table: TargetTable) -> str:
-    return f"({source_rows_query(table)})"
+def _source_relation(schema: str, table: TargetTable) -> str:
+    return f"({source_rows_query(schema, table)})"
 
 
 def _target_relation(schema: str, table: TargetTable) -> str:
     return f"postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(_target_select(schema, table))})"
 
 
-def _source_sums(con: duckdb.DuckDBPyConnection, table: TargetTable, source_hash: str) -> tuple[int, str]:
+def _source_sums(
+    con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, source_hash: str
+) -> tuple[int, str]:
     """Count and checksum of the source, range by range for tables of large values (sums add up)."""
     count, total = 0, 0
     for row_range in table.row_ranges or (None,):
-        relation = f"({source_rows_query(table, row_range)})"
+        relation = f"({source_rows_query(schema, table, row_range)})"
         row = con.execute(
             f"SELECT count(*), coalesce(sum({source_hash}::HUGEINT), 0) FROM {relation}"
         ).fetchone()
@@ -181,7 +183,7 @@ def check_table(
 ) -> TableCheck:
     source_hash, unchecked = _row_hash(table, "source", "c")
     target_hash, _ = _row_hash(table, "target", "")
-    source_rows, source_sum = _source_sums(con, table, source_hash)
+    source_rows, source_sum = _source_sums(con, schema, table, source_hash)
     if not exists:
         return TableCheck(table.name, source_rows, None, source_sum, None, (), tuple(unchecked))
     target = con.execute(
@@ -213,7 +215,7 @@ def _differing_keys(
     query = (
         f"SELECT {label}, CASE WHEN t.h IS NULL THEN 'missing in the target' WHEN s.h IS NULL THEN 'not in the source' "
         f"ELSE 'different values' END "
-        f"FROM (SELECT {source_keys}, {source_hash} AS h FROM {_source_relation(table)}) s "
+        f"FROM (SELECT {source_keys}, {source_hash} AS h FROM {_source_relation(schema, table)}) s "
         f"FULL OUTER JOIN (SELECT {target_keys}, {target_hash} AS h FROM {_target_relation(schema, table)}) t ON {join} "
         f"WHERE s.h IS DISTINCT FROM t.h ORDER BY 1 LIMIT {int(sample)}"
     )

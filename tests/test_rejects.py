@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.errors import DataError
+from etl.errors import DataError, TargetError
 
 runner = CliRunner()
 
@@ -84,3 +84,40 @@ def test_fail_stays_the_default(migration):
     m = migration(SOURCE)
     with pytest.raises(DataError, match='^table "m", row id=2: column "n": expected an integer'):
         m.apply()
+
+
+ORPHANS = """
+CREATE TABLE "User" (id INTEGER PRIMARY KEY, age INTEGER);
+CREATE TABLE "Post" (id INTEGER PRIMARY KEY, "authorId" INTEGER REFERENCES "User"(id), title TEXT);
+CREATE TABLE "Comment" (id INTEGER PRIMARY KEY, "postId" INTEGER NOT NULL REFERENCES "Post"(id));
+INSERT INTO "User" VALUES (1, 30), (2, 'old');
+INSERT INTO "Post" VALUES (10, 1, 'ok'), (11, 99, 'orphan'), (12, 2, 'author rejected'), (13, NULL, 'no author');
+INSERT INTO "Comment" VALUES (100, 10), (101, 11), (102, 12), (103, 13);
+"""
+
+
+def test_child_rows_whose_parent_is_missing_or_rejected_are_rejected_too(migration, pg):
+    m = migration(ORPHANS)
+    result = m.apply("on_error: reject\n")
+    assert [(r["table"], r["key"], r["reason"]) for r in result.rejects] == [
+        ("User", "id=2", "column \"age\": expected an integer, found text 'old'"),
+        ("Post", "id=11", 'foreign key (authorId) references no "User" row with (id) = (99)'),
+        ("Post", "id=12", 'foreign key (authorId) references no "User" row with (id) = (2)'),
+        ("Comment", "id=101", 'foreign key (postId) references no "Post" row with (id) = (11)'),
+        ("Comment", "id=102", 'foreign key (postId) references no "Post" row with (id) = (12)'),
+    ]
+    assert result.rows == {"User": 1, "Post": 2, "Comment": 2}
+    assert result.verified
+    assert pg.execute('SELECT id FROM "Post" ORDER BY id').fetchall() == [(10,), (13,)]
+    assert pg.execute('SELECT id FROM "Comment" ORDER BY id').fetchall() == [(100,), (103,)]
+    # the foreign keys were added: the data satisfies them
+    assert pg.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'f'").fetchone() == (2,)
+
+
+def test_orphans_still_fail_the_run_where_on_error_is_fail(migration, pg):
+    m = migration(ORPHANS)
+    with pytest.raises(Exception, match="Post_authorId_fkey"):
+        m.apply("tables:\n  User:\n    on_error: reject\n")
+    assert pg.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+    ).fetchone() == (0,)
