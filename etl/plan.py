@@ -24,13 +24,18 @@ class CreateSchema(Step):
 
 
 @dataclass(frozen=True)
-class DropTable(Step):
+class DropTables(Step):
+    """Tables of the spec that exist in the target, dropped together: foreign keys among them go
+    with them, while anything else that depends on them (a view, another table's foreign key)
+    makes PostgreSQL refuse instead of being dropped silently (no CASCADE)."""
+
     schema: str
-    table: str
+    tables: tuple[str, ...]
     destructive = True
 
     def describe(self) -> str:
-        return f'- table "{self.schema}"."{self.table}" (exists in the target; dropped and created again)'
+        names = ", ".join(f'"{self.schema}"."{t}"' for t in self.tables)
+        return f"- tables {names} (exist in the target; dropped and created again)"
 
 
 @dataclass(frozen=True)

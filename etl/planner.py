@@ -16,7 +16,7 @@ from .plan import (
     CreateSchema,
     CreateTable,
     DropEnum,
-    DropTable,
+    DropTables,
     LoadRows,
     Plan,
     ResetSequence,
@@ -38,9 +38,9 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
     steps: list[Step] = []
     if not target.schema_exists:
         steps.append(CreateSchema(schema))
-    for table in reversed(mapping.tables):  # children first, so drops never trip a foreign key
-        if table.name in target.tables:
-            steps.append(DropTable(schema, table.name))
+    existing = tuple(t.name for t in mapping.tables if t.name in target.tables)
+    if existing:
+        steps.append(DropTables(schema, existing))
     for name, labels in mapping.enums:
         if name in target.enums:
             steps.append(DropEnum(schema, name))

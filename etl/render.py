@@ -18,7 +18,7 @@ from .plan import (
     CreateSchema,
     CreateTable,
     DropEnum,
-    DropTable,
+    DropTables,
     LoadRows,
     ResetSequence,
     Step,
@@ -58,8 +58,10 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
     match step:
         case CreateSchema(schema):
             return [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))]
-        case DropTable(schema, table):
-            return [sql.SQL("DROP TABLE {} CASCADE").format(sql.Identifier(schema, table))]
+        case DropTables(schema, tables):
+            return [
+                sql.SQL("DROP TABLE {}").format(sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables))
+            ]
         case CreateTable(schema, table):
             columns = sql.SQL(",\n    ").join(_column_ddl(c) for c in table.columns)
             return [

@@ -121,3 +121,21 @@ def test_a_second_apply_against_the_same_schema_at_once_fails_clearly_and_change
         assert tables_in(pg) == []
     m.apply()  # the lock went with the other transaction
     assert tables_in(pg) == ["t"]
+
+
+def test_replacing_tables_never_drops_what_depends_on_them_outside_the_spec(migration, pg):
+    from etl.errors import TargetError
+
+    m = migration(
+        """
+        CREATE TABLE a (id INTEGER PRIMARY KEY, b_id INTEGER REFERENCES b(id));
+        CREATE TABLE b (id INTEGER PRIMARY KEY, a_id INTEGER REFERENCES a(id));
+        INSERT INTO b VALUES (1, NULL); INSERT INTO a VALUES (1, 1); UPDATE b SET a_id = 1;
+        """
+    )
+    m.apply()
+    m.apply(allow_destructive=True)  # a foreign-key cycle among the spec's own tables is no obstacle
+    pg.execute("CREATE VIEW a_view AS SELECT id FROM a")
+    with pytest.raises(TargetError, match=r"because other objects depend on them \(view a_view depends on table a\)"):
+        m.apply(allow_destructive=True)
+    assert pg.execute("SELECT count(*) FROM a_view").fetchone() == (1,)
