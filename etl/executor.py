@@ -24,7 +24,7 @@ from .render import (
     load_query,
     metadata_ddl,
     postgres_sql,
-    record_reject_sql,
+    record_rejects_sql,
     record_run_sql,
     rejects_ddl,
     rejects_query,
@@ -110,26 +110,24 @@ def apply_plan(
         if result.rejects:
             for statement in rejects_ddl():
                 _execute(con, statement, "creating etl.rejects", target_url)
-            for reject in result.rejects:
-                record = record_reject_sql(
+            for start in range(0, len(result.rejects), 500):  # a few statements, not one per row
+                batch = result.rejects[start : start + 500]
+                record = record_rejects_sql(
                     started_at,
                     plan.schema,
-                    reject["table"],
-                    reject["key"],
-                    reject["reason"],
-                    json.dumps(reject["row"]),
+                    [(r["table"], r["key"], r["reason"], json.dumps(r["row"])) for r in batch],
                 )
-                _execute(con, record, "recording a rejected row in etl.rejects", target_url)
+                _execute(con, record, "recording rejected rows in etl.rejects", target_url)
         if verify:
             on_event(StepEvent(VerifyStep(plan.schema), "start"))
             t0 = time.perf_counter()
             verification = verify_tables(con, plan.schema, plan.tables)
-            result.verified = True
             on_event(StepEvent(VerifyStep(plan.schema), "done", None, time.perf_counter() - t0))
             if not verification.ok:
                 raise VerificationFailed(
                     f"verification failed, nothing was committed: {describe_failures(verification)}"
                 )
+            result.verified = True
         record = record_run_sql(
             plan.schema, run.spec, run.spec_sha256, started_at, _now(), "succeeded", result.rows, None
         )

@@ -321,16 +321,17 @@ def rejects_ddl() -> list[sql.Composed]:
     ]
 
 
-def record_reject_sql(
-    started_at: str, schema: str, table: str, key: str, reason: str, row: str
-) -> sql.Composed:
-    return sql.SQL(
-        "INSERT INTO {} (run_started_at, target_schema, source_table, row_key, reason, row) "
-        "VALUES ({}, {}, {}, {}, {}, {}::jsonb)"
-    ).format(
-        sql.Identifier(METADATA_SCHEMA, "rejects"),
-        *(sql.Literal(v) for v in (started_at, schema, table, key, reason, row)),
+def record_rejects_sql(started_at: str, schema: str, rows: list[tuple[str, str, str, str]]) -> sql.Composed:
+    """One INSERT into etl.rejects for (table, key, reason, row as JSON text) tuples."""
+    values = sql.SQL(", ").join(
+        sql.SQL("({}, {}, {}, {}, {}, {}::jsonb)").format(
+            *(sql.Literal(v) for v in (started_at, schema, *row))
+        )
+        for row in rows
     )
+    return sql.SQL(
+        "INSERT INTO {} (run_started_at, target_schema, source_table, row_key, reason, row) VALUES {}"
+    ).format(sql.Identifier(METADATA_SCHEMA, "rejects"), values)
 
 
 def load_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
