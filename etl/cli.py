@@ -19,7 +19,7 @@ from rich.console import Console
 
 from . import __version__
 from .errors import EtlError, SpecError
-from .executor import RunInfo, StepEvent, apply_plan, verify_target
+from .executor import RunInfo, StepEvent, apply_plan, refuse_destructive, verify_target
 from .init import init_spec
 from .plan import CreateTable, LoadRows, Plan
 from .planner import build_plan
@@ -145,6 +145,7 @@ def apply_command(
         checked = _load(spec, target)
         url = checked.spec.target_url
         plan = _plan_for(checked)
+        refuse_destructive(plan, allow_destructive)
         loads = [s for s in plan.steps if isinstance(s, LoadRows)]
         out.print(
             f'Applying {spec} to {display_url(url)} (schema "{plan.schema}"): {len(loads)} tables',

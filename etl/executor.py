@@ -71,6 +71,14 @@ def _duck_message(exc: Exception) -> str:
     return " ".join(text.split())
 
 
+def refuse_destructive(plan: Plan, allow_destructive: bool) -> None:
+    if plan.destructive_steps and not allow_destructive:
+        listed = "; ".join(s.describe().lstrip("- ") for s in plan.destructive_steps)
+        raise DestructiveChangeRefused(
+            f"the plan would drop data ({listed}); pass --allow-destructive to allow it"
+        )
+
+
 def apply_plan(
     plan: Plan,
     source: Path,
@@ -80,11 +88,7 @@ def apply_plan(
     run: RunInfo = RunInfo(),
     verify: bool = True,
 ) -> ApplyResult:
-    if plan.destructive_steps and not allow_destructive:
-        listed = "; ".join(s.describe().lstrip("- ") for s in plan.destructive_steps)
-        raise DestructiveChangeRefused(
-            f"the plan would drop data ({listed}); pass --allow-destructive to allow it"
-        )
+    refuse_destructive(plan, allow_destructive)
     result = ApplyResult()
     started = time.perf_counter()
     started_at = _now()
