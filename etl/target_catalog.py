@@ -1,0 +1,129 @@
+"""What a PostgreSQL schema holds, read from pg_catalog: the other side of a schema diff.
+
+Values only (frozen dataclasses); `read_target_catalog` is the one function that does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+_FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+
+
+@dataclass(frozen=True)
+class PgColumn:
+    name: str
+    type: str  # format_type(), e.g. "timestamp(3) without time zone"
+    nullable: bool
+    default: str | None  # pg_get_expr() of the default
+    identity: bool
+
+
+@dataclass(frozen=True)
+class PgConstraint:
+    name: str
+    kind: str  # "p" primary key, "u" unique, "f" foreign key
+    columns: tuple[str, ...]
+    ref_table: str | None = None
+    ref_columns: tuple[str, ...] = ()
+    on_delete: str | None = None
+    on_update: str | None = None
+
+
+@dataclass(frozen=True)
+class PgIndex:
+    name: str
+    definition: str  # pg_get_indexdef()
+    unique: bool
+
+
+@dataclass(frozen=True)
+class PgTable:
+    name: str
+    columns: tuple[PgColumn, ...]
+    constraints: tuple[PgConstraint, ...]
+    indexes: tuple[PgIndex, ...]  # indexes that do not back a constraint
+
+    def column(self, name: str) -> PgColumn | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def primary_key(self) -> PgConstraint | None:
+        return next((c for c in self.constraints if c.kind == "p"), None)
+
+
+@dataclass(frozen=True)
+class TargetCatalog:
+    schema: str
+    exists: bool
+    tables: tuple[PgTable, ...] = ()
+    enums: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def table(self, name: str) -> PgTable | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+
+def read_target_catalog(conn: psycopg.Connection, schema: str) -> TargetCatalog:
+    exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None
+    if not exists:
+        return TargetCatalog(schema, False)
+    columns: dict[str, list[PgColumn]] = {}
+    for table, name, type_, not_null, default, identity in conn.execute(
+        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+        "pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '' "
+        "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY c.relname, a.attnum",
+        (schema,),
+    ):
+        columns.setdefault(table, []).append(PgColumn(name, type_, not not_null, default, identity))
+    constraints: dict[str, list[PgConstraint]] = {}
+    for table, name, kind, cols, ref_table, ref_cols, on_delete, on_update in conn.execute(
+        "SELECT c.relname, k.conname, k.contype, "
+        "ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i) "
+        "      JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i), "
+        "r.relname, "
+        "ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, i) "
+        "      JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i), "
+        "k.confdeltype, k.confupdtype "
+        "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class r ON r.oid = k.confrelid "
+        "WHERE n.nspname = %s AND k.contype IN ('p', 'u', 'f') ORDER BY c.relname, k.conname",
+        (schema,),
+    ):
+        constraints.setdefault(table, []).append(
+            PgConstraint(
+                name,
+                kind,
+                tuple(cols),
+                ref_table,
+                tuple(ref_cols or ()),
+                _FK_ACTIONS.get(on_delete) if kind == "f" else None,
+                _FK_ACTIONS.get(on_update) if kind == "f" else None,
+            )
+        )
+    indexes: dict[str, list[PgIndex]] = {}
+    for table, name, definition, unique in conn.execute(
+        "SELECT t.relname, i.relname, pg_get_indexdef(x.indexrelid), x.indisunique "
+        "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+        "JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "WHERE n.nspname = %s AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid) "
+        "ORDER BY t.relname, i.relname",
+        (schema,),
+    ):
+        indexes.setdefault(table, []).append(PgIndex(name, definition, unique))
+    enums = conn.execute(
+        "SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_type t "
+        "JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid "
+        "WHERE n.nspname = %s GROUP BY t.typname ORDER BY t.typname",
+        (schema,),
+    ).fetchall()
+    tables = tuple(
+        PgTable(name, tuple(cols), tuple(constraints.get(name, ())), tuple(indexes.get(name, ())))
+        for name, cols in columns.items()
+    )
+    return TargetCatalog(schema, True, tables, tuple((name, tuple(labels)) for name, labels in enums))
