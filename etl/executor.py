@@ -26,7 +26,6 @@ from .render import (
     postgres_sql,
     record_rejects_sql,
     record_run_sql,
-    rejects_ddl,
     rejects_query,
     schema_lock_sql,
 )
@@ -111,9 +110,9 @@ def apply_plan(
             if isinstance(step, LoadRows):
                 result.rows[step.table.name] = rows or 0
             on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
+        for statement in metadata_ddl():
+            _execute(con, statement, "creating etl's metadata tables", target_url)
         if result.rejects:
-            for statement in rejects_ddl():
-                _execute(con, statement, "creating etl.rejects", target_url)
             for start in range(0, len(result.rejects), 500):  # a few statements, not one per row
                 batch = result.rejects[start : start + 500]
                 record = record_rejects_sql(
@@ -135,8 +134,7 @@ def apply_plan(
         record = record_run_sql(
             plan.schema, run.spec, run.spec_sha256, started_at, _now(), "succeeded", result.rows, None
         )
-        for statement in [*metadata_ddl(), record]:
-            _execute(con, statement, "recording the run in etl.runs", target_url)
+        _execute(con, record, "recording the run in etl.runs", target_url)
         try:
             con.execute("COMMIT")
         except duckdb.Error as exc:

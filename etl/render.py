@@ -157,8 +157,7 @@ METADATA_SCHEMA = "etl"  # where etl keeps its own records in the target databas
 
 
 def metadata_ddl() -> list[sql.Composed]:
-    """etl's own tables; created if missing, never altered."""
-    runs = sql.Identifier(METADATA_SCHEMA, "runs")
+    """etl's own tables (its runs, and the rows they rejected); created if missing, never altered."""
     return [
         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(METADATA_SCHEMA)),
         sql.SQL(
@@ -168,7 +167,13 @@ def metadata_ddl() -> list[sql.Composed]:
             "started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL, "
             "status text NOT NULL CHECK (status IN ('succeeded', 'failed')), "
             "rows jsonb, error text)"
-        ).format(runs),
+        ).format(sql.Identifier(METADATA_SCHEMA, "runs")),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_started_at timestamptz NOT NULL, "
+            "target_schema text NOT NULL, source_table text NOT NULL, row_key text, reason text NOT NULL, "
+            "row jsonb NOT NULL)"
+        ).format(sql.Identifier(METADATA_SCHEMA, "rejects")),
     ]
 
 
@@ -307,18 +312,6 @@ def rejects_query(schema: str, table: TargetTable, row_range: tuple[int, int] | 
         f"SELECT {row_label(table)} AS key, problem{', ' + raw if raw else ''}\n"
         f"FROM {_checked_relation(schema, table, row_range)} WHERE problem IS NOT NULL"
     )
-
-
-def rejects_ddl() -> list[sql.Composed]:
-    return [
-        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(METADATA_SCHEMA)),
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} ("
-            "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_started_at timestamptz NOT NULL, "
-            "target_schema text NOT NULL, source_table text NOT NULL, row_key text, reason text NOT NULL, "
-            "row jsonb NOT NULL)"
-        ).format(sql.Identifier(METADATA_SCHEMA, "rejects")),
-    ]
 
 
 def record_rejects_sql(started_at: str, schema: str, rows: list[tuple[str, str, str, str]]) -> sql.Composed:

@@ -138,9 +138,12 @@ def test_hostile_names_arrive_exactly_and_nothing_else_happens(migration, pg, ca
         ("public", "bracket idx", "i"),
         ("public", 'user_id "quoted"_seq', "S"),  # the identities' sequences
         ("public", "order_id_seq", "S"),
-        ("etl", "runs", "r"),  # etl's record of its runs
+        ("etl", "runs", "r"),  # etl's record of its runs, and of the rows they rejected
         ("etl", "runs_pkey", "i"),
         ("etl", "runs_id_seq", "S"),
+        ("etl", "rejects", "r"),
+        ("etl", "rejects_pkey", "i"),
+        ("etl", "rejects_id_seq", "S"),
     }
     assert before <= everything(pg)
 
