@@ -97,7 +97,15 @@ def numeric_canonical(text: str | None) -> str | None:
 
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
+    registered = {
+        r[0]
+        for r in con.execute(
+            "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE 'etl_%'"
+        ).fetchall()
+    }
     for name, function in (("etl_jsonb", jsonb_canonical), ("etl_numeric", numeric_canonical)):
+        if name in registered:
+            continue
         con.create_function(
             name,
             function,
@@ -178,12 +186,24 @@ def _source_sums(
     return count, str(total)
 
 
+def source_sums_query(table: TargetTable, relation: str) -> str:
+    """DuckDB SQL: row count and checksum of `relation`, rows as source_rows_query yields them."""
+    source_hash, _ = _row_hash(table, "source", "c")
+    return f"SELECT count(*), coalesce(sum({source_hash}::HUGEINT), 0) FROM {relation}"
+
+
 def check_table(
-    con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, exists: bool = True, sample: int = 5
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: TargetTable,
+    exists: bool = True,
+    sample: int = 5,
+    source: tuple[int, str] | None = None,
 ) -> TableCheck:
+    """`source`: the source's count and checksum when the load already computed them."""
     source_hash, unchecked = _row_hash(table, "source", "c")
     target_hash, _ = _row_hash(table, "target", "")
-    source_rows, source_sum = _source_sums(con, schema, table, source_hash)
+    source_rows, source_sum = source or _source_sums(con, schema, table, source_hash)
     if not exists:
         return TableCheck(table.name, source_rows, None, source_sum, None, (), tuple(unchecked))
     target = con.execute(
@@ -227,11 +247,19 @@ def verify_tables(
     schema: str,
     tables: tuple[TargetTable, ...],
     existing: frozenset[str] | None = None,
+    sources: dict[str, tuple[int, str]] | None = None,
 ) -> Verification:
-    """Check every table; `existing` are the target's table names (None: they all exist)."""
+    """Check every table; `existing` are the target's table names (None: they all exist);
+    `sources` holds count and checksum of tables whose load computed them already."""
     register_functions(con)
+    sources = sources or {}
     return Verification(
-        tuple(check_table(con, schema, t, exists=existing is None or t.name in existing) for t in tables)
+        tuple(
+            check_table(
+                con, schema, t, exists=existing is None or t.name in existing, source=sources.get(t.name)
+            )
+            for t in tables
+        )
     )
 
 
