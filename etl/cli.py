@@ -21,7 +21,7 @@ from . import __version__
 from .errors import EtlError, SpecError
 from .executor import RunInfo, StepEvent, apply_plan, refuse_destructive, verify_target
 from .init import init_spec
-from .plan import CreateTable, LoadRows, Plan
+from .plan import CreateTable, DropTables, LoadRows, Plan
 from .planner import build_plan
 from .spec import SCHEMA_FILE
 from .target import display_url, read_target_state, redact
@@ -107,9 +107,12 @@ def _print_plan(plan: Plan, url: str) -> None:
         line = step.describe()
         out.print(("! " + line[2:] + "  [destructive]") if step.destructive else line, markup=False)
     creates = sum(1 for s in plan.steps if isinstance(s, CreateTable))
-    drops = len(plan.destructive_steps)
+    replaced = sum(len(s.tables) for s in plan.steps if isinstance(s, DropTables))
+    rows = sum(t.source_rows or 0 for t in plan.tables)
     out.print(
-        f"Plan: {creates} tables to create" + (f", {drops} to drop and re-create" if drops else "") + ".",
+        f"Plan: {creates} tables to create"
+        + (f" ({replaced} replacing existing ones)" if replaced else "")
+        + f"; rows: {rows:,} to insert.",
         markup=False,
     )
 

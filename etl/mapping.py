@@ -80,6 +80,7 @@ class TargetTable:
     # With on_error: reject, the foreign keys (by position) whose parent is loaded before this
     # table: a row pointing at no parent row is rejected too, checked against the loaded parent.
     orphan_checks: tuple[int, ...] = ()
+    source_rows: int | None = None  # rows the source holds (after `where`), counted at plan time
     max_rejects: int | str | None = None  # a count, "N%" of the table's rows, or no limit
 
     def column(self, name: str) -> TargetColumn | None:
@@ -668,9 +669,15 @@ def with_integer_units(
     return replace(mapping, tables=tuple(tables))
 
 
-def with_row_ranges(mapping: Mapping, ranges: dict[str, tuple[tuple[int, int], ...]]) -> Mapping:
-    """The mapping with the rowid ranges each large source table is loaded in."""
+def with_row_ranges(
+    mapping: Mapping, ranges: dict[str, tuple[tuple[int, int], ...]], counts: dict[str, int] | None = None
+) -> Mapping:
+    """The mapping with the rowid ranges each large source table is loaded in, and row counts."""
+    counts = counts or {}
     return replace(
         mapping,
-        tables=tuple(replace(t, row_ranges=ranges.get(t.source, ())) for t in mapping.tables),
+        tables=tuple(
+            replace(t, row_ranges=ranges.get(t.source, ()), source_rows=counts.get(t.source))
+            for t in mapping.tables
+        ),
     )

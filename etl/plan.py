@@ -74,7 +74,8 @@ class LoadRows(Step):
 
     def describe(self) -> str:
         where = f" where {self.table.where}" if self.table.where else ""
-        return f'  load rows "{self.table.source}"{where} -> "{self.schema}"."{self.table.name}"'
+        rows = f"{self.table.source_rows:,} rows" if self.table.source_rows is not None else "rows"
+        return f'  load {rows} from "{self.table.source}"{where} -> "{self.schema}"."{self.table.name}"'
 
 
 @dataclass(frozen=True)

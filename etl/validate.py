@@ -56,24 +56,26 @@ CHUNK_BYTES = 64 * 1024 * 1024
 
 
 def measure_row_ranges(spec: Spec, mapping: Mapping) -> Mapping:
-    """Split tables holding more than CHUNK_BYTES of values into rowid ranges loaded one by one.
+    """Count each table's rows, and split tables holding more than CHUNK_BYTES of values into
+    rowid ranges loaded one by one.
 
-    length() reads a value's size from its record header without loading large values, so this
-    costs one quick pass over tables, and none at all when the whole file is smaller than a chunk."""
-    if spec.source.stat().st_size <= CHUNK_BYTES:
-        return mapping
+    length() reads a value's size from its record header without loading large values, so the
+    sizes cost one quick pass, and none at all when the whole file is smaller than a chunk."""
+    measure_sizes = spec.source.stat().st_size > CHUNK_BYTES
     ranges: dict[str, tuple[tuple[int, int], ...]] = {}
+    counts: dict[str, int] = {}
     with open_sqlite(spec.source) as con:
         for table in mapping.tables:
-            if table.rowid is None:
+            condition = f" WHERE ({table.where})" if table.where else ""
+            source = quote_ident(table.source)
+            if table.rowid is None or not measure_sizes:
+                counts[table.source] = con.execute(f"SELECT count(*) FROM {source}{condition}").fetchone()[0]
                 continue
             sizes = (
                 " + ".join(f"coalesce(length({c.conversion.source_sql}), 0)" for c in table.columns) or "0"
             )
-            query = f"SELECT min({table.rowid}), max({table.rowid}), sum({sizes}) FROM {quote_ident(table.source)}"
-            if table.where:
-                query += f" WHERE ({table.where})"
-            low, high, total = con.execute(query).fetchone()
+            query = f"SELECT count(*), min({table.rowid}), max({table.rowid}), sum({sizes}) FROM {source}{condition}"
+            counts[table.source], low, high, total = con.execute(query).fetchone()
             if low is None or not total or total <= CHUNK_BYTES:
                 continue
             parts = -(-int(total) // CHUNK_BYTES)
@@ -81,7 +83,7 @@ def measure_row_ranges(spec: Spec, mapping: Mapping) -> Mapping:
             ranges[table.source] = tuple(
                 (start, min(start + width - 1, high)) for start in range(low, high + 1, width)
             )
-    return with_row_ranges(mapping, ranges)
+    return with_row_ranges(mapping, ranges, counts)
 
 
 def measure_datetime_units(spec: Spec, mapping: Mapping) -> Mapping:

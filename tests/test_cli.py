@@ -155,3 +155,30 @@ def test_target_option_makes_the_specs_url_variables_unnecessary(migration, pg, 
     result = run("apply", str(m.spec_path), "--target", pg_url)
     assert result.exit_code == 0, result.stderr
     assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (2,)
+
+
+def test_plan_shows_every_step_with_row_counts_and_changes_nothing(migration, pg, pg_url):
+    m = migration(SOURCE)
+    spec = m.write_spec()
+    result = run("plan", str(spec))
+    assert result.exit_code == 0, result.stderr
+    from etl.target import display_url
+
+    assert result.stdout.splitlines() == [
+        f'Target: {display_url(pg_url)} (schema "public")',
+        '+ table "public"."User" (3 columns) from "User"',
+        '  load 2 rows from "User" -> "public"."User"',
+        '+ primary key "User_pkey" (id)',
+        '  identity "User"."id" continues after the largest id',
+        "Plan: 1 tables to create; rows: 2 to insert.",
+    ]
+    assert pg.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+    ).fetchone() == (0,)
+    assert run("apply", str(spec)).exit_code == 0
+    replanned = run("plan", str(spec))
+    assert (
+        replanned.stdout.splitlines()[-1]
+        == "Plan: 1 tables to create (1 replacing existing ones); rows: 2 to insert."
+    )
+    assert replanned.stdout.splitlines()[1].endswith("[destructive]")
