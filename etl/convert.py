@@ -12,18 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .duck import quote_ident, quote_literal
+from .duck import quote_literal
 from .types import PgType
-
-DATETIME_CONVERTERS = (
-    "auto",
-    "iso",
-    "epoch_seconds",
-    "epoch_milliseconds",
-    "epoch_microseconds",
-    "julian_day",
-)
-CONVERTERS = DATETIME_CONVERTERS
 
 # PostgreSQL types DuckDB's postgres extension writes without loss. Anything else (numeric wider
 # than DuckDB's DECIMAL(38), inet, interval, arrays, ...) is loaded as text and converted by
@@ -557,11 +547,3 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
         return failed(value, f"a datetime ({col.converter})", extra)
 
     raise AssertionError(f"no conversion for kind {kind}")
-
-
-def column_ref(name: str) -> str:
-    return quote_ident(name)
-
-
-def literal(text: str) -> str:
-    return quote_literal(text)

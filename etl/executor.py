@@ -21,6 +21,7 @@ from .plan import LoadRows, Plan, Step, VerifyStep
 from .render import (
     SOURCE_ALIAS,
     TARGET_ALIAS,
+    insert_query,
     load_query,
     metadata_ddl,
     postgres_sql,
@@ -276,15 +277,14 @@ def _load_with_checksum(
     verification only has to read the target back. Each range (at most CHUNK_BYTES of values)
     is converted once into a DuckDB temp table, copied to PostgreSQL, and summed."""
     table = step.table
-    target = f"{TARGET_ALIAS}.{duck.quote_ident(step.schema)}.{duck.quote_ident(table.name)}"
-    columns = ", ".join(duck.quote_ident(c.name) for c in table.columns)
+    insert = insert_query(step.schema, table, f"SELECT * FROM {_CHUNK}")
     rows, count, total = 0, 0, 0
     try:
         for row_range in table.row_ranges or (None,):
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {_CHUNK} AS {source_rows_query(step.schema, table, row_range)}"
             )
-            inserted = con.execute(f"INSERT INTO {target} ({columns}) SELECT * FROM {_CHUNK}").fetchone()
+            inserted = con.execute(insert).fetchone()
             rows += int(inserted[0]) if inserted else 0
             sums = con.execute(source_sums_query(table, _CHUNK)).fetchone()
             assert sums is not None  # an aggregate always yields one row

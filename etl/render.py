@@ -327,9 +327,14 @@ def record_rejects_sql(started_at: str, schema: str, rows: list[tuple[str, str, 
     ).format(sql.Identifier(METADATA_SCHEMA, "rejects"), values)
 
 
+def insert_query(schema: str, table: TargetTable, rows_sql: str) -> str:
+    """DuckDB SQL writing the rows of `rows_sql` (one column per target column) to PostgreSQL."""
+    target = f"{TARGET_ALIAS}.{quote_ident(schema)}.{quote_ident(table.name)}"
+    columns = ", ".join(quote_ident(c.name) for c in table.columns)
+    return f"INSERT INTO {target} ({columns})\n{rows_sql}"
+
+
 def load_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
     """DuckDB SQL that converts every row and writes it to PostgreSQL, or raises naming the first
     row that cannot arrive exactly."""
-    target = f"{TARGET_ALIAS}.{quote_ident(schema)}.{quote_ident(table.name)}"
-    columns = ", ".join(quote_ident(c.name) for c in table.columns)
-    return f"INSERT INTO {target} ({columns})\n{source_rows_query(schema, table, row_range)}"
+    return insert_query(schema, table, source_rows_query(schema, table, row_range))

@@ -193,45 +193,8 @@ def _read_indexes(con: sqlite3.Connection, table: str) -> tuple[Index, ...]:
     return tuple(indexes)
 
 
-def find_invalid_utf8(
-    path: str | Path,
-    table: str,
-    columns: list[tuple[str, str]],
-    key_sql: tuple[tuple[str, str], ...],
-    where: str | None,
-) -> str | None:
-    """Name the first text value that is not valid UTF-8 (DuckDB only says that one exists).
-
-    `columns` pairs a target column name with its SQLite expression. Runs only after a load
-    failed, so a row-by-row scan is acceptable here.
-    """
-    exprs = [f"CASE WHEN typeof({e}) = 'text' THEN CAST({e} AS BLOB) END" for _n, e in columns]
-    keys = [f"quote({e})" for _label, e in key_sql]
-    query = f"SELECT {', '.join(exprs + keys)} FROM {quote_ident(table)}"
-    if where:
-        query += f" WHERE ({where})"
-    with open_sqlite(path) as con:
-        for row in con.execute(query):
-            for (name, _e), value in zip(columns, row, strict=False):
-                if value is None:
-                    continue
-                try:
-                    bytes(value).decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    key = ", ".join(
-                        f"{label}={k}" for (label, _e2), k in zip(key_sql, row[len(columns) :], strict=False)
-                    )
-                    shown = bytes(value)[:40].hex().upper()
-                    return (
-                        f'table "{table}", row {key}: column "{name}": text is not valid UTF-8 '
-                        f"(byte 0x{bytes(value)[exc.start]:02x} at offset {exc.start}; value X'{shown}'); "
-                        f"fix the text in SQLite, or map the column to bytea to keep the bytes"
-                    )
-    return None
-
-
 def integer_magnitudes(
-    path: str | Path, table: str, where: str | None, expressions: list[str]
+    con: sqlite3.Connection, table: str, where: str | None, expressions: list[str]
 ) -> list[tuple[int | None, int | None]]:
     """(smallest, largest) absolute integer each SQLite expression yields over the rows, one scan."""
     from .duck import quote_ident
@@ -246,6 +209,5 @@ def integer_magnitudes(
     query = f"SELECT {', '.join(items)} FROM {quote_ident(table)}"
     if where:
         query += f" WHERE ({where})"
-    with open_sqlite(path) as con:
-        row = con.execute(query).fetchone()
+    row = con.execute(query).fetchone()
     return [(row[2 * i], row[2 * i + 1]) for i in range(len(expressions))]

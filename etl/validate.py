@@ -89,13 +89,15 @@ def measure_row_ranges(spec: Spec, mapping: Mapping) -> Mapping:
 def measure_datetime_units(spec: Spec, mapping: Mapping) -> Mapping:
     """Fix each `auto` datetime column's integer unit from the integers it holds."""
     magnitudes: dict[tuple[str, str], tuple[int | None, int | None]] = {}
-    for source_table, columns in datetime_columns_to_measure(mapping).items():
-        where = next((t.where for t in mapping.tables if t.source == source_table), None)
-        found = integer_magnitudes(
-            spec.source, source_table, where, [c.conversion.source_sql for c in columns]
-        )
-        for column, extremes in zip(columns, found, strict=True):
-            magnitudes[(source_table, column.name)] = extremes
+    wanted = datetime_columns_to_measure(mapping)
+    if not wanted:
+        return mapping
+    with open_sqlite(spec.source) as con:
+        for source_table, columns in wanted.items():
+            where = next((t.where for t in mapping.tables if t.source == source_table), None)
+            found = integer_magnitudes(con, source_table, where, [c.conversion.source_sql for c in columns])
+            for column, extremes in zip(columns, found, strict=True):
+                magnitudes[(source_table, column.name)] = extremes
     return with_integer_units(mapping, magnitudes)
 
 

@@ -136,6 +136,8 @@ def test_replacing_tables_never_drops_what_depends_on_them_outside_the_spec(migr
     m.apply()
     m.apply(allow_destructive=True)  # a foreign-key cycle among the spec's own tables is no obstacle
     pg.execute("CREATE VIEW a_view AS SELECT id FROM a")
-    with pytest.raises(TargetError, match=r"because other objects depend on them \(view a_view depends on table a\)"):
+    with pytest.raises(
+        TargetError, match=r"because other objects depend on them \(view a_view depends on table a\)"
+    ):
         m.apply(allow_destructive=True)
     assert pg.execute("SELECT count(*) FROM a_view").fetchone() == (1,)

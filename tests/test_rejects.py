@@ -116,7 +116,7 @@ def test_child_rows_whose_parent_is_missing_or_rejected_are_rejected_too(migrati
 
 def test_orphans_still_fail_the_run_where_on_error_is_fail(migration, pg):
     m = migration(ORPHANS)
-    with pytest.raises(TargetError, match="PostgreSQL refused foreign key \"Post_authorId_fkey\""):
+    with pytest.raises(TargetError, match='PostgreSQL refused foreign key "Post_authorId_fkey"'):
         m.apply("tables:\n  User:\n    on_error: reject\n")
     assert pg.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"

@@ -8,7 +8,6 @@ what PostgreSQL really holds, not what etl meant to send.
 from __future__ import annotations
 
 import datetime
-import textwrap
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 import pytest
+from conftest import Migration
 from psycopg import sql
 
 from etl import render
@@ -108,26 +108,14 @@ def insert_defaults(pg: psycopg.Connection, table: str, **values: Any) -> dict[s
     return {d.name: v for d, v in zip(cur.description, row, strict=True)}
 
 
-class Offline:
-    """A SQLite source and a spec whose target is never contacted: validation needs no database."""
-
-    def __init__(self, tmp_path: Path, source: Path):
-        self.source = source
-        self.spec_path = tmp_path / "spec.yaml"
-
-    def write_spec(self, body: str = "") -> Path:
-        head = f"version: 1\nsource:\n  sqlite: {self.source.name}\ntarget:\n  url: postgresql://etl@127.0.0.1:1/unused\n"
-        self.spec_path.write_text(head + textwrap.dedent(body), encoding="utf-8")
-        return self.spec_path
-
-
 @pytest.fixture
-def offline(tmp_path: Path, tmp_sqlite) -> Callable[[str], Offline]:
-    """Factory: ``offline(sqlite_script) -> Offline``, for tests of what validation reports."""
-    return lambda script: Offline(tmp_path, tmp_sqlite(script))
+def offline(tmp_path: Path, tmp_sqlite) -> Callable[[str], Migration]:
+    """Factory: ``offline(sqlite_script) -> Migration`` whose target is never contacted, for tests
+    of what validation reports (validation needs no database)."""
+    return lambda script: Migration(tmp_path, "postgresql://etl@127.0.0.1:1/unused", tmp_sqlite(script))
 
 
-def spec_error(m: Offline, body: str) -> str:
+def spec_error(m: Migration, body: str) -> str:
     """The full text of the SpecError that validating `body` raises, with the spec's path shortened."""
     with pytest.raises(SpecError) as caught:
         validate(m.write_spec(body), {})
