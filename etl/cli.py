@@ -20,8 +20,10 @@ from rich.console import Console
 from . import __version__
 from .errors import EtlError, SpecError
 from .executor import RunInfo, StepEvent, apply_plan, refuse_destructive, verify_target
+from .explain import plan_document, plan_lines
 from .init import init_spec
-from .plan import CreateTable, DropTables, LoadRows, Plan
+from .observe import observe_target
+from .plan import LoadRows, Plan, SyncRows
 from .planner import build_plan
 from .spec import SCHEMA_FILE
 from .target import display_url, read_target_state, redact
@@ -96,37 +98,66 @@ def validate_command(spec: SpecPath) -> None:
     out.print(f"{spec}: OK ({tables} tables, {columns} columns)")
 
 
-def _plan_for(checked: Validated) -> Plan:
-    state = read_target_state(checked.spec.target_url, checked.mapping.schema)
+def _plan_for(checked: Validated, show_rows: int = 0) -> Plan:
+    state = observe_target(checked.mapping, checked.spec.source, checked.spec.target_url, show_rows)
     return build_plan(checked.mapping, state)
 
 
 def _print_plan(plan: Plan, url: str) -> None:
-    out.print(f'Target: {display_url(url)} (schema "{plan.schema}")', markup=False)
-    for step in plan.steps:
-        line = step.describe()
-        out.print(("! " + line[2:] + "  [destructive]") if step.destructive else line, markup=False)
-    creates = sum(1 for s in plan.steps if isinstance(s, CreateTable))
-    replaced = sum(len(s.tables) for s in plan.steps if isinstance(s, DropTables))
-    rows = sum(t.source_rows or 0 for t in plan.tables)
-    out.print(
-        f"Plan: {creates} tables to create"
-        + (f" ({replaced} replacing existing ones)" if replaced else "")
-        + f"; rows: {rows:,} to insert.",
-        markup=False,
-    )
+    for line in plan_lines(plan, display_url(url)):
+        out.print(line, markup=False)
+
+
+ShowRows = Annotated[
+    int,
+    typer.Option(
+        "--show-rows", min=0, metavar="N", help="Show up to N changed rows per table (keys and columns)."
+    ),
+]
 
 
 @app.command("plan")
-def plan_command(spec: SpecPath, target: TargetOption = None) -> None:
-    """Show what apply would do, changing nothing."""
+def plan_command(
+    spec: SpecPath,
+    target: TargetOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the plan as JSON (schemas/etl-plan.schema.json).")
+    ] = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode", help="Exit 0 when there is nothing to change, 2 when there is, 1 on error."
+        ),
+    ] = False,
+    show_rows: ShowRows = 0,
+) -> None:
+    """Show what apply would do, schema and rows, changing nothing."""
     url = target
     try:
         checked = _load(spec, target)
         url = checked.spec.target_url
-        _print_plan(_plan_for(checked), url)
+        plan = _plan_for(checked, show_rows)
     except EtlError as exc:
         _fail(exc, url)
+        return
+    if as_json:
+        sys.stdout.write(
+            json.dumps(plan_document(plan, display_url(url)), indent=2, ensure_ascii=False) + "\n"
+        )
+    else:
+        _print_plan(plan, url)
+    if detailed_exitcode and plan.has_changes:
+        raise typer.Exit(2)
+
+
+def _confirm() -> bool:
+    """Ask on a terminal; anything but yes is no."""
+    out.print("Apply this plan? Only 'yes' is accepted: ", end="", markup=False)
+    try:
+        answer = input()
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("yes", "y")
 
 
 @app.command("apply")
@@ -135,39 +166,53 @@ def apply_command(
     target: TargetOption = None,
     allow_destructive: Annotated[
         bool,
-        typer.Option("--allow-destructive", help="Allow dropping and re-creating tables that already exist."),
+        typer.Option(
+            "--allow-destructive", help="Allow dropping tables, columns or rows, and narrowing types."
+        ),
     ] = False,
     no_verify: Annotated[
         bool,
         typer.Option("--no-verify", help="Skip comparing counts and checksums of every table before COMMIT."),
     ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan and change nothing (same as etl plan).")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before applying (on a terminal it asks).")
+    ] = False,
+    show_rows: ShowRows = 0,
 ) -> None:
-    """Migrate: create the tables, copy every row, add keys and indexes, verify, in one transaction."""
+    """Bring the target up to date with the source through the spec, in one transaction:
+    create, load, sync, add keys and indexes, verify. Shows the plan first."""
     url = target
     try:
         checked = _load(spec, target)
         url = checked.spec.target_url
-        plan = _plan_for(checked)
+        plan = _plan_for(checked, show_rows)
+        _print_plan(plan, url)
+        if dry_run or not plan.has_changes:
+            return
         refuse_destructive(plan, allow_destructive)
-        loads = [s for s in plan.steps if isinstance(s, LoadRows)]
-        out.print(
-            f'Applying {spec} to {display_url(url)} (schema "{plan.schema}"): {len(loads)} tables',
-            markup=False,
-        )
+        if not yes and sys.stdin.isatty() and out.is_terminal and not _confirm():
+            err.print("Error: not applied; nothing was changed", markup=False)
+            raise typer.Exit(1)
+        out.print(f'Applying {spec} to {display_url(url)} (schema "{plan.schema}")', markup=False)
 
         status = err.status("starting", spinner="dots") if err.is_terminal else None
         if status:
             status.start()
 
         def progress(event: StepEvent) -> None:
-            if not isinstance(event.step, LoadRows):
+            if not isinstance(event.step, LoadRows | SyncRows):
                 if status and event.phase == "start":
                     status.update(event.step.describe().strip())
                 return
             name = event.step.table.name
             if event.phase == "start":
                 if status:
-                    status.update(f"loading {name}")
+                    status.update(
+                        f"loading {name}" if isinstance(event.step, LoadRows) else f"syncing {name}"
+                    )
                 return
             rate = (event.rows or 0) / event.seconds if event.seconds > 0 else 0.0
             out.print(
@@ -196,7 +241,9 @@ def apply_command(
         # click would turn this into "Aborted!"; the user needs to know what became of the target.
         err.print("Error: interrupted; nothing was committed", markup=False)
         raise typer.Exit(130) from None
-    total = sum(result.rows.values())
+    inserted = sum(c[0] for c in result.changes.values())
+    updated = sum(c[1] for c in result.changes.values())
+    deleted = sum(c[2] for c in result.changes.values())
     if result.rejects:
         report = spec.with_name(spec.stem + ".rejects.jsonl")
         report.write_text(
@@ -208,7 +255,8 @@ def apply_command(
             markup=False,
         )
     out.print(
-        f"Done: {len(result.rows)} tables, {total:,} rows in {result.seconds:.2f} s"
+        f"Done: {len(result.changes)} {'table' if len(result.changes) == 1 else 'tables'}; rows: {inserted:,} inserted, {updated:,} updated, "
+        f"{deleted:,} deleted in {result.seconds:.2f} s"
         f"{', every table verified' if result.verified else ', not verified (--no-verify)'}. Committed.",
         markup=False,
     )
@@ -227,8 +275,7 @@ def verify_command(
         checked = _load(spec, target)
         url = checked.spec.target_url
         state = read_target_state(url, checked.mapping.schema)
-        plan = build_plan(checked.mapping, state)
-        verification = verify_target(plan, checked.spec.source, url, state.tables)
+        verification = verify_target(checked.mapping, checked.spec.source, url, state.tables)
     except EtlError as exc:
         _fail(exc, url)
         return

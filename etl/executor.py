@@ -16,8 +16,9 @@ from typing import NoReturn
 import duckdb
 
 from . import duck
-from .errors import DataError, DestructiveChangeRefused, EtlError, TargetError, VerificationFailed
-from .plan import LoadRows, Plan, Step, VerifyStep
+from .errors import DataError, DestructiveChangeRefused, EtlError, PlanError, TargetError, VerificationFailed
+from .mapping import Mapping, TargetTable
+from .plan import DeleteRows, LoadRows, Plan, Step, SyncRows, VerifyStep
 from .render import (
     SOURCE_ALIAS,
     TARGET_ALIAS,
@@ -31,6 +32,7 @@ from .render import (
     schema_lock_sql,
     source_rows_query,
 )
+from .sync import check_written, delete_rows, sync_rows
 from .target import libpq_conninfo, redact
 from .verify import Verification, describe_failures, register_functions, source_sums_query, verify_tables
 
@@ -54,12 +56,13 @@ class RunInfo:
 @dataclass
 class ApplyResult:
     rows: dict[str, int] = field(default_factory=dict)  # target table -> rows loaded
+    changes: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # rows inserted, updated, deleted
     seconds: float = 0.0
     verified: bool = False
     rejects: list[dict] = field(default_factory=list)  # rows set aside by on_error: reject
 
 
-def _duck_message(exc: Exception) -> str:
+def duck_message(exc: Exception) -> str:
     """DuckDB's error text as one line: without its error-class prefix, without the echo of the
     statement the postgres extension sent, with PostgreSQL's DETAIL kept."""
     text = str(exc).strip()
@@ -96,25 +99,51 @@ def apply_plan(
     con = duck.connect()
     in_transaction = False
     try:
-        _attach(con, source, target_url)
+        attach(con, source, target_url)
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
         _lock_schema(con, plan.schema)
         source_sums: dict[str, tuple[int, str]] = {}
+        written: dict[str, tuple[TargetTable, str]] = {}  # upsert/append tables: the rows written, to check
         if verify:
             register_functions(con)
-        for step in plan.steps:
+
+        def execute(statement, what: str) -> None:
+            _execute(con, statement, what, target_url)
+
+        for number, step in enumerate(plan.steps):
             on_event(StepEvent(step, "start"))
             t0 = time.perf_counter()
-            rows: int | None
+            rows: int | None = None
             if isinstance(step, LoadRows) and step.table.on_error == "reject":
                 rows, rejected = _load_rejecting(con, step, target_url)
                 result.rejects += rejected
             elif isinstance(step, LoadRows) and verify:
                 rows, source_sums[step.table.name] = _load_with_checksum(con, step, target_url)
+            elif isinstance(step, SyncRows):
+                if step.table.on_error == "reject":
+                    result.rejects += _collect_rejects(con, step, target_url)
+                try:
+                    synced = sync_rows(con, step, number, execute, verify)
+                except duckdb.Error as exc:
+                    _raise_load_error(exc, step.table, target_url)
+                _check_planned(step, synced.counts)
+                rows = synced.counts[0] + synced.counts[1]
+                result.changes[step.table.name] = synced.counts
+                if synced.sums is not None:
+                    source_sums[step.table.name] = synced.sums
+                if synced.written is not None:
+                    written[step.table.name] = (step.table, synced.written)
+            elif isinstance(step, DeleteRows):
+                delete_rows(step, execute)
+                inserted, updated, _ = result.changes.get(step.table.name, (0, 0, 0))
+                result.changes[step.table.name] = (inserted, updated, step.count)
             else:
                 rows = _run_step(con, step, target_url)
             if isinstance(step, LoadRows):
+                result.rows[step.table.name] = rows or 0
+                result.changes[step.table.name] = (rows or 0, 0, 0)
+            elif isinstance(step, SyncRows):
                 result.rows[step.table.name] = rows or 0
             on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
         for statement in metadata_ddl():
@@ -131,12 +160,19 @@ def apply_plan(
         if verify:
             on_event(StepEvent(VerifyStep(plan.schema), "start"))
             t0 = time.perf_counter()
-            verification = verify_tables(con, plan.schema, plan.tables, sources=source_sums)
+            whole = tuple(t for t in plan.tables if t.name not in written)
+            verification = verify_tables(con, plan.schema, whole, sources=source_sums)
+            missing = [
+                (table.name, check_written(con, plan.schema, table, name)) for table, name in written.values()
+            ]
             on_event(StepEvent(VerifyStep(plan.schema), "done", None, time.perf_counter() - t0))
             if not verification.ok:
                 raise VerificationFailed(
                     f"verification failed, nothing was committed: {describe_failures(verification)}"
                 )
+            bad = [f'table "{name}": {n:,} rows written differ in the target' for name, n in missing if n]
+            if bad:
+                raise VerificationFailed(f"verification failed, nothing was committed: {'; '.join(bad)}")
             result.verified = True
         record = record_run_sql(
             plan.schema, run.spec, run.spec_sha256, started_at, _now(), "succeeded", result.rows, None
@@ -146,7 +182,7 @@ def apply_plan(
             con.execute("COMMIT")
         except duckdb.Error as exc:
             raise TargetError(
-                f"COMMIT failed: {redact(_duck_message(exc), target_url)}; nothing was committed"
+                f"COMMIT failed: {redact(duck_message(exc), target_url)}; nothing was committed"
             ) from exc
         in_transaction = False
     except BaseException as exc:
@@ -177,7 +213,7 @@ def _execute(con: duckdb.DuckDBPyConnection, statement, what: str, target_url: s
     try:
         con.execute(f"CALL postgres_execute({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})")
     except duckdb.Error as exc:
-        raise TargetError(f"PostgreSQL refused {what}: {redact(_duck_message(exc), target_url)}") from exc
+        raise TargetError(f"PostgreSQL refused {what}: {redact(duck_message(exc), target_url)}") from exc
 
 
 def _record_failure(schema: str, run: RunInfo, started_at: str, error: str, target_url: str) -> None:
@@ -233,16 +269,16 @@ def _quarantine(con: duckdb.DuckDBPyConnection) -> None:
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(con))
 
 
-def _attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str, read_only: bool = False) -> None:
+def attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str, read_only: bool = False) -> None:
     try:
         con.execute(f"ATTACH {duck.quote_literal(str(source))} AS {SOURCE_ALIAS} (TYPE sqlite, READ_ONLY)")
     except duckdb.Error as exc:
-        raise EtlError(f"cannot open SQLite file '{source}' in DuckDB: {_duck_message(exc)}") from exc
+        raise EtlError(f"cannot open SQLite file '{source}' in DuckDB: {duck_message(exc)}") from exc
     try:
         options = "TYPE postgres, READ_ONLY" if read_only else "TYPE postgres"
         con.execute(f"ATTACH {duck.quote_literal(libpq_conninfo(target_url))} AS {TARGET_ALIAS} ({options})")
     except duckdb.Error as exc:
-        raise TargetError(f"cannot connect to PostgreSQL: {redact(_duck_message(exc), target_url)}") from exc
+        raise TargetError(f"cannot connect to PostgreSQL: {redact(duck_message(exc), target_url)}") from exc
 
 
 def _run_step(con: duckdb.DuckDBPyConnection, step: Step, target_url: str) -> int | None:
@@ -293,6 +329,38 @@ def _load_with_checksum(
     except duckdb.Error as exc:
         _raise_load_error(exc, table, target_url)
     return rows, (count, str(total))
+
+
+def _check_planned(step: SyncRows, counts: tuple[int, int, int]) -> None:
+    """apply does what plan showed: if the rows differ from what was planned (the source or the
+    target changed in between), nothing is committed."""
+    if counts != step.diff.counts():
+        planned = "{:,} to insert, {:,} to update, {:,} to delete".format(*step.diff.counts())
+        found = "{:,} to insert, {:,} to update, {:,} to delete".format(*counts)
+        raise PlanError(
+            f'table "{step.table.name}" changed since the plan was made: planned {planned}, '
+            f"found {found}; nothing was committed: run etl plan again"
+        )
+
+
+def _collect_rejects(con: duckdb.DuckDBPyConnection, step: SyncRows, target_url: str) -> list[dict]:
+    table = step.table
+    rejected = []
+    try:
+        for row_range in table.row_ranges or (None,):
+            for found in con.execute(rejects_query(step.schema, table, row_range)).fetchall():
+                rejected.append(_reject_record(table, found))
+    except duckdb.Error as exc:
+        _raise_load_error(exc, table, target_url)
+    total = (table.source_rows or 0) + 0
+    limit = _reject_limit(table.max_rejects, total)
+    if limit is not None and len(rejected) > limit:
+        first = rejected[0]
+        raise DataError(
+            f'table "{table.source}": {len(rejected):,} rows rejected, more than max_rejects {table.max_rejects} '
+            f"allows; nothing was committed. The first: row {first['key']}: {first['reason']}"
+        )
+    return rejected
 
 
 def _load_rejecting(
@@ -355,7 +423,7 @@ def _reject_record(table, found: tuple) -> dict:
 
 
 def _raise_load_error(exc: duckdb.Error, table, target_url: str) -> NoReturn:
-    message = _duck_message(exc)
+    message = duck_message(exc)
     if message.startswith(f'table "{table.source}"'):
         raise DataError(message) from exc
     if isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message:
@@ -368,14 +436,14 @@ def _raise_load_error(exc: duckdb.Error, table, target_url: str) -> NoReturn:
     ) from exc
 
 
-def verify_target(plan: Plan, source: Path, target_url: str, existing: frozenset[str]) -> Verification:
-    """Verify the tables of `plan` against the target as it is, changing nothing."""
+def verify_target(mapping: Mapping, source: Path, target_url: str, existing: frozenset[str]) -> Verification:
+    """Verify the tables of `mapping` against the target as it is, changing nothing."""
     con = duck.connect()
     try:
-        _attach(con, source, target_url, read_only=True)
-        return verify_tables(con, plan.schema, plan.tables, existing)
+        attach(con, source, target_url, read_only=True)
+        return verify_tables(con, mapping.schema, mapping.tables, existing)
     except duckdb.Error as exc:
-        message = _duck_message(exc)
+        message = duck_message(exc)
         if message.startswith('table "'):
             raise DataError(message) from exc
         raise TargetError(f"verification could not read the target: {redact(message, target_url)}") from exc

@@ -82,6 +82,8 @@ class TargetTable:
     orphan_checks: tuple[int, ...] = ()
     source_rows: int | None = None  # rows the source holds (after `where`), counted at plan time
     max_rejects: int | str | None = None  # a count, "N%" of the table's rows, or no limit
+    mode: str = "sync"  # how an existing target table is brought up to date
+    watermark: str | None = None  # target column, for mode: append
 
     def column(self, name: str) -> TargetColumn | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -469,6 +471,29 @@ class _Resolver:
         rowid = None
         if not table.without_rowid:
             rowid = next((n for n in ("rowid", "_rowid_", "oid") if table.column(n) is None), None)
+        mode = ts.mode or self.spec.mode
+        watermark = None
+        if ts.watermark is not None:
+            if ts.watermark not in col_names:
+                self.problem(
+                    (*base, "watermark"),
+                    f"no migrated column '{ts.watermark}' in table '{table.name}'{_did_you_mean(ts.watermark, list(col_names))}",
+                )
+            else:
+                watermark = col_names[ts.watermark]
+            if mode != "append":
+                self.problem((*base, "watermark"), f"a watermark applies to mode: append, not mode: {mode}")
+        elif mode == "append":
+            self.problem(
+                (*base, "mode") if ts.mode else ("mode",),
+                f"mode: append needs a `watermark` column for table '{table.name}' (e.g. its id or createdAt)",
+            )
+        if mode == "upsert" and not pk:
+            self.problem(
+                (*base, "mode") if ts.mode else ("mode",),
+                f"mode: upsert matches rows by primary key, and table '{table.name}' has none; "
+                "give it a `primary_key` or use mode: sync",
+            )
         key_sql = tuple((c, quote_ident(c)) for c in pk_source if table.column(c)) or (
             ((rowid, rowid),) if rowid else ()
         )
@@ -485,6 +510,8 @@ class _Resolver:
             rowid=rowid,
             on_error=ts.on_error or self.spec.on_error,
             max_rejects=ts.max_rejects if ts.max_rejects is not None else self.spec.max_rejects,
+            mode=mode,
+            watermark=watermark,
             key_sql=key_sql,
             sequence_floor=table.sequence if table.autoincrement else None,
         )

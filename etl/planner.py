@@ -1,65 +1,283 @@
-"""build_plan: the desired schema and the target as it is -> ordered steps. Pure."""
+"""build_plan: the desired schema and rows against the target as it is -> ordered steps. Pure.
+
+Order matters and is the executor's: foreign keys that change go first (nothing else can then
+trip over them); tables replaced are dropped; existing tables are altered; rows are created,
+inserted and updated parents first, deleted children first; NOT NULL, keys and indexes follow the
+rows (cheaper to build once, and checked against the rows the table ends up with); foreign keys
+last, when every table holds its rows.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping as MappingType
+from dataclasses import dataclass, field
 
 from .convert import loads_as_text
-from .mapping import Mapping
+from .errors import PlanError
+from .mapping import Mapping, TargetTable
 from .plan import (
+    AddColumn,
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
+    AlterColumnType,
     ConvertColumn,
     CreateEnum,
     CreateIndex,
     CreateSchema,
     CreateTable,
-    DropEnum,
+    DeleteRows,
+    DropColumn,
+    DropConstraint,
+    DropIndex,
     DropTables,
     LoadRows,
     Plan,
     ResetSequence,
+    RowDiff,
+    SetDefault,
+    SetIdentity,
+    SetNotNull,
     Step,
+    SyncRows,
 )
+from .target_catalog import PgColumn, PgConstraint, PgTable, TargetCatalog
+from .types import PgType, parse_pg_type
 
 
 @dataclass(frozen=True)
 class TargetState:
-    """What the planner needs to know about the target: which schema and tables exist."""
+    """The target as it is, and what the planner learned comparing it with the source.
+
+    `catalog`: the target schema as read; `desired`: the spec's tables as PostgreSQL itself
+    describes them (created in a scratch schema and rolled back), so that both sides of the schema
+    diff are PostgreSQL's own words; `rows`: the row diff of every table that exists."""
 
     schema_exists: bool
-    tables: frozenset[str] = frozenset()
-    enums: frozenset[str] = frozenset()  # enum types in the schema
+    tables: frozenset[str] = frozenset()  # every relation in the schema (tables, views, ...)
+    enums: frozenset[str] = frozenset()
+    catalog: TargetCatalog | None = None
+    desired: TargetCatalog | None = None
+    rows: MappingType[str, RowDiff] = field(default_factory=dict)
+
+
+_WHAT = {"p": "primary key", "u": "unique", "f": "foreign key"}
 
 
 def build_plan(mapping: Mapping, target: TargetState) -> Plan:
     schema = mapping.schema
+    existing = [t for t in mapping.tables if t.name in target.tables]
+    if existing and (target.catalog is None or target.desired is None):
+        raise PlanError("planning against existing tables needs the target's catalog")
+    catalog = target.catalog or TargetCatalog(schema, target.schema_exists)
+    desired = target.desired or TargetCatalog(schema, False)
+
+    enum_steps: list[Step] = []
+    found_enums = dict(catalog.enums)
+    for name, labels in mapping.enums:
+        if name not in found_enums and name not in target.enums:
+            enum_steps.append(CreateEnum(schema, name, labels))
+        elif name in found_enums and found_enums[name] != labels:
+            raise PlanError(
+                f'enum type "{schema}"."{name}" in the target has labels ({", ".join(found_enums[name])}), '
+                f"the spec ({', '.join(labels)}); changing an enum type in place is not supported yet: "
+                "drop the type and the tables using it, or keep its labels"
+            )
+
+    rebuilt: list[TargetTable] = []
+    kept: list[tuple[TargetTable, PgTable, PgTable]] = []
+    for table in existing:
+        actual = catalog.table(table.name)
+        wanted = desired.table(table.name)
+        if actual is None or wanted is None:
+            raise PlanError(
+                f'"{schema}"."{table.name}" exists in the target but is not a table (a view?); '
+                "drop or rename it, or give the table another name in the spec"
+            )
+        diff = target.rows.get(table.name, RowDiff())
+        if table.mode == "replace" and (diff.changes or _differs(wanted, actual)):
+            rebuilt.append(table)
+        else:
+            kept.append((table, actual, wanted))
+    rebuilt_names = {t.name for t in rebuilt}
+    fresh = [t for t in mapping.tables if t.name not in target.tables or t.name in rebuilt_names]
+    fresh_names = {t.name for t in fresh}
+
+    first: list[Step] = []  # foreign keys dropped
+    alter: list[Step] = []  # existing tables, before their rows
+    after: list[Step] = []  # existing tables, after their rows
+    readd_fks: list[Step] = []
+    for table, actual, wanted in kept:
+        first += [
+            DropConstraint(schema, table.name, c.name, "foreign key")
+            for c in _constraint_changes(actual, wanted, "f")
+        ]
+        # A foreign key onto a table that is dropped and created again goes with it, and returns.
+        for fk in table.foreign_keys:
+            dropped = any(isinstance(s, DropConstraint) and s.name == fk.name for s in first)
+            if fk.ref_table in rebuilt_names and _constraint(actual, fk.name) is not None and not dropped:
+                first.append(DropConstraint(schema, table.name, fk.name, "foreign key"))
+                readd_fks.append(AddForeignKey(schema, table.name, fk))
+        a, b = _table_changes(schema, table, actual, wanted)
+        alter += a
+        after += b
     steps: list[Step] = []
     if not target.schema_exists:
         steps.append(CreateSchema(schema))
-    existing = tuple(t.name for t in mapping.tables if t.name in target.tables)
-    if existing:
-        steps.append(DropTables(schema, existing))
-    for name, labels in mapping.enums:
-        if name in target.enums:
-            steps.append(DropEnum(schema, name))
-        steps.append(CreateEnum(schema, name, labels))
+    steps += enum_steps + first
+    if rebuilt:
+        held = sum(_target_rows(target.rows.get(t.name, RowDiff())) for t in rebuilt)
+        steps.append(DropTables(schema, tuple(t.name for t in rebuilt), held))
+    steps += alter
+
+    kept_by_name = {t.name: t for t, _, _ in kept}
     for table in mapping.tables:
-        steps.append(CreateTable(schema, table))
-        steps.append(LoadRows(schema, table))
-        steps.extend(ConvertColumn(schema, table.name, c) for c in table.columns if loads_as_text(c.pg_type))
+        if table.name in fresh_names:
+            steps.append(CreateTable(schema, table))
+            steps.append(LoadRows(schema, table))
+            steps.extend(
+                ConvertColumn(schema, table.name, c) for c in table.columns if loads_as_text(c.pg_type)
+            )
+        elif table.name in kept_by_name:
+            diff = target.rows.get(table.name, RowDiff())
+            if diff.insert or diff.update or diff.delete:
+                steps.append(SyncRows(schema, table, diff))
+    for table in reversed(mapping.tables):
+        diff = target.rows.get(table.name, RowDiff())
+        if table.name in kept_by_name and diff.delete:
+            steps.append(DeleteRows(schema, table, diff.delete))
+    steps += after
     # Keys, indexes and foreign keys after the rows: building them once is faster than
     # maintaining them row by row, and foreign keys on cycles need every table loaded first.
-    for table in mapping.tables:
+    for table in fresh:
         if table.primary_key:
             steps.append(AddPrimaryKey(schema, table))
         steps.extend(AddUnique(schema, table.name, u) for u in table.uniques)
         steps.extend(CreateIndex(schema, table.name, ix) for ix in table.indexes)
-    for table in mapping.tables:
+    for table in fresh:
         steps.extend(AddForeignKey(schema, table.name, fk) for fk in table.foreign_keys)
+    for table, actual, wanted in kept:
+        steps.extend(
+            AddForeignKey(schema, table.name, fk)
+            for fk in table.foreign_keys
+            if any(c.name == fk.name for c in _constraint_changes(wanted, actual, "f"))
+        )
+    steps += readd_fks
     for table in mapping.tables:
         identity = table.identity_column
-        if identity:
+        if not identity:
+            continue
+        if table.name in fresh_names or target.rows.get(table.name, RowDiff()).insert:
             steps.append(ResetSequence(schema, table.name, identity, table.sequence_floor))
     return Plan(steps=tuple(steps), schema=schema)
+
+
+def _target_rows(diff: RowDiff) -> int:
+    """Rows the target's table holds, as the diff counted them."""
+    return diff.delete + diff.update + diff.unchanged
+
+
+def _constraint(table: PgTable, name: str) -> PgConstraint | None:
+    return next((c for c in table.constraints if c.name == name), None)
+
+
+def _constraint_changes(have: PgTable, want: PgTable, kind: str) -> list[PgConstraint]:
+    """Constraints of `have` (of one kind) that `want` lacks or defines differently."""
+    return [c for c in have.constraints if c.kind == kind and _constraint(want, c.name) != c]
+
+
+def _differs(wanted: PgTable, actual: PgTable) -> bool:
+    return (
+        {c.name: _column_key(c) for c in wanted.columns} != {c.name: _column_key(c) for c in actual.columns}
+        or set(wanted.constraints) != set(actual.constraints)
+        or set(wanted.indexes) != set(actual.indexes)
+    )
+
+
+def _column_key(c: PgColumn) -> tuple:
+    return (c.enum or c.type, c.nullable, c.default, c.identity)
+
+
+def _same_type(wanted: PgColumn, actual: PgColumn) -> bool:
+    if wanted.enum or actual.enum:
+        return wanted.enum == actual.enum
+    return wanted.type == actual.type
+
+
+def _table_changes(
+    schema: str, table: TargetTable, actual: PgTable, wanted: PgTable
+) -> tuple[list[Step], list[Step]]:
+    """Steps altering an existing table: those before its rows move, and those after."""
+    name = table.name
+    before: list[Step] = []
+    after: list[Step] = []
+    for c in _constraint_changes(actual, wanted, "p") + _constraint_changes(actual, wanted, "u"):
+        before.append(DropConstraint(schema, name, c.name, _WHAT[c.kind]))
+    wanted_indexes = set(wanted.indexes)
+    before += [DropIndex(schema, name, ix.name) for ix in actual.indexes if ix not in wanted_indexes]
+    wanted_names = {c.name for c in wanted.columns}
+    before += [DropColumn(schema, name, c.name) for c in actual.columns if c.name not in wanted_names]
+    for column in table.columns:
+        want = wanted.column(column.name)
+        have = actual.column(column.name)
+        assert want is not None  # the scratch schema was made from this very table
+        if have is None:
+            before.append(AddColumn(schema, name, column))
+            if not column.nullable and not column.identity:
+                after.append(SetNotNull(schema, name, column.name, True))
+            continue
+        if have.identity and not want.identity:
+            before.append(SetIdentity(schema, name, column.name, False))
+        if not _same_type(want, have):
+            before.append(
+                AlterColumnType(schema, name, column, have.type, _narrowing(have.type, column.pg_type))
+            )
+        if have.default != want.default:
+            before.append(SetDefault(schema, name, column, have.default))
+        if want.nullable and not have.nullable:
+            before.append(SetNotNull(schema, name, column.name, False))
+        if not want.nullable and have.nullable and not want.identity:
+            after.append(SetNotNull(schema, name, column.name, True))
+        if want.identity and not have.identity:
+            after.append(SetIdentity(schema, name, column.name, True))
+    if _constraint_changes(wanted, actual, "p"):
+        after.append(AddPrimaryKey(schema, table))
+    for c in _constraint_changes(wanted, actual, "u"):
+        unique = next(u for u in table.uniques if u.name == c.name)
+        after.append(AddUnique(schema, name, unique))
+    actual_indexes = set(actual.indexes)
+    for ix in wanted.indexes:
+        if ix not in actual_indexes:
+            after.append(CreateIndex(schema, name, next(i for i in table.indexes if i.name == ix.name)))
+    return before, after
+
+
+_INTEGER_WIDTH = {"smallint": 2, "integer": 4, "bigint": 8}
+
+
+def _narrowing(old_text: str, new: PgType) -> bool:
+    """Whether some value of the old type could change or fail in the new one."""
+    try:
+        old = parse_pg_type(old_text)
+    except Exception:  # a type etl does not know (a domain, another schema's enum): assume the worst
+        return True
+    if old.array != new.array:
+        return True
+    if old.name == new.name:
+        if not new.modifiers:
+            return False
+        if not old.modifiers:
+            return True
+        if new.name == "numeric":
+            (p1, s1), (p2, s2) = (old.modifiers + (0,))[:2], (new.modifiers + (0,))[:2]
+            return s2 < s1 or p2 - s2 < p1 - s1
+        return new.modifiers[0] < old.modifiers[0]
+    if old.name in _INTEGER_WIDTH and new.name in _INTEGER_WIDTH:
+        return _INTEGER_WIDTH[new.name] < _INTEGER_WIDTH[old.name]
+    if old.name in _INTEGER_WIDTH and new.name == "numeric":
+        return bool(new.modifiers) and (new.modifiers + (0,))[0] - (new.modifiers + (0,))[1] < 19
+    if old.name in ("character varying", "character") and new.name == "text":
+        return False
+    if old.name == "real" and new.name == "double precision":
+        return False
+    return not (old.name == "text" and new.name == "character varying" and not new.modifiers)

@@ -70,6 +70,8 @@ class ForeignKeySpec:
 class TableSpec:
     name: str | None = None
     where: str | None = None
+    mode: str | None = None  # None: the spec's default
+    watermark: str | None = None  # source column, for mode: append
     on_error: str | None = None  # None: the spec's default
     max_rejects: int | str | None = None
     exclude_columns: tuple[str, ...] = ()
@@ -94,6 +96,7 @@ class Spec:
     target_url: str  # environment already interpolated
     target_schema: str = "public"
     naming: str = "keep"
+    mode: str = "sync"
     on_error: str = "fail"
     max_rejects: int | str | None = None
     include: tuple[str, ...] = ("*",)
@@ -260,6 +263,8 @@ def _build(
         tables[table_name] = TableSpec(
             name=raw.get("name"),
             where=raw.get("where"),
+            mode=raw.get("mode"),
+            watermark=raw.get("watermark"),
             on_error=raw.get("on_error"),
             max_rejects=raw.get("max_rejects"),
             exclude_columns=tuple(raw.get("exclude_columns", ())),
@@ -292,6 +297,7 @@ def _build(
         target_url=url,
         target_schema=data["target"].get("schema", "public"),
         naming=data.get("naming", "keep"),
+        mode=data.get("mode", "sync"),
         on_error=data.get("on_error", "fail"),
         max_rejects=data.get("max_rejects"),
         include=tuple(data.get("include", ("*",))),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 _FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 
@@ -19,6 +20,7 @@ class PgColumn:
     nullable: bool
     default: str | None  # pg_get_expr() of the default
     identity: bool
+    enum: str | None = None  # the enum type's name, for a column of an enum type
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class PgConstraint:
 @dataclass(frozen=True)
 class PgIndex:
     name: str
-    definition: str  # pg_get_indexdef()
+    definition: str  # access method, keys and predicate, e.g. "btree (email) WHERE (active)"
     unique: bool
 
 
@@ -66,21 +68,31 @@ class TargetCatalog:
 
 
 def read_target_catalog(conn: psycopg.Connection, schema: str) -> TargetCatalog:
+    """Read in a transaction whose search_path is the schema itself, so that names in defaults,
+    types and index predicates print without the schema: two schemas holding the same
+    definitions read back equal."""
+    with conn.transaction():
+        conn.execute("SELECT set_config('search_path', %s, true)", (sql.Identifier(schema).as_string(conn),))
+        return _read(conn, schema)
+
+
+def _read(conn: psycopg.Connection, schema: str) -> TargetCatalog:
     exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None
     if not exists:
         return TargetCatalog(schema, False)
     columns: dict[str, list[PgColumn]] = {}
-    for table, name, type_, not_null, default, identity in conn.execute(
+    for table, name, type_, not_null, default, identity, enum in conn.execute(
         "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-        "pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '' "
+        "pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '', "
+        "CASE WHEN t.typtype = 'e' THEN t.typname END "
         "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid "
         "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
         "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
         "ORDER BY c.relname, a.attnum",
         (schema,),
     ):
-        columns.setdefault(table, []).append(PgColumn(name, type_, not not_null, default, identity))
+        columns.setdefault(table, []).append(PgColumn(name, type_, not not_null, default, identity, enum))
     constraints: dict[str, list[PgConstraint]] = {}
     for table, name, kind, cols, ref_table, ref_cols, on_delete, on_update in conn.execute(
         "SELECT c.relname, k.conname, k.contype, "
@@ -108,8 +120,13 @@ def read_target_catalog(conn: psycopg.Connection, schema: str) -> TargetCatalog:
         )
     indexes: dict[str, list[PgIndex]] = {}
     for table, name, definition, unique in conn.execute(
-        "SELECT t.relname, i.relname, pg_get_indexdef(x.indexrelid), x.indisunique "
+        "SELECT t.relname, i.relname, "
+        "m.amname || ' (' || ARRAY_TO_STRING(ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true) "
+        "  FROM generate_series(1, x.indnkeyatts) k), ', ') || ')' "
+        "  || COALESCE(' WHERE ' || pg_get_expr(x.indpred, x.indrelid, true), ''), "
+        "x.indisunique "
         "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+        "JOIN pg_am m ON m.oid = i.relam "
         "JOIN pg_namespace n ON n.oid = t.relnamespace "
         "WHERE n.nspname = %s AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid) "
         "ORDER BY t.relname, i.relname",

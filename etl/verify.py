@@ -23,6 +23,7 @@ from .convert import loads_as_text
 from .duck import quote_ident, quote_literal
 from .mapping import TargetColumn, TargetTable
 from .render import TARGET_ALIAS, source_rows_query
+from .target_catalog import PgTable
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,11 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
 # --- the two sides ------------------------------------------------------------------------------
 
 
-def _compared(column: TargetColumn, expr: str, side: str) -> str | None:
-    """The value both sides are hashed by; None where only NULL-ness is compared."""
+def compared_value(column: TargetColumn, expr: str, side: str, exact_text: bool = False) -> str | None:
+    """The value both sides are hashed by; None where only NULL-ness is compared. `exact_text`:
+    types PostgreSQL converts itself (inet, interval, arrays, ...) compare as text, the source's
+    against PostgreSQL's output (a row diff must see a changed value; a spelling PostgreSQL
+    would print differently then shows as a change, never as a silent match)."""
     pg = column.pg_type
     if pg.kind == "json":
         return f"etl_jsonb({expr})" if pg.name == "jsonb" and side == "source" else expr
@@ -131,31 +135,45 @@ def _compared(column: TargetColumn, expr: str, side: str) -> str | None:
     if pg.name == "character" and pg.modifiers:
         return f"rtrim(CAST({expr} AS VARCHAR))"  # char(n) pads; PostgreSQL ignores the padding
     if loads_as_text(pg):
-        return None
+        return f"CAST({expr} AS VARCHAR)" if exact_text else None
     if pg.kind == "integer":
         return f"CAST({expr} AS BIGINT)"
     return expr
 
 
-def _target_select(schema: str, table: TargetTable) -> str:
+def target_select(
+    schema: str, table: TargetTable, current: PgTable | None = None, extra: tuple[str, ...] = ()
+) -> str:
     """PostgreSQL text of the target side: columns DuckDB reads exactly as they are, the others as
-    text (DuckDB reads numeric(65,30) as DOUBLE)."""
+    text (DuckDB reads numeric(65,30) as DOUBLE). `current`: the table as the target holds it now,
+    when a plan will still change it: a column it lacks reads as NULL, a column of another type
+    is cast to the type it will have. `extra`: PostgreSQL expressions appended (e.g. ctid)."""
     items: list[sql.Composable] = []
     for column in table.columns:
         ident = sql.Identifier(column.name)
-        if column.pg_type.kind in ("json", "enum") or loads_as_text(column.pg_type):
-            items.append(sql.SQL("{}::text AS {}").format(ident, ident))
+        as_text = column.pg_type.kind in ("json", "enum") or loads_as_text(column.pg_type)
+        found = current.column(column.name) if current is not None else None
+        if current is not None and found is None:
+            value: sql.Composable = sql.SQL("NULL::{}").format(
+                sql.SQL("text" if as_text else column.pg_type.sql())
+            )
+        elif found is not None and column.pg_type.kind != "enum" and found.type != column.pg_type.sql():
+            value = sql.SQL("{}::{}").format(ident, sql.SQL(column.pg_type.sql()))
         else:
-            items.append(ident)
+            value = ident
+        if as_text:
+            value = sql.SQL("{}::text").format(value)
+        items.append(sql.SQL("{} AS {}").format(value, ident))
+    items.extend(sql.SQL(e) for e in extra)
     query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), sql.Identifier(schema, table.name))
     return query.as_string(None)
 
 
-def _row_hash(table: TargetTable, side: str, prefix: str) -> tuple[str, list[str]]:
+def row_hash(table: TargetTable, side: str, prefix: str) -> tuple[str, list[str]]:
     parts, unchecked = [], []
     for i, column in enumerate(table.columns):
         expr = f"{prefix}{i}" if side == "source" else quote_ident(column.name)
-        compared = _compared(column, expr, side)
+        compared = compared_value(column, expr, side)
         if compared is None:
             unchecked.append(column.name)
             compared = f"({expr} IS NULL)"
@@ -167,8 +185,8 @@ def _source_relation(schema: str, table: TargetTable) -> str:
     return f"({source_rows_query(schema, table)})"
 
 
-def _target_relation(schema: str, table: TargetTable) -> str:
-    return f"postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(_target_select(schema, table))})"
+def target_relation(schema: str, table: TargetTable) -> str:
+    return f"postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(target_select(schema, table))})"
 
 
 def _source_sums(
@@ -188,7 +206,7 @@ def _source_sums(
 
 def source_sums_query(table: TargetTable, relation: str) -> str:
     """DuckDB SQL: row count and checksum of `relation`, rows as source_rows_query yields them."""
-    source_hash, _ = _row_hash(table, "source", "c")
+    source_hash, _ = row_hash(table, "source", "c")
     return f"SELECT count(*), coalesce(sum({source_hash}::HUGEINT), 0) FROM {relation}"
 
 
@@ -201,13 +219,13 @@ def check_table(
     source: tuple[int, str] | None = None,
 ) -> TableCheck:
     """`source`: the source's count and checksum when the load already computed them."""
-    source_hash, unchecked = _row_hash(table, "source", "c")
-    target_hash, _ = _row_hash(table, "target", "")
+    source_hash, unchecked = row_hash(table, "source", "c")
+    target_hash, _ = row_hash(table, "target", "")
     source_rows, source_sum = source or _source_sums(con, schema, table, source_hash)
     if not exists:
         return TableCheck(table.name, source_rows, None, source_sum, None, (), tuple(unchecked))
     target = con.execute(
-        f"SELECT count(*), CAST(coalesce(sum({target_hash}::HUGEINT), 0) AS VARCHAR) FROM {_target_relation(schema, table)}"
+        f"SELECT count(*), CAST(coalesce(sum({target_hash}::HUGEINT), 0) AS VARCHAR) FROM {target_relation(schema, table)}"
     ).fetchone()
     assert target is not None  # an aggregate always yields one row
     check = TableCheck(table.name, source_rows, target[0], source_sum, target[1], (), tuple(unchecked))
@@ -236,7 +254,7 @@ def _differing_keys(
         f"SELECT {label}, CASE WHEN t.h IS NULL THEN 'missing in the target' WHEN s.h IS NULL THEN 'not in the source' "
         f"ELSE 'different values' END "
         f"FROM (SELECT {source_keys}, {source_hash} AS h FROM {_source_relation(schema, table)}) s "
-        f"FULL OUTER JOIN (SELECT {target_keys}, {target_hash} AS h FROM {_target_relation(schema, table)}) t ON {join} "
+        f"FULL OUTER JOIN (SELECT {target_keys}, {target_hash} AS h FROM {target_relation(schema, table)}) t ON {join} "
         f"WHERE s.h IS DISTINCT FROM t.h ORDER BY 1 LIMIT {int(sample)}"
     )
     return tuple(f"{key}: {why}" for key, why in con.execute(query).fetchall())

@@ -125,16 +125,22 @@ class Migration:
         self.spec_path.write_text(head + textwrap.dedent(body), encoding="utf-8")
         return self.spec_path
 
+    def change_source(self, script: str) -> None:
+        """Run SQL against the source, as the app would between two runs."""
+        with closing(sqlite3.connect(self.source)) as conn:
+            conn.executescript(script)
+            conn.commit()
+
     def apply(self, body: str | None = None, allow_destructive: bool = False):
         from etl.executor import apply_plan
+        from etl.observe import observe_target
         from etl.planner import build_plan
-        from etl.target import read_target_state
         from etl.validate import validate
 
         if body is not None or not self.spec_path.exists():
             self.write_spec(body or "")
         checked = validate(self.spec_path, {})
-        plan = build_plan(checked.mapping, read_target_state(self.url, checked.mapping.schema))
+        plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, self.url))
         return apply_plan(plan, checked.spec.source, self.url, allow_destructive=allow_destructive)
 
 

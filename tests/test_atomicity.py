@@ -133,11 +133,14 @@ def test_replacing_tables_never_drops_what_depends_on_them_outside_the_spec(migr
         INSERT INTO b VALUES (1, NULL); INSERT INTO a VALUES (1, 1); UPDATE b SET a_id = 1;
         """
     )
-    m.apply()
+    m.apply("mode: replace\n")
+    m.change_source("INSERT INTO b VALUES (2, 1); INSERT INTO a VALUES (2, 2);")
     m.apply(allow_destructive=True)  # a foreign-key cycle among the spec's own tables is no obstacle
+    assert pg.execute("SELECT count(*) FROM a").fetchone() == (2,)
     pg.execute("CREATE VIEW a_view AS SELECT id FROM a")
+    m.change_source("UPDATE a SET b_id = 1 WHERE id = 2;")
     with pytest.raises(
-        TargetError, match=r"because other objects depend on them \(view a_view depends on table a\)"
+        TargetError, match=r"because other objects depend on (?:it|them) \(view a_view depends on table a\)"
     ):
         m.apply(allow_destructive=True)
-    assert pg.execute("SELECT count(*) FROM a_view").fetchone() == (1,)
+    assert pg.execute("SELECT count(*) FROM a_view").fetchone() == (2,)

@@ -17,8 +17,8 @@ from psycopg import sql
 
 from etl.executor import apply_plan
 from etl.mapping import Mapping, TargetTable
+from etl.observe import observe_target
 from etl.planner import build_plan
-from etl.target import read_target_state
 from etl.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def chat_app(tmp_path: Path, pg_url: str):
     shutil.copy(ROOT / "specs" / "chat_app.yaml", spec_path)
     counts = build_chat_app(tmp_path / "samples" / "chat_app.db", users=40, messages=1500, seed=7)
     checked = validate(spec_path, {"DATABASE_URL": pg_url})
-    plan = build_plan(checked.mapping, read_target_state(pg_url, "public"))
+    plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, pg_url))
     result = apply_plan(plan, checked.spec.source, pg_url)
     return checked, counts, result
 

@@ -60,21 +60,26 @@ def test_apply_migrates_and_prints_a_summary(migration, pg):
     result = run("apply", str(m.write_spec()))
     assert result.exit_code == 0, result.stderr
     assert "User" in result.stdout
-    assert "Done: 1 tables, 2 rows" in result.stdout
+    assert "Done: 1 table; rows: 2 inserted, 0 updated, 0 deleted" in result.stdout
     assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (2,)
 
 
-def test_a_second_apply_is_refused_without_allow_destructive_and_names_the_flag(migration, pg):
+def test_a_second_apply_does_nothing_and_deleting_rows_needs_allow_destructive(migration, pg):
     m = migration(SOURCE)
     spec = str(m.write_spec())
     assert run("apply", spec).exit_code == 0
+    again = run("apply", spec)
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == "No changes. The target matches the spec."
+    m.change_source('DELETE FROM "User" WHERE id = 2')
     refused = run("apply", spec)
     assert refused.exit_code == 1
     assert "--allow-destructive" in refused.stderr
     assert refused.stderr.startswith("Error: ")
+    assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (2,)
     allowed = run("apply", spec, "--allow-destructive")
     assert allowed.exit_code == 0, allowed.stderr
-    assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (2,)
+    assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (1,)
 
 
 def test_target_option_overrides_the_spec_target(migration, pg, pg_url):

@@ -110,12 +110,12 @@ def test_init_with_prisma_writes_the_enum_and_apply_creates_it(tmp_path, migrati
     assert "role: {type: Role}" in text
     assert result.findings == []
     from etl.executor import apply_plan
+    from etl.observe import observe_target
     from etl.planner import build_plan
-    from etl.target import read_target_state
     from etl.validate import validate
 
     checked = validate(spec, {})
-    apply_plan(build_plan(checked.mapping, read_target_state(pg_url, "public")), checked.spec.source, pg_url)
+    apply_plan(build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, pg_url)), checked.spec.source, pg_url)
     assert pg.execute('SELECT role::text FROM "User" ORDER BY id').fetchall() == [("USER",), ("admin",)]
 
 

@@ -27,6 +27,7 @@ from etl.convert import _ISO_RE
 from etl.executor import apply_plan
 from etl.init import choose_column, comment_text, init_spec, yaml_str
 from etl.model import Column
+from etl.observe import observe_target
 from etl.planner import build_plan
 from etl.prisma import is_autoincrement, postgres_type, read_prisma_file
 from etl.profile import (
@@ -38,7 +39,6 @@ from etl.profile import (
     number_text_code,
     numeric_misfit,
 )
-from etl.target import read_target_state
 from etl.types import parse_pg_type
 from etl.validate import validate
 
@@ -65,7 +65,7 @@ def stable(text: str, tmp_path: Path | None = None) -> str:
 def apply_spec(spec: Path, url: str):
     """`etl apply` as written (no edits), with ${DATABASE_URL} pointing at the test's database."""
     checked = validate(spec, {"DATABASE_URL": url})
-    plan = build_plan(checked.mapping, read_target_state(url, checked.mapping.schema))
+    plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, url))
     result = apply_plan(plan, checked.spec.source, url)
     return checked, result
 

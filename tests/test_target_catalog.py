@@ -21,12 +21,12 @@ def test_an_applied_mapping_reads_back_identically(tmp_path, pg, pg_url, migrati
     shutil.copy(ROOT / "specs" / "chat_app.yaml", spec)
     build_chat_app(tmp_path / "samples" / "chat_app.db", users=10, messages=50, seed=3)
     from etl.executor import apply_plan
+    from etl.observe import observe_target
     from etl.planner import build_plan
-    from etl.target import read_target_state
 
     checked = validate(spec, {"DATABASE_URL": pg_url})
     mapping = checked.mapping
-    apply_plan(build_plan(mapping, read_target_state(pg_url, "public")), checked.spec.source, pg_url)
+    apply_plan(build_plan(mapping, observe_target(mapping, checked.spec.source, pg_url)), checked.spec.source, pg_url)
 
     catalog = read_target_catalog(pg, "public")
     assert catalog.exists

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from etl.cli import app
 from etl.errors import VerificationFailed
 from etl.executor import apply_plan
+from etl.observe import observe_target
 from etl.planner import build_plan
-from etl.target import read_target_state
 from etl.validate import validate
 from etl.verify import jsonb_canonical, numeric_canonical
 
@@ -101,7 +101,7 @@ def test_apply_rolls_back_when_verification_finds_a_difference(migration, pg, pg
     m = migration(SOURCE)
     m.write_spec(BODY)
     checked = validate(m.spec_path, {})
-    plan = build_plan(checked.mapping, read_target_state(pg_url, "public"))
+    plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, pg_url))
     different = Verification((TableCheck("tag", 2, 1, "7", "5", ("id=2: missing in the target",)),))
     monkeypatch.setattr(etl.executor, "verify_tables", lambda *args, **kwargs: different)
     with pytest.raises(VerificationFailed) as failure:

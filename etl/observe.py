@@ -1,0 +1,91 @@
+"""What the planner needs to know, read from the target and the source: the target's catalog, the
+spec's tables as PostgreSQL describes them, and the row diff of every table that exists.
+Nothing here changes the target."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import psycopg
+
+from . import duck
+from .errors import DataError, TargetError
+from .executor import attach, duck_message
+from .mapping import Mapping
+from .plan import CreateSchema, LoadRows, ResetSequence, RowDiff
+from .planner import TargetState, build_plan
+from .render import postgres_sql
+from .rowdiff import plan_diff
+from .target import connect, redact
+from .target_catalog import TargetCatalog, read_target_catalog
+
+
+def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0) -> TargetState:
+    with connect(url) as conn:
+        catalog = read_target_catalog(conn, mapping.schema)
+        relations = _relations(conn, mapping.schema)
+        existing = [t for t in mapping.tables if t.name in relations]
+        desired = desired_catalog(conn, mapping, url) if existing else None
+    rows: dict[str, RowDiff] = {}
+    present = [t for t in existing if catalog.table(t.name) is not None]
+    if present:
+        con = duck.connect()
+        try:
+            attach(con, source, url, read_only=True)
+            for table in present:
+                current = catalog.table(table.name)
+                assert current is not None
+                rows[table.name] = plan_diff(con, mapping.schema, table, current, show_rows)
+        except duckdb.Error as exc:
+            message = duck_message(exc)
+            if message.startswith('table "'):
+                raise DataError(message) from exc
+            raise TargetError(f"comparing rows with the target failed: {redact(message, url)}") from exc
+        finally:
+            con.close()
+    return TargetState(
+        schema_exists=catalog.exists,
+        tables=frozenset(relations),
+        enums=frozenset(name for name, _ in catalog.enums),
+        catalog=catalog,
+        desired=desired,
+        rows=rows,
+    )
+
+
+def _relations(conn: psycopg.Connection, schema: str) -> set[str]:
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+        (schema,),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def desired_catalog(conn: psycopg.Connection, mapping: Mapping, url: str) -> TargetCatalog:
+    """The spec's tables as PostgreSQL itself describes them: created (with the very DDL apply
+    runs) in a scratch schema inside a transaction that is rolled back, then read like the
+    target. Both sides of the schema diff are then in PostgreSQL's words (format_type, the text of
+    defaults and index definitions), so an unchanged table compares equal."""
+    scratch = f"etl_plan_{secrets.token_hex(6)}"
+    plan = build_plan(replace(mapping, schema=scratch), TargetState(schema_exists=False))
+    try:
+        with conn.transaction(force_rollback=True):
+            for step in plan.steps:
+                if isinstance(step, LoadRows | ResetSequence):
+                    continue
+                if isinstance(step, CreateSchema):
+                    conn.execute(psycopg.sql.SQL("CREATE SCHEMA {}").format(psycopg.sql.Identifier(scratch)))
+                    continue
+                for statement in postgres_sql(step):
+                    conn.execute(statement)
+            found = read_target_catalog(conn, scratch)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TargetError(
+            f"PostgreSQL refused the spec's tables (checked in a scratch schema, rolled back): {redact(first, url)}"
+        ) from exc
+    return replace(found, schema=mapping.schema)

@@ -1,0 +1,188 @@
+"""Row diffs, set-based in DuckDB: the source through the spec's conversions against the target
+as it is, matched by primary key (tables without one: as multisets of rows).
+
+Each side is reduced to (key, hash of the row's normalized values) — the normalization
+verification uses — and the two are joined: a key only in the source is an insert, only in the
+target a delete, in both with different hashes an update. `plan` counts; `apply` stages the rows
+that differ in PostgreSQL and applies them with three set-based statements.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from .duck import quote_ident, quote_literal
+from .mapping import TargetColumn, TargetTable
+from .plan import RowChange, RowDiff
+from .render import TARGET_ALIAS, source_rows_query
+from .target_catalog import PgTable
+from .verify import compared_value, register_functions, target_select
+
+
+def keyed(table: TargetTable) -> bool:
+    return bool(table.primary_key)
+
+
+def _positions(table: TargetTable) -> dict[str, int]:
+    return {c.name: i for i, c in enumerate(table.columns)}
+
+
+def _norm(column: TargetColumn, expr: str, side: str) -> str:
+    return compared_value(column, expr, side, exact_text=True) or expr
+
+
+def _source_norms(table: TargetTable) -> list[str]:
+    return [_norm(c, f"c{i}", "source") for i, c in enumerate(table.columns)]
+
+
+def _target_norms(table: TargetTable) -> list[str]:
+    return [_norm(c, quote_ident(c.name), "target") for c in table.columns]
+
+
+def _hash(norms: list[str]) -> str:
+    return f"hash({', '.join(norms)})" if norms else "0"
+
+
+def _key_items(table: TargetTable, norms: list[str]) -> str:
+    position = _positions(table)
+    return "".join(f", {norms[position[k]]} AS k{j}" for j, k in enumerate(table.primary_key))
+
+
+def key_join(table: TargetTable, left: str, right: str) -> str:
+    """The join condition of the two sides: by key, or (no key) by hash and occurrence number."""
+    names = [f"k{j}" for j in range(len(table.primary_key))] if keyed(table) else ["h", "n"]
+    return " AND ".join(f"{left}.{n} = {right}.{n}" for n in names)
+
+
+def diff_relation(schema: str, table: TargetTable, current: PgTable | None = None, ctid: bool = False) -> str:
+    extra = ("ctid::text AS etl_ctid",) if ctid else ()
+    query = target_select(schema, table, current, extra)
+    return f"postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(query)})"
+
+
+def target_keys_sql(
+    schema: str, table: TargetTable, current: PgTable | None = None, columns: bool = False
+) -> str:
+    """DuckDB SQL: the target's rows as key columns k0.., h (row hash) [, hs (per-column hashes)];
+    without a key: h, n (occurrence of that hash) and etl_ctid (to delete one copy of a row)."""
+    norms = _target_norms(table)
+    hs = f", [{', '.join(f'hash({n})' for n in norms)}] AS hs" if columns else ""
+    relation = diff_relation(schema, table, current, ctid=not keyed(table))
+    if keyed(table):
+        return f"SELECT {_hash(norms)} AS h{_key_items(table, norms)}{hs} FROM {relation}"
+    inner = f"SELECT {_hash(norms)} AS h, etl_ctid{hs} FROM {relation}"
+    return f"SELECT *, row_number() OVER (PARTITION BY h) AS n FROM ({inner})"
+
+
+def source_keys_sql(table: TargetTable, relation: str, columns: bool = False, keep: str = "") -> str:
+    """DuckDB SQL over rows as source_rows_query yields them (c0..): h, k0.. (or n) [, hs] and
+    `keep` (e.g. "*": the converted values themselves)."""
+    norms = _source_norms(table)
+    hs = f", [{', '.join(f'hash({n})' for n in norms)}] AS hs" if columns else ""
+    kept = f", {keep}" if keep else ""
+    if keyed(table):
+        return f"SELECT {_hash(norms)} AS h{_key_items(table, norms)}{hs}{kept} FROM {relation}"
+    inner = f"SELECT {_hash(norms)} AS h{hs}{kept} FROM {relation}"
+    return f"SELECT *, row_number() OVER (PARTITION BY h) AS n FROM ({inner})"
+
+
+def _ranges(table: TargetTable) -> tuple[tuple[int, int] | None, ...]:
+    # Occurrence numbers of a keyless table count over the whole table: one pass.
+    return (table.row_ranges or (None,)) if keyed(table) else (None,)
+
+
+def _key_label(table: TargetTable) -> str:
+    """DuckDB expression naming a row of the joined sides s and t by its key, e.g. id=5."""
+    if not keyed(table):
+        return "''"
+    return " || ', ' || ".join(
+        f"{quote_literal(k + '=')} || CAST(coalesce(s.k{j}, t.k{j}) AS VARCHAR)"
+        for j, k in enumerate(table.primary_key)
+    )
+
+
+def watermark_sql(schema: str, table: TargetTable, prefix: str = "c") -> tuple[str, str]:
+    """DuckDB SQL for the largest watermark value in the target, and the source's normalized
+    watermark expression (over the converted columns {prefix}0, {prefix}1, ...)."""
+    from psycopg import sql
+
+    assert table.watermark is not None
+    position = _positions(table)[table.watermark]
+    column = table.columns[position]
+    ident = sql.Identifier(column.name)
+    as_text = column.pg_type.kind in ("json", "enum")
+    query = sql.SQL("SELECT max({}){} AS {} FROM {}").format(
+        ident, sql.SQL("::text" if as_text else ""), ident, sql.Identifier(schema, table.name)
+    )
+    target = f"SELECT {_norm(column, quote_ident(column.name), 'target')} AS v FROM postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(query.as_string(None))})"
+    return target, _norm(column, f"{prefix}{position}", "source")
+
+
+def plan_diff(
+    con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, current: PgTable, show_rows: int = 0
+) -> RowDiff:
+    """How the target's rows differ from the source's, counted without changing anything.
+    `current`: the table as the target holds it (its schema may still differ from the spec's)."""
+    register_functions(con)
+    if table.mode == "append":
+        return _plan_append(con, schema, table)
+    columns = show_rows > 0
+    con.execute(f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table, current, columns)}")
+    for i, row_range in enumerate(_ranges(table)):
+        relation = f"({source_rows_query(schema, table, row_range)})"
+        select = source_keys_sql(table, relation, columns)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE etl_s AS {select}" if i == 0 else f"INSERT INTO etl_s {select}"
+        )
+    join = key_join(table, "s", "t")
+    row = con.execute(
+        "SELECT count(*) FILTER (WHERE t.h IS NULL), count(*) FILTER (WHERE s.h <> t.h), "
+        "count(*) FILTER (WHERE s.h IS NULL), count(*) FILTER (WHERE s.h = t.h) "
+        f"FROM etl_s s FULL OUTER JOIN etl_t t ON {join}"
+    ).fetchone()
+    assert row is not None  # an aggregate always yields one row
+    inserts, updates, deletes, unchanged = (int(v) for v in row)
+    if table.mode == "upsert":
+        deletes = 0
+    samples: tuple[RowChange, ...] = ()
+    if show_rows > 0:
+        samples = _samples(con, table, show_rows)
+    con.execute("DROP TABLE etl_s")
+    con.execute("DROP TABLE etl_t")
+    return RowDiff(inserts, updates, deletes, unchanged, samples)
+
+
+def _samples(con: duckdb.DuckDBPyConnection, table: TargetTable, limit: int) -> tuple[RowChange, ...]:
+    join = key_join(table, "s", "t")
+    ops = ["'insert'", "'update'"] + (["'delete'"] if table.mode == "sync" else [])
+    label = _key_label(table)
+    rows = con.execute(
+        f"SELECT * FROM (SELECT CASE WHEN t.h IS NULL THEN 'insert' WHEN s.h IS NULL THEN 'delete' "
+        f"ELSE 'update' END AS op, {label} AS label, s.hs, t.hs "
+        f"FROM etl_s s FULL OUTER JOIN etl_t t ON {join} WHERE s.h IS DISTINCT FROM t.h) "
+        f"WHERE op IN ({', '.join(ops)}) ORDER BY op, label LIMIT {int(limit)}"
+    ).fetchall()
+    changes = []
+    for op, key, source_hashes, target_hashes in rows:
+        changed: tuple[str, ...] = ()
+        if op == "update":
+            changed = tuple(
+                c.name for c, a, b in zip(table.columns, source_hashes, target_hashes, strict=True) if a != b
+            )
+        changes.append(RowChange(op, key, changed))
+    return tuple(changes)
+
+
+def _plan_append(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable) -> RowDiff:
+    target, source_value = watermark_sql(schema, table)
+    mark = con.execute(f"SELECT CAST(v AS VARCHAR) FROM ({target})").fetchone()
+    inserts = total = 0
+    for row_range in table.row_ranges or (None,):
+        relation = f"({source_rows_query(schema, table, row_range)})"
+        row = con.execute(
+            f"SELECT count(*) FILTER (WHERE m.v IS NULL OR {source_value} > m.v), count(*) "
+            f"FROM {relation} AS s, ({target}) AS m"
+        ).fetchone()
+        assert row is not None
+        inserts, total = inserts + int(row[0]), total + int(row[1])
+    return RowDiff(inserts, 0, 0, total - inserts, (), mark[0] if mark else None)
