@@ -175,15 +175,12 @@ def test_plan_shows_every_step_with_row_counts_and_changes_nothing(migration, pg
         '  load 2 rows from "User" -> "public"."User"',
         '+ primary key "User_pkey" (id)',
         '  identity "User"."id" continues after the largest id',
-        "Plan: 1 tables to create; rows: 2 to insert.",
+        "Plan: 1 table to create, 0 to change; rows: 2 to insert, 0 to update, 0 to delete.",
     ]
     assert pg.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
     ).fetchone() == (0,)
     assert run("apply", str(spec)).exit_code == 0
     replanned = run("plan", str(spec))
-    assert (
-        replanned.stdout.splitlines()[-1]
-        == "Plan: 1 tables to create (1 replacing existing ones); rows: 2 to insert."
-    )
+    assert replanned.stdout.splitlines()[-1] == "No changes. The target matches the spec."
     assert replanned.stdout.splitlines()[1].endswith("[destructive]")

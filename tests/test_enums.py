@@ -115,7 +115,11 @@ def test_init_with_prisma_writes_the_enum_and_apply_creates_it(tmp_path, migrati
     from etl.validate import validate
 
     checked = validate(spec, {})
-    apply_plan(build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, pg_url)), checked.spec.source, pg_url)
+    apply_plan(
+        build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, pg_url)),
+        checked.spec.source,
+        pg_url,
+    )
     assert pg.execute('SELECT role::text FROM "User" ORDER BY id').fetchall() == [("USER",), ("admin",)]
 
 

@@ -26,7 +26,9 @@ def test_an_applied_mapping_reads_back_identically(tmp_path, pg, pg_url, migrati
 
     checked = validate(spec, {"DATABASE_URL": pg_url})
     mapping = checked.mapping
-    apply_plan(build_plan(mapping, observe_target(mapping, checked.spec.source, pg_url)), checked.spec.source, pg_url)
+    apply_plan(
+        build_plan(mapping, observe_target(mapping, checked.spec.source, pg_url)), checked.spec.source, pg_url
+    )
 
     catalog = read_target_catalog(pg, "public")
     assert catalog.exists
