@@ -183,4 +183,4 @@ def test_plan_shows_every_step_with_row_counts_and_changes_nothing(migration, pg
     assert run("apply", str(spec)).exit_code == 0
     replanned = run("plan", str(spec))
     assert replanned.stdout.splitlines()[-1] == "No changes. The target matches the spec."
-    assert replanned.stdout.splitlines()[1].endswith("[destructive]")
+    assert len(replanned.stdout.splitlines()) == 2
