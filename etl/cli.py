@@ -255,7 +255,7 @@ def apply_command(
             markup=False,
         )
     out.print(
-        f"Done: {len(result.changes)} {'table' if len(result.changes) == 1 else 'tables'}; rows: {inserted:,} inserted, {updated:,} updated, "
+        f"Done: rows: {inserted:,} inserted, {updated:,} updated, "
         f"{deleted:,} deleted in {result.seconds:.2f} s"
         f"{', every table verified' if result.verified else ', not verified (--no-verify)'}. Committed.",
         markup=False,

@@ -183,7 +183,8 @@ class AddColumn(Step):
     column: TargetColumn
 
     def describe(self) -> str:
-        return f'+ column "{self.table}"."{self.column.name}" {self.column.pg_type.sql()}'
+        default = f" default {self.column.default.as_string(None)}" if self.column.default is not None else ""
+        return f'+ column "{self.table}"."{self.column.name}" {self.column.pg_type.sql()}{default}'
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,7 @@ class SyncRows(Step):
             )
         return (
             f'~ rows "{self.table.name}": {d.insert:,} to insert, {d.update:,} to update, '
-            f'{d.unchanged:,} unchanged ({self.table.mode} by {_key(self.table)}) from "{self.table.source}"{where}'
+            f'{d.unchanged:,} unchanged ({self.table.mode} {_key(self.table)}) from "{self.table.source}"{where}'
         )
 
 
@@ -311,7 +312,9 @@ class DeleteRows(Step):
 
 
 def _key(table: TargetTable) -> str:
-    return ", ".join(table.primary_key) if table.primary_key else "whole rows (no primary key)"
+    return (
+        f"by {', '.join(table.primary_key)}" if table.primary_key else "no primary key: whole rows compared"
+    )
 
 
 @dataclass(frozen=True)
@@ -328,6 +331,7 @@ class VerifyStep(Step):
 class Plan:
     steps: tuple[Step, ...]
     schema: str
+    checked: tuple[TargetTable, ...] = ()  # tables whose rows or columns change: verified by apply
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:
@@ -335,8 +339,10 @@ class Plan:
 
     @property
     def tables(self) -> tuple[TargetTable, ...]:
-        """The tables this plan loads or brings up to date (the ones apply verifies)."""
-        return tuple(s.table for s in self.steps if isinstance(s, CreateTable | SyncRows))
+        """The tables this plan loads, brings up to date or alters: the ones apply verifies."""
+        listed = tuple(s.table for s in self.steps if isinstance(s, CreateTable | SyncRows))
+        names = {t.name for t in listed}
+        return listed + tuple(t for t in self.checked if t.name not in names)
 
     @property
     def has_changes(self) -> bool:
@@ -345,7 +351,7 @@ class Plan:
     def summary(self) -> PlanSummary:
         created = {s.table.name for s in self.steps if isinstance(s, CreateTable)}
         replaced = {t for s in self.steps if isinstance(s, DropTables) for t in s.tables}
-        touched = {_table_of(s) for s in self.steps} - {None} - created
+        touched = {table_of(s) for s in self.steps} - {None} - created
         return PlanSummary(
             create=len(created - replaced),
             replace=len(replaced),
@@ -358,7 +364,7 @@ class Plan:
         )
 
 
-def _table_of(step: Step) -> str | None:
+def table_of(step: Step) -> str | None:
     """The existing table a step changes, if any."""
     if isinstance(step, CreateSchema | CreateEnum | DropEnum | DropTables | VerifyStep | ResetSequence):
         return None

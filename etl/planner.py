@@ -40,6 +40,7 @@ from .plan import (
     SetNotNull,
     Step,
     SyncRows,
+    table_of,
 )
 from .target_catalog import PgColumn, PgConstraint, PgTable, TargetCatalog
 from .types import PgType, parse_pg_type
@@ -169,7 +170,11 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
             continue
         if table.name in fresh_names or target.rows.get(table.name, RowDiff()).insert:
             steps.append(ResetSequence(schema, table.name, identity, table.sequence_floor))
-    return Plan(steps=tuple(steps), schema=schema)
+    # Tables only altered are verified too (a type change rewrites every value), unless their
+    # mode lets the target keep rows the source no longer has.
+    altered = {t for t in (table_of(s) for s in alter + after) if t is not None}
+    checked = tuple(t for t, _, _ in kept if t.name in altered and t.mode in ("sync", "replace"))
+    return Plan(steps=tuple(steps), schema=schema, checked=checked)
 
 
 def _target_rows(diff: RowDiff) -> int:

@@ -154,8 +154,10 @@ def target_select(
         as_text = column.pg_type.kind in ("json", "enum") or loads_as_text(column.pg_type)
         found = current.column(column.name) if current is not None else None
         if current is not None and found is None:
-            value: sql.Composable = sql.SQL("NULL::{}").format(
-                sql.SQL("text" if as_text else column.pg_type.sql())
+            # What ADD COLUMN gives the rows the table holds: the default, else NULL.
+            value: sql.Composable = sql.SQL("({})::{}").format(
+                column.default if column.default is not None else sql.SQL("NULL"),
+                sql.SQL("text" if as_text else column.pg_type.sql()),
             )
         elif found is not None and column.pg_type.kind != "enum" and found.type != column.pg_type.sql():
             value = sql.SQL("{}::{}").format(ident, sql.SQL(column.pg_type.sql()))

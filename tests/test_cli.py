@@ -60,7 +60,7 @@ def test_apply_migrates_and_prints_a_summary(migration, pg):
     result = run("apply", str(m.write_spec()))
     assert result.exit_code == 0, result.stderr
     assert "User" in result.stdout
-    assert "Done: 1 table; rows: 2 inserted, 0 updated, 0 deleted" in result.stdout
+    assert "Done: rows: 2 inserted, 0 updated, 0 deleted" in result.stdout
     assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (2,)
 
 
