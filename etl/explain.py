@@ -61,7 +61,7 @@ def plan_lines(plan: Plan, target: str) -> list[str]:
     return lines
 
 
-def _action(step: Step) -> str:
+def action_name(step: Step) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(step).__name__).lower()
 
 
@@ -71,7 +71,7 @@ def plan_document(plan: Plan, target: str) -> dict:
     steps = []
     for step in plan.steps:
         item: dict = {
-            "action": _action(step),
+            "action": action_name(step),
             "description": step.describe().strip(),
             "destructive": step.destructive,
             "may_fail": may_fail(step, created),

@@ -1,0 +1,69 @@
+"""On a terminal, apply shows the plan and asks; only "yes" applies. --yes, or no terminal, asks nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+SOURCE = "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a');"
+
+
+def run_on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:
+    """Run `etl` with stdin and stdout on a pseudo-terminal, type `answer`, return exit code and output."""
+    primary, secondary = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "etl", *args],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        close_fds=True,
+    )
+    os.close(secondary)
+    output = b""
+    deadline = time.monotonic() + 60
+    answered = False
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not answered and b"Apply this plan?" in output:
+            os.write(primary, answer.encode() + b"\n")
+            answered = True
+    os.close(primary)
+    return process.wait(timeout=60), output.decode(errors="replace")
+
+
+def tables(pg) -> list[str]:
+    rows = pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()
+    return [r[0] for r in rows]
+
+
+def test_anything_but_yes_on_a_terminal_changes_nothing(migration, pg):
+    spec = migration(SOURCE).write_spec()
+    code, output = run_on_a_terminal(["apply", str(spec)], "no")
+    assert code == 1, output
+    assert "+ table" in output and "Apply this plan?" in output
+    assert "not applied; nothing was changed" in output
+    assert tables(pg) == []
+
+
+def test_yes_on_a_terminal_applies(migration, pg):
+    spec = migration(SOURCE).write_spec()
+    code, output = run_on_a_terminal(["apply", str(spec)], "yes")
+    assert code == 0, output
+    assert "Committed." in output
+    assert tables(pg) == ["t"]
+
+
+def test_the_yes_flag_asks_nothing(migration, pg):
+    spec = migration(SOURCE).write_spec()
+    code, output = run_on_a_terminal(["apply", str(spec), "--yes"], "")
+    assert code == 0, output
+    assert "Apply this plan?" not in output
+    assert tables(pg) == ["t"]
