@@ -302,7 +302,7 @@ def run_plans(ctx: Context, report: Report, spec: Path, url: str) -> list[Result
     unchanged, output = run_plan(ctx, dataset, PLAN, spec, url)
     if not unchanged.ok:
         return [unchanged, not_run(PLAN_CHANGED, "not run (etl plan failed)")]
-    if not mentions_row_counts(output):
+    if not (mentions_row_counts(output) or "No changes" in output):
         print("plan: not measured (row diff not implemented)", flush=True)
         return [unchanged, not_run(PLAN_CHANGED, "not measured (row diff not implemented)")]
     with changed_copy(ctx, dataset, spec) as (changed_spec, changed_rows):
