@@ -65,16 +65,6 @@ class DropTables(Step):
 
 
 @dataclass(frozen=True)
-class DropEnum(Step):
-    schema: str
-    name: str
-    destructive = True
-
-    def describe(self) -> str:
-        return f'- enum type "{self.schema}"."{self.name}" (exists in the target; dropped and created again)'
-
-
-@dataclass(frozen=True)
 class CreateEnum(Step):
     schema: str
     name: str
@@ -82,6 +72,50 @@ class CreateEnum(Step):
 
     def describe(self) -> str:
         return f'+ enum type "{self.schema}"."{self.name}" ({", ".join(self.labels)})'
+
+
+@dataclass(frozen=True)
+class ReplaceEnum(Step):
+    """An enum type whose labels change: the old type is renamed and the columns using it hold
+    text while rows move (so rows using a label that goes can be deleted or updated), then
+    FinishEnum gives them the new type. A label still used then fails the run."""
+
+    schema: str
+    name: str
+    labels: tuple[str, ...]
+    old_labels: tuple[str, ...]
+    columns: tuple[tuple[str, TargetColumn], ...]  # (table, column) using the type
+
+    @property
+    def destructive(self) -> bool:  # type: ignore[override]
+        return not set(self.old_labels) <= set(self.labels)
+
+    def describe(self) -> str:
+        added = [label for label in self.labels if label not in self.old_labels]
+        gone = [label for label in self.old_labels if label not in self.labels]
+        change = "; ".join(
+            part
+            for part in (
+                f"+ {', '.join(added)}" if added else "",
+                f"- {', '.join(gone)} (fails if a row uses it)" if gone else "",
+                "labels reordered" if not added and not gone else "",
+            )
+            if part
+        )
+        return f'~ enum type "{self.schema}"."{self.name}" ({", ".join(self.labels)}): {change}'
+
+
+@dataclass(frozen=True)
+class FinishEnum(Step):
+    """After the rows moved: the columns of a replaced enum type take the new type, the old goes."""
+
+    schema: str
+    name: str
+    columns: tuple[tuple[str, TargetColumn], ...]
+
+    def describe(self) -> str:
+        used = ", ".join(f'"{t}"."{c.name}"' for t, c in self.columns) or "no columns"
+        return f'  {used} take the new enum type "{self.name}"; the old one is dropped'
 
 
 @dataclass(frozen=True)
@@ -366,7 +400,10 @@ class Plan:
 
 def table_of(step: Step) -> str | None:
     """The existing table a step changes, if any."""
-    if isinstance(step, CreateSchema | CreateEnum | DropEnum | DropTables | VerifyStep | ResetSequence):
+    if isinstance(
+        step,
+        CreateSchema | CreateEnum | ReplaceEnum | FinishEnum | DropTables | VerifyStep | ResetSequence,
+    ):
         return None
     table = getattr(step, "table", None)
     return table if isinstance(table, str) or table is None else table.name

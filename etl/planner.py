@@ -31,8 +31,10 @@ from .plan import (
     DropConstraint,
     DropIndex,
     DropTables,
+    FinishEnum,
     LoadRows,
     Plan,
+    ReplaceEnum,
     ResetSequence,
     RowDiff,
     SetDefault,
@@ -79,10 +81,8 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
         if name not in found_enums and name not in target.enums:
             enum_steps.append(CreateEnum(schema, name, labels))
         elif name in found_enums and found_enums[name] != labels:
-            raise PlanError(
-                f'enum type "{schema}"."{name}" in the target has labels ({", ".join(found_enums[name])}), '
-                f"the spec ({', '.join(labels)}); changing an enum type in place is not supported yet: "
-                "drop the type and the tables using it, or keep its labels"
+            enum_steps.append(
+                ReplaceEnum(schema, name, labels, found_enums[name], _enum_users(mapping, catalog, name))
             )
 
     rebuilt: list[TargetTable] = []
@@ -147,6 +147,7 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
         diff = target.rows.get(table.name, RowDiff())
         if table.name in kept_by_name and diff.delete:
             steps.append(DeleteRows(schema, table, diff.delete))
+    steps += [FinishEnum(s.schema, s.name, s.columns) for s in enum_steps if isinstance(s, ReplaceEnum)]
     steps += after
     # Keys, indexes and foreign keys after the rows: building them once is faster than
     # maintaining them row by row, and foreign keys on cycles need every table loaded first.
@@ -175,6 +176,26 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
     altered = {t for t in (table_of(s) for s in alter + after) if t is not None}
     checked = tuple(t for t, _, _ in kept if t.name in altered and t.mode in ("sync", "replace"))
     return Plan(steps=tuple(steps), schema=schema, checked=checked)
+
+
+def _enum_users(mapping: Mapping, catalog: TargetCatalog, name: str) -> tuple:
+    """The target's columns of enum type `name`, as the spec defines them (their defaults are set
+    again once the new type is in place)."""
+    users = []
+    for pg_table in catalog.tables:
+        for pg_column in pg_table.columns:
+            if pg_column.enum != name:
+                continue
+            table = next((t for t in mapping.tables if t.name == pg_table.name), None)
+            column = next((c for c in table.columns if c.name == pg_column.name), None) if table else None
+            if column is None or column.pg_type.kind != "enum" or column.pg_type.name != name:
+                raise PlanError(
+                    f'enum type "{mapping.schema}"."{name}" changes its labels, but column '
+                    f'"{pg_table.name}"."{pg_column.name}" uses it and the spec does not give that column '
+                    "this type: convert or drop the column first"
+                )
+            users.append((pg_table.name, column))
+    return tuple(users)
 
 
 def _target_rows(diff: RowDiff) -> int:

@@ -7,7 +7,7 @@ from psycopg import sql
 
 from .convert import duck_expressions, invalid_utf8, loads_as_text, sqlite_render
 from .duck import quote_ident, quote_literal
-from .mapping import TargetColumn, TargetTable
+from .mapping import TargetColumn, TargetTable, fit_name
 from .plan import (
     AddColumn,
     AddForeignKey,
@@ -22,10 +22,11 @@ from .plan import (
     DeleteRows,
     DropColumn,
     DropConstraint,
-    DropEnum,
     DropIndex,
     DropTables,
+    FinishEnum,
     LoadRows,
+    ReplaceEnum,
     ResetSequence,
     SetDefault,
     SetIdentity,
@@ -52,6 +53,10 @@ def _column_ddl(column: TargetColumn) -> sql.Composed:
     if column.default is not None and not staged:
         parts.append(sql.SQL("DEFAULT {}").format(column.default))
     return sql.SQL(" ").join(parts)
+
+
+def _old_enum(name: str) -> str:
+    return fit_name(f"{name}_etl_old")
 
 
 def _alter(schema: str, table: str, action: sql.Composable) -> sql.Composed:
@@ -87,8 +92,44 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
                     sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Literal, labels))
                 )
             ]
-        case DropEnum(schema, name):
-            return [sql.SQL("DROP TYPE {}").format(sql.Identifier(schema, name))]
+        case ReplaceEnum(schema, name, labels, _old, columns):
+            statements = [
+                sql.SQL("ALTER TYPE {} RENAME TO {}").format(
+                    sql.Identifier(schema, name), sql.Identifier(_old_enum(name))
+                ),
+                sql.SQL("CREATE TYPE {} AS ENUM ({})").format(
+                    sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Literal, labels))
+                ),
+            ]
+            for table, column in columns:
+                ident = sql.Identifier(column.name)
+                statements.append(
+                    _alter(schema, table, sql.SQL("ALTER COLUMN {} DROP DEFAULT").format(ident))
+                )
+                statements.append(_alter(schema, table, sql.SQL("ALTER COLUMN {} TYPE text").format(ident)))
+            return statements
+        case FinishEnum(schema, name, columns):
+            statements = []
+            enum = sql.Identifier(schema, name)
+            for table, column in columns:
+                ident = sql.Identifier(column.name)
+                statements.append(
+                    _alter(
+                        schema,
+                        table,
+                        sql.SQL("ALTER COLUMN {} TYPE {} USING {}::{}").format(ident, enum, ident, enum),
+                    )
+                )
+                if column.default is not None:
+                    statements.append(
+                        _alter(
+                            schema,
+                            table,
+                            sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(ident, column.default),
+                        )
+                    )
+            statements.append(sql.SQL("DROP TYPE {}").format(sql.Identifier(schema, _old_enum(name))))
+            return statements
         case ConvertColumn(schema, table, column):
             target = type_sql(column.pg_type, schema)
             statements = [

@@ -131,6 +131,17 @@ class Migration:
             conn.executescript(script)
             conn.commit()
 
+    def plan(self, body: str | None = None):
+        """The plan apply would run now (the spec as written, or `body`)."""
+        from etl.observe import observe_target
+        from etl.planner import build_plan
+        from etl.validate import validate
+
+        if body is not None or not self.spec_path.exists():
+            self.write_spec(body or "")
+        checked = validate(self.spec_path, {})
+        return build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, self.url))
+
     def apply(self, body: str | None = None, allow_destructive: bool = False):
         from etl.executor import apply_plan
         from etl.observe import observe_target

@@ -52,11 +52,48 @@ def test_a_value_that_is_not_a_label_is_named(migration, pg):
     )
 
 
-def test_applying_again_with_allow_destructive_recreates_the_enum(migration, pg):
+def test_a_label_added_to_the_spec_replaces_the_type_and_keeps_rows_and_default(migration, pg):
     m = migration(SOURCE)
     m.apply(ENUM_SPEC)
+    m.change_source("INSERT INTO \"User\" (role) VALUES ('GUEST')")
+    m.write_spec(ENUM_SPEC.replace("[USER, ADMIN]", "[USER, ADMIN, GUEST]"))
+    plan = m.plan()
+    assert [s.describe() for s in plan.steps][:1] == [
+        '~ enum type "public"."Role" (USER, ADMIN, GUEST): + GUEST'
+    ]
+    assert not plan.destructive_steps
+    m.apply()
+    assert pg.execute('SELECT enum_range(NULL::"Role")::text[]').fetchone() == (["USER", "ADMIN", "GUEST"],)
+    assert pg.execute('SELECT role::text FROM "User" ORDER BY id').fetchall() == [
+        ("ADMIN",),
+        ("USER",),
+        ("USER",),
+        ("GUEST",),
+    ]
+    default = pg.execute(
+        "SELECT column_default FROM information_schema.columns WHERE table_name = 'User' AND column_name = 'role'"
+    ).fetchone()
+    assert default == ("'USER'::\"Role\"",)
+    assert not m.plan().has_changes
+
+
+def test_a_label_removed_is_destructive_and_a_source_row_using_it_fails_the_plan(migration, pg):
+    from etl.errors import DestructiveChangeRefused
+
+    m = migration(SOURCE)
+    m.apply(ENUM_SPEC)
+    m.write_spec(ENUM_SPEC.replace("[USER, ADMIN]", "[USER]"))
+    with pytest.raises(
+        DataError,
+        match=r"row id=1: column \"role\": expected a label of enum Role \(USER\), found text 'ADMIN'",
+    ):
+        m.plan()
+    m.change_source("DELETE FROM \"User\" WHERE role = 'ADMIN'")
+    with pytest.raises(DestructiveChangeRefused, match="--allow-destructive"):
+        m.apply()
     m.apply(allow_destructive=True)
-    assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (3,)
+    assert pg.execute('SELECT enum_range(NULL::"Role")::text[]').fetchone() == (["USER"],)
+    assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (2,)
 
 
 def test_duplicate_labels_are_a_spec_error(migration):
