@@ -18,7 +18,7 @@ import duckdb
 from . import duck
 from .errors import DataError, DestructiveChangeRefused, EtlError, PlanError, TargetError, VerificationFailed
 from .mapping import Mapping, TargetTable
-from .plan import DeleteRows, LoadRows, Plan, Step, SyncRows, VerifyStep
+from .plan import DeleteRows, DropTables, LoadRows, Plan, Step, SyncRows, VerifyStep
 from .render import (
     SOURCE_ALIAS,
     TARGET_ALIAS,
@@ -77,7 +77,7 @@ def duck_message(exc: Exception) -> str:
 
 def refuse_destructive(plan: Plan, allow_destructive: bool) -> None:
     if plan.destructive_steps and not allow_destructive:
-        listed = "; ".join(s.describe().lstrip("- ") for s in plan.destructive_steps)
+        listed = "; ".join(s.describe().lstrip("+-~! ") for s in plan.destructive_steps)
         raise DestructiveChangeRefused(
             f"the plan would drop data ({listed}); pass --allow-destructive to allow it"
         )
@@ -140,9 +140,13 @@ def apply_plan(
                 result.changes[step.table.name] = (inserted, updated, step.count)
             else:
                 rows = _run_step(con, step, target_url)
+            if isinstance(step, DropTables):
+                for name, held in zip(step.tables, step.held, strict=True):
+                    result.changes[name] = (0, 0, held)
             if isinstance(step, LoadRows):
                 result.rows[step.table.name] = rows or 0
-                result.changes[step.table.name] = (rows or 0, 0, 0)
+                _, _, deleted = result.changes.get(step.table.name, (0, 0, 0))
+                result.changes[step.table.name] = (rows or 0, 0, deleted)
             elif isinstance(step, SyncRows):
                 result.rows[step.table.name] = rows or 0
             on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))

@@ -84,10 +84,11 @@ def plan_document(plan: Plan, target: str) -> dict:
         if isinstance(step, SyncRows):
             d = step.diff
             item["mode"] = step.table.mode
+            # Deletes are the delete_rows step's (children's before parents'): counted there.
             item["rows"] = {
                 "insert": d.insert,
                 "update": d.update,
-                "delete": d.delete,
+                "delete": 0,
                 "unchanged": d.unchanged,
             }
             if d.watermark is not None:

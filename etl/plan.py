@@ -55,8 +55,12 @@ class DropTables(Step):
 
     schema: str
     tables: tuple[str, ...]
-    rows: int = 0  # rows the target's tables hold (all lost, then loaded again)
+    held: tuple[int, ...] = ()  # rows each table holds (all lost, then loaded again)
     destructive = True
+
+    @property
+    def rows(self) -> int:
+        return sum(self.held)
 
     def describe(self) -> str:
         names = ", ".join(f'"{self.schema}"."{t}"' for t in self.tables)

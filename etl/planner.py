@@ -45,7 +45,7 @@ from .plan import (
     table_of,
 )
 from .target_catalog import PgColumn, PgConstraint, PgTable, TargetCatalog
-from .types import PgType, parse_pg_type
+from .types import narrows
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
         steps.append(CreateSchema(schema))
     steps += enum_steps + first
     if rebuilt:
-        held = sum(_target_rows(target.rows.get(t.name, RowDiff())) for t in rebuilt)
+        held = tuple(_target_rows(target.rows.get(t.name, RowDiff())) for t in rebuilt)
         steps.append(DropTables(schema, tuple(t.name for t in rebuilt), held))
     steps += alter
 
@@ -255,8 +255,11 @@ def _table_changes(
         if have.identity and not want.identity:
             before.append(SetIdentity(schema, name, column.name, False))
         if not _same_type(want, have):
-            before.append(
-                AlterColumnType(schema, name, column, have.type, _narrowing(have.type, column.pg_type))
+            # A narrowing waits for the rows: those the sync deletes or rewrites may not fit the
+            # new type. The sync writes into the old type meanwhile.
+            narrowing = narrows(have.type, column.pg_type)
+            (after if narrowing else before).append(
+                AlterColumnType(schema, name, column, have.type, narrowing)
             )
         if have.default != want.default:
             before.append(SetDefault(schema, name, column, have.default))
@@ -276,34 +279,3 @@ def _table_changes(
         if ix not in actual_indexes:
             after.append(CreateIndex(schema, name, next(i for i in table.indexes if i.name == ix.name)))
     return before, after
-
-
-_INTEGER_WIDTH = {"smallint": 2, "integer": 4, "bigint": 8}
-
-
-def _narrowing(old_text: str, new: PgType) -> bool:
-    """Whether some value of the old type could change or fail in the new one."""
-    try:
-        old = parse_pg_type(old_text)
-    except Exception:  # a type etl does not know (a domain, another schema's enum): assume the worst
-        return True
-    if old.array != new.array:
-        return True
-    if old.name == new.name:
-        if not new.modifiers:
-            return False
-        if not old.modifiers:
-            return True
-        if new.name == "numeric":
-            (p1, s1), (p2, s2) = (old.modifiers + (0,))[:2], (new.modifiers + (0,))[:2]
-            return s2 < s1 or p2 - s2 < p1 - s1
-        return new.modifiers[0] < old.modifiers[0]
-    if old.name in _INTEGER_WIDTH and new.name in _INTEGER_WIDTH:
-        return _INTEGER_WIDTH[new.name] < _INTEGER_WIDTH[old.name]
-    if old.name in _INTEGER_WIDTH and new.name == "numeric":
-        return bool(new.modifiers) and (new.modifiers + (0,))[0] - (new.modifiers + (0,))[1] < 19
-    if old.name in ("character varying", "character") and new.name == "text":
-        return False
-    if old.name == "real" and new.name == "double precision":
-        return False
-    return not (old.name == "text" and new.name == "character varying" and not new.modifiers)

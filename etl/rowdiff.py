@@ -91,13 +91,27 @@ def _ranges(table: TargetTable) -> tuple[tuple[int, int] | None, ...]:
     return (table.row_ranges or (None,)) if keyed(table) else (None,)
 
 
-def _key_label(table: TargetTable) -> str:
-    """DuckDB expression naming a row of the joined sides s and t by its key, e.g. id=5."""
+def _key_label(table: TargetTable, sides: tuple[str, ...] = ("s", "t")) -> str:
+    """DuckDB expression naming a row by its key, e.g. id=5 or email='a@b.c' (text quoted, as
+    SQL writes it), from whichever of `sides` has the row."""
     if not keyed(table):
         return "''"
-    return " || ', ' || ".join(
-        f"{quote_literal(k + '=')} || CAST(coalesce(s.k{j}, t.k{j}) AS VARCHAR)"
-        for j, k in enumerate(table.primary_key)
+    position = _positions(table)
+    quote, doubled = quote_literal("'"), quote_literal("''")
+    parts = []
+    for j, k in enumerate(table.primary_key):
+        value = f"CAST(coalesce({', '.join(f'{side}.k{j}' for side in sides)}) AS VARCHAR)"
+        if table.columns[position[k]].pg_type.kind not in ("integer", "float", "numeric", "boolean"):
+            value = f"{quote} || replace({value}, {quote}, {doubled}) || {quote}"
+        parts.append(f"{quote_literal(k + '=')} || {value}")
+    return " || ', ' || ".join(parts)
+
+
+def _key_order(table: TargetTable, sides: tuple[str, ...] = ("s", "t")) -> str:
+    if not keyed(table):
+        return f"coalesce({', '.join(f'{side}.h' for side in sides)})"
+    return ", ".join(
+        f"coalesce({', '.join(f'{side}.k{j}' for side in sides)})" for j in range(len(table.primary_key))
     )
 
 
@@ -125,7 +139,7 @@ def plan_diff(
     `current`: the table as the target holds it (its schema may still differ from the spec's)."""
     register_functions(con)
     if table.mode == "append":
-        return _plan_append(con, schema, table)
+        return _plan_append(con, schema, table, show_rows)
     columns = show_rows > 0
     con.execute(f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table, current, columns)}")
     for i, row_range in enumerate(_ranges(table)):
@@ -156,12 +170,16 @@ def _samples(con: duckdb.DuckDBPyConnection, table: TargetTable, limit: int) -> 
     join = key_join(table, "s", "t")
     ops = ["'insert'", "'update'"] + (["'delete'"] if table.mode == "sync" else [])
     label = _key_label(table)
+    # `limit` changes, taken in turn from each kind of change, each kind in key order.
     rows = con.execute(
-        f"SELECT * FROM (SELECT CASE WHEN t.h IS NULL THEN 'insert' WHEN s.h IS NULL THEN 'delete' "
-        f"ELSE 'update' END AS op, {label} AS label, s.hs, t.hs "
-        f"FROM etl_s s FULL OUTER JOIN etl_t t ON {join} WHERE s.h IS DISTINCT FROM t.h) "
-        f"WHERE op IN ({', '.join(ops)}) ORDER BY op, label LIMIT {int(limit)}"
+        "SELECT op, label, shs, ths FROM (SELECT *, row_number() OVER (PARTITION BY op ORDER BY ord) AS nth FROM "
+        f"(SELECT CASE WHEN t.h IS NULL THEN 'insert' WHEN s.h IS NULL THEN 'delete' "
+        f"ELSE 'update' END AS op, {label} AS label, s.hs AS shs, t.hs AS ths, [{_key_order(table)}] AS ord "
+        f"FROM etl_s s FULL OUTER JOIN etl_t t ON {join} WHERE s.h IS DISTINCT FROM t.h)) "
+        f"WHERE op IN ({', '.join(ops)}) "
+        f"ORDER BY nth, CASE op WHEN 'insert' THEN 0 WHEN 'update' THEN 1 ELSE 2 END LIMIT {int(limit)}"
     ).fetchall()
+    rows.sort(key=lambda r: ("insert", "update", "delete").index(r[0]))  # stable: key order kept
     changes = []
     for op, key, source_hashes, target_hashes in rows:
         changed: tuple[str, ...] = ()
@@ -173,16 +191,28 @@ def _samples(con: duckdb.DuckDBPyConnection, table: TargetTable, limit: int) -> 
     return tuple(changes)
 
 
-def _plan_append(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable) -> RowDiff:
+def _plan_append(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, show_rows: int) -> RowDiff:
     target, source_value = watermark_sql(schema, table)
     mark = con.execute(f"SELECT CAST(v AS VARCHAR) FROM ({target})").fetchone()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE etl_mark AS {target}")
     inserts = total = 0
+    samples: list[RowChange] = []
+    norms = _source_norms(table)
     for row_range in table.row_ranges or (None,):
         relation = f"({source_rows_query(schema, table, row_range)})"
-        row = con.execute(
-            f"SELECT count(*) FILTER (WHERE m.v IS NULL OR {source_value} > m.v), count(*) "
-            f"FROM {relation} AS s, ({target}) AS m"
-        ).fetchone()
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE etl_s AS SELECT m.v IS NULL OR {source_value} > m.v AS new"
+            f"{_key_items(table, norms)} FROM {relation} AS s, etl_mark AS m"
+        )
+        row = con.execute("SELECT count(*) FILTER (WHERE new), count(*) FROM etl_s").fetchone()
         assert row is not None
         inserts, total = inserts + int(row[0]), total + int(row[1])
-    return RowDiff(inserts, 0, 0, total - inserts, (), mark[0] if mark else None)
+        if len(samples) < show_rows and keyed(table):
+            found = con.execute(
+                f"SELECT {_key_label(table, ('s',))} FROM etl_s s WHERE new "
+                f"ORDER BY {_key_order(table, ('s',))} LIMIT {int(show_rows - len(samples))}"
+            ).fetchall()
+            samples += [RowChange("insert", key) for (key,) in found]
+    con.execute("DROP TABLE etl_s")
+    con.execute("DROP TABLE etl_mark")
+    return RowDiff(inserts, 0, 0, total - inserts, tuple(samples), mark[0] if mark else None)

@@ -238,3 +238,34 @@ def default_pg_type(declared: str) -> PgType:
             if 1 <= precision <= 1000 and scale <= precision:
                 return PgType("numeric", (precision, scale))
     return parse_pg_type(_BY_AFFINITY[affinity])
+
+
+_INTEGER_WIDTH = {"smallint": 2, "integer": 4, "bigint": 8}
+
+
+def narrows(old_text: str, new: PgType) -> bool:
+    """Whether some value of the old type could change or fail in the new one."""
+    try:
+        old = parse_pg_type(old_text)
+    except Exception:  # a type etl does not know (a domain, another schema's enum): assume the worst
+        return True
+    if old.array != new.array:
+        return True
+    if old.name == new.name:
+        if not new.modifiers:
+            return False
+        if not old.modifiers:
+            return True
+        if new.name == "numeric":
+            (p1, s1), (p2, s2) = (old.modifiers + (0,))[:2], (new.modifiers + (0,))[:2]
+            return s2 < s1 or p2 - s2 < p1 - s1
+        return new.modifiers[0] < old.modifiers[0]
+    if old.name in _INTEGER_WIDTH and new.name in _INTEGER_WIDTH:
+        return _INTEGER_WIDTH[new.name] < _INTEGER_WIDTH[old.name]
+    if old.name in _INTEGER_WIDTH and new.name == "numeric":
+        return bool(new.modifiers) and (new.modifiers + (0,))[0] - (new.modifiers + (0,))[1] < 19
+    if old.name in ("character varying", "character") and new.name == "text":
+        return False
+    if old.name == "real" and new.name == "double precision":
+        return False
+    return not (old.name == "text" and new.name == "character varying" and not new.modifiers)

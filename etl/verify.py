@@ -24,6 +24,7 @@ from .duck import quote_ident, quote_literal
 from .mapping import TargetColumn, TargetTable
 from .render import TARGET_ALIAS, source_rows_query
 from .target_catalog import PgTable
+from .types import narrows
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def target_select(
     """PostgreSQL text of the target side: columns DuckDB reads exactly as they are, the others as
     text (DuckDB reads numeric(65,30) as DOUBLE). `current`: the table as the target holds it now,
     when a plan will still change it: a column it lacks reads as NULL, a column of another type
-    is cast to the type it will have. `extra`: PostgreSQL expressions appended (e.g. ctid)."""
+    is cast to the type it will have before the rows move (a widening; a narrowing happens after). `extra`: PostgreSQL expressions appended (e.g. ctid)."""
     items: list[sql.Composable] = []
     for column in table.columns:
         ident = sql.Identifier(column.name)
@@ -159,7 +160,12 @@ def target_select(
                 column.default if column.default is not None else sql.SQL("NULL"),
                 sql.SQL("text" if as_text else column.pg_type.sql()),
             )
-        elif found is not None and column.pg_type.kind != "enum" and found.type != column.pg_type.sql():
+        elif (
+            found is not None
+            and column.pg_type.kind != "enum"
+            and found.type != column.pg_type.sql()
+            and not narrows(found.type, column.pg_type)  # a narrowing waits for the rows
+        ):
             value = sql.SQL("{}::{}").format(ident, sql.SQL(column.pg_type.sql()))
         else:
             value = ident
