@@ -18,7 +18,7 @@ import duckdb
 from . import duck
 from .errors import DataError, DestructiveChangeRefused, EtlError, PlanError, TargetError, VerificationFailed
 from .mapping import Mapping, TargetTable
-from .plan import DeleteRows, DropTables, LoadRows, Plan, Step, SyncRows, VerifyStep
+from .plan import DeleteRows, DropTable, DropTables, LoadRows, Plan, Step, SyncRows, VerifyStep
 from .render import (
     SOURCE_ALIAS,
     TARGET_ALIAS,
@@ -140,6 +140,8 @@ def apply_plan(
                 result.changes[step.table.name] = (inserted, updated, step.count)
             else:
                 rows = _run_step(con, step, target_url)
+            if isinstance(step, DropTable):
+                result.changes[step.table] = (0, 0, step.rows)
             if isinstance(step, DropTables):
                 for name, held in zip(step.tables, step.held, strict=True):
                     result.changes[name] = (0, 0, held)

@@ -104,7 +104,12 @@ def plan_document(plan: Plan, target: str) -> dict:
         "changes": plan.has_changes,
         "destructive": bool(plan.destructive_steps),
         "summary": {
-            "tables": {"create": summary.create, "replace": summary.replace, "change": summary.change},
+            "tables": {
+                "create": summary.create,
+                "replace": summary.replace,
+                "change": summary.change,
+                "drop": summary.drop,
+            },
             "rows": {"insert": summary.insert, "update": summary.update, "delete": summary.delete},
             "text": summary.line(),
         },

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import psycopg
+from psycopg import sql
 
 from . import duck
 from .errors import DataError, TargetError
@@ -17,7 +18,7 @@ from .executor import attach, duck_message
 from .mapping import Mapping
 from .plan import CreateSchema, LoadRows, ResetSequence, RowDiff
 from .planner import TargetState, build_plan
-from .render import postgres_sql
+from .render import METADATA_SCHEMA, postgres_sql
 from .rowdiff import plan_diff
 from .target import connect, redact
 from .target_catalog import TargetCatalog, read_target_catalog
@@ -29,6 +30,7 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
         relations = _relations(conn, mapping.schema)
         existing = [t for t in mapping.tables if t.name in relations]
         desired = desired_catalog(conn, mapping, url) if existing else None
+        removed = _removed_tables(conn, mapping, catalog)
     rows: dict[str, RowDiff] = {}
     present = [t for t in existing if catalog.table(t.name) is not None]
     if present:
@@ -53,7 +55,31 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
         catalog=catalog,
         desired=desired,
         rows=rows,
+        removed=removed,
     )
+
+
+def _removed_tables(conn: psycopg.Connection, mapping: Mapping, catalog: TargetCatalog) -> dict[str, int]:
+    """Tables that successful applies to this schema loaded (etl.runs) and the spec no longer
+    names, with the rows they hold. Tables etl never loaded are not its to drop."""
+    has_runs = conn.execute("SELECT to_regclass(%s)", (f"{METADATA_SCHEMA}.runs",)).fetchone()
+    if not has_runs or has_runs[0] is None:
+        return {}
+    loaded = conn.execute(
+        sql.SQL(
+            "SELECT DISTINCT jsonb_object_keys(rows) FROM {} WHERE target_schema = %s AND status = 'succeeded'"
+        ).format(sql.Identifier(METADATA_SCHEMA, "runs")),
+        (mapping.schema,),
+    ).fetchall()
+    named = {t.name for t in mapping.tables}
+    removed = {}
+    for (name,) in loaded:
+        if name not in named and catalog.table(name) is not None:
+            count = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(mapping.schema, name))
+            ).fetchone()
+            removed[name] = int(count[0]) if count else 0
+    return dict(sorted(removed.items()))
 
 
 def _relations(conn: psycopg.Connection, schema: str) -> set[str]:
@@ -78,7 +104,7 @@ def desired_catalog(conn: psycopg.Connection, mapping: Mapping, url: str) -> Tar
                 if isinstance(step, LoadRows | ResetSequence):
                     continue
                 if isinstance(step, CreateSchema):
-                    conn.execute(psycopg.sql.SQL("CREATE SCHEMA {}").format(psycopg.sql.Identifier(scratch)))
+                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(scratch)))
                     continue
                 for statement in postgres_sql(step):
                     conn.execute(statement)

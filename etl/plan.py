@@ -79,6 +79,21 @@ class CreateEnum(Step):
 
 
 @dataclass(frozen=True)
+class DropTable(Step):
+    """A table an earlier apply created that the spec no longer names."""
+
+    schema: str
+    table: str
+    rows: int
+    destructive = True
+
+    def describe(self) -> str:
+        return (
+            f'- table "{self.schema}"."{self.table}" (no longer in the spec; its {self.rows:,} rows are lost)'
+        )
+
+
+@dataclass(frozen=True)
 class ReplaceEnum(Step):
     """An enum type whose labels change: the old type is renamed and the columns using it hold
     text while rows move (so rows using a label that goes can be deleted or updated), then
@@ -389,16 +404,18 @@ class Plan:
     def summary(self) -> PlanSummary:
         created = {s.table.name for s in self.steps if isinstance(s, CreateTable)}
         replaced = {t for s in self.steps if isinstance(s, DropTables) for t in s.tables}
-        touched = {table_of(s) for s in self.steps} - {None} - created
+        dropped = {s.table for s in self.steps if isinstance(s, DropTable)}
+        touched = {table_of(s) for s in self.steps} - {None} - created - dropped
         return PlanSummary(
             create=len(created - replaced),
             replace=len(replaced),
             change=len(touched),
+            drop=len(dropped),
             insert=sum(s.table.source_rows or 0 for s in self.steps if isinstance(s, LoadRows))
             + sum(s.diff.insert for s in self.steps if isinstance(s, SyncRows)),
             update=sum(s.diff.update for s in self.steps if isinstance(s, SyncRows)),
             delete=sum(s.count for s in self.steps if isinstance(s, DeleteRows))
-            + sum(s.rows for s in self.steps if isinstance(s, DropTables)),
+            + sum(s.rows for s in self.steps if isinstance(s, DropTables | DropTable)),
         )
 
 
@@ -418,16 +435,21 @@ class PlanSummary:
     create: int
     replace: int
     change: int
+    drop: int
     insert: int
     update: int
     delete: int
 
     def line(self) -> str:
-        if not any((self.create, self.replace, self.change, self.insert, self.update, self.delete)):
+        if not any(
+            (self.create, self.replace, self.change, self.drop, self.insert, self.update, self.delete)
+        ):
             return "No changes. The target matches the spec."
         tables = [f"{self.create} {'table' if self.create == 1 else 'tables'} to create"]
         if self.replace:
             tables.append(f"{self.replace} to replace")
         tables.append(f"{self.change} to change")
+        if self.drop:
+            tables.append(f"{self.drop} to drop")
         rows = f"{self.insert:,} to insert, {self.update:,} to update, {self.delete:,} to delete"
         return f"Plan: {', '.join(tables)}; rows: {rows}."

@@ -30,6 +30,7 @@ from .plan import (
     DropColumn,
     DropConstraint,
     DropIndex,
+    DropTable,
     DropTables,
     FinishEnum,
     LoadRows,
@@ -62,6 +63,8 @@ class TargetState:
     catalog: TargetCatalog | None = None
     desired: TargetCatalog | None = None
     rows: MappingType[str, RowDiff] = field(default_factory=dict)
+    # Tables earlier applies created in this schema that the spec no longer names: rows they hold.
+    removed: MappingType[str, int] = field(default_factory=dict)
 
 
 _WHAT = {"p": "primary key", "u": "unique", "f": "foreign key"}
@@ -125,7 +128,16 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
     steps: list[Step] = []
     if not target.schema_exists:
         steps.append(CreateSchema(schema))
+    # Foreign keys of tables that go, onto tables that stay, go first.
+    removed = [name for name in target.removed if catalog.table(name) is not None]
+    for name in removed:
+        pg_table = catalog.table(name)
+        assert pg_table is not None
+        first += [
+            DropConstraint(schema, name, c.name, "foreign key") for c in pg_table.constraints if c.kind == "f"
+        ]
     steps += enum_steps + first
+    steps += [DropTable(schema, name, target.removed[name]) for name in removed]
     if rebuilt:
         held = tuple(_target_rows(target.rows.get(t.name, RowDiff())) for t in rebuilt)
         steps.append(DropTables(schema, tuple(t.name for t in rebuilt), held))

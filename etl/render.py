@@ -23,6 +23,7 @@ from .plan import (
     DropColumn,
     DropConstraint,
     DropIndex,
+    DropTable,
     DropTables,
     FinishEnum,
     LoadRows,
@@ -210,6 +211,8 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
             if column.default is not None:
                 parts.append(sql.SQL("DEFAULT {}").format(column.default))
             return [_alter(schema, table, sql.SQL("ADD COLUMN {}").format(sql.SQL(" ").join(parts)))]
+        case DropTable(schema, table):
+            return [sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, table))]
         case DropColumn(schema, table, column):
             return [_alter(schema, table, sql.SQL("DROP COLUMN {}").format(sql.Identifier(column)))]
         case AlterColumnType(schema, table, column):

@@ -730,3 +730,29 @@ def test_values_equal_in_postgresql_but_written_differently_in_sqlite_are_no_cha
         "    ~ id=5: price",
         "Plan: 0 tables to create, 1 to change; rows: 0 to insert, 3 to update, 0 to delete.",
     ]
+
+
+# --- 9. tables that leave the spec ------------------------------------------------------------------
+
+
+def test_a_table_etl_loaded_and_the_spec_no_longer_names_is_dropped_only_when_allowed(migration, pg, pg_url):
+    m = migration(LIBRARY)
+    spec = m.write_spec()
+    m.apply()
+    pg.execute("CREATE TABLE notes (id int)")  # the app's own table, never loaded by etl
+    m.write_spec("exclude: [tag, book]\n")
+    text = plan_text(spec, pg_url)
+    assert text.splitlines()[1:] == [
+        '- foreign key "book_author_id_fkey" on "book"',
+        '! table "public"."book" (no longer in the spec; its 4 rows are lost)  [destructive]',
+        '! table "public"."tag" (no longer in the spec; its 3 rows are lost)  [destructive]',
+        "Plan: 0 tables to create, 0 to change, 2 to drop; rows: 0 to insert, 0 to update, 7 to delete.",
+    ]
+    refused = run("apply", str(spec))
+    assert refused.exit_code == 1 and "--allow-destructive" in refused.stderr
+    applied = run("apply", str(spec), "--allow-destructive")
+    assert applied.exit_code == 0, applied.stderr
+    assert "rows: 0 inserted, 0 updated, 7 deleted" in applied.stdout
+    tables = pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()
+    assert tables == [("author",), ("notes",)]
+    assert plan_text(spec, pg_url).splitlines()[1:] == [NO_CHANGES]
