@@ -25,6 +25,7 @@ from .init import init_spec
 from .observe import observe_target
 from .plan import LoadRows, Plan, SyncRows
 from .planner import build_plan
+from .rollback import apply_rollback, plan_rollback
 from .spec import SCHEMA_FILE
 from .target import display_url, read_target_state, redact
 from .validate import Validated, validate
@@ -150,9 +151,9 @@ def plan_command(
         raise typer.Exit(2)
 
 
-def _confirm() -> bool:
+def _confirm(question: str = "Apply this plan?") -> bool:
     """Ask on a terminal; anything but yes is no."""
-    out.print("Apply this plan? Only 'yes' is accepted: ", end="", markup=False)
+    out.print(f"{question} Only 'yes' is accepted: ", end="", markup=False)
     try:
         answer = input()
     except EOFError:
@@ -258,6 +259,40 @@ def apply_command(
         f"Done: rows: {inserted:,} inserted, {updated:,} updated, "
         f"{deleted:,} deleted in {result.seconds:.2f} s"
         f"{', every table verified' if result.verified else ', not verified (--no-verify)'}. Committed.",
+        markup=False,
+    )
+
+
+@app.command("rollback")
+def rollback_command(
+    spec: SpecPath,
+    target: TargetOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what rollback would do and change nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (on a terminal it asks).")] = False,
+) -> None:
+    """Restore the tables as they were before the last successful apply, from the copies it kept
+    (rollback.retention in the spec). Shows the plan first."""
+    url = target
+    try:
+        checked = _load(spec, target)
+        url = checked.spec.target_url
+        plan = plan_rollback(url, checked.mapping.schema)
+        out.print(f'Target: {display_url(url)} (schema "{plan.schema}")', markup=False)
+        for line in plan.lines():
+            out.print(line, markup=False)
+        if dry_run:
+            return
+        if not yes and sys.stdin.isatty() and out.is_terminal and not _confirm("Roll back?"):
+            err.print("Error: not rolled back; nothing was changed", markup=False)
+            raise typer.Exit(1)
+        apply_rollback(plan, url)
+    except EtlError as exc:
+        _fail(exc, url)
+        return
+    out.print(
+        f"Rolled back: {len(plan.restores)} tables as they were before {plan.run_started_at}. Committed.",
         markup=False,
     )
 

@@ -17,8 +17,30 @@ import duckdb
 
 from . import duck
 from .errors import DataError, DestructiveChangeRefused, EtlError, PlanError, TargetError, VerificationFailed
+from .history import (
+    enum_columns_query,
+    enum_to_text_statements,
+    expire_statements,
+    expired_query,
+    foreign_keys_query,
+    history_schema,
+    index_names_query,
+    keep_statements,
+    record_statement,
+    rename_statements,
+)
 from .mapping import Mapping, TargetTable
-from .plan import DeleteRows, DropTable, DropTables, LoadRows, Plan, Step, SyncRows, VerifyStep
+from .plan import (
+    DeleteRows,
+    DropTable,
+    DropTables,
+    KeepForRollback,
+    LoadRows,
+    Plan,
+    Step,
+    SyncRows,
+    VerifyStep,
+)
 from .render import (
     SOURCE_ALIAS,
     TARGET_ALIAS,
@@ -134,6 +156,8 @@ def apply_plan(
                     source_sums[step.table.name] = synced.sums
                 if synced.written is not None:
                     written[step.table.name] = (step.table, synced.written)
+            elif isinstance(step, KeepForRollback):
+                _keep_for_rollback(con, step, started_at, execute)
             elif isinstance(step, DeleteRows):
                 delete_rows(step, execute)
                 inserted, updated, _ = result.changes.get(step.table.name, (0, 0, 0))
@@ -154,6 +178,11 @@ def apply_plan(
             on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
         for statement in metadata_ddl():
             _execute(con, statement, "creating etl's metadata tables", target_url)
+        keep = next((s for s in plan.steps if isinstance(s, KeepForRollback)), None)
+        if keep is not None:
+            expired = [r[0] for r in _query(con, expired_query(plan.schema, keep.retention))]
+            for expire in expire_statements(plan.schema, expired, keep.retention):
+                execute(expire, "dropping copies kept for rollback beyond the retention")
         if result.rejects:
             for start in range(0, len(result.rejects), 500):  # a few statements, not one per row
                 batch = result.rejects[start : start + 500]
@@ -335,6 +364,48 @@ def _load_with_checksum(
     except duckdb.Error as exc:
         _raise_load_error(exc, table, target_url)
     return rows, (count, str(total))
+
+
+def _query(con: duckdb.DuckDBPyConnection, statement) -> list[tuple]:
+    """Rows of a PostgreSQL query, run inside apply's transaction."""
+    text = statement.as_string(None)
+    return con.execute(
+        f"SELECT * FROM postgres_query({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})"
+    ).fetchall()
+
+
+def _keep_for_rollback(
+    con: duckdb.DuckDBPyConnection, step: KeepForRollback, started_at: str, execute
+) -> None:
+    """Copy each table the plan changes into the run's history schema, names and all (see
+    etl/history.py), and record it; record the tables the plan creates."""
+    kept_in = history_schema(started_at)
+    for statement in metadata_ddl():
+        execute(statement, "creating etl's metadata tables")
+    for table in step.kept:
+        for copy_table in keep_statements(step.schema, table, kept_in):
+            execute(copy_table, f'keeping a copy of "{table}" for etl rollback')
+        original = _query(con, index_names_query(step.schema, table))
+        copy = _query(con, index_names_query(kept_in, table))
+        for rename in rename_statements(kept_in, table, original, copy):
+            execute(rename, f'naming the indexes of the copy of "{table}"')
+        enums = _query(con, enum_columns_query(kept_in, table))
+        for as_text in enum_to_text_statements(kept_in, table, enums):
+            execute(as_text, f'keeping the enum columns of "{table}" as text')
+        fks = [
+            {"name": name, "definition": d}
+            for _, _, name, d in _query(con, foreign_keys_query(step.schema, table))
+        ]
+        columns = [{"column": c, "enum": e, "default": d} for c, e, d in enums]
+        record = record_statement(
+            started_at, step.schema, table, kept_in, json.dumps(fks), json.dumps(columns)
+        )
+        execute(record, "recording the copy in etl.history")
+    for table in step.created:
+        execute(
+            record_statement(started_at, step.schema, table, None, "[]", "[]"), "recording in etl.history"
+        )
+    con.execute("CALL pg_clear_cache()")
 
 
 def _check_planned(step: SyncRows, counts: tuple[int, int, int]) -> None:

@@ -98,6 +98,7 @@ class Mapping:
     schema: str
     tables: tuple[TargetTable, ...]  # in load order
     enums: tuple[tuple[str, tuple[str, ...]], ...] = ()  # enum types to create: name, labels
+    retention: int = 1  # applies whose replaced tables are kept for etl rollback
 
     def table(self, name: str) -> TargetTable | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -220,7 +221,10 @@ class _Resolver:
             loaded.add(table.name)
             tables.append(table)
         return Mapping(
-            schema=self.spec.target_schema, tables=tuple(tables), enums=tuple(self.spec.enums.items())
+            schema=self.spec.target_schema,
+            tables=tuple(tables),
+            enums=tuple(self.spec.enums.items()),
+            retention=self.spec.retention,
         )
 
     def check_relation_names(self, tables: list[TargetTable]) -> None:

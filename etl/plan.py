@@ -79,6 +79,23 @@ class CreateEnum(Step):
 
 
 @dataclass(frozen=True)
+class KeepForRollback(Step):
+    """Before anything changes: a copy of each existing table the plan changes, and a note of the
+    tables it creates, so that `etl rollback` can restore them (kept for `retention` applies)."""
+
+    schema: str
+    kept: tuple[str, ...]
+    created: tuple[str, ...]
+    retention: int
+
+    def describe(self) -> str:
+        if not self.kept:
+            return "  record the tables this apply creates, for etl rollback"
+        names = ", ".join(f'"{t}"' for t in self.kept)
+        return f"  keep a copy of {names} for etl rollback (rollback.retention: {self.retention})"
+
+
+@dataclass(frozen=True)
 class DropTable(Step):
     """A table an earlier apply created that the spec no longer names."""
 
@@ -423,7 +440,14 @@ def table_of(step: Step) -> str | None:
     """The existing table a step changes, if any."""
     if isinstance(
         step,
-        CreateSchema | CreateEnum | ReplaceEnum | FinishEnum | DropTables | VerifyStep | ResetSequence,
+        CreateSchema
+        | CreateEnum
+        | ReplaceEnum
+        | FinishEnum
+        | DropTables
+        | VerifyStep
+        | ResetSequence
+        | KeepForRollback,
     ):
         return None
     table = getattr(step, "table", None)

@@ -33,6 +33,7 @@ from .plan import (
     DropTable,
     DropTables,
     FinishEnum,
+    KeepForRollback,
     LoadRows,
     Plan,
     ReplaceEnum,
@@ -183,11 +184,31 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
             continue
         if table.name in fresh_names or target.rows.get(table.name, RowDiff()).insert:
             steps.append(ResetSequence(schema, table.name, identity, table.sequence_floor))
+    if mapping.retention > 0 and steps:
+        steps = _with_keep(schema, steps, mapping.retention)
     # Tables only altered are verified too (a type change rewrites every value), unless their
     # mode lets the target keep rows the source no longer has.
     altered = {t for t in (table_of(s) for s in alter + after) if t is not None}
     checked = tuple(t for t, _, _ in kept if t.name in altered and t.mode in ("sync", "replace"))
     return Plan(steps=tuple(steps), schema=schema, checked=checked)
+
+
+def _with_keep(schema: str, steps: list[Step], retention: int) -> list[Step]:
+    """The plan preceded by what it keeps for etl rollback: the existing tables it changes, and
+    the names of those it creates."""
+    replaced = [t for s in steps if isinstance(s, DropTables) for t in s.tables]
+    created = [s.table.name for s in steps if isinstance(s, CreateTable) and s.table.name not in replaced]
+    kept: list[str] = []
+    for step in steps:
+        names = list(step.tables) if isinstance(step, DropTables) else [table_of(step)]
+        if isinstance(step, ReplaceEnum):  # its columns change type
+            names = [t for t, _ in step.columns]
+        for name in names:
+            if name is not None and name not in created and name not in kept:
+                kept.append(name)
+    keep = KeepForRollback(schema, tuple(kept), tuple(created), retention)
+    head = 1 if steps and isinstance(steps[0], CreateSchema) else 0
+    return [*steps[:head], keep, *steps[head:]]
 
 
 def _enum_users(mapping: Mapping, catalog: TargetCatalog, name: str) -> tuple:

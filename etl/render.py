@@ -26,6 +26,7 @@ from .plan import (
     DropTable,
     DropTables,
     FinishEnum,
+    KeepForRollback,
     LoadRows,
     ReplaceEnum,
     ResetSequence,
@@ -246,7 +247,7 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
             return [_alter(schema, table, sql.SQL("DROP CONSTRAINT {}").format(sql.Identifier(name)))]
         case DropIndex(schema, _table, name):
             return [sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name))]
-        case LoadRows() | SyncRows() | DeleteRows():
+        case LoadRows() | SyncRows() | DeleteRows() | KeepForRollback():
             return []
     raise AssertionError(f"no SQL for {type(step).__name__}")
 
@@ -255,7 +256,10 @@ METADATA_SCHEMA = "etl"  # where etl keeps its own records in the target databas
 
 
 def metadata_ddl() -> list[sql.Composed]:
-    """etl's own tables (its runs, and the rows they rejected); created if missing, never altered."""
+    """etl's own tables (its runs, the rows they rejected, what they kept for rollback); created if
+    missing, never altered."""
+    from .history import history_ddl
+
     return [
         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(METADATA_SCHEMA)),
         sql.SQL(
@@ -272,6 +276,7 @@ def metadata_ddl() -> list[sql.Composed]:
             "target_schema text NOT NULL, source_table text NOT NULL, row_key text, reason text NOT NULL, "
             "row jsonb NOT NULL)"
         ).format(sql.Identifier(METADATA_SCHEMA, "rejects")),
+        history_ddl(),
     ]
 
 

@@ -97,6 +97,7 @@ class Spec:
     target_schema: str = "public"
     naming: str = "keep"
     mode: str = "sync"
+    retention: int = 1  # applies whose replaced tables are kept for etl rollback
     on_error: str = "fail"
     max_rejects: int | str | None = None
     include: tuple[str, ...] = ("*",)
@@ -298,6 +299,7 @@ def _build(
         target_schema=data["target"].get("schema", "public"),
         naming=data.get("naming", "keep"),
         mode=data.get("mode", "sync"),
+        retention=(data.get("rollback") or {}).get("retention", 1),
         on_error=data.get("on_error", "fail"),
         max_rejects=data.get("max_rejects"),
         include=tuple(data.get("include", ("*",))),

@@ -67,3 +67,33 @@ def test_the_yes_flag_asks_nothing(migration, pg):
     assert code == 0, output
     assert "Apply this plan?" not in output
     assert tables(pg) == ["t"]
+
+
+def test_rollback_on_a_terminal_asks_and_no_keeps_everything(migration, pg):
+    m = migration(SOURCE)
+    spec = m.write_spec()
+    m.apply()
+    primary, secondary = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "etl", "rollback", str(spec)],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        close_fds=True,
+    )
+    os.close(secondary)
+    output = b""
+    while b"Roll back?" not in output:
+        chunk = os.read(primary, 4096)
+        assert chunk, output
+        output += chunk
+    os.write(primary, b"no\n")
+    try:
+        while chunk := os.read(primary, 4096):
+            output += chunk
+    except OSError:
+        pass
+    os.close(primary)
+    assert process.wait(timeout=60) == 1
+    assert b"not rolled back; nothing was changed" in output
+    assert tables(pg) == ["t"]

@@ -171,6 +171,7 @@ def test_plan_shows_every_step_with_row_counts_and_changes_nothing(migration, pg
 
     assert result.stdout.splitlines() == [
         f'Target: {display_url(pg_url)} (schema "public")',
+        "  record the tables this apply creates, for etl rollback",
         '+ table "public"."User" (3 columns) from "User"',
         '  load 2 rows from "User" -> "public"."User"',
         '+ primary key "User_pkey" (id)',

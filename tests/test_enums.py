@@ -58,8 +58,9 @@ def test_a_label_added_to_the_spec_replaces_the_type_and_keeps_rows_and_default(
     m.change_source("INSERT INTO \"User\" (role) VALUES ('GUEST')")
     m.write_spec(ENUM_SPEC.replace("[USER, ADMIN]", "[USER, ADMIN, GUEST]"))
     plan = m.plan()
-    assert [s.describe() for s in plan.steps][:1] == [
-        '~ enum type "public"."Role" (USER, ADMIN, GUEST): + GUEST'
+    assert [s.describe() for s in plan.steps][:2] == [
+        '  keep a copy of "User" for etl rollback (rollback.retention: 1)',
+        '~ enum type "public"."Role" (USER, ADMIN, GUEST): + GUEST',
     ]
     assert not plan.destructive_steps
     m.apply()

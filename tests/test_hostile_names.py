@@ -138,12 +138,15 @@ def test_hostile_names_arrive_exactly_and_nothing_else_happens(migration, pg, ca
         ("public", "bracket idx", "i"),
         ("public", 'user_id "quoted"_seq', "S"),  # the identities' sequences
         ("public", "order_id_seq", "S"),
-        ("etl", "runs", "r"),  # etl's record of its runs, and of the rows they rejected
+        ("etl", "runs", "r"),  # etl's record of its runs, of the rows they rejected
         ("etl", "runs_pkey", "i"),
         ("etl", "runs_id_seq", "S"),
         ("etl", "rejects", "r"),
         ("etl", "rejects_pkey", "i"),
         ("etl", "rejects_id_seq", "S"),
+        ("etl", "history", "r"),  # and of what they kept for etl rollback
+        ("etl", "history_pkey", "i"),
+        ("etl", "history_id_seq", "S"),
     }
     assert before <= everything(pg)
 

@@ -257,6 +257,7 @@ def test_plan_shows_a_narrowing_even_when_a_row_to_delete_does_not_fit_the_new_t
     assert result.exit_code == 0, result.stderr
     # The narrowing waits for the rows: the row that would not fit is deleted first.
     assert result.stdout.splitlines()[1:] == [
+        '  keep a copy of "reading" for etl rollback (rollback.retention: 1)',
         '~ rows "reading": 0 to insert, 0 to update, 1 unchanged (sync by id) from "reading"',
         '! rows "reading": 1 to delete (gone from "reading")  [destructive]',
         '! column "reading"."v" type bigint -> integer (narrowing: values may change or not fit)  [destructive]',
@@ -434,7 +435,8 @@ def test_show_rows_lists_the_rows_append_would_insert(migration, pg_url):
     m.apply()
     m.change_source("INSERT INTO event VALUES (5, 40, 'login'), (6, 50, 'logout');")
     text = plan_text(spec, pg_url, "--show-rows", "5")
-    assert text.splitlines()[1:4] == [
+    assert text.splitlines()[1:5] == [
+        '  keep a copy of "event" for etl rollback (rollback.retention: 1)',
         '~ rows "event": 2 to insert past at = 30 from "event"',
         "    + id=5",
         "    + id=6",
@@ -724,6 +726,7 @@ def test_values_equal_in_postgresql_but_written_differently_in_sqlite_are_no_cha
     )
     text = plan_text(spec, pg_url, "--show-rows", "5")
     assert text.splitlines()[1:] == [
+        '  keep a copy of "doc" for etl rollback (rollback.retention: 1)',
         '~ rows "doc": 0 to insert, 3 to update, 2 unchanged (sync by id) from "doc"',
         "    ~ id=1: payload",
         "    ~ id=3: seen",
@@ -743,6 +746,7 @@ def test_a_table_etl_loaded_and_the_spec_no_longer_names_is_dropped_only_when_al
     m.write_spec("exclude: [tag, book]\n")
     text = plan_text(spec, pg_url)
     assert text.splitlines()[1:] == [
+        '  keep a copy of "book", "tag" for etl rollback (rollback.retention: 1)',
         '- foreign key "book_author_id_fkey" on "book"',
         '! table "public"."book" (no longer in the spec; its 4 rows are lost)  [destructive]',
         '! table "public"."tag" (no longer in the spec; its 3 rows are lost)  [destructive]',

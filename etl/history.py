@@ -1,0 +1,182 @@
+"""What apply keeps for `etl rollback`, as SQL: before it changes a table, a copy of it (rows,
+columns, defaults, keys, indexes and their names) goes to a schema of the run, `etl_history_<time>`;
+`etl.history` records it, with the foreign keys the copy cannot hold (they would tie it to live
+tables) and the enum columns it keeps as text (so the live enum types stay free to change).
+Rollback moves the copy back. Pure: statements and queries only."""
+
+from __future__ import annotations
+
+import re
+
+from psycopg import sql
+
+from .render import METADATA_SCHEMA
+
+HISTORY = sql.Identifier(METADATA_SCHEMA, "history")
+
+
+def history_schema(started_at: str) -> str:
+    """The schema holding what the run that started at `started_at` (ISO text) replaced."""
+    return "etl_history_" + re.sub(r"\D", "", started_at)[:20]
+
+
+def history_ddl() -> sql.Composed:
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} ("
+        "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_started_at timestamptz NOT NULL, "
+        "target_schema text NOT NULL, table_name text NOT NULL, "
+        "kept_in text, "  # the schema holding the copy; NULL: the run created the table
+        "rows bigint, foreign_keys jsonb NOT NULL DEFAULT '[]', enum_columns jsonb NOT NULL DEFAULT '[]', "
+        "restored_at timestamptz)"
+    ).format(HISTORY)
+
+
+def _regclass(schema: str, table: str) -> sql.Composable:
+    return sql.Literal(sql.Identifier(schema, table).as_string(None))
+
+
+def keep_statements(schema: str, table: str, kept_in: str) -> list[sql.Composable]:
+    """Copy `schema.table` into `kept_in` with everything LIKE ... INCLUDING ALL carries."""
+    return [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(kept_in)),
+        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+            sql.Identifier(kept_in, table), sql.Identifier(schema, table)
+        ),
+        sql.SQL("INSERT INTO {} SELECT * FROM {}").format(
+            sql.Identifier(kept_in, table), sql.Identifier(schema, table)
+        ),
+    ]
+
+
+def index_names_query(schema: str, table: str) -> sql.Composed:
+    """PostgreSQL: (match key, index name, constraint name) of the table's indexes; the key is the
+    same for an index and its copy made by LIKE (whose names PostgreSQL generated)."""
+    return sql.SQL(
+        "SELECT m.amname || '(' || ARRAY_TO_STRING(ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true) "
+        "FROM generate_series(1, x.indnatts) k), ',') || ')' || x.indisunique::text || x.indisprimary::text "
+        "|| COALESCE(pg_get_expr(x.indpred, x.indrelid, true), ''), i.relname::text, k.conname::text "
+        "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am m ON m.oid = i.relam "
+        "LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = x.indrelid "
+        "WHERE x.indrelid = {}::regclass"
+    ).format(_regclass(schema, table))
+
+
+def rename_statements(
+    kept_in: str,
+    table: str,
+    original: list[tuple[str, str, str | None]],
+    copy: list[tuple[str, str, str | None]],
+) -> list[sql.Composable]:
+    """Give the copy's indexes and constraints the original's names (matched by definition)."""
+    names = {key: (index, constraint) for key, index, constraint in original}
+    statements: list[sql.Composable] = []
+    for key, index, constraint in copy:
+        if key not in names:
+            continue
+        want_index, want_constraint = names[key]
+        if constraint is not None and want_constraint is not None:
+            if constraint != want_constraint:
+                statements.append(
+                    sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
+                        sql.Identifier(kept_in, table),
+                        sql.Identifier(constraint),
+                        sql.Identifier(want_constraint),
+                    )
+                )
+            if want_index != want_constraint:  # an index behind a constraint is named after it
+                statements.append(
+                    sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                        sql.Identifier(kept_in, want_constraint), sql.Identifier(want_index)
+                    )
+                )
+        elif index != want_index:
+            statements.append(
+                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(kept_in, index), sql.Identifier(want_index)
+                )
+            )
+    return statements
+
+
+def enum_columns_query(kept_in: str, table: str) -> sql.Composed:
+    """PostgreSQL: (column, enum type name, default text) of the copy's enum columns."""
+    return sql.SQL(
+        "SELECT a.attname::text, t.typname::text, pg_get_expr(d.adbin, d.adrelid) "
+        "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE a.attrelid = {}::regclass AND a.attnum > 0 AND NOT a.attisdropped AND t.typtype = 'e'"
+    ).format(_regclass(kept_in, table))
+
+
+def enum_to_text_statements(
+    kept_in: str, table: str, columns: list[tuple[str, str, str | None]]
+) -> list[sql.Composable]:
+    statements: list[sql.Composable] = []
+    for column, _enum, _default in columns:
+        statements.append(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT").format(
+                sql.Identifier(kept_in, table), sql.Identifier(column)
+            )
+        )
+        statements.append(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE text").format(
+                sql.Identifier(kept_in, table), sql.Identifier(column)
+            )
+        )
+    return statements
+
+
+def foreign_keys_query(schema: str, table: str, referencing: bool = False) -> sql.Composed:
+    """PostgreSQL: (table, constraint name, definition) of the foreign keys the table holds, or
+    (`referencing`) of those in other tables that reference it."""
+    side = "k.confrelid" if referencing else "k.conrelid"
+    extra = sql.SQL(" AND k.conrelid <> k.confrelid") if referencing else sql.SQL("")
+    return sql.SQL(
+        "SELECT n.nspname::text, c.relname::text, k.conname::text, pg_get_constraintdef(k.oid) "
+        "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE k.contype = 'f' AND {} = {}::regclass{}"
+    ).format(sql.SQL(side), _regclass(schema, table), extra)
+
+
+def record_statement(
+    started_at: str, schema: str, table: str, kept_in: str | None, foreign_keys: str, enum_columns: str
+) -> sql.Composed:
+    rows = (
+        sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(kept_in, table))
+        if kept_in
+        else sql.SQL("NULL")
+    )
+    return sql.SQL(
+        "INSERT INTO {} (run_started_at, target_schema, table_name, kept_in, rows, foreign_keys, enum_columns) "
+        "VALUES ({}, {}, {}, {}, {}, {}::jsonb, {}::jsonb)"
+    ).format(
+        HISTORY,
+        sql.Literal(started_at),
+        sql.Literal(schema),
+        sql.Literal(table),
+        sql.Literal(kept_in),
+        rows,
+        sql.Literal(foreign_keys),
+        sql.Literal(enum_columns),
+    )
+
+
+def expired_query(schema: str, retention: int) -> sql.Composed:
+    """PostgreSQL: the history schemas of this target schema beyond the newest `retention` runs."""
+    return sql.SQL(
+        "SELECT DISTINCT kept_in FROM {} WHERE target_schema = {} AND kept_in IS NOT NULL AND run_started_at NOT IN "
+        "(SELECT DISTINCT run_started_at FROM {} WHERE target_schema = {} ORDER BY run_started_at DESC LIMIT {})"
+    ).format(HISTORY, sql.Literal(schema), HISTORY, sql.Literal(schema), sql.Literal(retention))
+
+
+def expire_statements(schema: str, kept_in: list[str], retention: int) -> list[sql.Composable]:
+    statements: list[sql.Composable] = [
+        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)) for name in kept_in
+    ]
+    statements.append(
+        sql.SQL(
+            "DELETE FROM {} WHERE target_schema = {} AND run_started_at NOT IN "
+            "(SELECT DISTINCT run_started_at FROM {} WHERE target_schema = {} ORDER BY run_started_at DESC LIMIT {})"
+        ).format(HISTORY, sql.Literal(schema), HISTORY, sql.Literal(schema), sql.Literal(retention))
+    )
+    return statements

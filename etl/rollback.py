@@ -1,0 +1,204 @@
+"""`etl rollback`: the tables as they were before the last successful apply, from what it kept
+(etl/history.py). Planned first, like apply, then run in one transaction under apply's lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from .errors import PlanError, TargetError
+from .history import HISTORY, foreign_keys_query
+from .plan import ResetSequence
+from .render import METADATA_SCHEMA, postgres_sql, schema_lock_sql
+from .target import connect, redact
+
+
+@dataclass(frozen=True)
+class Restore:
+    table: str
+    kept_in: str | None  # the schema holding the copy; None: the apply created the table
+    rows_then: int | None
+    rows_now: int | None  # None: the table does not exist now
+    foreign_keys: tuple[tuple[str, str], ...]  # (name, definition) the table held then
+    enum_columns: tuple[tuple[str, str, str | None], ...]  # (column, enum type, default) kept as text
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    schema: str
+    run_started_at: str
+    spec: str | None
+    restores: tuple[Restore, ...]
+
+    def lines(self) -> list[str]:
+        lines = [f"Rollback of the apply that started at {self.run_started_at} (spec {self.spec}):"]
+        for r in self.restores:
+            now = "it does not exist now" if r.rows_now is None else f"{r.rows_now:,} rows now"
+            if r.kept_in is None:
+                lines.append(f'- table "{self.schema}"."{r.table}": created by that apply; dropped ({now})')
+            elif r.rows_now is None:
+                lines.append(
+                    f'+ table "{self.schema}"."{r.table}": dropped by that apply; restored ({r.rows_then:,} rows)'
+                )
+            else:
+                lines.append(
+                    f'~ table "{self.schema}"."{r.table}": restored as it was ({r.rows_then:,} rows then, {now})'
+                )
+        lines.append(
+            f"Plan: {len(self.restores)} {'table' if len(self.restores) == 1 else 'tables'} to restore."
+        )
+        return lines
+
+
+def plan_rollback(url: str, schema: str) -> RollbackPlan:
+    with connect(url) as conn:
+        has = conn.execute(
+            "SELECT to_regclass(%s), to_regclass(%s)",
+            (f"{METADATA_SCHEMA}.history", f"{METADATA_SCHEMA}.runs"),
+        ).fetchone()
+        if not has or has[0] is None or has[1] is None:
+            raise PlanError(f'nothing to roll back: no apply to schema "{schema}" has kept anything')
+        runs = conn.execute(
+            sql.SQL(
+                "SELECT r.started_at, r.spec, EXISTS (SELECT 1 FROM {h} h WHERE h.target_schema = r.target_schema "
+                "AND h.run_started_at = r.started_at), EXISTS (SELECT 1 FROM {h} h WHERE h.target_schema = "
+                "r.target_schema AND h.run_started_at = r.started_at AND h.restored_at IS NOT NULL) "
+                "FROM {runs} r WHERE r.target_schema = %s AND r.status = 'succeeded' ORDER BY r.started_at DESC"
+            ).format(h=HISTORY, runs=sql.Identifier(METADATA_SCHEMA, "runs")),
+            (schema,),
+        ).fetchall()
+        # The newest apply not rolled back yet is the one to undo; it must have kept its tables.
+        run = next((r for r in runs if not r[3]), None)
+        if run is None:
+            raise PlanError(f'nothing to roll back: no successful apply to schema "{schema}" is left to undo')
+        started_at, spec, kept, _ = run
+        if not kept:
+            raise PlanError(
+                f"the last apply (started {started_at}) kept nothing to roll back to: "
+                "its copies expired, or the spec's rollback.retention was 0"
+            )
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT table_name, kept_in, rows, foreign_keys, enum_columns FROM {} "
+                "WHERE target_schema = %s AND run_started_at = %s ORDER BY id"
+            ).format(HISTORY),
+            (schema, started_at),
+        ).fetchall()
+        restores = []
+        for table, kept_in, rows_then, fks, enums in rows:
+            exists = conn.execute(
+                "SELECT to_regclass(%s)", (sql.Identifier(schema, table).as_string(conn),)
+            ).fetchone()
+            rows_now = None
+            if exists and exists[0] is not None:
+                count = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+                ).fetchone()
+                rows_now = int(count[0]) if count else 0
+            restores.append(
+                Restore(
+                    table,
+                    kept_in,
+                    rows_then,
+                    rows_now,
+                    tuple((f["name"], f["definition"]) for f in fks),
+                    tuple((e["column"], e["enum"], e["default"]) for e in enums),
+                )
+            )
+    return RollbackPlan(schema, str(started_at), spec, tuple(restores))
+
+
+def apply_rollback(plan: RollbackPlan, url: str) -> None:
+    schema = plan.schema
+    restored = {r.table for r in plan.restores}
+    try:
+        with connect(url) as conn, conn.transaction():
+            locked = conn.execute(schema_lock_sql(schema)).fetchone()
+            if not locked or not locked[0]:
+                raise TargetError(
+                    f'an etl apply is running against schema "{schema}"; nothing was changed: run again when it has finished'
+                )
+            # Foreign keys of other tables onto the tables restored go, and come back onto the copies.
+            referencing: list[tuple[str, str, str, str]] = []
+            for r in plan.restores:
+                if r.rows_now is not None:
+                    for row in conn.execute(foreign_keys_query(schema, r.table, referencing=True)).fetchall():
+                        if not (row[0] == schema and row[1] in restored) and row not in referencing:
+                            referencing.append(row)
+            for ns, table, name, _ in referencing:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                        sql.Identifier(ns, table), sql.Identifier(name)
+                    )
+                )
+            live = [r.table for r in plan.restores if r.rows_now is not None]
+            if live:
+                conn.execute(
+                    sql.SQL("DROP TABLE {}").format(
+                        sql.SQL(", ").join(sql.Identifier(schema, t) for t in live)
+                    )
+                )
+            for r in plan.restores:
+                if r.kept_in is None:
+                    continue
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+                        sql.Identifier(r.kept_in, r.table), sql.Identifier(schema)
+                    )
+                )
+                for column, enum, default in r.enum_columns:
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::{}").format(
+                            sql.Identifier(schema, r.table),
+                            sql.Identifier(column),
+                            sql.Identifier(schema, enum),
+                            sql.Identifier(column),
+                            sql.Identifier(schema, enum),
+                        )
+                    )
+                    if default is not None:
+                        # PostgreSQL's own text of the default, as pg_get_expr printed it.
+                        conn.execute(
+                            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
+                                sql.Identifier(schema, r.table), sql.Identifier(column), sql.SQL(default)
+                            )
+                        )
+            # Definitions as pg_get_constraintdef printed them when the copy was made.
+            for r in plan.restores:
+                if r.kept_in is None:
+                    continue
+                for name, definition in r.foreign_keys:
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                            sql.Identifier(schema, r.table), sql.Identifier(name), sql.SQL(definition)
+                        )
+                    )
+            for ns, table, name, definition in referencing:
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                        sql.Identifier(ns, table), sql.Identifier(name), sql.SQL(definition)
+                    )
+                )
+            for r in plan.restores:
+                if r.kept_in is None:
+                    continue
+                identity = conn.execute(
+                    "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attidentity <> ''",
+                    (sql.Identifier(schema, r.table).as_string(conn),),
+                ).fetchall()
+                for (column,) in identity:
+                    for statement in postgres_sql(ResetSequence(schema, r.table, column, None)):
+                        conn.execute(statement)
+            for kept_in in sorted({r.kept_in for r in plan.restores if r.kept_in}):
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(kept_in)))
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET restored_at = now() WHERE target_schema = %s AND run_started_at = %s"
+                ).format(HISTORY),
+                (schema, plan.run_started_at),
+            )
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TargetError(f"rollback failed, nothing was changed: {redact(first, url)}") from exc

@@ -1,0 +1,182 @@
+"""`etl rollback` restores the tables as they were before the last successful apply — rows,
+columns, keys, indexes with their names, foreign keys, identity — from the copies that apply kept,
+after showing what it will do. What it cannot restore it refuses, saying why."""
+
+from __future__ import annotations
+
+from psycopg import sql
+from typer.testing import CliRunner
+
+from etl.cli import app
+from etl.target_catalog import read_target_catalog
+
+runner = CliRunner()
+
+SOURCE = """
+CREATE TABLE author (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT UNIQUE);
+CREATE TABLE book (id INTEGER PRIMARY KEY, author_id INTEGER NOT NULL REFERENCES author(id), title TEXT);
+CREATE INDEX book_title ON book(title);
+CREATE TABLE tag (label TEXT);
+INSERT INTO author VALUES (1, 'Ada', 'ada@x'), (2, 'Brian', 'bwk@x');
+INSERT INTO book VALUES (10, 1, 'Notes'), (11, 2, 'C');
+INSERT INTO tag VALUES ('a'), ('a');
+"""
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def contents(pg) -> dict:
+    """Every row of every table in public, and the catalog: what a rollback must restore."""
+    rows = {
+        table: sorted(
+            pg.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier("public", table))).fetchall(),
+            key=repr,
+        )
+        for (table,) in pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    }
+    return {"rows": rows, "tables": read_target_catalog(pg, "public").tables}
+
+
+def test_rollback_restores_rows_schema_and_names_of_a_sync_run(migration, pg):
+    m = migration(SOURCE)
+    spec = m.write_spec()
+    m.apply()
+    before = contents(pg)
+    m.change_source(
+        "UPDATE author SET name = 'Ada L.' WHERE id = 1; DELETE FROM book WHERE id = 11;"
+        "INSERT INTO author VALUES (3, 'Grace', 'gmh@x'); INSERT INTO tag VALUES ('b');"
+        "ALTER TABLE book ADD COLUMN pages INTEGER;"
+    )
+    m.apply(allow_destructive=True)
+    assert contents(pg) != before
+
+    shown = run("rollback", str(spec), "--dry-run")
+    assert shown.exit_code == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[1].startswith("Rollback of the apply that started at ")
+    assert lines[2:] == [
+        '~ table "public"."book": restored as it was (2 rows then, 1 rows now)',
+        '~ table "public"."author": restored as it was (2 rows then, 3 rows now)',
+        '~ table "public"."tag": restored as it was (2 rows then, 3 rows now)',
+        "Plan: 3 tables to restore.",
+    ]
+    assert contents(pg) != before  # --dry-run changed nothing
+
+    done = run("rollback", str(spec), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == before
+    assert pg.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'etl_history_%'").fetchone() == (
+        0,
+    )
+    # The identity continues after the largest id of the restored table.
+    pg.execute("INSERT INTO author (name) VALUES ('next')")
+    assert pg.execute("SELECT max(id) FROM author").fetchone() == (3,)
+    # The plan again shows the changes the rolled-back apply had made.
+    assert "3 to change" in run("plan", str(spec)).stdout.splitlines()[-1]
+
+
+def test_rollback_of_the_first_apply_drops_the_tables_it_created(migration, pg):
+    m = migration(SOURCE)
+    spec = m.write_spec()
+    m.apply()
+    done = run("rollback", str(spec), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert '- table "public"."book": created by that apply; dropped (2 rows now)' in done.stdout
+    assert pg.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+    again = run("rollback", str(spec), "--yes")
+    assert again.exit_code == 1
+    assert again.stderr.startswith(
+        'Error: nothing to roll back: no successful apply to schema "public" is left'
+    )
+
+
+def test_rollback_restores_a_replaced_table_and_one_dropped_from_the_spec(migration, pg):
+    m = migration(SOURCE)
+    m.write_spec("tables:\n  author:\n    mode: replace\n")
+    m.apply()
+    before = contents(pg)
+    m.change_source("UPDATE author SET name = 'Ada L.' WHERE id = 1;")
+    m.write_spec("exclude: [tag]\ntables:\n  author:\n    mode: replace\n")
+    m.apply(allow_destructive=True)
+    assert pg.execute("SELECT to_regclass('public.tag')").fetchone() == (None,)
+    done = run("rollback", str(m.spec_path), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert '+ table "public"."tag": dropped by that apply; restored (2 rows)' in done.stdout
+    assert contents(pg) == before
+
+
+def test_enum_columns_are_restored_with_their_type_and_default(migration, pg):
+    m = migration(
+        "CREATE TABLE u (id INTEGER PRIMARY KEY, role TEXT NOT NULL DEFAULT 'USER'); INSERT INTO u VALUES (1, 'ADMIN');"
+    )
+    body = "enums:\n  Role: [USER, ADMIN]\ntables:\n  u:\n    columns:\n      role: {type: Role}\n"
+    m.apply(body)
+    before = contents(pg)
+    m.change_source("INSERT INTO u VALUES (2, 'GUEST')")
+    m.apply(body.replace("[USER, ADMIN]", "[USER, ADMIN, GUEST]"))
+    done = run("rollback", str(m.spec_path), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == before
+    # The type keeps the label the rolled-back apply added: enum types are not rolled back.
+    assert pg.execute('SELECT enum_range(NULL::"Role")::text[]').fetchone() == (["USER", "ADMIN", "GUEST"],)
+
+
+def test_with_retention_zero_apply_keeps_nothing_and_rollback_says_so(migration, pg):
+    m = migration(SOURCE)
+    spec = m.write_spec("rollback:\n  retention: 0\n")
+    m.apply()
+    m.change_source("UPDATE author SET name = 'x' WHERE id = 1;")
+    plan = m.plan()
+    assert not any("rollback" in s.describe() for s in plan.steps)
+    m.apply()
+    refused = run("rollback", str(spec))
+    assert refused.exit_code == 1
+    assert "kept nothing to roll back to" in refused.stderr
+    assert "rollback.retention was 0" in refused.stderr
+
+
+def test_copies_beyond_the_retention_are_dropped(migration, pg):
+    m = migration(SOURCE)
+    m.write_spec("rollback:\n  retention: 2\n")
+    m.apply()
+    for n in range(3):
+        m.change_source(f"UPDATE author SET name = 'v{n}' WHERE id = 1;")
+        m.apply()
+    kept = pg.execute(
+        "SELECT count(DISTINCT run_started_at), count(DISTINCT kept_in) FROM etl.history"
+    ).fetchone()
+    assert kept == (2, 2)
+    schemas = pg.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'etl_history_%'").fetchone()
+    assert schemas == (2,)
+
+
+def test_rollback_without_yes_on_no_terminal_does_not_ask(migration, pg):
+    m = migration(SOURCE)
+    spec = m.write_spec()
+    m.apply()
+    result = run("rollback", str(spec))  # CliRunner is no terminal: no question, like apply
+    assert result.exit_code == 0, result.stderr
+    assert pg.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+
+
+def test_hostile_names_are_kept_and_restored_as_names(migration, pg):
+    evil = 'x"; DROP TABLE keep; --'
+    m = migration(
+        f"""
+        CREATE TABLE keep (id INTEGER PRIMARY KEY);
+        CREATE TABLE "{evil.replace('"', '""')}" (id INTEGER PRIMARY KEY, "it's" TEXT);
+        CREATE INDEX "ix {evil.replace('"', '""')}" ON "{evil.replace('"', '""')}" ("it's");
+        INSERT INTO keep VALUES (1);
+        INSERT INTO "{evil.replace('"', '""')}" VALUES (1, 'a');
+        """
+    )
+    spec = m.write_spec()
+    m.apply()
+    before = contents(pg)
+    m.change_source(f"""UPDATE "{evil.replace('"', '""')}" SET "it's" = 'b';""")
+    m.apply()
+    done = run("rollback", str(spec), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == before
