@@ -298,6 +298,15 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
         return f"{t} = 'blob'", f"encode({v})"
     if kind == "text" and not pg.modifiers:
         return f"{t} = 'text' AND NOT contains({v}, chr(0)) AND NOT {invalid_utf8(v)}", v
+    if kind in ("timestamp", "timestamptz") and col.converter in ("auto", "iso") and not col.integer_unit:
+        # ISO text to the second, no zone: exactly what the full path's TIMESTAMPTZ cast (in UTC)
+        # gives, without its regular expressions. Anything else takes the full path.
+        condition = (
+            f"{t} = 'text' AND {v} GLOB '{_ISO_SECONDS}' AND NOT starts_with({v}, '0000') "
+            f"AND TRY_CAST({v} AS TIMESTAMP) IS NOT NULL"
+        )
+        value = f"TRY_CAST({v} AS TIMESTAMP)"
+        return condition, value if kind == "timestamp" else f"CAST({value} AS TIMESTAMPTZ)"
     if (
         kind in ("timestamp", "timestamptz")
         and col.integer_unit
@@ -320,6 +329,7 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
     return None
 
 
+_ISO_SECONDS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][ T][0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
 _FIXED_UNITS = {"epoch_seconds": "s", "epoch_milliseconds": "ms", "epoch_microseconds": "us"}
 
 
