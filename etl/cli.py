@@ -291,10 +291,8 @@ def rollback_command(
     except EtlError as exc:
         _fail(exc, url)
         return
-    out.print(
-        f"Rolled back: {len(plan.restores)} tables as they were before {plan.run_started_at}. Committed.",
-        markup=False,
-    )
+    tables = f"{len(plan.restores)} {'table' if len(plan.restores) == 1 else 'tables'}"
+    out.print(f"Rolled back: {tables} as they were before {plan.run_started_at}. Committed.", markup=False)
 
 
 @app.command("verify")

@@ -24,10 +24,10 @@ from .history import (
     expired_query,
     foreign_keys_query,
     history_schema,
-    index_names_query,
+    index_statements,
+    indexes_query,
     keep_statements,
     record_statement,
-    rename_statements,
 )
 from .mapping import Mapping, TargetTable
 from .plan import (
@@ -385,10 +385,8 @@ def _keep_for_rollback(
     for table in step.kept:
         for copy_table in keep_statements(step.schema, table, kept_in):
             execute(copy_table, f'keeping a copy of "{table}" for etl rollback')
-        original = _query(con, index_names_query(step.schema, table))
-        copy = _query(con, index_names_query(kept_in, table))
-        for rename in rename_statements(kept_in, table, original, copy):
-            execute(rename, f'naming the indexes of the copy of "{table}"')
+        for index in index_statements(kept_in, table, _query(con, indexes_query(step.schema, table))):
+            execute(index, f'indexing the copy of "{table}"')
         enums = _query(con, enum_columns_query(kept_in, table))
         for as_text in enum_to_text_statements(kept_in, table, enums):
             execute(as_text, f'keeping the enum columns of "{table}" as text')

@@ -36,10 +36,11 @@ def _regclass(schema: str, table: str) -> sql.Composable:
 
 
 def keep_statements(schema: str, table: str, kept_in: str) -> list[sql.Composable]:
-    """Copy `schema.table` into `kept_in` with everything LIKE ... INCLUDING ALL carries."""
+    """Copy `schema.table` into `kept_in`: columns, defaults, identity and CHECKs (LIKE), then the
+    rows; keys and indexes follow (index_statements), built once rather than row by row."""
     return [
         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(kept_in)),
-        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL EXCLUDING INDEXES)").format(
             sql.Identifier(kept_in, table), sql.Identifier(schema, table)
         ),
         sql.SQL("INSERT INTO {} SELECT * FROM {}").format(
@@ -48,53 +49,42 @@ def keep_statements(schema: str, table: str, kept_in: str) -> list[sql.Composabl
     ]
 
 
-def index_names_query(schema: str, table: str) -> sql.Composed:
-    """PostgreSQL: (match key, index name, constraint name) of the table's indexes; the key is the
-    same for an index and its copy made by LIKE (whose names PostgreSQL generated)."""
+def indexes_query(schema: str, table: str) -> sql.Composed:
+    """PostgreSQL: (name, constraint definition or NULL, index definition, the definition's head up
+    to USING) of the table's keys and indexes."""
     return sql.SQL(
-        "SELECT m.amname || '(' || ARRAY_TO_STRING(ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true) "
-        "FROM generate_series(1, x.indnatts) k), ',') || ')' || x.indisunique::text || x.indisprimary::text "
-        "|| COALESCE(pg_get_expr(x.indpred, x.indrelid, true), ''), i.relname::text, k.conname::text "
-        "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am m ON m.oid = i.relam "
+        "SELECT i.relname::text, pg_get_constraintdef(k.oid), pg_get_indexdef(x.indexrelid), "
+        "'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || quote_ident(i.relname) "
+        "|| ' ON ' || quote_ident(n.nspname) || '.' || quote_ident(t.relname) || ' USING ', k.conname::text "
+        "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+        "JOIN pg_namespace n ON n.oid = t.relnamespace "
         "LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = x.indrelid "
-        "WHERE x.indrelid = {}::regclass"
+        "WHERE x.indrelid = {}::regclass ORDER BY k.contype = 'p' DESC, i.relname"
     ).format(_regclass(schema, table))
 
 
-def rename_statements(
-    kept_in: str,
-    table: str,
-    original: list[tuple[str, str, str | None]],
-    copy: list[tuple[str, str, str | None]],
-) -> list[sql.Composable]:
-    """Give the copy's indexes and constraints the original's names (matched by definition)."""
-    names = {key: (index, constraint) for key, index, constraint in original}
+def index_statements(kept_in: str, table: str, indexes: list[tuple]) -> list[sql.Composable]:
+    """The original's keys and indexes on the copy, under the original names. Definitions are
+    PostgreSQL's own text (pg_get_constraintdef, pg_get_indexdef), pointed at the copy."""
     statements: list[sql.Composable] = []
-    for key, index, constraint in copy:
-        if key not in names:
-            continue
-        want_index, want_constraint = names[key]
-        if constraint is not None and want_constraint is not None:
-            if constraint != want_constraint:
-                statements.append(
-                    sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
-                        sql.Identifier(kept_in, table),
-                        sql.Identifier(constraint),
-                        sql.Identifier(want_constraint),
-                    )
-                )
-            if want_index != want_constraint:  # an index behind a constraint is named after it
-                statements.append(
-                    sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                        sql.Identifier(kept_in, want_constraint), sql.Identifier(want_index)
-                    )
-                )
-        elif index != want_index:
+    for name, constraint_def, index_def, head, constraint in indexes:
+        if constraint is not None:
             statements.append(
-                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                    sql.Identifier(kept_in, index), sql.Identifier(want_index)
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                    sql.Identifier(kept_in, table), sql.Identifier(constraint), sql.SQL(constraint_def)
                 )
             )
+            continue
+        if not index_def.startswith(head):
+            raise ValueError(f"unexpected index definition for {name!r}: {index_def!r}")
+        statements.append(
+            sql.SQL("CREATE {}INDEX {} ON {} USING {}").format(
+                sql.SQL("UNIQUE " if head.startswith("CREATE UNIQUE") else ""),
+                sql.Identifier(name),
+                sql.Identifier(kept_in, table),
+                sql.SQL(index_def[len(head) :]),
+            )
+        )
     return statements
 
 
