@@ -80,6 +80,9 @@ class TargetTable:
     # With on_error: reject, the foreign keys (by position) whose parent is loaded before this
     # table: a row pointing at no parent row is rejected too, checked against the loaded parent.
     orphan_checks: tuple[int, ...] = ()
+    # ... and those onto the table itself: checked among the table's own rows, a rejected row's
+    # children (and theirs) following it.
+    self_checks: tuple[int, ...] = ()
     source_rows: int | None = None  # rows the source holds (after `where`), counted at plan time
     max_rejects: int | str | None = None  # a count, "N%" of the table's rows, or no limit
     mode: str = "sync"  # how an existing target table is brought up to date
@@ -217,7 +220,8 @@ class _Resolver:
                     for i, fk in enumerate(table.foreign_keys)
                     if fk.ref_table in loaded and fk.ref_table != table.name
                 )
-                table = replace(table, orphan_checks=checks)
+                own = tuple(i for i, fk in enumerate(table.foreign_keys) if fk.ref_table == table.name)
+                table = replace(table, orphan_checks=checks, self_checks=own)
             loaded.add(table.name)
             tables.append(table)
         return Mapping(

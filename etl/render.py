@@ -368,7 +368,44 @@ def _checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int
     rows = f"(SELECT {inner}, {raw}{keys} FROM {source}) AS x"
     joins, flags = _orphan_joins(schema, table, problems)
     problem = f"COALESCE({', '.join(problems)})" if problems else "NULL"
-    return f"(SELECT *, {problem} AS problem FROM (SELECT x.*{flags} FROM {rows}{joins}))"
+    checked = f"(SELECT *, {problem} AS problem FROM (SELECT x.*{flags} FROM {rows}{joins}))"
+    if table.self_checks and not table.row_ranges:
+        return _self_checked(table, checked)
+    return checked
+
+
+def _self_checked(table: TargetTable, checked: str) -> str:
+    """`checked` with rows whose foreign key onto the table itself matches none of its rows that
+    arrive (recursively: the children of a rejected row follow it) marked as a problem."""
+    position = {c.name: i for i, c in enumerate(table.columns)}
+    ctes, marks = [], []
+    for n, index in enumerate(table.self_checks):
+        fk = table.foreign_keys[index]
+        child = [f"c{position[c]}" for c in fk.columns]
+        parent = [f"c{position[c]}" for c in fk.ref_columns]
+        bad = f"etl_bad{n}"
+        set_ = " AND ".join(f"r.{c} IS NOT NULL" for c in child)
+        on_parent = " AND ".join(f"p.{p} = r.{c}" for p, c in zip(parent, child, strict=True))
+        on_bad = " AND ".join(f"b.k{m} = r.{c}" for m, c in enumerate(child))
+        keys = ", ".join(f"r.{p} AS k{m}" for m, p in enumerate(parent))
+        ctes.append(
+            f"{bad} AS (SELECT {keys} FROM etl_checked r WHERE r.problem IS NULL AND {set_} AND NOT EXISTS "
+            f"(SELECT 1 FROM etl_checked p WHERE p.problem IS NULL AND {on_parent}) "
+            f"UNION SELECT {keys} FROM etl_checked r JOIN {bad} b ON {on_bad} WHERE r.problem IS NULL)"
+        )
+        is_bad = " AND ".join(f"b.k{m} = etl_checked.{p}" for m, p in enumerate(parent))
+        shown = " || ', ' || ".join(f"CAST({c} AS VARCHAR)" for c in child)
+        head = quote_literal(
+            f'foreign key ({", ".join(fk.columns)}) references no "{table.name}" row with '
+            f"({', '.join(fk.ref_columns)}) = ("
+        )
+        marks.append(
+            f"CASE WHEN EXISTS (SELECT 1 FROM {bad} b WHERE {is_bad}) THEN {head} || {shown} || ')' END"
+        )
+    return (
+        f"(WITH RECURSIVE etl_checked AS MATERIALIZED {checked}, {', '.join(ctes)} "
+        f"SELECT * REPLACE (COALESCE(problem, {', '.join(marks)}) AS problem) FROM etl_checked)"
+    )
 
 
 def _orphan_joins(schema: str, table: TargetTable, problems: list[str]) -> tuple[str, str]:

@@ -121,3 +121,27 @@ def test_orphans_still_fail_the_run_where_on_error_is_fail(migration, pg):
     assert pg.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
     ).fetchone() == (0,)
+
+
+def test_a_self_reference_to_a_missing_or_rejected_row_is_rejected_with_its_descendants(migration, pg):
+    m = migration(
+        """
+        CREATE TABLE node (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES node(id), n INTEGER);
+        INSERT INTO node VALUES (1, NULL, 1), (2, 1, 2), (3, 99, 3), (4, 3, 4), (5, 4, 5),
+                                (6, 1, 'six'), (7, 6, 7), (8, 9, 8), (9, 8, 9);
+        """
+    )
+    result = m.apply("on_error: reject\n")
+    # 3 points at no row; 4 and 5 descend from it; 6 holds text; 7 descends from 6; 8 and 9 form
+    # a cycle of rows that both arrive.
+    assert pg.execute("SELECT id FROM node ORDER BY id").fetchall() == [(1,), (2,), (8,), (9,)]
+    assert [(r["key"], r["reason"]) for r in result.rejects] == [
+        ("id=3", 'foreign key (parent_id) references no "node" row with (id) = (99)'),
+        ("id=4", 'foreign key (parent_id) references no "node" row with (id) = (3)'),
+        ("id=5", 'foreign key (parent_id) references no "node" row with (id) = (4)'),
+        ("id=6", "column \"n\": expected an integer, found text 'six'"),
+        ("id=7", 'foreign key (parent_id) references no "node" row with (id) = (6)'),
+    ]
+    assert pg.execute(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'node'::regclass AND contype = 'f'"
+    ).fetchall() == [("node_parent_id_fkey",)]
