@@ -49,6 +49,11 @@ def connect() -> duckdb.DuckDBPyConnection:
         ("duckdb_extension_postgres_scanner", "postgres_scanner"),
     ):
         con.execute(f"LOAD {quote_literal(str(_extension_file(package, name)))}")
+    return configure(con)
+
+
+def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Per-connection settings every connection (cursors too) must have."""
     # Conversions of datetimes must not depend on the machine's time zone.
     con.execute("SET TimeZone = 'UTC'")
     return con

@@ -13,8 +13,8 @@ import psycopg
 from psycopg import sql
 
 from . import duck
-from .errors import DataError, TargetError
-from .executor import attach, duck_message
+from .errors import TargetError
+from .executor import attach, raise_read_error
 from .mapping import Mapping
 from .plan import CreateSchema, LoadRows, ResetSequence, RowDiff
 from .planner import TargetState, build_plan
@@ -42,10 +42,7 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
                 assert current is not None
                 rows[table.name] = plan_diff(con, mapping.schema, table, current, show_rows)
         except duckdb.Error as exc:
-            message = duck_message(exc)
-            if message.startswith('table "'):
-                raise DataError(message) from exc
-            raise TargetError(f"comparing rows with the target failed: {redact(message, url)}") from exc
+            raise_read_error(exc, "comparing rows with the target failed", url)
         finally:
             con.close()
     return TargetState(

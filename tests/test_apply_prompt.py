@@ -10,8 +10,9 @@ import time
 SOURCE = "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a');"
 
 
-def run_on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:
-    """Run `etl` with stdin and stdout on a pseudo-terminal, type `answer`, return exit code and output."""
+def run_on_a_terminal(args: list[str], answer: str, question: bytes = b"Apply this plan?") -> tuple[int, str]:
+    """Run `etl` with stdin and stdout on a pseudo-terminal, type `answer` when asked `question`,
+    return exit code and output."""
     primary, secondary = os.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "etl", *args],
@@ -32,7 +33,7 @@ def run_on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:
         if not chunk:
             break
         output += chunk
-        if not answered and b"Apply this plan?" in output:
+        if not answered and question in output:
             os.write(primary, answer.encode() + b"\n")
             answered = True
     os.close(primary)
@@ -73,27 +74,7 @@ def test_rollback_on_a_terminal_asks_and_no_keeps_everything(migration, pg):
     m = migration(SOURCE)
     spec = m.write_spec()
     m.apply()
-    primary, secondary = os.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "etl", "rollback", str(spec)],
-        stdin=secondary,
-        stdout=secondary,
-        stderr=secondary,
-        close_fds=True,
-    )
-    os.close(secondary)
-    output = b""
-    while b"Roll back?" not in output:
-        chunk = os.read(primary, 4096)
-        assert chunk, output
-        output += chunk
-    os.write(primary, b"no\n")
-    try:
-        while chunk := os.read(primary, 4096):
-            output += chunk
-    except OSError:
-        pass
-    os.close(primary)
-    assert process.wait(timeout=60) == 1
-    assert b"not rolled back; nothing was changed" in output
+    code, output = run_on_a_terminal(["rollback", str(spec)], "no", question=b"Roll back?")
+    assert code == 1, output
+    assert "not rolled back; nothing was changed" in output
     assert tables(pg) == ["t"]

@@ -143,3 +143,28 @@ def test_numeric_canonical_equals_for_equal_numbers(pg, text):
     stored = pg.execute("SELECT %s::numeric(65,30)::text", (text,)).fetchone()[0]
     assert numeric_canonical(stored) == numeric_canonical(text)
     assert Decimal(numeric_canonical(text)) == Decimal(text)
+
+
+def test_the_machines_time_zone_changes_no_value_and_no_checksum(migration, pg):
+    import os
+    import subprocess
+    import sys
+
+    m = migration(
+        "CREATE TABLE e (id INTEGER PRIMARY KEY, at DATETIME, ms DATETIME);"
+        "INSERT INTO e VALUES (1, '2024-03-10 02:30:00', 1754560800000), (2, '2024-11-03 01:30:00', 1754560800001);"
+    )
+    spec = m.write_spec(
+        "tables:\n  e:\n    columns:\n      at: {type: timestamptz}\n      ms: {type: timestamp(3)}\n"
+    )
+    env = {**os.environ, "TZ": "America/New_York"}
+    done = subprocess.run(
+        [sys.executable, "-m", "etl", "apply", str(spec)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "every table verified" in done.stdout
+    rows = pg.execute("SELECT id, at AT TIME ZONE 'UTC', ms FROM e ORDER BY id").fetchall()
+    assert [(r[0], str(r[1]), str(r[2])) for r in rows] == [
+        (1, "2024-03-10 02:30:00", "2025-08-07 10:00:00"),
+        (2, "2024-11-03 01:30:00", "2025-08-07 10:00:00.001000"),
+    ]
