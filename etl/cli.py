@@ -109,6 +109,7 @@ def _print_plan(plan: Plan, url: str) -> None:
         out.print(line, markup=False)
 
 
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first (on a terminal etl asks).")]
 ShowRows = Annotated[
     int,
     typer.Option(
@@ -178,9 +179,7 @@ def apply_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan and change nothing (same as etl plan).")
     ] = False,
-    yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Do not ask before applying (on a terminal it asks).")
-    ] = False,
+    yes: Yes = False,
     show_rows: ShowRows = 0,
 ) -> None:
     """Bring the target up to date with the source through the spec, in one transaction:
@@ -270,7 +269,7 @@ def rollback_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what rollback would do and change nothing.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (on a terminal it asks).")] = False,
+    yes: Yes = False,
 ) -> None:
     """Restore the tables as they were before the last successful apply, from the copies it kept
     (rollback.retention in the spec). Shows the plan first."""

@@ -437,14 +437,7 @@ def _collect_rejects(con: duckdb.DuckDBPyConnection, step: SyncRows, target_url:
                 rejected.append(_reject_record(table, found))
     except duckdb.Error as exc:
         _raise_load_error(exc, table, target_url)
-    total = (table.source_rows or 0) + 0
-    limit = _reject_limit(table.max_rejects, total)
-    if limit is not None and len(rejected) > limit:
-        first = rejected[0]
-        raise DataError(
-            f'table "{table.source}": {len(rejected):,} rows rejected, more than max_rejects {table.max_rejects} '
-            f"allows; nothing was committed. The first: row {first['key']}: {first['reason']}"
-        )
+    _check_reject_limit(table, rejected, table.source_rows or 0)
     return rejected
 
 
@@ -463,14 +456,18 @@ def _load_rejecting(
             rows += int(row[0]) if row else 0
     except duckdb.Error as exc:
         _raise_load_error(exc, table, target_url)
-    limit = _reject_limit(table.max_rejects, rows + len(rejected))
+    _check_reject_limit(table, rejected, rows + len(rejected))
+    return rows, rejected
+
+
+def _check_reject_limit(table: TargetTable, rejected: list[dict], total_rows: int) -> None:
+    limit = _reject_limit(table.max_rejects, total_rows)
     if limit is not None and len(rejected) > limit:
         first = rejected[0]
         raise DataError(
             f'table "{table.source}": {len(rejected):,} rows rejected, more than max_rejects {table.max_rejects} '
             f"allows; nothing was committed. The first: row {first['key']}: {first['reason']}"
         )
-    return rows, rejected
 
 
 def _reject_limit(max_rejects: int | str | None, total_rows: int) -> int | None:

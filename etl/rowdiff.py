@@ -10,13 +10,14 @@ that differ in PostgreSQL and applies them with three set-based statements.
 from __future__ import annotations
 
 import duckdb
+from psycopg import sql
 
 from .duck import quote_ident, quote_literal
 from .mapping import TargetColumn, TargetTable
 from .plan import RowChange, RowDiff
 from .render import TARGET_ALIAS, source_rows_query
 from .target_catalog import PgTable
-from .verify import compared_value, register_functions, target_select
+from .verify import compared_value, register_functions, target_relation
 
 
 def keyed(table: TargetTable) -> bool:
@@ -48,16 +49,14 @@ def _key_items(table: TargetTable, norms: list[str]) -> str:
     return "".join(f", {norms[position[k]]} AS k{j}" for j, k in enumerate(table.primary_key))
 
 
+def key_names(table: TargetTable) -> list[str]:
+    """The columns matching a row of one side to the other: the key, or (no key) the row's hash
+    and its occurrence number among equal rows."""
+    return [f"k{j}" for j in range(len(table.primary_key))] if keyed(table) else ["h", "n"]
+
+
 def key_join(table: TargetTable, left: str, right: str) -> str:
-    """The join condition of the two sides: by key, or (no key) by hash and occurrence number."""
-    names = [f"k{j}" for j in range(len(table.primary_key))] if keyed(table) else ["h", "n"]
-    return " AND ".join(f"{left}.{n} = {right}.{n}" for n in names)
-
-
-def diff_relation(schema: str, table: TargetTable, current: PgTable | None = None, ctid: bool = False) -> str:
-    extra = ("ctid::text AS etl_ctid",) if ctid else ()
-    query = target_select(schema, table, current, extra)
-    return f"postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(query)})"
+    return " AND ".join(f"{left}.{n} = {right}.{n}" for n in key_names(table))
 
 
 def target_keys_sql(
@@ -65,19 +64,17 @@ def target_keys_sql(
 ) -> str:
     """DuckDB SQL: the target's rows as key columns k0.., h (row hash) [, hs (per-column hashes)];
     without a key: h, n (occurrence of that hash) and etl_ctid (to delete one copy of a row)."""
-    norms = _target_norms(table)
-    hs = f", [{', '.join(f'hash({n})' for n in norms)}] AS hs" if columns else ""
-    relation = diff_relation(schema, table, current, ctid=not keyed(table))
-    if keyed(table):
-        return f"SELECT {_hash(norms)} AS h{_key_items(table, norms)}{hs} FROM {relation}"
-    inner = f"SELECT {_hash(norms)} AS h, etl_ctid{hs} FROM {relation}"
-    return f"SELECT *, row_number() OVER (PARTITION BY h) AS n FROM ({inner})"
+    relation = target_relation(schema, table, current, () if keyed(table) else ("ctid::text AS etl_ctid",))
+    return _keyed_rows(table, _target_norms(table), relation, columns, "" if keyed(table) else "etl_ctid")
 
 
 def source_keys_sql(table: TargetTable, relation: str, columns: bool = False, keep: str = "") -> str:
     """DuckDB SQL over rows as source_rows_query yields them (c0..): h, k0.. (or n) [, hs] and
     `keep` (e.g. "*": the converted values themselves)."""
-    norms = _source_norms(table)
+    return _keyed_rows(table, _source_norms(table), relation, columns, keep)
+
+
+def _keyed_rows(table: TargetTable, norms: list[str], relation: str, columns: bool, keep: str) -> str:
     hs = f", [{', '.join(f'hash({n})' for n in norms)}] AS hs" if columns else ""
     kept = f", {keep}" if keep else ""
     if keyed(table):
@@ -86,8 +83,9 @@ def source_keys_sql(table: TargetTable, relation: str, columns: bool = False, ke
     return f"SELECT *, row_number() OVER (PARTITION BY h) AS n FROM ({inner})"
 
 
-def _ranges(table: TargetTable) -> tuple[tuple[int, int] | None, ...]:
-    # Occurrence numbers of a keyless table count over the whole table: one pass.
+def diff_ranges(table: TargetTable) -> tuple[tuple[int, int] | None, ...]:
+    """The source's row ranges a diff reads; occurrence numbers of a keyless table count over the
+    whole table: one pass."""
     return (table.row_ranges or (None,)) if keyed(table) else (None,)
 
 
@@ -118,8 +116,6 @@ def _key_order(table: TargetTable, sides: tuple[str, ...] = ("s", "t")) -> str:
 def watermark_sql(schema: str, table: TargetTable, prefix: str = "c") -> tuple[str, str]:
     """DuckDB SQL for the largest watermark value in the target, and the source's normalized
     watermark expression (over the converted columns {prefix}0, {prefix}1, ...)."""
-    from psycopg import sql
-
     assert table.watermark is not None
     position = _positions(table)[table.watermark]
     column = table.columns[position]
@@ -142,7 +138,7 @@ def plan_diff(
         return _plan_append(con, schema, table, show_rows)
     columns = show_rows > 0
     con.execute(f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table, current, columns)}")
-    for i, row_range in enumerate(_ranges(table)):
+    for i, row_range in enumerate(diff_ranges(table)):
         relation = f"({source_rows_query(schema, table, row_range)})"
         select = source_keys_sql(table, relation, columns)
         con.execute(

@@ -17,7 +17,7 @@ from .duck import quote_ident
 from .mapping import TargetTable
 from .plan import DeleteRows, SyncRows
 from .render import METADATA_SCHEMA, TARGET_ALIAS, source_rows_query, type_sql
-from .rowdiff import key_join, keyed, source_keys_sql, target_keys_sql, watermark_sql
+from .rowdiff import diff_ranges, key_join, key_names, keyed, source_keys_sql, target_keys_sql, watermark_sql
 from .verify import register_functions, row_hash, source_sums_query, target_relation
 
 Execute = Callable[[sql.Composable, str], None]
@@ -97,10 +97,8 @@ def sync_rows(
         con.execute("DROP TABLE etl_rows")
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table)}")
-        keys = [f"k{j}" for j in range(len(table.primary_key))] if keyed(table) else ["h", "n"]
         seen = False
-        ranges = (table.row_ranges or (None,)) if keyed(table) else (None,)
-        for row_range in ranges:
+        for row_range in diff_ranges(table):
             relation = f"({source_rows_query(schema, table, row_range)})"
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE etl_rows AS {source_keys_sql(table, relation, keep='*')}"
@@ -117,7 +115,7 @@ def sync_rows(
                 f"SELECT {values}, CASE WHEN t.h IS NULL THEN 'i' ELSE 'u' END {differing}"
             )
             if table.mode == "sync":
-                listed = ", ".join(keys)
+                listed = ", ".join(key_names(table))
                 if seen:
                     con.execute(f"INSERT INTO etl_seen SELECT {listed} FROM etl_rows")
                 else:
@@ -135,9 +133,9 @@ def sync_rows(
             row = con.execute(f"SELECT count(*) {gone}").fetchone()
             deletes = int(row[0]) if row else 0
             if keyed(table):
-                key_names = ", ".join(quote_ident(k) for k in table.primary_key)
+                key_columns = ", ".join(quote_ident(k) for k in table.primary_key)
                 key_values = ", ".join(f"t.k{j}" for j in range(len(table.primary_key)))
-                con.execute(f"INSERT INTO {stage} ({key_names}, etl_op) SELECT {key_values}, 'd' {gone}")
+                con.execute(f"INSERT INTO {stage} ({key_columns}, etl_op) SELECT {key_values}, 'd' {gone}")
             else:
                 con.execute(f"INSERT INTO {stage} (etl_ctid, etl_op) SELECT t.etl_ctid, 'd' {gone}")
             con.execute("DROP TABLE etl_seen")

@@ -193,8 +193,12 @@ def _source_relation(schema: str, table: TargetTable) -> str:
     return f"({source_rows_query(schema, table)})"
 
 
-def target_relation(schema: str, table: TargetTable) -> str:
-    return f"postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(target_select(schema, table))})"
+def target_relation(
+    schema: str, table: TargetTable, current: PgTable | None = None, extra: tuple[str, ...] = ()
+) -> str:
+    """DuckDB relation of the target's rows, read by PostgreSQL as target_select describes."""
+    query = target_select(schema, table, current, extra)
+    return f"postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(query)})"
 
 
 def _source_sums(
