@@ -159,7 +159,7 @@ def _confirm(question: str = "Apply this plan?") -> bool:
         answer = input()
     except EOFError:
         return False
-    return answer.strip().lower() in ("yes", "y")
+    return answer.strip() == "yes"
 
 
 @app.command("apply")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 SOURCE = "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a');"
 
 
@@ -45,9 +47,10 @@ def tables(pg) -> list[str]:
     return [r[0] for r in rows]
 
 
-def test_anything_but_yes_on_a_terminal_changes_nothing(migration, pg):
+@pytest.mark.parametrize("answer", ["no", "y", "YES please"])
+def test_anything_but_yes_on_a_terminal_changes_nothing(migration, pg, answer):
     spec = migration(SOURCE).write_spec()
-    code, output = run_on_a_terminal(["apply", str(spec)], "no")
+    code, output = run_on_a_terminal(["apply", str(spec)], answer)
     assert code == 1, output
     assert "+ table" in output and "Apply this plan?" in output
     assert "not applied; nothing was changed" in output
