@@ -203,6 +203,13 @@ def apply_command(
             status.start()
 
         def progress(event: StepEvent) -> None:
+            if event.phase == "restart":
+                out.print(
+                    "  starting over, reading every value through SQLite: DuckDB's typed read met a value "
+                    f"it cannot convert exactly ({event.note[:160]})",
+                    markup=False,
+                )
+                return
             if not isinstance(event.step, LoadRows | SyncRows):
                 if status and event.phase == "start":
                     status.update(event.step.describe().strip())

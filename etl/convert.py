@@ -53,6 +53,7 @@ class ValueConversion:
     # ambiguous: 86400000 is 1970-01-02 in milliseconds and 1972-09-27 in seconds).
     integer_unit: str | None = None
     mixed_units: bool = False
+    column: str | None = None  # the source column, when the value is one (not an expression)
 
 
 _UNIT_FLOORS = (("us", 100_000_000_000_000), ("ms", 100_000_000_000), ("s", 0))

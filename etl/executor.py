@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -56,15 +56,17 @@ from .render import (
 )
 from .sync import check_written, delete_rows, sync_rows
 from .target import libpq_conninfo, redact
+from .typedscan import prove
 from .verify import Verification, describe_failures, register_functions, source_sums_query, verify_tables
 
 
 @dataclass(frozen=True)
 class StepEvent:
     step: Step
-    phase: str  # "start" | "done"
+    phase: str  # "start" | "done" | "restart" (on the exact path: `note` says why)
     rows: int | None = None
     seconds: float = 0.0
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class ApplyResult:
     seconds: float = 0.0
     verified: bool = False
     rejects: list[dict] = field(default_factory=list)  # rows set aside by on_error: reject
+    typed: tuple[str, ...] = ()  # source tables read through DuckDB's typed scan (etl/typedscan.py)
 
 
 def duck_message(exc: Exception) -> str:
@@ -105,6 +108,21 @@ def refuse_destructive(plan: Plan, allow_destructive: bool) -> None:
         )
 
 
+@dataclass(frozen=True)
+class StartOver(Step):
+    """Not a plan step: the event of an apply starting over on the exact path."""
+
+    schema: str
+
+    def describe(self) -> str:
+        return "  start over, every value read through SQLite"
+
+
+class _TypedScanFailed(Exception):
+    """A table read through DuckDB's typed scan met a value it cannot convert: start over on the
+    exact path, which names the row (never reaches the user)."""
+
+
 def apply_plan(
     plan: Plan,
     source: Path,
@@ -115,6 +133,22 @@ def apply_plan(
     verify: bool = True,
 ) -> ApplyResult:
     refuse_destructive(plan, allow_destructive)
+    try:
+        return _apply(plan, source, target_url, on_event, run, verify, typed=True)
+    except _TypedScanFailed as failed:
+        on_event(StepEvent(StartOver(plan.schema), "restart", note=str(failed)))
+        return _apply(plan, source, target_url, on_event, run, verify, typed=False)
+
+
+def _apply(
+    plan: Plan,
+    source: Path,
+    target_url: str,
+    on_event: Callable[[StepEvent], None],
+    run: RunInfo,
+    verify: bool,
+    typed: bool,
+) -> ApplyResult:
     result = ApplyResult()
     started = time.perf_counter()
     started_at = _now()
@@ -123,6 +157,8 @@ def apply_plan(
     try:
         attach(con, source, target_url)
         register_functions(con)  # before BEGIN: committed, so other cursors see them too
+        plan = plan.with_scans(prove(con, SOURCE_ALIAS, _read_tables(plan)) if typed else {})
+        result.typed = tuple(dict.fromkeys(t.source for t in _read_tables(plan) if t.scan is not None))
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
         _lock_schema(con, plan.schema)
@@ -195,7 +231,12 @@ def apply_plan(
             on_event(StepEvent(VerifyStep(plan.schema), "start"))
             t0 = time.perf_counter()
             whole = tuple(t for t in plan.tables if t.name not in written)
-            verification = verify_tables(con, plan.schema, whole, sources=source_sums)
+            try:
+                verification = verify_tables(con, plan.schema, whole, sources=source_sums)
+            except duckdb.Error as exc:
+                if any(t.scan is not None for t in whole):
+                    raise _TypedScanFailed(duck_message(exc)) from exc
+                raise_read_error(exc, "verification could not read the source or the target", target_url)
             missing = [
                 (table.name, check_written(con, plan.schema, table, name)) for table, name in written.values()
             ]
@@ -227,7 +268,7 @@ def apply_plan(
         interrupted = isinstance(exc, duckdb.InterruptException | KeyboardInterrupt) or (
             isinstance(exc, RuntimeError) and "interrupted" in str(exc)
         )
-        if in_transaction or interrupted:
+        if (in_transaction or interrupted) and not isinstance(exc, _TypedScanFailed):
             error = "interrupted" if interrupted else redact(str(exc), target_url)
             _record_failure(plan.schema, run, started_at, error, target_url)
         if interrupted and not isinstance(exc, KeyboardInterrupt):
@@ -236,6 +277,11 @@ def apply_plan(
     con.close()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _read_tables(plan: Plan) -> list[TargetTable]:
+    """The tables whose source rows the plan reads."""
+    return [s.table for s in plan.steps if isinstance(s, LoadRows | SyncRows)] + list(plan.tables)
 
 
 def _now() -> str:
@@ -504,11 +550,14 @@ def _reject_record(table, found: tuple) -> dict:
     return {"table": table.source, "key": key.split(", row ", 1)[-1], "reason": reason, "row": row}
 
 
-def _raise_load_error(exc: duckdb.Error, table, target_url: str) -> NoReturn:
+def _raise_load_error(exc: duckdb.Error, table: TargetTable, target_url: str) -> NoReturn:
     message = duck_message(exc)
+    lost = isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message
+    if table.scan is not None and not lost:
+        raise _TypedScanFailed(f'table "{table.source}": {message}') from exc
     if message.startswith(f'table "{table.source}"'):
         raise DataError(message) from exc
-    if isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message:
+    if lost:
         raise TargetError(
             f'lost the connection to PostgreSQL while loading table "{table.source}": '
             f"{redact(message, target_url)}; nothing was committed"
@@ -523,6 +572,13 @@ def verify_target(mapping: Mapping, source: Path, target_url: str, existing: fro
     con = duck.connect()
     try:
         attach(con, source, target_url, read_only=True)
+        proven = prove(con, SOURCE_ALIAS, mapping.tables)
+        if proven:
+            try:
+                scanned = tuple(replace(t, scan=proven.get(t.source)) for t in mapping.tables)
+                return verify_tables(con, mapping.schema, scanned, existing)
+            except duckdb.Error:
+                pass  # a value DuckDB's typed read cannot convert: the exact path names its row
         return verify_tables(con, mapping.schema, mapping.tables, existing)
     except duckdb.Error as exc:
         raise_read_error(exc, "verification could not read the target", target_url)

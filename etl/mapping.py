@@ -83,6 +83,10 @@ class TargetTable:
     # ... and those onto the table itself: checked among the table's own rows, a rejected row's
     # children (and theirs) following it.
     self_checks: tuple[int, ...] = ()
+    # DuckDB's type for each column in its own scan of the attached SQLite table, where a proof
+    # run on the source found every value reads exactly that way (etl/typedscan.py); None: the
+    # exact path, SQLite rendering every value.
+    scan: tuple[str, ...] | None = None
     source_rows: int | None = None  # rows the source holds (after `where`), counted at plan time
     max_rejects: int | str | None = None  # a count, "N%" of the table's rows, or no limit
     mode: str = "sync"  # how an existing target table is brought up to date
@@ -344,7 +348,14 @@ class _Resolver:
                     nullable=nullable,
                     default=default,
                     identity=identity,
-                    conversion=ValueConversion(source_sql, tname, pg_type, converter, nullable),
+                    conversion=ValueConversion(
+                        source_sql,
+                        tname,
+                        pg_type,
+                        converter,
+                        nullable,
+                        column=None if cs.expression else name,
+                    ),
                 )
             )
             kinds[name] = TargetColumnRef(tname, pg_type.kind)

@@ -18,10 +18,11 @@ from .executor import attach, raise_read_error
 from .mapping import Mapping
 from .plan import CreateSchema, LoadRows, ResetSequence, RowDiff
 from .planner import TargetState, build_plan
-from .render import METADATA_SCHEMA, postgres_sql
+from .render import METADATA_SCHEMA, SOURCE_ALIAS, postgres_sql
 from .rowdiff import plan_diff
 from .target import connect, redact
 from .target_catalog import TargetCatalog, read_target_catalog
+from .typedscan import prove
 
 
 def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0) -> TargetState:
@@ -37,10 +38,18 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
         con = duck.connect()
         try:
             attach(con, source, url, read_only=True)
+            proven = prove(con, SOURCE_ALIAS, present)
             for table in present:
                 current = catalog.table(table.name)
                 assert current is not None
-                rows[table.name] = plan_diff(con, mapping.schema, table, current, show_rows)
+                scanned = replace(table, scan=proven.get(table.source))
+                try:
+                    rows[table.name] = plan_diff(con, mapping.schema, scanned, current, show_rows)
+                except duckdb.Error:
+                    if scanned.scan is None:
+                        raise
+                    # a value DuckDB's typed read cannot convert: the exact path names its row
+                    rows[table.name] = plan_diff(con, mapping.schema, table, current, show_rows)
         except duckdb.Error as exc:
             raise_read_error(exc, "comparing rows with the target failed", url)
         finally:

@@ -36,6 +36,7 @@ from .plan import (
     Step,
     SyncRows,
 )
+from .typedscan import typed_rows_query
 from .types import PgType
 
 SOURCE_ALIAS = "src"  # the SQLite database, attached read-only in DuckDB
@@ -433,7 +434,10 @@ def _orphan_joins(schema: str, table: TargetTable, problems: list[str]) -> tuple
 
 def source_rows_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
     """DuckDB SQL yielding the table's rows as they must arrive (columns c0, c1, ...). A row that
-    cannot arrive exactly raises, naming it; with on_error: reject it is left out instead."""
+    cannot arrive exactly raises, naming it; with on_error: reject it is left out instead.
+    A table proven to read exactly through DuckDB's own scan reads through it (etl/typedscan.py)."""
+    if table.scan is not None and row_range is None:
+        return typed_rows_query(SOURCE_ALIAS, table)
     names = [f"c{i}" for i in range(len(table.columns))]
     relation = _checked_relation(schema, table, row_range)
     if table.on_error == "reject":

@@ -1,0 +1,198 @@
+"""Reading a table through DuckDB's own scan of the attached SQLite file, where a proof shows that
+scan reads every value exactly as the exact path would.
+
+The exact path (render.sqlite_select) has SQLite render every value as text beside its storage
+class, on one thread. DuckDB's scan of the attached table reads the declared types natively on
+every core (1M rows: 0.2 s against 0.9 s to render), but it converts some values silently:
+
+| DuckDB type (from the declared type) | reads exactly               | otherwise                      |
+|---|---|---|
+| BIGINT (INT in the name)             | integers                    | raises                         |
+| DOUBLE (REAL, FLOA, DOUB, NUMERIC)   | reals                       | integers become doubles; text raises |
+| VARCHAR (CHAR, CLOB, TEXT)           | text (bytes as they are)    | 42 becomes '42', 0.1 becomes '0.1' (15 digits) |
+| BLOB (BLOB, none)                    | blobs                       | anything becomes its text's bytes |
+| TIMESTAMP (DATETIME, TIMESTAMP)      | 'YYYY-MM-DD HH:MM:SS' text  | integers read as epoch seconds, other text its own way |
+| DATE (DATE)                          | 'YYYY-MM-DD' text           | the same                       |
+
+So a column reads through the scan only where the scan raises on what it cannot read (BIGINT), or
+where a proof query run in SQLite finds nothing but the storage class it reads exactly. From the
+typed value the exact path's storage class and text (t, v) are rebuilt, so the same conversion
+expressions (convert.duck_expressions) apply, with shortcuts where the typed value already is the
+target value. A value that cannot arrive raises; the executor then starts over on the exact path,
+whose message names the row (the same holds for a value written to the source after the proof).
+
+Tables read this way: every column a plain source column, no `where`, no rowid ranges, on_error:
+fail (rejects need the raw values), with a rowid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import duckdb
+
+from .convert import _ISO_SECONDS, ValueConversion, duck_expressions, invalid_utf8, loads_as_text
+from .duck import quote_ident, quote_literal
+from .mapping import TargetTable
+
+_ISO_DATE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+_STORAGE = {"BIGINT": "integer", "DOUBLE": "real", "VARCHAR": "text", "BLOB": "blob"}
+
+
+def eligible(table: TargetTable) -> bool:
+    return (
+        table.where is None
+        and not table.row_ranges
+        and table.on_error == "fail"
+        and table.rowid is not None
+        and bool(table.columns)
+        and all(c.conversion.column is not None for c in table.columns)
+    )
+
+
+def _direct(conversion: ValueConversion, scan_type: str, x: str) -> str | None:
+    """The target value straight from the typed value `x`, where no conversion is needed."""
+    pg = conversion.pg_type
+    if scan_type == "BIGINT" and pg.name == "bigint":
+        return x
+    if scan_type == "DOUBLE" and pg.name == "double precision":
+        return x
+    if scan_type == "BLOB" and pg.kind == "bytea":
+        return x
+    if scan_type == "TIMESTAMP":
+        return x if pg.kind == "timestamp" else f"CAST({x} AS TIMESTAMPTZ)"
+    if scan_type == "DATE":
+        return x
+    return None
+
+
+def _supported(conversion: ValueConversion, scan_type: str) -> bool:
+    pg = conversion.pg_type
+    if loads_as_text(pg):
+        return False
+    if scan_type in ("BIGINT", "DOUBLE", "VARCHAR"):
+        return True
+    if scan_type == "BLOB":
+        return pg.kind == "bytea"
+    datetime = conversion.converter in ("auto", "iso") and not conversion.integer_unit
+    if scan_type == "TIMESTAMP":
+        return datetime and pg.kind in ("timestamp", "timestamptz")
+    if scan_type == "DATE":
+        return datetime and pg.kind == "date"
+    return False
+
+
+def proof_condition(column: str, scan_type: str) -> str | None:
+    """SQLite condition true for a value the scan reads exactly; None when the scan raises on
+    every other value itself."""
+    c = quote_ident(column)
+    if scan_type == "BIGINT":
+        return None
+    if scan_type in _STORAGE:
+        return f"typeof({c}) IN ('{_STORAGE[scan_type]}', 'null')"
+    pattern = _ISO_SECONDS if scan_type == "TIMESTAMP" else _ISO_DATE
+    return (
+        f"(typeof({c}) = 'null' OR (typeof({c}) = 'text' AND {c} GLOB '{pattern}' "
+        f"AND substr({c}, 1, 4) <> '0000'))"
+    )
+
+
+def scan_types(table: TargetTable, described: dict[str, str]) -> tuple[str, ...] | None:
+    """Each column's DuckDB scan type, or None when some column cannot be read through the scan.
+    `described`: DuckDB's DESCRIBE of the source table, lower-cased column name -> type."""
+    if not eligible(table):
+        return None
+    types = []
+    for column in table.columns:
+        source = column.conversion.column or ""
+        scan_type = described.get(source.lower())
+        if scan_type is None or not _supported(column.conversion, scan_type):
+            return None
+        types.append(scan_type)
+    return tuple(types)
+
+
+def proof_query(table: TargetTable, types: tuple[str, ...]) -> str | None:
+    """SQLite SQL yielding 1 when every value reads exactly through the scan (None: nothing to
+    prove). It stops at the first value that does not."""
+    conditions = [
+        condition
+        for column, scan_type in zip(table.columns, types, strict=True)
+        if (condition := proof_condition(column.conversion.column or "", scan_type)) is not None
+    ]
+    if not conditions:
+        return None
+    failing = " OR ".join(f"NOT {c}" for c in conditions)
+    return f"SELECT NOT EXISTS (SELECT 1 FROM {quote_ident(table.source)} WHERE {failing})"
+
+
+def typed_rows_query(source_alias: str, table: TargetTable) -> str:
+    """DuckDB SQL yielding the table's rows as they must arrive (c0, c1, ...) from DuckDB's scan;
+    raises on a value that cannot arrive exactly (the executor then uses the exact path)."""
+    assert table.scan is not None
+    values, problems = [], []
+    for column, scan_type in zip(table.columns, table.scan, strict=True):
+        x = quote_ident(column.conversion.column or "")
+        direct = _direct(column.conversion, scan_type, x)
+        if direct is not None:
+            values.append(direct)
+        elif scan_type == "VARCHAR" and column.pg_type.kind == "text" and not column.pg_type.modifiers:
+            values.append(x)
+            problems.append(
+                f"CASE WHEN {x} IS NOT NULL AND (contains({x}, chr(0)) OR {invalid_utf8(x)}) THEN 'text' END"
+            )
+        else:
+            storage = _STORAGE[scan_type]
+            t = f"CASE WHEN {x} IS NULL THEN 'null' ELSE '{storage}' END"
+            v = x if scan_type == "VARCHAR" else f"CAST({x} AS VARCHAR)"
+            exprs = duck_expressions(column.conversion, t, v)
+            values.append(exprs.value)
+            problems.append(exprs.problem)
+        if not column.nullable:
+            problems.append(f"CASE WHEN {x} IS NULL THEN 'NULL' END")
+    columns = ", ".join(f"{value} AS c{i}" for i, value in enumerate(values))
+    if not problems:
+        return f"SELECT {columns}\nFROM {_source(source_alias, table)}"
+    head = quote_literal(f'table "{table.source}": a value the typed scan cannot convert: ')
+    first = f"CASE WHEN problem IS NULL THEN c0 ELSE error({head} || problem) END AS c0"
+    rest = "".join(f", c{i}" for i in range(1, len(values)))
+    return (
+        f"SELECT {first}{rest}\nFROM (SELECT {columns}, COALESCE({', '.join(problems)}) AS problem "
+        f"FROM {_source(source_alias, table)})"
+    )
+
+
+def _source(source_alias: str, table: TargetTable) -> str:
+    return f"{quote_ident(source_alias)}.{quote_ident(table.source)}"
+
+
+# --- the proof, run against the source ------------------------------------------------------
+
+
+def prove(
+    con: duckdb.DuckDBPyConnection, source_alias: str, tables: Iterable[TargetTable]
+) -> dict[str, tuple[str, ...]]:
+    """Source table name -> scan types, for the tables whose values the scan reads exactly now."""
+    proven: dict[str, tuple[str, ...]] = {}
+    for table in tables:
+        if not eligible(table) or table.source in proven:
+            continue
+        try:
+            described = {
+                str(name).lower(): str(type_)
+                for name, type_, *_ in con.execute(f"DESCRIBE {_source(source_alias, table)}").fetchall()
+            }
+        except duckdb.Error:
+            continue  # a table DuckDB's scanner cannot read: the exact path reads it
+        types = scan_types(table, described)
+        if types is None:
+            continue
+        query = proof_query(table, types)
+        if query is not None:
+            row = con.execute(
+                f"SELECT * FROM sqlite_query({quote_literal(source_alias)}, {quote_literal(query)})"
+            ).fetchone()
+            if not row or str(row[0]) != "1":
+                continue
+        proven[table.source] = types
+    return proven
