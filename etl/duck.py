@@ -57,3 +57,8 @@ def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     # Conversions of datetimes must not depend on the machine's time zone.
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+# What a failed DuckDB query raises. DuckDB's Python client raises UnicodeDecodeError instead of
+# its own error when the message quotes a scanned value whose bytes are not UTF-8.
+ERRORS = (duckdb.Error, UnicodeDecodeError)

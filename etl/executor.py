@@ -182,7 +182,7 @@ def _apply(
                     result.rejects += _collect_rejects(con, step, target_url)
                 try:
                     synced = sync_rows(con, step, number, execute, verify)
-                except duckdb.Error as exc:
+                except duck.ERRORS as exc:
                     _raise_load_error(exc, step.table, target_url)
                 _check_planned(step, synced.counts)
                 rows = synced.counts[0] + synced.counts[1]
@@ -233,7 +233,7 @@ def _apply(
             whole = tuple(t for t in plan.tables if t.name not in written)
             try:
                 verification = verify_tables(con, plan.schema, whole, sources=source_sums)
-            except duckdb.Error as exc:
+            except duck.ERRORS as exc:
                 if any(t.scan is not None for t in whole):
                     raise _TypedScanFailed(duck_message(exc)) from exc
                 raise_read_error(exc, "verification could not read the source or the target", target_url)
@@ -378,7 +378,7 @@ def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, target_url: str) -> in
         for row_range in table.row_ranges or (None,):
             row = con.execute(load_query(step.schema, table, row_range)).fetchone()
             rows += int(row[0]) if row else 0
-    except duckdb.Error as exc:
+    except duck.ERRORS as exc:
         _raise_load_error(exc, table, target_url)
     return rows
 
@@ -411,7 +411,7 @@ def _load_with_checksum(
         rows = _load(con, step, target_url)
         try:
             count, total = future.result()
-        except duckdb.Error as exc:
+        except duck.ERRORS as exc:
             _raise_load_error(exc, table, target_url)
     except BaseException:
         side.interrupt()  # e.g. a bad value or Ctrl-C: the checksum is no longer wanted
@@ -481,7 +481,7 @@ def _collect_rejects(con: duckdb.DuckDBPyConnection, step: SyncRows, target_url:
         for row_range in table.row_ranges or (None,):
             for found in con.execute(rejects_query(step.schema, table, row_range)).fetchall():
                 rejected.append(_reject_record(table, found))
-    except duckdb.Error as exc:
+    except duck.ERRORS as exc:
         _raise_load_error(exc, table, target_url)
     _check_reject_limit(table, rejected, table.source_rows or 0)
     return rejected
@@ -500,7 +500,7 @@ def _load_rejecting(
                 rejected.append(_reject_record(table, found))
             row = con.execute(load_query(step.schema, table, row_range)).fetchone()
             rows += int(row[0]) if row else 0
-    except duckdb.Error as exc:
+    except duck.ERRORS as exc:
         _raise_load_error(exc, table, target_url)
     _check_reject_limit(table, rejected, rows + len(rejected))
     return rows, rejected
@@ -550,7 +550,7 @@ def _reject_record(table, found: tuple) -> dict:
     return {"table": table.source, "key": key.split(", row ", 1)[-1], "reason": reason, "row": row}
 
 
-def _raise_load_error(exc: duckdb.Error, table: TargetTable, target_url: str) -> NoReturn:
+def _raise_load_error(exc: Exception, table: TargetTable, target_url: str) -> NoReturn:
     message = duck_message(exc)
     lost = isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message
     if table.scan is not None and not lost:
@@ -577,7 +577,7 @@ def verify_target(mapping: Mapping, source: Path, target_url: str, existing: fro
             try:
                 scanned = tuple(replace(t, scan=proven.get(t.source)) for t in mapping.tables)
                 return verify_tables(con, mapping.schema, scanned, existing)
-            except duckdb.Error:
+            except duck.ERRORS:
                 pass  # a value DuckDB's typed read cannot convert: the exact path names its row
         return verify_tables(con, mapping.schema, mapping.tables, existing)
     except duckdb.Error as exc:
@@ -586,7 +586,7 @@ def verify_target(mapping: Mapping, source: Path, target_url: str, existing: fro
         con.close()
 
 
-def raise_read_error(exc: duckdb.Error, what: str, target_url: str) -> NoReturn:
+def raise_read_error(exc: Exception, what: str, target_url: str) -> NoReturn:
     """A failed read-only comparison: a source value that cannot arrive (named by its row) is a
     DataError; anything else is the target's."""
     message = duck_message(exc)

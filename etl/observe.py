@@ -45,7 +45,7 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
                 scanned = replace(table, scan=proven.get(table.source))
                 try:
                     rows[table.name] = plan_diff(con, mapping.schema, scanned, current, show_rows)
-                except duckdb.Error:
+                except duck.ERRORS:
                     if scanned.scan is None:
                         raise
                     # a value DuckDB's typed read cannot convert: the exact path names its row

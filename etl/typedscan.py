@@ -33,7 +33,7 @@ import duckdb
 
 from .convert import _ISO_SECONDS, ValueConversion, duck_expressions, invalid_utf8, loads_as_text
 from .duck import quote_ident, quote_literal
-from .mapping import TargetTable
+from .mapping import TargetColumn, TargetTable
 
 _ISO_DATE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
 _STORAGE = {"BIGINT": "integer", "DOUBLE": "real", "VARCHAR": "text", "BLOB": "blob"}
@@ -82,11 +82,29 @@ def _supported(conversion: ValueConversion, scan_type: str) -> bool:
     return False
 
 
-def proof_condition(column: str, scan_type: str) -> str | None:
-    """SQLite condition true for a value the scan reads exactly; None when the scan raises on
-    every other value itself."""
+def affinity(declared: str) -> str:
+    """SQLite's type affinity of a declared column type (https://www.sqlite.org/datatype3.html 3.1)."""
+    d = declared.upper()
+    if "INT" in d:
+        return "INTEGER"
+    if "CHAR" in d or "CLOB" in d or "TEXT" in d:
+        return "TEXT"
+    if "BLOB" in d or not d.strip():
+        return "BLOB"
+    if "REAL" in d or "FLOA" in d or "DOUB" in d:
+        return "REAL"
+    return "NUMERIC"
+
+
+def proof_condition(column: str, scan_type: str, declared: str) -> str | None:
+    """SQLite condition true for a value the scan reads exactly; None when nothing needs proving:
+    the scan raises on every other value itself (BIGINT; VARCHAR and DOUBLE on blobs, DOUBLE on
+    text), and the column's affinity stores no value the scan would convert (TEXT affinity turns
+    numbers into text as they are stored, REAL affinity integers into reals)."""
     c = quote_ident(column)
     if scan_type == "BIGINT":
+        return None
+    if (scan_type, affinity(declared)) in (("VARCHAR", "TEXT"), ("DOUBLE", "REAL")):
         return None
     if scan_type in _STORAGE:
         return f"typeof({c}) IN ('{_STORAGE[scan_type]}', 'null')"
@@ -112,18 +130,38 @@ def scan_types(table: TargetTable, described: dict[str, str]) -> tuple[str, ...]
     return tuple(types)
 
 
-def proof_query(table: TargetTable, types: tuple[str, ...]) -> str | None:
+def proof_query(table: TargetTable, types: tuple[str, ...], declared: dict[str, str]) -> str | None:
     """SQLite SQL yielding 1 when every value reads exactly through the scan (None: nothing to
-    prove). It stops at the first value that does not."""
-    conditions = [
-        condition
-        for column, scan_type in zip(table.columns, types, strict=True)
-        if (condition := proof_condition(column.conversion.column or "", scan_type)) is not None
-    ]
+    prove). It stops at the first value that does not. `declared`: lower-cased column name ->
+    declared type."""
+    conditions = []
+    for column, scan_type in zip(table.columns, types, strict=True):
+        name = column.conversion.column or ""
+        condition = proof_condition(name, scan_type, declared.get(name.lower(), ""))
+        if condition is not None:
+            conditions.append(condition)
     if not conditions:
         return None
     failing = " OR ".join(f"NOT {c}" for c in conditions)
     return f"SELECT NOT EXISTS (SELECT 1 FROM {quote_ident(table.source)} WHERE {failing})"
+
+
+def typed_expressions(column: TargetColumn, scan_type: str, x: str) -> tuple[str, list[str]]:
+    """The column's target value from its typed value `x`, and the problems (DuckDB expressions,
+    NULL when fine) that make the read raise."""
+    conversion = column.conversion
+    direct = _direct(conversion, scan_type, x)
+    problems = [f"CASE WHEN {x} IS NULL THEN 'NULL' END"] if not column.nullable else []
+    if direct is not None:
+        return direct, problems
+    if scan_type == "VARCHAR" and column.pg_type.kind == "text" and not column.pg_type.modifiers:
+        check = f"CASE WHEN {x} IS NOT NULL AND (contains({x}, chr(0)) OR {invalid_utf8(x)}) THEN 'text' END"
+        return x, [*problems, check]
+    storage = _STORAGE[scan_type]
+    t = f"CASE WHEN {x} IS NULL THEN 'null' ELSE '{storage}' END"
+    v = x if scan_type == "VARCHAR" else f"CAST({x} AS VARCHAR)"
+    exprs = duck_expressions(conversion, t, v)
+    return exprs.value, [*problems, exprs.problem]
 
 
 def typed_rows_query(source_alias: str, table: TargetTable) -> str:
@@ -132,24 +170,9 @@ def typed_rows_query(source_alias: str, table: TargetTable) -> str:
     assert table.scan is not None
     values, problems = [], []
     for column, scan_type in zip(table.columns, table.scan, strict=True):
-        x = quote_ident(column.conversion.column or "")
-        direct = _direct(column.conversion, scan_type, x)
-        if direct is not None:
-            values.append(direct)
-        elif scan_type == "VARCHAR" and column.pg_type.kind == "text" and not column.pg_type.modifiers:
-            values.append(x)
-            problems.append(
-                f"CASE WHEN {x} IS NOT NULL AND (contains({x}, chr(0)) OR {invalid_utf8(x)}) THEN 'text' END"
-            )
-        else:
-            storage = _STORAGE[scan_type]
-            t = f"CASE WHEN {x} IS NULL THEN 'null' ELSE '{storage}' END"
-            v = x if scan_type == "VARCHAR" else f"CAST({x} AS VARCHAR)"
-            exprs = duck_expressions(column.conversion, t, v)
-            values.append(exprs.value)
-            problems.append(exprs.problem)
-        if not column.nullable:
-            problems.append(f"CASE WHEN {x} IS NULL THEN 'NULL' END")
+        value, found = typed_expressions(column, scan_type, quote_ident(column.conversion.column or ""))
+        values.append(value)
+        problems += found
     columns = ", ".join(f"{value} AS c{i}" for i, value in enumerate(values))
     if not problems:
         return f"SELECT {columns}\nFROM {_source(source_alias, table)}"
@@ -187,12 +210,25 @@ def prove(
         types = scan_types(table, described)
         if types is None:
             continue
-        query = proof_query(table, types)
+        declared = {
+            str(name).lower(): str(type_ or "")
+            for name, type_ in _sqlite_rows(
+                con,
+                source_alias,
+                f"SELECT name, type FROM pragma_table_info({quote_literal(table.source)})",
+            )
+        }
+        query = proof_query(table, types, declared)
         if query is not None:
-            row = con.execute(
-                f"SELECT * FROM sqlite_query({quote_literal(source_alias)}, {quote_literal(query)})"
-            ).fetchone()
-            if not row or str(row[0]) != "1":
+            rows = _sqlite_rows(con, source_alias, query)
+            if not rows or str(rows[0][0]) != "1":
                 continue
         proven[table.source] = types
     return proven
+
+
+def _sqlite_rows(con: duckdb.DuckDBPyConnection, source_alias: str, query: str) -> list[tuple]:
+    """Rows of a query SQLite itself runs on the attached file."""
+    return con.execute(
+        f"SELECT * FROM sqlite_query({quote_literal(source_alias)}, {quote_literal(query)})"
+    ).fetchall()
