@@ -9,7 +9,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn
@@ -56,7 +56,7 @@ from .render import (
 )
 from .sync import check_written, delete_rows, sync_rows
 from .target import libpq_conninfo, redact
-from .typedscan import prove
+from .typedscan import Candidate, candidates, holds, prove
 from .verify import Verification, describe_failures, register_functions, source_sums_query, verify_tables
 
 
@@ -154,11 +154,19 @@ def _apply(
     started_at = _now()
     con = duck.connect()
     in_transaction = False
+    proofs: _Proofs | None = None
     try:
         attach(con, source, target_url)
-        register_functions(con)  # before BEGIN: committed, so other cursors see them too
-        plan = plan.with_scans(prove(con, SOURCE_ALIAS, _read_tables(plan)) if typed else {})
-        result.typed = tuple(dict.fromkeys(t.source for t in _read_tables(plan) if t.scan is not None))
+        if any(c.pg_type.kind in ("json", "numeric") for t in _read_tables(plan) for c in t.columns):
+            register_functions(con)  # before BEGIN: committed, so other cursors see them too
+        proofs = _Proofs(con, _read_tables(plan)) if typed else None
+
+        def scanned(table: TargetTable) -> TargetTable:
+            read = proofs.read(table) if proofs else replace(table, scan=None)
+            if read.scan is not None and read.source not in result.typed:
+                result.typed += (read.source,)
+            return read
+
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
         _lock_schema(con, plan.schema)
@@ -169,6 +177,8 @@ def _apply(
             _execute(con, statement, what, target_url)
 
         for number, step in enumerate(plan.steps):
+            if isinstance(step, LoadRows | SyncRows | DeleteRows):
+                step = replace(step, table=scanned(step.table))
             on_event(StepEvent(step, "start"))
             t0 = time.perf_counter()
             rows: int | None = None
@@ -230,7 +240,7 @@ def _apply(
         if verify:
             on_event(StepEvent(VerifyStep(plan.schema), "start"))
             t0 = time.perf_counter()
-            whole = tuple(t for t in plan.tables if t.name not in written)
+            whole = tuple(scanned(t) for t in plan.tables if t.name not in written)
             try:
                 verification = verify_tables(con, plan.schema, whole, sources=source_sums)
             except duck.ERRORS as exc:
@@ -249,6 +259,10 @@ def _apply(
             if bad:
                 raise VerificationFailed(f"verification failed, nothing was committed: {'; '.join(bad)}")
             result.verified = True
+        if proofs is not None and (wrong := proofs.failed()):
+            raise _TypedScanFailed(
+                f'table "{wrong[0]}" holds values DuckDB\'s typed read would convert (its proof failed)'
+            )
         record = record_run_sql(
             plan.schema, run.spec, run.spec_sha256, started_at, _now(), "succeeded", result.rows, None
         )
@@ -261,6 +275,8 @@ def _apply(
             ) from exc
         in_transaction = False
     except BaseException as exc:
+        if proofs is not None:
+            proofs.close()
         if in_transaction and not _rollback(con):
             _quarantine(con)  # PostgreSQL dropped the connection and with it the transaction
         else:
@@ -274,9 +290,63 @@ def _apply(
         if interrupted and not isinstance(exc, KeyboardInterrupt):
             raise KeyboardInterrupt from exc  # Ctrl-C reached DuckDB first
         raise
+    if proofs is not None:
+        proofs.close()
     con.close()
     result.seconds = time.perf_counter() - started
     return result
+
+
+# Tables of at least this many rows are read through the scan while their proof still runs.
+TRUST_FROM_ROWS = 100_000
+
+
+class _Proofs:
+    """The typed scan's proofs (etl/typedscan.py), run one by one on another core while the apply
+    goes on: a table whose proof has failed by the time it is read takes the exact path; one whose
+    proof is still running is read through the scan, and the proof decides before COMMIT (a failed
+    one starts the apply over on the exact path). Proofs that fail find their first wrong value
+    early, so starting over is rare."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, tables: list[TargetTable]):
+        self._candidates = candidates(con, SOURCE_ALIAS, tables)
+        self._cursor = duck.configure(con.cursor())
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._proofs: dict[str, Future[bool]] = {
+            source: self._pool.submit(self._holds, candidate)
+            for source, candidate in self._candidates.items()
+            if candidate.proof is not None
+        }
+        self._trusted: set[str] = set()  # read through the scan before their proof was done
+
+    def _holds(self, candidate: Candidate) -> bool:
+        try:
+            return holds(self._cursor, SOURCE_ALIAS, candidate)
+        except duck.ERRORS:
+            return False
+
+    def read(self, table: TargetTable) -> TargetTable:
+        """`table`, read through the scan or not."""
+        candidate = self._candidates.get(table.source)
+        if candidate is None:
+            return replace(table, scan=None)
+        proof = self._proofs.get(table.source)
+        if proof is not None and not proof.done() and (table.source_rows or 0) < TRUST_FROM_ROWS:
+            proof.result()  # a small table's proof is quick: wait rather than risk starting over
+        if proof is not None and proof.done() and not proof.result():
+            return replace(table, scan=None)
+        if proof is not None and not proof.done():
+            self._trusted.add(table.source)
+        return replace(table, scan=candidate.types)
+
+    def failed(self) -> list[str]:
+        """The tables read through the scan whose proof has failed (waits for the proofs)."""
+        return [source for source in sorted(self._trusted) if not self._proofs[source].result()]
+
+    def close(self) -> None:
+        self._cursor.interrupt()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._cursor.close()
 
 
 def _read_tables(plan: Plan) -> list[TargetTable]:

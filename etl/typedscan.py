@@ -28,9 +28,11 @@ fail (rejects need the raw values), with a rowid.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import duckdb
 
+from . import duck
 from .convert import _ISO_SECONDS, ValueConversion, duck_expressions, invalid_utf8, loads_as_text
 from .duck import quote_ident, quote_literal
 from .mapping import TargetColumn, TargetTable
@@ -192,20 +194,30 @@ def _source(source_alias: str, table: TargetTable) -> str:
 # --- the proof, run against the source ------------------------------------------------------
 
 
-def prove(
+@dataclass(frozen=True)
+class Candidate:
+    """A table DuckDB's scan can read: its scan types, and the SQLite query proving every value
+    reads exactly (None: nothing to prove)."""
+
+    types: tuple[str, ...]
+    proof: str | None
+
+
+def candidates(
     con: duckdb.DuckDBPyConnection, source_alias: str, tables: Iterable[TargetTable]
-) -> dict[str, tuple[str, ...]]:
-    """Source table name -> scan types, for the tables whose values the scan reads exactly now."""
-    proven: dict[str, tuple[str, ...]] = {}
+) -> dict[str, Candidate]:
+    """Source table name -> Candidate, for the tables whose columns the scan can read at all.
+    Quick: DuckDB's and SQLite's catalogs only, no row is read."""
+    found: dict[str, Candidate] = {}
     for table in tables:
-        if not eligible(table) or table.source in proven:
+        if not eligible(table) or table.source in found:
             continue
         try:
             described = {
                 str(name).lower(): str(type_)
                 for name, type_, *_ in con.execute(f"DESCRIBE {_source(source_alias, table)}").fetchall()
             }
-        except duckdb.Error:
+        except duck.ERRORS:
             continue  # a table DuckDB's scanner cannot read: the exact path reads it
         types = scan_types(table, described)
         if types is None:
@@ -218,13 +230,27 @@ def prove(
                 f"SELECT name, type FROM pragma_table_info({quote_literal(table.source)})",
             )
         }
-        query = proof_query(table, types, declared)
-        if query is not None:
-            rows = _sqlite_rows(con, source_alias, query)
-            if not rows or str(rows[0][0]) != "1":
-                continue
-        proven[table.source] = types
-    return proven
+        found[table.source] = Candidate(types, proof_query(table, types, declared))
+    return found
+
+
+def holds(con: duckdb.DuckDBPyConnection, source_alias: str, candidate: Candidate) -> bool:
+    """Run the candidate's proof: True when every value reads exactly through the scan."""
+    if candidate.proof is None:
+        return True
+    rows = _sqlite_rows(con, source_alias, candidate.proof)
+    return bool(rows) and str(rows[0][0]) == "1"
+
+
+def prove(
+    con: duckdb.DuckDBPyConnection, source_alias: str, tables: Iterable[TargetTable]
+) -> dict[str, tuple[str, ...]]:
+    """Source table name -> scan types, for the tables whose values the scan reads exactly now."""
+    return {
+        source: candidate.types
+        for source, candidate in candidates(con, source_alias, tables).items()
+        if holds(con, source_alias, candidate)
+    }
 
 
 def _sqlite_rows(con: duckdb.DuckDBPyConnection, source_alias: str, query: str) -> list[tuple]:

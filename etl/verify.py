@@ -99,6 +99,7 @@ def numeric_canonical(text: str | None) -> str | None:
 
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
+    """The Python functions compared_value uses for jsonb and numeric columns."""
     registered = {
         r[0]
         for r in con.execute(

@@ -312,3 +312,32 @@ def test_affinity_is_sqlites_own(tmp_path):
             "NUMERIC": ["integer", "integer", "integer"],
         }[affinity(declared)]
         assert stored == expected, declared
+
+
+def test_a_proof_that_fails_after_its_table_was_read_starts_the_apply_over(migration, pg, monkeypatch):
+    """A big table is read through the scan while its proof still runs; the proof decides before
+    COMMIT. Here it finds an integer in an untyped column (the scan read it as the bytes of '42'):
+    nothing of that read is committed, and the exact path names the row."""
+    import time
+
+    import etl.executor
+    import etl.typedscan
+
+    monkeypatch.setattr(etl.executor, "TRUST_FROM_ROWS", 0)
+    holds = etl.typedscan.holds
+
+    def slow_holds(*args):
+        time.sleep(1.0)  # still running when the table is read
+        return holds(*args)
+
+    monkeypatch.setattr(etl.executor, "holds", slow_holds)
+    m = migration(
+        """
+        CREATE TABLE t (id INTEGER PRIMARY KEY, data);
+        INSERT INTO t VALUES (1, X'00FF'), (2, 42);
+        """
+    )
+    m.write_spec("tables:\n  t:\n    columns:\n      data: {type: bytea}\n")
+    with pytest.raises(DataError, match=r'^table "t", row id=2: column "data": expected a blob or text'):
+        m.apply()
+    assert pg.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
