@@ -23,12 +23,14 @@ bench/results-<rows>.json. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
 import re
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -109,6 +111,7 @@ class Context:
     only: frozenset[str]
     keep: bool
     tools: Tools
+    repeat: int = 1  # runs of each step; the median wall time is reported
 
 
 # --- running children --------------------------------------------------------------------------------
@@ -245,8 +248,34 @@ def loaded(
 
 
 def load_once(ctx: Context, report: Report, step: str, command: Callable[[str], list[str]]) -> Result:
+    """The load, ctx.repeat times, each into a fresh database."""
+    return repeated(ctx, lambda: _load_single(ctx, report, step, command))
+
+
+def _load_single(ctx: Context, report: Report, step: str, command: Callable[[str], list[str]]) -> Result:
     with loaded(ctx, report, step, command) as (result, _):
         return result
+
+
+def repeated(ctx: Context, run: Callable[[], Result], first: Result | None = None) -> Result:
+    """``run`` until there are ctx.repeat results (``first`` counts as one); the median wall time
+    and the largest peak memory, or the first failure."""
+    runs = [first] if first is not None else []
+    while len(runs) < ctx.repeat:
+        runs.append(run())
+        if not runs[-1].ok:
+            break
+    failed = next((r for r in runs if not r.ok), None)
+    if failed is not None or len(runs) == 1:
+        return failed or runs[0]
+    times = sorted(r.seconds or 0.0 for r in runs)
+    note = f"median of {len(runs)} runs: {', '.join(f'{t:.2f}' for t in times)} s"
+    return dataclasses.replace(
+        runs[0],
+        seconds=statistics.median(times),
+        peak_mb=max(r.peak_mb or 0.0 for r in runs),
+        detail="; ".join(filter(None, [runs[0].detail, note])),
+    )
 
 
 def log_path(ctx: Context, dataset: Dataset, step: str) -> Path:
@@ -268,18 +297,23 @@ def run_etl(ctx: Context, report: Report) -> list[Result]:
     """etl init (timed: the profiling cost), then etl apply and etl plan on its target, then --no-verify."""
     dataset, etl = report.dataset, ctx.tools.etl
     spec = dataset.path.with_suffix(".spec.yaml")  # beside the database: its source path is just the name
-    init = measure(
-        INIT, [etl, "init", str(dataset.path), "-o", str(spec), "--force"], log_path(ctx, dataset, INIT)
+    init = repeated(
+        ctx,
+        lambda: measure(
+            INIT, [etl, "init", str(dataset.path), "-o", str(spec), "--force"], log_path(ctx, dataset, INIT)
+        ),
     )
     if not init.ok:
         return [init, not_run(APPLY, "not run (etl init failed)")]
     results = [init]
-    with loaded(ctx, report, APPLY, lambda url: [etl, "apply", str(spec), "--target", url]) as (apply, url):
-        results.append(apply)
+    apply_command = lambda url: [etl, "apply", str(spec), "--target", url]  # noqa: E731
+    with loaded(ctx, report, APPLY, apply_command) as (apply, url):
+        plans = []
         if "plan" in ctx.only:
-            results += (
+            plans = (
                 run_plans(ctx, report, spec, url) if apply.ok else [not_run(PLAN, "not run (apply failed)")]
             )
+    results += [repeated(ctx, lambda: _load_single(ctx, report, APPLY, apply_command), first=apply), *plans]
     if not ctx.tools.apply_no_verify:
         return [*results, not_run(APPLY_NO_VERIFY, "not measured (etl apply has no --no-verify)")]
     no_verify = lambda url: [etl, "apply", str(spec), "--target", url, "--no-verify"]  # noqa: E731
@@ -288,9 +322,8 @@ def run_etl(ctx: Context, report: Report) -> list[Result]:
 
 def run_plan(ctx: Context, dataset: Dataset, step: str, spec: Path, url: str) -> tuple[Result, str]:
     """etl plan against ``url``, and what it printed."""
-    result = measure(
-        step, [ctx.tools.etl, "plan", str(spec), "--target", url], log_path(ctx, dataset, step), url
-    )
+    command = [ctx.tools.etl, "plan", str(spec), "--target", url]
+    result = repeated(ctx, lambda: measure(step, command, log_path(ctx, dataset, step), url))
     return result, Path(str(result.log)).read_text(errors="replace")
 
 
@@ -638,6 +671,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--install-pgloader", action="store_true", help="apt-get install pgloader if it is missing"
     )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each step N times and report the median wall time (default 1)",
+    )
     p.add_argument("--json", type=Path, help="where to write the results (default bench/results-<rows>.json)")
     args = p.parse_args(argv)
     only = {t.strip() for t in args.only.split(",") if t.strip()}
@@ -651,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tools = detect_tools(args.install_pgloader)
     server = args.target_server or get_url("DATABASE_URL")
-    ctx = Context(server, args.workdir, args.only, args.keep, tools)
+    ctx = Context(server, args.workdir, args.only, args.keep, tools, args.repeat)
     machine = machine_info(ctx)
     reports = [run_dataset(ctx, dataset) for dataset in build_datasets(args)]
     print_report(machine, reports, tools)
