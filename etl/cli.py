@@ -198,9 +198,7 @@ def apply_command(
             raise typer.Exit(1)
         out.print(f'Applying {spec} to {display_url(url)} (schema "{plan.schema}")', markup=False)
 
-        status = err.status("starting", spinner="dots") if err.is_terminal else None
-        if status:
-            status.start()
+        bar = _ProgressBar() if err.is_terminal else None
 
         def progress(event: StepEvent) -> None:
             if event.phase == "restart":
@@ -210,22 +208,15 @@ def apply_command(
                     markup=False,
                 )
                 return
-            if not isinstance(event.step, LoadRows | SyncRows):
-                if status and event.phase == "start":
-                    status.update(event.step.describe().strip())
-                return
-            name = event.step.table.name
-            if event.phase == "start":
-                if status:
-                    status.update(
-                        f"loading {name}" if isinstance(event.step, LoadRows) else f"syncing {name}"
-                    )
-                return
-            rate = (event.rows or 0) / event.seconds if event.seconds > 0 else 0.0
-            out.print(
-                f"  {name:<32} {event.rows or 0:>12,} rows {event.seconds:8.2f} s {rate:>12,.0f} rows/s",
-                markup=False,
-            )
+            if bar:
+                bar.show(event)
+            if isinstance(event.step, LoadRows | SyncRows) and event.phase == "done":
+                name = event.step.table.name
+                rate = (event.rows or 0) / event.seconds if event.seconds > 0 else 0.0
+                out.print(
+                    f"  {name:<32} {event.rows or 0:>12,} rows {event.seconds:8.2f} s {rate:>12,.0f} rows/s",
+                    markup=False,
+                )
 
         try:
             run = RunInfo(str(spec), hashlib.sha256(spec.read_bytes()).hexdigest())
@@ -239,8 +230,8 @@ def apply_command(
                 verify=not no_verify,
             )
         finally:
-            if status:
-                status.stop()
+            if bar:
+                bar.stop()
     except EtlError as exc:
         _fail(exc, url)
         return
@@ -267,6 +258,47 @@ def apply_command(
         f"{', every table verified' if result.verified else ', not verified (--no-verify)'}. Committed.",
         markup=False,
     )
+
+
+class _ProgressBar:
+    """On a terminal: what apply is doing, and for a table being loaded a bar of its rows with
+    the rate (from DuckDB's progress of the load query, see executor.StepEvent "progress")."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            console=err,
+            transient=True,
+        )
+        self._task = self._progress.add_task("starting", total=None, rate="")
+        self._started = time.perf_counter()
+        self._progress.start()
+
+    def show(self, event: StepEvent) -> None:
+        step = event.step
+        if event.phase == "start":
+            self._started = time.perf_counter()
+            if isinstance(step, LoadRows | SyncRows):
+                what = "loading" if isinstance(step, LoadRows) else "syncing"
+                total = step.table.source_rows if isinstance(step, LoadRows) else None
+                self._progress.update(
+                    self._task, description=f"{what} {step.table.name}", total=total, completed=0, rate=""
+                )
+            else:
+                self._progress.update(self._task, description=step.describe().strip(), total=None, rate="")
+        elif event.phase == "progress" and event.rows is not None:
+            elapsed = time.perf_counter() - self._started
+            rate = f"{event.rows / elapsed:,.0f} rows/s" if elapsed > 0 else ""
+            self._progress.update(self._task, completed=event.rows, rate=rate)
+
+    def stop(self) -> None:
+        self._progress.stop()
 
 
 @app.command("rollback")

@@ -7,9 +7,11 @@ import ctypes
 import datetime
 import json
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn
@@ -63,7 +65,8 @@ from .verify import Verification, describe_failures, register_functions, source_
 @dataclass(frozen=True)
 class StepEvent:
     step: Step
-    phase: str  # "start" | "done" | "restart" (on the exact path: `note` says why)
+    # "start" | "progress" (rows so far, of a load) | "done" | "restart" (on the exact path: `note` says why)
+    phase: str
     rows: int | None = None
     seconds: float = 0.0
     note: str = ""
@@ -171,6 +174,7 @@ def _apply(
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
         _lock_schema(con, plan.schema)
+        backend = _backend_pid(con)
         source_sums: dict[str, tuple[int, str]] = {}
         written: dict[str, tuple[TargetTable, str]] = {}  # upsert/append tables: the rows written, to check
 
@@ -187,7 +191,8 @@ def _apply(
                 rows, rejected = _load_rejecting(con, step, target_url)
                 result.rejects += rejected
             elif isinstance(step, LoadRows) and verify:
-                rows = _load(con, step, target_url)
+                with _reporting_progress(step, on_event, target_url, backend):
+                    rows = _load(con, step, target_url)
                 sums = sums or _SourceSums(con)
                 sums.start(step.schema, step.table)
             elif isinstance(step, SyncRows):
@@ -210,6 +215,9 @@ def _apply(
                 delete_rows(step, execute)
                 inserted, updated, _ = result.changes.get(step.table.name, (0, 0, 0))
                 result.changes[step.table.name] = (inserted, updated, step.count)
+            elif isinstance(step, LoadRows):
+                with _reporting_progress(step, on_event, target_url, backend):
+                    rows = _load(con, step, target_url)
             else:
                 rows = _run_step(con, step, target_url)
             if isinstance(step, DropTable):
@@ -403,6 +411,14 @@ def _lock_schema(con: duckdb.DuckDBPyConnection, schema: str) -> None:
         )
 
 
+def _backend_pid(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The PostgreSQL backend running apply's transaction."""
+    row = con.execute(
+        f"SELECT * FROM postgres_query({duck.quote_literal(TARGET_ALIAS)}, 'SELECT pg_backend_pid()')"
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
 def _rollback(con: duckdb.DuckDBPyConnection) -> bool:
     try:
         con.execute("ROLLBACK")
@@ -458,6 +474,42 @@ def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, target_url: str) -> in
     except duck.ERRORS as exc:
         _raise_load_error(exc, table, target_url)
     return rows
+
+
+@contextmanager
+def _reporting_progress(
+    step: LoadRows, on_event: Callable[[StepEvent], None], target_url: str, backend: int | None
+) -> Iterator[None]:
+    """While a table loads in one COPY, report the rows PostgreSQL has taken so far (its
+    pg_stat_progress_copy for apply's backend, polled from another connection on another thread)
+    as StepEvent "progress"."""
+    total = step.table.source_rows or 0
+    if step.table.row_ranges or not total or backend is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def poll() -> None:
+        import psycopg
+
+        try:
+            with psycopg.connect(target_url, autocommit=True, connect_timeout=5) as conn:
+                while not stop.wait(0.25):
+                    row = conn.execute(
+                        "SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = %s", (backend,)
+                    ).fetchone()
+                    if row is not None:
+                        on_event(StepEvent(step, "progress", rows=min(total, int(row[0]))))
+        except psycopg.Error:
+            return  # no progress to show (PostgreSQL before 14 has no pg_stat_progress_copy)
+
+    watcher = threading.Thread(target=poll, name="etl-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 class _SourceSums:

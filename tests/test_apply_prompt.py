@@ -81,3 +81,40 @@ def test_rollback_on_a_terminal_asks_and_no_keeps_everything(migration, pg):
     assert code == 1, output
     assert "not rolled back; nothing was changed" in output
     assert tables(pg) == ["t"]
+
+
+def test_on_a_terminal_a_table_loads_under_a_progress_bar(migration, pg):
+    m = migration(
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, n INTEGER);"
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 300000) "
+        "INSERT INTO big SELECT i, i * 7 FROM r;"
+    )
+    spec = m.write_spec()
+    code, output = run_on_a_terminal(["apply", str(spec), "--yes"], "")
+    assert code == 0, output
+    assert "loading big" in output and "/300000" in output  # the bar: its table and rows
+    assert pg.execute("SELECT count(*) FROM big").fetchone() == (300000,)
+
+
+def test_a_long_load_reports_its_progress_in_rows(migration, pg):
+    """apply's progress events carry the rows DuckDB's progress of the load stands for."""
+    from etl.executor import StepEvent, apply_plan
+    from etl.observe import observe_target
+    from etl.plan import LoadRows
+    from etl.planner import build_plan
+    from etl.validate import validate
+
+    m = migration(
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, label TEXT);"
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 3000000) "
+        "INSERT INTO big SELECT i, 'row number ' || i FROM r;"
+    )
+    m.write_spec()
+    checked = validate(m.spec_path, {})
+    plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, m.url))
+    events: list[StepEvent] = []
+    apply_plan(plan, checked.spec.source, m.url, on_event=events.append, verify=False)
+    rows = [e.rows for e in events if e.phase == "progress" and isinstance(e.step, LoadRows)]
+    assert rows, "no progress reported while 3M rows loaded"
+    assert all(0 <= r <= 3_000_000 for r in rows if r is not None)
+    assert rows == sorted(rows)
