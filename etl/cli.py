@@ -262,7 +262,7 @@ def apply_command(
 
 class _ProgressBar:
     """On a terminal: what apply is doing, and for a table being loaded a bar of its rows with
-    the rate (from DuckDB's progress of the load query, see executor.StepEvent "progress")."""
+    the rate (from PostgreSQL's progress of the COPY, see executor.StepEvent "progress")."""
 
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn

@@ -303,7 +303,7 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
         # ISO text to the second, no zone: exactly what the full path's TIMESTAMPTZ cast (in UTC)
         # gives, without its regular expressions. Anything else takes the full path.
         condition = (
-            f"{t} = 'text' AND {v} GLOB '{_ISO_SECONDS}' AND NOT starts_with({v}, '0000') "
+            f"{t} = 'text' AND {v} GLOB '{ISO_SECONDS}' AND NOT starts_with({v}, '0000') "
             f"AND TRY_CAST({v} AS TIMESTAMP) IS NOT NULL"
         )
         value = f"TRY_CAST({v} AS TIMESTAMP)"
@@ -330,7 +330,8 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
     return None
 
 
-_ISO_SECONDS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][ T][0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+# ISO datetime text to the second, as a GLOB (in DuckDB here, in SQLite for etl/typedscan.py's proofs).
+ISO_SECONDS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][ T][0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
 _FIXED_UNITS = {"epoch_seconds": "s", "epoch_milliseconds": "ms", "epoch_microseconds": "us"}
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import duckdb
+from psycopg import sql
 
 from . import duck
 from .errors import DataError, DestructiveChangeRefused, EtlError, PlanError, TargetError, VerificationFailed
@@ -159,11 +160,18 @@ def _apply(
     in_transaction = False
     proofs: _Proofs | None = None
     sums: _SourceSums | None = None
+
+    def close_helpers() -> None:
+        for helper in (proofs, sums):
+            if helper is not None:
+                helper.close()
+
     try:
         attach(con, source, target_url)
-        if any(c.pg_type.kind in ("json", "numeric") for t in _read_tables(plan) for c in t.columns):
+        read_tables = _read_tables(plan)
+        if any(c.pg_type.kind in ("json", "numeric") for t in read_tables for c in t.columns):
             register_functions(con)  # before BEGIN: committed, so other cursors see them too
-        proofs = _Proofs(con, _read_tables(plan)) if typed else None
+        proofs = _Proofs(con, read_tables) if typed else None
 
         def scanned(table: TargetTable) -> TargetTable:
             read = proofs.read(table) if proofs else replace(table, scan=None)
@@ -190,11 +198,12 @@ def _apply(
             if isinstance(step, LoadRows) and step.table.on_error == "reject":
                 rows, rejected = _load_rejecting(con, step, target_url)
                 result.rejects += rejected
-            elif isinstance(step, LoadRows) and verify:
+            elif isinstance(step, LoadRows):
                 with _reporting_progress(step, on_event, target_url, backend):
                     rows = _load(con, step, target_url)
-                sums = sums or _SourceSums(con)
-                sums.start(step.schema, step.table)
+                if verify:
+                    sums = sums or _SourceSums(con)
+                    sums.start(step.schema, step.table)
             elif isinstance(step, SyncRows):
                 if step.table.on_error == "reject":
                     result.rejects += _collect_rejects(con, step, target_url)
@@ -215,11 +224,8 @@ def _apply(
                 delete_rows(step, execute)
                 inserted, updated, _ = result.changes.get(step.table.name, (0, 0, 0))
                 result.changes[step.table.name] = (inserted, updated, step.count)
-            elif isinstance(step, LoadRows):
-                with _reporting_progress(step, on_event, target_url, backend):
-                    rows = _load(con, step, target_url)
             else:
-                rows = _run_step(con, step, target_url)
+                _run_ddl(con, step, target_url)
             if isinstance(step, DropTable):
                 result.changes[step.table] = (0, 0, step.rows)
             if isinstance(step, DropTables):
@@ -288,9 +294,7 @@ def _apply(
             ) from exc
         in_transaction = False
     except BaseException as exc:
-        for helper in (proofs, sums):
-            if helper is not None:
-                helper.close()
+        close_helpers()
         if in_transaction and not _rollback(con):
             _quarantine(con)  # PostgreSQL dropped the connection and with it the transaction
         else:
@@ -304,9 +308,7 @@ def _apply(
         if interrupted and not isinstance(exc, KeyboardInterrupt):
             raise KeyboardInterrupt from exc  # Ctrl-C reached DuckDB first
         raise
-    for helper in (proofs, sums):
-        if helper is not None:
-            helper.close()
+    close_helpers()
     con.close()
     result.seconds = time.perf_counter() - started
     return result
@@ -400,11 +402,8 @@ def _record_failure(schema: str, run: RunInfo, started_at: str, error: str, targ
 def _lock_schema(con: duckdb.DuckDBPyConnection, schema: str) -> None:
     """One apply per target schema at a time: a transaction-scoped advisory lock, released by
     PostgreSQL at commit, rollback or a dropped connection, so it can never be left behind."""
-    query = schema_lock_sql(schema).as_string(None)
-    row = con.execute(
-        f"SELECT * FROM postgres_query({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(query)})"
-    ).fetchone()
-    if not row or not row[0]:
+    rows = _query(con, schema_lock_sql(schema))
+    if not rows or not rows[0][0]:
         raise TargetError(
             f'another etl apply is running against schema "{schema}" of this database; '
             "nothing was changed: run again when it has finished"
@@ -413,10 +412,8 @@ def _lock_schema(con: duckdb.DuckDBPyConnection, schema: str) -> None:
 
 def _backend_pid(con: duckdb.DuckDBPyConnection) -> int | None:
     """The PostgreSQL backend running apply's transaction."""
-    row = con.execute(
-        f"SELECT * FROM postgres_query({duck.quote_literal(TARGET_ALIAS)}, 'SELECT pg_backend_pid()')"
-    ).fetchone()
-    return int(row[0]) if row else None
+    rows = _query(con, sql.SQL("SELECT pg_backend_pid()"))
+    return int(rows[0][0]) if rows else None
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> bool:
@@ -454,14 +451,11 @@ def attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str, read_o
         raise TargetError(f"cannot connect to PostgreSQL: {redact(duck_message(exc), target_url)}") from exc
 
 
-def _run_step(con: duckdb.DuckDBPyConnection, step: Step, target_url: str) -> int | None:
-    if isinstance(step, LoadRows):
-        return _load(con, step, target_url)
+def _run_ddl(con: duckdb.DuckDBPyConnection, step: Step, target_url: str) -> None:
     for statement in postgres_sql(step):
         _execute(con, statement, step.describe().lstrip("+-~! ").strip(), target_url)
     # DuckDB caches the target's catalog; DDL we just ran must be visible to the next load.
     con.execute("CALL pg_clear_cache()")
-    return None
 
 
 def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, target_url: str) -> int:

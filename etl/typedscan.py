@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import duckdb
 
 from . import duck
-from .convert import _ISO_SECONDS, ValueConversion, duck_expressions, invalid_utf8, loads_as_text
+from .convert import ISO_SECONDS, ValueConversion, duck_expressions, invalid_utf8, loads_as_text
 from .duck import quote_ident, quote_literal
 from .mapping import TargetColumn, TargetTable
 
@@ -110,7 +110,7 @@ def proof_condition(column: str, scan_type: str, declared: str) -> str | None:
         return None
     if scan_type in _STORAGE:
         return f"typeof({c}) IN ('{_STORAGE[scan_type]}', 'null')"
-    pattern = _ISO_SECONDS if scan_type == "TIMESTAMP" else _ISO_DATE
+    pattern = ISO_SECONDS if scan_type == "TIMESTAMP" else _ISO_DATE
     return (
         f"(typeof({c}) = 'null' OR (typeof({c}) = 'text' AND {c} GLOB '{pattern}' "
         f"AND substr({c}, 1, 4) <> '0000'))"
@@ -119,9 +119,8 @@ def proof_condition(column: str, scan_type: str, declared: str) -> str | None:
 
 def scan_types(table: TargetTable, described: dict[str, str]) -> tuple[str, ...] | None:
     """Each column's DuckDB scan type, or None when some column cannot be read through the scan.
-    `described`: DuckDB's DESCRIBE of the source table, lower-cased column name -> type."""
-    if not eligible(table):
-        return None
+    `table` is eligible; `described`: DuckDB's DESCRIBE of the source table, lower-cased column
+    name -> type."""
     types = []
     for column in table.columns:
         source = column.conversion.column or ""
