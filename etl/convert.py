@@ -232,9 +232,7 @@ def _datetime_us(t: str, v: str, converter: str, unit: str | None = None, mixed:
     elif converter == "iso":
         from_int = "NULL"
     else:
-        from_int = _epoch_us(
-            v, {"epoch_seconds": "s", "epoch_milliseconds": "ms", "epoch_microseconds": "us"}[converter]
-        )
+        from_int = _epoch_us(v, EPOCH_UNITS[converter])
     r = _real(v)
     julian = f"TRY_CAST(round(({r} - 2440587.5) * 86400000) AS HUGEINT) * 1000"
     if converter in ("auto", "julian_day"):
@@ -312,9 +310,9 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
         kind in ("timestamp", "timestamptz")
         and col.integer_unit
         and not col.mixed_units
-        or (kind in ("timestamp", "timestamptz") and col.converter in _FIXED_UNITS)
+        or (kind in ("timestamp", "timestamptz") and col.converter in EPOCH_UNITS)
     ):
-        unit = col.integer_unit if col.converter == "auto" else _FIXED_UNITS[col.converter]
+        unit = col.integer_unit if col.converter == "auto" else EPOCH_UNITS[col.converter]
         if unit is None:
             return None
         factor = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
@@ -332,7 +330,8 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
 
 # ISO datetime text to the second, as a GLOB (in DuckDB here, in SQLite for etl/typedscan.py's proofs).
 ISO_SECONDS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][ T][0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
-_FIXED_UNITS = {"epoch_seconds": "s", "epoch_milliseconds": "ms", "epoch_microseconds": "us"}
+# The converters that read integers as epoch time in one fixed unit.
+EPOCH_UNITS = {"epoch_seconds": "s", "epoch_milliseconds": "ms", "epoch_microseconds": "us"}
 
 
 def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:

@@ -11,7 +11,7 @@ every core (1M rows: 0.2 s against 0.9 s to render), but it converts some values
 | DOUBLE (REAL, FLOA, DOUB, NUMERIC)   | reals                       | integers become doubles; text raises |
 | VARCHAR (CHAR, CLOB, TEXT)           | text (bytes as they are)    | 42 becomes '42', 0.1 becomes '0.1' (15 digits) |
 | BLOB (BLOB, none)                    | blobs                       | anything becomes its text's bytes |
-| TIMESTAMP (DATETIME, TIMESTAMP)      | 'YYYY-MM-DD HH:MM:SS' text  | integers read as epoch seconds, other text its own way |
+| TIMESTAMP (DATETIME, TIMESTAMP)      | 'YYYY-MM-DD HH:MM:SS' text, integers (as epoch seconds) | other text its own way; integers beyond year 294247 raise |
 | DATE (DATE)                          | 'YYYY-MM-DD' text           | the same                       |
 
 So a column reads through the scan only where the scan raises on what it cannot read (BIGINT), or
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import duckdb
 
 from . import duck
-from .convert import ISO_SECONDS, ValueConversion, duck_expressions, invalid_utf8, loads_as_text
+from .convert import EPOCH_UNITS, ISO_SECONDS, ValueConversion, duck_expressions, invalid_utf8, loads_as_text
 from .duck import quote_ident, quote_literal
 from .mapping import TargetColumn, TargetTable
 
@@ -52,9 +52,19 @@ def eligible(table: TargetTable) -> bool:
     )
 
 
+def epoch_integers(conversion: ValueConversion) -> bool:
+    """Whether the conversion reads the column's integers as epoch time (Prisma's DATETIME holds
+    milliseconds): read through a TIMESTAMP scan they are then integers, not ISO text."""
+    return conversion.converter in EPOCH_UNITS or (
+        conversion.converter == "auto" and conversion.integer_unit is not None
+    )
+
+
 def _direct(conversion: ValueConversion, scan_type: str, x: str) -> str | None:
     """The target value straight from the typed value `x`, where no conversion is needed."""
     pg = conversion.pg_type
+    if scan_type in ("TIMESTAMP", "DATE") and epoch_integers(conversion):
+        return None
     if scan_type == "BIGINT" and pg.name == "bigint":
         return x
     if scan_type == "DOUBLE" and pg.name == "double precision":
@@ -77,6 +87,8 @@ def _supported(conversion: ValueConversion, scan_type: str) -> bool:
     if scan_type == "BLOB":
         return pg.kind == "bytea"
     datetime = conversion.converter in ("auto", "iso") and not conversion.integer_unit
+    if scan_type == "TIMESTAMP" and epoch_integers(conversion):
+        return pg.kind in ("timestamp", "timestamptz", "date")
     if scan_type == "TIMESTAMP":
         return datetime and pg.kind in ("timestamp", "timestamptz")
     if scan_type == "DATE":
@@ -98,14 +110,17 @@ def affinity(declared: str) -> str:
     return "NUMERIC"
 
 
-def proof_condition(column: str, scan_type: str, declared: str) -> str | None:
+def proof_condition(column: str, scan_type: str, declared: str, epoch: bool = False) -> str | None:
     """SQLite condition true for a value the scan reads exactly; None when nothing needs proving:
     the scan raises on every other value itself (BIGINT; VARCHAR and DOUBLE on blobs, DOUBLE on
     text), and the column's affinity stores no value the scan would convert (TEXT affinity turns
-    numbers into text as they are stored, REAL affinity integers into reals)."""
+    numbers into text as they are stored, REAL affinity integers into reals). `epoch`: a TIMESTAMP
+    column read as epoch integers (epoch_integers), which must then hold nothing else."""
     c = quote_ident(column)
     if scan_type == "BIGINT":
         return None
+    if scan_type == "TIMESTAMP" and epoch:
+        return f"typeof({c}) IN ('integer', 'null')"
     if (scan_type, affinity(declared)) in (("VARCHAR", "TEXT"), ("DOUBLE", "REAL")):
         return None
     if scan_type in _STORAGE:
@@ -138,7 +153,9 @@ def proof_query(table: TargetTable, types: tuple[str, ...], declared: dict[str, 
     conditions = []
     for column, scan_type in zip(table.columns, types, strict=True):
         name = column.conversion.column or ""
-        condition = proof_condition(name, scan_type, declared.get(name.lower(), ""))
+        condition = proof_condition(
+            name, scan_type, declared.get(name.lower(), ""), epoch_integers(column.conversion)
+        )
         if condition is not None:
             conditions.append(condition)
     if not conditions:
@@ -158,6 +175,11 @@ def typed_expressions(column: TargetColumn, scan_type: str, x: str) -> tuple[str
     if scan_type == "VARCHAR" and column.pg_type.kind == "text" and not column.pg_type.modifiers:
         check = f"CASE WHEN {x} IS NOT NULL AND (contains({x}, chr(0)) OR {invalid_utf8(x)}) THEN 'text' END"
         return x, [*problems, check]
+    if scan_type == "TIMESTAMP" and epoch_integers(conversion):  # proven integers, read as seconds
+        t = f"CASE WHEN {x} IS NULL THEN 'null' ELSE 'integer' END"
+        v = f"CAST(epoch_us({x}) // 1000000 AS VARCHAR)"
+        exprs = duck_expressions(conversion, t, v)
+        return exprs.value, [*problems, exprs.problem]
     storage = _STORAGE[scan_type]
     t = f"CASE WHEN {x} IS NULL THEN 'null' ELSE '{storage}' END"
     v = x if scan_type == "VARCHAR" else f"CAST({x} AS VARCHAR)"

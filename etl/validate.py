@@ -59,7 +59,7 @@ def validate(
 
 # Source bytes per load query. Far below PostgreSQL's 1 GB message limit, and it bounds how much
 # of a table of large values DuckDB holds at once.
-CHUNK_BYTES = 64 * 1024 * 1024
+CHUNK_BYTES = 32 * 1024 * 1024
 # DuckDB moves rows in vectors of this many: a table whose rows are small enough that a vector
 # stays under CHUNK_BYTES streams through one query, however large the table.
 VECTOR_ROWS = 2048

@@ -122,12 +122,29 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
 # --- the two sides ------------------------------------------------------------------------------
 
 
-def compared_value(column: TargetColumn, expr: str, side: str, exact_text: bool = False) -> str | None:
+def digested(table: TargetTable, column: TargetColumn) -> bool:
+    """Whether both sides compare the column by its MD5: in a table of large rows (read in row
+    ranges) PostgreSQL sends a bytea or text value's digest, not the value, so the target side is
+    never held whole in memory (DuckDB reads 2,048 rows at a time: 100 BLOBs of 16 MB are 1.6 GB).
+    Key columns stay values: they name rows and match them."""
+    return (
+        bool(table.row_ranges)
+        and column.pg_type.name in ("bytea", "text", "character varying")
+        and column.name not in table.primary_key
+    )
+
+
+def compared_value(
+    column: TargetColumn, expr: str, side: str, exact_text: bool = False, digest: bool = False
+) -> str | None:
     """The value both sides are hashed by; None where only NULL-ness is compared. `exact_text`:
     types PostgreSQL converts itself (inet, interval, arrays, ...) compare as text, the source's
     against PostgreSQL's output (a row diff must see a changed value; a spelling PostgreSQL
-    would print differently then shows as a change, never as a silent match)."""
+    would print differently then shows as a change, never as a silent match). `digest`: the
+    target side reads the column's MD5 (see digested), the source side computes it."""
     pg = column.pg_type
+    if digest:
+        return f"md5({expr})" if side == "source" else expr
     if pg.kind == "json":
         return f"etl_jsonb({expr})" if pg.name == "jsonb" and side == "source" else expr
     if pg.kind == "numeric" and loads_as_text(pg):
@@ -172,6 +189,8 @@ def target_select(
             value = ident
         if as_text:
             value = sql.SQL("{}::text").format(value)
+        if digested(table, column):
+            value = sql.SQL("md5({})").format(value)
         items.append(sql.SQL("{} AS {}").format(value, ident))
     items.extend(sql.SQL(e) for e in extra)
     query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), sql.Identifier(schema, table.name))
@@ -182,7 +201,7 @@ def row_hash(table: TargetTable, side: str, prefix: str) -> tuple[str, list[str]
     parts, unchecked = [], []
     for i, column in enumerate(table.columns):
         expr = f"{prefix}{i}" if side == "source" else quote_ident(column.name)
-        compared = compared_value(column, expr, side)
+        compared = compared_value(column, expr, side, digest=digested(table, column))
         if compared is None:
             unchecked.append(column.name)
             compared = f"({expr} IS NULL)"
