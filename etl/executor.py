@@ -527,7 +527,7 @@ class _SourceSums:
     def _compute(self, schema: str, table: TargetTable) -> tuple[int, int]:
         count, total = 0, 0
         for row_range in table.row_ranges or (None,):
-            relation = f"({source_rows_query(schema, table, row_range)})"
+            relation = f"({source_rows_query(schema, table, row_range, loaded=True)})"
             sums = self._cursor.execute(source_sums_query(table, relation)).fetchone()
             assert sums is not None  # an aggregate always yields one row
             count, total = count + int(sums[0]), total + int(sums[1])

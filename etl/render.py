@@ -432,12 +432,15 @@ def _orphan_joins(schema: str, table: TargetTable, problems: list[str]) -> tuple
     return joins, flags
 
 
-def source_rows_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
+def source_rows_query(
+    schema: str, table: TargetTable, row_range: tuple[int, int] | None = None, loaded: bool = False
+) -> str:
     """DuckDB SQL yielding the table's rows as they must arrive (columns c0, c1, ...). A row that
     cannot arrive exactly raises, naming it; with on_error: reject it is left out instead.
-    A table proven to read exactly through DuckDB's own scan reads through it (etl/typedscan.py)."""
+    A table proven to read exactly through DuckDB's own scan reads through it (etl/typedscan.py);
+    `loaded`: rows this query has just loaded, whose typed read need not look for problems again."""
     if table.scan is not None and row_range is None:
-        return typed_rows_query(SOURCE_ALIAS, table)
+        return typed_rows_query(SOURCE_ALIAS, table, checked=not loaded)
     names = [f"c{i}" for i in range(len(table.columns))]
     relation = _checked_relation(schema, table, row_range)
     if table.on_error == "reject":

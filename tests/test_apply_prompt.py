@@ -86,14 +86,14 @@ def test_rollback_on_a_terminal_asks_and_no_keeps_everything(migration, pg):
 def test_on_a_terminal_a_table_loads_under_a_progress_bar(migration, pg):
     m = migration(
         "CREATE TABLE big (id INTEGER PRIMARY KEY, n INTEGER);"
-        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 300000) "
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 1500000) "
         "INSERT INTO big SELECT i, i * 7 FROM r;"
-    )
+    )  # long enough (0.5 s+) for the bar, redrawn 10 times a second, to be drawn while it loads
     spec = m.write_spec()
     code, output = run_on_a_terminal(["apply", str(spec), "--yes"], "")
     assert code == 0, output
-    assert "loading big" in output and "/300000" in output  # the bar: its table and rows
-    assert pg.execute("SELECT count(*) FROM big").fetchone() == (300000,)
+    assert "loading big" in output and "/1500000" in output  # the bar: its table and rows
+    assert pg.execute("SELECT count(*) FROM big").fetchone() == (1500000,)
 
 
 def test_a_long_load_reports_its_progress_in_rows(migration, pg):
