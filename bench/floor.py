@@ -76,6 +76,7 @@ def schema_sql(sqlite_path: Path) -> tuple[list[str], list[str]]:
 def load(sqlite_path: Path, postgres_url: str) -> None:
     tables, ddl = schema_sql(sqlite_path)
     con = duck.connect()
+    con.execute("RESET memory_limit")  # DuckDB's own default (80% of RAM), not etl's bound
     con.execute(f"ATTACH {duck.quote_literal(str(sqlite_path))} AS src (TYPE sqlite, READ_ONLY)")
     con.execute(f"ATTACH {duck.quote_literal(make_conninfo(postgres_url))} AS dst (TYPE postgres)")
     con.execute("BEGIN")
