@@ -42,7 +42,10 @@ def _extension_file(package: str, name: str) -> Path:
 
 # DuckDB's own memory (temp tables, hash joins, sorts): beyond it, it spills to a directory of
 # its own. Without a limit a row diff of 10M rows held 1 GB; with it, 0.3 GB in the same time.
-MEMORY_LIMIT = "160MB"
+MEMORY_LIMIT_MB = 160
+# A single value cannot spill: the limit grows to this many times the source's largest record (a
+# 200 MB BLOB needs a 256 MB allocation, and copies of it while converted and sent).
+RECORD_COPIES = 6
 
 
 def spill_directory() -> str:
@@ -51,17 +54,18 @@ def spill_directory() -> str:
     return os.path.join(tempfile.gettempdir(), f"etl-duckdb-{os.getpid()}")
 
 
-def connect() -> duckdb.DuckDBPyConnection:
+def connect(largest_row: int = 0) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with sqlite_scanner and postgres_scanner loaded from local files,
-    its memory bounded (MEMORY_LIMIT).
+    its memory bounded (MEMORY_LIMIT_MB, or room for RECORD_COPIES of `largest_row` bytes).
 
     autoinstall/autoload are switched off so DuckDB never reaches for the network.
     """
+    limit_mb = max(MEMORY_LIMIT_MB, RECORD_COPIES * largest_row // 2**20 + 1)
     con = duckdb.connect(
         config={
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
-            "memory_limit": MEMORY_LIMIT,
+            "memory_limit": f"{limit_mb}MB",
             "temp_directory": spill_directory(),
         }
     )

@@ -156,7 +156,7 @@ def _apply(
     result = ApplyResult()
     started = time.perf_counter()
     started_at = _now()
-    con = duck.connect()
+    con = duck.connect(max((t.largest_row for t in plan.tables), default=0))
     in_transaction = False
     proofs: _Proofs | None = None
     sums: _SourceSums | None = None
@@ -696,7 +696,7 @@ def _raise_load_error(exc: Exception, table: TargetTable, target_url: str) -> No
 
 def verify_target(mapping: Mapping, source: Path, target_url: str, existing: frozenset[str]) -> Verification:
     """Verify the tables of `mapping` against the target as it is, changing nothing."""
-    con = duck.connect()
+    con = duck.connect(max((t.largest_row for t in mapping.tables), default=0))
     try:
         attach(con, source, target_url, read_only=True)
         proven = prove(con, SOURCE_ALIAS, mapping.tables)

@@ -88,6 +88,7 @@ class TargetTable:
     # exact path, SQLite rendering every value.
     scan: tuple[str, ...] | None = None
     source_rows: int | None = None  # rows the source holds (after `where`), counted at plan time
+    largest_row: int = 0  # bytes of the source's largest record, where the file is large (validate)
     max_rejects: int | str | None = None  # a count, "N%" of the table's rows, or no limit
     mode: str = "sync"  # how an existing target table is brought up to date
     watermark: str | None = None  # target column, for mode: append
@@ -716,14 +717,23 @@ def with_integer_units(
 
 
 def with_row_ranges(
-    mapping: Mapping, ranges: dict[str, tuple[tuple[int, int], ...]], counts: dict[str, int] | None = None
+    mapping: Mapping,
+    ranges: dict[str, tuple[tuple[int, int], ...]],
+    counts: dict[str, int] | None = None,
+    largest: dict[str, int] | None = None,
 ) -> Mapping:
-    """The mapping with the rowid ranges each large source table is loaded in, and row counts."""
-    counts = counts or {}
+    """The mapping with the rowid ranges each large source table is loaded in, row counts, and
+    the size of each table's largest record."""
+    counts, largest = counts or {}, largest or {}
     return replace(
         mapping,
         tables=tuple(
-            replace(t, row_ranges=ranges.get(t.source, ()), source_rows=counts.get(t.source))
+            replace(
+                t,
+                row_ranges=ranges.get(t.source, ()),
+                source_rows=counts.get(t.source),
+                largest_row=largest.get(t.source, 0),
+            )
             for t in mapping.tables
         ),
     )

@@ -35,7 +35,7 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
     rows: dict[str, RowDiff] = {}
     present = [t for t in existing if catalog.table(t.name) is not None]
     if present:
-        con = duck.connect()
+        con = duck.connect(max(t.largest_row for t in present))
         try:
             attach(con, source, url, read_only=True)
             proven = prove(con, SOURCE_ALIAS, present)

@@ -76,14 +76,17 @@ def measure_row_ranges(spec: Spec, mapping: Mapping) -> Mapping:
     measure_sizes = spec.source.stat().st_size > CHUNK_BYTES
     ranges: dict[str, tuple[tuple[int, int], ...]] = {}
     counts: dict[str, int] = {}
+    largest: dict[str, int] = {}
     with open_sqlite(spec.source) as con:
         for table in mapping.tables:
             condition = f" WHERE ({table.where})" if table.where else ""
             source = quote_ident(table.source)
             counts[table.source] = con.execute(f"SELECT count(*) FROM {source}{condition}").fetchone()[0]
-            if table.rowid is None or not measure_sizes or not counts[table.source]:
+            if not measure_sizes or not counts[table.source]:
                 continue
-            total = _stored_bytes(con, table)
+            total, largest[table.source] = _stored_bytes(con, table)
+            if table.rowid is None:
+                continue
             if total <= CHUNK_BYTES or total * VECTOR_ROWS <= CHUNK_BYTES * counts[table.source]:
                 continue
             low, high = con.execute(f"SELECT min({table.rowid}), max({table.rowid}) FROM {source}").fetchone()
@@ -92,22 +95,24 @@ def measure_row_ranges(spec: Spec, mapping: Mapping) -> Mapping:
             ranges[table.source] = tuple(
                 (start, min(start + width - 1, high)) for start in range(low, high + 1, width)
             )
-    return with_row_ranges(mapping, ranges, counts)
+    return with_row_ranges(mapping, ranges, counts, largest)
 
 
-def _stored_bytes(con: sqlite3.Connection, table: TargetTable) -> int:
-    """The bytes of the table's records (all its rows: a `where` only makes this an overestimate)."""
+def _stored_bytes(con: sqlite3.Connection, table: TargetTable) -> tuple[int, int]:
+    """The bytes of the table's records (all its rows: a `where` only makes this an
+    overestimate), and of its largest record."""
     try:
         row = con.execute(
-            "SELECT sum(payload) FROM dbstat WHERE name = ? AND aggregate = TRUE", (table.source,)
+            "SELECT sum(payload), max(mx_payload) FROM dbstat WHERE name = ? AND aggregate = TRUE",
+            (table.source,),
         ).fetchone()
         if row and row[0] is not None:
-            return int(row[0])
+            return int(row[0]), int(row[1] or 0)
     except sqlite3.Error:
         pass  # SQLite built without dbstat
     sizes = " + ".join(f"coalesce(length({c.conversion.source_sql}), 0)" for c in table.columns) or "0"
-    row = con.execute(f"SELECT sum({sizes}) FROM {quote_ident(table.source)}").fetchone()
-    return int(row[0] or 0)
+    row = con.execute(f"SELECT sum({sizes}), max({sizes}) FROM {quote_ident(table.source)}").fetchone()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 def measure_datetime_units(spec: Spec, mapping: Mapping) -> Mapping:

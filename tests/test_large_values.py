@@ -93,7 +93,10 @@ def test_a_table_of_large_rows_is_compared_by_digests_and_a_changed_byte_is_stil
 
     m = migration(
         [("CREATE TABLE b (id INTEGER PRIMARY KEY, x BLOB, note TEXT)", ())]
-        + [("INSERT INTO b (x, note) VALUES (?, ?)", (v, f"note {i}" * 40)) for i, v in enumerate(blobs(30, 300))]
+        + [
+            ("INSERT INTO b (x, note) VALUES (?, ?)", (v, f"note {i}" * 40))
+            for i, v in enumerate(blobs(30, 300))
+        ]
     )
     m.write_spec()
     checked = validate(m.spec_path, {})

@@ -1,8 +1,9 @@
-"""DuckDB's memory is bounded: beyond duck.MEMORY_LIMIT, temp tables, joins and sorts spill to a
+"""DuckDB's memory is bounded: beyond duck.MEMORY_LIMIT_MB, temp tables, joins and sorts spill to a
 directory of this process's own, which DuckDB removes again; answers stay the same."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -13,7 +14,7 @@ from etl import duck
 
 @pytest.fixture
 def little_memory(monkeypatch, tmp_path):
-    monkeypatch.setattr(duck, "MEMORY_LIMIT", "40MB")
+    monkeypatch.setattr(duck, "MEMORY_LIMIT_MB", 40)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where spill_directory() lies
 
 
@@ -42,3 +43,14 @@ def test_a_row_diff_larger_than_duckdbs_memory_counts_every_change(migration, pg
     m.change_source("UPDATE t SET name = 'changed' WHERE id % 1000 = 0; DELETE FROM t WHERE id <= 10;")
     (sync,) = [s for s in m.plan().steps if type(s).__name__ == "SyncRows"]
     assert (sync.diff.insert, sync.diff.update, sync.diff.delete) == (0, 600, 10)
+
+
+def test_a_value_larger_than_the_memory_limit_still_loads(migration, pg, little_memory):
+    """A value cannot spill: the limit grows with the source's largest record (measured by
+    validate), so a 60 MB BLOB loads and verifies under a 40 MB limit."""
+    value = os.urandom(60 * 1024 * 1024)
+    m = migration(
+        [("CREATE TABLE b (id INTEGER PRIMARY KEY, x BLOB)", ()), ("INSERT INTO b (x) VALUES (?)", (value,))]
+    )
+    assert m.apply().verified
+    assert pg.execute("SELECT md5(x) FROM b").fetchone()[0] == hashlib.md5(value).hexdigest()
