@@ -9,7 +9,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -156,7 +156,7 @@ def _apply(
     result = ApplyResult()
     started = time.perf_counter()
     started_at = _now()
-    con = duck.connect(max((t.largest_row for t in plan.tables), default=0))
+    con = connect_for(plan.tables)
     in_transaction = False
     proofs: _Proofs | None = None
     sums: _SourceSums | None = None
@@ -439,6 +439,11 @@ def _quarantine(con: duckdb.DuckDBPyConnection) -> None:
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(con))
 
 
+def connect_for(tables: Iterable[TargetTable]) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with room in its memory limit for the largest record of `tables`."""
+    return duck.connect(max((t.largest_row for t in tables), default=0))
+
+
 def attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str, read_only: bool = False) -> None:
     try:
         con.execute(f"ATTACH {duck.quote_literal(str(source))} AS {SOURCE_ALIAS} (TYPE sqlite, READ_ONLY)")
@@ -696,7 +701,7 @@ def _raise_load_error(exc: Exception, table: TargetTable, target_url: str) -> No
 
 def verify_target(mapping: Mapping, source: Path, target_url: str, existing: frozenset[str]) -> Verification:
     """Verify the tables of `mapping` against the target as it is, changing nothing."""
-    con = duck.connect(max((t.largest_row for t in mapping.tables), default=0))
+    con = connect_for(mapping.tables)
     try:
         attach(con, source, target_url, read_only=True)
         proven = prove(con, SOURCE_ALIAS, mapping.tables)

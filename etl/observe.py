@@ -14,7 +14,7 @@ from psycopg import sql
 
 from . import duck
 from .errors import TargetError
-from .executor import attach, raise_read_error
+from .executor import attach, connect_for, raise_read_error
 from .mapping import Mapping
 from .plan import CreateSchema, LoadRows, ResetSequence, RowDiff
 from .planner import TargetState, build_plan
@@ -35,7 +35,7 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
     rows: dict[str, RowDiff] = {}
     present = [t for t in existing if catalog.table(t.name) is not None]
     if present:
-        con = duck.connect(max(t.largest_row for t in present))
+        con = connect_for(present)
         try:
             attach(con, source, url, read_only=True)
             proven = prove(con, SOURCE_ALIAS, present)

@@ -28,20 +28,16 @@ def _positions(table: TargetTable) -> dict[str, int]:
     return {c.name: i for i, c in enumerate(table.columns)}
 
 
-def _norm(table: TargetTable, column: TargetColumn, expr: str, side: str) -> str:
-    return compared_value(column, expr, side, exact_text=True, digest=digested(table, column)) or expr
-
-
-def _value_norm(column: TargetColumn, expr: str, side: str) -> str:
-    return compared_value(column, expr, side, exact_text=True) or expr
+def _norm(column: TargetColumn, expr: str, side: str, digest: bool = False) -> str:
+    return compared_value(column, expr, side, exact_text=True, digest=digest) or expr
 
 
 def _source_norms(table: TargetTable) -> list[str]:
-    return [_norm(table, c, f"c{i}", "source") for i, c in enumerate(table.columns)]
+    return [_norm(c, f"c{i}", "source", digested(table, c)) for i, c in enumerate(table.columns)]
 
 
 def _target_norms(table: TargetTable) -> list[str]:
-    return [_norm(table, c, quote_ident(c.name), "target") for c in table.columns]
+    return [_norm(c, quote_ident(c.name), "target", digested(table, c)) for c in table.columns]
 
 
 def _hash(norms: list[str]) -> str:
@@ -129,8 +125,8 @@ def watermark_sql(schema: str, table: TargetTable, prefix: str = "c") -> tuple[s
         ident, sql.SQL("::text" if as_text else ""), ident, sql.Identifier(schema, table.name)
     )
     # the watermark compares values (which is larger), never digests
-    target = f"SELECT {_value_norm(column, quote_ident(column.name), 'target')} AS v FROM postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(query.as_string(None))})"
-    return target, _value_norm(column, f"{prefix}{position}", "source")
+    target = f"SELECT {_norm(column, quote_ident(column.name), 'target')} AS v FROM postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(query.as_string(None))})"
+    return target, _norm(column, f"{prefix}{position}", "source")
 
 
 def plan_diff(
