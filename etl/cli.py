@@ -17,15 +17,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from . import __version__
+from . import __version__, duck
 from .errors import EtlError, SpecError
 from .executor import RunInfo, StepEvent, apply_plan, refuse_destructive, verify_target
 from .explain import plan_document, plan_lines
-from .init import init_spec
 from .observe import observe_target
 from .plan import LoadRows, Plan, SyncRows
 from .planner import build_plan
-from .rollback import apply_rollback, plan_rollback
 from .spec import SCHEMA_FILE
 from .target import display_url, read_target_state, redact
 from .validate import Validated, validate
@@ -134,6 +132,7 @@ def plan_command(
     show_rows: ShowRows = 0,
 ) -> None:
     """Show what apply would do, schema and rows, changing nothing."""
+    duck.preload()  # the extensions load while the spec is validated
     url = target
     try:
         checked = _load(spec, target)
@@ -184,6 +183,7 @@ def apply_command(
 ) -> None:
     """Bring the target up to date with the source through the spec, in one transaction:
     create, load, sync, add keys and indexes, verify. Shows the plan first."""
+    duck.preload()  # the extensions load while the spec is validated
     url = target
     try:
         checked = _load(spec, target)
@@ -312,6 +312,8 @@ def rollback_command(
 ) -> None:
     """Restore the tables as they were before the last successful apply, from the copies it kept
     (rollback.retention in the spec). Shows the plan first."""
+    from .rollback import apply_rollback, plan_rollback
+
     url = target
     try:
         checked = _load(spec, target)
@@ -341,6 +343,7 @@ def verify_command(
 ) -> None:
     """Compare every table of the target with the source through the spec: row counts and
     checksums side by side. Exit 1 on any difference, naming the table and a sample of keys."""
+    duck.preload()  # the extensions load while the spec is validated
     url = target
     try:
         checked = _load(spec, target)
@@ -415,6 +418,8 @@ def init_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec.")] = False,
 ) -> None:
     """Write a spec for a SQLite database from its schema and its data."""
+    from .init import init_spec  # only init profiles data: the other commands start faster
+
     started = time.perf_counter()
     try:
         result = init_spec(

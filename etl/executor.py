@@ -169,8 +169,7 @@ def _apply(
     try:
         attach(con, source, target_url)
         read_tables = _read_tables(plan)
-        if any(c.pg_type.kind in ("json", "numeric") for t in read_tables for c in t.columns):
-            register_functions(con)  # before BEGIN: committed, so other cursors see them too
+        register_functions(con, read_tables)  # before BEGIN: committed, so other cursors see them too
         proofs = _Proofs(con, read_tables) if typed else None
 
         def scanned(table: TargetTable) -> TargetTable:

@@ -134,7 +134,7 @@ def plan_diff(
 ) -> RowDiff:
     """How the target's rows differ from the source's, counted without changing anything.
     `current`: the table as the target holds it (its schema may still differ from the spec's)."""
-    register_functions(con)
+    register_functions(con, (table,))
     if table.mode == "append":
         return _plan_append(con, schema, table, show_rows)
     columns = show_rows > 0

@@ -70,7 +70,7 @@ def sync_rows(
     """Stage the rows that differ, insert and update them; stage the keys to delete (DeleteRows
     deletes them, children first). `index`: a number unique to the table in this run."""
     table, schema = step.table, step.schema
-    register_functions(con)
+    register_functions(con, (table,))
     for statement in _stage_ddl(step):
         execute(statement, "creating a staging table for the rows that differ")
     con.execute("CALL pg_clear_cache()")
