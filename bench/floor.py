@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 from datasets import open_read_only, quote, table_names
 from psycopg.conninfo import make_conninfo
 
@@ -76,7 +77,10 @@ def schema_sql(sqlite_path: Path) -> tuple[list[str], list[str]]:
 def load(sqlite_path: Path, postgres_url: str) -> None:
     tables, ddl = schema_sql(sqlite_path)
     con = duck.connect()
-    con.execute("RESET memory_limit")  # DuckDB's own default (80% of RAM), not etl's bound
+    # DuckDB's own default (80% of RAM), not etl's bound. Set, not RESET: DuckDB 1.5.5 shows the
+    # default after RESET memory_limit but its buffer manager keeps the limit set before.
+    default = duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()
+    con.execute(f"SET memory_limit = {duck.quote_literal(default[0])}")
     con.execute(f"ATTACH {duck.quote_literal(str(sqlite_path))} AS src (TYPE sqlite, READ_ONLY)")
     con.execute(f"ATTACH {duck.quote_literal(make_conninfo(postgres_url))} AS dst (TYPE postgres)")
     con.execute("BEGIN")

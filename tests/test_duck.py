@@ -49,3 +49,26 @@ def test_a_preload_that_fails_fails_where_the_connection_is_taken(monkeypatch):
     con = duck.connect()  # the failure is not kept for later connections
     assert {"sqlite_scanner", "postgres_scanner"} <= _loaded(con)
     con.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "preloads"),
+    [
+        (["etl", "apply", "--help"], True),
+        (["etl", "--debug", "plan", "--help"], True),
+        (["etl", "verify", "--help"], True),
+        (["etl", "validate", "--help"], False),
+        (["etl", "--help"], False),
+    ],
+)
+def test_the_program_opens_duckdb_early_only_for_commands_that_read_through_it(monkeypatch, argv, preloads):
+    from etl import launch
+
+    monkeypatch.setattr(duck, "_preloaded", None)
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        launch.main()
+    assert exited.value.code == 0  # --help
+    assert (duck._preloaded is not None) is preloads
+    if preloads:
+        duck.connect().close()  # take it: no connection is left for the next test
