@@ -702,8 +702,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def byte_compile() -> None:
+    """Compile etl and the bench scripts' modules once, as pip does when it installs a package: with
+    PYTHONDONTWRITEBYTECODE set (as on our machines) every run of a checkout would compile etl's
+    33 modules again (45 ms of each `etl` command)."""
+    import compileall
+
+    for folder in (BENCH_DIR.parent / "etl", BENCH_DIR):
+        compileall.compile_dir(folder, quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    byte_compile()
     tools = detect_tools(args.install_pgloader)
     server = args.target_server or get_url("DATABASE_URL")
     ctx = Context(server, args.workdir, args.only, args.keep, tools, args.repeat)
