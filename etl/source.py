@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -191,6 +192,32 @@ def _read_indexes(con: sqlite3.Connection, table: str) -> tuple[Index, ...]:
             )
         )
     return tuple(indexes)
+
+
+def rowid_bounds(con: sqlite3.Connection, table: str, rowid: str) -> tuple[int, int] | None:
+    """The smallest and largest rowid of `table` (SQL: a quoted name or a subquery), None when it
+    is empty. Two subqueries: SQLite reads min() or max() alone from the b-tree's end, both at once
+    by a scan."""
+    row = con.execute(
+        f"SELECT (SELECT min({rowid}) FROM {table}), (SELECT max({rowid}) FROM {table})"
+    ).fetchone()
+    return None if row[0] is None else (int(row[0]), int(row[1]))
+
+
+def rowid_ranges(low: int, high: int, width: int) -> list[tuple[int, int]]:
+    """[low, high] in consecutive ranges of `width` rowids (the last one shorter)."""
+    width = max(1, width)
+    return [(start, min(start + width - 1, high)) for start in range(low, high + 1, width)]
+
+
+def per_core_ranges(bounds: tuple[int, int] | None, from_rows: int) -> list[tuple[int, int]]:
+    """One rowid range per core, for a table of at least `from_rows` rowids (else none), so that
+    each core's connection scans its own part at once."""
+    cores = os.cpu_count() or 1
+    if bounds is None or bounds[1] - bounds[0] < from_rows or cores == 1:
+        return []
+    low, high = bounds
+    return rowid_ranges(low, high, (high - low) // cores + 1)
 
 
 def integer_magnitudes(

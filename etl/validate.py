@@ -29,7 +29,14 @@ from .mapping import (
     with_row_ranges,
 )
 from .model import Catalog
-from .source import integer_magnitudes, introspect_sqlite, open_sqlite
+from .source import (
+    integer_magnitudes,
+    introspect_sqlite,
+    open_sqlite,
+    per_core_ranges,
+    rowid_bounds,
+    rowid_ranges,
+)
 from .spec import Spec, SqlDefault, read_spec
 
 T = TypeVar("T")
@@ -105,6 +112,8 @@ def measure(spec: Spec, mapping: Mapping) -> Mapping:
     return with_row_ranges(with_integer_units(mapping, extremes), ranges, counts, largest)
 
 
+ROWID_MIN, ROWID_MAX = -(2**63), 2**63 - 1
+
 # A table with more rowids than this has its magnitudes measured in one slice per core.
 SLICE_FROM_ROWS = 500_000
 
@@ -118,22 +127,8 @@ def _rowid_slices(spec: Spec, table: TargetTable) -> list[tuple[int, int] | None
     if table.rowid is None:
         return [None]
     with open_sqlite(spec.source) as con:
-        bounds = _rowid_bounds(con, table)
-    cores = os.cpu_count() or 1
-    if bounds is None or bounds[1] - bounds[0] < SLICE_FROM_ROWS or cores == 1:
-        return [None]
-    low, high = bounds
-    width = (high - low) // cores + 1
-    return [(start, min(start + width - 1, high)) for start in range(low, high + 1, width)]
-
-
-def _rowid_bounds(con: sqlite3.Connection, table: TargetTable) -> tuple[int, int] | None:
-    # Two subqueries: SQLite reads min() or max() alone from the b-tree's end, both at once by a scan.
-    source = quote_ident(table.source)
-    row = con.execute(
-        f"SELECT (SELECT min({table.rowid}) FROM {source}), (SELECT max({table.rowid}) FROM {source})"
-    ).fetchone()
-    return None if row[0] is None else (row[0], row[1])
+        bounds = rowid_bounds(con, quote_ident(table.source), table.rowid)
+    return list(per_core_ranges(bounds, SLICE_FROM_ROWS)) or [None]
 
 
 def _magnitudes(
@@ -170,16 +165,16 @@ def table_sizes(
     total, largest = _stored_bytes(con, table)
     if table.rowid is None or total <= CHUNK_BYTES or total * VECTOR_ROWS <= CHUNK_BYTES * count:
         return count, largest, ()
-    bounds = _rowid_bounds(con, table)
+    bounds = rowid_bounds(con, source, table.rowid)
     assert bounds is not None  # the table has rows
     low, high = bounds
     parts = -(-total // CHUNK_BYTES)
-    width = max(1, (high - low + 1) // parts)  # rounded down: no range above a chunk
-    return (
-        count,
-        largest,
-        tuple((start, min(start + width - 1, high)) for start in range(low, high + 1, width)),
-    )
+    ranges = rowid_ranges(low, high, (high - low + 1) // parts)  # rounded down: none above a chunk
+    # The app may still write before the load reads: the first range is open below, the last above.
+    ranges[0], ranges[-1] = (ROWID_MIN, ranges[0][1]), (ranges[-1][0], ROWID_MAX)
+    if len(ranges) == 1:
+        ranges[0] = (ROWID_MIN, ROWID_MAX)
+    return count, largest, tuple(ranges)
 
 
 def _stored_bytes(con: sqlite3.Connection, table: TargetTable) -> tuple[int, int]:

@@ -29,10 +29,27 @@ def test_a_table_larger_than_a_chunk_loads_in_rowid_ranges_with_every_byte(migra
     m.write_spec()
     table = validate(m.spec_path, {}).mapping.tables[0]
     assert len(table.row_ranges) >= 15
-    assert table.row_ranges[0][0] == 1 and table.row_ranges[-1][1] == 50
+    assert table.row_ranges[0][1] < table.row_ranges[1][0]  # consecutive, without overlap
+    assert table.row_ranges[0][0] == -(2**63) and table.row_ranges[-1][1] == 2**63 - 1
     result = m.apply()
     assert result.rows == {"b": 50}
     assert [r[0] for r in pg.execute("SELECT x FROM b ORDER BY id")] == values
+
+
+def test_rows_the_app_writes_after_the_ranges_were_measured_still_load(migration, pg, small_chunks):
+    """Between validation and the load the app may write rows below the first rowid or above the
+    last: the first range is open below and the last above, and verification sees every row."""
+    from etl.executor import apply_plan
+
+    m = migration(
+        [("CREATE TABLE b (id INTEGER PRIMARY KEY, x BLOB)", ())]
+        + [("INSERT INTO b (x) VALUES (?)", (v,)) for v in blobs(50, 300)]
+    )
+    plan = m.plan()
+    m.change_source("INSERT INTO b VALUES (-5, x'05'), (0, x'00'); INSERT INTO b (x) VALUES (x'33');")
+    result = apply_plan(plan, m.source, m.url)
+    assert result.verified and result.rows == {"b": 53}
+    assert pg.execute("SELECT min(id), max(id), count(*) FROM b").fetchone() == (-5, 51, 53)
 
 
 def test_a_column_called_rowid_does_not_hide_the_rowid(migration, pg, small_chunks):

@@ -1,6 +1,6 @@
-"""Validation measures the data (row counts, record sizes, the integer unit of `auto` datetime
-columns) on several read-only connections at once, a large table's magnitudes in rowid slices;
-the answers are the ones one scan of the whole table gives."""
+"""Measuring the source in rowid slices at once gives the answers one scan gives: validation's
+row counts, record sizes and integer units of `auto` datetime columns, and init's storage
+classes and integer ranges."""
 
 from __future__ import annotations
 
@@ -67,3 +67,41 @@ def test_sliced_and_whole_measures_agree_and_load(migration, slices, pg):
         100,
         "2025-01-01 00:00:01+00",
     )
+
+
+PROFILED = """
+CREATE TABLE p (id INTEGER PRIMARY KEY, n NUMERIC, at DATETIME, doc TEXT, raw BLOB, flag BOOLEAN);
+WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 400)
+INSERT INTO p SELECT i,
+  CASE i % 5 WHEN 0 THEN i WHEN 1 THEN i * 1.5 WHEN 2 THEN 'x' || i WHEN 3 THEN NULL ELSE -i END,
+  CASE WHEN i < 100 THEN '2025-01-02 03:04:05' WHEN i < 300 THEN 1735689600000 + i ELSE 'soon' END,
+  CASE WHEN i % 7 = 0 THEN '{"a": ' || i || '}' ELSE 'text ' || i END,
+  CASE WHEN i % 3 = 0 THEN randomblob(4) END,
+  i % 2
+FROM k;
+"""
+
+
+def test_init_profiles_a_large_table_in_slices_with_the_same_answers(tmp_sqlite, monkeypatch):
+    """Storage classes and integer ranges are counted in rowid slices at once; every count, sum,
+    smallest and largest value is the one a single scan gives."""
+    from etl import profile
+    from etl.source import introspect_sqlite
+
+    path = tmp_sqlite(PROFILED)
+    catalog = introspect_sqlite(path)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(profile, "SLICE_FROM_ROWS", 10**9)
+    whole = profile.profile_sqlite(path, catalog)
+    monkeypatch.setattr(profile, "SLICE_FROM_ROWS", 10)
+    scanned: list[int] = []
+    scan = profile._Source.scan
+    monkeypatch.setattr(
+        profile._Source, "scan", lambda self, *a: scanned.append(len(self.slices)) or scan(self, *a)
+    )
+    sliced = profile.profile_sqlite(path, catalog)
+    assert 4 in scanned  # the storage classes were counted in 4 slices
+    assert sliced == whole
+    # NUMERIC affinity stores 1.5 * an even i as an integer
+    (n,) = [c for c in whole["p"].columns if c.name == "n"]
+    assert (n.integers, n.reals, n.texts, n.nulls, n.int_min, n.int_max) == (200, 40, 80, 80, -399, 594)
