@@ -443,14 +443,17 @@ def profile_table(
     # The rowid under a name no column of the table hides.
     taken = {c.name.lower() for c in table.columns}
     rowid = next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
-    if sample_rows and not table.without_rowid and rowid:
-        # A sample spread over the table, not its first rows (old rows are often the cleanest).
-        count = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
-        step = max(1, count // sample_rows)
-        if step > 1:
-            source = f"(SELECT * FROM {source} WHERE {rowid} % {step} = 0)"
-    sliced = source == quote_ident(table.name) and path is not None and rowid and not table.without_rowid
-    scanned = _Source(con, source, path, _rowid_slices(con, source, rowid) if sliced and rowid else ())
+    slices: tuple[str, ...] = ()
+    if rowid and not table.without_rowid:
+        if sample_rows:
+            # A sample spread over the table, not its first rows (old rows are often the cleanest).
+            count = con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
+            step = max(1, count // sample_rows)
+            if step > 1:
+                source = f"(SELECT * FROM {source} WHERE {rowid} % {step} = 0)"
+        elif path is not None:
+            slices = _rowid_slices(con, source, rowid)
+    scanned = _Source(con, source, path, slices)
     items = [("sum", "count(*)")]
     for column in table.columns:
         c = quote_ident(column.name)
