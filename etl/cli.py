@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from . import __version__, duck
+from . import __version__
 from .errors import EtlError, SpecError
 from .executor import RunInfo, StepEvent, apply_plan, refuse_destructive, verify_target
 from .explain import plan_document, plan_lines
@@ -132,7 +132,6 @@ def plan_command(
     show_rows: ShowRows = 0,
 ) -> None:
     """Show what apply would do, schema and rows, changing nothing."""
-    duck.preload()  # the extensions load while the spec is validated
     url = target
     try:
         checked = _load(spec, target)
@@ -183,7 +182,6 @@ def apply_command(
 ) -> None:
     """Bring the target up to date with the source through the spec, in one transaction:
     create, load, sync, add keys and indexes, verify. Shows the plan first."""
-    duck.preload()  # the extensions load while the spec is validated
     url = target
     try:
         checked = _load(spec, target)
@@ -343,7 +341,6 @@ def verify_command(
 ) -> None:
     """Compare every table of the target with the source through the spec: row counts and
     checksums side by side. Exit 1 on any difference, naming the table and a sample of keys."""
-    duck.preload()  # the extensions load while the spec is validated
     url = target
     try:
         checked = _load(spec, target)

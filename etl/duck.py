@@ -73,7 +73,7 @@ def _with_extensions() -> duckdb.DuckDBPyConnection:
 
 class _Preloaded:
     """One connection opened on another thread: loading the extensions checks their signatures
-    by reading 75 MB (~0.15 s), time the command spends meanwhile validating the spec."""
+    by reading 75 MB (~0.15 s), while the program imports etl (etl/launch.py)."""
 
     def __init__(self) -> None:
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -99,7 +99,8 @@ _preloaded: _Preloaded | None = None
 
 
 def preload() -> None:
-    """Start opening the next connect()'s connection now, on another thread."""
+    """Start opening the next connect()'s connection now, on another thread (which connect()
+    then takes, raising what opening it raised)."""
     global _preloaded
     if _preloaded is None:
         _preloaded = _Preloaded()
