@@ -210,14 +210,26 @@ def rowid_ranges(low: int, high: int, width: int) -> list[tuple[int, int]]:
     return [(start, min(start + width - 1, high)) for start in range(low, high + 1, width)]
 
 
+ROWID_MIN, ROWID_MAX = -(2**63), 2**63 - 1
+
+
+def covering_ranges(low: int, high: int, width: int) -> list[tuple[int, int]]:
+    """rowid_ranges, with the first range open below and the last open above: rows the app writes
+    after the bounds were read (it may still be running) fall in one of them, not outside all."""
+    ranges = rowid_ranges(low, high, width)
+    ranges[0] = (ROWID_MIN, ranges[0][1])
+    ranges[-1] = (ranges[-1][0], ROWID_MAX)
+    return ranges
+
+
 def per_core_ranges(bounds: tuple[int, int] | None, from_rows: int) -> list[tuple[int, int]]:
-    """One rowid range per core, for a table of at least `from_rows` rowids (else none), so that
-    each core's connection scans its own part at once."""
+    """One rowid range per core (covering the table), for a table of at least `from_rows` rowids
+    (else none), so that each core's connection scans its own part at once."""
     cores = os.cpu_count() or 1
     if bounds is None or bounds[1] - bounds[0] < from_rows or cores == 1:
         return []
     low, high = bounds
-    return rowid_ranges(low, high, (high - low) // cores + 1)
+    return covering_ranges(low, high, (high - low) // cores + 1)
 
 
 def integer_magnitudes(

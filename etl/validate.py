@@ -30,12 +30,12 @@ from .mapping import (
 )
 from .model import Catalog
 from .source import (
+    covering_ranges,
     integer_magnitudes,
     introspect_sqlite,
     open_sqlite,
     per_core_ranges,
     rowid_bounds,
-    rowid_ranges,
 )
 from .spec import Spec, SqlDefault, read_spec
 
@@ -112,8 +112,6 @@ def measure(spec: Spec, mapping: Mapping) -> Mapping:
     return with_row_ranges(with_integer_units(mapping, extremes), ranges, counts, largest)
 
 
-ROWID_MIN, ROWID_MAX = -(2**63), 2**63 - 1
-
 # A table with more rowids than this has its magnitudes measured in one slice per core.
 SLICE_FROM_ROWS = 500_000
 
@@ -169,11 +167,7 @@ def table_sizes(
     assert bounds is not None  # the table has rows
     low, high = bounds
     parts = -(-total // CHUNK_BYTES)
-    ranges = rowid_ranges(low, high, (high - low + 1) // parts)  # rounded down: none above a chunk
-    # The app may still write before the load reads: the first range is open below, the last above.
-    ranges[0], ranges[-1] = (ROWID_MIN, ranges[0][1]), (ranges[-1][0], ROWID_MAX)
-    if len(ranges) == 1:
-        ranges[0] = (ROWID_MIN, ROWID_MAX)
+    ranges = covering_ranges(low, high, (high - low + 1) // parts)  # rounded down: none above a chunk
     return count, largest, tuple(ranges)
 
 
