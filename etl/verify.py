@@ -99,14 +99,13 @@ def numeric_canonical(text: str | None) -> str | None:
     return digits.rstrip("0").rstrip(".") if "." in digits else digits
 
 
+_FUNCTIONS = {"etl_jsonb": jsonb_canonical, "etl_numeric": numeric_canonical}
+
+
 def _functions_needed(tables: Iterable[TargetTable]) -> set[str]:
-    needed = set()
-    for column in (c for t in tables for c in t.columns):
-        if column.pg_type.name == "jsonb":
-            needed.add("etl_jsonb")
-        elif column.pg_type.kind == "numeric" and loads_as_text(column.pg_type):
-            needed.add("etl_numeric")
-    return needed
+    """The functions compared_value calls on the source side of these tables' columns."""
+    compared = [compared_value(c, "x", "source", exact_text=True) or "" for t in tables for c in t.columns]
+    return {name for name in _FUNCTIONS if any(f"{name}(" in value for value in compared)}
 
 
 def register_functions(con: duckdb.DuckDBPyConnection, tables: Iterable[TargetTable]) -> None:
@@ -121,7 +120,7 @@ def register_functions(con: duckdb.DuckDBPyConnection, tables: Iterable[TargetTa
             "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE 'etl_%'"
         ).fetchall()
     }
-    for name, function in (("etl_jsonb", jsonb_canonical), ("etl_numeric", numeric_canonical)):
+    for name, function in _FUNCTIONS.items():
         if name in registered or name not in needed:
             continue
         con.create_function(
