@@ -264,6 +264,16 @@ _MIN_US = -62135596800000000
 _MAX_US = 253402300800000000
 
 
+def as_timestamptz(timestamp: str) -> str:
+    """DuckDB SQL: the TIMESTAMP `timestamp` read as UTC. CAST(... AS TIMESTAMPTZ) goes through
+    ICU's calendar for every value (10M values: 1.1 s of CPU against 0.07 s); only +-infinity,
+    which has no epoch, takes it (etl sets the session's time zone to UTC)."""
+    return (
+        f"CASE WHEN isfinite({timestamp}) THEN make_timestamptz(epoch_us({timestamp})) "
+        f"ELSE CAST({timestamp} AS TIMESTAMPTZ) END"
+    )
+
+
 def duck_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
     """DuckDB expressions for `col`, given the columns holding its storage class `t` and text `v`.
 
@@ -305,7 +315,7 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
             f"AND TRY_CAST({v} AS TIMESTAMP) IS NOT NULL"
         )
         value = f"TRY_CAST({v} AS TIMESTAMP)"
-        return condition, value if kind == "timestamp" else f"CAST({value} AS TIMESTAMPTZ)"
+        return condition, value if kind == "timestamp" else as_timestamptz(value)
     if (
         kind in ("timestamp", "timestamptz")
         and col.integer_unit
@@ -324,7 +334,7 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
         if unit == "s" and col.converter == "auto":
             condition += f" AND NOT {_julian_or_seconds(t, v)}"
         value = f"make_timestamp(CAST({v} AS BIGINT) * {factor})"
-        return condition, value if kind == "timestamp" else f"CAST({value} AS TIMESTAMPTZ)"
+        return condition, value if kind == "timestamp" else as_timestamptz(value)
     return None
 
 
@@ -554,7 +564,7 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
             extra.append(
                 (f"({us}) % {unit} <> 0", f"'has more fractional digits than {pg.sql()} keeps: ' || {found}")
             )
-        value = ts if kind == "timestamp" else f"CAST(({ts}) AS TIMESTAMPTZ)"
+        value = ts if kind == "timestamp" else as_timestamptz(ts)
         return failed(value, f"a datetime ({col.converter})", extra)
 
     raise AssertionError(f"no conversion for kind {kind}")

@@ -33,7 +33,15 @@ from dataclasses import dataclass
 import duckdb
 
 from . import duck
-from .convert import EPOCH_UNITS, ISO_SECONDS, ValueConversion, duck_expressions, invalid_utf8, loads_as_text
+from .convert import (
+    EPOCH_UNITS,
+    ISO_SECONDS,
+    ValueConversion,
+    as_timestamptz,
+    duck_expressions,
+    invalid_utf8,
+    loads_as_text,
+)
 from .duck import quote_ident, quote_literal
 from .mapping import TargetColumn, TargetTable
 
@@ -72,7 +80,7 @@ def _direct(conversion: ValueConversion, scan_type: str, x: str) -> str | None:
     if scan_type == "BLOB" and pg.kind == "bytea":
         return x
     if scan_type == "TIMESTAMP":
-        return x if pg.kind == "timestamp" else f"CAST({x} AS TIMESTAMPTZ)"
+        return x if pg.kind == "timestamp" else as_timestamptz(x)
     if scan_type == "DATE":
         return x
     return None

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from etl import duck
-from etl.convert import ValueConversion, _full_expressions, duck_expressions
+from etl.convert import ValueConversion, _full_expressions, as_timestamptz, duck_expressions
 from etl.types import parse_pg_type
 
 
@@ -49,3 +49,22 @@ def test_iso_text_to_the_second_converts_as_the_full_checks_do(pg_type, converte
         f"SELECT count(*) FILTER (WHERE ({full.problem}) IS NULL), count(*) FILTER (WHERE ({full.problem}) IS NOT NULL) FROM x"
     ).fetchone()
     assert valid > 500 and invalid > 500  # both kinds were compared
+
+
+def test_timestamps_read_as_utc_are_the_instants_the_utc_cast_gives():
+    con = duck.connect()
+    con.execute("SET TimeZone = 'America/New_York'")  # the shortcut must not depend on the session's zone
+    cast_in_utc = "CAST(strftime(ts, '%Y-%m-%d %H:%M:%S.%f+00') AS TIMESTAMPTZ)"
+    differing = con.execute(
+        f"SELECT ts FROM (SELECT TIMESTAMP '0001-01-01' + INTERVAL (i * 7919) MINUTE "
+        f"+ INTERVAL (i % 1000000) MICROSECOND AS ts FROM range(1000000) r(i) "
+        f"UNION ALL VALUES (TIMESTAMP '9999-12-31 23:59:59.999999'), (NULL)) "
+        f"WHERE ({as_timestamptz('ts')}) IS DISTINCT FROM ({cast_in_utc}) LIMIT 5"
+    ).fetchall()
+    assert differing == []
+    con.execute("SET TimeZone = 'UTC'")
+    infinite = con.execute(
+        f"SELECT {as_timestamptz('ts')} = CAST(ts AS TIMESTAMPTZ) FROM "
+        "(VALUES (TIMESTAMP 'infinity'), (TIMESTAMP '-infinity')) v(ts)"
+    ).fetchall()
+    assert infinite == [(True,), (True,)]
