@@ -360,7 +360,11 @@ class SyncRows(Step):
         d = self.diff
         where = f" where {self.table.where}" if self.table.where else ""
         if self.table.mode == "append":
-            mark = f" past {self.table.watermark} = {d.watermark}" if d.watermark is not None else ""
+            mark = (
+                f" ({self.table.watermark} >= {d.watermark}, not in the target)"
+                if d.watermark is not None
+                else ""
+            )
             return (
                 f'~ rows "{self.table.name}": {d.insert:,} to insert{mark} from "{self.table.source}"{where}'
             )

@@ -32,8 +32,8 @@ def _norm(column: TargetColumn, expr: str, side: str, digest: bool = False) -> s
     return compared_value(column, expr, side, exact_text=True, digest=digest) or expr
 
 
-def _source_norms(table: TargetTable) -> list[str]:
-    return [_norm(c, f"c{i}", "source", digested(table, c)) for i, c in enumerate(table.columns)]
+def _source_norms(table: TargetTable, prefix: str = "c") -> list[str]:
+    return [_norm(c, f"{prefix}{i}", "source", digested(table, c)) for i, c in enumerate(table.columns)]
 
 
 def _target_norms(table: TargetTable) -> list[str]:
@@ -60,11 +60,16 @@ def key_join(table: TargetTable, left: str, right: str) -> str:
 
 
 def target_keys_sql(
-    schema: str, table: TargetTable, current: PgTable | None = None, columns: bool = False
+    schema: str,
+    table: TargetTable,
+    current: PgTable | None = None,
+    columns: bool = False,
+    where: sql.Composable | None = None,
 ) -> str:
     """DuckDB SQL: the target's rows as key columns k0.., h (row hash) [, hs (per-column hashes)];
     without a key: h, n (occurrence of that hash) and etl_ctid (to delete one copy of a row)."""
-    relation = target_relation(schema, table, current, () if keyed(table) else ("ctid::text AS etl_ctid",))
+    extra = () if keyed(table) else ("ctid::text AS etl_ctid",)
+    relation = target_relation(schema, table, current, extra, where)
     return _keyed_rows(table, _target_norms(table), relation, columns, "" if keyed(table) else "etl_ctid")
 
 
@@ -129,6 +134,46 @@ def watermark_sql(schema: str, table: TargetTable, prefix: str = "c") -> tuple[s
     return target, _norm(column, f"{prefix}{position}", "source")
 
 
+# mode: append. A row past the target's largest watermark is new. A row at that watermark, or
+# without one, may be new too (written after the last apply at the same instant, say): it is
+# matched against the target's rows at that watermark or without one, by key (no key: as
+# multisets of rows), and inserted when the target lacks it.
+
+
+def append_marks(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable) -> str:
+    """Create etl_mark (v: the target's largest watermark, normalized) and etl_at_mark (the
+    target's rows at that watermark or without one, as target_keys_sql names rows). Returns the
+    source's watermark expression over the converted columns s.c0, s.c1, ..."""
+    target, source_value = watermark_sql(schema, table, prefix="s.c")
+    assert table.watermark is not None
+    mark = sql.Identifier(table.watermark)
+    at_mark = sql.SQL("{m} IS NULL OR {m} = (SELECT max({m}) FROM {t})").format(
+        m=mark, t=sql.Identifier(schema, table.name)
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE etl_mark AS {target}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE etl_at_mark AS {target_keys_sql(schema, table, where=at_mark)}"
+    )
+    return source_value
+
+
+def past_mark(source_value: str) -> str:
+    """Condition on s (source rows) and m (etl_mark): the row is past the target's watermark (when
+    the target has none: the row has one)."""
+    return f"({source_value} > m.v OR (m.v IS NULL AND {source_value} IS NOT NULL))"
+
+
+def at_mark(source_value: str) -> str:
+    """Condition on s and m: the row is at the target's watermark, or has none."""
+    return f"({source_value} IS NULL OR {source_value} = m.v)"
+
+
+def late_rows(table: TargetTable, candidates: str) -> str:
+    """FROM clause: the rows of `candidates` (source rows at the mark, named as source_keys_sql
+    names them) the target lacks."""
+    return f"FROM {candidates} s ANTI JOIN etl_at_mark t ON {key_join(table, 's', 't')}"
+
+
 def plan_diff(
     con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, current: PgTable, show_rows: int = 0
 ) -> RowDiff:
@@ -189,27 +234,34 @@ def _samples(con: duckdb.DuckDBPyConnection, table: TargetTable, limit: int) -> 
 
 
 def _plan_append(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, show_rows: int) -> RowDiff:
-    target, source_value = watermark_sql(schema, table)
-    mark = con.execute(f"SELECT CAST(v AS VARCHAR) FROM ({target})").fetchone()
-    con.execute(f"CREATE OR REPLACE TEMP TABLE etl_mark AS {target}")
-    inserts = total = 0
-    samples: list[RowChange] = []
-    norms = _source_norms(table)
-    for row_range in table.row_ranges or (None,):
+    source_value = append_marks(con, schema, table)
+    mark = con.execute("SELECT CAST(v AS VARCHAR) FROM etl_mark").fetchone()
+    norms = _source_norms(table, prefix="s.c")
+    for i, row_range in enumerate(diff_ranges(table)):
         relation = f"({source_rows_query(schema, table, row_range)})"
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE etl_s AS SELECT m.v IS NULL OR {source_value} > m.v AS new"
-            f"{_key_items(table, norms)} FROM {relation} AS s, etl_mark AS m"
+        select = (
+            f"SELECT {past_mark(source_value)} AS new, {at_mark(source_value)} AS at_mark, "
+            f"{_hash(norms)} AS h{_key_items(table, norms)} FROM {relation} AS s, etl_mark AS m"
         )
-        row = con.execute("SELECT count(*) FILTER (WHERE new), count(*) FROM etl_s").fetchone()
-        assert row is not None
-        inserts, total = inserts + int(row[0]), total + int(row[1])
-        if len(samples) < show_rows and keyed(table):
-            found = con.execute(
-                f"SELECT {_key_label(table, ('s',))} FROM etl_s s WHERE new "
-                f"ORDER BY {_key_order(table, ('s',))} LIMIT {int(show_rows - len(samples))}"
-            ).fetchall()
-            samples += [RowChange("insert", key) for (key,) in found]
-    con.execute("DROP TABLE etl_s")
-    con.execute("DROP TABLE etl_mark")
-    return RowDiff(inserts, 0, 0, total - inserts, tuple(samples), mark[0] if mark else None)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE etl_s AS {select}" if i == 0 else f"INSERT INTO etl_s {select}"
+        )
+    candidates = "(SELECT * FROM etl_s WHERE at_mark)"
+    if not keyed(table):
+        candidates = "(SELECT *, row_number() OVER (PARTITION BY h) AS n FROM etl_s WHERE at_mark)"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE etl_late AS SELECT s.* {late_rows(table, candidates)}")
+    row = con.execute("SELECT count(*) FILTER (WHERE new), count(*) FROM etl_s").fetchone()
+    late = con.execute("SELECT count(*) FROM etl_late").fetchone()
+    assert row is not None and late is not None  # aggregates always yield one row
+    inserts, total = int(row[0]) + int(late[0]), int(row[1])
+    samples: tuple[RowChange, ...] = ()
+    if show_rows > 0 and keyed(table):
+        keys = ", ".join(key_names(table))
+        found = con.execute(
+            f"SELECT {_key_label(table, ('s',))} FROM (SELECT {keys} FROM etl_s WHERE new "
+            f"UNION ALL SELECT {keys} FROM etl_late) s ORDER BY {_key_order(table, ('s',))} LIMIT {int(show_rows)}"
+        ).fetchall()
+        samples = tuple(RowChange("insert", key) for (key,) in found)
+    for name in ("etl_s", "etl_late", "etl_mark", "etl_at_mark"):
+        con.execute(f"DROP TABLE {name}")
+    return RowDiff(inserts, 0, 0, total - inserts, samples, mark[0] if mark else None)

@@ -17,7 +17,18 @@ from .duck import quote_ident
 from .mapping import TargetTable
 from .plan import DeleteRows, SyncRows
 from .render import METADATA_SCHEMA, TARGET_ALIAS, source_rows_query, type_sql
-from .rowdiff import diff_ranges, key_join, key_names, keyed, source_keys_sql, target_keys_sql, watermark_sql
+from .rowdiff import (
+    append_marks,
+    at_mark,
+    diff_ranges,
+    key_join,
+    key_names,
+    keyed,
+    late_rows,
+    past_mark,
+    source_keys_sql,
+    target_keys_sql,
+)
 from .verify import register_functions, row_hash, source_sums_query, target_relation
 
 Execute = Callable[[sql.Composable, str], None]
@@ -82,19 +93,32 @@ def sync_rows(
     inserts = updates = deletes = 0
     count, total = 0, 0
     if table.mode == "append":
-        target_mark, source_mark = watermark_sql(schema, table, prefix="s.c")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE etl_mark AS {target_mark}")
-        for row_range in table.row_ranges or (None,):
+        source_mark = append_marks(con, schema, table)
+        for i, row_range in enumerate(diff_ranges(table)):
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE etl_rows AS {source_rows_query(schema, table, row_range)}"
             )
-            new = f"FROM etl_rows s, etl_mark m WHERE m.v IS NULL OR {source_mark} > m.v"
+            new = f"FROM etl_rows s, etl_mark m WHERE {past_mark(source_mark)}"
             row = con.execute(f"SELECT count(*) {new}").fetchone()
             inserts += int(row[0]) if row else 0
             con.execute(f"INSERT INTO {stage} ({names}, etl_op) SELECT {values}, 'i' {new}")
             if written:
                 _keep_written(con, written, table, f"SELECT s.*, {vhash} AS vh {new}")
-        con.execute("DROP TABLE etl_rows")
+            at = f"(SELECT s.* FROM etl_rows s, etl_mark m WHERE {at_mark(source_mark)})"
+            select = source_keys_sql(table, at, keep="*")
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE etl_at AS {select}"
+                if i == 0
+                else f"INSERT INTO etl_at {select}"
+            )
+        late = late_rows(table, "etl_at")
+        row = con.execute(f"SELECT count(*) {late}").fetchone()
+        inserts += int(row[0]) if row else 0
+        con.execute(f"INSERT INTO {stage} ({names}, etl_op) SELECT {values}, 'i' {late}")
+        if written:
+            _keep_written(con, written, table, f"SELECT s.*, {vhash} AS vh {late}")
+        for name in ("etl_rows", "etl_at", "etl_mark", "etl_at_mark"):
+            con.execute(f"DROP TABLE {name}")
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table)}")
         seen = False

@@ -175,12 +175,17 @@ def compared_value(
 
 
 def target_select(
-    schema: str, table: TargetTable, current: PgTable | None = None, extra: tuple[str, ...] = ()
+    schema: str,
+    table: TargetTable,
+    current: PgTable | None = None,
+    extra: tuple[str, ...] = (),
+    where: sql.Composable | None = None,
 ) -> str:
     """PostgreSQL text of the target side: columns DuckDB reads exactly as they are, the others as
     text (DuckDB reads numeric(65,30) as DOUBLE). `current`: the table as the target holds it now,
     when a plan will still change it: a column it lacks reads as NULL, a column of another type
-    is cast to the type it will have before the rows move (a widening; a narrowing happens after). `extra`: PostgreSQL expressions appended (e.g. ctid)."""
+    is cast to the type it will have before the rows move (a widening; a narrowing happens after). `extra`: PostgreSQL expressions appended (e.g. ctid); `where`: a condition on the table's
+    own columns."""
     items: list[sql.Composable] = []
     for column in table.columns:
         ident = sql.Identifier(column.name)
@@ -208,6 +213,8 @@ def target_select(
         items.append(sql.SQL("{} AS {}").format(value, ident))
     items.extend(sql.SQL(e) for e in extra)
     query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), sql.Identifier(schema, table.name))
+    if where is not None:
+        query = sql.SQL("{} WHERE {}").format(query, where)
     return query.as_string(None)
 
 
@@ -228,10 +235,14 @@ def _source_relation(schema: str, table: TargetTable) -> str:
 
 
 def target_relation(
-    schema: str, table: TargetTable, current: PgTable | None = None, extra: tuple[str, ...] = ()
+    schema: str,
+    table: TargetTable,
+    current: PgTable | None = None,
+    extra: tuple[str, ...] = (),
+    where: sql.Composable | None = None,
 ) -> str:
     """DuckDB relation of the target's rows, read by PostgreSQL as target_select describes."""
-    query = target_select(schema, table, current, extra)
+    query = target_select(schema, table, current, extra, where)
     return f"postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(query)})"
 
 

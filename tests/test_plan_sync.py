@@ -402,14 +402,15 @@ INSERT INTO event VALUES (1, 10, 'boot'), (2, 20, 'login'), (3, 30, 'logout');
 """
 
 
-def test_append_inserts_only_rows_past_the_watermark(migration, pg, pg_url, snapshot):
+def test_append_inserts_rows_past_the_watermark_and_missing_ones_at_it(migration, pg, pg_url, snapshot):
     m = migration(EVENTS)
     spec = m.write_spec("tables:\n  event:\n    mode: append\n    watermark: at\n")
     m.apply()
     m.change_source(
         """
         UPDATE event SET what = 'reboot' WHERE id = 1;   -- before the watermark: not compared
-        INSERT INTO event VALUES (4, 30, 'late');        -- at the watermark, not past it
+        UPDATE event SET what = 'exit' WHERE id = 3;     -- at the watermark, in the target: not compared
+        INSERT INTO event VALUES (4, 30, 'late');        -- at the watermark, not in the target
         INSERT INTO event VALUES (5, 40, 'login'), (6, 50, 'logout');
         """
     )
@@ -418,14 +419,52 @@ def test_append_inserts_only_rows_past_the_watermark(migration, pg, pg_url, snap
 
     applied = run("apply", str(spec))
     assert applied.exit_code == 0, applied.stderr
-    assert "Done: rows: 2 inserted, 0 updated, 0 deleted" in applied.stdout
+    assert "Done: rows: 3 inserted, 0 updated, 0 deleted" in applied.stdout
     assert rows(pg, "event") == [
         (1, 10, "boot"),
         (2, 20, "login"),
         (3, 30, "logout"),
+        (4, 30, "late"),
         (5, 40, "login"),
         (6, 50, "logout"),
     ]
+    assert last_line(plan_text(spec, pg_url)) == NO_CHANGES
+
+
+def test_append_loads_rows_written_at_the_watermark_or_without_one(migration, pg, pg_url):
+    """Rows the app writes at the same instant as the last loaded one, or with no watermark value,
+    are not lost: they are matched against the target's rows at that watermark (by key; a table
+    without one as copies of equal rows)."""
+    m = migration(
+        """
+        CREATE TABLE log (at INTEGER, what TEXT);
+        INSERT INTO log VALUES (10, 'a'), (20, 'b'), (20, 'b'), (NULL, 'x');
+        CREATE TABLE item (id INTEGER PRIMARY KEY, at INTEGER, what TEXT);
+        INSERT INTO item VALUES (1, 10, 'a'), (2, 20, 'b'), (3, NULL, 'x');
+        """
+    )
+    spec = m.write_spec(
+        "tables:\n  log:\n    mode: append\n    watermark: at\n  item:\n    mode: append\n    watermark: at\n"
+    )
+    m.apply()
+    m.change_source(
+        """
+        INSERT INTO log VALUES (20, 'b'), (20, 'c'), (NULL, 'x'), (NULL, 'y'), (5, 'old');
+        INSERT INTO item VALUES (4, 20, 'c'), (5, NULL, 'y'), (6, 5, 'old');
+        """
+    )
+    planned = plan_text(spec, pg_url)
+    assert '~ rows "log": 4 to insert (at >= 20, not in the target) from "log"' in planned
+    assert '~ rows "item": 2 to insert (at >= 20, not in the target) from "item"' in planned
+
+    applied = run("apply", str(spec))
+    assert applied.exit_code == 0, applied.stderr
+    assert "Done: rows: 6 inserted, 0 updated, 0 deleted" in applied.stdout
+    assert sorted(rows(pg, "log", order_by="1"), key=repr) == sorted(
+        [(10, "a"), (20, "b"), (20, "b"), (20, "b"), (20, "c"), (None, "x"), (None, "x"), (None, "y")],
+        key=repr,
+    )
+    assert rows(pg, "item") == [(1, 10, "a"), (2, 20, "b"), (3, None, "x"), (4, 20, "c"), (5, None, "y")]
     assert last_line(plan_text(spec, pg_url)) == NO_CHANGES
 
 
@@ -437,7 +476,7 @@ def test_show_rows_lists_the_rows_append_would_insert(migration, pg_url):
     text = plan_text(spec, pg_url, "--show-rows", "5")
     assert text.splitlines()[1:5] == [
         '  keep a copy of "event" for etl rollback (rollback.retention: 1)',
-        '~ rows "event": 2 to insert past at = 30 from "event"',
+        '~ rows "event": 2 to insert (at >= 30, not in the target) from "event"',
         "    + id=5",
         "    + id=6",
     ]
