@@ -258,24 +258,21 @@ def loaded(
         yield result, url
 
 
-def load_once(ctx: Context, report: Report, step: str, command: Callable[[str], list[str]]) -> Result:
-    """The load, ctx.repeat times, each into a fresh database."""
-    return repeated(ctx, lambda: _load_single(ctx, report, step, command))
-
-
 def _load_single(ctx: Context, report: Report, step: str, command: Callable[[str], list[str]]) -> Result:
     with loaded(ctx, report, step, command) as (result, _):
         return result
 
 
-def repeated(ctx: Context, run: Callable[[], Result], first: Result | None = None) -> Result:
-    """``run`` until there are ctx.repeat results (``first`` counts as one); the median wall time
-    and the largest peak memory, or the first failure."""
-    runs = [first] if first is not None else []
-    while len(runs) < ctx.repeat:
+def repeated(ctx: Context, run: Callable[[], Result]) -> Result:
+    """``run`` ctx.repeat times, one after the other (stopping at a failure), summarized."""
+    runs: list[Result] = []
+    while len(runs) < ctx.repeat and (not runs or runs[-1].ok):
         runs.append(run())
-        if not runs[-1].ok:
-            break
+    return summarized(runs)
+
+
+def summarized(runs: list[Result]) -> Result:
+    """The median wall time and the largest peak memory of the runs, or the first failure."""
     failed = next((r for r in runs if not r.ok), None)
     if failed is not None or len(runs) == 1:
         return failed or runs[0]
@@ -297,38 +294,44 @@ def log_path(ctx: Context, dataset: Dataset, step: str) -> Path:
 # --- the steps ---------------------------------------------------------------------------------------
 
 
-def run_floor(ctx: Context, report: Report) -> list[Result]:
-    path = str(report.dataset.path)
-    return [
-        load_once(ctx, report, FLOOR, lambda url: [sys.executable, str(BENCH_DIR / "floor.py"), path, url])
-    ]
-
-
-def run_etl(ctx: Context, report: Report) -> list[Result]:
-    """etl init (timed: the profiling cost), then etl apply and etl plan on its target, then --no-verify."""
+def run_init(ctx: Context, report: Report) -> tuple[Result, Path]:
+    """etl init (timed: the profiling cost), writing the spec beside the database (its source path
+    is then just the name)."""
     dataset, etl = report.dataset, ctx.tools.etl
-    spec = dataset.path.with_suffix(".spec.yaml")  # beside the database: its source path is just the name
+    spec = dataset.path.with_suffix(".spec.yaml")
     init = repeated(
         ctx,
         lambda: measure(
             INIT, [etl, "init", str(dataset.path), "-o", str(spec), "--force"], log_path(ctx, dataset, INIT)
         ),
     )
-    if not init.ok:
-        return [init, not_run(APPLY, "not run (etl init failed)")]
-    results = [init]
-    apply_command = lambda url: [etl, "apply", str(spec), "--target", url]  # noqa: E731
-    with loaded(ctx, report, APPLY, apply_command) as (apply, url):
-        plans = []
-        if "plan" in ctx.only:
-            plans = (
-                run_plans(ctx, report, spec, url) if apply.ok else [not_run(PLAN, "not run (apply failed)")]
-            )
-    results += [repeated(ctx, lambda: _load_single(ctx, report, APPLY, apply_command), first=apply), *plans]
-    if not ctx.tools.apply_no_verify:
-        return [*results, not_run(APPLY_NO_VERIFY, "not measured (etl apply has no --no-verify)")]
-    no_verify = lambda url: [etl, "apply", str(spec), "--target", url, "--no-verify"]  # noqa: E731
-    return [*results, load_once(ctx, report, APPLY_NO_VERIFY, no_verify)]
+    return init, spec
+
+
+def run_loads(
+    ctx: Context, report: Report, loads: list[tuple[str, Callable[[str], list[str]]]], spec: Path | None
+) -> tuple[dict[str, Result], list[Result]]:
+    """Each load ctx.repeat times, each into a fresh database, in rounds (floor, apply, ..., then
+    again), so that a slower spell of the machine falls on every tool alike, not on one tool's
+    runs. The first apply's target stays for etl plan (spec: etl init's). Returns the loads'
+    summaries and the plans' results."""
+    runs: dict[str, list[Result]] = {step: [] for step, _ in loads}
+    plans: list[Result] = []
+    for round_ in range(ctx.repeat):
+        for step, command in loads:
+            if runs[step] and not runs[step][-1].ok:
+                continue  # failed once: reported as it failed
+            if step == APPLY and round_ == 0 and spec is not None and "plan" in ctx.only:
+                with loaded(ctx, report, APPLY, command) as (apply, url):
+                    plans = (
+                        run_plans(ctx, report, spec, url)
+                        if apply.ok
+                        else [not_run(PLAN, "not run (apply failed)")]
+                    )
+                runs[step].append(apply)
+            else:
+                runs[step].append(_load_single(ctx, report, step, command))
+    return {step: summarized(found) for step, found in runs.items()}, plans
 
 
 def run_plan(ctx: Context, dataset: Dataset, step: str, spec: Path, url: str) -> tuple[Result, str]:
@@ -388,30 +391,51 @@ def changed_copy(ctx: Context, dataset: Dataset, spec: Path) -> Iterator[tuple[P
             shutil.rmtree(folder)
 
 
-def run_pgloader(ctx: Context, report: Report) -> list[Result]:
-    pgloader = ctx.tools.pgloader
-    if pgloader is None:
-        return [not_run(PGLOADER, "not installed (pass --install-pgloader)")]
-    source = f"sqlite://{report.dataset.path.resolve()}"
-    return [load_once(ctx, report, PGLOADER, lambda url: [pgloader, source, url])]
-
-
-RUNNERS: dict[str, Callable[[Context, Report], list[Result]]] = {
-    "floor": run_floor,
-    "etl": run_etl,
-    "pgloader": run_pgloader,
-}
-
-
 def run_dataset(ctx: Context, dataset: Dataset) -> Report:
     report = Report(dataset, datasets.row_counts(dataset.path))
     print(
         f"{dataset.name}: {report.rows:,} rows, {dataset.size_bytes / MB:,.1f} MB ({dataset.path})",
         flush=True,
     )
-    for tool, run in RUNNERS.items():
-        if tool in ctx.only:
-            report.results += run(ctx, report)
+    path, tools = str(dataset.path), ctx.tools
+    loads: list[tuple[str, Callable[[str], list[str]]]] = []
+    skipped: dict[str, Result] = {}
+    if "floor" in ctx.only:
+        loads.append((FLOOR, lambda url: [sys.executable, str(BENCH_DIR / "floor.py"), path, url]))
+    init, spec = None, None
+    if "etl" in ctx.only:
+        init, spec = run_init(ctx, report)
+        if not init.ok:
+            skipped[APPLY] = not_run(APPLY, "not run (etl init failed)")
+        else:
+            loads.append((APPLY, lambda url: [tools.etl, "apply", str(spec), "--target", url]))
+            if tools.apply_no_verify:
+                loads.append(
+                    (
+                        APPLY_NO_VERIFY,
+                        lambda url: [tools.etl, "apply", str(spec), "--target", url, "--no-verify"],
+                    )
+                )
+            else:
+                skipped[APPLY_NO_VERIFY] = not_run(
+                    APPLY_NO_VERIFY, "not measured (etl apply has no --no-verify)"
+                )
+    if "pgloader" in ctx.only:
+        if tools.pgloader is None:
+            skipped[PGLOADER] = not_run(PGLOADER, "not installed (pass --install-pgloader)")
+        else:
+            pgloader, source = tools.pgloader, f"sqlite://{dataset.path.resolve()}"
+            loads.append((PGLOADER, lambda url: [pgloader, source, url]))
+    done, plans = run_loads(ctx, report, loads, spec if init is not None and init.ok else None)
+    found = {**done, **skipped}
+    order = [FLOOR, INIT, APPLY, PLAN, APPLY_NO_VERIFY, PGLOADER]
+    for step in order:
+        if step == INIT and init is not None:
+            report.results.append(init)
+        elif step == PLAN:
+            report.results += plans
+        elif step in found:
+            report.results.append(found[step])
     return report
 
 
