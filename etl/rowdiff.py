@@ -84,8 +84,13 @@ def _keyed_rows(table: TargetTable, norms: list[str], relation: str, columns: bo
     kept = f", {keep}" if keep else ""
     if keyed(table):
         return f"SELECT {_hash(norms)} AS h{_key_items(table, norms)}{hs}{kept} FROM {relation}"
-    inner = f"SELECT {_hash(norms)} AS h{hs}{kept} FROM {relation}"
-    return f"SELECT *, row_number() OVER (PARTITION BY h) AS n FROM ({inner})"
+    return _numbered(f"SELECT {_hash(norms)} AS h{hs}{kept} FROM {relation}")
+
+
+def _numbered(select: str) -> str:
+    """The rows of `select` (with their hash h), each with its occurrence n among equal rows: a
+    keyless table's rows are matched as (h, n)."""
+    return f"SELECT *, row_number() OVER (PARTITION BY h) AS n FROM ({select})"
 
 
 def diff_ranges(table: TargetTable) -> tuple[tuple[int, int] | None, ...]:
@@ -246,9 +251,8 @@ def _plan_append(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE etl_s AS {select}" if i == 0 else f"INSERT INTO etl_s {select}"
         )
-    candidates = "(SELECT * FROM etl_s WHERE at_mark)"
-    if not keyed(table):
-        candidates = "(SELECT *, row_number() OVER (PARTITION BY h) AS n FROM etl_s WHERE at_mark)"
+    candidates = "SELECT * FROM etl_s WHERE at_mark"
+    candidates = f"({candidates if keyed(table) else _numbered(candidates)})"
     con.execute(f"CREATE OR REPLACE TEMP TABLE etl_late AS SELECT s.* {late_rows(table, candidates)}")
     row = con.execute("SELECT count(*) FILTER (WHERE new), count(*) FROM etl_s").fetchone()
     late = con.execute("SELECT count(*) FROM etl_late").fetchone()
