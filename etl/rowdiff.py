@@ -244,9 +244,12 @@ def _plan_append(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable
     norms = _source_norms(table, prefix="s.c")
     for i, row_range in enumerate(diff_ranges(table)):
         relation = f"({source_rows_query(schema, table, row_range)})"
+        # A keyless table's rows at the mark match by hash: only theirs is computed (a jsonb
+        # column's is a Python function's call).
+        hashed = "" if keyed(table) else f", CASE WHEN {at_mark(source_value)} THEN {_hash(norms)} END AS h"
         select = (
-            f"SELECT {past_mark(source_value)} AS new, {at_mark(source_value)} AS at_mark, "
-            f"{_hash(norms)} AS h{_key_items(table, norms)} FROM {relation} AS s, etl_mark AS m"
+            f"SELECT {past_mark(source_value)} AS new, {at_mark(source_value)} AS at_mark{hashed}"
+            f"{_key_items(table, norms)} FROM {relation} AS s, etl_mark AS m"
         )
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE etl_s AS {select}" if i == 0 else f"INSERT INTO etl_s {select}"
