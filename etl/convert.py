@@ -338,7 +338,7 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
     return None
 
 
-# ISO datetime text to the second, as a GLOB (in DuckDB here, in SQLite for etl/typedscan.py's proofs).
+# ISO datetime text to the second, as a GLOB.
 ISO_SECONDS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][ T][0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
 # The converters that read integers as epoch time in one fixed unit.
 EPOCH_UNITS = {"epoch_seconds": "s", "epoch_milliseconds": "ms", "epoch_microseconds": "us"}

@@ -433,14 +433,19 @@ def _orphan_joins(schema: str, table: TargetTable, problems: list[str]) -> tuple
 
 
 def source_rows_query(
-    schema: str, table: TargetTable, row_range: tuple[int, int] | None = None, loaded: bool = False
+    schema: str,
+    table: TargetTable,
+    row_range: tuple[int, int] | None = None,
+    loaded: bool = False,
+    into_postgres: bool = False,
 ) -> str:
     """DuckDB SQL yielding the table's rows as they must arrive (columns c0, c1, ...). A row that
     cannot arrive exactly raises, naming it; with on_error: reject it is left out instead.
     A table proven to read exactly through DuckDB's own scan reads through it (etl/typedscan.py);
-    `loaded`: rows this query has just loaded, whose typed read need not look for problems again."""
+    `loaded`: rows this query has just loaded, whose typed read need not look for problems again;
+    `into_postgres`: rows written straight to the target, which checks some values itself."""
     if table.scan is not None and row_range is None:
-        return typed_rows_query(SOURCE_ALIAS, table, checked=not loaded)
+        return typed_rows_query(SOURCE_ALIAS, table, checked=not loaded, into_postgres=into_postgres)
     names = [f"c{i}" for i in range(len(table.columns))]
     relation = _checked_relation(schema, table, row_range)
     if table.on_error == "reject":
@@ -484,4 +489,4 @@ def insert_query(schema: str, table: TargetTable, rows_sql: str) -> str:
 def load_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
     """DuckDB SQL that converts every row and writes it to PostgreSQL, or raises naming the first
     row that cannot arrive exactly."""
-    return insert_query(schema, table, source_rows_query(schema, table, row_range))
+    return insert_query(schema, table, source_rows_query(schema, table, row_range, into_postgres=True))

@@ -67,6 +67,12 @@ VALUES = [
     "2024-01-20",
     "2024-01-20 10:11:12.5",
     "2024-01-20 10:11:12+02:00",
+    "2024-01-20 24:00:00",
+    "-0001-01-20 10:11:12",
+    " 2024-01-20 10:11:12",
+    "2024-01-20 10:11:12 ",
+    "2024-01-20t10:11:12",
+    "0001-01-01",
     "1754560800000",
     1754560800000,
     1754560800000000,
@@ -293,15 +299,30 @@ def test_a_value_the_typed_scan_cannot_read_starts_the_apply_over_on_the_exact_p
     assert pg.execute("SELECT id, code FROM t ORDER BY id").fetchall() == [(1, "7"), (2, "seven")]
 
 
-def test_a_bad_value_in_a_typed_table_is_named_by_the_exact_path(migration, pg):
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("'a' || char(0) || 'b'", "contains a NUL byte"),
+        ("CAST(X'41FF42' AS TEXT)", "is not valid UTF-8"),
+    ],
+)
+def test_a_bad_value_in_a_typed_table_is_named_by_the_exact_path(migration, pg, bad, reason):
+    """The typed load leaves these to the target (PostgreSQL refuses text that is not UTF-8,
+    DuckDB's writer a NUL byte): refused, the apply starts over on the exact path, which names
+    the row."""
     m = migration(
         [
             ("CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT)", ()),
-            ("INSERT INTO t VALUES (1, 'fine'), (2, 'a' || char(0) || 'b')", ()),
+            (f"INSERT INTO t VALUES (1, 'fine'), (2, {bad})", ()),
         ]
     )
-    with pytest.raises(DataError, match='^table "t", row id=2: column "note": contains a NUL byte'):
-        m.apply()
+    from etl.executor import apply_plan
+
+    plan = m.plan()
+    events = []
+    with pytest.raises(DataError, match=f'^table "t", row id=2: column "note": {reason}'):
+        apply_plan(plan, m.source, m.url, on_event=events.append)
+    assert [e.phase for e in events].count("restart") == 1
     assert pg.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
     assert pg.execute("SELECT status FROM etl.runs").fetchall() == [("failed",)]  # one run, recorded once
 
