@@ -1,5 +1,5 @@
 """`python -m etl` runs the command line."""
 
-from .launch import main
+from .cli import main
 
 main()

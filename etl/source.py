@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from .duck import quote_ident
 from .errors import SourceError
@@ -250,3 +251,36 @@ def integer_magnitudes(
         query += f" WHERE ({where})"
     row = con.execute(query).fetchone()
     return [(row[2 * i], row[2 * i + 1]) for i in range(len(expressions))]
+
+
+# What a stamp reads of each file: the database header's file change counter and the version it
+# is valid for (offsets 24 and 92), the WAL header (salts and checkpoint sequence: they change when
+# the WAL starts over), and the first copy of the WAL index header in -shm (its change counter and
+# last committed frame move with every commit in WAL mode, where the database header stays).
+# -shm's size and time are left out: readers write their read marks into it.
+_STAMPED = (("", ((24, 4), (92, 4)), True), ("-wal", ((0, 32),), True), ("-shm", ((0, 48),), False))
+
+SourceStamp = tuple[tuple[int, int, int, bytes] | None, ...]
+
+
+def source_stamp(path: str | Path) -> SourceStamp:
+    """What changes when a transaction commits to the SQLite file at `path` (in rollback journal or
+    WAL mode), and nothing else: equal stamps taken before and after reading the file mean every
+    read saw the same rows. A change the stamp cannot tell apart (a file replaced, an -shm that
+    appeared) makes it differ: it errs only towards "changed"."""
+    parts: list[tuple[int, int, int, bytes] | None] = []
+    for suffix, spans, timed in _STAMPED:
+        try:
+            with open(f"{path}{suffix}", "rb") as f:
+                st = os.fstat(f.fileno())
+                head = b"".join(_read_at(f, offset, size) for offset, size in spans)
+        except FileNotFoundError:
+            parts.append(None)
+            continue
+        parts.append((st.st_ino, st.st_size, st.st_mtime_ns, head) if timed else (st.st_ino, 0, 0, head))
+    return tuple(parts)
+
+
+def _read_at(f: BinaryIO, offset: int, size: int) -> bytes:
+    f.seek(offset)
+    return f.read(size)

@@ -1,5 +1,4 @@
-"""The DuckDB connection: extensions from the installed wheels, never downloaded; the command line
-opens the first connection on another thread while it validates the spec."""
+"""The DuckDB connection: extensions from the installed wheels, never downloaded."""
 
 from __future__ import annotations
 
@@ -22,53 +21,22 @@ def _settings(con) -> tuple[str, str, str]:
     return row
 
 
-def test_a_preloaded_connection_is_the_same_as_a_direct_one(monkeypatch):
+def test_a_connection_has_the_extensions_a_bounded_memory_and_utc(monkeypatch):
     monkeypatch.setattr(duck, "MEMORY_LIMIT_MB", 64)
-    direct = duck.connect(largest_row=20 * 2**20)
-    duck.preload()
-    preloaded = duck.connect(largest_row=20 * 2**20)
-    assert duck._preloaded is None  # taken: the next connect opens its own
-    for con in (direct, preloaded):
+    small, large = duck.connect(), duck.connect(largest_row=20 * 2**20)
+    for con in (small, large):
         assert {"sqlite_scanner", "postgres_scanner"} <= _loaded(con)
-        assert _settings(con) == _settings(direct)
-    assert _settings(preloaded)[0] in ("121.0 MB", "115.3 MiB")  # 6 x 20 MB + 1: room for the record
-    assert _settings(preloaded)[1] == "UTC"
-    direct.close()
-    preloaded.close()
+        assert _settings(con)[1:] == ("UTC", "false")
+    assert _settings(small)[0] in ("64.0 MB", "61.0 MiB")
+    assert _settings(large)[0] in ("121.0 MB", "115.3 MiB")  # 6 x 20 MB + 1: room for the record
+    small.close()
+    large.close()
 
 
-def test_a_preload_that_fails_fails_where_the_connection_is_taken(monkeypatch):
+def test_a_missing_extension_is_named(monkeypatch):
     def missing(package: str, name: str):
         raise EtlError(f"DuckDB extension '{name}' is missing")
 
     monkeypatch.setattr(duck, "_extension_file", missing)
-    duck.preload()
     with pytest.raises(EtlError, match="extension 'sqlite_scanner' is missing"):
         duck.connect()
-    monkeypatch.undo()
-    con = duck.connect()  # the failure is not kept for later connections
-    assert {"sqlite_scanner", "postgres_scanner"} <= _loaded(con)
-    con.close()
-
-
-@pytest.mark.parametrize(
-    ("argv", "preloads"),
-    [
-        (["etl", "apply", "--help"], True),
-        (["etl", "--debug", "plan", "--help"], True),
-        (["etl", "verify", "--help"], True),
-        (["etl", "validate", "--help"], False),
-        (["etl", "--help"], False),
-    ],
-)
-def test_the_program_opens_duckdb_early_only_for_commands_that_read_through_it(monkeypatch, argv, preloads):
-    from etl import launch
-
-    monkeypatch.setattr(duck, "_preloaded", None)
-    monkeypatch.setattr("sys.argv", argv)
-    with pytest.raises(SystemExit) as exited:
-        launch.main()
-    assert exited.value.code == 0  # --help
-    assert (duck._preloaded is not None) is preloads
-    if preloads:
-        duck.connect().close()  # take it: no connection is left for the next test

@@ -63,3 +63,29 @@ def test_a_file_that_is_not_sqlite_is_one_clear_error(tmp_path):
 def test_a_missing_file_is_one_clear_error(tmp_path):
     with pytest.raises(SourceError, match=r"^SQLite file '.*nope.db' does not exist$"):
         introspect_sqlite(tmp_path / "nope.db")
+
+
+def test_a_stamp_of_the_source_changes_with_each_commit_and_with_nothing_else(tmp_path):
+    """In rollback journal mode a commit moves the header's change counter; in WAL mode the
+    header stays and the WAL and its index move. Reading changes neither stamp."""
+    from etl.source import open_sqlite, source_stamp
+
+    for mode in ("DELETE", "WAL"):
+        db = tmp_path / f"{mode}.db"
+        app = sqlite3.connect(db)  # open throughout, as an app's would be: the WAL stays
+        try:
+            app.execute(f"PRAGMA journal_mode={mode}")
+            app.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            app.commit()
+            stamps = [source_stamp(db)]
+            with open_sqlite(db) as reader:
+                assert reader.execute("SELECT count(*) FROM t").fetchone() == (0,)
+            stamps.append(source_stamp(db))
+            for i in range(3):  # in WAL mode, without a checkpoint the database file stays as it is
+                app.execute("INSERT INTO t VALUES (?, 'x')", (i,))
+                app.commit()
+                stamps.append(source_stamp(db))
+        finally:
+            app.close()
+        assert stamps[0] == stamps[1], mode
+        assert len(set(stamps[1:])) == 4, mode

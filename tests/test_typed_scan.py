@@ -396,3 +396,34 @@ def test_a_proof_that_fails_after_its_table_was_read_starts_the_apply_over(migra
     with pytest.raises(DataError, match=r'^table "t", row id=2: column "data": expected a blob or text'):
         m.apply()
     assert pg.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+
+
+def test_a_value_written_to_the_source_during_the_apply_is_proved_again(migration, pg):
+    """The app writes epoch milliseconds into a datetime column of ISO text after the table's
+    proof ran and before its rows are read: DuckDB's scan reads them as seconds (the year 56970),
+    without an error. The source's stamp has changed by COMMIT, so the proof runs again, fails,
+    and the apply starts over on the exact path, which reads the rows as they are now."""
+    m = migration(
+        """
+        CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME);
+        INSERT INTO t VALUES (1, '2025-01-01 10:00:00'), (2, '2025-01-02 10:00:00');
+        """
+    )
+    from etl.executor import apply_plan
+    from etl.plan import LoadRows
+
+    plan = m.plan()
+    events = []
+
+    def app_writes(event) -> None:
+        events.append(event)
+        if isinstance(event.step, LoadRows) and event.phase == "start" and len(events) < 10:
+            m.change_source("UPDATE t SET at = 1735689600000 WHERE id = 2")
+
+    result = apply_plan(plan, m.source, m.url, on_event=app_writes)
+    assert [e.phase for e in events].count("restart") == 1
+    assert result.typed == ()
+    assert pg.execute("SELECT at FROM t ORDER BY id").fetchall() == [
+        (datetime(2025, 1, 1, 10, tzinfo=UTC),),
+        (datetime(2025, 1, 1, tzinfo=UTC),),
+    ]
