@@ -93,15 +93,16 @@ def measure(spec: Spec, mapping: Mapping) -> Mapping:
     counts: dict[str, int] = {}
     largest: dict[str, int] = {}
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        sizes = {
-            t.source: pool.submit(_on_source, spec, table_sizes, t, measure_sizes) for t in mapping.tables
-        }
+        # The slices of large tables first: the cores then finish together.
         magnitudes = {
             source: [
                 pool.submit(_on_source, spec, _magnitudes, first[source], columns, rowids)
                 for rowids in _rowid_slices(spec, first[source])
             ]
             for source, columns in wanted.items()
+        }
+        sizes = {
+            t.source: pool.submit(_on_source, spec, table_sizes, t, measure_sizes) for t in mapping.tables
         }
         for source, slices in magnitudes.items():
             per_column = zip(*(s.result() for s in slices), strict=True)

@@ -105,3 +105,21 @@ def test_init_profiles_a_large_table_in_slices_with_the_same_answers(tmp_sqlite,
     # NUMERIC affinity stores 1.5 * an even i as an integer
     (n,) = [c for c in whole["p"].columns if c.name == "n"]
     assert (n.integers, n.reals, n.texts, n.nulls, n.int_min, n.int_max) == (200, 40, 80, 80, -399, 594)
+
+
+def test_integer_magnitudes_see_only_integers_and_survive_the_smallest_one():
+    """abs() of -2**63 overflows in SQLite: its magnitude reads as 2**63 - 1. Reals, text and
+    NULL are not integers, whatever they look like."""
+    import sqlite3
+
+    from etl.source import integer_magnitudes
+
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE t (at DATETIME, other DATETIME)")
+    rows = [(-(2**63), "12"), (5, 2.5), ("x", None), (None, "1700000000000"), (2.5, "y")]
+    con.executemany("INSERT INTO t VALUES (?, ?)", rows)  # NUMERIC affinity stores '12' as 12
+    assert integer_magnitudes(con, "t", None, ['"at"', '"other"']) == [
+        (5, 2**63 - 1),
+        (12, 1700000000000),
+    ]
+    assert integer_magnitudes(con, "t", '"at" IS NULL', ['"at"']) == [(None, None)]
