@@ -519,6 +519,8 @@ def _reporting_progress(
     def poll() -> None:
         import psycopg
 
+        if stop.wait(0.25):
+            return  # a load this short needs no progress, nor a connection (which it would wait for)
         try:
             with psycopg.connect(target_url, autocommit=True, connect_timeout=5) as conn:
                 while not stop.wait(0.25):

