@@ -10,6 +10,7 @@ into a message that names the column and the value; the load query raises it wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .duck import quote_literal
@@ -181,9 +182,19 @@ class DuckExpressions:
     problem: str  # DuckDB expression: NULL when fine, else why (without the column name)
 
 
-def _problem(cases: list[tuple[str, str]]) -> str:
-    whens = " ".join(f"WHEN {cond} THEN {msg}" for cond, msg in cases)
-    return f"CASE {whens} END"
+# Why a value cannot arrive: text before the value, or (before, after).
+Reason = str | tuple[str, str]
+
+
+def _problem(cases: Sequence[tuple[str, Reason]], found: str) -> str:
+    """DuckDB expression: the reason of the first case whose condition holds, with the value as
+    `found` describes it (each reason's text quoted: enum labels and names may hold quotes)."""
+    whens = []
+    for cond, reason in cases:
+        before, after = (reason, "") if isinstance(reason, str) else reason
+        message = f"{quote_literal(before)} || {found}" + (f" || {quote_literal(after)}" if after else "")
+        whens.append(f"WHEN {cond} THEN {message}")
+    return f"CASE {' '.join(whens)} END"
 
 
 def _epoch_us(n: str, unit: str) -> str:
@@ -354,8 +365,8 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
     def failed(value: str, expected: str, extra: list[tuple[str, str]] | None = None) -> DuckExpressions:
         # The specific reasons come first: CASE takes the first that holds, and the generic
         # "expected ..." holds whenever the value is NULL, which most specific reasons make it.
-        cases = [(f"{not_null} AND ({value}) IS NULL", f"'expected {expected}, found ' || {found}")]
-        return DuckExpressions(value, _problem((extra or []) + cases))
+        cases = [(f"{not_null} AND ({value}) IS NULL", f"expected {expected}, found ")]
+        return DuckExpressions(value, _problem((extra or []) + cases, found))
 
     if kind == "integer":
         lo, hi = pg.integer_range or (-(2**63), 2**63 - 1)
@@ -366,14 +377,10 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
             f"WHEN {t} = 'real' AND {r} = trunc({r}) AND abs({r}) < 1e19 THEN TRY_CAST({r} AS HUGEINT) END"
         )
         value = f"CASE WHEN ({wide}) BETWEEN {lo} AND {hi} THEN CAST(({wide}) AS BIGINT) END"
-        extra = [
-            (f"({wide}) IS NOT NULL AND ({value}) IS NULL", f"'out of range for {pg.sql()}: ' || {found}")
-        ]
+        extra = [(f"({wide}) IS NOT NULL AND ({value}) IS NULL", f"out of range for {pg.sql()}: ")]
         return DuckExpressions(
             value,
-            _problem(
-                extra + [(f"{not_null} AND ({value}) IS NULL", f"'expected an integer, found ' || {found}")]
-            ),
+            _problem(extra + [(f"{not_null} AND ({value}) IS NULL", "expected an integer, found ")], found),
         )
 
     if kind == "float":
@@ -386,7 +393,7 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
         extra = [
             (
                 f"{t} = 'integer' AND abs(TRY_CAST({v} AS HUGEINT)) > 9007199254740992",
-                f"'integer too large to be exact in {pg.sql()}: ' || {found}",
+                f"integer too large to be exact in {pg.sql()}: ",
             )
         ]
         if pg.name == "real":
@@ -395,7 +402,7 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
             extra.append(
                 (
                     f"({as_double}) IS NOT NULL AND ({value}) IS NULL",
-                    f"'cannot be stored exactly in real (use double precision): ' || {found}",
+                    "cannot be stored exactly in real (use double precision): ",
                 )
             )
             return failed(value, "a number", extra)
@@ -413,28 +420,28 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
             return failed(
                 digits,
                 "a number",
-                [(f"{places} > 16383 OR {whole} > 131072", f"'out of range for {pg.sql()}: ' || {found}")],
+                [(f"{places} > 16383 OR {whole} > 131072", f"out of range for {pg.sql()}: ")],
             )
         precision, scale = pg.modifiers[0], (pg.modifiers[1] if len(pg.modifiers) > 1 else 0)
         # Exact digit counts, not a comparison of two DuckDB DECIMALs: those round too, beyond
         # 38 digits or below the last decimal place of the wider one ('1e-40', '5e-324').
-        out_of_range = (f"{whole} > {precision - scale}", f"'out of range for {pg.sql()}: ' || {found}")
+        out_of_range = (f"{whole} > {precision - scale}", f"out of range for {pg.sql()}: ")
         if loads_as_text(pg):
             extra = [
                 (
                     f"{places} > {scale}",
-                    f"'has more than {scale} decimal places for {pg.sql()}: ' || {found}",
+                    f"has more than {scale} decimal places for {pg.sql()}: ",
                 ),
                 out_of_range,
             ]
             return failed(digits, "a number", extra)
         value = f"TRY_CAST(({digits}) AS DECIMAL({precision},{scale}))"
         extra = [
-            (f"{places} > {scale}", f"'would be rounded by {pg.sql()}: ' || {found}"),
+            (f"{places} > {scale}", f"would be rounded by {pg.sql()}: "),
             out_of_range,
             (
                 f"({digits}) IS NOT NULL AND ({value}) IS NULL",
-                f"'out of range for {pg.sql()}: ' || {found}",
+                f"out of range for {pg.sql()}: ",
             ),
         ]
         return failed(value, "a number", extra)
@@ -460,42 +467,38 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
         extra = [
             (
                 f"{t} = 'text' AND {invalid_utf8(v)}",
-                f"'is not valid UTF-8 (fix it in SQLite, or use type bytea to keep the bytes): ' || {found}",
+                "is not valid UTF-8 (fix it in SQLite, or use type bytea to keep the bytes): ",
             ),
             (
                 f"{t} = 'text' AND contains({v}, chr(0))",
-                f"'contains a NUL byte, which PostgreSQL text cannot hold: ' || {found}",
+                "contains a NUL byte, which PostgreSQL text cannot hold: ",
             ),
         ]
         if kind == "json":
             extra.append(
                 (
                     f"({value}) IS NOT NULL AND (NOT json_valid({value}) OR {_json_extension(value)})",
-                    f"'is not valid JSON: ' || {found}",
+                    "is not valid JSON: ",
                 )
             )
             extra.append(
                 (
                     f"({value}) IS NOT NULL AND contains({value}, '\\u0000')",
-                    f"'JSON with \\u0000, which PostgreSQL jsonb cannot hold: ' || {found}",
+                    "JSON with \\u0000, which PostgreSQL jsonb cannot hold: ",
                 )
             )
         if pg.name in ("character varying", "character") and pg.modifiers:
-            extra.append(
-                (f"length({value}) > {pg.modifiers[0]}", f"'longer than {pg.sql()} allows: ' || {found}")
-            )
+            extra.append((f"length({value}) > {pg.modifiers[0]}", f"longer than {pg.sql()} allows: "))
         expected = {"json": "JSON text", "text": "text"}.get(kind, f"text for {pg.sql()}")
         cases = extra + [
             (
                 f"{t} = 'blob'",
-                f"'expected {expected}, found ' || {found} || ' (use type bytea to keep bytes)'",
+                (f"expected {expected}, found ", " (use type bytea to keep bytes)"),
             )
         ]
         return DuckExpressions(
             value,
-            _problem(
-                cases + [(f"{not_null} AND ({value}) IS NULL", f"'expected {expected}, found ' || {found}")]
-            ),
+            _problem(cases + [(f"{not_null} AND ({value}) IS NULL", f"expected {expected}, found ")], found),
         )
 
     if kind == "bytea":
@@ -519,7 +522,7 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
             extra.append(
                 (
                     f"microsecond({value}) % {10 ** (6 - precision)} <> 0",
-                    f"'has more fractional digits than {pg.sql()} keeps: ' || {found}",
+                    f"has more fractional digits than {pg.sql()} keeps: ",
                 )
             )
         return failed(value, "a time of day (HH:MM:SS)", extra)
@@ -534,7 +537,7 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
         extra = [
             (
                 f"NOT ({in_range})",
-                f"'is outside the years 1-9999 when read as {col.converter} (choose another converter): ' || {found}",
+                f"is outside the years 1-9999 when read as {col.converter} (choose another converter): ",
             )
         ]
         if col.converter == "auto" and col.mixed_units and col.integer_unit:
@@ -542,15 +545,15 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
             extra.append(
                 (
                     f"{_integer_text(t, v)} AND abs(TRY_CAST({v} AS HUGEINT)) < {floor}",
-                    f"'is ambiguous: the column also holds epoch {_UNIT_NAMES[col.integer_unit]}, and this "
-                    f"integer reads as a different instant in each unit (choose a converter): ' || {found}",
+                    f"is ambiguous: the column also holds epoch {_UNIT_NAMES[col.integer_unit]}, and this "
+                    "integer reads as a different instant in each unit (choose a converter): ",
                 )
             )
         if col.converter == "auto" and col.integer_unit in (None, "s"):
             extra.append(
                 (
                     _julian_or_seconds(t, v),
-                    f"'may be a julian day or epoch seconds, which auto cannot tell apart (choose a converter): ' || {found}",
+                    "may be a julian day or epoch seconds, which auto cannot tell apart (choose a converter): ",
                 )
             )
         if kind == "date":
@@ -563,16 +566,14 @@ def _full_expressions(col: ValueConversion, t: str, v: str) -> DuckExpressions:
             extra.append(
                 (
                     f"{in_range} AND ({us}) % {_DAY_US} <> 0",
-                    f"'has a time of day, which date would drop: ' || {found}",
+                    "has a time of day, which date would drop: ",
                 )
             )
             return failed(value, "a date", extra)
         precision = pg.modifiers[0] if pg.modifiers else 6
         if precision < 6:
             unit = 10 ** (6 - precision)
-            extra.append(
-                (f"({us}) % {unit} <> 0", f"'has more fractional digits than {pg.sql()} keeps: ' || {found}")
-            )
+            extra.append((f"({us}) % {unit} <> 0", f"has more fractional digits than {pg.sql()} keeps: "))
         # make_timestamptz reads the microseconds as UTC, as as_timestamptz does, in one step.
         make, cast = (
             ("make_timestamp", "TIMESTAMP") if kind == "timestamp" else ("make_timestamptz", "TIMESTAMPTZ")

@@ -97,6 +97,33 @@ def test_a_label_removed_is_destructive_and_a_source_row_using_it_fails_the_plan
     assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (2,)
 
 
+def test_quotes_in_an_enum_name_and_its_labels_load_and_are_named_in_messages(migration, pg):
+    """The labels and the type's name go into the load query's messages as quoted literals: a
+    quote in them once broke the query with a syntax error instead of naming the bad row."""
+    m = migration(
+        """
+        CREATE TABLE "User" (id INTEGER PRIMARY KEY, role TEXT);
+        INSERT INTO "User" (role) VALUES ('it''s'), ('owner');
+        """
+    )
+    spec = """
+    enums:
+      "Ro'le": ["it's", "owner's"]
+    tables:
+      User:
+        columns:
+          role: {type: "Ro'le"}
+    """
+    with pytest.raises(
+        DataError,
+        match=r"row id=2: column \"role\": expected a label of enum Ro'le \(it's, owner's\), found text 'owner'$",
+    ):
+        m.apply(spec)
+    m.change_source("UPDATE \"User\" SET role = 'owner''s' WHERE id = 2")
+    m.apply()
+    assert pg.execute('SELECT id, role::text FROM "User" ORDER BY id').fetchall() == [(1, "it's"), (2, "owner's")]
+
+
 def test_duplicate_labels_are_a_spec_error(migration):
     m = migration(SOURCE)
     m.write_spec("enums:\n  Role: [USER, USER]\n")
