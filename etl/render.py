@@ -354,7 +354,7 @@ def _checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int
     values, problems = [], []
     for i, column in enumerate(table.columns):
         t, v = f"t{i}", f"v{i}"
-        exprs = duck_expressions(column.conversion, t, v)
+        exprs = duck_expressions(column.conversion, t, v, named=f"c{i}")  # the problems read c{i}
         values.append(exprs.value)
         column_head = quote_literal(f'column "{column.name}": ')
         if not column.nullable:

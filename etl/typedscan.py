@@ -212,6 +212,7 @@ def typed_expressions(
     x: str,
     names: tuple[str, str] | None = None,
     into_postgres: bool = False,
+    named: str | None = None,
 ) -> tuple[str, list[str]]:
     """The column's target value from its typed value `x`, and the problems (DuckDB expressions,
     NULL when fine) that make the read raise. `names`: columns already holding the exact path's
@@ -219,7 +220,8 @@ def typed_expressions(
     query is a few kB instead of 50 kB, compiled in a fraction of the time). `into_postgres`: the
     value goes straight into a PostgreSQL text column, whose COPY refuses text that is not UTF-8
     (DuckDB's writer refuses a NUL byte): the check is left to them, a tenth of a second of CPU
-    per 1M values of two text columns (the refused load starts over on the exact path)."""
+    per 1M values of two text columns (the refused load starts over on the exact path). `named`:
+    the column holding the value when the problems are computed (convert.duck_expressions)."""
     conversion = column.conversion
     direct = _direct(conversion, scan_type, x)
     problems = [f"CASE WHEN {x} IS NULL THEN 'NULL' END"] if not column.nullable else []
@@ -234,7 +236,7 @@ def typed_expressions(
         # The exact path's 0 and 1, compared as integers rather than as its text.
         return f"({x} = 1)", [*problems, f"CASE WHEN {x} NOT IN (0, 1) THEN 'boolean' END"]
     t, v = names or _storage_and_text(conversion, scan_type, x)
-    exprs = duck_expressions(conversion, t, v)
+    exprs = duck_expressions(conversion, t, v, named)
     return exprs.value, [*problems, exprs.problem]
 
 
@@ -247,16 +249,18 @@ def typed_rows_query(
     without a problem (a row changed since then changes the values, and so the checksum).
     `into_postgres`: the rows are written straight to the target (see typed_expressions)."""
     assert table.scan is not None
-    read, values, problems = [], [], []
+    read, values, problems, carried = [], [], [], []
     for i, (column, scan_type) in enumerate(zip(table.columns, table.scan, strict=True)):
         x = quote_ident(column.conversion.column or "")
         read.append(f"{x} AS x{i}")
+        carried.append(f"x{i}")
         names = None
         if _needs_text(column, scan_type):
             t, v = _storage_and_text(column.conversion, scan_type, f"x{i}")
             names = (f"t{i}", f"v{i}")
             read.append(f"{t} AS t{i}, {v} AS v{i}")
-        value, found = typed_expressions(column, scan_type, f"x{i}", names, into_postgres)
+            carried += names
+        value, found = typed_expressions(column, scan_type, f"x{i}", names, into_postgres, f"c{i}")
         values.append(value)
         problems += found
     scan = f"(SELECT {', '.join(read)} FROM {_source(source_alias, table)})"
@@ -266,9 +270,10 @@ def typed_rows_query(
     head = quote_literal(f'table "{table.source}": a value the typed scan cannot convert: ')
     first = f"CASE WHEN problem IS NULL THEN c0 ELSE error({head} || problem) END AS c0"
     rest = "".join(f", c{i}" for i in range(1, len(values)))
+    # The problems read the values c0.. by name, computed a level below them.
     return (
-        f"SELECT {first}{rest}\nFROM (SELECT {columns}, COALESCE({', '.join(problems)}) AS problem "
-        f"FROM {scan})"
+        f"SELECT {first}{rest}\nFROM (SELECT *, COALESCE({', '.join(problems)}) AS problem "
+        f"FROM (SELECT {columns}, {', '.join(carried)} FROM {scan}))"
     )
 
 
