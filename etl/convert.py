@@ -180,21 +180,27 @@ def _decimal_digits(d: str) -> tuple[str, str]:
 class DuckExpressions:
     value: str  # DuckDB expression of the target value (NULL when it cannot be converted)
     problem: str  # DuckDB expression: NULL when fine, else why (without the column name)
+    # The problem as a printf template, `%s` where the value's description goes (describe_value):
+    # a query that computes it a level below can describe the value once, not once per reason.
+    reason: str = "NULL"
 
 
 # Why a value cannot arrive: text before the value, or (before, after).
 Reason = str | tuple[str, str]
 
 
-def _problem(cases: Sequence[tuple[str, Reason]], found: str) -> str:
-    """DuckDB expression: the reason of the first case whose condition holds, with the value as
-    `found` describes it (each reason's text quoted: enum labels and names may hold quotes)."""
-    whens = []
+def _explained(value: str, cases: Sequence[tuple[str, Reason]], found: str) -> DuckExpressions:
+    """The value, and the reason of the first case whose condition holds: as a message with the
+    value as `found` describes it, and as a template (each reason's text quoted: enum labels and
+    names may hold quotes)."""
+    messages, templates = [], []
     for cond, reason in cases:
         before, after = (reason, "") if isinstance(reason, str) else reason
         message = f"{quote_literal(before)} || {found}" + (f" || {quote_literal(after)}" if after else "")
-        whens.append(f"WHEN {cond} THEN {message}")
-    return f"CASE {' '.join(whens)} END"
+        messages.append(f"WHEN {cond} THEN {message}")
+        template = before.replace("%", "%%") + "%s" + after.replace("%", "%%")
+        templates.append(f"WHEN {cond} THEN {quote_literal(template)}")
+    return DuckExpressions(value, f"CASE {' '.join(messages)} END", f"CASE {' '.join(templates)} END")
 
 
 def _epoch_us(n: str, unit: str) -> str:
@@ -299,9 +305,11 @@ def duck_expressions(col: ValueConversion, t: str, v: str, named: str | None = N
     if fast is None:
         return full
     condition, value = fast
+    fine = f"{t} = 'null' OR ({condition})"
     return DuckExpressions(
         f"CASE WHEN {condition} THEN {value} ELSE {full.value} END",
-        f"CASE WHEN {t} = 'null' OR ({condition}) THEN NULL ELSE {full.problem} END",
+        f"CASE WHEN {fine} THEN NULL ELSE {full.problem} END",
+        f"CASE WHEN {fine} THEN NULL ELSE {full.reason} END",
     )
 
 
@@ -373,7 +381,7 @@ def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = 
         # The specific reasons come first: CASE takes the first that holds, and the generic
         # "expected ..." holds whenever the value is NULL, which most specific reasons make it.
         cases = [(f"{not_null} AND {ref(value)} IS NULL", f"expected {expected}, found ")]
-        return DuckExpressions(value, _problem((extra or []) + cases, found))
+        return _explained(value, (extra or []) + cases, found)
 
     if kind == "integer":
         lo, hi = pg.integer_range or (-(2**63), 2**63 - 1)
@@ -385,11 +393,8 @@ def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = 
         )
         value = f"CASE WHEN ({wide}) BETWEEN {lo} AND {hi} THEN CAST(({wide}) AS BIGINT) END"
         extra = [(f"({wide}) IS NOT NULL AND {ref(value)} IS NULL", f"out of range for {pg.sql()}: ")]
-        return DuckExpressions(
-            value,
-            _problem(
-                extra + [(f"{not_null} AND {ref(value)} IS NULL", "expected an integer, found ")], found
-            ),
+        return _explained(
+            value, extra + [(f"{not_null} AND {ref(value)} IS NULL", "expected an integer, found ")], found
         )
 
     if kind == "float":
@@ -505,11 +510,8 @@ def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = 
                 (f"expected {expected}, found ", " (use type bytea to keep bytes)"),
             )
         ]
-        return DuckExpressions(
-            value,
-            _problem(
-                cases + [(f"{not_null} AND {ref(value)} IS NULL", f"expected {expected}, found ")], found
-            ),
+        return _explained(
+            value, cases + [(f"{not_null} AND {ref(value)} IS NULL", f"expected {expected}, found ")], found
         )
 
     if kind == "bytea":

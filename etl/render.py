@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from .convert import duck_expressions, invalid_utf8, loads_as_text, sqlite_render
+from .convert import describe_value, duck_expressions, invalid_utf8, loads_as_text, sqlite_render
 from .duck import quote_ident, quote_literal
 from .mapping import TargetColumn, TargetTable, fit_name
 from .plan import (
@@ -351,17 +351,21 @@ def row_label(table: TargetTable) -> str:
 def _checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int] | None) -> str:
     """DuckDB relation of the table's rows: converted values c0.., raw storage class and text
     t0../v0.., the key k0.., and `problem` (NULL, or why the row cannot arrive exactly)."""
-    values, problems = [], []
+    values, reasons, problems = [], [], []
     for i, column in enumerate(table.columns):
         t, v = f"t{i}", f"v{i}"
-        exprs = duck_expressions(column.conversion, t, v, named=f"c{i}")  # the problems read c{i}
+        exprs = duck_expressions(column.conversion, t, v, named=f"c{i}")  # the reasons read c{i}
         values.append(exprs.value)
+        reasons.append(f"{exprs.reason} AS why{i}")
         column_head = quote_literal(f'column "{column.name}": ')
         if not column.nullable:
             problems.append(
                 f"CASE WHEN {t} = 'null' THEN {column_head} || 'is NULL, but the target column is NOT NULL' END"
             )
-        problems.append(f"{column_head} || ({exprs.problem})")
+        # The value is described once, here, for the rows that have a reason (not in each reason).
+        problems.append(
+            f"CASE WHEN why{i} IS NOT NULL THEN {column_head} || printf(why{i}, {describe_value(t, v)}) END"
+        )
     inner = ", ".join(f"{value} AS c{i}" for i, value in enumerate(values))
     keys = "".join(f", k{i}" for i in range(len(table.key_sql)))
     raw = ", ".join(f"t{i}, v{i}" for i in range(len(values)))
@@ -369,7 +373,10 @@ def _checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int
     rows = f"(SELECT {inner}, {raw}{keys} FROM {source}) AS x"
     joins, flags = _orphan_joins(schema, table, problems)
     problem = f"COALESCE({', '.join(problems)})" if problems else "NULL"
-    checked = f"(SELECT *, {problem} AS problem FROM (SELECT x.*{flags} FROM {rows}{joins}))"
+    why = "".join(f", {r}" for r in reasons)
+    checked = (
+        f"(SELECT *, {problem} AS problem FROM (SELECT *{why} FROM (SELECT x.*{flags} FROM {rows}{joins})))"
+    )
     if table.self_checks and not table.row_ranges:
         return _self_checked(table, checked)
     return checked

@@ -237,7 +237,9 @@ def typed_expressions(
         return f"({x} = 1)", [*problems, f"CASE WHEN {x} NOT IN (0, 1) THEN 'boolean' END"]
     t, v = names or _storage_and_text(conversion, scan_type, x)
     exprs = duck_expressions(conversion, t, v, named)
-    return exprs.value, [*problems, exprs.problem]
+    # The reason with the storage class for the value: the message only ever says why the apply
+    # starts over on the exact path, whose own message names the row and shows the value.
+    return exprs.value, [*problems, f"printf({exprs.reason}, {t})"]
 
 
 def typed_rows_query(

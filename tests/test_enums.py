@@ -99,7 +99,8 @@ def test_a_label_removed_is_destructive_and_a_source_row_using_it_fails_the_plan
 
 def test_quotes_in_an_enum_name_and_its_labels_load_and_are_named_in_messages(migration, pg):
     """The labels and the type's name go into the load query's messages as quoted literals: a
-    quote in them once broke the query with a syntax error instead of naming the bad row."""
+    quote in them once broke the query with a syntax error instead of naming the bad row. The
+    messages are printf templates: a % in a label stays a %."""
     m = migration(
         """
         CREATE TABLE "User" (id INTEGER PRIMARY KEY, role TEXT);
@@ -108,7 +109,7 @@ def test_quotes_in_an_enum_name_and_its_labels_load_and_are_named_in_messages(mi
     )
     spec = """
     enums:
-      "Ro'le": ["it's", "owner's"]
+      "Ro'le": ["it's", "owner's", "100%s"]
     tables:
       User:
         columns:
@@ -116,7 +117,7 @@ def test_quotes_in_an_enum_name_and_its_labels_load_and_are_named_in_messages(mi
     """
     with pytest.raises(
         DataError,
-        match=r"row id=2: column \"role\": expected a label of enum Ro'le \(it's, owner's\), found text 'owner'$",
+        match=r"row id=2: column \"role\": expected a label of enum Ro'le \(it's, owner's, 100%s\), found text 'owner'$",
     ):
         m.apply(spec)
     m.change_source("UPDATE \"User\" SET role = 'owner''s' WHERE id = 2")
