@@ -179,10 +179,21 @@ def _decimal_digits(d: str) -> tuple[str, str]:
 @dataclass(frozen=True)
 class DuckExpressions:
     value: str  # DuckDB expression of the target value (NULL when it cannot be converted)
-    problem: str  # DuckDB expression: NULL when fine, else why (without the column name)
-    # The problem as a printf template, `%s` where the value's description goes (describe_value):
-    # a query that computes it a level below can describe the value once, not once per reason.
-    reason: str = "NULL"
+    # DuckDB expression: NULL when fine, else why, as a printf template with `%s` where the
+    # value's description goes. A query that computes the reason a level below its message
+    # describes the value once (with_value), not once per reason: DuckDB parses and binds every copy.
+    reason: str
+    found: str  # DuckDB expression describing the source value (describe_value)
+
+    @property
+    def problem(self) -> str:
+        """DuckDB expression: NULL when fine, else why (without the column name)."""
+        return with_value(self.reason, self.found)
+
+
+def with_value(reason: str, found: str) -> str:
+    """The message of a reason template, describing the value only where there is a reason."""
+    return f"CASE WHEN ({reason}) IS NOT NULL THEN printf({reason}, {found}) END"
 
 
 # Why a value cannot arrive: text before the value, or (before, after).
@@ -190,17 +201,14 @@ Reason = str | tuple[str, str]
 
 
 def _explained(value: str, cases: Sequence[tuple[str, Reason]], found: str) -> DuckExpressions:
-    """The value, and the reason of the first case whose condition holds: as a message with the
-    value as `found` describes it, and as a template (each reason's text quoted: enum labels and
-    names may hold quotes)."""
-    messages, templates = [], []
+    """The value, and the reason of the first case whose condition holds (each reason's text
+    quoted: enum labels and names may hold quotes; a % is escaped for printf)."""
+    templates = []
     for cond, reason in cases:
         before, after = (reason, "") if isinstance(reason, str) else reason
-        message = f"{quote_literal(before)} || {found}" + (f" || {quote_literal(after)}" if after else "")
-        messages.append(f"WHEN {cond} THEN {message}")
         template = before.replace("%", "%%") + "%s" + after.replace("%", "%%")
         templates.append(f"WHEN {cond} THEN {quote_literal(template)}")
-    return DuckExpressions(value, f"CASE {' '.join(messages)} END", f"CASE {' '.join(templates)} END")
+    return DuckExpressions(value, f"CASE {' '.join(templates)} END", found)
 
 
 def _epoch_us(n: str, unit: str) -> str:
@@ -308,8 +316,8 @@ def duck_expressions(col: ValueConversion, t: str, v: str, named: str | None = N
     fine = f"{t} = 'null' OR ({condition})"
     return DuckExpressions(
         f"CASE WHEN {condition} THEN {value} ELSE {full.value} END",
-        f"CASE WHEN {fine} THEN NULL ELSE {full.problem} END",
         f"CASE WHEN {fine} THEN NULL ELSE {full.reason} END",
+        full.found,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from .convert import describe_value, duck_expressions, invalid_utf8, loads_as_text, sqlite_render
+from .convert import duck_expressions, invalid_utf8, loads_as_text, sqlite_render, with_value
 from .duck import quote_ident, quote_literal
 from .mapping import TargetColumn, TargetTable, fit_name
 from .plan import (
@@ -362,10 +362,7 @@ def _checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int
             problems.append(
                 f"CASE WHEN {t} = 'null' THEN {column_head} || 'is NULL, but the target column is NOT NULL' END"
             )
-        # The value is described once, here, for the rows that have a reason (not in each reason).
-        problems.append(
-            f"CASE WHEN why{i} IS NOT NULL THEN {column_head} || printf(why{i}, {describe_value(t, v)}) END"
-        )
+        problems.append(f"{column_head} || {with_value(f'why{i}', exprs.found)}")  # found once, here
     inner = ", ".join(f"{value} AS c{i}" for i, value in enumerate(values))
     keys = "".join(f", k{i}" for i in range(len(table.key_sql)))
     raw = ", ".join(f"t{i}, v{i}" for i in range(len(values)))
