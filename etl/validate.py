@@ -92,8 +92,10 @@ def measure(spec: Spec, mapping: Mapping) -> Mapping:
     ranges: dict[str, tuple[tuple[int, int], ...]] = {}
     counts: dict[str, int] = {}
     largest: dict[str, int] = {}
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        # The slices of large tables first: the cores then finish together.
+    # One worker more than cores, and the magnitudes' slices before the sizes: a large table's
+    # size (dbstat walks its pages) is measured beside its slices, not after them (1.1M rows:
+    # 0.135 s against 0.155 s for the whole measure).
+    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
         magnitudes = {
             source: [
                 pool.submit(_on_source, spec, _magnitudes, first[source], columns, rowids)
