@@ -569,7 +569,7 @@ def targets(report: Report, tools: Tools) -> list[dict]:
             "<=",
             1.2,
             "x",
-            why or paired(report, APPLY_NO_VERIFY if tools.apply_no_verify else APPLY),
+            why or paired(report, APPLY_NO_VERIFY),
         ),
         target(
             "apply with verification / floor",
@@ -577,7 +577,7 @@ def targets(report: Report, tools: Tools) -> list[dict]:
             "<=",
             1.6,
             "x",
-            why or (paired(report, APPLY) if tools.apply_no_verify else ""),
+            why or paired(report, APPLY),
         ),
         target(
             "pgloader / apply (speed-up)",

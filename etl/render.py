@@ -350,7 +350,8 @@ def row_label(table: TargetTable) -> str:
 
 def _checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int] | None) -> str:
     """DuckDB relation of the table's rows: converted values c0.., raw storage class and text
-    t0../v0.., the key k0.., and `problem` (NULL, or why the row cannot arrive exactly)."""
+    t0../v0.., the key k0.., each column's reason template why0.. (convert.DuckExpressions), and
+    `problem` (NULL, or why the row cannot arrive exactly)."""
     values, reasons, problems = [], [], []
     for i, column in enumerate(table.columns):
         t, v = f"t{i}", f"v{i}"
