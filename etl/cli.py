@@ -22,7 +22,7 @@ from .errors import EtlError, SpecError
 from .executor import RunInfo, StepEvent, apply_plan, refuse_destructive, verify_target
 from .explain import plan_document, plan_lines
 from .observe import observe_target
-from .plan import LoadRows, Plan, SyncRows
+from .plan import AddForeignKey, AddPrimaryKey, AddUnique, CreateIndex, LoadRows, Plan, SyncRows, VerifyStep
 from .planner import build_plan
 from .spec import SCHEMA_FILE
 from .target import display_url, read_target_state, redact
@@ -197,8 +197,10 @@ def apply_command(
         out.print(f'Applying {spec} to {display_url(url)} (schema "{plan.schema}")', markup=False)
 
         bar = _ProgressBar() if err.is_terminal else None
+        phases = _PhaseTimes()
 
         def progress(event: StepEvent) -> None:
+            phases.add(event)
             if event.phase == "restart":
                 out.print(
                     "  starting over, reading every value through SQLite: DuckDB's typed read met a value "
@@ -240,6 +242,8 @@ def apply_command(
     inserted = sum(c[0] for c in result.changes.values())
     updated = sum(c[1] for c in result.changes.values())
     deleted = sum(c[2] for c in result.changes.values())
+    for line in phases.lines():
+        out.print(line, markup=False)
     if result.rejects:
         report = spec.with_name(spec.stem + ".rejects.jsonl")
         report.write_text(
@@ -256,6 +260,37 @@ def apply_command(
         f"{', every table verified' if result.verified else ', not verified (--no-verify)'}. Committed.",
         markup=False,
     )
+
+
+_KEY_STEPS = (AddPrimaryKey, AddUnique, CreateIndex, AddForeignKey)
+
+
+class _PhaseTimes:
+    """Where apply's time went besides the table lines' loads: PostgreSQL building keys and
+    indexes and checking foreign keys once the rows are in, and verification. At 10M rows these
+    take longer than the loads themselves; the summary says so rather than leave it unexplained."""
+
+    def __init__(self) -> None:
+        self.keys, self.key_seconds = 0, 0.0
+        self.verified: float | None = None
+
+    def add(self, event: StepEvent) -> None:
+        if event.phase == "restart":  # the exact path runs every step again
+            self.keys, self.key_seconds, self.verified = 0, 0.0, None
+        elif event.phase == "done" and isinstance(event.step, _KEY_STEPS):
+            self.keys, self.key_seconds = self.keys + 1, self.key_seconds + event.seconds
+        elif event.phase == "done" and isinstance(event.step, VerifyStep):
+            self.verified = event.seconds
+
+    def lines(self) -> list[str]:
+        # The seconds in the column of the table lines' seconds.
+        found = []
+        if self.keys:
+            label = f"keys and indexes ({self.keys})"
+            found.append(f"  {label:<50} {self.key_seconds:8.2f} s")
+        if self.verified is not None:
+            found.append(f"  {'verification':<50} {self.verified:8.2f} s")
+        return found
 
 
 class _ProgressBar:

@@ -64,6 +64,35 @@ def test_apply_migrates_and_prints_a_summary(migration, pg):
     assert pg.execute('SELECT count(*) FROM "User"').fetchone() == (2,)
 
 
+TWO_TABLES = """
+CREATE TABLE team (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE player (id INTEGER PRIMARY KEY, team_id INTEGER NOT NULL REFERENCES team (id), name TEXT);
+CREATE INDEX player_name ON player (name);
+INSERT INTO team VALUES (1, 'red'), (2, 'blue');
+INSERT INTO player VALUES (1, 1, 'ann'), (2, 2, 'bob'), (3, 2, 'cy');
+"""
+
+
+def test_apply_summary_says_how_long_keys_indexes_and_verification_took(migration):
+    """After the table lines (the loads), the time PostgreSQL spent building the 2 primary keys,
+    the unique constraint, the index and the foreign key, then verification's; in the column of
+    the table lines' seconds."""
+    m = migration(TWO_TABLES)
+    spec = str(m.write_spec())
+    lines = run("apply", spec).stdout.splitlines()
+    done = next(i for i, line in enumerate(lines) if line.startswith("Done: "))
+    keys, verification = lines[done - 2], lines[done - 1]
+    assert keys.split()[:4] == ["keys", "and", "indexes", "(5)"]
+    assert verification.split()[0] == "verification"
+    load = lines[done - 3]
+    assert load.split()[0] in ("team", "player")
+    # the seconds end where the table lines' seconds end
+    assert keys.index(" s") == verification.index(" s") == load.index(" s ")
+    m.change_source("INSERT INTO team VALUES (3, 'green')")
+    unverified = run("apply", spec, "--no-verify").stdout
+    assert "verification" not in unverified and "keys and indexes" not in unverified
+
+
 def test_a_second_apply_does_nothing_and_deleting_rows_needs_allow_destructive(migration, pg):
     m = migration(SOURCE)
     spec = str(m.write_spec())
