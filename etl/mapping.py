@@ -174,6 +174,10 @@ class _Resolver:
             for t in self.source.tables
             if _matches(t.name, spec.include) and not _matches(t.name, spec.exclude)
         ]
+        if not chosen:
+            # A plan with no tables would drop every table earlier applies loaded: a wrong path
+            # or filter must never read as "the source is now empty".
+            self.nothing_selected(names)
         chosen_names = {t.name for t in chosen}
         for name in spec.tables:
             if name not in names:
@@ -185,6 +189,29 @@ class _Resolver:
                     key=True,
                 )
         return chosen
+
+    def nothing_selected(self, names: list[str]) -> None:
+        spec = self.spec
+        if not names:
+            views = self.source.views
+            what = (
+                f"no tables, only views ({', '.join(views)}), which are not migrated"
+                if views
+                else "no tables"
+            )
+            self.problem(
+                ("source", "sqlite"),
+                f"'{spec.source}' holds {what}: check the path (is it empty, or does the app keep its "
+                "database elsewhere?); etl never plans to empty the target",
+            )
+            return
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        where = ("include",) if spec.locate("include") != spec.locate() else ("exclude",)
+        self.problem(
+            where,
+            f"include/exclude leave out all {len(names)} tables of '{spec.source}' ({shown}): "
+            "check the globs (they match table names exactly, case included)",
+        )
 
     def no_table(self, name: str) -> str:
         if name in self.source.views:
