@@ -20,7 +20,9 @@ import duckdb
 
 from .duck import quote_ident, quote_literal
 from .errors import SourceError, SpecError, SpecProblem
+from .history import HISTORY_SCHEMA_PREFIX
 from .mapping import (
+    MAX_NAME_BYTES,
     Mapping,
     TargetColumn,
     TargetTable,
@@ -30,6 +32,7 @@ from .mapping import (
     with_row_ranges,
 )
 from .model import Catalog
+from .render import METADATA_SCHEMA
 from .source import (
     covering_ranges,
     integer_magnitudes,
@@ -61,6 +64,7 @@ def validate(
         catalog = introspect_sqlite(spec.source)
     except SourceError as exc:
         raise SpecError([*problems, spec.problem(("source", "sqlite"), str(exc))]) from exc
+    problems += target_schema_problems(spec)
     problems += sqlite_expression_problems(spec, catalog) + postgres_expression_problems(spec)
     try:
         mapping = resolve(spec, catalog)
@@ -195,6 +199,24 @@ def _stored_bytes(con: sqlite3.Connection, table: TargetTable) -> tuple[int, int
 
 def _unique(problems: list[SpecProblem]) -> list[SpecProblem]:
     return list(dict.fromkeys(problems))
+
+
+def target_schema_problems(spec: Spec) -> list[SpecProblem]:
+    """What PostgreSQL or etl itself would refuse of the target schema's name, found before apply."""
+    name, at = spec.target_schema, ("target", "schema")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        return [spec.problem(at, f"schema name '{name}' is longer than PostgreSQL's 63 bytes; shorten it")]
+    if name == METADATA_SCHEMA or name.startswith(HISTORY_SCHEMA_PREFIX):
+        return [
+            spec.problem(
+                at, f"schema '{name}' is where etl keeps its own records; migrate into another schema"
+            )
+        ]
+    if name.startswith("pg_"):
+        return [
+            spec.problem(at, f"PostgreSQL reserves schema names starting with pg_ ('{name}'); choose another")
+        ]
+    return []
 
 
 def sqlite_expression_problems(spec: Spec, catalog: Catalog) -> list[SpecProblem]:

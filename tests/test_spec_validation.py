@@ -539,3 +539,87 @@ def test_a_stacked_statement_in_an_index_predicate_never_reaches_postgresql(migr
 
     assert pg.execute("SELECT last_value, is_called FROM other.s").fetchone() == (1, False)
     assert pg.execute("SELECT count(*) FROM pg_tables WHERE tablename = 't'").fetchone() == (0,)
+
+
+# --- names PostgreSQL or etl would refuse at apply -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "schema, message",
+    [
+        ("etl", "schema 'etl' is where etl keeps its own records; migrate into another schema"),
+        (
+            "etl_history_20261203",
+            "schema 'etl_history_20261203' is where etl keeps its own records; migrate into another schema",
+        ),
+        ("pg_app", "PostgreSQL reserves schema names starting with pg_ ('pg_app'); choose another"),
+        ("s" * 64, f"schema name '{'s' * 64}' is longer than PostgreSQL's 63 bytes; shorten it"),
+    ],
+    ids=["etl", "etl_history", "pg_", "64 bytes"],
+)
+def test_a_target_schema_apply_would_refuse_is_a_mistake(spec_dir, schema, message):
+    text = problems(
+        spec_dir,
+        f"""
+        version: 1
+        source: {{sqlite: app.db}}
+        target: {{url: "postgresql://etl@db.invalid/app", schema: {schema}}}
+        """,
+    )
+
+    assert text == f"spec.yaml:3:58: target.schema: {message}"
+
+
+def test_names_postgresql_would_refuse_or_truncate_are_mistakes(spec_dir, snapshot):
+    """System columns (also when naming: lower makes them), empty names, a table named like the
+    sequence PostgreSQL creates for another table's identity column, an enum name over 63 bytes."""
+    with closing(sqlite3.connect(spec_dir / "app.db")) as con:
+        con.executescript(
+            """
+            CREATE TABLE "Odd" ("XMin" TEXT, ctid TEXT, "" TEXT, "TableOID" TEXT, ok TEXT);
+            CREATE TABLE "Post_id_seq" (n INTEGER);
+            CREATE TABLE "" (n INTEGER);
+            """
+        )
+    text = problems(
+        spec_dir,
+        f"""
+        version: 1
+        source: {{sqlite: app.db}}
+        target: {{url: "postgresql://etl@db.invalid/app"}}
+        naming: lower
+        enums:
+          {"e" * 64}: [a, b]
+        tables:
+          Odd:
+            columns:
+              TableOID: {{name: table_oid}}
+        """,
+    )
+
+    assert text == snapshot
+    assert "column 'XMin' would become 'xmin', which is the name of a PostgreSQL system column" in text
+    assert "column 'ctid' is the name of a PostgreSQL system column; rename it with `name:`" in text
+    assert "PostgreSQL refuses an empty column name; rename it with `name:`" in text
+    assert "'post_id_seq'" in text and "rename one with `name:`" in text
+    assert "TableOID" not in text  # renamed by its `name:`
+    assert "tables['']: PostgreSQL refuses an empty table name; rename it with `name:`" in text
+    assert len(lines(text)) == 6
+
+
+def test_a_table_renamed_away_from_an_identity_sequence_name_validates(spec_dir):
+    with closing(sqlite3.connect(spec_dir / "app.db")) as con:
+        con.execute('CREATE TABLE "Post_id_seq" (n INTEGER)')
+
+    checked = check(
+        spec_dir,
+        """
+        version: 1
+        source: {sqlite: app.db}
+        target: {url: "postgresql://etl@db.invalid/app"}
+        tables:
+          Post_id_seq: {name: post_numbers}
+        """,
+    )
+
+    assert checked.mapping.table("post_numbers") is not None
