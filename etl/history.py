@@ -15,9 +15,12 @@ from .render import METADATA_SCHEMA
 HISTORY = sql.Identifier(METADATA_SCHEMA, "history")
 
 
+HISTORY_SCHEMA_PREFIX = "etl_history_"
+
+
 def history_schema(started_at: str) -> str:
     """The schema holding what the run that started at `started_at` (ISO text) replaced."""
-    return "etl_history_" + re.sub(r"\D", "", started_at)[:20]
+    return HISTORY_SCHEMA_PREFIX + re.sub(r"\D", "", started_at)[:20]
 
 
 def history_ddl() -> sql.Composed:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EtlError, SpecError
+from .errors import EtlError, SourceError, SpecError
 from .mapping import MAX_NAME_BYTES, fit_name, target_name, topological_order
 from .model import Catalog, Column, ForeignKey, Index, Table
 from .profile import ColumnProfile, TableProfile, profile_sqlite
@@ -844,6 +844,12 @@ def init_spec(
     if out.exists() and not force:
         raise EtlError(f"'{out}' already exists; pass --force to overwrite it")
     catalog = introspect_sqlite(source)
+    if not catalog.tables:
+        only = f", only views ({', '.join(catalog.views)}), which are not migrated" if catalog.views else ""
+        raise SourceError(
+            f"'{source}' holds no tables{only}: check the path (is it empty, or does the app keep its "
+            "database elsewhere?); no spec written"
+        )
     prisma_findings: list[Finding] = []
     prisma_types: dict[tuple[str, str], PgType] | None = None
     if prisma_schema is not None:

@@ -23,6 +23,8 @@ from .translate import TargetColumnRef, translate_default, translate_expression
 from .types import PgType, default_pg_type
 
 MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers silently; we never let it.
+# Columns every PostgreSQL table has already: CREATE TABLE refuses a column of the same name.
+SYSTEM_COLUMNS = frozenset({"xmin", "xmax", "cmin", "cmax", "ctid", "tableoid"})
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,22 @@ def constraint_name(*parts: str, suffix: str) -> str:
     return f"{head}_{digest}_{suffix}"
 
 
+def identity_sequence_name(table: str, column: str) -> str:
+    """The name PostgreSQL gives an identity column's sequence when it is free: `<table>_<column>_seq`,
+    the longer of the two parts shortened first to fit 63 bytes (its makeObjectName)."""
+    first, second, label = table.encode(), column.encode(), b"seq"
+    available = MAX_NAME_BYTES - len(label) - 2
+    keep_first, keep_second = len(first), len(second)
+    while keep_first + keep_second > available:
+        if keep_first > keep_second:
+            keep_first -= 1
+        else:
+            keep_second -= 1
+    return "_".join(
+        (first[:keep_first].decode(errors="ignore"), second[:keep_second].decode(errors="ignore"), "seq")
+    )
+
+
 def fit_name(name: str) -> str:
     """A name SQLite allowed but PostgreSQL would truncate, shortened with a hash to stay distinct."""
     if len(name.encode()) <= MAX_NAME_BYTES:
@@ -174,6 +192,10 @@ class _Resolver:
             for t in self.source.tables
             if _matches(t.name, spec.include) and not _matches(t.name, spec.exclude)
         ]
+        if not chosen:
+            # A plan with no tables would drop every table earlier applies loaded: a wrong path
+            # or filter must never read as "the source is now empty".
+            self.nothing_selected(names)
         chosen_names = {t.name for t in chosen}
         for name in spec.tables:
             if name not in names:
@@ -185,6 +207,29 @@ class _Resolver:
                     key=True,
                 )
         return chosen
+
+    def nothing_selected(self, names: list[str]) -> None:
+        spec = self.spec
+        if not names:
+            views = self.source.views
+            what = (
+                f"no tables, only views ({', '.join(views)}), which are not migrated"
+                if views
+                else "no tables"
+            )
+            self.problem(
+                ("source", "sqlite"),
+                f"'{spec.source}' holds {what}: check the path (is it empty, or does the app keep its "
+                "database elsewhere?); etl never plans to empty the target",
+            )
+            return
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        where = ("include",) if spec.locate("include") != spec.locate() else ("exclude",)
+        self.problem(
+            where,
+            f"include/exclude leave out all {len(names)} tables of '{spec.source}' ({shown}): "
+            "check the globs (they match table names exactly, case included)",
+        )
 
     def no_table(self, name: str) -> str:
         if name in self.source.views:
@@ -200,6 +245,10 @@ class _Resolver:
                 names[t.name] = ts.name
         seen: dict[str, str] = {}
         for source_name, name in names.items():
+            if not name:
+                self.problem(
+                    ("tables", source_name), "PostgreSQL refuses an empty table name; rename it with `name:`"
+                )
             if len(name.encode()) > MAX_NAME_BYTES:
                 self.problem(
                     ("tables", source_name), f"target name '{name}' is longer than PostgreSQL's 63 bytes"
@@ -210,6 +259,13 @@ class _Resolver:
                     f"tables '{seen[name]}' and '{source_name}' would both become '{name}'; rename one with `name:`",
                 )
             seen[name] = source_name
+        for enum in self.spec.enums:
+            if len(enum.encode()) > MAX_NAME_BYTES:
+                self.problem(
+                    ("enums", enum),
+                    f"enum name '{enum}' is longer than PostgreSQL's 63 bytes; shorten it",
+                    key=True,
+                )
         targets = {t.name: self.table(t, names) for t in chosen}
         self.check_relation_names(list(targets.values()))
         order = self.load_order(chosen)
@@ -250,12 +306,20 @@ class _Resolver:
                 (u.name, f"the unique constraint ({', '.join(u.columns)}) of '{t.name}'") for u in t.uniques
             ]
             relations += [(ix.name, f"index '{ix.name}' of '{t.name}'") for ix in t.indexes]
+            if t.identity_column:
+                relations.append(
+                    (
+                        identity_sequence_name(t.name, t.identity_column),
+                        f"the sequence PostgreSQL creates for identity column '{t.identity_column}' of '{t.name}'",
+                    )
+                )
             for name, what in relations:
                 if name in seen and seen[name] != what:
+                    how = " with `name:`" if "sequence" in what or "sequence" in seen[name] else ""
                     self.problem(
                         base,
                         f"{seen[name]} and {what} would both be named '{name}' in PostgreSQL "
-                        "(one namespace per schema); rename one",
+                        f"(one namespace per schema); rename one{how}",
                     )
                 seen.setdefault(name, what)
             constraints = {t.primary_key_name} | {u.name for u in t.uniques}
@@ -312,6 +376,14 @@ class _Resolver:
                 self.problem(
                     at,
                     f"target column name '{tname}' is longer than PostgreSQL's 63 bytes; rename it with `name:`",
+                )
+            if not tname:
+                self.problem(at, "PostgreSQL refuses an empty column name; rename it with `name:`")
+            elif tname in SYSTEM_COLUMNS:
+                became = "" if tname == name else f" would become '{tname}', which"
+                self.problem(
+                    at,
+                    f"column '{name}'{became} is the name of a PostgreSQL system column; rename it with `name:`",
                 )
             col_names[name] = tname
             declared = source_col.declared_type if source_col else ""

@@ -7,6 +7,7 @@ grammar) for the PostgreSQL expressions. Every problem is collected and raised o
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Callable
@@ -19,7 +20,9 @@ import duckdb
 
 from .duck import quote_ident, quote_literal
 from .errors import SourceError, SpecError, SpecProblem
+from .history import HISTORY_SCHEMA_PREFIX
 from .mapping import (
+    MAX_NAME_BYTES,
     Mapping,
     TargetColumn,
     TargetTable,
@@ -29,6 +32,7 @@ from .mapping import (
     with_row_ranges,
 )
 from .model import Catalog
+from .render import METADATA_SCHEMA
 from .source import (
     covering_ranges,
     integer_magnitudes,
@@ -38,6 +42,7 @@ from .source import (
     rowid_bounds,
 )
 from .spec import Spec, SqlDefault, read_spec
+from .sqltext import POSTGRESQL, SQLITE, one_expression_problem
 
 T = TypeVar("T")
 
@@ -59,6 +64,7 @@ def validate(
         catalog = introspect_sqlite(spec.source)
     except SourceError as exc:
         raise SpecError([*problems, spec.problem(("source", "sqlite"), str(exc))]) from exc
+    problems += target_schema_problems(spec)
     problems += sqlite_expression_problems(spec, catalog) + postgres_expression_problems(spec)
     try:
         mapping = resolve(spec, catalog)
@@ -195,23 +201,43 @@ def _unique(problems: list[SpecProblem]) -> list[SpecProblem]:
     return list(dict.fromkeys(problems))
 
 
+def target_schema_problems(spec: Spec) -> list[SpecProblem]:
+    """What PostgreSQL or etl itself would refuse of the target schema's name, found before apply."""
+    name, at = spec.target_schema, ("target", "schema")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        return [spec.problem(at, f"schema name '{name}' is longer than PostgreSQL's 63 bytes; shorten it")]
+    if name == METADATA_SCHEMA or name.startswith(HISTORY_SCHEMA_PREFIX):
+        return [
+            spec.problem(
+                at, f"schema '{name}' is where etl keeps its own records; migrate into another schema"
+            )
+        ]
+    if name.startswith("pg_"):
+        return [
+            spec.problem(at, f"PostgreSQL reserves schema names starting with pg_ ('{name}'); choose another")
+        ]
+    return []
+
+
 def sqlite_expression_problems(spec: Spec, catalog: Catalog) -> list[SpecProblem]:
+    """Each SQLite field (a table's `where`, a column's `expression`) must be one expression
+    (see etl/sqltext.py) that SQLite accepts in the statement etl writes around it."""
     checks: list[tuple[tuple[str | int, ...], str]] = []
+    problems = []
     for name, ts in spec.tables.items():
-        if catalog.table(name) is None:
-            continue  # reported by the resolver
-        table = quote_ident(name)
+        fields: list[tuple[tuple[str | int, ...], str, str]] = []
         if ts.where:
-            checks.append((("tables", name, "where"), f"SELECT 1 FROM {table} WHERE ({ts.where})"))
+            fields.append((("tables", name, "where"), ts.where, "SELECT 1 FROM {table} WHERE ({text})"))
         for column, cs in ts.columns.items():
             if cs.expression:
-                checks.append(
-                    (
-                        ("tables", name, "columns", column, "expression"),
-                        f"SELECT ({cs.expression}) FROM {table}",
-                    )
-                )
-    problems = []
+                at: tuple[str | int, ...] = ("tables", name, "columns", column, "expression")
+                fields.append((at, cs.expression, "SELECT ({text}) FROM {table}"))
+        for path, text, statement in fields:
+            shape = one_expression_problem(text, SQLITE)
+            if shape:
+                problems.append(spec.problem(path, f"not one SQLite expression: {shape}"))
+            elif catalog.table(name) is not None:  # else reported by the resolver
+                checks.append((path, statement.format(table=quote_ident(name), text=text)))
     if checks:
         with open_sqlite(spec.source) as con:
             for path, query in checks:
@@ -223,28 +249,34 @@ def sqlite_expression_problems(spec: Spec, catalog: Catalog) -> list[SpecProblem
 
 
 def postgres_expression_problems(spec: Spec) -> list[SpecProblem]:
+    """Each PostgreSQL field (an index's `where`, a `default: {sql: ...}`) must be one expression
+    (see etl/sqltext.py) that PostgreSQL's grammar (DuckDB's parser of it) accepts."""
     checks: list[tuple[tuple[str | int, ...], str]] = []
+    problems = []
+    fields: list[tuple[tuple[str | int, ...], str, str]] = []
     for name, ts in spec.tables.items():
         for i, ix in enumerate(ts.indexes or ()):
             if ix.where:
-                checks.append((("tables", name, "indexes", i, "where"), f"SELECT 1 WHERE {ix.where}"))
+                fields.append((("tables", name, "indexes", i, "where"), ix.where, "SELECT 1 WHERE ({})"))
         for column, cs in ts.columns.items():
             if isinstance(cs.default, SqlDefault):
-                checks.append(
-                    (("tables", name, "columns", column, "default", "sql"), f"SELECT {cs.default.sql}")
-                )
+                at: tuple[str | int, ...] = ("tables", name, "columns", column, "default", "sql")
+                fields.append((at, cs.default.sql, "SELECT ({})"))
+    for path, text, statement in fields:
+        shape = one_expression_problem(text, POSTGRESQL)
+        if shape:
+            problems.append(spec.problem(path, f"not one PostgreSQL expression: {shape}"))
+        else:
+            checks.append((path, statement.format(text)))
     if not checks:
-        return []
-    problems = []
+        return problems
     con = duckdb.connect()
     try:
         for path, query in checks:
             result = con.execute(f"SELECT json_serialize_sql({quote_literal(query)})").fetchone()
-            text = result[0] if result else ""
-            if '"error":true' in text.replace(" ", ""):
-                import json
-
-                message = json.loads(text).get("error_message", "syntax error")
+            parsed = json.loads(result[0]) if result else {}
+            if parsed.get("error") or len(parsed.get("statements", ())) != 1:
+                message = str(parsed.get("error_message") or "syntax error")
                 problems.append(
                     spec.problem(path, f"not a valid PostgreSQL expression: {message.splitlines()[0]}")
                 )

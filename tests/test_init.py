@@ -495,15 +495,30 @@ def test_what_postgresql_would_refuse_is_written_out_and_applies(tmp_sqlite, tmp
 # --- odd inputs --------------------------------------------------------------------------------
 
 
-def test_an_empty_database_gives_an_empty_spec_that_applies(tmp_sqlite, tmp_path, pg_url):
-    db = tmp_sqlite("")
+@pytest.mark.parametrize("script", ["", "CREATE VIEW v AS SELECT 1"], ids=["no tables", "only a view"])
+def test_a_database_without_tables_gets_no_spec_but_a_reason(tmp_sqlite, tmp_path, script):
+    """An empty spec would plan to drop every table etl loaded before: a wrong path must not
+    read as an empty database."""
+    db = tmp_sqlite(script)
     spec = tmp_path / "spec.yaml"
-    result = run("init", db, "-o", spec)
-    assert result.exit_code == 0, result.stderr
-    assert "Wrote" in result.stdout and "0 tables" in result.stdout
-    assert spec_of(spec)["tables"] == {} and spec_of(spec)["load_order"] == []
-    _checked, applied = apply_spec(spec, pg_url)
-    assert applied.rows == {}
+
+    result = runner.invoke(app, ["init", str(db), "-o", str(spec)])
+
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert f"'{db}' holds no tables" in result.stderr and "check the path" in result.stderr
+    assert not spec.exists()
+
+
+def test_a_zero_byte_file_gets_no_spec_but_a_reason(tmp_path):
+    db = tmp_path / "app.db"
+    db.touch()
+
+    result = runner.invoke(app, ["init", str(db), "-o", str(tmp_path / "spec.yaml")])
+
+    assert result.exit_code == 1
+    assert f"'{db}' holds no tables: check the path" in result.stderr
+    assert not (tmp_path / "spec.yaml").exists()
 
 
 def test_odd_tables_views_and_names_arrive_as_they_are(tmp_sqlite, tmp_path, pg_url, pg):

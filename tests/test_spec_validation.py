@@ -8,6 +8,7 @@ target, so these tests need no PostgreSQL. The full error texts are snapshots
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import textwrap
 from contextlib import closing
@@ -407,3 +408,218 @@ def test_a_type_rule_with_a_converter_for_a_type_that_is_not_a_datetime_is_repor
     assert lines(text) == [
         "spec.yaml:5:45: type_rules[0].converter: converter 'iso' applies to timestamp and date types, not text",
     ]
+
+
+# --- SQL fields hold one expression, nothing more --------------------------------------------------
+# A table's `where` and a column's `expression` are SQLite; an index's `where` and a
+# `default: {sql: ...}` are PostgreSQL, run as the target role. Each is pasted into a statement etl
+# writes, so text that ends that statement, hides a comment or closes its parenthesis is refused.
+
+HOSTILE_POSTGRESQL = {
+    "stacked statement": (
+        "v IS NOT NULL; SELECT setval('other.s', 999999)",
+        "`;` at character 14 ends a statement",
+    ),
+    "closing parenthesis": ("true) OR (true", "`)` at character 5 closes a bracket that was not opened"),
+    "line comment": ("1 -- comment", "a comment starts at character 3"),
+    "block comment": ("1 /* x */", "a comment starts at character 3"),
+    "unclosed string": ("'a;b", "a string opened at character 1 is never closed"),
+    "unclosed name": ('"a;b', "a quoted name opened at character 1 is never closed"),
+    "unclosed dollar quote": ("$$;", "a dollar-quoted string opened at character 1 is never closed"),
+    "escaped quote then statement": ("E'\\'; DROP TABLE x", "a string opened at character 1 is never closed"),
+    "two expressions": ("1, 2", "`,` at character 2 separates two expressions"),
+    "open parenthesis": ("(1", "`(` at character 1 is never closed"),
+}
+
+
+@pytest.mark.parametrize("text, why", HOSTILE_POSTGRESQL.values(), ids=HOSTILE_POSTGRESQL.keys())
+def test_a_postgresql_field_that_is_not_one_expression_is_refused_where_it_is_written(spec_dir, text, why):
+    index_where, default_sql = problems(
+        spec_dir,
+        f"""
+        version: 1
+        source: {{sqlite: app.db}}
+        target: {{url: "postgresql://etl@db.invalid/app"}}
+        tables:
+          User:
+            indexes:
+              - columns: [email]
+                where: {json.dumps(text)}
+            columns:
+              score: {{default: {{sql: {json.dumps(text)}}}}}
+        """,
+    ).splitlines()
+
+    assert index_where.startswith(
+        "spec.yaml:8:16: tables.User.indexes[0].where: not one PostgreSQL expression: "
+    )
+    assert default_sql.startswith(
+        "spec.yaml:10:30: tables.User.columns.score.default.sql: not one PostgreSQL expression: "
+    )
+    assert why in index_where and why in default_sql
+
+
+HOSTILE_SQLITE = {
+    "stacked statement": ("score > 1; DELETE FROM Post", "`;` at character 10 ends a statement"),
+    "closing parenthesis": ("true) OR (true", "`)` at character 5 closes a bracket that was not opened"),
+    "line comment": ("1 -- ) OR (1", "a comment starts at character 3"),
+    "block comment": ("1 /* x */", "a comment starts at character 3"),
+    "unclosed string": ("'a;b", "a string opened at character 1 is never closed"),
+    "unclosed bracket name": ("[a;b", "a quoted name opened at character 1 is never closed"),
+    "two expressions": ("1, 2", "`,` at character 2 separates two expressions"),
+}
+
+
+@pytest.mark.parametrize("text, why", HOSTILE_SQLITE.values(), ids=HOSTILE_SQLITE.keys())
+def test_a_sqlite_field_that_is_not_one_expression_is_refused_where_it_is_written(spec_dir, text, why):
+    table_where, expression = problems(
+        spec_dir,
+        f"""
+        version: 1
+        source: {{sqlite: app.db}}
+        target: {{url: "postgresql://etl@db.invalid/app"}}
+        tables:
+          User:
+            where: {json.dumps(text)}
+            columns:
+              extra: {{expression: {json.dumps(text)}, type: text}}
+        """,
+    ).splitlines()
+
+    assert table_where.startswith("spec.yaml:6:12: tables.User.where: not one SQLite expression: ")
+    assert expression.startswith(
+        "spec.yaml:8:27: tables.User.columns.extra.expression: not one SQLite expression: "
+    )
+    assert why in table_where and why in expression
+
+
+def test_sql_fields_that_are_one_expression_validate(spec_dir):
+    """Semicolons and dashes inside strings, quoted names and dollar quotes are not statements;
+    a function call is one expression (and runs as the target role, like any default)."""
+    checked = check(
+        spec_dir,
+        """
+        version: 1
+        source: {sqlite: app.db}
+        target: {url: "postgresql://etl@db.invalid/app"}
+        tables:
+          User:
+            where: "email <> 'a;b -- c' AND \\"on\\" IS NOT [no] AND (score IN (1, 2) OR score IS NULL)"
+            indexes:
+              - {columns: [email], where: "email <> 'a;b' AND email <> $$;$$ AND email <> $t$)$t$"}
+              - {columns: [score], where: "pg_sleep(0) IS NULL AND email <> E'\\\\'' AND \\"score\\" > 0"}
+            columns:
+              score: {default: {sql: "length('--;/*')"}}
+              email: {default: {sql: "ARRAY['a', 'b'][1]"}}
+              initial: {expression: "substr(email, 1, 1) || ';'", type: text}
+        """,
+    )
+
+    user = checked.mapping.table("User")
+    assert user is not None and len(user.indexes) == 2
+
+
+def test_a_stacked_statement_in_an_index_predicate_never_reaches_postgresql(migration, pg):
+    """The reported attack: an index's `where` that moves a sequence of another schema."""
+    pg.execute("CREATE SCHEMA other")
+    pg.execute("CREATE SEQUENCE other.s")
+    m = migration("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+
+    with pytest.raises(
+        SpecError, match=r"spec.yaml:\d+:\d+: tables.t.indexes\[0\].where: not one PostgreSQL"
+    ):
+        m.apply(
+            """
+            tables:
+              t:
+                indexes:
+                  - {columns: [v], where: "v IS NOT NULL; SELECT setval('other.s', 999999)"}
+            """
+        )
+
+    assert pg.execute("SELECT last_value, is_called FROM other.s").fetchone() == (1, False)
+    assert pg.execute("SELECT count(*) FROM pg_tables WHERE tablename = 't'").fetchone() == (0,)
+
+
+# --- names PostgreSQL or etl would refuse at apply -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "schema, message",
+    [
+        ("etl", "schema 'etl' is where etl keeps its own records; migrate into another schema"),
+        (
+            "etl_history_20261203",
+            "schema 'etl_history_20261203' is where etl keeps its own records; migrate into another schema",
+        ),
+        ("pg_app", "PostgreSQL reserves schema names starting with pg_ ('pg_app'); choose another"),
+        ("s" * 64, f"schema name '{'s' * 64}' is longer than PostgreSQL's 63 bytes; shorten it"),
+    ],
+    ids=["etl", "etl_history", "pg_", "64 bytes"],
+)
+def test_a_target_schema_apply_would_refuse_is_a_mistake(spec_dir, schema, message):
+    text = problems(
+        spec_dir,
+        f"""
+        version: 1
+        source: {{sqlite: app.db}}
+        target: {{url: "postgresql://etl@db.invalid/app", schema: {schema}}}
+        """,
+    )
+
+    assert text == f"spec.yaml:3:58: target.schema: {message}"
+
+
+def test_names_postgresql_would_refuse_or_truncate_are_mistakes(spec_dir, snapshot):
+    """System columns (also when naming: lower makes them), empty names, a table named like the
+    sequence PostgreSQL creates for another table's identity column, an enum name over 63 bytes."""
+    with closing(sqlite3.connect(spec_dir / "app.db")) as con:
+        con.executescript(
+            """
+            CREATE TABLE "Odd" ("XMin" TEXT, ctid TEXT, "" TEXT, "TableOID" TEXT, ok TEXT);
+            CREATE TABLE "Post_id_seq" (n INTEGER);
+            CREATE TABLE "" (n INTEGER);
+            """
+        )
+    text = problems(
+        spec_dir,
+        f"""
+        version: 1
+        source: {{sqlite: app.db}}
+        target: {{url: "postgresql://etl@db.invalid/app"}}
+        naming: lower
+        enums:
+          {"e" * 64}: [a, b]
+        tables:
+          Odd:
+            columns:
+              TableOID: {{name: table_oid}}
+        """,
+    )
+
+    assert text == snapshot
+    assert "column 'XMin' would become 'xmin', which is the name of a PostgreSQL system column" in text
+    assert "column 'ctid' is the name of a PostgreSQL system column; rename it with `name:`" in text
+    assert "PostgreSQL refuses an empty column name; rename it with `name:`" in text
+    assert "'post_id_seq'" in text and "rename one with `name:`" in text
+    assert "TableOID" not in text  # renamed by its `name:`
+    assert "tables['']: PostgreSQL refuses an empty table name; rename it with `name:`" in text
+    assert len(lines(text)) == 6
+
+
+def test_a_table_renamed_away_from_an_identity_sequence_name_validates(spec_dir):
+    with closing(sqlite3.connect(spec_dir / "app.db")) as con:
+        con.execute('CREATE TABLE "Post_id_seq" (n INTEGER)')
+
+    checked = check(
+        spec_dir,
+        """
+        version: 1
+        source: {sqlite: app.db}
+        target: {url: "postgresql://etl@db.invalid/app"}
+        tables:
+          Post_id_seq: {name: post_numbers}
+        """,
+    )
+
+    assert checked.mapping.table("post_numbers") is not None

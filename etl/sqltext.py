@@ -1,0 +1,106 @@
+"""Is a spec's SQL text one expression, and nothing more?
+
+Spec fields that hold SQL (a table's `where`, a column's `expression`, an index's `where`, a
+`default: {sql: ...}`) are pasted into statements etl writes. A parser asked about the text inside
+such a statement cannot tell one expression from text that closes the statement's parenthesis or
+ends it: `true) OR (true` and `1; DROP TABLE x` both parse once embedded. So the text is first
+read token by token, the way the database's lexer reads it (strings, quoted identifiers, dollar
+quotes), and refused when, outside those, it holds a `;`, a comment, a parenthesis that closes
+more than it opened or leaves one open, or a top-level comma. What is left is one expression as
+far as its shape goes; the database's own parser then judges its grammar.
+"""
+
+from __future__ import annotations
+
+import re
+
+POSTGRESQL = "postgresql"
+SQLITE = "sqlite"
+
+# PostgreSQL's dollar-quote opening: $$ or $tag$ (a tag is an identifier without `$`).
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
+_WORD = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
+
+
+def one_expression_problem(text: str, dialect: str) -> str | None:
+    """Why `text` is not a single SQL expression in `dialect` (POSTGRESQL or SQLITE), or None."""
+    opened: list[tuple[str, int]] = []  # open brackets and where each opened
+    closing = {"(": ")", "[": "]"}
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        at = f"at character {i + 1}"
+        if ch == "'":
+            end = _quoted_end(text, i, "'")
+            if end < 0:
+                return f"a string opened {at} is never closed"
+            i = end
+            continue
+        if ch == '"' or (dialect == SQLITE and ch == "`"):
+            end = _quoted_end(text, i, ch)
+            if end < 0:
+                return f"a quoted name opened {at} is never closed"
+            i = end
+            continue
+        if ch == "[" and dialect == SQLITE:  # SQLite's [quoted name]
+            end = text.find("]", i + 1)
+            if end < 0:
+                return f"a quoted name opened {at} is never closed"
+            i = end + 1
+            continue
+        if ch == "$" and dialect == POSTGRESQL:
+            tag = _DOLLAR_TAG.match(text, i)
+            if tag:
+                end = text.find(tag.group(), tag.end())
+                if end < 0:
+                    return f"a dollar-quoted string opened {at} is never closed"
+                i = end + len(tag.group())
+                continue
+        if _WORD.match(ch):
+            word = _WORD.match(text, i)
+            assert word is not None
+            i = word.end()
+            # E'...' (PostgreSQL): a string in which a backslash escapes the next character.
+            if dialect == POSTGRESQL and word.group() in ("E", "e") and text.startswith("'", i):
+                end = _quoted_end(text, i, "'", backslash=True)
+                if end < 0:
+                    return f"a string opened {at} is never closed"
+                i = end
+            continue
+        if text.startswith("--", i) or text.startswith("/*", i):
+            return f"a comment starts {at}: write the expression without comments"
+        if ch == ";":
+            return f"`;` {at} ends a statement: write one expression, not statements"
+        if ch in closing or (ch == "[" and dialect == POSTGRESQL):
+            opened.append((ch, i))
+        elif ch in (")", "]"):
+            if not opened or closing[opened[-1][0]] != ch:
+                return f"`{ch}` {at} closes a bracket that was not opened in the expression"
+            opened.pop()
+        elif ch == "," and not opened:
+            return f"`,` {at} separates two expressions: write one"
+        i += 1
+    if opened:
+        ch, start = opened[-1]
+        return f"`{ch}` at character {start + 1} is never closed"
+    if not text.strip():
+        return "the expression is empty"
+    return None
+
+
+def _quoted_end(text: str, start: int, quote: str, backslash: bool = False) -> int:
+    """The index just past the quoted text starting at `start` (a doubled quote stands for one),
+    or -1 when it is not closed."""
+    i = start + 1
+    while i < len(text):
+        ch = text[i]
+        if backslash and ch == "\\":
+            i += 2
+            continue
+        if ch == quote:
+            if text.startswith(quote, i + 1):
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return -1
