@@ -463,6 +463,13 @@ def init_command(
         f"Wrote {output}: {result.tables} tables, {result.rows:,} rows profiled in {seconds:.2f} s.",
         markup=False,
     )
+    if result.url_variable and target:
+        out.print(
+            f"The URL given holds a password, which the spec does not keep: target.url reads "
+            f"${{{result.url_variable}}}. Set it before etl validate, with the password in place of ***: "
+            f"export {result.url_variable}='{display_url(target)}'",
+            markup=False,
+        )
     if result.findings:
         out.print(f"Findings ({len(result.findings)}), each marked !! in the spec:", markup=False)
         for finding in result.findings:

@@ -49,6 +49,17 @@ def redact(text: str, url: str | None) -> str:
     return _mask_passwords(text)
 
 
+def holds_password(url: str) -> bool:
+    """Whether the URL or conninfo carries a password (one libpq cannot parse is refused)."""
+    try:
+        return bool(conninfo_to_dict(url).get("password"))
+    except psycopg.ProgrammingError as exc:
+        raise TargetError(
+            f"invalid PostgreSQL URL '{display_url(url)}': {redact(str(exc).strip(), url)} "
+            "(write postgresql://user:password@host:port/dbname, or libpq's key=value pairs)"
+        ) from exc
+
+
 def display_url(url: str) -> str:
     """The URL as it may be shown: its password masked; a URL libpq cannot parse shows only its
     scheme, since its password could be anywhere in it."""
