@@ -8,6 +8,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from typer.testing import CliRunner
 
 from etl.cli import app
+from etl.errors import TargetError
+from etl.executor import apply_plan
 from etl.target import display_url, redact
 
 runner = CliRunner()
@@ -114,3 +116,16 @@ def test_display_url_masks_the_password_and_keeps_the_rest():
     assert display_url("host=db password=postgres dbname=postgres") == "host=db password=*** dbname=postgres"
     assert display_url("postgresql:/alice:pw@db/app") == "postgresql:***"
     assert display_url("not a url pw") == "***"
+
+
+def test_duckdbs_echo_of_the_conninfo_keeps_the_password_masked(migration):
+    """DuckDB's postgres extension repeats the whole conninfo when it cannot connect."""
+    m = migration("CREATE TABLE postgres_log (id INTEGER PRIMARY KEY); INSERT INTO postgres_log VALUES (1);")
+    m.write_spec()
+    plan = m.plan()
+    unreachable = "host=127.0.0.1 port=1 user=postgres dbname=postgres_app password=postgres"
+    with pytest.raises(TargetError) as failure:
+        apply_plan(plan, m.source, unreachable)
+    message = str(failure.value)
+    assert "host=127.0.0.1 port=1 user=postgres dbname=postgres_app password=***" in message
+    assert "password=postgres" not in message
