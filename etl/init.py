@@ -843,9 +843,9 @@ def init_spec(
 ) -> InitResult:
     source = Path(sqlite_path)
     out = Path(output)
-    check_writable_path(out)
-    if out.is_dir():
+    if out.is_dir() and not out.is_symlink():
         raise EtlError(f"'{out}' is a directory; give the spec file's path with -o")
+    check_writable_path(out)  # before profiling, which can take a while
     if out.exists() and not force:
         raise EtlError(f"'{out}' already exists; pass --force to overwrite it")
     catalog = introspect_sqlite(source)

@@ -17,9 +17,9 @@ from .planner import TargetState
 # first ":" of the user info to the first "@" (no "/" before it, spaces allowed); in a conninfo a
 # value is 'single quoted' with backslash escapes, or runs to the next space.
 _URL_PASSWORD = re.compile(r"(\bpostgres(?:ql)?://[^:/@\n]*:)[^/@\n]*(?=@)")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*")
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#\s]*")
 _CONNINFO_PASSWORD = re.compile(
-    r"(?<![?&\w])((?:PG)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|(?:[^\s\\]|\\.)+)", re.IGNORECASE
+    r"(?<![?&\w])((?:PG|ssl)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|(?:[^\s\\]|\\.)+)", re.IGNORECASE
 )
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
