@@ -218,6 +218,7 @@ def apply_command(
                     markup=False,
                 )
 
+        report = spec.with_name(spec.stem + ".rejects.jsonl")
         try:
             run = RunInfo(str(spec), hashlib.sha256(spec.read_bytes()).hexdigest())
             result = apply_plan(
@@ -228,6 +229,7 @@ def apply_command(
                 on_event=progress,
                 run=run,
                 verify=not no_verify,
+                rejects_file=report,
             )
         finally:
             if bar:
@@ -245,10 +247,6 @@ def apply_command(
     for line in phases.lines():
         out.print(line, markup=False)
     if result.rejects:
-        report = spec.with_name(spec.stem + ".rejects.jsonl")
-        report.write_text(
-            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects), encoding="utf-8"
-        )
         out.print(
             f"Rejected: {len(result.rejects):,} rows set aside, each with its reason and raw values, "
             f"in {report} and the target's etl.rejects.",
@@ -465,6 +463,13 @@ def init_command(
         f"Wrote {output}: {result.tables} tables, {result.rows:,} rows profiled in {seconds:.2f} s.",
         markup=False,
     )
+    if result.url_variable and target:
+        out.print(
+            f"The URL given holds a password, which the spec does not keep: target.url reads "
+            f"${{{result.url_variable}}}. Set it before etl validate, with the password in place of ***: "
+            f"export {result.url_variable}='{display_url(target)}'",
+            markup=False,
+        )
     if result.findings:
         out.print(f"Findings ({len(result.findings)}), each marked !! in the spec:", markup=False)
         for finding in result.findings:

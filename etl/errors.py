@@ -70,3 +70,7 @@ class DataError(EtlError):
 
 class VerificationFailed(EtlError):
     """The target does not hold exactly what the source, through the spec, says it should."""
+
+
+class OutputFileError(EtlError):
+    """A file etl writes (a spec, a report of rejected rows) cannot be written safely where asked."""

@@ -21,7 +21,16 @@ import duckdb
 from psycopg import sql
 
 from . import duck
-from .errors import DataError, DestructiveChangeRefused, EtlError, PlanError, TargetError, VerificationFailed
+from .errors import (
+    DataError,
+    DestructiveChangeRefused,
+    EtlError,
+    OutputFileError,
+    PlanError,
+    TargetError,
+    VerificationFailed,
+)
+from .files import PRIVATE, replace_file, stage_file
 from .history import (
     enum_columns_query,
     enum_to_text_statements,
@@ -137,13 +146,17 @@ def apply_plan(
     on_event: Callable[[StepEvent], None] = lambda e: None,
     run: RunInfo = RunInfo(),
     verify: bool = True,
+    rejects_file: Path | None = None,
 ) -> ApplyResult:
+    """Run the plan in one transaction. Rows set aside by on_error: reject are also written to
+    `rejects_file` (JSON lines, readable by the owner only): staged before COMMIT, so that a file
+    that cannot be written fails the apply instead of a committed run losing its report."""
     refuse_destructive(plan, allow_destructive)
     try:
-        return _apply(plan, source, target_url, on_event, run, verify, typed=True)
+        return _apply(plan, source, target_url, on_event, run, verify, rejects_file, typed=True)
     except _TypedScanFailed as failed:
         on_event(StepEvent(StartOver(plan.schema), "restart", note=str(failed)))
-        return _apply(plan, source, target_url, on_event, run, verify, typed=False)
+        return _apply(plan, source, target_url, on_event, run, verify, rejects_file, typed=False)
 
 
 def _apply(
@@ -153,6 +166,7 @@ def _apply(
     on_event: Callable[[StepEvent], None],
     run: RunInfo,
     verify: bool,
+    rejects_file: Path | None,
     typed: bool,
 ) -> ApplyResult:
     result = ApplyResult()
@@ -160,6 +174,7 @@ def _apply(
     started_at = _now()
     con = connect_for(plan.tables)
     in_transaction = False
+    staged: Path | None = None
     proofs: _Proofs | None = None
     sums: _SourceSums | None = None
 
@@ -283,6 +298,12 @@ def _apply(
             raise _TypedScanFailed(
                 f'table "{wrong[0]}" holds values DuckDB\'s typed read would convert (its proof failed)'
             )
+        if rejects_file is not None and result.rejects:
+            report = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects)
+            try:
+                staged = stage_file(rejects_file, report, PRIVATE)
+            except OutputFileError as exc:
+                raise OutputFileError(f"{exc}; nothing was committed") from exc
         record = record_run_sql(
             plan.schema, run.spec, run.spec_sha256, started_at, _now(), "succeeded", result.rows, None
         )
@@ -295,6 +316,8 @@ def _apply(
             ) from exc
         in_transaction = False
     except BaseException as exc:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
         close_helpers()
         if in_transaction and not _rollback(con):
             _quarantine(con)  # PostgreSQL dropped the connection and with it the transaction
@@ -311,6 +334,13 @@ def _apply(
         raise
     close_helpers()
     con.close()
+    if staged is not None and rejects_file is not None:
+        try:
+            replace_file(staged, rejects_file)
+        except OutputFileError as exc:  # only if the path changed since it was staged, a moment ago
+            raise OutputFileError(
+                f"{exc}; the apply was committed, and its rejected rows are in the target's etl.rejects"
+            ) from exc
     result.seconds = time.perf_counter() - started
     return result
 

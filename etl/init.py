@@ -16,12 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EtlError, SourceError, SpecError
+from .errors import EtlError, OutputFileError, SourceError, SpecError
+from .files import check_writable_path, default_mode, replace_file, stage_file
 from .mapping import MAX_NAME_BYTES, fit_name, target_name, topological_order
 from .model import Catalog, Column, ForeignKey, Index, Table
 from .profile import ColumnProfile, TableProfile, profile_sqlite
 from .source import introspect_sqlite
 from .spec import SCHEMA_FILE
+from .target import holds_password
 from .translate import TargetColumnRef, translate_default, translate_expression
 from .types import PgType, UnknownType, default_pg_type, parse_pg_type
 
@@ -448,6 +450,8 @@ class InitResult:
     findings: list[Finding] = field(default_factory=list)
     tables: int = 0
     rows: int = 0
+    # The URL given to etl init holds a password: the spec reads target.url from this variable instead.
+    url_variable: str | None = None
 
 
 def _fit(name: str, naming: str) -> str:
@@ -839,8 +843,9 @@ def init_spec(
 ) -> InitResult:
     source = Path(sqlite_path)
     out = Path(output)
-    if out.is_dir():
+    if out.is_dir() and not out.is_symlink():
         raise EtlError(f"'{out}' is a directory; give the spec file's path with -o")
+    check_writable_path(out)  # before profiling, which can take a while
     if out.exists() and not force:
         raise EtlError(f"'{out}' already exists; pass --force to overwrite it")
     catalog = introspect_sqlite(source)
@@ -870,6 +875,11 @@ def init_spec(
         "Check it with `etl validate`, then `etl plan` and `etl apply`."
     )
     url = target_url or "${DATABASE_URL}"
+    # A spec is shared, committed and readable by others: a password stays in the environment.
+    secret = not _is_env_reference(url) and holds_password(url)
+    if secret:
+        url = "${DATABASE_URL}"
+        header += "\ntarget.url reads $DATABASE_URL: the URL given to etl init holds a password."
     result = render_spec(
         catalog,
         profiles,
@@ -882,21 +892,25 @@ def init_spec(
         header,
         prisma_findings,
     )
-    tmp = out.with_name(out.name + ".tmp")
+    if secret:
+        result.url_variable = "DATABASE_URL"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(result.text, encoding="utf-8")
-        left = _left_to_edit(tmp, catalog)
+    except OSError as exc:
+        raise OutputFileError(f"cannot write '{out}': {exc.strerror or exc}") from exc
+    # Checked beside the spec's place (its source path is relative to it), then put in place whole.
+    staged = stage_file(out, result.text, default_mode())
+    try:
+        left = _left_to_edit(staged, catalog)
         if left:  # not expected: a safety net, so that nothing fails only at apply
             result.text += "\n# !! etl validate will still object to this spec:\n"
             result.text += "".join(f"# !! {comment_text(str(f))}\n" for f in left)
             result.findings += left
-            tmp.write_text(result.text, encoding="utf-8")
-        tmp.replace(out)
-    except OSError as exc:
-        raise EtlError(f"cannot write '{out}': {exc.strerror or exc}") from exc
+            staged.unlink()
+            staged = stage_file(out, result.text, default_mode())
+        replace_file(staged, out)
     finally:
-        tmp.unlink(missing_ok=True)
+        staged.unlink(missing_ok=True)
     return result
 
 

@@ -11,27 +11,62 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from .errors import TargetError
 from .planner import TargetState
 
+# Only the password's place in a URL or a libpq conninfo is masked: replacing the password's text
+# everywhere turns a common password such as "postgres" into *** inside table names, values and
+# the URL's scheme. The patterns follow libpq's own parsing: in a URL the password runs from the
+# first ":" of the user info to the first "@" (no "/" before it, spaces allowed); in a conninfo a
+# value is 'single quoted' with backslash escapes, or runs to the next space.
+_URL_PASSWORD = re.compile(r"(\bpostgres(?:ql)?://[^:/@\n]*:)[^/@\n]*(?=@)")
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#\s]*")
+_CONNINFO_PASSWORD = re.compile(
+    r"(?<![?&\w])((?:PG|ssl)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|(?:[^\s\\]|\\.)+)", re.IGNORECASE
+)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
-def password_of(url: str) -> str | None:
+
+def _parses(url: str) -> bool:
     try:
-        return conninfo_to_dict(url).get("password") or None  # type: ignore[return-value]
+        conninfo_to_dict(url)
     except psycopg.ProgrammingError:
-        match = re.search(r"://[^:/@]*:([^@]*)@", url)
-        return match.group(1) if match else None
+        return False
+    return True
+
+
+def _mask_passwords(text: str) -> str:
+    text = _URL_PASSWORD.sub(r"\1***", text)
+    text = _QUERY_PASSWORD.sub(r"\1***", text)
+    return _CONNINFO_PASSWORD.sub(r"\1***", text)
 
 
 def redact(text: str, url: str | None) -> str:
-    """`text` with the password of `url` (and any URL password at all) replaced by ***."""
-    if url:
-        secret = password_of(url)
-        if secret:
-            text = text.replace(secret, "***")
-    text = re.sub(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text)
+    """`text` with the password of every PostgreSQL URL or conninfo in it replaced by ***, and
+    `url` itself masked wherever it appears if libpq cannot parse it (where its password is is
+    then unknown)."""
+    if url and not _parses(url):
+        text = text.replace(url, display_url(url))
+        # libpq's message quotes the part of the text it could not read: any part may be the password.
+        text = re.sub(r'"([^"]+)"', lambda m: '"***"' if m.group(1) in url else m.group(0), text)
+    return _mask_passwords(text)
+
+
+def holds_password(url: str) -> bool:
+    """Whether the URL or conninfo carries a password (one libpq cannot parse is refused)."""
+    try:
+        return bool(conninfo_to_dict(url).get("password"))
+    except psycopg.ProgrammingError as exc:
+        raise TargetError(
+            f"invalid PostgreSQL URL '{display_url(url)}': {redact(str(exc).strip(), url)} "
+            "(write postgresql://user:password@host:port/dbname, or libpq's key=value pairs)"
+        ) from exc
 
 
 def display_url(url: str) -> str:
-    return redact(url, url)
+    """The URL as it may be shown: its password masked; a URL libpq cannot parse shows only its
+    scheme, since its password could be anywhere in it."""
+    if _parses(url):
+        return _mask_passwords(url)
+    scheme = _SCHEME.match(url)
+    return (scheme.group(0) if scheme else "") + "***"
 
 
 def libpq_conninfo(url: str) -> str:
@@ -39,7 +74,9 @@ def libpq_conninfo(url: str) -> str:
     try:
         return make_conninfo(url)
     except psycopg.ProgrammingError as exc:
-        raise TargetError(f"invalid PostgreSQL URL '{display_url(url)}': {redact(str(exc), url)}") from exc
+        raise TargetError(
+            f"invalid PostgreSQL URL '{display_url(url)}': {redact(str(exc).strip(), url)}"
+        ) from exc
 
 
 def connect(url: str) -> psycopg.Connection:

@@ -655,11 +655,71 @@ def test_init_asks_nothing_and_refuses_to_overwrite_without_force(tmp_sqlite, tm
 def test_a_target_url_is_written_so_that_it_reads_back_the_same(tmp_sqlite, tmp_path):
     db = tmp_sqlite("CREATE TABLE t (id INTEGER PRIMARY KEY);")
     spec = tmp_path / "spec.yaml"
-    url = "postgresql://me:pa$$w${o}rd@db.example.com/app"
+    url = "postgresql://me@db.example.com/pa$$w${o}rd"
     init_spec(db, spec, target_url=url)
     assert validate(spec, {}).spec.target_url == url
     init_spec(db, spec, target_url="${APP_URL:-postgresql://localhost/app}", force=True)
     assert validate(spec, {}).spec.target_url == "postgresql://localhost/app"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://me:s3cr3t-pw@db.example.com/app", "postgresql://me:***@db.example.com/app"),
+        (
+            "host=db.example.com dbname=app password='s3cr3t-pw x'",
+            "host=db.example.com dbname=app password=***",
+        ),
+    ],
+)
+def test_a_target_url_with_a_password_is_read_from_the_environment_not_written(
+    tmp_sqlite, tmp_path, url, shown
+):
+    db = tmp_sqlite("CREATE TABLE t (id INTEGER PRIMARY KEY);")
+    spec = tmp_path / "spec.yaml"
+    result = run("init", db, "-o", spec, "--target", url)
+    assert result.exit_code == 0, result.stderr
+    assert "s3cr3t-pw" not in spec.read_text() + result.stdout + result.stderr
+    assert "\ntarget:\n  url: ${DATABASE_URL}\n" in spec.read_text()
+    assert (
+        "The URL given holds a password, which the spec does not keep: target.url reads ${DATABASE_URL}. "
+        f"Set it before etl validate, with the password in place of ***: export DATABASE_URL='{shown}'\n"
+    ) in result.stdout
+    assert validate(spec, {"DATABASE_URL": url}).spec.target_url == url
+
+
+def test_a_malformed_target_url_is_refused_without_showing_it(tmp_sqlite, tmp_path):
+    db = tmp_sqlite("CREATE TABLE t (id INTEGER PRIMARY KEY);")
+    spec = tmp_path / "spec.yaml"
+    result = runner.invoke(
+        app, ["init", str(db), "-o", str(spec), "--target", "postgresql:/me:s3cr3t-pw@db/app"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: invalid PostgreSQL URL 'postgresql:***'")
+    assert "s3cr3t-pw" not in result.stdout + result.stderr
+    assert not spec.exists()
+
+
+def test_init_never_writes_through_a_symbolic_link(tmp_sqlite, tmp_path):
+    db = tmp_sqlite("CREATE TABLE t (id INTEGER PRIMARY KEY);")
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("not etl's\n")
+    spec = tmp_path / "spec.yaml"
+    spec.symlink_to(elsewhere)
+    for force in ([], ["--force"]):
+        result = runner.invoke(app, ["init", str(db), "-o", str(spec), *force])
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"Error: cannot write '{spec}': it is a symbolic link, which etl never writes through (remove it)\n"
+        )
+    assert spec.is_symlink() and elsewhere.read_text() == "not etl's\n"
+    # a link planted where a temporary file could be is not written through either
+    spec.unlink()
+    spec.with_name("spec.yaml.tmp").symlink_to(elsewhere)
+    result = runner.invoke(app, ["init", str(db), "-o", str(spec)])
+    assert result.exit_code == 0, result.stderr
+    assert elsewhere.read_text() == "not etl's\n"
+    assert not spec.is_symlink() and spec.read_text().startswith("# yaml-language-server")
 
 
 # --- bad input: one clear error each ------------------------------------------------------------

@@ -4,6 +4,7 @@ for byte (report file beside the spec, and etl.rejects in the target), and loads
 from __future__ import annotations
 
 import json
+import stat
 
 import pytest
 from typer.testing import CliRunner
@@ -145,3 +146,51 @@ def test_a_self_reference_to_a_missing_or_rejected_row_is_rejected_with_its_desc
     assert pg.execute(
         "SELECT conname FROM pg_constraint WHERE conrelid = 'node'::regclass AND contype = 'f'"
     ).fetchall() == [("node_parent_id_fkey",)]
+
+
+# --- the report file: private, written whole, never through a link, before COMMIT ----------------
+
+
+def test_the_reject_report_is_readable_by_its_owner_only(migration):
+    m = migration(SOURCE)
+    spec = m.write_spec("tables:\n  m:\n    on_error: reject\n")
+    result = runner.invoke(app, ["apply", str(spec)])
+    assert result.exit_code == 0, result.stderr
+    report = spec.with_name("spec.rejects.jsonl")
+    assert stat.S_IMODE(report.stat().st_mode) == 0o600
+    assert sorted(p.name for p in spec.parent.iterdir() if "rejects" in p.name) == ["spec.rejects.jsonl"]
+
+
+def assert_refused_before_commit(result, report, pg) -> None:
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot write '{report}': ")
+    assert result.stderr.endswith("; nothing was committed\n") and result.stderr.count("\n") == 1
+    assert pg.execute("SELECT to_regclass('public.m')").fetchone() == (None,)
+    runs = pg.execute("SELECT status, error FROM etl.runs").fetchall()
+    assert [status for status, _ in runs] == ["failed"]
+    assert runs[0][1] == result.stderr.removeprefix("Error: ").strip()
+    assert [p.name for p in report.parent.iterdir() if p.name.startswith(".spec.rejects")] == []
+
+
+def test_a_symbolic_link_at_the_reject_report_is_refused_and_what_it_points_to_is_unchanged(migration, pg):
+    m = migration(SOURCE)
+    spec = m.write_spec("tables:\n  m:\n    on_error: reject\n")
+    elsewhere = m.tmp_path / "elsewhere.txt"
+    elsewhere.write_text("not etl's\n")
+    report = spec.with_name("spec.rejects.jsonl")
+    report.symlink_to(elsewhere)
+    result = runner.invoke(app, ["apply", str(spec)])
+    assert_refused_before_commit(result, report, pg)
+    assert "symbolic link" in result.stderr
+    assert elsewhere.read_text() == "not etl's\n"
+    assert report.is_symlink()
+
+
+def test_a_reject_report_that_cannot_be_written_fails_the_apply_and_commits_nothing(migration, pg):
+    m = migration(SOURCE)
+    spec = m.write_spec("tables:\n  m:\n    on_error: reject\n")
+    report = spec.with_name("spec.rejects.jsonl")
+    report.mkdir()
+    result = runner.invoke(app, ["apply", str(spec)])
+    assert_refused_before_commit(result, report, pg)
+    assert "is a directory" in result.stderr
