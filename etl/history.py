@@ -58,7 +58,10 @@ def indexes_query(schema: str, table: str) -> sql.Composed:
         "|| ' ON ' || quote_ident(n.nspname) || '.' || quote_ident(t.relname) || ' USING ', k.conname::text "
         "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
         "JOIN pg_namespace n ON n.oid = t.relnamespace "
+        # A foreign key onto the table itself has the key's index as its conindid too: it is no
+        # index of the table's, and the copy must not hold it (it would point at the live table).
         "LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = x.indrelid "
+        "AND k.contype IN ('p', 'u', 'x') "
         "WHERE x.indrelid = {}::regclass ORDER BY k.contype = 'p' DESC, i.relname"
     ).format(_regclass(schema, table))
 

@@ -4,6 +4,7 @@ after showing what it will do. What it cannot restore it refuses, saying why."""
 
 from __future__ import annotations
 
+import pytest
 from psycopg import sql
 from typer.testing import CliRunner
 
@@ -180,3 +181,62 @@ def test_hostile_names_are_kept_and_restored_as_names(migration, pg):
     done = run("rollback", str(spec), "--yes")
     assert done.exit_code == 0, done.stderr
     assert contents(pg) == before
+
+
+SELF_REFERENCING = """
+CREATE TABLE cat (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES cat(id) ON DELETE {action}, name TEXT);
+INSERT INTO cat VALUES (1, NULL, 'root'), (2, 1, 'a'), (3, 2, 'b'), (4, 1, 'c');
+"""
+
+
+def self_foreign_keys(pg) -> list[tuple]:
+    return pg.execute(
+        "SELECT n.nspname::text, c.relname::text, k.conname::text, pg_get_constraintdef(k.oid) "
+        "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE k.contype = 'f' ORDER BY 1, 2, 3"
+    ).fetchall()
+
+
+@pytest.mark.parametrize("action", ["CASCADE", "NO ACTION"])
+def test_a_table_with_a_foreign_key_onto_itself_is_kept_whole_and_restored_exactly(migration, pg, action):
+    m = migration(SELF_REFERENCING.format(action=action))
+    spec = m.write_spec()
+    m.apply()
+    before = contents(pg)
+    fks_before = self_foreign_keys(pg)
+    assert [(s, t) for s, t, _, _ in fks_before] == [("public", "cat")]
+    # Deleting the root's subtree in the source: the apply deletes rows 2 and 3 of the live table.
+    m.change_source("DELETE FROM cat WHERE id IN (3, 2);")
+    m.apply(allow_destructive=True)
+    assert pg.execute("SELECT count(*) FROM cat").fetchone() == (2,)
+    # The copy holds every row it kept, and no constraint of the copy points outside it.
+    kept_in = pg.execute("SELECT kept_in FROM etl.history WHERE table_name = 'cat'").fetchone()[0]
+    assert pg.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(kept_in, "cat"))).fetchone() == (4,)
+    outside = pg.execute(
+        "SELECT k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class r ON r.oid = k.confrelid "
+        "LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace WHERE n.nspname = %s AND k.contype = 'f' "
+        "AND rn.nspname <> %s",
+        (kept_in, kept_in),
+    ).fetchall()
+    assert outside == []
+
+    done = run("rollback", str(spec), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == before
+    assert self_foreign_keys(pg) == fks_before
+
+
+def test_a_table_with_a_foreign_key_onto_itself_can_be_replaced_and_rolled_back(migration, pg):
+    m = migration(SELF_REFERENCING.format(action="CASCADE"))
+    m.write_spec("tables:\n  cat:\n    mode: replace\n")
+    m.apply()
+    before = contents(pg)
+    fks_before = self_foreign_keys(pg)
+    m.change_source("UPDATE cat SET name = 'root!' WHERE id = 1;")
+    m.apply(allow_destructive=True)
+    assert pg.execute("SELECT name FROM cat WHERE id = 1").fetchone() == ("root!",)
+    done = run("rollback", str(m.spec_path), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == before
+    assert self_foreign_keys(pg) == fks_before
