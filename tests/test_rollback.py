@@ -211,7 +211,9 @@ def test_a_table_with_a_foreign_key_onto_itself_is_kept_whole_and_restored_exact
     assert pg.execute("SELECT count(*) FROM cat").fetchone() == (2,)
     # The copy holds every row it kept, and no constraint of the copy points outside it.
     kept_in = pg.execute("SELECT kept_in FROM etl.history WHERE table_name = 'cat'").fetchone()[0]
-    assert pg.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(kept_in, "cat"))).fetchone() == (4,)
+    assert pg.execute(
+        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(kept_in, "cat"))
+    ).fetchone() == (4,)
     outside = pg.execute(
         "SELECT k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class r ON r.oid = k.confrelid "
