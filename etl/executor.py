@@ -33,6 +33,8 @@ from .history import (
     indexes_query,
     keep_statements,
     record_statement,
+    sequence_state_query,
+    sequences_query,
 )
 from .mapping import Mapping, TargetTable
 from .plan import (
@@ -613,8 +615,18 @@ def _keep_for_rollback(
             for _, _, name, d in _query(con, foreign_keys_query(step.schema, table))
         ]
         columns = [{"column": c, "enum": e, "default": d} for c, e, d in enums]
+        sequences = []
+        for column, sequence_schema, sequence in _query(con, sequences_query(step.schema, table)):
+            ((last_value, is_called),) = _query(con, sequence_state_query(sequence_schema, sequence))
+            sequences.append({"column": column, "last_value": int(last_value), "is_called": bool(is_called)})
         record = record_statement(
-            started_at, step.schema, table, kept_in, json.dumps(fks), json.dumps(columns)
+            started_at,
+            step.schema,
+            table,
+            kept_in,
+            json.dumps(fks),
+            json.dumps(columns),
+            json.dumps(sequences),
         )
         execute(record, "recording the copy in etl.history")
     for table in step.created:

@@ -273,7 +273,7 @@ def set_sequence_sql(sequence: sql.Composable, state: sql.Composable) -> sql.Com
 
 def metadata_ddl() -> list[sql.Composed]:
     """etl's own tables (its runs, the rows they rejected, what they kept for rollback); created if
-    missing, never altered."""
+    missing; altered only to add a column a later version records."""
     from .history import history_ddl
 
     return [
@@ -292,7 +292,7 @@ def metadata_ddl() -> list[sql.Composed]:
             "target_schema text NOT NULL, source_table text NOT NULL, row_key text, reason text NOT NULL, "
             "row jsonb NOT NULL)"
         ).format(sql.Identifier(METADATA_SCHEMA, "rejects")),
-        history_ddl(),
+        *history_ddl(),
     ]
 
 

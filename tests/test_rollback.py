@@ -242,3 +242,86 @@ def test_a_table_with_a_foreign_key_onto_itself_can_be_replaced_and_rolled_back(
     assert done.exit_code == 0, done.stderr
     assert contents(pg) == before
     assert self_foreign_keys(pg) == fks_before
+
+
+def sequence_state(pg, table: str, column: str = "id") -> tuple:
+    """(last_value, is_called) of the sequence behind "public".`table`.`column`."""
+    schema, name = pg.execute(
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = pg_get_serial_sequence(%s, %s)::regclass",
+        (sql.Identifier("public", table).as_string(pg), column),
+    ).fetchone()
+    return pg.execute(
+        sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, name))
+    ).fetchone()
+
+
+def test_rollback_restores_a_sequence_that_was_past_the_largest_id(migration, pg):
+    m = migration(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);"
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) INSERT INTO t SELECT i, 'x' FROM n;"
+        "DELETE FROM t WHERE id > 8;"  # SQLite's AUTOINCREMENT counter stays at 10
+    )
+    spec = m.write_spec()
+    m.apply()
+    before = contents(pg)
+    assert sequence_state(pg, "t") == (10, True)
+    m.change_source("INSERT INTO t (v) VALUES ('eleven'); UPDATE t SET v = 'y' WHERE id = 1;")
+    m.apply()
+    assert sequence_state(pg, "t") == (11, True)
+    done = run("rollback", str(spec), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == before
+    assert sequence_state(pg, "t") == (10, True)
+    assert pg.execute("INSERT INTO t (v) VALUES ('next') RETURNING id").fetchone() == (11,)
+
+
+def test_a_rollback_plan_made_before_another_apply_is_refused_and_changes_nothing(migration, pg):
+    from etl.errors import PlanError
+    from etl.rollback import apply_rollback, plan_rollback
+
+    m = migration(SOURCE)
+    spec = m.write_spec("rollback:\n  retention: 3\n")
+    m.apply()
+    m.change_source("UPDATE author SET name = 'first' WHERE id = 1;")
+    m.apply()
+    after_first = contents(pg)
+    plan = plan_rollback(m.url, "public")  # shown, and answered only after the next apply
+    m.change_source("UPDATE author SET name = 'second' WHERE id = 1; INSERT INTO tag VALUES ('c');")
+    m.apply()
+    after_second = contents(pg)
+    with pytest.raises(PlanError) as refused:
+        apply_rollback(plan, m.url)
+    assert str(refused.value) == (
+        'the history of schema "public" changed since the rollback plan was made (an apply or rollback ran '
+        "since); nothing was changed: run etl rollback again"
+    )
+    assert contents(pg) == after_second
+    # Planned again, rollback undoes the newest apply only.
+    done = run("rollback", str(spec), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == after_first
+
+
+def test_an_etl_history_made_before_sequences_were_recorded_still_rolls_back(migration, pg):
+    m = migration(SOURCE)
+    spec = m.write_spec("rollback:\n  retention: 3\n")
+    m.apply()
+    m.change_source("UPDATE author SET name = 'x' WHERE id = 1;")
+    m.apply()
+    before = contents(pg)
+    pg.execute("ALTER TABLE etl.history DROP COLUMN sequences")  # as an earlier version made it
+    m.change_source("UPDATE author SET name = 'y' WHERE id = 1; INSERT INTO author VALUES (7, 'z', NULL);")
+    m.apply()  # records the sequences again
+    assert pg.execute("SELECT table_name, sequences FROM etl.history WHERE sequences <> '[]'").fetchall() == [
+        ("author", [{"column": "id", "last_value": 2, "is_called": True}])
+    ]
+    assert run("rollback", str(spec), "--yes").exit_code == 0
+    assert contents(pg) == before
+    assert sequence_state(pg, "author") == (2, True)
+    pg.execute("ALTER TABLE etl.history DROP COLUMN sequences")
+    done = run(
+        "rollback", str(spec), "--yes"
+    )  # no sequence state: the identity continues after the largest id
+    assert done.exit_code == 0, done.stderr
+    assert sequence_state(pg, "author") == (2, True)
