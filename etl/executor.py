@@ -35,6 +35,8 @@ from .history import (
     record_statement,
     sequence_state_query,
     sequences_query,
+    serial_sequence_statements,
+    serial_sequences_query,
 )
 from .mapping import Mapping, TargetTable
 from .plan import (
@@ -607,6 +609,9 @@ def _keep_for_rollback(
             execute(copy_table, f'keeping a copy of "{table}" for etl rollback')
         for index in index_statements(kept_in, table, _query(con, indexes_query(step.schema, table))):
             execute(index, f'indexing the copy of "{table}"')
+        serials = _query(con, serial_sequences_query(step.schema, table))
+        for own in serial_sequence_statements(kept_in, table, serials):
+            execute(own, f'giving the copy of "{table}" its own sequences')
         enums = _query(con, enum_columns_query(kept_in, table))
         for as_text in enum_to_text_statements(kept_in, table, enums):
             execute(as_text, f'keeping the enum columns of "{table}" as text')

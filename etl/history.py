@@ -136,6 +136,49 @@ def enum_to_text_statements(
     return statements
 
 
+def serial_sequences_query(schema: str, table: str) -> sql.Composed:
+    """PostgreSQL: (column, sequence name, type, start, increment, min, max, cache, cycle) of the
+    table's serial columns: not identities, with a default that takes values from a sequence the
+    column owns."""
+    return sql.SQL(
+        "SELECT a.attname::text, c.relname::text, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, "
+        "s.seqmin, s.seqmax, s.seqcache, s.seqcycle FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = pg_get_serial_sequence({}, a.attname)::regclass "
+        "JOIN pg_sequence s ON s.seqrelid = c.oid "
+        "WHERE a.attrelid = {}::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = '' "
+        "ORDER BY a.attnum"
+    ).format(_regclass(schema, table), _regclass(schema, table))
+
+
+def serial_sequence_statements(kept_in: str, table: str, sequences: list[tuple]) -> list[sql.Composable]:
+    """The copy's serial columns take their values from sequences of their own, under the
+    original names: LIKE copies the default, which names the live table's sequence, and the copy
+    would then depend on it (dropping the live table would fail). Rollback moves them back with
+    the copy."""
+    statements: list[sql.Composable] = []
+    for column, name, data_type, start, increment, minimum, maximum, cache, cycle in sequences:
+        statements.append(
+            sql.SQL(
+                "CREATE SEQUENCE {} AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {} "
+                "OWNED BY {}"
+            ).format(
+                sql.Identifier(kept_in, name),
+                sql.SQL(data_type),  # PostgreSQL's own text (format_type) of a sequence's integer type
+                *(sql.Literal(int(v)) for v in (increment, minimum, maximum, start, cache)),
+                sql.SQL("CYCLE" if cycle else "NO CYCLE"),
+                sql.Identifier(kept_in, table, column),
+            )
+        )
+        statements.append(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT nextval({}::regclass)").format(
+                sql.Identifier(kept_in, table),
+                sql.Identifier(column),
+                sql.Literal(sql.Identifier(kept_in, name).as_string(None)),
+            )
+        )
+    return statements
+
+
 def sequences_query(schema: str, table: str) -> sql.Composed:
     """PostgreSQL: (column, sequence schema, sequence name) of the table's columns that take
     their values from a sequence (identity or serial)."""

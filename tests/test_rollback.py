@@ -325,3 +325,44 @@ def test_an_etl_history_made_before_sequences_were_recorded_still_rolls_back(mig
     )  # no sequence state: the identity continues after the largest id
     assert done.exit_code == 0, done.stderr
     assert sequence_state(pg, "author") == (2, True)
+
+
+@pytest.mark.parametrize(
+    ("mode", "name"),
+    [("sync", "t"), ("replace", "t"), ("sync", 'x"; DROP TABLE t; --')],
+    ids=["sync", "replace", "hostile"],
+)
+def test_a_serial_column_made_by_another_tool_is_kept_with_its_own_sequence_and_restored(
+    migration, pg, mode, name
+):
+    quoted = name.replace('"', '""')
+    m = migration(
+        f"CREATE TABLE \"{quoted}\" (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO \"{quoted}\" VALUES (1, 'a'), (2, 'b');"
+    )
+    # As Prisma's or Rails' migrations make it: a serial column, its sequence past the largest id.
+    table = sql.Identifier("public", name)
+    pg.execute(sql.SQL("CREATE TABLE {} (id serial PRIMARY KEY, v text)").format(table))
+    pg.execute(sql.SQL("INSERT INTO {} (v) VALUES ('a'), ('b'), ('c')").format(table))
+    pg.execute(sql.SQL("DELETE FROM {} WHERE id = 3").format(table))
+    before = contents(pg)
+    default = (
+        "SELECT column_default FROM information_schema.columns WHERE table_name = %s AND column_name = 'id'"
+    )
+    serial = pg.execute(default, (name,)).fetchone()
+    assert serial[0].startswith("nextval(")
+    spec = m.write_spec(f"tables:\n  '{name}':\n    mode: {mode}\n")
+    m.apply(allow_destructive=True)  # the column becomes an identity
+    kept_in = pg.execute("SELECT kept_in FROM etl.history WHERE table_name = %s", (name,)).fetchone()[0]
+    assert pg.execute(
+        "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = pg_get_serial_sequence(%s, 'id')::regclass",
+        (sql.Identifier(kept_in, name).as_string(pg),),
+    ).fetchone() == (kept_in,)
+    done = run("rollback", str(spec), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == before
+    assert pg.execute(default, (name,)).fetchone() == serial
+    assert sequence_state(pg, name) == (3, True)
+    assert pg.execute(
+        sql.SQL("INSERT INTO {} (v) VALUES ('next') RETURNING id").format(table)
+    ).fetchone() == (4,)
