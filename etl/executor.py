@@ -42,6 +42,10 @@ from .history import (
     indexes_query,
     keep_statements,
     record_statement,
+    sequence_state_query,
+    sequences_query,
+    serial_sequence_statements,
+    serial_sequences_query,
 )
 from .mapping import Mapping, TargetTable
 from .plan import (
@@ -635,6 +639,9 @@ def _keep_for_rollback(
             execute(copy_table, f'keeping a copy of "{table}" for etl rollback')
         for index in index_statements(kept_in, table, _query(con, indexes_query(step.schema, table))):
             execute(index, f'indexing the copy of "{table}"')
+        serials = _query(con, serial_sequences_query(step.schema, table))
+        for own in serial_sequence_statements(kept_in, table, serials):
+            execute(own, f'giving the copy of "{table}" its own sequences')
         enums = _query(con, enum_columns_query(kept_in, table))
         for as_text in enum_to_text_statements(kept_in, table, enums):
             execute(as_text, f'keeping the enum columns of "{table}" as text')
@@ -643,8 +650,18 @@ def _keep_for_rollback(
             for _, _, name, d in _query(con, foreign_keys_query(step.schema, table))
         ]
         columns = [{"column": c, "enum": e, "default": d} for c, e, d in enums]
+        sequences = []
+        for column, sequence_schema, sequence in _query(con, sequences_query(step.schema, table)):
+            ((last_value, is_called),) = _query(con, sequence_state_query(sequence_schema, sequence))
+            sequences.append({"column": column, "last_value": int(last_value), "is_called": bool(is_called)})
         record = record_statement(
-            started_at, step.schema, table, kept_in, json.dumps(fks), json.dumps(columns)
+            started_at,
+            step.schema,
+            table,
+            kept_in,
+            json.dumps(fks),
+            json.dumps(columns),
+            json.dumps(sequences),
         )
         execute(record, "recording the copy in etl.history")
     for table in step.created:

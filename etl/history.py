@@ -1,7 +1,8 @@
 """What apply keeps for `etl rollback`, as SQL: before it changes a table, a copy of it (rows,
 columns, defaults, keys, indexes and their names) goes to a schema of the run, `etl_history_<time>`;
 `etl.history` records it, with the foreign keys the copy cannot hold (they would tie it to live
-tables) and the enum columns it keeps as text (so the live enum types stay free to change).
+tables), the enum columns it keeps as text (so the live enum types stay free to change) and the
+state of the table's sequences (a sequence may be past the largest id, e.g. SQLite's AUTOINCREMENT).
 Rollback moves the copy back. Pure: statements and queries only."""
 
 from __future__ import annotations
@@ -23,15 +24,31 @@ def history_schema(started_at: str) -> str:
     return HISTORY_SCHEMA_PREFIX + re.sub(r"\D", "", started_at)[:20]
 
 
-def history_ddl() -> sql.Composed:
-    return sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {} ("
-        "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_started_at timestamptz NOT NULL, "
-        "target_schema text NOT NULL, table_name text NOT NULL, "
-        "kept_in text, "  # the schema holding the copy; NULL: the run created the table
-        "rows bigint, foreign_keys jsonb NOT NULL DEFAULT '[]', enum_columns jsonb NOT NULL DEFAULT '[]', "
-        "restored_at timestamptz)"
-    ).format(HISTORY)
+def history_ddl() -> list[sql.Composed]:
+    return [
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_started_at timestamptz NOT NULL, "
+            "target_schema text NOT NULL, table_name text NOT NULL, "
+            "kept_in text, "  # the schema holding the copy; NULL: the run created the table
+            "rows bigint, foreign_keys jsonb NOT NULL DEFAULT '[]', enum_columns jsonb NOT NULL DEFAULT '[]', "
+            "restored_at timestamptz)"
+        ).format(HISTORY),
+        _add_column_sql("sequences", sql.SQL("jsonb NOT NULL DEFAULT '[]'")),
+    ]
+
+
+def _add_column_sql(column: str, definition: sql.Composable) -> sql.Composed:
+    """Add a column a later version records to an etl.history made before it (its rows then
+    record nothing there). Only when missing: ALTER TABLE locks the table to everyone until the
+    apply commits, even when IF NOT EXISTS finds the column."""
+    body = sql.SQL(
+        "BEGIN IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {}::regclass AND attname = {} "
+        "AND NOT attisdropped) THEN ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}; END IF; END"
+    ).format(
+        sql.Literal(HISTORY.as_string(None)), sql.Literal(column), HISTORY, sql.Identifier(column), definition
+    )
+    return sql.SQL("DO {}").format(sql.Literal(body.as_string(None)))
 
 
 def _regclass(schema: str, table: str) -> sql.Composable:
@@ -61,7 +78,10 @@ def indexes_query(schema: str, table: str) -> sql.Composed:
         "|| ' ON ' || quote_ident(n.nspname) || '.' || quote_ident(t.relname) || ' USING ', k.conname::text "
         "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
         "JOIN pg_namespace n ON n.oid = t.relnamespace "
+        # A foreign key onto the table itself has the key's index as its conindid too: it is no
+        # index of the table's, and the copy must not hold it (it would point at the live table).
         "LEFT JOIN pg_constraint k ON k.conindid = x.indexrelid AND k.conrelid = x.indrelid "
+        "AND k.contype IN ('p', 'u', 'x') "
         "WHERE x.indrelid = {}::regclass ORDER BY k.contype = 'p' DESC, i.relname"
     ).format(_regclass(schema, table))
 
@@ -119,6 +139,65 @@ def enum_to_text_statements(
     return statements
 
 
+def serial_sequences_query(schema: str, table: str) -> sql.Composed:
+    """PostgreSQL: (column, sequence name, type, start, increment, min, max, cache, cycle) of the
+    table's serial columns: not identities, with a default that takes values from a sequence the
+    column owns."""
+    return sql.SQL(
+        "SELECT a.attname::text, c.relname::text, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, "
+        "s.seqmin, s.seqmax, s.seqcache, s.seqcycle FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = pg_get_serial_sequence({}, a.attname)::regclass "
+        "JOIN pg_sequence s ON s.seqrelid = c.oid "
+        "WHERE a.attrelid = {}::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = '' "
+        "ORDER BY a.attnum"
+    ).format(_regclass(schema, table), _regclass(schema, table))
+
+
+def serial_sequence_statements(kept_in: str, table: str, sequences: list[tuple]) -> list[sql.Composable]:
+    """The copy's serial columns take their values from sequences of their own, under the
+    original names: LIKE copies the default, which names the live table's sequence, and the copy
+    would then depend on it (dropping the live table would fail). Rollback moves them back with
+    the copy."""
+    statements: list[sql.Composable] = []
+    for column, name, data_type, start, increment, minimum, maximum, cache, cycle in sequences:
+        statements.append(
+            sql.SQL(
+                "CREATE SEQUENCE {} AS {} INCREMENT BY {} MINVALUE {} MAXVALUE {} START WITH {} CACHE {} {} "
+                "OWNED BY {}"
+            ).format(
+                sql.Identifier(kept_in, name),
+                sql.SQL(data_type),  # PostgreSQL's own text (format_type) of a sequence's integer type
+                *(sql.Literal(int(v)) for v in (increment, minimum, maximum, start, cache)),
+                sql.SQL("CYCLE" if cycle else "NO CYCLE"),
+                sql.Identifier(kept_in, table, column),
+            )
+        )
+        statements.append(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT nextval({}::regclass)").format(
+                sql.Identifier(kept_in, table),
+                sql.Identifier(column),
+                sql.Literal(sql.Identifier(kept_in, name).as_string(None)),
+            )
+        )
+    return statements
+
+
+def sequences_query(schema: str, table: str) -> sql.Composed:
+    """PostgreSQL: (column, sequence schema, sequence name) of the table's columns that take
+    their values from a sequence (identity or serial)."""
+    return sql.SQL(
+        "SELECT a.attname::text, n.nspname::text, c.relname::text FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = pg_get_serial_sequence({}, a.attname)::regclass "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE a.attrelid = {}::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+    ).format(_regclass(schema, table), _regclass(schema, table))
+
+
+def sequence_state_query(schema: str, sequence: str) -> sql.Composed:
+    """PostgreSQL: (last_value, is_called) of a sequence."""
+    return sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, sequence))
+
+
 def foreign_keys_query(schema: str, table: str, referencing: bool = False) -> sql.Composed:
     """PostgreSQL: (table, constraint name, definition) of the foreign keys the table holds, or
     (`referencing`) of those in other tables that reference it."""
@@ -132,7 +211,13 @@ def foreign_keys_query(schema: str, table: str, referencing: bool = False) -> sq
 
 
 def record_statement(
-    started_at: str, schema: str, table: str, kept_in: str | None, foreign_keys: str, enum_columns: str
+    started_at: str,
+    schema: str,
+    table: str,
+    kept_in: str | None,
+    foreign_keys: str,
+    enum_columns: str,
+    sequences: str = "[]",
 ) -> sql.Composed:
     rows = (
         sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(kept_in, table))
@@ -140,8 +225,8 @@ def record_statement(
         else sql.SQL("NULL")
     )
     return sql.SQL(
-        "INSERT INTO {} (run_started_at, target_schema, table_name, kept_in, rows, foreign_keys, enum_columns) "
-        "VALUES ({}, {}, {}, {}, {}, {}::jsonb, {}::jsonb)"
+        "INSERT INTO {} (run_started_at, target_schema, table_name, kept_in, rows, foreign_keys, enum_columns, "
+        "sequences) VALUES ({}, {}, {}, {}, {}, {}::jsonb, {}::jsonb, {}::jsonb)"
     ).format(
         HISTORY,
         sql.Literal(started_at),
@@ -151,6 +236,7 @@ def record_statement(
         rows,
         sql.Literal(foreign_keys),
         sql.Literal(enum_columns),
+        sql.Literal(sequences),
     )
 
 

@@ -192,18 +192,14 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
         case ResetSequence(schema, table, column, floor):
             qualified = sql.Identifier(schema, table).as_string(None)
             return [
-                sql.SQL(
-                    "SELECT CASE WHEN m.v > 0 THEN setval(pg_get_serial_sequence({}, {}), m.v, true) "
-                    "ELSE setval(pg_get_serial_sequence({}, {}), 1, false) END "
-                    "FROM (SELECT GREATEST(COALESCE(max({}), 0), {}) AS v FROM {}) AS m"
-                ).format(
-                    sql.Literal(qualified),
-                    sql.Literal(column),
-                    sql.Literal(qualified),
-                    sql.Literal(column),
-                    sql.Identifier(column),
-                    sql.Literal(floor or 0),
-                    sql.Identifier(schema, table),
+                set_sequence_sql(
+                    sql.SQL("pg_get_serial_sequence({}, {})").format(
+                        sql.Literal(qualified), sql.Literal(column)
+                    ),
+                    sql.SQL(
+                        "SELECT CASE WHEN m.v > 0 THEN m.v ELSE 1 END, m.v > 0 "
+                        "FROM (SELECT GREATEST(COALESCE(max({}), 0), {}) AS v FROM {}) AS m"
+                    ).format(sql.Identifier(column), sql.Literal(floor or 0), sql.Identifier(schema, table)),
                 )
             ]
         case AddColumn(schema, table, column):
@@ -256,9 +252,28 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
 METADATA_SCHEMA = "etl"  # where etl keeps its own records in the target database
 
 
+def set_sequence_sql(sequence: sql.Composable, state: sql.Composable) -> sql.Composed:
+    """Set the sequence that `sequence` (an expression: its name as text; NULL: nothing to set)
+    names to the state the query `state` returns, one row (last_value, is_called), inside the
+    transaction.
+
+    setval() alone is not rolled back with the transaction: a failed or killed apply would leave
+    the sequence moved. ALTER SEQUENCE ... RESTART gives the sequence new storage that belongs to
+    the transaction; the setval that follows writes there, and goes with it if the transaction
+    does not commit. One DO block, since ALTER SEQUENCE takes the name as a constant."""
+    body = sql.SQL(
+        "DECLARE s regclass := {}; v bigint; called boolean; BEGIN "
+        "IF s IS NULL THEN RETURN; END IF; "
+        "SELECT * INTO v, called FROM ({}) AS state; "
+        "EXECUTE format('ALTER SEQUENCE %s RESTART', s); "
+        "PERFORM setval(s, v, called); END"
+    ).format(sequence, state)
+    return sql.SQL("DO {}").format(sql.Literal(body.as_string(None)))
+
+
 def metadata_ddl() -> list[sql.Composed]:
     """etl's own tables (its runs, the rows they rejected, what they kept for rollback); created if
-    missing, never altered."""
+    missing; altered only to add a column a later version records."""
     from .history import history_ddl
 
     return [
@@ -277,7 +292,7 @@ def metadata_ddl() -> list[sql.Composed]:
             "target_schema text NOT NULL, source_table text NOT NULL, row_key text, reason text NOT NULL, "
             "row jsonb NOT NULL)"
         ).format(sql.Identifier(METADATA_SCHEMA, "rejects")),
-        history_ddl(),
+        *history_ddl(),
     ]
 
 

@@ -11,7 +11,7 @@ from psycopg import sql
 from .errors import PlanError, TargetError
 from .history import HISTORY, foreign_keys_query
 from .plan import ResetSequence
-from .render import METADATA_SCHEMA, postgres_sql, schema_lock_sql
+from .render import METADATA_SCHEMA, postgres_sql, schema_lock_sql, set_sequence_sql
 from .target import connect, redact
 
 
@@ -23,6 +23,7 @@ class Restore:
     rows_now: int | None  # None: the table does not exist now
     foreign_keys: tuple[tuple[str, str], ...]  # (name, definition) the table held then
     enum_columns: tuple[tuple[str, str, str | None], ...]  # (column, enum type, default) kept as text
+    sequences: tuple[tuple[str, int, bool], ...]  # (column, last_value, is_called) of its sequences then
 
 
 @dataclass(frozen=True)
@@ -54,59 +55,66 @@ class RollbackPlan:
 
 def plan_rollback(url: str, schema: str) -> RollbackPlan:
     with connect(url) as conn:
-        has = conn.execute(
-            "SELECT to_regclass(%s), to_regclass(%s)",
-            (f"{METADATA_SCHEMA}.history", f"{METADATA_SCHEMA}.runs"),
+        return _read_plan(conn, schema)
+
+
+def _read_plan(conn: psycopg.Connection, schema: str) -> RollbackPlan:
+    has = conn.execute(
+        "SELECT to_regclass(%s), to_regclass(%s)",
+        (f"{METADATA_SCHEMA}.history", f"{METADATA_SCHEMA}.runs"),
+    ).fetchone()
+    if not has or has[0] is None or has[1] is None:
+        raise PlanError(f'nothing to roll back: no apply to schema "{schema}" has kept anything')
+    runs = conn.execute(
+        sql.SQL(
+            "SELECT r.started_at, r.spec, EXISTS (SELECT 1 FROM {h} h WHERE h.target_schema = r.target_schema "
+            "AND h.run_started_at = r.started_at), EXISTS (SELECT 1 FROM {h} h WHERE h.target_schema = "
+            "r.target_schema AND h.run_started_at = r.started_at AND h.restored_at IS NOT NULL) "
+            "FROM {runs} r WHERE r.target_schema = %s AND r.status = 'succeeded' ORDER BY r.started_at DESC"
+        ).format(h=HISTORY, runs=sql.Identifier(METADATA_SCHEMA, "runs")),
+        (schema,),
+    ).fetchall()
+    # The newest apply not rolled back yet is the one to undo; it must have kept its tables.
+    run = next((r for r in runs if not r[3]), None)
+    if run is None:
+        raise PlanError(f'nothing to roll back: no successful apply to schema "{schema}" is left to undo')
+    started_at, spec, kept, _ = run
+    if not kept:
+        raise PlanError(
+            f"the last apply (started {started_at}) kept nothing to roll back to: "
+            "its copies expired, or the spec's rollback.retention was 0"
+        )
+    rows = conn.execute(
+        sql.SQL(
+            # An etl.history made by an earlier version has no column sequences until an apply adds it.
+            "SELECT table_name, kept_in, rows, foreign_keys, enum_columns, "
+            "COALESCE(to_jsonb(h) -> 'sequences', '[]') FROM {} AS h "
+            "WHERE target_schema = %s AND run_started_at = %s ORDER BY id"
+        ).format(HISTORY),
+        (schema, started_at),
+    ).fetchall()
+    restores = []
+    for table, kept_in, rows_then, fks, enums, sequences in rows:
+        exists = conn.execute(
+            "SELECT to_regclass(%s)", (sql.Identifier(schema, table).as_string(conn),)
         ).fetchone()
-        if not has or has[0] is None or has[1] is None:
-            raise PlanError(f'nothing to roll back: no apply to schema "{schema}" has kept anything')
-        runs = conn.execute(
-            sql.SQL(
-                "SELECT r.started_at, r.spec, EXISTS (SELECT 1 FROM {h} h WHERE h.target_schema = r.target_schema "
-                "AND h.run_started_at = r.started_at), EXISTS (SELECT 1 FROM {h} h WHERE h.target_schema = "
-                "r.target_schema AND h.run_started_at = r.started_at AND h.restored_at IS NOT NULL) "
-                "FROM {runs} r WHERE r.target_schema = %s AND r.status = 'succeeded' ORDER BY r.started_at DESC"
-            ).format(h=HISTORY, runs=sql.Identifier(METADATA_SCHEMA, "runs")),
-            (schema,),
-        ).fetchall()
-        # The newest apply not rolled back yet is the one to undo; it must have kept its tables.
-        run = next((r for r in runs if not r[3]), None)
-        if run is None:
-            raise PlanError(f'nothing to roll back: no successful apply to schema "{schema}" is left to undo')
-        started_at, spec, kept, _ = run
-        if not kept:
-            raise PlanError(
-                f"the last apply (started {started_at}) kept nothing to roll back to: "
-                "its copies expired, or the spec's rollback.retention was 0"
-            )
-        rows = conn.execute(
-            sql.SQL(
-                "SELECT table_name, kept_in, rows, foreign_keys, enum_columns FROM {} "
-                "WHERE target_schema = %s AND run_started_at = %s ORDER BY id"
-            ).format(HISTORY),
-            (schema, started_at),
-        ).fetchall()
-        restores = []
-        for table, kept_in, rows_then, fks, enums in rows:
-            exists = conn.execute(
-                "SELECT to_regclass(%s)", (sql.Identifier(schema, table).as_string(conn),)
+        rows_now = None
+        if exists and exists[0] is not None:
+            count = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
             ).fetchone()
-            rows_now = None
-            if exists and exists[0] is not None:
-                count = conn.execute(
-                    sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
-                ).fetchone()
-                rows_now = int(count[0]) if count else 0
-            restores.append(
-                Restore(
-                    table,
-                    kept_in,
-                    rows_then,
-                    rows_now,
-                    tuple((f["name"], f["definition"]) for f in fks),
-                    tuple((e["column"], e["enum"], e["default"]) for e in enums),
-                )
+            rows_now = int(count[0]) if count else 0
+        restores.append(
+            Restore(
+                table,
+                kept_in,
+                rows_then,
+                rows_now,
+                tuple((f["name"], f["definition"]) for f in fks),
+                tuple((e["column"], e["enum"], e["default"]) for e in enums),
+                tuple((q["column"], q["last_value"], q["is_called"]) for q in sequences),
             )
+        )
     return RollbackPlan(schema, str(started_at), spec, tuple(restores))
 
 
@@ -119,6 +127,13 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
             if not locked or not locked[0]:
                 raise TargetError(
                     f'an etl apply is running against schema "{schema}"; nothing was changed: run again when it has finished'
+                )
+            # The plan was shown, maybe answered much later: an apply that committed since must
+            # not be undone unseen, so what is undone now must still be what the plan showed.
+            if _history(_read_plan(conn, schema)) != _history(plan):
+                raise PlanError(
+                    f'the history of schema "{schema}" changed since the rollback plan was made '
+                    "(an apply or rollback ran since); nothing was changed: run etl rollback again"
                 )
             # Foreign keys of other tables onto the tables restored go, and come back onto the copies.
             referencing: list[tuple[str, str, str, str]] = []
@@ -184,13 +199,8 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
             for r in plan.restores:
                 if r.kept_in is None:
                     continue
-                identity = conn.execute(
-                    "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attidentity <> ''",
-                    (sql.Identifier(schema, r.table).as_string(conn),),
-                ).fetchall()
-                for (column,) in identity:
-                    for statement in postgres_sql(ResetSequence(schema, r.table, column, None)):
-                        conn.execute(statement)
+                for statement in _sequence_statements(conn, schema, r):
+                    conn.execute(statement)
             for kept_in in sorted({r.kept_in for r in plan.restores if r.kept_in}):
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(kept_in)))
             conn.execute(
@@ -202,3 +212,37 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TargetError(f"rollback failed, nothing was changed: {redact(first, url)}") from exc
+
+
+def _history(plan: RollbackPlan) -> tuple:
+    """What a rollback plan undoes: the apply, and what it kept of each table."""
+    return (
+        plan.run_started_at,
+        tuple(
+            (r.table, r.kept_in, r.rows_then, r.foreign_keys, r.enum_columns, r.sequences)
+            for r in plan.restores
+        ),
+    )
+
+
+def _sequence_statements(conn: psycopg.Connection, schema: str, restore: Restore) -> list[sql.Composed]:
+    """The restored table's sequences as they were when the copy was made, inside the transaction
+    (etl/render.py set_sequence_sql). A copy recorded by an earlier version, with no sequence
+    state, has its identity continue after its largest id."""
+    qualified = sql.Literal(sql.Identifier(schema, restore.table).as_string(conn))
+    statements: list[sql.Composed] = [
+        set_sequence_sql(
+            sql.SQL("pg_get_serial_sequence({}, {})").format(qualified, sql.Literal(column)),
+            sql.SQL("SELECT {}::bigint, {}::boolean").format(sql.Literal(last_value), sql.Literal(is_called)),
+        )
+        for column, last_value, is_called in restore.sequences
+    ]
+    recorded = {column for column, _, _ in restore.sequences}
+    identity = conn.execute(
+        "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %s::regclass AND a.attidentity <> ''",
+        (sql.Identifier(schema, restore.table).as_string(conn),),
+    ).fetchall()
+    for (column,) in identity:
+        if column not in recorded:
+            statements += postgres_sql(ResetSequence(schema, restore.table, column, None))
+    return statements

@@ -144,3 +144,61 @@ def test_replacing_tables_never_drops_what_depends_on_them_outside_the_spec(migr
     ):
         m.apply(allow_destructive=True)
     assert pg.execute("SELECT count(*) FROM a_view").fetchone() == (2,)
+
+
+def sequence_state(pg: psycopg.Connection, table: str, column: str = "id") -> tuple:
+    """(last_value, is_called) of the sequence behind `table`.`column`."""
+    from psycopg import sql
+
+    schema, name = pg.execute(
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = pg_get_serial_sequence(%s, %s)::regclass",
+        (table, column),
+    ).fetchone()
+    return pg.execute(
+        sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, name))
+    ).fetchone()
+
+
+ITEMS = (
+    "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT);"
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) INSERT INTO item SELECT i, 'x' FROM n;"
+)
+
+# PostgreSQL runs a deferred constraint trigger at COMMIT: the apply fails after every step ran.
+REFUSE_AT_COMMIT = [
+    "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused'; END$$",
+    "CREATE CONSTRAINT TRIGGER refuse_changes AFTER INSERT OR DELETE ON item "
+    "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()",
+]
+
+
+@pytest.mark.parametrize(
+    ("in_target", "in_source", "rows"),
+    [
+        (None, "INSERT INTO item SELECT id + 1000, name FROM item;", 100),  # the sequence would move forward
+        # row 50 is missing from the target, rows above 90 from the source: back to 90
+        ("DELETE FROM item WHERE id = 50", "DELETE FROM item WHERE id > 90;", 99),
+    ],
+    ids=["forward", "backward"],
+)
+def test_an_apply_that_fails_after_the_identity_step_leaves_the_sequence_as_it_was(
+    migration, pg, in_target, in_source, rows
+):
+    from etl.errors import TargetError
+
+    m = migration(ITEMS)
+    m.apply()
+    if in_target:
+        pg.execute(in_target)
+    m.change_source(in_source)
+    before = sequence_state(pg, "item")
+    assert before == (100, True)
+    plan = m.plan()
+    assert any(s.describe().startswith('  identity "item"."id"') for s in plan.steps)
+    for statement in REFUSE_AT_COMMIT:
+        pg.execute(statement)
+    with pytest.raises(TargetError, match="COMMIT failed: .*refused.*nothing was committed"):
+        m.apply(allow_destructive=True)
+    assert sequence_state(pg, "item") == before
+    assert pg.execute("SELECT count(*), max(id) FROM item").fetchone() == (rows, 100)

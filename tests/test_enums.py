@@ -122,7 +122,10 @@ def test_quotes_in_an_enum_name_and_its_labels_load_and_are_named_in_messages(mi
         m.apply(spec)
     m.change_source("UPDATE \"User\" SET role = 'owner''s' WHERE id = 2")
     m.apply()
-    assert pg.execute('SELECT id, role::text FROM "User" ORDER BY id').fetchall() == [(1, "it's"), (2, "owner's")]
+    assert pg.execute('SELECT id, role::text FROM "User" ORDER BY id').fetchall() == [
+        (1, "it's"),
+        (2, "owner's"),
+    ]
 
 
 def test_duplicate_labels_are_a_spec_error(migration):

@@ -231,3 +231,43 @@ def test_hostile_names_in_a_hostile_schema_under_snake_case(migration, pg, canar
         )
     )
     assert new.fetchone() == (3,)  # the identity's sequence was found in the hostile schema too
+
+
+def test_rollback_in_a_hostile_schema_restores_rows_keys_and_sequences(migration, pg, canary):
+    from typer.testing import CliRunner
+
+    from etl.cli import app
+
+    schema = 'etl"; DROP TABLE users; --'
+    m = migration(SOURCE)
+    m.spec_path.write_text(
+        f"version: 1\nsource:\n  sqlite: {m.source.name}\ntarget:\n  url: {m.url}\n  schema: '{schema}'\n",
+        encoding="utf-8",
+    )
+    m.apply()
+    sequence = sql.SQL("SELECT last_value, is_called FROM {}").format(
+        sql.Identifier(schema, 'user_id "quoted"_seq')
+    )
+
+    def state() -> tuple:
+        tables = relations(pg, schema)
+        return (
+            tables,
+            {t: (rows(pg, schema, t), constraints(pg, schema, t)) for t in tables},
+            index_names(pg, schema),
+            pg.execute(sequence).fetchone(),
+        )
+
+    before = state()
+    assert before[3] == (2, True)
+    m.change_source(
+        '''INSERT INTO "user" ("select") VALUES ('third'); DELETE FROM "user" WHERE "id ""quoted""" = 3;
+        INSERT INTO "user" ("select") VALUES ('fourth'); DELETE FROM "x""; DROP TABLE users; --" WHERE "order" = 2;
+        UPDATE `order` SET [user] = NULL, ";--" = NULL WHERE id = 11;'''
+    )
+    m.apply(allow_destructive=True)
+    assert pg.execute(sequence).fetchone() == (4, True)
+    done = CliRunner().invoke(app, ["rollback", str(m.spec_path), "--yes"], catch_exceptions=False)
+    assert done.exit_code == 0, done.stderr
+    assert state() == before
+    assert rows(pg, "public", "users") == [(1, "still here")]

@@ -83,3 +83,60 @@ def test_killing_apply_in_the_middle_of_a_large_table_leaves_the_target_as_befor
     assert tables_in(pg) == ["canary"]
     big_migration.apply()
     assert pg.execute("SELECT count(*) FROM big").fetchone() == (ROWS,)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_killing_apply_after_its_identity_step_leaves_the_sequence_as_it_was(migration, pg, pg_url, sig):
+    m = migration(
+        "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT);"
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) "
+        "INSERT INTO item SELECT i, 'x' FROM n;"
+    )
+    m.write_spec()
+    m.apply()
+    m.change_source("INSERT INTO item SELECT id + 1000, name FROM item;")
+    sequence = "SELECT last_value, is_called FROM public.item_id_seq"
+    before = pg.execute(sequence).fetchone()
+    assert before == (100, True)
+    dbname = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
+    etl = Path(sys.executable).parent / "etl"
+    with psycopg.connect(pg_url) as holder:
+        # Apply records its run in etl.runs last, after every step: it waits there, to be killed.
+        holder.execute("LOCK TABLE etl.runs IN SHARE MODE")
+        proc = subprocess.Popen(
+            [str(etl), "apply", str(m.spec_path), "--yes"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                waiting = pg.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' "
+                    'AND query LIKE \'%%INSERT INTO "etl"."runs"%%\'',
+                    (dbname,),
+                ).fetchone()
+                if waiting:
+                    break
+                time.sleep(0.01)
+            else:
+                pytest.fail(f"apply never waited to record its run: {proc.communicate()}")
+            proc.send_signal(sig)
+            time.sleep(0.5)
+        finally:
+            holder.rollback()
+            try:
+                proc.communicate(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and pg.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)
+    ).fetchone() != (0,):
+        time.sleep(0.05)
+    assert pg.execute("SELECT count(*) FROM item").fetchone() == (100,)
+    assert pg.execute(sequence).fetchone() == before

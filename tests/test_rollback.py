@@ -4,6 +4,7 @@ after showing what it will do. What it cannot restore it refuses, saying why."""
 
 from __future__ import annotations
 
+import pytest
 from psycopg import sql
 from typer.testing import CliRunner
 
@@ -180,3 +181,188 @@ def test_hostile_names_are_kept_and_restored_as_names(migration, pg):
     done = run("rollback", str(spec), "--yes")
     assert done.exit_code == 0, done.stderr
     assert contents(pg) == before
+
+
+SELF_REFERENCING = """
+CREATE TABLE cat (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES cat(id) ON DELETE {action}, name TEXT);
+INSERT INTO cat VALUES (1, NULL, 'root'), (2, 1, 'a'), (3, 2, 'b'), (4, 1, 'c');
+"""
+
+
+def self_foreign_keys(pg) -> list[tuple]:
+    return pg.execute(
+        "SELECT n.nspname::text, c.relname::text, k.conname::text, pg_get_constraintdef(k.oid) "
+        "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE k.contype = 'f' ORDER BY 1, 2, 3"
+    ).fetchall()
+
+
+@pytest.mark.parametrize("action", ["CASCADE", "NO ACTION"])
+def test_a_table_with_a_foreign_key_onto_itself_is_kept_whole_and_restored_exactly(migration, pg, action):
+    m = migration(SELF_REFERENCING.format(action=action))
+    spec = m.write_spec()
+    m.apply()
+    before = contents(pg)
+    fks_before = self_foreign_keys(pg)
+    assert [(s, t) for s, t, _, _ in fks_before] == [("public", "cat")]
+    # Deleting the root's subtree in the source: the apply deletes rows 2 and 3 of the live table.
+    m.change_source("DELETE FROM cat WHERE id IN (3, 2);")
+    m.apply(allow_destructive=True)
+    assert pg.execute("SELECT count(*) FROM cat").fetchone() == (2,)
+    # The copy holds every row it kept, and no constraint of the copy points outside it.
+    kept_in = pg.execute("SELECT kept_in FROM etl.history WHERE table_name = 'cat'").fetchone()[0]
+    assert pg.execute(
+        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(kept_in, "cat"))
+    ).fetchone() == (4,)
+    outside = pg.execute(
+        "SELECT k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class r ON r.oid = k.confrelid "
+        "LEFT JOIN pg_namespace rn ON rn.oid = r.relnamespace WHERE n.nspname = %s AND k.contype = 'f' "
+        "AND rn.nspname <> %s",
+        (kept_in, kept_in),
+    ).fetchall()
+    assert outside == []
+
+    done = run("rollback", str(spec), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == before
+    assert self_foreign_keys(pg) == fks_before
+
+
+def test_a_table_with_a_foreign_key_onto_itself_can_be_replaced_and_rolled_back(migration, pg):
+    m = migration(SELF_REFERENCING.format(action="CASCADE"))
+    m.write_spec("tables:\n  cat:\n    mode: replace\n")
+    m.apply()
+    before = contents(pg)
+    fks_before = self_foreign_keys(pg)
+    m.change_source("UPDATE cat SET name = 'root!' WHERE id = 1;")
+    m.apply(allow_destructive=True)
+    assert pg.execute("SELECT name FROM cat WHERE id = 1").fetchone() == ("root!",)
+    done = run("rollback", str(m.spec_path), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == before
+    assert self_foreign_keys(pg) == fks_before
+
+
+def sequence_state(pg, table: str, column: str = "id") -> tuple:
+    """(last_value, is_called) of the sequence behind "public".`table`.`column`."""
+    schema, name = pg.execute(
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = pg_get_serial_sequence(%s, %s)::regclass",
+        (sql.Identifier("public", table).as_string(pg), column),
+    ).fetchone()
+    return pg.execute(
+        sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, name))
+    ).fetchone()
+
+
+def test_rollback_restores_a_sequence_that_was_past_the_largest_id(migration, pg):
+    m = migration(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);"
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) INSERT INTO t SELECT i, 'x' FROM n;"
+        "DELETE FROM t WHERE id > 8;"  # SQLite's AUTOINCREMENT counter stays at 10
+    )
+    spec = m.write_spec()
+    m.apply()
+    before = contents(pg)
+    assert sequence_state(pg, "t") == (10, True)
+    m.change_source("INSERT INTO t (v) VALUES ('eleven'); UPDATE t SET v = 'y' WHERE id = 1;")
+    m.apply()
+    assert sequence_state(pg, "t") == (11, True)
+    done = run("rollback", str(spec), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == before
+    assert sequence_state(pg, "t") == (10, True)
+    assert pg.execute("INSERT INTO t (v) VALUES ('next') RETURNING id").fetchone() == (11,)
+
+
+def test_a_rollback_plan_made_before_another_apply_is_refused_and_changes_nothing(migration, pg):
+    from etl.errors import PlanError
+    from etl.rollback import apply_rollback, plan_rollback
+
+    m = migration(SOURCE)
+    spec = m.write_spec("rollback:\n  retention: 3\n")
+    m.apply()
+    m.change_source("UPDATE author SET name = 'first' WHERE id = 1;")
+    m.apply()
+    after_first = contents(pg)
+    plan = plan_rollback(m.url, "public")  # shown, and answered only after the next apply
+    m.change_source("UPDATE author SET name = 'second' WHERE id = 1; INSERT INTO tag VALUES ('c');")
+    m.apply()
+    after_second = contents(pg)
+    with pytest.raises(PlanError) as refused:
+        apply_rollback(plan, m.url)
+    assert str(refused.value) == (
+        'the history of schema "public" changed since the rollback plan was made (an apply or rollback ran '
+        "since); nothing was changed: run etl rollback again"
+    )
+    assert contents(pg) == after_second
+    # Planned again, rollback undoes the newest apply only.
+    done = run("rollback", str(spec), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == after_first
+
+
+def test_an_etl_history_made_before_sequences_were_recorded_still_rolls_back(migration, pg):
+    m = migration(SOURCE)
+    spec = m.write_spec("rollback:\n  retention: 3\n")
+    m.apply()
+    m.change_source("UPDATE author SET name = 'x' WHERE id = 1;")
+    m.apply()
+    before = contents(pg)
+    pg.execute("ALTER TABLE etl.history DROP COLUMN sequences")  # as an earlier version made it
+    m.change_source("UPDATE author SET name = 'y' WHERE id = 1; INSERT INTO author VALUES (7, 'z', NULL);")
+    m.apply()  # records the sequences again
+    assert pg.execute("SELECT table_name, sequences FROM etl.history WHERE sequences <> '[]'").fetchall() == [
+        ("author", [{"column": "id", "last_value": 2, "is_called": True}])
+    ]
+    assert run("rollback", str(spec), "--yes").exit_code == 0
+    assert contents(pg) == before
+    assert sequence_state(pg, "author") == (2, True)
+    pg.execute("ALTER TABLE etl.history DROP COLUMN sequences")
+    done = run(
+        "rollback", str(spec), "--yes"
+    )  # no sequence state: the identity continues after the largest id
+    assert done.exit_code == 0, done.stderr
+    assert sequence_state(pg, "author") == (2, True)
+
+
+@pytest.mark.parametrize(
+    ("mode", "name"),
+    [("sync", "t"), ("replace", "t"), ("sync", 'x"; DROP TABLE t; --')],
+    ids=["sync", "replace", "hostile"],
+)
+def test_a_serial_column_made_by_another_tool_is_kept_with_its_own_sequence_and_restored(
+    migration, pg, mode, name
+):
+    quoted = name.replace('"', '""')
+    m = migration(
+        f"CREATE TABLE \"{quoted}\" (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO \"{quoted}\" VALUES (1, 'a'), (2, 'b');"
+    )
+    # As Prisma's or Rails' migrations make it: a serial column, its sequence past the largest id.
+    table = sql.Identifier("public", name)
+    pg.execute(sql.SQL("CREATE TABLE {} (id serial PRIMARY KEY, v text)").format(table))
+    pg.execute(sql.SQL("INSERT INTO {} (v) VALUES ('a'), ('b'), ('c')").format(table))
+    pg.execute(sql.SQL("DELETE FROM {} WHERE id = 3").format(table))
+    before = contents(pg)
+    default = (
+        "SELECT column_default FROM information_schema.columns WHERE table_name = %s AND column_name = 'id'"
+    )
+    serial = pg.execute(default, (name,)).fetchone()
+    assert serial[0].startswith("nextval(")
+    spec = m.write_spec(f"tables:\n  '{name}':\n    mode: {mode}\n")
+    m.apply(allow_destructive=True)  # the column becomes an identity
+    kept_in = pg.execute("SELECT kept_in FROM etl.history WHERE table_name = %s", (name,)).fetchone()[0]
+    assert pg.execute(
+        "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = pg_get_serial_sequence(%s, 'id')::regclass",
+        (sql.Identifier(kept_in, name).as_string(pg),),
+    ).fetchone() == (kept_in,)
+    done = run("rollback", str(spec), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert contents(pg) == before
+    assert pg.execute(default, (name,)).fetchone() == serial
+    assert sequence_state(pg, name) == (3, True)
+    assert pg.execute(
+        sql.SQL("INSERT INTO {} (v) VALUES ('next') RETURNING id").format(table)
+    ).fetchone() == (4,)
