@@ -186,18 +186,51 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
             continue
         if table.name in fresh_names or target.rows.get(table.name, RowDiff()).insert:
             steps.append(ResetSequence(schema, table.name, identity, table.sequence_floor))
+    # Rows a foreign key's ON DELETE/ON UPDATE action changes belong to tables the plan may not
+    # otherwise touch: they are kept for rollback and verified like the tables the plan changes.
+    cascaded = _reached_by_key_actions(catalog, _rows_deleted_or_updated(steps))
     if mapping.retention > 0 and steps:
-        steps = _with_keep(schema, steps, mapping.retention)
+        steps = _with_keep(schema, steps, mapping.retention, cascaded)
     # Tables only altered are verified too (a type change rewrites every value), unless their
     # mode lets the target keep rows the source no longer has.
-    altered = {t for t in (table_of(s) for s in alter + after) if t is not None}
+    altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | cascaded
     checked = tuple(t for t, _, _ in kept if t.name in altered and t.mode in ("sync", "replace"))
     return Plan(steps=tuple(steps), schema=schema, checked=checked)
 
 
-def _with_keep(schema: str, steps: list[Step], retention: int) -> list[Step]:
-    """The plan preceded by what it keeps for etl rollback: the existing tables it changes, and
-    the names of those it creates."""
+def _rows_deleted_or_updated(steps: list[Step]) -> set[str]:
+    """Existing tables whose rows the plan deletes or updates: what a foreign key's action follows."""
+    return {s.table.name for s in steps if isinstance(s, SyncRows) and (s.diff.update or s.diff.delete)} | {
+        s.table.name for s in steps if isinstance(s, DeleteRows)
+    }
+
+
+def _reached_by_key_actions(catalog: TargetCatalog, changed: set[str]) -> set[str]:
+    """Tables of the target whose rows a CASCADE, SET NULL or SET DEFAULT action of a foreign key
+    may change when rows of `changed` are deleted or updated, followed from table to table."""
+    reached: set[str] = set()
+    frontier = set(changed)
+    while frontier:
+        found = {
+            table.name
+            for table in catalog.tables
+            for c in table.constraints
+            if c.kind == "f"
+            and c.ref_table in frontier
+            and any(_acts(action) for action in (c.on_delete, c.on_update))
+        }
+        frontier = found - reached - changed
+        reached |= frontier
+    return reached
+
+
+def _acts(action: str | None) -> bool:
+    return action is not None and action.upper() not in ("NO ACTION", "RESTRICT")
+
+
+def _with_keep(schema: str, steps: list[Step], retention: int, cascaded: set[str]) -> list[Step]:
+    """The plan preceded by what it keeps for etl rollback: the existing tables it changes (also
+    through foreign-key actions), and the names of those it creates."""
     replaced = [t for s in steps if isinstance(s, DropTables) for t in s.tables]
     created = [s.table.name for s in steps if isinstance(s, CreateTable) and s.table.name not in replaced]
     kept: list[str] = []
@@ -208,6 +241,7 @@ def _with_keep(schema: str, steps: list[Step], retention: int) -> list[Step]:
         for name in names:
             if name is not None and name not in created and name not in kept:
                 kept.append(name)
+    kept += sorted(cascaded - set(kept) - set(created))
     keep = KeepForRollback(schema, tuple(kept), tuple(created), retention)
     head = 1 if steps and isinstance(steps[0], CreateSchema) else 0
     return [*steps[:head], keep, *steps[head:]]

@@ -26,6 +26,7 @@ from etl.cli import app
 from etl.errors import PlanError
 from etl.executor import apply_plan
 from etl.observe import observe_target
+from etl.plan import KeepForRollback
 from etl.planner import build_plan
 from etl.target import display_url
 from etl.validate import validate
@@ -799,3 +800,38 @@ def test_a_table_etl_loaded_and_the_spec_no_longer_names_is_dropped_only_when_al
     tables = pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()
     assert tables == [("author",), ("notes",)]
     assert plan_text(spec, pg_url).splitlines()[1:] == [NO_CHANGES]
+
+
+CASCADING = """
+CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id) ON DELETE {action}, name TEXT);
+INSERT INTO parent VALUES (1, 'p1'), (2, 'p2');
+INSERT INTO child VALUES (10, 1, 'c10'), (20, 2, 'c20');
+"""
+
+
+@pytest.mark.parametrize("action", ["CASCADE", "SET NULL"])
+def test_rows_a_foreign_key_action_would_change_in_an_unchanged_table_are_never_lost_silently(
+    migration, pg, pg_url, action
+):
+    # The app deleted a parent but kept its child (SQLite enforces no foreign keys by default):
+    # deleting the parent in PostgreSQL would take the child row with it through the key's action.
+    m = migration(CASCADING.format(action=action))
+    spec = m.write_spec()
+    m.apply()
+    m.change_source("DELETE FROM parent WHERE id = 2;")
+    applied = run("apply", str(spec), "--allow-destructive")
+    assert applied.exit_code == 1
+    assert 'verification failed, nothing was committed: table "child"' in applied.stderr
+    assert rows(pg, "parent") == [(1, "p1"), (2, "p2")]
+    assert rows(pg, "child") == [(10, 1, "c10"), (20, 2, "c20")]
+
+
+def test_a_table_a_foreign_key_action_may_change_is_kept_for_rollback_and_verified(migration):
+    m = migration(CASCADING.format(action="CASCADE"))
+    m.apply()
+    m.change_source("DELETE FROM parent WHERE id = 2;")
+    plan = m.plan()
+    keep = next(s for s in plan.steps if isinstance(s, KeepForRollback))
+    assert set(keep.kept) == {"parent", "child"}
+    assert {t.name for t in plan.tables} == {"parent", "child"}
