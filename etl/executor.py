@@ -21,7 +21,15 @@ import duckdb
 from psycopg import sql
 
 from . import duck
-from .errors import DataError, DestructiveChangeRefused, EtlError, PlanError, TargetError, VerificationFailed
+from .errors import (
+    DataError,
+    DestructiveChangeRefused,
+    EtlError,
+    PlanError,
+    SourceError,
+    TargetError,
+    VerificationFailed,
+)
 from .history import (
     enum_columns_query,
     enum_to_text_statements,
@@ -50,7 +58,6 @@ from .render import (
     SOURCE_ALIAS,
     TARGET_ALIAS,
     load_query,
-    metadata_ddl,
     postgres_sql,
     record_rejects_sql,
     record_run_sql,
@@ -58,9 +65,9 @@ from .render import (
     schema_lock_sql,
     source_rows_query,
 )
-from .source import source_stamp
+from .source import corrupt_source_error, source_stamp
 from .sync import check_written, delete_rows, sync_rows
-from .target import libpq_conninfo, redact
+from .target import ensure_metadata, libpq_conninfo, redact
 from .typedscan import Candidate, candidates, holds, prove
 from .verify import Verification, describe_failures, register_functions, source_sums_query, verify_tables
 
@@ -158,6 +165,7 @@ def _apply(
     result = ApplyResult()
     started = time.perf_counter()
     started_at = _now()
+    ensure_metadata(target_url)  # committed on its own: see there
     con = connect_for(plan.tables)
     in_transaction = False
     proofs: _Proofs | None = None
@@ -239,8 +247,6 @@ def _apply(
             elif isinstance(step, SyncRows):
                 result.rows[step.table.name] = rows or 0
             on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
-        for statement in metadata_ddl():
-            _execute(con, statement, "creating etl's metadata tables", target_url)
         keep = next((s for s in plan.steps if isinstance(s, KeepForRollback)), None)
         if keep is not None:
             expired = [r[0] for r in _query(con, expired_query(plan.schema, keep.retention))]
@@ -303,11 +309,14 @@ def _apply(
         interrupted = isinstance(exc, duckdb.InterruptException | KeyboardInterrupt) or (
             isinstance(exc, RuntimeError) and "interrupted" in str(exc)
         )
-        if (in_transaction or interrupted) and not isinstance(exc, _TypedScanFailed):
-            error = "interrupted" if interrupted else redact(str(exc), target_url)
+        corrupt = None if interrupted else corrupt_source(exc, source)
+        if (in_transaction or interrupted) and (corrupt or not isinstance(exc, _TypedScanFailed)):
+            error = "interrupted" if interrupted else redact(str(corrupt or exc), target_url)
             _record_failure(plan.schema, run, started_at, error, target_url)
         if interrupted and not isinstance(exc, KeyboardInterrupt):
             raise KeyboardInterrupt from exc  # Ctrl-C reached DuckDB first
+        if corrupt is not None:
+            raise corrupt from exc  # the exact path would meet the same damaged page
         raise
     close_helpers()
     con.close()
@@ -403,13 +412,12 @@ def _record_failure(schema: str, run: RunInfo, started_at: str, error: str, targ
     import psycopg
 
     try:
+        ensure_metadata(target_url)
         with psycopg.connect(target_url, autocommit=True, connect_timeout=5) as conn:
-            for statement in metadata_ddl():
-                conn.execute(statement)
             conn.execute(
                 record_run_sql(schema, run.spec, run.spec_sha256, started_at, _now(), "failed", {}, error)
             )
-    except psycopg.Error:
+    except (psycopg.Error, EtlError):
         pass  # the target is unreachable or refuses: the error the user sees says why
 
 
@@ -598,8 +606,6 @@ def _keep_for_rollback(
     """Copy each table the plan changes into the run's history schema, names and all (see
     etl/history.py), and record it; record the tables the plan creates."""
     kept_in = history_schema(started_at)
-    for statement in metadata_ddl():
-        execute(statement, "creating etl's metadata tables")
     for table in step.kept:
         for copy_table in keep_statements(step.schema, table, kept_in):
             execute(copy_table, f'keeping a copy of "{table}" for etl rollback')
@@ -712,6 +718,19 @@ def _reject_record(table, found: tuple) -> dict:
     return {"table": table.source, "key": key.split(", row ", 1)[-1], "reason": reason, "row": row}
 
 
+def corrupt_source(exc: BaseException, source: Path) -> SourceError | None:
+    """The SourceError naming `source` as damaged, when `exc` (or what caused it) is DuckDB's
+    sqlite scanner meeting a damaged page; None otherwise."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, SourceError):
+            return None  # already says so
+        if (error := corrupt_source_error(source, str(seen))) is not None:
+            return error
+        seen = seen.__cause__
+    return None
+
+
 def _raise_load_error(exc: Exception, table: TargetTable, target_url: str) -> NoReturn:
     message = duck_message(exc)
     lost = isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message
@@ -743,7 +762,9 @@ def verify_target(mapping: Mapping, source: Path, target_url: str, existing: fro
                 pass  # a value DuckDB's typed read cannot convert: the exact path names its row
         return verify_tables(con, mapping.schema, mapping.tables, existing)
     except duckdb.Error as exc:
-        raise_read_error(exc, "verification could not read the target", target_url)
+        if (corrupt := corrupt_source(exc, source)) is not None:
+            raise corrupt from exc
+        raise_read_error(exc, "verification could not read the source or the target", target_url)
     finally:
         con.close()
 

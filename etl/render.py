@@ -256,9 +256,12 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
 METADATA_SCHEMA = "etl"  # where etl keeps its own records in the target database
 
 
+METADATA_TABLES = ("runs", "rejects", "history")
+
+
 def metadata_ddl() -> list[sql.Composed]:
     """etl's own tables (its runs, the rows they rejected, what they kept for rollback); created if
-    missing, never altered."""
+    missing, never altered. The schema first, then METADATA_TABLES in their order."""
     from .history import history_ddl
 
     return [
@@ -303,6 +306,13 @@ def record_run_sql(
             for v in (schema, spec, spec_sha256, started_at, finished_at, status, json.dumps(rows), error)
         ),
     )
+
+
+def metadata_lock_sql() -> sql.Composed:
+    """Wait for the database-wide advisory lock under which etl creates its metadata schema and
+    tables: PostgreSQL's IF NOT EXISTS does not make two concurrent creations safe (the later one
+    fails on a unique index of the catalog)."""
+    return sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(sql.Literal("etl metadata"))
 
 
 def schema_lock_sql(schema: str) -> sql.Composed:

@@ -18,6 +18,34 @@ from .sqlitesql import has_autoincrement, index_parts, strip_quoted
 _FK_ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
 
 
+# What SQLite (or DuckDB's sqlite scanner, which quotes SQLite) says of a file whose pages are damaged.
+_CORRUPT = ("database disk image is malformed", "file is not a database")
+
+
+def corrupt_source_error(path: str | Path, message: str) -> SourceError | None:
+    """The error for a SQLite file that turns out to be damaged while it is read (`message` is
+    SQLite's or DuckDB's), or None when `message` says something else."""
+    found = next((c for c in _CORRUPT if c in message), None)
+    if found is None:
+        return None
+    return SourceError(
+        f"the SQLite file '{path}' is corrupt ({found}): restore it from a backup, or recover what "
+        f"is readable with: sqlite3 '{path}' .recover | sqlite3 recovered.db"
+    )
+
+
+def _read_error(path: Path, exc: sqlite3.Error) -> SourceError | None:
+    """A SourceError for what is the file's state rather than etl's doing: damaged, locked, gone."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return corrupt_source_error(path, str(exc)) or corrupt_source_error(path, _CORRUPT[0])
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return SourceError(f"SQLite file '{path}' is locked by another process; retry when it is released")
+    if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")):
+        return SourceError(f"cannot read SQLite file '{path}': {exc}")
+    return None
+
+
 @contextmanager
 def open_sqlite(path: str | Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection: mode=ro never writes, not even to a WAL file an app keeps open."""
@@ -41,7 +69,15 @@ def open_sqlite(path: str | Path) -> Iterator[sqlite3.Connection]:
                     f"SQLite file '{path}' is locked by another process; retry when it is released"
                 ) from exc
             raise SourceError(f"cannot read SQLite file '{path}': {exc}") from exc
-        yield con
+        try:
+            yield con
+        except sqlite3.Error as exc:
+            # The header and schema may read well and a page further on be damaged: any read of
+            # the file (validation, init, plan) can be the first to meet it.
+            error = _read_error(path, exc)
+            if error is None:
+                raise
+            raise error from exc
     finally:
         con.close()
 
