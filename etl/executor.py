@@ -102,8 +102,17 @@ class ApplyResult:
 
 def duck_message(exc: Exception) -> str:
     """DuckDB's error text as one line: without its error-class prefix, without the echo of the
-    statement the postgres extension sent, with PostgreSQL's DETAIL kept."""
+    statement the postgres extension sent, with PostgreSQL's DETAIL kept; without what only a
+    developer of DuckDB can read (its C++ stack trace and the note that an internal error is an
+    assertion failure), of a Python function's traceback, and of libpq's guess at why a
+    connection closed."""
     text = str(exc).strip()
+    text = re.sub(r"\s*Stack Trace:.*", "", text, flags=re.DOTALL)
+    text = re.sub(r"\s*This error signals an assertion failure within DuckDB.*", "", text, flags=re.DOTALL)
+    text = re.sub(r"\s*At:\s*\n.*", "", text, flags=re.DOTALL)  # a Python UDF's frames
+    text = re.sub(
+        r"\s*This probably means the server terminated abnormally.*?request\.", "", text, flags=re.DOTALL
+    )
     text = re.sub(r"^[A-Z][A-Za-z ]* Error: ", "", text)
     text = re.sub(r'^Failed to execute query ".*?": (?=ERROR:)', "", text, flags=re.DOTALL)
     text = re.sub(r"^Failed to copy data: (?=ERROR:)", "", text)
@@ -741,7 +750,8 @@ def _raise_load_error(exc: Exception, table: TargetTable, target_url: str) -> No
     if lost:
         raise TargetError(
             f'lost the connection to PostgreSQL while loading table "{table.source}": '
-            f"{redact(message, target_url)}; nothing was committed"
+            f"{redact(message, target_url)}; nothing was committed: run apply again once the server "
+            "accepts connections"
         ) from exc
     raise DataError(
         f'loading table "{table.source}" into "{table.name}" failed: {redact(message, target_url)}'

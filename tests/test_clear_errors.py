@@ -7,6 +7,9 @@ from __future__ import annotations
 import random
 import secrets
 import sqlite3
+import subprocess
+import sys
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -141,3 +144,41 @@ def test_a_role_that_may_not_create_schema_etl_is_told_how_to_create_it(migratio
     assert f'role "{role}" may not create schema "etl"' in line, line
     assert f'CREATE SCHEMA "etl" AUTHORIZATION "{role}"' in line
     assert pg.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'app'").fetchone() == (0,)
+
+
+def test_a_connection_lost_during_a_load_is_one_readable_line(migration, pg, pg_url):
+    m = migration(
+        [
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, payload TEXT)",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400000) "
+            "INSERT INTO big SELECT i, printf('%080d', i) FROM n",
+        ]
+    )
+    spec = m.write_spec()
+    dbname = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
+    etl = Path(sys.executable).parent / "etl"
+    proc = subprocess.Popen(
+        [str(etl), "apply", "--yes", str(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        killed = False
+        while not killed and proc.poll() is None and time.monotonic() < deadline:
+            killed = bool(
+                pg.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid() AND query ILIKE 'COPY%%big%%'",
+                    (dbname,),
+                ).fetchall()
+            )
+            time.sleep(0.005)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert killed, "the COPY of table big was never seen; the test could not end its connection"
+    assert proc.returncode == 1, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith('Error: lost the connection to PostgreSQL while loading table "big": '), line
+    assert line.endswith("; nothing was committed: run apply again once the server accepts connections")
+    assert "Stack Trace" not in line and "duckdb" not in line.lower() and len(line) < 300, line
