@@ -168,3 +168,24 @@ def test_the_machines_time_zone_changes_no_value_and_no_checksum(migration, pg):
         (1, "2024-03-10 02:30:00", "2025-08-07 10:00:00"),
         (2, "2024-11-03 01:30:00", "2025-08-07 10:00:00.001000"),
     ]
+
+
+DEEP = [
+    "[" * 5000 + "]" * 5000,
+    '{"a": ' * 3000 + '[1.50, {"b": 2, "a": 1, "b": 3}]' + "}" * 3000,
+]
+
+
+@pytest.mark.parametrize("text", DEEP, ids=["arrays", "objects"])
+def test_jsonb_canonical_prints_what_postgresql_prints_at_thousands_of_levels(pg, text):
+    assert jsonb_canonical(text) == pg.execute("SELECT %s::jsonb::text", (text,)).fetchone()[0]
+
+
+def test_jsonb_nested_thousands_of_levels_deep_arrives_and_verifies(migration, pg):
+    m = migration([("CREATE TABLE d (id INTEGER PRIMARY KEY, doc TEXT)", ())])
+    m.change_source("".join(f"INSERT INTO d VALUES ({i}, '{text}');" for i, text in enumerate(DEEP)))
+    m.apply("tables:\n  d:\n    columns:\n      doc: {type: jsonb}\n")
+    assert pg.execute("SELECT count(*) FROM d").fetchone() == (2,)
+    result = run("verify", str(m.spec_path))
+    assert result.exit_code == 0, result.output
+    assert "Verified: 1 tables match the source." in result.stdout
