@@ -175,6 +175,7 @@ def _apply(
     started = time.perf_counter()
     started_at = _now()
     ensure_metadata(target_url)  # committed on its own: see there
+    stamp = source_stamp(source)  # before anything reads the source
     con = connect_for(plan.tables)
     in_transaction = False
     proofs: _Proofs | None = None
@@ -286,11 +287,20 @@ def _apply(
                 (table.name, check_written(con, plan.schema, table, name)) for table, name in written.values()
             ]
             on_event(StepEvent(VerifyStep(plan.schema), "done", None, time.perf_counter() - t0))
+            bad = [f'table "{name}": {n:,} rows written differ in the target' for name, n in missing if n]
+            if (bad or not verification.ok) and source_stamp(source) != stamp:
+                # The loads and verification read the file at different moments: their counts
+                # differ by what the app wrote in between, and neither is a count that existed.
+                raise VerificationFailed(
+                    f"the SQLite file '{source}' changed while apply read it (an app wrote to it), so the "
+                    "rows loaded and verification's reading of the source differ; nothing was committed: "
+                    f"stop the app and run apply again, or apply a copy made with: sqlite3 '{source}' "
+                    '".backup copy.db"'
+                )
             if not verification.ok:
                 raise VerificationFailed(
                     f"verification failed, nothing was committed: {describe_failures(verification)}"
                 )
-            bad = [f'table "{name}": {n:,} rows written differ in the target' for name, n in missing if n]
             if bad:
                 raise VerificationFailed(f"verification failed, nothing was committed: {'; '.join(bad)}")
             result.verified = True

@@ -124,10 +124,14 @@ def test_sigterm_rolls_back_records_the_run_says_so_and_removes_the_spill_direct
     ]
 
 
-def test_the_next_run_removes_the_spill_directory_of_a_killed_run_and_not_of_a_live_one(big_migration, tmp_path):
+def test_the_next_run_removes_the_spill_directory_of_a_killed_run_and_not_of_a_live_one(
+    big_migration, tmp_path
+):
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_pid = int(gone.stdout)  # that process has ended, as one killed with SIGKILL has
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

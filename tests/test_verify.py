@@ -189,3 +189,51 @@ def test_jsonb_nested_thousands_of_levels_deep_arrives_and_verifies(migration, p
     result = run("verify", str(m.spec_path))
     assert result.exit_code == 0, result.output
     assert "Verified: 1 tables match the source." in result.stdout
+
+
+# The app: another process (two SQLite libraries in one process, Python's and DuckDB's, break each
+# other's locks on the WAL), writing small transactions, rows in and out, until it is stopped.
+APP_WRITES = """
+import sqlite3, sys, time
+app = sqlite3.connect(sys.argv[1], isolation_level=None)
+while True:
+    app.execute("INSERT INTO big (payload) VALUES ('new')")
+    app.execute("DELETE FROM big WHERE id = (SELECT min(id) FROM big)")
+    print("wrote", flush=True)
+    time.sleep(0.001)
+"""
+
+
+def test_an_app_writing_during_a_first_load_is_named_instead_of_a_count_that_never_existed(migration, pg):
+    import subprocess
+    import sys
+
+    m = migration(
+        [
+            "PRAGMA journal_mode=WAL",
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, payload TEXT)",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
+            "INSERT INTO big SELECT i, printf('%080d', i) FROM n",
+        ]
+    )
+    m.write_spec()
+    plan = m.plan()
+    checked = validate(m.spec_path, {})
+    app = subprocess.Popen(
+        [sys.executable, "-c", APP_WRITES, str(m.source)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert app.stdout is not None and app.stdout.readline() == "wrote\n"
+        with pytest.raises(VerificationFailed) as failure:
+            apply_plan(plan, checked.spec.source, m.url)
+    finally:
+        app.kill()
+        app.communicate()
+    assert str(failure.value).startswith(
+        f"the SQLite file '{checked.spec.source}' changed while apply read it (an app wrote to it)"
+    )
+    assert "nothing was committed: stop the app and run apply again" in str(failure.value)
+    assert "rows in the source" not in str(failure.value)
+    assert pg.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+    ).fetchone() == (0,)
