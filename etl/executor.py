@@ -65,7 +65,7 @@ from .render import (
     schema_lock_sql,
     source_rows_query,
 )
-from .source import corrupt_source_error, source_stamp
+from .source import corrupt_source_error, deepest_json, source_stamp
 from .sync import check_written, delete_rows, sync_rows
 from .target import ensure_metadata, libpq_conninfo, redact
 from .typedscan import Candidate, candidates, holds, prove
@@ -328,14 +328,15 @@ def _apply(
         interrupted = isinstance(exc, duckdb.InterruptException | KeyboardInterrupt) or (
             isinstance(exc, RuntimeError) and "interrupted" in str(exc)
         )
-        corrupt = None if interrupted else corrupt_source(exc, source)
-        if (in_transaction or interrupted) and (corrupt or not isinstance(exc, _TypedScanFailed)):
-            error = "interrupted" if interrupted else redact(str(corrupt or exc), target_url)
+        # The source's state, said plainly: the exact path would fail the same way.
+        explained = None if interrupted else corrupt_source(exc, source) or _too_deep_json(exc, source, plan)
+        if (in_transaction or interrupted) and (explained or not isinstance(exc, _TypedScanFailed)):
+            error = "interrupted" if interrupted else redact(str(explained or exc), target_url)
             _record_failure(plan.schema, run, started_at, error, target_url)
         if interrupted and not isinstance(exc, KeyboardInterrupt):
             raise KeyboardInterrupt from exc  # Ctrl-C reached DuckDB first
-        if corrupt is not None:
-            raise corrupt from exc  # the exact path would meet the same damaged page
+        if explained is not None:
+            raise explained from exc
         raise
     close_helpers()
     con.close()
@@ -747,6 +748,32 @@ def corrupt_source(exc: BaseException, source: Path) -> SourceError | None:
         if (error := corrupt_source_error(source, str(seen))) is not None:
             return error
         seen = seen.__cause__
+    return None
+
+
+# PostgreSQL parses json and jsonb recursively, as deep as its max_stack_depth allows (about
+# 12,000 levels of arrays with the default 2 MB); no value nesting fewer levels is suspected.
+_JSON_DEPTH_SUSPECT = 500
+
+
+def _too_deep_json(exc: BaseException, source: Path, plan: Plan) -> DataError | None:
+    """The DataError naming the row, when PostgreSQL refused a json or jsonb value for nesting
+    deeper than its stack allows (its own message names no row); None for any other error."""
+    if "stack depth limit exceeded" not in str(exc):
+        return None
+    for table in {t.source: t for t in _read_tables(plan)}.values():
+        columns = [(c.name, c.conversion.source_sql) for c in table.columns if c.pg_type.kind == "json"]
+        if not columns:
+            continue
+        found = deepest_json(source, table.source, table.where, table.key_sql, columns, _JSON_DEPTH_SUSPECT)
+        if found is not None:
+            key, column, depth = found
+            row = f", row {key}" if key else ""
+            return DataError(
+                f'table "{table.source}"{row}: column "{column}": JSON nested {depth:,} levels deep, deeper '
+                "than PostgreSQL accepts (stack depth limit exceeded); nothing was committed: flatten the "
+                "value in SQLite, or raise max_stack_depth on the server"
+            )
     return None
 
 

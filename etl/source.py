@@ -322,3 +322,43 @@ def source_stamp(path: str | Path) -> SourceStamp:
 def _read_at(f: BinaryIO, offset: int, size: int) -> bytes:
     f.seek(offset)
     return f.read(size)
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in the JSON `text` (0 for a scalar), without recursion."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKETS.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def deepest_json(
+    path: str | Path,
+    table: str,
+    where: str | None,
+    key_sql: tuple[tuple[str, str], ...],
+    columns: list[tuple[str, str]],
+    at_least: int,
+) -> tuple[str, str, int] | None:
+    """The row key (as in messages: `id=7`), column and depth of the most deeply nested JSON value
+    in `columns` ((name, SQLite expression) pairs) of `table`, if one nests `at_least` levels."""
+    found: tuple[str, str, int] | None = None
+    keys = ", ".join(f"quote({expr})" for _label, expr in key_sql) or "NULL"
+    with open_sqlite(path) as con:
+        con.text_factory = lambda b: b.decode("utf-8", "replace")
+        for name, expr in columns:
+            # A value nesting n levels is at least 2n characters long: only those are measured.
+            query = f"SELECT {keys}, {expr} FROM {quote_ident(table)} WHERE length(CAST({expr} AS BLOB)) >= ?"
+            if where:
+                query += f" AND ({where})"
+            for *key, value in con.execute(query, (2 * at_least,)):
+                depth = json_depth(value) if isinstance(value, str) else 0
+                if depth >= at_least and (found is None or depth > found[2]):
+                    label = ", ".join(f"{label}={k}" for (label, _), k in zip(key_sql, key, strict=False))
+                    found = (label, name, depth)
+    return found

@@ -237,3 +237,19 @@ def test_an_app_writing_during_a_first_load_is_named_instead_of_a_count_that_nev
     assert pg.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
     ).fetchone() == (0,)
+
+
+def test_jsonb_nested_deeper_than_postgresql_accepts_names_its_row(migration, pg):
+    from etl.errors import DataError
+
+    m = migration([("CREATE TABLE d (id INTEGER PRIMARY KEY, doc TEXT)", ())])
+    deep = "[" * 100_000 + "]" * 100_000
+    m.change_source(f"INSERT INTO d VALUES (1, '{{}}'); INSERT INTO d VALUES (7, '{deep}');")
+    with pytest.raises(DataError) as failure:
+        m.apply("tables:\n  d:\n    columns:\n      doc: {type: jsonb}\n")
+    assert str(failure.value) == (
+        'table "d", row id=7: column "doc": JSON nested 100,000 levels deep, deeper than PostgreSQL accepts '
+        "(stack depth limit exceeded); nothing was committed: flatten the value in SQLite, or raise "
+        "max_stack_depth on the server"
+    )
+    assert pg.execute("SELECT status, error FROM etl.runs").fetchall() == [("failed", str(failure.value))]
