@@ -64,11 +64,7 @@ def open_sqlite(path: str | Path) -> Iterator[sqlite3.Connection]:
         except sqlite3.DatabaseError as exc:
             if "not a database" in str(exc):
                 raise SourceError(f"'{path}' is not a SQLite database") from exc
-            if "locked" in str(exc):
-                raise SourceError(
-                    f"SQLite file '{path}' is locked by another process; retry when it is released"
-                ) from exc
-            raise SourceError(f"cannot read SQLite file '{path}': {exc}") from exc
+            raise _read_error(path, exc) or SourceError(f"cannot read SQLite file '{path}': {exc}") from exc
         try:
             yield con
         except sqlite3.Error as exc:

@@ -70,6 +70,16 @@ def test_a_corrupt_sqlite_file_is_named_with_how_to_recover_it_by_every_command(
     assert f"sqlite3 '{source}' .recover" in one_line_error(init)
 
 
+def test_a_file_with_a_sqlite_header_and_garbage_after_it_is_named_as_corrupt(tmp_sqlite, tmp_path, pg_url):
+    source = tmp_sqlite("CREATE TABLE t (id INTEGER PRIMARY KEY);")
+    source.write_bytes(source.read_bytes()[:100] + random.Random(17).randbytes(8192))
+    spec = spec_for(tmp_path, source, pg_url)
+    expected = f"the SQLite file '{source}' is corrupt (database disk image is malformed): restore it"
+    init = ["init", str(source), "-o", str(tmp_path / "init.yaml")]
+    for command in (["validate", str(spec)], ["apply", "--yes", str(spec)], init):
+        assert expected in one_line_error(run(*command)), command
+
+
 def test_a_sqlite_file_damaged_only_in_its_large_values_is_named_by_apply_and_verify(
     tmp_sqlite, tmp_path, pg, pg_url
 ):
