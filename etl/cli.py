@@ -5,9 +5,11 @@ Exit codes: 0 success, 1 failure (spec, data, connection), 2 usage error.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 from enum import Enum
@@ -18,6 +20,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from .duck import remove_spill_directory, sweep_stale_spill_directories
 from .errors import EtlError, SpecError
 from .executor import RunInfo, StepEvent, apply_plan, refuse_destructive, verify_target
 from .explain import plan_document, plan_lines
@@ -37,7 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # tracebacks could show locals, and DSNs hold passwords
 )
 
-_state = {"debug": False}
+_state: dict[str, object] = {"debug": False}
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -239,8 +242,7 @@ def apply_command(
         return
     except KeyboardInterrupt:
         # click would turn this into "Aborted!"; the user needs to know what became of the target.
-        err.print("Error: interrupted; nothing was committed", markup=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(_say_interrupted()) from None
     inserted = sum(c[0] for c in result.changes.values())
     updated = sum(c[1] for c in result.changes.values())
     deleted = sum(c[2] for c in result.changes.values())
@@ -483,12 +485,30 @@ def schema_command() -> None:
     sys.stdout.write(SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM takes Ctrl-C's path: the apply rolls back, is recorded in etl.runs as interrupted,
+    the user is told nothing was committed, and the spill directory is removed on exit."""
+    _state["signal"] = signum
+    raise KeyboardInterrupt
+
+
+def _say_interrupted() -> int:
+    """Tell the user what became of the target after Ctrl-C or SIGTERM; the exit code (128 + the signal)."""
+    if _state.get("signal") == signal.SIGTERM:
+        err.print("Error: terminated (SIGTERM); nothing was committed", markup=False)
+        return 128 + signal.SIGTERM
+    err.print("Error: interrupted; nothing was committed", markup=False)
+    return 128 + signal.SIGINT
+
+
 def main() -> None:
+    sweep_stale_spill_directories()
+    atexit.register(remove_spill_directory)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except KeyboardInterrupt:
-        err.print("Error: interrupted; nothing was committed", markup=False)
-        sys.exit(130)
+        sys.exit(_say_interrupted())
     except Exception as exc:  # a bug in etl: still one line, still no secrets
         if _state["debug"]:
             raise

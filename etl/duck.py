@@ -4,6 +4,7 @@ audited place that quotes names and literals for DuckDB SQL."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -48,10 +49,54 @@ MEMORY_LIMIT_MB = 160
 RECORD_COPIES = 6
 
 
+_SPILL_PREFIX = "etl-duckdb-"
+
+
 def spill_directory() -> str:
     """Where DuckDB spills: this process's own directory, which DuckDB creates only when it
     spills and removes when the connection closes (never the user's working directory)."""
-    return os.path.join(tempfile.gettempdir(), f"etl-duckdb-{os.getpid()}")
+    return os.path.join(tempfile.gettempdir(), f"{_SPILL_PREFIX}{os.getpid()}")
+
+
+def remove_spill_directory() -> None:
+    """Remove this process's spill directory: a connection that is never closed (one that lost
+    PostgreSQL mid-transaction is kept alive, see executor._quarantine), an interrupted run or an
+    early exit would otherwise leave its files behind."""
+    shutil.rmtree(spill_directory(), ignore_errors=True)
+
+
+def sweep_stale_spill_directories() -> list[str]:
+    """Remove the spill directories of etl processes that are gone (killed with SIGKILL, or by the
+    machine going down), and return them. A directory whose process is alive, or may be (another
+    user's, which this process may not signal), is left alone."""
+    removed: list[str] = []
+    root = tempfile.gettempdir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        pid_text = name[len(_SPILL_PREFIX) :]
+        if not name.startswith(_SPILL_PREFIX) or not pid_text.isdigit() or pid_text != str(int(pid_text)):
+            continue
+        pid = int(pid_text)
+        if pid == os.getpid() or _alive(pid):
+            continue
+        path = os.path.join(root, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # exists, under another user; or a number no process can have: leave it
+    return True
 
 
 def _with_extensions() -> duckdb.DuckDBPyConnection:

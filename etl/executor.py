@@ -27,6 +27,7 @@ from .errors import (
     EtlError,
     OutputFileError,
     PlanError,
+    SourceError,
     TargetError,
     VerificationFailed,
 )
@@ -63,7 +64,6 @@ from .render import (
     SOURCE_ALIAS,
     TARGET_ALIAS,
     load_query,
-    metadata_ddl,
     postgres_sql,
     record_rejects_sql,
     record_run_sql,
@@ -71,9 +71,9 @@ from .render import (
     schema_lock_sql,
     source_rows_query,
 )
-from .source import source_stamp
+from .source import corrupt_source_error, deepest_json, source_stamp
 from .sync import check_written, delete_rows, sync_rows
-from .target import libpq_conninfo, redact
+from .target import ensure_metadata, libpq_conninfo, redact
 from .typedscan import Candidate, candidates, holds, prove
 from .verify import Verification, describe_failures, register_functions, source_sums_query, verify_tables
 
@@ -108,8 +108,17 @@ class ApplyResult:
 
 def duck_message(exc: Exception) -> str:
     """DuckDB's error text as one line: without its error-class prefix, without the echo of the
-    statement the postgres extension sent, with PostgreSQL's DETAIL kept."""
+    statement the postgres extension sent, with PostgreSQL's DETAIL kept; without what only a
+    developer of DuckDB can read (its C++ stack trace and the note that an internal error is an
+    assertion failure), of a Python function's traceback, and of libpq's guess at why a
+    connection closed."""
     text = str(exc).strip()
+    text = re.sub(r"\s*Stack Trace:.*", "", text, flags=re.DOTALL)
+    text = re.sub(r"\s*This error signals an assertion failure within DuckDB.*", "", text, flags=re.DOTALL)
+    text = re.sub(r"\s*At:\s*\n.*", "", text, flags=re.DOTALL)  # a Python UDF's frames
+    text = re.sub(
+        r"\s*This probably means the server terminated abnormally.*?request\.", "", text, flags=re.DOTALL
+    )
     text = re.sub(r"^[A-Z][A-Za-z ]* Error: ", "", text)
     text = re.sub(r'^Failed to execute query ".*?": (?=ERROR:)', "", text, flags=re.DOTALL)
     text = re.sub(r"^Failed to copy data: (?=ERROR:)", "", text)
@@ -176,6 +185,8 @@ def _apply(
     result = ApplyResult()
     started = time.perf_counter()
     started_at = _now()
+    ensure_metadata(target_url)  # committed on its own: see there
+    stamp = source_stamp(source)  # before anything reads the source
     con = connect_for(plan.tables)
     in_transaction = False
     staged: Path | None = None
@@ -258,8 +269,6 @@ def _apply(
             elif isinstance(step, SyncRows):
                 result.rows[step.table.name] = rows or 0
             on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
-        for statement in metadata_ddl():
-            _execute(con, statement, "creating etl's metadata tables", target_url)
         keep = next((s for s in plan.steps if isinstance(s, KeepForRollback)), None)
         if keep is not None:
             expired = [r[0] for r in _query(con, expired_query(plan.schema, keep.retention))]
@@ -290,11 +299,20 @@ def _apply(
                 (table.name, check_written(con, plan.schema, table, name)) for table, name in written.values()
             ]
             on_event(StepEvent(VerifyStep(plan.schema), "done", None, time.perf_counter() - t0))
+            bad = [f'table "{name}": {n:,} rows written differ in the target' for name, n in missing if n]
+            if (bad or not verification.ok) and source_stamp(source) != stamp:
+                # The loads and verification read the file at different moments: their counts
+                # differ by what the app wrote in between, and neither is a count that existed.
+                raise VerificationFailed(
+                    f"the SQLite file '{source}' changed while apply read it (an app wrote to it), so the "
+                    "rows loaded and verification's reading of the source differ; nothing was committed: "
+                    f"stop the app and run apply again, or apply a copy made with: sqlite3 '{source}' "
+                    '".backup copy.db"'
+                )
             if not verification.ok:
                 raise VerificationFailed(
                     f"verification failed, nothing was committed: {describe_failures(verification)}"
                 )
-            bad = [f'table "{name}": {n:,} rows written differ in the target' for name, n in missing if n]
             if bad:
                 raise VerificationFailed(f"verification failed, nothing was committed: {'; '.join(bad)}")
             result.verified = True
@@ -330,11 +348,15 @@ def _apply(
         interrupted = isinstance(exc, duckdb.InterruptException | KeyboardInterrupt) or (
             isinstance(exc, RuntimeError) and "interrupted" in str(exc)
         )
-        if (in_transaction or interrupted) and not isinstance(exc, _TypedScanFailed):
-            error = "interrupted" if interrupted else redact(str(exc), target_url)
+        # The source's state, said plainly: the exact path would fail the same way.
+        explained = None if interrupted else corrupt_source(exc, source) or _too_deep_json(exc, source, plan)
+        if (in_transaction or interrupted) and (explained or not isinstance(exc, _TypedScanFailed)):
+            error = "interrupted" if interrupted else redact(str(explained or exc), target_url)
             _record_failure(plan.schema, run, started_at, error, target_url)
         if interrupted and not isinstance(exc, KeyboardInterrupt):
             raise KeyboardInterrupt from exc  # Ctrl-C reached DuckDB first
+        if explained is not None:
+            raise explained from exc
         raise
     close_helpers()
     con.close()
@@ -437,13 +459,12 @@ def _record_failure(schema: str, run: RunInfo, started_at: str, error: str, targ
     import psycopg
 
     try:
+        ensure_metadata(target_url)
         with psycopg.connect(target_url, autocommit=True, connect_timeout=5) as conn:
-            for statement in metadata_ddl():
-                conn.execute(statement)
             conn.execute(
                 record_run_sql(schema, run.spec, run.spec_sha256, started_at, _now(), "failed", {}, error)
             )
-    except psycopg.Error:
+    except (psycopg.Error, EtlError):
         pass  # the target is unreachable or refuses: the error the user sees says why
 
 
@@ -632,8 +653,6 @@ def _keep_for_rollback(
     """Copy each table the plan changes into the run's history schema, names and all (see
     etl/history.py), and record it; record the tables the plan creates."""
     kept_in = history_schema(started_at)
-    for statement in metadata_ddl():
-        execute(statement, "creating etl's metadata tables")
     for table in step.kept:
         for copy_table in keep_statements(step.schema, table, kept_in):
             execute(copy_table, f'keeping a copy of "{table}" for etl rollback')
@@ -759,6 +778,45 @@ def _reject_record(table, found: tuple) -> dict:
     return {"table": table.source, "key": key.split(", row ", 1)[-1], "reason": reason, "row": row}
 
 
+def corrupt_source(exc: BaseException, source: Path) -> SourceError | None:
+    """The SourceError naming `source` as damaged, when `exc` (or what caused it) is DuckDB's
+    sqlite scanner meeting a damaged page; None otherwise."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, SourceError):
+            return None  # already says so
+        if (error := corrupt_source_error(source, str(seen))) is not None:
+            return error
+        seen = seen.__cause__
+    return None
+
+
+# PostgreSQL parses json and jsonb recursively, as deep as its max_stack_depth allows (about
+# 12,000 levels of arrays with the default 2 MB); no value nesting fewer levels is suspected.
+_JSON_DEPTH_SUSPECT = 500
+
+
+def _too_deep_json(exc: BaseException, source: Path, plan: Plan) -> DataError | None:
+    """The DataError naming the row, when PostgreSQL refused a json or jsonb value for nesting
+    deeper than its stack allows (its own message names no row); None for any other error."""
+    if "stack depth limit exceeded" not in str(exc):
+        return None
+    for table in {t.source: t for t in _read_tables(plan)}.values():
+        columns = [(c.name, c.conversion.source_sql) for c in table.columns if c.pg_type.kind == "json"]
+        if not columns:
+            continue
+        found = deepest_json(source, table.source, table.where, table.key_sql, columns, _JSON_DEPTH_SUSPECT)
+        if found is not None:
+            key, column, depth = found
+            row = f", row {key}" if key else ""
+            return DataError(
+                f'table "{table.source}"{row}: column "{column}": JSON nested {depth:,} levels deep, deeper '
+                "than PostgreSQL accepts (stack depth limit exceeded); nothing was committed: flatten the "
+                "value in SQLite, or raise max_stack_depth on the server"
+            )
+    return None
+
+
 def _raise_load_error(exc: Exception, table: TargetTable, target_url: str) -> NoReturn:
     message = duck_message(exc)
     lost = isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message
@@ -769,7 +827,8 @@ def _raise_load_error(exc: Exception, table: TargetTable, target_url: str) -> No
     if lost:
         raise TargetError(
             f'lost the connection to PostgreSQL while loading table "{table.source}": '
-            f"{redact(message, target_url)}; nothing was committed"
+            f"{redact(message, target_url)}; nothing was committed: run apply again once the server "
+            "accepts connections"
         ) from exc
     raise DataError(
         f'loading table "{table.source}" into "{table.name}" failed: {redact(message, target_url)}'
@@ -790,7 +849,9 @@ def verify_target(mapping: Mapping, source: Path, target_url: str, existing: fro
                 pass  # a value DuckDB's typed read cannot convert: the exact path names its row
         return verify_tables(con, mapping.schema, mapping.tables, existing)
     except duckdb.Error as exc:
-        raise_read_error(exc, "verification could not read the target", target_url)
+        if (corrupt := corrupt_source(exc, source)) is not None:
+            raise corrupt from exc
+        raise_read_error(exc, "verification could not read the source or the target", target_url)
     finally:
         con.close()
 

@@ -24,18 +24,20 @@ def history_schema(started_at: str) -> str:
     return HISTORY_SCHEMA_PREFIX + re.sub(r"\D", "", started_at)[:20]
 
 
-def history_ddl() -> list[sql.Composed]:
-    return [
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} ("
-            "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_started_at timestamptz NOT NULL, "
-            "target_schema text NOT NULL, table_name text NOT NULL, "
-            "kept_in text, "  # the schema holding the copy; NULL: the run created the table
-            "rows bigint, foreign_keys jsonb NOT NULL DEFAULT '[]', enum_columns jsonb NOT NULL DEFAULT '[]', "
-            "restored_at timestamptz)"
-        ).format(HISTORY),
-        _add_column_sql("sequences", sql.SQL("jsonb NOT NULL DEFAULT '[]'")),
-    ]
+def history_ddl() -> sql.Composed:
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {} ("
+        "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_started_at timestamptz NOT NULL, "
+        "target_schema text NOT NULL, table_name text NOT NULL, "
+        "kept_in text, "  # the schema holding the copy; NULL: the run created the table
+        "rows bigint, foreign_keys jsonb NOT NULL DEFAULT '[]', enum_columns jsonb NOT NULL DEFAULT '[]', "
+        "sequences jsonb NOT NULL DEFAULT '[]', restored_at timestamptz)"
+    ).format(HISTORY)
+
+
+def history_upgrades() -> list[sql.Composed]:
+    """etl.history as earlier versions made it gains the columns this one records."""
+    return [_add_column_sql("sequences", sql.SQL("jsonb NOT NULL DEFAULT '[]'"))]
 
 
 def _add_column_sql(column: str, definition: sql.Composable) -> sql.Composed:

@@ -14,13 +14,13 @@ from psycopg import sql
 
 from . import duck
 from .errors import TargetError
-from .executor import attach, connect_for, raise_read_error
+from .executor import attach, connect_for, corrupt_source, raise_read_error
 from .mapping import Mapping
 from .plan import CreateSchema, LoadRows, ResetSequence, RowDiff
 from .planner import TargetState, build_plan
 from .render import METADATA_SCHEMA, SOURCE_ALIAS, postgres_sql
 from .rowdiff import plan_diff
-from .target import connect, redact
+from .target import connect, metadata_privileges_error, metadata_privileges_missing, redact
 from .target_catalog import TargetCatalog, read_target_catalog
 from .typedscan import prove
 
@@ -51,6 +51,8 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
                     # a value DuckDB's typed read cannot convert: the exact path names its row
                     rows[table.name] = plan_diff(con, mapping.schema, table, current, show_rows)
         except duckdb.Error as exc:
+            if (corrupt := corrupt_source(exc, source)) is not None:
+                raise corrupt from exc
             raise_read_error(exc, "comparing rows with the target failed", url)
         finally:
             con.close()
@@ -68,15 +70,19 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
 def _removed_tables(conn: psycopg.Connection, mapping: Mapping, catalog: TargetCatalog) -> dict[str, int]:
     """Tables that successful applies to this schema loaded (etl.runs) and the spec no longer
     names, with the rows they hold. Tables etl never loaded are not its to drop."""
-    has_runs = conn.execute("SELECT to_regclass(%s)", (f"{METADATA_SCHEMA}.runs",)).fetchone()
-    if not has_runs or has_runs[0] is None:
-        return {}
-    loaded = conn.execute(
-        sql.SQL(
-            "SELECT DISTINCT jsonb_object_keys(rows) FROM {} WHERE target_schema = %s AND status = 'succeeded'"
-        ).format(sql.Identifier(METADATA_SCHEMA, "runs")),
-        (mapping.schema,),
-    ).fetchall()
+    try:
+        has_runs = conn.execute("SELECT to_regclass(%s)", (f"{METADATA_SCHEMA}.runs",)).fetchone()
+        if not has_runs or has_runs[0] is None:
+            return {}
+        loaded = conn.execute(
+            sql.SQL(
+                "SELECT DISTINCT jsonb_object_keys(rows) FROM {} WHERE target_schema = %s AND status = 'succeeded'"
+            ).format(sql.Identifier(METADATA_SCHEMA, "runs")),
+            (mapping.schema,),
+        ).fetchall()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        missing = metadata_privileges_missing(conn) or [str(exc).strip().splitlines()[0]]
+        raise metadata_privileges_error(conn, missing) from exc
     named = {t.name for t in mapping.tables}
     removed = {}
     for (name,) in loaded:

@@ -25,7 +25,7 @@ from typing import Any
 from .duck import quote_ident
 from .errors import SourceError
 from .model import Catalog, ForeignKey, Table
-from .source import open_sqlite, per_core_ranges, rowid_bounds
+from .source import corrupt_source_error, open_sqlite, per_core_ranges, rowid_bounds
 from .types import PgType, default_pg_type, sqlite_affinity
 
 # Integers of this magnitude are epoch milliseconds / microseconds (see convert._datetime_us).
@@ -625,6 +625,9 @@ def profile_sqlite(
                     if report:
                         orphans.append(report)
             except sqlite3.Error as exc:
+                corrupt = corrupt_source_error(path, str(exc))
+                if corrupt is not None:
+                    raise corrupt from exc
                 raise SourceError(f"cannot profile table '{table.name}' of '{path}': {exc}") from exc
             profiles[table.name] = TableProfile(profile.name, profile.rows, profile.columns, tuple(orphans))
     return profiles

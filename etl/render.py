@@ -271,9 +271,13 @@ def set_sequence_sql(sequence: sql.Composable, state: sql.Composable) -> sql.Com
     return sql.SQL("DO {}").format(sql.Literal(body.as_string(None)))
 
 
+METADATA_TABLES = ("runs", "rejects", "history")
+
+
 def metadata_ddl() -> list[sql.Composed]:
     """etl's own tables (its runs, the rows they rejected, what they kept for rollback); created if
-    missing; altered only to add a column a later version records."""
+    missing. The schema first, then METADATA_TABLES in their order; metadata_upgrades() adds what
+    later versions record to tables made before them."""
     from .history import history_ddl
 
     return [
@@ -292,8 +296,15 @@ def metadata_ddl() -> list[sql.Composed]:
             "target_schema text NOT NULL, source_table text NOT NULL, row_key text, reason text NOT NULL, "
             "row jsonb NOT NULL)"
         ).format(sql.Identifier(METADATA_SCHEMA, "rejects")),
-        *history_ddl(),
+        history_ddl(),
     ]
+
+
+def metadata_upgrades() -> list[sql.Composed]:
+    """Columns a later version of etl records, added to metadata tables made before it."""
+    from .history import history_upgrades
+
+    return history_upgrades()
 
 
 def record_run_sql(
@@ -318,6 +329,13 @@ def record_run_sql(
             for v in (schema, spec, spec_sha256, started_at, finished_at, status, json.dumps(rows), error)
         ),
     )
+
+
+def metadata_lock_sql() -> sql.Composed:
+    """Wait for the database-wide advisory lock under which etl creates its metadata schema and
+    tables: PostgreSQL's IF NOT EXISTS does not make two concurrent creations safe (the later one
+    fails on a unique index of the catalog)."""
+    return sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(sql.Literal("etl metadata"))
 
 
 def schema_lock_sql(schema: str) -> sql.Composed:

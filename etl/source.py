@@ -18,6 +18,34 @@ from .sqlitesql import has_autoincrement, index_parts, strip_quoted
 _FK_ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
 
 
+# What SQLite (or DuckDB's sqlite scanner, which quotes SQLite) says of a file whose pages are damaged.
+_CORRUPT = ("database disk image is malformed", "file is not a database")
+
+
+def corrupt_source_error(path: str | Path, message: str) -> SourceError | None:
+    """The error for a SQLite file that turns out to be damaged while it is read (`message` is
+    SQLite's or DuckDB's), or None when `message` says something else."""
+    found = next((c for c in _CORRUPT if c in message), None)
+    if found is None:
+        return None
+    return SourceError(
+        f"the SQLite file '{path}' is corrupt ({found}): restore it from a backup, or recover what "
+        f"is readable with: sqlite3 '{path}' .recover | sqlite3 recovered.db"
+    )
+
+
+def _read_error(path: Path, exc: sqlite3.Error) -> SourceError | None:
+    """A SourceError for what is the file's state rather than etl's doing: damaged, locked, gone."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return corrupt_source_error(path, str(exc)) or corrupt_source_error(path, _CORRUPT[0])
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return SourceError(f"SQLite file '{path}' is locked by another process; retry when it is released")
+    if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")):
+        return SourceError(f"cannot read SQLite file '{path}': {exc}")
+    return None
+
+
 @contextmanager
 def open_sqlite(path: str | Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection: mode=ro never writes, not even to a WAL file an app keeps open."""
@@ -36,12 +64,16 @@ def open_sqlite(path: str | Path) -> Iterator[sqlite3.Connection]:
         except sqlite3.DatabaseError as exc:
             if "not a database" in str(exc):
                 raise SourceError(f"'{path}' is not a SQLite database") from exc
-            if "locked" in str(exc):
-                raise SourceError(
-                    f"SQLite file '{path}' is locked by another process; retry when it is released"
-                ) from exc
-            raise SourceError(f"cannot read SQLite file '{path}': {exc}") from exc
-        yield con
+            raise _read_error(path, exc) or SourceError(f"cannot read SQLite file '{path}': {exc}") from exc
+        try:
+            yield con
+        except sqlite3.Error as exc:
+            # The header and schema may read well and a page further on be damaged: any read of
+            # the file (validation, init, plan) can be the first to meet it.
+            error = _read_error(path, exc)
+            if error is None:
+                raise
+            raise error from exc
     finally:
         con.close()
 
@@ -286,3 +318,43 @@ def source_stamp(path: str | Path) -> SourceStamp:
 def _read_at(f: BinaryIO, offset: int, size: int) -> bytes:
     f.seek(offset)
     return f.read(size)
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in the JSON `text` (0 for a scalar), without recursion."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKETS.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def deepest_json(
+    path: str | Path,
+    table: str,
+    where: str | None,
+    key_sql: tuple[tuple[str, str], ...],
+    columns: list[tuple[str, str]],
+    at_least: int,
+) -> tuple[str, str, int] | None:
+    """The row key (as in messages: `id=7`), column and depth of the most deeply nested JSON value
+    in `columns` ((name, SQLite expression) pairs) of `table`, if one nests `at_least` levels."""
+    found: tuple[str, str, int] | None = None
+    keys = ", ".join(f"quote({expr})" for _label, expr in key_sql) or "NULL"
+    with open_sqlite(path) as con:
+        con.text_factory = lambda b: b.decode("utf-8", "replace")
+        for name, expr in columns:
+            # A value nesting n levels is at least 2n characters long: only those are measured.
+            query = f"SELECT {keys}, {expr} FROM {quote_ident(table)} WHERE length(CAST({expr} AS BLOB)) >= ?"
+            if where:
+                query += f" AND ({where})"
+            for *key, value in con.execute(query, (2 * at_least,)):
+                depth = json_depth(value) if isinstance(value, str) else 0
+                if depth >= at_least and (found is None or depth > found[2]):
+                    label = ", ".join(f"{label}={k}" for (label, _), k in zip(key_sql, key, strict=False))
+                    found = (label, name, depth)
+    return found

@@ -60,7 +60,7 @@ def _stage_ddl(step: SyncRows) -> list[sql.Composable]:
     ]
     columns += [sql.SQL("etl_op text NOT NULL"), sql.SQL("etl_ctid text")]
     return [
-        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(METADATA_SCHEMA)),
+        # No CREATE SCHEMA: apply creates etl's schema before its transaction (target.ensure_metadata).
         sql.SQL("DROP TABLE IF EXISTS {}").format(_stage(step.schema, table.name)),
         sql.SQL("CREATE TABLE {} ({})").format(_stage(step.schema, table.name), sql.SQL(", ").join(columns)),
     ]

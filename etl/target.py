@@ -105,3 +105,106 @@ def read_target_state(url: str, schema: str) -> TargetState:
     return TargetState(
         schema_exists=exists, tables=frozenset(r[0] for r in rows), enums=frozenset(r[0] for r in enums)
     )
+
+
+# What every apply does to etl's metadata: reads and records its runs (SELECT, INSERT), stages
+# synced rows in tables of its own (CREATE), marks rolled-back copies and drops expired ones.
+_METADATA_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+def metadata_privileges_missing(conn: psycopg.Connection) -> list[str]:
+    """The privileges the connected role lacks on etl's metadata schema and its tables, as GRANT
+    would spell them ('CREATE ON SCHEMA etl', 'INSERT ON TABLE etl.runs'); none while they do not
+    exist yet (creating them is checked by doing it)."""
+    from .render import METADATA_SCHEMA, METADATA_TABLES
+
+    row = conn.execute(
+        "SELECT has_schema_privilege(oid, 'USAGE'), has_schema_privilege(oid, 'CREATE') "
+        "FROM pg_namespace WHERE nspname = %s",
+        (METADATA_SCHEMA,),
+    ).fetchone()
+    if row is None:
+        return []
+    privileges = zip(("USAGE", "CREATE"), row, strict=True)
+    missing = [f"{p} ON SCHEMA {METADATA_SCHEMA}" for p, held in privileges if not held]
+    if not row[0]:
+        return missing  # without USAGE PostgreSQL does not even say whether its tables exist
+    for table in METADATA_TABLES:
+        name = f"{METADATA_SCHEMA}.{table}"
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+        if exists and exists[0]:
+            held = conn.execute(
+                "SELECT " + ", ".join(["has_table_privilege(%s, %s)"] * len(_METADATA_PRIVILEGES)),
+                [v for p in _METADATA_PRIVILEGES for v in (name, p)],
+            ).fetchone()
+            lacked = [p for p, ok in zip(_METADATA_PRIVILEGES, held or (), strict=True) if not ok]
+            if lacked:
+                missing.append(f"{', '.join(lacked)} ON TABLE {name}")
+    return missing
+
+
+def metadata_privileges_error(conn: psycopg.Connection, missing: list[str]) -> TargetError:
+    from psycopg import sql
+
+    from .render import METADATA_SCHEMA
+
+    role = conn.execute("SELECT current_user").fetchone()
+    name = str(role[0]) if role else "?"
+    grantee = sql.Identifier(name).as_string(conn)
+    grants = "; ".join(f"GRANT {privilege} TO {grantee}" for privilege in missing)
+    return TargetError(
+        f'role "{name}" lacks privileges on schema "{METADATA_SCHEMA}", where etl records its runs '
+        f'({"; ".join(missing)}); nothing was changed: as the owner of schema "{METADATA_SCHEMA}" run '
+        f"{grants}; or apply as a role that has them"
+    )
+
+
+def ensure_metadata(url: str) -> None:
+    """Create etl's metadata schema and tables where they are missing, and commit them, before an
+    apply's own transaction begins; then check the role may use them.
+
+    Under a database-wide advisory lock: two first applies into two schemas of one database would
+    otherwise both create them, and the later to commit would fail after its whole load (PostgreSQL's
+    IF NOT EXISTS does not see a creation that is not committed yet). Only what is missing is created:
+    CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists."""
+    from psycopg import sql
+
+    from .render import METADATA_SCHEMA, METADATA_TABLES, metadata_ddl, metadata_lock_sql, metadata_upgrades
+
+    with connect(url) as conn:
+        try:
+            with conn.transaction():
+                conn.execute(metadata_lock_sql())
+                missing = metadata_privileges_missing(conn)
+                if missing:
+                    raise metadata_privileges_error(conn, missing)
+                schema, *tables = metadata_ddl()
+                names = (METADATA_SCHEMA, *(f"{METADATA_SCHEMA}.{t}" for t in METADATA_TABLES))
+                present = conn.execute(
+                    "SELECT to_regnamespace(%s) IS NOT NULL, "
+                    + ", ".join(["to_regclass(%s) IS NOT NULL"] * len(METADATA_TABLES)),
+                    names,
+                ).fetchone()
+                assert present is not None
+                for statement, exists in zip([schema, *tables], present, strict=True):
+                    if not exists:
+                        conn.execute(statement)
+                for upgrade in metadata_upgrades():
+                    conn.execute(upgrade)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            role = conn.execute("SELECT current_user").fetchone()
+            name = str(role[0]) if role else "?"
+            create = sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                sql.Identifier(METADATA_SCHEMA), sql.Identifier(name)
+            )
+            raise TargetError(
+                f'role "{name}" may not create schema "{METADATA_SCHEMA}", where etl records its runs '
+                f"({redact(str(exc).strip().splitlines()[0], url)}); nothing was changed: as a superuser or "
+                f"the database's owner run {create.as_string(conn)}; or apply as a role that may create "
+                "schemas in this database"
+            ) from exc
+        except psycopg.Error as exc:
+            message = redact(
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url
+            )
+            raise TargetError(f'cannot create etl\'s metadata schema "{METADATA_SCHEMA}": {message}') from exc

@@ -12,6 +12,7 @@ sampled by joining per-row hashes.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -85,7 +86,142 @@ def jsonb_canonical(text: str | None) -> str | None:
     """The text PostgreSQL prints for `text::jsonb`."""
     if text is None:
         return None
-    return _jsonb_text(json.loads(text, parse_float=Decimal, parse_int=Decimal))
+    try:
+        return _jsonb_text(json.loads(text, parse_float=Decimal, parse_int=Decimal))
+    except RecursionError:
+        # Nested deeper than Python's recursion allows (PostgreSQL takes thousands of levels):
+        # the same text, built without recursion.
+        return _deep_jsonb_text(text)
+
+
+_JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_JSON_LITERALS = {"true": True, "false": False, "null": None}
+
+
+class _Key(str):
+    """An object's key on the printing stack (printed as a key, followed by ': ')."""
+
+
+def _deep_jsonb_text(text: str) -> str:
+    """_jsonb_text(json.loads(text)) for JSON of any depth: an explicit stack instead of recursion,
+    for parsing and for printing. Raises ValueError for text that is not JSON."""
+    containers: list[tuple[dict | list, str | None]] = []  # open containers, each with its key pending
+    root: object = None
+    pos = 0
+
+    def skip(at: int) -> int:
+        match = _JSON_WHITESPACE.match(text, at)
+        return match.end() if match else at
+
+    def add(value: object) -> None:
+        nonlocal root
+        if not containers:
+            root = value
+            return
+        container, key = containers[-1]
+        if isinstance(container, list):
+            container.append(value)
+        else:
+            assert key is not None
+            container[key] = value  # a later duplicate replaces the earlier, as jsonb keeps it
+
+    def closes(at: int) -> bool:
+        return at < len(text) and text[at] in "]}"
+
+    expect_value = True
+    while True:
+        pos = skip(pos)
+        if expect_value:
+            char = text[pos : pos + 1]
+            if char in ("[", "{"):
+                container: dict | list = [] if char == "[" else {}
+                add(container)
+                containers.append((container, None))
+                pos = skip(pos + 1)
+                if closes(pos):
+                    expect_value = False
+                    continue
+                if char == "{":
+                    expect_value = False
+                    pos = _object_key(text, pos, containers, skip)
+                    expect_value = True
+                continue
+            if char == '"':
+                value, pos = json.decoder.scanstring(text, pos + 1)  # type: ignore[attr-defined]
+                add(value)
+            elif (number := _JSON_NUMBER.match(text, pos)) is not None:
+                add(Decimal(number.group()))
+                pos = number.end()
+            else:
+                literal = next((w for w in _JSON_LITERALS if text.startswith(w, pos)), None)
+                if literal is None:
+                    raise ValueError(f"not JSON at character {pos}")
+                add(_JSON_LITERALS[literal])
+                pos += len(literal)
+            expect_value = False
+            continue
+        if not containers:
+            if skip(pos) != len(text):
+                raise ValueError(f"not JSON at character {pos}")
+            break
+        char = text[pos : pos + 1]
+        container = containers[-1][0]
+        if char == ("]" if isinstance(container, list) else "}"):
+            containers.pop()
+            pos += 1
+        elif char == ",":
+            pos = skip(pos + 1)
+            if isinstance(container, dict):
+                pos = _object_key(text, pos, containers, skip)
+            expect_value = True
+        else:
+            raise ValueError(f"not JSON at character {pos}")
+    return _print_jsonb(root)
+
+
+def _object_key(text: str, pos: int, containers: list, skip) -> int:
+    """Read `"key" :` at `pos` for the innermost open object; the position after the colon."""
+    if text[pos : pos + 1] != '"':
+        raise ValueError(f"not JSON at character {pos}")
+    key, pos = json.decoder.scanstring(text, pos + 1)  # type: ignore[attr-defined]
+    pos = skip(pos)
+    if text[pos : pos + 1] != ":":
+        raise ValueError(f"not JSON at character {pos}")
+    containers[-1] = (containers[-1][0], key)
+    return pos + 1
+
+
+def _print_jsonb(root: object) -> str:
+    """_jsonb_text(root) with an explicit stack: items are values to print or text (str) as is."""
+    parts: list[str] = []
+    stack: list[object] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Key):
+            parts.append(f"{json.dumps(str(item), ensure_ascii=False)}: ")
+        elif isinstance(item, _Text):
+            parts.append(item.text)
+        elif isinstance(item, dict):
+            keys = sorted(item, key=lambda k: (len(k.encode("utf-8")), k.encode("utf-8")))
+            todo: list[object] = [_Text("{")]
+            for i, key in enumerate(keys):
+                todo += [_Text(", ")] if i else []
+                todo += [_Key(key), item[key]]
+            stack += reversed([*todo, _Text("}")])
+        elif isinstance(item, list):
+            todo = [_Text("[")]
+            for i, value in enumerate(item):
+                todo += [_Text(", "), value] if i else [value]
+            stack += reversed([*todo, _Text("]")])
+        else:
+            parts.append(_jsonb_text(item))  # a scalar: no recursion
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class _Text:
+    text: str
 
 
 def numeric_canonical(text: str | None) -> str | None:

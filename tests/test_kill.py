@@ -140,3 +140,74 @@ def test_killing_apply_after_its_identity_step_leaves_the_sequence_as_it_was(mig
         time.sleep(0.05)
     assert pg.execute("SELECT count(*) FROM item").fetchone() == (100,)
     assert pg.execute(sequence).fetchone() == before
+
+
+def start_apply(spec: Path, tmpdir: Path) -> subprocess.Popen:
+    """`etl apply` in a process of its own, with its temporary files (DuckDB's spill directory) in `tmpdir`."""
+    etl = Path(sys.executable).parent / "etl"
+    return subprocess.Popen(
+        [str(etl), "apply", "--yes", str(spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmpdir)},
+    )
+
+
+def test_sigterm_rolls_back_records_the_run_says_so_and_removes_the_spill_directory(
+    big_migration, pg, pg_url, tmp_path
+):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    dbname = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
+    proc = start_apply(big_migration.spec_path, tmpdir)
+    try:
+        assert wait_for_copy(pg, dbname, proc), "the COPY of table big was never seen"
+        # What DuckDB would have spilled by now in a larger load: its files are the process's own.
+        spill = tmpdir / f"etl-duckdb-{proc.pid}"
+        spill.mkdir(exist_ok=True)
+        (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"\0" * 4096)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().endswith("Error: terminated (SIGTERM); nothing was committed"), err
+    assert not spill.exists()
+    assert tables_in(pg) == []
+    assert pg.execute("SELECT target_schema, status, error FROM etl.runs").fetchall() == [
+        ("public", "failed", "interrupted")
+    ]
+
+
+def test_the_next_run_removes_the_spill_directory_of_a_killed_run_and_not_of_a_live_one(
+    big_migration, tmp_path
+):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(gone.stdout)  # that process has ended, as one killed with SIGKILL has
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for pid in (dead_pid, live.pid):
+            (tmpdir / f"etl-duckdb-{pid}").mkdir()
+            (tmpdir / f"etl-duckdb-{pid}" / "duckdb_temp_storage-0.tmp").write_bytes(b"\0" * 4096)
+        other = tmpdir / "etl-duckdb-notapid"
+        other.mkdir()
+        etl = Path(sys.executable).parent / "etl"
+        validate = subprocess.run(
+            [str(etl), "validate", str(big_migration.spec_path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TMPDIR": str(tmpdir)},
+        )
+        assert validate.returncode == 0, validate.stderr
+        assert not (tmpdir / f"etl-duckdb-{dead_pid}").exists()
+        assert (tmpdir / f"etl-duckdb-{live.pid}" / "duckdb_temp_storage-0.tmp").exists()
+        assert other.exists()
+    finally:
+        live.kill()
+        live.wait()

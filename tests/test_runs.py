@@ -46,3 +46,56 @@ def test_a_failed_apply_is_recorded_and_nothing_else_of_it_remains(migration, pg
     assert pg.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
     ).fetchone() == (0,)
+
+
+def test_first_applies_into_two_schemas_of_one_fresh_database_at_once_both_succeed(tmp_path, pg, pg_url):
+    """Both create etl's metadata schema and tables, which PostgreSQL's IF NOT EXISTS does not make
+    safe against each other: the first to commit would fail the other after its whole load."""
+    import sqlite3
+    import threading
+    from contextlib import closing
+
+    from etl.executor import apply_plan
+    from etl.observe import observe_target
+    from etl.planner import build_plan
+    from etl.validate import validate
+
+    applies = []
+    for schema in ("alpha", "beta"):
+        source = tmp_path / f"{schema}.db"
+        with closing(sqlite3.connect(source)) as conn:
+            conn.executescript(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);"
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) "
+                "INSERT INTO t SELECT i, printf('%040d', i) FROM n;"
+            )
+        spec = tmp_path / f"{schema}.yaml"
+        spec.write_text(
+            f"version: 1\nsource:\n  sqlite: {source.name}\ntarget:\n  url: {pg_url}\n  schema: {schema}\n",
+            encoding="utf-8",
+        )
+        checked = validate(spec, {})
+        plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, pg_url))
+        applies.append((plan, checked.spec.source))
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(plan, source) -> None:
+        try:
+            barrier.wait()
+            apply_plan(plan, source, pg_url)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=a) for a in applies]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert errors == []
+    assert pg.execute("SELECT target_schema, status FROM etl.runs ORDER BY 1").fetchall() == [
+        ("alpha", "succeeded"),
+        ("beta", "succeeded"),
+    ]
+    for schema in ("alpha", "beta"):
+        assert pg.execute(f"SELECT count(*) FROM {schema}.t").fetchone() == (200000,)

@@ -168,3 +168,88 @@ def test_the_machines_time_zone_changes_no_value_and_no_checksum(migration, pg):
         (1, "2024-03-10 02:30:00", "2025-08-07 10:00:00"),
         (2, "2024-11-03 01:30:00", "2025-08-07 10:00:00.001000"),
     ]
+
+
+DEEP = [
+    "[" * 5000 + "]" * 5000,
+    '{"a": ' * 3000 + '[1.50, {"b": 2, "a": 1, "b": 3}]' + "}" * 3000,
+]
+
+
+@pytest.mark.parametrize("text", DEEP, ids=["arrays", "objects"])
+def test_jsonb_canonical_prints_what_postgresql_prints_at_thousands_of_levels(pg, text):
+    assert jsonb_canonical(text) == pg.execute("SELECT %s::jsonb::text", (text,)).fetchone()[0]
+
+
+def test_jsonb_nested_thousands_of_levels_deep_arrives_and_verifies(migration, pg):
+    m = migration([("CREATE TABLE d (id INTEGER PRIMARY KEY, doc TEXT)", ())])
+    m.change_source("".join(f"INSERT INTO d VALUES ({i}, '{text}');" for i, text in enumerate(DEEP)))
+    m.apply("tables:\n  d:\n    columns:\n      doc: {type: jsonb}\n")
+    assert pg.execute("SELECT count(*) FROM d").fetchone() == (2,)
+    result = run("verify", str(m.spec_path))
+    assert result.exit_code == 0, result.output
+    assert "Verified: 1 tables match the source." in result.stdout
+
+
+# The app: another process (two SQLite libraries in one process, Python's and DuckDB's, break each
+# other's locks on the WAL), writing small transactions, rows in and out, until it is stopped.
+APP_WRITES = """
+import sqlite3, sys, time
+app = sqlite3.connect(sys.argv[1], isolation_level=None)
+while True:
+    app.execute("INSERT INTO big (payload) VALUES ('new')")
+    app.execute("DELETE FROM big WHERE id = (SELECT min(id) FROM big)")
+    print("wrote", flush=True)
+    time.sleep(0.001)
+"""
+
+
+def test_an_app_writing_during_a_first_load_is_named_instead_of_a_count_that_never_existed(migration, pg):
+    import subprocess
+    import sys
+
+    m = migration(
+        [
+            "PRAGMA journal_mode=WAL",
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, payload TEXT)",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) "
+            "INSERT INTO big SELECT i, printf('%080d', i) FROM n",
+        ]
+    )
+    m.write_spec()
+    plan = m.plan()
+    checked = validate(m.spec_path, {})
+    app = subprocess.Popen(
+        [sys.executable, "-c", APP_WRITES, str(m.source)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert app.stdout is not None and app.stdout.readline() == "wrote\n"
+        with pytest.raises(VerificationFailed) as failure:
+            apply_plan(plan, checked.spec.source, m.url)
+    finally:
+        app.kill()
+        app.communicate()
+    assert str(failure.value).startswith(
+        f"the SQLite file '{checked.spec.source}' changed while apply read it (an app wrote to it)"
+    )
+    assert "nothing was committed: stop the app and run apply again" in str(failure.value)
+    assert "rows in the source" not in str(failure.value)
+    assert pg.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+    ).fetchone() == (0,)
+
+
+def test_jsonb_nested_deeper_than_postgresql_accepts_names_its_row(migration, pg):
+    from etl.errors import DataError
+
+    m = migration([("CREATE TABLE d (id INTEGER PRIMARY KEY, doc TEXT)", ())])
+    deep = "[" * 100_000 + "]" * 100_000
+    m.change_source(f"INSERT INTO d VALUES (1, '{{}}'); INSERT INTO d VALUES (7, '{deep}');")
+    with pytest.raises(DataError) as failure:
+        m.apply("tables:\n  d:\n    columns:\n      doc: {type: jsonb}\n")
+    assert str(failure.value) == (
+        'table "d", row id=7: column "doc": JSON nested 100,000 levels deep, deeper than PostgreSQL accepts '
+        "(stack depth limit exceeded); nothing was committed: flatten the value in SQLite, or raise "
+        "max_stack_depth on the server"
+    )
+    assert pg.execute("SELECT status, error FROM etl.runs").fetchall() == [("failed", str(failure.value))]
