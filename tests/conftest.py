@@ -3,7 +3,7 @@
 PostgreSQL: ``pg_server_url`` (session) finds or starts a server via ``samples/pg_server.py``:
 ``$ETL_TEST_DSN`` if set, else a passwordless ``postgres`` on 127.0.0.1:5432, else an embedded server
 in ``<repo>/.etl-pg`` (stopped at session end if this session started it). Each test that asks for
-``pg_url`` / ``pg`` gets its own freshly created, empty database, dropped afterwards.
+``pg_url`` / ``pg`` gets an empty database of its own (see DatabasePool).
 
 SQLite: ``tmp_sqlite`` is a factory that builds a SQLite file in ``tmp_path``.
 """
@@ -42,20 +42,114 @@ def pg_server_url() -> Iterator[str]:
             server.stop()
 
 
+class DatabasePool:
+    """Empty databases for tests, each used by one test at a time and emptied for the next.
+
+    CREATE DATABASE copies template0 through the write-ahead log, which costs far more than
+    dropping the few schemas a test made. A database that a test changed beyond its schemas
+    (privileges or settings of the database itself, extensions, event triggers, ...) is dropped,
+    never handed out again, so every test starts from what CREATE DATABASE gives."""
+
+    def __init__(self, server_url: str):
+        self.server_url = server_url
+        self.free: list[str] = []
+        self.made: set[str] = set()
+
+    def take(self) -> str:
+        if self.free:
+            return self.free.pop()
+        dbname = f"etl_test_{secrets.token_hex(6)}"
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            # template0 guarantees an empty database and never has sessions attached (template1 may be
+            # customized on a shared server, and CREATE DATABASE fails while anyone is connected to it).
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
+                    sql.Identifier(dbname)
+                )
+            )
+        self.made.add(dbname)
+        return dbname
+
+    def give_back(self, dbname: str) -> None:
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (dbname,),
+            )
+            try:
+                with psycopg.connect(
+                    pg_server.url_with_dbname(self.server_url, dbname), autocommit=True
+                ) as db:
+                    if _emptied(db):
+                        self.free.append(dbname)
+                        return
+            except psycopg.Error:
+                pass
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            self.made.discard(dbname)
+
+    def close(self) -> None:
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            for dbname in self.made:
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+                )
+
+
+_USER_SCHEMAS = (
+    "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') "
+    "AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%'"
+)
+
+# Anything a test may have changed outside its schemas; where any of these is not zero the database
+# is not reused.
+_DATABASE_CHANGES = (
+    "SELECT (SELECT datacl IS NOT NULL FROM pg_database WHERE datname = current_database())::int "
+    "+ (SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+    "   WHERE d.datname = current_database()) "
+    "+ (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql') "
+    "+ (SELECT count(*) FROM pg_event_trigger) + (SELECT count(*) FROM pg_publication) "
+    "+ (SELECT count(*) FROM pg_foreign_server) + (SELECT count(*) FROM pg_largeobject_metadata) "
+    "+ (SELECT count(*) FROM pg_default_acl)"
+)
+
+
+def _emptied(db: psycopg.Connection[Any]) -> bool:
+    """Drop every schema a test made and give `public` back as CREATE DATABASE makes it; False when
+    the database holds changes of another kind."""
+    changes = db.execute(_DATABASE_CHANGES).fetchone()
+    if changes is None or changes[0] != 0:
+        return False
+    schemas = [row[0] for row in db.execute(_USER_SCHEMAS)]
+    with db.transaction():
+        if schemas:
+            db.execute(
+                sql.SQL("DROP SCHEMA {} CASCADE").format(sql.SQL(", ").join(map(sql.Identifier, schemas)))
+            )
+        db.execute("CREATE SCHEMA public AUTHORIZATION pg_database_owner")
+        db.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+        db.execute("COMMENT ON SCHEMA public IS 'standard public schema'")
+    return True
+
+
+@pytest.fixture(scope="session")
+def database_pool(pg_server_url: str) -> Iterator[DatabasePool]:
+    pool = DatabasePool(pg_server_url)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 @pytest.fixture
-def pg_url(pg_server_url: str) -> Iterator[str]:
-    """URL of a new, empty database ``etl_test_<hex>`` (UTF8, from template0), dropped after the test."""
-    dbname = f"etl_test_{secrets.token_hex(6)}"
-    ident = sql.Identifier(dbname)
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        # template0 guarantees an empty database and never has sessions attached (template1 may be
-        # customized on a shared server, and CREATE DATABASE fails while anyone is connected to it).
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(ident))
+def pg_url(pg_server_url: str, database_pool: DatabasePool) -> Iterator[str]:
+    """URL of an empty database ``etl_test_<hex>`` (UTF8, as template0 gives it), used by this test alone."""
+    dbname = database_pool.take()
     try:
         yield pg_server.url_with_dbname(pg_server_url, dbname)
     finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        database_pool.give_back(dbname)
 
 
 @pytest.fixture

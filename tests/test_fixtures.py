@@ -15,8 +15,6 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-_seen_databases: set[str] = set()
-
 
 def test_fresh_database_is_empty(pg: psycopg.Connection) -> None:
     row = pg.execute("SELECT current_database(), current_setting('server_encoding')").fetchone()
@@ -32,21 +30,59 @@ def test_fresh_database_is_empty(pg: psycopg.Connection) -> None:
     assert pg.autocommit
 
 
-@pytest.mark.parametrize("run", [1, 2])
-def test_each_test_gets_its_own_database(pg_url: str, pg: psycopg.Connection, run: int) -> None:
+def database_state(pg: psycopg.Connection) -> tuple:
+    """What a fresh database from template0 holds besides the system catalogs: its schemas with
+    owners and privileges, the database's own privileges and settings, extensions."""
+    return (
+        pg.execute(
+            "SELECT nspname, nspowner::regrole::text, nspacl::text, obj_description(oid, 'pg_namespace') "
+            "FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1"
+        ).fetchall(),
+        pg.execute("SELECT datacl::text FROM pg_database WHERE datname = current_database()").fetchall(),
+        pg.execute(
+            "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+            "WHERE d.datname = current_database()"
+        ).fetchall(),
+        pg.execute("SELECT extname FROM pg_extension ORDER BY 1").fetchall(),
+    )
+
+
+FRESH = (
+    [
+        (
+            "public",
+            "pg_database_owner",
+            "{pg_database_owner=UC/pg_database_owner,=U/pg_database_owner}",
+            "standard public schema",
+        )
+    ],
+    [(None,)],
+    [(0,)],
+    [("plpgsql",)],
+)
+
+
+@pytest.mark.parametrize("run", [1, 2, 3])
+def test_each_test_starts_from_an_empty_database_whatever_the_test_before_left(
+    pg_url: str, pg: psycopg.Connection, run: int
+) -> None:
     row = pg.execute("SELECT current_database()").fetchone()
     assert row is not None
-    dbname = row[0]
-    assert conninfo_to_dict(pg_url)["dbname"] == dbname
-    assert dbname not in _seen_databases
-    # Databases of earlier tests have been dropped.
-    if _seen_databases:
-        left = pg.execute(
-            "SELECT datname FROM pg_database WHERE datname = ANY(%s)", [sorted(_seen_databases)]
-        ).fetchall()
-        assert left == []
-    _seen_databases.add(dbname)
-    pg.execute("CREATE TABLE t (x int)")  # would fail if a database were shared between tests
+    assert conninfo_to_dict(pg_url)["dbname"] == row[0]
+    assert database_state(pg) == FRESH
+    assert pg.execute("SELECT to_regclass('public.t'), to_regtype('s.e')").fetchone() == (None, None)
+    # What a test may leave behind: tables, schemas, types, privileges, settings of the database.
+    pg.execute("CREATE TABLE t (x int)")
+    pg.execute("CREATE SCHEMA s")
+    pg.execute("CREATE TYPE s.e AS ENUM ('a')")
+    pg.execute("REVOKE USAGE ON SCHEMA public FROM PUBLIC")
+    if run == 2:
+        pg.execute(
+            psycopg.sql.SQL("REVOKE CREATE ON DATABASE {} FROM PUBLIC").format(psycopg.sql.Identifier(row[0]))
+        )
+        pg.execute(
+            psycopg.sql.SQL("ALTER DATABASE {} SET work_mem = '7MB'").format(psycopg.sql.Identifier(row[0]))
+        )
 
 
 def test_sqlite_factory_from_script(tmp_sqlite, tmp_path: Path) -> None:
