@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .mapping import TargetColumn, TargetForeignKey, TargetIndex, TargetTable, TargetUnique
 
@@ -406,21 +406,6 @@ class Plan:
     steps: tuple[Step, ...]
     schema: str
     checked: tuple[TargetTable, ...] = ()  # tables whose rows or columns change: verified by apply
-
-    def with_scans(self, scans: dict[str, tuple[str, ...]]) -> Plan:
-        """The plan with each table read through DuckDB's typed scan where `scans` (source table
-        -> scan types) names it, and through the exact path everywhere else."""
-
-        def scanned(table: TargetTable) -> TargetTable:
-            return replace(table, scan=scans.get(table.source))
-
-        steps = tuple(
-            replace(s, table=scanned(s.table))
-            if isinstance(s, CreateTable | LoadRows | SyncRows | DeleteRows | AddPrimaryKey)
-            else s
-            for s in self.steps
-        )
-        return replace(self, steps=steps, checked=tuple(scanned(t) for t in self.checked))
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:
