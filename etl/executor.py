@@ -49,6 +49,7 @@ from .history import (
     serial_sequences_query,
 )
 from .mapping import Mapping, TargetTable
+from .metadata import record_rejects_sql, record_run_sql
 from .plan import (
     DeleteRows,
     DropTable,
@@ -65,8 +66,6 @@ from .render import (
     TARGET_ALIAS,
     load_query,
     postgres_sql,
-    record_rejects_sql,
-    record_run_sql,
     rejects_query,
     schema_lock_sql,
     source_rows_query,
