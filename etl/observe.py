@@ -17,8 +17,8 @@ from .errors import TargetError
 from .executor import attach, connect_for, corrupt_source, raise_read_error
 from .mapping import Mapping
 from .metadata import METADATA_SCHEMA
-from .plan import CreateSchema, LoadRows, ResetSequence, RowDiff
-from .planner import TargetState, build_plan
+from .plan import CreateSchema, LoadRows, ResetSequence, RowDiff, TargetState
+from .planner import build_plan
 from .render import SOURCE_ALIAS, postgres_sql
 from .rowdiff import plan_diff
 from .target import connect, metadata_privileges_error, metadata_privileges_missing, redact

@@ -10,7 +10,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import TargetError
 from .metadata import METADATA_SCHEMA, METADATA_TABLES, metadata_ddl, metadata_lock_sql, metadata_upgrades
-from .planner import TargetState
+from .plan import TargetState
 
 # Only the password's place in a URL or a libpq conninfo is masked: replacing the password's text
 # everywhere turns a common password such as "postgres" into *** inside table names, values and
