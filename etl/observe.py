@@ -14,13 +14,13 @@ from psycopg import sql
 
 from . import duck
 from .errors import TargetError
-from .executor import attach, connect_for, corrupt_source, raise_read_error
 from .mapping import Mapping
 from .metadata import METADATA_SCHEMA
 from .plan import CreateSchema, LoadRows, ResetSequence, RowDiff, TargetState
 from .planner import build_plan
 from .render import SOURCE_ALIAS, postgres_sql
 from .rowdiff import plan_diff
+from .session import attach, connect_for, corrupt_source, raise_read_error
 from .target import connect, metadata_privileges_error, metadata_privileges_missing, redact
 from .target_catalog import TargetCatalog, read_target_catalog
 from .typedscan import prove
