@@ -16,9 +16,8 @@ from . import duck
 from .errors import TargetError
 from .mapping import Mapping
 from .metadata import METADATA_SCHEMA
-from .plan import CreateSchema, LoadRows, ResetSequence, RowDiff, TargetState
-from .planner import build_plan
-from .render import SOURCE_ALIAS, postgres_sql
+from .plan import RowDiff, TargetState
+from .render import SOURCE_ALIAS, fresh_schema_sql
 from .rowdiff import plan_diff
 from .session import attach, connect_for, corrupt_source, raise_read_error
 from .target import connect, metadata_privileges_error, metadata_privileges_missing, redact
@@ -110,17 +109,11 @@ def desired_catalog(conn: psycopg.Connection, mapping: Mapping, url: str) -> Tar
     target. Both sides of the schema diff are then in PostgreSQL's words (format_type, the text of
     defaults and index definitions), so an unchanged table compares equal."""
     scratch = f"etl_plan_{secrets.token_hex(6)}"
-    plan = build_plan(replace(mapping, schema=scratch), TargetState(schema_exists=False))
+    statements = fresh_schema_sql(replace(mapping, schema=scratch))
     try:
         with conn.transaction(force_rollback=True):
-            for step in plan.steps:
-                if isinstance(step, LoadRows | ResetSequence):
-                    continue
-                if isinstance(step, CreateSchema):
-                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(scratch)))
-                    continue
-                for statement in postgres_sql(step):
-                    conn.execute(statement)
+            for statement in statements:
+                conn.execute(statement)
             found = read_target_catalog(conn, scratch)
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -7,7 +7,7 @@ from psycopg import sql
 
 from .convert import duck_expressions, invalid_utf8, loads_as_text, sqlite_render, with_value
 from .duck import quote_ident, quote_literal
-from .mapping import TargetColumn, TargetTable, fit_name
+from .mapping import Mapping, TargetColumn, TargetTable, fit_name
 from .plan import (
     AddColumn,
     AddForeignKey,
@@ -35,7 +35,9 @@ from .plan import (
     SetNotNull,
     Step,
     SyncRows,
+    TargetState,
 )
+from .planner import build_plan
 from .typedscan import typed_rows_query
 from .types import PgType
 
@@ -247,6 +249,21 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
         case LoadRows() | SyncRows() | DeleteRows() | KeepForRollback():
             return []
     raise AssertionError(f"no SQL for {type(step).__name__}")
+
+
+def fresh_schema_sql(mapping: Mapping) -> list[sql.Composed]:
+    """The DDL that creates the spec's schema (which must not exist yet) with its enums, tables,
+    keys and indexes: what apply runs on an empty target, without its rows and sequence resets."""
+    plan = build_plan(mapping, TargetState(schema_exists=False))
+    statements: list[sql.Composed] = []
+    for step in plan.steps:
+        if isinstance(step, LoadRows | ResetSequence):
+            continue
+        if isinstance(step, CreateSchema):
+            statements.append(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(step.schema)))
+            continue
+        statements.extend(postgres_sql(step))
+    return statements
 
 
 def set_sequence_sql(sequence: sql.Composable, state: sql.Composable) -> sql.Composed:
