@@ -7,10 +7,9 @@ import ctypes
 import datetime
 import json
 import os
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -27,7 +26,6 @@ from .errors import (
     EtlError,
     OutputFileError,
     PlanError,
-    SourceError,
     TargetError,
     VerificationFailed,
 )
@@ -49,6 +47,7 @@ from .history import (
     serial_sequences_query,
 )
 from .mapping import Mapping, TargetTable
+from .metadata import record_rejects_sql, record_run_sql
 from .plan import (
     DeleteRows,
     DropTable,
@@ -65,15 +64,14 @@ from .render import (
     TARGET_ALIAS,
     load_query,
     postgres_sql,
-    record_rejects_sql,
-    record_run_sql,
     rejects_query,
     schema_lock_sql,
     source_rows_query,
 )
-from .source import corrupt_source_error, deepest_json, source_stamp
+from .session import attach, connect_for, corrupt_source, duck_message, raise_read_error
+from .source import deepest_json, source_stamp
 from .sync import check_written, delete_rows, sync_rows
-from .target import ensure_metadata, libpq_conninfo, redact
+from .target import ensure_metadata, redact
 from .typedscan import Candidate, candidates, holds, prove
 from .verify import Verification, describe_failures, register_functions, source_sums_query, verify_tables
 
@@ -104,28 +102,6 @@ class ApplyResult:
     verified: bool = False
     rejects: list[dict] = field(default_factory=list)  # rows set aside by on_error: reject
     typed: tuple[str, ...] = ()  # source tables read through DuckDB's typed scan (etl/typedscan.py)
-
-
-def duck_message(exc: Exception) -> str:
-    """DuckDB's error text as one line: without its error-class prefix, without the echo of the
-    statement the postgres extension sent, with PostgreSQL's DETAIL kept; without what only a
-    developer of DuckDB can read (its C++ stack trace and the note that an internal error is an
-    assertion failure), of a Python function's traceback, and of libpq's guess at why a
-    connection closed."""
-    text = str(exc).strip()
-    text = re.sub(r"\s*Stack Trace:.*", "", text, flags=re.DOTALL)
-    text = re.sub(r"\s*This error signals an assertion failure within DuckDB.*", "", text, flags=re.DOTALL)
-    text = re.sub(r"\s*At:\s*\n.*", "", text, flags=re.DOTALL)  # a Python UDF's frames
-    text = re.sub(
-        r"\s*This probably means the server terminated abnormally.*?request\.", "", text, flags=re.DOTALL
-    )
-    text = re.sub(r"^[A-Z][A-Za-z ]* Error: ", "", text)
-    text = re.sub(r'^Failed to execute query ".*?": (?=ERROR:)', "", text, flags=re.DOTALL)
-    text = re.sub(r"^Failed to copy data: (?=ERROR:)", "", text)
-    text = re.sub(r"^ERROR:\s+", "", text)
-    text = re.sub(r"\s*\nDETAIL:\s+(.*?)\s*(\n|$)", r" (\1)\2", text)
-    text = re.sub(r"\s*\nCONTEXT:.*", "", text, flags=re.DOTALL)
-    return " ".join(text.split())
 
 
 def refuse_destructive(plan: Plan, allow_destructive: bool) -> None:
@@ -522,23 +498,6 @@ def _load_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
             con.execute("RESET threads")
 
 
-def connect_for(tables: Iterable[TargetTable]) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with room in its memory limit for the largest record of `tables`."""
-    return duck.connect(max((t.largest_row for t in tables), default=0))
-
-
-def attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str, read_only: bool = False) -> None:
-    try:
-        con.execute(f"ATTACH {duck.quote_literal(str(source))} AS {SOURCE_ALIAS} (TYPE sqlite, READ_ONLY)")
-    except duckdb.Error as exc:
-        raise EtlError(f"cannot open SQLite file '{source}' in DuckDB: {duck_message(exc)}") from exc
-    try:
-        options = "TYPE postgres, READ_ONLY" if read_only else "TYPE postgres"
-        con.execute(f"ATTACH {duck.quote_literal(libpq_conninfo(target_url))} AS {TARGET_ALIAS} ({options})")
-    except duckdb.Error as exc:
-        raise TargetError(f"cannot connect to PostgreSQL: {redact(duck_message(exc), target_url)}") from exc
-
-
 def _run_ddl(con: duckdb.DuckDBPyConnection, step: Step, target_url: str) -> None:
     for statement in postgres_sql(step):
         _execute(con, statement, step.describe().lstrip("+-~! ").strip(), target_url)
@@ -778,19 +737,6 @@ def _reject_record(table, found: tuple) -> dict:
     return {"table": table.source, "key": key.split(", row ", 1)[-1], "reason": reason, "row": row}
 
 
-def corrupt_source(exc: BaseException, source: Path) -> SourceError | None:
-    """The SourceError naming `source` as damaged, when `exc` (or what caused it) is DuckDB's
-    sqlite scanner meeting a damaged page; None otherwise."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, SourceError):
-            return None  # already says so
-        if (error := corrupt_source_error(source, str(seen))) is not None:
-            return error
-        seen = seen.__cause__
-    return None
-
-
 # PostgreSQL parses json and jsonb recursively, as deep as its max_stack_depth allows (about
 # 12,000 levels of arrays with the default 2 MB); no value nesting fewer levels is suspected.
 _JSON_DEPTH_SUSPECT = 500
@@ -854,12 +800,3 @@ def verify_target(mapping: Mapping, source: Path, target_url: str, existing: fro
         raise_read_error(exc, "verification could not read the source or the target", target_url)
     finally:
         con.close()
-
-
-def raise_read_error(exc: Exception, what: str, target_url: str) -> NoReturn:
-    """A failed read-only comparison: a source value that cannot arrive (named by its row) is a
-    DataError; anything else is the target's."""
-    message = duck_message(exc)
-    if message.startswith('table "'):
-        raise DataError(message) from exc
-    raise TargetError(f"{what}: {redact(message, target_url)}") from exc

@@ -11,10 +11,7 @@ import re
 
 from psycopg import sql
 
-from .render import METADATA_SCHEMA
-
-HISTORY = sql.Identifier(METADATA_SCHEMA, "history")
-
+from .metadata import HISTORY
 
 HISTORY_SCHEMA_PREFIX = "etl_history_"
 
@@ -22,35 +19,6 @@ HISTORY_SCHEMA_PREFIX = "etl_history_"
 def history_schema(started_at: str) -> str:
     """The schema holding what the run that started at `started_at` (ISO text) replaced."""
     return HISTORY_SCHEMA_PREFIX + re.sub(r"\D", "", started_at)[:20]
-
-
-def history_ddl() -> sql.Composed:
-    return sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {} ("
-        "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_started_at timestamptz NOT NULL, "
-        "target_schema text NOT NULL, table_name text NOT NULL, "
-        "kept_in text, "  # the schema holding the copy; NULL: the run created the table
-        "rows bigint, foreign_keys jsonb NOT NULL DEFAULT '[]', enum_columns jsonb NOT NULL DEFAULT '[]', "
-        "sequences jsonb NOT NULL DEFAULT '[]', restored_at timestamptz)"
-    ).format(HISTORY)
-
-
-def history_upgrades() -> list[sql.Composed]:
-    """etl.history as earlier versions made it gains the columns this one records."""
-    return [_add_column_sql("sequences", sql.SQL("jsonb NOT NULL DEFAULT '[]'"))]
-
-
-def _add_column_sql(column: str, definition: sql.Composable) -> sql.Composed:
-    """Add a column a later version records to an etl.history made before it (its rows then
-    record nothing there). Only when missing: ALTER TABLE locks the table to everyone until the
-    apply commits, even when IF NOT EXISTS finds the column."""
-    body = sql.SQL(
-        "BEGIN IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {}::regclass AND attname = {} "
-        "AND NOT attisdropped) THEN ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}; END IF; END"
-    ).format(
-        sql.Literal(HISTORY.as_string(None)), sql.Literal(column), HISTORY, sql.Identifier(column), definition
-    )
-    return sql.SQL("DO {}").format(sql.Literal(body.as_string(None)))
 
 
 def _regclass(schema: str, table: str) -> sql.Composable:

@@ -14,12 +14,12 @@ from psycopg import sql
 
 from . import duck
 from .errors import TargetError
-from .executor import attach, connect_for, corrupt_source, raise_read_error
 from .mapping import Mapping
-from .plan import CreateSchema, LoadRows, ResetSequence, RowDiff
-from .planner import TargetState, build_plan
-from .render import METADATA_SCHEMA, SOURCE_ALIAS, postgres_sql
+from .metadata import METADATA_SCHEMA
+from .plan import RowDiff, TargetState
+from .render import SOURCE_ALIAS, fresh_schema_sql
 from .rowdiff import plan_diff
+from .session import attach, connect_for, corrupt_source, raise_read_error
 from .target import connect, metadata_privileges_error, metadata_privileges_missing, redact
 from .target_catalog import TargetCatalog, read_target_catalog
 from .typedscan import prove
@@ -109,17 +109,11 @@ def desired_catalog(conn: psycopg.Connection, mapping: Mapping, url: str) -> Tar
     target. Both sides of the schema diff are then in PostgreSQL's words (format_type, the text of
     defaults and index definitions), so an unchanged table compares equal."""
     scratch = f"etl_plan_{secrets.token_hex(6)}"
-    plan = build_plan(replace(mapping, schema=scratch), TargetState(schema_exists=False))
+    statements = fresh_schema_sql(replace(mapping, schema=scratch))
     try:
         with conn.transaction(force_rollback=True):
-            for step in plan.steps:
-                if isinstance(step, LoadRows | ResetSequence):
-                    continue
-                if isinstance(step, CreateSchema):
-                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(scratch)))
-                    continue
-                for statement in postgres_sql(step):
-                    conn.execute(statement)
+            for statement in statements:
+                conn.execute(statement)
             found = read_target_catalog(conn, scratch)
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

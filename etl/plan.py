@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping as MappingType
+from dataclasses import dataclass, field
 
 from .mapping import TargetColumn, TargetForeignKey, TargetIndex, TargetTable, TargetUnique
+from .target_catalog import TargetCatalog
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,24 @@ class RowDiff:
 
     def counts(self) -> tuple[int, int, int]:
         return self.insert, self.update, self.delete
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """The target as it is, and what the planner learned comparing it with the source.
+
+    `catalog`: the target schema as read; `desired`: the spec's tables as PostgreSQL itself
+    describes them (created in a scratch schema and rolled back), so that both sides of the schema
+    diff are PostgreSQL's own words; `rows`: the row diff of every table that exists."""
+
+    schema_exists: bool
+    tables: frozenset[str] = frozenset()  # every relation in the schema (tables, views, ...)
+    enums: frozenset[str] = frozenset()
+    catalog: TargetCatalog | None = None
+    desired: TargetCatalog | None = None
+    rows: MappingType[str, RowDiff] = field(default_factory=dict)
+    # Tables earlier applies created in this schema that the spec no longer names: rows they hold.
+    removed: MappingType[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -406,21 +426,6 @@ class Plan:
     steps: tuple[Step, ...]
     schema: str
     checked: tuple[TargetTable, ...] = ()  # tables whose rows or columns change: verified by apply
-
-    def with_scans(self, scans: dict[str, tuple[str, ...]]) -> Plan:
-        """The plan with each table read through DuckDB's typed scan where `scans` (source table
-        -> scan types) names it, and through the exact path everywhere else."""
-
-        def scanned(table: TargetTable) -> TargetTable:
-            return replace(table, scan=scans.get(table.source))
-
-        steps = tuple(
-            replace(s, table=scanned(s.table))
-            if isinstance(s, CreateTable | LoadRows | SyncRows | DeleteRows | AddPrimaryKey)
-            else s
-            for s in self.steps
-        )
-        return replace(self, steps=steps, checked=tuple(scanned(t) for t in self.checked))
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:

@@ -9,9 +9,6 @@ last, when every table holds its rows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping as MappingType
-from dataclasses import dataclass, field
-
 from .convert import loads_as_text
 from .errors import PlanError
 from .mapping import Mapping, TargetTable
@@ -44,29 +41,11 @@ from .plan import (
     SetNotNull,
     Step,
     SyncRows,
+    TargetState,
     table_of,
 )
 from .target_catalog import PgColumn, PgConstraint, PgTable, TargetCatalog
 from .types import narrows
-
-
-@dataclass(frozen=True)
-class TargetState:
-    """The target as it is, and what the planner learned comparing it with the source.
-
-    `catalog`: the target schema as read; `desired`: the spec's tables as PostgreSQL itself
-    describes them (created in a scratch schema and rolled back), so that both sides of the schema
-    diff are PostgreSQL's own words; `rows`: the row diff of every table that exists."""
-
-    schema_exists: bool
-    tables: frozenset[str] = frozenset()  # every relation in the schema (tables, views, ...)
-    enums: frozenset[str] = frozenset()
-    catalog: TargetCatalog | None = None
-    desired: TargetCatalog | None = None
-    rows: MappingType[str, RowDiff] = field(default_factory=dict)
-    # Tables earlier applies created in this schema that the spec no longer names: rows they hold.
-    removed: MappingType[str, int] = field(default_factory=dict)
-
 
 _WHAT = {"p": "primary key", "u": "unique", "f": "foreign key"}
 

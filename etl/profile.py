@@ -72,11 +72,6 @@ class ColumnProfile:
     def non_null(self) -> int:
         return self.integers + self.reals + self.texts + self.blobs
 
-    @property
-    def other_texts(self) -> int:
-        """Text that is neither a datetime nor a number: what breaks numeric or datetime targets."""
-        return self.texts - max(self.iso_texts, self.number_texts)
-
 
 @dataclass(frozen=True)
 class OrphanReport:

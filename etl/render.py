@@ -7,7 +7,7 @@ from psycopg import sql
 
 from .convert import duck_expressions, invalid_utf8, loads_as_text, sqlite_render, with_value
 from .duck import quote_ident, quote_literal
-from .mapping import TargetColumn, TargetTable, fit_name
+from .mapping import Mapping, TargetColumn, TargetTable, fit_name
 from .plan import (
     AddColumn,
     AddForeignKey,
@@ -35,7 +35,9 @@ from .plan import (
     SetNotNull,
     Step,
     SyncRows,
+    TargetState,
 )
+from .planner import build_plan
 from .typedscan import typed_rows_query
 from .types import PgType
 
@@ -249,7 +251,19 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
     raise AssertionError(f"no SQL for {type(step).__name__}")
 
 
-METADATA_SCHEMA = "etl"  # where etl keeps its own records in the target database
+def fresh_schema_sql(mapping: Mapping) -> list[sql.Composed]:
+    """The DDL that creates the spec's schema (which must not exist yet) with its enums, tables,
+    keys and indexes: what apply runs on an empty target, without its rows and sequence resets."""
+    plan = build_plan(mapping, TargetState(schema_exists=False))
+    statements: list[sql.Composed] = []
+    for step in plan.steps:
+        if isinstance(step, LoadRows | ResetSequence):
+            continue
+        if isinstance(step, CreateSchema):
+            statements.append(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(step.schema)))
+            continue
+        statements.extend(postgres_sql(step))
+    return statements
 
 
 def set_sequence_sql(sequence: sql.Composable, state: sql.Composable) -> sql.Composed:
@@ -269,73 +283,6 @@ def set_sequence_sql(sequence: sql.Composable, state: sql.Composable) -> sql.Com
         "PERFORM setval(s, v, called); END"
     ).format(sequence, state)
     return sql.SQL("DO {}").format(sql.Literal(body.as_string(None)))
-
-
-METADATA_TABLES = ("runs", "rejects", "history")
-
-
-def metadata_ddl() -> list[sql.Composed]:
-    """etl's own tables (its runs, the rows they rejected, what they kept for rollback); created if
-    missing. The schema first, then METADATA_TABLES in their order; metadata_upgrades() adds what
-    later versions record to tables made before them."""
-    from .history import history_ddl
-
-    return [
-        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(METADATA_SCHEMA)),
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} ("
-            "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
-            "target_schema text NOT NULL, spec text, spec_sha256 text, "
-            "started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL, "
-            "status text NOT NULL CHECK (status IN ('succeeded', 'failed')), "
-            "rows jsonb, error text)"
-        ).format(sql.Identifier(METADATA_SCHEMA, "runs")),
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} ("
-            "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_started_at timestamptz NOT NULL, "
-            "target_schema text NOT NULL, source_table text NOT NULL, row_key text, reason text NOT NULL, "
-            "row jsonb NOT NULL)"
-        ).format(sql.Identifier(METADATA_SCHEMA, "rejects")),
-        history_ddl(),
-    ]
-
-
-def metadata_upgrades() -> list[sql.Composed]:
-    """Columns a later version of etl records, added to metadata tables made before it."""
-    from .history import history_upgrades
-
-    return history_upgrades()
-
-
-def record_run_sql(
-    schema: str,
-    spec: str | None,
-    spec_sha256: str | None,
-    started_at: str,
-    finished_at: str,
-    status: str,
-    rows: dict[str, int],
-    error: str | None,
-) -> sql.Composed:
-    import json
-
-    return sql.SQL(
-        "INSERT INTO {} (target_schema, spec, spec_sha256, started_at, finished_at, status, rows, error) "
-        "VALUES ({}, {}, {}, {}, {}, {}, {}::jsonb, {})"
-    ).format(
-        sql.Identifier(METADATA_SCHEMA, "runs"),
-        *(
-            sql.Literal(v)
-            for v in (schema, spec, spec_sha256, started_at, finished_at, status, json.dumps(rows), error)
-        ),
-    )
-
-
-def metadata_lock_sql() -> sql.Composed:
-    """Wait for the database-wide advisory lock under which etl creates its metadata schema and
-    tables: PostgreSQL's IF NOT EXISTS does not make two concurrent creations safe (the later one
-    fails on a unique index of the catalog)."""
-    return sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(sql.Literal("etl metadata"))
 
 
 def schema_lock_sql(schema: str) -> sql.Composed:
@@ -502,19 +449,6 @@ def rejects_query(schema: str, table: TargetTable, row_range: tuple[int, int] | 
         f"SELECT {row_label(table)} AS key, problem{', ' + raw if raw else ''}\n"
         f"FROM {_checked_relation(schema, table, row_range)} WHERE problem IS NOT NULL"
     )
-
-
-def record_rejects_sql(started_at: str, schema: str, rows: list[tuple[str, str, str, str]]) -> sql.Composed:
-    """One INSERT into etl.rejects for (table, key, reason, row as JSON text) tuples."""
-    values = sql.SQL(", ").join(
-        sql.SQL("({}, {}, {}, {}, {}, {}::jsonb)").format(
-            *(sql.Literal(v) for v in (started_at, schema, *row))
-        )
-        for row in rows
-    )
-    return sql.SQL(
-        "INSERT INTO {} (run_started_at, target_schema, source_table, row_key, reason, row) VALUES {}"
-    ).format(sql.Identifier(METADATA_SCHEMA, "rejects"), values)
 
 
 def insert_query(schema: str, table: TargetTable, rows_sql: str) -> str:

@@ -9,9 +9,10 @@ import psycopg
 from psycopg import sql
 
 from .errors import PlanError, TargetError
-from .history import HISTORY, foreign_keys_query
+from .history import foreign_keys_query
+from .metadata import HISTORY, METADATA_SCHEMA
 from .plan import ResetSequence
-from .render import METADATA_SCHEMA, postgres_sql, schema_lock_sql, set_sequence_sql
+from .render import postgres_sql, schema_lock_sql, set_sequence_sql
 from .target import connect, redact
 
 

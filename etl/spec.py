@@ -14,12 +14,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import Location, SpecError, SpecProblem
+from .errors import Location, SpecProblem
 from .types import PgType, UnknownType, parse_pg_type
 from .yamlpos import Document, dotted, load_yaml_file, schema_problems
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "etl-spec.schema.json"
-SCHEMA_MODELINE = "# yaml-language-server: $schema="
 
 
 @cache
@@ -135,14 +134,6 @@ def interpolate_env(text: str, environ: Mapping[str, str]) -> tuple[str, list[st
         return ""
 
     return _ENV_RE.sub(substitute, text), missing
-
-
-def load_spec(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Spec:
-    """Read and check a spec file; raise SpecError listing every problem found."""
-    spec, problems = read_spec(path, environ)
-    if problems or spec is None:
-        raise SpecError(problems)
-    return spec
 
 
 def read_spec(

@@ -15,8 +15,9 @@ from psycopg import sql
 from .convert import loads_as_text
 from .duck import quote_ident
 from .mapping import TargetTable
+from .metadata import METADATA_SCHEMA
 from .plan import DeleteRows, SyncRows
-from .render import METADATA_SCHEMA, TARGET_ALIAS, source_rows_query, type_sql
+from .render import TARGET_ALIAS, source_rows_query, type_sql
 from .rowdiff import (
     append_marks,
     at_mark,

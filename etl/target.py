@@ -9,7 +9,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import TargetError
-from .planner import TargetState
+from .metadata import METADATA_SCHEMA, METADATA_TABLES, metadata_ddl, metadata_lock_sql, metadata_upgrades
+from .plan import TargetState
 
 # Only the password's place in a URL or a libpq conninfo is masked: replacing the password's text
 # everywhere turns a common password such as "postgres" into *** inside table names, values and
@@ -116,8 +117,6 @@ def metadata_privileges_missing(conn: psycopg.Connection) -> list[str]:
     """The privileges the connected role lacks on etl's metadata schema and its tables, as GRANT
     would spell them ('CREATE ON SCHEMA etl', 'INSERT ON TABLE etl.runs'); none while they do not
     exist yet (creating them is checked by doing it)."""
-    from .render import METADATA_SCHEMA, METADATA_TABLES
-
     row = conn.execute(
         "SELECT has_schema_privilege(oid, 'USAGE'), has_schema_privilege(oid, 'CREATE') "
         "FROM pg_namespace WHERE nspname = %s",
@@ -146,8 +145,6 @@ def metadata_privileges_missing(conn: psycopg.Connection) -> list[str]:
 def metadata_privileges_error(conn: psycopg.Connection, missing: list[str]) -> TargetError:
     from psycopg import sql
 
-    from .render import METADATA_SCHEMA
-
     role = conn.execute("SELECT current_user").fetchone()
     name = str(role[0]) if role else "?"
     grantee = sql.Identifier(name).as_string(conn)
@@ -168,8 +165,6 @@ def ensure_metadata(url: str) -> None:
     IF NOT EXISTS does not see a creation that is not committed yet). Only what is missing is created:
     CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists."""
     from psycopg import sql
-
-    from .render import METADATA_SCHEMA, METADATA_TABLES, metadata_ddl, metadata_lock_sql, metadata_upgrades
 
     with connect(url) as conn:
         try:

@@ -31,8 +31,8 @@ from .mapping import (
     with_integer_units,
     with_row_ranges,
 )
+from .metadata import METADATA_SCHEMA
 from .model import Catalog
-from .render import METADATA_SCHEMA
 from .source import (
     covering_ranges,
     integer_magnitudes,

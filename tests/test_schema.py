@@ -20,8 +20,8 @@ from psycopg import sql
 
 from etl import render
 from etl.errors import SpecError, TargetError
-from etl.plan import CreateTable
-from etl.planner import TargetState, build_plan
+from etl.plan import CreateTable, TargetState
+from etl.planner import build_plan
 from etl.validate import validate
 
 # --- reading the target back -----------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""The DuckDB session: one DuckDB connection with the SQLite source and the PostgreSQL target
+attached (as SOURCE_ALIAS and TARGET_ALIAS), and what its errors say. Observe (which only reads
+the target) and the executor (which writes it) both open it here, so that reading never imports
+writing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NoReturn
+
+import duckdb
+
+from . import duck
+from .errors import DataError, EtlError, SourceError, TargetError
+from .mapping import TargetTable
+from .render import SOURCE_ALIAS, TARGET_ALIAS
+from .source import corrupt_source_error
+from .target import libpq_conninfo, redact
+
+
+def duck_message(exc: Exception) -> str:
+    """DuckDB's error text as one line: without its error-class prefix, without the echo of the
+    statement the postgres extension sent, with PostgreSQL's DETAIL kept; without what only a
+    developer of DuckDB can read (its C++ stack trace and the note that an internal error is an
+    assertion failure), of a Python function's traceback, and of libpq's guess at why a
+    connection closed."""
+    text = str(exc).strip()
+    text = re.sub(r"\s*Stack Trace:.*", "", text, flags=re.DOTALL)
+    text = re.sub(r"\s*This error signals an assertion failure within DuckDB.*", "", text, flags=re.DOTALL)
+    text = re.sub(r"\s*At:\s*\n.*", "", text, flags=re.DOTALL)  # a Python UDF's frames
+    text = re.sub(
+        r"\s*This probably means the server terminated abnormally.*?request\.", "", text, flags=re.DOTALL
+    )
+    text = re.sub(r"^[A-Z][A-Za-z ]* Error: ", "", text)
+    text = re.sub(r'^Failed to execute query ".*?": (?=ERROR:)', "", text, flags=re.DOTALL)
+    text = re.sub(r"^Failed to copy data: (?=ERROR:)", "", text)
+    text = re.sub(r"^ERROR:\s+", "", text)
+    text = re.sub(r"\s*\nDETAIL:\s+(.*?)\s*(\n|$)", r" (\1)\2", text)
+    text = re.sub(r"\s*\nCONTEXT:.*", "", text, flags=re.DOTALL)
+    return " ".join(text.split())
+
+
+def connect_for(tables: Iterable[TargetTable]) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with room in its memory limit for the largest record of `tables`."""
+    return duck.connect(max((t.largest_row for t in tables), default=0))
+
+
+def attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str, read_only: bool = False) -> None:
+    try:
+        con.execute(f"ATTACH {duck.quote_literal(str(source))} AS {SOURCE_ALIAS} (TYPE sqlite, READ_ONLY)")
+    except duckdb.Error as exc:
+        raise EtlError(f"cannot open SQLite file '{source}' in DuckDB: {duck_message(exc)}") from exc
+    try:
+        options = "TYPE postgres, READ_ONLY" if read_only else "TYPE postgres"
+        con.execute(f"ATTACH {duck.quote_literal(libpq_conninfo(target_url))} AS {TARGET_ALIAS} ({options})")
+    except duckdb.Error as exc:
+        raise TargetError(f"cannot connect to PostgreSQL: {redact(duck_message(exc), target_url)}") from exc
+
+
+def corrupt_source(exc: BaseException, source: Path) -> SourceError | None:
+    """The SourceError naming `source` as damaged, when `exc` (or what caused it) is DuckDB's
+    sqlite scanner meeting a damaged page; None otherwise."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, SourceError):
+            return None  # already says so
+        if (error := corrupt_source_error(source, str(seen))) is not None:
+            return error
+        seen = seen.__cause__
+    return None
+
+
+def raise_read_error(exc: Exception, what: str, target_url: str) -> NoReturn:
+    """A failed read-only comparison: a source value that cannot arrive (named by its row) is a
+    DataError; anything else is the target's."""
+    message = duck_message(exc)
+    if message.startswith('table "'):
+        raise DataError(message) from exc
+    raise TargetError(f"{what}: {redact(message, target_url)}") from exc
