@@ -69,6 +69,7 @@ from .render import (
     source_rows_query,
 )
 from .session import attach, connect_for, corrupt_source, duck_message, raise_read_error
+from .settings import OnError
 from .source import deepest_json, source_stamp
 from .sync import check_written, delete_rows, sync_rows
 from .target import ensure_metadata, redact
@@ -202,7 +203,7 @@ def _apply(
             on_event(StepEvent(step, "start"))
             t0 = time.perf_counter()
             rows: int | None = None
-            if isinstance(step, LoadRows) and step.table.on_error == "reject":
+            if isinstance(step, LoadRows) and step.table.on_error == OnError.REJECT:
                 rows, rejected = _load_rejecting(con, step, target_url)
                 result.rejects += rejected
             elif isinstance(step, LoadRows):
@@ -212,7 +213,7 @@ def _apply(
                     sums = sums or _SourceSums(con)
                     sums.start(step.schema, step.table)
             elif isinstance(step, SyncRows):
-                if step.table.on_error == "reject":
+                if step.table.on_error == OnError.REJECT:
                     result.rejects += _collect_rejects(con, step, target_url)
                 try:
                     synced = sync_rows(con, step, number, execute, verify)

@@ -6,6 +6,7 @@ from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 
 from .mapping import TargetColumn, TargetForeignKey, TargetIndex, TargetTable, TargetUnique
+from .settings import Mode
 from .target_catalog import TargetCatalog
 
 
@@ -379,7 +380,7 @@ class SyncRows(Step):
     def describe(self) -> str:
         d = self.diff
         where = f" where {self.table.where}" if self.table.where else ""
-        if self.table.mode == "append":
+        if self.table.mode == Mode.APPEND:
             mark = (
                 f" ({self.table.watermark} >= {d.watermark}, not in the target)"
                 if d.watermark is not None
