@@ -29,6 +29,7 @@ from .errors import (
     TargetError,
     VerificationFailed,
 )
+from .explain import describe
 from .files import PRIVATE, replace_file, stage_file
 from .history import (
     enum_columns_query,
@@ -107,7 +108,7 @@ class ApplyResult:
 
 def refuse_destructive(plan: Plan, allow_destructive: bool) -> None:
     if plan.destructive_steps and not allow_destructive:
-        listed = "; ".join(s.describe().lstrip("+-~! ") for s in plan.destructive_steps)
+        listed = "; ".join(describe(s).text for s in plan.destructive_steps)
         raise DestructiveChangeRefused(
             f"the plan would drop data ({listed}); pass --allow-destructive to allow it"
         )
@@ -118,9 +119,6 @@ class StartOver(Step):
     """Not a plan step: the event of an apply starting over on the exact path."""
 
     schema: str
-
-    def describe(self) -> str:
-        return "  start over, every value read through SQLite"
 
 
 class _TypedScanFailed(Exception):
@@ -501,7 +499,7 @@ def _load_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def _run_ddl(con: duckdb.DuckDBPyConnection, step: Step, target_url: str) -> None:
     for statement in postgres_sql(step):
-        _execute(con, statement, step.describe().lstrip("+-~! ").strip(), target_url)
+        _execute(con, statement, describe(step).text, target_url)
     # DuckDB caches the target's catalog; DDL we just ran must be visible to the next load.
     con.execute("CALL pg_clear_cache()")
 
