@@ -317,7 +317,7 @@ _DAY_US = 86_400_000_000
 
 def as_timestamptz(timestamp: str) -> str:
     """DuckDB SQL: the TIMESTAMP `timestamp` read as UTC. CAST(... AS TIMESTAMPTZ) goes through
-    ICU's calendar for every value (10M values: 1.1 s of CPU against 0.07 s); only +-infinity,
+    ICU's calendar for every value, far more CPU than reading the epoch; only +-infinity,
     which has no epoch, takes it (etl sets the session's time zone to UTC)."""
     return (
         f"CASE WHEN isfinite({timestamp}) THEN make_timestamptz(epoch_us({timestamp})) "
@@ -329,7 +329,7 @@ def duck_expressions(col: ValueConversion, t: str, v: str, named: str | None = N
     """DuckDB expressions for `col`, given the columns holding its storage class `t` and text `v`.
     `named`: a column the query computes from the value expression before the problem (the
     problem then refers to it by name rather than repeating the expression, which DuckDB would
-    parse and bind again: a Prisma table's query was 96 kB).
+    parse and bind again: a Prisma table's query grows large).
 
     Most values take a fast path whose condition proves the plain cast exact (an INTEGER into a
     bigint, a TEXT without NUL into text); CASE evaluates the full checks only for the others."""
@@ -584,7 +584,7 @@ def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = 
     if kind in ("timestamp", "timestamptz", "date"):
         us = _datetime_us(t, v, col.converter, col.integer_unit, col.mixed_units)
         # Each expression names `us` (1 kB or more) as few times as it can: DuckDB parses and binds
-        # every copy, and a Prisma table's load query once took 96 kB and 0.09 s to compile.
+        # every copy, and a Prisma table's load query holds many such columns.
         # BETWEEN names it once; NULL (no convention explains the value) is neither in nor out.
         in_range = f"({us}) BETWEEN {_MIN_US} AND {_MAX_US - 1}"
         infinity = f"{t} = 'text' AND regexp_full_match({v}, '-?infinity', 'i')"
