@@ -202,8 +202,8 @@ def fresh_database(ctx: Context, dataset: Dataset, step: str) -> Iterator[str]:
 
 def settle(ctx: Context) -> None:
     """Start a step with no dirty buffers of the step before: without a CHECKPOINT, PostgreSQL
-    writes the previous load's 2 GB while the next tool loads (measured: the same load of 10M
-    rows took 8.5 s after a checkpoint, 14 s right after another load)."""
+    writes the previous load's rows while the next tool loads, and that tool looks slower than
+    it is (see RESULTS.md)."""
     # CHECKPOINT needs a superuser or pg_checkpoint: without, steps share the server as it is.
     with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
         admin(ctx.server, sql.SQL("CHECKPOINT"))
@@ -757,7 +757,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def byte_compile() -> None:
     """Compile etl and the bench scripts' modules once, as pip does when it installs a package: with
     PYTHONDONTWRITEBYTECODE set (as on our machines) every run of a checkout would compile etl's
-    33 modules again (45 ms of each `etl` command)."""
+    modules again at the start of each `etl` command, and every timing would include it."""
     import compileall
 
     for folder in (BENCH_DIR.parent / "etl", BENCH_DIR):

@@ -317,7 +317,7 @@ _DAY_US = 86_400_000_000
 
 def as_timestamptz(timestamp: str) -> str:
     """DuckDB SQL: the TIMESTAMP `timestamp` read as UTC. CAST(... AS TIMESTAMPTZ) goes through
-    ICU's calendar for every value (10M values: 1.1 s of CPU against 0.07 s); only +-infinity,
+    ICU's calendar for every value, far more CPU than reading the epoch; only +-infinity,
     which has no epoch, takes it (etl sets the session's time zone to UTC)."""
     return (
         f"CASE WHEN isfinite({timestamp}) THEN make_timestamptz(epoch_us({timestamp})) "
@@ -329,7 +329,7 @@ def duck_expressions(col: ValueConversion, t: str, v: str, named: str | None = N
     """DuckDB expressions for `col`, given the columns holding its storage class `t` and text `v`.
     `named`: a column the query computes from the value expression before the problem (the
     problem then refers to it by name rather than repeating the expression, which DuckDB would
-    parse and bind again: a Prisma table's query was 96 kB).
+    parse and bind again: a Prisma table's query grows large).
 
     Most values take a fast path whose condition proves the plain cast exact (an INTEGER into a
     bigint, a TEXT without NUL into text); CASE evaluates the full checks only for the others."""
@@ -408,156 +408,60 @@ EPOCH_UNITS = {
 }
 
 
+@dataclass(frozen=True)
+class _Read:
+    """The value being converted, as _full_expressions's helpers read it: its storage class `t`
+    and text `v`, the DuckDB expression describing it in a message, and the column the query
+    computes the converted value in (`named`), if any."""
+
+    t: str
+    v: str
+    found: str
+    not_null: str
+    named: str | None
+
+    def ref(self, value: str) -> str:
+        """The value in a problem's condition: by name where the query has computed it."""
+        return f"({self.named or value})"
+
+    def failed(
+        self, value: str, expected: str, extra: list[tuple[str, str]] | None = None
+    ) -> DuckExpressions:
+        # The specific reasons come first: CASE takes the first that holds, and the generic
+        # "expected ..." holds whenever the value is NULL, which most specific reasons make it.
+        cases = [(f"{self.not_null} AND {self.ref(value)} IS NULL", f"expected {expected}, found ")]
+        return _explained(value, (extra or []) + cases, self.found)
+
+
 def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = None) -> DuckExpressions:
     pg = col.pg_type
     kind = pg.kind
-    found = describe_value(t, v)
-    not_null = f"{t} <> 'null'"
-
-    def ref(value: str) -> str:
-        """The value in a problem's condition: by name where the query has computed it."""
-        return f"({named or value})"
-
-    def failed(value: str, expected: str, extra: list[tuple[str, str]] | None = None) -> DuckExpressions:
-        # The specific reasons come first: CASE takes the first that holds, and the generic
-        # "expected ..." holds whenever the value is NULL, which most specific reasons make it.
-        cases = [(f"{not_null} AND {ref(value)} IS NULL", f"expected {expected}, found ")]
-        return _explained(value, (extra or []) + cases, found)
+    read = _Read(t, v, describe_value(t, v), f"{t} <> 'null'", named)
 
     if kind == "integer":
-        lo, hi = pg.integer_range or (-(2**63), 2**63 - 1)
-        r = _real(v)
-        wide = (
-            f"CASE WHEN {t} = 'integer' OR ({t} = 'text' AND regexp_full_match({v}, {_INT_RE})) "
-            f"THEN TRY_CAST({v} AS HUGEINT) "
-            f"WHEN {t} = 'real' AND {r} = trunc({r}) AND abs({r}) < 1e19 THEN TRY_CAST({r} AS HUGEINT) END"
-        )
-        value = f"CASE WHEN ({wide}) BETWEEN {lo} AND {hi} THEN CAST(({wide}) AS BIGINT) END"
-        extra = [(f"({wide}) IS NOT NULL AND {ref(value)} IS NULL", f"out of range for {pg.sql()}: ")]
-        return _explained(
-            value, extra + [(f"{not_null} AND {ref(value)} IS NULL", "expected an integer, found ")], found
-        )
-
+        return _integer_expressions(read, pg)
     if kind == "float":
-        as_double = (
-            f"CASE WHEN {t} = 'real' THEN {_real(v)} "
-            f"WHEN {t} = 'integer' AND abs(TRY_CAST({v} AS HUGEINT)) <= 9007199254740992 THEN TRY_CAST({v} AS DOUBLE) "
-            f"WHEN {t} = 'text' AND regexp_full_match({v}, {_NUM_RE}) AND abs(TRY_CAST({v} AS DOUBLE)) < 'inf'::DOUBLE "
-            f"THEN TRY_CAST({v} AS DOUBLE) END"
-        )
-        extra = [
-            (
-                f"{t} = 'integer' AND abs(TRY_CAST({v} AS HUGEINT)) > 9007199254740992",
-                f"integer too large to be exact in {pg.sql()}: ",
-            )
-        ]
-        if pg.name == "real":
-            as_float = f"TRY_CAST(({as_double}) AS FLOAT)"
-            value = f"CASE WHEN CAST({as_float} AS DOUBLE) = ({as_double}) THEN {as_float} END"
-            extra.append(
-                (
-                    f"({as_double}) IS NOT NULL AND {ref(value)} IS NULL",
-                    "cannot be stored exactly in real (use double precision): ",
-                )
-            )
-            return failed(value, "a number", extra)
-        return failed(as_double, "a number", extra)
-
+        return _float_expressions(read, pg)
     if kind == "numeric":
-        digits = (
-            f"CASE WHEN {t} = 'integer' OR ({t} = 'text' AND regexp_full_match({v}, {_NUM_RE})) THEN {v} "
-            f"WHEN {t} = 'real' AND abs({_real(v)}) < 'inf'::DOUBLE THEN CAST({_real(v)} AS VARCHAR) END"
-        )
-        places, whole = _decimal_digits(digits)
-        if not pg.modifiers:
-            # Unconstrained numeric: only PostgreSQL's own limits (131072 digits before the point,
-            # 16383 after) apply; beyond them it would refuse the whole column without naming a row.
-            return failed(
-                digits,
-                "a number",
-                [(f"{places} > 16383 OR {whole} > 131072", f"out of range for {pg.sql()}: ")],
-            )
-        precision, scale = pg.modifiers[0], (pg.modifiers[1] if len(pg.modifiers) > 1 else 0)
-        # Exact digit counts, not a comparison of two DuckDB DECIMALs: those round too, beyond
-        # 38 digits or below the last decimal place of the wider one ('1e-40', '5e-324').
-        out_of_range = (f"{whole} > {precision - scale}", f"out of range for {pg.sql()}: ")
-        if loads_as_text(pg):
-            extra = [
-                (
-                    f"{places} > {scale}",
-                    f"has more than {scale} decimal places for {pg.sql()}: ",
-                ),
-                out_of_range,
-            ]
-            return failed(digits, "a number", extra)
-        value = f"TRY_CAST(({digits}) AS DECIMAL({precision},{scale}))"
-        extra = [
-            (f"{places} > {scale}", f"would be rounded by {pg.sql()}: "),
-            out_of_range,
-            (
-                f"({digits}) IS NOT NULL AND {ref(value)} IS NULL",
-                f"out of range for {pg.sql()}: ",
-            ),
-        ]
-        return failed(value, "a number", extra)
-
+        return _numeric_expressions(read, pg)
     if kind == "boolean":
         value = (
             f"CASE WHEN {t} = 'integer' AND {v} IN ('0', '1') THEN {v} = '1' "
             f"WHEN {t} = 'text' AND regexp_full_match({v}, 'true|t|1', 'i') THEN true "
             f"WHEN {t} = 'text' AND regexp_full_match({v}, 'false|f|0', 'i') THEN false END"
         )
-        return failed(value, "a boolean (0/1, true/false)")
+        return read.failed(value, "a boolean (0/1, true/false)")
 
     if kind == "enum":
         labels = ", ".join(quote_literal(label) for label in pg.labels or ())
         value = f"CASE WHEN {t} = 'text' AND {v} IN ({labels}) THEN {v} END"
-        return failed(value, f"a label of enum {pg.name} ({', '.join(pg.labels or ())})")
+        return read.failed(value, f"a label of enum {pg.name} ({', '.join(pg.labels or ())})")
 
     if kind in ("text", "json", "other", "array", "timetz"):
-        value = (
-            f"CASE WHEN {t} IN ('text', 'integer') THEN {v} "
-            f"WHEN {t} = 'real' THEN CAST({_real(v)} AS VARCHAR) END"
-        )
-        extra = [
-            (
-                f"{t} = 'text' AND {invalid_utf8(v)}",
-                "is not valid UTF-8 (fix it in SQLite, or use type bytea to keep the bytes): ",
-            ),
-            (
-                f"{t} = 'text' AND contains({v}, chr(0))",
-                "contains a NUL byte, which PostgreSQL text cannot hold: ",
-            ),
-        ]
-        if kind == "json":
-            extra.append(
-                (
-                    f"{ref(value)} IS NOT NULL AND (NOT json_valid({ref(value)}) OR {_json_extension(ref(value))})",
-                    "is not valid JSON: ",
-                )
-            )
-            extra.append(
-                (
-                    f"{ref(value)} IS NOT NULL AND contains({ref(value)}, '\\u0000')",
-                    "JSON with \\u0000, which PostgreSQL jsonb cannot hold: ",
-                )
-            )
-        if pg.name in ("character varying", "character") and pg.modifiers:
-            extra.append((f"length{ref(value)} > {pg.modifiers[0]}", f"longer than {pg.sql()} allows: "))
-        expected = {"json": "JSON text", "text": "text"}.get(kind, f"text for {pg.sql()}")
-        cases = extra + [
-            (
-                f"{t} = 'blob'",
-                (f"expected {expected}, found ", " (use type bytea to keep bytes)"),
-            )
-        ]
-        return _explained(
-            value, cases + [(f"{not_null} AND {ref(value)} IS NULL", f"expected {expected}, found ")], found
-        )
-
+        return _text_expressions(read, pg)
     if kind == "bytea":
         value = f"CASE WHEN {t} IN ('blob', 'text') THEN encode({v}) END"
-        return failed(value, "a blob or text")
+        return read.failed(value, "a blob or text")
 
     if kind == "uuid":
         hex_uuid = f"regexp_replace(lower(hex(encode({v}))), '^(.{{8}})(.{{4}})(.{{4}})(.{{4}})(.{{12}})$', '\\1-\\2-\\3-\\4-\\5')"
@@ -566,76 +470,226 @@ def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = 
             f"THEN TRY_CAST({v} AS UUID) "
             f"WHEN {t} = 'blob' AND octet_length(encode({v})) = 16 THEN TRY_CAST({hex_uuid} AS UUID) END"
         )
-        return failed(value, "a UUID")
+        return read.failed(value, "a UUID")
 
     if kind == "time":
-        value = f"CASE WHEN {t} = 'text' AND regexp_full_match({v}, '[0-9]{{1,2}}:[0-9]{{2}}(:[0-9]{{2}}([.][0-9]{{1,6}})?)?') THEN TRY_CAST({v} AS TIME) END"
-        precision = pg.modifiers[0] if pg.modifiers else 6
-        extra = []
-        if precision < 6:  # PostgreSQL would round the fraction to fit
-            extra.append(
-                (
-                    f"microsecond{ref(value)} % {10 ** (6 - precision)} <> 0",
-                    f"has more fractional digits than {pg.sql()} keeps: ",
-                )
-            )
-        return failed(value, "a time of day (HH:MM:SS)", extra)
-
+        return _time_expressions(read, pg)
     if kind in ("timestamp", "timestamptz", "date"):
-        us = _datetime_us(t, v, col.converter, col.integer_unit, col.mixed_units)
-        # Each expression names `us` (1 kB or more) as few times as it can: DuckDB parses and binds
-        # every copy, and a Prisma table's load query once took 96 kB and 0.09 s to compile.
-        # BETWEEN names it once; NULL (no convention explains the value) is neither in nor out.
-        in_range = f"({us}) BETWEEN {_MIN_US} AND {_MAX_US - 1}"
-        infinity = f"{t} = 'text' AND regexp_full_match({v}, '-?infinity', 'i')"
-        extra = [
-            (
-                f"NOT ({in_range})",
-                f"is outside the years 1-9999 when read as {col.converter} (choose another converter): ",
-            )
-        ]
-        if col.converter == Converter.AUTO and col.mixed_units and col.integer_unit:
-            floor = dict(_UNIT_FLOORS)[col.integer_unit]
-            extra.append(
-                (
-                    f"{_integer_text(t, v)} AND abs(TRY_CAST({v} AS HUGEINT)) < {floor}",
-                    f"is ambiguous: the column also holds epoch {_UNIT_NAMES[col.integer_unit]}, and this "
-                    "integer reads as a different instant in each unit (choose a converter): ",
-                )
-            )
-        if col.converter == Converter.AUTO and col.integer_unit in (None, "s"):
-            extra.append(
-                (
-                    _julian_or_seconds(t, v),
-                    "may be a julian day or epoch seconds, which auto cannot tell apart (choose a converter): ",
-                )
-            )
-        if kind == "date":
-            # A timestamp at midnight: its microseconds are whole days (also before 1970).
-            value = (
-                f"CASE WHEN {in_range} AND ({us}) % {_DAY_US} = 0 "
-                f"THEN CAST(make_timestamp(CAST(({us}) AS BIGINT)) AS DATE) "
-                f"WHEN {infinity} THEN CAST(lower({v}) AS DATE) END"
-            )
-            extra.append(
-                (
-                    f"{in_range} AND ({us}) % {_DAY_US} <> 0",
-                    "has a time of day, which date would drop: ",
-                )
-            )
-            return failed(value, "a date", extra)
-        precision = pg.modifiers[0] if pg.modifiers else 6
-        if precision < 6:
-            unit = 10 ** (6 - precision)
-            extra.append((f"({us}) % {unit} <> 0", f"has more fractional digits than {pg.sql()} keeps: "))
-        # make_timestamptz reads the microseconds as UTC, as as_timestamptz does, in one step.
-        make, cast = (
-            ("make_timestamp", "TIMESTAMP") if kind == "timestamp" else ("make_timestamptz", "TIMESTAMPTZ")
-        )
-        value = (
-            f"CASE WHEN {in_range} THEN {make}(CAST(({us}) AS BIGINT)) "
-            f"WHEN {infinity} THEN CAST(lower({v}) AS {cast}) END"
-        )
-        return failed(value, f"a datetime ({col.converter})", extra)
+        return _datetime_expressions(read, col)
 
     raise AssertionError(f"no conversion for kind {kind}")
+
+
+def _integer_expressions(read: _Read, pg: PgType) -> DuckExpressions:
+    """An integer type: integers, integral reals and integer text within its range."""
+    t, v = read.t, read.v
+    lo, hi = pg.integer_range or (-(2**63), 2**63 - 1)
+    r = _real(v)
+    wide = (
+        f"CASE WHEN {t} = 'integer' OR ({t} = 'text' AND regexp_full_match({v}, {_INT_RE})) "
+        f"THEN TRY_CAST({v} AS HUGEINT) "
+        f"WHEN {t} = 'real' AND {r} = trunc({r}) AND abs({r}) < 1e19 THEN TRY_CAST({r} AS HUGEINT) END"
+    )
+    value = f"CASE WHEN ({wide}) BETWEEN {lo} AND {hi} THEN CAST(({wide}) AS BIGINT) END"
+    extra = [(f"({wide}) IS NOT NULL AND {read.ref(value)} IS NULL", f"out of range for {pg.sql()}: ")]
+    return _explained(
+        value,
+        extra + [(f"{read.not_null} AND {read.ref(value)} IS NULL", "expected an integer, found ")],
+        read.found,
+    )
+
+
+def _float_expressions(read: _Read, pg: PgType) -> DuckExpressions:
+    """real or double precision: numbers it holds exactly."""
+    t, v = read.t, read.v
+    as_double = (
+        f"CASE WHEN {t} = 'real' THEN {_real(v)} "
+        f"WHEN {t} = 'integer' AND abs(TRY_CAST({v} AS HUGEINT)) <= 9007199254740992 THEN TRY_CAST({v} AS DOUBLE) "
+        f"WHEN {t} = 'text' AND regexp_full_match({v}, {_NUM_RE}) AND abs(TRY_CAST({v} AS DOUBLE)) < 'inf'::DOUBLE "
+        f"THEN TRY_CAST({v} AS DOUBLE) END"
+    )
+    extra = [
+        (
+            f"{t} = 'integer' AND abs(TRY_CAST({v} AS HUGEINT)) > 9007199254740992",
+            f"integer too large to be exact in {pg.sql()}: ",
+        )
+    ]
+    if pg.name == "real":
+        as_float = f"TRY_CAST(({as_double}) AS FLOAT)"
+        value = f"CASE WHEN CAST({as_float} AS DOUBLE) = ({as_double}) THEN {as_float} END"
+        extra.append(
+            (
+                f"({as_double}) IS NOT NULL AND {read.ref(value)} IS NULL",
+                "cannot be stored exactly in real (use double precision): ",
+            )
+        )
+        return read.failed(value, "a number", extra)
+    return read.failed(as_double, "a number", extra)
+
+
+def _numeric_expressions(read: _Read, pg: PgType) -> DuckExpressions:
+    """numeric: numbers within its precision and scale, none rounded."""
+    t, v = read.t, read.v
+    digits = (
+        f"CASE WHEN {t} = 'integer' OR ({t} = 'text' AND regexp_full_match({v}, {_NUM_RE})) THEN {v} "
+        f"WHEN {t} = 'real' AND abs({_real(v)}) < 'inf'::DOUBLE THEN CAST({_real(v)} AS VARCHAR) END"
+    )
+    places, whole = _decimal_digits(digits)
+    if not pg.modifiers:
+        # Unconstrained numeric: only PostgreSQL's own limits (131072 digits before the point,
+        # 16383 after) apply; beyond them it would refuse the whole column without naming a row.
+        return read.failed(
+            digits,
+            "a number",
+            [(f"{places} > 16383 OR {whole} > 131072", f"out of range for {pg.sql()}: ")],
+        )
+    precision, scale = pg.modifiers[0], (pg.modifiers[1] if len(pg.modifiers) > 1 else 0)
+    # Exact digit counts, not a comparison of two DuckDB DECIMALs: those round too, beyond
+    # 38 digits or below the last decimal place of the wider one ('1e-40', '5e-324').
+    out_of_range = (f"{whole} > {precision - scale}", f"out of range for {pg.sql()}: ")
+    if loads_as_text(pg):
+        extra = [
+            (
+                f"{places} > {scale}",
+                f"has more than {scale} decimal places for {pg.sql()}: ",
+            ),
+            out_of_range,
+        ]
+        return read.failed(digits, "a number", extra)
+    value = f"TRY_CAST(({digits}) AS DECIMAL({precision},{scale}))"
+    extra = [
+        (f"{places} > {scale}", f"would be rounded by {pg.sql()}: "),
+        out_of_range,
+        (
+            f"({digits}) IS NOT NULL AND {read.ref(value)} IS NULL",
+            f"out of range for {pg.sql()}: ",
+        ),
+    ]
+    return read.failed(value, "a number", extra)
+
+
+def _text_expressions(read: _Read, pg: PgType) -> DuckExpressions:
+    """Text types (and those PostgreSQL reads from text): valid UTF-8 without NUL, valid JSON for
+    json, no longer than the type allows."""
+    t, v = read.t, read.v
+    kind = pg.kind
+    value = (
+        f"CASE WHEN {t} IN ('text', 'integer') THEN {v} "
+        f"WHEN {t} = 'real' THEN CAST({_real(v)} AS VARCHAR) END"
+    )
+    extra = [
+        (
+            f"{t} = 'text' AND {invalid_utf8(v)}",
+            "is not valid UTF-8 (fix it in SQLite, or use type bytea to keep the bytes): ",
+        ),
+        (
+            f"{t} = 'text' AND contains({v}, chr(0))",
+            "contains a NUL byte, which PostgreSQL text cannot hold: ",
+        ),
+    ]
+    if kind == "json":
+        extra.append(
+            (
+                f"{read.ref(value)} IS NOT NULL AND (NOT json_valid({read.ref(value)}) OR {_json_extension(read.ref(value))})",
+                "is not valid JSON: ",
+            )
+        )
+        extra.append(
+            (
+                f"{read.ref(value)} IS NOT NULL AND contains({read.ref(value)}, '\\u0000')",
+                "JSON with \\u0000, which PostgreSQL jsonb cannot hold: ",
+            )
+        )
+    if pg.name in ("character varying", "character") and pg.modifiers:
+        extra.append((f"length{read.ref(value)} > {pg.modifiers[0]}", f"longer than {pg.sql()} allows: "))
+    expected = {"json": "JSON text", "text": "text"}.get(kind, f"text for {pg.sql()}")
+    cases = extra + [
+        (
+            f"{t} = 'blob'",
+            (f"expected {expected}, found ", " (use type bytea to keep bytes)"),
+        )
+    ]
+    return _explained(
+        value,
+        cases + [(f"{read.not_null} AND {read.ref(value)} IS NULL", f"expected {expected}, found ")],
+        read.found,
+    )
+
+
+def _time_expressions(read: _Read, pg: PgType) -> DuckExpressions:
+    """time: a time of day, with no more fractional digits than the type keeps."""
+    t, v = read.t, read.v
+    value = f"CASE WHEN {t} = 'text' AND regexp_full_match({v}, '[0-9]{{1,2}}:[0-9]{{2}}(:[0-9]{{2}}([.][0-9]{{1,6}})?)?') THEN TRY_CAST({v} AS TIME) END"
+    precision = pg.modifiers[0] if pg.modifiers else 6
+    extra = []
+    if precision < 6:  # PostgreSQL would round the fraction to fit
+        extra.append(
+            (
+                f"microsecond{read.ref(value)} % {10 ** (6 - precision)} <> 0",
+                f"has more fractional digits than {pg.sql()} keeps: ",
+            )
+        )
+    return read.failed(value, "a time of day (HH:MM:SS)", extra)
+
+
+def _datetime_expressions(read: _Read, col: ValueConversion) -> DuckExpressions:
+    """timestamp, timestamptz and date: the instant the column's converter reads, within the years
+    1-9999."""
+    t, v = read.t, read.v
+    pg = col.pg_type
+    kind = pg.kind
+    us = _datetime_us(t, v, col.converter, col.integer_unit, col.mixed_units)
+    # Each expression names `us` (1 kB or more) as few times as it can: DuckDB parses and binds
+    # every copy, and a Prisma table's load query holds many such columns.
+    # BETWEEN names it once; NULL (no convention explains the value) is neither in nor out.
+    in_range = f"({us}) BETWEEN {_MIN_US} AND {_MAX_US - 1}"
+    infinity = f"{t} = 'text' AND regexp_full_match({v}, '-?infinity', 'i')"
+    extra = [
+        (
+            f"NOT ({in_range})",
+            f"is outside the years 1-9999 when read as {col.converter} (choose another converter): ",
+        )
+    ]
+    if col.converter == Converter.AUTO and col.mixed_units and col.integer_unit:
+        floor = dict(_UNIT_FLOORS)[col.integer_unit]
+        extra.append(
+            (
+                f"{_integer_text(t, v)} AND abs(TRY_CAST({v} AS HUGEINT)) < {floor}",
+                f"is ambiguous: the column also holds epoch {_UNIT_NAMES[col.integer_unit]}, and this "
+                "integer reads as a different instant in each unit (choose a converter): ",
+            )
+        )
+    if col.converter == Converter.AUTO and col.integer_unit in (None, "s"):
+        extra.append(
+            (
+                _julian_or_seconds(t, v),
+                "may be a julian day or epoch seconds, which auto cannot tell apart (choose a converter): ",
+            )
+        )
+    if kind == "date":
+        # A timestamp at midnight: its microseconds are whole days (also before 1970).
+        value = (
+            f"CASE WHEN {in_range} AND ({us}) % {_DAY_US} = 0 "
+            f"THEN CAST(make_timestamp(CAST(({us}) AS BIGINT)) AS DATE) "
+            f"WHEN {infinity} THEN CAST(lower({v}) AS DATE) END"
+        )
+        extra.append(
+            (
+                f"{in_range} AND ({us}) % {_DAY_US} <> 0",
+                "has a time of day, which date would drop: ",
+            )
+        )
+        return read.failed(value, "a date", extra)
+    precision = pg.modifiers[0] if pg.modifiers else 6
+    if precision < 6:
+        unit = 10 ** (6 - precision)
+        extra.append((f"({us}) % {unit} <> 0", f"has more fractional digits than {pg.sql()} keeps: "))
+    # make_timestamptz reads the microseconds as UTC, as as_timestamptz does, in one step.
+    make, cast = (
+        ("make_timestamp", "TIMESTAMP") if kind == "timestamp" else ("make_timestamptz", "TIMESTAMPTZ")
+    )
+    value = (
+        f"CASE WHEN {in_range} THEN {make}(CAST(({us}) AS BIGINT)) "
+        f"WHEN {infinity} THEN CAST(lower({v}) AS {cast}) END"
+    )
+    return read.failed(value, f"a datetime ({col.converter})", extra)

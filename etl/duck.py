@@ -42,10 +42,11 @@ def _extension_file(package: str, name: str) -> Path:
 
 
 # DuckDB's own memory (temp tables, hash joins, sorts): beyond it, it spills to a directory of
-# its own. Without a limit a row diff of 10M rows held 1 GB; with it, 0.3 GB in the same time.
+# its own. Without a limit a large row diff holds memory in proportion to its rows; with it,
+# memory stays flat and the diff is no slower.
 MEMORY_LIMIT_MB = 160
 # A single value cannot spill: the limit grows to this many times the source's largest record (a
-# 200 MB BLOB needs a 256 MB allocation, and copies of it while converted and sent).
+# large BLOB needs an allocation larger than itself, and copies of it while converted and sent).
 RECORD_COPIES = 6
 
 
@@ -100,8 +101,8 @@ def _alive(pid: int) -> bool:
 
 
 def _with_extensions() -> duckdb.DuckDBPyConnection:
-    # allow_unsigned_extensions: DuckDB would check each file's signature, reading all 75 MB of
-    # them (0.15 s and 0.27 s of CPU, every time a connection opens; 0.01 s without). It vouches
+    # allow_unsigned_extensions: DuckDB would check each file's signature, reading every byte of
+    # them every time a connection opens, which costs more than the rest of opening. It vouches
     # for nothing more than the pinned wheels pip installed them from, as the duckdb wheel itself
     # is, and etl loads no other file: no LOAD takes a path from a spec.
     con = duckdb.connect(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -271,128 +271,153 @@ def choose_column(
         return ColumnChoice(base, None, note)
     p = profile
     kind = base.kind
-    text = parse_pg_type("text")
-    bytea = parse_pg_type("bytea")
 
     if not column.declared_type.strip() and not prisma_type:
         return _untyped(p)
 
     if kind in ("timestamp", "timestamptz", "date"):
         return _datetime_choice(p, base, prisma_type is not None)
-
     if kind == "time":
-        others = p.non_null - p.time_texts
-        if others:
-            return _kept(p, _holds("values that are not times of day (HH:MM:SS)", others, p))
-        if base.modifiers and base.modifiers[0] < 6 and p.sub_milliseconds:
-            return ColumnChoice(
-                PgType(base.name),
-                None,
-                f"{_n(p.sub_milliseconds, 'value')} with digits below the millisecond: chose time",
-                True,
-            )
-        return ColumnChoice(base)
-
+        return _time_choice(p, base)
     if kind == "integer":
-        stray_texts = p.texts - p.integer_texts
-        if stray_texts or p.blobs:
-            what = (
-                _holds("text that is not an integer", stray_texts, p)
-                if stray_texts
-                else _holds("blobs", p.blobs, p)
-            )
-            return _kept(p, what)
-        if p.reals:
-            exact = max(abs(p.int_min or 0), abs(p.int_max or 0)) <= _MAX_EXACT_DOUBLE_INT
-            if not exact and p.infinities:
-                return ColumnChoice(
-                    text,
-                    None,
-                    "holds integers beyond 2^53 and +-Infinity, which no number type holds together; "
-                    "chose text so nothing is lost",
-                    True,
-                )
-            chosen = parse_pg_type("double precision" if exact else "numeric")
-            return ColumnChoice(
-                chosen, None, f"holds {_n(p.reals, 'non-integral real')}; chose {chosen.sql()}", True
-            )
-        low, high = base.integer_range or (-(2**63), 2**63 - 1)
-        if (p.int_min is not None and p.int_min < low) or (p.int_max is not None and p.int_max > high):
-            return ColumnChoice(
-                parse_pg_type("bigint"),
-                None,
-                f"values from {p.int_min} to {p.int_max} do not fit {base.sql()}; chose bigint",
-                True,
-            )
-        return ColumnChoice(base)
-
+        return _integer_choice(p, base)
     if kind == "boolean":
-        stray_texts = p.texts - p.boolean_texts
-        out_of_range = (p.int_min is not None and p.int_min < 0) or (p.int_max is not None and p.int_max > 1)
-        if stray_texts or p.blobs or p.reals:
-            return _kept(
-                p, _holds("values other than 0/1/true/false", p.non_null - p.integers - p.boolean_texts, p)
-            )
-        if out_of_range:
-            return ColumnChoice(
-                parse_pg_type("bigint"),
-                None,
-                f"holds integers from {p.int_min} to {p.int_max}, not just 0/1; chose bigint",
-                True,
-            )
-        return ColumnChoice(base)
-
+        return _boolean_choice(p, base)
     if kind in ("float", "numeric"):
-        stray_texts = p.texts - p.number_texts
-        if stray_texts or p.blobs:
-            what = (
-                _holds("text that is not a number", stray_texts, p)
-                if stray_texts
-                else _holds("blobs", p.blobs, p)
-            )
-            return _kept(p, what)
-        beyond = max(abs(p.int_min or 0), abs(p.int_max or 0)) > _MAX_EXACT_DOUBLE_INT
-        if kind == "float" and beyond:
-            if p.infinities or p.texts:
-                return ColumnChoice(
-                    text,
-                    None,
-                    "holds integers beyond 2^53 beside other numbers no one number type holds; chose text",
-                    True,
-                )
-            return ColumnChoice(
-                parse_pg_type("numeric"),
-                None,
-                "holds integers beyond 2^53; chose numeric to keep them exact",
-                True,
-            )
-        if kind == "numeric" and p.infinities:
-            if beyond or p.texts:
-                return ColumnChoice(
-                    text,
-                    None,
-                    f"holds {_n(p.infinities, 'infinite real')} beside exact numbers; chose text",
-                    True,
-                )
-            chosen = parse_pg_type("double precision")
-            return ColumnChoice(
-                chosen,
-                None,
-                f"holds {_n(p.infinities, 'infinite real')} (+-Infinity), which {base.sql()} cannot "
-                f"take; chose {chosen.sql()}",
-                True,
-            )
-        if kind == "numeric" and p.numeric_misfits:
-            chosen = parse_pg_type("numeric")
-            return ColumnChoice(
-                chosen,
-                None,
-                f"{_holds(f'numbers with more digits than {base.sql()} takes', p.numeric_misfits, p)}; "
-                f"chose {chosen.sql()}",
-                True,
-            )
-        return ColumnChoice(base)
+        return _number_choice(p, base)
+    return _text_or_bytes_choice(p, base)
 
+
+def _time_choice(p: ColumnProfile, base: PgType) -> ColumnChoice:
+    """A time column keeps its type unless it holds other values, or more precision than it takes."""
+    others = p.non_null - p.time_texts
+    if others:
+        return _kept(p, _holds("values that are not times of day (HH:MM:SS)", others, p))
+    if base.modifiers and base.modifiers[0] < 6 and p.sub_milliseconds:
+        return ColumnChoice(
+            PgType(base.name),
+            None,
+            f"{_n(p.sub_milliseconds, 'value')} with digits below the millisecond: chose time",
+            True,
+        )
+    return ColumnChoice(base)
+
+
+def _integer_choice(p: ColumnProfile, base: PgType) -> ColumnChoice:
+    """An integer column widens to bigint, a real type or text when its values do not fit it."""
+    text = parse_pg_type("text")
+    stray_texts = p.texts - p.integer_texts
+    if stray_texts or p.blobs:
+        what = (
+            _holds("text that is not an integer", stray_texts, p)
+            if stray_texts
+            else _holds("blobs", p.blobs, p)
+        )
+        return _kept(p, what)
+    if p.reals:
+        exact = max(abs(p.int_min or 0), abs(p.int_max or 0)) <= _MAX_EXACT_DOUBLE_INT
+        if not exact and p.infinities:
+            return ColumnChoice(
+                text,
+                None,
+                "holds integers beyond 2^53 and +-Infinity, which no number type holds together; "
+                "chose text so nothing is lost",
+                True,
+            )
+        chosen = parse_pg_type("double precision" if exact else "numeric")
+        return ColumnChoice(
+            chosen, None, f"holds {_n(p.reals, 'non-integral real')}; chose {chosen.sql()}", True
+        )
+    low, high = base.integer_range or (-(2**63), 2**63 - 1)
+    if (p.int_min is not None and p.int_min < low) or (p.int_max is not None and p.int_max > high):
+        return ColumnChoice(
+            parse_pg_type("bigint"),
+            None,
+            f"values from {p.int_min} to {p.int_max} do not fit {base.sql()}; chose bigint",
+            True,
+        )
+    return ColumnChoice(base)
+
+
+def _boolean_choice(p: ColumnProfile, base: PgType) -> ColumnChoice:
+    """A boolean column stays boolean only when it holds 0/1/true/false."""
+    stray_texts = p.texts - p.boolean_texts
+    out_of_range = (p.int_min is not None and p.int_min < 0) or (p.int_max is not None and p.int_max > 1)
+    if stray_texts or p.blobs or p.reals:
+        return _kept(
+            p, _holds("values other than 0/1/true/false", p.non_null - p.integers - p.boolean_texts, p)
+        )
+    if out_of_range:
+        return ColumnChoice(
+            parse_pg_type("bigint"),
+            None,
+            f"holds integers from {p.int_min} to {p.int_max}, not just 0/1; chose bigint",
+            True,
+        )
+    return ColumnChoice(base)
+
+
+def _number_choice(p: ColumnProfile, base: PgType) -> ColumnChoice:
+    """A float or numeric column moves to the number type (or text) that holds its values exactly."""
+    kind = base.kind
+    text = parse_pg_type("text")
+    stray_texts = p.texts - p.number_texts
+    if stray_texts or p.blobs:
+        what = (
+            _holds("text that is not a number", stray_texts, p)
+            if stray_texts
+            else _holds("blobs", p.blobs, p)
+        )
+        return _kept(p, what)
+    beyond = max(abs(p.int_min or 0), abs(p.int_max or 0)) > _MAX_EXACT_DOUBLE_INT
+    if kind == "float" and beyond:
+        if p.infinities or p.texts:
+            return ColumnChoice(
+                text,
+                None,
+                "holds integers beyond 2^53 beside other numbers no one number type holds; chose text",
+                True,
+            )
+        return ColumnChoice(
+            parse_pg_type("numeric"),
+            None,
+            "holds integers beyond 2^53; chose numeric to keep them exact",
+            True,
+        )
+    if kind == "numeric" and p.infinities:
+        if beyond or p.texts:
+            return ColumnChoice(
+                text,
+                None,
+                f"holds {_n(p.infinities, 'infinite real')} beside exact numbers; chose text",
+                True,
+            )
+        chosen = parse_pg_type("double precision")
+        return ColumnChoice(
+            chosen,
+            None,
+            f"holds {_n(p.infinities, 'infinite real')} (+-Infinity), which {base.sql()} cannot "
+            f"take; chose {chosen.sql()}",
+            True,
+        )
+    if kind == "numeric" and p.numeric_misfits:
+        chosen = parse_pg_type("numeric")
+        return ColumnChoice(
+            chosen,
+            None,
+            f"{_holds(f'numbers with more digits than {base.sql()} takes', p.numeric_misfits, p)}; "
+            f"chose {chosen.sql()}",
+            True,
+        )
+    return ColumnChoice(base)
+
+
+def _text_or_bytes_choice(p: ColumnProfile, base: PgType) -> ColumnChoice:
+    """A text, json, bytea or uuid column (or any other type) keeps its type unless its values do
+    not fit: blobs beside text, text too long, numbers beside blobs, text that is not JSON or UUIDs."""
+    kind = base.kind
+    text = parse_pg_type("text")
+    bytea = parse_pg_type("bytea")
     if kind in ("text", "json") and p.blobs:
         return ColumnChoice(
             bytea,
@@ -690,6 +715,10 @@ def _index_yaml(ix: Index, kinds: dict[str, TargetColumnRef], naming: str) -> st
     return "{" + ", ".join(parts) + "}"
 
 
+# Records a finding about the table being rendered: (column or None for the table, message).
+_FindingSink = Callable[[str | None, str], None]
+
+
 def _render_table(
     plan: _TablePlan,
     profile: TableProfile | None,
@@ -703,6 +732,26 @@ def _render_table(
     def finding(column: str | None, message: str) -> None:
         result.findings.append(Finding(table.name, column, message))
 
+    lines = _table_header_lines(plan, profile, marks, finding)
+    kinds = {
+        c.name: TargetColumnRef(plan.columns[c.name][0], plan.choices[c.name].type.kind)
+        for c in table.columns
+    }
+    lines += _column_lines(plan, profile, naming, result, marks, finding)
+    lines += _unique_lines(plan, finding)
+    lines += _index_lines(table, kinds, naming, finding)
+    lines += _foreign_key_lines(plan, profile, plans, finding)
+    return lines
+
+
+def _table_header_lines(
+    plan: _TablePlan,
+    profile: TableProfile | None,
+    marks: dict[tuple[str, str | None], list[str]],
+    finding: _FindingSink,
+) -> list[str]:
+    """The table's description, its name, and what it does about a missing or nullable primary key."""
+    table = plan.table
     lines = [f"  # {_describe_table(table, profile)}", f"  {yaml_str(table.name)}:"]
     lines += [f"    # !! {comment_text(m)}" for m in marks.get((table.name, None), ())]
     if plan.target_note:
@@ -723,12 +772,20 @@ def _render_table(
         lines.append(f"    # !! {comment_text(message)}")
         lines.append("    primary_key: []")
         finding(None, message)
+    return lines
 
-    kinds = {
-        c.name: TargetColumnRef(plan.columns[c.name][0], plan.choices[c.name].type.kind)
-        for c in table.columns
-    }
-    lines.append("    columns:")
+
+def _column_lines(
+    plan: _TablePlan,
+    profile: TableProfile | None,
+    naming: str,
+    result: InitResult,
+    marks: dict[tuple[str, str | None], list[str]],
+    finding: _FindingSink,
+) -> list[str]:
+    """`columns:`, one line per column: its settings, and a comment saying what was found."""
+    table = plan.table
+    lines = ["    columns:"]
     for column in table.columns:
         choice = plan.choices[column.name]
         target, renamed = plan.columns[column.name]
@@ -767,8 +824,13 @@ def _render_table(
         lines.append(f"{line}  # {'!! ' if surprise else ''}{comment}")
         if choice.surprise:
             result.findings.append(Finding(table.name, column.name, choice.note or ""))
+    return lines
 
-    # Unique constraints (from CREATE TABLE): one PostgreSQL cannot make replaces the list.
+
+def _unique_lines(plan: _TablePlan, finding: _FindingSink) -> list[str]:
+    """Unique constraints (from CREATE TABLE): one PostgreSQL cannot make replaces the list."""
+    table = plan.table
+    lines: list[str] = []
     constraints = [ix for ix in table.indexes if ix.is_constraint]
     if any(ix.has_expressions for ix in constraints) or not plan.keep_primary_key:
         entries: list[str] = []
@@ -789,9 +851,15 @@ def _render_table(
             finding(None, message)
         lines.append("    unique:" if any(e.startswith("      -") for e in entries) else "    unique: []")
         lines += entries
+    return lines
 
-    # Indexes (CREATE INDEX): the spec's list replaces SQLite's, so it is written out only when
-    # one of them has no PostgreSQL equivalent.
+
+def _index_lines(
+    table: Table, kinds: dict[str, TargetColumnRef], naming: str, finding: _FindingSink
+) -> list[str]:
+    """Indexes (CREATE INDEX): the spec's list replaces SQLite's, so it is written out only when
+    one of them has no PostgreSQL equivalent."""
+    lines: list[str] = []
     indexes = [ix for ix in table.indexes if not ix.is_constraint]
     problems = {ix.name: _index_problem(ix, kinds) for ix in indexes}
     if any(problems.values()):
@@ -807,9 +875,16 @@ def _render_table(
             finding(None, message)
         lines.append("    indexes:" if any(e.startswith("      -") for e in entries) else "    indexes: []")
         lines += entries
+    return lines
 
-    # Foreign keys: those PostgreSQL would refuse (missing parent rows, no unique key to point at,
-    # different types) are left out, and then the list is written out.
+
+def _foreign_key_lines(
+    plan: _TablePlan, profile: TableProfile | None, plans: dict[str, _TablePlan], finding: _FindingSink
+) -> list[str]:
+    """Foreign keys: those PostgreSQL would refuse (missing parent rows, no unique key to point at,
+    different types) are left out, and then the list is written out."""
+    table = plan.table
+    lines: list[str] = []
     orphaned = {id(o.foreign_key): o for o in (profile.orphans if profile else ())}
     reasons: dict[int, str] = {}
     for fk in table.foreign_keys:

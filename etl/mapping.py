@@ -336,6 +336,54 @@ class _Resolver:
     def table(self, table: Table, table_names: dict[str, str]) -> TargetTable:
         ts = self.spec.tables.get(table.name) or TableSpec()
         base = ("tables", table.name)
+        self.check_configured_columns(table, ts, base)
+        pk_source = ts.primary_key if ts.primary_key is not None else table.primary_key
+        columns, col_names, kinds = self.target_columns(table, ts, base, pk_source)
+        tname = table_names[table.name]
+        pk = (
+            self.target_cols(
+                ts,
+                col_names,
+                tuple(pk_source),
+                (*base, "primary_key") if ts.primary_key is not None else base,
+                "the primary key",
+            )
+            or ()
+        )
+        uniques = self.target_uniques(table, ts, base, tname, col_names)
+        indexes = self.target_indexes(table, ts, base, tname, col_names, kinds)
+        fks = self.target_foreign_keys(table, ts, base, tname, col_names, table_names)
+
+        # A column may itself be called rowid; SQLite then still answers to _rowid_ or oid.
+        rowid = None
+        if not table.without_rowid:
+            rowid = next((n for n in ("rowid", "_rowid_", "oid") if table.column(n) is None), None)
+        mode, watermark = self.mode_and_watermark(table, ts, base, col_names, pk)
+        key_sql = tuple((c, quote_ident(c)) for c in pk_source if table.column(c)) or (
+            ((rowid, rowid),) if rowid else ()
+        )
+        return TargetTable(
+            source=table.name,
+            name=tname,
+            columns=tuple(columns),
+            primary_key=pk,
+            primary_key_name=constraint_name(tname, suffix="pkey"),
+            uniques=tuple(uniques),
+            indexes=tuple(indexes),
+            foreign_keys=tuple(fks),
+            where=ts.where,
+            rowid=rowid,
+            on_error=ts.on_error or self.spec.on_error,
+            max_rejects=ts.max_rejects if ts.max_rejects is not None else self.spec.max_rejects,
+            mode=mode,
+            watermark=watermark,
+            key_sql=key_sql,
+            sequence_floor=table.sequence if table.autoincrement else None,
+        )
+
+    def check_configured_columns(self, table: Table, ts: TableSpec, base: tuple[str, ...]) -> None:
+        """Every column the spec excludes or configures exists in the source (or is a new column
+        with an expression), and none is both."""
         source_cols = [c.name for c in table.columns]
         for name in ts.exclude_columns:
             if name not in source_cols:
@@ -357,7 +405,13 @@ class _Resolver:
                     key=True,
                 )
 
-        pk_source = ts.primary_key if ts.primary_key is not None else table.primary_key
+    def target_columns(
+        self, table: Table, ts: TableSpec, base: tuple[str, ...], pk_source: list[str] | tuple[str, ...]
+    ) -> tuple[list[TargetColumn], dict[str, str], dict[str, TargetColumnRef]]:
+        """The table's target columns (the source's, less the excluded ones, then the computed ones),
+        each source column's target name, and the target name and type kind of each (for
+        translating index expressions)."""
+        source_cols = [c.name for c in table.columns]
         columns: list[TargetColumn] = []
         col_names: dict[str, str] = {}
         kinds: dict[str, TargetColumnRef] = {}
@@ -367,25 +421,7 @@ class _Resolver:
             source_col = table.column(name)
             cs = ts.columns.get(name) or ColumnSpec()
             at = (*base, "columns", name)
-            tname = cs.name or target_name(name, self.spec.naming)
-            if tname in col_names.values():
-                other = next(k for k, v in col_names.items() if v == tname)
-                self.problem(
-                    at, f"columns '{other}' and '{name}' would both become '{tname}'; rename one with `name:`"
-                )
-            if len(tname.encode()) > MAX_NAME_BYTES:
-                self.problem(
-                    at,
-                    f"target column name '{tname}' is longer than PostgreSQL's 63 bytes; rename it with `name:`",
-                )
-            if not tname:
-                self.problem(at, "PostgreSQL refuses an empty column name; rename it with `name:`")
-            elif tname in SYSTEM_COLUMNS:
-                became = "" if tname == name else f" would become '{tname}', which"
-                self.problem(
-                    at,
-                    f"column '{name}'{became} is the name of a PostgreSQL system column; rename it with `name:`",
-                )
+            tname = self.column_name(name, cs, at, col_names)
             col_names[name] = tname
             declared = source_col.declared_type if source_col else ""
             pg_type, converter = self.column_type(declared, cs, at, computed=source_col is None)
@@ -433,34 +469,59 @@ class _Resolver:
                 )
             )
             kinds[name] = TargetColumnRef(tname, pg_type.kind)
+        return columns, col_names, kinds
 
-        def target_cols(
-            cols: tuple[str, ...], path: tuple[str | int, ...], what: str
-        ) -> tuple[str, ...] | None:
-            missing = [c for c in cols if c not in col_names]
-            for c in missing:
-                why = (
-                    "is excluded"
-                    if c in ts.exclude_columns
-                    else f"does not exist{_did_you_mean(c, col_names)}"
-                )
-                self.problem(path, f"{what} uses column '{c}', which {why}")
-            return None if missing else tuple(col_names[c] for c in cols)
-
-        tname = table_names[table.name]
-        pk = (
-            target_cols(
-                tuple(pk_source),
-                (*base, "primary_key") if ts.primary_key is not None else base,
-                "the primary key",
+    def column_name(
+        self, name: str, cs: ColumnSpec, at: tuple[str | int, ...], col_names: dict[str, str]
+    ) -> str:
+        """The column's target name, with a problem if PostgreSQL would refuse it or another column
+        of the table already has it."""
+        tname = cs.name or target_name(name, self.spec.naming)
+        if tname in col_names.values():
+            other = next(k for k, v in col_names.items() if v == tname)
+            self.problem(
+                at, f"columns '{other}' and '{name}' would both become '{tname}'; rename one with `name:`"
             )
-            or ()
-        )
+        if len(tname.encode()) > MAX_NAME_BYTES:
+            self.problem(
+                at,
+                f"target column name '{tname}' is longer than PostgreSQL's 63 bytes; rename it with `name:`",
+            )
+        if not tname:
+            self.problem(at, "PostgreSQL refuses an empty column name; rename it with `name:`")
+        elif tname in SYSTEM_COLUMNS:
+            became = "" if tname == name else f" would become '{tname}', which"
+            self.problem(
+                at,
+                f"column '{name}'{became} is the name of a PostgreSQL system column; rename it with `name:`",
+            )
+        return tname
 
+    def target_cols(
+        self,
+        ts: TableSpec,
+        col_names: dict[str, str],
+        cols: tuple[str, ...],
+        path: tuple[str | int, ...],
+        what: str,
+    ) -> tuple[str, ...] | None:
+        """The target names of a constraint's or index's source columns; None (with a problem for
+        each) when some are excluded or do not exist."""
+        missing = [c for c in cols if c not in col_names]
+        for c in missing:
+            why = "is excluded" if c in ts.exclude_columns else f"does not exist{_did_you_mean(c, col_names)}"
+            self.problem(path, f"{what} uses column '{c}', which {why}")
+        return None if missing else tuple(col_names[c] for c in cols)
+
+    def target_uniques(
+        self, table: Table, ts: TableSpec, base: tuple[str, ...], tname: str, col_names: dict[str, str]
+    ) -> list[TargetUnique]:
+        """The spec's unique constraints, or else the source's (those comparing with a collation
+        cannot be translated)."""
         uniques = []
         if ts.unique is not None:
             for i, cols in enumerate(ts.unique):
-                tc = target_cols(cols, (*base, "unique", i), "a unique constraint")
+                tc = self.target_cols(ts, col_names, cols, (*base, "unique", i), "a unique constraint")
                 if tc:
                     uniques.append(TargetUnique(constraint_name(tname, *tc, suffix="key"), tc))
         else:
@@ -473,14 +534,29 @@ class _Resolver:
                         "(it compares with a collation); replace this table's `unique`",
                     )
                 elif ix.is_constraint:
-                    tc = target_cols(ix.columns, base, f"unique constraint on ({', '.join(ix.columns)})")
+                    tc = self.target_cols(
+                        ts, col_names, ix.columns, base, f"unique constraint on ({', '.join(ix.columns)})"
+                    )
                     if tc:
                         uniques.append(TargetUnique(constraint_name(tname, *tc, suffix="key"), tc))
+        return uniques
 
+    def target_indexes(
+        self,
+        table: Table,
+        ts: TableSpec,
+        base: tuple[str, ...],
+        tname: str,
+        col_names: dict[str, str],
+        kinds: dict[str, TargetColumnRef],
+    ) -> list[TargetIndex]:
+        """The spec's indexes, or else the source's that are not constraints, translated."""
         indexes = []
         if ts.indexes is not None:
             for i, spec_ix in enumerate(ts.indexes):
-                tc = target_cols(spec_ix.columns, (*base, "indexes", i, "columns"), "an index")
+                tc = self.target_cols(
+                    ts, col_names, spec_ix.columns, (*base, "indexes", i, "columns"), "an index"
+                )
                 if tc:
                     if spec_ix.name and len(spec_ix.name.encode()) > MAX_NAME_BYTES:
                         self.problem(
@@ -499,7 +575,18 @@ class _Resolver:
                     built = self.source_index(ix, table, kinds, col_names, base)
                     if built:
                         indexes.append(built)
+        return indexes
 
+    def target_foreign_keys(
+        self,
+        table: Table,
+        ts: TableSpec,
+        base: tuple[str, ...],
+        tname: str,
+        col_names: dict[str, str],
+        table_names: dict[str, str],
+    ) -> list[TargetForeignKey]:
+        """The spec's foreign keys, or else the source's, each to a migrated table and columns."""
         fks = []
         source_fks: list[tuple[tuple[str | int, ...], ForeignKey]]
         if ts.foreign_keys is not None:
@@ -514,7 +601,7 @@ class _Resolver:
             source_fks = [((), fk) for fk in table.foreign_keys]
         for sub, fk in source_fks:
             path = (*base, *sub)
-            tc = target_cols(fk.columns, path, f"the foreign key to '{fk.ref_table}'")
+            tc = self.target_cols(ts, col_names, fk.columns, path, f"the foreign key to '{fk.ref_table}'")
             if fk.ref_table not in table_names:
                 exists = self.source.table(fk.ref_table) is not None
                 why = (
@@ -559,11 +646,18 @@ class _Resolver:
                         fk.on_update,
                     )
                 )
+        return fks
 
-        # A column may itself be called rowid; SQLite then still answers to _rowid_ or oid.
-        rowid = None
-        if not table.without_rowid:
-            rowid = next((n for n in ("rowid", "_rowid_", "oid") if table.column(n) is None), None)
+    def mode_and_watermark(
+        self,
+        table: Table,
+        ts: TableSpec,
+        base: tuple[str, ...],
+        col_names: dict[str, str],
+        pk: tuple[str, ...],
+    ) -> tuple[Mode, str | None]:
+        """The table's load mode and its watermark's target column: append needs a watermark,
+        only append takes one, and upsert needs a primary key."""
         mode = ts.mode or self.spec.mode
         watermark = None
         if ts.watermark is not None:
@@ -587,27 +681,7 @@ class _Resolver:
                 f"mode: upsert matches rows by primary key, and table '{table.name}' has none; "
                 "give it a `primary_key` or use mode: sync",
             )
-        key_sql = tuple((c, quote_ident(c)) for c in pk_source if table.column(c)) or (
-            ((rowid, rowid),) if rowid else ()
-        )
-        return TargetTable(
-            source=table.name,
-            name=tname,
-            columns=tuple(columns),
-            primary_key=pk,
-            primary_key_name=constraint_name(tname, suffix="pkey"),
-            uniques=tuple(uniques),
-            indexes=tuple(indexes),
-            foreign_keys=tuple(fks),
-            where=ts.where,
-            rowid=rowid,
-            on_error=ts.on_error or self.spec.on_error,
-            max_rejects=ts.max_rejects if ts.max_rejects is not None else self.spec.max_rejects,
-            mode=mode,
-            watermark=watermark,
-            key_sql=key_sql,
-            sequence_floor=table.sequence if table.autoincrement else None,
-        )
+        return mode, watermark
 
     def column_type(
         self, declared: str, cs: ColumnSpec, at, computed: bool

@@ -59,53 +59,13 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
     catalog = target.catalog or TargetCatalog(schema, target.schema_exists)
     desired = target.desired or TargetCatalog(schema, False)
 
-    enum_steps: list[Step] = []
-    found_enums = dict(catalog.enums)
-    for name, labels in mapping.enums:
-        if name not in found_enums and name not in target.enums:
-            enum_steps.append(CreateEnum(schema, name, labels))
-        elif name in found_enums and found_enums[name] != labels:
-            enum_steps.append(
-                ReplaceEnum(schema, name, labels, found_enums[name], _enum_users(mapping, catalog, name))
-            )
-
-    rebuilt: list[TargetTable] = []
-    kept: list[tuple[TargetTable, PgTable, PgTable]] = []
-    for table in existing:
-        actual = catalog.table(table.name)
-        wanted = desired.table(table.name)
-        if actual is None or wanted is None:
-            raise PlanError(
-                f'"{schema}"."{table.name}" exists in the target but is not a table (a view?); '
-                "drop or rename it, or give the table another name in the spec"
-            )
-        diff = target.rows.get(table.name, RowDiff())
-        if table.mode == Mode.REPLACE and (diff.changes or _differs(wanted, actual)):
-            rebuilt.append(table)
-        else:
-            kept.append((table, actual, wanted))
+    enum_steps = _enum_steps(mapping, target, catalog)
+    rebuilt, kept = _rebuilt_or_kept(schema, existing, target, catalog, desired)
     rebuilt_names = {t.name for t in rebuilt}
     fresh = [t for t in mapping.tables if t.name not in target.tables or t.name in rebuilt_names]
     fresh_names = {t.name for t in fresh}
 
-    first: list[Step] = []  # foreign keys dropped
-    alter: list[Step] = []  # existing tables, before their rows
-    after: list[Step] = []  # existing tables, after their rows
-    readd_fks: list[Step] = []
-    for table, actual, wanted in kept:
-        first += [
-            DropConstraint(schema, table.name, c.name, "foreign key")
-            for c in _constraint_changes(actual, wanted, "f")
-        ]
-        # A foreign key onto a table that is dropped and created again goes with it, and returns.
-        for fk in table.foreign_keys:
-            dropped = any(isinstance(s, DropConstraint) and s.name == fk.name for s in first)
-            if fk.ref_table in rebuilt_names and _constraint(actual, fk.name) is not None and not dropped:
-                first.append(DropConstraint(schema, table.name, fk.name, "foreign key"))
-                readd_fks.append(AddForeignKey(schema, table.name, fk))
-        a, b = _table_changes(schema, table, actual, wanted)
-        alter += a
-        after += b
+    first, alter, after, readd_fks = _steps_for_existing_tables(schema, kept, rebuilt_names)
     steps: list[Step] = []
     if not target.schema_exists:
         steps.append(CreateSchema(schema))
@@ -125,40 +85,10 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
     steps += alter
 
     kept_by_name = {t.name: t for t, _, _ in kept}
-    # Every new table before the first rows: DuckDB reads the target's catalog again after DDL,
-    # once for all of them rather than once per table (13 ms each with 23 tables, and growing).
-    steps += [CreateTable(schema, table) for table in mapping.tables if table.name in fresh_names]
-    for table in mapping.tables:
-        if table.name in fresh_names:
-            steps.append(LoadRows(schema, table))
-            steps.extend(
-                ConvertColumn(schema, table.name, c) for c in table.columns if loads_as_text(c.pg_type)
-            )
-        elif table.name in kept_by_name:
-            diff = target.rows.get(table.name, RowDiff())
-            if diff.insert or diff.update or diff.delete:
-                steps.append(SyncRows(schema, table, diff))
-    for table in reversed(mapping.tables):
-        diff = target.rows.get(table.name, RowDiff())
-        if table.name in kept_by_name and diff.delete:
-            steps.append(DeleteRows(schema, table, diff.delete))
+    steps += _row_steps(schema, mapping, target, fresh_names, kept_by_name)
     steps += [FinishEnum(s.schema, s.name, s.columns) for s in enum_steps if isinstance(s, ReplaceEnum)]
     steps += after
-    # Keys, indexes and foreign keys after the rows: building them once is faster than
-    # maintaining them row by row, and foreign keys on cycles need every table loaded first.
-    for table in fresh:
-        if table.primary_key:
-            steps.append(AddPrimaryKey(schema, table))
-        steps.extend(AddUnique(schema, table.name, u) for u in table.uniques)
-        steps.extend(CreateIndex(schema, table.name, ix) for ix in table.indexes)
-    for table in fresh:
-        steps.extend(AddForeignKey(schema, table.name, fk) for fk in table.foreign_keys)
-    for table, actual, wanted in kept:
-        steps.extend(
-            AddForeignKey(schema, table.name, fk)
-            for fk in table.foreign_keys
-            if any(c.name == fk.name for c in _constraint_changes(wanted, actual, "f"))
-        )
+    steps += _key_steps(schema, fresh, kept)
     steps += readd_fks
     for table in mapping.tables:
         identity = table.identity_column
@@ -176,6 +106,128 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
     altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | cascaded
     checked = tuple(t for t, _, _ in kept if t.name in altered and t.mode in (Mode.SYNC, Mode.REPLACE))
     return Plan(steps=tuple(steps), schema=schema, checked=checked)
+
+
+def _enum_steps(mapping: Mapping, target: TargetState, catalog: TargetCatalog) -> list[Step]:
+    """The spec's enums the target lacks, and those whose labels changed."""
+    schema = mapping.schema
+    enum_steps: list[Step] = []
+    found_enums = dict(catalog.enums)
+    for name, labels in mapping.enums:
+        if name not in found_enums and name not in target.enums:
+            enum_steps.append(CreateEnum(schema, name, labels))
+        elif name in found_enums and found_enums[name] != labels:
+            enum_steps.append(
+                ReplaceEnum(schema, name, labels, found_enums[name], _enum_users(mapping, catalog, name))
+            )
+    return enum_steps
+
+
+def _rebuilt_or_kept(
+    schema: str,
+    existing: list[TargetTable],
+    target: TargetState,
+    catalog: TargetCatalog,
+    desired: TargetCatalog,
+) -> tuple[list[TargetTable], list[tuple[TargetTable, PgTable, PgTable]]]:
+    """The existing tables dropped and created again (mode: replace, when their rows or their
+    definition changed), and the others, kept with their actual and wanted definitions."""
+    rebuilt: list[TargetTable] = []
+    kept: list[tuple[TargetTable, PgTable, PgTable]] = []
+    for table in existing:
+        actual = catalog.table(table.name)
+        wanted = desired.table(table.name)
+        if actual is None or wanted is None:
+            raise PlanError(
+                f'"{schema}"."{table.name}" exists in the target but is not a table (a view?); '
+                "drop or rename it, or give the table another name in the spec"
+            )
+        diff = target.rows.get(table.name, RowDiff())
+        if table.mode == Mode.REPLACE and (diff.changes or _differs(wanted, actual)):
+            rebuilt.append(table)
+        else:
+            kept.append((table, actual, wanted))
+    return rebuilt, kept
+
+
+def _steps_for_existing_tables(
+    schema: str, kept: list[tuple[TargetTable, PgTable, PgTable]], rebuilt_names: set[str]
+) -> tuple[list[Step], list[Step], list[Step], list[Step]]:
+    """The kept tables' changes: foreign keys dropped first, changes before their rows, changes
+    after their rows, and foreign keys onto rebuilt tables added again at the end."""
+    first: list[Step] = []  # foreign keys dropped
+    alter: list[Step] = []  # existing tables, before their rows
+    after: list[Step] = []  # existing tables, after their rows
+    readd_fks: list[Step] = []
+    for table, actual, wanted in kept:
+        first += [
+            DropConstraint(schema, table.name, c.name, "foreign key")
+            for c in _constraint_changes(actual, wanted, "f")
+        ]
+        # A foreign key onto a table that is dropped and created again goes with it, and returns.
+        for fk in table.foreign_keys:
+            dropped = any(isinstance(s, DropConstraint) and s.name == fk.name for s in first)
+            if fk.ref_table in rebuilt_names and _constraint(actual, fk.name) is not None and not dropped:
+                first.append(DropConstraint(schema, table.name, fk.name, "foreign key"))
+                readd_fks.append(AddForeignKey(schema, table.name, fk))
+        a, b = _table_changes(schema, table, actual, wanted)
+        alter += a
+        after += b
+    return first, alter, after, readd_fks
+
+
+def _row_steps(
+    schema: str,
+    mapping: Mapping,
+    target: TargetState,
+    fresh_names: set[str],
+    kept_by_name: dict[str, TargetTable],
+) -> list[Step]:
+    """New tables created and loaded, kept tables' rows inserted and updated parents first, and
+    deleted children first."""
+    steps: list[Step] = []
+    # Every new table before the first rows: DuckDB reads the target's catalog again after DDL,
+    # once for all of them rather than once per table, a cost that grows with the schema.
+    steps += [CreateTable(schema, table) for table in mapping.tables if table.name in fresh_names]
+    for table in mapping.tables:
+        if table.name in fresh_names:
+            steps.append(LoadRows(schema, table))
+            steps.extend(
+                ConvertColumn(schema, table.name, c) for c in table.columns if loads_as_text(c.pg_type)
+            )
+        elif table.name in kept_by_name:
+            diff = target.rows.get(table.name, RowDiff())
+            if diff.insert or diff.update or diff.delete:
+                steps.append(SyncRows(schema, table, diff))
+    for table in reversed(mapping.tables):
+        diff = target.rows.get(table.name, RowDiff())
+        if table.name in kept_by_name and diff.delete:
+            steps.append(DeleteRows(schema, table, diff.delete))
+    return steps
+
+
+def _key_steps(
+    schema: str, fresh: list[TargetTable], kept: list[tuple[TargetTable, PgTable, PgTable]]
+) -> list[Step]:
+    """The new tables' keys and indexes, then their foreign keys, then the kept tables' changed
+    foreign keys."""
+    steps: list[Step] = []
+    # Keys, indexes and foreign keys after the rows: building them once is faster than
+    # maintaining them row by row, and foreign keys on cycles need every table loaded first.
+    for table in fresh:
+        if table.primary_key:
+            steps.append(AddPrimaryKey(schema, table))
+        steps.extend(AddUnique(schema, table.name, u) for u in table.uniques)
+        steps.extend(CreateIndex(schema, table.name, ix) for ix in table.indexes)
+    for table in fresh:
+        steps.extend(AddForeignKey(schema, table.name, fk) for fk in table.foreign_keys)
+    for table, actual, wanted in kept:
+        steps.extend(
+            AddForeignKey(schema, table.name, fk)
+            for fk in table.foreign_keys
+            if any(c.name == fk.name for c in _constraint_changes(wanted, actual, "f"))
+        )
+    return steps
 
 
 def _rows_deleted_or_updated(steps: list[Step]) -> set[str]:

@@ -477,8 +477,8 @@ def profile_table(
     types = {c.name: expected.get(c.name) or default_pg_type(c.declared_type) for c in table.columns}
     wanted = {c.name: _details_for(c.declared_type, storage[c.name], types[c.name]) for c in table.columns}
     # The details in one scan of the whole table: their text functions allocate strings, and
-    # SQLite's allocator takes a lock of the whole process (two slices at once took 1.35 s, one
-    # after the other 0.9 s).
+    # SQLite's allocator takes a lock of the whole process, so slices at once are slower than
+    # one after the other.
     counts = _detail_scan(replace(scanned, slices=()), table, wanted)
     profiles = []
     for column in table.columns:

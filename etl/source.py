@@ -276,7 +276,7 @@ def integer_magnitudes(
     items = []
     for e in expressions:
         # abs() of the smallest 64-bit integer overflows in SQLite; its magnitude is 2**63. FILTER
-        # rather than a CASE around it: 0.14 s against 0.17 s for 1M values.
+        # rather than a CASE around it, which costs SQLite more CPU per value.
         magnitude = f"CASE WHEN {e} = -9223372036854775807 - 1 THEN 9223372036854775807 ELSE abs({e}) END"
         integer = f"FILTER (WHERE typeof({e}) = 'integer')"
         items += [f"min({magnitude}) {integer}", f"max({magnitude}) {integer}"]

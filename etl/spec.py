@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
@@ -203,6 +203,11 @@ def _optional(setting: type[S], value: str | None) -> S | None:
     return None if value is None else setting(value)
 
 
+# Reads a type name from the spec (an enum of the spec or a PostgreSQL type); None, with a
+# problem at the path, when it is neither.
+_TypeReader = Callable[[tuple[str | int, ...], str], PgType | None]
+
+
 def _build(
     doc: Document, data: Any, file: Path, environ: Mapping[str, str], target_url: str | None = None
 ) -> tuple[Spec, list[SpecProblem]]:
@@ -230,68 +235,11 @@ def _build(
             ("target", "url"),
             f"environment variable '{name}' is not set (set it, or give a fallback: ${{{name}:-...}})",
         )
-    rules = []
-    for i, rule in enumerate(data.get("type_rules", [])):
-        t = pg_type(("type_rules", i, "type"), rule["type"])
-        converter = _optional(Converter, rule.get("converter"))
-        if t is not None and converter and t.kind not in ("timestamp", "timestamptz", "date"):
-            problem(
-                ("type_rules", i, "converter"),
-                f"converter '{converter}' applies to timestamp and date types, not {t.sql()}",
-            )
-        if t is not None:
-            rules.append(TypeRule(rule["declared"], t, converter))
-
-    tables: dict[str, TableSpec] = {}
-    for table_name, raw in (data.get("tables") or {}).items():
-        base = ("tables", table_name)
-        columns: dict[str, ColumnSpec] = {}
-        for column_name, c in (raw.get("columns") or {}).items():
-            at = (*base, "columns", column_name)
-            default = c.get("default")
-            if isinstance(default, dict):
-                default = SqlDefault(default["sql"])
-            columns[column_name] = ColumnSpec(
-                name=c.get("name"),
-                type=pg_type((*at, "type"), c["type"]) if "type" in c else None,
-                converter=_optional(Converter, c.get("converter")),
-                expression=c.get("expression"),
-                nullable=c.get("nullable"),
-                has_default="default" in c,
-                default=default,
-            )
-        indexes = raw.get("indexes")
-        fks = raw.get("foreign_keys")
-        tables[table_name] = TableSpec(
-            name=raw.get("name"),
-            where=raw.get("where"),
-            mode=_optional(Mode, raw.get("mode")),
-            watermark=raw.get("watermark"),
-            on_error=_optional(OnError, raw.get("on_error")),
-            max_rejects=raw.get("max_rejects"),
-            exclude_columns=tuple(raw.get("exclude_columns", ())),
-            primary_key=tuple(raw["primary_key"]) if "primary_key" in raw else None,
-            columns=columns,
-            unique=tuple(tuple(u) for u in raw["unique"]) if "unique" in raw else None,
-            indexes=None
-            if indexes is None
-            else tuple(
-                IndexSpec(tuple(ix["columns"]), ix.get("name"), ix.get("unique", False), ix.get("where"))
-                for ix in indexes
-            ),
-            foreign_keys=None
-            if fks is None
-            else tuple(
-                ForeignKeySpec(
-                    tuple(fk["columns"]),
-                    fk["references"]["table"],
-                    tuple(fk["references"]["columns"]),
-                    fk.get("on_delete", "no action").upper(),
-                    fk.get("on_update", "no action").upper(),
-                )
-                for fk in fks
-            ),
-        )
+    rules = _type_rules(data, pg_type, problem)
+    tables = {
+        table_name: _table_spec(raw, ("tables", table_name), pg_type)
+        for table_name, raw in (data.get("tables") or {}).items()
+    }
     load_order = data.get("load_order")
     spec = Spec(
         file=file,
@@ -312,3 +260,72 @@ def _build(
         document=doc,
     )
     return spec, problems
+
+
+def _type_rules(
+    data: Any, pg_type: _TypeReader, problem: Callable[[tuple[str | int, ...], str], None]
+) -> list[TypeRule]:
+    """The spec's type rules whose type is known; a converter only for datetime types."""
+    rules = []
+    for i, rule in enumerate(data.get("type_rules", [])):
+        t = pg_type(("type_rules", i, "type"), rule["type"])
+        converter = _optional(Converter, rule.get("converter"))
+        if t is not None and converter and t.kind not in ("timestamp", "timestamptz", "date"):
+            problem(
+                ("type_rules", i, "converter"),
+                f"converter '{converter}' applies to timestamp and date types, not {t.sql()}",
+            )
+        if t is not None:
+            rules.append(TypeRule(rule["declared"], t, converter))
+    return rules
+
+
+def _table_spec(raw: Any, base: tuple[str, ...], pg_type: _TypeReader) -> TableSpec:
+    """One table's settings, its columns' types read by `pg_type`."""
+    columns: dict[str, ColumnSpec] = {}
+    for column_name, c in (raw.get("columns") or {}).items():
+        at = (*base, "columns", column_name)
+        default = c.get("default")
+        if isinstance(default, dict):
+            default = SqlDefault(default["sql"])
+        columns[column_name] = ColumnSpec(
+            name=c.get("name"),
+            type=pg_type((*at, "type"), c["type"]) if "type" in c else None,
+            converter=_optional(Converter, c.get("converter")),
+            expression=c.get("expression"),
+            nullable=c.get("nullable"),
+            has_default="default" in c,
+            default=default,
+        )
+    indexes = raw.get("indexes")
+    fks = raw.get("foreign_keys")
+    return TableSpec(
+        name=raw.get("name"),
+        where=raw.get("where"),
+        mode=_optional(Mode, raw.get("mode")),
+        watermark=raw.get("watermark"),
+        on_error=_optional(OnError, raw.get("on_error")),
+        max_rejects=raw.get("max_rejects"),
+        exclude_columns=tuple(raw.get("exclude_columns", ())),
+        primary_key=tuple(raw["primary_key"]) if "primary_key" in raw else None,
+        columns=columns,
+        unique=tuple(tuple(u) for u in raw["unique"]) if "unique" in raw else None,
+        indexes=None
+        if indexes is None
+        else tuple(
+            IndexSpec(tuple(ix["columns"]), ix.get("name"), ix.get("unique", False), ix.get("where"))
+            for ix in indexes
+        ),
+        foreign_keys=None
+        if fks is None
+        else tuple(
+            ForeignKeySpec(
+                tuple(fk["columns"]),
+                fk["references"]["table"],
+                tuple(fk["references"]["columns"]),
+                fk.get("on_delete", "no action").upper(),
+                fk.get("on_update", "no action").upper(),
+            )
+            for fk in fks
+        ),
+    )

@@ -3,7 +3,7 @@ scan reads every value exactly as the exact path would.
 
 The exact path (render.sqlite_select) has SQLite render every value as text beside its storage
 class, on one thread. DuckDB's scan of the attached table reads the declared types natively on
-every core (1M rows: 0.2 s against 0.9 s to render), but it converts some values silently:
+every core, several times faster than rendering, but it converts some values silently:
 
 | DuckDB type (from the declared type) | reads exactly               | otherwise                      |
 |---|---|---|
@@ -139,8 +139,8 @@ def proof_condition(column: str, scan_type: str, declared: str, epoch: bool = Fa
 def _canonical(c: str, scan_type: str) -> str:
     """SQLite condition: the text `c` is a valid date ('YYYY-MM-DD') or datetime to the second
     ('YYYY-MM-DD HH:MM:SS', or with a 'T') written as SQLite's own date functions write it. A
-    GLOB of digit classes proves the shape too, at twice the cost (0.25 s per 1M values against
-    0.13 s); `>= '0001-01-01'` leaves out the year 0 and the signed years of newer SQLite versions."""
+    GLOB of digit classes proves the shape too, but costs more CPU than the date functions;
+    `>= '0001-01-01'` leaves out the year 0 and the signed years of newer SQLite versions."""
     # IS, not =: these functions yield NULL for text they cannot read, and NOT NULL is no proof.
     if scan_type == "DATE":
         return f"date({c}) IS {c}"
@@ -218,10 +218,10 @@ def typed_expressions(
     """The column's target value from its typed value `x`, and the problems (DuckDB expressions,
     NULL when fine) that make the read raise. `names`: columns already holding the exact path's
     (storage class, text) of `x` (the conversions repeat them many times: as names, a table's
-    query is a few kB instead of 50 kB, compiled in a fraction of the time). `into_postgres`: the
+    query stays small, and DuckDB parses and binds each copy). `into_postgres`: the
     value goes straight into a PostgreSQL text column, whose COPY refuses text that is not UTF-8
-    (DuckDB's writer refuses a NUL byte): the check is left to them, a tenth of a second of CPU
-    per 1M values of two text columns (the refused load starts over on the exact path). `named`:
+    (DuckDB's writer refuses a NUL byte): the check is left to them, which saves the typed scan's
+    CPU on every text value (the refused load starts over on the exact path). `named`:
     the column holding the value when the problems are computed (convert.duck_expressions)."""
     conversion = column.conversion
     direct = _direct(conversion, scan_type, x)

@@ -246,7 +246,7 @@ def _functions_needed(tables: Iterable[TargetTable]) -> set[str]:
 
 def register_functions(con: duckdb.DuckDBPyConnection, tables: Iterable[TargetTable]) -> None:
     """The Python functions compared_value uses for the jsonb and numeric columns of `tables`
-    (registering one costs ~25 ms: none when no column needs it)."""
+    (registering one is not free, so none is registered when no column needs it)."""
     needed = _functions_needed(tables)
     if not needed:
         return
