@@ -112,7 +112,9 @@ def _real(v: str) -> str:
 
 _INT_RE = "'[+-]?[0-9]+'"
 _NUM_RE = "'[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?'"
-_ISO_RE = (
+# A DuckDB string literal: the texts the converter reads as datetimes. Public because init's
+# profile must call a text a datetime only if this pattern matches it (tests/test_init.py).
+ISO_DATETIME_RE = (
     "'[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,6})?)?)?"
     " ?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?'"
 )
@@ -274,7 +276,7 @@ def _datetime_us(t: str, v: str, converter: str, unit: str | None = None, mixed:
     else:
         from_real = "NULL"
     from_text = (
-        f"CASE WHEN regexp_full_match({v}, {_ISO_RE}) "
+        f"CASE WHEN regexp_full_match({v}, {ISO_DATETIME_RE}) "
         f"THEN epoch_us(TRY_CAST({_iso_for_duckdb(v)} AS TIMESTAMPTZ))::HUGEINT END"
     )
     return (
