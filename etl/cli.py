@@ -22,7 +22,7 @@ from . import __version__
 from .duck import remove_spill_directory, sweep_stale_spill_directories
 from .errors import EtlError, SpecError
 from .executor import StepEvent, refuse_destructive
-from .explain import plan_document, plan_lines
+from .explain import plan_document, plan_lines, rollback_lines, step_text
 from .pipeline import apply, check, plan_for, run_info, verify
 from .plan import AddForeignKey, AddPrimaryKey, AddUnique, CreateIndex, LoadRows, Plan, SyncRows, VerifyStep
 from .spec import SCHEMA_FILE
@@ -315,7 +315,7 @@ class _ProgressBar:
                     self._task, description=f"{what} {step.table.name}", total=total, completed=0, rate=""
                 )
             else:
-                self._progress.update(self._task, description=step.describe().strip(), total=None, rate="")
+                self._progress.update(self._task, description=step_text(step).strip(), total=None, rate="")
         elif event.phase == "progress" and event.rows is not None:
             elapsed = time.perf_counter() - self._started
             rate = f"{event.rows / elapsed:,.0f} rows/s" if elapsed > 0 else ""
@@ -344,7 +344,7 @@ def rollback_command(
         url = checked.spec.target_url
         plan = plan_rollback(url, checked.mapping.schema)
         out.print(f'Target: {display_url(url)} (schema "{plan.schema}")', markup=False)
-        for line in plan.lines():
+        for line in rollback_lines(plan):
             out.print(line, markup=False)
         if dry_run:
             return

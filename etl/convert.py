@@ -10,10 +10,11 @@ into a message that names the column and the value; the load query raises it wit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .duck import quote_literal
+from .settings import Converter
 from .types import PgType
 
 # PostgreSQL types DuckDB's postgres extension writes without loss. Anything else (numeric wider
@@ -47,7 +48,7 @@ class ValueConversion:
     source_sql: str  # a SQLite expression: the quoted source column, or the spec's expression
     target: str  # target column name
     pg_type: PgType
-    converter: str = "auto"
+    converter: Converter = Converter.AUTO
     nullable: bool = True
     # For `auto` datetimes, decided from the integers the column holds (see integer_unit): the
     # unit of its integers, and whether they span several magnitudes (then the smaller ones are
@@ -237,44 +238,68 @@ def _iso_for_duckdb(v: str) -> str:
     return f"regexp_replace({x}, '^([0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}})([Z+-])', '\\1T00:00:00\\2')"
 
 
-def _datetime_us(t: str, v: str, converter: str, unit: str | None = None, mixed: bool = False) -> str:
-    """Microseconds since 1970-01-01 UTC as HUGEINT, or NULL when no convention explains the value."""
-    integer_text = _integer_text(t, v)
-    if converter == "auto" and unit is not None:
-        from_int = _epoch_us(v, unit)
-        if unit == "s":
-            from_int = f"CASE WHEN {_julian_or_seconds(t, v)} THEN NULL ELSE {from_int} END"
-        elif mixed:
-            floor = dict(_UNIT_FLOORS)[unit]
-            from_int = f"CASE WHEN abs(TRY_CAST({v} AS HUGEINT)) >= {floor} THEN {from_int} END"
-    elif converter == "auto":
+def _julian_us(x: str) -> str:
+    """Microseconds since the epoch of the julian day `x` (a DuckDB DOUBLE)."""
+    return f"TRY_CAST(round(({x} - 2440587.5) * 86400000) AS HUGEINT) * 1000"
+
+
+@dataclass(frozen=True)
+class _DatetimeReading:
+    """How a converter reads a SQLite integer (from its text) and a real (a DuckDB DOUBLE) as
+    microseconds since the epoch, in DuckDB SQL: NULL where its convention reads no such value."""
+
+    integer: Callable[[str], str] | None  # None: in the column's unit, from its data (_auto_integer_us)
+    real: Callable[[str], str]
+
+
+_DATETIME_READINGS = {
+    # Julian days for years 0..9999 lie in 1721059.5..5373484.5; larger reals are epoch seconds.
+    Converter.AUTO: _DatetimeReading(
+        None,
+        lambda r: (
+            f"CASE WHEN {r} BETWEEN 1721059.5 AND 5373484.5 THEN {_julian_us(r)} "
+            f"ELSE TRY_CAST(round({r} * 1000000) AS HUGEINT) END"
+        ),
+    ),
+    Converter.ISO: _DatetimeReading(lambda v: "NULL", lambda r: "NULL"),
+    Converter.EPOCH_SECONDS: _DatetimeReading(
+        lambda v: _epoch_us(v, "s"), lambda r: f"TRY_CAST(round({r} * 1000000) AS HUGEINT)"
+    ),
+    Converter.EPOCH_MILLISECONDS: _DatetimeReading(
+        lambda v: _epoch_us(v, "ms"), lambda r: f"TRY_CAST(round({r} * 1000) AS HUGEINT)"
+    ),
+    Converter.EPOCH_MICROSECONDS: _DatetimeReading(
+        lambda v: _epoch_us(v, "us"), lambda r: f"TRY_CAST(round({r}) AS HUGEINT)"
+    ),
+    Converter.JULIAN_DAY: _DatetimeReading(lambda v: _julian_us(f"TRY_CAST({v} AS DOUBLE)"), _julian_us),
+}
+
+
+def _auto_integer_us(t: str, v: str, unit: str | None, mixed: bool) -> str:
+    """`auto`'s reading of an integer: in the column's unit where its data decided one (only the
+    integers of that magnitude when it holds several), else in the unit of the integer's own magnitude."""
+    if unit is None:
         n = f"abs(TRY_CAST({v} AS HUGEINT))"
-        from_int = (
+        return (
             f"CASE WHEN {_julian_or_seconds(t, v)} THEN NULL "
             f"WHEN {n} >= 100000000000000 THEN {_epoch_us(v, 'us')} "
             f"WHEN {n} >= 100000000000 THEN {_epoch_us(v, 'ms')} ELSE {_epoch_us(v, 's')} END"
         )
-    elif converter == "julian_day":
-        from_int = f"TRY_CAST(round((TRY_CAST({v} AS DOUBLE) - 2440587.5) * 86400000) AS HUGEINT) * 1000"
-    elif converter == "iso":
-        from_int = "NULL"
-    else:
-        from_int = _epoch_us(v, EPOCH_UNITS[converter])
-    r = _real(v)
-    julian = f"TRY_CAST(round(({r} - 2440587.5) * 86400000) AS HUGEINT) * 1000"
-    if converter in ("auto", "julian_day"):
-        # Julian days for years 0..9999 lie in 1721059.5..5373484.5; larger reals are epoch seconds.
-        from_real = f"CASE WHEN {r} BETWEEN 1721059.5 AND 5373484.5 THEN {julian} ELSE TRY_CAST(round({r} * 1000000) AS HUGEINT) END"
-        if converter == "julian_day":
-            from_real = julian
-    elif converter == "epoch_seconds":
-        from_real = f"TRY_CAST(round({r} * 1000000) AS HUGEINT)"
-    elif converter == "epoch_milliseconds":
-        from_real = f"TRY_CAST(round({r} * 1000) AS HUGEINT)"
-    elif converter == "epoch_microseconds":
-        from_real = f"TRY_CAST(round({r}) AS HUGEINT)"
-    else:
-        from_real = "NULL"
+    from_int = _epoch_us(v, unit)
+    if unit == "s":
+        return f"CASE WHEN {_julian_or_seconds(t, v)} THEN NULL ELSE {from_int} END"
+    if mixed:
+        floor = dict(_UNIT_FLOORS)[unit]
+        return f"CASE WHEN abs(TRY_CAST({v} AS HUGEINT)) >= {floor} THEN {from_int} END"
+    return from_int
+
+
+def _datetime_us(t: str, v: str, converter: Converter, unit: str | None = None, mixed: bool = False) -> str:
+    """Microseconds since 1970-01-01 UTC as HUGEINT, or NULL when no convention explains the value."""
+    integer_text = _integer_text(t, v)
+    reading = _DATETIME_READINGS[converter]
+    from_int = _auto_integer_us(t, v, unit, mixed) if reading.integer is None else reading.integer(v)
+    from_real = reading.real(_real(v))
     from_text = (
         f"CASE WHEN regexp_full_match({v}, {ISO_DATETIME_RE}) "
         f"THEN epoch_us(TRY_CAST({_iso_for_duckdb(v)} AS TIMESTAMPTZ))::HUGEINT END"
@@ -340,7 +365,11 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
         return f"{t} = 'blob'", f"encode({v})"
     if kind == "text" and not pg.modifiers:
         return f"{t} = 'text' AND NOT contains({v}, chr(0)) AND NOT {invalid_utf8(v)}", v
-    if kind in ("timestamp", "timestamptz") and col.converter in ("auto", "iso") and not col.integer_unit:
+    if (
+        kind in ("timestamp", "timestamptz")
+        and col.converter in (Converter.AUTO, Converter.ISO)
+        and not col.integer_unit
+    ):
         # ISO text to the second, no zone: exactly what the full path's TIMESTAMPTZ cast (in UTC)
         # gives, without its regular expressions. Anything else takes the full path.
         condition = (
@@ -355,7 +384,7 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
         and not col.mixed_units
         or (kind in ("timestamp", "timestamptz") and col.converter in EPOCH_UNITS)
     ):
-        unit = col.integer_unit if col.converter == "auto" else EPOCH_UNITS[col.converter]
+        unit = col.integer_unit if col.converter == Converter.AUTO else EPOCH_UNITS[col.converter]
         if unit is None:
             return None
         factor = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
@@ -364,7 +393,7 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
             return None  # sub-precision digits possible: the full path checks them
         lo, hi = -(-_MIN_US // factor), (_MAX_US - 1) // factor
         condition = f"{t} = 'integer' AND TRY_CAST({v} AS BIGINT) BETWEEN {lo} AND {hi}"
-        if unit == "s" and col.converter == "auto":
+        if unit == "s" and col.converter == Converter.AUTO:
             condition += f" AND NOT {_julian_or_seconds(t, v)}"
         value = f"make_timestamp(CAST({v} AS BIGINT) * {factor})"
         return condition, value if kind == "timestamp" else as_timestamptz(value)
@@ -374,7 +403,11 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
 # ISO datetime text to the second, as a GLOB.
 ISO_SECONDS = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][ T][0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
 # The converters that read integers as epoch time in one fixed unit.
-EPOCH_UNITS = {"epoch_seconds": "s", "epoch_milliseconds": "ms", "epoch_microseconds": "us"}
+EPOCH_UNITS = {
+    Converter.EPOCH_SECONDS: "s",
+    Converter.EPOCH_MILLISECONDS: "ms",
+    Converter.EPOCH_MICROSECONDS: "us",
+}
 
 
 def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = None) -> DuckExpressions:
@@ -563,7 +596,7 @@ def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = 
                 f"is outside the years 1-9999 when read as {col.converter} (choose another converter): ",
             )
         ]
-        if col.converter == "auto" and col.mixed_units and col.integer_unit:
+        if col.converter == Converter.AUTO and col.mixed_units and col.integer_unit:
             floor = dict(_UNIT_FLOORS)[col.integer_unit]
             extra.append(
                 (
@@ -572,7 +605,7 @@ def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = 
                     "integer reads as a different instant in each unit (choose a converter): ",
                 )
             )
-        if col.converter == "auto" and col.integer_unit in (None, "s"):
+        if col.converter == Converter.AUTO and col.integer_unit in (None, "s"):
             extra.append(
                 (
                     _julian_or_seconds(t, v),

@@ -29,6 +29,7 @@ from .errors import (
     TargetError,
     VerificationFailed,
 )
+from .explain import describe
 from .files import PRIVATE, replace_file, stage_file
 from .history import (
     enum_columns_query,
@@ -69,6 +70,7 @@ from .render import (
     source_rows_query,
 )
 from .session import attach, connect_for, corrupt_source, duck_message, raise_read_error
+from .settings import OnError
 from .source import deepest_json, source_stamp
 from .sync import check_written, delete_rows, sync_rows
 from .target import ensure_metadata, redact
@@ -106,7 +108,7 @@ class ApplyResult:
 
 def refuse_destructive(plan: Plan, allow_destructive: bool) -> None:
     if plan.destructive_steps and not allow_destructive:
-        listed = "; ".join(s.describe().lstrip("+-~! ") for s in plan.destructive_steps)
+        listed = "; ".join(describe(s).text for s in plan.destructive_steps)
         raise DestructiveChangeRefused(
             f"the plan would drop data ({listed}); pass --allow-destructive to allow it"
         )
@@ -117,9 +119,6 @@ class StartOver(Step):
     """Not a plan step: the event of an apply starting over on the exact path."""
 
     schema: str
-
-    def describe(self) -> str:
-        return "  start over, every value read through SQLite"
 
 
 class _TypedScanFailed(Exception):
@@ -220,7 +219,7 @@ def _apply(
             on_event(StepEvent(step, "start"))
             t0 = time.perf_counter()
             rows: int | None = None
-            if isinstance(step, LoadRows) and step.table.on_error == "reject":
+            if isinstance(step, LoadRows) and step.table.on_error == OnError.REJECT:
                 rows, rejected = _load_rejecting(con, step, target_url)
                 result.rejects += rejected
             elif isinstance(step, LoadRows):
@@ -230,7 +229,7 @@ def _apply(
                     sums = sums or _SourceSums(con)
                     sums.start(step.schema, step.table)
             elif isinstance(step, SyncRows):
-                if step.table.on_error == "reject":
+                if step.table.on_error == OnError.REJECT:
                     result.rejects += _collect_rejects(con, step, target_url)
                 try:
                     synced = sync_rows(con, step, number, execute, verify)
@@ -517,7 +516,7 @@ def _load_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def _run_ddl(con: duckdb.DuckDBPyConnection, step: Step, target_url: str) -> None:
     for statement in postgres_sql(step):
-        _execute(con, statement, step.describe().lstrip("+-~! ").strip(), target_url)
+        _execute(con, statement, describe(step).text, target_url)
     # DuckDB caches the target's catalog; DDL we just ran must be visible to the next load.
     con.execute("CALL pg_clear_cache()")
 

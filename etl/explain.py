@@ -1,26 +1,310 @@
 """A plan in words (what `etl plan` prints) and as a JSON document (`etl plan --json`,
-described by schemas/etl-plan.schema.json). Pure: the CLI prints."""
+described by schemas/etl-plan.schema.json). Every step's wording lives here, one function per
+step kind: a plan step carries data, never its own display text. Pure: the CLI prints."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import singledispatch
+from typing import TYPE_CHECKING
 
 from .plan import (
+    AddColumn,
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
+    AlterColumnType,
+    ConvertColumn,
+    CreateEnum,
     CreateIndex,
+    CreateSchema,
     CreateTable,
     DeleteRows,
+    DropColumn,
+    DropConstraint,
+    DropIndex,
+    DropTable,
+    DropTables,
+    FinishEnum,
+    KeepForRollback,
     LoadRows,
     Plan,
+    PlanSummary,
+    ReplaceEnum,
+    ResetSequence,
+    SetDefault,
+    SetIdentity,
     SetNotNull,
     Step,
     SyncRows,
+    TargetTable,
+    VerifyStep,
 )
+from .settings import Mode
+
+if TYPE_CHECKING:
+    from .rollback import RollbackPlan
 
 PLAN_FORMAT_VERSION = 1
 _MARK = {"insert": "+", "update": "~", "delete": "-"}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a plan: `marker` says what the step does to the target ("+" adds, "~" changes,
+    "-" removes, "!" destroys data, "" neither), `note` a warning printed after the text."""
+
+    marker: str
+    text: str
+    note: str = ""
+
+    def render(self) -> str:
+        note = f"  [{self.note}]" if self.note else ""
+        return f"{self.marker or ' '} {self.text}{note}"
+
+
+def step_text(step: Step) -> str:
+    """A step as one line, marker first: the progress display and the JSON plan show it."""
+    return describe(step).render()
+
+
+@singledispatch
+def describe(step: Step) -> Line:
+    """What a step does, in words (the marker apart)."""
+    raise TypeError(f"no wording for the plan step {type(step).__name__}")
+
+
+@describe.register
+def _(step: CreateSchema) -> Line:
+    return Line("+", f'schema "{step.schema}"')
+
+
+@describe.register
+def _(step: DropTables) -> Line:
+    names = ", ".join(f'"{step.schema}"."{t}"' for t in step.tables)
+    held = f"; {step.rows:,} rows" if step.rows else ""
+    return Line("-", f"tables {names} (mode: replace; dropped and created again{held})")
+
+
+@describe.register
+def _(step: CreateEnum) -> Line:
+    return Line("+", f'enum type "{step.schema}"."{step.name}" ({", ".join(step.labels)})')
+
+
+@describe.register
+def _(step: KeepForRollback) -> Line:
+    if not step.kept:
+        return Line("", "record the tables this apply creates, for etl rollback")
+    names = ", ".join(f'"{t}"' for t in step.kept)
+    return Line("", f"keep a copy of {names} for etl rollback (rollback.retention: {step.retention})")
+
+
+@describe.register
+def _(step: DropTable) -> Line:
+    return Line(
+        "-", f'table "{step.schema}"."{step.table}" (no longer in the spec; its {step.rows:,} rows are lost)'
+    )
+
+
+@describe.register
+def _(step: ReplaceEnum) -> Line:
+    added = [label for label in step.labels if label not in step.old_labels]
+    gone = [label for label in step.old_labels if label not in step.labels]
+    change = "; ".join(
+        part
+        for part in (
+            f"+ {', '.join(added)}" if added else "",
+            f"- {', '.join(gone)} (fails if a row uses it)" if gone else "",
+            "labels reordered" if not added and not gone else "",
+        )
+        if part
+    )
+    return Line("~", f'enum type "{step.schema}"."{step.name}" ({", ".join(step.labels)}): {change}')
+
+
+@describe.register
+def _(step: FinishEnum) -> Line:
+    used = ", ".join(f'"{t}"."{c.name}"' for t, c in step.columns) or "no columns"
+    return Line("", f'{used} take the new enum type "{step.name}"; the old one is dropped')
+
+
+@describe.register
+def _(step: CreateTable) -> Line:
+    return Line(
+        "+",
+        f'table "{step.schema}"."{step.table.name}" ({len(step.table.columns)} columns) from "{step.table.source}"',
+    )
+
+
+@describe.register
+def _(step: LoadRows) -> Line:
+    where = f" where {step.table.where}" if step.table.where else ""
+    rows = f"{step.table.source_rows:,} rows" if step.table.source_rows is not None else "rows"
+    return Line("", f'load {rows} from "{step.table.source}"{where} -> "{step.schema}"."{step.table.name}"')
+
+
+@describe.register
+def _(step: ConvertColumn) -> Line:
+    return Line(
+        "", f'convert "{step.table}"."{step.column.name}" to {step.column.pg_type.sql()} in PostgreSQL'
+    )
+
+
+@describe.register
+def _(step: AddPrimaryKey) -> Line:
+    return Line("+", f'primary key "{step.table.primary_key_name}" ({", ".join(step.table.primary_key)})')
+
+
+@describe.register
+def _(step: AddUnique) -> Line:
+    return Line("+", f'unique "{step.unique.name}" on "{step.table}" ({", ".join(step.unique.columns)})')
+
+
+@describe.register
+def _(step: CreateIndex) -> Line:
+    kind = "unique index" if step.index.unique else "index"
+    partial = " (partial)" if step.index.where is not None else ""
+    return Line("+", f'{kind} "{step.index.name}" on "{step.table}"{partial}')
+
+
+@describe.register
+def _(step: AddForeignKey) -> Line:
+    fk = step.foreign_key
+    return Line(
+        "+",
+        f'foreign key "{fk.name}" "{step.table}" ({", ".join(fk.columns)}) -> '
+        f'"{fk.ref_table}" ({", ".join(fk.ref_columns)}) on delete {fk.on_delete.lower()}, on update {fk.on_update.lower()}',
+    )
+
+
+@describe.register
+def _(step: ResetSequence) -> Line:
+    return Line("", f'identity "{step.table}"."{step.column}" continues after the largest id')
+
+
+@describe.register
+def _(step: AddColumn) -> Line:
+    default = f" default {step.column.default.as_string(None)}" if step.column.default is not None else ""
+    return Line("+", f'column "{step.table}"."{step.column.name}" {step.column.pg_type.sql()}{default}')
+
+
+@describe.register
+def _(step: DropColumn) -> Line:
+    return Line("-", f'column "{step.table}"."{step.column}" (not in the spec; its values are lost)')
+
+
+@describe.register
+def _(step: AlterColumnType) -> Line:
+    why = " (narrowing: values may change or not fit)" if step.narrowing else ""
+    return Line(
+        "~",
+        f'column "{step.table}"."{step.column.name}" type {step.old_type} -> {step.column.pg_type.sql()}{why}',
+    )
+
+
+@describe.register
+def _(step: SetNotNull) -> Line:
+    if step.not_null:
+        return Line(
+            "~", f'column "{step.table}"."{step.column}" NOT NULL (checked against the rows the table holds)'
+        )
+    return Line("~", f'column "{step.table}"."{step.column}" allows NULL')
+
+
+@describe.register
+def _(step: SetDefault) -> Line:
+    if step.column.default is None:
+        return Line("~", f'column "{step.table}"."{step.column.name}" drop default {step.old}')
+    return Line(
+        "~",
+        f'column "{step.table}"."{step.column.name}" default {step.old or "none"} -> {step.column.default.as_string(None)}',
+    )
+
+
+@describe.register
+def _(step: SetIdentity) -> Line:
+    if step.identity:
+        return Line("~", f'column "{step.table}"."{step.column}" generated by default as identity')
+    return Line("~", f'column "{step.table}"."{step.column}" no longer an identity')
+
+
+@describe.register
+def _(step: DropConstraint) -> Line:
+    return Line("-", f'{step.what} "{step.name}" on "{step.table}"')
+
+
+@describe.register
+def _(step: DropIndex) -> Line:
+    return Line("-", f'index "{step.name}" on "{step.table}"')
+
+
+@describe.register
+def _(step: SyncRows) -> Line:
+    d = step.diff
+    where = f" where {step.table.where}" if step.table.where else ""
+    if step.table.mode == Mode.APPEND:
+        mark = (
+            f" ({step.table.watermark} >= {d.watermark}, not in the target)"
+            if d.watermark is not None
+            else ""
+        )
+        return Line(
+            "~", f'rows "{step.table.name}": {d.insert:,} to insert{mark} from "{step.table.source}"{where}'
+        )
+    return Line(
+        "~",
+        f'rows "{step.table.name}": {d.insert:,} to insert, {d.update:,} to update, '
+        f'{d.unchanged:,} unchanged ({step.table.mode} {_key(step.table)}) from "{step.table.source}"{where}',
+    )
+
+
+def _key(table: TargetTable) -> str:
+    return (
+        f"by {', '.join(table.primary_key)}" if table.primary_key else "no primary key: whole rows compared"
+    )
+
+
+@describe.register
+def _(step: DeleteRows) -> Line:
+    return Line("-", f'rows "{step.table.name}": {step.count:,} to delete (gone from "{step.table.source}")')
+
+
+@describe.register
+def _(step: VerifyStep) -> Line:
+    return Line("", "verify every table against the source (counts and checksums)")
+
+
+def summary_line(summary: PlanSummary) -> str:
+    s = summary
+    if not any((s.create, s.replace, s.change, s.drop, s.insert, s.update, s.delete)):
+        return "No changes. The target matches the spec."
+    tables = [f"{s.create} {'table' if s.create == 1 else 'tables'} to create"]
+    if s.replace:
+        tables.append(f"{s.replace} to replace")
+    tables.append(f"{s.change} to change")
+    if s.drop:
+        tables.append(f"{s.drop} to drop")
+    rows = f"{s.insert:,} to insert, {s.update:,} to update, {s.delete:,} to delete"
+    return f"Plan: {', '.join(tables)}; rows: {rows}."
+
+
+def rollback_lines(plan: RollbackPlan) -> list[str]:
+    lines = [f"Rollback of the apply that started at {plan.run_started_at} (spec {plan.spec}):"]
+    for r in plan.restores:
+        now = "it does not exist now" if r.rows_now is None else f"{r.rows_now:,} rows now"
+        if r.kept_in is None:
+            lines.append(f'- table "{plan.schema}"."{r.table}": created by that apply; dropped ({now})')
+        elif r.rows_now is None:
+            lines.append(
+                f'+ table "{plan.schema}"."{r.table}": dropped by that apply; restored ({r.rows_then:,} rows)'
+            )
+        else:
+            lines.append(
+                f'~ table "{plan.schema}"."{r.table}": restored as it was ({r.rows_then:,} rows then, {now})'
+            )
+    lines.append(f"Plan: {len(plan.restores)} {'table' if len(plan.restores) == 1 else 'tables'} to restore.")
+    return lines
 
 
 def _created(plan: Plan) -> set[str]:
@@ -40,24 +324,29 @@ def may_fail(step: Step, created: set[str]) -> bool:
     return False
 
 
+def plan_line(step: Step, created: set[str]) -> Line:
+    """A step as `etl plan` shows it: destructive steps marked "!", with their warning."""
+    line = describe(step)
+    if step.destructive:
+        return Line("!", line.text, "destructive")
+    if may_fail(step, created):
+        return Line(line.marker, line.text, "may fail on the rows the table holds")
+    return line
+
+
 def plan_lines(plan: Plan, target: str) -> list[str]:
     lines = [f'Target: {target} (schema "{plan.schema}")']
     created = _created(plan)
     samples = {s.table.name: s.diff.samples for s in plan.steps if isinstance(s, SyncRows)}
     for step in plan.steps:
-        line = step.describe()
-        if step.destructive:
-            line = "! " + line[2:] + "  [destructive]"
-        elif may_fail(step, created):
-            line += "  [may fail on the rows the table holds]"
-        lines.append(line)
+        lines.append(plan_line(step, created).render())
         if isinstance(step, SyncRows | DeleteRows):
             wanted = ("delete",) if isinstance(step, DeleteRows) else ("insert", "update")
             for change in samples.get(step.table.name, ()):
                 if change.op in wanted:
                     columns = f": {', '.join(change.columns)}" if change.columns else ""
                     lines.append(f"    {_MARK[change.op]} {change.key or '(a row)'}{columns}")
-    lines.append(plan.summary().line())
+    lines.append(summary_line(plan.summary()))
     return lines
 
 
@@ -72,7 +361,7 @@ def plan_document(plan: Plan, target: str) -> dict:
     for step in plan.steps:
         item: dict = {
             "action": action_name(step),
-            "description": step.describe().strip(),
+            "description": step_text(step).strip(),
             "destructive": step.destructive,
             "may_fail": may_fail(step, created),
         }
@@ -111,7 +400,7 @@ def plan_document(plan: Plan, target: str) -> dict:
                 "drop": summary.drop,
             },
             "rows": {"insert": summary.insert, "update": summary.update, "delete": summary.delete},
-            "text": summary.line(),
+            "text": summary_line(summary),
         },
         "steps": steps,
     }

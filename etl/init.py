@@ -21,6 +21,7 @@ from .files import check_writable_path, default_mode, replace_file, stage_file
 from .mapping import MAX_NAME_BYTES, fit_name, target_name, topological_order
 from .model import Catalog, Column, ForeignKey, Index, Table
 from .profile import ColumnProfile, TableProfile, profile_sqlite
+from .settings import Converter
 from .source import introspect_sqlite
 from .spec import SCHEMA_FILE
 from .target import holds_password
@@ -95,7 +96,7 @@ def _yaml_list(items: Iterable[str]) -> str:
 @dataclass(frozen=True)
 class ColumnChoice:
     type: PgType
-    converter: str | None = None
+    converter: Converter | None = None
     note: str | None = None  # why, when the data surprised us
     surprise: bool = False
 
@@ -142,6 +143,11 @@ def _holds(what: str, count: int, p: ColumnProfile) -> str:
 
 
 _UNITS = ("seconds", "milliseconds", "microseconds")
+_EPOCH_CONVERTERS = {
+    "seconds": Converter.EPOCH_SECONDS,
+    "milliseconds": Converter.EPOCH_MILLISECONDS,
+    "microseconds": Converter.EPOCH_MICROSECONDS,
+}
 
 
 def _datetime_found(p: ColumnProfile, prisma: bool) -> list[str]:
@@ -183,7 +189,7 @@ def _datetime_choice(p: ColumnProfile, base: PgType, prisma: bool) -> ColumnChoi
     readings: list[str] = []  # how each convention is read, when there are several
     notes: list[str] = []  # anything else worth saying
     surprise = len(found) > 1
-    converter: str | None = None
+    converter: Converter | None = None
     if p.iso_texts:
         readings.append("ISO text as ISO")
     if p.integers:
@@ -193,7 +199,7 @@ def _datetime_choice(p: ColumnProfile, base: PgType, prisma: bool) -> ColumnChoi
         mixed = len(present) > 1
         if p.reals and p.julian_integers == p.integers and not other_reals:
             # SQLite stores a julian day that is a whole number (noon) as an INTEGER.
-            converter = "julian_day"
+            converter = Converter.JULIAN_DAY
             readings.append("integers and reals as julian days")
         elif p.reals and (mixed or (unit == "seconds" and p.julian_integers)):
             return ColumnChoice(
@@ -207,7 +213,7 @@ def _datetime_choice(p: ColumnProfile, base: PgType, prisma: bool) -> ColumnChoi
             converter = None  # auto: integers in the column's unit, reals as julian days
             readings.append(f"integers as epoch {unit}")
         else:
-            converter = f"epoch_{unit}"
+            converter = _EPOCH_CONVERTERS[unit]
             readings.append(f"integers as epoch {unit}")
             if mixed and not prisma:
                 surprise = True
@@ -221,14 +227,14 @@ def _datetime_choice(p: ColumnProfile, base: PgType, prisma: bool) -> ColumnChoi
                 notes.append(
                     f"{_n(p.julian_integers)} integers could also be julian days; read as epoch seconds"
                 )
-    if p.reals and converter != "julian_day":
+    if p.reals and converter != Converter.JULIAN_DAY:
         if p.julian_reals:
             readings.append("reals as julian days")
         if other_reals:
             surprise = True
             readings.append("reals beyond the julian-day range as epoch seconds")
         if not p.integers and not other_reals:
-            converter = "julian_day"
+            converter = Converter.JULIAN_DAY
     if 0 < p.iso_offsets < p.iso_texts:
         surprise = True
         naive = p.iso_texts - p.iso_offsets

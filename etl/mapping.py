@@ -18,6 +18,7 @@ from .convert import ValueConversion, integer_unit
 from .duck import quote_ident
 from .errors import SpecError, SpecProblem
 from .model import Catalog, ForeignKey, Index, Table
+from .settings import Converter, Mode, OnError
 from .spec import ColumnSpec, Spec, SqlDefault, TableSpec
 from .translate import TargetColumnRef, translate_default, translate_expression
 from .types import PgType, default_pg_type
@@ -78,7 +79,7 @@ class TargetTable:
     # Rowid ranges loaded one at a time, so a table of large values never has to pass through
     # DuckDB or one COPY message at once (PostgreSQL refuses messages over 1 GB). () = all at once.
     row_ranges: tuple[tuple[int, int], ...] = ()
-    on_error: str = "fail"  # "reject": rows that cannot arrive exactly are set aside
+    on_error: OnError = OnError.FAIL  # REJECT: rows that cannot arrive exactly are set aside
     # With on_error: reject, the foreign keys (by position) whose parent is loaded before this
     # table: a row pointing at no parent row is rejected too, checked against the loaded parent.
     orphan_checks: tuple[int, ...] = ()
@@ -92,7 +93,7 @@ class TargetTable:
     source_rows: int | None = None  # rows the source holds (after `where`), counted at plan time
     largest_row: int = 0  # bytes of the source's largest record, where the file is large (validate)
     max_rejects: int | str | None = None  # a count, "N%" of the table's rows, or no limit
-    mode: str = "sync"  # how an existing target table is brought up to date
+    mode: Mode = Mode.SYNC  # how an existing target table is brought up to date
     watermark: str | None = None  # target column, for mode: append
 
     def column(self, name: str) -> TargetColumn | None:
@@ -275,7 +276,7 @@ class _Resolver:
         tables = []
         for source_name in order:
             table = targets[source_name]
-            if table.on_error == "reject":
+            if table.on_error == OnError.REJECT:
                 checks = tuple(
                     i
                     for i, fk in enumerate(table.foreign_keys)
@@ -390,13 +391,13 @@ class _Resolver:
             pg_type, converter = self.column_type(declared, cs, at, computed=source_col is None)
             if pg_type is None:
                 continue
-            if converter != "auto" and pg_type.kind not in ("timestamp", "timestamptz", "date"):
+            if converter != Converter.AUTO and pg_type.kind not in ("timestamp", "timestamptz", "date"):
                 if cs.converter:
                     self.problem(
                         (*at, "converter"),
                         f"converter '{converter}' applies to timestamp and date columns, not {pg_type.sql()}",
                     )
-                converter = "auto"  # a type rule's datetime convention means nothing for this type
+                converter = Converter.AUTO  # a type rule's datetime convention means nothing for this type
             identity = (
                 table.rowid_alias == name
                 and pg_type.kind == "integer"
@@ -573,14 +574,14 @@ class _Resolver:
                 )
             else:
                 watermark = col_names[ts.watermark]
-            if mode != "append":
+            if mode != Mode.APPEND:
                 self.problem((*base, "watermark"), f"a watermark applies to mode: append, not mode: {mode}")
-        elif mode == "append":
+        elif mode == Mode.APPEND:
             self.problem(
                 (*base, "mode") if ts.mode else ("mode",),
                 f"mode: append needs a `watermark` column for table '{table.name}' (e.g. its id or createdAt)",
             )
-        if mode == "upsert" and not pk:
+        if mode == Mode.UPSERT and not pk:
             self.problem(
                 (*base, "mode") if ts.mode else ("mode",),
                 f"mode: upsert matches rows by primary key, and table '{table.name}' has none; "
@@ -608,7 +609,9 @@ class _Resolver:
             sequence_floor=table.sequence if table.autoincrement else None,
         )
 
-    def column_type(self, declared: str, cs: ColumnSpec, at, computed: bool) -> tuple[PgType | None, str]:
+    def column_type(
+        self, declared: str, cs: ColumnSpec, at, computed: bool
+    ) -> tuple[PgType | None, Converter]:
         """The column's type and converter: its own settings first, then the first type rule
         matching its declared type, then the built-in default. A converter describes how the
         *data* is stored, so a rule's converter still applies when the column only changes the type."""
@@ -618,12 +621,12 @@ class _Resolver:
             rule = next(
                 (r for r in self.spec.type_rules if fnmatch.fnmatchcase(normalized, r.declared.upper())), None
             )
-        converter = cs.converter or (rule.converter if rule else None) or "auto"
+        converter = cs.converter or (rule.converter if rule else None) or Converter.AUTO
         if cs.type is not None:
             return cs.type, converter
         if computed:
             self.problem(at, "a computed column needs a `type`", key=True)
-            return None, "auto"
+            return None, Converter.AUTO
         return (rule.type if rule else default_pg_type(declared)), converter
 
     def column_default(
@@ -762,7 +765,7 @@ def datetime_columns_to_measure(mapping: Mapping) -> dict[str, list[TargetColumn
         for column in table.columns:
             if (
                 column.pg_type.kind in ("timestamp", "timestamptz", "date")
-                and column.conversion.converter == "auto"
+                and column.conversion.converter == Converter.AUTO
             ):
                 wanted.setdefault(table.source, []).append(column)
     return wanted

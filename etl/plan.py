@@ -55,16 +55,10 @@ class TargetState:
 class Step:
     destructive = False
 
-    def describe(self) -> str:
-        raise NotImplementedError
-
 
 @dataclass(frozen=True)
 class CreateSchema(Step):
     schema: str
-
-    def describe(self) -> str:
-        return f'+ schema "{self.schema}"'
 
 
 @dataclass(frozen=True)
@@ -82,20 +76,12 @@ class DropTables(Step):
     def rows(self) -> int:
         return sum(self.held)
 
-    def describe(self) -> str:
-        names = ", ".join(f'"{self.schema}"."{t}"' for t in self.tables)
-        held = f"; {self.rows:,} rows" if self.rows else ""
-        return f"- tables {names} (mode: replace; dropped and created again{held})"
-
 
 @dataclass(frozen=True)
 class CreateEnum(Step):
     schema: str
     name: str
     labels: tuple[str, ...]
-
-    def describe(self) -> str:
-        return f'+ enum type "{self.schema}"."{self.name}" ({", ".join(self.labels)})'
 
 
 @dataclass(frozen=True)
@@ -108,12 +94,6 @@ class KeepForRollback(Step):
     created: tuple[str, ...]
     retention: int
 
-    def describe(self) -> str:
-        if not self.kept:
-            return "  record the tables this apply creates, for etl rollback"
-        names = ", ".join(f'"{t}"' for t in self.kept)
-        return f"  keep a copy of {names} for etl rollback (rollback.retention: {self.retention})"
-
 
 @dataclass(frozen=True)
 class DropTable(Step):
@@ -123,11 +103,6 @@ class DropTable(Step):
     table: str
     rows: int
     destructive = True
-
-    def describe(self) -> str:
-        return (
-            f'- table "{self.schema}"."{self.table}" (no longer in the spec; its {self.rows:,} rows are lost)'
-        )
 
 
 @dataclass(frozen=True)
@@ -146,20 +121,6 @@ class ReplaceEnum(Step):
     def destructive(self) -> bool:  # type: ignore[override]
         return not set(self.old_labels) <= set(self.labels)
 
-    def describe(self) -> str:
-        added = [label for label in self.labels if label not in self.old_labels]
-        gone = [label for label in self.old_labels if label not in self.labels]
-        change = "; ".join(
-            part
-            for part in (
-                f"+ {', '.join(added)}" if added else "",
-                f"- {', '.join(gone)} (fails if a row uses it)" if gone else "",
-                "labels reordered" if not added and not gone else "",
-            )
-            if part
-        )
-        return f'~ enum type "{self.schema}"."{self.name}" ({", ".join(self.labels)}): {change}'
-
 
 @dataclass(frozen=True)
 class FinishEnum(Step):
@@ -169,29 +130,17 @@ class FinishEnum(Step):
     name: str
     columns: tuple[tuple[str, TargetColumn], ...]
 
-    def describe(self) -> str:
-        used = ", ".join(f'"{t}"."{c.name}"' for t, c in self.columns) or "no columns"
-        return f'  {used} take the new enum type "{self.name}"; the old one is dropped'
-
 
 @dataclass(frozen=True)
 class CreateTable(Step):
     schema: str
     table: TargetTable
 
-    def describe(self) -> str:
-        return f'+ table "{self.schema}"."{self.table.name}" ({len(self.table.columns)} columns) from "{self.table.source}"'
-
 
 @dataclass(frozen=True)
 class LoadRows(Step):
     schema: str
     table: TargetTable
-
-    def describe(self) -> str:
-        where = f" where {self.table.where}" if self.table.where else ""
-        rows = f"{self.table.source_rows:,} rows" if self.table.source_rows is not None else "rows"
-        return f'  load {rows} from "{self.table.source}"{where} -> "{self.schema}"."{self.table.name}"'
 
 
 @dataclass(frozen=True)
@@ -202,17 +151,11 @@ class ConvertColumn(Step):
     table: str
     column: TargetColumn
 
-    def describe(self) -> str:
-        return f'  convert "{self.table}"."{self.column.name}" to {self.column.pg_type.sql()} in PostgreSQL'
-
 
 @dataclass(frozen=True)
 class AddPrimaryKey(Step):
     schema: str
     table: TargetTable
-
-    def describe(self) -> str:
-        return f'+ primary key "{self.table.primary_key_name}" ({", ".join(self.table.primary_key)})'
 
 
 @dataclass(frozen=True)
@@ -221,9 +164,6 @@ class AddUnique(Step):
     table: str
     unique: TargetUnique
 
-    def describe(self) -> str:
-        return f'+ unique "{self.unique.name}" on "{self.table}" ({", ".join(self.unique.columns)})'
-
 
 @dataclass(frozen=True)
 class CreateIndex(Step):
@@ -231,24 +171,12 @@ class CreateIndex(Step):
     table: str
     index: TargetIndex
 
-    def describe(self) -> str:
-        kind = "unique index" if self.index.unique else "index"
-        partial = " (partial)" if self.index.where is not None else ""
-        return f'+ {kind} "{self.index.name}" on "{self.table}"{partial}'
-
 
 @dataclass(frozen=True)
 class AddForeignKey(Step):
     schema: str
     table: str
     foreign_key: TargetForeignKey
-
-    def describe(self) -> str:
-        fk = self.foreign_key
-        return (
-            f'+ foreign key "{fk.name}" "{self.table}" ({", ".join(fk.columns)}) -> '
-            f'"{fk.ref_table}" ({", ".join(fk.ref_columns)}) on delete {fk.on_delete.lower()}, on update {fk.on_update.lower()}'
-        )
 
 
 @dataclass(frozen=True)
@@ -260,9 +188,6 @@ class ResetSequence(Step):
     column: str
     floor: int | None
 
-    def describe(self) -> str:
-        return f'  identity "{self.table}"."{self.column}" continues after the largest id'
-
 
 @dataclass(frozen=True)
 class AddColumn(Step):
@@ -272,10 +197,6 @@ class AddColumn(Step):
     table: str
     column: TargetColumn
 
-    def describe(self) -> str:
-        default = f" default {self.column.default.as_string(None)}" if self.column.default is not None else ""
-        return f'+ column "{self.table}"."{self.column.name}" {self.column.pg_type.sql()}{default}'
-
 
 @dataclass(frozen=True)
 class DropColumn(Step):
@@ -283,9 +204,6 @@ class DropColumn(Step):
     table: str
     column: str
     destructive = True
-
-    def describe(self) -> str:
-        return f'- column "{self.table}"."{self.column}" (not in the spec; its values are lost)'
 
 
 @dataclass(frozen=True)
@@ -300,10 +218,6 @@ class AlterColumnType(Step):
     def destructive(self) -> bool:  # type: ignore[override]
         return self.narrowing
 
-    def describe(self) -> str:
-        why = " (narrowing: values may change or not fit)" if self.narrowing else ""
-        return f'~ column "{self.table}"."{self.column.name}" type {self.old_type} -> {self.column.pg_type.sql()}{why}'
-
 
 @dataclass(frozen=True)
 class SetNotNull(Step):
@@ -311,13 +225,6 @@ class SetNotNull(Step):
     table: str
     column: str
     not_null: bool
-
-    def describe(self) -> str:
-        if self.not_null:
-            return (
-                f'~ column "{self.table}"."{self.column}" NOT NULL (checked against the rows the table holds)'
-            )
-        return f'~ column "{self.table}"."{self.column}" allows NULL'
 
 
 @dataclass(frozen=True)
@@ -327,11 +234,6 @@ class SetDefault(Step):
     column: TargetColumn
     old: str | None  # the target's default, as PostgreSQL prints it
 
-    def describe(self) -> str:
-        if self.column.default is None:
-            return f'~ column "{self.table}"."{self.column.name}" drop default {self.old}'
-        return f'~ column "{self.table}"."{self.column.name}" default {self.old or "none"} -> {self.column.default.as_string(None)}'
-
 
 @dataclass(frozen=True)
 class SetIdentity(Step):
@@ -339,11 +241,6 @@ class SetIdentity(Step):
     table: str
     column: str
     identity: bool
-
-    def describe(self) -> str:
-        if self.identity:
-            return f'~ column "{self.table}"."{self.column}" generated by default as identity'
-        return f'~ column "{self.table}"."{self.column}" no longer an identity'
 
 
 @dataclass(frozen=True)
@@ -353,18 +250,12 @@ class DropConstraint(Step):
     name: str
     what: str  # "primary key", "unique", "foreign key"
 
-    def describe(self) -> str:
-        return f'- {self.what} "{self.name}" on "{self.table}"'
-
 
 @dataclass(frozen=True)
 class DropIndex(Step):
     schema: str
     table: str
     name: str
-
-    def describe(self) -> str:
-        return f'- index "{self.name}" on "{self.table}"'
 
 
 @dataclass(frozen=True)
@@ -376,23 +267,6 @@ class SyncRows(Step):
     table: TargetTable
     diff: RowDiff
 
-    def describe(self) -> str:
-        d = self.diff
-        where = f" where {self.table.where}" if self.table.where else ""
-        if self.table.mode == "append":
-            mark = (
-                f" ({self.table.watermark} >= {d.watermark}, not in the target)"
-                if d.watermark is not None
-                else ""
-            )
-            return (
-                f'~ rows "{self.table.name}": {d.insert:,} to insert{mark} from "{self.table.source}"{where}'
-            )
-        return (
-            f'~ rows "{self.table.name}": {d.insert:,} to insert, {d.update:,} to update, '
-            f'{d.unchanged:,} unchanged ({self.table.mode} {_key(self.table)}) from "{self.table.source}"{where}'
-        )
-
 
 @dataclass(frozen=True)
 class DeleteRows(Step):
@@ -401,24 +275,12 @@ class DeleteRows(Step):
     count: int
     destructive = True
 
-    def describe(self) -> str:
-        return f'- rows "{self.table.name}": {self.count:,} to delete (gone from "{self.table.source}")'
-
-
-def _key(table: TargetTable) -> str:
-    return (
-        f"by {', '.join(table.primary_key)}" if table.primary_key else "no primary key: whole rows compared"
-    )
-
 
 @dataclass(frozen=True)
 class VerifyStep(Step):
     """Counts and checksums of every table, source against target, before COMMIT."""
 
     schema: str
-
-    def describe(self) -> str:
-        return "  verify every table against the source (counts and checksums)"
 
 
 @dataclass(frozen=True)
@@ -487,17 +349,3 @@ class PlanSummary:
     insert: int
     update: int
     delete: int
-
-    def line(self) -> str:
-        if not any(
-            (self.create, self.replace, self.change, self.drop, self.insert, self.update, self.delete)
-        ):
-            return "No changes. The target matches the spec."
-        tables = [f"{self.create} {'table' if self.create == 1 else 'tables'} to create"]
-        if self.replace:
-            tables.append(f"{self.replace} to replace")
-        tables.append(f"{self.change} to change")
-        if self.drop:
-            tables.append(f"{self.drop} to drop")
-        rows = f"{self.insert:,} to insert, {self.update:,} to update, {self.delete:,} to delete"
-        return f"Plan: {', '.join(tables)}; rows: {rows}."

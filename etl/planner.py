@@ -44,6 +44,7 @@ from .plan import (
     TargetState,
     table_of,
 )
+from .settings import Mode
 from .target_catalog import PgColumn, PgConstraint, PgTable, TargetCatalog
 from .types import narrows
 
@@ -79,7 +80,7 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
                 "drop or rename it, or give the table another name in the spec"
             )
         diff = target.rows.get(table.name, RowDiff())
-        if table.mode == "replace" and (diff.changes or _differs(wanted, actual)):
+        if table.mode == Mode.REPLACE and (diff.changes or _differs(wanted, actual)):
             rebuilt.append(table)
         else:
             kept.append((table, actual, wanted))
@@ -173,7 +174,7 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
     # Tables only altered are verified too (a type change rewrites every value), unless their
     # mode lets the target keep rows the source no longer has.
     altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | cascaded
-    checked = tuple(t for t, _, _ in kept if t.name in altered and t.mode in ("sync", "replace"))
+    checked = tuple(t for t, _, _ in kept if t.name in altered and t.mode in (Mode.SYNC, Mode.REPLACE))
     return Plan(steps=tuple(steps), schema=schema, checked=checked)
 
 

@@ -38,6 +38,7 @@ from .plan import (
     TargetState,
 )
 from .planner import build_plan
+from .settings import OnError
 from .typedscan import typed_rows_query
 from .types import PgType
 
@@ -433,7 +434,7 @@ def source_rows_query(
         return typed_rows_query(SOURCE_ALIAS, table, checked=not loaded, into_postgres=into_postgres)
     names = [f"c{i}" for i in range(len(table.columns))]
     relation = _checked_relation(schema, table, row_range)
-    if table.on_error == "reject":
+    if table.on_error == OnError.REJECT:
         return f"SELECT {', '.join(names)}\nFROM {relation} WHERE problem IS NULL"
     if names:
         names[0] = (

@@ -34,25 +34,6 @@ class RollbackPlan:
     spec: str | None
     restores: tuple[Restore, ...]
 
-    def lines(self) -> list[str]:
-        lines = [f"Rollback of the apply that started at {self.run_started_at} (spec {self.spec}):"]
-        for r in self.restores:
-            now = "it does not exist now" if r.rows_now is None else f"{r.rows_now:,} rows now"
-            if r.kept_in is None:
-                lines.append(f'- table "{self.schema}"."{r.table}": created by that apply; dropped ({now})')
-            elif r.rows_now is None:
-                lines.append(
-                    f'+ table "{self.schema}"."{r.table}": dropped by that apply; restored ({r.rows_then:,} rows)'
-                )
-            else:
-                lines.append(
-                    f'~ table "{self.schema}"."{r.table}": restored as it was ({r.rows_then:,} rows then, {now})'
-                )
-        lines.append(
-            f"Plan: {len(self.restores)} {'table' if len(self.restores) == 1 else 'tables'} to restore."
-        )
-        return lines
-
 
 def plan_rollback(url: str, schema: str) -> RollbackPlan:
     with connect(url) as conn:

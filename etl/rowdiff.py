@@ -16,6 +16,7 @@ from .duck import quote_ident, quote_literal
 from .mapping import TargetColumn, TargetTable
 from .plan import RowChange, RowDiff
 from .render import TARGET_ALIAS, source_rows_query
+from .settings import Mode
 from .target_catalog import PgTable
 from .verify import compared_value, digested, register_functions, target_relation
 
@@ -185,7 +186,7 @@ def plan_diff(
     """How the target's rows differ from the source's, counted without changing anything.
     `current`: the table as the target holds it (its schema may still differ from the spec's)."""
     register_functions(con, (table,))
-    if table.mode == "append":
+    if table.mode == Mode.APPEND:
         return _plan_append(con, schema, table, show_rows)
     columns = show_rows > 0
     con.execute(f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table, current, columns)}")
@@ -203,7 +204,7 @@ def plan_diff(
     ).fetchone()
     assert row is not None  # an aggregate always yields one row
     inserts, updates, deletes, unchanged = (int(v) for v in row)
-    if table.mode == "upsert":
+    if table.mode == Mode.UPSERT:
         deletes = 0
     samples: tuple[RowChange, ...] = ()
     if show_rows > 0:
@@ -215,7 +216,7 @@ def plan_diff(
 
 def _samples(con: duckdb.DuckDBPyConnection, table: TargetTable, limit: int) -> tuple[RowChange, ...]:
     join = key_join(table, "s", "t")
-    ops = ["'insert'", "'update'"] + (["'delete'"] if table.mode == "sync" else [])
+    ops = ["'insert'", "'update'"] + (["'delete'"] if table.mode == Mode.SYNC else [])
     label = _key_label(table)
     # `limit` changes, taken in turn from each kind of change, each kind in key order.
     rows = con.execute(

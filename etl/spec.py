@@ -10,11 +10,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import Location, SpecProblem
+from .settings import Converter, Mode, OnError
 from .types import PgType, UnknownType, parse_pg_type
 from .yamlpos import Document, dotted, load_yaml_file, schema_problems
 
@@ -41,7 +43,7 @@ DefaultValue = str | int | float | bool | SqlDefault | None
 class ColumnSpec:
     name: str | None = None
     type: PgType | None = None
-    converter: str | None = None
+    converter: Converter | None = None
     expression: str | None = None
     nullable: bool | None = None
     has_default: bool = False  # False: keep the source's default
@@ -69,9 +71,9 @@ class ForeignKeySpec:
 class TableSpec:
     name: str | None = None
     where: str | None = None
-    mode: str | None = None  # None: the spec's default
+    mode: Mode | None = None  # None: the spec's default
     watermark: str | None = None  # source column, for mode: append
-    on_error: str | None = None  # None: the spec's default
+    on_error: OnError | None = None  # None: the spec's default
     max_rejects: int | str | None = None
     exclude_columns: tuple[str, ...] = ()
     primary_key: tuple[str, ...] | None = None
@@ -85,7 +87,7 @@ class TableSpec:
 class TypeRule:
     declared: str
     type: PgType
-    converter: str | None = None
+    converter: Converter | None = None
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,9 @@ class Spec:
     target_url: str  # environment already interpolated
     target_schema: str = "public"
     naming: str = "keep"
-    mode: str = "sync"
+    mode: Mode = Mode.SYNC
     retention: int = 1  # applies whose replaced tables are kept for etl rollback
-    on_error: str = "fail"
+    on_error: OnError = OnError.FAIL
     max_rejects: int | str | None = None
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
@@ -193,6 +195,14 @@ def _get(data: Any, path: list[Any]) -> Any:
     return data
 
 
+S = TypeVar("S", bound=StrEnum)
+
+
+def _optional(setting: type[S], value: str | None) -> S | None:
+    """The setting's member for a value the JSON Schema has already checked; None when unset."""
+    return None if value is None else setting(value)
+
+
 def _build(
     doc: Document, data: Any, file: Path, environ: Mapping[str, str], target_url: str | None = None
 ) -> tuple[Spec, list[SpecProblem]]:
@@ -223,7 +233,7 @@ def _build(
     rules = []
     for i, rule in enumerate(data.get("type_rules", [])):
         t = pg_type(("type_rules", i, "type"), rule["type"])
-        converter = rule.get("converter")
+        converter = _optional(Converter, rule.get("converter"))
         if t is not None and converter and t.kind not in ("timestamp", "timestamptz", "date"):
             problem(
                 ("type_rules", i, "converter"),
@@ -244,7 +254,7 @@ def _build(
             columns[column_name] = ColumnSpec(
                 name=c.get("name"),
                 type=pg_type((*at, "type"), c["type"]) if "type" in c else None,
-                converter=c.get("converter"),
+                converter=_optional(Converter, c.get("converter")),
                 expression=c.get("expression"),
                 nullable=c.get("nullable"),
                 has_default="default" in c,
@@ -255,9 +265,9 @@ def _build(
         tables[table_name] = TableSpec(
             name=raw.get("name"),
             where=raw.get("where"),
-            mode=raw.get("mode"),
+            mode=_optional(Mode, raw.get("mode")),
             watermark=raw.get("watermark"),
-            on_error=raw.get("on_error"),
+            on_error=_optional(OnError, raw.get("on_error")),
             max_rejects=raw.get("max_rejects"),
             exclude_columns=tuple(raw.get("exclude_columns", ())),
             primary_key=tuple(raw["primary_key"]) if "primary_key" in raw else None,
@@ -289,9 +299,9 @@ def _build(
         target_url=url,
         target_schema=data["target"].get("schema", "public"),
         naming=data.get("naming", "keep"),
-        mode=data.get("mode", "sync"),
+        mode=Mode(data.get("mode", Mode.SYNC)),
         retention=(data.get("rollback") or {}).get("retention", 1),
-        on_error=data.get("on_error", "fail"),
+        on_error=OnError(data.get("on_error", OnError.FAIL)),
         max_rejects=data.get("max_rejects"),
         include=tuple(data.get("include", ("*",))),
         exclude=tuple(data.get("exclude", ())),

@@ -30,6 +30,7 @@ from .rowdiff import (
     source_keys_sql,
     target_keys_sql,
 )
+from .settings import Mode
 from .verify import register_functions, row_hash, source_sums_query, target_relation
 
 Execute = Callable[[sql.Composable, str], None]
@@ -89,11 +90,11 @@ def sync_rows(
     stage = _stage_target(step)
     values = ", ".join(f"s.c{i}" for i in range(len(table.columns)))
     names = ", ".join(quote_ident(c.name) for c in table.columns)
-    written = f"etl_written_{index}" if verify and table.mode != "sync" else None
+    written = f"etl_written_{index}" if verify and table.mode != Mode.SYNC else None
     vhash, _ = row_hash(table, "source", "s.c")
     inserts = updates = deletes = 0
     count, total = 0, 0
-    if table.mode == "append":
+    if table.mode == Mode.APPEND:
         source_mark = append_marks(con, schema, table)
         for i, row_range in enumerate(diff_ranges(table)):
             con.execute(
@@ -139,7 +140,7 @@ def sync_rows(
                 f"INSERT INTO {stage} ({names}, etl_op) "
                 f"SELECT {values}, CASE WHEN t.h IS NULL THEN 'i' ELSE 'u' END {differing}"
             )
-            if table.mode == "sync":
+            if table.mode == Mode.SYNC:
                 listed = ", ".join(key_names(table))
                 if seen:
                     con.execute(f"INSERT INTO etl_seen SELECT {listed} FROM etl_rows")
@@ -153,7 +154,7 @@ def sync_rows(
             if written:
                 _keep_written(con, written, table, f"SELECT s.*, {vhash} AS vh {differing}")
         con.execute("DROP TABLE etl_rows")
-        if table.mode == "sync":
+        if table.mode == Mode.SYNC:
             gone = f"FROM etl_t t ANTI JOIN etl_seen s ON {key_join(table, 't', 's')}"
             row = con.execute(f"SELECT count(*) {gone}").fetchone()
             deletes = int(row[0]) if row else 0
@@ -168,7 +169,7 @@ def sync_rows(
     _apply_staged(step, execute, updates)
     if not deletes:
         execute(sql.SQL("DROP TABLE {}").format(_stage(schema, table.name)), "dropping the staging table")
-    sums = (count, str(total)) if verify and table.mode == "sync" else None
+    sums = (count, str(total)) if verify and table.mode == Mode.SYNC else None
     return SyncResult((inserts, updates, deletes), sums, written)
 
 

@@ -43,6 +43,7 @@ from .convert import (
 )
 from .duck import quote_ident, quote_literal
 from .mapping import TargetColumn, TargetTable
+from .settings import Converter, OnError
 
 _STORAGE = {"BIGINT": "integer", "DOUBLE": "real", "VARCHAR": "text", "BLOB": "blob"}
 
@@ -51,7 +52,7 @@ def eligible(table: TargetTable) -> bool:
     return (
         table.where is None
         and not table.row_ranges
-        and table.on_error == "fail"
+        and table.on_error == OnError.FAIL
         and table.rowid is not None
         and bool(table.columns)
         and all(c.conversion.column is not None for c in table.columns)
@@ -62,7 +63,7 @@ def epoch_integers(conversion: ValueConversion) -> bool:
     """Whether the conversion reads the column's integers as epoch time (Prisma's DATETIME holds
     milliseconds): read through a TIMESTAMP scan they are then integers, not ISO text."""
     return conversion.converter in EPOCH_UNITS or (
-        conversion.converter == "auto" and conversion.integer_unit is not None
+        conversion.converter == Converter.AUTO and conversion.integer_unit is not None
     )
 
 
@@ -92,7 +93,7 @@ def _supported(conversion: ValueConversion, scan_type: str) -> bool:
         return True
     if scan_type == "BLOB":
         return pg.kind == "bytea"
-    datetime = conversion.converter in ("auto", "iso") and not conversion.integer_unit
+    datetime = conversion.converter in (Converter.AUTO, Converter.ISO) and not conversion.integer_unit
     if scan_type == "TIMESTAMP" and epoch_integers(conversion):
         return pg.kind in ("timestamp", "timestamptz", "date")
     if scan_type == "TIMESTAMP":

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from etl.errors import DataError, EtlError
+from etl.explain import step_text
 
 
 def tables_in(pg: psycopg.Connection) -> list[str]:
@@ -195,7 +196,7 @@ def test_an_apply_that_fails_after_the_identity_step_leaves_the_sequence_as_it_w
     before = sequence_state(pg, "item")
     assert before == (100, True)
     plan = m.plan()
-    assert any(s.describe().startswith('  identity "item"."id"') for s in plan.steps)
+    assert any(step_text(s).startswith('  identity "item"."id"') for s in plan.steps)
     for statement in REFUSE_AT_COMMIT:
         pg.execute(statement)
     with pytest.raises(TargetError, match="COMMIT failed: .*refused.*nothing was committed"):

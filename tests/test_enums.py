@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from etl.errors import DataError, SpecError
+from etl.explain import step_text
 from etl.init import init_spec
 
 SOURCE = """
@@ -58,7 +59,7 @@ def test_a_label_added_to_the_spec_replaces_the_type_and_keeps_rows_and_default(
     m.change_source("INSERT INTO \"User\" (role) VALUES ('GUEST')")
     m.write_spec(ENUM_SPEC.replace("[USER, ADMIN]", "[USER, ADMIN, GUEST]"))
     plan = m.plan()
-    assert [s.describe() for s in plan.steps][:2] == [
+    assert [step_text(s) for s in plan.steps][:2] == [
         '  keep a copy of "User" for etl rollback (rollback.retention: 1)',
         '~ enum type "public"."Role" (USER, ADMIN, GUEST): + GUEST',
     ]

@@ -9,6 +9,7 @@ import pytest
 
 from etl import duck
 from etl.convert import ValueConversion, _full_expressions, as_timestamptz, duck_expressions
+from etl.settings import Converter
 from etl.types import parse_pg_type
 
 
@@ -31,7 +32,7 @@ def iso_texts(n: int, seed: int = 1) -> list[str]:
 
 
 @pytest.mark.parametrize("pg_type", ["timestamptz", "timestamp", "timestamp(3)", "timestamp(0)"])
-@pytest.mark.parametrize("converter", ["auto", "iso"])
+@pytest.mark.parametrize("converter", [Converter.AUTO, Converter.ISO])
 def test_iso_text_to_the_second_converts_as_the_full_checks_do(pg_type, converter):
     con = duck.connect()
     con.execute("CREATE TABLE x (v VARCHAR)")

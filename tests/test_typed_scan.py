@@ -17,6 +17,7 @@ from etl.convert import ValueConversion, duck_expressions
 from etl.errors import DataError
 from etl.mapping import TargetColumn, TargetTable
 from etl.render import SOURCE_ALIAS, sqlite_select
+from etl.settings import Converter, OnError
 from etl.typedscan import affinity, prove, typed_expressions
 from etl.types import parse_pg_type
 
@@ -119,7 +120,7 @@ def one_column_table(
 ) -> TargetTable:
     pg = parse_pg_type(pg_type)
     conversion = ValueConversion(
-        '"v"', "v", pg, converter, True, integer_unit=unit, mixed_units=mixed, column="v"
+        '"v"', "v", pg, Converter(converter), True, integer_unit=unit, mixed_units=mixed, column="v"
     )
     return TargetTable(
         source=source_table,
@@ -249,7 +250,7 @@ def test_tables_with_a_where_or_an_expression_or_rejects_take_the_exact_path(sou
         table,
         columns=(replace(table.columns[0], conversion=replace(table.columns[0].conversion, column=None)),),
     )
-    for other in (replace(table, where="1"), expression, replace(table, on_error="reject")):
+    for other in (replace(table, where="1"), expression, replace(table, on_error=OnError.REJECT)):
         assert prove(source, SOURCE_ALIAS, [other]) == {}
 
 

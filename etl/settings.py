@@ -1,0 +1,44 @@
+"""The spec settings a user picks from a fixed list: how an existing table is brought up to date
+(`mode`), what a row that cannot arrive exactly does (`on_error`), and how datetime values are
+read (`converter`).
+
+This module imports nothing, beside errors.py and model.py at the bottom of the import chain,
+because every layer decides by these settings: the spec reader produces them, the SQLite value
+conversion (convert.py) and the mapping read them, the planner and the run modules act on them.
+Defined in spec.py they would make convert.py import the spec; defined in model.py they would mix
+the user's choices into the description of a database.
+
+The JSON Schema (schemas/etl-spec.schema.json) stays the source of the allowed strings: it
+validates the YAML before these are built, and tests/test_settings.py checks that both list the
+same values. A StrEnum member is its string (equal, hashed, formatted and JSON-encoded as the
+value), so plans, reports and written specs print exactly what the spec says.
+"""
+
+from enum import StrEnum
+
+
+class Mode(StrEnum):
+    """How a table that already exists in the target is brought up to date."""
+
+    SYNC = "sync"  # insert new rows, update changed ones, delete those gone from the source
+    UPSERT = "upsert"  # insert and update, never delete
+    APPEND = "append"  # insert the rows past the target's largest watermark
+    REPLACE = "replace"  # drop the table and load it again whenever anything differs
+
+
+class OnError(StrEnum):
+    """What a row whose value cannot arrive exactly does."""
+
+    FAIL = "fail"  # fails the run
+    REJECT = "reject"  # is set aside in the reject report and etl.rejects; the rest loads
+
+
+class Converter(StrEnum):
+    """How a datetime column's integers, reals and text are read."""
+
+    AUTO = "auto"  # per value: ISO text, epoch integers in the column's unit, julian-day reals
+    ISO = "iso"  # ISO text only
+    EPOCH_SECONDS = "epoch_seconds"
+    EPOCH_MILLISECONDS = "epoch_milliseconds"
+    EPOCH_MICROSECONDS = "epoch_microseconds"
+    JULIAN_DAY = "julian_day"
