@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 failure (spec, data, connection), 2 usage error.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import os
 import signal
@@ -22,14 +21,13 @@ from rich.console import Console
 from . import __version__
 from .duck import remove_spill_directory, sweep_stale_spill_directories
 from .errors import EtlError, SpecError
-from .executor import RunInfo, StepEvent, apply_plan, refuse_destructive, verify_target
+from .executor import StepEvent, refuse_destructive
 from .explain import plan_document, plan_lines, rollback_lines, step_text
-from .observe import observe_target
+from .pipeline import apply, check, plan_for, run_info, verify
 from .plan import AddForeignKey, AddPrimaryKey, AddUnique, CreateIndex, LoadRows, Plan, SyncRows, VerifyStep
-from .planner import build_plan
 from .spec import SCHEMA_FILE
-from .target import display_url, read_target_state, redact
-from .validate import Validated, validate
+from .target import display_url, redact
+from .validate import Validated
 from .verify import describe_failures
 
 app = typer.Typer(
@@ -84,7 +82,7 @@ def _fail(exc: Exception, url: str | None = None) -> None:
 
 
 def _load(spec: Path, target: str | None) -> Validated:
-    return validate(spec, os.environ, target_url=target)
+    return check(spec, os.environ, target_url=target)
 
 
 @app.command("validate")
@@ -98,11 +96,6 @@ def validate_command(spec: SpecPath) -> None:
     tables = len(checked.mapping.tables)
     columns = sum(len(t.columns) for t in checked.mapping.tables)
     out.print(f"{spec}: OK ({tables} tables, {columns} columns)")
-
-
-def _plan_for(checked: Validated, show_rows: int = 0) -> Plan:
-    state = observe_target(checked.mapping, checked.spec.source, checked.spec.target_url, show_rows)
-    return build_plan(checked.mapping, state)
 
 
 def _print_plan(plan: Plan, url: str) -> None:
@@ -139,7 +132,7 @@ def plan_command(
     try:
         checked = _load(spec, target)
         url = checked.spec.target_url
-        plan = _plan_for(checked, show_rows)
+        plan = plan_for(checked, show_rows)
     except EtlError as exc:
         _fail(exc, url)
         return
@@ -189,7 +182,7 @@ def apply_command(
     try:
         checked = _load(spec, target)
         url = checked.spec.target_url
-        plan = _plan_for(checked, show_rows)
+        plan = plan_for(checked, show_rows)
         _print_plan(plan, url)
         if dry_run or not plan.has_changes:
             return
@@ -223,14 +216,12 @@ def apply_command(
 
         report = spec.with_name(spec.stem + ".rejects.jsonl")
         try:
-            run = RunInfo(str(spec), hashlib.sha256(spec.read_bytes()).hexdigest())
-            result = apply_plan(
+            result = apply(
+                checked,
                 plan,
-                checked.spec.source,
-                url,
                 allow_destructive=allow_destructive,
                 on_event=progress,
-                run=run,
+                run=run_info(spec),
                 verify=not no_verify,
                 rejects_file=report,
             )
@@ -380,8 +371,7 @@ def verify_command(
     try:
         checked = _load(spec, target)
         url = checked.spec.target_url
-        state = read_target_state(url, checked.mapping.schema)
-        verification = verify_target(checked.mapping, checked.spec.source, url, state.tables)
+        verification = verify(checked)
     except EtlError as exc:
         _fail(exc, url)
         return

@@ -113,7 +113,9 @@ def _real(v: str) -> str:
 
 _INT_RE = "'[+-]?[0-9]+'"
 _NUM_RE = "'[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?'"
-_ISO_RE = (
+# A DuckDB string literal: the texts the converter reads as datetimes. Public because init's
+# profile must call a text a datetime only if this pattern matches it (tests/test_init.py).
+ISO_DATETIME_RE = (
     "'[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([T ][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,6})?)?)?"
     " ?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?'"
 )
@@ -299,7 +301,7 @@ def _datetime_us(t: str, v: str, converter: Converter, unit: str | None = None, 
     from_int = _auto_integer_us(t, v, unit, mixed) if reading.integer is None else reading.integer(v)
     from_real = reading.real(_real(v))
     from_text = (
-        f"CASE WHEN regexp_full_match({v}, {_ISO_RE}) "
+        f"CASE WHEN regexp_full_match({v}, {ISO_DATETIME_RE}) "
         f"THEN epoch_us(TRY_CAST({_iso_for_duckdb(v)} AS TIMESTAMPTZ))::HUGEINT END"
     )
     return (

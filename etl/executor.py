@@ -126,6 +126,10 @@ class _TypedScanFailed(Exception):
     exact path, which names the row (never reaches the user)."""
 
 
+# Tables of at least this many rows are read through the scan while their proof still runs.
+TRUST_FROM_ROWS = 100_000
+
+
 def apply_plan(
     plan: Plan,
     source: Path,
@@ -135,13 +139,26 @@ def apply_plan(
     run: RunInfo = RunInfo(),
     verify: bool = True,
     rejects_file: Path | None = None,
+    *,
+    trust_from_rows: int = TRUST_FROM_ROWS,
 ) -> ApplyResult:
     """Run the plan in one transaction. Rows set aside by on_error: reject are also written to
     `rejects_file` (JSON lines, readable by the owner only): staged before COMMIT, so that a file
-    that cannot be written fails the apply instead of a committed run losing its report."""
+    that cannot be written fails the apply instead of a committed run losing its report. A table
+    of at least `trust_from_rows` rows is read through the typed scan while its proof still runs."""
     refuse_destructive(plan, allow_destructive)
     try:
-        return _apply(plan, source, target_url, on_event, run, verify, rejects_file, typed=True)
+        return _apply(
+            plan,
+            source,
+            target_url,
+            on_event,
+            run,
+            verify,
+            rejects_file,
+            typed=True,
+            trust_from_rows=trust_from_rows,
+        )
     except _TypedScanFailed as failed:
         on_event(StepEvent(StartOver(plan.schema), "restart", note=str(failed)))
         return _apply(plan, source, target_url, on_event, run, verify, rejects_file, typed=False)
@@ -156,6 +173,7 @@ def _apply(
     verify: bool,
     rejects_file: Path | None,
     typed: bool,
+    trust_from_rows: int = TRUST_FROM_ROWS,
 ) -> ApplyResult:
     result = ApplyResult()
     started = time.perf_counter()
@@ -177,7 +195,7 @@ def _apply(
         attach(con, source, target_url)
         read_tables = _read_tables(plan)
         register_functions(con, read_tables)  # before BEGIN: committed, so other cursors see them too
-        proofs = _Proofs(con, read_tables, source) if typed else None
+        proofs = _Proofs(con, read_tables, source, trust_from_rows) if typed else None
 
         def scanned(table: TargetTable) -> TargetTable:
             read = proofs.read(table) if proofs else replace(table, scan=None)
@@ -346,10 +364,6 @@ def _apply(
     return result
 
 
-# Tables of at least this many rows are read through the scan while their proof still runs.
-TRUST_FROM_ROWS = 100_000
-
-
 class _Proofs:
     """The typed scan's proofs (etl/typedscan.py), run one by one on another core while the apply
     goes on: a table whose proof has failed by the time it is read takes the exact path; one whose
@@ -359,8 +373,11 @@ class _Proofs:
     still writes to it), every table read through the scan is proved again before COMMIT: a value
     written after its proof ran must not have been converted silently."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, tables: list[TargetTable], source: Path):
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, tables: list[TargetTable], source: Path, trust_from_rows: int
+    ):
         self._source = source
+        self._trust_from_rows = trust_from_rows
         self._stamp = source_stamp(source)  # before anything reads the source
         self._candidates = candidates(con, SOURCE_ALIAS, tables)
         self._cursor = duck.configure(con.cursor())
@@ -385,7 +402,7 @@ class _Proofs:
         if candidate is None:
             return replace(table, scan=None)
         proof = self._proofs.get(table.source)
-        if proof is not None and not proof.done() and (table.source_rows or 0) < TRUST_FROM_ROWS:
+        if proof is not None and not proof.done() and (table.source_rows or 0) < self._trust_from_rows:
             proof.result()  # a small table's proof is quick: wait rather than risk starting over
         if proof is not None and proof.done() and not proof.result():
             return replace(table, scan=None)

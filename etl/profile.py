@@ -93,7 +93,7 @@ class TableProfile:
 
 # --- datetimes and times written as text ------------------------------------------------------
 
-# What convert._ISO_RE accepts *and* DuckDB's TIMESTAMPTZ cast reads: an offset only after seconds,
+# What convert.ISO_DATETIME_RE accepts *and* DuckDB's TIMESTAMPTZ cast reads: an offset only after seconds,
 # no space before it, an upper-case Z (DuckDB refuses the others, so they are not datetimes here).
 _ISO_TEXT = re.compile(
     rb"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
@@ -412,10 +412,10 @@ def _combine(kind: str, values: list) -> Any:
     return min(present) if kind == "min" else max(present)
 
 
-def _rowid_slices(con: sqlite3.Connection, table: str, rowid: str) -> tuple[str, ...]:
+def _rowid_slices(con: sqlite3.Connection, table: str, rowid: str, slice_from_rows: int) -> tuple[str, ...]:
     return tuple(
         f"(SELECT * FROM {table} WHERE {rowid} BETWEEN {low} AND {high})"
-        for low, high in per_core_ranges(rowid_bounds(con, table, rowid), SLICE_FROM_ROWS)
+        for low, high in per_core_ranges(rowid_bounds(con, table, rowid), slice_from_rows)
     )
 
 
@@ -425,13 +425,16 @@ def profile_table(
     sample_rows: int | None = None,
     expected: Mapping[str, PgType] | None = None,
     path: Path | None = None,
+    *,
+    slice_from_rows: int = SLICE_FROM_ROWS,
 ) -> TableProfile:
     """Two scans: storage classes and integer ranges of every column (cheap aggregates), then the
     detailed metrics only for the columns whose storage classes call for them.
 
     `expected` maps a column to the type it is meant to become (default: from its declared type);
     that decides which details are measured (e.g. whether numbers fit numeric(10,2)). `path`: the
-    file `con` reads, for the connections of a large table's slices."""
+    file `con` reads, for the connections of a large table's slices, of more than `slice_from_rows`
+    rowids."""
     _register(con)
     expected = expected or {}
     source = quote_ident(table.name)
@@ -447,7 +450,7 @@ def profile_table(
             if step > 1:
                 source = f"(SELECT * FROM {source} WHERE {rowid} % {step} = 0)"
         elif path is not None:
-            slices = _rowid_slices(con, source, rowid)
+            slices = _rowid_slices(con, source, rowid, slice_from_rows)
     scanned = _Source(con, source, path, slices)
     items = [("sum", "count(*)")]
     for column in table.columns:
@@ -595,6 +598,8 @@ def profile_sqlite(
     catalog: Catalog,
     sample_rows: int | None = None,
     expected: Mapping[tuple[str, str], PgType] | None = None,
+    *,
+    slice_from_rows: int = SLICE_FROM_ROWS,
 ) -> dict[str, TableProfile]:
     """Profiles of every table; `expected` maps (table, column) to the type it is meant to become
     when that is not the default for its declared type (e.g. from a Prisma schema)."""
@@ -605,7 +610,9 @@ def profile_sqlite(
         for table in catalog.tables:
             wanted = {c: t for (name, c), t in expected.items() if name == table.name}
             try:
-                profile = profile_table(con, table, sample_rows, wanted, Path(path))
+                profile = profile_table(
+                    con, table, sample_rows, wanted, Path(path), slice_from_rows=slice_from_rows
+                )
                 orphans = []
                 for fk in table.foreign_keys:
                     parent = catalog.table(fk.ref_table)

@@ -54,8 +54,33 @@ class Validated:
     mapping: Mapping
 
 
+# Source bytes per load query. Far below PostgreSQL's 1 GB message limit, and it bounds how much
+# of a table of large values DuckDB holds at once.
+CHUNK_BYTES = 32 * 1024 * 1024
+# DuckDB moves rows in vectors of this many: a table whose rows are small enough that a vector
+# stays under CHUNK_BYTES streams through one query, however large the table.
+VECTOR_ROWS = 2048
+
+
+# A table with more rowids than this has its magnitudes measured in one slice per core.
+SLICE_FROM_ROWS = 500_000
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """How validation measures the source: the bytes of one load query's rows, and from how many
+    rowids a table's magnitudes are measured in slices."""
+
+    chunk_bytes: int = CHUNK_BYTES
+    slice_from_rows: int = SLICE_FROM_ROWS
+
+
 def validate(
-    path: str | os.PathLike[str], environ: AnyMapping[str, str] | None = None, target_url: str | None = None
+    path: str | os.PathLike[str],
+    environ: AnyMapping[str, str] | None = None,
+    target_url: str | None = None,
+    *,
+    measuring: Measuring = Measuring(),
 ) -> Validated:
     spec, problems = read_spec(path, environ, target_url)
     if spec is None:
@@ -72,24 +97,16 @@ def validate(
         raise SpecError(_unique(problems + exc.problems)) from exc
     if problems:
         raise SpecError(_unique(problems))
-    return Validated(spec, catalog, measure(spec, mapping))
+    return Validated(spec, catalog, measure(spec, mapping, measuring))
 
 
-# Source bytes per load query. Far below PostgreSQL's 1 GB message limit, and it bounds how much
-# of a table of large values DuckDB holds at once.
-CHUNK_BYTES = 32 * 1024 * 1024
-# DuckDB moves rows in vectors of this many: a table whose rows are small enough that a vector
-# stays under CHUNK_BYTES streams through one query, however large the table.
-VECTOR_ROWS = 2048
-
-
-def measure(spec: Spec, mapping: Mapping) -> Mapping:
+def measure(spec: Spec, mapping: Mapping, measuring: Measuring = Measuring()) -> Mapping:
     """What loading needs to know of the data: each table's row count and record sizes (its row
     ranges, see table_sizes) and each `auto` datetime column's integer unit (from the magnitudes
     of the integers it holds). Each is a scan of a whole table, slow for a large one when run one
     after the other, so they run at once on read-only connections of their own, a large table's
     magnitudes in rowid slices: sqlite3 lets go of the GIL while SQLite reads."""
-    measure_sizes = spec.source.stat().st_size > CHUNK_BYTES
+    measure_sizes = spec.source.stat().st_size > measuring.chunk_bytes
     wanted = datetime_columns_to_measure(mapping)
     first: dict[str, TargetTable] = {}
     for table in mapping.tables:
@@ -105,12 +122,13 @@ def measure(spec: Spec, mapping: Mapping) -> Mapping:
         magnitudes = {
             source: [
                 pool.submit(_on_source, spec, _magnitudes, first[source], columns, rowids)
-                for rowids in _rowid_slices(spec, first[source])
+                for rowids in _rowid_slices(spec, first[source], measuring.slice_from_rows)
             ]
             for source, columns in wanted.items()
         }
         sizes = {
-            t.source: pool.submit(_on_source, spec, table_sizes, t, measure_sizes) for t in mapping.tables
+            t.source: pool.submit(_on_source, spec, table_sizes, t, measure_sizes, measuring.chunk_bytes)
+            for t in mapping.tables
         }
         for source, slices in magnitudes.items():
             per_column = zip(*(s.result() for s in slices), strict=True)
@@ -121,21 +139,19 @@ def measure(spec: Spec, mapping: Mapping) -> Mapping:
     return with_row_ranges(with_integer_units(mapping, extremes), ranges, counts, largest)
 
 
-# A table with more rowids than this has its magnitudes measured in one slice per core.
-SLICE_FROM_ROWS = 500_000
-
-
 def _on_source(spec: Spec, measure: Callable[..., T], *args) -> T:
     with open_sqlite(spec.source) as con:
         return measure(con, *args)
 
 
-def _rowid_slices(spec: Spec, table: TargetTable) -> list[tuple[int, int] | None]:
+def _rowid_slices(
+    spec: Spec, table: TargetTable, slice_from_rows: int = SLICE_FROM_ROWS
+) -> list[tuple[int, int] | None]:
     if table.rowid is None:
         return [None]
     with open_sqlite(spec.source) as con:
         bounds = rowid_bounds(con, quote_ident(table.source), table.rowid)
-    return list(per_core_ranges(bounds, SLICE_FROM_ROWS)) or [None]
+    return list(per_core_ranges(bounds, slice_from_rows)) or [None]
 
 
 def _magnitudes(
@@ -155,10 +171,10 @@ def _widest(parts: tuple[tuple[int | None, int | None], ...]) -> tuple[int | Non
 
 
 def table_sizes(
-    con: sqlite3.Connection, table: TargetTable, measure_sizes: bool
+    con: sqlite3.Connection, table: TargetTable, measure_sizes: bool, chunk_bytes: int = CHUNK_BYTES
 ) -> tuple[int, int, tuple[tuple[int, int], ...]]:
     """A table's row count, its largest record's bytes, and (for tables of large rows: a vector of
-    them would hold more than CHUNK_BYTES) the rowid ranges of about CHUNK_BYTES each it is loaded in.
+    them would hold more than `chunk_bytes`) the rowid ranges of about `chunk_bytes` each it is loaded in.
 
     Sizes come from SQLite's dbstat table (page headers only, no record decoded, an order of
     magnitude faster than length() over every value); where SQLite lacks it,
@@ -170,12 +186,12 @@ def table_sizes(
     if not measure_sizes or not count:
         return count, 0, ()
     total, largest = _stored_bytes(con, table)
-    if table.rowid is None or total <= CHUNK_BYTES or total * VECTOR_ROWS <= CHUNK_BYTES * count:
+    if table.rowid is None or total <= chunk_bytes or total * VECTOR_ROWS <= chunk_bytes * count:
         return count, largest, ()
     bounds = rowid_bounds(con, source, table.rowid)
     assert bounds is not None  # the table has rows
     low, high = bounds
-    parts = -(-total // CHUNK_BYTES)
+    parts = -(-total // chunk_bytes)
     ranges = covering_ranges(low, high, (high - low + 1) // parts)  # rounded down: none above a chunk
     return count, largest, tuple(ranges)
 

@@ -205,11 +205,14 @@ def tmp_sqlite(tmp_path: Path) -> Callable[..., Path]:
 class Migration:
     """One source database and its spec in tmp_path, migrated into the test's fresh database."""
 
-    def __init__(self, tmp_path: Path, url: str, source: Path):
+    def __init__(self, tmp_path: Path, url: str, source: Path, measuring=None):
+        from etl.validate import Measuring
+
         self.tmp_path = tmp_path
         self.url = url
         self.source = source
         self.spec_path = tmp_path / "spec.yaml"
+        self.measuring = measuring or Measuring()
 
     def write_spec(self, body: str = "") -> Path:
         """A spec for the source and the test database; `body` adds top-level YAML (tables:, ...)."""
@@ -225,35 +228,34 @@ class Migration:
             conn.executescript(script)
             conn.commit()
 
+    def check(self, body: str | None = None):
+        """The spec (as written, or `body`) checked against the source, measured with `measuring`."""
+        from etl.pipeline import check
+
+        if body is not None or not self.spec_path.exists():
+            self.write_spec(body or "")
+        return check(self.spec_path, {}, measuring=self.measuring)
+
     def plan(self, body: str | None = None):
         """The plan apply would run now (the spec as written, or `body`)."""
-        from etl.observe import observe_target
-        from etl.planner import build_plan
-        from etl.validate import validate
+        from etl.pipeline import plan_for
 
-        if body is not None or not self.spec_path.exists():
-            self.write_spec(body or "")
-        checked = validate(self.spec_path, {})
-        return build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, self.url))
+        return plan_for(self.check(body))
 
-    def apply(self, body: str | None = None, allow_destructive: bool = False):
-        from etl.executor import apply_plan
-        from etl.observe import observe_target
-        from etl.planner import build_plan
-        from etl.validate import validate
+    def apply(self, body: str | None = None, allow_destructive: bool = False, **options):
+        """Check, plan and apply; `options` go to etl.pipeline.apply (on_event, ...)."""
+        from etl.pipeline import apply, plan_for
 
-        if body is not None or not self.spec_path.exists():
-            self.write_spec(body or "")
-        checked = validate(self.spec_path, {})
-        plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, self.url))
-        return apply_plan(plan, checked.spec.source, self.url, allow_destructive=allow_destructive)
+        checked = self.check(body)
+        return apply(checked, plan_for(checked), allow_destructive=allow_destructive, **options)
 
 
 @pytest.fixture
 def migration(tmp_path: Path, pg_url: str, tmp_sqlite: Callable[..., Path]) -> Callable[..., Migration]:
-    """Factory: ``migration(sqlite_script) -> Migration`` ready to ``.apply(spec_body)``."""
+    """Factory: ``migration(sqlite_script) -> Migration`` ready to ``.apply(spec_body)``;
+    ``measuring=`` (etl.validate.Measuring) sets how validation measures the source."""
 
-    def make(script: SqliteScript) -> Migration:
-        return Migration(tmp_path, pg_url, tmp_sqlite(script))
+    def make(script: SqliteScript, measuring=None) -> Migration:
+        return Migration(tmp_path, pg_url, tmp_sqlite(script), measuring)
 
     return make

@@ -98,11 +98,9 @@ def test_on_a_terminal_a_table_loads_under_a_progress_bar(migration, pg):
 
 def test_a_long_load_reports_its_progress_in_rows(migration, pg):
     """apply's progress events carry the rows DuckDB's progress of the load stands for."""
-    from etl.executor import StepEvent, apply_plan
-    from etl.observe import observe_target
+    from etl.executor import StepEvent
+    from etl.pipeline import apply, check, plan_for
     from etl.plan import LoadRows
-    from etl.planner import build_plan
-    from etl.validate import validate
 
     m = migration(
         "CREATE TABLE big (id INTEGER PRIMARY KEY, label TEXT);"
@@ -110,10 +108,10 @@ def test_a_long_load_reports_its_progress_in_rows(migration, pg):
         "INSERT INTO big SELECT i, 'row number ' || i FROM r;"
     )
     m.write_spec()
-    checked = validate(m.spec_path, {})
-    plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, m.url))
+    checked = check(m.spec_path, {})
+    plan = plan_for(checked)
     events: list[StepEvent] = []
-    apply_plan(plan, checked.spec.source, m.url, on_event=events.append, verify=False)
+    apply(checked, plan, on_event=events.append, verify=False)
     rows = [e.rows for e in events if e.phase == "progress" and isinstance(e.step, LoadRows)]
     assert rows, "no progress reported while 3M rows loaded"
     assert all(0 <= r <= 3_000_000 for r in rows if r is not None)

@@ -15,11 +15,8 @@ import pytest
 from make_chat_app import build_chat_app  # samples/, on sys.path via conftest
 from psycopg import sql
 
-from etl.executor import apply_plan
 from etl.mapping import Mapping, TargetTable
-from etl.observe import observe_target
-from etl.planner import build_plan
-from etl.validate import validate
+from etl.pipeline import apply, check, plan_for
 
 ROOT = Path(__file__).resolve().parent.parent
 EPOCH = dt.datetime(1970, 1, 1)
@@ -33,9 +30,8 @@ def chat_app(tmp_path: Path, pg_url: str):
     spec_path = tmp_path / "specs" / "chat_app.yaml"
     shutil.copy(ROOT / "specs" / "chat_app.yaml", spec_path)
     counts = build_chat_app(tmp_path / "samples" / "chat_app.db", users=40, messages=1500, seed=7)
-    checked = validate(spec_path, {"DATABASE_URL": pg_url})
-    plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, pg_url))
-    result = apply_plan(plan, checked.spec.source, pg_url)
+    checked = check(spec_path, {"DATABASE_URL": pg_url})
+    result = apply(checked, plan_for(checked))
     return checked, counts, result
 
 

@@ -179,17 +179,10 @@ def test_init_with_prisma_writes_the_enum_and_apply_creates_it(tmp_path, migrati
     assert "enums:\n  Role: [USER, admin]\n" in text
     assert "role: {type: Role}" in text
     assert result.findings == []
-    from etl.executor import apply_plan
-    from etl.observe import observe_target
-    from etl.planner import build_plan
-    from etl.validate import validate
+    from etl.pipeline import apply, check, plan_for
 
-    checked = validate(spec, {})
-    apply_plan(
-        build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, pg_url)),
-        checked.spec.source,
-        pg_url,
-    )
+    checked = check(spec, {})
+    apply(checked, plan_for(checked))
     assert pg.execute('SELECT role::text FROM "User" ORDER BY id').fetchall() == [("USER",), ("admin",)]
 
 

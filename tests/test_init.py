@@ -23,12 +23,10 @@ from make_chat_app import build_chat_app  # samples/, on sys.path via conftest
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.convert import _ISO_RE
-from etl.executor import apply_plan
+from etl.convert import ISO_DATETIME_RE
 from etl.init import choose_column, comment_text, init_spec, yaml_str
 from etl.model import Column
-from etl.observe import observe_target
-from etl.planner import build_plan
+from etl.pipeline import apply, check, plan_for
 from etl.prisma import is_autoincrement, postgres_type, read_prisma_file
 from etl.profile import (
     IS_VALUE,
@@ -40,7 +38,6 @@ from etl.profile import (
     numeric_misfit,
 )
 from etl.types import parse_pg_type
-from etl.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
 PRISMA_SCHEMA = ROOT / "samples" / "chat_app.prisma"
@@ -64,9 +61,8 @@ def stable(text: str, tmp_path: Path | None = None) -> str:
 
 def apply_spec(spec: Path, url: str):
     """`etl apply` as written (no edits), with ${DATABASE_URL} pointing at the test's database."""
-    checked = validate(spec, {"DATABASE_URL": url})
-    plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, url))
-    result = apply_plan(plan, checked.spec.source, url)
+    checked = check(spec, {"DATABASE_URL": url})
+    result = apply(checked, plan_for(checked))
     return checked, result
 
 
@@ -657,9 +653,9 @@ def test_a_target_url_is_written_so_that_it_reads_back_the_same(tmp_sqlite, tmp_
     spec = tmp_path / "spec.yaml"
     url = "postgresql://me@db.example.com/pa$$w${o}rd"
     init_spec(db, spec, target_url=url)
-    assert validate(spec, {}).spec.target_url == url
+    assert check(spec, {}).spec.target_url == url
     init_spec(db, spec, target_url="${APP_URL:-postgresql://localhost/app}", force=True)
-    assert validate(spec, {}).spec.target_url == "postgresql://localhost/app"
+    assert check(spec, {}).spec.target_url == "postgresql://localhost/app"
 
 
 @pytest.mark.parametrize(
@@ -685,7 +681,7 @@ def test_a_target_url_with_a_password_is_read_from_the_environment_not_written(
         "The URL given holds a password, which the spec does not keep: target.url reads ${DATABASE_URL}. "
         f"Set it before etl validate, with the password in place of ***: export DATABASE_URL='{shown}'\n"
     ) in result.stdout
-    assert validate(spec, {"DATABASE_URL": url}).spec.target_url == url
+    assert check(spec, {"DATABASE_URL": url}).spec.target_url == url
 
 
 def test_a_malformed_target_url_is_refused_without_showing_it(tmp_sqlite, tmp_path):
@@ -837,7 +833,7 @@ def test_datetime_text_is_what_convert_and_duckdb_both_read():
         if code & IS_VALUE:
             accepted.append(text)
             matched, value = con.execute(
-                f"SELECT regexp_full_match($1, {_ISO_RE}), TRY_CAST($1 AS TIMESTAMPTZ)", [text]
+                f"SELECT regexp_full_match($1, {ISO_DATETIME_RE}), TRY_CAST($1 AS TIMESTAMPTZ)", [text]
             ).fetchone()
             assert matched and value is not None, text
             assert (

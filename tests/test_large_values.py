@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-import etl.validate
 from etl.errors import DataError
 from etl.plan import SyncRows
-from etl.validate import validate
+from etl.validate import Measuring
 
 
 @pytest.fixture
-def small_chunks(monkeypatch):
-    monkeypatch.setattr(etl.validate, "CHUNK_BYTES", 1000)
+def small_chunks():
+    """Load queries of 1000 bytes of rows: pass as ``migration(script, measuring=small_chunks)``."""
+    return Measuring(chunk_bytes=1000)
 
 
 def blobs(n: int, size: int) -> list[bytes]:
@@ -24,10 +24,11 @@ def test_a_table_larger_than_a_chunk_loads_in_rowid_ranges_with_every_byte(migra
     values = blobs(50, 300)
     m = migration(
         [("CREATE TABLE b (id INTEGER PRIMARY KEY, x BLOB)", ())]
-        + [("INSERT INTO b (x) VALUES (?)", (v,)) for v in values]
+        + [("INSERT INTO b (x) VALUES (?)", (v,)) for v in values],
+        measuring=small_chunks,
     )
     m.write_spec()
-    table = validate(m.spec_path, {}).mapping.tables[0]
+    table = m.check().mapping.tables[0]
     assert len(table.row_ranges) >= 15
     assert table.row_ranges[0][1] < table.row_ranges[1][0]  # consecutive, without overlap
     assert table.row_ranges[0][0] == -(2**63) and table.row_ranges[-1][1] == 2**63 - 1
@@ -43,7 +44,8 @@ def test_rows_the_app_writes_after_the_ranges_were_measured_still_load(migration
 
     m = migration(
         [("CREATE TABLE b (id INTEGER PRIMARY KEY, x BLOB)", ())]
-        + [("INSERT INTO b (x) VALUES (?)", (v,)) for v in blobs(50, 300)]
+        + [("INSERT INTO b (x) VALUES (?)", (v,)) for v in blobs(50, 300)],
+        measuring=small_chunks,
     )
     plan = m.plan()
     m.change_source("INSERT INTO b VALUES (-5, x'05'), (0, x'00'); INSERT INTO b (x) VALUES (x'33');")
@@ -55,10 +57,11 @@ def test_rows_the_app_writes_after_the_ranges_were_measured_still_load(migration
 def test_a_column_called_rowid_does_not_hide_the_rowid(migration, pg, small_chunks):
     m = migration(
         [("CREATE TABLE b (rowid TEXT, x BLOB)", ())]
-        + [("INSERT INTO b VALUES (?, ?)", (f"r{i}", v)) for i, v in enumerate(blobs(20, 300))]
+        + [("INSERT INTO b VALUES (?, ?)", (f"r{i}", v)) for i, v in enumerate(blobs(20, 300))],
+        measuring=small_chunks,
     )
     m.write_spec()
-    table = validate(m.spec_path, {}).mapping.tables[0]
+    table = m.check().mapping.tables[0]
     assert table.rowid == "_rowid_" and len(table.row_ranges) > 1
     m.apply()
     assert pg.execute("SELECT count(*), count(DISTINCT rowid) FROM b").fetchone() == (20, 20)
@@ -68,7 +71,8 @@ def test_a_bad_value_in_a_later_range_is_named_and_nothing_is_loaded(migration, 
     m = migration(
         [("CREATE TABLE b (id INTEGER PRIMARY KEY, x BLOB, n INTEGER)", ())]
         + [("INSERT INTO b (x, n) VALUES (?, ?)", (v, 1)) for v in blobs(30, 300)]
-        + [("UPDATE b SET n = 'many' WHERE id = 29", ())]
+        + [("UPDATE b SET n = 'many' WHERE id = 29", ())],
+        measuring=small_chunks,
     )
     with pytest.raises(DataError, match='^table "b", row id=29: column "n": expected an integer'):
         m.apply()
@@ -80,21 +84,22 @@ def test_a_bad_value_in_a_later_range_is_named_and_nothing_is_loaded(migration, 
 def test_a_where_filter_still_applies_within_each_range(migration, pg, small_chunks):
     m = migration(
         [("CREATE TABLE b (id INTEGER PRIMARY KEY, x BLOB)", ())]
-        + [("INSERT INTO b (x) VALUES (?)", (v,)) for v in blobs(40, 300)]
+        + [("INSERT INTO b (x) VALUES (?)", (v,)) for v in blobs(40, 300)],
+        measuring=small_chunks,
     )
     m.apply("tables:\n  b:\n    where: id % 2 = 0\n")
     assert pg.execute("SELECT count(*), min(id), max(id) FROM b").fetchone() == (20, 2, 40)
 
 
-def test_a_large_table_of_small_rows_streams_through_one_query(migration, monkeypatch):
+def test_a_large_table_of_small_rows_streams_through_one_query(migration):
     """Splitting bounds the bytes of one vector of rows: small rows never need it, however many."""
-    monkeypatch.setattr(etl.validate, "CHUNK_BYTES", 200_000)
     m = migration(
         [("CREATE TABLE s (id INTEGER PRIMARY KEY, x TEXT)", ())]
-        + [("INSERT INTO s (x) VALUES (?)", (f"value {i:040d}",)) for i in range(8000)]
+        + [("INSERT INTO s (x) VALUES (?)", (f"value {i:040d}",)) for i in range(8000)],
+        measuring=Measuring(chunk_bytes=200_000),
     )
     m.write_spec()
-    table = validate(m.spec_path, {}).mapping.tables[0]
+    table = m.check().mapping.tables[0]
     assert table.source_rows == 8000
     assert table.row_ranges == ()
 
@@ -113,10 +118,11 @@ def test_a_table_of_large_rows_is_compared_by_digests_and_a_changed_byte_is_stil
         + [
             ("INSERT INTO b (x, note) VALUES (?, ?)", (v, f"note {i}" * 40))
             for i, v in enumerate(blobs(30, 300))
-        ]
+        ],
+        measuring=small_chunks,
     )
     m.write_spec()
-    checked = validate(m.spec_path, {})
+    checked = m.check()
     table = checked.mapping.tables[0]
     assert target_select("public", table) == (
         'SELECT "id" AS "id", md5("x") AS "x", md5("note") AS "note" FROM "public"."b"'

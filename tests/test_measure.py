@@ -13,14 +13,14 @@ from etl import validate as validation
 
 @pytest.fixture
 def slices(monkeypatch):
-    """Every table of more than 10 rowids is measured in 4 slices."""
-    monkeypatch.setattr(validation, "SLICE_FROM_ROWS", 10)
+    """Every table of more than 10 rowids is measured in 4 slices: pass as
+    ``migration(script, measuring=slices)``. (Four cores are simulated: the machine has its own.)"""
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    return validation.Measuring(slice_from_rows=10)
 
 
 def _measured(m, body: str = ""):
-    m.write_spec(body)
-    return validation.validate(m.spec_path, {}).mapping
+    return m.check(body).mapping
 
 
 def _conversion(mapping, table: str, column: str):
@@ -42,15 +42,15 @@ FROM n;
 
 def test_the_unit_comes_from_every_slice(migration, slices):
     """Milliseconds (1.7e12) in the last of 4 slices, one value in seconds in the second."""
-    m = migration(ROWS)
-    checked = validation.validate(m.write_spec(), {})
-    assert len(validation._rowid_slices(checked.spec, checked.mapping.tables[0])) == 4
+    m = migration(ROWS, measuring=slices)
+    checked = m.check()
+    assert len(validation._rowid_slices(checked.spec, checked.mapping.tables[0], slices.slice_from_rows)) == 4
     conversion = _conversion(_measured(m), "t", "at")
     assert (conversion.integer_unit, conversion.mixed_units) == ("ms", True)
 
 
 def test_the_unit_counts_only_rows_the_where_keeps(migration, slices):
-    m = migration(ROWS)
+    m = migration(ROWS, measuring=slices)
     mapping = _measured(m, "tables:\n  t:\n    where: \"kind = 'seconds'\"\n")
     conversion = _conversion(mapping, "t", "at")
     assert (conversion.integer_unit, conversion.mixed_units) == ("s", False)
@@ -59,7 +59,7 @@ def test_the_unit_counts_only_rows_the_where_keeps(migration, slices):
 
 
 def test_sliced_and_whole_measures_agree_and_load(migration, slices, pg):
-    m = migration(ROWS.replace("WHEN i = 300 THEN 1735689600\n", ""))
+    m = migration(ROWS.replace("WHEN i = 300 THEN 1735689600\n", ""), measuring=slices)
     conversion = _conversion(_measured(m), "t", "at")
     assert (conversion.integer_unit, conversion.mixed_units) == ("ms", False)
     assert m.apply().verified
@@ -91,15 +91,13 @@ def test_init_profiles_a_large_table_in_slices_with_the_same_answers(tmp_sqlite,
     path = tmp_sqlite(PROFILED)
     catalog = introspect_sqlite(path)
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(profile, "SLICE_FROM_ROWS", 10**9)
-    whole = profile.profile_sqlite(path, catalog)
-    monkeypatch.setattr(profile, "SLICE_FROM_ROWS", 10)
+    whole = profile.profile_sqlite(path, catalog, slice_from_rows=10**9)
     scanned: list[int] = []
     scan = profile._Source.scan
     monkeypatch.setattr(
         profile._Source, "scan", lambda self, *a: scanned.append(len(self.slices)) or scan(self, *a)
     )
-    sliced = profile.profile_sqlite(path, catalog)
+    sliced = profile.profile_sqlite(path, catalog, slice_from_rows=10)
     assert 4 in scanned  # the storage classes were counted in 4 slices
     assert sliced == whole
     # NUMERIC affinity stores 1.5 * an even i as an integer

@@ -24,12 +24,9 @@ from typer.testing import CliRunner
 
 from etl.cli import app
 from etl.errors import PlanError
-from etl.executor import apply_plan
-from etl.observe import observe_target
+from etl.pipeline import apply, check, plan_for
 from etl.plan import KeepForRollback
-from etl.planner import build_plan
 from etl.target import display_url
-from etl.validate import validate
 
 runner = CliRunner()
 NO_CHANGES = "No changes. The target matches the spec."
@@ -697,13 +694,13 @@ def test_rows_changed_in_the_target_after_planning_fail_the_apply_and_commit_not
     spec = m.write_spec()
     m.apply()
     m.change_source("INSERT INTO parent VALUES (3, 'p3'); INSERT INTO child VALUES (30, 3, 'c30');")
-    checked = validate(spec, {})
-    plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, m.url))
+    checked = check(spec, {})
+    plan = plan_for(checked)
 
     pg.execute("UPDATE child SET name = 'changed meanwhile' WHERE id = 10")
     held = {t: rows(pg, t) for t in ("parent", "child")}
     with pytest.raises(PlanError) as raised:
-        apply_plan(plan, checked.spec.source, m.url, allow_destructive=True)
+        apply(checked, plan, allow_destructive=True)
     assert str(raised.value) == (
         'table "child" changed since the plan was made: planned 1 to insert, 0 to update, 0 to delete, '
         "found 1 to insert, 1 to update, 0 to delete; nothing was committed: run etl plan again"

@@ -55,10 +55,7 @@ def test_first_applies_into_two_schemas_of_one_fresh_database_at_once_both_succe
     import threading
     from contextlib import closing
 
-    from etl.executor import apply_plan
-    from etl.observe import observe_target
-    from etl.planner import build_plan
-    from etl.validate import validate
+    from etl.pipeline import apply, check, plan_for
 
     applies = []
     for schema in ("alpha", "beta"):
@@ -74,16 +71,15 @@ def test_first_applies_into_two_schemas_of_one_fresh_database_at_once_both_succe
             f"version: 1\nsource:\n  sqlite: {source.name}\ntarget:\n  url: {pg_url}\n  schema: {schema}\n",
             encoding="utf-8",
         )
-        checked = validate(spec, {})
-        plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, pg_url))
-        applies.append((plan, checked.spec.source))
+        checked = check(spec, {})
+        applies.append((checked, plan_for(checked)))
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
 
-    def run(plan, source) -> None:
+    def run(checked, plan) -> None:
         try:
             barrier.wait()
-            apply_plan(plan, source, pg_url)
+            apply(checked, plan)
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             errors.append(exc)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from make_chat_app import build_chat_app
 
+from etl.pipeline import apply, check, plan_for
 from etl.target_catalog import read_target_catalog
-from etl.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,15 +20,10 @@ def test_an_applied_mapping_reads_back_identically(tmp_path, pg, pg_url, migrati
     spec = tmp_path / "specs" / "chat_app.yaml"
     shutil.copy(ROOT / "specs" / "chat_app.yaml", spec)
     build_chat_app(tmp_path / "samples" / "chat_app.db", users=10, messages=50, seed=3)
-    from etl.executor import apply_plan
-    from etl.observe import observe_target
-    from etl.planner import build_plan
 
-    checked = validate(spec, {"DATABASE_URL": pg_url})
+    checked = check(spec, {"DATABASE_URL": pg_url})
     mapping = checked.mapping
-    apply_plan(
-        build_plan(mapping, observe_target(mapping, checked.spec.source, pg_url)), checked.spec.source, pg_url
-    )
+    apply(checked, plan_for(checked))
 
     catalog = read_target_catalog(pg, "public")
     assert catalog.exists

@@ -11,10 +11,7 @@ from typer.testing import CliRunner
 
 from etl.cli import app
 from etl.errors import VerificationFailed
-from etl.executor import apply_plan
-from etl.observe import observe_target
-from etl.planner import build_plan
-from etl.validate import validate
+from etl.pipeline import apply, plan_for
 from etl.verify import jsonb_canonical, numeric_canonical
 
 runner = CliRunner()
@@ -100,12 +97,12 @@ def test_apply_rolls_back_when_verification_finds_a_difference(migration, pg, pg
 
     m = migration(SOURCE)
     m.write_spec(BODY)
-    checked = validate(m.spec_path, {})
-    plan = build_plan(checked.mapping, observe_target(checked.mapping, checked.spec.source, pg_url))
+    checked = m.check()
+    plan = plan_for(checked)
     different = Verification((TableCheck("tag", 2, 1, "7", "5", ("id=2: missing in the target",)),))
     monkeypatch.setattr(etl.executor, "verify_tables", lambda *args, **kwargs: different)
     with pytest.raises(VerificationFailed) as failure:
-        apply_plan(plan, checked.spec.source, pg_url)
+        apply(checked, plan)
     assert str(failure.value) == (
         'verification failed, nothing was committed: table "tag": 2 rows in the source, 1 in the target '
         "(e.g. id=2: missing in the target)"
@@ -217,15 +214,15 @@ def test_an_app_writing_during_a_first_load_is_named_instead_of_a_count_that_nev
         ]
     )
     m.write_spec()
-    plan = m.plan()
-    checked = validate(m.spec_path, {})
+    checked = m.check()
+    plan = plan_for(checked)
     app = subprocess.Popen(
         [sys.executable, "-c", APP_WRITES, str(m.source)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert app.stdout is not None and app.stdout.readline() == "wrote\n"
         with pytest.raises(VerificationFailed) as failure:
-            apply_plan(plan, checked.spec.source, m.url)
+            apply(checked, plan)
     finally:
         app.kill()
         app.communicate()
