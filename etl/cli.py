@@ -258,8 +258,8 @@ _KEY_STEPS = (AddPrimaryKey, AddUnique, CreateIndex, AddForeignKey)
 
 class _PhaseTimes:
     """Where apply's time went besides the table lines' loads: PostgreSQL building keys and
-    indexes and checking foreign keys once the rows are in, and verification. At 10M rows these
-    take longer than the loads themselves; the summary says so rather than leave it unexplained."""
+    indexes and checking foreign keys once the rows are in, and verification. On large tables these
+    can take longer than the loads themselves; the summary says so rather than leave it unexplained."""
 
     def __init__(self) -> None:
         self.keys, self.key_seconds = 0, 0.0

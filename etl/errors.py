@@ -9,6 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (PostgreSQL adds DETAIL, HINT and CONTEXT lines below
+    it), or the error's class when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class EtlError(Exception):
     """Root of every error etl raises on purpose."""
 

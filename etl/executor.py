@@ -71,7 +71,7 @@ from .render import (
 )
 from .session import attach, connect_for, corrupt_source, duck_message, raise_read_error
 from .settings import OnError
-from .source import deepest_json, source_stamp
+from .source import SourceStamp, deepest_json, source_stamp
 from .sync import check_written, delete_rows, sync_rows
 from .target import ensure_metadata, redact
 from .typedscan import Candidate, candidates, holds, prove
@@ -195,7 +195,7 @@ def _apply(
         attach(con, source, target_url)
         read_tables = _read_tables(plan)
         register_functions(con, read_tables)  # before BEGIN: committed, so other cursors see them too
-        proofs = _Proofs(con, read_tables, source, trust_from_rows) if typed else None
+        proofs = _Proofs(con, read_tables, source, stamp, trust_from_rows) if typed else None
 
         def scanned(table: TargetTable) -> TargetTable:
             read = proofs.read(table) if proofs else replace(table, scan=None)
@@ -374,11 +374,16 @@ class _Proofs:
     written after its proof ran must not have been converted silently."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, tables: list[TargetTable], source: Path, trust_from_rows: int
+        self,
+        con: duckdb.DuckDBPyConnection,
+        tables: list[TargetTable],
+        source: Path,
+        stamp: SourceStamp,
+        trust_from_rows: int,
     ):
         self._source = source
         self._trust_from_rows = trust_from_rows
-        self._stamp = source_stamp(source)  # before anything reads the source
+        self._stamp = stamp  # the apply's, taken before anything read the source
         self._candidates = candidates(con, SOURCE_ALIAS, tables)
         self._cursor = duck.configure(con.cursor())
         self._pool = ThreadPoolExecutor(max_workers=1)
@@ -503,9 +508,9 @@ def _quarantine(con: duckdb.DuckDBPyConnection) -> None:
 @contextmanager
 def _load_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """DuckDB's threads while a table loads: one core fewer than the machine has, left to the
-    PostgreSQL backend that takes the COPY. With as many threads as cores (DuckDB's default), 1
-    run in 3 of the same 1M-row load took 1.2 s and 1.5 s of CPU instead of 0.8 s and 0.65 s, on
-    2 cores. Verification's checksums, which PostgreSQL does not wait on, keep every core."""
+    PostgreSQL backend that takes the COPY: with as many threads as cores (DuckDB's default),
+    DuckDB and the backend compete for them, and some loads of the same rows take markedly more
+    CPU. Verification's checksums, which PostgreSQL does not wait on, keep every core."""
     con.execute(f"SET threads = {max(1, (os.cpu_count() or 1) - 1)}")
     try:
         yield
@@ -578,7 +583,7 @@ class _SourceSums:
     loads.
 
     Not from a temp table of the rows sent: inside a DuckDB transaction a dropped temp table's
-    memory is kept until COMMIT (measured: 1.8 GB at 11M rows), and memory must stay flat."""
+    memory is kept until COMMIT, so it grows with the rows, and memory must stay flat."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         # Same database, attachments and functions (registered before the transaction began).
@@ -753,8 +758,8 @@ def _reject_record(table, found: tuple) -> dict:
     return {"table": table.source, "key": key.split(", row ", 1)[-1], "reason": reason, "row": row}
 
 
-# PostgreSQL parses json and jsonb recursively, as deep as its max_stack_depth allows (about
-# 12,000 levels of arrays with the default 2 MB); no value nesting fewer levels is suspected.
+# PostgreSQL parses json and jsonb recursively, as deep as its max_stack_depth allows, which with
+# the default setting is far deeper than this; no value nesting fewer levels is suspected.
 _JSON_DEPTH_SUSPECT = 500
 
 

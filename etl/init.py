@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import EtlError, OutputFileError, SourceError, SpecError
 from .files import check_writable_path, default_mode, replace_file, stage_file
-from .mapping import MAX_NAME_BYTES, fit_name, target_name, topological_order
+from .mapping import MAX_NAME_BYTES, fit_name, no_tables_reason, target_name, topological_order
 from .model import Catalog, Column, ForeignKey, Index, Table
 from .profile import ColumnProfile, TableProfile, profile_sqlite
 from .settings import Converter
@@ -931,11 +931,7 @@ def init_spec(
         raise EtlError(f"'{out}' already exists; pass --force to overwrite it")
     catalog = introspect_sqlite(source)
     if not catalog.tables:
-        only = f", only views ({', '.join(catalog.views)}), which are not migrated" if catalog.views else ""
-        raise SourceError(
-            f"'{source}' holds no tables{only}: check the path (is it empty, or does the app keep its "
-            "database elsewhere?); no spec written"
-        )
+        raise SourceError(f"{no_tables_reason(source, catalog.views)}; no spec written")
     prisma_findings: list[Finding] = []
     prisma_types: dict[tuple[str, str], PgType] | None = None
     if prisma_schema is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from psycopg import sql
@@ -151,6 +152,16 @@ def identity_sequence_name(table: str, column: str) -> str:
     )
 
 
+def no_tables_reason(source: object, views: Iterable[str]) -> str:
+    """What to tell a user whose source file holds no table (perhaps only views), and what to check."""
+    names = ", ".join(views)
+    only = f", only views ({names}), which are not migrated" if names else ""
+    return (
+        f"'{source}' holds no tables{only}: check the path (is it empty, or does the app keep its "
+        "database elsewhere?)"
+    )
+
+
 def fit_name(name: str) -> str:
     """A name SQLite allowed but PostgreSQL would truncate, shortened with a hash to stay distinct."""
     if len(name.encode()) <= MAX_NAME_BYTES:
@@ -212,16 +223,9 @@ class _Resolver:
     def nothing_selected(self, names: list[str]) -> None:
         spec = self.spec
         if not names:
-            views = self.source.views
-            what = (
-                f"no tables, only views ({', '.join(views)}), which are not migrated"
-                if views
-                else "no tables"
-            )
             self.problem(
                 ("source", "sqlite"),
-                f"'{spec.source}' holds {what}: check the path (is it empty, or does the app keep its "
-                "database elsewhere?); etl never plans to empty the target",
+                f"{no_tables_reason(spec.source, self.source.views)}; etl never plans to empty the target",
             )
             return
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")

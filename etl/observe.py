@@ -13,9 +13,9 @@ import psycopg
 from psycopg import sql
 
 from . import duck
-from .errors import TargetError
+from .errors import TargetError, first_line
 from .mapping import Mapping
-from .metadata import METADATA_SCHEMA
+from .metadata import METADATA_SCHEMA, RUNS
 from .plan import RowDiff, TargetState
 from .render import SOURCE_ALIAS, fresh_schema_sql
 from .rowdiff import plan_diff
@@ -77,11 +77,11 @@ def _removed_tables(conn: psycopg.Connection, mapping: Mapping, catalog: TargetC
         loaded = conn.execute(
             sql.SQL(
                 "SELECT DISTINCT jsonb_object_keys(rows) FROM {} WHERE target_schema = %s AND status = 'succeeded'"
-            ).format(sql.Identifier(METADATA_SCHEMA, "runs")),
+            ).format(RUNS),
             (mapping.schema,),
         ).fetchall()
     except psycopg.errors.InsufficientPrivilege as exc:
-        missing = metadata_privileges_missing(conn) or [str(exc).strip().splitlines()[0]]
+        missing = metadata_privileges_missing(conn) or [first_line(exc)]
         raise metadata_privileges_error(conn, missing) from exc
     named = {t.name for t in mapping.tables}
     removed = {}
@@ -116,8 +116,8 @@ def desired_catalog(conn: psycopg.Connection, mapping: Mapping, url: str) -> Tar
                 conn.execute(statement)
             found = read_target_catalog(conn, scratch)
     except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TargetError(
-            f"PostgreSQL refused the spec's tables (checked in a scratch schema, rolled back): {redact(first, url)}"
+            "PostgreSQL refused the spec's tables (checked in a scratch schema, rolled back): "
+            f"{redact(first_line(exc), url)}"
         ) from exc
     return replace(found, schema=mapping.schema)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from .errors import PlanError, TargetError
+from .errors import PlanError, TargetError, first_line
 from .history import foreign_keys_query
-from .metadata import HISTORY, METADATA_SCHEMA
+from .metadata import HISTORY, METADATA_SCHEMA, RUNS
 from .plan import ResetSequence
 from .render import postgres_sql, schema_lock_sql, set_sequence_sql
 from .target import connect, redact
@@ -53,7 +53,7 @@ def _read_plan(conn: psycopg.Connection, schema: str) -> RollbackPlan:
             "AND h.run_started_at = r.started_at), EXISTS (SELECT 1 FROM {h} h WHERE h.target_schema = "
             "r.target_schema AND h.run_started_at = r.started_at AND h.restored_at IS NOT NULL) "
             "FROM {runs} r WHERE r.target_schema = %s AND r.status = 'succeeded' ORDER BY r.started_at DESC"
-        ).format(h=HISTORY, runs=sql.Identifier(METADATA_SCHEMA, "runs")),
+        ).format(h=HISTORY, runs=RUNS),
         (schema,),
     ).fetchall()
     # The newest apply not rolled back yet is the one to undo; it must have kept its tables.
@@ -192,8 +192,7 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
                 (schema, plan.run_started_at),
             )
     except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TargetError(f"rollback failed, nothing was changed: {redact(first, url)}") from exc
+        raise TargetError(f"rollback failed, nothing was changed: {redact(first_line(exc), url)}") from exc
 
 
 def _history(plan: RollbackPlan) -> tuple:

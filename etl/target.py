@@ -8,7 +8,7 @@ import re
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .errors import TargetError
+from .errors import TargetError, first_line
 from .metadata import METADATA_SCHEMA, METADATA_TABLES, metadata_ddl, metadata_lock_sql, metadata_upgrades
 from .plan import TargetState
 
@@ -84,7 +84,7 @@ def connect(url: str) -> psycopg.Connection:
     try:
         return psycopg.connect(url, connect_timeout=10, autocommit=True)
     except psycopg.Error as exc:
-        message = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
+        message = redact(first_line(exc), url)
         raise TargetError(f"cannot connect to PostgreSQL at {display_url(url)}: {message}") from exc
 
 
@@ -142,11 +142,15 @@ def metadata_privileges_missing(conn: psycopg.Connection) -> list[str]:
     return missing
 
 
+def _current_role(conn: psycopg.Connection) -> str:
+    role = conn.execute("SELECT current_user").fetchone()
+    return str(role[0]) if role else "?"
+
+
 def metadata_privileges_error(conn: psycopg.Connection, missing: list[str]) -> TargetError:
     from psycopg import sql
 
-    role = conn.execute("SELECT current_user").fetchone()
-    name = str(role[0]) if role else "?"
+    name = _current_role(conn)
     grantee = sql.Identifier(name).as_string(conn)
     grants = "; ".join(f"GRANT {privilege} TO {grantee}" for privilege in missing)
     return TargetError(
@@ -187,19 +191,16 @@ def ensure_metadata(url: str) -> None:
                 for upgrade in metadata_upgrades():
                     conn.execute(upgrade)
         except psycopg.errors.InsufficientPrivilege as exc:
-            role = conn.execute("SELECT current_user").fetchone()
-            name = str(role[0]) if role else "?"
+            name = _current_role(conn)
             create = sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
                 sql.Identifier(METADATA_SCHEMA), sql.Identifier(name)
             )
             raise TargetError(
                 f'role "{name}" may not create schema "{METADATA_SCHEMA}", where etl records its runs '
-                f"({redact(str(exc).strip().splitlines()[0], url)}); nothing was changed: as a superuser or "
+                f"({redact(first_line(exc), url)}); nothing was changed: as a superuser or "
                 f"the database's owner run {create.as_string(conn)}; or apply as a role that may create "
                 "schemas in this database"
             ) from exc
         except psycopg.Error as exc:
-            message = redact(
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url
-            )
+            message = redact(first_line(exc), url)
             raise TargetError(f'cannot create etl\'s metadata schema "{METADATA_SCHEMA}": {message}') from exc

@@ -99,10 +99,6 @@ _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _JSON_LITERALS = {"true": True, "false": False, "null": None}
 
 
-class _Key(str):
-    """An object's key on the printing stack (printed as a key, followed by ': ')."""
-
-
 def _deep_jsonb_text(text: str) -> str:
     """_jsonb_text(json.loads(text)) for JSON of any depth: an explicit stack instead of recursion,
     for parsing and for printing. Raises ValueError for text that is not JSON."""
@@ -198,16 +194,14 @@ def _print_jsonb(root: object) -> str:
     stack: list[object] = [root]
     while stack:
         item = stack.pop()
-        if isinstance(item, _Key):
-            parts.append(f"{json.dumps(str(item), ensure_ascii=False)}: ")
-        elif isinstance(item, _Text):
+        if isinstance(item, _Text):
             parts.append(item.text)
         elif isinstance(item, dict):
             keys = sorted(item, key=lambda k: (len(k.encode("utf-8")), k.encode("utf-8")))
             todo: list[object] = [_Text("{")]
             for i, key in enumerate(keys):
                 todo += [_Text(", ")] if i else []
-                todo += [_Key(key), item[key]]
+                todo += [_Text(f"{json.dumps(key, ensure_ascii=False)}: "), item[key]]
             stack += reversed([*todo, _Text("}")])
         elif isinstance(item, list):
             todo = [_Text("[")]
