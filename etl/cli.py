@@ -18,17 +18,26 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from . import __version__
-from .duck import remove_spill_directory, sweep_stale_spill_directories
-from .errors import EtlError, SpecError
-from .executor import StepEvent, refuse_destructive
-from .explain import plan_document, plan_lines, rollback_lines, step_text
-from .pipeline import apply, check, plan_for, run_info, verify
-from .plan import AddForeignKey, AddPrimaryKey, AddUnique, CreateIndex, LoadRows, Plan, SyncRows, VerifyStep
-from .spec import SCHEMA_FILE
-from .target import display_url, redact
-from .validate import Validated
-from .verify import describe_failures
+from etl import __version__
+from etl.core.explain import plan_document, plan_lines, rollback_lines, step_text
+from etl.core.plan import (
+    AddForeignKey,
+    AddPrimaryKey,
+    AddUnique,
+    CreateIndex,
+    LoadRows,
+    Plan,
+    SyncRows,
+    VerifyStep,
+)
+from etl.duck import remove_spill_directory, sweep_stale_spill_directories
+from etl.errors import EtlError, SpecError
+from etl.pipeline import apply, check, plan_for, run_info, verify
+from etl.postgres.target import display_url, redact
+from etl.run.executor import StepEvent, refuse_destructive
+from etl.run.validate import Validated
+from etl.run.verify import describe_failures
+from etl.spec.document import SCHEMA_FILE
 
 app = typer.Typer(
     name="etl",
@@ -336,7 +345,7 @@ def rollback_command(
 ) -> None:
     """Restore the tables as they were before the last successful apply, from the copies it kept
     (rollback.retention in the spec). Shows the plan first."""
-    from .rollback import apply_rollback, plan_rollback
+    from etl.run.rollback import apply_rollback, plan_rollback
 
     url = target
     try:
@@ -440,7 +449,7 @@ def init_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing spec.")] = False,
 ) -> None:
     """Write a spec for a SQLite database from its schema and its data."""
-    from .init import init_spec  # only init profiles data: the other commands start faster
+    from etl.init.infer import init_spec  # only init profiles data: the other commands start faster
 
     started = time.perf_counter()
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from .errors import EtlError
+from etl.errors import EtlError
 
 
 def quote_ident(name: str) -> str:

@@ -10,7 +10,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import OutputFileError
+from etl.errors import OutputFileError
 
 PRIVATE = 0o600  # rejected rows hold an app's data, often personal
 

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from collections.abc import Mapping as AnyMapping
 from pathlib import Path
 
-from .executor import TRUST_FROM_ROWS, ApplyResult, RunInfo, StepEvent, apply_plan, verify_target
-from .observe import observe_target
-from .plan import Plan
-from .planner import build_plan
-from .target import read_target_state
-from .validate import Measuring, Validated, validate
-from .verify import Verification
+from etl.core.plan import Plan
+from etl.core.planner import build_plan
+from etl.postgres.target import read_target_state
+from etl.run.executor import TRUST_FROM_ROWS, ApplyResult, RunInfo, StepEvent, apply_plan, verify_target
+from etl.run.observe import observe_target
+from etl.run.validate import Measuring, Validated, validate
+from etl.run.verify import Verification
 
 
 def check(

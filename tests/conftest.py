@@ -206,7 +206,7 @@ class Migration:
     """One source database and its spec in tmp_path, migrated into the test's fresh database."""
 
     def __init__(self, tmp_path: Path, url: str, source: Path, measuring=None):
-        from etl.validate import Measuring
+        from etl.run.validate import Measuring
 
         self.tmp_path = tmp_path
         self.url = url

@@ -98,9 +98,9 @@ def test_on_a_terminal_a_table_loads_under_a_progress_bar(migration, pg):
 
 def test_a_long_load_reports_its_progress_in_rows(migration, pg):
     """apply's progress events carry the rows DuckDB's progress of the load stands for."""
-    from etl.executor import StepEvent
+    from etl.core.plan import LoadRows
     from etl.pipeline import apply, check, plan_for
-    from etl.plan import LoadRows
+    from etl.run.executor import StepEvent
 
     m = migration(
         "CREATE TABLE big (id INTEGER PRIMARY KEY, label TEXT);"

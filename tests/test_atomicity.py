@@ -8,8 +8,8 @@ import time
 import psycopg
 import pytest
 
+from etl.core.explain import step_text
 from etl.errors import DataError, EtlError
-from etl.explain import step_text
 
 
 def tables_in(pg: psycopg.Connection) -> list[str]:
@@ -112,7 +112,7 @@ def test_a_second_apply_against_the_same_schema_at_once_fails_clearly_and_change
     migration, pg, pg_url
 ):
     from etl.errors import TargetError
-    from etl.render import schema_lock_sql
+    from etl.postgres.ddl import schema_lock_sql
 
     m = migration("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
     with psycopg.connect(pg_url) as other:  # an apply in progress holds the lock in its transaction

@@ -10,9 +10,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from etl.core.plan import LoadRows
 from etl.errors import DataError
-from etl.executor import StepEvent
-from etl.plan import LoadRows
+from etl.run.executor import StepEvent
 
 
 def tables_in(pg: psycopg.Connection) -> list[str]:

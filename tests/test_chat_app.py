@@ -15,7 +15,7 @@ import pytest
 from make_chat_app import build_chat_app  # samples/, on sys.path via conftest
 from psycopg import sql
 
-from etl.mapping import Mapping, TargetTable
+from etl.core.mapping import Mapping, TargetTable
 from etl.pipeline import apply, check, plan_for
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -196,7 +196,7 @@ def test_plan_shows_every_step_with_row_counts_and_changes_nothing(migration, pg
     spec = m.write_spec()
     result = run("plan", str(spec))
     assert result.exit_code == 0, result.stderr
-    from etl.target import display_url
+    from etl.postgres.target import display_url
 
     assert result.stdout.splitlines() == [
         f'Target: {display_url(pg_url)} (schema "public")',

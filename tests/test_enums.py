@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from etl.core.explain import step_text
 from etl.errors import DataError, SpecError
-from etl.explain import step_text
-from etl.init import init_spec
+from etl.init.infer import init_spec
 
 SOURCE = """
 CREATE TABLE "User" (id INTEGER PRIMARY KEY, role TEXT NOT NULL DEFAULT 'USER');
@@ -135,7 +135,7 @@ def test_duplicate_labels_are_a_spec_error(migration):
     with pytest.raises(
         SpecError, match=r"spec.yaml:7:9: enums.Role: \[.USER., .USER.\] has non-unique elements"
     ):
-        from etl.validate import validate
+        from etl.run.validate import validate
 
         validate(m.spec_path, {})
 

@@ -6,8 +6,8 @@ import inspect
 
 import pytest
 
-from etl import plan
-from etl.explain import Line, describe
+from etl.core import plan
+from etl.core.explain import Line, describe
 
 STEP_KINDS = sorted(
     (

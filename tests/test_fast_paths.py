@@ -8,9 +8,9 @@ import random
 import pytest
 
 from etl import duck
-from etl.convert import ValueConversion, _full_expressions, as_timestamptz, duck_expressions
+from etl.pgtypes import parse_pg_type
 from etl.settings import Converter
-from etl.types import parse_pg_type
+from etl.sqlite.convert import ValueConversion, _full_expressions, as_timestamptz, duck_expressions
 
 
 def iso_texts(n: int, seed: int = 1) -> list[str]:

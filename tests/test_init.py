@@ -23,12 +23,13 @@ from make_chat_app import build_chat_app  # samples/, on sys.path via conftest
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.convert import ISO_DATETIME_RE
-from etl.init import choose_column, comment_text, init_spec, yaml_str
+from etl.init.infer import choose_column, comment_text, init_spec, yaml_str
+from etl.init.prisma import is_autoincrement, postgres_type, read_prisma_file
 from etl.model import Column
+from etl.pgtypes import parse_pg_type
 from etl.pipeline import apply, check, plan_for
-from etl.prisma import is_autoincrement, postgres_type, read_prisma_file
-from etl.profile import (
+from etl.sqlite.convert import ISO_DATETIME_RE
+from etl.sqlite.profile import (
     IS_VALUE,
     ColumnProfile,
     _code_sql,
@@ -37,7 +38,6 @@ from etl.profile import (
     number_text_code,
     numeric_misfit,
 )
-from etl.types import parse_pg_type
 
 ROOT = Path(__file__).resolve().parent.parent
 PRISMA_SCHEMA = ROOT / "samples" / "chat_app.prisma"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from etl.core.plan import SyncRows
 from etl.errors import DataError
-from etl.plan import SyncRows
-from etl.validate import Measuring
+from etl.run.validate import Measuring
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_a_table_larger_than_a_chunk_loads_in_rowid_ranges_with_every_byte(migra
 def test_rows_the_app_writes_after_the_ranges_were_measured_still_load(migration, pg, small_chunks):
     """Between validation and the load the app may write rows below the first rowid or above the
     last: the first range is open below and the last above, and verification sees every row."""
-    from etl.executor import apply_plan
+    from etl.run.executor import apply_plan
 
     m = migration(
         [("CREATE TABLE b (id INTEGER PRIMARY KEY, x BLOB)", ())]
@@ -110,8 +110,8 @@ def test_a_table_of_large_rows_is_compared_by_digests_and_a_changed_byte_is_stil
     """PostgreSQL sends the MD5 of a large table's bytea and text values to verification and row
     diffs (not the values: DuckDB would hold 2,048 of them at once); a byte changed in the target
     is found all the same, by key."""
-    from etl.executor import verify_target
-    from etl.verify import describe_failures, target_select
+    from etl.run.executor import verify_target
+    from etl.run.verify import describe_failures, target_select
 
     m = migration(
         [("CREATE TABLE b (id INTEGER PRIMARY KEY, x BLOB, note TEXT)", ())]

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from etl import validate as validation
+from etl.run import validate as validation
 
 
 @pytest.fixture
@@ -85,8 +85,8 @@ FROM k;
 def test_init_profiles_a_large_table_in_slices_with_the_same_answers(tmp_sqlite, monkeypatch):
     """Storage classes and integer ranges are counted in rowid slices at once; every count, sum,
     smallest and largest value is the one a single scan gives."""
-    from etl import profile
-    from etl.source import introspect_sqlite
+    from etl.sqlite import profile
+    from etl.sqlite.catalog import introspect_sqlite
 
     path = tmp_sqlite(PROFILED)
     catalog = introspect_sqlite(path)
@@ -110,7 +110,7 @@ def test_integer_magnitudes_see_only_integers_and_survive_the_smallest_one():
     NULL are not integers, whatever they look like."""
     import sqlite3
 
-    from etl.source import integer_magnitudes
+    from etl.sqlite.catalog import integer_magnitudes
 
     con = sqlite3.connect(":memory:")
     con.execute("CREATE TABLE t (at DATETIME, other DATETIME)")

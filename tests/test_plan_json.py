@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema
 from typer.testing import CliRunner
 
-from etl import plan as plan_module
 from etl.cli import app
-from etl.explain import action_name
+from etl.core import plan as plan_module
+from etl.core.explain import action_name
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "etl-plan.schema.json").read_text())
 runner = CliRunner()

@@ -23,10 +23,10 @@ from psycopg import sql
 from typer.testing import CliRunner
 
 from etl.cli import app
+from etl.core.plan import KeepForRollback
 from etl.errors import PlanError
 from etl.pipeline import apply, check, plan_for
-from etl.plan import KeepForRollback
-from etl.target import display_url
+from etl.postgres.target import display_url
 
 runner = CliRunner()
 NO_CHANGES = "No changes. The target matches the spec."

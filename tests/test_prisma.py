@@ -8,7 +8,7 @@ from textwrap import dedent
 import pytest
 
 from etl.errors import EtlError
-from etl.prisma import (
+from etl.init.prisma import (
     PrismaIndex,
     PrismaRelation,
     PrismaSchema,
@@ -18,7 +18,7 @@ from etl.prisma import (
     postgres_type,
     read_prisma_file,
 )
-from etl.types import PgType, parse_pg_type
+from etl.pgtypes import PgType, parse_pg_type
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "chat_app.prisma"
 

@@ -9,8 +9,8 @@ from psycopg import sql
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.explain import step_text
-from etl.target_catalog import read_target_catalog
+from etl.core.explain import step_text
+from etl.postgres.catalog import read_target_catalog
 
 runner = CliRunner()
 
@@ -279,7 +279,7 @@ def test_rollback_restores_a_sequence_that_was_past_the_largest_id(migration, pg
 
 def test_a_rollback_plan_made_before_another_apply_is_refused_and_changes_nothing(migration, pg):
     from etl.errors import PlanError
-    from etl.rollback import apply_rollback, plan_rollback
+    from etl.run.rollback import apply_rollback, plan_rollback
 
     m = migration(SOURCE)
     spec = m.write_spec("rollback:\n  retention: 3\n")

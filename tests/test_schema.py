@@ -18,11 +18,11 @@ import pytest
 from conftest import Migration
 from psycopg import sql
 
-from etl import render
+from etl.core.plan import CreateTable, TargetState
+from etl.core.planner import build_plan
 from etl.errors import SpecError, TargetError
-from etl.plan import CreateTable, TargetState
-from etl.planner import build_plan
-from etl.validate import validate
+from etl.postgres import ddl as render
+from etl.run.validate import validate
 
 # --- reading the target back -----------------------------------------------------------------------
 

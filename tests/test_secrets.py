@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from etl.cli import app
 from etl.errors import TargetError
-from etl.executor import apply_plan
-from etl.target import display_url, redact
+from etl.postgres.target import display_url, redact
+from etl.run.executor import apply_plan
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from etl.errors import SourceError
-from etl.source import introspect_sqlite
+from etl.sqlite.catalog import introspect_sqlite
 
 
 def digest(path: Path) -> str:
@@ -68,7 +68,7 @@ def test_a_missing_file_is_one_clear_error(tmp_path):
 def test_a_stamp_of_the_source_changes_with_each_commit_and_with_nothing_else(tmp_path):
     """In rollback journal mode a commit moves the header's change counter; in WAL mode the
     header stays and the WAL and its index move. Reading changes neither stamp."""
-    from etl.source import open_sqlite, source_stamp
+    from etl.sqlite.catalog import open_sqlite, source_stamp
 
     for mode in ("DELETE", "WAL"):
         db = tmp_path / f"{mode}.db"

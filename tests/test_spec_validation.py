@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from etl.errors import SpecError
-from etl.validate import Validated, validate
+from etl.run.validate import Validated, validate
 
 SOURCE = """
 CREATE TABLE "User" (

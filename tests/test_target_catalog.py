@@ -9,7 +9,7 @@ from pathlib import Path
 from make_chat_app import build_chat_app
 
 from etl.pipeline import apply, check, plan_for
-from etl.target_catalog import read_target_catalog
+from etl.postgres.catalog import read_target_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 

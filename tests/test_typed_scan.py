@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 import pytest
 
 from etl import duck
-from etl.convert import ValueConversion, duck_expressions
+from etl.core.mapping import TargetColumn, TargetTable
 from etl.errors import DataError
-from etl.mapping import TargetColumn, TargetTable
-from etl.render import SOURCE_ALIAS, sqlite_select
+from etl.pgtypes import parse_pg_type
+from etl.postgres.ddl import SOURCE_ALIAS, sqlite_select
+from etl.run.typedscan import affinity, prove, typed_expressions
 from etl.settings import Converter, OnError
-from etl.typedscan import affinity, prove, typed_expressions
-from etl.types import parse_pg_type
+from etl.sqlite.convert import ValueConversion, duck_expressions
 
 DECLARED = ["INTEGER", "BOOLEAN", "REAL", "NUMERIC", "TEXT", "BLOB", "", "DATETIME", "DATE"]
 TARGETS = [
@@ -366,17 +366,17 @@ def test_a_proof_that_fails_after_its_table_was_read_starts_the_apply_over(migra
     nothing of that read is committed, and the exact path names the row."""
     import time
 
-    import etl.executor
-    import etl.typedscan
+    import etl.run.executor
+    import etl.run.typedscan
 
-    holds = etl.typedscan.holds
+    holds = etl.run.typedscan.holds
 
     def slow_holds(*args):
         time.sleep(1.0)  # still running when the table is read
         return holds(*args)
 
     # A proof slower than the load is a matter of timing, not a setting: simulated where the executor calls it.
-    monkeypatch.setattr(etl.executor, "holds", slow_holds)
+    monkeypatch.setattr(etl.run.executor, "holds", slow_holds)
     m = migration(
         """
         CREATE TABLE t (id INTEGER PRIMARY KEY, data);
@@ -400,7 +400,7 @@ def test_a_value_written_to_the_source_during_the_apply_is_proved_again(migratio
         INSERT INTO t VALUES (1, '2025-01-01 10:00:00'), (2, '2025-01-02 10:00:00');
         """
     )
-    from etl.plan import LoadRows
+    from etl.core.plan import LoadRows
 
     events = []
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from etl.cli import app
 from etl.errors import VerificationFailed
 from etl.pipeline import apply, plan_for
-from etl.verify import jsonb_canonical, numeric_canonical
+from etl.run.verify import jsonb_canonical, numeric_canonical
 
 runner = CliRunner()
 
@@ -92,15 +92,15 @@ def test_verify_names_a_table_missing_in_the_target(loaded, pg):
 def test_apply_rolls_back_when_verification_finds_a_difference(migration, pg, pg_url, monkeypatch):
     """The executor's wiring: a failed verification is a failed run. (Within its transaction DuckDB
     reads SQLite from one snapshot, so no real difference can be provoked from outside.)"""
-    import etl.executor
-    from etl.verify import TableCheck, Verification
+    import etl.run.executor
+    from etl.run.verify import TableCheck, Verification
 
     m = migration(SOURCE)
     m.write_spec(BODY)
     checked = m.check()
     plan = plan_for(checked)
     different = Verification((TableCheck("tag", 2, 1, "7", "5", ("id=2: missing in the target",)),))
-    monkeypatch.setattr(etl.executor, "verify_tables", lambda *args, **kwargs: different)
+    monkeypatch.setattr(etl.run.executor, "verify_tables", lambda *args, **kwargs: different)
     with pytest.raises(VerificationFailed) as failure:
         apply(checked, plan)
     assert str(failure.value) == (

@@ -32,8 +32,11 @@ from dataclasses import dataclass
 
 import duckdb
 
-from . import duck
-from .convert import (
+from etl import duck
+from etl.core.mapping import TargetColumn, TargetTable
+from etl.duck import quote_ident, quote_literal
+from etl.settings import Converter, OnError
+from etl.sqlite.convert import (
     EPOCH_UNITS,
     ValueConversion,
     as_timestamptz,
@@ -41,9 +44,6 @@ from .convert import (
     invalid_utf8,
     loads_as_text,
 )
-from .duck import quote_ident, quote_literal
-from .mapping import TargetColumn, TargetTable
-from .settings import Converter, OnError
 
 _STORAGE = {"BIGINT": "integer", "DOUBLE": "real", "VARCHAR": "text", "BLOB": "blob"}
 

@@ -9,10 +9,8 @@ last, when every table holds its rows.
 
 from __future__ import annotations
 
-from .convert import loads_as_text
-from .errors import PlanError
-from .mapping import Mapping, TargetTable
-from .plan import (
+from etl.core.mapping import Mapping, TargetTable
+from etl.core.plan import (
     AddColumn,
     AddForeignKey,
     AddPrimaryKey,
@@ -44,9 +42,11 @@ from .plan import (
     TargetState,
     table_of,
 )
-from .settings import Mode
-from .target_catalog import PgColumn, PgConstraint, PgTable, TargetCatalog
-from .types import narrows
+from etl.errors import PlanError
+from etl.pgtypes import narrows
+from etl.postgres.catalog import PgColumn, PgConstraint, PgTable, TargetCatalog
+from etl.settings import Mode
+from etl.sqlite.convert import loads_as_text
 
 _WHAT = {"p": "primary key", "u": "unique", "f": "foreign key"}
 

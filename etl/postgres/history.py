@@ -11,7 +11,7 @@ import re
 
 from psycopg import sql
 
-from .metadata import HISTORY
+from etl.postgres.metadata import HISTORY
 
 HISTORY_SCHEMA_PREFIX = "etl_history_"
 

@@ -15,12 +15,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import Location, SpecProblem
-from .settings import Converter, Mode, OnError
-from .types import PgType, UnknownType, parse_pg_type
-from .yamlpos import Document, dotted, load_yaml_file, schema_problems
+from etl.errors import Location, SpecProblem
+from etl.pgtypes import PgType, UnknownType, parse_pg_type
+from etl.settings import Converter, Mode, OnError
+from etl.spec.yamlpos import Document, dotted, load_yaml_file, schema_problems
 
-SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "etl-spec.schema.json"
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "etl-spec.schema.json"
 
 
 @cache

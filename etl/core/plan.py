@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 
-from .mapping import TargetColumn, TargetForeignKey, TargetIndex, TargetTable, TargetUnique
-from .target_catalog import TargetCatalog
+from etl.core.mapping import TargetColumn, TargetForeignKey, TargetIndex, TargetTable, TargetUnique
+from etl.postgres.catalog import TargetCatalog
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EtlError, Location
+from etl.errors import EtlError, Location
 
 __all__ = [
     "PrismaEnum",

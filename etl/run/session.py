@@ -12,12 +12,12 @@ from typing import NoReturn
 
 import duckdb
 
-from . import duck
-from .errors import DataError, EtlError, SourceError, TargetError
-from .mapping import TargetTable
-from .render import SOURCE_ALIAS, TARGET_ALIAS
-from .source import corrupt_source_error
-from .target import libpq_conninfo, redact
+from etl import duck
+from etl.core.mapping import TargetTable
+from etl.errors import DataError, EtlError, SourceError, TargetError
+from etl.postgres.ddl import SOURCE_ALIAS, TARGET_ALIAS
+from etl.postgres.target import libpq_conninfo, redact
+from etl.sqlite.catalog import corrupt_source_error
 
 
 def duck_message(exc: Exception) -> str:

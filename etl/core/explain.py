@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import singledispatch
 from typing import TYPE_CHECKING
 
-from .plan import (
+from etl.core.plan import (
     AddColumn,
     AddForeignKey,
     AddPrimaryKey,
@@ -41,10 +41,10 @@ from .plan import (
     TargetTable,
     VerifyStep,
 )
-from .settings import Mode
+from etl.settings import Mode
 
 if TYPE_CHECKING:
-    from .rollback import RollbackPlan
+    from etl.run.rollback import RollbackPlan
 
 PLAN_FORMAT_VERSION = 1
 _MARK = {"insert": "+", "update": "~", "delete": "-"}

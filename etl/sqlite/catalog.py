@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .duck import quote_ident
-from .errors import SourceError
-from .model import Catalog, Column, ForeignKey, Index, IndexKey, Table
-from .sqlitesql import has_autoincrement, index_parts, strip_quoted
+from etl.duck import quote_ident
+from etl.errors import SourceError
+from etl.model import Catalog, Column, ForeignKey, Index, IndexKey, Table
+from etl.sqlite.ddl import has_autoincrement, index_parts, strip_quoted
 
 _FK_ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
 
@@ -269,7 +269,7 @@ def integer_magnitudes(
     con: sqlite3.Connection, table: str, where: str | None, expressions: list[str]
 ) -> list[tuple[int | None, int | None]]:
     """(smallest, largest) absolute integer each SQLite expression yields over the rows, one scan."""
-    from .duck import quote_ident
+    from etl.duck import quote_ident
 
     if not expressions:
         return []

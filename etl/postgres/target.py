@@ -8,9 +8,15 @@ import re
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .errors import TargetError, first_line
-from .metadata import METADATA_SCHEMA, METADATA_TABLES, metadata_ddl, metadata_lock_sql, metadata_upgrades
-from .plan import TargetState
+from etl.core.plan import TargetState
+from etl.errors import TargetError, first_line
+from etl.postgres.metadata import (
+    METADATA_SCHEMA,
+    METADATA_TABLES,
+    metadata_ddl,
+    metadata_lock_sql,
+    metadata_upgrades,
+)
 
 # Only the password's place in a URL or a libpq conninfo is masked: replacing the password's text
 # everywhere turns a common password such as "postgres" into *** inside table names, values and

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 import duckdb
 from psycopg import sql
 
-from .convert import loads_as_text
-from .duck import quote_ident
-from .mapping import TargetTable
-from .metadata import METADATA_SCHEMA
-from .plan import DeleteRows, SyncRows
-from .render import TARGET_ALIAS, source_rows_query, type_sql
-from .rowdiff import (
+from etl.core.mapping import TargetTable
+from etl.core.plan import DeleteRows, SyncRows
+from etl.duck import quote_ident
+from etl.postgres.ddl import TARGET_ALIAS, source_rows_query, type_sql
+from etl.postgres.metadata import METADATA_SCHEMA
+from etl.run.rowdiff import (
     append_marks,
     at_mark,
     diff_ranges,
@@ -30,8 +29,9 @@ from .rowdiff import (
     source_keys_sql,
     target_keys_sql,
 )
-from .settings import Mode
-from .verify import register_functions, row_hash, source_sums_query, target_relation
+from etl.run.verify import register_functions, row_hash, source_sums_query, target_relation
+from etl.settings import Mode
+from etl.sqlite.convert import loads_as_text
 
 Execute = Callable[[sql.Composable, str], None]
 

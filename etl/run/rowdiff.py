@@ -12,13 +12,13 @@ from __future__ import annotations
 import duckdb
 from psycopg import sql
 
-from .duck import quote_ident, quote_literal
-from .mapping import TargetColumn, TargetTable
-from .plan import RowChange, RowDiff
-from .render import TARGET_ALIAS, source_rows_query
-from .settings import Mode
-from .target_catalog import PgTable
-from .verify import compared_value, digested, register_functions, target_relation
+from etl.core.mapping import TargetColumn, TargetTable
+from etl.core.plan import RowChange, RowDiff
+from etl.duck import quote_ident, quote_literal
+from etl.postgres.catalog import PgTable
+from etl.postgres.ddl import TARGET_ALIAS, source_rows_query
+from etl.run.verify import compared_value, digested, register_functions, target_relation
+from etl.settings import Mode
 
 
 def keyed(table: TargetTable) -> bool:

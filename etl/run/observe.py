@@ -12,17 +12,17 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from . import duck
-from .errors import TargetError, first_line
-from .mapping import Mapping
-from .metadata import METADATA_SCHEMA, RUNS
-from .plan import RowDiff, TargetState
-from .render import SOURCE_ALIAS, fresh_schema_sql
-from .rowdiff import plan_diff
-from .session import attach, connect_for, corrupt_source, raise_read_error
-from .target import connect, metadata_privileges_error, metadata_privileges_missing, redact
-from .target_catalog import TargetCatalog, read_target_catalog
-from .typedscan import prove
+from etl import duck
+from etl.core.mapping import Mapping
+from etl.core.plan import RowDiff, TargetState
+from etl.errors import TargetError, first_line
+from etl.postgres.catalog import TargetCatalog, read_target_catalog
+from etl.postgres.ddl import SOURCE_ALIAS, fresh_schema_sql
+from etl.postgres.metadata import METADATA_SCHEMA, RUNS
+from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
+from etl.run.rowdiff import plan_diff
+from etl.run.session import attach, connect_for, corrupt_source, raise_read_error
+from etl.run.typedscan import prove
 
 
 def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0) -> TargetState:

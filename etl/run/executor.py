@@ -19,8 +19,21 @@ from typing import NoReturn
 import duckdb
 from psycopg import sql
 
-from . import duck
-from .errors import (
+from etl import duck
+from etl.core.explain import describe
+from etl.core.mapping import Mapping, TargetTable
+from etl.core.plan import (
+    DeleteRows,
+    DropTable,
+    DropTables,
+    KeepForRollback,
+    LoadRows,
+    Plan,
+    Step,
+    SyncRows,
+    VerifyStep,
+)
+from etl.errors import (
     DataError,
     DestructiveChangeRefused,
     EtlError,
@@ -29,9 +42,17 @@ from .errors import (
     TargetError,
     VerificationFailed,
 )
-from .explain import describe
-from .files import PRIVATE, replace_file, stage_file
-from .history import (
+from etl.files import PRIVATE, replace_file, stage_file
+from etl.postgres.ddl import (
+    SOURCE_ALIAS,
+    TARGET_ALIAS,
+    load_query,
+    postgres_sql,
+    rejects_query,
+    schema_lock_sql,
+    source_rows_query,
+)
+from etl.postgres.history import (
     enum_columns_query,
     enum_to_text_statements,
     expire_statements,
@@ -47,35 +68,20 @@ from .history import (
     serial_sequence_statements,
     serial_sequences_query,
 )
-from .mapping import Mapping, TargetTable
-from .metadata import record_rejects_sql, record_run_sql
-from .plan import (
-    DeleteRows,
-    DropTable,
-    DropTables,
-    KeepForRollback,
-    LoadRows,
-    Plan,
-    Step,
-    SyncRows,
-    VerifyStep,
+from etl.postgres.metadata import record_rejects_sql, record_run_sql
+from etl.postgres.target import ensure_metadata, redact
+from etl.run.session import attach, connect_for, corrupt_source, duck_message, raise_read_error
+from etl.run.sync import check_written, delete_rows, sync_rows
+from etl.run.typedscan import Candidate, candidates, holds, prove
+from etl.run.verify import (
+    Verification,
+    describe_failures,
+    register_functions,
+    source_sums_query,
+    verify_tables,
 )
-from .render import (
-    SOURCE_ALIAS,
-    TARGET_ALIAS,
-    load_query,
-    postgres_sql,
-    rejects_query,
-    schema_lock_sql,
-    source_rows_query,
-)
-from .session import attach, connect_for, corrupt_source, duck_message, raise_read_error
-from .settings import OnError
-from .source import SourceStamp, deepest_json, source_stamp
-from .sync import check_written, delete_rows, sync_rows
-from .target import ensure_metadata, redact
-from .typedscan import Candidate, candidates, holds, prove
-from .verify import Verification, describe_failures, register_functions, source_sums_query, verify_tables
+from etl.settings import OnError
+from etl.sqlite.catalog import SourceStamp, deepest_json, source_stamp
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ class ApplyResult:
     seconds: float = 0.0
     verified: bool = False
     rejects: list[dict] = field(default_factory=list)  # rows set aside by on_error: reject
-    typed: tuple[str, ...] = ()  # source tables read through DuckDB's typed scan (etl/typedscan.py)
+    typed: tuple[str, ...] = ()  # source tables read through DuckDB's typed scan (etl/run/typedscan.py)
 
 
 def refuse_destructive(plan: Plan, allow_destructive: bool) -> None:
@@ -365,7 +371,7 @@ def _apply(
 
 
 class _Proofs:
-    """The typed scan's proofs (etl/typedscan.py), run one by one on another core while the apply
+    """The typed scan's proofs (etl/run/typedscan.py), run one by one on another core while the apply
     goes on: a table whose proof has failed by the time it is read takes the exact path; one whose
     proof is still running is read through the scan, and the proof decides before COMMIT (a failed
     one starts the apply over on the exact path). Proofs that fail find their first wrong value
@@ -631,7 +637,7 @@ def _keep_for_rollback(
     con: duckdb.DuckDBPyConnection, step: KeepForRollback, started_at: str, execute
 ) -> None:
     """Copy each table the plan changes into the run's history schema, names and all (see
-    etl/history.py), and record it; record the tables the plan creates."""
+    etl/postgres/history.py), and record it; record the tables the plan creates."""
     kept_in = history_schema(started_at)
     for table in step.kept:
         for copy_table in keep_statements(step.schema, table, kept_in):

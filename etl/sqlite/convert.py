@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .duck import quote_literal
-from .settings import Converter
-from .types import PgType
+from etl.duck import quote_literal
+from etl.pgtypes import PgType
+from etl.settings import Converter
 
 # PostgreSQL types DuckDB's postgres extension writes without loss. Anything else (numeric wider
 # than DuckDB's DECIMAL(38), inet, interval, arrays, ...) is loaded as text and converted by

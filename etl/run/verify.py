@@ -21,12 +21,12 @@ import duckdb
 from duckdb.func import FunctionNullHandling
 from psycopg import sql
 
-from .convert import loads_as_text
-from .duck import quote_ident, quote_literal
-from .mapping import TargetColumn, TargetTable
-from .render import TARGET_ALIAS, source_rows_query
-from .target_catalog import PgTable
-from .types import narrows
+from etl.core.mapping import TargetColumn, TargetTable
+from etl.duck import quote_ident, quote_literal
+from etl.pgtypes import narrows
+from etl.postgres.catalog import PgTable
+from etl.postgres.ddl import TARGET_ALIAS, source_rows_query
+from etl.sqlite.convert import loads_as_text
 
 
 @dataclass(frozen=True)

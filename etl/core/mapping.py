@@ -15,14 +15,14 @@ from dataclasses import dataclass, replace
 
 from psycopg import sql
 
-from .convert import ValueConversion, integer_unit
-from .duck import quote_ident
-from .errors import SpecError, SpecProblem
-from .model import Catalog, ForeignKey, Index, Table
-from .settings import Converter, Mode, OnError
-from .spec import ColumnSpec, Spec, SqlDefault, TableSpec
-from .translate import TargetColumnRef, translate_default, translate_expression
-from .types import PgType, default_pg_type
+from etl.duck import quote_ident
+from etl.errors import SpecError, SpecProblem
+from etl.model import Catalog, ForeignKey, Index, Table
+from etl.pgtypes import PgType, default_pg_type
+from etl.settings import Converter, Mode, OnError
+from etl.spec.document import ColumnSpec, Spec, SqlDefault, TableSpec
+from etl.sqlite.convert import ValueConversion, integer_unit
+from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression
 
 MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers silently; we never let it.
 # Columns every PostgreSQL table has already: CREATE TABLE refuses a column of the same name.
@@ -88,7 +88,7 @@ class TargetTable:
     # children (and theirs) following it.
     self_checks: tuple[int, ...] = ()
     # DuckDB's type for each column in its own scan of the attached SQLite table, where a proof
-    # run on the source found every value reads exactly that way (etl/typedscan.py); None: the
+    # run on the source found every value reads exactly that way (etl/run/typedscan.py); None: the
     # exact path, SQLite rendering every value.
     scan: tuple[str, ...] | None = None
     source_rows: int | None = None  # rows the source holds (after `where`), counted at plan time

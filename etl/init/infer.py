@@ -16,17 +16,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EtlError, OutputFileError, SourceError, SpecError
-from .files import check_writable_path, default_mode, replace_file, stage_file
-from .mapping import MAX_NAME_BYTES, fit_name, no_tables_reason, target_name, topological_order
-from .model import Catalog, Column, ForeignKey, Index, Table
-from .profile import ColumnProfile, TableProfile, profile_sqlite
-from .settings import Converter
-from .source import introspect_sqlite
-from .spec import SCHEMA_FILE
-from .target import holds_password
-from .translate import TargetColumnRef, translate_default, translate_expression
-from .types import PgType, UnknownType, default_pg_type, parse_pg_type
+from etl.core.mapping import MAX_NAME_BYTES, fit_name, no_tables_reason, target_name, topological_order
+from etl.errors import EtlError, OutputFileError, SourceError, SpecError
+from etl.files import check_writable_path, default_mode, replace_file, stage_file
+from etl.model import Catalog, Column, ForeignKey, Index, Table
+from etl.pgtypes import PgType, UnknownType, default_pg_type, parse_pg_type
+from etl.postgres.target import holds_password
+from etl.settings import Converter
+from etl.spec.document import SCHEMA_FILE
+from etl.sqlite.catalog import introspect_sqlite
+from etl.sqlite.profile import ColumnProfile, TableProfile, profile_sqlite
+from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Plain words a YAML 1.1 reader (many editors) would not read as a string.
@@ -935,7 +935,7 @@ def init_spec(
     prisma_findings: list[Finding] = []
     prisma_types: dict[tuple[str, str], PgType] | None = None
     if prisma_schema is not None:
-        from .prisma import read_prisma_file
+        from etl.init.prisma import read_prisma_file
 
         prisma_types, prisma_findings = prisma_column_types(read_prisma_file(Path(prisma_schema)), catalog)
         prisma_types, enum_findings = enum_misfits(source, prisma_types)
@@ -994,9 +994,9 @@ def init_spec(
 def _left_to_edit(path: Path, catalog: Catalog) -> list[Finding]:
     """What `etl validate` would still object to in the written spec (nothing, normally), as
     findings: checked against the catalog, without reading the data again."""
-    from .mapping import resolve
-    from .spec import read_spec
-    from .validate import postgres_expression_problems
+    from etl.core.mapping import resolve
+    from etl.run.validate import postgres_expression_problems
+    from etl.spec.document import read_spec
 
     spec, problems = read_spec(path, {"DATABASE_URL": "postgresql://localhost/etl-init-check"})
     if spec is not None:
@@ -1027,7 +1027,7 @@ _PRISMA_MIGRATIONS = {
 def prisma_column_types(schema, catalog: Catalog) -> tuple[dict[tuple[str, str], PgType], list[Finding]]:
     """(table, column) -> the PostgreSQL type Prisma's postgresql provider expects, from the
     Prisma schema; and what could not be matched."""
-    from .prisma import postgres_type
+    from etl.init.prisma import postgres_type
 
     types: dict[tuple[str, str], PgType] = {}
     findings: list[Finding] = []
@@ -1072,8 +1072,8 @@ def enum_misfits(
     source: Path, types: dict[tuple[str, str], PgType]
 ) -> tuple[dict[tuple[str, str], PgType], list[Finding]]:
     """Enum columns whose values are not all labels of their enum become text, with a finding."""
-    from .duck import quote_ident
-    from .source import open_sqlite
+    from etl.duck import quote_ident
+    from etl.sqlite.catalog import open_sqlite
 
     checked = dict(types)
     findings = []

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from .sqlitesql import _scan, unquote_identifier
+from etl.sqlite.ddl import _scan, unquote_identifier
 
 # Order matters: a blob literal X'00' before names (else `X` reads as a name), hex integers
 # before decimal ones (else 0x1F reads as 0 and a name).

@@ -22,11 +22,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .duck import quote_ident
-from .errors import SourceError
-from .model import Catalog, ForeignKey, Table
-from .source import corrupt_source_error, open_sqlite, per_core_ranges, rowid_bounds
-from .types import PgType, default_pg_type, sqlite_affinity
+from etl.duck import quote_ident
+from etl.errors import SourceError
+from etl.model import Catalog, ForeignKey, Table
+from etl.pgtypes import PgType, default_pg_type, sqlite_affinity
+from etl.sqlite.catalog import corrupt_source_error, open_sqlite, per_core_ranges, rowid_bounds
 
 # Integers of this magnitude are epoch milliseconds / microseconds (see convert._datetime_us).
 _MS, _US = 100_000_000_000, 100_000_000_000_000

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from .convert import duck_expressions, invalid_utf8, loads_as_text, sqlite_render, with_value
-from .duck import quote_ident, quote_literal
-from .mapping import Mapping, TargetColumn, TargetTable, fit_name
-from .plan import (
+from etl.core.mapping import Mapping, TargetColumn, TargetTable, fit_name
+from etl.core.plan import (
     AddColumn,
     AddForeignKey,
     AddPrimaryKey,
@@ -37,10 +35,12 @@ from .plan import (
     SyncRows,
     TargetState,
 )
-from .planner import build_plan
-from .settings import OnError
-from .typedscan import typed_rows_query
-from .types import PgType
+from etl.core.planner import build_plan
+from etl.duck import quote_ident, quote_literal
+from etl.pgtypes import PgType
+from etl.run.typedscan import typed_rows_query
+from etl.settings import OnError
+from etl.sqlite.convert import duck_expressions, invalid_utf8, loads_as_text, sqlite_render, with_value
 
 SOURCE_ALIAS = "src"  # the SQLite database, attached read-only in DuckDB
 TARGET_ALIAS = "dst"  # the PostgreSQL database, attached in DuckDB
@@ -427,7 +427,7 @@ def source_rows_query(
 ) -> str:
     """DuckDB SQL yielding the table's rows as they must arrive (columns c0, c1, ...). A row that
     cannot arrive exactly raises, naming it; with on_error: reject it is left out instead.
-    A table proven to read exactly through DuckDB's own scan reads through it (etl/typedscan.py);
+    A table proven to read exactly through DuckDB's own scan reads through it (etl/run/typedscan.py);
     `loaded`: rows this query has just loaded, whose typed read need not look for problems again;
     `into_postgres`: rows written straight to the target, which checks some values itself."""
     if table.scan is not None and row_range is None:

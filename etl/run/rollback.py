@@ -1,5 +1,5 @@
 """`etl rollback`: the tables as they were before the last successful apply, from what it kept
-(etl/history.py). Planned first, like apply, then run in one transaction under apply's lock."""
+(etl/postgres/history.py). Planned first, like apply, then run in one transaction under apply's lock."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from .errors import PlanError, TargetError, first_line
-from .history import foreign_keys_query
-from .metadata import HISTORY, METADATA_SCHEMA, RUNS
-from .plan import ResetSequence
-from .render import postgres_sql, schema_lock_sql, set_sequence_sql
-from .target import connect, redact
+from etl.core.plan import ResetSequence
+from etl.errors import PlanError, TargetError, first_line
+from etl.postgres.ddl import postgres_sql, schema_lock_sql, set_sequence_sql
+from etl.postgres.history import foreign_keys_query
+from etl.postgres.metadata import HISTORY, METADATA_SCHEMA, RUNS
+from etl.postgres.target import connect, redact
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def _history(plan: RollbackPlan) -> tuple:
 
 def _sequence_statements(conn: psycopg.Connection, schema: str, restore: Restore) -> list[sql.Composed]:
     """The restored table's sequences as they were when the copy was made, inside the transaction
-    (etl/render.py set_sequence_sql). A copy recorded by an earlier version, with no sequence
+    (etl/postgres/ddl.py set_sequence_sql). A copy recorded by an earlier version, with no sequence
     state, has its identity continue after its largest id."""
     qualified = sql.Literal(sql.Identifier(schema, restore.table).as_string(conn))
     statements: list[sql.Composed] = [

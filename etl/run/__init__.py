@@ -1,0 +1,1 @@
+"""Running against both databases through one DuckDB session: observe, validate, load, sync, verify, apply, rollback."""
