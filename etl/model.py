@@ -1,4 +1,6 @@
-"""Plain, frozen descriptions of a database, as introspection finds it.
+"""Plain, frozen descriptions of a database, as introspection finds it: a source's catalog (tables,
+columns, keys, indexes: what etl/sqlite/catalog.py reads) and a PostgreSQL schema's (the Pg*
+values and TargetCatalog: what etl/postgres/catalog.py reads).
 
 These are values: the planner and the tests build them as literals, no connection needed.
 """
@@ -82,4 +84,61 @@ class Catalog:
     views: tuple[str, ...] = field(default=())
 
     def table(self, name: str) -> Table | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+
+# PostgreSQL: what a target schema holds, read from pg_catalog.
+
+
+@dataclass(frozen=True)
+class PgColumn:
+    name: str
+    type: str  # format_type(), e.g. "timestamp(3) without time zone"
+    nullable: bool
+    default: str | None  # pg_get_expr() of the default
+    identity: bool
+    enum: str | None = None  # the enum type's name, for a column of an enum type
+
+
+@dataclass(frozen=True)
+class PgConstraint:
+    name: str
+    kind: str  # "p" primary key, "u" unique, "f" foreign key
+    columns: tuple[str, ...]
+    ref_table: str | None = None
+    ref_columns: tuple[str, ...] = ()
+    on_delete: str | None = None
+    on_update: str | None = None
+
+
+@dataclass(frozen=True)
+class PgIndex:
+    name: str
+    definition: str  # access method, keys and predicate, e.g. "btree (email) WHERE (active)"
+    unique: bool
+
+
+@dataclass(frozen=True)
+class PgTable:
+    name: str
+    columns: tuple[PgColumn, ...]
+    constraints: tuple[PgConstraint, ...]
+    indexes: tuple[PgIndex, ...]  # indexes that do not back a constraint
+
+    def column(self, name: str) -> PgColumn | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def primary_key(self) -> PgConstraint | None:
+        return next((c for c in self.constraints if c.kind == "p"), None)
+
+
+@dataclass(frozen=True)
+class TargetCatalog:
+    schema: str
+    exists: bool
+    tables: tuple[PgTable, ...] = ()
+    enums: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def table(self, name: str) -> PgTable | None:
         return next((t for t in self.tables if t.name == name), None)

@@ -16,7 +16,8 @@ from etl import duck
 from etl.core.mapping import TargetColumn, TargetTable
 from etl.errors import DataError
 from etl.pgtypes import parse_pg_type
-from etl.postgres.ddl import SOURCE_ALIAS, sqlite_select
+from etl.run.load import sqlite_select
+from etl.run.session import SOURCE_ALIAS
 from etl.run.typedscan import affinity, prove, typed_expressions
 from etl.settings import Converter, OnError
 from etl.sqlite.convert import ValueConversion, duck_expressions

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import singledispatch
-from typing import TYPE_CHECKING
 
 from etl.core.plan import (
     AddColumn,
@@ -33,6 +32,7 @@ from etl.core.plan import (
     PlanSummary,
     ReplaceEnum,
     ResetSequence,
+    RollbackPlan,
     SetDefault,
     SetIdentity,
     SetNotNull,
@@ -42,9 +42,6 @@ from etl.core.plan import (
     VerifyStep,
 )
 from etl.settings import Mode
-
-if TYPE_CHECKING:
-    from etl.run.rollback import RollbackPlan
 
 PLAN_FORMAT_VERSION = 1
 _MARK = {"insert": "+", "update": "~", "delete": "-"}

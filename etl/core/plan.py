@@ -6,7 +6,7 @@ from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 
 from etl.core.mapping import TargetColumn, TargetForeignKey, TargetIndex, TargetTable, TargetUnique
-from etl.postgres.catalog import TargetCatalog
+from etl.model import TargetCatalog
 
 
 @dataclass(frozen=True)
@@ -349,3 +349,25 @@ class PlanSummary:
     insert: int
     update: int
     delete: int
+
+
+# `etl rollback`'s plan: what each table goes back to, from what the last apply kept.
+
+
+@dataclass(frozen=True)
+class Restore:
+    table: str
+    kept_in: str | None  # the schema holding the copy; None: the apply created the table
+    rows_then: int | None
+    rows_now: int | None  # None: the table does not exist now
+    foreign_keys: tuple[tuple[str, str], ...]  # (name, definition) the table held then
+    enum_columns: tuple[tuple[str, str, str | None], ...]  # (column, enum type, default) kept as text
+    sequences: tuple[tuple[str, int, bool], ...]  # (column, last_value, is_called) of its sequences then
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    schema: str
+    run_started_at: str
+    spec: str | None
+    restores: tuple[Restore, ...]

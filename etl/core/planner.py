@@ -43,8 +43,8 @@ from etl.core.plan import (
     table_of,
 )
 from etl.errors import PlanError
+from etl.model import PgColumn, PgConstraint, PgTable, TargetCatalog
 from etl.pgtypes import narrows
-from etl.postgres.catalog import PgColumn, PgConstraint, PgTable, TargetCatalog
 from etl.settings import Mode
 from etl.sqlite.convert import loads_as_text
 

@@ -1,70 +1,14 @@
-"""What a PostgreSQL schema holds, read from pg_catalog: the other side of a schema diff.
-
-Values only (frozen dataclasses); `read_target_catalog` is the one function that does I/O.
-"""
+"""What a PostgreSQL schema holds, read from pg_catalog (the values live in etl/model.py): the
+other side of a schema diff."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
+from etl.model import PgColumn, PgConstraint, PgIndex, PgTable, TargetCatalog
+
 _FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
-
-
-@dataclass(frozen=True)
-class PgColumn:
-    name: str
-    type: str  # format_type(), e.g. "timestamp(3) without time zone"
-    nullable: bool
-    default: str | None  # pg_get_expr() of the default
-    identity: bool
-    enum: str | None = None  # the enum type's name, for a column of an enum type
-
-
-@dataclass(frozen=True)
-class PgConstraint:
-    name: str
-    kind: str  # "p" primary key, "u" unique, "f" foreign key
-    columns: tuple[str, ...]
-    ref_table: str | None = None
-    ref_columns: tuple[str, ...] = ()
-    on_delete: str | None = None
-    on_update: str | None = None
-
-
-@dataclass(frozen=True)
-class PgIndex:
-    name: str
-    definition: str  # access method, keys and predicate, e.g. "btree (email) WHERE (active)"
-    unique: bool
-
-
-@dataclass(frozen=True)
-class PgTable:
-    name: str
-    columns: tuple[PgColumn, ...]
-    constraints: tuple[PgConstraint, ...]
-    indexes: tuple[PgIndex, ...]  # indexes that do not back a constraint
-
-    def column(self, name: str) -> PgColumn | None:
-        return next((c for c in self.columns if c.name == name), None)
-
-    @property
-    def primary_key(self) -> PgConstraint | None:
-        return next((c for c in self.constraints if c.kind == "p"), None)
-
-
-@dataclass(frozen=True)
-class TargetCatalog:
-    schema: str
-    exists: bool
-    tables: tuple[PgTable, ...] = ()
-    enums: tuple[tuple[str, tuple[str, ...]], ...] = ()
-
-    def table(self, name: str) -> PgTable | None:
-        return next((t for t in self.tables if t.name == name), None)
 
 
 def read_target_catalog(conn: psycopg.Connection, schema: str) -> TargetCatalog:

@@ -1,11 +1,11 @@
-"""Steps -> SQL. PostgreSQL statements are psycopg `sql.Composed` (names always Identifiers,
-values always Literals); the DuckDB load query is built with duck.quote_ident/quote_literal."""
+"""Plan steps -> PostgreSQL statements, as psycopg `sql.Composed` (names always Identifiers, values
+always Literals). The DuckDB queries that move rows are etl/run/load.py's."""
 
 from __future__ import annotations
 
 from psycopg import sql
 
-from etl.core.mapping import Mapping, TargetColumn, TargetTable, fit_name
+from etl.core.mapping import Mapping, TargetColumn, fit_name
 from etl.core.plan import (
     AddColumn,
     AddForeignKey,
@@ -36,14 +36,8 @@ from etl.core.plan import (
     TargetState,
 )
 from etl.core.planner import build_plan
-from etl.duck import quote_ident, quote_literal
 from etl.pgtypes import PgType
-from etl.run.typedscan import typed_rows_query
-from etl.settings import OnError
-from etl.sqlite.convert import duck_expressions, invalid_utf8, loads_as_text, sqlite_render, with_value
-
-SOURCE_ALIAS = "src"  # the SQLite database, attached read-only in DuckDB
-TARGET_ALIAS = "dst"  # the PostgreSQL database, attached in DuckDB
+from etl.sqlite.convert import loads_as_text
 
 
 def _column_ddl(column: TargetColumn) -> sql.Composed:
@@ -291,175 +285,3 @@ def schema_lock_sql(schema: str) -> sql.Composed:
     return sql.SQL("SELECT pg_try_advisory_xact_lock(hashtext({}))").format(
         sql.Literal(f"etl apply {schema}")
     )
-
-
-def sqlite_select(table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
-    """The query SQLite runs: every value as (storage class, lossless text), plus the row's key."""
-    items = []
-    for i, column in enumerate(table.columns):
-        expr = column.conversion.source_sql
-        items.append(f"typeof({expr}) AS t{i}")
-        items.append(f"{sqlite_render(expr)} AS v{i}")
-    for i, (_label, expr) in enumerate(table.key_sql):
-        items.append(f"quote({expr}) AS k{i}")
-    query = f"SELECT {', '.join(items)} FROM {quote_ident(table.source)}"
-    conditions = [f"({table.where})"] if table.where else []
-    if row_range is not None and table.rowid:
-        conditions.append(f"{table.rowid} BETWEEN {int(row_range[0])} AND {int(row_range[1])}")
-    if conditions:
-        query += " WHERE " + " AND ".join(conditions)
-    return query
-
-
-def row_label(table: TargetTable) -> str:
-    """DuckDB expression naming the current row, e.g. `table "User", row id='ck1'`."""
-    head = quote_literal(f'table "{table.source}"')
-    if not table.key_sql:
-        return head
-    parts = []
-    for i, (label, _expr) in enumerate(table.key_sql):
-        # A key that is not valid UTF-8 is shown as hex: the message must stay printable.
-        # k is SQLite's quote() of the key: for text, '...' around the bytes (27 in hex).
-        hexed = f"hex(encode(k{i}))"
-        key = (
-            f"CASE WHEN {invalid_utf8(f'k{i}')} "
-            f"THEN 'X''' || substr({hexed}, 3, length({hexed}) - 4) || '''' ELSE k{i} END"
-        )
-        parts.append(f"{quote_literal(label + '=')} || {key}")
-    return f"{head} || ', row ' || " + " || ', ' || ".join(parts)
-
-
-def _checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int] | None) -> str:
-    """DuckDB relation of the table's rows: converted values c0.., raw storage class and text
-    t0../v0.., the key k0.., each column's reason template why0.. (convert.DuckExpressions), and
-    `problem` (NULL, or why the row cannot arrive exactly)."""
-    values, reasons, problems = [], [], []
-    for i, column in enumerate(table.columns):
-        t, v = f"t{i}", f"v{i}"
-        exprs = duck_expressions(column.conversion, t, v, named=f"c{i}")  # the reasons read c{i}
-        values.append(exprs.value)
-        reasons.append(f"{exprs.reason} AS why{i}")
-        column_head = quote_literal(f'column "{column.name}": ')
-        if not column.nullable:
-            problems.append(
-                f"CASE WHEN {t} = 'null' THEN {column_head} || 'is NULL, but the target column is NOT NULL' END"
-            )
-        problems.append(f"{column_head} || {with_value(f'why{i}', exprs.found)}")  # found once, here
-    inner = ", ".join(f"{value} AS c{i}" for i, value in enumerate(values))
-    keys = "".join(f", k{i}" for i in range(len(table.key_sql)))
-    raw = ", ".join(f"t{i}, v{i}" for i in range(len(values)))
-    source = f"sqlite_query({quote_literal(SOURCE_ALIAS)}, {quote_literal(sqlite_select(table, row_range))})"
-    rows = f"(SELECT {inner}, {raw}{keys} FROM {source}) AS x"
-    joins, flags = _orphan_joins(schema, table, problems)
-    problem = f"COALESCE({', '.join(problems)})" if problems else "NULL"
-    why = "".join(f", {r}" for r in reasons)
-    checked = (
-        f"(SELECT *, {problem} AS problem FROM (SELECT *{why} FROM (SELECT x.*{flags} FROM {rows}{joins})))"
-    )
-    if table.self_checks and not table.row_ranges:
-        return _self_checked(table, checked)
-    return checked
-
-
-def _self_checked(table: TargetTable, checked: str) -> str:
-    """`checked` with rows whose foreign key onto the table itself matches none of its rows that
-    arrive (recursively: the children of a rejected row follow it) marked as a problem."""
-    position = {c.name: i for i, c in enumerate(table.columns)}
-    ctes, marks = [], []
-    for n, index in enumerate(table.self_checks):
-        fk = table.foreign_keys[index]
-        child = [f"c{position[c]}" for c in fk.columns]
-        parent = [f"c{position[c]}" for c in fk.ref_columns]
-        bad = f"etl_bad{n}"
-        set_ = " AND ".join(f"r.{c} IS NOT NULL" for c in child)
-        on_parent = " AND ".join(f"p.{p} = r.{c}" for p, c in zip(parent, child, strict=True))
-        on_bad = " AND ".join(f"b.k{m} = r.{c}" for m, c in enumerate(child))
-        keys = ", ".join(f"r.{p} AS k{m}" for m, p in enumerate(parent))
-        ctes.append(
-            f"{bad} AS (SELECT {keys} FROM etl_checked r WHERE r.problem IS NULL AND {set_} AND NOT EXISTS "
-            f"(SELECT 1 FROM etl_checked p WHERE p.problem IS NULL AND {on_parent}) "
-            f"UNION SELECT {keys} FROM etl_checked r JOIN {bad} b ON {on_bad} WHERE r.problem IS NULL)"
-        )
-        is_bad = " AND ".join(f"b.k{m} = etl_checked.{p}" for m, p in enumerate(parent))
-        shown = " || ', ' || ".join(f"CAST({c} AS VARCHAR)" for c in child)
-        head = quote_literal(
-            f'foreign key ({", ".join(fk.columns)}) references no "{table.name}" row with '
-            f"({', '.join(fk.ref_columns)}) = ("
-        )
-        marks.append(
-            f"CASE WHEN EXISTS (SELECT 1 FROM {bad} b WHERE {is_bad}) THEN {head} || {shown} || ')' END"
-        )
-    return (
-        f"(WITH RECURSIVE etl_checked AS MATERIALIZED {checked}, {', '.join(ctes)} "
-        f"SELECT * REPLACE (COALESCE(problem, {', '.join(marks)}) AS problem) FROM etl_checked)"
-    )
-
-
-def _orphan_joins(schema: str, table: TargetTable, problems: list[str]) -> tuple[str, str]:
-    """LEFT JOINs against the parents already loaded in this transaction, for on_error: reject:
-    a row whose foreign key matches no parent row becomes a problem (appended to `problems`)."""
-    position = {c.name: i for i, c in enumerate(table.columns)}
-    joins, flags = "", ""
-    for n, index in enumerate(table.orphan_checks):
-        fk = table.foreign_keys[index]
-        alias = f"p{n}"
-        parent = f"{TARGET_ALIAS}.{quote_ident(schema)}.{quote_ident(fk.ref_table)}"
-        refs = ", ".join(f"{quote_ident(rc)} AS r{m}" for m, rc in enumerate(fk.ref_columns))
-        on = " AND ".join(f"x.c{position[cc]} = {alias}.r{m}" for m, cc in enumerate(fk.columns))
-        joins += f" LEFT JOIN (SELECT DISTINCT {refs}, true AS present FROM {parent}) AS {alias} ON {on}"
-        flags += f", {alias}.present AS fk{n}"
-        set_ = " AND ".join(f"c{position[cc]} IS NOT NULL" for cc in fk.columns)
-        shown = " || ', ' || ".join(f"CAST(c{position[cc]} AS VARCHAR)" for cc in fk.columns)
-        head = quote_literal(
-            f'foreign key ({", ".join(fk.columns)}) references no "{fk.ref_table}" row with '
-            f"({', '.join(fk.ref_columns)}) = ("
-        )
-        problems.append(f"CASE WHEN {set_} AND fk{n} IS NULL THEN {head} || {shown} || ')' END")
-    return joins, flags
-
-
-def source_rows_query(
-    schema: str,
-    table: TargetTable,
-    row_range: tuple[int, int] | None = None,
-    loaded: bool = False,
-    into_postgres: bool = False,
-) -> str:
-    """DuckDB SQL yielding the table's rows as they must arrive (columns c0, c1, ...). A row that
-    cannot arrive exactly raises, naming it; with on_error: reject it is left out instead.
-    A table proven to read exactly through DuckDB's own scan reads through it (etl/run/typedscan.py);
-    `loaded`: rows this query has just loaded, whose typed read need not look for problems again;
-    `into_postgres`: rows written straight to the target, which checks some values itself."""
-    if table.scan is not None and row_range is None:
-        return typed_rows_query(SOURCE_ALIAS, table, checked=not loaded, into_postgres=into_postgres)
-    names = [f"c{i}" for i in range(len(table.columns))]
-    relation = _checked_relation(schema, table, row_range)
-    if table.on_error == OnError.REJECT:
-        return f"SELECT {', '.join(names)}\nFROM {relation} WHERE problem IS NULL"
-    if names:
-        names[0] = (
-            f"CASE WHEN problem IS NULL THEN c0 ELSE error({row_label(table)} || ': ' || problem) END AS c0"
-        )
-    return f"SELECT {', '.join(names)}\nFROM {relation}"
-
-
-def rejects_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
-    """The rows that cannot arrive exactly: key, reason, and each raw value as (storage class, bytes)."""
-    raw = ", ".join(f"t{i}, encode(v{i})" for i in range(len(table.columns)))
-    return (
-        f"SELECT {row_label(table)} AS key, problem{', ' + raw if raw else ''}\n"
-        f"FROM {_checked_relation(schema, table, row_range)} WHERE problem IS NOT NULL"
-    )
-
-
-def insert_query(schema: str, table: TargetTable, rows_sql: str) -> str:
-    """DuckDB SQL writing the rows of `rows_sql` (one column per target column) to PostgreSQL."""
-    target = f"{TARGET_ALIAS}.{quote_ident(schema)}.{quote_ident(table.name)}"
-    columns = ", ".join(quote_ident(c.name) for c in table.columns)
-    return f"INSERT INTO {target} ({columns})\n{rows_sql}"
-
-
-def load_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
-    """DuckDB SQL that converts every row and writes it to PostgreSQL, or raises naming the first
-    row that cannot arrive exactly."""
-    return insert_query(schema, table, source_rows_query(schema, table, row_range, into_postgres=True))

@@ -43,15 +43,7 @@ from etl.errors import (
     VerificationFailed,
 )
 from etl.files import PRIVATE, replace_file, stage_file
-from etl.postgres.ddl import (
-    SOURCE_ALIAS,
-    TARGET_ALIAS,
-    load_query,
-    postgres_sql,
-    rejects_query,
-    schema_lock_sql,
-    source_rows_query,
-)
+from etl.postgres.ddl import postgres_sql, schema_lock_sql
 from etl.postgres.history import (
     enum_columns_query,
     enum_to_text_statements,
@@ -70,7 +62,16 @@ from etl.postgres.history import (
 )
 from etl.postgres.metadata import record_rejects_sql, record_run_sql
 from etl.postgres.target import ensure_metadata, redact
-from etl.run.session import attach, connect_for, corrupt_source, duck_message, raise_read_error
+from etl.run.load import load_query, rejects_query, source_rows_query
+from etl.run.session import (
+    SOURCE_ALIAS,
+    TARGET_ALIAS,
+    attach,
+    connect_for,
+    corrupt_source,
+    duck_message,
+    raise_read_error,
+)
 from etl.run.sync import check_written, delete_rows, sync_rows
 from etl.run.typedscan import Candidate, candidates, holds, prove
 from etl.run.verify import (

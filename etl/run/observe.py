@@ -16,12 +16,13 @@ from etl import duck
 from etl.core.mapping import Mapping
 from etl.core.plan import RowDiff, TargetState
 from etl.errors import TargetError, first_line
-from etl.postgres.catalog import TargetCatalog, read_target_catalog
-from etl.postgres.ddl import SOURCE_ALIAS, fresh_schema_sql
+from etl.model import TargetCatalog
+from etl.postgres.catalog import read_target_catalog
+from etl.postgres.ddl import fresh_schema_sql
 from etl.postgres.metadata import METADATA_SCHEMA, RUNS
 from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
 from etl.run.rowdiff import plan_diff
-from etl.run.session import attach, connect_for, corrupt_source, raise_read_error
+from etl.run.session import SOURCE_ALIAS, attach, connect_for, corrupt_source, raise_read_error
 from etl.run.typedscan import prove
 
 

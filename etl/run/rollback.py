@@ -3,36 +3,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import psycopg
 from psycopg import sql
 
-from etl.core.plan import ResetSequence
+from etl.core.plan import ResetSequence, Restore, RollbackPlan
 from etl.errors import PlanError, TargetError, first_line
 from etl.postgres.ddl import postgres_sql, schema_lock_sql, set_sequence_sql
 from etl.postgres.history import foreign_keys_query
 from etl.postgres.metadata import HISTORY, METADATA_SCHEMA, RUNS
 from etl.postgres.target import connect, redact
-
-
-@dataclass(frozen=True)
-class Restore:
-    table: str
-    kept_in: str | None  # the schema holding the copy; None: the apply created the table
-    rows_then: int | None
-    rows_now: int | None  # None: the table does not exist now
-    foreign_keys: tuple[tuple[str, str], ...]  # (name, definition) the table held then
-    enum_columns: tuple[tuple[str, str, str | None], ...]  # (column, enum type, default) kept as text
-    sequences: tuple[tuple[str, int, bool], ...]  # (column, last_value, is_called) of its sequences then
-
-
-@dataclass(frozen=True)
-class RollbackPlan:
-    schema: str
-    run_started_at: str
-    spec: str | None
-    restores: tuple[Restore, ...]
 
 
 def plan_rollback(url: str, schema: str) -> RollbackPlan:

@@ -15,8 +15,9 @@ from psycopg import sql
 from etl.core.mapping import TargetColumn, TargetTable
 from etl.core.plan import RowChange, RowDiff
 from etl.duck import quote_ident, quote_literal
-from etl.postgres.catalog import PgTable
-from etl.postgres.ddl import TARGET_ALIAS, source_rows_query
+from etl.model import PgTable
+from etl.run.load import source_rows_query
+from etl.run.session import TARGET_ALIAS
 from etl.run.verify import compared_value, digested, register_functions, target_relation
 from etl.settings import Mode
 

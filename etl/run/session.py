@@ -15,9 +15,11 @@ import duckdb
 from etl import duck
 from etl.core.mapping import TargetTable
 from etl.errors import DataError, EtlError, SourceError, TargetError
-from etl.postgres.ddl import SOURCE_ALIAS, TARGET_ALIAS
 from etl.postgres.target import libpq_conninfo, redact
 from etl.sqlite.catalog import corrupt_source_error
+
+SOURCE_ALIAS = "src"  # the SQLite database, attached read-only in DuckDB
+TARGET_ALIAS = "dst"  # the PostgreSQL database, attached in DuckDB
 
 
 def duck_message(exc: Exception) -> str:

@@ -15,8 +15,9 @@ from psycopg import sql
 from etl.core.mapping import TargetTable
 from etl.core.plan import DeleteRows, SyncRows
 from etl.duck import quote_ident
-from etl.postgres.ddl import TARGET_ALIAS, source_rows_query, type_sql
+from etl.postgres.ddl import type_sql
 from etl.postgres.metadata import METADATA_SCHEMA
+from etl.run.load import source_rows_query
 from etl.run.rowdiff import (
     append_marks,
     at_mark,
@@ -29,6 +30,7 @@ from etl.run.rowdiff import (
     source_keys_sql,
     target_keys_sql,
 )
+from etl.run.session import TARGET_ALIAS
 from etl.run.verify import register_functions, row_hash, source_sums_query, target_relation
 from etl.settings import Mode
 from etl.sqlite.convert import loads_as_text

@@ -23,9 +23,10 @@ from psycopg import sql
 
 from etl.core.mapping import TargetColumn, TargetTable
 from etl.duck import quote_ident, quote_literal
+from etl.model import PgTable
 from etl.pgtypes import narrows
-from etl.postgres.catalog import PgTable
-from etl.postgres.ddl import TARGET_ALIAS, source_rows_query
+from etl.run.load import source_rows_query
+from etl.run.session import TARGET_ALIAS
 from etl.sqlite.convert import loads_as_text
 
 
