@@ -37,7 +37,7 @@ from etl.postgres.target import display_url, redact
 from etl.run.executor import StepEvent, refuse_destructive
 from etl.run.validate import Validated
 from etl.run.verify import describe_failures
-from etl.spec.document import SCHEMA_FILE
+from etl.specfile.document import SCHEMA_FILE
 
 app = typer.Typer(
     name="etl",

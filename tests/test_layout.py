@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "etl"
 FLOORS: list[set[str]] = [
     {"errors"},  # the one error root
     {"settings", "files", "duck", "model", "pgtypes"},  # shared values and helpers
-    {"spec", "sqlite"},  # the spec file; everything that knows SQLite
+    {"specfile", "sqlite"},  # the spec file; everything that knows SQLite
     {"core"},  # pure: Spec x Catalog -> mapping -> Plan, and the plan in words
     {"postgres"},  # the target: connection, catalog, DDL, etl's own tables
     {"run"},  # the DuckDB session: observe, validate, load, sync, verify, apply, rollback
@@ -27,7 +27,7 @@ FLOORS: list[set[str]] = [
 # What the core may import of etl: values, and DuckDB's quoting (text in, text out).
 CORE_MAY_IMPORT = (
     "etl.core.",
-    "etl.spec.",
+    "etl.specfile.",
     "etl.sqlite.convert.",
     "etl.sqlite.translate.",
     "etl.model.",

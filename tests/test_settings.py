@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from etl.settings import Converter, Mode, OnError
-from etl.spec.document import SCHEMA_FILE, read_spec, spec_schema
+from etl.specfile.document import SCHEMA_FILE, read_spec, spec_schema
 
 PLAN_SCHEMA_FILE = SCHEMA_FILE.parent / "etl-plan.schema.json"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from etl.errors import Location, SpecError, SpecProblem
-from etl.spec.yamlpos import MAX_ALIAS_EXPANSIONS, Document, load_yaml, load_yaml_file, schema_problems
+from etl.specfile.yamlpos import MAX_ALIAS_EXPANSIONS, Document, load_yaml, load_yaml_file, schema_problems
 
 
 def messages(text: str) -> list[str]:

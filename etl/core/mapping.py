@@ -20,7 +20,7 @@ from etl.errors import SpecError, SpecProblem
 from etl.model import Catalog, ForeignKey, Index, Table
 from etl.pgtypes import PgType, default_pg_type
 from etl.settings import Converter, Mode, OnError
-from etl.spec.document import ColumnSpec, Spec, SqlDefault, TableSpec
+from etl.specfile.document import ColumnSpec, Spec, SqlDefault, TableSpec
 from etl.sqlite.convert import ValueConversion, integer_unit
 from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression
 

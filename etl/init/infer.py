@@ -23,7 +23,7 @@ from etl.model import Catalog, Column, ForeignKey, Index, Table
 from etl.pgtypes import PgType, UnknownType, default_pg_type, parse_pg_type
 from etl.postgres.target import holds_password
 from etl.settings import Converter
-from etl.spec.document import SCHEMA_FILE
+from etl.specfile.document import SCHEMA_FILE
 from etl.sqlite.catalog import introspect_sqlite
 from etl.sqlite.profile import ColumnProfile, TableProfile, profile_sqlite
 from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression
@@ -996,7 +996,7 @@ def _left_to_edit(path: Path, catalog: Catalog) -> list[Finding]:
     findings: checked against the catalog, without reading the data again."""
     from etl.core.mapping import resolve
     from etl.run.validate import postgres_expression_problems
-    from etl.spec.document import read_spec
+    from etl.specfile.document import read_spec
 
     spec, problems = read_spec(path, {"DATABASE_URL": "postgresql://localhost/etl-init-check"})
     if spec is not None:

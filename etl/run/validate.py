@@ -33,8 +33,8 @@ from etl.errors import SourceError, SpecError, SpecProblem
 from etl.model import Catalog
 from etl.postgres.history import HISTORY_SCHEMA_PREFIX
 from etl.postgres.metadata import METADATA_SCHEMA
-from etl.spec.document import Spec, SqlDefault, read_spec
-from etl.spec.sqltext import POSTGRESQL, SQLITE, one_expression_problem
+from etl.specfile.document import Spec, SqlDefault, read_spec
+from etl.specfile.sqltext import POSTGRESQL, SQLITE, one_expression_problem
 from etl.sqlite.catalog import (
     covering_ranges,
     integer_magnitudes,
@@ -237,7 +237,7 @@ def target_schema_problems(spec: Spec) -> list[SpecProblem]:
 
 def sqlite_expression_problems(spec: Spec, catalog: Catalog) -> list[SpecProblem]:
     """Each SQLite field (a table's `where`, a column's `expression`) must be one expression
-    (see etl/spec/sqltext.py) that SQLite accepts in the statement etl writes around it."""
+    (see etl/specfile/sqltext.py) that SQLite accepts in the statement etl writes around it."""
     checks: list[tuple[tuple[str | int, ...], str]] = []
     problems = []
     for name, ts in spec.tables.items():
@@ -266,7 +266,7 @@ def sqlite_expression_problems(spec: Spec, catalog: Catalog) -> list[SpecProblem
 
 def postgres_expression_problems(spec: Spec) -> list[SpecProblem]:
     """Each PostgreSQL field (an index's `where`, a `default: {sql: ...}`) must be one expression
-    (see etl/spec/sqltext.py) that PostgreSQL's grammar (DuckDB's parser of it) accepts."""
+    (see etl/specfile/sqltext.py) that PostgreSQL's grammar (DuckDB's parser of it) accepts."""
     checks: list[tuple[tuple[str | int, ...], str]] = []
     problems = []
     fields: list[tuple[tuple[str | int, ...], str, str]] = []

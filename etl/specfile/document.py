@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from etl.errors import Location, SpecProblem
 from etl.pgtypes import PgType, UnknownType, parse_pg_type
 from etl.settings import Converter, Mode, OnError
-from etl.spec.yamlpos import Document, dotted, load_yaml_file, schema_problems
+from etl.specfile.yamlpos import Document, dotted, load_yaml_file, schema_problems
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "etl-spec.schema.json"
 
