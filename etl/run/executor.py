@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import duckdb
 from psycopg import sql
@@ -182,193 +182,279 @@ def _apply(
     typed: bool,
     trust_from_rows: int = TRUST_FROM_ROWS,
 ) -> ApplyResult:
-    result = ApplyResult()
     started = time.perf_counter()
     started_at = _now()
     ensure_metadata(target_url)  # committed on its own: see there
     stamp = source_stamp(source)  # before anything reads the source
-    con = connect_for(plan.tables)
-    in_transaction = False
-    staged: Path | None = None
-    proofs: _Proofs | None = None
-    sums: _SourceSums | None = None
-
-    def close_helpers() -> None:
-        for helper in (proofs, sums):
-            if helper is not None:
-                helper.close()
-
+    tx = _Transaction(plan, source, target_url, on_event, verify, connect_for(plan.tables), stamp, started_at)
     try:
-        attach(con, source, target_url)
-        read_tables = _read_tables(plan)
-        register_functions(con, read_tables)  # before BEGIN: committed, so other cursors see them too
-        proofs = _Proofs(con, read_tables, source, stamp, trust_from_rows) if typed else None
-
-        def scanned(table: TargetTable) -> TargetTable:
-            read = proofs.read(table) if proofs else replace(table, scan=None)
-            if read.scan is not None and read.source not in result.typed:
-                result.typed += (read.source,)
-            return read
-
-        con.execute("BEGIN TRANSACTION")
-        in_transaction = True
-        _lock_schema(con, plan.schema)
-        backend = _backend_pid(con)
-        source_sums: dict[str, tuple[int, str]] = {}
-        written: dict[str, tuple[TargetTable, str]] = {}  # upsert/append tables: the rows written, to check
-
-        def execute(statement, what: str) -> None:
-            _execute(con, statement, what, target_url)
-
-        for number, step in enumerate(plan.steps):
-            if isinstance(step, LoadRows | SyncRows | DeleteRows):
-                step = replace(step, table=scanned(step.table))
-            on_event(StepEvent(step, "start"))
-            t0 = time.perf_counter()
-            rows: int | None = None
-            if isinstance(step, LoadRows) and step.table.on_error == OnError.REJECT:
-                rows, rejected = _load_rejecting(con, step, target_url)
-                result.rejects += rejected
-            elif isinstance(step, LoadRows):
-                with _reporting_progress(step, on_event, target_url, backend), _load_threads(con):
-                    rows = _load(con, step, target_url)
-                if verify:
-                    sums = sums or _SourceSums(con)
-                    sums.start(step.schema, step.table)
-            elif isinstance(step, SyncRows):
-                if step.table.on_error == OnError.REJECT:
-                    result.rejects += _collect_rejects(con, step, target_url)
-                try:
-                    synced = sync_rows(con, step, number, execute, verify)
-                except duck.ERRORS as exc:
-                    _raise_load_error(exc, step.table, target_url)
-                _check_planned(step, synced.counts)
-                rows = synced.counts[0] + synced.counts[1]
-                result.changes[step.table.name] = synced.counts
-                if synced.sums is not None:
-                    source_sums[step.table.name] = synced.sums
-                if synced.written is not None:
-                    written[step.table.name] = (step.table, synced.written)
-            elif isinstance(step, KeepForRollback):
-                _keep_for_rollback(con, step, started_at, execute)
-            elif isinstance(step, DeleteRows):
-                delete_rows(step, execute)
-                inserted, updated, _ = result.changes.get(step.table.name, (0, 0, 0))
-                result.changes[step.table.name] = (inserted, updated, step.count)
-            else:
-                _run_ddl(con, step, target_url)
-            if isinstance(step, DropTable):
-                result.changes[step.table] = (0, 0, step.rows)
-            if isinstance(step, DropTables):
-                for name, held in zip(step.tables, step.held, strict=True):
-                    result.changes[name] = (0, 0, held)
-            if isinstance(step, LoadRows):
-                result.rows[step.table.name] = rows or 0
-                _, _, deleted = result.changes.get(step.table.name, (0, 0, 0))
-                result.changes[step.table.name] = (rows or 0, 0, deleted)
-            elif isinstance(step, SyncRows):
-                result.rows[step.table.name] = rows or 0
-            on_event(StepEvent(step, "done", rows, time.perf_counter() - t0))
-        keep = next((s for s in plan.steps if isinstance(s, KeepForRollback)), None)
-        if keep is not None:
-            expired = [r[0] for r in _query(con, expired_query(plan.schema, keep.retention))]
-            for expire in expire_statements(plan.schema, expired, keep.retention):
-                execute(expire, "dropping copies kept for rollback beyond the retention")
-        if result.rejects:
-            for start in range(0, len(result.rejects), 500):  # a few statements, not one per row
-                batch = result.rejects[start : start + 500]
-                record = record_rejects_sql(
-                    started_at,
-                    plan.schema,
-                    [(r["table"], r["key"], r["reason"], json.dumps(r["row"])) for r in batch],
-                )
-                _execute(con, record, "recording rejected rows in etl.rejects", target_url)
-        if verify:
-            on_event(StepEvent(VerifyStep(plan.schema), "start"))
-            t0 = time.perf_counter()
-            if sums is not None:
-                source_sums.update(sums.results(target_url))
-            whole = tuple(scanned(t) for t in plan.tables if t.name not in written)
-            try:
-                verification = verify_tables(con, plan.schema, whole, sources=source_sums)
-            except duck.ERRORS as exc:
-                if any(t.scan is not None for t in whole):
-                    raise _TypedScanFailed(duck_message(exc)) from exc
-                raise_read_error(exc, "verification could not read the source or the target", target_url)
-            missing = [
-                (table.name, check_written(con, plan.schema, table, name)) for table, name in written.values()
-            ]
-            on_event(StepEvent(VerifyStep(plan.schema), "done", None, time.perf_counter() - t0))
-            bad = [f'table "{name}": {n:,} rows written differ in the target' for name, n in missing if n]
-            if (bad or not verification.ok) and source_stamp(source) != stamp:
-                # The loads and verification read the file at different moments: their counts
-                # differ by what the app wrote in between, and neither is a count that existed.
-                raise VerificationFailed(
-                    f"the SQLite file '{source}' changed while apply read it (an app wrote to it), so the "
-                    "rows loaded and verification's reading of the source differ; nothing was committed: "
-                    f"stop the app and run apply again, or apply a copy made with: sqlite3 '{source}' "
-                    '".backup copy.db"'
-                )
-            if not verification.ok:
-                raise VerificationFailed(
-                    f"verification failed, nothing was committed: {describe_failures(verification)}"
-                )
-            if bad:
-                raise VerificationFailed(f"verification failed, nothing was committed: {'; '.join(bad)}")
-            result.verified = True
-        if proofs is not None and (wrong := proofs.failed()):
-            raise _TypedScanFailed(
-                f'table "{wrong[0]}" holds values DuckDB\'s typed read would convert (its proof failed)'
-            )
-        if rejects_file is not None and result.rejects:
-            report = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects)
-            try:
-                staged = stage_file(rejects_file, report, PRIVATE)
-            except OutputFileError as exc:
-                raise OutputFileError(f"{exc}; nothing was committed") from exc
-        record = record_run_sql(
-            plan.schema, run.spec, run.spec_sha256, started_at, _now(), "succeeded", result.rows, None
-        )
-        _execute(con, record, "recording the run in etl.runs", target_url)
-        try:
-            con.execute("COMMIT")
-        except duckdb.Error as exc:
-            raise TargetError(
-                f"COMMIT failed: {redact(duck_message(exc), target_url)}; nothing was committed"
-            ) from exc
-        in_transaction = False
+        _run_and_commit(tx, run, rejects_file, typed, trust_from_rows)
     except BaseException as exc:
-        if staged is not None:
-            staged.unlink(missing_ok=True)
-        close_helpers()
-        if in_transaction and not _rollback(con):
-            _quarantine(con)  # PostgreSQL dropped the connection and with it the transaction
-        else:
-            con.close()
+        tx.abandon()
         interrupted = isinstance(exc, duckdb.InterruptException | KeyboardInterrupt) or (
             isinstance(exc, RuntimeError) and "interrupted" in str(exc)
         )
-        # The source's state, said plainly: the exact path would fail the same way.
-        explained = None if interrupted else corrupt_source(exc, source) or _too_deep_json(exc, source, plan)
-        if (in_transaction or interrupted) and (explained or not isinstance(exc, _TypedScanFailed)):
-            error = "interrupted" if interrupted else redact(str(explained or exc), target_url)
-            _record_failure(plan.schema, run, started_at, error, target_url)
+        explained = _record_failure_of(tx, run, exc, interrupted)
         if interrupted and not isinstance(exc, KeyboardInterrupt):
             raise KeyboardInterrupt from exc  # Ctrl-C reached DuckDB first
         if explained is not None:
             raise explained from exc
         raise
-    close_helpers()
-    con.close()
-    if staged is not None and rejects_file is not None:
+    tx.close()
+    if tx.staged is not None and rejects_file is not None:
         try:
-            replace_file(staged, rejects_file)
+            replace_file(tx.staged, rejects_file)
         except OutputFileError as exc:  # only if the path changed since it was staged, a moment ago
             raise OutputFileError(
                 f"{exc}; the apply was committed, and its rejected rows are in the target's etl.rejects"
             ) from exc
-    result.seconds = time.perf_counter() - started
-    return result
+    tx.result.seconds = time.perf_counter() - started
+    return tx.result
+
+
+@dataclass
+class _Transaction:
+    """One attempt at a plan: the DuckDB connection whose PostgreSQL transaction it runs in, and what
+    the steps learn on the way that is checked or recorded before COMMIT."""
+
+    plan: Plan
+    source: Path
+    target_url: str
+    on_event: Callable[[StepEvent], None]
+    verify: bool
+    con: duckdb.DuckDBPyConnection
+    stamp: SourceStamp  # the source file as it was before anything read it
+    started_at: str
+    result: ApplyResult = field(default_factory=ApplyResult)
+    in_transaction: bool = False
+    backend: int | None = None  # the PostgreSQL backend's pid, for load progress
+    proofs: _Proofs | None = None
+    sums: _SourceSums | None = None  # source checksums computed beside the loads
+    source_sums: dict[str, tuple[int, str]] = field(default_factory=dict)
+    written: dict[str, tuple[TargetTable, str]] = field(default_factory=dict)  # upsert/append: rows to check
+    staged: Path | None = None  # the rejects report, written before COMMIT
+
+    def execute(self, statement, what: str) -> None:
+        _execute(self.con, statement, what, self.target_url)
+
+    def scanned(self, table: TargetTable) -> TargetTable:
+        """The table as this attempt reads it: through the typed scan where proven (or trusted)."""
+        read = self.proofs.read(table) if self.proofs else replace(table, scan=None)
+        if read.scan is not None and read.source not in self.result.typed:
+            self.result.typed += (read.source,)
+        return read
+
+    def close(self) -> None:
+        for helper in (self.proofs, self.sums):
+            if helper is not None:
+                helper.close()
+        self.con.close()
+
+    def abandon(self) -> None:
+        """Undo what this attempt did: its staged report, its helpers, its transaction."""
+        if self.staged is not None:
+            self.staged.unlink(missing_ok=True)
+        for helper in (self.proofs, self.sums):
+            if helper is not None:
+                helper.close()
+        if self.in_transaction and not _rollback(self.con):
+            _quarantine(self.con)  # PostgreSQL dropped the connection and with it the transaction
+        else:
+            self.con.close()
+
+
+def _run_and_commit(
+    tx: _Transaction, run: RunInfo, rejects_file: Path | None, typed: bool, trust_from_rows: int
+) -> None:
+    attach(tx.con, tx.source, tx.target_url)
+    read_tables = _read_tables(tx.plan)
+    register_functions(tx.con, read_tables)  # before BEGIN: committed, so other cursors see them too
+    if typed:
+        tx.proofs = _Proofs(tx.con, read_tables, tx.source, tx.stamp, trust_from_rows)
+    tx.con.execute("BEGIN TRANSACTION")
+    tx.in_transaction = True
+    _lock_schema(tx.con, tx.plan.schema)
+    tx.backend = _backend_pid(tx.con)
+    for number, step in enumerate(tx.plan.steps):
+        _run_step(tx, number, step)
+    _expire_kept_copies(tx)
+    _record_rejects(tx)
+    if tx.verify:
+        _verify_before_commit(tx)
+        tx.result.verified = True
+    if tx.proofs is not None and (wrong := tx.proofs.failed()):
+        raise _TypedScanFailed(
+            f'table "{wrong[0]}" holds values DuckDB\'s typed read would convert (its proof failed)'
+        )
+    if rejects_file is not None and tx.result.rejects:
+        report = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in tx.result.rejects)
+        try:
+            tx.staged = stage_file(rejects_file, report, PRIVATE)
+        except OutputFileError as exc:
+            raise OutputFileError(f"{exc}; nothing was committed") from exc
+    record = record_run_sql(
+        tx.plan.schema, run.spec, run.spec_sha256, tx.started_at, _now(), "succeeded", tx.result.rows, None
+    )
+    tx.execute(record, "recording the run in etl.runs")
+    try:
+        tx.con.execute("COMMIT")
+    except duckdb.Error as exc:
+        raise TargetError(
+            f"COMMIT failed: {redact(duck_message(exc), tx.target_url)}; nothing was committed"
+        ) from exc
+    tx.in_transaction = False
+
+
+def _run_step(tx: _Transaction, number: int, step: Step) -> None:
+    if isinstance(step, LoadRows | SyncRows | DeleteRows):
+        step = replace(step, table=tx.scanned(step.table))
+    tx.on_event(StepEvent(step, "start"))
+    started = time.perf_counter()
+    rows = _STEP_RUNNERS.get(type(step), _run_ddl_step)(tx, number, step)
+    tx.on_event(StepEvent(step, "done", rows, time.perf_counter() - started))
+
+
+# One runner per kind of step that does more than its DDL; each returns the rows it wrote, if any.
+
+
+def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
+    rows: int | None
+    if step.table.on_error == OnError.REJECT:
+        rows, rejected = _load_rejecting(tx.con, step, tx.target_url)
+        tx.result.rejects += rejected
+    else:
+        with _reporting_progress(step, tx.on_event, tx.target_url, tx.backend), _load_threads(tx.con):
+            rows = _load(tx.con, step, tx.target_url)
+        if tx.verify:
+            tx.sums = tx.sums or _SourceSums(tx.con)
+            tx.sums.start(step.schema, step.table)
+    name = step.table.name
+    tx.result.rows[name] = rows or 0
+    _, _, deleted = tx.result.changes.get(name, (0, 0, 0))
+    tx.result.changes[name] = (rows or 0, 0, deleted)
+    return rows
+
+
+def _run_sync(tx: _Transaction, number: int, step: SyncRows) -> int:
+    if step.table.on_error == OnError.REJECT:
+        tx.result.rejects += _collect_rejects(tx.con, step, tx.target_url)
+    try:
+        synced = sync_rows(tx.con, step, number, tx.execute, tx.verify)
+    except duck.ERRORS as exc:
+        _raise_load_error(exc, step.table, tx.target_url)
+    _check_planned(step, synced.counts)
+    name = step.table.name
+    rows = synced.counts[0] + synced.counts[1]
+    tx.result.changes[name] = synced.counts
+    tx.result.rows[name] = rows
+    if synced.sums is not None:
+        tx.source_sums[name] = synced.sums
+    if synced.written is not None:
+        tx.written[name] = (step.table, synced.written)
+    return rows
+
+
+def _run_keep(tx: _Transaction, number: int, step: KeepForRollback) -> None:
+    _keep_for_rollback(tx.con, step, tx.started_at, tx.execute)
+
+
+def _run_delete(tx: _Transaction, number: int, step: DeleteRows) -> None:
+    delete_rows(step, tx.execute)
+    inserted, updated, _ = tx.result.changes.get(step.table.name, (0, 0, 0))
+    tx.result.changes[step.table.name] = (inserted, updated, step.count)
+
+
+def _run_drop_table(tx: _Transaction, number: int, step: DropTable) -> None:
+    _run_ddl(tx.con, step, tx.target_url)
+    tx.result.changes[step.table] = (0, 0, step.rows)
+
+
+def _run_drop_tables(tx: _Transaction, number: int, step: DropTables) -> None:
+    _run_ddl(tx.con, step, tx.target_url)
+    for name, held in zip(step.tables, step.held, strict=True):
+        tx.result.changes[name] = (0, 0, held)
+
+
+def _run_ddl_step(tx: _Transaction, number: int, step: Step) -> None:
+    _run_ddl(tx.con, step, tx.target_url)
+
+
+_STEP_RUNNERS: dict[type, Callable[[_Transaction, int, Any], int | None]] = {
+    LoadRows: _run_load,
+    SyncRows: _run_sync,
+    KeepForRollback: _run_keep,
+    DeleteRows: _run_delete,
+    DropTable: _run_drop_table,
+    DropTables: _run_drop_tables,
+}
+
+
+def _expire_kept_copies(tx: _Transaction) -> None:
+    keep = next((s for s in tx.plan.steps if isinstance(s, KeepForRollback)), None)
+    if keep is not None:
+        expired = [r[0] for r in _query(tx.con, expired_query(tx.plan.schema, keep.retention))]
+        for expire in expire_statements(tx.plan.schema, expired, keep.retention):
+            tx.execute(expire, "dropping copies kept for rollback beyond the retention")
+
+
+def _record_rejects(tx: _Transaction) -> None:
+    for start in range(0, len(tx.result.rejects), 500):  # a few statements, not one per row
+        batch = tx.result.rejects[start : start + 500]
+        record = record_rejects_sql(
+            tx.started_at,
+            tx.plan.schema,
+            [(r["table"], r["key"], r["reason"], json.dumps(r["row"])) for r in batch],
+        )
+        tx.execute(record, "recording rejected rows in etl.rejects")
+
+
+def _verify_before_commit(tx: _Transaction) -> None:
+    schema = tx.plan.schema
+    tx.on_event(StepEvent(VerifyStep(schema), "start"))
+    started = time.perf_counter()
+    if tx.sums is not None:
+        tx.source_sums.update(tx.sums.results(tx.target_url))
+    whole = tuple(tx.scanned(t) for t in tx.plan.tables if t.name not in tx.written)
+    try:
+        verification = verify_tables(tx.con, schema, whole, sources=tx.source_sums)
+    except duck.ERRORS as exc:
+        if any(t.scan is not None for t in whole):
+            raise _TypedScanFailed(duck_message(exc)) from exc
+        raise_read_error(exc, "verification could not read the source or the target", tx.target_url)
+    missing = [
+        (table.name, check_written(tx.con, schema, table, name)) for table, name in tx.written.values()
+    ]
+    tx.on_event(StepEvent(VerifyStep(schema), "done", None, time.perf_counter() - started))
+    bad = [f'table "{name}": {n:,} rows written differ in the target' for name, n in missing if n]
+    if (bad or not verification.ok) and source_stamp(tx.source) != tx.stamp:
+        # The loads and verification read the file at different moments: their counts
+        # differ by what the app wrote in between, and neither is a count that existed.
+        raise VerificationFailed(
+            f"the SQLite file '{tx.source}' changed while apply read it (an app wrote to it), so the "
+            "rows loaded and verification's reading of the source differ; nothing was committed: "
+            f"stop the app and run apply again, or apply a copy made with: sqlite3 '{tx.source}' "
+            '".backup copy.db"'
+        )
+    if not verification.ok:
+        raise VerificationFailed(
+            f"verification failed, nothing was committed: {describe_failures(verification)}"
+        )
+    if bad:
+        raise VerificationFailed(f"verification failed, nothing was committed: {'; '.join(bad)}")
+
+
+def _record_failure_of(
+    tx: _Transaction, run: RunInfo, exc: BaseException, interrupted: bool
+) -> EtlError | None:
+    """Record a failed attempt in etl.runs (unless it only starts over on the exact path), and
+    return the source's state said plainly where it explains the failure."""
+    explained = (
+        None if interrupted else corrupt_source(exc, tx.source) or _too_deep_json(exc, tx.source, tx.plan)
+    )
+    if (tx.in_transaction or interrupted) and (explained or not isinstance(exc, _TypedScanFailed)):
+        error = "interrupted" if interrupted else redact(str(explained or exc), tx.target_url)
+        _record_failure(tx.plan.schema, run, tx.started_at, error, tx.target_url)
+    return explained
 
 
 class _Proofs:
