@@ -73,7 +73,8 @@ def _names(names: tuple[str, ...]) -> sql.Composed:
 
 
 def postgres_sql(step: Step) -> list[sql.Composed]:
-    """The PostgreSQL statements of a DDL step (LoadRows has none: DuckDB runs it)."""
+    """The PostgreSQL statements of a DDL step (LoadRows has none: DuckDB runs it). One flat case
+    per step kind, read as a table: a new kind of step adds its case here."""
     match step:
         case CreateSchema(schema):
             return [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))]
