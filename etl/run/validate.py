@@ -122,7 +122,7 @@ def measure(spec: Spec, mapping: Mapping, measuring: Measuring = Measuring()) ->
         magnitudes = {
             source: [
                 pool.submit(_on_source, spec, _magnitudes, first[source], columns, rowids)
-                for rowids in _rowid_slices(spec, first[source], measuring.slice_from_rows)
+                for rowids in rowid_slices(spec, first[source], measuring.slice_from_rows)
             ]
             for source, columns in wanted.items()
         }
@@ -144,9 +144,11 @@ def _on_source(spec: Spec, measure: Callable[..., T], *args) -> T:
         return measure(con, *args)
 
 
-def _rowid_slices(
+def rowid_slices(
     spec: Spec, table: TargetTable, slice_from_rows: int = SLICE_FROM_ROWS
 ) -> list[tuple[int, int] | None]:
+    """The rowid ranges validation measures `table` in, concurrently (one range, None, for the
+    whole table when it is small or has no rowid)."""
     if table.rowid is None:
         return [None]
     with open_sqlite(spec.source) as con:

@@ -327,16 +327,19 @@ def as_timestamptz(timestamp: str) -> str:
     )
 
 
-def duck_expressions(col: ValueConversion, t: str, v: str, named: str | None = None) -> DuckExpressions:
+def duck_expressions(
+    col: ValueConversion, t: str, v: str, named: str | None = None, *, fast_path: bool = True
+) -> DuckExpressions:
     """DuckDB expressions for `col`, given the columns holding its storage class `t` and text `v`.
     `named`: a column the query computes from the value expression before the problem (the
     problem then refers to it by name rather than repeating the expression, which DuckDB would
     parse and bind again: a Prisma table's query grows large).
 
     Most values take a fast path whose condition proves the plain cast exact (an INTEGER into a
-    bigint, a TEXT without NUL into text); CASE evaluates the full checks only for the others."""
+    bigint, a TEXT without NUL into text); CASE evaluates the full checks only for the others.
+    `fast_path=False` gives the full checks alone, which the fast path must agree with."""
     full = _full_expressions(col, t, v, named)
-    fast = _fast_path(col, t, v)
+    fast = _fast_path(col, t, v) if fast_path else None
     if fast is None:
         return full
     condition, value = fast

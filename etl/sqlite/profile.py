@@ -86,6 +86,9 @@ class TableProfile:
     rows: int
     columns: tuple[ColumnProfile, ...]
     orphans: tuple[OrphanReport, ...] = field(default=())
+    # How many rowid slices its storage classes were counted in at once (1: one scan). How it was
+    # read, not what it holds: two profiles of the same data are equal however they were read.
+    slices: int = field(default=1, compare=False)
 
     def column(self, name: str) -> ColumnProfile | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -492,7 +495,7 @@ def profile_table(
         if condition:
             profile = _with_samples(con, source, column.name, condition, profile)
         profiles.append(profile)
-    return TableProfile(table.name, rows, tuple(profiles))
+    return TableProfile(table.name, rows, tuple(profiles), slices=max(1, len(slices)))
 
 
 # The most common datetime text, 'YYYY-MM-DD HH:MM:SS' (SQLite's CURRENT_TIMESTAMP) and
@@ -631,5 +634,5 @@ def profile_sqlite(
                 if corrupt is not None:
                     raise corrupt from exc
                 raise SourceError(f"cannot profile table '{table.name}' of '{path}': {exc}") from exc
-            profiles[table.name] = TableProfile(profile.name, profile.rows, profile.columns, tuple(orphans))
+            profiles[table.name] = replace(profile, orphans=tuple(orphans))
     return profiles
