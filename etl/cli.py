@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +36,7 @@ from etl.postgres.target import display_url, redact
 from etl.run.executor import StepEvent, refuse_destructive
 from etl.run.validate import Validated
 from etl.run.verify import describe_failures
+from etl.settings import Naming
 from etl.specfile.document import SCHEMA_FILE
 
 app = typer.Typer(
@@ -419,12 +419,6 @@ def verify_command(
         out.print(f"Verified: {len(verification.tables)} tables match the source.", markup=False)
 
 
-class Naming(Enum):
-    KEEP = "keep"
-    LOWER = "lower"
-    SNAKE = "snake"
-
-
 @app.command("init")
 def init_command(
     sqlite: Annotated[Path, typer.Argument(help="The SQLite database to describe.", show_default=False)],
@@ -454,7 +448,7 @@ def init_command(
     started = time.perf_counter()
     try:
         result = init_spec(
-            sqlite, output, target, naming.value, force=force, sample_rows=sample, prisma_schema=prisma
+            sqlite, output, target, naming, force=force, sample_rows=sample, prisma_schema=prisma
         )
     except EtlError as exc:
         _fail(exc, target)

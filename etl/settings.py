@@ -1,6 +1,7 @@
 """The spec settings a user picks from a fixed list: how an existing table is brought up to date
-(`mode`), what a row that cannot arrive exactly does (`on_error`), and how datetime values are
-read (`converter`).
+(`mode`), what a row that cannot arrive exactly does (`on_error`), how datetime values are read
+(`converter`), how source names become target names (`naming`), and what a foreign key does when
+its parent row is deleted or updated (`on_delete`, `on_update`).
 
 This module imports nothing, beside errors.py and model.py at the bottom of the import chain,
 because every layer decides by these settings: the spec reader produces them, the SQLite value
@@ -42,3 +43,22 @@ class Converter(StrEnum):
     EPOCH_MILLISECONDS = "epoch_milliseconds"
     EPOCH_MICROSECONDS = "epoch_microseconds"
     JULIAN_DAY = "julian_day"
+
+
+class Naming(StrEnum):
+    """How source names become target names."""
+
+    KEEP = "keep"  # exactly, quoted where needed
+    LOWER = "lower"
+    SNAKE = "snake"  # camelCase and spaces to snake_case
+
+
+class ForeignKeyAction(StrEnum):
+    """What a foreign key does to the child rows when its parent row is deleted or updated. The
+    values are SQL's keywords; a spec writes them in lower case."""
+
+    NO_ACTION = "NO ACTION"
+    RESTRICT = "RESTRICT"
+    CASCADE = "CASCADE"
+    SET_NULL = "SET NULL"
+    SET_DEFAULT = "SET DEFAULT"

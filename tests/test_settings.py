@@ -8,17 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from etl.settings import Converter, Mode, OnError
+from etl.settings import Converter, ForeignKeyAction, Mode, Naming, OnError
 from etl.specfile.document import SCHEMA_FILE, read_spec, spec_schema
 
 PLAN_SCHEMA_FILE = SCHEMA_FILE.parent / "etl-plan.schema.json"
 
 
 @pytest.mark.parametrize(
-    ("definition", "setting"), [("mode", Mode), ("on_error", OnError), ("converter", Converter)]
+    ("definition", "setting"),
+    [("mode", Mode), ("on_error", OnError), ("converter", Converter), ("fk_action", ForeignKeyAction)],
 )
 def test_the_spec_schema_allows_exactly_the_settings_values(definition, setting):
-    assert spec_schema()["definitions"][definition]["enum"] == [m.value for m in setting]
+    assert spec_schema()["definitions"][definition]["enum"] == [m.value.lower() for m in setting]
+
+
+def test_the_spec_schema_allows_exactly_the_naming_policies():
+    assert spec_schema()["properties"]["naming"]["enum"] == [m.value for m in Naming]
 
 
 def test_the_plan_schema_lists_exactly_the_modes():

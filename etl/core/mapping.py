@@ -19,7 +19,7 @@ from etl.duck import quote_ident
 from etl.errors import SpecError, SpecProblem
 from etl.model import Catalog, ForeignKey, Index, Table
 from etl.pgtypes import PgType, default_pg_type
-from etl.settings import Converter, Mode, OnError
+from etl.settings import Converter, Mode, Naming, OnError
 from etl.specfile.document import ColumnSpec, Spec, SqlDefault, TableSpec
 from etl.sqlite.convert import ValueConversion, integer_unit
 from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression
@@ -116,10 +116,10 @@ class Mapping:
         return next((t for t in self.tables if t.name == name), None)
 
 
-def target_name(name: str, naming: str) -> str:
-    if naming == "lower":
+def target_name(name: str, naming: Naming) -> str:
+    if naming == Naming.LOWER:
         return name.lower()
-    if naming == "snake":
+    if naming == Naming.SNAKE:
         spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
         spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", spaced)
         return re.sub(r"[\s\-]+", "_", spaced).lower()

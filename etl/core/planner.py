@@ -45,7 +45,7 @@ from etl.core.plan import (
 from etl.errors import PlanError
 from etl.model import PgColumn, PgConstraint, PgTable, TargetCatalog
 from etl.pgtypes import narrows
-from etl.settings import Mode
+from etl.settings import ForeignKeyAction, Mode
 from etl.sqlite.convert import loads_as_text
 
 _WHAT = {"p": "primary key", "u": "unique", "f": "foreign key"}
@@ -257,7 +257,10 @@ def _reached_by_key_actions(catalog: TargetCatalog, changed: set[str]) -> set[st
 
 
 def _acts(action: str | None) -> bool:
-    return action is not None and action.upper() not in ("NO ACTION", "RESTRICT")
+    return action is not None and action.upper() not in (
+        ForeignKeyAction.NO_ACTION,
+        ForeignKeyAction.RESTRICT,
+    )
 
 
 def _with_keep(schema: str, steps: list[Step], retention: int, cascaded: set[str]) -> list[Step]:

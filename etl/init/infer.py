@@ -22,7 +22,7 @@ from etl.files import check_writable_path, default_mode, replace_file, stage_fil
 from etl.model import Catalog, Column, ForeignKey, Index, Table
 from etl.pgtypes import PgType, UnknownType, default_pg_type, parse_pg_type
 from etl.postgres.target import holds_password
-from etl.settings import Converter
+from etl.settings import Converter, Naming
 from etl.specfile.document import SCHEMA_FILE
 from etl.sqlite.catalog import introspect_sqlite
 from etl.sqlite.profile import ColumnProfile, TableProfile, profile_sqlite
@@ -485,11 +485,11 @@ class InitResult:
     url_variable: str | None = None
 
 
-def _fit(name: str, naming: str) -> str:
+def _fit(name: str, naming: Naming) -> str:
     return fit_name(target_name(name, naming))
 
 
-def _target_names(names: list[str], naming: str) -> dict[str, tuple[str, str | None]]:
+def _target_names(names: list[str], naming: Naming) -> dict[str, tuple[str, str | None]]:
     """Each name's target name, and why it is not simply the naming policy's (too long for
     PostgreSQL, or the same as an earlier one's under the policy)."""
     out: dict[str, tuple[str, str | None]] = {}
@@ -529,7 +529,7 @@ def render_spec(
     source_ref: str,
     schema_ref: str,
     target_url: str = "${DATABASE_URL}",
-    naming: str = "keep",
+    naming: Naming = Naming.KEEP,
     prisma_types: dict[tuple[str, str], PgType] | None = None,
     header: str = "",
     findings: Iterable[Finding] = (),
@@ -701,7 +701,7 @@ def _index_problem(ix: Index, kinds: dict[str, TargetColumnRef]) -> str | None:
     return None
 
 
-def _index_yaml(ix: Index, kinds: dict[str, TargetColumnRef], naming: str) -> str | None:
+def _index_yaml(ix: Index, kinds: dict[str, TargetColumnRef], naming: Naming) -> str | None:
     """The index as a spec entry, or None when a spec entry cannot express it (expressions)."""
     if ix.has_expressions:
         return None
@@ -722,7 +722,7 @@ _FindingSink = Callable[[str | None, str], None]
 def _render_table(
     plan: _TablePlan,
     profile: TableProfile | None,
-    naming: str,
+    naming: Naming,
     plans: dict[str, _TablePlan],
     result: InitResult,
     marks: dict[tuple[str, str | None], list[str]],
@@ -778,7 +778,7 @@ def _table_header_lines(
 def _column_lines(
     plan: _TablePlan,
     profile: TableProfile | None,
-    naming: str,
+    naming: Naming,
     result: InitResult,
     marks: dict[tuple[str, str | None], list[str]],
     finding: _FindingSink,
@@ -855,7 +855,7 @@ def _unique_lines(plan: _TablePlan, finding: _FindingSink) -> list[str]:
 
 
 def _index_lines(
-    table: Table, kinds: dict[str, TargetColumnRef], naming: str, finding: _FindingSink
+    table: Table, kinds: dict[str, TargetColumnRef], naming: Naming, finding: _FindingSink
 ) -> list[str]:
     """Indexes (CREATE INDEX): the spec's list replaces SQLite's, so it is written out only when
     one of them has no PostgreSQL equivalent."""
@@ -917,7 +917,7 @@ def init_spec(
     sqlite_path: str | os.PathLike[str],
     output: str | os.PathLike[str],
     target_url: str | None = None,
-    naming: str = "keep",
+    naming: Naming = Naming.KEEP,
     force: bool = False,
     sample_rows: int | None = None,
     prisma_schema: str | os.PathLike[str] | None = None,

@@ -7,8 +7,15 @@ import psycopg
 from psycopg import sql
 
 from etl.model import PgColumn, PgConstraint, PgIndex, PgTable, TargetCatalog
+from etl.settings import ForeignKeyAction
 
-_FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+_FK_ACTIONS = {
+    "a": ForeignKeyAction.NO_ACTION,
+    "r": ForeignKeyAction.RESTRICT,
+    "c": ForeignKeyAction.CASCADE,
+    "n": ForeignKeyAction.SET_NULL,
+    "d": ForeignKeyAction.SET_DEFAULT,
+}
 
 
 def read_target_catalog(conn: psycopg.Connection, schema: str) -> TargetCatalog:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from etl.errors import Location, SpecProblem
 from etl.pgtypes import PgType, UnknownType, parse_pg_type
-from etl.settings import Converter, Mode, OnError
+from etl.settings import Converter, ForeignKeyAction, Mode, Naming, OnError
 from etl.specfile.yamlpos import Document, dotted, load_yaml_file, schema_problems
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "etl-spec.schema.json"
@@ -63,8 +63,8 @@ class ForeignKeySpec:
     columns: tuple[str, ...]
     ref_table: str
     ref_columns: tuple[str, ...]
-    on_delete: str = "NO ACTION"
-    on_update: str = "NO ACTION"
+    on_delete: ForeignKeyAction = ForeignKeyAction.NO_ACTION
+    on_update: ForeignKeyAction = ForeignKeyAction.NO_ACTION
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class Spec:
     source: Path  # resolved against the spec's folder
     target_url: str  # environment already interpolated
     target_schema: str = "public"
-    naming: str = "keep"
+    naming: Naming = Naming.KEEP
     mode: Mode = Mode.SYNC
     retention: int = 1  # applies whose replaced tables are kept for etl rollback
     on_error: OnError = OnError.FAIL
@@ -246,7 +246,7 @@ def _build(
         source=(file.parent / data["source"]["sqlite"]),
         target_url=url,
         target_schema=data["target"].get("schema", "public"),
-        naming=data.get("naming", "keep"),
+        naming=Naming(data.get("naming", Naming.KEEP)),
         mode=Mode(data.get("mode", Mode.SYNC)),
         retention=(data.get("rollback") or {}).get("retention", 1),
         on_error=OnError(data.get("on_error", OnError.FAIL)),
@@ -323,8 +323,8 @@ def _table_spec(raw: Any, base: tuple[str, ...], pg_type: _TypeReader) -> TableS
                 tuple(fk["columns"]),
                 fk["references"]["table"],
                 tuple(fk["references"]["columns"]),
-                fk.get("on_delete", "no action").upper(),
-                fk.get("on_update", "no action").upper(),
+                ForeignKeyAction(fk.get("on_delete", "no action").upper()),
+                ForeignKeyAction(fk.get("on_update", "no action").upper()),
             )
             for fk in fks
         ),

@@ -13,9 +13,10 @@ from typing import BinaryIO
 from etl.duck import quote_ident
 from etl.errors import SourceError
 from etl.model import Catalog, Column, ForeignKey, Index, IndexKey, Table
+from etl.settings import ForeignKeyAction
 from etl.sqlite.ddl import has_autoincrement, index_parts, strip_quoted
 
-_FK_ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
+_FK_ACTIONS = {a.value: a for a in ForeignKeyAction}
 
 
 # What SQLite (or DuckDB's sqlite scanner, which quotes SQLite) says of a file whose pages are damaged.
@@ -178,8 +179,8 @@ def _read_foreign_keys(con: sqlite3.Connection, name: str, names: dict[bytes, st
                 columns=tuple(r[3] for r in parts),
                 ref_table=ref_table,
                 ref_columns=ref_columns,
-                on_delete=on_delete if on_delete in _FK_ACTIONS else "NO ACTION",
-                on_update=on_update if on_update in _FK_ACTIONS else "NO ACTION",
+                on_delete=_FK_ACTIONS.get(on_delete, ForeignKeyAction.NO_ACTION),
+                on_update=_FK_ACTIONS.get(on_update, ForeignKeyAction.NO_ACTION),
             )
         )
     return tuple(fks)
