@@ -15,7 +15,7 @@ import pytest
 from make_chat_app import build_chat_app  # samples/, on sys.path via conftest
 from psycopg import sql
 
-from etl.core.mapping import Mapping, TargetTable
+from etl.core.mapping import DesiredSchema, TargetTable
 from etl.pipeline import apply, check, plan_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def expected_value(raw, table: TargetTable, column_name: str):
 
 def test_every_value_of_every_table_arrives_exactly(chat_app, pg: psycopg.Connection):
     checked, counts, result = chat_app
-    mapping: Mapping = checked.mapping
+    mapping: DesiredSchema = checked.mapping
     assert len(mapping.tables) == 23
     assert result.rows == {t.name: counts[t.source] for t in mapping.tables}
     src = sqlite3.connect(checked.spec.source)

@@ -106,7 +106,10 @@ class TargetTable:
 
 
 @dataclass(frozen=True)
-class Mapping:
+class DesiredSchema:
+    """The target schema as the spec wants it (what `resolve` makes of Spec x Catalog); the planner
+    holds it against model.TargetCatalog, the target as it is."""
+
     schema: str
     tables: tuple[TargetTable, ...]  # in load order
     enums: tuple[tuple[str, tuple[str, ...]], ...] = ()  # enum types to create: name, labels
@@ -241,7 +244,7 @@ class _Resolver:
             return f"'{name}' is a view in the source; views are not migrated, only tables"
         return f"no table '{name}' in the source{_did_you_mean(name, [t.name for t in self.source.tables])}"
 
-    def resolve(self) -> Mapping:
+    def resolve(self) -> DesiredSchema:
         chosen = self.selected_tables()
         names = {t.name: target_name(t.name, self.spec.naming) for t in chosen}
         for t in chosen:
@@ -290,7 +293,7 @@ class _Resolver:
                 table = replace(table, orphan_checks=checks, self_checks=own)
             loaded.add(table.name)
             tables.append(table)
-        return Mapping(
+        return DesiredSchema(
             schema=self.spec.target_schema,
             tables=tuple(tables),
             enums=tuple(self.spec.enums.items()),
@@ -832,11 +835,11 @@ def topological_order(names: list[str], parents: dict[str, set[str]], strict: bo
     return done
 
 
-def resolve(spec: Spec, source: Catalog) -> Mapping:
+def resolve(spec: Spec, source: Catalog) -> DesiredSchema:
     return _Resolver(spec, source).resolve()
 
 
-def datetime_columns_to_measure(mapping: Mapping) -> dict[str, list[TargetColumn]]:
+def datetime_columns_to_measure(mapping: DesiredSchema) -> dict[str, list[TargetColumn]]:
     """Per source table, the `auto` datetime columns whose integer unit depends on the data."""
     wanted: dict[str, list[TargetColumn]] = {}
     for table in mapping.tables:
@@ -850,8 +853,8 @@ def datetime_columns_to_measure(mapping: Mapping) -> dict[str, list[TargetColumn
 
 
 def with_integer_units(
-    mapping: Mapping, magnitudes: dict[tuple[str, str], tuple[int | None, int | None]]
-) -> Mapping:
+    mapping: DesiredSchema, magnitudes: dict[tuple[str, str], tuple[int | None, int | None]]
+) -> DesiredSchema:
     """The mapping with each measured `auto` datetime column's integer unit fixed for the column.
 
     `magnitudes` maps (source table, target column) to its smallest and largest absolute integer."""
@@ -870,11 +873,11 @@ def with_integer_units(
 
 
 def with_row_ranges(
-    mapping: Mapping,
+    mapping: DesiredSchema,
     ranges: dict[str, tuple[tuple[int, int], ...]],
     counts: dict[str, int] | None = None,
     largest: dict[str, int] | None = None,
-) -> Mapping:
+) -> DesiredSchema:
     """The mapping with the rowid ranges each large source table is loaded in, row counts, and
     the size of each table's largest record."""
     counts, largest = counts or {}, largest or {}

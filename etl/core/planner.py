@@ -9,7 +9,7 @@ last, when every table holds its rows.
 
 from __future__ import annotations
 
-from etl.core.mapping import Mapping, TargetTable
+from etl.core.mapping import DesiredSchema, TargetTable
 from etl.core.plan import (
     AddColumn,
     AddForeignKey,
@@ -51,7 +51,7 @@ from etl.sqlite.convert import loads_as_text
 _WHAT = {"p": "primary key", "u": "unique", "f": "foreign key"}
 
 
-def build_plan(mapping: Mapping, target: TargetState) -> Plan:
+def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     schema = mapping.schema
     existing = [t for t in mapping.tables if t.name in target.tables]
     if existing and (target.catalog is None or target.desired is None):
@@ -108,7 +108,7 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
     return Plan(steps=tuple(steps), schema=schema, checked=checked)
 
 
-def _enum_steps(mapping: Mapping, target: TargetState, catalog: TargetCatalog) -> list[Step]:
+def _enum_steps(mapping: DesiredSchema, target: TargetState, catalog: TargetCatalog) -> list[Step]:
     """The spec's enums the target lacks, and those whose labels changed."""
     schema = mapping.schema
     enum_steps: list[Step] = []
@@ -178,7 +178,7 @@ def _steps_for_existing_tables(
 
 def _row_steps(
     schema: str,
-    mapping: Mapping,
+    mapping: DesiredSchema,
     target: TargetState,
     fresh_names: set[str],
     kept_by_name: dict[str, TargetTable],
@@ -282,7 +282,7 @@ def _with_keep(schema: str, steps: list[Step], retention: int, cascaded: set[str
     return [*steps[:head], keep, *steps[head:]]
 
 
-def _enum_users(mapping: Mapping, catalog: TargetCatalog, name: str) -> tuple:
+def _enum_users(mapping: DesiredSchema, catalog: TargetCatalog, name: str) -> tuple:
     """The target's columns of enum type `name`, as the spec defines them (their defaults are set
     again once the new type is in place)."""
     users = []

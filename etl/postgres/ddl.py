@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from etl.core.mapping import Mapping, TargetColumn, fit_name
+from etl.core.mapping import DesiredSchema, TargetColumn, fit_name
 from etl.core.plan import (
     AddColumn,
     AddForeignKey,
@@ -247,7 +247,7 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
     raise AssertionError(f"no SQL for {type(step).__name__}")
 
 
-def fresh_schema_sql(mapping: Mapping) -> list[sql.Composed]:
+def fresh_schema_sql(mapping: DesiredSchema) -> list[sql.Composed]:
     """The DDL that creates the spec's schema (which must not exist yet) with its enums, tables,
     keys and indexes: what apply runs on an empty target, without its rows and sequence resets."""
     plan = build_plan(mapping, TargetState(schema_exists=False))

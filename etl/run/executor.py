@@ -21,7 +21,7 @@ from psycopg import sql
 
 from etl import duck
 from etl.core.explain import describe
-from etl.core.mapping import Mapping, TargetTable
+from etl.core.mapping import DesiredSchema, TargetTable
 from etl.core.plan import (
     DeleteRows,
     DropTable,
@@ -895,7 +895,9 @@ def _raise_load_error(exc: Exception, table: TargetTable, target_url: str) -> No
     ) from exc
 
 
-def verify_target(mapping: Mapping, source: Path, target_url: str, existing: frozenset[str]) -> Verification:
+def verify_target(
+    mapping: DesiredSchema, source: Path, target_url: str, existing: frozenset[str]
+) -> Verification:
     """Verify the tables of `mapping` against the target as it is, changing nothing."""
     con = connect_for(mapping.tables)
     try:

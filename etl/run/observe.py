@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from etl import duck
-from etl.core.mapping import Mapping
+from etl.core.mapping import DesiredSchema
 from etl.core.plan import RowDiff, TargetState
 from etl.errors import TargetError, first_line
 from etl.model import TargetCatalog
@@ -26,7 +26,7 @@ from etl.run.session import SOURCE_ALIAS, attach, connect_for, corrupt_source, r
 from etl.run.typedscan import prove
 
 
-def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0) -> TargetState:
+def observe_target(mapping: DesiredSchema, source: Path, url: str, show_rows: int = 0) -> TargetState:
     with connect(url) as conn:
         catalog = read_target_catalog(conn, mapping.schema)
         relations = _relations(conn, mapping.schema)
@@ -68,7 +68,9 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
     )
 
 
-def _removed_tables(conn: psycopg.Connection, mapping: Mapping, catalog: TargetCatalog) -> dict[str, int]:
+def _removed_tables(
+    conn: psycopg.Connection, mapping: DesiredSchema, catalog: TargetCatalog
+) -> dict[str, int]:
     """Tables that successful applies to this schema loaded (etl.runs) and the spec no longer
     names, with the rows they hold. Tables etl never loaded are not its to drop."""
     try:
@@ -104,7 +106,7 @@ def _relations(conn: psycopg.Connection, schema: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def desired_catalog(conn: psycopg.Connection, mapping: Mapping, url: str) -> TargetCatalog:
+def desired_catalog(conn: psycopg.Connection, mapping: DesiredSchema, url: str) -> TargetCatalog:
     """The spec's tables as PostgreSQL itself describes them: created (with the very DDL apply
     runs) in a scratch schema inside a transaction that is rolled back, then read like the
     target. Both sides of the schema diff are then in PostgreSQL's words (format_type, the text of

@@ -20,7 +20,7 @@ import duckdb
 
 from etl.core.mapping import (
     MAX_NAME_BYTES,
-    Mapping,
+    DesiredSchema,
     TargetColumn,
     TargetTable,
     datetime_columns_to_measure,
@@ -51,7 +51,7 @@ T = TypeVar("T")
 class Validated:
     spec: Spec
     source: Catalog
-    mapping: Mapping
+    mapping: DesiredSchema
 
 
 # Source bytes per load query. Far below PostgreSQL's 1 GB message limit, and it bounds how much
@@ -100,7 +100,7 @@ def validate(
     return Validated(spec, catalog, measure(spec, mapping, measuring))
 
 
-def measure(spec: Spec, mapping: Mapping, measuring: Measuring = Measuring()) -> Mapping:
+def measure(spec: Spec, mapping: DesiredSchema, measuring: Measuring = Measuring()) -> DesiredSchema:
     """What loading needs to know of the data: each table's row count and record sizes (its row
     ranges, see table_sizes) and each `auto` datetime column's integer unit (from the magnitudes
     of the integers it holds). Each is a scan of a whole table, slow for a large one when run one
