@@ -27,7 +27,8 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _extension_file(package: str, name: str) -> Path:
+def extension_file(package: str, name: str) -> Path:
+    """The extension `name` for this DuckDB version, as the wheel `package` installed it."""
     import importlib
 
     module = importlib.import_module(package)
@@ -100,6 +101,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# The two extensions etl loads, and the pinned wheels (see pyproject.toml) that install them.
+EXTENSIONS = (
+    ("duckdb_extension_sqlite_scanner", "sqlite_scanner"),
+    ("duckdb_extension_postgres_scanner", "postgres_scanner"),
+)
+
+
 def _with_extensions() -> duckdb.DuckDBPyConnection:
     # allow_unsigned_extensions: DuckDB would check each file's signature, reading every byte of
     # them every time a connection opens, which costs more than the rest of opening. It vouches
@@ -113,11 +121,8 @@ def _with_extensions() -> duckdb.DuckDBPyConnection:
             "temp_directory": spill_directory(),
         }
     )
-    for package, name in (
-        ("duckdb_extension_sqlite_scanner", "sqlite_scanner"),
-        ("duckdb_extension_postgres_scanner", "postgres_scanner"),
-    ):
-        con.execute(f"LOAD {quote_literal(str(_extension_file(package, name)))}")
+    for package, name in EXTENSIONS:
+        con.execute(f"LOAD {quote_literal(str(extension_file(package, name)))}")
     return con
 
 

@@ -33,10 +33,14 @@ def test_a_connection_has_the_extensions_a_bounded_memory_and_utc(monkeypatch):
     large.close()
 
 
-def test_a_missing_extension_is_named(monkeypatch):
-    def missing(package: str, name: str):
-        raise EtlError(f"DuckDB extension '{name}' is missing")
+def test_a_missing_extension_is_named_with_the_wheel_that_brings_it():
+    # `email` is a package without DuckDB extensions: as the scanner's wheel would be if a file were lost.
+    with pytest.raises(
+        EtlError, match=r"DuckDB extension 'sqlite_scanner' for DuckDB 1\.5\.5 is missing at .*email"
+    ):
+        duck.extension_file("email", "sqlite_scanner")
 
-    monkeypatch.setattr(duck, "_extension_file", missing)
-    with pytest.raises(EtlError, match="extension 'sqlite_scanner' is missing"):
-        duck.connect()
+
+def test_the_installed_wheels_hold_both_extensions():
+    for package, name in duck.EXTENSIONS:
+        assert duck.extension_file(package, name).is_file()
