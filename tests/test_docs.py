@@ -1,0 +1,62 @@
+"""The documentation says what the code does: the spec reference is written from the JSON Schema,
+every key in it is described with an example, and README names every command and option."""
+
+from pathlib import Path
+
+import jsonschema
+import typer.main
+
+from etl.cli import app
+from etl.specfile.document import spec_schema
+from etl.specfile.reference import spec_keys, spec_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_spec_reference_is_what_the_schema_says():
+    written = (ROOT / "docs" / "spec.md").read_text(encoding="utf-8")
+    assert written == spec_reference(), "regenerate it: python -m etl.specfile.reference > docs/spec.md"
+
+
+def test_every_spec_key_is_described_with_an_example():
+    reference = spec_reference()
+    sections = reference.split("\n## ")[1:]
+    assert len(sections) >= 45  # every key of the schema, nested ones included
+    undocumented = [s.splitlines()[0] for s in sections if s.split("\n")[2].strip() == ""]
+    without_example = [s.splitlines()[0] for s in sections if "```yaml" not in s]
+    assert undocumented == []
+    assert without_example == []
+
+
+def test_the_reference_covers_keys_a_user_writes_deep_in_a_spec():
+    reference = spec_reference()
+    for key in (
+        "tables.<table>.columns.<column>.converter",
+        "tables.<table>.foreign_keys[].on_delete",
+        "tables.<table>.indexes[].where",
+        "type_rules[].declared",
+        "rollback.retention",
+    ):
+        assert f"## `{key}`" in reference, key
+
+
+def test_every_command_and_option_is_named_in_the_readme():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = typer.main.get_command(app)
+    missing: list[str] = []
+    for name, sub in command.commands.items():  # type: ignore[attr-defined]
+        if f"etl {name}" not in readme:
+            missing.append(f"etl {name}")
+        for param in sub.params:
+            missing += [f"etl {name} {o}" for o in param.opts if o.startswith("--") and o not in readme]
+    missing += [o for p in command.params for o in p.opts if o.startswith("--") and o not in readme]
+    assert missing == []
+
+
+def test_every_example_is_valid_where_it_stands():
+    definitions = spec_schema()["definitions"]
+    for path, node in spec_keys():
+        for example in node.get("examples", []):
+            jsonschema.validate(
+                example, {**node, "definitions": definitions}
+            )  # raises naming the key's value
