@@ -89,27 +89,22 @@ def test_verify_names_a_table_missing_in_the_target(loaded, pg):
     assert 'table "tag" is missing in the target' in result.stderr
 
 
-def test_apply_rolls_back_when_verification_finds_a_difference(migration, pg, pg_url, monkeypatch):
-    """The executor's wiring: a failed verification is a failed run. (Within its transaction DuckDB
-    reads SQLite from one snapshot, so no real difference can be provoked from outside.)"""
-    import etl.run.executor
-    from etl.run.verify import TableCheck, Verification
-
+def test_apply_rolls_back_when_verification_finds_a_difference(migration, pg):
+    """A trigger in the target rewrites rows as they arrive: verification reads back what
+    PostgreSQL stored, finds it is not the source, and nothing of the apply is committed."""
     m = migration(SOURCE)
     m.write_spec(BODY)
-    checked = m.check()
-    plan = plan_for(checked)
-    different = Verification((TableCheck("tag", 2, 1, "7", "5", ("id=2: missing in the target",)),))
-    monkeypatch.setattr(etl.run.executor, "verify_tables", lambda *args, **kwargs: different)
-    with pytest.raises(VerificationFailed) as failure:
-        apply(checked, plan)
-    assert str(failure.value) == (
-        'verification failed, nothing was committed: table "tag": 2 rows in the source, 1 in the target '
-        "(e.g. id=2: missing in the target)"
+    m.apply()
+    pg.execute(
+        "CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN NEW.name := upper(NEW.name); RETURN NEW; END $$"
     )
-    assert pg.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
-    ).fetchone() == (0,)
+    pg.execute("CREATE TRIGGER shout BEFORE INSERT ON tag FOR EACH ROW EXECUTE FUNCTION shout()")
+    m.change_source("INSERT INTO tag VALUES (2, 'y')")
+    with pytest.raises(VerificationFailed) as failure:
+        m.apply()
+    assert str(failure.value).startswith('verification failed, nothing was committed: table "tag"')
+    assert pg.execute("SELECT id, name FROM tag ORDER BY id").fetchall() == [(1, "x")]
 
 
 def test_no_verify_skips_verification_and_says_so(migration):
