@@ -22,9 +22,20 @@ from . import __version__
 from .duck import remove_spill_directory, sweep_stale_spill_directories
 from .errors import EtlError, SpecError
 from .executor import StepEvent, refuse_destructive
-from .explain import plan_document, plan_lines, rollback_lines, step_text
+from .explain import counted, plan_document, plan_lines, rollback_lines
 from .pipeline import apply, check, plan_for, run_info, verify
-from .plan import AddForeignKey, AddPrimaryKey, AddUnique, CreateIndex, LoadRows, Plan, SyncRows, VerifyStep
+from .plan import (
+    AddForeignKey,
+    AddPrimaryKey,
+    AddUnique,
+    CreateIndex,
+    DeleteRows,
+    LoadRows,
+    Plan,
+    Step,
+    SyncRows,
+    VerifyStep,
+)
 from .spec import SCHEMA_FILE
 from .target import display_url, redact
 from .validate import Validated
@@ -95,11 +106,11 @@ def validate_command(spec: SpecPath) -> None:
         return
     tables = len(checked.mapping.tables)
     columns = sum(len(t.columns) for t in checked.mapping.tables)
-    out.print(f"{spec}: OK ({tables} tables, {columns} columns)")
+    out.print(f"{spec}: OK ({counted(tables, 'table')}, {counted(columns, 'column')})", markup=False)
 
 
-def _print_plan(plan: Plan, url: str) -> None:
-    for line in plan_lines(plan, display_url(url)):
+def _print_plan(plan: Plan, url: str, *, verbose: bool = False, list_creates: bool = True) -> None:
+    for line in plan_lines(plan, display_url(url), verbose=verbose, list_creates=list_creates):
         out.print(line, markup=False)
 
 
@@ -108,6 +119,12 @@ ShowRows = Annotated[
     int,
     typer.Option(
         "--show-rows", min=0, metavar="N", help="Show up to N changed rows per table (keys and columns)."
+    ),
+]
+Verbose = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="Show every step of the plan: each column, key, index and foreign key."
     ),
 ]
 
@@ -126,6 +143,7 @@ def plan_command(
         ),
     ] = False,
     show_rows: ShowRows = 0,
+    verbose: Verbose = False,
 ) -> None:
     """Show what apply would do, schema and rows, changing nothing."""
     url = target
@@ -141,7 +159,7 @@ def plan_command(
             json.dumps(plan_document(plan, display_url(url)), indent=2, ensure_ascii=False) + "\n"
         )
     else:
-        _print_plan(plan, url)
+        _print_plan(plan, url, verbose=verbose)
     if detailed_exitcode and plan.has_changes:
         raise typer.Exit(2)
 
@@ -175,6 +193,7 @@ def apply_command(
     ] = False,
     yes: Yes = False,
     show_rows: ShowRows = 0,
+    verbose: Verbose = False,
 ) -> None:
     """Bring the target up to date with the source through the spec, in one transaction:
     create, load, sync, add keys and indexes, verify. Shows the plan first."""
@@ -183,36 +202,40 @@ def apply_command(
         checked = _load(spec, target)
         url = checked.spec.target_url
         plan = plan_for(checked, show_rows)
-        _print_plan(plan, url)
+        ask = not yes and not dry_run and sys.stdin.isatty() and out.is_terminal
+        # Whoever is asked sees every table first; otherwise each created table's line follows as it loads.
+        _print_plan(plan, url, verbose=verbose, list_creates=ask or dry_run or verbose)
         if dry_run or not plan.has_changes:
             return
         refuse_destructive(plan, allow_destructive)
-        if not yes and sys.stdin.isatty() and out.is_terminal and not _confirm():
+        if ask and not _confirm():
             err.print("Error: not applied; nothing was changed", markup=False)
             raise typer.Exit(1)
         out.print(f'Applying {spec} to {display_url(url)} (schema "{plan.schema}")', markup=False)
 
-        bar = _ProgressBar() if err.is_terminal else None
+        # The bar lives on the terminal the table lines go to, so that they print above it; with
+        # stdout redirected, on stderr's terminal.
+        screen = out if out.is_terminal else err if err.is_terminal else None
+        bar = _ProgressBar(screen) if screen is not None else None
         phases = _PhaseTimes()
+        printed: set[tuple[str, str]] = set()  # table lines shown: the exact path's second pass does not repeat them
 
         def progress(event: StepEvent) -> None:
             phases.add(event)
             if event.phase == "restart":
+                where = f"table {event.note} holds" if event.note else "the source holds"
                 out.print(
-                    "  starting over, reading every value through SQLite: DuckDB's typed read met a value "
-                    f"it cannot convert exactly ({event.note[:160]})",
+                    f"  starting over: {where} a value DuckDB's typed read cannot convert exactly; "
+                    "every value is read again through SQLite",
                     markup=False,
                 )
                 return
             if bar:
                 bar.show(event)
-            if isinstance(event.step, LoadRows | SyncRows) and event.phase == "done":
-                name = event.step.table.name
-                rate = (event.rows or 0) / event.seconds if event.seconds > 0 else 0.0
-                out.print(
-                    f"  {name:<32} {event.rows or 0:>12,} rows {event.seconds:8.2f} s {rate:>12,.0f} rows/s",
-                    markup=False,
-                )
+            shown = _table_line(event, plan)
+            if shown is not None and shown[0] not in printed:
+                printed.add(shown[0])
+                out.print(shown[1], markup=False)
 
         report = spec.with_name(spec.stem + ".rejects.jsonl")
         try:
@@ -253,6 +276,26 @@ def apply_command(
     )
 
 
+def _rows(n: int) -> str:
+    return f"{n:>10,} {'row ' if n == 1 else 'rows'}"
+
+
+def _table_line(event: StepEvent, plan: Plan) -> tuple[tuple[str, str], str] | None:
+    """The line of a table whose rows apply loaded, synced or deleted, with what identifies it."""
+    step = event.step
+    if event.phase != "done" or not isinstance(step, LoadRows | SyncRows | DeleteRows):
+        return None
+    name, seconds = step.table.name, event.seconds
+    if isinstance(step, DeleteRows):
+        return ("delete", name), f"  {name:<32} {_rows(step.count)} deleted {seconds:8.2f} s"
+    rows = event.rows or 0
+    deletes_follow = any(isinstance(s, DeleteRows) and s.table.name == name for s in plan.steps)
+    if isinstance(step, SyncRows) and rows == 0 and deletes_follow:
+        return None  # only deletes: their own line says so
+    rate = rows / seconds if seconds > 0 else 0.0
+    return ("rows", name), f"  {name:<32} {_rows(rows)} {seconds:8.2f} s {rate:>10,.0f} rows/s"
+
+
 _KEY_STEPS = (AddPrimaryKey, AddUnique, CreateIndex, AddForeignKey)
 
 
@@ -278,51 +321,64 @@ class _PhaseTimes:
         found = []
         if self.keys:
             label = f"keys and indexes ({self.keys})"
-            found.append(f"  {label:<50} {self.key_seconds:8.2f} s")
+            found.append(f"  {label:<48} {self.key_seconds:8.2f} s")
         if self.verified is not None:
-            found.append(f"  {'verification':<50} {self.verified:8.2f} s")
+            found.append(f"  {'verification':<48} {self.verified:8.2f} s")
         return found
 
 
 class _ProgressBar:
-    """On a terminal: what apply is doing, and for a table being loaded a bar of its rows with
-    the rate (from PostgreSQL's progress of the COPY, see executor.StepEvent "progress")."""
+    """On a terminal: one live line, what apply is doing, and for a table being loaded a bar of its
+    rows with the rate (from PostgreSQL's progress of the COPY, see executor.StepEvent "progress").
+    Lines printed on its console appear above it; it leaves nothing behind when it stops."""
 
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+    def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[count]}"),
             TextColumn("{task.fields[rate]}"),
-            console=err,
+            console=console,
             transient=True,
         )
-        self._task = self._progress.add_task("starting", total=None, rate="")
+        self._task = self._progress.add_task("starting", total=None, count="", rate="")
         self._started = time.perf_counter()
+        self._total: int | None = None
         self._progress.start()
 
     def show(self, event: StepEvent) -> None:
         step = event.step
         if event.phase == "start":
             self._started = time.perf_counter()
-            if isinstance(step, LoadRows | SyncRows):
-                what = "loading" if isinstance(step, LoadRows) else "syncing"
-                total = step.table.source_rows if isinstance(step, LoadRows) else None
-                self._progress.update(
-                    self._task, description=f"{what} {step.table.name}", total=total, completed=0, rate=""
-                )
-            else:
-                self._progress.update(self._task, description=step_text(step).strip(), total=None, rate="")
+            self._total = step.table.source_rows if isinstance(step, LoadRows) else None
+            count = f"0/{self._total:,}" if self._total is not None else ""
+            self._progress.update(
+                self._task, description=_doing(step), total=self._total, completed=0, count=count, rate=""
+            )
         elif event.phase == "progress" and event.rows is not None:
             elapsed = time.perf_counter() - self._started
             rate = f"{event.rows / elapsed:,.0f} rows/s" if elapsed > 0 else ""
-            self._progress.update(self._task, completed=event.rows, rate=rate)
+            count = f"{event.rows:,}/{self._total:,}" if self._total is not None else f"{event.rows:,}"
+            self._progress.update(self._task, completed=event.rows, count=count, rate=rate)
 
     def stop(self) -> None:
         self._progress.stop()
+
+
+def _doing(step: Step) -> str:
+    """What the live line says while a step runs: a table's name, or the phase (never a
+    constraint's own name, which would read like a table being loaded)."""
+    if isinstance(step, LoadRows | SyncRows | DeleteRows):
+        verb = {LoadRows: "loading", SyncRows: "syncing", DeleteRows: "deleting from"}[type(step)]
+        return f"{verb} {step.table.name}"
+    if isinstance(step, _KEY_STEPS):
+        return "building keys and indexes"
+    if isinstance(step, VerifyStep):
+        return "verifying every table"
+    return "changing the schema"
 
 
 @app.command("rollback")
@@ -355,7 +411,7 @@ def rollback_command(
     except EtlError as exc:
         _fail(exc, url)
         return
-    tables = f"{len(plan.restores)} {'table' if len(plan.restores) == 1 else 'tables'}"
+    tables = counted(len(plan.restores), "table")
     out.print(f"Rolled back: {tables} as they were before {plan.run_started_at}. Committed.", markup=False)
 
 
@@ -407,7 +463,8 @@ def verify_command(
         )
         raise typer.Exit(1)
     if not as_json:
-        out.print(f"Verified: {len(verification.tables)} tables match the source.", markup=False)
+        matched = counted(len(verification.tables), "table")
+        out.print(f"Verified: {matched} {'matches' if len(verification.tables) == 1 else 'match'} the source.", markup=False)
 
 
 class Naming(Enum):
@@ -452,7 +509,7 @@ def init_command(
         return
     seconds = time.perf_counter() - started
     out.print(
-        f"Wrote {output}: {result.tables} tables, {result.rows:,} rows profiled in {seconds:.2f} s.",
+        f"Wrote {output}: {counted(result.tables, 'table')}, {counted(result.rows, 'row')} profiled in {seconds:.2f} s.",
         markup=False,
     )
     if result.url_variable and target:

@@ -81,7 +81,8 @@ from .verify import Verification, describe_failures, register_functions, source_
 @dataclass(frozen=True)
 class StepEvent:
     step: Step
-    # "start" | "progress" (rows so far, of a load) | "done" | "restart" (on the exact path: `note` says why)
+    # "start" | "progress" (rows so far, of a load) | "done" | "restart" (on the exact path: `note`
+    # names the source table, quoted, whose value the typed read could not convert, or is empty)
     phase: str
     rows: int | None = None
     seconds: float = 0.0
@@ -123,7 +124,11 @@ class StartOver(Step):
 
 class _TypedScanFailed(Exception):
     """A table read through DuckDB's typed scan met a value it cannot convert: start over on the
-    exact path, which names the row (never reaches the user)."""
+    exact path, which names the row (never reaches the user). `table`: the source table, if known."""
+
+    def __init__(self, message: str, table: str | None = None):
+        super().__init__(message)
+        self.table = table
 
 
 # Tables of at least this many rows are read through the scan while their proof still runs.
@@ -160,7 +165,9 @@ def apply_plan(
             trust_from_rows=trust_from_rows,
         )
     except _TypedScanFailed as failed:
-        on_event(StepEvent(StartOver(plan.schema), "restart", note=str(failed)))
+        # The note names the table only: DuckDB's own message would mean nothing to the user.
+        note = f'"{failed.table}"' if failed.table else ""
+        on_event(StepEvent(StartOver(plan.schema), "restart", note=note))
         return _apply(plan, source, target_url, on_event, run, verify, rejects_file, typed=False)
 
 
@@ -311,7 +318,8 @@ def _apply(
             result.verified = True
         if proofs is not None and (wrong := proofs.failed()):
             raise _TypedScanFailed(
-                f'table "{wrong[0]}" holds values DuckDB\'s typed read would convert (its proof failed)'
+                f'table "{wrong[0]}" holds values DuckDB\'s typed read would convert (its proof failed)',
+                wrong[0],
             )
         if rejects_file is not None and result.rejects:
             report = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.rejects)
@@ -788,7 +796,7 @@ def _raise_load_error(exc: Exception, table: TargetTable, target_url: str) -> No
     message = duck_message(exc)
     lost = isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message
     if table.scan is not None and not lost:
-        raise _TypedScanFailed(f'table "{table.source}": {message}') from exc
+        raise _TypedScanFailed(f'table "{table.source}": {message}', table.source) from exc
     if message.startswith(f'table "{table.source}"'):
         raise DataError(message) from exc
     if lost:

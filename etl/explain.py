@@ -334,18 +334,69 @@ def plan_line(step: Step, created: set[str]) -> Line:
     return line
 
 
-def plan_lines(plan: Plan, target: str) -> list[str]:
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """`1 row`, `2 rows`, `1,000 indexes`: a count with its noun in the right number."""
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
+
+
+def _created_table_line(step: CreateTable) -> Line:
+    """A created table, its keys and indexes and its load in one line (the default plan)."""
+    t = step.table
+    parts = [counted(len(t.columns), "column")]
+    if t.uniques:
+        parts.append(counted(len(t.uniques), "unique constraint"))
+    if t.indexes:
+        parts.append(counted(len(t.indexes), "index", "indexes"))
+    if t.foreign_keys:
+        parts.append(counted(len(t.foreign_keys), "foreign key"))
+    source = f' from "{t.source}"' if t.source != t.name else ""
+    where = f" where {t.where}" if t.where else ""
+    rows = f" <- {counted(t.source_rows, 'row')}" if t.source_rows is not None else ""
+    return Line("+", f'table "{t.name}" ({", ".join(parts)}){rows}{source}{where}')
+
+
+def _folded_into_its_table(step: Step, created: set[str]) -> bool:
+    """A step the one line of its created table already says, or bookkeeping (default plan)."""
+    if isinstance(step, VerifyStep):
+        return True
+    if isinstance(step, KeepForRollback):
+        return not step.kept
+    if isinstance(step, LoadRows | AddPrimaryKey):
+        return step.table.name in created
+    if isinstance(step, AddUnique | CreateIndex | AddForeignKey | ResetSequence | ConvertColumn):
+        return step.table in created
+    return False
+
+
+def _sample_lines(step: Step, samples: dict) -> list[str]:
+    if not isinstance(step, SyncRows | DeleteRows):
+        return []
+    wanted = ("delete",) if isinstance(step, DeleteRows) else ("insert", "update")
+    lines = []
+    for change in samples.get(step.table.name, ()):
+        if change.op in wanted:
+            columns = f": {', '.join(change.columns)}" if change.columns else ""
+            lines.append(f"    {_MARK[change.op]} {change.key or '(a row)'}{columns}")
+    return lines
+
+
+def plan_lines(plan: Plan, target: str, *, verbose: bool = False, list_creates: bool = True) -> list[str]:
+    """The plan as `etl plan` prints it: by default one line per created table and one per changed
+    object; `verbose`: every step, each column's and constraint's own line. Without `list_creates`
+    (apply that asks nothing prints each created table's line as it loads) the created tables are
+    left to the summary."""
     lines = [f'Target: {target} (schema "{plan.schema}")']
     created = _created(plan)
     samples = {s.table.name: s.diff.samples for s in plan.steps if isinstance(s, SyncRows)}
     for step in plan.steps:
-        lines.append(plan_line(step, created).render())
-        if isinstance(step, SyncRows | DeleteRows):
-            wanted = ("delete",) if isinstance(step, DeleteRows) else ("insert", "update")
-            for change in samples.get(step.table.name, ()):
-                if change.op in wanted:
-                    columns = f": {', '.join(change.columns)}" if change.columns else ""
-                    lines.append(f"    {_MARK[change.op]} {change.key or '(a row)'}{columns}")
+        if verbose:
+            lines.append(plan_line(step, created).render())
+        elif isinstance(step, CreateTable):
+            if list_creates:
+                lines.append(_created_table_line(step).render())
+        elif not _folded_into_its_table(step, created):
+            lines.append(plan_line(step, created).render())
+        lines.extend(_sample_lines(step, samples))
     lines.append(summary_line(plan.summary()))
     return lines
 
