@@ -218,7 +218,9 @@ def apply_command(
         screen = out if out.is_terminal else err if err.is_terminal else None
         bar = _ProgressBar(screen) if screen is not None else None
         phases = _PhaseTimes()
-        printed: set[tuple[str, str]] = set()  # table lines shown: the exact path's second pass does not repeat them
+        printed: set[tuple[str, str]] = (
+            set()
+        )  # table lines shown: the exact path's second pass does not repeat them
 
         def progress(event: StepEvent) -> None:
             phases.add(event)
@@ -464,7 +466,10 @@ def verify_command(
         raise typer.Exit(1)
     if not as_json:
         matched = counted(len(verification.tables), "table")
-        out.print(f"Verified: {matched} {'matches' if len(verification.tables) == 1 else 'match'} the source.", markup=False)
+        out.print(
+            f"Verified: {matched} {'matches' if len(verification.tables) == 1 else 'match'} the source.",
+            markup=False,
+        )
 
 
 class Naming(Enum):

@@ -38,7 +38,13 @@ def run_on_terminal(
     environment = {k: v for k, v in (env or os.environ).items() if k not in ("COLUMNS", "LINES")}
     environment["TERM"] = "xterm-256color"
     process = subprocess.Popen(
-        list(argv), stdin=secondary, stdout=secondary, stderr=secondary, env=environment, cwd=cwd, close_fds=True
+        list(argv),
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=environment,
+        cwd=cwd,
+        close_fds=True,
     )
     os.close(secondary)
     output = bytearray()

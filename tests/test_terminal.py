@@ -16,7 +16,9 @@ from make_chat_app import build_chat_app  # samples/, on sys.path via conftest
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
-BAR_MARKS = ("━", "loading ", "syncing ", "building keys", "verifying every") + tuple(chr(c) for c in range(0x2800, 0x2900))
+BAR_MARKS = ("━", "loading ", "syncing ", "building keys", "verifying every") + tuple(
+    chr(c) for c in range(0x2800, 0x2900)
+)
 
 
 def masked(lines: list[str]) -> list[str]:
@@ -48,7 +50,9 @@ def test_the_demo_runs_unattended_fits_a_screen_and_prints_what_readme_shows(pg_
     env = dict(__import__("os").environ, DATABASE_URL=pg_server_url, ETL_DEMO_DATABASE=demo_database)
     env["ETL_VENV"] = sys.prefix
     # Wide enough that no line wraps: the lines compared are the lines printed.
-    code, output = run_on_terminal(["sh", str(ROOT / "samples" / "demo.sh")], columns=200, env=env, timeout=300)
+    code, output = run_on_terminal(
+        ["sh", str(ROOT / "samples" / "demo.sh")], columns=200, env=env, timeout=300
+    )
     screen = final_screen(output, 200)
     assert code == 0, "\n".join(screen)
     assert "Only 'yes'" not in output
