@@ -26,8 +26,8 @@ def masked(lines: list[str]) -> list[str]:
     out = []
     for line in lines:
         line = re.sub(r"postgresql://[^ ]+", "<url>", line)
-        line = re.sub(r"\d+\.\d\d s\b", "<t> s", line)
-        out.append(re.sub(r"[\d,]+ rows/s", "<n> rows/s", line))
+        line = re.sub(r" +\d+\.\d\d s\b", " <t> s", line)
+        out.append(re.sub(r" +[\d,]+ rows/s", " <n> rows/s", line))
     return out
 
 
