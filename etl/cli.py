@@ -289,7 +289,7 @@ def _table_line(event: StepEvent, plan: Plan) -> tuple[tuple[str, str], str] | N
         return None
     name, seconds = step.table.name, event.seconds
     if isinstance(step, DeleteRows):
-        return ("delete", name), f"  {name:<32} {_rows(step.count)} deleted {seconds:8.2f} s"
+        return ("delete", name), f"  {name:<32} {_rows(step.count).rstrip()} deleted {seconds:8.2f} s"
     rows = event.rows or 0
     deletes_follow = any(isinstance(s, DeleteRows) and s.table.name == name for s in plan.steps)
     if isinstance(step, SyncRows) and rows == 0 and deletes_follow:
