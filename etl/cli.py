@@ -97,10 +97,10 @@ def _load(spec: Path, target: str | None) -> Validated:
 
 
 @app.command("validate")
-def validate_command(spec: SpecPath) -> None:
+def validate_command(spec: SpecPath, target: TargetOption = None) -> None:
     """Check a spec: YAML, schema, and meaning against the SQLite source. Lists every mistake."""
     try:
-        checked = _load(spec, None)
+        checked = _load(spec, target)
     except EtlError as exc:
         _fail(exc)
         return

@@ -17,7 +17,7 @@ from .errors import DataError, EtlError, SourceError, TargetError
 from .mapping import TargetTable
 from .render import SOURCE_ALIAS, TARGET_ALIAS
 from .source import corrupt_source_error
-from .target import libpq_conninfo, redact
+from .target import display_url, libpq_conninfo, redact
 
 
 def duck_message(exc: Exception) -> str:
@@ -56,7 +56,10 @@ def attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str, read_o
         options = "TYPE postgres, READ_ONLY" if read_only else "TYPE postgres"
         con.execute(f"ATTACH {duck.quote_literal(libpq_conninfo(target_url))} AS {TARGET_ALIAS} ({options})")
     except duckdb.Error as exc:
-        raise TargetError(f"cannot connect to PostgreSQL: {redact(duck_message(exc), target_url)}") from exc
+        raise TargetError(
+            f"cannot connect to PostgreSQL at {display_url(target_url)}: {redact(duck_message(exc), target_url)}"
+            " (give the right URL with --target URL or in the spec's target.url)"
+        ) from exc
 
 
 def corrupt_source(exc: BaseException, source: Path) -> SourceError | None:

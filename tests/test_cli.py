@@ -147,7 +147,8 @@ def test_an_unset_environment_variable_is_a_spec_error(migration, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         f"Error: {spec}:5:8: target.url: environment variable 'ETL_NO_SUCH_VAR' is not set "
-        "(set it, or give a fallback: ${ETL_NO_SUCH_VAR:-...})"
+        "(set it, e.g. export ETL_NO_SUCH_VAR=..., or give the whole URL with --target URL, "
+        "or a fallback: ${ETL_NO_SUCH_VAR:-...})"
     )
 
 
@@ -255,3 +256,29 @@ def test_a_table_that_only_had_deletes_says_so(migration, pg):
     table_lines = [line for line in result.stdout.splitlines() if line.startswith("  t ")]
     assert len(table_lines) == 1 and " 1 row deleted " in table_lines[0], result.stdout
     assert pg.execute("SELECT id FROM t").fetchall() == [(1,)]
+
+
+def test_an_unset_url_variable_in_validate_says_how_to_give_the_url(migration, monkeypatch, pg_url):
+    m = migration(SOURCE)
+    spec = m.spec_path
+    spec.write_text(f"version: 1\nsource:\n  sqlite: {m.source.name}\ntarget:\n  url: ${{DATABASE_URL}}\n")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = run("validate", str(spec))
+    assert result.exit_code == 1
+    assert "export DATABASE_URL=" in result.stderr and "--target URL" in result.stderr
+    assert run("validate", str(spec), "--target", pg_url).exit_code == 0
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "verify", "rollback"])
+def test_cannot_connect_says_how_to_give_the_url(migration, command):
+    m = migration(SOURCE)
+    spec = m.write_spec()
+    result = run(command, str(spec), "--target", "postgresql://postgres@127.0.0.1:1/app")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "Error: cannot connect to PostgreSQL at postgresql://postgres@127.0.0.1:1/app"
+    )
+    assert result.stderr.rstrip().endswith(
+        "(give the right URL with --target URL or in the spec's target.url)"
+    )
+    assert len(result.stderr.splitlines()) == 1
