@@ -36,6 +36,7 @@ from .plan import (
     SyncRows,
     VerifyStep,
 )
+from .plan_sql import plan_sql_text
 from .spec import SCHEMA_FILE
 from .target import display_url, redact
 from .validate import Validated
@@ -144,8 +145,17 @@ def plan_command(
     ] = False,
     show_rows: ShowRows = 0,
     verbose: Verbose = False,
+    as_sql: Annotated[
+        bool,
+        typer.Option(
+            "--sql", help="Print the SQL apply would run, in order: PostgreSQL's DDL and DuckDB's loads."
+        ),
+    ] = False,
 ) -> None:
     """Show what apply would do, schema and rows, changing nothing."""
+    if as_json and as_sql:
+        err.print("Error: --json and --sql cannot go together; choose one", markup=False)
+        raise typer.Exit(2)
     url = target
     try:
         checked = _load(spec, target)
@@ -158,6 +168,8 @@ def plan_command(
         sys.stdout.write(
             json.dumps(plan_document(plan, display_url(url)), indent=2, ensure_ascii=False) + "\n"
         )
+    elif as_sql:
+        sys.stdout.write(plan_sql_text(plan))
     else:
         _print_plan(plan, url, verbose=verbose)
     if detailed_exitcode and plan.has_changes:
