@@ -21,8 +21,8 @@ from rich.console import Console
 from . import __version__
 from .duck import remove_spill_directory, sweep_stale_spill_directories
 from .errors import EtlError, SpecError
-from .executor import StepEvent, refuse_destructive
-from .explain import counted, plan_document, plan_lines, rollback_lines
+from .executor import ApplyResult, StepEvent, refuse_destructive
+from .explain import apply_document, counted, plan_document, plan_lines, rollback_lines
 from .pipeline import apply, check, plan_for, run_info, verify
 from .plan import (
     AddForeignKey,
@@ -110,9 +110,11 @@ def validate_command(spec: SpecPath, target: TargetOption = None) -> None:
     out.print(f"{spec}: OK ({counted(tables, 'table')}, {counted(columns, 'column')})", markup=False)
 
 
-def _print_plan(plan: Plan, url: str, *, verbose: bool = False, list_creates: bool = True) -> None:
+def _print_plan(
+    plan: Plan, url: str, *, verbose: bool = False, list_creates: bool = True, console: Console = out
+) -> None:
     for line in plan_lines(plan, display_url(url), verbose=verbose, list_creates=list_creates):
-        out.print(line, markup=False)
+        console.print(line, markup=False)
 
 
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first (on a terminal etl asks).")]
@@ -176,9 +178,9 @@ def plan_command(
         raise typer.Exit(2)
 
 
-def _confirm(question: str = "Apply this plan?") -> bool:
+def _confirm(question: str = "Apply this plan?", console: Console = out) -> bool:
     """Ask on a terminal; anything but yes is no."""
-    out.print(f"{question} Only 'yes' is accepted: ", end="", markup=False)
+    console.print(f"{question} Only 'yes' is accepted: ", end="", markup=False)
     try:
         answer = input()
     except EOFError:
@@ -206,83 +208,122 @@ def apply_command(
     yes: Yes = False,
     show_rows: ShowRows = 0,
     verbose: Verbose = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the run's result as JSON (schemas/etl-apply.schema.json); the rest goes to stderr.",
+        ),
+    ] = False,
 ) -> None:
     """Bring the target up to date with the source through the spec, in one transaction:
     create, load, sync, add keys and indexes, verify. Shows the plan first."""
     url = target
+    say = err if as_json else out  # what a person reads; stdout holds only the document with --json
     try:
         checked = _load(spec, target)
         url = checked.spec.target_url
         plan = plan_for(checked, show_rows)
-        ask = not yes and not dry_run and sys.stdin.isatty() and out.is_terminal
+        ask = not yes and not dry_run and sys.stdin.isatty() and say.is_terminal
         # Whoever is asked sees every table first; otherwise each created table's line follows as it loads.
-        _print_plan(plan, url, verbose=verbose, list_creates=ask or dry_run or verbose)
+        _print_plan(plan, url, verbose=verbose, list_creates=ask or dry_run or verbose, console=say)
         if dry_run or not plan.has_changes:
+            if as_json:
+                _write_json(apply_document(display_url(url), plan, None, {}, {}, None))
             return
         refuse_destructive(plan, allow_destructive)
-        if ask and not _confirm():
+        if ask and not _confirm(console=say):
             err.print("Error: not applied; nothing was changed", markup=False)
             raise typer.Exit(1)
-        out.print(f'Applying {spec} to {display_url(url)} (schema "{plan.schema}")', markup=False)
-
-        # The bar lives on the terminal the table lines go to, so that they print above it; with
-        # stdout redirected, on stderr's terminal.
-        screen = out if out.is_terminal else err if err.is_terminal else None
-        bar = _ProgressBar(screen) if screen is not None else None
-        phases = _PhaseTimes()
-        printed: set[tuple[str, str]] = (
-            set()
-        )  # table lines shown: the exact path's second pass does not repeat them
-
-        def progress(event: StepEvent) -> None:
-            phases.add(event)
-            if event.phase == "restart":
-                where = f"table {event.note} holds" if event.note else "the source holds"
-                out.print(
-                    f"  starting over: {where} a value DuckDB's typed read cannot convert exactly; "
-                    "every value is read again through SQLite",
-                    markup=False,
-                )
-                return
-            if bar:
-                bar.show(event)
-            shown = _table_line(event, plan)
-            if shown is not None and shown[0] not in printed:
-                printed.add(shown[0])
-                out.print(shown[1], markup=False)
-
+        say.print(f'Applying {spec} to {display_url(url)} (schema "{plan.schema}")', markup=False)
         report = spec.with_name(spec.stem + ".rejects.jsonl")
-        try:
-            result = apply(
-                checked,
-                plan,
-                allow_destructive=allow_destructive,
-                on_event=progress,
-                run=run_info(spec),
-                verify=not no_verify,
-                rejects_file=report,
-            )
-        finally:
-            if bar:
-                bar.stop()
+        result, phases, tables = _apply_with_progress(
+            checked, plan, spec, say, allow_destructive, not no_verify, report
+        )
     except EtlError as exc:
         _fail(exc, url)
         return
     except KeyboardInterrupt:
         # click would turn this into "Aborted!"; the user needs to know what became of the target.
         raise typer.Exit(_say_interrupted()) from None
+    _print_result(say, result, phases, report)
+    if as_json:
+        rejects = str(report) if result.rejects else None
+        _write_json(apply_document(display_url(url), plan, result, tables, phases.seconds(), rejects))
+
+
+def _write_json(document: dict) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def _apply_with_progress(
+    checked: Validated,
+    plan: Plan,
+    spec: Path,
+    say: Console,
+    allow_destructive: bool,
+    verify_tables: bool,
+    report: Path,
+) -> tuple[ApplyResult, _PhaseTimes, dict[str, float]]:
+    """Run the plan, a line per table as it is done on `say`, the progress bar below them."""
+    # The bar lives on the terminal the table lines go to, so that they print above it; with
+    # those lines redirected, on stderr's terminal.
+    screen = say if say.is_terminal else err if err.is_terminal else None
+    bar = _ProgressBar(screen) if screen is not None else None
+    phases = _PhaseTimes()
+    printed: set[tuple[str, str]] = set()  # the exact path's second pass does not repeat a line
+    seconds: dict[str, float] = {}  # per table: its load, sync and deletes
+
+    def progress(event: StepEvent) -> None:
+        phases.add(event)
+        if event.phase == "restart":
+            seconds.clear()
+            where = f"table {event.note} holds" if event.note else "the source holds"
+            say.print(
+                f"  starting over: {where} a value DuckDB's typed read cannot convert exactly; "
+                "every value is read again through SQLite",
+                markup=False,
+            )
+            return
+        if bar:
+            bar.show(event)
+        if event.phase == "done" and isinstance(event.step, LoadRows | SyncRows | DeleteRows):
+            name = event.step.table.name
+            seconds[name] = seconds.get(name, 0.0) + event.seconds
+        shown = _table_line(event, plan)
+        if shown is not None and shown[0] not in printed:
+            printed.add(shown[0])
+            say.print(shown[1], markup=False)
+
+    try:
+        result = apply(
+            checked,
+            plan,
+            allow_destructive=allow_destructive,
+            on_event=progress,
+            run=run_info(spec),
+            verify=verify_tables,
+            rejects_file=report,
+        )
+    finally:
+        if bar:
+            bar.stop()
+    return result, phases, seconds
+
+
+def _print_result(say: Console, result: ApplyResult, phases: _PhaseTimes, report: Path) -> None:
     inserted = sum(c[0] for c in result.changes.values())
     updated = sum(c[1] for c in result.changes.values())
     deleted = sum(c[2] for c in result.changes.values())
     for line in phases.lines():
-        out.print(line, markup=False)
+        say.print(line, markup=False)
     if result.rejects:
-        out.print(
-            f"Rejected: {len(result.rejects):,} rows set aside, each with its reason and raw values, "
+        say.print(
+            f"Rejected: {counted(len(result.rejects), 'row')} set aside, each with its reason and raw values, "
             f"in {report} and the target's etl.rejects.",
             markup=False,
         )
-    out.print(
+    say.print(
         f"Done: rows: {inserted:,} inserted, {updated:,} updated, "
         f"{deleted:,} deleted in {result.seconds:.2f} s"
         f"{', every table verified' if result.verified else ', not verified (--no-verify)'}. Committed.",
@@ -329,6 +370,9 @@ class _PhaseTimes:
             self.keys, self.key_seconds = self.keys + 1, self.key_seconds + event.seconds
         elif event.phase == "done" and isinstance(event.step, VerifyStep):
             self.verified = event.seconds
+
+    def seconds(self) -> dict[str, float | None]:
+        return {"keys_and_indexes": self.key_seconds if self.keys else None, "verification": self.verified}
 
     def lines(self) -> list[str]:
         # The seconds in the column of the table lines' seconds.

@@ -48,7 +48,7 @@ from .history import (
     serial_sequences_query,
 )
 from .mapping import Mapping, TargetTable
-from .metadata import record_rejects_sql, record_run_sql
+from .metadata import RUNS, record_rejects_sql, record_run_sql
 from .plan import (
     DeleteRows,
     DropTable,
@@ -73,7 +73,7 @@ from .session import attach, connect_for, corrupt_source, duck_message, raise_re
 from .settings import OnError
 from .source import SourceStamp, deepest_json, source_stamp
 from .sync import check_written, delete_rows, sync_rows
-from .target import ensure_metadata, redact
+from .target import connect, ensure_metadata, redact
 from .typedscan import Candidate, candidates, holds, prove
 from .verify import Verification, describe_failures, register_functions, source_sums_query, verify_tables
 
@@ -105,6 +105,7 @@ class ApplyResult:
     verified: bool = False
     rejects: list[dict] = field(default_factory=list)  # rows set aside by on_error: reject
     typed: tuple[str, ...] = ()  # source tables read through DuckDB's typed scan (etl/typedscan.py)
+    run_id: int | None = None  # the run's row in the target's etl.runs
 
 
 def refuse_destructive(plan: Plan, allow_destructive: bool) -> None:
@@ -368,8 +369,17 @@ def _apply(
             raise OutputFileError(
                 f"{exc}; the apply was committed, and its rejected rows are in the target's etl.rejects"
             ) from exc
+    result.run_id = _run_id(target_url, plan.schema, started_at)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _run_id(target_url: str, schema: str, started_at: str) -> int | None:
+    """The id etl.runs gave the committed run (its INSERT ran through DuckDB, which returns no rows)."""
+    query = sql.SQL("SELECT max(id) FROM {} WHERE target_schema = %s AND started_at = %s AND status = %s")
+    with connect(target_url) as conn:
+        row = conn.execute(query.format(RUNS), (schema, started_at, "succeeded")).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 class _Proofs:

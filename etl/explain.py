@@ -44,6 +44,7 @@ from .plan import (
 from .settings import Mode
 
 if TYPE_CHECKING:
+    from .executor import ApplyResult
     from .rollback import RollbackPlan
 
 PLAN_FORMAT_VERSION = 1
@@ -454,4 +455,53 @@ def plan_document(plan: Plan, target: str) -> dict:
             "text": summary_line(summary),
         },
         "steps": steps,
+    }
+
+
+APPLY_FORMAT_VERSION = 1
+
+
+def apply_document(
+    target: str,
+    plan: Plan,
+    result: ApplyResult | None,
+    table_seconds: dict[str, float],
+    phase_seconds: dict[str, float | None],
+    rejects_file: str | None,
+) -> dict:
+    """What `etl apply --json` prints (schemas/etl-apply.schema.json). `result` None: nothing was
+    applied (no changes, or --dry-run)."""
+    changes = result.changes if result is not None else {}
+    rejected: dict[str, int] = {}
+    for reject in result.rejects if result is not None else ():
+        rejected[reject["table"]] = rejected.get(reject["table"], 0) + 1
+    tables = [
+        {
+            "table": name,
+            "inserted": inserted,
+            "updated": updated,
+            "deleted": deleted,
+            "seconds": round(table_seconds[name], 3) if name in table_seconds else None,
+        }
+        for name, (inserted, updated, deleted) in changes.items()
+    ]
+    return {
+        "format_version": APPLY_FORMAT_VERSION,
+        "target": target,
+        "schema": plan.schema,
+        "committed": result is not None,
+        "run_id": result.run_id if result is not None else None,
+        "seconds": round(result.seconds, 3) if result is not None else 0.0,
+        "verified": bool(result and result.verified),
+        "rows": {
+            "inserted": sum(c[0] for c in changes.values()),
+            "updated": sum(c[1] for c in changes.values()),
+            "deleted": sum(c[2] for c in changes.values()),
+        },
+        "tables": tables,
+        "phases": {
+            name: None if seconds is None else round(seconds, 3)
+            for name, seconds in {"keys_and_indexes": None, "verification": None, **phase_seconds}.items()
+        },
+        "rejects": {"count": sum(rejected.values()), "by_source_table": rejected, "file": rejects_file},
     }
