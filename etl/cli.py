@@ -584,13 +584,37 @@ def init_command(
         out.print(f"Findings ({len(result.findings)}), each marked !! in the spec:", markup=False)
         for finding in result.findings:
             out.print(f"  {finding}", markup=False)
+    if result.schema_file is not None:
+        out.print(
+            f"Wrote {result.schema_file} beside it: editors check the spec with it (its first line says so).",
+            markup=False,
+        )
     out.print(f"Next: etl validate {output}", markup=False)
 
 
 @app.command("schema")
-def schema_command() -> None:
-    """Print the JSON Schema of spec files."""
-    sys.stdout.write(SCHEMA_FILE.read_text(encoding="utf-8"))
+def schema_command(
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--write",
+            metavar="DIR",
+            help="Write etl-spec.schema.json into DIR (where specs' modelines find it) instead of printing it.",
+        ),
+    ] = None,
+) -> None:
+    """Print the JSON Schema of spec files (editors complete and check specs with it)."""
+    if write is None:
+        sys.stdout.write(SCHEMA_FILE.read_text(encoding="utf-8"))
+        return
+    from .init import write_spec_schema
+
+    try:
+        path = write_spec_schema(write)
+    except EtlError as exc:
+        _fail(exc)
+        return
+    out.print(f"Wrote {path}", markup=False)
 
 
 def _terminate(signum: int, _frame: object) -> None:
