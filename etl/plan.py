@@ -12,7 +12,7 @@ from .target_catalog import TargetCatalog
 @dataclass(frozen=True)
 class RowChange:
     op: str  # "insert" | "update" | "delete"
-    key: str  # e.g. "id=5"; "" for a table without a key
+    key: str  # e.g. "id=5"; for a table without a key its values, e.g. "name='a', n=5"
     columns: tuple[str, ...] = ()  # the columns an update changes
 
 

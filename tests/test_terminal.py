@@ -82,6 +82,8 @@ def test_apply_on_a_terminal_leaves_each_table_line_once_and_no_bar(larger_chat_
     shown = "\n".join(screen)
     assert code == 0, shown
     assert "loading Message" in output  # the bar was there while the rows loaded
+    assert "building keys and indexes" in output
+    assert "primary key" not in output and "foreign key" not in output  # the bar names no constraint
     for table, rows in counts.items():
         lines = [line for line in screen if re.match(rf"  {re.escape(table)} +{rows:,} rows? ", line)]
         assert len(lines) == 1, f"{table}: {lines}\n{shown}"
