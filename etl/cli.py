@@ -127,7 +127,9 @@ ShowRows = Annotated[
 Verbose = Annotated[
     bool,
     typer.Option(
-        "--verbose", "-v", help="Show every step of the plan: each column, key, index and foreign key."
+        "--verbose",
+        "-v",
+        help="Show every step of the plan: each key, index, foreign key and load on its own line.",
     ),
 ]
 

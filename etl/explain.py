@@ -84,7 +84,7 @@ def _(step: CreateSchema) -> Line:
 @describe.register
 def _(step: DropTables) -> Line:
     names = ", ".join(f'"{step.schema}"."{t}"' for t in step.tables)
-    held = f"; {step.rows:,} rows" if step.rows else ""
+    held = f"; {counted(step.rows, 'row')}" if step.rows else ""
     return Line("-", f"tables {names} (mode: replace; dropped and created again{held})")
 
 
@@ -104,7 +104,8 @@ def _(step: KeepForRollback) -> Line:
 @describe.register
 def _(step: DropTable) -> Line:
     return Line(
-        "-", f'table "{step.schema}"."{step.table}" (no longer in the spec; its {step.rows:,} rows are lost)'
+        "-",
+        f'table "{step.schema}"."{step.table}" (no longer in the spec; its {counted(step.rows, "row")} {"is" if step.rows == 1 else "are"} lost)',
     )
 
 
@@ -134,14 +135,14 @@ def _(step: FinishEnum) -> Line:
 def _(step: CreateTable) -> Line:
     return Line(
         "+",
-        f'table "{step.schema}"."{step.table.name}" ({len(step.table.columns)} columns) from "{step.table.source}"',
+        f'table "{step.schema}"."{step.table.name}" ({counted(len(step.table.columns), "column")}) from "{step.table.source}"',
     )
 
 
 @describe.register
 def _(step: LoadRows) -> Line:
     where = f" where {step.table.where}" if step.table.where else ""
-    rows = f"{step.table.source_rows:,} rows" if step.table.source_rows is not None else "rows"
+    rows = counted(step.table.source_rows, "row") if step.table.source_rows is not None else "rows"
     return Line("", f'load {rows} from "{step.table.source}"{where} -> "{step.schema}"."{step.table.name}"')
 
 
@@ -293,18 +294,18 @@ def summary_line(summary: PlanSummary) -> str:
 def rollback_lines(plan: RollbackPlan) -> list[str]:
     lines = [f"Rollback of the apply that started at {plan.run_started_at} (spec {plan.spec}):"]
     for r in plan.restores:
-        now = "it does not exist now" if r.rows_now is None else f"{r.rows_now:,} rows now"
+        now = "it does not exist now" if r.rows_now is None else f"{counted(r.rows_now, 'row')} now"
         if r.kept_in is None:
             lines.append(f'- table "{plan.schema}"."{r.table}": created by that apply; dropped ({now})')
         elif r.rows_now is None:
             lines.append(
-                f'+ table "{plan.schema}"."{r.table}": dropped by that apply; restored ({r.rows_then:,} rows)'
+                f'+ table "{plan.schema}"."{r.table}": dropped by that apply; restored ({counted(r.rows_then or 0, "row")})'
             )
         else:
             lines.append(
-                f'~ table "{plan.schema}"."{r.table}": restored as it was ({r.rows_then:,} rows then, {now})'
+                f'~ table "{plan.schema}"."{r.table}": restored as it was ({counted(r.rows_then or 0, "row")} then, {now})'
             )
-    lines.append(f"Plan: {len(plan.restores)} {'table' if len(plan.restores) == 1 else 'tables'} to restore.")
+    lines.append(f"Plan: {counted(len(plan.restores), 'table')} to restore.")
     return lines
 
 
