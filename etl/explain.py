@@ -384,7 +384,7 @@ def _sample_lines(step: Step, samples: dict) -> list[str]:
 
 def plan_lines(plan: Plan, target: str, *, verbose: bool = False, list_creates: bool = True) -> list[str]:
     """The plan as `etl plan` prints it: by default one line per created table and one per changed
-    object; `verbose`: every step, each column's and constraint's own line. Without `list_creates`
+    object; `verbose`: every step, each key, index, foreign key and load on its own line. Without `list_creates`
     (apply that asks nothing prints each created table's line as it loads) the created tables are
     left to the summary."""
     lines = [f'Target: {target} (schema "{plan.schema}")']
