@@ -18,14 +18,17 @@ import typer
 from rich.console import Console
 
 from etl import __version__
-from etl.core.explain import plan_document, plan_lines, rollback_lines, step_text
+from etl.core.explain import apply_document, counted, plan_document, plan_lines, rollback_lines
 from etl.core.plan import (
     AddForeignKey,
     AddPrimaryKey,
     AddUnique,
+    ApplyResult,
     CreateIndex,
+    DeleteRows,
     LoadRows,
     Plan,
+    Step,
     SyncRows,
     VerifyStep,
 )
@@ -34,6 +37,7 @@ from etl.errors import EtlError, SpecError
 from etl.pipeline import apply, check, plan_for, run_info, verify
 from etl.postgres.target import display_url, redact
 from etl.run.executor import StepEvent, refuse_destructive
+from etl.run.plan_sql import plan_sql_text
 from etl.run.validate import Validated
 from etl.run.verify import describe_failures
 from etl.settings import Naming
@@ -95,21 +99,23 @@ def _load(spec: Path, target: str | None) -> Validated:
 
 
 @app.command("validate")
-def validate_command(spec: SpecPath) -> None:
+def validate_command(spec: SpecPath, target: TargetOption = None) -> None:
     """Check a spec: YAML, schema, and meaning against the SQLite source. Lists every mistake."""
     try:
-        checked = _load(spec, None)
+        checked = _load(spec, target)
     except EtlError as exc:
         _fail(exc)
         return
     tables = len(checked.mapping.tables)
     columns = sum(len(t.columns) for t in checked.mapping.tables)
-    out.print(f"{spec}: OK ({tables} tables, {columns} columns)")
+    out.print(f"{spec}: OK ({counted(tables, 'table')}, {counted(columns, 'column')})", markup=False)
 
 
-def _print_plan(plan: Plan, url: str) -> None:
-    for line in plan_lines(plan, display_url(url)):
-        out.print(line, markup=False)
+def _print_plan(
+    plan: Plan, url: str, *, verbose: bool = False, list_creates: bool = True, console: Console = out
+) -> None:
+    for line in plan_lines(plan, display_url(url), verbose=verbose, list_creates=list_creates):
+        console.print(line, markup=False)
 
 
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first (on a terminal etl asks).")]
@@ -117,6 +123,14 @@ ShowRows = Annotated[
     int,
     typer.Option(
         "--show-rows", min=0, metavar="N", help="Show up to N changed rows per table (keys and columns)."
+    ),
+]
+Verbose = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="Show every step of the plan: each key, index, foreign key and load on its own line.",
     ),
 ]
 
@@ -135,8 +149,18 @@ def plan_command(
         ),
     ] = False,
     show_rows: ShowRows = 0,
+    verbose: Verbose = False,
+    as_sql: Annotated[
+        bool,
+        typer.Option(
+            "--sql", help="Print the SQL apply would run, in order: PostgreSQL's DDL and DuckDB's loads."
+        ),
+    ] = False,
 ) -> None:
     """Show what apply would do, schema and rows, changing nothing."""
+    if as_json and as_sql:
+        err.print("Error: --json and --sql cannot go together; choose one", markup=False)
+        raise typer.Exit(2)
     url = target
     try:
         checked = _load(spec, target)
@@ -149,15 +173,17 @@ def plan_command(
         sys.stdout.write(
             json.dumps(plan_document(plan, display_url(url)), indent=2, ensure_ascii=False) + "\n"
         )
+    elif as_sql:
+        sys.stdout.write(plan_sql_text(plan))
     else:
-        _print_plan(plan, url)
+        _print_plan(plan, url, verbose=verbose)
     if detailed_exitcode and plan.has_changes:
         raise typer.Exit(2)
 
 
-def _confirm(question: str = "Apply this plan?") -> bool:
+def _confirm(question: str = "Apply this plan?", console: Console = out) -> bool:
     """Ask on a terminal; anything but yes is no."""
-    out.print(f"{question} Only 'yes' is accepted: ", end="", markup=False)
+    console.print(f"{question} Only 'yes' is accepted: ", end="", markup=False)
     try:
         answer = input()
     except EOFError:
@@ -184,82 +210,148 @@ def apply_command(
     ] = False,
     yes: Yes = False,
     show_rows: ShowRows = 0,
+    verbose: Verbose = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the run's result as JSON (schemas/etl-apply.schema.json); the rest goes to stderr.",
+        ),
+    ] = False,
 ) -> None:
     """Bring the target up to date with the source through the spec, in one transaction:
     create, load, sync, add keys and indexes, verify. Shows the plan first."""
     url = target
+    say = err if as_json else out  # what a person reads; stdout holds only the document with --json
     try:
         checked = _load(spec, target)
         url = checked.spec.target_url
         plan = plan_for(checked, show_rows)
-        _print_plan(plan, url)
+        ask = not yes and not dry_run and sys.stdin.isatty() and say.is_terminal
+        # Whoever is asked sees every table first; otherwise each created table's line follows as it loads.
+        _print_plan(plan, url, verbose=verbose, list_creates=ask or dry_run or verbose, console=say)
         if dry_run or not plan.has_changes:
+            if as_json:
+                _write_json(apply_document(display_url(url), plan, None, {}, {}, None))
             return
         refuse_destructive(plan, allow_destructive)
-        if not yes and sys.stdin.isatty() and out.is_terminal and not _confirm():
+        if ask and not _confirm(console=say):
             err.print("Error: not applied; nothing was changed", markup=False)
             raise typer.Exit(1)
-        out.print(f'Applying {spec} to {display_url(url)} (schema "{plan.schema}")', markup=False)
-
-        bar = _ProgressBar() if err.is_terminal else None
-        phases = _PhaseTimes()
-
-        def progress(event: StepEvent) -> None:
-            phases.add(event)
-            if event.phase == "restart":
-                out.print(
-                    "  starting over, reading every value through SQLite: DuckDB's typed read met a value "
-                    f"it cannot convert exactly ({event.note[:160]})",
-                    markup=False,
-                )
-                return
-            if bar:
-                bar.show(event)
-            if isinstance(event.step, LoadRows | SyncRows) and event.phase == "done":
-                name = event.step.table.name
-                rate = (event.rows or 0) / event.seconds if event.seconds > 0 else 0.0
-                out.print(
-                    f"  {name:<32} {event.rows or 0:>12,} rows {event.seconds:8.2f} s {rate:>12,.0f} rows/s",
-                    markup=False,
-                )
-
+        say.print(f'Applying {spec} to {display_url(url)} (schema "{plan.schema}")', markup=False)
         report = spec.with_name(spec.stem + ".rejects.jsonl")
-        try:
-            result = apply(
-                checked,
-                plan,
-                allow_destructive=allow_destructive,
-                on_event=progress,
-                run=run_info(spec),
-                verify=not no_verify,
-                rejects_file=report,
-            )
-        finally:
-            if bar:
-                bar.stop()
+        result, phases, tables = _apply_with_progress(
+            checked, plan, spec, say, allow_destructive, not no_verify, report
+        )
     except EtlError as exc:
         _fail(exc, url)
         return
     except KeyboardInterrupt:
         # click would turn this into "Aborted!"; the user needs to know what became of the target.
         raise typer.Exit(_say_interrupted()) from None
+    _print_result(say, result, phases, report)
+    if as_json:
+        rejects = str(report) if result.rejects else None
+        _write_json(apply_document(display_url(url), plan, result, tables, phases.seconds(), rejects))
+
+
+def _write_json(document: dict) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def _apply_with_progress(
+    checked: Validated,
+    plan: Plan,
+    spec: Path,
+    say: Console,
+    allow_destructive: bool,
+    verify_tables: bool,
+    report: Path,
+) -> tuple[ApplyResult, _PhaseTimes, dict[str, float]]:
+    """Run the plan, a line per table as it is done on `say`, the progress bar below them."""
+    # The bar lives on the terminal the table lines go to, so that they print above it; with
+    # those lines redirected, on stderr's terminal.
+    screen = say if say.is_terminal else err if err.is_terminal else None
+    bar = _ProgressBar(screen) if screen is not None else None
+    phases = _PhaseTimes()
+    printed: set[tuple[str, str]] = set()  # the exact path's second pass does not repeat a line
+    seconds: dict[str, float] = {}  # per table: its load, sync and deletes
+
+    def progress(event: StepEvent) -> None:
+        phases.add(event)
+        if event.phase == "restart":
+            seconds.clear()
+            where = f"table {event.note} holds" if event.note else "the source holds"
+            say.print(
+                f"  starting over: {where} a value DuckDB's typed read cannot convert exactly; "
+                "every value is read again through SQLite",
+                markup=False,
+            )
+            return
+        if bar:
+            bar.show(event)
+        if event.phase == "done" and isinstance(event.step, LoadRows | SyncRows | DeleteRows):
+            name = event.step.table.name
+            seconds[name] = seconds.get(name, 0.0) + event.seconds
+        shown = _table_line(event, plan)
+        if shown is not None and shown[0] not in printed:
+            printed.add(shown[0])
+            say.print(shown[1], markup=False)
+
+    try:
+        result = apply(
+            checked,
+            plan,
+            allow_destructive=allow_destructive,
+            on_event=progress,
+            run=run_info(spec),
+            verify=verify_tables,
+            rejects_file=report,
+        )
+    finally:
+        if bar:
+            bar.stop()
+    return result, phases, seconds
+
+
+def _print_result(say: Console, result: ApplyResult, phases: _PhaseTimes, report: Path) -> None:
     inserted = sum(c[0] for c in result.changes.values())
     updated = sum(c[1] for c in result.changes.values())
     deleted = sum(c[2] for c in result.changes.values())
     for line in phases.lines():
-        out.print(line, markup=False)
+        say.print(line, markup=False)
     if result.rejects:
-        out.print(
-            f"Rejected: {len(result.rejects):,} rows set aside, each with its reason and raw values, "
+        say.print(
+            f"Rejected: {counted(len(result.rejects), 'row')} set aside, each with its reason and raw values, "
             f"in {report} and the target's etl.rejects.",
             markup=False,
         )
-    out.print(
+    say.print(
         f"Done: rows: {inserted:,} inserted, {updated:,} updated, "
         f"{deleted:,} deleted in {result.seconds:.2f} s"
         f"{', every table verified' if result.verified else ', not verified (--no-verify)'}. Committed.",
         markup=False,
     )
+
+
+def _rows(n: int) -> str:
+    return f"{n:>10,} {'row ' if n == 1 else 'rows'}"
+
+
+def _table_line(event: StepEvent, plan: Plan) -> tuple[tuple[str, str], str] | None:
+    """The line of a table whose rows apply loaded, synced or deleted, with what identifies it."""
+    step = event.step
+    if event.phase != "done" or not isinstance(step, LoadRows | SyncRows | DeleteRows):
+        return None
+    name, seconds = step.table.name, event.seconds
+    if isinstance(step, DeleteRows):
+        return ("delete", name), f"  {name:<32} {_rows(step.count).rstrip()} deleted {seconds:8.2f} s"
+    rows = event.rows or 0
+    deletes_follow = any(isinstance(s, DeleteRows) and s.table.name == name for s in plan.steps)
+    if isinstance(step, SyncRows) and rows == 0 and deletes_follow:
+        return None  # only deletes: their own line says so
+    rate = rows / seconds if seconds > 0 else 0.0
+    return ("rows", name), f"  {name:<32} {_rows(rows)} {seconds:8.2f} s {rate:>10,.0f} rows/s"
 
 
 _KEY_STEPS = (AddPrimaryKey, AddUnique, CreateIndex, AddForeignKey)
@@ -282,56 +374,72 @@ class _PhaseTimes:
         elif event.phase == "done" and isinstance(event.step, VerifyStep):
             self.verified = event.seconds
 
+    def seconds(self) -> dict[str, float | None]:
+        return {"keys_and_indexes": self.key_seconds if self.keys else None, "verification": self.verified}
+
     def lines(self) -> list[str]:
         # The seconds in the column of the table lines' seconds.
         found = []
         if self.keys:
             label = f"keys and indexes ({self.keys})"
-            found.append(f"  {label:<50} {self.key_seconds:8.2f} s")
+            found.append(f"  {label:<48} {self.key_seconds:8.2f} s")
         if self.verified is not None:
-            found.append(f"  {'verification':<50} {self.verified:8.2f} s")
+            found.append(f"  {'verification':<48} {self.verified:8.2f} s")
         return found
 
 
 class _ProgressBar:
-    """On a terminal: what apply is doing, and for a table being loaded a bar of its rows with
-    the rate (from PostgreSQL's progress of the COPY, see executor.StepEvent "progress")."""
+    """On a terminal: one live line, what apply is doing, and for a table being loaded a bar of its
+    rows with the rate (from PostgreSQL's progress of the COPY, see executor.StepEvent "progress").
+    Lines printed on its console appear above it; it leaves nothing behind when it stops."""
 
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+    def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[count]}"),
             TextColumn("{task.fields[rate]}"),
-            console=err,
+            console=console,
             transient=True,
         )
-        self._task = self._progress.add_task("starting", total=None, rate="")
+        self._task = self._progress.add_task("starting", total=None, count="", rate="")
         self._started = time.perf_counter()
+        self._total: int | None = None
         self._progress.start()
 
     def show(self, event: StepEvent) -> None:
         step = event.step
         if event.phase == "start":
             self._started = time.perf_counter()
-            if isinstance(step, LoadRows | SyncRows):
-                what = "loading" if isinstance(step, LoadRows) else "syncing"
-                total = step.table.source_rows if isinstance(step, LoadRows) else None
-                self._progress.update(
-                    self._task, description=f"{what} {step.table.name}", total=total, completed=0, rate=""
-                )
-            else:
-                self._progress.update(self._task, description=step_text(step).strip(), total=None, rate="")
+            self._total = step.table.source_rows if isinstance(step, LoadRows) else None
+            count = f"0/{self._total:,}" if self._total is not None else ""
+            self._progress.update(
+                self._task, description=_doing(step), total=self._total, completed=0, count=count, rate=""
+            )
         elif event.phase == "progress" and event.rows is not None:
             elapsed = time.perf_counter() - self._started
             rate = f"{event.rows / elapsed:,.0f} rows/s" if elapsed > 0 else ""
-            self._progress.update(self._task, completed=event.rows, rate=rate)
+            count = f"{event.rows:,}/{self._total:,}" if self._total is not None else f"{event.rows:,}"
+            self._progress.update(self._task, completed=event.rows, count=count, rate=rate)
 
     def stop(self) -> None:
         self._progress.stop()
+
+
+def _doing(step: Step) -> str:
+    """What the live line says while a step runs: a table's name, or the phase (never a
+    constraint's own name, which would read like a table being loaded)."""
+    if isinstance(step, LoadRows | SyncRows | DeleteRows):
+        verb = {LoadRows: "loading", SyncRows: "syncing", DeleteRows: "deleting from"}[type(step)]
+        return f"{verb} {step.table.name}"
+    if isinstance(step, _KEY_STEPS):
+        return "building keys and indexes"
+    if isinstance(step, VerifyStep):
+        return "verifying every table"
+    return "changing the schema"
 
 
 @app.command("rollback")
@@ -364,7 +472,7 @@ def rollback_command(
     except EtlError as exc:
         _fail(exc, url)
         return
-    tables = f"{len(plan.restores)} {'table' if len(plan.restores) == 1 else 'tables'}"
+    tables = counted(len(plan.restores), "table")
     out.print(f"Rolled back: {tables} as they were before {plan.run_started_at}. Committed.", markup=False)
 
 
@@ -416,7 +524,11 @@ def verify_command(
         )
         raise typer.Exit(1)
     if not as_json:
-        out.print(f"Verified: {len(verification.tables)} tables match the source.", markup=False)
+        matched = counted(len(verification.tables), "table")
+        out.print(
+            f"Verified: {matched} {'matches' if len(verification.tables) == 1 else 'match'} the source.",
+            markup=False,
+        )
 
 
 @app.command("init")
@@ -455,7 +567,7 @@ def init_command(
         return
     seconds = time.perf_counter() - started
     out.print(
-        f"Wrote {output}: {result.tables} tables, {result.rows:,} rows profiled in {seconds:.2f} s.",
+        f"Wrote {output}: {counted(result.tables, 'table')}, {counted(result.rows, 'row')} profiled in {seconds:.2f} s.",
         markup=False,
     )
     if result.url_variable and target:
@@ -469,13 +581,37 @@ def init_command(
         out.print(f"Findings ({len(result.findings)}), each marked !! in the spec:", markup=False)
         for finding in result.findings:
             out.print(f"  {finding}", markup=False)
+    if result.schema_file is not None:
+        out.print(
+            f"Wrote {result.schema_file} beside it: editors check the spec with it (its first line says so).",
+            markup=False,
+        )
     out.print(f"Next: etl validate {output}", markup=False)
 
 
 @app.command("schema")
-def schema_command() -> None:
-    """Print the JSON Schema of spec files."""
-    sys.stdout.write(SCHEMA_FILE.read_text(encoding="utf-8"))
+def schema_command(
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--write",
+            metavar="DIR",
+            help="Write etl-spec.schema.json into DIR (where specs' modelines find it) instead of printing it.",
+        ),
+    ] = None,
+) -> None:
+    """Print the JSON Schema of spec files (editors complete and check specs with it)."""
+    if write is None:
+        sys.stdout.write(SCHEMA_FILE.read_text(encoding="utf-8"))
+        return
+    from etl.init.infer import write_spec_schema
+
+    try:
+        path = write_spec_schema(write)
+    except EtlError as exc:
+        _fail(exc)
+        return
+    out.print(f"Wrote {path}", markup=False)
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -83,3 +83,8 @@ def replace_file(staged: Path, path: Path) -> None:
         pass
     finally:
         os.close(directory)
+
+
+def write_file(path: Path, text: str, mode: int) -> None:
+    """`text` at `path`, written atomically, never through a symbolic link."""
+    replace_file(stage_file(path, text, mode), path)

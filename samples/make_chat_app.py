@@ -1595,6 +1595,7 @@ def parse_args(argv):
         help=f"random seed; the same seed gives the same database (default {DEFAULT_SEED})",
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary line, not each table")
     return parser.parse_args(argv)
 
 
@@ -1606,7 +1607,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make_chat_app: error: {exc}", file=sys.stderr)
         return 1
     width = max(map(len, counts))
-    for table, count in counts.items():
+    for table, count in counts.items() if not args.quiet else ():
         print(f"{table:<{width}}  {count:>10,}")
     print(f"wrote {args.out}: {len(counts)} tables, {sum(counts.values()):,} rows")
     return 0

@@ -92,7 +92,7 @@ def test_on_a_terminal_a_table_loads_under_a_progress_bar(migration, pg):
     spec = m.write_spec()
     code, output = run_on_a_terminal(["apply", str(spec), "--yes"], "")
     assert code == 0, output
-    assert "loading big" in output and "/1500000" in output  # the bar: its table and rows
+    assert "loading big" in output and "/1,500,000" in output  # the bar: its table and rows
     assert pg.execute("SELECT count(*) FROM big").fetchone() == (1500000,)
 
 

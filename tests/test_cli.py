@@ -35,7 +35,7 @@ def test_validate_accepts_a_good_spec(migration):
     spec = m.write_spec()
     result = run("validate", str(spec))
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.strip() == f"{spec}: OK (1 tables, 3 columns)"
+    assert result.stdout.strip() == f"{spec}: OK (1 table, 3 columns)"
 
 
 def test_validate_lists_every_problem_with_its_place_and_exits_1(migration, snapshot):
@@ -147,7 +147,8 @@ def test_an_unset_environment_variable_is_a_spec_error(migration, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         f"Error: {spec}:5:8: target.url: environment variable 'ETL_NO_SUCH_VAR' is not set "
-        "(set it, or give a fallback: ${ETL_NO_SUCH_VAR:-...})"
+        "(set it, e.g. export ETL_NO_SUCH_VAR=..., or give the whole URL with --target URL, "
+        "or a fallback: ${ETL_NO_SUCH_VAR:-...})"
     )
 
 
@@ -200,6 +201,12 @@ def test_plan_shows_every_step_with_row_counts_and_changes_nothing(migration, pg
 
     assert result.stdout.splitlines() == [
         f'Target: {display_url(pg_url)} (schema "public")',
+        '+ table "User" (3 columns) <- 2 rows',
+        "Plan: 1 table to create, 0 to change; rows: 2 to insert, 0 to update, 0 to delete.",
+    ]
+    verbose = run("plan", str(spec), "--verbose")
+    assert verbose.stdout.splitlines() == [
+        f'Target: {display_url(pg_url)} (schema "public")',
         "  record the tables this apply creates, for etl rollback",
         '+ table "public"."User" (3 columns) from "User"',
         '  load 2 rows from "User" -> "public"."User"',
@@ -214,3 +221,64 @@ def test_plan_shows_every_step_with_row_counts_and_changes_nothing(migration, pg
     replanned = run("plan", str(spec))
     assert replanned.stdout.splitlines()[-1] == "No changes. The target matches the spec."
     assert len(replanned.stdout.splitlines()) == 2
+
+
+def test_the_fallback_to_the_exact_path_is_one_plain_line_and_no_table_line_twice(migration, pg):
+    m = migration(
+        """
+        CREATE TABLE a (id INTEGER PRIMARY KEY, n INTEGER);
+        INSERT INTO a VALUES (1, 5);
+        CREATE TABLE t (id INTEGER PRIMARY KEY, code INTEGER);
+        INSERT INTO t VALUES (1, 7), (2, 'seven');
+        """
+    )
+    spec = m.write_spec("tables:\n  t:\n    columns:\n      code: {type: text}\n")
+    result = run("apply", str(spec))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if "starting over" in line] == [
+        '  starting over: table "t" holds a value DuckDB\'s typed read cannot convert exactly; '
+        "every value is read again through SQLite"
+    ]
+    assert "DuckDB's typed read" in result.stdout and "Error" not in result.stdout
+    for table, rows in (("a", "1 row "), ("t", "2 rows")):
+        assert len([line for line in lines if line.startswith(f"  {table} ") and rows in line]) == 1, lines
+    assert pg.execute("SELECT code FROM t ORDER BY id").fetchall() == [("7",), ("seven",)]
+
+
+def test_a_table_that_only_had_deletes_says_so(migration, pg):
+    m = migration("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a'), (2, 'b');")
+    spec = m.write_spec()
+    assert run("apply", str(spec)).exit_code == 0
+    m.change_source("DELETE FROM t WHERE id = 2")
+    result = run("apply", str(spec), "--allow-destructive")
+    assert result.exit_code == 0, result.stderr
+    table_lines = [line for line in result.stdout.splitlines() if line.startswith("  t ")]
+    assert len(table_lines) == 1 and " 1 row deleted " in table_lines[0], result.stdout
+    assert pg.execute("SELECT id FROM t").fetchall() == [(1,)]
+
+
+def test_an_unset_url_variable_in_validate_says_how_to_give_the_url(migration, monkeypatch, pg_url):
+    m = migration(SOURCE)
+    spec = m.spec_path
+    spec.write_text(f"version: 1\nsource:\n  sqlite: {m.source.name}\ntarget:\n  url: ${{DATABASE_URL}}\n")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = run("validate", str(spec))
+    assert result.exit_code == 1
+    assert "export DATABASE_URL=" in result.stderr and "--target URL" in result.stderr
+    assert run("validate", str(spec), "--target", pg_url).exit_code == 0
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "verify", "rollback"])
+def test_cannot_connect_says_how_to_give_the_url(migration, command):
+    m = migration(SOURCE)
+    spec = m.write_spec()
+    result = run(command, str(spec), "--target", "postgresql://postgres@127.0.0.1:1/app")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "Error: cannot connect to PostgreSQL at postgresql://postgres@127.0.0.1:1/app"
+    )
+    assert result.stderr.rstrip().endswith(
+        "(give the right URL with --target URL or in the spec's target.url)"
+    )
+    assert len(result.stderr.splitlines()) == 1

@@ -61,7 +61,7 @@ def test_filters_that_select_no_table_leave_the_target_untouched(migration, pg):
         m.apply("include: [Acc*]\n", allow_destructive=True)
 
     assert str(caught.value) == (
-        f"{m.spec_path}:6:10: include: include/exclude leave out all 1 tables of '{m.source}' (account): "
+        f"{m.spec_path}:6:10: include: include/exclude leave out the only table of '{m.source}' (account): "
         "check the globs (they match table names exactly, case included)"
     )
     assert pg.execute("SELECT count(*) FROM account").fetchone() == (2,)
@@ -70,7 +70,7 @@ def test_filters_that_select_no_table_leave_the_target_untouched(migration, pg):
 def test_an_exclude_that_leaves_nothing_is_reported_at_the_exclude(migration):
     m = migration(SOURCE)
 
-    with pytest.raises(SpecError, match=r"spec.yaml:6:10: exclude: include/exclude leave out all 1 tables"):
+    with pytest.raises(SpecError, match=r"spec.yaml:6:10: exclude: include/exclude leave out the only table"):
         m.plan("exclude: ['*']\n")
 
 

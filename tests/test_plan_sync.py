@@ -832,3 +832,19 @@ def test_a_table_a_foreign_key_action_may_change_is_kept_for_rollback_and_verifi
     keep = next(s for s in plan.steps if isinstance(s, KeepForRollback))
     assert set(keep.kept) == {"parent", "child"}
     assert {t.name for t in plan.tables} == {"parent", "child"}
+
+
+def test_show_rows_names_a_row_of_a_keyless_table_by_its_values(migration, pg_url):
+    m = migration(
+        "CREATE TABLE visit (path TEXT, n INTEGER, note TEXT);"
+        "INSERT INTO visit VALUES ('/home', 1, NULL), ('/about', 2, 'it''s'), ('/gone', 3, NULL);"
+    )
+    spec = m.write_spec()
+    m.apply()
+    m.change_source(
+        "DELETE FROM visit WHERE path = '/gone'; INSERT INTO visit VALUES ('/new', 4, '" + "x" * 50 + "');"
+    )
+    text = plan_text(spec, pg_url, "--show-rows", "5")
+    assert "    + path='/new', n=4, note='" + "x" * 40 + "...'" in text.splitlines(), text
+    assert "    - path='/gone', n=3, note=NULL" in text.splitlines(), text
+    assert "(a row)" not in text

@@ -152,7 +152,7 @@ def test_a_bad_type_or_an_unset_variable_does_not_hide_the_other_mistakes(spec_d
     )
 
     assert lines(text) == [
-        "spec.yaml:3:15: target.url: environment variable 'PGPASSWORD' is not set (set it, or give a fallback: ${PGPASSWORD:-...})",
+        "spec.yaml:3:15: target.url: environment variable 'PGPASSWORD' is not set (set it, e.g. export PGPASSWORD=..., or give the whole URL with --target URL, or a fallback: ${PGPASSWORD:-...})",
         "spec.yaml:5:3: tables.Usr: no table 'Usr' in the source (did you mean 'User'?)",
         "spec.yaml:8:25: tables.User.columns.createdAt.type: 'timestampz' is not a PostgreSQL type (did you mean 'timestamptz'?)",
         "spec.yaml:9:12: tables.User.where: SQLite cannot run this expression: no such column: scor",
@@ -357,7 +357,7 @@ def test_an_unset_variable_in_the_target_url_is_a_mistake(spec_dir, snapshot):
 
     assert text == snapshot
     assert lines(text) == [
-        "spec.yaml:3:15: target.url: environment variable 'PGPASSWORD' is not set (set it, or give a fallback: ${PGPASSWORD:-...})"
+        "spec.yaml:3:15: target.url: environment variable 'PGPASSWORD' is not set (set it, e.g. export PGPASSWORD=..., or give the whole URL with --target URL, or a fallback: ${PGPASSWORD:-...})"
     ]
 
 

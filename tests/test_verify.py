@@ -180,7 +180,7 @@ def test_jsonb_nested_thousands_of_levels_deep_arrives_and_verifies(migration, p
     assert pg.execute("SELECT count(*) FROM d").fetchone() == (2,)
     result = run("verify", str(m.spec_path))
     assert result.exit_code == 0, result.output
-    assert "Verified: 1 tables match the source." in result.stdout
+    assert "Verified: 1 table matches the source." in result.stdout
 
 
 # The app: another process (two SQLite libraries in one process, Python's and DuckDB's, break each

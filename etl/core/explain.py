@@ -14,6 +14,7 @@ from etl.core.plan import (
     AddPrimaryKey,
     AddUnique,
     AlterColumnType,
+    ApplyResult,
     ConvertColumn,
     CreateEnum,
     CreateIndex,
@@ -80,7 +81,7 @@ def _(step: CreateSchema) -> Line:
 @describe.register
 def _(step: DropTables) -> Line:
     names = ", ".join(f'"{step.schema}"."{t}"' for t in step.tables)
-    held = f"; {step.rows:,} rows" if step.rows else ""
+    held = f"; {counted(step.rows, 'row')}" if step.rows else ""
     return Line("-", f"tables {names} (mode: replace; dropped and created again{held})")
 
 
@@ -100,7 +101,8 @@ def _(step: KeepForRollback) -> Line:
 @describe.register
 def _(step: DropTable) -> Line:
     return Line(
-        "-", f'table "{step.schema}"."{step.table}" (no longer in the spec; its {step.rows:,} rows are lost)'
+        "-",
+        f'table "{step.schema}"."{step.table}" (no longer in the spec; its {counted(step.rows, "row")} {"is" if step.rows == 1 else "are"} lost)',
     )
 
 
@@ -130,14 +132,14 @@ def _(step: FinishEnum) -> Line:
 def _(step: CreateTable) -> Line:
     return Line(
         "+",
-        f'table "{step.schema}"."{step.table.name}" ({len(step.table.columns)} columns) from "{step.table.source}"',
+        f'table "{step.schema}"."{step.table.name}" ({counted(len(step.table.columns), "column")}) from "{step.table.source}"',
     )
 
 
 @describe.register
 def _(step: LoadRows) -> Line:
     where = f" where {step.table.where}" if step.table.where else ""
-    rows = f"{step.table.source_rows:,} rows" if step.table.source_rows is not None else "rows"
+    rows = counted(step.table.source_rows, "row") if step.table.source_rows is not None else "rows"
     return Line("", f'load {rows} from "{step.table.source}"{where} -> "{step.schema}"."{step.table.name}"')
 
 
@@ -289,18 +291,18 @@ def summary_line(summary: PlanSummary) -> str:
 def rollback_lines(plan: RollbackPlan) -> list[str]:
     lines = [f"Rollback of the apply that started at {plan.run_started_at} (spec {plan.spec}):"]
     for r in plan.restores:
-        now = "it does not exist now" if r.rows_now is None else f"{r.rows_now:,} rows now"
+        now = "it does not exist now" if r.rows_now is None else f"{counted(r.rows_now, 'row')} now"
         if r.kept_in is None:
             lines.append(f'- table "{plan.schema}"."{r.table}": created by that apply; dropped ({now})')
         elif r.rows_now is None:
             lines.append(
-                f'+ table "{plan.schema}"."{r.table}": dropped by that apply; restored ({r.rows_then:,} rows)'
+                f'+ table "{plan.schema}"."{r.table}": dropped by that apply; restored ({counted(r.rows_then or 0, "row")})'
             )
         else:
             lines.append(
-                f'~ table "{plan.schema}"."{r.table}": restored as it was ({r.rows_then:,} rows then, {now})'
+                f'~ table "{plan.schema}"."{r.table}": restored as it was ({counted(r.rows_then or 0, "row")} then, {now})'
             )
-    lines.append(f"Plan: {len(plan.restores)} {'table' if len(plan.restores) == 1 else 'tables'} to restore.")
+    lines.append(f"Plan: {counted(len(plan.restores), 'table')} to restore.")
     return lines
 
 
@@ -331,18 +333,69 @@ def plan_line(step: Step, created: set[str]) -> Line:
     return line
 
 
-def plan_lines(plan: Plan, target: str) -> list[str]:
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """`1 row`, `2 rows`, `1,000 indexes`: a count with its noun in the right number."""
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
+
+
+def _created_table_line(step: CreateTable) -> Line:
+    """A created table, its keys and indexes and its load in one line (the default plan)."""
+    t = step.table
+    parts = [counted(len(t.columns), "column")]
+    if t.uniques:
+        parts.append(counted(len(t.uniques), "unique constraint"))
+    if t.indexes:
+        parts.append(counted(len(t.indexes), "index", "indexes"))
+    if t.foreign_keys:
+        parts.append(counted(len(t.foreign_keys), "foreign key"))
+    source = f' from "{t.source}"' if t.source != t.name else ""
+    where = f" where {t.where}" if t.where else ""
+    rows = f" <- {counted(t.source_rows, 'row')}" if t.source_rows is not None else ""
+    return Line("+", f'table "{t.name}" ({", ".join(parts)}){rows}{source}{where}')
+
+
+def _folded_into_its_table(step: Step, created: set[str]) -> bool:
+    """A step the one line of its created table already says, or bookkeeping (default plan)."""
+    if isinstance(step, VerifyStep):
+        return True
+    if isinstance(step, KeepForRollback):
+        return not step.kept
+    if isinstance(step, LoadRows | AddPrimaryKey):
+        return step.table.name in created
+    if isinstance(step, AddUnique | CreateIndex | AddForeignKey | ResetSequence | ConvertColumn):
+        return step.table in created
+    return False
+
+
+def _sample_lines(step: Step, samples: dict) -> list[str]:
+    if not isinstance(step, SyncRows | DeleteRows):
+        return []
+    wanted = ("delete",) if isinstance(step, DeleteRows) else ("insert", "update")
+    lines = []
+    for change in samples.get(step.table.name, ()):
+        if change.op in wanted:
+            columns = f": {', '.join(change.columns)}" if change.columns else ""
+            lines.append(f"    {_MARK[change.op]} {change.key or '(a row)'}{columns}")
+    return lines
+
+
+def plan_lines(plan: Plan, target: str, *, verbose: bool = False, list_creates: bool = True) -> list[str]:
+    """The plan as `etl plan` prints it: by default one line per created table and one per changed
+    object; `verbose`: every step, each key, index, foreign key and load on its own line. Without `list_creates`
+    (apply that asks nothing prints each created table's line as it loads) the created tables are
+    left to the summary."""
     lines = [f'Target: {target} (schema "{plan.schema}")']
     created = _created(plan)
     samples = {s.table.name: s.diff.samples for s in plan.steps if isinstance(s, SyncRows)}
     for step in plan.steps:
-        lines.append(plan_line(step, created).render())
-        if isinstance(step, SyncRows | DeleteRows):
-            wanted = ("delete",) if isinstance(step, DeleteRows) else ("insert", "update")
-            for change in samples.get(step.table.name, ()):
-                if change.op in wanted:
-                    columns = f": {', '.join(change.columns)}" if change.columns else ""
-                    lines.append(f"    {_MARK[change.op]} {change.key or '(a row)'}{columns}")
+        if verbose:
+            lines.append(plan_line(step, created).render())
+        elif isinstance(step, CreateTable):
+            if list_creates:
+                lines.append(_created_table_line(step).render())
+        elif not _folded_into_its_table(step, created):
+            lines.append(plan_line(step, created).render())
+        lines.extend(_sample_lines(step, samples))
     lines.append(summary_line(plan.summary()))
     return lines
 
@@ -400,4 +453,53 @@ def plan_document(plan: Plan, target: str) -> dict:
             "text": summary_line(summary),
         },
         "steps": steps,
+    }
+
+
+APPLY_FORMAT_VERSION = 1
+
+
+def apply_document(
+    target: str,
+    plan: Plan,
+    result: ApplyResult | None,
+    table_seconds: dict[str, float],
+    phase_seconds: dict[str, float | None],
+    rejects_file: str | None,
+) -> dict:
+    """What `etl apply --json` prints (schemas/etl-apply.schema.json). `result` None: nothing was
+    applied (no changes, or --dry-run)."""
+    changes = result.changes if result is not None else {}
+    rejected: dict[str, int] = {}
+    for reject in result.rejects if result is not None else ():
+        rejected[reject["table"]] = rejected.get(reject["table"], 0) + 1
+    tables = [
+        {
+            "table": name,
+            "inserted": inserted,
+            "updated": updated,
+            "deleted": deleted,
+            "seconds": round(table_seconds[name], 3) if name in table_seconds else None,
+        }
+        for name, (inserted, updated, deleted) in changes.items()
+    ]
+    return {
+        "format_version": APPLY_FORMAT_VERSION,
+        "target": target,
+        "schema": plan.schema,
+        "committed": result is not None,
+        "run_id": result.run_id if result is not None else None,
+        "seconds": round(result.seconds, 3) if result is not None else 0.0,
+        "verified": bool(result and result.verified),
+        "rows": {
+            "inserted": sum(c[0] for c in changes.values()),
+            "updated": sum(c[1] for c in changes.values()),
+            "deleted": sum(c[2] for c in changes.values()),
+        },
+        "tables": tables,
+        "phases": {
+            name: None if seconds is None else round(seconds, 3)
+            for name, seconds in {"keys_and_indexes": None, "verification": None, **phase_seconds}.items()
+        },
+        "rejects": {"count": sum(rejected.values()), "by_source_table": rejected, "file": rejects_file},
     }

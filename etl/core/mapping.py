@@ -233,9 +233,10 @@ class _Resolver:
             return
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
         where = ("include",) if spec.locate("include") != spec.locate() else ("exclude",)
+        every = "the only table" if len(names) == 1 else f"all {len(names)} tables"
         self.problem(
             where,
-            f"include/exclude leave out all {len(names)} tables of '{spec.source}' ({shown}): "
+            f"include/exclude leave out {every} of '{spec.source}' ({shown}): "
             "check the globs (they match table names exactly, case included)",
         )
 

@@ -12,7 +12,7 @@ from etl.model import TargetCatalog
 @dataclass(frozen=True)
 class RowChange:
     op: str  # "insert" | "update" | "delete"
-    key: str  # e.g. "id=5"; "" for a table without a key
+    key: str  # e.g. "id=5"; for a table without a key its values, e.g. "name='a', n=5"
     columns: tuple[str, ...] = ()  # the columns an update changes
 
 
@@ -371,3 +371,19 @@ class RollbackPlan:
     run_started_at: str
     spec: str | None
     restores: tuple[Restore, ...]
+
+
+# What `etl apply` did.
+
+
+@dataclass
+class ApplyResult:
+    """What an apply did, as it goes: filled in by the executor, read by the explainer and the CLI."""
+
+    rows: dict[str, int] = field(default_factory=dict)  # target table -> rows loaded
+    changes: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # rows inserted, updated, deleted
+    seconds: float = 0.0
+    verified: bool = False
+    rejects: list[dict] = field(default_factory=list)  # rows set aside by on_error: reject
+    typed: tuple[str, ...] = ()  # source tables read through DuckDB's typed scan (etl/run/typedscan.py)
+    run_id: int | None = None  # the run's row in the target's etl.runs

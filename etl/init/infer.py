@@ -18,7 +18,7 @@ from pathlib import Path
 
 from etl.core.mapping import MAX_NAME_BYTES, fit_name, no_tables_reason, target_name, topological_order
 from etl.errors import EtlError, OutputFileError, SourceError, SpecError
-from etl.files import check_writable_path, default_mode, replace_file, stage_file
+from etl.files import check_writable_path, default_mode, replace_file, stage_file, write_file
 from etl.model import Catalog, Column, ForeignKey, Index, Table
 from etl.pgtypes import PgType, UnknownType, default_pg_type, parse_pg_type
 from etl.postgres.target import holds_password
@@ -483,6 +483,7 @@ class InitResult:
     rows: int = 0
     # The URL given to etl init holds a password: the spec reads target.url from this variable instead.
     url_variable: str | None = None
+    schema_file: Path | None = None  # the JSON Schema written beside the spec, for editors
 
 
 def _fit(name: str, naming: Naming) -> str:
@@ -944,7 +945,9 @@ def init_spec(
     profiles = profile_sqlite(source, catalog, sample_rows, expected)
     out_dir = out.resolve().parent
     source_ref = os.path.relpath(source.resolve(), out_dir)
-    schema_ref = os.path.relpath(SCHEMA_FILE, out_dir)
+    # The schema goes beside the spec: a modeline into the installed package would break when
+    # the spec moves, or etl is installed elsewhere or from a wheel.
+    schema_ref = SCHEMA_FILE.name
     sampled = f"a sample of {sample_rows:,} rows per table" if sample_rows else "every row"
     header = (
         f"Written by `etl init` from {source.name} ({sampled} profiled).\n"
@@ -988,7 +991,15 @@ def init_spec(
         replace_file(staged, out)
     finally:
         staged.unlink(missing_ok=True)
+    result.schema_file = write_spec_schema(out.parent)
     return result
+
+
+def write_spec_schema(directory: Path) -> Path:
+    """Write the JSON Schema of spec files into `directory`, where a spec's modeline finds it."""
+    path = directory / SCHEMA_FILE.name
+    write_file(path, SCHEMA_FILE.read_text(encoding="utf-8"), default_mode())
+    return path
 
 
 def _left_to_edit(path: Path, catalog: Catalog) -> list[Finding]:

@@ -91,7 +91,10 @@ def connect(url: str) -> psycopg.Connection:
         return psycopg.connect(url, connect_timeout=10, autocommit=True)
     except psycopg.Error as exc:
         message = redact(first_line(exc), url)
-        raise TargetError(f"cannot connect to PostgreSQL at {display_url(url)}: {message}") from exc
+        raise TargetError(
+            f"cannot connect to PostgreSQL at {display_url(url)}: {message}"
+            " (give the right URL with --target URL or in the spec's target.url)"
+        ) from exc
 
 
 def read_target_state(url: str, schema: str) -> TargetState:

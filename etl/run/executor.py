@@ -23,6 +23,7 @@ from etl import duck
 from etl.core.explain import describe
 from etl.core.mapping import DesiredSchema, TargetTable
 from etl.core.plan import (
+    ApplyResult,
     DeleteRows,
     DropTable,
     DropTables,
@@ -60,8 +61,8 @@ from etl.postgres.history import (
     serial_sequence_statements,
     serial_sequences_query,
 )
-from etl.postgres.metadata import record_rejects_sql, record_run_sql
-from etl.postgres.target import ensure_metadata, redact
+from etl.postgres.metadata import RUNS, record_rejects_sql, record_run_sql
+from etl.postgres.target import connect, ensure_metadata, redact
 from etl.run.load import load_query, rejects_query, source_rows_query
 from etl.run.session import (
     SOURCE_ALIAS,
@@ -88,7 +89,8 @@ from etl.sqlite.catalog import SourceStamp, deepest_json, source_stamp
 @dataclass(frozen=True)
 class StepEvent:
     step: Step
-    # "start" | "progress" (rows so far, of a load) | "done" | "restart" (on the exact path: `note` says why)
+    # "start" | "progress" (rows so far, of a load) | "done" | "restart" (on the exact path: `note`
+    # names the source table, quoted, whose value the typed read could not convert, or is empty)
     phase: str
     rows: int | None = None
     seconds: float = 0.0
@@ -101,16 +103,6 @@ class RunInfo:
 
     spec: str | None = None
     spec_sha256: str | None = None
-
-
-@dataclass
-class ApplyResult:
-    rows: dict[str, int] = field(default_factory=dict)  # target table -> rows loaded
-    changes: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # rows inserted, updated, deleted
-    seconds: float = 0.0
-    verified: bool = False
-    rejects: list[dict] = field(default_factory=list)  # rows set aside by on_error: reject
-    typed: tuple[str, ...] = ()  # source tables read through DuckDB's typed scan (etl/run/typedscan.py)
 
 
 def refuse_destructive(plan: Plan, allow_destructive: bool) -> None:
@@ -130,7 +122,11 @@ class StartOver(Step):
 
 class _TypedScanFailed(Exception):
     """A table read through DuckDB's typed scan met a value it cannot convert: start over on the
-    exact path, which names the row (never reaches the user)."""
+    exact path, which names the row (never reaches the user). `table`: the source table, if known."""
+
+    def __init__(self, message: str, table: str | None = None):
+        super().__init__(message)
+        self.table = table
 
 
 # Tables of at least this many rows are read through the scan while their proof still runs.
@@ -167,7 +163,9 @@ def apply_plan(
             trust_from_rows=trust_from_rows,
         )
     except _TypedScanFailed as failed:
-        on_event(StepEvent(StartOver(plan.schema), "restart", note=str(failed)))
+        # The note names the table only: DuckDB's own message would mean nothing to the user.
+        note = f'"{failed.table}"' if failed.table else ""
+        on_event(StepEvent(StartOver(plan.schema), "restart", note=note))
         return _apply(plan, source, target_url, on_event, run, verify, rejects_file, typed=False)
 
 
@@ -208,6 +206,7 @@ def _apply(
             raise OutputFileError(
                 f"{exc}; the apply was committed, and its rejected rows are in the target's etl.rejects"
             ) from exc
+    tx.result.run_id = _run_id(target_url, plan.schema, started_at)
     tx.result.seconds = time.perf_counter() - started
     return tx.result
 
@@ -284,7 +283,8 @@ def _run_and_commit(
         tx.result.verified = True
     if tx.proofs is not None and (wrong := tx.proofs.failed()):
         raise _TypedScanFailed(
-            f'table "{wrong[0]}" holds values DuckDB\'s typed read would convert (its proof failed)'
+            f'table "{wrong[0]}" holds values DuckDB\'s typed read would convert (its proof failed)',
+            wrong[0],
         )
     if rejects_file is not None and tx.result.rejects:
         report = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in tx.result.rejects)
@@ -455,6 +455,14 @@ def _record_failure_of(
         error = "interrupted" if interrupted else redact(str(explained or exc), tx.target_url)
         _record_failure(tx.plan.schema, run, tx.started_at, error, tx.target_url)
     return explained
+
+
+def _run_id(target_url: str, schema: str, started_at: str) -> int | None:
+    """The id etl.runs gave the committed run (its INSERT ran through DuckDB, which returns no rows)."""
+    query = sql.SQL("SELECT max(id) FROM {} WHERE target_schema = %s AND started_at = %s AND status = %s")
+    with connect(target_url) as conn:
+        row = conn.execute(query.format(RUNS), (schema, started_at, "succeeded")).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 class _Proofs:
@@ -881,7 +889,7 @@ def _raise_load_error(exc: Exception, table: TargetTable, target_url: str) -> No
     message = duck_message(exc)
     lost = isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message
     if table.scan is not None and not lost:
-        raise _TypedScanFailed(f'table "{table.source}": {message}') from exc
+        raise _TypedScanFailed(f'table "{table.source}": {message}', table.source) from exc
     if message.startswith(f'table "{table.source}"'):
         raise DataError(message) from exc
     if lost:

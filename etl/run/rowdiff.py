@@ -72,13 +72,42 @@ def target_keys_sql(
     without a key: h, n (occurrence of that hash) and etl_ctid (to delete one copy of a row)."""
     extra = () if keyed(table) else ("ctid::text AS etl_ctid",)
     relation = target_relation(schema, table, current, extra, where)
-    return _keyed_rows(table, _target_norms(table), relation, columns, "" if keyed(table) else "etl_ctid")
+    keep = "" if keyed(table) else "etl_ctid"
+    if columns and not keyed(table):
+        plain = [_norm(c, quote_ident(c.name), "target") for c in table.columns]
+        keep += f", {_values_label(table, plain)} AS label"
+    return _keyed_rows(table, _target_norms(table), relation, columns, keep)
 
 
 def source_keys_sql(table: TargetTable, relation: str, columns: bool = False, keep: str = "") -> str:
     """DuckDB SQL over rows as source_rows_query yields them (c0..): h, k0.. (or n) [, hs] and
-    `keep` (e.g. "*": the converted values themselves)."""
+    `keep` (e.g. "*": the converted values themselves). Without a key, `columns` adds `label`:
+    the row's values, which name it in `--show-rows`."""
+    if columns and not keyed(table):
+        plain = [_norm(c, f"c{i}", "source") for i, c in enumerate(table.columns)]
+        keep = ", ".join(part for part in (keep, f"{_values_label(table, plain)} AS label") if part)
     return _keyed_rows(table, _source_norms(table), relation, columns, keep)
+
+
+# A value in a row's label is cut here: the label names a row, it does not print a document.
+_LABEL_VALUE_CHARS = 40
+
+
+def _values_label(table: TargetTable, norms: list[str]) -> str:
+    """DuckDB expression naming a row of a table without a key by its values, e.g.
+    name='a', n=5, note=NULL (text quoted, as SQL writes it; long values cut with ...)."""
+    quote, doubled = quote_literal("'"), quote_literal("''")
+    parts = []
+    for column, norm in zip(table.columns, norms, strict=True):
+        text = f"CAST({norm} AS VARCHAR)"
+        cut = (
+            f"CASE WHEN length({text}) > {_LABEL_VALUE_CHARS} "
+            f"THEN left({text}, {_LABEL_VALUE_CHARS}) || '...' ELSE {text} END"
+        )
+        if column.pg_type.kind not in ("integer", "float", "numeric", "boolean"):
+            cut = f"{quote} || replace({cut}, {quote}, {doubled}) || {quote}"
+        parts.append(f"{quote_literal(column.name + '=')} || coalesce({cut}, 'NULL')")
+    return " || ', ' || ".join(parts) if parts else "''"
 
 
 def _keyed_rows(table: TargetTable, norms: list[str], relation: str, columns: bool, keep: str) -> str:
@@ -218,7 +247,7 @@ def plan_diff(
 def _samples(con: duckdb.DuckDBPyConnection, table: TargetTable, limit: int) -> tuple[RowChange, ...]:
     join = key_join(table, "s", "t")
     ops = ["'insert'", "'update'"] + (["'delete'"] if table.mode == Mode.SYNC else [])
-    label = _key_label(table)
+    label = _key_label(table) if keyed(table) else "coalesce(s.label, t.label)"
     # `limit` changes, taken in turn from each kind of change, each kind in key order.
     rows = con.execute(
         "SELECT op, label, shs, ths FROM (SELECT *, row_number() OVER (PARTITION BY op ORDER BY ord) AS nth FROM "

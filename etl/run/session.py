@@ -15,7 +15,7 @@ import duckdb
 from etl import duck
 from etl.core.mapping import TargetTable
 from etl.errors import DataError, EtlError, SourceError, TargetError
-from etl.postgres.target import libpq_conninfo, redact
+from etl.postgres.target import display_url, libpq_conninfo, redact
 from etl.sqlite.catalog import corrupt_source_error
 
 SOURCE_ALIAS = "src"  # the SQLite database, attached read-only in DuckDB
@@ -58,7 +58,10 @@ def attach(con: duckdb.DuckDBPyConnection, source: Path, target_url: str, read_o
         options = "TYPE postgres, READ_ONLY" if read_only else "TYPE postgres"
         con.execute(f"ATTACH {duck.quote_literal(libpq_conninfo(target_url))} AS {TARGET_ALIAS} ({options})")
     except duckdb.Error as exc:
-        raise TargetError(f"cannot connect to PostgreSQL: {redact(duck_message(exc), target_url)}") from exc
+        raise TargetError(
+            f"cannot connect to PostgreSQL at {display_url(target_url)}: {redact(duck_message(exc), target_url)}"
+            " (give the right URL with --target URL or in the spec's target.url)"
+        ) from exc
 
 
 def corrupt_source(exc: BaseException, source: Path) -> SourceError | None:

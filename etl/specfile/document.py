@@ -233,7 +233,8 @@ def _build(
     for name in missing:
         problem(
             ("target", "url"),
-            f"environment variable '{name}' is not set (set it, or give a fallback: ${{{name}:-...}})",
+            f"environment variable '{name}' is not set (set it, e.g. export {name}=..., "
+            f"or give the whole URL with --target URL, or a fallback: ${{{name}:-...}})",
         )
     rules = _type_rules(data, pg_type, problem)
     tables = {
