@@ -47,7 +47,7 @@ app = typer.Typer(
     name="etl",
     help="Move a SQLite database into PostgreSQL, declared in YAML, with nothing lost.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,  # tracebacks could show locals, and DSNs hold passwords
 )
 
@@ -98,7 +98,10 @@ def _load(spec: Path, target: str | None) -> Validated:
     return check(spec, os.environ, target_url=target)
 
 
-@app.command("validate")
+@app.command(
+    "validate",
+    epilog="\b\nExamples:\n  etl validate spec.yaml\n  etl validate spec.yaml --target postgresql://app@localhost/app",
+)
 def validate_command(spec: SpecPath, target: TargetOption = None) -> None:
     """Check a spec: YAML, schema, and meaning against the SQLite source. Lists every mistake."""
     try:
@@ -135,7 +138,10 @@ Verbose = Annotated[
 ]
 
 
-@app.command("plan")
+@app.command(
+    "plan",
+    epilog="\b\nExamples:\n  etl plan spec.yaml\n  etl plan spec.yaml --verbose --show-rows 5\n  etl plan spec.yaml --sql > migration.sql\n  etl plan spec.yaml --json | jq .summary",
+)
 def plan_command(
     spec: SpecPath,
     target: TargetOption = None,
@@ -191,7 +197,10 @@ def _confirm(question: str = "Apply this plan?", console: Console = out) -> bool
     return answer.strip() == "yes"
 
 
-@app.command("apply")
+@app.command(
+    "apply",
+    epilog='\b\nExamples:\n  etl apply spec.yaml\n  etl apply spec.yaml --yes --json > run.json\n  etl apply spec.yaml --target "$DATABASE_URL" --allow-destructive',
+)
 def apply_command(
     spec: SpecPath,
     target: TargetOption = None,
@@ -442,7 +451,9 @@ def _doing(step: Step) -> str:
     return "changing the schema"
 
 
-@app.command("rollback")
+@app.command(
+    "rollback", epilog="\b\nExamples:\n  etl rollback spec.yaml --dry-run\n  etl rollback spec.yaml --yes"
+)
 def rollback_command(
     spec: SpecPath,
     target: TargetOption = None,
@@ -476,7 +487,7 @@ def rollback_command(
     out.print(f"Rolled back: {tables} as they were before {plan.run_started_at}. Committed.", markup=False)
 
 
-@app.command("verify")
+@app.command("verify", epilog="\b\nExamples:\n  etl verify spec.yaml\n  etl verify spec.yaml --json")
 def verify_command(
     spec: SpecPath,
     target: TargetOption = None,
@@ -531,7 +542,10 @@ def verify_command(
         )
 
 
-@app.command("init")
+@app.command(
+    "init",
+    epilog="\b\nExamples:\n  etl init app.db -o spec.yaml\n  etl init prisma/dev.db --prisma prisma/schema.prisma --target '${DATABASE_URL}'",
+)
 def init_command(
     sqlite: Annotated[Path, typer.Argument(help="The SQLite database to describe.", show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the spec.")] = Path(
@@ -589,7 +603,9 @@ def init_command(
     out.print(f"Next: etl validate {output}", markup=False)
 
 
-@app.command("schema")
+@app.command(
+    "schema", epilog="\b\nExamples:\n  etl schema > etl-spec.schema.json\n  etl schema --write specs/"
+)
 def schema_command(
     write: Annotated[
         Path | None,

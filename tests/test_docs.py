@@ -1,6 +1,7 @@
 """The documentation says what the code does: the spec reference is written from the JSON Schema,
 every key in it is described with an example, and README names every command and option."""
 
+import shlex
 from pathlib import Path
 
 import jsonschema
@@ -61,3 +62,18 @@ def test_every_example_is_valid_where_it_stands():
             errors = jsonschema.Draft7Validator({**node, "definitions": definitions}).iter_errors(example)
             invalid += [f"{path}: {e.message}" for e in errors]
     assert invalid == []
+
+
+def test_every_example_in_help_is_a_valid_invocation():
+    """Each command's --help ends with examples; each parses (command, options, arguments)."""
+    command = typer.main.get_command(app)
+    checked = 0
+    for name, sub in command.commands.items():  # type: ignore[attr-defined]
+        examples = [line.strip() for line in (sub.epilog or "").splitlines() if line.strip().startswith("etl ")]
+        assert examples, f"etl {name} --help shows no example"
+        for example in examples:
+            words = shlex.split(example.split(" > ")[0].split(" | ")[0])
+            assert words[:2] == ["etl", name], example
+            sub.make_context(name, words[2:])  # raises on an unknown option or a missing argument
+            checked += 1
+    assert checked >= 14
