@@ -91,7 +91,7 @@ def build_plan(mapping: Mapping, target: TargetState) -> Plan:
     steps += _key_steps(schema, fresh, kept)
     steps += readd_fks
     for table in mapping.tables:
-        identity = table.identity_column
+        identity = table.sequence_column
         if not identity:
             continue
         if table.name in fresh_names or target.rows.get(table.name, RowDiff()).insert:

@@ -178,7 +178,7 @@ def schema_dump(url: str) -> list[str]:
     return [
         line
         for line in dump.splitlines()
-        if line.strip() and not line.startswith(("--", "SET ", "SELECT pg_catalog.set_config"))
+        if line.strip() and not line.startswith(("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict"))
     ]
 
 
