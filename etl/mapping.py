@@ -318,10 +318,11 @@ class _Resolver:
             ]
             relations += [(ix.name, f"index '{ix.name}' of '{t.name}'") for ix in t.indexes]
             if t.sequence_column:
+                kind = "identity" if t.identity_column else "serial"
                 relations.append(
                     (
                         identity_sequence_name(t.name, t.sequence_column),
-                        f"the sequence PostgreSQL creates for column '{t.sequence_column}' of '{t.name}'",
+                        f"the sequence PostgreSQL creates for {kind} column '{t.sequence_column}' of '{t.name}'",
                     )
                 )
             for name, what in relations:
