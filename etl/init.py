@@ -770,7 +770,7 @@ def _table_header_lines(
     if plan.target != table.name:
         lines.append(f"    name: {yaml_str(plan.target)}")
     lines += [f"    {setting}" for setting in plan.settings]
-    if not table.primary_key:
+    if not table.primary_key and not any(s.startswith("primary_key:") for s in plan.settings):
         lines.append("    # !! No primary key: rows are loaded as they are.")
         finding(None, "has no primary key; rows are loaded as they are")
     if not plan.keep_primary_key:

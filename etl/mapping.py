@@ -447,7 +447,10 @@ class _Resolver:
                 converter = Converter.AUTO  # a type rule's datetime convention means nothing for this type
             serial = cs.serial and cs.expression is None
             if cs.serial and (pg_type.kind != "integer" or pg_type.name == "oid"):
-                self.problem((*at, "serial"), f"serial is for smallint, integer and bigint columns, not {pg_type.sql()}")
+                self.problem(
+                    (*at, "serial"),
+                    f"serial is for smallint, integer and bigint columns, not {pg_type.sql()}",
+                )
                 serial = False
             identity = (
                 not serial

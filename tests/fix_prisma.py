@@ -23,6 +23,9 @@ from pathlib import Path
 HARNESS = Path(__file__).resolve().parent / "prisma"
 _FILES = ("package.json", "package-lock.json")
 _DRY = re.compile(r"^-- etl-dry: (.*)$", re.M)
+# `db push`'s last word. On schemas with enums the CLI then idles on a timer for a minute before
+# it exits: once this line is out, the command's work is done and the process is ended.
+_PUSHED = re.compile(r"(already|now) in sync with (your|the) Prisma schema")
 
 
 def prisma_home() -> Path:
@@ -79,14 +82,31 @@ class Prisma:
             "CHECKPOINT_DISABLE": "1",
         }
 
-    def run(self, url: str, *args: str | Path, dry: bool = False) -> str:
-        """Prisma's stdout; a failing command is a PrismaError with its output."""
+    def run(self, url: str, *args: str | Path, dry: bool = False, last: re.Pattern[str] | None = None) -> str:
+        """Prisma's stdout; a failing command is a PrismaError with its output. A line matching
+        `last` ends the command (see _PUSHED)."""
         env = {**self.env, "ETL_PRISMA_URL": url, "DATABASE_URL": url, "ETL_PRISMA_DRY": "1" if dry else "0"}
         command = ["node", str(_cli(self.home)), *map(str, args), "--config", "prisma.config.ts"]
-        done = subprocess.run(command, cwd=self.home, env=env, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            raise PrismaError(f"prisma {' '.join(map(str, args))} failed:\n{done.stdout}\n{done.stderr}")
-        return done.stdout
+        lines: list[str] = []
+        with (
+            tempfile.TemporaryFile("w+") as err,
+            subprocess.Popen(
+                command, cwd=self.home, env=env, stdout=subprocess.PIPE, stderr=err, text=True
+            ) as proc,
+        ):
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if last is not None and last.search(line):
+                    proc.terminate()
+                    break
+            code = proc.wait(timeout=300)
+            if code != 0 and not (last is not None and lines and last.search(lines[-1])):
+                err.seek(0)
+                raise PrismaError(
+                    f"prisma {' '.join(map(str, args))} failed:\n{''.join(lines)}\n{err.read()}"
+                )
+        return "".join(lines)
 
     def ddl(self, url: str, schema: Path) -> str:
         """The SQL Prisma creates the schema's database with (its provider's dialect)."""
@@ -94,7 +114,17 @@ class Prisma:
 
     def push_statements(self, url: str, schema: Path) -> list[str]:
         """What `prisma db push` would change in the database at `url`, changing nothing."""
-        out = self.run(url, "db", "push", "--accept-data-loss", "--skip-generate", "--schema", schema, dry=True)
+        out = self.run(
+            url,
+            "db",
+            "push",
+            "--accept-data-loss",
+            "--skip-generate",
+            "--schema",
+            schema,
+            dry=True,
+            last=_PUSHED,
+        )
         return _DRY.findall(out)
 
 

@@ -295,7 +295,7 @@ def test_prisma_findings_are_marked_where_they_apply(tmp_sqlite, tmp_path, pg_ur
         "USER",
     )
     # The serial's sequence continues after the loaded ids.
-    assert pg.execute('INSERT INTO "User" (role) VALUES (\'ADMIN\') RETURNING id').fetchone() == (2,)
+    assert pg.execute("INSERT INTO \"User\" (role) VALUES ('ADMIN') RETURNING id").fetchone() == (2,)
 
 
 # --- a database with every quirk ----------------------------------------------------------------

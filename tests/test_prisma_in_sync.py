@@ -31,7 +31,10 @@ from etl.cli import app
 from etl.prisma import PrismaField, PrismaModel, PrismaSchema, read_prisma_file
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = [ROOT / "samples" / "chat_app.prisma", *sorted((ROOT / "tests" / "prisma" / "schemas").glob("*.prisma"))]
+SCHEMAS = [
+    ROOT / "samples" / "chat_app.prisma",
+    *sorted((ROOT / "tests" / "prisma" / "schemas").glob("*.prisma")),
+]
 ROWS = 3  # per model: enough for NULLs, several parents and unique values
 EPOCH_MS = 1_754_560_800_000  # 2025-08-07 10:00:00 UTC, as Prisma's sqlite connector stores DateTime
 
@@ -52,7 +55,10 @@ def two_databases(pg_server_url, database_pool) -> Iterator[tuple[str, str]]:
     """Two empty databases: etl's target, and one for Prisma's own DDL."""
     names = [database_pool.take(), database_pool.take()]
     try:
-        yield pg_server.url_with_dbname(pg_server_url, names[0]), pg_server.url_with_dbname(pg_server_url, names[1])
+        yield (
+            pg_server.url_with_dbname(pg_server_url, names[0]),
+            pg_server.url_with_dbname(pg_server_url, names[1]),
+        )
     finally:
         for name in names:
             database_pool.give_back(name)
@@ -70,7 +76,11 @@ def implicit_many_to_many(schema: PrismaSchema) -> list[tuple[str, PrismaModel, 
             other = schema.model_named(field.type)
             if not (field.is_relation and field.list and other):
                 continue
-            back = [f for f in other.fields if f is not field and f.is_relation and f.type == model.name and f.list]
+            back = [
+                f
+                for f in other.fields
+                if f is not field and f.is_relation and f.type == model.name and f.list
+            ]
             name = field.relation.name if field.relation and field.relation.name else None
             back = [f for f in back if (f.relation.name if f.relation else None) == name]
             if not back or (field.relation and field.relation.fields):
@@ -178,7 +188,8 @@ def schema_dump(url: str) -> list[str]:
     return [
         line
         for line in dump.splitlines()
-        if line.strip() and not line.startswith(("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict"))
+        if line.strip()
+        and not line.startswith(("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict", "\\unrestrict"))
     ]
 
 
@@ -191,7 +202,9 @@ def with_provider(schema: Path, provider: str, into: Path) -> Path:
 def migrate(source: Path, prisma_schema: Path, url: str, tmp_path: Path) -> None:
     runner = CliRunner()
     spec = tmp_path / "spec.yaml"
-    result = runner.invoke(app, ["init", str(source), "-o", str(spec), "--target", url, "--prisma", str(prisma_schema)])
+    result = runner.invoke(
+        app, ["init", str(source), "-o", str(spec), "--target", url, "--prisma", str(prisma_schema)]
+    )
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["apply", str(spec), "--yes"])
     assert result.exit_code == 0, result.output
