@@ -14,6 +14,7 @@ import difflib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -42,8 +43,8 @@ EPOCH_MS = 1_754_560_800_000  # 2025-08-07 10:00:00 UTC, as Prisma's sqlite conn
 @pytest.fixture(scope="session")
 def prisma() -> Prisma:
     home = prisma_home()
-    if not (home / "node_modules" / "prisma" / "build" / "index.js").exists():
-        why = f"Prisma is not installed in {home} (run: python tests/fix_prisma.py install)"
+    if shutil.which("node") is None or not (home / "node_modules" / "prisma" / "build" / "index.js").exists():
+        why = f"node, or Prisma in {home}, is missing (install both: see tests/fix_prisma.py)"
         if os.environ.get("ETL_REQUIRE_PRISMA"):
             pytest.fail(why)
         pytest.skip(why)
