@@ -229,3 +229,47 @@ def test_prisma_finds_its_own_schema_after_the_move(schema_file, prisma, two_dat
         conn.execute(prisma.ddl(reference, postgresql))  # type: ignore[call-overload]
     ours, theirs = schema_dump(target), schema_dump(reference)
     assert ours == theirs, "\n".join(difflib.unified_diff(theirs, ours, "prisma", "etl", lineterm=""))
+
+
+# Prisma's migration history in a SQLite app: it must not follow the app to PostgreSQL.
+SQLITE_HISTORY = """
+CREATE TABLE "_prisma_migrations" (
+    "id" TEXT PRIMARY KEY NOT NULL, "checksum" TEXT NOT NULL, "finished_at" DATETIME,
+    "migration_name" TEXT NOT NULL, "logs" TEXT, "rolled_back_at" DATETIME,
+    "started_at" DATETIME NOT NULL DEFAULT current_timestamp, "applied_steps_count" INTEGER UNSIGNED NOT NULL DEFAULT 0
+);
+INSERT INTO "_prisma_migrations" VALUES
+    ('3f0c', 'e3b0c442', 1754560800000, '20250807100000_init', NULL, NULL, 1754560800000, 1);
+"""
+
+
+def test_prisma_migrate_status_is_up_to_date_after_the_baseline(prisma, two_databases, tmp_path):
+    """The move as README.md tells it: etl init --prisma + etl apply, then Prisma's baseline for
+    a provider switch (0_init holding the PostgreSQL DDL, the lock file, `migrate resolve
+    --applied 0_init`): `prisma migrate status` finds the database up to date, which it would not
+    if the SQLite migration history had come along."""
+    schema_file = ROOT / "tests" / "prisma" / "schemas" / "shop.prisma"
+    target, scratch = two_databases
+    source = tmp_path / "app.db"
+    with closing(sqlite3.connect(source)) as con:
+        con.executescript(prisma.ddl(scratch, schema_file) + SQLITE_HISTORY)
+    fill(source, read_prisma_file(schema_file))
+    migrate(source, schema_file, target, tmp_path)
+
+    project = tmp_path / "prisma"
+    (project / "migrations" / "0_init").mkdir(parents=True)
+    postgresql = with_provider(schema_file, "postgresql", project / "schema.prisma")
+    (project / "migrations" / "0_init" / "migration.sql").write_text(prisma.ddl(scratch, postgresql))
+    (project / "migrations" / "migration_lock.toml").write_text('provider = "postgresql"\n')
+    prisma.run(
+        target,
+        "migrate",
+        "resolve",
+        "--applied",
+        "0_init",
+        "--schema",
+        postgresql,
+        last=re.compile("marked as applied"),
+    )
+    status = prisma.run(target, "migrate", "status", "--schema", postgresql, last=re.compile("up to date"))
+    assert "Database schema is up to date!" in status
