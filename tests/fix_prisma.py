@@ -12,6 +12,7 @@ The `prisma` fixture skips its tests when the packages are not installed, unless
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -72,7 +73,8 @@ class Prisma:
     def __init__(self, home: Path):
         self.home = home
         # The config imports pg and the adapter: it must sit beside node_modules.
-        shutil.copy(HARNESS / "prisma.config.ts", home / "prisma.config.ts")
+        for name in ("prisma.config.ts", "client_check.cjs"):
+            shutil.copy(HARNESS / name, home / name)
         placeholder = str(home / "package.json")  # any existing file stops engine downloads
         self.env = {
             **os.environ,
@@ -126,6 +128,33 @@ class Prisma:
             last=_PUSHED,
         )
         return _DRY.findall(out)
+
+    def client_check(self, url: str, schema: Path, models: dict) -> dict:
+        """Prisma Client (query compiler + PrismaPg) generated for `schema` reads every model's rows
+        and creates, updates and deletes a row in each (tests/prisma/client_check.cjs; `models` is
+        the JSON it describes). Returns its report: {"rows": {model: count}, "changed": [model]}."""
+        work = Path(tempfile.mkdtemp(prefix="client-", dir=self.home))  # generate wants node_modules above
+        try:
+            generator = f'generator client {{\n  provider = "prisma-client-js"\n  engineType = "client"\n  output = "{work / "client"}"\n}}'
+            text = re.sub(
+                r"generator\s+\w+\s*\{[^}]*\}", lambda _: generator, schema.read_text(encoding="utf-8")
+            )
+            (work / "schema.prisma").write_text(text, encoding="utf-8")
+            (work / "models.json").write_text(json.dumps(models), encoding="utf-8")
+            self.run(url, "generate", "--schema", work / "schema.prisma")
+            done = subprocess.run(
+                ["node", "client_check.cjs", str(work / "client"), str(work / "models.json")],
+                cwd=self.home,
+                env={**self.env, "ETL_PRISMA_URL": url},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if done.returncode != 0:
+                raise PrismaError(f"Prisma Client failed:\n{done.stderr[-4000:]}")
+            return json.loads(done.stdout.splitlines()[-1])
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -175,6 +175,37 @@ def fill(db: Path, schema: PrismaSchema) -> None:
         con.commit()
 
 
+def client_models(schema: PrismaSchema) -> dict[str, Any]:
+    """What tests/prisma/client_check.cjs needs to know of the models (see there)."""
+    models = []
+    for model in schema.models:
+        unique = {name for index in model.uniques for name in index.fields}
+        models.append(
+            {
+                "name": model.name,
+                "key": list(model.id_fields or model.uniques[0].fields),
+                "fields": [
+                    {
+                        "name": f.name,
+                        "type": f.type,
+                        "enum": schema.enum_named(f.type) is not None,
+                        "required": not f.optional,
+                        "default": f.default is not None,
+                        "updatedAt": f.updated_at,
+                        "unique": f.name in unique,
+                    }
+                    for f in model.columns
+                ],
+                "relations": [
+                    {"model": f.type, "from": list(f.relation.fields), "to": list(f.relation.references)}
+                    for f in model.fields
+                    if f.relation and f.relation.fields
+                ],
+            }
+        )
+    return {"models": models, "enums": {e.name: list(e.names) for e in schema.enums}}
+
+
 # --- Comparing ---------------------------------------------------------------------------------------
 
 
@@ -229,6 +260,12 @@ def test_prisma_finds_its_own_schema_after_the_move(schema_file, prisma, two_dat
         conn.execute(prisma.ddl(reference, postgresql))  # type: ignore[call-overload]
     ours, theirs = schema_dump(target), schema_dump(reference)
     assert ours == theirs, "\n".join(difflib.unified_diff(theirs, ours, "prisma", "etl", lineterm=""))
+
+    report = prisma.client_check(target, postgresql, client_models(schema))
+    assert report == {
+        "rows": {m.name: ROWS for m in schema.models},
+        "changed": [m.name for m in schema.models],
+    }
 
 
 # Prisma's migration history in a SQLite app: it must not follow the app to PostgreSQL.
