@@ -4,8 +4,9 @@ switches its schema's provider from "sqlite" to "postgresql" finds exactly its s
 For each Prisma schema (samples/chat_app.prisma and tests/prisma/schemas/*.prisma, modelled on public
 projects): the SQLite database is built from Prisma's own SQLite DDL and filled as Prisma's sqlite
 connector stores values; etl migrates it; then `prisma db push` (dry, tests/prisma/prisma.config.ts)
-must find nothing to change, and `pg_dump --schema-only` of the result must equal that of a database
-made by Prisma's own PostgreSQL DDL.
+must find nothing to change, `pg_dump --schema-only` of the result must equal that of a database
+made by Prisma's own PostgreSQL DDL, and Prisma Client must read every row back and create, update
+and delete a row in every model.
 """
 
 from __future__ import annotations
