@@ -284,8 +284,8 @@ INSERT INTO "_prisma_migrations" VALUES
 def test_prisma_migrate_status_is_up_to_date_after_the_baseline(prisma, two_databases, tmp_path):
     """The move as README.md tells it: etl init --prisma + etl apply, then Prisma's baseline for
     a provider switch (0_init holding the PostgreSQL DDL, the lock file, `migrate resolve
-    --applied 0_init`): `prisma migrate status` finds the database up to date, which it would not
-    if the SQLite migration history had come along."""
+    --applied 0_init`): `prisma migrate status` finds the database up to date, and the migration
+    history holds the baseline alone, not the SQLite app's migrations."""
     schema_file = ROOT / "tests" / "prisma" / "schemas" / "shop.prisma"
     target, scratch = two_databases
     source = tmp_path / "app.db"
@@ -311,3 +311,6 @@ def test_prisma_migrate_status_is_up_to_date_after_the_baseline(prisma, two_data
     )
     status = prisma.run(target, "migrate", "status", "--schema", postgresql, last=re.compile("up to date"))
     assert "Database schema is up to date!" in status
+    # Prisma's status would not tell a copied SQLite history apart: the rows say it.
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT migration_name FROM _prisma_migrations").fetchall() == [("0_init",)]
