@@ -452,6 +452,10 @@ class _Resolver:
                     f"serial is for smallint, integer and bigint columns, not {pg_type.sql()}",
                 )
                 serial = False
+            if serial and cs.has_default and cs.default is not None:
+                self.problem(
+                    (*at, "default"), "a serial column takes its default from its sequence; remove `default`"
+                )
             identity = (
                 not serial
                 and table.rowid_alias == name

@@ -624,6 +624,17 @@ def test_serial_is_for_integer_columns(offline):
     )
 
 
+def test_a_serial_column_takes_no_other_default(offline):
+    m = offline('CREATE TABLE "T" (id INTEGER PRIMARY KEY);')
+
+    message = spec_error(m, "tables:\n  T: {columns: {id: {serial: true, default: 7}}}\n")
+
+    assert message == (
+        "spec.yaml:7:45: tables.T.columns.id.default: a serial column takes its default from its sequence; "
+        "remove `default`"
+    )
+
+
 def test_the_primary_key_may_be_named_in_the_spec(migration, pg):
     migration(
         """
