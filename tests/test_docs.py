@@ -69,7 +69,9 @@ def test_every_example_in_help_is_a_valid_invocation():
     command = typer.main.get_command(app)
     checked = 0
     for name, sub in command.commands.items():  # type: ignore[attr-defined]
-        examples = [line.strip() for line in (sub.epilog or "").splitlines() if line.strip().startswith("etl ")]
+        examples = [
+            line.strip() for line in (sub.epilog or "").splitlines() if line.strip().startswith("etl ")
+        ]
         assert examples, f"etl {name} --help shows no example"
         for example in examples:
             words = shlex.split(example.split(" > ")[0].split(" | ")[0])

@@ -198,7 +198,9 @@ def test_prisma_types_match_what_the_prisma_schema_implies(chat_app, pg_url, pg,
     columns = {
         (table, column): (type_, not_null, identity)
         for table, column, type_, not_null, identity in pg.execute(
-            "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity "
+            "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+            "CASE WHEN a.attidentity <> '' THEN 'identity' "
+            "WHEN pg_get_serial_sequence(format('%I', c.relname), a.attname) IS NOT NULL THEN 'serial' END "
             "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
             "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 "
             "AND NOT a.attisdropped"
@@ -224,8 +226,8 @@ def test_prisma_types_match_what_the_prisma_schema_implies(chat_app, pg_url, pg,
             expected = parse_pg_type(postgres_type(field, schema)).sql()
             assert type_ == expected, f"{model.name}.{field.name}: {type_} != {expected}"
             assert not_null == (not field.optional), f"{model.name}.{field.name}: nullability"
-            if is_autoincrement(field):
-                assert identity in ("a", "d"), f"{model.name}.{field.name}: not an identity column"
+            # Prisma numbers autoincrement ids with a sequence of their own (SERIAL), not an identity.
+            assert identity == ("serial" if is_autoincrement(field) else None), f"{model.name}.{field.name}"
             checked_fields += 1
         column_of = {f.name: f.column for f in model.columns}
         primary = [names for is_pk, _u, names in indexes[model.table] if is_pk]
@@ -280,7 +282,7 @@ def test_prisma_findings_are_marked_where_they_apply(tmp_sqlite, tmp_path, pg_ur
     assert columns["code"] == {"type": "text"}
     # A Prisma DateTime is epoch milliseconds, however small: 86400000 is 1970-01-02.
     assert columns["bornAt"] == {"type": "date", "converter": "epoch_milliseconds"}
-    assert columns["id"] == {"type": "integer"}
+    assert columns["id"] == {"type": "integer", "serial": True}  # Prisma's SERIAL
     assert columns["role"] == {"type": "Role"}
     assert spec_of(spec)["enums"] == {"Role": ["USER", "ADMIN"]}
     for name in ("extra", "code"):
@@ -291,6 +293,8 @@ def test_prisma_findings_are_marked_where_they_apply(tmp_sqlite, tmp_path, pg_ur
         dt.date(1970, 1, 2),
         "USER",
     )
+    # The serial's sequence continues after the loaded ids.
+    assert pg.execute("INSERT INTO \"User\" (role) VALUES ('ADMIN') RETURNING id").fetchone() == (2,)
 
 
 # --- a database with every quirk ----------------------------------------------------------------

@@ -13,6 +13,7 @@ from etl.init.prisma import (
     PrismaRelation,
     PrismaSchema,
     PrismaSchemaError,
+    implicit_many_to_many,
     is_autoincrement,
     parse_prisma,
     postgres_type,
@@ -689,3 +690,68 @@ def test_errors_name_the_line_and_column(text, message):
 def test_errors_name_the_file_given():
     with pytest.raises(PrismaSchemaError, match=r"^prisma/app\.prisma:2:1: unknown block 'modl'"):
         parse_prisma("\nmodl A {\n}\n", "prisma/app.prisma")
+
+
+# ----------------------------------------------------------------------------------------------
+# Attribute forms real projects use, and implicit many-to-many tables
+# ----------------------------------------------------------------------------------------------
+
+
+def test_a_single_field_may_be_given_without_brackets():
+    schema = parse(
+        """
+        model T {
+          id     Int @id
+          userId Int
+          code   Int
+          @@index(userId)
+          @@unique(fields: code, map: "t_code")
+        }
+        """
+    )
+    model = schema.model_named("T")
+    assert model is not None
+    assert [ix.fields for ix in model.indexes] == [("userId",)]
+    assert [(u.fields, u.map) for u in model.uniques] == [(("code",), "t_code")]
+
+
+def test_an_unknown_field_without_brackets_is_still_an_error():
+    with pytest.raises(PrismaSchemaError, match=r"schema.prisma:5:11: model T has no field 'usr'"):
+        parse(
+            """
+            model T {
+              id     Int @id
+              userId Int
+              @@index(usr)
+            }
+            """
+        )
+
+
+def test_implicit_many_to_many_tables_are_named_as_prisma_names_them():
+    schema = parse(
+        """
+        model User {
+          id        Int     @id
+          roles     Role[]
+          followers User[]  @relation("Follows")
+          following User[]  @relation("Follows")
+          posts     Post[]
+          mentor    User?   @relation("Mentoring", fields: [mentorId], references: [id])
+          mentorId  Int?
+          mentees   User[]  @relation("Mentoring")
+        }
+        model Role {
+          id    String @id
+          users User[]
+        }
+        model Post {
+          id       Int  @id
+          authorId Int
+          author   User @relation(fields: [authorId], references: [id])
+        }
+        """
+    )
+    found = {(j.table, j.a.name, j.b.name) for j in implicit_many_to_many(schema)}
+    # A is the model whose name sorts first; one-to-many relations (posts, mentees) have no table.
+    assert found == {("_RoleToUser", "Role", "User"), ("_Follows", "User", "User")}

@@ -587,6 +587,82 @@ def test_only_the_rowid_alias_becomes_an_identity(migration, pg):
     }
 
 
+def test_serial_columns_own_a_sequence_that_continues_after_the_loaded_ids(migration, pg):
+    """`serial: true` makes PostgreSQL's serial/bigserial (Prisma's autoincrement ids), also for a
+    column that is not SQLite's rowid (Prisma's BigInt ids are declared BIGINT)."""
+    migration(
+        """
+        CREATE TABLE "Role" (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT);
+        CREATE TABLE "Event" (id BIGINT NOT NULL PRIMARY KEY, name TEXT);
+        INSERT INTO "Role" (id, name) VALUES (1, 'a'), (9, 'b');
+        INSERT INTO "Event" (id, name) VALUES (5, 'a'), (1099511627776, 'b');
+        """
+    ).apply(
+        """
+        tables:
+          Role: {columns: {id: {type: integer, serial: true}}}
+          Event: {columns: {id: {serial: true}}}
+        """
+    )
+
+    assert columns(pg, "Role")["id"] == Col("integer", True, "nextval('\"Role_id_seq\"'::regclass)", False)
+    assert columns(pg, "Event")["id"] == Col("bigint", True, "nextval('\"Event_id_seq\"'::regclass)", False)
+    owned = pg.execute("SELECT pg_get_serial_sequence('\"Event\"', 'id')").fetchone()
+    assert owned == ('public."Event_id_seq"',)
+    assert insert_defaults(pg, "Role", name="c")["id"] == 10
+    assert insert_defaults(pg, "Event", name="c")["id"] == 1099511627777
+
+
+def test_serial_is_for_integer_columns(offline):
+    m = offline('CREATE TABLE "T" (id TEXT PRIMARY KEY);')
+
+    message = spec_error(m, "tables:\n  T: {columns: {id: {serial: true}}}\n")
+
+    assert (
+        message
+        == "spec.yaml:7:30: tables.T.columns.id.serial: serial is for smallint, integer and bigint columns, not text"
+    )
+
+
+def test_a_serial_column_takes_no_other_default(offline):
+    m = offline('CREATE TABLE "T" (id INTEGER PRIMARY KEY);')
+
+    message = spec_error(m, "tables:\n  T: {columns: {id: {serial: true, default: 7}}}\n")
+
+    assert message == (
+        "spec.yaml:7:45: tables.T.columns.id.default: a serial column takes its default from its sequence; "
+        "remove `default`"
+    )
+
+
+def test_the_primary_key_may_be_named_in_the_spec(migration, pg):
+    migration(
+        """
+        CREATE TABLE "_PostToTag" ("A" INTEGER NOT NULL, "B" INTEGER NOT NULL);
+        CREATE UNIQUE INDEX "_PostToTag_AB_unique" ON "_PostToTag"("A", "B");
+        CREATE INDEX "_PostToTag_B_index" ON "_PostToTag"("B");
+        INSERT INTO "_PostToTag" VALUES (1, 2);
+        """
+    ).apply(
+        """
+        tables:
+          _PostToTag:
+            primary_key: [A, B]
+            primary_key_name: _PostToTag_AB_pkey
+            indexes: [{name: _PostToTag_B_index, columns: [B]}]
+        """
+    )
+
+    found = pg.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = '\"_PostToTag\"'::regclass"
+    ).fetchall()
+    assert found == [("_PostToTag_AB_pkey", 'PRIMARY KEY ("A", "B")')]
+    indexes = pg.execute(
+        "SELECT indexname FROM pg_indexes WHERE tablename = '_PostToTag' ORDER BY 1"
+    ).fetchall()
+    assert indexes == [("_PostToTag_AB_pkey",), ("_PostToTag_B_index",)]
+
+
 # --- which tables arrive -----------------------------------------------------------------------------
 
 

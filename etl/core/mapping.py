@@ -37,6 +37,7 @@ class TargetColumn:
     default: sql.Composable | None
     identity: bool
     conversion: ValueConversion
+    serial: bool = False  # numbered by a sequence it owns, with a nextval() default (not an identity)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,11 @@ class TargetTable:
     @property
     def identity_column(self) -> str | None:
         return next((c.name for c in self.columns if c.identity), None)
+
+    @property
+    def sequence_column(self) -> str | None:
+        """The column numbered by a sequence (identity or serial): it continues past the loaded ids."""
+        return next((c.name for c in self.columns if c.identity or c.serial), None)
 
 
 @dataclass(frozen=True)
@@ -315,11 +321,12 @@ class _Resolver:
                 (u.name, f"the unique constraint ({', '.join(u.columns)}) of '{t.name}'") for u in t.uniques
             ]
             relations += [(ix.name, f"index '{ix.name}' of '{t.name}'") for ix in t.indexes]
-            if t.identity_column:
+            if t.sequence_column:
+                kind = "identity" if t.identity_column else "serial"
                 relations.append(
                     (
-                        identity_sequence_name(t.name, t.identity_column),
-                        f"the sequence PostgreSQL creates for identity column '{t.identity_column}' of '{t.name}'",
+                        identity_sequence_name(t.name, t.sequence_column),
+                        f"the sequence PostgreSQL creates for {kind} column '{t.sequence_column}' of '{t.name}'",
                     )
                 )
             for name, what in relations:
@@ -375,7 +382,7 @@ class _Resolver:
             name=tname,
             columns=tuple(columns),
             primary_key=pk,
-            primary_key_name=constraint_name(tname, suffix="pkey"),
+            primary_key_name=ts.primary_key_name or constraint_name(tname, suffix="pkey"),
             uniques=tuple(uniques),
             indexes=tuple(indexes),
             foreign_keys=tuple(fks),
@@ -442,8 +449,20 @@ class _Resolver:
                         f"converter '{converter}' applies to timestamp and date columns, not {pg_type.sql()}",
                     )
                 converter = Converter.AUTO  # a type rule's datetime convention means nothing for this type
+            serial = cs.serial and cs.expression is None
+            if cs.serial and (pg_type.kind != "integer" or pg_type.name == "oid"):
+                self.problem(
+                    (*at, "serial"),
+                    f"serial is for smallint, integer and bigint columns, not {pg_type.sql()}",
+                )
+                serial = False
+            if serial and cs.has_default and cs.default is not None:
+                self.problem(
+                    (*at, "default"), "a serial column takes its default from its sequence; remove `default`"
+                )
             identity = (
-                table.rowid_alias == name
+                not serial
+                and table.rowid_alias == name
                 and pg_type.kind == "integer"
                 and cs.expression is None
                 and tuple(pk_source) == (name,)
@@ -466,6 +485,7 @@ class _Resolver:
                     nullable=nullable,
                     default=default,
                     identity=identity,
+                    serial=serial,
                     conversion=ValueConversion(
                         source_sql,
                         tname,

@@ -91,11 +91,11 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     steps += _key_steps(schema, fresh, kept)
     steps += readd_fks
     for table in mapping.tables:
-        identity = table.identity_column
-        if not identity:
+        numbered = table.sequence_column
+        if not numbered:
             continue
         if table.name in fresh_names or target.rows.get(table.name, RowDiff()).insert:
-            steps.append(ResetSequence(schema, table.name, identity, table.sequence_floor))
+            steps.append(ResetSequence(schema, table.name, numbered, table.sequence_floor))
     # Rows a foreign key's ON DELETE/ON UPDATE action changes belong to tables the plan may not
     # otherwise touch: they are kept for rollback and verified like the tables the plan changes.
     cascaded = _reached_by_key_actions(catalog, _rows_deleted_or_updated(steps))

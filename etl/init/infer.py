@@ -522,6 +522,8 @@ class _TablePlan:
     columns: dict[str, tuple[str, str | None]]  # source column -> (target name, why renamed)
     choices: dict[str, ColumnChoice]
     keep_primary_key: bool = True
+    settings: tuple[str, ...] = ()  # further YAML lines of the table's own (from the Prisma schema)
+    column_settings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # further `key: value`s
 
 
 def render_spec(
@@ -534,10 +536,12 @@ def render_spec(
     prisma_types: dict[tuple[str, str], PgType] | None = None,
     header: str = "",
     findings: Iterable[Finding] = (),
+    prisma_layout: PrismaLayout | None = None,
 ) -> InitResult:
     """The spec's text and its findings. `findings` found elsewhere (e.g. reading the Prisma
     schema) are marked at their table or column too."""
     prisma_types = prisma_types or {}
+    layout = prisma_layout or PrismaLayout()
     result = InitResult(text="")
     marks: dict[tuple[str, str | None], list[str]] = {}
     for f in findings:
@@ -567,6 +571,8 @@ def render_spec(
             _target_names([c.name for c in table.columns], naming),
             choices,
             keep_primary_key=not pk_nulls,
+            settings=layout.tables.get(table.name, ()),
+            column_settings={c: v for (t, c), v in layout.columns.items() if t == table.name},
         )
 
     lines = [f"# yaml-language-server: $schema={schema_ref}"]
@@ -583,6 +589,9 @@ def render_spec(
         "",
         f"naming: {naming}",
     ]
+    if layout.exclude:
+        lines += ["", "# Left out: Prisma's migration history belongs to the SQLite database.", "exclude:"]
+        lines += [f"  - {yaml_str(name)}" for name in layout.exclude]
     enums = {pg.name: pg.labels for pg in prisma_types.values() if pg.kind == "enum" and pg.labels}
     if enums:
         lines += ["", "# Enum types, created in the target schema before the tables.", "enums:"]
@@ -740,7 +749,8 @@ def _render_table(
     }
     lines += _column_lines(plan, profile, naming, result, marks, finding)
     lines += _unique_lines(plan, finding)
-    lines += _index_lines(table, kinds, naming, finding)
+    if not any(s.startswith("indexes:") for s in plan.settings):
+        lines += _index_lines(table, kinds, naming, finding)
     lines += _foreign_key_lines(plan, profile, plans, finding)
     return lines
 
@@ -760,7 +770,8 @@ def _table_header_lines(
         finding(None, plan.target_note)
     if plan.target != table.name:
         lines.append(f"    name: {yaml_str(plan.target)}")
-    if not table.primary_key:
+    lines += [f"    {setting}" for setting in plan.settings]
+    if not table.primary_key and not any(s.startswith("primary_key:") for s in plan.settings):
         lines.append("    # !! No primary key: rows are loaded as they are.")
         finding(None, "has no primary key; rows are loaded as they are")
     if not plan.keep_primary_key:
@@ -802,6 +813,8 @@ def _column_lines(
         settings.append(f"type: {yaml_value(choice.type.short())}")
         if choice.converter:
             settings.append(f"converter: {choice.converter}")
+        extra = plan.column_settings.get(column.name, ())
+        settings += extra
         column_profile = profile.column(column.name) if profile else None
         if (
             not plan.keep_primary_key
@@ -810,7 +823,11 @@ def _column_lines(
             and column_profile.nulls
         ):
             settings.append("nullable: true")
-        if column.default is not None and translate_default(column.default, choice.type.kind) is None:
+        if (
+            column.default is not None
+            and not any(e.startswith("default:") for e in extra)
+            and translate_default(column.default, choice.type.kind) is None
+        ):
             settings.append("default: null")
             message = (
                 f"default {column.default} has no PostgreSQL equivalent for {choice.type.sql()}; "
@@ -935,10 +952,14 @@ def init_spec(
         raise SourceError(f"{no_tables_reason(source, catalog.views)}; no spec written")
     prisma_findings: list[Finding] = []
     prisma_types: dict[tuple[str, str], PgType] | None = None
+    layout = None
     if prisma_schema is not None:
         from etl.init.prisma import read_prisma_file
 
-        prisma_types, prisma_findings = prisma_column_types(read_prisma_file(Path(prisma_schema)), catalog)
+        schema = read_prisma_file(Path(prisma_schema))
+        layout = prisma_layout(schema, catalog)
+        catalog = Catalog(tuple(t for t in catalog.tables if t.name not in layout.exclude), catalog.views)
+        prisma_types, prisma_findings = prisma_column_types(schema, catalog)
         prisma_types, enum_findings = enum_misfits(source, prisma_types)
         prisma_findings += enum_findings
     expected = dict(prisma_types or {})
@@ -971,6 +992,7 @@ def init_spec(
         prisma_types,
         header,
         prisma_findings,
+        layout,
     )
     if secret:
         result.url_variable = "DATABASE_URL"
@@ -1022,31 +1044,64 @@ def _left_to_edit(path: Path, catalog: Catalog) -> list[Finding]:
     ]
 
 
-# Prisma keeps its migration history in this table, with these PostgreSQL types.
-_PRISMA_MIGRATIONS = {
-    "id": "varchar(36)",
-    "checksum": "varchar(64)",
-    "finished_at": "timestamptz",
-    "migration_name": "varchar(255)",
-    "logs": "text",
-    "rolled_back_at": "timestamptz",
-    "started_at": "timestamptz",
-    "applied_steps_count": "integer",
-}
+# Prisma keeps its migration history here: the SQLite one means nothing to the PostgreSQL database.
+PRISMA_MIGRATIONS = "_prisma_migrations"
+
+
+@dataclass(frozen=True)
+class PrismaLayout:
+    """What a spec says, beyond column types, so that the tables are laid out as Prisma's
+    postgresql provider lays them out."""
+
+    tables: dict[str, tuple[str, ...]] = field(default_factory=dict)  # YAML lines of a table's own
+    columns: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # `key: value`s
+    exclude: tuple[str, ...] = ()  # source tables left out
+
+
+def prisma_layout(schema, catalog: Catalog) -> PrismaLayout:
+    """Prisma's defaults for `@default(now())`, its serial sequences for autoincrement ids, and
+    its implicit many-to-many tables (primary key (A, B) named `_AToB_AB_pkey`, index on B)."""
+    from etl.init.prisma import implicit_many_to_many, is_autoincrement
+
+    columns: dict[tuple[str, str], tuple[str, ...]] = {}
+    for table in catalog.tables:
+        model = schema.model_for_table(table.name)
+        for column in table.columns if model else ():
+            f = model.field_for_column(column.name)
+            if f is None:
+                continue
+            if f.type == "DateTime" and f.default is not None and re.sub(r"\s+", "", f.default) == "now()":
+                # Prisma's own default: the session's time zone, as the app's Prisma Client sees it.
+                columns[(table.name, column.name)] = ("default: {sql: CURRENT_TIMESTAMP}",)
+            elif is_autoincrement(f):
+                columns[(table.name, column.name)] = ("serial: true",)
+    tables: dict[str, tuple[str, ...]] = {}
+    for join in implicit_many_to_many(schema):
+        if catalog.table(join.table) is not None:
+            tables[join.table] = (
+                "primary_key: [A, B]",
+                f"primary_key_name: {yaml_str(join.table + '_AB_pkey')}",
+                f"indexes: [{{name: {yaml_str(join.table + '_B_index')}, columns: [B]}}]",
+            )
+    exclude = (PRISMA_MIGRATIONS,) if catalog.table(PRISMA_MIGRATIONS) else ()
+    return PrismaLayout(tables, columns, exclude)
 
 
 def prisma_column_types(schema, catalog: Catalog) -> tuple[dict[tuple[str, str], PgType], list[Finding]]:
     """(table, column) -> the PostgreSQL type Prisma's postgresql provider expects, from the
     Prisma schema; and what could not be matched."""
-    from etl.init.prisma import postgres_type
+    from etl.init.prisma import implicit_many_to_many, postgres_type
 
     types: dict[tuple[str, str], PgType] = {}
     findings: list[Finding] = []
+    joins = {join.table: join for join in implicit_many_to_many(schema)}
     for table in catalog.tables:
-        if table.name == "_prisma_migrations":
-            for column in table.columns:
-                if column.name in _PRISMA_MIGRATIONS:
-                    types[(table.name, column.name)] = parse_pg_type(_PRISMA_MIGRATIONS[column.name])
+        if table.name in joins:
+            # A and B hold the ids of the two models (a single-field id each).
+            for letter, side in (("A", joins[table.name].a), ("B", joins[table.name].b)):
+                ids = [f for f in side.columns if f.name in side.id_fields]
+                if table.column(letter) is not None and len(ids) == 1:
+                    types[(table.name, letter)] = parse_pg_type(postgres_type(ids[0], schema))
             continue
         model = schema.model_for_table(table.name)
         if model is None:

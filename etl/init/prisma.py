@@ -35,10 +35,12 @@ __all__ = [
     "PrismaEnum",
     "PrismaField",
     "PrismaIndex",
+    "PrismaJoinTable",
     "PrismaModel",
     "PrismaRelation",
     "PrismaSchema",
     "PrismaSchemaError",
+    "implicit_many_to_many",
     "is_autoincrement",
     "parse_prisma",
     "postgres_type",
@@ -160,6 +162,42 @@ class PrismaSchema:
 
     def enum_named(self, name: str) -> PrismaEnum | None:
         return next((e for e in self.enums if e.name == name), None)
+
+
+@dataclass(frozen=True)
+class PrismaJoinTable:
+    """The table of an implicit many-to-many relation (list fields on both sides, no `fields:`):
+    `_AToB`, or `_<relation name>`. Column A refers to the id of the model whose name sorts first,
+    B to the other's."""
+
+    table: str
+    a: PrismaModel
+    b: PrismaModel
+
+
+def implicit_many_to_many(schema: PrismaSchema) -> tuple[PrismaJoinTable, ...]:
+    """Every implicit many-to-many relation's join table, once each, in schema order."""
+    found: dict[str, PrismaJoinTable] = {}
+    for model in schema.models:
+        for field in model.fields:
+            other = schema.model_named(field.type)
+            if not (field.is_relation and field.list and other) or (field.relation and field.relation.fields):
+                continue
+            name = field.relation.name if field.relation else None
+            back = [
+                f
+                for f in other.fields
+                if f is not field
+                and f.is_relation
+                and f.list
+                and f.type == model.name
+                and (f.relation.name if f.relation else None) == name
+            ]
+            if back:
+                a, b = sorted((model, other), key=lambda m: m.name)
+                table = f"_{name or a.name + 'To' + b.name}"
+                found.setdefault(table, PrismaJoinTable(table, a, b))
+    return tuple(found.values())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -784,18 +822,22 @@ class _Builder:
 
     def field_list(self, attr: _Attr, name: str, known: dict[str, _Entry], model: str) -> tuple[str, ...]:
         value = self.arg(attr, name, 0)
-        if value is None or value.kind != "list":
+        # Prisma also takes a single field without brackets: @@index(userId).
+        items = [value] if value is not None and value.kind == "ident" else None
+        if value is None or (value.kind != "list" and items is None):
             tok = value.tok if value else attr.tok
             raise self.error(tok, f"{_at(attr)}: '{name}' must be a list of fields, like [a, b]")
+        if items is None:
+            items = [item.value for item in value.args]
         names = []
-        for item in value.args:
-            if item.value.kind not in ("ident", "call"):
+        for item_value in items:
+            if item_value.kind not in ("ident", "call"):
                 raise self.error(
-                    item.value.tok, f"{_at(attr)}: expected a field name, found {item.value.tok.describe()}"
+                    item_value.tok, f"{_at(attr)}: expected a field name, found {item_value.tok.describe()}"
                 )
-            field = item.value.text
+            field = item_value.text
             if field not in known:
-                raise self.error(item.value.tok, f"{model} has no field '{field}'{_hint(field, known)}")
+                raise self.error(item_value.tok, f"{model} has no field '{field}'{_hint(field, known)}")
             names.append(field)
         if not names:
             raise self.error(value.tok, f"{_at(attr)}: the list of fields is empty")

@@ -46,6 +46,7 @@ class ColumnSpec:
     converter: Converter | None = None
     expression: str | None = None
     nullable: bool | None = None
+    serial: bool = False  # numbered by a sequence of its own (serial), not an identity
     has_default: bool = False  # False: keep the source's default
     default: DefaultValue = None
 
@@ -77,6 +78,7 @@ class TableSpec:
     max_rejects: int | str | None = None
     exclude_columns: tuple[str, ...] = ()
     primary_key: tuple[str, ...] | None = None
+    primary_key_name: str | None = None
     columns: Mapping[str, ColumnSpec] = field(default_factory=dict)
     unique: tuple[tuple[str, ...], ...] | None = None
     indexes: tuple[IndexSpec, ...] | None = None
@@ -295,6 +297,7 @@ def _table_spec(raw: Any, base: tuple[str, ...], pg_type: _TypeReader) -> TableS
             converter=_optional(Converter, c.get("converter")),
             expression=c.get("expression"),
             nullable=c.get("nullable"),
+            serial=c.get("serial", False),
             has_default="default" in c,
             default=default,
         )
@@ -309,6 +312,7 @@ def _table_spec(raw: Any, base: tuple[str, ...], pg_type: _TypeReader) -> TableS
         max_rejects=raw.get("max_rejects"),
         exclude_columns=tuple(raw.get("exclude_columns", ())),
         primary_key=tuple(raw["primary_key"]) if "primary_key" in raw else None,
+        primary_key_name=raw.get("primary_key_name"),
         columns=columns,
         unique=tuple(tuple(u) for u in raw["unique"]) if "unique" in raw else None,
         indexes=None
