@@ -25,6 +25,17 @@ class ForeignKey:
     ref_columns: tuple[str, ...]
     on_delete: str = "NO ACTION"  # NO ACTION | RESTRICT | CASCADE | SET NULL | SET DEFAULT
     on_update: str = "NO ACTION"
+    deferrable: str = ""  # "" | "DEFERRABLE" | "DEFERRABLE INITIALLY DEFERRED"
+
+
+@dataclass(frozen=True)
+class Check:
+    """A CHECK constraint of CREATE TABLE: its SQLite expression, its name if it has one, and the
+    column it was written on (None for a table constraint)."""
+
+    expression: str
+    name: str | None = None
+    column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class Table:
     autoincrement: bool = False
     without_rowid: bool = False
     sequence: int | None = None  # sqlite_sequence's value: AUTOINCREMENT never reuses ids below it
+    checks: tuple[Check, ...] = ()
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -103,12 +115,14 @@ class PgColumn:
 @dataclass(frozen=True)
 class PgConstraint:
     name: str
-    kind: str  # "p" primary key, "u" unique, "f" foreign key
+    kind: str  # "p" primary key, "u" unique, "f" foreign key, "c" check
     columns: tuple[str, ...]
     ref_table: str | None = None
     ref_columns: tuple[str, ...] = ()
     on_delete: str | None = None
     on_update: str | None = None
+    # pg_get_constraintdef() of a check, and of a deferrable foreign key (where DEFERRABLE shows)
+    definition: str | None = None
 
 
 @dataclass(frozen=True)

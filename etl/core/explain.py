@@ -8,7 +8,9 @@ import re
 from dataclasses import dataclass
 from functools import singledispatch
 
+from etl.core.mapping import LeftOut
 from etl.core.plan import (
+    AddCheck,
     AddColumn,
     AddForeignKey,
     AddPrimaryKey,
@@ -176,6 +178,11 @@ def _(step: AddForeignKey) -> Line:
 
 
 @describe.register
+def _(step: AddCheck) -> Line:
+    return Line("+", f'check "{step.check.name}" on "{step.table}" ({step.check.sql.as_string(None)})')
+
+
+@describe.register
 def _(step: ResetSequence) -> Line:
     return Line("", f'identity "{step.table}"."{step.column}" continues after the largest id')
 
@@ -314,7 +321,7 @@ def may_fail(step: Step, created: set[str]) -> bool:
         return step.not_null
     if isinstance(step, AddPrimaryKey):
         return step.table.name not in created
-    if isinstance(step, AddUnique | AddForeignKey):
+    if isinstance(step, AddUnique | AddForeignKey | AddCheck):
         return step.table not in created
     if isinstance(step, CreateIndex):
         return step.index.unique and step.table not in created
@@ -344,7 +351,21 @@ def plan_lines(plan: Plan, target: str) -> list[str]:
                     columns = f": {', '.join(change.columns)}" if change.columns else ""
                     lines.append(f"    {_MARK[change.op]} {change.key or '(a row)'}{columns}")
     lines.append(summary_line(plan.summary()))
+    if plan.left_out:
+        lines.append("Left out of the target (each is marked !! in a spec etl init writes):")
+        lines += [f"  {left_out_text(item)}" for item in plan.left_out]
     return lines
+
+
+def left_out_text(item: LeftOut) -> str:
+    """One schema object the target does not get, with its SQLite text and why."""
+    name = f' "{item.name}"' if item.name else ""
+    where = f' of "{item.table}"' if item.table else ""
+    return f"{item.kind}{name}{where}: {item.reason}: {_one_line(item.source_sql)}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def action_name(step: Step) -> str:
@@ -383,7 +404,7 @@ def plan_document(plan: Plan, target: str) -> dict:
         if isinstance(step, DeleteRows):
             item["rows"] = {"insert": 0, "update": 0, "delete": step.count, "unchanged": 0}
         steps.append(item)
-    return {
+    document = {
         "format_version": PLAN_FORMAT_VERSION,
         "target": target,
         "schema": plan.schema,
@@ -401,3 +422,15 @@ def plan_document(plan: Plan, target: str) -> dict:
         },
         "steps": steps,
     }
+    if plan.left_out:  # only when there is something to say: plans of most sources stay as they were
+        document["left_out"] = [
+            {
+                "table": item.table,
+                "kind": item.kind,
+                "name": item.name,
+                "sql": item.source_sql,
+                "reason": item.reason,
+            }
+            for item in plan.left_out
+        ]
+    return document

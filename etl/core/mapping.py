@@ -17,7 +17,7 @@ from psycopg import sql
 
 from etl.duck import quote_ident
 from etl.errors import SpecError, SpecProblem
-from etl.model import Catalog, ForeignKey, Index, Table
+from etl.model import Catalog, Check, ForeignKey, Index, Table
 from etl.pgtypes import PgType, default_pg_type
 from etl.settings import Converter, Mode, OnError
 from etl.specfile.document import ColumnSpec, Spec, SqlDefault, TableSpec
@@ -61,6 +61,24 @@ class TargetForeignKey:
     ref_columns: tuple[str, ...]
     on_delete: str
     on_update: str
+    deferrable: str = ""  # "" | "DEFERRABLE" | "DEFERRABLE INITIALLY DEFERRED"
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    name: str
+    sql: sql.Composable  # PostgreSQL boolean expression over the target's columns
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A schema object of the source that the target does not get, and why: what etl plan names."""
+
+    table: str | None  # the source table it belongs to; None for the database's own objects
+    kind: str  # "check", "trigger", "view", "virtual table", ...
+    name: str
+    source_sql: str  # its SQLite text
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -96,6 +114,7 @@ class TargetTable:
     max_rejects: int | str | None = None  # a count, "N%" of the table's rows, or no limit
     mode: Mode = Mode.SYNC  # how an existing target table is brought up to date
     watermark: str | None = None  # target column, for mode: append
+    checks: tuple[TargetCheck, ...] = ()  # created once the rows are in
 
     def column(self, name: str) -> TargetColumn | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -111,6 +130,7 @@ class Mapping:
     tables: tuple[TargetTable, ...]  # in load order
     enums: tuple[tuple[str, tuple[str, ...]], ...] = ()  # enum types to create: name, labels
     retention: int = 1  # applies whose replaced tables are kept for etl rollback
+    left_out: tuple[LeftOut, ...] = ()  # what of the source's schema the target does not get
 
     def table(self, name: str) -> TargetTable | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -170,6 +190,29 @@ def fit_name(name: str) -> str:
     return f"{name.encode()[: MAX_NAME_BYTES - 9].decode(errors='ignore')}_{digest}"
 
 
+def check_name(table: str, check: Check, column: str | None, naming: str) -> str:
+    """A check's target name: its own, or PostgreSQL's way, `<table>_<column>_check`."""
+    if check.name:
+        return fit_name(target_name(check.name, naming))
+    return constraint_name(table, *((column,) if column else ()), suffix="check")
+
+
+def _unique(wanted: str, taken: set[str]) -> str:
+    """`wanted`, or numbered (`t_check1`, ...) as PostgreSQL does when a table already has it."""
+    name, n = wanted, 1
+    while name in taken:
+        name = constraint_name(wanted.removesuffix("_check"), suffix=f"check{n}")
+        n += 1
+    taken.add(name)
+    return name
+
+
+def unique_check_names(table: str, checks: Iterable[tuple[Check, str | None]], naming: str) -> list[str]:
+    """The target names of a table's checks (each with its target column), distinct."""
+    taken: set[str] = set()
+    return [_unique(check_name(table, check, column, naming), taken) for check, column in checks]
+
+
 def _matches(name: str, globs: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
@@ -188,6 +231,7 @@ class _Resolver:
         self.spec = spec
         self.source = source
         self.problems: list[SpecProblem] = []
+        self.left_out: list[LeftOut] = []
 
     def problem(self, path: tuple[str | int, ...], message: str, key: bool = False) -> None:
         self.problems.append(self.spec.problem(path, message, key=key))
@@ -295,6 +339,7 @@ class _Resolver:
             tables=tuple(tables),
             enums=tuple(self.spec.enums.items()),
             retention=self.spec.retention,
+            left_out=tuple(self.left_out),
         )
 
     def check_relation_names(self, tables: list[TargetTable]) -> None:
@@ -327,7 +372,7 @@ class _Resolver:
                         f"(one namespace per schema); rename one{how}",
                     )
                 seen.setdefault(name, what)
-            constraints = {t.primary_key_name} | {u.name for u in t.uniques}
+            constraints = {t.primary_key_name} | {u.name for u in t.uniques} | {c.name for c in t.checks}
             for fk in t.foreign_keys:
                 if fk.name in constraints:
                     self.problem(
@@ -357,6 +402,7 @@ class _Resolver:
         uniques = self.target_uniques(table, ts, base, tname, col_names)
         indexes = self.target_indexes(table, ts, base, tname, col_names, kinds)
         fks = self.target_foreign_keys(table, ts, base, tname, col_names, table_names)
+        checks = self.target_checks(table, ts, tname, kinds)
 
         # A column may itself be called rowid; SQLite then still answers to _rowid_ or oid.
         rowid = None
@@ -383,7 +429,58 @@ class _Resolver:
             watermark=watermark,
             key_sql=key_sql,
             sequence_floor=table.sequence if table.autoincrement else None,
+            checks=tuple(checks),
         )
+
+    def target_checks(
+        self, table: Table, ts: TableSpec, tname: str, kinds: dict[str, TargetColumnRef]
+    ) -> list[TargetCheck]:
+        """The spec's checks, or else the source's translated; a source check that does not
+        translate, or that the spec's list leaves out, is named in the plan."""
+        taken: set[str] = set()
+
+        def unique_name(wanted: str) -> str:
+            return _unique(wanted, taken)
+
+        translated = [(check, translate_expression(check.expression, kinds)) for check in table.checks]
+        if ts.checks is not None:
+            checks = [
+                TargetCheck(unique_name(c.name or constraint_name(tname, suffix="check")), sql.SQL(c.sql))
+                for c in ts.checks
+            ]
+            kept_names = {c.name for c in ts.checks if c.name}
+            kept_sql = {c.sql for c in ts.checks}
+            for check, pg in translated:
+                kept = (check.name is not None and check.name in kept_names) or (
+                    pg is not None and pg.as_string(None) in kept_sql
+                )
+                if not kept:
+                    self.left_out.append(
+                        LeftOut(
+                            table.name,
+                            "check",
+                            check.name or "",
+                            check.expression,
+                            "not in the spec's checks",
+                        )
+                    )
+            return checks
+        checks = []
+        for check, pg in translated:
+            if pg is None:
+                self.left_out.append(
+                    LeftOut(
+                        table.name,
+                        "check",
+                        check.name or "",
+                        check.expression,
+                        "has no exact PostgreSQL equivalent; write one into the table's checks, or leave it out",
+                    )
+                )
+                continue
+            column = kinds[check.column].name if check.column in kinds else None
+            checks.append(TargetCheck(unique_name(check_name(tname, check, column, self.spec.naming)), pg))
+        return checks
 
     def check_configured_columns(self, table: Table, ts: TableSpec, base: tuple[str, ...]) -> None:
         """Every column the spec excludes or configures exists in the source (or is a new column
@@ -597,7 +694,7 @@ class _Resolver:
             source_fks = [
                 (
                     ("foreign_keys", i),
-                    ForeignKey(f.columns, f.ref_table, f.ref_columns, f.on_delete, f.on_update),
+                    ForeignKey(f.columns, f.ref_table, f.ref_columns, f.on_delete, f.on_update, f.deferrable),
                 )
                 for i, f in enumerate(ts.foreign_keys)
             ]
@@ -648,6 +745,7 @@ class _Resolver:
                         tuple(parent_cols[c] for c in fk.ref_columns),
                         fk.on_delete,
                         fk.on_update,
+                        fk.deferrable,
                     )
                 )
         return fks

@@ -16,14 +16,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from etl.core.mapping import MAX_NAME_BYTES, fit_name, no_tables_reason, target_name, topological_order
+from etl.core.mapping import (
+    MAX_NAME_BYTES,
+    fit_name,
+    no_tables_reason,
+    target_name,
+    topological_order,
+    unique_check_names,
+)
 from etl.errors import EtlError, OutputFileError, SourceError, SpecError
 from etl.files import check_writable_path, default_mode, replace_file, stage_file
 from etl.model import Catalog, Column, ForeignKey, Index, Table
 from etl.pgtypes import PgType, UnknownType, default_pg_type, parse_pg_type
 from etl.postgres.target import holds_password
 from etl.settings import Converter
-from etl.specfile.document import SCHEMA_FILE
+from etl.specfile.document import DEFERRABLE, SCHEMA_FILE
 from etl.sqlite.catalog import introspect_sqlite
 from etl.sqlite.profile import ColumnProfile, TableProfile, profile_sqlite
 from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression
@@ -644,8 +651,13 @@ def _fk_yaml(fk: ForeignKey) -> str:
     return (
         f"{{columns: {_yaml_list(fk.columns)}, references: {{table: {yaml_str(fk.ref_table)}, "
         f"columns: {_yaml_list(fk.ref_columns)}}}, "
-        f"on_delete: {fk.on_delete.lower()}, on_update: {fk.on_update.lower()}}}"
+        f"on_delete: {fk.on_delete.lower()}, on_update: {fk.on_update.lower()}{_deferrable_yaml(fk)}}}"
     )
+
+
+def _deferrable_yaml(fk: ForeignKey) -> str:
+    words = {v: k for k, v in DEFERRABLE.items()}
+    return f", deferrable: {words[fk.deferrable]}" if fk.deferrable else ""
 
 
 def _same_family(a: PgType, b: PgType) -> bool:
@@ -740,6 +752,7 @@ def _render_table(
     lines += _column_lines(plan, profile, naming, result, marks, finding)
     lines += _unique_lines(plan, finding)
     lines += _index_lines(table, kinds, naming, finding)
+    lines += _check_lines(plan, kinds, naming, finding)
     lines += _foreign_key_lines(plan, profile, plans, finding)
     return lines
 
@@ -876,6 +889,41 @@ def _index_lines(
         lines.append("    indexes:" if any(e.startswith("      -") for e in entries) else "    indexes: []")
         lines += entries
     return lines
+
+
+def _check_lines(
+    plan: _TablePlan, kinds: dict[str, TargetColumnRef], naming: str, finding: _FindingSink
+) -> list[str]:
+    """CHECK constraints: the spec's list replaces SQLite's, so it is written out only when one
+    has no exact PostgreSQL equivalent; that one is named, with its SQLite text."""
+    table = plan.table
+    translated = [(check, translate_expression(check.expression, kinds)) for check in table.checks]
+    if all(pg is not None for _, pg in translated):
+        return []
+    names = unique_check_names(
+        plan.target,
+        [(c, kinds[c.column].name if c.column in kinds else None) for c, pg in translated if pg is not None],
+        naming,
+    )
+    entries = []
+    for check, pg in translated:
+        if pg is not None:
+            entries.append(f"      - {{name: {yaml_str(names.pop(0))}, sql: {yaml_str(pg.as_string(None))}}}")
+            continue
+        where = f" on column {check.column}" if check.column else ""
+        message = (
+            f"CHECK ({check.expression}){where} has no exact PostgreSQL equivalent for the types chosen; "
+            "left out (write it here as {sql: ...} in PostgreSQL"
+            + (
+                ", or make the column jsonb, whose type keeps JSON valid"
+                if "json_valid" in check.expression.lower()
+                else ""
+            )
+            + ")"
+        )
+        entries.append(f"      # !! {comment_text(message)}")
+        finding(check.column, message)
+    return ["    checks:" if any(e.startswith("      -") for e in entries) else "    checks: []", *entries]
 
 
 def _foreign_key_lines(

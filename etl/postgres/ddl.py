@@ -7,6 +7,7 @@ from psycopg import sql
 
 from etl.core.mapping import Mapping, TargetColumn, fit_name
 from etl.core.plan import (
+    AddCheck,
     AddColumn,
     AddForeignKey,
     AddPrimaryKey,
@@ -38,6 +39,9 @@ from etl.core.plan import (
 from etl.core.planner import build_plan
 from etl.pgtypes import PgType
 from etl.sqlite.convert import loads_as_text
+
+# The only texts a foreign key's deferrable setting may put into DDL.
+_DEFERRABLE = {"DEFERRABLE": "DEFERRABLE", "DEFERRABLE INITIALLY DEFERRED": "DEFERRABLE INITIALLY DEFERRED"}
 
 
 def _column_ddl(column: TargetColumn) -> sql.Composed:
@@ -174,17 +178,26 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
                 statement = sql.SQL("{} WHERE {}").format(statement, index.where)
             return [statement]
         case AddForeignKey(schema, table, fk):
+            statement = sql.SQL(
+                "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} ON UPDATE {}"
+            ).format(
+                sql.Identifier(schema, table),
+                sql.Identifier(fk.name),
+                _names(fk.columns),
+                sql.Identifier(schema, fk.ref_table),
+                _names(fk.ref_columns),
+                sql.SQL(fk.on_delete),
+                sql.SQL(fk.on_update),
+            )
+            if fk.deferrable:
+                statement = sql.SQL("{} {}").format(statement, sql.SQL(_DEFERRABLE[fk.deferrable]))
+            return [statement]
+        case AddCheck(schema, table, check):
             return [
-                sql.SQL(
-                    "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} ON UPDATE {}"
-                ).format(
-                    sql.Identifier(schema, table),
-                    sql.Identifier(fk.name),
-                    _names(fk.columns),
-                    sql.Identifier(schema, fk.ref_table),
-                    _names(fk.ref_columns),
-                    sql.SQL(fk.on_delete),
-                    sql.SQL(fk.on_update),
+                _alter(
+                    schema,
+                    table,
+                    sql.SQL("ADD CONSTRAINT {} CHECK ({})").format(sql.Identifier(check.name), check.sql),
                 )
             ]
         case ResetSequence(schema, table, column, floor):
@@ -260,6 +273,15 @@ def fresh_schema_sql(mapping: Mapping) -> list[sql.Composed]:
             continue
         statements.extend(postgres_sql(step))
     return statements
+
+
+def check_violations_sql(step: AddCheck) -> sql.Composed:
+    """Rows the check refuses (false, not NULL, as PostgreSQL's CHECK reads it): how many, and the
+    key of the first five, each key column as text."""
+    keys: list[sql.Composable] = [sql.SQL("{}::text").format(sql.Identifier(k)) for k in step.key]
+    return sql.SQL("SELECT count(*) OVER (), {} FROM {} WHERE NOT ({}) LIMIT 5").format(
+        sql.SQL(", ").join(keys or [sql.SQL("NULL")]), sql.Identifier(step.schema, step.table), step.check.sql
+    )
 
 
 def set_sequence_sql(sequence: sql.Composable, state: sql.Composable) -> sql.Composed:

@@ -7,13 +7,22 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
 from etl.duck import quote_ident
 from etl.errors import SourceError
-from etl.model import Catalog, Column, ForeignKey, Index, IndexKey, Table
-from etl.sqlite.ddl import has_autoincrement, index_parts, strip_quoted
+from etl.model import Catalog, Check, Column, ForeignKey, Index, IndexKey, Table
+from etl.sqlite.ddl import (
+    has_autoincrement,
+    index_parts,
+    part_checks,
+    part_column,
+    part_foreign_key,
+    strip_quoted,
+    table_parts,
+)
 
 _FK_ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
 
@@ -142,16 +151,34 @@ def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes,
     if has_autoincrement(sql):
         row = con.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (name,)).fetchone()
         sequence = row[0] if row else None
+    parts = table_parts(sql)
+    checks = tuple(
+        Check(expression, check_name, part_column(part))
+        for part in parts
+        for check_name, expression in part_checks(part)
+    )
     return Table(
         name=name,
         columns=columns,
         primary_key=pk,
-        foreign_keys=_read_foreign_keys(con, name, names),
+        foreign_keys=_with_deferrable(_read_foreign_keys(con, name, names), parts),
         indexes=_read_indexes(con, name),
         autoincrement=has_autoincrement(sql),
         without_rowid=without_rowid,
         sequence=sequence,
+        checks=checks,
     )
+
+
+def _with_deferrable(fks: tuple[ForeignKey, ...], parts: list[str]) -> tuple[ForeignKey, ...]:
+    """The foreign keys with how each defers, which PRAGMA foreign_key_list does not say: read
+    from the REFERENCES clause of CREATE TABLE with the same child columns."""
+    deferring = {}
+    for part in parts:
+        found = part_foreign_key(part)
+        if found is not None:
+            deferring[tuple(_fold(c) for c in found[0])] = found[1]
+    return tuple(replace(fk, deferrable=deferring.get(tuple(_fold(c) for c in fk.columns), "")) for fk in fks)
 
 
 def _read_foreign_keys(con: sqlite3.Connection, name: str, names: dict[bytes, str]) -> tuple[ForeignKey, ...]:

@@ -120,6 +120,15 @@ def translate_expression(text: str, columns: dict[str, TargetColumnRef]) -> sql.
                         skip.add(i + 1)
                 else:
                     parts.append(sql.SQL(upper[i]))
+            elif tok[0] not in '"`[' and nxt == "(" and tok.lower() == "json_valid":
+                # A json or jsonb column holds only valid JSON (the load parses every value), so
+                # json_valid(x) is whether x is there: 1, or 0 for NULL as SQLite answers. On a
+                # text column PostgreSQL 15 has no test that answers false rather than raising.
+                ref = by_lower.get(_fold(unquote_identifier(tokens[i + 2]))) if i + 3 < len(tokens) else None
+                if ref is None or ref.kind != "json" or tokens[i + 3] != ")":
+                    return None
+                parts.append(sql.SQL("({} IS NOT NULL)").format(sql.Identifier(ref.name)))
+                skip.update((i + 1, i + 2, i + 3))
             elif tok[0] not in '"`[' and nxt == "(" and tok.lower() in _FUNCTIONS:
                 parts.append(sql.SQL(_FUNCTIONS[tok.lower()]))
             elif (ref := by_lower.get(_fold(unquote_identifier(tok)))) is not None:

@@ -1,0 +1,156 @@
+"""Schema objects beyond tables and columns: CHECK constraints, deferrable foreign keys, generated
+columns, defaults, and what is named rather than carried (triggers, views, virtual tables).
+
+Each test asserts the behaviour PostgreSQL shows once etl has migrated the source (an insert it
+must refuse, a value it computes), not only the DDL etl meant to send."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from etl.core.explain import plan_document, plan_lines
+from etl.errors import DataError
+
+DJANGO_LOG = """
+CREATE TABLE "auth_user" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "username" varchar(150) NOT NULL);
+CREATE TABLE "django_admin_log" (
+    "id" integer NOT NULL PRIMARY KEY AUTOINCREMENT,
+    "action_flag" smallint unsigned NOT NULL CHECK ("action_flag" >= 0),
+    "change_message" text NOT NULL,
+    "data" text NULL CHECK ((JSON_VALID("data") OR "data" IS NULL)),
+    "user_id" integer NOT NULL REFERENCES "auth_user" ("id") DEFERRABLE INITIALLY DEFERRED,
+    CONSTRAINT "message_not_empty" CHECK (length(change_message) > 0 AND action_flag IN (1, 2, 3))
+);
+INSERT INTO auth_user VALUES (1, 'ada');
+INSERT INTO django_admin_log VALUES (1, 1, 'added', '{"a": 1}', 1);
+INSERT INTO django_admin_log VALUES (2, 2, 'changed', NULL, 1);
+"""
+
+
+def _refused(pg: psycopg.Connection, statement: str) -> type[Exception]:
+    """The error class PostgreSQL raises for `statement` (rolled back to a savepoint)."""
+    with pytest.raises(psycopg.Error) as caught, pg.transaction():
+        pg.execute(statement)
+    return type(caught.value)
+
+
+def _accepted(pg: psycopg.Connection, statement: str) -> None:
+    with pg.transaction(force_rollback=True):
+        pg.execute(statement)
+
+
+def test_check_constraints_refuse_rows_in_postgresql(migration, pg):
+    m = migration(DJANGO_LOG)
+    m.apply("tables:\n  django_admin_log:\n    columns:\n      data: {type: jsonb}\n")
+
+    log = "INSERT INTO django_admin_log (id, action_flag, change_message, data, user_id) VALUES "
+    assert _refused(pg, log + "(9, -1, 'x', NULL, 1)") is errors.CheckViolation
+    assert _refused(pg, log + "(9, 1, '', NULL, 1)") is errors.CheckViolation
+    assert _refused(pg, log + "(9, 7, 'x', NULL, 1)") is errors.CheckViolation
+    _accepted(pg, log + "(9, 3, 'x', NULL, 1)")
+    _accepted(pg, log + """(9, 3, 'x', '{"b": [1]}', 1)""")
+    names = {
+        r[0]
+        for r in pg.execute(
+            "SELECT conname FROM pg_constraint WHERE contype = 'c' AND conrelid = 'django_admin_log'::regclass"
+        )
+    }
+    assert names == {"message_not_empty", "django_admin_log_action_flag_check", "django_admin_log_data_check"}
+    # Planned again, the target matches: the checks read back as they were made.
+    assert not m.plan().has_changes
+
+
+def test_a_json_valid_check_on_a_text_column_is_named_in_the_plan(migration, pg):
+    m = migration(DJANGO_LOG)
+    plan = m.plan()
+
+    text = "\n".join(plan_lines(plan, "target"))
+    assert 'check of "django_admin_log": has no exact PostgreSQL equivalent' in text
+    assert '(JSON_VALID("data") OR "data" IS NULL)' in text
+    left = plan_document(plan, "target")["left_out"]
+    assert [(x["table"], x["kind"], x["sql"]) for x in left] == [
+        ("django_admin_log", "check", '(JSON_VALID("data") OR "data" IS NULL)')
+    ]
+    m.apply()
+    log = "INSERT INTO django_admin_log (id, action_flag, change_message, data, user_id) VALUES "
+    assert _refused(pg, log + "(9, -1, 'x', NULL, 1)") is errors.CheckViolation
+
+
+def test_rows_violating_a_check_are_named_and_nothing_is_committed(migration, pg):
+    m = migration(
+        "CREATE TABLE item (id INTEGER PRIMARY KEY, price REAL CHECK (price >= 0));"
+        "PRAGMA ignore_check_constraints = 1;"
+        "INSERT INTO item VALUES (1, 5), (2, -3), (3, 0), (4, -0.5);"
+    )
+    with pytest.raises(DataError) as caught:
+        m.apply()
+
+    message = str(caught.value)
+    assert 'table "item": 2 rows violate check "item_price_check"' in message
+    assert "id=2; id=4" in message
+    assert pg.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'item'").fetchone() == (0,)
+
+
+def test_checks_given_in_the_spec_replace_the_sources(migration, pg):
+    m = migration(
+        "CREATE TABLE item (id INTEGER PRIMARY KEY, price REAL CHECK (price >= 0), qty INTEGER);"
+        "INSERT INTO item VALUES (1, 5, 1);"
+    )
+    plan = m.plan("tables:\n  item:\n    checks:\n      - {name: qty_positive, sql: qty > 0}\n")
+    assert [x.source_sql for x in plan.left_out] == ["price >= 0"]
+    m.apply()
+
+    _accepted(pg, "INSERT INTO item VALUES (2, -1, 1)")
+    assert _refused(pg, "INSERT INTO item VALUES (2, 1, 0)") is errors.CheckViolation
+
+
+def test_deferred_foreign_keys_stay_deferred(migration, pg):
+    m = migration(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE deferred (id INTEGER PRIMARY KEY,"
+        " parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TABLE immediate (id INTEGER PRIMARY KEY, parent_id INTEGER,"
+        " FOREIGN KEY (parent_id) REFERENCES parent (id) DEFERRABLE INITIALLY IMMEDIATE);"
+        "CREATE TABLE plain (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent (id));"
+        "INSERT INTO parent VALUES (1); INSERT INTO deferred VALUES (1, 1);"
+    )
+    m.apply()
+
+    # A child inserted before its parent, in one transaction: checked at COMMIT.
+    with pg.transaction(force_rollback=True):
+        pg.execute("INSERT INTO deferred VALUES (2, 5)")
+        pg.execute("INSERT INTO parent VALUES (5)")
+    assert _refused(pg, "INSERT INTO plain VALUES (2, 5)") is errors.ForeignKeyViolation
+    assert _refused(pg, "INSERT INTO immediate VALUES (2, 5)") is errors.ForeignKeyViolation
+    with pg.transaction(force_rollback=True):  # DEFERRABLE: a transaction may defer it
+        pg.execute("SET CONSTRAINTS ALL DEFERRED")
+        pg.execute("INSERT INTO immediate VALUES (2, 5)")
+        pg.execute("INSERT INTO parent VALUES (5)")
+    with pytest.raises(errors.ForeignKeyViolation), pg.transaction():
+        pg.execute("INSERT INTO deferred VALUES (3, 6)")
+    assert not m.plan().has_changes
+
+
+def test_init_names_a_check_it_cannot_carry_and_writes_the_others(tmp_sqlite, tmp_path, pg_url, pg):
+    from etl.init.infer import init_spec
+    from etl.pipeline import apply, check, plan_for
+
+    source = tmp_sqlite(DJANGO_LOG)
+    spec = tmp_path / "spec.yaml"
+    result = init_spec(source, spec, target_url=pg_url)
+
+    text = spec.read_text()
+    assert '- {name: django_admin_log_action_flag_check, sql: "\\"action_flag\\" >= 0"}' in text
+    assert "# !! CHECK ((JSON_VALID(\"data\") OR \"data\" IS NULL)) on column data has no exact" in text
+    assert [(f.table, f.column) for f in result.findings if "CHECK" in f.message] == [
+        ("django_admin_log", "data")
+    ]
+    checked = check(spec, {})
+    plan = plan_for(checked)
+    assert [x.source_sql for x in plan.left_out] == ['(JSON_VALID("data") OR "data" IS NULL)']
+    apply(checked, plan)
+    log = "INSERT INTO django_admin_log (id, action_flag, change_message, data, user_id) VALUES "
+    assert _refused(pg, log + "(9, -1, 'x', NULL, 1)") is errors.CheckViolation
+    assert _refused(pg, log + "(9, 7, 'x', NULL, 1)") is errors.CheckViolation
