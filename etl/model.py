@@ -16,6 +16,8 @@ class Column:
     declared_type: str  # as written in the SQLite DDL, "" when none was declared
     nullable: bool = True
     default: str | None = None  # the default's SQL text exactly as SQLite keeps it
+    generated: str | None = None  # a generated column's SQLite expression
+    stored: bool = False  # a generated column that is STORED (else VIRTUAL)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from etl.sqlite.ddl import (
     part_checks,
     part_column,
     part_foreign_key,
+    part_generated,
     strip_quoted,
     table_parts,
 )
@@ -124,23 +125,37 @@ def _pragma(con: sqlite3.Connection, pragma: str, name: str) -> list[tuple]:
 
 
 def _columns_info(con: sqlite3.Connection, name: str) -> list[tuple]:
-    """cid, name, type, notnull, dflt_value, pk of every column, generated columns included.
+    """cid, name, type, notnull, dflt_value, pk, hidden of every column, generated ones included.
 
     table_info leaves out generated columns (`b INT AS (a * 2)`); table_xinfo lists them with
-    hidden = 2 (VIRTUAL) or 3 (STORED). Their values are data like any other, so they are read
-    (and migrated as plain columns) rather than silently dropped.
+    hidden = 2 (VIRTUAL) or 3 (STORED). Their values are read like any other: PostgreSQL computes
+    them again where the expression translates, and verification compares both sides.
     """
     try:
         rows = _pragma(con, "table_xinfo", name)  # ..., hidden
     except sqlite3.OperationalError:  # SQLite before 3.26
-        return _pragma(con, "table_info", name)
-    return [r[:6] for r in rows if r[6] in (0, 2, 3)]
+        return [(*r, 0) for r in _pragma(con, "table_info", name)]
+    return [r for r in rows if r[6] in (0, 2, 3)]
 
 
 def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes, str]) -> Table:
-    info = _columns_info(con, name)  # cid, name, type, notnull, dflt_value, pk
+    info = _columns_info(con, name)  # cid, name, type, notnull, dflt_value, pk, hidden
+    parts = table_parts(sql)
+    generated = {
+        _fold(column): found
+        for part in parts
+        if (column := part_column(part)) is not None and (found := part_generated(part)) is not None
+    }
     columns = tuple(
-        Column(name=r[1], declared_type=r[2] or "", nullable=not r[3] and r[5] == 0, default=r[4])
+        Column(
+            name=r[1],
+            declared_type=r[2] or "",
+            nullable=not r[3] and r[5] == 0,
+            default=r[4],
+            # hidden 2: VIRTUAL, 3: STORED
+            generated=generated[_fold(r[1])][0] if r[6] in (2, 3) and _fold(r[1]) in generated else None,
+            stored=r[6] == 3,
+        )
         for r in info
     )
     without_rowid = re.search(r"\bWITHOUT\s+ROWID\b", strip_quoted(sql), re.IGNORECASE) is not None
@@ -151,7 +166,6 @@ def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes,
     if has_autoincrement(sql):
         row = con.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (name,)).fetchone()
         sequence = row[0] if row else None
-    parts = table_parts(sql)
     checks = tuple(
         Check(expression, check_name, part_column(part))
         for part in parts
