@@ -93,9 +93,28 @@ class Table:
 
 
 @dataclass(frozen=True)
+class SourceObject:
+    """A view, trigger or virtual table of the source: what etl names rather than migrates."""
+
+    kind: str  # "view" | "trigger" | "virtual table"
+    name: str
+    sql: str  # its CREATE statement, as SQLite keeps it
+    table: str | None = None  # a trigger's table
+    module: str | None = None  # a virtual table's module (fts5, rtree, ...)
+    shadows: tuple[str, ...] = ()  # a virtual table's shadow tables, which hold its index
+    content: str | None = None  # an FTS table's external content table ("" when contentless)
+
+
+@dataclass(frozen=True)
 class Catalog:
     tables: tuple[Table, ...] = ()
     views: tuple[str, ...] = field(default=())
+    objects: tuple[SourceObject, ...] = ()  # views, triggers and virtual tables, in source order
+
+    @property
+    def shadow_tables(self) -> dict[str, str]:
+        """Each shadow table's name, and the virtual table it belongs to."""
+        return {s: o.name for o in self.objects for s in o.shadows}
 
     def table(self, name: str) -> Table | None:
         return next((t for t in self.tables if t.name == name), None)

@@ -250,13 +250,105 @@ def test_defaults_of_the_current_moment_and_empty_strings_are_translated(migrati
     row = pg.execute("INSERT INTO event (id) VALUES (1) RETURNING *, now()").fetchone()
     assert row is not None
     now: datetime.datetime = row[-1]
-    utc = now.astimezone(datetime.timezone.utc)
+    utc = now.astimezone(datetime.UTC)
     _, day, at_day, clock, label, blank, epoch, created, stamped, touched, _ = row
     assert day == utc.date()
-    assert at_day == datetime.datetime.combine(utc.date(), datetime.time(), datetime.timezone.utc)
+    assert at_day == datetime.datetime.combine(utc.date(), datetime.time(), datetime.UTC)
     assert clock == utc.strftime("%H:%M:%S")
     assert (label, blank) == ("", "")
     assert epoch == int(now.timestamp())
     assert created == utc.strftime("%Y-%m-%d %H:%M:%S")
     assert stamped == utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d}"
     assert touched == now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+OBJECTS = """
+CREATE TABLE doc (id INTEGER PRIMARY KEY, title TEXT, body TEXT, updated TEXT);
+CREATE VIRTUAL TABLE doc_fts USING fts5(title, body, content='doc', content_rowid='id');
+CREATE VIRTUAL TABLE note_fts USING fts5(text);
+CREATE VIRTUAL TABLE old_fts USING fts4(text);
+CREATE TRIGGER doc_touch AFTER UPDATE ON doc BEGIN
+    UPDATE doc SET updated = datetime('now') WHERE id = new.id;
+END;
+CREATE VIEW titled AS SELECT id, title FROM doc WHERE title IS NOT NULL;
+INSERT INTO doc VALUES (1, 'hello', 'world', NULL);
+INSERT INTO doc_fts (rowid, title, body) VALUES (1, 'hello', 'world');
+INSERT INTO note_fts VALUES ('kept only in the index');
+INSERT INTO old_fts VALUES ('fts4 text');
+"""
+
+
+def test_views_triggers_and_virtual_tables_are_named_and_shadow_tables_never_copied(migration, pg):
+    m = migration(OBJECTS)
+    plan = m.plan()
+
+    named = [(x.kind, x.name) for x in plan.left_out]
+    assert named == [
+        ("virtual table", "doc_fts"),
+        ("virtual table", "note_fts"),
+        ("virtual table", "old_fts"),
+        ("trigger", "doc_touch"),
+        ("view", "titled"),
+    ]
+    reasons = {x.name: x.reason for x in plan.left_out}
+    assert (
+        "nor its shadow tables (doc_fts_data, doc_fts_idx, doc_fts_docsize, doc_fts_config)"
+        in reasons["doc_fts"]
+    )
+    assert "the rows it indexes are in 'doc', which is migrated" in reasons["doc_fts"]
+    assert "the rows it indexes live only inside it" in reasons["note_fts"]
+    assert "old_fts_segments" in reasons["old_fts"] and "old_fts_segdir" in reasons["old_fts"]
+    text = "\n".join(plan_lines(plan, "target"))
+    assert 'trigger "doc_touch" of "doc": triggers are not migrated' in text
+    assert "UPDATE doc SET updated = datetime('now') WHERE id = new.id; END" in text
+    m.apply()
+
+    tables = [r[0] for r in pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    assert tables == ["doc"]  # no shadow table of binary index blocks arrived
+
+
+def test_a_shadow_table_named_in_the_spec_is_explained(tmp_sqlite, tmp_path):
+    from conftest import Migration
+
+    from etl.errors import SpecError
+
+    m = Migration(tmp_path, "postgresql://etl@127.0.0.1:1/unused", tmp_sqlite(OBJECTS))
+    with pytest.raises(SpecError) as caught:
+        m.check("tables:\n  doc_fts_data: {}\n")
+    assert "'doc_fts_data' is a shadow table of the virtual table 'doc_fts'" in str(caught.value)
+
+
+def test_init_writes_each_left_out_object_with_its_sql(tmp_sqlite, tmp_path):
+    from etl.init.infer import init_spec
+
+    result = init_spec(tmp_sqlite(OBJECTS), tmp_path / "spec.yaml")
+
+    text = (tmp_path / "spec.yaml").read_text()
+    assert "# !! trigger doc_touch: triggers are not migrated" in text
+    assert "#      CREATE TRIGGER doc_touch AFTER UPDATE ON doc BEGIN" in text
+    assert "# !! view titled: views are not migrated" in text
+    assert "doc_fts_data" not in text.split("tables:")[1]  # no shadow table among the tables
+    assert {f.table for f in result.findings} >= {"doc_fts", "note_fts", "old_fts", "doc_touch", "titled"}
+
+
+def test_nocase_and_rtrim_uniqueness_is_kept_exactly(migration, pg):
+    m = migration(
+        """
+        CREATE TABLE account (id INTEGER PRIMARY KEY, email TEXT COLLATE NOCASE UNIQUE, handle TEXT,
+                              tag TEXT UNIQUE COLLATE RTRIM);
+        CREATE UNIQUE INDEX account_handle ON account (handle COLLATE NOCASE);
+        CREATE TABLE code (code TEXT PRIMARY KEY COLLATE NOCASE, label TEXT);
+        INSERT INTO account VALUES (1, 'a@X.com', 'Ada', 't');
+        INSERT INTO code VALUES ('ab', 'first');
+        """
+    )
+    m.apply()
+
+    account = "INSERT INTO account (id, email, handle, tag) VALUES "
+    assert _refused(pg, account + "(2, 'A@x.com', 'b', 'u')") is errors.UniqueViolation
+    assert _refused(pg, account + "(2, 'b@x.com', 'ADA', 'u')") is errors.UniqueViolation
+    assert _refused(pg, account + "(2, 'b@x.com', 'b', 't  ')") is errors.UniqueViolation
+    assert _refused(pg, "INSERT INTO code VALUES ('AB', 'second')") is errors.UniqueViolation
+    # SQLite's NOCASE folds ASCII letters only: 'é' and 'É' differ there, and here.
+    _accepted(pg, account + "(2, 'é@x.com', 'é', 'u'), (3, 'É@x.com', 'É', 'v')")
+    assert not m.plan().has_changes

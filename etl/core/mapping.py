@@ -17,12 +17,18 @@ from psycopg import sql
 
 from etl.duck import quote_ident
 from etl.errors import SpecError, SpecProblem
-from etl.model import Catalog, Check, ForeignKey, Index, Table
+from etl.model import Catalog, Check, ForeignKey, Index, SourceObject, Table
 from etl.pgtypes import PgType, default_pg_type
 from etl.settings import Converter, Mode, OnError
 from etl.specfile.document import ColumnSpec, Spec, SqlDefault, TableSpec
 from etl.sqlite.convert import ValueConversion, integer_unit, loads_as_text
-from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression
+from etl.sqlite.translate import (
+    TargetColumnRef,
+    collated_column,
+    translate_default,
+    translate_expression,
+    translate_index_key,
+)
 
 MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers silently; we never let it.
 # Columns every PostgreSQL table has already: CREATE TABLE refuses a column of the same name.
@@ -197,6 +203,30 @@ def fit_name(name: str) -> str:
     return f"{name.encode()[: MAX_NAME_BYTES - 9].decode(errors='ignore')}_{digest}"
 
 
+def source_object_left_out(obj: SourceObject) -> LeftOut:
+    """Why a view, trigger or virtual table of the source is not in the target, and what to do."""
+    if obj.kind == "view":
+        reason = "views are not migrated; define it again in PostgreSQL from its SQLite SQL"
+    elif obj.kind == "trigger":
+        reason = (
+            f'triggers are not migrated: what it does on changes to "{obj.table}" does not happen in '
+            "PostgreSQL; write it as a PL/pgSQL trigger"
+        )
+    else:
+        shadows = f" nor its shadow tables ({', '.join(obj.shadows)})" if obj.shadows else ""
+        reason = f"a {obj.module} virtual table is not migrated{shadows}"
+        if obj.module and obj.module.startswith("fts"):
+            if obj.content:
+                reason += f"; the rows it indexes are in '{obj.content}', which is migrated"
+            elif obj.content is None:
+                reason += (
+                    "; the rows it indexes live only inside it: to migrate them, copy them into a table "
+                    f'in SQLite first (CREATE TABLE t AS SELECT * FROM "{obj.name}")'
+                )
+            reason += "; in PostgreSQL, full-text search is a tsvector column with a GIN index"
+    return LeftOut(obj.table, obj.kind, obj.name, obj.sql, reason)
+
+
 def check_name(table: str, check: Check, column: str | None, naming: str) -> str:
     """A check's target name: its own, or PostgreSQL's way, `<table>_<column>_check`."""
     if check.name:
@@ -288,6 +318,12 @@ class _Resolver:
         )
 
     def no_table(self, name: str) -> str:
+        shadow_of = self.source.shadow_tables.get(name)
+        if shadow_of is not None:
+            return (
+                f"'{name}' is a shadow table of the virtual table '{shadow_of}' (its index, in SQLite's own "
+                "format): it is never copied"
+            )
         if name in self.source.views:
             return f"'{name}' is a view in the source; views are not migrated, only tables"
         return f"no table '{name}' in the source{_did_you_mean(name, [t.name for t in self.source.tables])}"
@@ -322,6 +358,7 @@ class _Resolver:
                     f"enum name '{enum}' is longer than PostgreSQL's 63 bytes; shorten it",
                     key=True,
                 )
+        self.left_out += [source_object_left_out(o) for o in self.source.objects]
         targets = {t.name: self.table(t, names) for t in chosen}
         self.check_relation_names(list(targets.values()))
         order = self.load_order(chosen)
@@ -674,13 +711,8 @@ class _Resolver:
         else:
             for ix in table.indexes:
                 if ix.is_constraint and ix.has_expressions:
-                    shown = ", ".join(k.column or k.expression or "?" for k in ix.keys)
-                    self.problem(
-                        base,
-                        f"unique constraint on ({shown}) cannot be translated to PostgreSQL "
-                        "(it compares with a collation); replace this table's `unique`",
-                    )
-                elif ix.is_constraint:
+                    continue  # a unique index on what the collation compares: see target_indexes
+                if ix.is_constraint:
                     tc = self.target_cols(
                         ts, col_names, ix.columns, base, f"unique constraint on ({', '.join(ix.columns)})"
                     )
@@ -722,6 +754,30 @@ class _Resolver:
                     built = self.source_index(ix, table, kinds, col_names, base)
                     if built:
                         indexes.append(built)
+        if ts.unique is None:
+            # A UNIQUE constraint (or primary key) comparing with a collation is a unique index
+            # on what the collation compares: never weaker than SQLite's.
+            for ix in table.indexes:
+                if ix.is_constraint and ix.has_expressions:
+                    if any(
+                        k.column is None and translate_index_key(k.expression or "", kinds) is None
+                        for k in ix.keys
+                    ):
+                        shown = ", ".join(k.column or k.expression or "?" for k in ix.keys)
+                        self.problem(
+                            base,
+                            f"unique constraint on ({shown}) cannot be translated to PostgreSQL (it compares "
+                            "with a collation PostgreSQL cannot express exactly for its type); replace this "
+                            "table's `unique`",
+                        )
+                        continue
+                    built = self.source_index(ix, table, kinds, col_names, base)
+                    if built:
+                        named = [k.column or collated_column(k.expression or "") or "expr" for k in ix.keys]
+                        name = constraint_name(
+                            tname, *(kinds[c].name if c in kinds else c for c in named), suffix="key"
+                        )
+                        indexes.append(replace(built, name=fit_name(name)))
         return indexes
 
     def target_foreign_keys(
@@ -893,14 +949,14 @@ class _Resolver:
                     return None
                 part: sql.Composable = sql.Identifier(col_names[key.column])
             else:
-                translated = translate_expression(key.expression or "", kinds)
+                translated = translate_index_key(key.expression or "", kinds)
                 if translated is None:
                     self.problem(
                         base,
                         f"index '{ix.name}' on expression {key.expression} cannot be translated to PostgreSQL; replace this table's `indexes`",
                     )
                     return None
-                part = sql.SQL("({})").format(translated)
+                part = translated
             keys.append(sql.SQL("{} DESC").format(part) if key.descending else part)
         where = None
         if ix.where:

@@ -20,6 +20,7 @@ from etl.core.mapping import (
     MAX_NAME_BYTES,
     fit_name,
     no_tables_reason,
+    source_object_left_out,
     target_name,
     topological_order,
     unique_check_names,
@@ -34,7 +35,7 @@ from etl.specfile.document import DEFERRABLE, SCHEMA_FILE
 from etl.sqlite.catalog import introspect_sqlite
 from etl.sqlite.convert import loads_as_text
 from etl.sqlite.profile import ColumnProfile, TableProfile, profile_sqlite
-from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression
+from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression, translate_index_key
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Plain words a YAML 1.1 reader (many editors) would not read as a string.
@@ -597,20 +598,7 @@ def render_spec(
             f"  {yaml_str(name)}: [{', '.join(yaml_str(label) for label in labels)}]"
             for name, labels in enums.items()
         ]
-    if catalog.views:
-        lines += [
-            "",
-            "# !! Views are not migrated (define them again in PostgreSQL): "
-            + comment_text(", ".join(catalog.views)),
-        ]
-        result.findings.append(
-            Finding(
-                ", ".join(catalog.views),
-                None,
-                f"{'is a view' if len(catalog.views) == 1 else 'are views'}: not migrated "
-                "(define them again in PostgreSQL)",
-            )
-        )
+    lines += _source_object_lines(catalog, result)
     if not order:
         lines += ["", "# The database has no tables.", "load_order: []", "tables: {}"]
     else:
@@ -624,6 +612,19 @@ def render_spec(
         result.rows += profile.rows if profile else 0
     result.text = "\n".join(lines) + "\n"
     return result
+
+
+def _source_object_lines(catalog: Catalog, result: InitResult) -> list[str]:
+    """Views, triggers and virtual tables: each named, with why it is left out and its SQL."""
+    if not catalog.objects:
+        return []
+    lines = ["", "# Views, triggers and virtual tables are not migrated (etl plan lists them too):"]
+    for obj in catalog.objects:
+        reason = source_object_left_out(obj).reason
+        lines.append(f"# !! {obj.kind} {comment_text(obj.name)}: {comment_text(reason)}. Its SQLite SQL:")
+        lines += [f"#      {comment_text(line)}" for line in obj.sql.splitlines()]
+        result.findings.append(Finding(obj.name, None, f"{obj.kind}: {reason}"))
+    return lines
 
 
 _ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$")
@@ -707,7 +708,7 @@ def _foreign_key_problem(fk: ForeignKey, plan: _TablePlan, plans: dict[str, _Tab
 def _index_problem(ix: Index, kinds: dict[str, TargetColumnRef]) -> str | None:
     """Why etl apply could not create this SQLite index in PostgreSQL, or None."""
     for key in ix.keys:
-        if key.column is None and translate_expression(key.expression or "", kinds) is None:
+        if key.column is None and translate_index_key(key.expression or "", kinds) is None:
             return f"its expression {key.expression} has no PostgreSQL equivalent"
     if ix.where and translate_expression(ix.where, kinds) is None:
         return f"its WHERE clause ({ix.where}) has no PostgreSQL equivalent"
@@ -863,12 +864,28 @@ def _generated_note(plan: _TablePlan, column: Column) -> str:
     )
 
 
+def _kinds(plan: _TablePlan) -> dict[str, TargetColumnRef]:
+    return {
+        c.name: TargetColumnRef(plan.columns[c.name][0], plan.choices[c.name].type.kind)
+        for c in plan.table.columns
+    }
+
+
 def _unique_lines(plan: _TablePlan, finding: _FindingSink) -> list[str]:
-    """Unique constraints (from CREATE TABLE): one PostgreSQL cannot make replaces the list."""
+    """Unique constraints (from CREATE TABLE): one PostgreSQL cannot make replaces the list. One
+    comparing under a collation (NOCASE, RTRIM) is kept as a unique index on what the collation
+    compares, as long as the spec lists no `unique` of its own."""
     table = plan.table
+    kinds = _kinds(plan)
     lines: list[str] = []
     constraints = [ix for ix in table.indexes if ix.is_constraint]
-    if any(ix.has_expressions for ix in constraints) or not plan.keep_primary_key:
+    carried = {
+        ix.name
+        for ix in constraints
+        if ix.has_expressions
+        and all(k.column is not None or translate_index_key(k.expression or "", kinds) for k in ix.keys)
+    }
+    if any(ix.has_expressions and ix.name not in carried for ix in constraints) or not plan.keep_primary_key:
         entries: list[str] = []
         if not plan.keep_primary_key and not any(
             set(ix.columns) == set(table.primary_key) for ix in constraints
@@ -879,10 +896,12 @@ def _unique_lines(plan: _TablePlan, finding: _FindingSink) -> list[str]:
                 entries.append(f"      - {_yaml_list(ix.columns)}")
                 continue
             shown = ", ".join(k.column or k.expression or "?" for k in ix.keys)
-            message = (
-                f"unique constraint ({shown}) compares with a collation PostgreSQL does not have; "
-                "left out (create a unique index on an expression, e.g. lower(...), yourself)"
+            why = (
+                "a spec's unique list cannot hold it (without this list it is kept as a unique index)"
+                if ix.name in carried
+                else "it compares with a collation PostgreSQL cannot express exactly"
             )
+            message = f"unique constraint ({shown}): {why}; left out (create a unique index on an expression yourself)"
             entries.append(f"      # !! {comment_text(message)}")
             finding(None, message)
         lines.append("    unique:" if any(e.startswith("      -") for e in entries) else "    unique: []")

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from etl.duck import quote_ident
 from etl.errors import SourceError
-from etl.model import Catalog, Check, Column, ForeignKey, Index, IndexKey, Table
+from etl.model import Catalog, Check, Column, ForeignKey, Index, IndexKey, SourceObject, Table
 from etl.sqlite.ddl import (
     has_autoincrement,
     index_parts,
@@ -23,6 +23,7 @@ from etl.sqlite.ddl import (
     part_generated,
     strip_quoted,
     table_parts,
+    unquote_identifier,
 )
 
 _FK_ACTIONS = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"}
@@ -98,20 +99,61 @@ def introspect_sqlite(path: str | Path) -> Catalog:
 
 def _read_catalog(con: sqlite3.Connection) -> Catalog:
     rows = con.execute(
-        "SELECT type, name, sql FROM sqlite_master "
-        "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid"
+        "SELECT type, name, tbl_name, sql FROM sqlite_master "
+        "WHERE type IN ('table', 'view', 'trigger') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid"
     ).fetchall()
     # SQLite matches table and column names case-insensitively (ASCII letters only), so a foreign
     # key may spell its parent `user(ID)` for a table "User" with a column "id".
-    names = {_fold(name): name for kind, name, _sql in rows if kind == "table"}
-    tables = []
-    views = []
-    for kind, name, sql in rows:
-        if kind == "view":
-            views.append(name)
-        elif sql and not re.match(r"\s*CREATE\s+VIRTUAL\b", sql, re.IGNORECASE):
-            tables.append(_read_table(con, name, sql, names))
-    return Catalog(tables=tuple(tables), views=tuple(views))
+    names = {_fold(name): name for kind, name, _table, _sql in rows if kind == "table"}
+    objects = [_source_object(kind, name, table, sql, names) for kind, name, table, sql in rows]
+    found = [o for o in objects if o is not None]
+    shadows = {_fold(s) for o in found for s in o.shadows}
+    tables = [
+        _read_table(con, name, sql, names)
+        for (kind, name, _table, sql), obj in zip(rows, objects, strict=True)
+        if kind == "table" and obj is None and sql and _fold(name) not in shadows
+    ]
+    views = [o.name for o in found if o.kind == "view"]
+    return Catalog(tables=tuple(tables), views=tuple(views), objects=tuple(found))
+
+
+# The shadow tables each kind of virtual table keeps its index in (`<name>_<suffix>`).
+_SHADOWS = {
+    "fts3": ("content", "segments", "segdir"),
+    "fts4": ("content", "segments", "segdir", "docsize", "stat"),
+    "fts5": ("data", "idx", "content", "docsize", "config"),
+    "rtree": ("node", "parent", "rowid"),
+    "rtree_i32": ("node", "parent", "rowid"),
+    "geopoly": ("node", "parent", "rowid"),
+}
+_VIRTUAL = re.compile(r"\s*CREATE\s+VIRTUAL\s+TABLE\b.*?\bUSING\s+(\w+)", re.IGNORECASE | re.DOTALL)
+_CONTENT_OPTION = re.compile(
+    r"[(,]\s*content\s*=\s*('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[\w$]+)", re.IGNORECASE
+)
+
+
+def _source_object(
+    kind: str, name: str, table: str, sql: str | None, names: dict[bytes, str]
+) -> SourceObject | None:
+    """A view, trigger or virtual table as a SourceObject; None for an ordinary table."""
+    if kind in ("view", "trigger"):
+        return SourceObject(kind, name, sql or "", table if kind == "trigger" else None)
+    virtual = _VIRTUAL.match(sql or "")
+    if virtual is None:
+        return None
+    module = virtual.group(1).lower()
+    shadows = tuple(
+        names[_fold(f"{name}_{suffix}")]
+        for suffix in _SHADOWS.get(module, ())
+        if _fold(f"{name}_{suffix}") in names
+    )
+    content = None
+    if module.startswith("fts"):
+        option = _CONTENT_OPTION.search(sql or "")
+        content = unquote_identifier(option.group(1)) if option else None
+        if content is not None:
+            content = names.get(_fold(content), content)
+    return SourceObject("virtual table", name, sql or "", None, module, shadows, content)
 
 
 def _fold(name: str) -> bytes:
@@ -230,8 +272,8 @@ def _read_indexes(con: sqlite3.Connection, table: str) -> tuple[Index, ...]:
     indexes = []
     # index_list: seq, name, unique, origin ('c' CREATE INDEX, 'u' UNIQUE, 'pk'), partial
     for _seq, index_name, unique, origin, _partial in reversed(_pragma(con, "index_list", table)):
-        if origin == "pk":
-            continue
+        if origin == "pk" and not _collated(con, index_name):
+            continue  # the primary key itself; one under a collation is kept as a unique constraint too
         xinfo = [r for r in _pragma(con, "index_xinfo", index_name) if r[5]]  # key columns only
         sql_row = con.execute("SELECT sql FROM sqlite_master WHERE name = ?", (index_name,)).fetchone()
         key_texts, where = index_parts(sql_row[0]) if sql_row and sql_row[0] else ([], None)
@@ -262,10 +304,15 @@ def _read_indexes(con: sqlite3.Connection, table: str) -> tuple[Index, ...]:
                 keys=tuple(keys),
                 unique=bool(unique),
                 where=where,
-                is_constraint=origin == "u",
+                is_constraint=origin in ("u", "pk"),
             )
         )
     return tuple(indexes)
+
+
+def _collated(con: sqlite3.Connection, index_name: str) -> bool:
+    """Does a key of the index compare under a collation other than BINARY?"""
+    return any(r[5] and r[4] and r[4].upper() != "BINARY" for r in _pragma(con, "index_xinfo", index_name))
 
 
 def rowid_bounds(con: sqlite3.Connection, table: str, rowid: str) -> tuple[int, int] | None:

@@ -176,6 +176,39 @@ def translate_expression(
     return _join(parts)
 
 
+_COLLATED = re.compile(
+    r'\s*("(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[^\W\d][\w$]*)\s+COLLATE\s+"?(NOCASE|RTRIM|BINARY)"?\s*',
+    re.IGNORECASE,
+)
+
+
+def collated_column(text: str) -> str | None:
+    """The column of an index key `col COLLATE x`, as written (unquoted)."""
+    collated = _COLLATED.fullmatch(text)
+    return unquote_identifier(collated.group(1)) if collated else None
+
+
+def translate_index_key(text: str, columns: dict[str, TargetColumnRef]) -> sql.Composable | None:
+    """An index key SQLite wrote as an expression, for PostgreSQL. A text column under a collation
+    becomes what the collation compares, so a unique index refuses exactly the values SQLite's
+    does: NOCASE `lower(col COLLATE "C")` (ASCII letters only, as SQLite folds them), RTRIM
+    `rtrim(col, ' ')`, BINARY the column itself."""
+    collated = _COLLATED.fullmatch(text)
+    if collated is None:
+        translated = translate_expression(text, columns)
+        return None if translated is None else sql.SQL("({})").format(translated)
+    ref = {_fold(k): v for k, v in columns.items()}.get(_fold(unquote_identifier(collated.group(1))))
+    if ref is None or ref.kind != "text":
+        return None
+    name = sql.Identifier(ref.name)
+    collation = collated.group(2).upper()
+    if collation == "NOCASE":
+        return sql.SQL('lower({} COLLATE "C")').format(name)
+    if collation == "RTRIM":
+        return sql.SQL("rtrim({}, ' ')").format(name)
+    return name
+
+
 def _join(parts: list[str | sql.Composable]) -> sql.Composable:
     """Parts separated by spaces, except inside parentheses and before commas: `lower("email")`."""
     out: list[sql.Composable] = []
