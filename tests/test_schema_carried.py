@@ -6,12 +6,18 @@ must refuse, a value it computes), not only the DDL etl meant to send."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import jsonschema
 import psycopg
 import pytest
 from psycopg import errors
 
 from etl.core.explain import plan_document, plan_lines
 from etl.errors import DataError
+
+PLAN_SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "etl-plan.schema.json").read_text())
 
 DJANGO_LOG = """
 CREATE TABLE "auth_user" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "username" varchar(150) NOT NULL);
@@ -69,7 +75,9 @@ def test_a_json_valid_check_on_a_text_column_is_named_in_the_plan(migration, pg)
     text = "\n".join(plan_lines(plan, "target"))
     assert 'check of "django_admin_log": has no exact PostgreSQL equivalent' in text
     assert '(JSON_VALID("data") OR "data" IS NULL)' in text
-    left = plan_document(plan, "target")["left_out"]
+    document = plan_document(plan, "target")
+    jsonschema.validate(document, PLAN_SCHEMA)
+    left = document["left_out"]
     assert [(x["table"], x["kind"], x["sql"]) for x in left] == [
         ("django_admin_log", "check", '(JSON_VALID("data") OR "data" IS NULL)')
     ]
@@ -91,6 +99,9 @@ def test_rows_violating_a_check_are_named_and_nothing_is_committed(migration, pg
     assert 'table "item": 2 rows violate check "item_price_check"' in message
     assert "id=2; id=4" in message
     assert pg.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'item'").fetchone() == (0,)
+    with pytest.raises(DataError) as caught:
+        m.apply("on_error: reject\n")
+    assert "on_error: reject does not set aside rows a check refuses" in str(caught.value)
 
 
 def test_checks_given_in_the_spec_replace_the_sources(migration, pg):
@@ -352,3 +363,31 @@ def test_nocase_and_rtrim_uniqueness_is_kept_exactly(migration, pg):
     # SQLite's NOCASE folds ASCII letters only: 'é' and 'É' differ there, and here.
     _accepted(pg, account + "(2, 'é@x.com', 'é', 'u'), (3, 'É@x.com', 'É', 'v')")
     assert not m.plan().has_changes
+
+
+@pytest.mark.parametrize("rows", [1, 3000], ids=["small", "typed-scan-sized"])
+def test_a_bad_value_beside_a_generated_first_column_is_still_named(migration, pg, rows):
+    m = migration(
+        "CREATE TABLE t (doubled INTEGER AS (n * 2) STORED, n INTEGER PRIMARY KEY, day DATE);"
+        f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {rows})"
+        " INSERT INTO t (n, day) SELECT i, '2024-01-01' FROM s;"
+        f"UPDATE t SET day = 'not a day' WHERE n = {rows};"
+    )
+    with pytest.raises(DataError) as caught:
+        m.apply()
+
+    assert f"n={rows}" in str(caught.value) and "not a day" in str(caught.value)
+    assert pg.execute("SELECT count(*) FROM pg_tables WHERE tablename = 't'").fetchone() == (0,)
+
+
+def test_hostile_names_in_checks_stay_names(migration, pg):
+    m = migration(
+        """CREATE TABLE "t; --" ("we""ird" INTEGER, CONSTRAINT "c"" ; DROP TABLE x; --" CHECK ("we""ird" > 0));
+        INSERT INTO "t; --" VALUES (1);"""
+    )
+    m.apply()
+
+    assert pg.execute(
+        "SELECT conname FROM pg_constraint WHERE contype = 'c' AND conrelid = '\"t; --\"'::regclass"
+    ).fetchall() == [('c" ; DROP TABLE x; --',)]
+    assert _refused(pg, 'INSERT INTO "t; --" VALUES (0)') is errors.CheckViolation

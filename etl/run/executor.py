@@ -391,6 +391,14 @@ def _run_check(tx: _Transaction, number: int, step: AddCheck) -> None:
             "committed: correct the table's checks in the spec"
         ) from exc
     if found:
+        rejecting = any(
+            isinstance(s, LoadRows | SyncRows)
+            and s.table.name == step.table
+            and s.table.on_error == OnError.REJECT
+            for s in tx.plan.steps
+        )
+        # The check is PostgreSQL's to evaluate, after the load: such rows are not set aside.
+        also = " (on_error: reject does not set aside rows a check refuses)" if rejecting else ""
         keys = "; ".join(
             ", ".join(f"{k}={v}" for k, v in zip(step.key, row[1:], strict=False)) or "(a row)"
             for row in found
@@ -398,7 +406,7 @@ def _run_check(tx: _Transaction, number: int, step: AddCheck) -> None:
         raise DataError(
             f'table "{step.table}": {found[0][0]:,} rows violate check "{step.check.name}" '
             f"({step.check.sql.as_string(None)}) in PostgreSQL, e.g. {keys}; nothing was committed: "
-            "correct those rows in the source, or edit or remove the check in the table's checks"
+            f"correct those rows in the source, or edit or remove the check in the table's checks{also}"
         )
     _run_ddl(tx.con, step, tx.target_url)
 
