@@ -127,6 +127,11 @@ def test_deferred_foreign_keys_stay_deferred(migration, pg):
         "CREATE TABLE plain (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent (id));"
         "INSERT INTO parent VALUES (1); INSERT INTO deferred VALUES (1, 1);"
     )
+    text = "\n".join(plan_lines(m.plan(), "target"))
+    assert (
+        '"deferred" (parent_id) -> "parent" (id) on delete no action, on update no action, deferrable initially deferred'
+        in text
+    )
     m.apply()
 
     # A child inserted before its parent, in one transaction: checked at COMMIT.

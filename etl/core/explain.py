@@ -173,7 +173,8 @@ def _(step: AddForeignKey) -> Line:
     return Line(
         "+",
         f'foreign key "{fk.name}" "{step.table}" ({", ".join(fk.columns)}) -> '
-        f'"{fk.ref_table}" ({", ".join(fk.ref_columns)}) on delete {fk.on_delete.lower()}, on update {fk.on_update.lower()}',
+        f'"{fk.ref_table}" ({", ".join(fk.ref_columns)}) on delete {fk.on_delete.lower()}, on update {fk.on_update.lower()}'
+        + (f", {fk.deferrable.lower()}" if fk.deferrable else ""),
     )
 
 
