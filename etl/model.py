@@ -131,6 +131,7 @@ class PgColumn:
     default: str | None  # pg_get_expr() of the default
     identity: bool
     enum: str | None = None  # the enum type's name, for a column of an enum type
+    generated: bool = False  # GENERATED ALWAYS AS (`default`) STORED
 
 
 @dataclass(frozen=True)

@@ -396,3 +396,20 @@ def test_hostile_names_in_checks_stay_names(migration, pg):
         "SELECT conname FROM pg_constraint WHERE contype = 'c' AND conrelid = '\"t; --\"'::regclass"
     ).fetchall() == [('c" ; DROP TABLE x; --',)]
     assert _refused(pg, 'INSERT INTO "t; --" VALUES (0)') is errors.CheckViolation
+
+
+def test_a_plain_column_in_the_target_becomes_generated(migration, pg):
+    m = migration(GENERATED)
+    # As an apply before generated columns were carried left it: total a plain column.
+    m.apply("tables:\n  line:\n    columns:\n      total: {expression: qty * price, type: bigint}\n")
+    assert pg.execute("SELECT attgenerated FROM pg_attribute WHERE attname = 'total'").fetchone() == ("",)
+
+    plan = m.plan("")
+    assert [type(s).__name__ for s in plan.steps if getattr(s, "table", None) == "line"] == [
+        "DropColumn",
+        "AddColumn",
+    ]
+    m.apply(allow_destructive=True)
+    assert pg.execute("SELECT attgenerated FROM pg_attribute WHERE attname = 'total'").fetchone() == ("s",)
+    assert pg.execute("SELECT id, total FROM line ORDER BY id").fetchall() == [(1, 6), (2, 35)]
+    assert not m.plan().has_changes

@@ -324,7 +324,7 @@ def _differs(wanted: PgTable, actual: PgTable) -> bool:
 
 
 def _column_key(c: PgColumn) -> tuple:
-    return (c.enum or c.type, c.nullable, c.default, c.identity)
+    return (c.enum or c.type, c.nullable, c.default, c.identity, c.generated)
 
 
 def _same_type(wanted: PgColumn, actual: PgColumn) -> bool:
@@ -354,6 +354,11 @@ def _table_changes(
         want = wanted.column(column.name)
         have = actual.column(column.name)
         assert want is not None  # the scratch schema was made from this very table
+        if have is not None and have.generated != want.generated:
+            # A plain column cannot become generated, nor the reverse (PostgreSQL 15): it goes and
+            # comes back, its values computed by PostgreSQL or loaded with the rows.
+            before.append(DropColumn(schema, name, column.name))
+            have = None
         if have is None:
             before.append(AddColumn(schema, name, column))
             if not column.nullable and not column.identity:

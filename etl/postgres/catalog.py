@@ -25,10 +25,10 @@ def _read(conn: psycopg.Connection, schema: str) -> TargetCatalog:
     if not exists:
         return TargetCatalog(schema, False)
     columns: dict[str, list[PgColumn]] = {}
-    for table, name, type_, not_null, default, identity, enum in conn.execute(
+    for table, name, type_, not_null, default, identity, enum, generated in conn.execute(
         "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
         "pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '', "
-        "CASE WHEN t.typtype = 'e' THEN t.typname END "
+        "CASE WHEN t.typtype = 'e' THEN t.typname END, a.attgenerated <> '' "
         "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid "
         "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
@@ -36,7 +36,9 @@ def _read(conn: psycopg.Connection, schema: str) -> TargetCatalog:
         "ORDER BY c.relname, a.attnum",
         (schema,),
     ):
-        columns.setdefault(table, []).append(PgColumn(name, type_, not not_null, default, identity, enum))
+        columns.setdefault(table, []).append(
+            PgColumn(name, type_, not not_null, default, identity, enum, generated)
+        )
     constraints: dict[str, list[PgConstraint]] = {}
     for table, name, kind, cols, ref_table, ref_cols, on_delete, on_update, definition in conn.execute(
         "SELECT c.relname, k.conname, k.contype, "
