@@ -149,15 +149,41 @@ def test_deferred_foreign_keys_stay_deferred(migration, pg):
     assert not m.plan().has_changes
 
 
+def test_init_makes_a_json_checked_text_column_jsonb_and_the_check_carries(tmp_sqlite, tmp_path, pg_url, pg):
+    from etl.init.infer import init_spec
+    from etl.pipeline import apply, check, plan_for
+
+    spec = tmp_path / "spec.yaml"
+    result = init_spec(tmp_sqlite(DJANGO_LOG), spec, target_url=pg_url)
+
+    text = spec.read_text()
+    assert "data: {type: jsonb}  # TEXT" in text
+    assert "checks:" not in text and not [f for f in result.findings if "CHECK" in f.message]
+    checked = check(spec, {})
+    plan = plan_for(checked)
+    assert plan.left_out == ()
+    apply(checked, plan)
+    log = "INSERT INTO django_admin_log (id, action_flag, change_message, data, user_id) VALUES "
+    assert _refused(pg, log + "(9, -1, 'x', NULL, 1)") is errors.CheckViolation
+    assert _refused(pg, log + "(9, 7, 'x', NULL, 1)") is errors.CheckViolation
+    assert _refused(pg, log + "(9, 1, 'x', 'not json', 1)") is errors.InvalidTextRepresentation
+    _accepted(pg, log + "(9, 1, 'x', NULL, 1)")
+
+
 def test_init_names_a_check_it_cannot_carry_and_writes_the_others(tmp_sqlite, tmp_path, pg_url, pg):
     from etl.init.infer import init_spec
     from etl.pipeline import apply, check, plan_for
 
-    source = tmp_sqlite(DJANGO_LOG)
+    source = tmp_sqlite(
+        DJANGO_LOG
+        + "PRAGMA ignore_check_constraints = 1;"
+        + "INSERT INTO django_admin_log VALUES (3, 1, 'added', 'not json', 1);"
+    )
     spec = tmp_path / "spec.yaml"
     result = init_spec(source, spec, target_url=pg_url)
 
     text = spec.read_text()
+    assert "data: {type: text}  # !! TEXT; holds text that is not JSON (1 value" in text
     assert '- {name: django_admin_log_action_flag_check, sql: "\\"action_flag\\" >= 0"}' in text
     assert '# !! CHECK ((JSON_VALID("data") OR "data" IS NULL)) on column data has no exact' in text
     assert [(f.table, f.column) for f in result.findings if "CHECK" in f.message] == [

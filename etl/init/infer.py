@@ -34,6 +34,7 @@ from etl.settings import Converter
 from etl.specfile.document import DEFERRABLE, SCHEMA_FILE
 from etl.sqlite.catalog import introspect_sqlite
 from etl.sqlite.convert import loads_as_text
+from etl.sqlite.ddl import unquote_identifier
 from etl.sqlite.profile import ColumnProfile, TableProfile, profile_sqlite
 from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression, translate_index_key
 
@@ -871,6 +872,25 @@ def _generated_note(plan: _TablePlan, column: Column) -> str:
     )
 
 
+_JSON_VALID = re.compile(
+    r'\bjson_valid\s*\(\s*("(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[^\W\d][\w$]*)\s*\)', re.IGNORECASE
+)
+
+
+def json_checked_columns(catalog: Catalog) -> list[tuple[str, str]]:
+    """(table, column) of the text columns a CHECK asks to hold valid JSON: JSON_VALID(column)."""
+    found = []
+    for table in catalog.tables:
+        by_name = {c.name.lower(): c for c in table.columns}
+        for check in table.checks:
+            for match in _JSON_VALID.finditer(check.expression):
+                column = by_name.get(unquote_identifier(match.group(1)).lower())
+                declared = column.declared_type.strip() if column is not None else ""
+                if column is not None and declared and default_pg_type(declared).kind == "text":
+                    found.append((table.name, column.name))
+    return found
+
+
 def _kinds(plan: _TablePlan) -> dict[str, TargetColumnRef]:
     return {
         c.name: TargetColumnRef(plan.columns[c.name][0], plan.choices[c.name].type.kind)
@@ -1039,6 +1059,10 @@ def init_spec(
         prisma_types, prisma_findings = prisma_column_types(read_prisma_file(Path(prisma_schema)), catalog)
         prisma_types, enum_findings = enum_misfits(source, prisma_types)
         prisma_findings += enum_findings
+    # A text column whose CHECK asks for valid JSON (Django's JSONField) is meant to be jsonb, as
+    # Django makes it on PostgreSQL: its type then keeps the JSON valid, and the check translates.
+    json_checked = {key: parse_pg_type("jsonb") for key in json_checked_columns(catalog)}
+    prisma_types = {**json_checked, **(prisma_types or {})} or None
     expected = dict(prisma_types or {})
     profiles = profile_sqlite(source, catalog, sample_rows, expected)
     out_dir = out.resolve().parent
