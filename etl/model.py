@@ -16,6 +16,8 @@ class Column:
     declared_type: str  # as written in the SQLite DDL, "" when none was declared
     nullable: bool = True
     default: str | None = None  # the default's SQL text exactly as SQLite keeps it
+    generated: str | None = None  # a generated column's SQLite expression
+    stored: bool = False  # a generated column that is STORED (else VIRTUAL)
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,17 @@ class ForeignKey:
     ref_columns: tuple[str, ...]
     on_delete: str = "NO ACTION"  # NO ACTION | RESTRICT | CASCADE | SET NULL | SET DEFAULT
     on_update: str = "NO ACTION"
+    deferrable: str = ""  # "" | "DEFERRABLE" | "DEFERRABLE INITIALLY DEFERRED"
+
+
+@dataclass(frozen=True)
+class Check:
+    """A CHECK constraint of CREATE TABLE: its SQLite expression, its name if it has one, and the
+    column it was written on (None for a table constraint)."""
+
+    expression: str
+    name: str | None = None
+    column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,7 @@ class Table:
     autoincrement: bool = False
     without_rowid: bool = False
     sequence: int | None = None  # sqlite_sequence's value: AUTOINCREMENT never reuses ids below it
+    checks: tuple[Check, ...] = ()
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -79,9 +93,28 @@ class Table:
 
 
 @dataclass(frozen=True)
+class SourceObject:
+    """A view, trigger or virtual table of the source: what etl names rather than migrates."""
+
+    kind: str  # "view" | "trigger" | "virtual table"
+    name: str
+    sql: str  # its CREATE statement, as SQLite keeps it
+    table: str | None = None  # a trigger's table
+    module: str | None = None  # a virtual table's module (fts5, rtree, ...)
+    shadows: tuple[str, ...] = ()  # a virtual table's shadow tables, which hold its index
+    content: str | None = None  # an FTS table's external content table ("" when contentless)
+
+
+@dataclass(frozen=True)
 class Catalog:
     tables: tuple[Table, ...] = ()
     views: tuple[str, ...] = field(default=())
+    objects: tuple[SourceObject, ...] = ()  # views, triggers and virtual tables, in source order
+
+    @property
+    def shadow_tables(self) -> dict[str, str]:
+        """Each shadow table's name, and the virtual table it belongs to."""
+        return {s: o.name for o in self.objects for s in o.shadows}
 
     def table(self, name: str) -> Table | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -98,17 +131,20 @@ class PgColumn:
     default: str | None  # pg_get_expr() of the default
     identity: bool
     enum: str | None = None  # the enum type's name, for a column of an enum type
+    generated: bool = False  # GENERATED ALWAYS AS (`default`) STORED
 
 
 @dataclass(frozen=True)
 class PgConstraint:
     name: str
-    kind: str  # "p" primary key, "u" unique, "f" foreign key
+    kind: str  # "p" primary key, "u" unique, "f" foreign key, "c" check
     columns: tuple[str, ...]
     ref_table: str | None = None
     ref_columns: tuple[str, ...] = ()
     on_delete: str | None = None
     on_update: str | None = None
+    # pg_get_constraintdef() of a check, and of a deferrable foreign key (where DEFERRABLE shows)
+    definition: str | None = None
 
 
 @dataclass(frozen=True)

@@ -546,10 +546,12 @@ def test_odd_tables_views_and_names_arrive_as_they_are(tmp_sqlite, tmp_path, pg_
     spec = tmp_path / "spec.yaml"
     result = run("init", db, "-o", spec)
     assert result.exit_code == 0, result.stderr
-    assert "named view, v2: are views: not migrated" in result.stdout
+    assert "named view: view: views are not migrated" in result.stdout
+    assert "v2: view: views are not migrated" in result.stdout
     assert "no key: has no primary key; rows are loaded as they are" in result.stdout
     text = spec.read_text(encoding="utf-8")
-    assert "# !! Views are not migrated (define them again in PostgreSQL): named view, v2" in text
+    assert "# !! view named view: views are not migrated; define it again in PostgreSQL" in text
+    assert "#      CREATE VIEW v2 AS SELECT 1" in text
     assert spec_of(spec)["tables"]["kv"] == {"columns": {"k": {"type": "text"}, "v": {"type": "bytea"}}}
     assert "# 1 row; primary key (k); WITHOUT ROWID; 1 index" in text
     assert "sqlite_stat" not in text and "sqlite_" not in "".join(spec_of(spec)["load_order"])

@@ -8,7 +8,9 @@ import re
 from dataclasses import dataclass
 from functools import singledispatch
 
+from etl.core.mapping import LeftOut
 from etl.core.plan import (
+    AddCheck,
     AddColumn,
     AddForeignKey,
     AddPrimaryKey,
@@ -173,8 +175,14 @@ def _(step: AddForeignKey) -> Line:
     return Line(
         "+",
         f'foreign key "{fk.name}" "{step.table}" ({", ".join(fk.columns)}) -> '
-        f'"{fk.ref_table}" ({", ".join(fk.ref_columns)}) on delete {fk.on_delete.lower()}, on update {fk.on_update.lower()}',
+        f'"{fk.ref_table}" ({", ".join(fk.ref_columns)}) on delete {fk.on_delete.lower()}, on update {fk.on_update.lower()}'
+        + (f", {fk.deferrable.lower()}" if fk.deferrable else ""),
     )
+
+
+@describe.register
+def _(step: AddCheck) -> Line:
+    return Line("+", f'check "{step.check.name}" on "{step.table}" ({step.check.sql.as_string(None)})')
 
 
 @describe.register
@@ -316,7 +324,7 @@ def may_fail(step: Step, created: set[str]) -> bool:
         return step.not_null
     if isinstance(step, AddPrimaryKey):
         return step.table.name not in created
-    if isinstance(step, AddUnique | AddForeignKey):
+    if isinstance(step, AddUnique | AddForeignKey | AddCheck):
         return step.table not in created
     if isinstance(step, CreateIndex):
         return step.index.unique and step.table not in created
@@ -397,7 +405,21 @@ def plan_lines(plan: Plan, target: str, *, verbose: bool = False, list_creates: 
             lines.append(plan_line(step, created).render())
         lines.extend(_sample_lines(step, samples))
     lines.append(summary_line(plan.summary()))
+    if plan.left_out:
+        lines.append("Left out of the target (each is marked !! in a spec etl init writes):")
+        lines += [f"  {left_out_text(item)}" for item in plan.left_out]
     return lines
+
+
+def left_out_text(item: LeftOut) -> str:
+    """One schema object the target does not get, with its SQLite text and why."""
+    name = f' "{item.name}"' if item.name else ""
+    where = f' of "{item.table}"' if item.table else ""
+    return f"{item.kind}{name}{where}: {item.reason}: {_one_line(item.source_sql)}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def action_name(step: Step) -> str:
@@ -436,7 +458,7 @@ def plan_document(plan: Plan, target: str) -> dict:
         if isinstance(step, DeleteRows):
             item["rows"] = {"insert": 0, "update": 0, "delete": step.count, "unchanged": 0}
         steps.append(item)
-    return {
+    document = {
         "format_version": PLAN_FORMAT_VERSION,
         "target": target,
         "schema": plan.schema,
@@ -454,6 +476,18 @@ def plan_document(plan: Plan, target: str) -> dict:
         },
         "steps": steps,
     }
+    if plan.left_out:  # only when there is something to say: plans of most sources stay as they were
+        document["left_out"] = [
+            {
+                "table": item.table,
+                "kind": item.kind,
+                "name": item.name,
+                "sql": item.source_sql,
+                "reason": item.reason,
+            }
+            for item in plan.left_out
+        ]
+    return document
 
 
 APPLY_FORMAT_VERSION = 1

@@ -17,12 +17,18 @@ from psycopg import sql
 
 from etl.duck import quote_ident
 from etl.errors import SpecError, SpecProblem
-from etl.model import Catalog, ForeignKey, Index, Table
+from etl.model import Catalog, Check, ForeignKey, Index, SourceObject, Table
 from etl.pgtypes import PgType, default_pg_type
 from etl.settings import Converter, Mode, Naming, OnError
 from etl.specfile.document import ColumnSpec, Spec, SqlDefault, TableSpec
-from etl.sqlite.convert import ValueConversion, integer_unit
-from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression
+from etl.sqlite.convert import ValueConversion, integer_unit, loads_as_text
+from etl.sqlite.translate import (
+    TargetColumnRef,
+    collated_column,
+    translate_default,
+    translate_expression,
+    translate_index_key,
+)
 
 MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers silently; we never let it.
 # Columns every PostgreSQL table has already: CREATE TABLE refuses a column of the same name.
@@ -38,6 +44,8 @@ class TargetColumn:
     identity: bool
     conversion: ValueConversion
     serial: bool = False  # numbered by a sequence it owns, with a nextval() default (not an identity)
+    # GENERATED ALWAYS AS (this) STORED: PostgreSQL computes the values, which are not loaded
+    generated: sql.Composable | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,24 @@ class TargetForeignKey:
     ref_columns: tuple[str, ...]
     on_delete: str
     on_update: str
+    deferrable: str = ""  # "" | "DEFERRABLE" | "DEFERRABLE INITIALLY DEFERRED"
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    name: str
+    sql: sql.Composable  # PostgreSQL boolean expression over the target's columns
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A schema object of the source that the target does not get, and why: what etl plan names."""
+
+    table: str | None  # the source table it belongs to; None for the database's own objects
+    kind: str  # "check", "trigger", "view", "virtual table", ...
+    name: str
+    source_sql: str  # its SQLite text
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -97,9 +123,15 @@ class TargetTable:
     max_rejects: int | str | None = None  # a count, "N%" of the table's rows, or no limit
     mode: Mode = Mode.SYNC  # how an existing target table is brought up to date
     watermark: str | None = None  # target column, for mode: append
+    checks: tuple[TargetCheck, ...] = ()  # created once the rows are in
 
     def column(self, name: str) -> TargetColumn | None:
         return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def loaded_columns(self) -> tuple[int, ...]:
+        """Positions of the columns rows are written to: all but those PostgreSQL generates."""
+        return tuple(i for i, c in enumerate(self.columns) if c.generated is None)
 
     @property
     def identity_column(self) -> str | None:
@@ -120,6 +152,7 @@ class DesiredSchema:
     tables: tuple[TargetTable, ...]  # in load order
     enums: tuple[tuple[str, tuple[str, ...]], ...] = ()  # enum types to create: name, labels
     retention: int = 1  # applies whose replaced tables are kept for etl rollback
+    left_out: tuple[LeftOut, ...] = ()  # what of the source's schema the target does not get
 
     def table(self, name: str) -> TargetTable | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -179,6 +212,53 @@ def fit_name(name: str) -> str:
     return f"{name.encode()[: MAX_NAME_BYTES - 9].decode(errors='ignore')}_{digest}"
 
 
+def source_object_left_out(obj: SourceObject) -> LeftOut:
+    """Why a view, trigger or virtual table of the source is not in the target, and what to do."""
+    if obj.kind == "view":
+        reason = "views are not migrated; define it again in PostgreSQL from its SQLite SQL"
+    elif obj.kind == "trigger":
+        reason = (
+            f'triggers are not migrated: what it does on changes to "{obj.table}" does not happen in '
+            "PostgreSQL; write it as a PL/pgSQL trigger"
+        )
+    else:
+        shadows = f" nor its shadow tables ({', '.join(obj.shadows)})" if obj.shadows else ""
+        reason = f"a {obj.module} virtual table is not migrated{shadows}"
+        if obj.module and obj.module.startswith("fts"):
+            if obj.content:
+                reason += f"; the rows it indexes are in '{obj.content}', which is migrated"
+            elif obj.content is None:
+                reason += (
+                    "; the rows it indexes live only inside it: to migrate them, copy them into a table "
+                    f'in SQLite first (CREATE TABLE t AS SELECT * FROM "{obj.name}")'
+                )
+            reason += "; in PostgreSQL, full-text search is a tsvector column with a GIN index"
+    return LeftOut(obj.table, obj.kind, obj.name, obj.sql, reason)
+
+
+def check_name(table: str, check: Check, column: str | None, naming: Naming) -> str:
+    """A check's target name: its own, or PostgreSQL's way, `<table>_<column>_check`."""
+    if check.name:
+        return fit_name(target_name(check.name, naming))
+    return constraint_name(table, *((column,) if column else ()), suffix="check")
+
+
+def _unique(wanted: str, taken: set[str]) -> str:
+    """`wanted`, or numbered (`t_check1`, ...) as PostgreSQL does when a table already has it."""
+    name, n = wanted, 1
+    while name in taken:
+        name = constraint_name(wanted.removesuffix("_check"), suffix=f"check{n}")
+        n += 1
+    taken.add(name)
+    return name
+
+
+def unique_check_names(table: str, checks: Iterable[tuple[Check, str | None]], naming: Naming) -> list[str]:
+    """The target names of a table's checks (each with its target column), distinct."""
+    taken: set[str] = set()
+    return [_unique(check_name(table, check, column, naming), taken) for check, column in checks]
+
+
 def _matches(name: str, globs: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
@@ -197,6 +277,7 @@ class _Resolver:
         self.spec = spec
         self.source = source
         self.problems: list[SpecProblem] = []
+        self.left_out: list[LeftOut] = []
 
     def problem(self, path: tuple[str | int, ...], message: str, key: bool = False) -> None:
         self.problems.append(self.spec.problem(path, message, key=key))
@@ -247,6 +328,12 @@ class _Resolver:
         )
 
     def no_table(self, name: str) -> str:
+        shadow_of = self.source.shadow_tables.get(name)
+        if shadow_of is not None:
+            return (
+                f"'{name}' is a shadow table of the virtual table '{shadow_of}' (its index, in SQLite's own "
+                "format): it is never copied"
+            )
         if name in self.source.views:
             return f"'{name}' is a view in the source; views are not migrated, only tables"
         return f"no table '{name}' in the source{_did_you_mean(name, [t.name for t in self.source.tables])}"
@@ -281,6 +368,7 @@ class _Resolver:
                     f"enum name '{enum}' is longer than PostgreSQL's 63 bytes; shorten it",
                     key=True,
                 )
+        self.left_out += [source_object_left_out(o) for o in self.source.objects]
         targets = {t.name: self.table(t, names) for t in chosen}
         self.check_relation_names(list(targets.values()))
         order = self.load_order(chosen)
@@ -305,6 +393,7 @@ class _Resolver:
             tables=tuple(tables),
             enums=tuple(self.spec.enums.items()),
             retention=self.spec.retention,
+            left_out=tuple(self.left_out),
         )
 
     def check_relation_names(self, tables: list[TargetTable]) -> None:
@@ -338,7 +427,7 @@ class _Resolver:
                         f"(one namespace per schema); rename one{how}",
                     )
                 seen.setdefault(name, what)
-            constraints = {t.primary_key_name} | {u.name for u in t.uniques}
+            constraints = {t.primary_key_name} | {u.name for u in t.uniques} | {c.name for c in t.checks}
             for fk in t.foreign_keys:
                 if fk.name in constraints:
                     self.problem(
@@ -368,6 +457,7 @@ class _Resolver:
         uniques = self.target_uniques(table, ts, base, tname, col_names)
         indexes = self.target_indexes(table, ts, base, tname, col_names, kinds)
         fks = self.target_foreign_keys(table, ts, base, tname, col_names, table_names)
+        checks = self.target_checks(table, ts, tname, kinds)
 
         # A column may itself be called rowid; SQLite then still answers to _rowid_ or oid.
         rowid = None
@@ -394,7 +484,60 @@ class _Resolver:
             watermark=watermark,
             key_sql=key_sql,
             sequence_floor=table.sequence if table.autoincrement else None,
+            checks=tuple(checks),
         )
+
+    def target_checks(
+        self, table: Table, ts: TableSpec, tname: str, kinds: dict[str, TargetColumnRef]
+    ) -> list[TargetCheck]:
+        """The spec's checks, or else the source's translated; a source check that does not
+        translate, or that the spec's list leaves out, is named in the plan."""
+        taken: set[str] = set()
+
+        def unique_name(wanted: str) -> str:
+            return _unique(wanted, taken)
+
+        translated = [
+            (check, translate_expression(check.expression, kinds, ascii_case=True)) for check in table.checks
+        ]
+        if ts.checks is not None:
+            checks = [
+                TargetCheck(unique_name(c.name or constraint_name(tname, suffix="check")), sql.SQL(c.sql))
+                for c in ts.checks
+            ]
+            kept_names = {c.name for c in ts.checks if c.name}
+            kept_sql = {c.sql for c in ts.checks}
+            for check, pg in translated:
+                kept = (check.name is not None and check.name in kept_names) or (
+                    pg is not None and pg.as_string(None) in kept_sql
+                )
+                if not kept:
+                    self.left_out.append(
+                        LeftOut(
+                            table.name,
+                            "check",
+                            check.name or "",
+                            check.expression,
+                            "not in the spec's checks",
+                        )
+                    )
+            return checks
+        checks = []
+        for check, pg in translated:
+            if pg is None:
+                self.left_out.append(
+                    LeftOut(
+                        table.name,
+                        "check",
+                        check.name or "",
+                        check.expression,
+                        "has no exact PostgreSQL equivalent; write one into the table's checks, or leave it out",
+                    )
+                )
+                continue
+            column = kinds[check.column].name if check.column in kinds else None
+            checks.append(TargetCheck(unique_name(check_name(tname, check, column, self.spec.naming)), pg))
+        return checks
 
     def check_configured_columns(self, table: Table, ts: TableSpec, base: tuple[str, ...]) -> None:
         """Every column the spec excludes or configures exists in the source (or is a new column
@@ -497,7 +640,44 @@ class _Resolver:
                 )
             )
             kinds[name] = TargetColumnRef(tname, pg_type.kind)
-        return columns, col_names, kinds
+        return self.generated_columns(table, ts, columns, kinds), col_names, kinds
+
+    def generated_columns(
+        self, table: Table, ts: TableSpec, columns: list[TargetColumn], kinds: dict[str, TargetColumnRef]
+    ) -> list[TargetColumn]:
+        """The columns, those SQLite generates generated by PostgreSQL too where the expression
+        translates exactly; the others stay plain columns holding the loaded values, named."""
+        by_target = {ref.name: source for source, ref in kinds.items()}
+        staged = any(loads_as_text(c.pg_type) for c in columns)
+        out = []
+        for column in columns:
+            source_col = table.column(by_target.get(column.name, ""))
+            cs = ts.columns.get(source_col.name) if source_col else None
+            if source_col is None or source_col.generated is None or (cs and cs.expression):
+                out.append(column)
+                continue
+            expression = translate_expression(source_col.generated, kinds, ascii_case=True)
+            # PostgreSQL cannot change the type of a column a generated column reads, which a
+            # column loaded as text and converted afterwards needs.
+            if expression is not None and not staged:
+                out.append(replace(column, generated=expression, default=None, identity=False))
+                continue
+            why = (
+                "a column of the table is loaded as text and converted by PostgreSQL"
+                if expression is not None
+                else "its expression has no exact PostgreSQL equivalent"
+            )
+            self.left_out.append(
+                LeftOut(
+                    table.name,
+                    "generated column",
+                    source_col.name,
+                    source_col.generated,
+                    f"{why}: a plain column holding the loaded values (new rows get none computed)",
+                )
+            )
+            out.append(column)
+        return out
 
     def column_name(
         self, name: str, cs: ColumnSpec, at: tuple[str | int, ...], col_names: dict[str, str]
@@ -555,13 +735,8 @@ class _Resolver:
         else:
             for ix in table.indexes:
                 if ix.is_constraint and ix.has_expressions:
-                    shown = ", ".join(k.column or k.expression or "?" for k in ix.keys)
-                    self.problem(
-                        base,
-                        f"unique constraint on ({shown}) cannot be translated to PostgreSQL "
-                        "(it compares with a collation); replace this table's `unique`",
-                    )
-                elif ix.is_constraint:
+                    continue  # a unique index on what the collation compares: see target_indexes
+                if ix.is_constraint:
                     tc = self.target_cols(
                         ts, col_names, ix.columns, base, f"unique constraint on ({', '.join(ix.columns)})"
                     )
@@ -603,6 +778,30 @@ class _Resolver:
                     built = self.source_index(ix, table, kinds, col_names, base)
                     if built:
                         indexes.append(built)
+        if ts.unique is None:
+            # A UNIQUE constraint (or primary key) comparing with a collation is a unique index
+            # on what the collation compares: never weaker than SQLite's.
+            for ix in table.indexes:
+                if ix.is_constraint and ix.has_expressions:
+                    if any(
+                        k.column is None and translate_index_key(k.expression or "", kinds) is None
+                        for k in ix.keys
+                    ):
+                        shown = ", ".join(k.column or k.expression or "?" for k in ix.keys)
+                        self.problem(
+                            base,
+                            f"unique constraint on ({shown}) cannot be translated to PostgreSQL (it compares "
+                            "with a collation PostgreSQL cannot express exactly for its type); replace this "
+                            "table's `unique`",
+                        )
+                        continue
+                    built = self.source_index(ix, table, kinds, col_names, base)
+                    if built:
+                        named = [k.column or collated_column(k.expression or "") or "expr" for k in ix.keys]
+                        name = constraint_name(
+                            tname, *(kinds[c].name if c in kinds else c for c in named), suffix="key"
+                        )
+                        indexes.append(replace(built, name=fit_name(name)))
         return indexes
 
     def target_foreign_keys(
@@ -621,7 +820,7 @@ class _Resolver:
             source_fks = [
                 (
                     ("foreign_keys", i),
-                    ForeignKey(f.columns, f.ref_table, f.ref_columns, f.on_delete, f.on_update),
+                    ForeignKey(f.columns, f.ref_table, f.ref_columns, f.on_delete, f.on_update, f.deferrable),
                 )
                 for i, f in enumerate(ts.foreign_keys)
             ]
@@ -672,6 +871,7 @@ class _Resolver:
                         tuple(parent_cols[c] for c in fk.ref_columns),
                         fk.on_delete,
                         fk.on_update,
+                        fk.deferrable,
                     )
                 )
         return fks
@@ -773,14 +973,14 @@ class _Resolver:
                     return None
                 part: sql.Composable = sql.Identifier(col_names[key.column])
             else:
-                translated = translate_expression(key.expression or "", kinds)
+                translated = translate_index_key(key.expression or "", kinds)
                 if translated is None:
                     self.problem(
                         base,
                         f"index '{ix.name}' on expression {key.expression} cannot be translated to PostgreSQL; replace this table's `indexes`",
                     )
                     return None
-                part = sql.SQL("({})").format(translated)
+                part = translated
             keys.append(sql.SQL("{} DESC").format(part) if key.descending else part)
         where = None
         if ix.where:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 
-from etl.core.mapping import TargetColumn, TargetForeignKey, TargetIndex, TargetTable, TargetUnique
+from etl.core.mapping import (
+    LeftOut,
+    TargetCheck,
+    TargetColumn,
+    TargetForeignKey,
+    TargetIndex,
+    TargetTable,
+    TargetUnique,
+)
 from etl.model import TargetCatalog
 
 
@@ -180,6 +188,17 @@ class AddForeignKey(Step):
 
 
 @dataclass(frozen=True)
+class AddCheck(Step):
+    """A CHECK constraint, once the rows are in; `key` (target columns) names the rows that
+    violate it, if any."""
+
+    schema: str
+    table: str
+    check: TargetCheck
+    key: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ResetSequence(Step):
     """The identity continues past the largest id (and past SQLite's AUTOINCREMENT counter)."""
 
@@ -288,6 +307,7 @@ class Plan:
     steps: tuple[Step, ...]
     schema: str
     checked: tuple[TargetTable, ...] = ()  # tables whose rows or columns change: verified by apply
+    left_out: tuple[LeftOut, ...] = ()  # what of the source's schema the target does not get
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from etl.core.mapping import DesiredSchema, TargetTable
 from etl.core.plan import (
+    AddCheck,
     AddColumn,
     AddForeignKey,
     AddPrimaryKey,
@@ -48,7 +49,7 @@ from etl.pgtypes import narrows
 from etl.settings import ForeignKeyAction, Mode
 from etl.sqlite.convert import loads_as_text
 
-_WHAT = {"p": "primary key", "u": "unique", "f": "foreign key"}
+_WHAT = {"p": "primary key", "u": "unique", "f": "foreign key", "c": "check"}
 
 
 def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
@@ -105,7 +106,7 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     # mode lets the target keep rows the source no longer has.
     altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | cascaded
     checked = tuple(t for t, _, _ in kept if t.name in altered and t.mode in (Mode.SYNC, Mode.REPLACE))
-    return Plan(steps=tuple(steps), schema=schema, checked=checked)
+    return Plan(steps=tuple(steps), schema=schema, checked=checked, left_out=mapping.left_out)
 
 
 def _enum_steps(mapping: DesiredSchema, target: TargetState, catalog: TargetCatalog) -> list[Step]:
@@ -219,6 +220,7 @@ def _key_steps(
             steps.append(AddPrimaryKey(schema, table))
         steps.extend(AddUnique(schema, table.name, u) for u in table.uniques)
         steps.extend(CreateIndex(schema, table.name, ix) for ix in table.indexes)
+        steps.extend(AddCheck(schema, table.name, c, table.primary_key) for c in table.checks)
     for table in fresh:
         steps.extend(AddForeignKey(schema, table.name, fk) for fk in table.foreign_keys)
     for table, actual, wanted in kept:
@@ -325,7 +327,7 @@ def _differs(wanted: PgTable, actual: PgTable) -> bool:
 
 
 def _column_key(c: PgColumn) -> tuple:
-    return (c.enum or c.type, c.nullable, c.default, c.identity)
+    return (c.enum or c.type, c.nullable, c.default, c.identity, c.generated)
 
 
 def _same_type(wanted: PgColumn, actual: PgColumn) -> bool:
@@ -341,7 +343,11 @@ def _table_changes(
     name = table.name
     before: list[Step] = []
     after: list[Step] = []
-    for c in _constraint_changes(actual, wanted, "p") + _constraint_changes(actual, wanted, "u"):
+    for c in (
+        _constraint_changes(actual, wanted, "p")
+        + _constraint_changes(actual, wanted, "u")
+        + _constraint_changes(actual, wanted, "c")
+    ):
         before.append(DropConstraint(schema, name, c.name, _WHAT[c.kind]))
     wanted_indexes = set(wanted.indexes)
     before += [DropIndex(schema, name, ix.name) for ix in actual.indexes if ix not in wanted_indexes]
@@ -351,6 +357,11 @@ def _table_changes(
         want = wanted.column(column.name)
         have = actual.column(column.name)
         assert want is not None  # the scratch schema was made from this very table
+        if have is not None and have.generated != want.generated:
+            # A plain column cannot become generated, nor the reverse (PostgreSQL 15): it goes and
+            # comes back, its values computed by PostgreSQL or loaded with the rows.
+            before.append(DropColumn(schema, name, column.name))
+            have = None
         if have is None:
             before.append(AddColumn(schema, name, column))
             if not column.nullable and not column.identity:
@@ -378,6 +389,9 @@ def _table_changes(
     for c in _constraint_changes(wanted, actual, "u"):
         unique = next(u for u in table.uniques if u.name == c.name)
         after.append(AddUnique(schema, name, unique))
+    for c in _constraint_changes(wanted, actual, "c"):
+        check = next(k for k in table.checks if k.name == c.name)
+        after.append(AddCheck(schema, name, check, table.primary_key))
     actual_indexes = set(actual.indexes)
     for ix in wanted.indexes:
         if ix not in actual_indexes:

@@ -16,17 +16,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from etl.core.mapping import MAX_NAME_BYTES, fit_name, no_tables_reason, target_name, topological_order
+from etl.core.mapping import (
+    MAX_NAME_BYTES,
+    fit_name,
+    no_tables_reason,
+    source_object_left_out,
+    target_name,
+    topological_order,
+    unique_check_names,
+)
 from etl.errors import EtlError, OutputFileError, SourceError, SpecError
 from etl.files import check_writable_path, default_mode, replace_file, stage_file, write_file
 from etl.model import Catalog, Column, ForeignKey, Index, Table
 from etl.pgtypes import PgType, UnknownType, default_pg_type, parse_pg_type
 from etl.postgres.target import holds_password
 from etl.settings import Converter, Naming
-from etl.specfile.document import SCHEMA_FILE
+from etl.specfile.document import DEFERRABLE, SCHEMA_FILE
 from etl.sqlite.catalog import introspect_sqlite
+from etl.sqlite.convert import loads_as_text
+from etl.sqlite.ddl import unquote_identifier
 from etl.sqlite.profile import ColumnProfile, TableProfile, profile_sqlite
-from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression
+from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression, translate_index_key
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Plain words a YAML 1.1 reader (many editors) would not read as a string.
@@ -599,20 +609,7 @@ def render_spec(
             f"  {yaml_str(name)}: [{', '.join(yaml_str(label) for label in labels)}]"
             for name, labels in enums.items()
         ]
-    if catalog.views:
-        lines += [
-            "",
-            "# !! Views are not migrated (define them again in PostgreSQL): "
-            + comment_text(", ".join(catalog.views)),
-        ]
-        result.findings.append(
-            Finding(
-                ", ".join(catalog.views),
-                None,
-                f"{'is a view' if len(catalog.views) == 1 else 'are views'}: not migrated "
-                "(define them again in PostgreSQL)",
-            )
-        )
+    lines += _source_object_lines(catalog, result)
     if not order:
         lines += ["", "# The database has no tables.", "load_order: []", "tables: {}"]
     else:
@@ -626,6 +623,19 @@ def render_spec(
         result.rows += profile.rows if profile else 0
     result.text = "\n".join(lines) + "\n"
     return result
+
+
+def _source_object_lines(catalog: Catalog, result: InitResult) -> list[str]:
+    """Views, triggers and virtual tables: each named, with why it is left out and its SQL."""
+    if not catalog.objects:
+        return []
+    lines = ["", "# Views, triggers and virtual tables are not migrated (etl plan lists them too):"]
+    for obj in catalog.objects:
+        reason = source_object_left_out(obj).reason
+        lines.append(f"# !! {obj.kind} {comment_text(obj.name)}: {comment_text(reason)}. Its SQLite SQL:")
+        lines += [f"#      {comment_text(line)}" for line in obj.sql.splitlines()]
+        result.findings.append(Finding(obj.name, None, f"{obj.kind}: {reason}"))
+    return lines
 
 
 _ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$")
@@ -654,8 +664,13 @@ def _fk_yaml(fk: ForeignKey) -> str:
     return (
         f"{{columns: {_yaml_list(fk.columns)}, references: {{table: {yaml_str(fk.ref_table)}, "
         f"columns: {_yaml_list(fk.ref_columns)}}}, "
-        f"on_delete: {fk.on_delete.lower()}, on_update: {fk.on_update.lower()}}}"
+        f"on_delete: {fk.on_delete.lower()}, on_update: {fk.on_update.lower()}{_deferrable_yaml(fk)}}}"
     )
+
+
+def _deferrable_yaml(fk: ForeignKey) -> str:
+    words = {v: k for k, v in DEFERRABLE.items()}
+    return f", deferrable: {words[fk.deferrable]}" if fk.deferrable else ""
 
 
 def _same_family(a: PgType, b: PgType) -> bool:
@@ -704,7 +719,7 @@ def _foreign_key_problem(fk: ForeignKey, plan: _TablePlan, plans: dict[str, _Tab
 def _index_problem(ix: Index, kinds: dict[str, TargetColumnRef]) -> str | None:
     """Why etl apply could not create this SQLite index in PostgreSQL, or None."""
     for key in ix.keys:
-        if key.column is None and translate_expression(key.expression or "", kinds) is None:
+        if key.column is None and translate_index_key(key.expression or "", kinds) is None:
             return f"its expression {key.expression} has no PostgreSQL equivalent"
     if ix.where and translate_expression(ix.where, kinds) is None:
         return f"its WHERE clause ({ix.where}) has no PostgreSQL equivalent"
@@ -751,6 +766,7 @@ def _render_table(
     lines += _unique_lines(plan, finding)
     if not any(s.startswith("indexes:") for s in plan.settings):
         lines += _index_lines(table, kinds, naming, finding)
+    lines += _check_lines(plan, kinds, naming, finding)
     lines += _foreign_key_lines(plan, profile, plans, finding)
     return lines
 
@@ -836,6 +852,12 @@ def _column_lines(
             notes.append(message)
             surprise = True
             finding(column.name, message)
+        if column.generated is not None:
+            message = _generated_note(plan, column)
+            notes.append(message)
+            if message.startswith("generated by"):
+                finding(column.name, message)
+                surprise = True
         line = f"      {yaml_str(column.name)}: {{{', '.join(settings)}}}"
         declared = column.declared_type or "no declared type"
         comment = comment_text(f"{declared}" + (f"; {'; '.join(notes)}" if notes else ""))
@@ -845,12 +867,70 @@ def _column_lines(
     return lines
 
 
+def _generated_note(plan: _TablePlan, column: Column) -> str:
+    """What becomes of a generated column: PostgreSQL generates it too, or it is a plain column."""
+    kinds = {
+        c.name: TargetColumnRef(plan.columns[c.name][0], plan.choices[c.name].type.kind)
+        for c in plan.table.columns
+    }
+    staged = [c for c, choice in plan.choices.items() if loads_as_text(choice.type)]
+    translates = translate_expression(column.generated or "", kinds, ascii_case=True) is not None
+    if translates and not staged:
+        virtual = "" if column.stored else " (VIRTUAL in SQLite: PostgreSQL stores it)"
+        return f"GENERATED ALWAYS AS ({column.generated}) STORED{virtual}: PostgreSQL computes it"
+    why = (
+        f"{', '.join(staged)} loads as text and PostgreSQL converts it afterwards, which a generated "
+        "column's inputs cannot (give it a type DuckDB writes, e.g. numeric(p,s))"
+        if translates
+        else "which has no exact PostgreSQL equivalent"
+    )
+    return (
+        f"generated by SQLite as ({column.generated}), {why}: a plain column holding the loaded values; "
+        "new rows get none computed (compute it in the app, or a trigger)"
+    )
+
+
+_JSON_VALID = re.compile(
+    r'\bjson_valid\s*\(\s*("(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[^\W\d][\w$]*)\s*\)', re.IGNORECASE
+)
+
+
+def json_checked_columns(catalog: Catalog) -> list[tuple[str, str]]:
+    """(table, column) of the text columns a CHECK asks to hold valid JSON: JSON_VALID(column)."""
+    found = []
+    for table in catalog.tables:
+        by_name = {c.name.lower(): c for c in table.columns}
+        for check in table.checks:
+            for match in _JSON_VALID.finditer(check.expression):
+                column = by_name.get(unquote_identifier(match.group(1)).lower())
+                declared = column.declared_type.strip() if column is not None else ""
+                if column is not None and declared and default_pg_type(declared).kind == "text":
+                    found.append((table.name, column.name))
+    return found
+
+
+def _kinds(plan: _TablePlan) -> dict[str, TargetColumnRef]:
+    return {
+        c.name: TargetColumnRef(plan.columns[c.name][0], plan.choices[c.name].type.kind)
+        for c in plan.table.columns
+    }
+
+
 def _unique_lines(plan: _TablePlan, finding: _FindingSink) -> list[str]:
-    """Unique constraints (from CREATE TABLE): one PostgreSQL cannot make replaces the list."""
+    """Unique constraints (from CREATE TABLE): one PostgreSQL cannot make replaces the list. One
+    comparing under a collation (NOCASE, RTRIM) is kept as a unique index on what the collation
+    compares, as long as the spec lists no `unique` of its own."""
     table = plan.table
+    kinds = _kinds(plan)
     lines: list[str] = []
     constraints = [ix for ix in table.indexes if ix.is_constraint]
-    if any(ix.has_expressions for ix in constraints) or not plan.keep_primary_key:
+    carried = {
+        ix.name
+        for ix in constraints
+        if ix.has_expressions
+        and all(k.column is not None or translate_index_key(k.expression or "", kinds) for k in ix.keys)
+    }
+    if any(ix.has_expressions and ix.name not in carried for ix in constraints) or not plan.keep_primary_key:
         entries: list[str] = []
         if not plan.keep_primary_key and not any(
             set(ix.columns) == set(table.primary_key) for ix in constraints
@@ -861,10 +941,12 @@ def _unique_lines(plan: _TablePlan, finding: _FindingSink) -> list[str]:
                 entries.append(f"      - {_yaml_list(ix.columns)}")
                 continue
             shown = ", ".join(k.column or k.expression or "?" for k in ix.keys)
-            message = (
-                f"unique constraint ({shown}) compares with a collation PostgreSQL does not have; "
-                "left out (create a unique index on an expression, e.g. lower(...), yourself)"
+            why = (
+                "a spec's unique list cannot hold it (without this list it is kept as a unique index)"
+                if ix.name in carried
+                else "it compares with a collation PostgreSQL cannot express exactly"
             )
+            message = f"unique constraint ({shown}): {why}; left out (create a unique index on an expression yourself)"
             entries.append(f"      # !! {comment_text(message)}")
             finding(None, message)
         lines.append("    unique:" if any(e.startswith("      -") for e in entries) else "    unique: []")
@@ -894,6 +976,43 @@ def _index_lines(
         lines.append("    indexes:" if any(e.startswith("      -") for e in entries) else "    indexes: []")
         lines += entries
     return lines
+
+
+def _check_lines(
+    plan: _TablePlan, kinds: dict[str, TargetColumnRef], naming: Naming, finding: _FindingSink
+) -> list[str]:
+    """CHECK constraints: the spec's list replaces SQLite's, so it is written out only when one
+    has no exact PostgreSQL equivalent; that one is named, with its SQLite text."""
+    table = plan.table
+    translated = [
+        (check, translate_expression(check.expression, kinds, ascii_case=True)) for check in table.checks
+    ]
+    if all(pg is not None for _, pg in translated):
+        return []
+    names = unique_check_names(
+        plan.target,
+        [(c, kinds[c.column].name if c.column in kinds else None) for c, pg in translated if pg is not None],
+        naming,
+    )
+    entries = []
+    for check, pg in translated:
+        if pg is not None:
+            entries.append(f"      - {{name: {yaml_str(names.pop(0))}, sql: {yaml_str(pg.as_string(None))}}}")
+            continue
+        where = f" on column {check.column}" if check.column else ""
+        message = (
+            f"CHECK ({check.expression}){where} has no exact PostgreSQL equivalent for the types chosen; "
+            "left out (write it here as {sql: ...} in PostgreSQL"
+            + (
+                ", or make the column jsonb, whose type keeps JSON valid"
+                if "json_valid" in check.expression.lower()
+                else ""
+            )
+            + ")"
+        )
+        entries.append(f"      # !! {comment_text(message)}")
+        finding(check.column, message)
+    return ["    checks:" if any(e.startswith("      -") for e in entries) else "    checks: []", *entries]
 
 
 def _foreign_key_lines(
@@ -962,6 +1081,10 @@ def init_spec(
         prisma_types, prisma_findings = prisma_column_types(schema, catalog)
         prisma_types, enum_findings = enum_misfits(source, prisma_types)
         prisma_findings += enum_findings
+    # A text column whose CHECK asks for valid JSON (Django's JSONField) is meant to be jsonb, as
+    # Django makes it on PostgreSQL: its type then keeps the JSON valid, and the check translates.
+    json_checked = {key: parse_pg_type("jsonb") for key in json_checked_columns(catalog)}
+    prisma_types = {**json_checked, **(prisma_types or {})} or None
     expected = dict(prisma_types or {})
     profiles = profile_sqlite(source, catalog, sample_rows, expected)
     out_dir = out.resolve().parent

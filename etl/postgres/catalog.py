@@ -32,10 +32,10 @@ def _read(conn: psycopg.Connection, schema: str) -> TargetCatalog:
     if not exists:
         return TargetCatalog(schema, False)
     columns: dict[str, list[PgColumn]] = {}
-    for table, name, type_, not_null, default, identity, enum in conn.execute(
+    for table, name, type_, not_null, default, identity, enum, generated in conn.execute(
         "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
         "pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '', "
-        "CASE WHEN t.typtype = 'e' THEN t.typname END "
+        "CASE WHEN t.typtype = 'e' THEN t.typname END, a.attgenerated <> '' "
         "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid "
         "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
@@ -43,19 +43,24 @@ def _read(conn: psycopg.Connection, schema: str) -> TargetCatalog:
         "ORDER BY c.relname, a.attnum",
         (schema,),
     ):
-        columns.setdefault(table, []).append(PgColumn(name, type_, not not_null, default, identity, enum))
+        columns.setdefault(table, []).append(
+            PgColumn(name, type_, not not_null, default, identity, enum, generated)
+        )
     constraints: dict[str, list[PgConstraint]] = {}
-    for table, name, kind, cols, ref_table, ref_cols, on_delete, on_update in conn.execute(
+    for table, name, kind, cols, ref_table, ref_cols, on_delete, on_update, definition in conn.execute(
         "SELECT c.relname, k.conname, k.contype, "
         "ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i) "
         "      JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i), "
         "r.relname, "
         "ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, i) "
         "      JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i), "
-        "k.confdeltype, k.confupdtype "
+        "k.confdeltype, k.confupdtype, "
+        "CASE k.contype WHEN 'c' THEN pg_get_constraintdef(k.oid, true) "
+        "  WHEN 'f' THEN CASE WHEN k.condeferred THEN 'DEFERRABLE INITIALLY DEFERRED' "
+        "    WHEN k.condeferrable THEN 'DEFERRABLE' ELSE '' END END "
         "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class r ON r.oid = k.confrelid "
-        "WHERE n.nspname = %s AND k.contype IN ('p', 'u', 'f') ORDER BY c.relname, k.conname",
+        "WHERE n.nspname = %s AND k.contype IN ('p', 'u', 'f', 'c') ORDER BY c.relname, k.conname",
         (schema,),
     ):
         constraints.setdefault(table, []).append(
@@ -67,6 +72,7 @@ def _read(conn: psycopg.Connection, schema: str) -> TargetCatalog:
                 tuple(ref_cols or ()),
                 _FK_ACTIONS.get(on_delete) if kind == "f" else None,
                 _FK_ACTIONS.get(on_update) if kind == "f" else None,
+                definition,
             )
         )
     indexes: dict[str, list[PgIndex]] = {}

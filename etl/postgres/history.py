@@ -33,10 +33,25 @@ def keep_statements(schema: str, table: str, kept_in: str) -> list[sql.Composabl
         sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL EXCLUDING INDEXES)").format(
             sql.Identifier(kept_in, table), sql.Identifier(schema, table)
         ),
-        sql.SQL("INSERT INTO {} SELECT * FROM {}").format(
-            sql.Identifier(kept_in, table), sql.Identifier(schema, table)
-        ),
+        _copy_rows_sql(sql.Identifier(schema, table), sql.Identifier(kept_in, table)),
     ]
+
+
+def _copy_rows_sql(source: sql.Identifier, copy: sql.Identifier) -> sql.Composed:
+    """INSERT the rows of `source` into `copy`, naming every column but the generated ones (which
+    PostgreSQL refuses values for and computes again): one DO block, since the list is the
+    catalog's."""
+    body = sql.SQL(
+        "DECLARE cols text; BEGIN "
+        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols FROM pg_attribute "
+        "WHERE attrelid = {}::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''; "
+        "EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s', {}, cols, cols, {}); END"
+    ).format(
+        sql.Literal(source.as_string(None)),
+        sql.Literal(copy.as_string(None)),
+        sql.Literal(source.as_string(None)),
+    )
+    return sql.SQL("DO {}").format(sql.Literal(body.as_string(None)))
 
 
 def indexes_query(schema: str, table: str) -> sql.Composed:

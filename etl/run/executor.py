@@ -23,6 +23,7 @@ from etl import duck
 from etl.core.explain import describe
 from etl.core.mapping import DesiredSchema, TargetTable
 from etl.core.plan import (
+    AddCheck,
     ApplyResult,
     DeleteRows,
     DropTable,
@@ -44,7 +45,7 @@ from etl.errors import (
     VerificationFailed,
 )
 from etl.files import PRIVATE, replace_file, stage_file
-from etl.postgres.ddl import postgres_sql, schema_lock_sql
+from etl.postgres.ddl import check_violations_sql, postgres_sql, schema_lock_sql
 from etl.postgres.history import (
     enum_columns_query,
     enum_to_text_statements,
@@ -379,6 +380,37 @@ def _run_ddl_step(tx: _Transaction, number: int, step: Step) -> None:
     _run_ddl(tx.con, step, tx.target_url)
 
 
+def _run_check(tx: _Transaction, number: int, step: AddCheck) -> None:
+    """Name the rows a check refuses, rather than PostgreSQL's "violated by some row"."""
+    try:
+        found = _query(tx.con, check_violations_sql(step))
+    except duck.ERRORS as exc:
+        raise TargetError(
+            f'table "{step.table}": PostgreSQL cannot evaluate check "{step.check.name}" '
+            f"({step.check.sql.as_string(None)}): {redact(duck_message(exc), tx.target_url)}; nothing was "
+            "committed: correct the table's checks in the spec"
+        ) from exc
+    if found:
+        rejecting = any(
+            isinstance(s, LoadRows | SyncRows)
+            and s.table.name == step.table
+            and s.table.on_error == OnError.REJECT
+            for s in tx.plan.steps
+        )
+        # The check is PostgreSQL's to evaluate, after the load: such rows are not set aside.
+        also = " (on_error: reject does not set aside rows a check refuses)" if rejecting else ""
+        keys = "; ".join(
+            ", ".join(f"{k}={v}" for k, v in zip(step.key, row[1:], strict=False)) or "(a row)"
+            for row in found
+        )
+        raise DataError(
+            f'table "{step.table}": {found[0][0]:,} rows violate check "{step.check.name}" '
+            f"({step.check.sql.as_string(None)}) in PostgreSQL, e.g. {keys}; nothing was committed: "
+            f"correct those rows in the source, or edit or remove the check in the table's checks{also}"
+        )
+    _run_ddl(tx.con, step, tx.target_url)
+
+
 _STEP_RUNNERS: dict[type, Callable[[_Transaction, int, Any], int | None]] = {
     LoadRows: _run_load,
     SyncRows: _run_sync,
@@ -386,6 +418,7 @@ _STEP_RUNNERS: dict[type, Callable[[_Transaction, int, Any], int | None]] = {
     DeleteRows: _run_delete,
     DropTable: _run_drop_table,
     DropTables: _run_drop_tables,
+    AddCheck: _run_check,
 }
 
 

@@ -157,8 +157,10 @@ def source_rows_query(
     if table.on_error == OnError.REJECT:
         return f"SELECT {', '.join(names)}\nFROM {relation} WHERE problem IS NULL"
     if names:
-        names[0] = (
-            f"CASE WHEN problem IS NULL THEN c0 ELSE error({row_label(table)} || ': ' || problem) END AS c0"
+        # The check rides on a column that is written: a generated one is not, and would go unread.
+        g = table.loaded_columns[0] if table.loaded_columns else 0
+        names[g] = (
+            f"CASE WHEN problem IS NULL THEN c{g} ELSE error({row_label(table)} || ': ' || problem) END AS c{g}"
         )
     return f"SELECT {', '.join(names)}\nFROM {relation}"
 
@@ -175,7 +177,10 @@ def rejects_query(schema: str, table: TargetTable, row_range: tuple[int, int] | 
 def insert_query(schema: str, table: TargetTable, rows_sql: str) -> str:
     """DuckDB SQL writing the rows of `rows_sql` (one column per target column) to PostgreSQL."""
     target = f"{TARGET_ALIAS}.{quote_ident(schema)}.{quote_ident(table.name)}"
-    columns = ", ".join(quote_ident(c.name) for c in table.columns)
+    loaded = table.loaded_columns
+    columns = ", ".join(quote_ident(table.columns[i].name) for i in loaded)
+    if len(loaded) < len(table.columns):  # PostgreSQL computes the generated ones
+        rows_sql = f"SELECT {', '.join(f'c{i}' for i in loaded)} FROM ({rows_sql})"
     return f"INSERT INTO {target} ({columns})\n{rows_sql}"
 
 

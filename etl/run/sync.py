@@ -192,7 +192,7 @@ def _apply_staged(step: SyncRows, execute: Execute, updates: int) -> None:
     table, schema = step.table, step.schema
     stage = _stage(schema, table.name)
     target = sql.Identifier(schema, table.name)
-    names = [c.name for c in table.columns]
+    names = [c.name for c in table.columns if c.generated is None]  # PostgreSQL computes the others
     execute(
         sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS st WHERE st.etl_op = 'i'").format(
             target,

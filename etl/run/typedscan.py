@@ -271,11 +271,13 @@ def typed_rows_query(
     if not problems or not checked:
         return f"SELECT {columns}\nFROM {scan}"
     head = quote_literal(f'table "{table.source}": a value the typed scan cannot convert: ')
-    first = f"CASE WHEN problem IS NULL THEN c0 ELSE error({head} || problem) END AS c0"
-    rest = "".join(f", c{i}" for i in range(1, len(values)))
+    outputs = [f"c{i}" for i in range(len(values))]
+    # The check rides on a column that is written: a generated one is not, and would go unread.
+    g = table.loaded_columns[0] if table.loaded_columns else 0
+    outputs[g] = f"CASE WHEN problem IS NULL THEN c{g} ELSE error({head} || problem) END AS c{g}"
     # The problems read the values c0.. by name, computed a level below them.
     return (
-        f"SELECT {first}{rest}\nFROM (SELECT *, COALESCE({', '.join(problems)}) AS problem "
+        f"SELECT {', '.join(outputs)}\nFROM (SELECT *, COALESCE({', '.join(problems)}) AS problem "
         f"FROM (SELECT {columns}, {', '.join(carried)} FROM {scan}))"
     )
 

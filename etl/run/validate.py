@@ -267,7 +267,7 @@ def sqlite_expression_problems(spec: Spec, catalog: Catalog) -> list[SpecProblem
 
 
 def postgres_expression_problems(spec: Spec) -> list[SpecProblem]:
-    """Each PostgreSQL field (an index's `where`, a `default: {sql: ...}`) must be one expression
+    """Each PostgreSQL field (an index's `where`, a check's `sql`, a `default: {sql: ...}`) must be one expression
     (see etl/specfile/sqltext.py) that PostgreSQL's grammar (DuckDB's parser of it) accepts."""
     checks: list[tuple[tuple[str | int, ...], str]] = []
     problems = []
@@ -276,6 +276,8 @@ def postgres_expression_problems(spec: Spec) -> list[SpecProblem]:
         for i, ix in enumerate(ts.indexes or ()):
             if ix.where:
                 fields.append((("tables", name, "indexes", i, "where"), ix.where, "SELECT 1 WHERE ({})"))
+        for i, check in enumerate(ts.checks or ()):
+            fields.append((("tables", name, "checks", i, "sql"), check.sql, "SELECT 1 WHERE ({})"))
         for column, cs in ts.columns.items():
             if isinstance(cs.default, SqlDefault):
                 at: tuple[str | int, ...] = ("tables", name, "columns", column, "default", "sql")

@@ -66,6 +66,21 @@ class ForeignKeySpec:
     ref_columns: tuple[str, ...]
     on_delete: ForeignKeyAction = ForeignKeyAction.NO_ACTION
     on_update: ForeignKeyAction = ForeignKeyAction.NO_ACTION
+    deferrable: str = ""  # "" | "DEFERRABLE" | "DEFERRABLE INITIALLY DEFERRED"
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    sql: str  # PostgreSQL, over target column names
+    name: str | None = None
+
+
+# The spec's words for how a foreign key defers, as PostgreSQL's DDL says it.
+DEFERRABLE = {
+    "not deferrable": "",
+    "deferrable": "DEFERRABLE",
+    "initially deferred": "DEFERRABLE INITIALLY DEFERRED",
+}
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class TableSpec:
     unique: tuple[tuple[str, ...], ...] | None = None
     indexes: tuple[IndexSpec, ...] | None = None
     foreign_keys: tuple[ForeignKeySpec, ...] | None = None
+    checks: tuple[CheckSpec, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -303,6 +319,7 @@ def _table_spec(raw: Any, base: tuple[str, ...], pg_type: _TypeReader) -> TableS
         )
     indexes = raw.get("indexes")
     fks = raw.get("foreign_keys")
+    checks = raw.get("checks")
     return TableSpec(
         name=raw.get("name"),
         where=raw.get("where"),
@@ -330,7 +347,9 @@ def _table_spec(raw: Any, base: tuple[str, ...], pg_type: _TypeReader) -> TableS
                 tuple(fk["references"]["columns"]),
                 ForeignKeyAction(fk.get("on_delete", "no action").upper()),
                 ForeignKeyAction(fk.get("on_update", "no action").upper()),
+                DEFERRABLE[fk.get("deferrable", "not deferrable")],
             )
             for fk in fks
         ),
+        checks=None if checks is None else tuple(CheckSpec(c["sql"], c.get("name")) for c in checks),
     )

@@ -7,14 +7,25 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
 from etl.duck import quote_ident
 from etl.errors import SourceError
-from etl.model import Catalog, Column, ForeignKey, Index, IndexKey, Table
+from etl.model import Catalog, Check, Column, ForeignKey, Index, IndexKey, SourceObject, Table
 from etl.settings import ForeignKeyAction
-from etl.sqlite.ddl import has_autoincrement, index_parts, strip_quoted
+from etl.sqlite.ddl import (
+    has_autoincrement,
+    index_parts,
+    part_checks,
+    part_column,
+    part_foreign_key,
+    part_generated,
+    strip_quoted,
+    table_parts,
+    unquote_identifier,
+)
 
 _FK_ACTIONS = {a.value: a for a in ForeignKeyAction}
 
@@ -89,20 +100,61 @@ def introspect_sqlite(path: str | Path) -> Catalog:
 
 def _read_catalog(con: sqlite3.Connection) -> Catalog:
     rows = con.execute(
-        "SELECT type, name, sql FROM sqlite_master "
-        "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid"
+        "SELECT type, name, tbl_name, sql FROM sqlite_master "
+        "WHERE type IN ('table', 'view', 'trigger') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid"
     ).fetchall()
     # SQLite matches table and column names case-insensitively (ASCII letters only), so a foreign
     # key may spell its parent `user(ID)` for a table "User" with a column "id".
-    names = {_fold(name): name for kind, name, _sql in rows if kind == "table"}
-    tables = []
-    views = []
-    for kind, name, sql in rows:
-        if kind == "view":
-            views.append(name)
-        elif sql and not re.match(r"\s*CREATE\s+VIRTUAL\b", sql, re.IGNORECASE):
-            tables.append(_read_table(con, name, sql, names))
-    return Catalog(tables=tuple(tables), views=tuple(views))
+    names = {_fold(name): name for kind, name, _table, _sql in rows if kind == "table"}
+    objects = [_source_object(kind, name, table, sql, names) for kind, name, table, sql in rows]
+    found = [o for o in objects if o is not None]
+    shadows = {_fold(s) for o in found for s in o.shadows}
+    tables = [
+        _read_table(con, name, sql, names)
+        for (kind, name, _table, sql), obj in zip(rows, objects, strict=True)
+        if kind == "table" and obj is None and sql and _fold(name) not in shadows
+    ]
+    views = [o.name for o in found if o.kind == "view"]
+    return Catalog(tables=tuple(tables), views=tuple(views), objects=tuple(found))
+
+
+# The shadow tables each kind of virtual table keeps its index in (`<name>_<suffix>`).
+_SHADOWS = {
+    "fts3": ("content", "segments", "segdir"),
+    "fts4": ("content", "segments", "segdir", "docsize", "stat"),
+    "fts5": ("data", "idx", "content", "docsize", "config"),
+    "rtree": ("node", "parent", "rowid"),
+    "rtree_i32": ("node", "parent", "rowid"),
+    "geopoly": ("node", "parent", "rowid"),
+}
+_VIRTUAL = re.compile(r"\s*CREATE\s+VIRTUAL\s+TABLE\b.*?\bUSING\s+(\w+)", re.IGNORECASE | re.DOTALL)
+_CONTENT_OPTION = re.compile(
+    r"[(,]\s*content\s*=\s*('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[\w$]+)", re.IGNORECASE
+)
+
+
+def _source_object(
+    kind: str, name: str, table: str, sql: str | None, names: dict[bytes, str]
+) -> SourceObject | None:
+    """A view, trigger or virtual table as a SourceObject; None for an ordinary table."""
+    if kind in ("view", "trigger"):
+        return SourceObject(kind, name, sql or "", table if kind == "trigger" else None)
+    virtual = _VIRTUAL.match(sql or "")
+    if virtual is None:
+        return None
+    module = virtual.group(1).lower()
+    shadows = tuple(
+        names[_fold(f"{name}_{suffix}")]
+        for suffix in _SHADOWS.get(module, ())
+        if _fold(f"{name}_{suffix}") in names
+    )
+    content = None
+    if module.startswith("fts"):
+        option = _CONTENT_OPTION.search(sql or "")
+        content = unquote_identifier(option.group(1)) if option else None
+        if content is not None:
+            content = names.get(_fold(content), content)
+    return SourceObject("virtual table", name, sql or "", None, module, shadows, content)
 
 
 def _fold(name: str) -> bytes:
@@ -116,23 +168,37 @@ def _pragma(con: sqlite3.Connection, pragma: str, name: str) -> list[tuple]:
 
 
 def _columns_info(con: sqlite3.Connection, name: str) -> list[tuple]:
-    """cid, name, type, notnull, dflt_value, pk of every column, generated columns included.
+    """cid, name, type, notnull, dflt_value, pk, hidden of every column, generated ones included.
 
     table_info leaves out generated columns (`b INT AS (a * 2)`); table_xinfo lists them with
-    hidden = 2 (VIRTUAL) or 3 (STORED). Their values are data like any other, so they are read
-    (and migrated as plain columns) rather than silently dropped.
+    hidden = 2 (VIRTUAL) or 3 (STORED). Their values are read like any other: PostgreSQL computes
+    them again where the expression translates, and verification compares both sides.
     """
     try:
         rows = _pragma(con, "table_xinfo", name)  # ..., hidden
     except sqlite3.OperationalError:  # SQLite before 3.26
-        return _pragma(con, "table_info", name)
-    return [r[:6] for r in rows if r[6] in (0, 2, 3)]
+        return [(*r, 0) for r in _pragma(con, "table_info", name)]
+    return [r for r in rows if r[6] in (0, 2, 3)]
 
 
 def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes, str]) -> Table:
-    info = _columns_info(con, name)  # cid, name, type, notnull, dflt_value, pk
+    info = _columns_info(con, name)  # cid, name, type, notnull, dflt_value, pk, hidden
+    parts = table_parts(sql)
+    generated = {
+        _fold(column): found
+        for part in parts
+        if (column := part_column(part)) is not None and (found := part_generated(part)) is not None
+    }
     columns = tuple(
-        Column(name=r[1], declared_type=r[2] or "", nullable=not r[3] and r[5] == 0, default=r[4])
+        Column(
+            name=r[1],
+            declared_type=r[2] or "",
+            nullable=not r[3] and r[5] == 0,
+            default=r[4],
+            # hidden 2: VIRTUAL, 3: STORED
+            generated=generated[_fold(r[1])][0] if r[6] in (2, 3) and _fold(r[1]) in generated else None,
+            stored=r[6] == 3,
+        )
         for r in info
     )
     without_rowid = re.search(r"\bWITHOUT\s+ROWID\b", strip_quoted(sql), re.IGNORECASE) is not None
@@ -143,16 +209,33 @@ def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes,
     if has_autoincrement(sql):
         row = con.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (name,)).fetchone()
         sequence = row[0] if row else None
+    checks = tuple(
+        Check(expression, check_name, part_column(part))
+        for part in parts
+        for check_name, expression in part_checks(part)
+    )
     return Table(
         name=name,
         columns=columns,
         primary_key=pk,
-        foreign_keys=_read_foreign_keys(con, name, names),
+        foreign_keys=_with_deferrable(_read_foreign_keys(con, name, names), parts),
         indexes=_read_indexes(con, name),
         autoincrement=has_autoincrement(sql),
         without_rowid=without_rowid,
         sequence=sequence,
+        checks=checks,
     )
+
+
+def _with_deferrable(fks: tuple[ForeignKey, ...], parts: list[str]) -> tuple[ForeignKey, ...]:
+    """The foreign keys with how each defers, which PRAGMA foreign_key_list does not say: read
+    from the REFERENCES clause of CREATE TABLE with the same child columns."""
+    deferring = {}
+    for part in parts:
+        found = part_foreign_key(part)
+        if found is not None:
+            deferring[tuple(_fold(c) for c in found[0])] = found[1]
+    return tuple(replace(fk, deferrable=deferring.get(tuple(_fold(c) for c in fk.columns), "")) for fk in fks)
 
 
 def _read_foreign_keys(con: sqlite3.Connection, name: str, names: dict[bytes, str]) -> tuple[ForeignKey, ...]:
@@ -190,8 +273,8 @@ def _read_indexes(con: sqlite3.Connection, table: str) -> tuple[Index, ...]:
     indexes = []
     # index_list: seq, name, unique, origin ('c' CREATE INDEX, 'u' UNIQUE, 'pk'), partial
     for _seq, index_name, unique, origin, _partial in reversed(_pragma(con, "index_list", table)):
-        if origin == "pk":
-            continue
+        if origin == "pk" and not _collated(con, index_name):
+            continue  # the primary key itself; one under a collation is kept as a unique constraint too
         xinfo = [r for r in _pragma(con, "index_xinfo", index_name) if r[5]]  # key columns only
         sql_row = con.execute("SELECT sql FROM sqlite_master WHERE name = ?", (index_name,)).fetchone()
         key_texts, where = index_parts(sql_row[0]) if sql_row and sql_row[0] else ([], None)
@@ -222,10 +305,15 @@ def _read_indexes(con: sqlite3.Connection, table: str) -> tuple[Index, ...]:
                 keys=tuple(keys),
                 unique=bool(unique),
                 where=where,
-                is_constraint=origin == "u",
+                is_constraint=origin in ("u", "pk"),
             )
         )
     return tuple(indexes)
+
+
+def _collated(con: sqlite3.Connection, index_name: str) -> bool:
+    """Does a key of the index compare under a collation other than BINARY?"""
+    return any(r[5] and r[4] and r[4].upper() != "BINARY" for r in _pragma(con, "index_xinfo", index_name))
 
 
 def rowid_bounds(con: sqlite3.Connection, table: str, rowid: str) -> tuple[int, int] | None:

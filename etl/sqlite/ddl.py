@@ -111,3 +111,113 @@ def unquote_identifier(text: str) -> str:
         inner = text[1:-1]
         return inner if text[0] == "[" else inner.replace(text[0] * 2, text[0])
     return text
+
+
+_TABLE_CONSTRAINT = re.compile(r"\s*(CONSTRAINT|PRIMARY|UNIQUE|CHECK|FOREIGN)\b", re.IGNORECASE)
+_NAME_TOKEN = re.compile(r'\s*("(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|\'(?:[^\']|\'\')*\'|[^\s(,]+)')
+
+
+def table_parts(create_table_sql: str) -> list[str]:
+    """The column definitions and table constraints of CREATE TABLE, one text each."""
+    open_at = None
+    bounds: list[int] = []
+    for i, ch, depth in _scan(create_table_sql):
+        if ch == "(" and depth == 1 and open_at is None:
+            open_at = i
+            bounds.append(i)
+        elif ch == "," and depth == 1 and open_at is not None:
+            bounds.append(i)
+        elif ch == ")" and depth == 1 and open_at is not None:
+            bounds.append(i)
+            break
+    return [create_table_sql[a + 1 : b].strip() for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def part_column(part: str) -> str | None:
+    """The column a part of CREATE TABLE defines, or None for a table constraint."""
+    if _TABLE_CONSTRAINT.match(part):
+        return None
+    match = _NAME_TOKEN.match(part)
+    return unquote_identifier(match.group(1)) if match else None
+
+
+def _parenthesized(part: str, open_at: int) -> tuple[str, int] | None:
+    """The text inside the parentheses opening at `open_at`, and where they close."""
+    opened = None
+    for i, ch, depth in _scan(part):
+        if i == open_at:
+            opened = depth
+        elif opened is not None and ch == ")" and depth == opened:
+            return part[open_at + 1 : i].strip(), i
+    return None
+
+
+def _keyword_positions(part: str, pattern: str) -> list[re.Match[str]]:
+    """Matches of `pattern` outside quotes, comments and parentheses of the part."""
+    bare = strip_quoted(part)
+    depth_at = [0] * (len(part) + 1)
+    for i, ch, depth in _scan(part):
+        depth_at[i] = depth - (1 if ch == "(" else 0)
+    return [m for m in re.finditer(pattern, bare, re.IGNORECASE) if depth_at[m.start()] == 0]
+
+
+def part_checks(part: str) -> list[tuple[str | None, str]]:
+    """The CHECK constraints of one part of CREATE TABLE: (name or None, SQLite expression)."""
+    found = []
+    for match in _keyword_positions(part, r"\bCHECK\s*\("):
+        inside = _parenthesized(part, match.end() - 1)
+        if inside is None:
+            continue
+        name = None
+        constraints = list(re.finditer(r"\bCONSTRAINT\b", strip_quoted(part[: match.start()]), re.IGNORECASE))
+        if constraints:
+            token = _NAME_TOKEN.match(part, constraints[-1].end())
+            if token and not part[token.end() : match.start()].strip():
+                name = unquote_identifier(token.group(1))
+        found.append((name, strip_comments(inside[0]).strip()))
+    return found
+
+
+def part_generated(part: str) -> tuple[str, bool] | None:
+    """A generated column's SQLite expression, and whether it is STORED (else VIRTUAL)."""
+    for match in _keyword_positions(part, r"\bAS\s*\("):
+        inside = _parenthesized(part, match.end() - 1)
+        if inside is None:
+            continue
+        rest = strip_quoted(part[inside[1] + 1 :])
+        stored = re.match(r"\s*STORED\b", rest, re.IGNORECASE) is not None
+        return strip_comments(inside[0]).strip(), stored
+    return None
+
+
+def part_foreign_key(part: str) -> tuple[tuple[str, ...], str] | None:
+    """The child columns of a part's REFERENCES clause and how it defers: "", "DEFERRABLE" or
+    "DEFERRABLE INITIALLY DEFERRED" (SQLite, like PostgreSQL, defers only the last)."""
+    refs = _keyword_positions(part, r"\bREFERENCES\b")
+    if not refs:
+        return None
+    column = part_column(part)
+    if column is not None:
+        columns: tuple[str, ...] = (column,)
+    else:
+        fk = _keyword_positions(part, r"\bFOREIGN\s+KEY\s*\(")
+        if not fk:
+            return None
+        inside = _parenthesized(part, fk[0].end() - 1)
+        if inside is None:
+            return None
+        columns = tuple(unquote_identifier(c) for c in _split_commas(inside[0]))
+    tail = strip_quoted(part[refs[0].end() :])
+    if re.search(r"\bNOT\s+DEFERRABLE\b", tail, re.IGNORECASE):
+        return columns, ""
+    if re.search(r"\bDEFERRABLE\s+INITIALLY\s+DEFERRED\b", tail, re.IGNORECASE):
+        return columns, "DEFERRABLE INITIALLY DEFERRED"
+    if re.search(r"\bDEFERRABLE\b", tail, re.IGNORECASE):
+        return columns, "DEFERRABLE"
+    return columns, ""
+
+
+def _split_commas(text: str) -> list[str]:
+    cuts = [i for i, ch, depth in _scan(text) if ch == "," and depth == 0]
+    bounds = [-1, *cuts, len(text)]
+    return [text[a + 1 : b].strip() for a, b in zip(bounds, bounds[1:], strict=False)]

@@ -69,11 +69,28 @@ def _fold(name: str) -> str:
     return name.translate(_ASCII_LOWER)
 
 
-def translate_expression(text: str, columns: dict[str, TargetColumnRef]) -> sql.Composable | None:
-    """`columns` maps SQLite column names (matched case-insensitively, as SQLite does)."""
+def _closing(tokens: list[str], open_at: int) -> int | None:
+    """Where the parenthesis opening at `open_at` closes."""
+    depth = 0
+    for j in range(open_at, len(tokens)):
+        depth += {"(": 1, ")": -1}.get(tokens[j], 0)
+        if depth == 0:
+            return j
+    return None
+
+
+def translate_expression(
+    text: str, columns: dict[str, TargetColumnRef], ascii_case: bool = False
+) -> sql.Composable | None:
+    """`columns` maps SQLite column names (matched case-insensitively, as SQLite does).
+
+    `ascii_case`: lower() and upper() change ASCII letters only, as SQLite's do (PostgreSQL's, under
+    a UTF-8 collation, change every letter): for expressions whose values must equal SQLite's, such
+    as checks and generated columns."""
     tokens = tokenize(text)
     if not tokens:
         return None
+    collate_before: set[int] = set()  # closing parentheses of lower() and upper(), with ascii_case
     by_lower = {_fold(name): ref for name, ref in columns.items()}
     upper = [t.upper() if _is_name(t) and t[0] not in '"`[' else t for t in tokens]
 
@@ -120,7 +137,21 @@ def translate_expression(text: str, columns: dict[str, TargetColumnRef]) -> sql.
                         skip.add(i + 1)
                 else:
                     parts.append(sql.SQL(upper[i]))
+            elif tok[0] not in '"`[' and nxt == "(" and tok.lower() == "json_valid":
+                # A json or jsonb column holds only valid JSON (the load parses every value), so
+                # json_valid(x) is whether x is there: 1, or 0 for NULL as SQLite answers. On a
+                # text column PostgreSQL 15 has no test that answers false rather than raising.
+                ref = by_lower.get(_fold(unquote_identifier(tokens[i + 2]))) if i + 3 < len(tokens) else None
+                if ref is None or ref.kind != "json" or tokens[i + 3] != ")":
+                    return None
+                parts.append(sql.SQL("({} IS NOT NULL)").format(sql.Identifier(ref.name)))
+                skip.update((i + 1, i + 2, i + 3))
             elif tok[0] not in '"`[' and nxt == "(" and tok.lower() in _FUNCTIONS:
+                if ascii_case and tok.lower() in ("lower", "upper"):
+                    close = _closing(tokens, i + 1)
+                    if close is None:
+                        return None
+                    collate_before.add(close)
                 parts.append(sql.SQL(_FUNCTIONS[tok.lower()]))
             elif (ref := by_lower.get(_fold(unquote_identifier(tok)))) is not None:
                 parts.append(sql.Identifier(ref.name))
@@ -139,8 +170,43 @@ def translate_expression(text: str, columns: dict[str, TargetColumnRef]) -> sql.
             else:
                 parts.append(sql.SQL(tok))
         else:
+            if i in collate_before:
+                parts.append(sql.SQL('COLLATE "C"'))
             parts.append({"==": "=", "!=": "<>"}.get(tok, tok))
     return _join(parts)
+
+
+_COLLATED = re.compile(
+    r'\s*("(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[^\W\d][\w$]*)\s+COLLATE\s+"?(NOCASE|RTRIM|BINARY)"?\s*',
+    re.IGNORECASE,
+)
+
+
+def collated_column(text: str) -> str | None:
+    """The column of an index key `col COLLATE x`, as written (unquoted)."""
+    collated = _COLLATED.fullmatch(text)
+    return unquote_identifier(collated.group(1)) if collated else None
+
+
+def translate_index_key(text: str, columns: dict[str, TargetColumnRef]) -> sql.Composable | None:
+    """An index key SQLite wrote as an expression, for PostgreSQL. A text column under a collation
+    becomes what the collation compares, so a unique index refuses exactly the values SQLite's
+    does: NOCASE `lower(col COLLATE "C")` (ASCII letters only, as SQLite folds them), RTRIM
+    `rtrim(col, ' ')`, BINARY the column itself."""
+    collated = _COLLATED.fullmatch(text)
+    if collated is None:
+        translated = translate_expression(text, columns)
+        return None if translated is None else sql.SQL("({})").format(translated)
+    ref = {_fold(k): v for k, v in columns.items()}.get(_fold(unquote_identifier(collated.group(1))))
+    if ref is None or ref.kind != "text":
+        return None
+    name = sql.Identifier(ref.name)
+    collation = collated.group(2).upper()
+    if collation == "NOCASE":
+        return sql.SQL('lower({} COLLATE "C")').format(name)
+    if collation == "RTRIM":
+        return sql.SQL("rtrim({}, ' ')").format(name)
+    return name
 
 
 def _join(parts: list[str | sql.Composable]) -> sql.Composable:
@@ -199,6 +265,9 @@ def translate_default(text: str, kind: str) -> sql.Composable | None:
     """
     stripped = _unwrap(text)
     key = re.sub(r"\s+", "", stripped.lower()).replace('"', "'")
+    moment = _moment_default(stripped, kind)
+    if moment is not None:
+        return moment
     if key in _NOW_DEFAULTS:
         now = _NOW_DEFAULTS[key]
         if kind == "timestamptz" and now == "CURRENT_TIMESTAMP":
@@ -238,8 +307,54 @@ def translate_default(text: str, kind: str) -> sql.Composable | None:
         return None
     if _STRING_RE.fullmatch(stripped):  # exactly one string literal, not 'a' || 'b'
         return _string_default(stripped[1:-1].replace("''", "'"), kind)
+    if re.fullmatch(r'"(?:[^"]|"")*"', stripped):
+        # A default names no column, so SQLite reads a double-quoted word as a string: DEFAULT "".
+        return _string_default(stripped[1:-1].replace('""', '"'), kind)
     if re.fullmatch(r"[xX]'([0-9a-fA-F]{2})*'", stripped) and kind == "bytea":
         return sql.Literal(bytes.fromhex(stripped[2:-1]))
+    return None
+
+
+# strftime formats of "now" (case matters: %S is seconds, %s the epoch), and to_char()'s for them.
+_MILLIS_NOW = {
+    "%Y-%m-%d %H:%M:%f": "YYYY-MM-DD HH24:MI:SS.MS",
+    "%Y-%m-%dT%H:%M:%fZ": 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"',
+}
+_STRFTIME_NOW = re.compile(r"strftime\(\s*'([^']*)'\s*,\s*'now'\s*\)", re.IGNORECASE)
+_TODAY = {"current_date", "date('now')"}
+
+
+def _moment_default(text: str, kind: str) -> sql.Composable | None:
+    """Defaults that take the current moment at a precision PostgreSQL's CURRENT_TIMESTAMP must be
+    cut to (seconds, milliseconds, days), for the column kinds whose values stay exact."""
+    utc = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
+    formatted = _STRFTIME_NOW.fullmatch(text)
+    form = formatted.group(1) if formatted else None
+    key = re.sub(r"\s+", "", text.lower())
+    if form == "%s" or key in ("unixepoch()", "unixepoch('now')"):
+        # SQLite's %s is whole seconds (text, which an INTEGER or REAL column stores as a number).
+        epoch = "floor(extract(epoch FROM CURRENT_TIMESTAMP))::bigint"
+        cut = {
+            "integer": f"({epoch})",
+            "float": f"({epoch}::double precision)",
+            "numeric": f"({epoch}::numeric)",
+            "text": f"({epoch}::text)",
+            "timestamptz": "date_trunc('second', CURRENT_TIMESTAMP)",
+            "timestamp": f"date_trunc('second', {utc})",
+        }
+        return sql.SQL(cut[kind]) if kind in cut else None
+    if form in _MILLIS_NOW:
+        cut = {
+            "timestamptz": "date_trunc('milliseconds', CURRENT_TIMESTAMP)",
+            "timestamp": f"date_trunc('milliseconds', {utc})",
+        }
+        if kind == "text":
+            return sql.SQL("to_char({}, {})").format(sql.SQL(utc), sql.Literal(_MILLIS_NOW[form]))
+        return sql.SQL(cut[kind]) if kind in cut else None
+    if key in _TODAY and kind in ("timestamp", "timestamptz"):
+        # 'YYYY-MM-DD' in a datetime column reads as midnight UTC.
+        midnight = f"({utc}::date::timestamp)"
+        return sql.SQL(midnight if kind == "timestamp" else f"({midnight} AT TIME ZONE 'UTC')")
     return None
 
 
