@@ -7,6 +7,7 @@ import ctypes
 import datetime
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,7 +44,7 @@ from etl.errors import (
     VerificationFailed,
 )
 from etl.files import PRIVATE, replace_file, stage_file
-from etl.postgres.ddl import postgres_sql, schema_lock_sql
+from etl.postgres.ddl import BATCH_FAILURE_PREFIX, ddl_batch_sql, postgres_sql, schema_lock_sql
 from etl.postgres.history import (
     enum_columns_query,
     enum_to_text_statements,
@@ -275,8 +276,7 @@ def _run_and_commit(
     tx.in_transaction = True
     _lock_schema(tx.con, tx.plan.schema)
     tx.backend = _backend_pid(tx.con)
-    for number, step in enumerate(tx.plan.steps):
-        _run_step(tx, number, step)
+    _run_steps(tx)
     _expire_kept_copies(tx)
     _record_rejects(tx)
     if tx.verify:
@@ -303,6 +303,65 @@ def _run_and_commit(
             f"COMMIT failed: {redact(duck_message(exc), tx.target_url)}; nothing was committed"
         ) from exc
     tx.in_transaction = False
+
+
+def _run_steps(tx: _Transaction) -> None:
+    """Every step in order; consecutive steps that are only DDL go to PostgreSQL together."""
+    steps, number = tx.plan.steps, 0
+    while number < len(steps):
+        batch = _ddl_batch(steps, number)
+        if len(batch) > 1:
+            _run_ddl_batch(tx, batch)
+            number += len(batch)
+        else:
+            _run_step(tx, number, steps[number])
+            number += 1
+
+
+# Statements per round trip: a few hundred make the round trips' cost vanish beside the DDL's own,
+# and keep a batch's text (and PostgreSQL's parse of it) small however many tables there are.
+DDL_BATCH_STATEMENTS = 500
+
+
+def _ddl_batch(steps: tuple[Step, ...], start: int) -> list[Step]:
+    """The steps from `start` on that are only DDL (no runner of their own), up to the batch size."""
+    batch: list[Step] = []
+    statements = 0
+    for step in steps[start:]:
+        if type(step) in _STEP_RUNNERS or (batch and statements >= DDL_BATCH_STATEMENTS):
+            break
+        batch.append(step)
+        statements += len(postgres_sql(step))
+    return batch
+
+
+def _run_ddl_batch(tx: _Transaction, batch: list[Step]) -> None:
+    """Run the DDL of `batch` in one round trip. A refusal names the step whose statement
+    PostgreSQL refused, as the step run on its own would; each step is reported done with an equal
+    share of the batch's time."""
+    owners = [(step, statement) for step in batch for statement in postgres_sql(step)]
+    started = time.perf_counter()
+    try:
+        statement = ddl_batch_sql([statement for _, statement in owners])
+        tx.con.execute(
+            f"CALL postgres_execute({duck.quote_literal(TARGET_ALIAS)}, "
+            f"{duck.quote_literal(statement.as_string(None))})"
+        )
+    except duckdb.Error as exc:
+        message = duck_message(exc)
+        found = re.match(rf"{re.escape(BATCH_FAILURE_PREFIX)}(\d+): ", message)
+        failed = owners[int(found[1]) - 1][0] if found and int(found[1]) <= len(owners) else batch[0]
+        message = message[found.end() :] if found else message
+        tx.on_event(StepEvent(failed, "start"))
+        raise TargetError(
+            f"PostgreSQL refused {describe(failed).text}: {redact(message, tx.target_url)}"
+        ) from exc
+    # DuckDB caches the target's catalog; DDL we just ran must be visible to the next load.
+    tx.con.execute("CALL pg_clear_cache()")
+    share = (time.perf_counter() - started) / len(batch)
+    for step in batch:
+        tx.on_event(StepEvent(step, "start"))
+        tx.on_event(StepEvent(step, "done", None, share))
 
 
 def _run_step(tx: _Transaction, number: int, step: Step) -> None:
