@@ -13,15 +13,15 @@ import psycopg
 from psycopg import sql
 
 from etl import duck
-from etl.core.mapping import Mapping
+from etl.core.mapping import Mapping, TargetTable
 from etl.core.plan import RowDiff, TargetState
 from etl.errors import TargetError, first_line
-from etl.model import TargetCatalog
+from etl.model import PgTable, TargetCatalog
 from etl.postgres.catalog import read_target_catalog
 from etl.postgres.ddl import fresh_schema_sql
 from etl.postgres.metadata import METADATA_SCHEMA, RUNS
 from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
-from etl.run.rowdiff import plan_diff
+from etl.run.rowdiff import batchable, plan_diff, plan_diffs
 from etl.run.session import SOURCE_ALIAS, attach, connect_for, corrupt_source, raise_read_error
 from etl.run.typedscan import prove
 
@@ -40,17 +40,8 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
         try:
             attach(con, source, url, read_only=True)
             proven = prove(con, SOURCE_ALIAS, present)
-            for table in present:
-                current = catalog.table(table.name)
-                assert current is not None
-                scanned = replace(table, scan=proven.get(table.source))
-                try:
-                    rows[table.name] = plan_diff(con, mapping.schema, scanned, current, show_rows)
-                except duck.ERRORS:
-                    if scanned.scan is None:
-                        raise
-                    # a value DuckDB's typed read cannot convert: the exact path names its row
-                    rows[table.name] = plan_diff(con, mapping.schema, table, current, show_rows)
+            scanned = [replace(t, scan=proven.get(t.source)) for t in present]
+            rows.update(_diff_tables(con, mapping.schema, scanned, catalog, show_rows))
         except duckdb.Error as exc:
             if (corrupt := corrupt_source(exc, source)) is not None:
                 raise corrupt from exc
@@ -66,6 +57,43 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
         rows=rows,
         removed=removed,
     )
+
+
+DIFF_BATCH = 50  # small tables whose rows are compared in one DuckDB query
+
+
+def _diff_tables(
+    con: duckdb.DuckDBPyConnection, schema: str, tables: list[TargetTable], catalog: TargetCatalog, show_rows: int
+) -> dict[str, RowDiff]:
+    """Each table's row diff: tables that can, DIFF_BATCH at a time in one query; any batch that
+    fails, and every other table, one by one (where an error names its table and a value the typed
+    read cannot convert is read again on the exact path)."""
+    rows: dict[str, RowDiff] = {}
+    alone = [t for t in tables if show_rows or not batchable(t)]
+    together = [t for t in tables if not (show_rows or not batchable(t))]
+    for start in range(0, len(together), DIFF_BATCH):
+        batch = together[start : start + DIFF_BATCH]
+        try:
+            rows.update(plan_diffs(con, schema, [(t, _current(catalog, t)) for t in batch]))
+        except duck.ERRORS:
+            alone += batch
+    order = {t.name: i for i, t in enumerate(tables)}
+    for table in sorted(alone, key=lambda t: order[t.name]):
+        try:
+            rows[table.name] = plan_diff(con, schema, table, _current(catalog, table), show_rows)
+        except duck.ERRORS:
+            if table.scan is None:
+                raise
+            # a value DuckDB's typed read cannot convert: the exact path names its row
+            exact = replace(table, scan=None)
+            rows[table.name] = plan_diff(con, schema, exact, _current(catalog, table), show_rows)
+    return {t.name: rows[t.name] for t in tables}
+
+
+def _current(catalog: TargetCatalog, table: TargetTable) -> PgTable:
+    current = catalog.table(table.name)
+    assert current is not None
+    return current
 
 
 def _removed_tables(conn: psycopg.Connection, mapping: Mapping, catalog: TargetCatalog) -> dict[str, int]:
@@ -104,6 +132,9 @@ def _relations(conn: psycopg.Connection, schema: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+SCRATCH_BATCH = 500  # statements per round trip when the spec's tables are created in the scratch schema
+
+
 def desired_catalog(conn: psycopg.Connection, mapping: Mapping, url: str) -> TargetCatalog:
     """The spec's tables as PostgreSQL itself describes them: created (with the very DDL apply
     runs) in a scratch schema inside a transaction that is rolled back, then read like the
@@ -113,8 +144,9 @@ def desired_catalog(conn: psycopg.Connection, mapping: Mapping, url: str) -> Tar
     statements = fresh_schema_sql(replace(mapping, schema=scratch))
     try:
         with conn.transaction(force_rollback=True):
-            for statement in statements:
-                conn.execute(statement)
+            # Many statements per round trip (no parameters: PostgreSQL's simple query protocol).
+            for start in range(0, len(statements), SCRATCH_BATCH):
+                conn.execute(sql.SQL(";\n").join(statements[start : start + SCRATCH_BATCH]))
             found = read_target_catalog(conn, scratch)
     except psycopg.Error as exc:
         raise TargetError(
