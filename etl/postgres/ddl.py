@@ -306,7 +306,12 @@ def ddl_batch_sql(statements: list[sql.Composed]) -> sql.Composed:
     message = sql.SQL("MESSAGE = {} || etl_step || ': ' || SQLERRM").format(sql.Literal(BATCH_FAILURE_PREFIX))
     raises = [
         sql.SQL("RAISE EXCEPTION USING ERRCODE = SQLSTATE, {}{};").format(message, sql.SQL(extra))
-        for extra in (", DETAIL = etl_detail, HINT = etl_hint", ", DETAIL = etl_detail", ", HINT = etl_hint", "")
+        for extra in (
+            ", DETAIL = etl_detail, HINT = etl_hint",
+            ", DETAIL = etl_detail",
+            ", HINT = etl_hint",
+            "",
+        )
     ]
     body = sql.SQL(
         "DECLARE etl_step integer := 0; etl_detail text; etl_hint text; BEGIN {} "

@@ -238,6 +238,9 @@ class _Transaction:
     def execute(self, statement, what: str) -> None:
         _execute(self.con, statement, what, self.target_url)
 
+    def execute_many(self, statements: list[tuple[sql.Composed, str]]) -> None:
+        _execute_many(self.con, statements, self.target_url)
+
     def scanned(self, table: TargetTable) -> TargetTable:
         """The table as this attempt reads it: through the typed scan where proven (or trusted)."""
         read = self.proofs.read(table) if self.proofs else replace(table, scan=None)
@@ -336,26 +339,11 @@ def _ddl_batch(steps: tuple[Step, ...], start: int) -> list[Step]:
 
 
 def _run_ddl_batch(tx: _Transaction, batch: list[Step]) -> None:
-    """Run the DDL of `batch` in one round trip. A refusal names the step whose statement
-    PostgreSQL refused, as the step run on its own would; each step is reported done with an equal
-    share of the batch's time."""
-    owners = [(step, statement) for step in batch for statement in postgres_sql(step)]
+    """Run the DDL of `batch` in one round trip; a refusal names the step whose statement
+    PostgreSQL refused, as the step run on its own would. Each step is reported done with an
+    equal share of the batch's time."""
     started = time.perf_counter()
-    try:
-        statement = ddl_batch_sql([statement for _, statement in owners])
-        tx.con.execute(
-            f"CALL postgres_execute({duck.quote_literal(TARGET_ALIAS)}, "
-            f"{duck.quote_literal(statement.as_string(None))})"
-        )
-    except duckdb.Error as exc:
-        message = duck_message(exc)
-        found = re.match(rf"{re.escape(BATCH_FAILURE_PREFIX)}(\d+): ", message)
-        failed = owners[int(found[1]) - 1][0] if found and int(found[1]) <= len(owners) else batch[0]
-        message = message[found.end() :] if found else message
-        tx.on_event(StepEvent(failed, "start"))
-        raise TargetError(
-            f"PostgreSQL refused {describe(failed).text}: {redact(message, tx.target_url)}"
-        ) from exc
+    tx.execute_many([(statement, describe(step).text) for step in batch for statement in postgres_sql(step)])
     # DuckDB caches the target's catalog; DDL we just ran must be visible to the next load.
     tx.con.execute("CALL pg_clear_cache()")
     share = (time.perf_counter() - started) / len(batch)
@@ -382,7 +370,10 @@ def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
         rows, rejected = _load_rejecting(tx.con, step, tx.target_url)
         tx.result.rejects += rejected
     else:
-        with _reporting_progress(step, tx.on_event, tx.target_url, tx.backend), _load_threads(tx.con):
+        with (
+            _reporting_progress(step, tx.on_event, tx.target_url, tx.backend),
+            _load_threads(tx.con, step.table.source_rows),
+        ):
             rows = _load(tx.con, step, tx.target_url)
         if tx.verify:
             tx.sums = tx.sums or _SourceSums(tx.con)
@@ -414,7 +405,7 @@ def _run_sync(tx: _Transaction, number: int, step: SyncRows) -> int:
 
 
 def _run_keep(tx: _Transaction, number: int, step: KeepForRollback) -> None:
-    _keep_for_rollback(tx.con, step, tx.started_at, tx.execute)
+    _keep_for_rollback(tx.con, step, tx.started_at, tx.execute, tx.execute_many)
 
 
 def _run_delete(tx: _Transaction, number: int, step: DeleteRows) -> None:
@@ -602,6 +593,31 @@ def _execute(con: duckdb.DuckDBPyConnection, statement, what: str, target_url: s
         raise TargetError(f"PostgreSQL refused {what}: {redact(duck_message(exc), target_url)}") from exc
 
 
+def _execute_many(
+    con: duckdb.DuckDBPyConnection, statements: list[tuple[sql.Composed, str]], target_url: str
+) -> None:
+    """Run (statement, what it does) pairs DDL_BATCH_STATEMENTS per round trip (one DO block,
+    etl/postgres/ddl.py ddl_batch_sql): a refusal says what the refused statement did, and
+    PostgreSQL's message, as `_execute` would have."""
+    if len(statements) == 1:
+        _execute(con, *statements[0], target_url)
+        return
+    for start in range(0, len(statements), DDL_BATCH_STATEMENTS):
+        chunk = statements[start : start + DDL_BATCH_STATEMENTS]
+        text = ddl_batch_sql([statement for statement, _ in chunk]).as_string(None)
+        try:
+            con.execute(
+                f"CALL postgres_execute({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})"
+            )
+        except duckdb.Error as exc:
+            message = duck_message(exc)
+            found = re.match(rf"{re.escape(BATCH_FAILURE_PREFIX)}(\d+): ", message)
+            number = int(found[1]) if found else 0
+            what = chunk[number - 1][1] if 0 < number <= len(chunk) else chunk[0][1]
+            message = message[found.end() :] if found else message
+            raise TargetError(f"PostgreSQL refused {what}: {redact(message, target_url)}") from exc
+
+
 def _record_failure(schema: str, run: RunInfo, started_at: str, error: str, target_url: str) -> None:
     """Best effort, after the rollback, on a connection of its own: the failed run is recorded,
     nothing else of it remains."""
@@ -658,11 +674,15 @@ def _quarantine(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextmanager
-def _load_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def _load_threads(con: duckdb.DuckDBPyConnection, rows: int | None = None) -> Iterator[None]:
     """DuckDB's threads while a table loads: one core fewer than the machine has, left to the
     PostgreSQL backend that takes the COPY: with as many threads as cores (DuckDB's default),
     DuckDB and the backend compete for them, and some loads of the same rows take markedly more
-    CPU. Verification's checksums, which PostgreSQL does not wait on, keep every core."""
+    CPU. Verification's checksums, which PostgreSQL does not wait on, keep every core. A table of
+    fewer than PROGRESS_FROM_ROWS `rows` loads in a moment on any number of threads: left as is."""
+    if rows is not None and rows < PROGRESS_FROM_ROWS:
+        yield
+        return
     con.execute(f"SET threads = {max(1, (os.cpu_count() or 1) - 1)}")
     try:
         yield
@@ -690,6 +710,10 @@ def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, target_url: str) -> in
     return rows
 
 
+# Loads of fewer rows end before the first progress report would come (it waits 0.25 s).
+PROGRESS_FROM_ROWS = 50_000
+
+
 @contextmanager
 def _reporting_progress(
     step: LoadRows, on_event: Callable[[StepEvent], None], target_url: str, backend: int | None
@@ -698,8 +722,8 @@ def _reporting_progress(
     pg_stat_progress_copy for apply's backend, polled from another connection on another thread)
     as StepEvent "progress"."""
     total = step.table.source_rows or 0
-    if step.table.row_ranges or not total or backend is None:
-        yield
+    if step.table.row_ranges or total < PROGRESS_FROM_ROWS or backend is None:
+        yield  # a load this short needs no progress, nor a thread and a connection to show it
         return
     stop = threading.Event()
 
@@ -780,7 +804,7 @@ def _query(con: duckdb.DuckDBPyConnection, statement) -> list[tuple]:
 
 
 def _keep_for_rollback(
-    con: duckdb.DuckDBPyConnection, step: KeepForRollback, started_at: str, execute
+    con: duckdb.DuckDBPyConnection, step: KeepForRollback, started_at: str, execute, execute_many
 ) -> None:
     """Copy each table the plan changes into the run's history schema, names and all (see
     etl/postgres/history.py), and record it; record the tables the plan creates."""
@@ -815,9 +839,15 @@ def _keep_for_rollback(
             json.dumps(sequences),
         )
         execute(record, "recording the copy in etl.history")
-    for table in step.created:
-        execute(
-            record_statement(started_at, step.schema, table, None, "[]", "[]"), "recording in etl.history"
+    if step.created:
+        execute_many(
+            [
+                (
+                    record_statement(started_at, step.schema, table, None, "[]", "[]"),
+                    "recording in etl.history",
+                )
+                for table in step.created
+            ]
         )
     con.execute("CALL pg_clear_cache()")
 

@@ -63,7 +63,11 @@ DIFF_BATCH = 50  # small tables whose rows are compared in one DuckDB query
 
 
 def _diff_tables(
-    con: duckdb.DuckDBPyConnection, schema: str, tables: list[TargetTable], catalog: TargetCatalog, show_rows: int
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    tables: list[TargetTable],
+    catalog: TargetCatalog,
+    show_rows: int,
 ) -> dict[str, RowDiff]:
     """Each table's row diff: tables that can, DIFF_BATCH at a time in one query; any batch that
     fails, and every other table, one by one (where an error names its table and a value the typed
