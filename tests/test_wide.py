@@ -155,3 +155,37 @@ def test_libyaml_and_pyyaml_read_a_spec_alike(monkeypatch):
     slow = yamlpos.load_yaml(SPEC, "spec.yaml")
     assert fast.data == slow.data
     assert fast._positions == slow._positions
+
+
+def _rounds_reference(names, parents, strict=False):
+    """topological_order as first written: scan the remaining tables every round."""
+    done: list[str] = []
+    remaining = list(names)
+    while remaining:
+        ready = [n for n in remaining if parents[n] <= set(done)]
+        if not ready:
+            if strict:
+                return done
+            ready = [remaining[0]]
+        for n in ready:
+            done.append(n)
+            remaining.remove(n)
+    return done
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_load_order_counts_parents_down_as_the_rounds_did(seed):
+    import random
+
+    from etl.core.mapping import topological_order
+
+    rng = random.Random(seed)
+    names = [f"t{i}" for i in range(rng.randint(1, 30))]
+    outside = ["elsewhere"] if seed % 5 == 0 else []  # a parent that is not migrated
+    pool = names + outside
+    parents = {n: set(rng.sample(pool, rng.randint(0, min(3, len(pool))))) for n in names}
+    for strict in (False, True):
+        assert topological_order(names, parents, strict) == _rounds_reference(names, parents, strict)
+    chain = [f"c{i}" for i in range(10_000)]  # each refers to the one before: linear, not cubic
+    order = topological_order(chain, {n: {f"c{i - 1}"} if i else set() for i, n in enumerate(chain)})
+    assert order == chain

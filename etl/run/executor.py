@@ -228,6 +228,7 @@ class _Transaction:
     started_at: str
     result: ApplyResult = field(default_factory=ApplyResult)
     in_transaction: bool = False
+    scans_alone: bool = False  # sqlite_disable_multithreaded_scans, as last set
     backend: int | None = None  # the PostgreSQL backend's pid, for load progress
     proofs: _Proofs | None = None
     sums: _SourceSums | None = None  # source checksums computed beside the loads
@@ -240,6 +241,15 @@ class _Transaction:
 
     def execute_many(self, statements: list[tuple[sql.Composed, str]]) -> None:
         _execute_many(self.con, statements, self.target_url)
+
+    def scan_alone(self, alone: bool) -> None:
+        """Whether DuckDB scans the source on one thread, through the transaction's own SQLite
+        connection. Several threads open a SQLite connection each, and opening one parses the
+        whole schema: for a small table in a file of many tables that costs more than its rows.
+        A large table is worth the threads."""
+        if alone != self.scans_alone:
+            self.con.execute(f"SET sqlite_disable_multithreaded_scans = {str(alone).lower()}")
+            self.scans_alone = alone
 
     def scanned(self, table: TargetTable) -> TargetTable:
         """The table as this attempt reads it: through the typed scan where proven (or trusted)."""
@@ -283,6 +293,7 @@ def _run_and_commit(
     _expire_kept_copies(tx)
     _record_rejects(tx)
     if tx.verify:
+        tx.scan_alone(False)
         _verify_before_commit(tx)
         tx.result.verified = True
     if tx.proofs is not None and (wrong := tx.proofs.failed()):
@@ -370,6 +381,7 @@ def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
         rows, rejected = _load_rejecting(tx.con, step, tx.target_url)
         tx.result.rejects += rejected
     else:
+        tx.scan_alone(step.table.source_rows is not None and step.table.source_rows < PROGRESS_FROM_ROWS)
         with (
             _reporting_progress(step, tx.on_event, tx.target_url, tx.backend),
             _load_threads(tx.con, step.table.source_rows),
@@ -386,6 +398,7 @@ def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
 
 
 def _run_sync(tx: _Transaction, number: int, step: SyncRows) -> int:
+    tx.scan_alone(False)
     if step.table.on_error == OnError.REJECT:
         tx.result.rejects += _collect_rejects(tx.con, step, tx.target_url)
     try:

@@ -5,6 +5,8 @@ Nothing here changes the target."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,7 +41,8 @@ def observe_target(mapping: Mapping, source: Path, url: str, show_rows: int = 0)
         con = connect_for(present)
         try:
             attach(con, source, url, read_only=True)
-            proven = prove(con, SOURCE_ALIAS, present)
+            with _source_alone(con):
+                proven = prove(con, SOURCE_ALIAS, present)
             scanned = [replace(t, scan=proven.get(t.source)) for t in present]
             rows.update(_diff_tables(con, mapping.schema, scanned, catalog, show_rows))
         except duckdb.Error as exc:
@@ -78,7 +81,8 @@ def _diff_tables(
     for start in range(0, len(together), DIFF_BATCH):
         batch = together[start : start + DIFF_BATCH]
         try:
-            rows.update(plan_diffs(con, schema, [(t, _current(catalog, t)) for t in batch]))
+            with _source_alone(con):
+                rows.update(plan_diffs(con, schema, [(t, _current(catalog, t)) for t in batch]))
         except duck.ERRORS:
             alone += batch
     order = {t.name: i for i, t in enumerate(tables)}
@@ -92,6 +96,23 @@ def _diff_tables(
             exact = replace(table, scan=None)
             rows[table.name] = plan_diff(con, schema, exact, _current(catalog, table), show_rows)
     return {t.name: rows[t.name] for t in tables}
+
+
+@contextmanager
+def _source_alone(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Queries that read many small tables of the source: on one thread, through one SQLite
+    connection kept by a read-only DuckDB transaction. Otherwise every scan opens connections of
+    its own, and opening one parses the whole schema: in a file of many tables that costs more
+    than a small table's rows. (Not for large tables: they are worth the threads, and inside a
+    transaction DuckDB keeps a dropped temp table's memory until it ends.)"""
+    con.execute("SET sqlite_disable_multithreaded_scans = true")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    finally:
+        with suppress(*duck.ERRORS):
+            con.execute("ROLLBACK")
+        con.execute("RESET sqlite_disable_multithreaded_scans")
 
 
 def _current(catalog: TargetCatalog, table: TargetTable) -> PgTable:
