@@ -779,11 +779,26 @@ class _SourceSums:
         self._cursor = duck.configure(con.cursor())
         self._pool = ThreadPoolExecutor(max_workers=1)
         self._sums: dict[str, tuple[TargetTable, Future[tuple[int, int]]]] = {}
+        self._alone = False  # in a read transaction of its own, scanning on one thread
 
     def start(self, schema: str, table: TargetTable) -> None:
         self._sums[table.name] = (table, self._pool.submit(self._compute, schema, table))
 
+    def _scan_alone(self, alone: bool) -> None:
+        """As _Transaction.scan_alone, for this cursor: small tables read through one SQLite
+        connection, kept by a read transaction (no temp table is made in it, so it holds no memory)."""
+        if alone == self._alone:
+            return
+        if alone:
+            self._cursor.execute("SET sqlite_disable_multithreaded_scans = true")
+            self._cursor.execute("BEGIN TRANSACTION")
+        else:
+            self._cursor.execute("COMMIT")
+            self._cursor.execute("RESET sqlite_disable_multithreaded_scans")
+        self._alone = alone
+
     def _compute(self, schema: str, table: TargetTable) -> tuple[int, int]:
+        self._scan_alone(table.source_rows is not None and table.source_rows < PROGRESS_FROM_ROWS)
         count, total = 0, 0
         for row_range in table.row_ranges or (None,):
             relation = f"({source_rows_query(schema, table, row_range, loaded=True)})"
@@ -800,6 +815,7 @@ class _SourceSums:
             except duck.ERRORS as exc:
                 _raise_load_error(exc, table, target_url)
             found[name] = (count, str(total))
+        self._pool.submit(self._scan_alone, False).result()
         return found
 
     def close(self) -> None:
