@@ -76,8 +76,8 @@ def _diff_tables(
     fails, and every other table, one by one (where an error names its table and a value the typed
     read cannot convert is read again on the exact path)."""
     rows: dict[str, RowDiff] = {}
+    together = [t for t in tables if not show_rows and batchable(t)]
     alone = [t for t in tables if show_rows or not batchable(t)]
-    together = [t for t in tables if not (show_rows or not batchable(t))]
     for start in range(0, len(together), DIFF_BATCH):
         batch = together[start : start + DIFF_BATCH]
         try:

@@ -125,7 +125,7 @@ def measure(spec: Spec, mapping: Mapping, measuring: Measuring = Measuring()) ->
         magnitudes = {
             source: [
                 pool.submit(connections.run, _magnitudes, first[source], columns, rowids)
-                for rowids in _rowid_slices(connections.get(), first[source], measuring.slice_from_rows)
+                for rowids in _rowid_slices_on(connections.get(), first[source], measuring.slice_from_rows)
             ]
             for source, columns in wanted.items()
         }
@@ -172,6 +172,13 @@ class _Connections:
 
 
 def _rowid_slices(
+    spec: Spec, table: TargetTable, slice_from_rows: int = SLICE_FROM_ROWS
+) -> list[tuple[int, int] | None]:
+    with open_sqlite(spec.source) as con:
+        return _rowid_slices_on(con, table, slice_from_rows)
+
+
+def _rowid_slices_on(
     con: sqlite3.Connection, table: TargetTable, slice_from_rows: int = SLICE_FROM_ROWS
 ) -> list[tuple[int, int] | None]:
     if table.rowid is None:
