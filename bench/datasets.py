@@ -4,6 +4,8 @@
   a foreign key and an index on (user_id, happened_at): the values every tool can move.
 * chat: the chat-app sample of ``samples/make_chat_app.py`` (Prisma's epoch-millisecond datetimes).
 * blobs: one table of large BLOBs (100 rows of 16 MB by default).
+* wide: many small tables (10 rows each: integer key, text, datetime, one index, a foreign key to
+  the table before): the fixed cost per table, not per row.
 """
 
 from __future__ import annotations
@@ -179,6 +181,33 @@ def chat(workdir: Path, messages: int, users: int, seed: int, rebuild: bool) -> 
         "Message",
         "UPDATE \"Message\" SET body = coalesce(body, '') || ' (edited)' WHERE rowid % 100 = 0",
     )
+
+
+def wide(workdir: Path, tables: int, rows: int, seed: int, rebuild: bool) -> Dataset:
+    """``tables`` tables ``t00001``... of ``rows`` rows each; each but the first refers to the one before."""
+    path = workdir / f"wide-v{SCHEMA_VERSION}-{tables}x{rows}-s{seed}.db"
+
+    def build(db: sqlite3.Connection) -> None:
+        rng = random.Random(seed)
+        for t in range(1, tables + 1):
+            name, before = f"t{t:05d}", f"t{t - 1:05d}"
+            parent = f", parent_id INTEGER REFERENCES {before}(id)" if t > 1 else ", parent_id INTEGER"
+            db.execute(
+                f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, label TEXT NOT NULL, "
+                f"created_at DATETIME{parent})"
+            )
+            db.execute(f"CREATE INDEX {name}_created_at_idx ON {name} (created_at)")
+            db.executemany(
+                f"INSERT INTO {name} VALUES (?, ?, ?, ?)",
+                [
+                    (i, f"{name} row {i}", _iso(rng.random() * YEAR_SECONDS), i if t > 1 else None)
+                    for i in range(1, rows + 1)
+                ],
+            )
+
+    _build_atomically(path, rebuild, build)
+    first = "t00001"
+    return Dataset("wide", path, first, f"UPDATE {first} SET label = label || '!' WHERE id = 1")
 
 
 # --- reading back ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 """etl's performance benchmark: etl against the DuckDB floor and pgloader, in one run, on one machine.
 
     .venv/bin/python bench/run.py [--rows 1000000] [--chat-messages 0] [--blobs [--blob-mb 16]]
+                                  [--tables 0 [--table-rows 10]]
                                   [--only floor,etl,pgloader,plan] [--target-server URL] [--keep]
 
 Builds the SQLite databases (cached in --workdir by size and seed), then for each one times, every
@@ -13,6 +14,9 @@ load into a fresh PostgreSQL database that this script creates and drops:
 * pgloader, when installed (--install-pgloader installs the Debian package);
 * etl plan against the target etl apply just loaded, and after changing 1% of the biggest table's
   rows when etl plan reports row differences.
+
+--tables N (the fixed cost per table): etl init, etl plan on an empty target, etl apply into it,
+etl plan on the target it loaded, and pgloader, as ratios to pgloader's time in the same run.
 
 Every child is timed with time.perf_counter and reaped with os.wait4, whose ru_maxrss is the peak
 memory of that child. Every load is checked afterwards by counting each table's rows in the target.
@@ -53,6 +57,7 @@ from pg_server import get_url, url_with_dbname  # noqa: E402
 
 FLOOR, INIT, APPLY, APPLY_NO_VERIFY = "floor", "etl init", "etl apply", "etl apply --no-verify"
 PGLOADER, PLAN, PLAN_CHANGED = "pgloader", "etl plan (unchanged)", "etl plan (1% changed)"
+PLAN_FRESH = "etl plan (fresh)"
 TOOLS = ("floor", "etl", "pgloader", "plan")
 DB_PREFIX = "etl_bench_"
 MB = 1 << 20
@@ -405,12 +410,46 @@ def changed_copy(ctx: Context, dataset: Dataset, spec: Path) -> Iterator[tuple[P
             shutil.rmtree(folder)
 
 
+def run_wide(ctx: Context, report: Report) -> Report:
+    """The many-tables dataset: its cost is per table, not per row, so it is measured against
+    pgloader and in absolute seconds, not against the floor: etl init, etl plan on an empty target,
+    etl apply into it, etl plan on the target it loaded, and pgloader."""
+    dataset, etl = report.dataset, ctx.tools.etl
+    if "etl" in ctx.only:
+        init, spec = run_init(ctx, report)
+        report.results.append(init)
+        if init.ok:
+            with fresh_database(ctx, dataset, APPLY) as url:
+
+                def etl_step(step: str, *command: str) -> Result:
+                    settle(ctx)
+                    return measure(
+                        step, [etl, *command, str(spec), "--target", url], log_path(ctx, dataset, step), url
+                    )
+
+                report.results.append(etl_step(PLAN_FRESH, "plan"))
+                apply = etl_step(APPLY, "apply")
+                check_rows(apply, url, report.counts)
+                report.results.append(apply)
+                if apply.ok and "plan" in ctx.only:
+                    report.results.append(etl_step(PLAN, "plan"))
+    if "pgloader" in ctx.only:
+        if ctx.tools.pgloader is None:
+            report.results.append(not_run(PGLOADER, "not installed (pass --install-pgloader)"))
+        else:
+            pgloader, source = ctx.tools.pgloader, f"sqlite://{dataset.path.resolve()}"
+            report.results.append(_load_single(ctx, report, PGLOADER, lambda url: [pgloader, source, url]))
+    return report
+
+
 def run_dataset(ctx: Context, dataset: Dataset) -> Report:
     report = Report(dataset, datasets.row_counts(dataset.path))
     print(
         f"{dataset.name}: {report.rows:,} rows, {dataset.size_bytes / MB:,.1f} MB ({dataset.path})",
         flush=True,
     )
+    if dataset.name == "wide":
+        return run_wide(ctx, report)
     path, tools = str(dataset.path), ctx.tools
     loads: list[tuple[str, Callable[[str], list[str]]]] = []
     skipped: dict[str, Result] = {}
@@ -488,6 +527,8 @@ def build_datasets(args: argparse.Namespace) -> list[Dataset]:
         )
     if args.blobs:
         built.append(datasets.blobs(args.workdir, args.blob_count, args.blob_mb, args.seed, args.rebuild))
+    if args.tables > 0:
+        built.append(datasets.wide(args.workdir, args.tables, args.table_rows, args.seed, args.rebuild))
     return built
 
 
@@ -552,8 +593,22 @@ def target(name: str, value: float | None, op: str, limit: float, unit: str, not
     }
 
 
+def wide_targets(report: Report) -> list[dict]:
+    """Issue 21's targets for many small tables: against pgloader of the same run, and init in seconds."""
+    pgloader, apply = report.seconds(PGLOADER), report.get(APPLY)
+    return [
+        target("apply / pgloader", ratio(report.seconds(APPLY), pgloader), "<=", 0.25, "x"),
+        target("plan (unchanged) / pgloader", ratio(report.seconds(PLAN), pgloader), "<=", 0.1, "x"),
+        target("plan (fresh) / pgloader", ratio(report.seconds(PLAN_FRESH), pgloader), "<=", 0.1, "x"),
+        target("init", report.seconds(INIT), "<=", 5, "s"),
+        target("apply peak memory", apply.peak_mb if apply and apply.ok else None, "<=", 500, "MB"),
+    ]
+
+
 def targets(report: Report, tools: Tools) -> list[dict]:
     """The issue's targets, measured on this dataset."""
+    if report.dataset.name == "wide":
+        return wide_targets(report)
     floor, apply, plan = report.seconds(FLOOR), report.seconds(APPLY), report.seconds(PLAN)
     apply_result, pgloader = report.get(APPLY), report.get(PGLOADER)
     if tools.apply_no_verify:
@@ -653,6 +708,8 @@ def print_report(machine: dict[str, object], reports: list[Report], tools: Tools
     )
     for report in reports:
         counts = ", ".join(f"{t} {n:,}" for t, n in report.counts.items())
+        if len(report.counts) > 8:  # many tables: how many, not each
+            counts = f"{len(report.counts):,} tables"
         size = report.dataset.size_bytes / MB
         print(f"\n{report.dataset.name}: {report.rows:,} rows ({counts}), SQLite file {size:,.1f} MB")
         for line in table_lines(report):
@@ -723,6 +780,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--blob-count", type=int, default=100, help="rows of the BLOB table (default 100)")
     p.add_argument("--blob-mb", type=int, default=16, help="MB per BLOB (default 16)")
     p.add_argument(
+        "--tables",
+        type=int,
+        default=0,
+        help="also run a database of this many small tables (--table-rows rows each, an index and "
+        "a foreign key each), timed against pgloader: init, plan (fresh), apply, plan (unchanged)",
+    )
+    p.add_argument("--table-rows", type=int, default=10, help="rows per table of --tables (default 10)")
+    p.add_argument(
         "--only",
         default=",".join(TOOLS),
         help=f"comma-separated subset of {','.join(TOOLS)} (plan implies etl)",
@@ -773,7 +838,8 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info(ctx)
     reports = [run_dataset(ctx, dataset) for dataset in build_datasets(args)]
     print_report(machine, reports, tools)
-    out = args.json or BENCH_DIR / f"results-{args.rows}.json"
+    name = f"wide-{args.tables}" if args.tables and not args.rows else str(args.rows)
+    out = args.json or BENCH_DIR / f"results-{name}.json"
     out.write_text(json.dumps(to_json(machine, reports, tools, args), indent=2) + "\n")
     print(f"\nresults: {out}")
     return 0

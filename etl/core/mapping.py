@@ -997,24 +997,27 @@ class _Resolver:
 
     def load_order(self, chosen: list[Table]) -> list[str]:
         names = [t.name for t in chosen]
+        migrated = set(names)
         parents = {
             t.name: {
-                fk.ref_table for fk in self.fks_of(t) if fk.ref_table in names and fk.ref_table != t.name
+                fk.ref_table for fk in self.fks_of(t) if fk.ref_table in migrated and fk.ref_table != t.name
             }
             for t in chosen
         }
         if self.spec.load_order is None:
             return topological_order(names, parents)
         order = list(self.spec.load_order)
+        listed = set(order)
+        first_at: dict[str, int] = {}
         for i, name in enumerate(order):
-            if name not in names:
+            if name not in migrated:
                 self.problem(
                     ("load_order", i), f"'{name}' is not a migrated table{_did_you_mean(name, names)}"
                 )
-            elif order.index(name) != i:
+            elif first_at.setdefault(name, i) != i:
                 self.problem(("load_order", i), f"'{name}' is listed twice")
         for name in names:
-            if name not in order:
+            if name not in listed:
                 self.problem(("load_order",), f"table '{name}' is missing from load_order")
         position = {n: i for i, n in reversed(list(enumerate(order)))}
         cyclic = _cyclic(names, parents)
@@ -1025,7 +1028,7 @@ class _Resolver:
                         ("load_order", i),
                         f"'{name}' is loaded before '{parent}', which its foreign key references",
                     )
-        return [n for n in order if n in names] if not self.problems else names
+        return [n for n in order if n in migrated] if not self.problems else names
 
     def fks_of(self, table: Table):
         ts = self.spec.tables.get(table.name)
@@ -1041,18 +1044,36 @@ def _cyclic(names: list[str], parents: dict[str, set[str]]) -> set[str]:
 
 def topological_order(names: list[str], parents: dict[str, set[str]], strict: bool = False) -> list[str]:
     """Parents before children, keeping source order; tables on a cycle keep their source order
-    (foreign keys are added after every row is loaded, so a cycle loads correctly)."""
+    (foreign keys are added after every row is loaded, so a cycle loads correctly).
+
+    In rounds: each round takes, in source order, every table whose parents all came in earlier
+    rounds; when none can come, the first remaining one (strict: stop there). Each table's
+    parents are counted down as they come, so a chain of 10,000 tables costs 10,000 steps, not
+    10,000 scans of the tables left."""
+    position = {n: i for i, n in enumerate(names)}
+    unmet = {n: len(parents[n]) for n in names}
+    children: dict[str, list[str]] = {}
+    for n in names:
+        for parent in parents[n]:
+            children.setdefault(parent, []).append(n)
+    remaining = dict.fromkeys(names)
     done: list[str] = []
-    remaining = list(names)
+    ready = [n for n in names if unmet[n] == 0]
     while remaining:
-        ready = [n for n in remaining if parents[n] <= set(done)]
         if not ready:
             if strict:
                 return done
-            ready = [remaining[0]]
+            ready = [next(iter(remaining))]
         for n in ready:
             done.append(n)
-            remaining.remove(n)
+            del remaining[n]
+        after: list[str] = []
+        for n in ready:
+            for child in children.get(n, ()):
+                unmet[child] -= 1
+                if unmet[child] == 0 and child in remaining:
+                    after.append(child)
+        ready = sorted(after, key=position.__getitem__)
     return done
 
 

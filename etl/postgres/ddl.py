@@ -324,3 +324,38 @@ def schema_lock_sql(schema: str) -> sql.Composed:
     return sql.SQL("SELECT pg_try_advisory_xact_lock(hashtext({}))").format(
         sql.Literal(f"etl apply {schema}")
     )
+
+
+# How a batch's failure names its statement: the first words of PostgreSQL's message (1-based).
+BATCH_FAILURE_PREFIX = "etl statement "
+
+
+def ddl_batch_sql(statements: list[sql.Composed]) -> sql.Composed:
+    """Many DDL statements as one round trip: a DO block that runs each in turn and, when one fails,
+    raises PostgreSQL's own error (code, message, detail, hint) with the message prefixed by
+    BATCH_FAILURE_PREFIX and the failing statement's number, so that the caller can name it.
+
+    The statements go in as string literals (never dollar-quoted: a name may hold any `$tag$`); a
+    hint or detail PostgreSQL left empty is left out, as it would be without the batch."""
+    run = sql.SQL(" ").join(
+        sql.SQL("etl_step := {}; EXECUTE {};").format(sql.Literal(number), sql.Literal(s.as_string(None)))
+        for number, s in enumerate(statements, start=1)
+    )
+    message = sql.SQL("MESSAGE = {} || etl_step || ': ' || SQLERRM").format(sql.Literal(BATCH_FAILURE_PREFIX))
+    raises = [
+        sql.SQL("RAISE EXCEPTION USING ERRCODE = SQLSTATE, {}{};").format(message, sql.SQL(extra))
+        for extra in (
+            ", DETAIL = etl_detail, HINT = etl_hint",
+            ", DETAIL = etl_detail",
+            ", HINT = etl_hint",
+            "",
+        )
+    ]
+    body = sql.SQL(
+        "DECLARE etl_step integer := 0; etl_detail text; etl_hint text; BEGIN {} "
+        "EXCEPTION WHEN OTHERS THEN "
+        "GET STACKED DIAGNOSTICS etl_detail = PG_EXCEPTION_DETAIL, etl_hint = PG_EXCEPTION_HINT; "
+        "IF etl_detail <> '' AND etl_hint <> '' THEN {} "
+        "ELSIF etl_detail <> '' THEN {} ELSIF etl_hint <> '' THEN {} ELSE {} END IF; END"
+    ).format(run, *raises)
+    return sql.SQL("DO {}").format(sql.Literal(body.as_string(None)))

@@ -7,6 +7,7 @@ import ctypes
 import datetime
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,7 +46,13 @@ from etl.errors import (
     VerificationFailed,
 )
 from etl.files import PRIVATE, replace_file, stage_file
-from etl.postgres.ddl import check_violations_sql, postgres_sql, schema_lock_sql
+from etl.postgres.ddl import (
+    BATCH_FAILURE_PREFIX,
+    check_violations_sql,
+    ddl_batch_sql,
+    postgres_sql,
+    schema_lock_sql,
+)
 from etl.postgres.history import (
     enum_columns_query,
     enum_to_text_statements,
@@ -227,6 +234,7 @@ class _Transaction:
     started_at: str
     result: ApplyResult = field(default_factory=ApplyResult)
     in_transaction: bool = False
+    scans_alone: bool = False  # sqlite_disable_multithreaded_scans, as last set
     backend: int | None = None  # the PostgreSQL backend's pid, for load progress
     proofs: _Proofs | None = None
     sums: _SourceSums | None = None  # source checksums computed beside the loads
@@ -236,6 +244,18 @@ class _Transaction:
 
     def execute(self, statement, what: str) -> None:
         _execute(self.con, statement, what, self.target_url)
+
+    def execute_many(self, statements: list[tuple[sql.Composed, str]]) -> None:
+        _execute_many(self.con, statements, self.target_url)
+
+    def scan_alone(self, alone: bool) -> None:
+        """Whether DuckDB scans the source on one thread, through the transaction's own SQLite
+        connection. Several threads open a SQLite connection each, and opening one parses the
+        whole schema: for a small table in a file of many tables that costs more than its rows.
+        A large table is worth the threads."""
+        if alone != self.scans_alone:
+            self.con.execute(f"SET sqlite_disable_multithreaded_scans = {str(alone).lower()}")
+            self.scans_alone = alone
 
     def scanned(self, table: TargetTable) -> TargetTable:
         """The table as this attempt reads it: through the typed scan where proven (or trusted)."""
@@ -275,11 +295,11 @@ def _run_and_commit(
     tx.in_transaction = True
     _lock_schema(tx.con, tx.plan.schema)
     tx.backend = _backend_pid(tx.con)
-    for number, step in enumerate(tx.plan.steps):
-        _run_step(tx, number, step)
+    _run_steps(tx)
     _expire_kept_copies(tx)
     _record_rejects(tx)
     if tx.verify:
+        tx.scan_alone(False)
         _verify_before_commit(tx)
         tx.result.verified = True
     if tx.proofs is not None and (wrong := tx.proofs.failed()):
@@ -306,6 +326,50 @@ def _run_and_commit(
     tx.in_transaction = False
 
 
+def _run_steps(tx: _Transaction) -> None:
+    """Every step in order; consecutive steps that are only DDL go to PostgreSQL together."""
+    steps, number = tx.plan.steps, 0
+    while number < len(steps):
+        batch = _ddl_batch(steps, number)
+        if len(batch) > 1:
+            _run_ddl_batch(tx, batch)
+            number += len(batch)
+        else:
+            _run_step(tx, number, steps[number])
+            number += 1
+
+
+# Statements per round trip: a few hundred make the round trips' cost vanish beside the DDL's own,
+# and keep a batch's text (and PostgreSQL's parse of it) small however many tables there are.
+DDL_BATCH_STATEMENTS = 500
+
+
+def _ddl_batch(steps: tuple[Step, ...], start: int) -> list[Step]:
+    """The steps from `start` on that are only DDL (no runner of their own), up to the batch size."""
+    batch: list[Step] = []
+    statements = 0
+    for step in steps[start:]:
+        if type(step) in _STEP_RUNNERS or (batch and statements >= DDL_BATCH_STATEMENTS):
+            break
+        batch.append(step)
+        statements += len(postgres_sql(step))
+    return batch
+
+
+def _run_ddl_batch(tx: _Transaction, batch: list[Step]) -> None:
+    """Run the DDL of `batch` in one round trip; a refusal names the step whose statement
+    PostgreSQL refused, as the step run on its own would. Each step is reported done with an
+    equal share of the batch's time."""
+    started = time.perf_counter()
+    tx.execute_many([(statement, describe(step).text) for step in batch for statement in postgres_sql(step)])
+    # DuckDB caches the target's catalog; DDL we just ran must be visible to the next load.
+    tx.con.execute("CALL pg_clear_cache()")
+    share = (time.perf_counter() - started) / len(batch)
+    for step in batch:
+        tx.on_event(StepEvent(step, "start"))
+        tx.on_event(StepEvent(step, "done", None, share))
+
+
 def _run_step(tx: _Transaction, number: int, step: Step) -> None:
     if isinstance(step, LoadRows | SyncRows | DeleteRows):
         step = replace(step, table=tx.scanned(step.table))
@@ -324,7 +388,11 @@ def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
         rows, rejected = _load_rejecting(tx.con, step, tx.target_url)
         tx.result.rejects += rejected
     else:
-        with _reporting_progress(step, tx.on_event, tx.target_url, tx.backend), _load_threads(tx.con):
+        tx.scan_alone(step.table.source_rows is not None and step.table.source_rows < PROGRESS_FROM_ROWS)
+        with (
+            _reporting_progress(step, tx.on_event, tx.target_url, tx.backend),
+            _load_threads(tx.con, step.table.source_rows),
+        ):
             rows = _load(tx.con, step, tx.target_url)
         if tx.verify:
             tx.sums = tx.sums or _SourceSums(tx.con)
@@ -337,6 +405,7 @@ def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
 
 
 def _run_sync(tx: _Transaction, number: int, step: SyncRows) -> int:
+    tx.scan_alone(False)
     if step.table.on_error == OnError.REJECT:
         tx.result.rejects += _collect_rejects(tx.con, step, tx.target_url)
     try:
@@ -356,7 +425,7 @@ def _run_sync(tx: _Transaction, number: int, step: SyncRows) -> int:
 
 
 def _run_keep(tx: _Transaction, number: int, step: KeepForRollback) -> None:
-    _keep_for_rollback(tx.con, step, tx.started_at, tx.execute)
+    _keep_for_rollback(tx.con, step, tx.started_at, tx.execute, tx.execute_many)
 
 
 def _run_delete(tx: _Transaction, number: int, step: DeleteRows) -> None:
@@ -584,6 +653,31 @@ def _execute(con: duckdb.DuckDBPyConnection, statement, what: str, target_url: s
         raise TargetError(f"PostgreSQL refused {what}: {redact(duck_message(exc), target_url)}") from exc
 
 
+def _execute_many(
+    con: duckdb.DuckDBPyConnection, statements: list[tuple[sql.Composed, str]], target_url: str
+) -> None:
+    """Run (statement, what it does) pairs DDL_BATCH_STATEMENTS per round trip (one DO block,
+    etl/postgres/ddl.py ddl_batch_sql): a refusal says what the refused statement did, and
+    PostgreSQL's message, as `_execute` would have."""
+    if len(statements) == 1:
+        _execute(con, *statements[0], target_url)
+        return
+    for start in range(0, len(statements), DDL_BATCH_STATEMENTS):
+        chunk = statements[start : start + DDL_BATCH_STATEMENTS]
+        text = ddl_batch_sql([statement for statement, _ in chunk]).as_string(None)
+        try:
+            con.execute(
+                f"CALL postgres_execute({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})"
+            )
+        except duckdb.Error as exc:
+            message = duck_message(exc)
+            found = re.match(rf"{re.escape(BATCH_FAILURE_PREFIX)}(\d+): ", message)
+            number = int(found[1]) if found else 0
+            what = chunk[number - 1][1] if 0 < number <= len(chunk) else chunk[0][1]
+            message = message[found.end() :] if found else message
+            raise TargetError(f"PostgreSQL refused {what}: {redact(message, target_url)}") from exc
+
+
 def _record_failure(schema: str, run: RunInfo, started_at: str, error: str, target_url: str) -> None:
     """Best effort, after the rollback, on a connection of its own: the failed run is recorded,
     nothing else of it remains."""
@@ -640,11 +734,15 @@ def _quarantine(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextmanager
-def _load_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def _load_threads(con: duckdb.DuckDBPyConnection, rows: int | None = None) -> Iterator[None]:
     """DuckDB's threads while a table loads: one core fewer than the machine has, left to the
     PostgreSQL backend that takes the COPY: with as many threads as cores (DuckDB's default),
     DuckDB and the backend compete for them, and some loads of the same rows take markedly more
-    CPU. Verification's checksums, which PostgreSQL does not wait on, keep every core."""
+    CPU. Verification's checksums, which PostgreSQL does not wait on, keep every core. A table of
+    fewer than PROGRESS_FROM_ROWS `rows` loads in a moment on any number of threads: left as is."""
+    if rows is not None and rows < PROGRESS_FROM_ROWS:
+        yield
+        return
     con.execute(f"SET threads = {max(1, (os.cpu_count() or 1) - 1)}")
     try:
         yield
@@ -672,6 +770,10 @@ def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, target_url: str) -> in
     return rows
 
 
+# Loads of fewer rows end before the first progress report would come (it waits 0.25 s).
+PROGRESS_FROM_ROWS = 50_000
+
+
 @contextmanager
 def _reporting_progress(
     step: LoadRows, on_event: Callable[[StepEvent], None], target_url: str, backend: int | None
@@ -680,8 +782,8 @@ def _reporting_progress(
     pg_stat_progress_copy for apply's backend, polled from another connection on another thread)
     as StepEvent "progress"."""
     total = step.table.source_rows or 0
-    if step.table.row_ranges or not total or backend is None:
-        yield
+    if step.table.row_ranges or total < PROGRESS_FROM_ROWS or backend is None:
+        yield  # a load this short needs no progress, nor a thread and a connection to show it
         return
     stop = threading.Event()
 
@@ -724,11 +826,26 @@ class _SourceSums:
         self._cursor = duck.configure(con.cursor())
         self._pool = ThreadPoolExecutor(max_workers=1)
         self._sums: dict[str, tuple[TargetTable, Future[tuple[int, int]]]] = {}
+        self._alone = False  # in a read transaction of its own, scanning on one thread
 
     def start(self, schema: str, table: TargetTable) -> None:
         self._sums[table.name] = (table, self._pool.submit(self._compute, schema, table))
 
+    def _scan_alone(self, alone: bool) -> None:
+        """As _Transaction.scan_alone, for this cursor: small tables read through one SQLite
+        connection, kept by a read transaction (no temp table is made in it, so it holds no memory)."""
+        if alone == self._alone:
+            return
+        if alone:
+            self._cursor.execute("SET sqlite_disable_multithreaded_scans = true")
+            self._cursor.execute("BEGIN TRANSACTION")
+        else:
+            self._cursor.execute("COMMIT")
+            self._cursor.execute("RESET sqlite_disable_multithreaded_scans")
+        self._alone = alone
+
     def _compute(self, schema: str, table: TargetTable) -> tuple[int, int]:
+        self._scan_alone(table.source_rows is not None and table.source_rows < PROGRESS_FROM_ROWS)
         count, total = 0, 0
         for row_range in table.row_ranges or (None,):
             relation = f"({source_rows_query(schema, table, row_range, loaded=True)})"
@@ -745,6 +862,7 @@ class _SourceSums:
             except duck.ERRORS as exc:
                 _raise_load_error(exc, table, target_url)
             found[name] = (count, str(total))
+        self._pool.submit(self._scan_alone, False).result()
         return found
 
     def close(self) -> None:
@@ -762,7 +880,7 @@ def _query(con: duckdb.DuckDBPyConnection, statement) -> list[tuple]:
 
 
 def _keep_for_rollback(
-    con: duckdb.DuckDBPyConnection, step: KeepForRollback, started_at: str, execute
+    con: duckdb.DuckDBPyConnection, step: KeepForRollback, started_at: str, execute, execute_many
 ) -> None:
     """Copy each table the plan changes into the run's history schema, names and all (see
     etl/postgres/history.py), and record it; record the tables the plan creates."""
@@ -797,9 +915,15 @@ def _keep_for_rollback(
             json.dumps(sequences),
         )
         execute(record, "recording the copy in etl.history")
-    for table in step.created:
-        execute(
-            record_statement(started_at, step.schema, table, None, "[]", "[]"), "recording in etl.history"
+    if step.created:
+        execute_many(
+            [
+                (
+                    record_statement(started_at, step.schema, table, None, "[]", "[]"),
+                    "recording in etl.history",
+                )
+                for table in step.created
+            ]
         )
     con.execute("CALL pg_clear_cache()")
 

@@ -5,6 +5,8 @@ Nothing here changes the target."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,15 +15,15 @@ import psycopg
 from psycopg import sql
 
 from etl import duck
-from etl.core.mapping import DesiredSchema
+from etl.core.mapping import DesiredSchema, TargetTable
 from etl.core.plan import RowDiff, TargetState
 from etl.errors import TargetError, first_line
-from etl.model import TargetCatalog
+from etl.model import PgTable, TargetCatalog
 from etl.postgres.catalog import read_target_catalog
 from etl.postgres.ddl import fresh_schema_sql
 from etl.postgres.metadata import METADATA_SCHEMA, RUNS
 from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
-from etl.run.rowdiff import plan_diff
+from etl.run.rowdiff import batchable, plan_diff, plan_diffs
 from etl.run.session import SOURCE_ALIAS, attach, connect_for, corrupt_source, raise_read_error
 from etl.run.typedscan import prove
 
@@ -39,18 +41,10 @@ def observe_target(mapping: DesiredSchema, source: Path, url: str, show_rows: in
         con = connect_for(present)
         try:
             attach(con, source, url, read_only=True)
-            proven = prove(con, SOURCE_ALIAS, present)
-            for table in present:
-                current = catalog.table(table.name)
-                assert current is not None
-                scanned = replace(table, scan=proven.get(table.source))
-                try:
-                    rows[table.name] = plan_diff(con, mapping.schema, scanned, current, show_rows)
-                except duck.ERRORS:
-                    if scanned.scan is None:
-                        raise
-                    # a value DuckDB's typed read cannot convert: the exact path names its row
-                    rows[table.name] = plan_diff(con, mapping.schema, table, current, show_rows)
+            with _source_alone(con):
+                proven = prove(con, SOURCE_ALIAS, present)
+            scanned = [replace(t, scan=proven.get(t.source)) for t in present]
+            rows.update(_diff_tables(con, mapping.schema, scanned, catalog, show_rows))
         except duckdb.Error as exc:
             if (corrupt := corrupt_source(exc, source)) is not None:
                 raise corrupt from exc
@@ -66,6 +60,65 @@ def observe_target(mapping: DesiredSchema, source: Path, url: str, show_rows: in
         rows=rows,
         removed=removed,
     )
+
+
+DIFF_BATCH = 50  # small tables whose rows are compared in one DuckDB query
+
+
+def _diff_tables(
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    tables: list[TargetTable],
+    catalog: TargetCatalog,
+    show_rows: int,
+) -> dict[str, RowDiff]:
+    """Each table's row diff: tables that can, DIFF_BATCH at a time in one query; any batch that
+    fails, and every other table, one by one (where an error names its table and a value the typed
+    read cannot convert is read again on the exact path)."""
+    rows: dict[str, RowDiff] = {}
+    together = [t for t in tables if not show_rows and batchable(t)]
+    alone = [t for t in tables if show_rows or not batchable(t)]
+    for start in range(0, len(together), DIFF_BATCH):
+        batch = together[start : start + DIFF_BATCH]
+        try:
+            with _source_alone(con):
+                rows.update(plan_diffs(con, schema, [(t, _current(catalog, t)) for t in batch]))
+        except duck.ERRORS:
+            alone += batch
+    order = {t.name: i for i, t in enumerate(tables)}
+    for table in sorted(alone, key=lambda t: order[t.name]):
+        try:
+            rows[table.name] = plan_diff(con, schema, table, _current(catalog, table), show_rows)
+        except duck.ERRORS:
+            if table.scan is None:
+                raise
+            # a value DuckDB's typed read cannot convert: the exact path names its row
+            exact = replace(table, scan=None)
+            rows[table.name] = plan_diff(con, schema, exact, _current(catalog, table), show_rows)
+    return {t.name: rows[t.name] for t in tables}
+
+
+@contextmanager
+def _source_alone(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Queries that read many small tables of the source: on one thread, through one SQLite
+    connection kept by a read-only DuckDB transaction. Otherwise every scan opens connections of
+    its own, and opening one parses the whole schema: in a file of many tables that costs more
+    than a small table's rows. (Not for large tables: they are worth the threads, and inside a
+    transaction DuckDB keeps a dropped temp table's memory until it ends.)"""
+    con.execute("SET sqlite_disable_multithreaded_scans = true")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    finally:
+        with suppress(*duck.ERRORS):
+            con.execute("ROLLBACK")
+        con.execute("RESET sqlite_disable_multithreaded_scans")
+
+
+def _current(catalog: TargetCatalog, table: TargetTable) -> PgTable:
+    current = catalog.table(table.name)
+    assert current is not None
+    return current
 
 
 def _removed_tables(
@@ -106,6 +159,9 @@ def _relations(conn: psycopg.Connection, schema: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+SCRATCH_BATCH = 500  # statements per round trip when the spec's tables are created in the scratch schema
+
+
 def desired_catalog(conn: psycopg.Connection, mapping: DesiredSchema, url: str) -> TargetCatalog:
     """The spec's tables as PostgreSQL itself describes them: created (with the very DDL apply
     runs) in a scratch schema inside a transaction that is rolled back, then read like the
@@ -115,8 +171,9 @@ def desired_catalog(conn: psycopg.Connection, mapping: DesiredSchema, url: str) 
     statements = fresh_schema_sql(replace(mapping, schema=scratch))
     try:
         with conn.transaction(force_rollback=True):
-            for statement in statements:
-                conn.execute(statement)
+            # Many statements per round trip (no parameters: PostgreSQL's simple query protocol).
+            for start in range(0, len(statements), SCRATCH_BATCH):
+                conn.execute(sql.SQL(";\n").join(statements[start : start + SCRATCH_BATCH]))
             found = read_target_catalog(conn, scratch)
     except psycopg.Error as exc:
         raise TargetError(

@@ -303,3 +303,34 @@ def _plan_append(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable
     for name in ("etl_s", "etl_late", "etl_mark", "etl_at_mark"):
         con.execute(f"DROP TABLE {name}")
     return RowDiff(inserts, 0, 0, total - inserts, samples, mark[0] if mark else None)
+
+
+def batchable(table: TargetTable) -> bool:
+    """A table whose counts plan_diffs can take in one query with others: compared whole (one
+    range) by key or by hash, not by watermark."""
+    return table.mode != Mode.APPEND and len(diff_ranges(table)) == 1
+
+
+def plan_diffs(
+    con: duckdb.DuckDBPyConnection, schema: str, tables: list[tuple[TargetTable, PgTable]]
+) -> dict[str, RowDiff]:
+    """plan_diff's counts (no rows shown) of several tables that are `batchable`, in one DuckDB
+    query: a small table's diff costs a few round trips to both databases, more than its rows.
+    Raises as plan_diff would; the caller then diffs each table alone, which names the table."""
+    register_functions(con, (table for table, _ in tables))
+    parts = []
+    for number, (table, current) in enumerate(tables):
+        source = source_keys_sql(table, f"({source_rows_query(schema, table, None)})")
+        target = target_keys_sql(schema, table, current)
+        parts.append(
+            f"SELECT {number} AS n, count(*) FILTER (WHERE t.h IS NULL) AS inserts, "
+            "count(*) FILTER (WHERE s.h <> t.h) AS updates, count(*) FILTER (WHERE s.h IS NULL) AS deletes, "
+            "count(*) FILTER (WHERE s.h = t.h) AS unchanged "
+            f"FROM ({source}) s FULL OUTER JOIN ({target}) t ON {key_join(table, 's', 't')}"
+        )
+    found: dict[str, RowDiff] = {}
+    for number, inserts, updates, deletes, unchanged in con.execute(" UNION ALL ".join(parts)).fetchall():
+        table = tables[int(number)][0]
+        deleted = 0 if table.mode == Mode.UPSERT else int(deletes)
+        found[table.name] = RowDiff(int(inserts), int(updates), deleted, int(unchanged), ())
+    return found

@@ -302,30 +302,70 @@ def candidates(
     con: duckdb.DuckDBPyConnection, source_alias: str, tables: Iterable[TargetTable]
 ) -> dict[str, Candidate]:
     """Source table name -> Candidate, for the tables whose columns the scan can read at all.
-    Quick: DuckDB's and SQLite's catalogs only, no row is read."""
+    Quick: DuckDB's and SQLite's catalogs only, no row is read, each in one query for all tables."""
     found: dict[str, Candidate] = {}
+    tables = list(tables)
+    # Listing every table's columns costs about as much as describing a few tables one by one.
+    listed = len({t.source for t in tables}) >= LIST_COLUMNS_FROM
+    scanned = _scan_columns(con, source_alias) if listed else None
+    declared_all = _declared_columns(con, source_alias) if listed else {}
     for table in tables:
         if not eligible(table) or table.source in found:
             continue
-        try:
-            described = {
-                str(name).lower(): str(type_)
-                for name, type_, *_ in con.execute(f"DESCRIBE {_source(source_alias, table)}").fetchall()
-            }
-        except duck.ERRORS:
-            continue  # a table DuckDB's scanner cannot read: the exact path reads it
+        described = scanned.get(table.source) if scanned is not None else None
+        if described is None:
+            try:
+                described = {
+                    str(name).lower(): str(type_)
+                    for name, type_, *_ in con.execute(f"DESCRIBE {_source(source_alias, table)}").fetchall()
+                }
+            except duck.ERRORS:
+                continue  # a table DuckDB's scanner cannot read: the exact path reads it
         types = scan_types(table, described)
         if types is None:
             continue
-        declared = {
-            str(name).lower(): str(type_ or "")
-            for name, type_ in _sqlite_rows(
-                con,
-                source_alias,
-                f"SELECT name, type FROM pragma_table_info({quote_literal(table.source)})",
-            )
-        }
+        declared = declared_all.get(table.source)
+        if declared is None:
+            declared = {
+                str(name).lower(): str(type_ or "")
+                for name, type_ in _sqlite_rows(
+                    con,
+                    source_alias,
+                    f"SELECT name, type FROM pragma_table_info({quote_literal(table.source)})",
+                )
+            }
         found[table.source] = Candidate(types, proof_query(table, types, declared))
+    return found
+
+
+LIST_COLUMNS_FROM = 20  # tables asked about, from which the source's columns are listed at once
+
+
+def _scan_columns(con: duckdb.DuckDBPyConnection, source_alias: str) -> dict[str, dict[str, str]] | None:
+    """Table -> column (lower case) -> the type DuckDB's scan reads it as, for every table of the
+    source at once (None when DuckDB cannot list them all: each table is then described alone)."""
+    try:
+        rows = con.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE database_name = ?",
+            [source_alias],
+        ).fetchall()
+    except duck.ERRORS:
+        return None
+    found: dict[str, dict[str, str]] = {}
+    for table, column, type_ in rows:
+        found.setdefault(str(table), {})[str(column).lower()] = str(type_)
+    return found
+
+
+def _declared_columns(con: duckdb.DuckDBPyConnection, source_alias: str) -> dict[str, dict[str, str]]:
+    """Table (as sqlite_master names it) -> column (lower case) -> its declared type."""
+    query = (
+        "SELECT m.name AS table_name, p.name AS column_name, p.type AS declared "
+        "FROM sqlite_master AS m, pragma_table_info(m.name) AS p WHERE m.type = 'table'"
+    )
+    found: dict[str, dict[str, str]] = {}
+    for table, column, type_ in _sqlite_rows(con, source_alias, query):
+        found.setdefault(str(table), {})[str(column).lower()] = str(type_ or "")
     return found
 
 
@@ -340,12 +380,22 @@ def holds(con: duckdb.DuckDBPyConnection, source_alias: str, candidate: Candidat
 def prove(
     con: duckdb.DuckDBPyConnection, source_alias: str, tables: Iterable[TargetTable]
 ) -> dict[str, tuple[str, ...]]:
-    """Source table name -> scan types, for the tables whose values the scan reads exactly now."""
-    return {
-        source: candidate.types
-        for source, candidate in candidates(con, source_alias, tables).items()
-        if holds(con, source_alias, candidate)
-    }
+    """Source table name -> scan types, for the tables whose values the scan reads exactly now.
+    The proofs run PROOF_BATCH at a time in one SQLite query (one round trip, not one per table)."""
+    found = candidates(con, source_alias, tables)
+    proven = {source: c.types for source, c in found.items() if c.proof is None}
+    pending = [(source, c) for source, c in found.items() if c.proof is not None]
+    for start in range(0, len(pending), PROOF_BATCH):
+        batch = pending[start : start + PROOF_BATCH]
+        query = "SELECT " + ", ".join(f"({c.proof}) AS p{i}" for i, (_, c) in enumerate(batch))
+        rows = _sqlite_rows(con, source_alias, query)
+        for (source, candidate), value in zip(batch, rows[0] if rows else (), strict=False):
+            if str(value) == "1":
+                proven[source] = candidate.types
+    return {source: proven[source] for source in found if source in proven}
+
+
+PROOF_BATCH = 50  # proofs per SQLite query (a result column each)
 
 
 def _sqlite_rows(con: duckdb.DuckDBPyConnection, source_alias: str, query: str) -> list[tuple]:

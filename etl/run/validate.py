@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from collections.abc import Mapping as AnyMapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -117,17 +119,18 @@ def measure(spec: Spec, mapping: DesiredSchema, measuring: Measuring = Measuring
     largest: dict[str, int] = {}
     # One worker more than cores, and the magnitudes' slices before the sizes: a large table's
     # size (dbstat walks its pages) is measured beside its slices, not after them, so the
-    # measure ends sooner.
-    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
+    # measure ends sooner. Each worker keeps one connection for all its tables: opening one
+    # reads the whole schema, which costs as much as measuring a small table.
+    with _Connections(spec) as connections, ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
         magnitudes = {
             source: [
-                pool.submit(_on_source, spec, _magnitudes, first[source], columns, rowids)
-                for rowids in rowid_slices(spec, first[source], measuring.slice_from_rows)
+                pool.submit(connections.run, _magnitudes, first[source], columns, rowids)
+                for rowids in _rowid_slices_on(connections.get(), first[source], measuring.slice_from_rows)
             ]
             for source, columns in wanted.items()
         }
         sizes = {
-            t.source: pool.submit(_on_source, spec, table_sizes, t, measure_sizes, measuring.chunk_bytes)
+            t.source: pool.submit(connections.run, table_sizes, t, measure_sizes, measuring.chunk_bytes)
             for t in mapping.tables
         }
         for source, slices in magnitudes.items():
@@ -139,9 +142,33 @@ def measure(spec: Spec, mapping: DesiredSchema, measuring: Measuring = Measuring
     return with_row_ranges(with_integer_units(mapping, extremes), ranges, counts, largest)
 
 
-def _on_source(spec: Spec, measure: Callable[..., T], *args) -> T:
-    with open_sqlite(spec.source) as con:
-        return measure(con, *args)
+class _Connections:
+    """One read-only connection to the source per thread, all closed (and a SQLite error raised
+    while they were open turned into the SourceError that names the file) on leaving."""
+
+    def __init__(self, spec: Spec) -> None:
+        self._source = spec.source
+        self._stack = ExitStack()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> _Connections:
+        self._stack.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> bool:
+        return bool(self._stack.__exit__(*exc_info))  # type: ignore[arg-type]
+
+    def get(self) -> sqlite3.Connection:
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            with self._lock:
+                con = self._stack.enter_context(open_sqlite(self._source, any_thread=True))
+            self._local.con = con
+        return con
+
+    def run(self, measure: Callable[..., T], *args) -> T:
+        return measure(self.get(), *args)
 
 
 def rowid_slices(
@@ -149,10 +176,16 @@ def rowid_slices(
 ) -> list[tuple[int, int] | None]:
     """The rowid ranges validation measures `table` in, concurrently (one range, None, for the
     whole table when it is small or has no rowid)."""
+    with open_sqlite(spec.source) as con:
+        return _rowid_slices_on(con, table, slice_from_rows)
+
+
+def _rowid_slices_on(
+    con: sqlite3.Connection, table: TargetTable, slice_from_rows: int = SLICE_FROM_ROWS
+) -> list[tuple[int, int] | None]:
     if table.rowid is None:
         return [None]
-    with open_sqlite(spec.source) as con:
-        bounds = rowid_bounds(con, quote_ident(table.source), table.rowid)
+    bounds = rowid_bounds(con, quote_ident(table.source), table.rowid)
     return list(per_core_ranges(bounds, slice_from_rows)) or [None]
 
 

@@ -57,15 +57,32 @@ def _is_core_scalar(node: Node) -> TypeGuard[ScalarNode]:
     return isinstance(node, ScalarNode) and node.tag.startswith(_CORE) and node.tag[len(_CORE) :] in _PATTERNS
 
 
+def _resolve(kind: type, value: Any, implicit: tuple[bool, bool]) -> str | None:
+    if kind is ScalarNode and implicit[0]:  # plain (unquoted, untagged) scalar
+        for name, pattern in _IMPLICIT:
+            if pattern.fullmatch(value):
+                return _CORE + name
+    return None
+
+
 class _Loader(yaml.BaseLoader):
     """Only ever used to compose nodes; BaseLoader's constructor is never called."""
 
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
-        if kind is ScalarNode and implicit[0]:  # plain (unquoted, untagged) scalar
-            for name, pattern in _IMPLICIT:
-                if pattern.fullmatch(value):
-                    return _CORE + name
-        return str(super().resolve(kind, value, implicit))
+        return _resolve(kind, value, implicit) or str(super().resolve(kind, value, implicit))
+
+
+# libyaml composes the same nodes with the same marks many times faster (a spec of 1,000 tables
+# is 20,000 lines); a document it refuses is parsed again by the Python loader, whose messages
+# the syntax errors are worded from.
+_FastLoader: type | None = None
+if yaml.__with_libyaml__:
+
+    class _CLoader(yaml.CBaseLoader):  # type: ignore[name-defined,misc]
+        def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+            return _resolve(kind, value, implicit) or str(super().resolve(kind, value, implicit))
+
+    _FastLoader = _CLoader
 
 
 @dataclass(frozen=True)
@@ -164,7 +181,8 @@ class _Builder:
         for key, value in node.value:
             if not _is_core_scalar(key):
                 self.problem(key, "a mapping key must be a plain string")
-            elif key.value == "<<" and key.style is None and key.tag == _CORE + "str":
+            # A plain scalar's style: None from PyYAML, "" from libyaml.
+            elif key.value == "<<" and not key.style and key.tag == _CORE + "str":
                 for name, pair in self.merged(value).items():
                     merged.setdefault(name, pair)  # earlier sources win
             elif key.value in explicit:
@@ -215,10 +233,20 @@ def _syntax_problem(error: yaml.YAMLError, text: str, file: str) -> SpecProblem:
     return SpecProblem(Location(file, mark.line + 1, mark.column + 1) if mark else None, "", message)
 
 
+def _compose(text: str) -> Node | None:
+    """The document's nodes (nothing is constructed), through libyaml where it accepts the text."""
+    if _FastLoader is not None:
+        try:
+            return yaml.compose(text, Loader=_FastLoader)  # type: ignore[no-any-return]
+        except (yaml.YAMLError, RecursionError):
+            pass  # parsed again below, for the Python loader's wording and positions
+    return yaml.compose(text, Loader=_Loader)  # type: ignore[no-any-return]
+
+
 def load_yaml(text: str, file: str) -> Document:
     """Parse a spec; raises SpecError listing every problem found."""
     try:
-        root = yaml.compose(text, Loader=_Loader)  # composes nodes only: nothing is constructed
+        root = _compose(text)
     except yaml.YAMLError as error:
         raise SpecError([_syntax_problem(error, text, file)]) from None
     except RecursionError:

@@ -59,15 +59,18 @@ def _read_error(path: Path, exc: sqlite3.Error) -> SourceError | None:
 
 
 @contextmanager
-def open_sqlite(path: str | Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection: mode=ro never writes, not even to a WAL file an app keeps open."""
+def open_sqlite(path: str | Path, *, any_thread: bool = False) -> Iterator[sqlite3.Connection]:
+    """A read-only connection: mode=ro never writes, not even to a WAL file an app keeps open.
+    `any_thread`: the connection may be closed by another thread than the one that uses it."""
     path = Path(path)
     if not path.exists():
         raise SourceError(f"SQLite file '{path}' does not exist")
     if not path.is_file():
         raise SourceError(f"'{path}' is not a file")
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        con = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5, check_same_thread=not any_thread
+        )
     except sqlite3.Error as exc:
         raise SourceError(f"cannot open SQLite file '{path}': {exc}") from exc
     try:

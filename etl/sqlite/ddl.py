@@ -8,6 +8,7 @@ Quoted names and strings ('..', "..", `..`, [..]) are skipped as units, so a col
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _QUOTES = {"'": "'", '"': '"', "`": "`", "[": "]"}
 
@@ -53,9 +54,12 @@ def _scan(sql: str):
         i += 1
 
 
+@lru_cache(maxsize=4096)  # a table's DDL is searched for several keywords, by init twice over
 def strip_quoted(sql: str) -> str:
     """The SQL with every quoted string or name and every comment blanked out: safe to search for
     keywords. Blanking keeps the length, so a position found in the result is a position in `sql`."""
+    if not any(mark in sql for mark in ("'", '"', "`", "[", "--", "/*")):
+        return sql  # nothing to blank
     kept = [" "] * len(sql)
     for i, ch, _depth in _scan(sql):
         kept[i] = ch
