@@ -53,6 +53,16 @@ class Naming(StrEnum):
     SNAKE = "snake"  # camelCase and spaces to snake_case
 
 
+class Deferral(StrEnum):
+    """When PostgreSQL checks a foreign key: at each statement, or (deferrable) at COMMIT. The
+    values are the words DDL writes after the key; a spec says `not deferrable`, `deferrable` or
+    `initially deferred` (specfile/document.py's DEFERRABLE)."""
+
+    NOT_DEFERRABLE = ""
+    DEFERRABLE = "DEFERRABLE"
+    INITIALLY_DEFERRED = "DEFERRABLE INITIALLY DEFERRED"
+
+
 class ForeignKeyAction(StrEnum):
     """What a foreign key does to the child rows when its parent row is deleted or updated. The
     values are SQL's keywords; a spec writes them in lower case."""

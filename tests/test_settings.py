@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from etl.settings import Converter, ForeignKeyAction, Mode, Naming, OnError
-from etl.specfile.document import SCHEMA_FILE, read_spec, spec_schema
+from etl.settings import Converter, Deferral, ForeignKeyAction, Mode, Naming, OnError
+from etl.specfile.document import DEFERRABLE, SCHEMA_FILE, read_spec, spec_schema
 
 PLAN_SCHEMA_FILE = SCHEMA_FILE.parent / "etl-plan.schema.json"
 
@@ -20,6 +20,14 @@ PLAN_SCHEMA_FILE = SCHEMA_FILE.parent / "etl-plan.schema.json"
 )
 def test_the_spec_schema_allows_exactly_the_settings_values(definition, setting):
     assert spec_schema()["definitions"][definition]["enum"] == [m.value.lower() for m in setting]
+
+
+def test_the_spec_words_for_deferral_are_exactly_the_schemas_and_name_every_member():
+    words = spec_schema()["definitions"]["table"]["properties"]["foreign_keys"]["items"]["properties"][
+        "deferrable"
+    ]
+    assert list(DEFERRABLE) == words["enum"]
+    assert sorted(DEFERRABLE.values()) == sorted(Deferral)
 
 
 def test_the_spec_schema_allows_exactly_the_naming_policies():

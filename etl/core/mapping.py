@@ -19,7 +19,7 @@ from etl.duck import quote_ident
 from etl.errors import SpecError, SpecProblem
 from etl.model import Catalog, Check, ForeignKey, Index, SourceObject, Table
 from etl.pgtypes import PgType, default_pg_type
-from etl.settings import Converter, Mode, Naming, OnError
+from etl.settings import Converter, Deferral, Mode, Naming, OnError
 from etl.specfile.document import ColumnSpec, Spec, SqlDefault, TableSpec
 from etl.sqlite.convert import ValueConversion, integer_unit, loads_as_text
 from etl.sqlite.translate import (
@@ -70,7 +70,7 @@ class TargetForeignKey:
     ref_columns: tuple[str, ...]
     on_delete: str
     on_update: str
-    deferrable: str = ""  # "" | "DEFERRABLE" | "DEFERRABLE INITIALLY DEFERRED"
+    deferrable: Deferral = Deferral.NOT_DEFERRABLE
 
 
 @dataclass(frozen=True)
@@ -871,7 +871,7 @@ class _Resolver:
                         tuple(parent_cols[c] for c in fk.ref_columns),
                         fk.on_delete,
                         fk.on_update,
-                        fk.deferrable,
+                        Deferral(fk.deferrable),
                     )
                 )
         return fks

@@ -30,7 +30,7 @@ from etl.files import check_writable_path, default_mode, replace_file, stage_fil
 from etl.model import Catalog, Column, ForeignKey, Index, Table
 from etl.pgtypes import PgType, UnknownType, default_pg_type, parse_pg_type
 from etl.postgres.target import holds_password
-from etl.settings import Converter, Naming
+from etl.settings import Converter, Deferral, Naming
 from etl.specfile.document import DEFERRABLE, SCHEMA_FILE
 from etl.sqlite.catalog import introspect_sqlite
 from etl.sqlite.convert import loads_as_text
@@ -670,7 +670,7 @@ def _fk_yaml(fk: ForeignKey) -> str:
 
 def _deferrable_yaml(fk: ForeignKey) -> str:
     words = {v: k for k, v in DEFERRABLE.items()}
-    return f", deferrable: {words[fk.deferrable]}" if fk.deferrable else ""
+    return f", deferrable: {words[Deferral(fk.deferrable)]}" if fk.deferrable else ""
 
 
 def _same_family(a: PgType, b: PgType) -> bool:

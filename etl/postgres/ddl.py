@@ -38,6 +38,7 @@ from etl.core.plan import (
 )
 from etl.core.planner import build_plan
 from etl.pgtypes import PgType
+from etl.settings import Deferral
 from etl.sqlite.convert import loads_as_text
 
 # PostgreSQL's shorthand for an integer column with a sequence of its own and a nextval() default.
@@ -48,10 +49,6 @@ def _column_type_sql(column: TargetColumn, schema: str) -> sql.Composable:
     if column.serial:
         return sql.SQL(_SERIAL[column.pg_type.name])
     return type_sql(column.pg_type, schema)
-
-
-# The only texts a foreign key's deferrable setting may put into DDL.
-_DEFERRABLE = {"DEFERRABLE": "DEFERRABLE", "DEFERRABLE INITIALLY DEFERRED": "DEFERRABLE INITIALLY DEFERRED"}
 
 
 def _column_ddl(column: TargetColumn) -> sql.Composed:
@@ -204,7 +201,8 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
                 sql.SQL(fk.on_update),
             )
             if fk.deferrable:
-                statement = sql.SQL("{} {}").format(statement, sql.SQL(_DEFERRABLE[fk.deferrable]))
+                # Deferral(...) admits only its members' words into the DDL
+                statement = sql.SQL("{} {}").format(statement, sql.SQL(Deferral(fk.deferrable).value))
             return [statement]
         case AddCheck(schema, table, check):
             return [

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from etl.errors import Location, SpecProblem
 from etl.pgtypes import PgType, UnknownType, parse_pg_type
-from etl.settings import Converter, ForeignKeyAction, Mode, Naming, OnError
+from etl.settings import Converter, Deferral, ForeignKeyAction, Mode, Naming, OnError
 from etl.specfile.yamlpos import Document, dotted, load_yaml_file, schema_problems
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "etl-spec.schema.json"
@@ -66,7 +66,7 @@ class ForeignKeySpec:
     ref_columns: tuple[str, ...]
     on_delete: ForeignKeyAction = ForeignKeyAction.NO_ACTION
     on_update: ForeignKeyAction = ForeignKeyAction.NO_ACTION
-    deferrable: str = ""  # "" | "DEFERRABLE" | "DEFERRABLE INITIALLY DEFERRED"
+    deferrable: Deferral = Deferral.NOT_DEFERRABLE
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,9 @@ class CheckSpec:
 
 # The spec's words for how a foreign key defers, as PostgreSQL's DDL says it.
 DEFERRABLE = {
-    "not deferrable": "",
-    "deferrable": "DEFERRABLE",
-    "initially deferred": "DEFERRABLE INITIALLY DEFERRED",
+    "not deferrable": Deferral.NOT_DEFERRABLE,
+    "deferrable": Deferral.DEFERRABLE,
+    "initially deferred": Deferral.INITIALLY_DEFERRED,
 }
 
 

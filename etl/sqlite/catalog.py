@@ -14,7 +14,7 @@ from typing import BinaryIO
 from etl.duck import quote_ident
 from etl.errors import SourceError
 from etl.model import Catalog, Check, Column, ForeignKey, Index, IndexKey, SourceObject, Table
-from etl.settings import ForeignKeyAction
+from etl.settings import Deferral, ForeignKeyAction
 from etl.sqlite.ddl import (
     has_autoincrement,
     index_parts,
@@ -238,7 +238,10 @@ def _with_deferrable(fks: tuple[ForeignKey, ...], parts: list[str]) -> tuple[For
         found = part_foreign_key(part)
         if found is not None:
             deferring[tuple(_fold(c) for c in found[0])] = found[1]
-    return tuple(replace(fk, deferrable=deferring.get(tuple(_fold(c) for c in fk.columns), "")) for fk in fks)
+    none = Deferral.NOT_DEFERRABLE
+    return tuple(
+        replace(fk, deferrable=deferring.get(tuple(_fold(c) for c in fk.columns), none)) for fk in fks
+    )
 
 
 def _read_foreign_keys(con: sqlite3.Connection, name: str, names: dict[bytes, str]) -> tuple[ForeignKey, ...]:

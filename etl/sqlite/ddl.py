@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from etl.settings import Deferral
+
 _QUOTES = {"'": "'", '"': '"', "`": "`", "[": "]"}
 
 
@@ -194,9 +196,9 @@ def part_generated(part: str) -> tuple[str, bool] | None:
     return None
 
 
-def part_foreign_key(part: str) -> tuple[tuple[str, ...], str] | None:
-    """The child columns of a part's REFERENCES clause and how it defers: "", "DEFERRABLE" or
-    "DEFERRABLE INITIALLY DEFERRED" (SQLite, like PostgreSQL, defers only the last)."""
+def part_foreign_key(part: str) -> tuple[tuple[str, ...], Deferral] | None:
+    """The child columns of a part's REFERENCES clause and how it defers (SQLite, like PostgreSQL,
+    defers only an INITIALLY DEFERRED key)."""
     refs = _keyword_positions(part, r"\bREFERENCES\b")
     if not refs:
         return None
@@ -213,12 +215,12 @@ def part_foreign_key(part: str) -> tuple[tuple[str, ...], str] | None:
         columns = tuple(unquote_identifier(c) for c in _split_commas(inside[0]))
     tail = strip_quoted(part[refs[0].end() :])
     if re.search(r"\bNOT\s+DEFERRABLE\b", tail, re.IGNORECASE):
-        return columns, ""
+        return columns, Deferral.NOT_DEFERRABLE
     if re.search(r"\bDEFERRABLE\s+INITIALLY\s+DEFERRED\b", tail, re.IGNORECASE):
-        return columns, "DEFERRABLE INITIALLY DEFERRED"
+        return columns, Deferral.INITIALLY_DEFERRED
     if re.search(r"\bDEFERRABLE\b", tail, re.IGNORECASE):
-        return columns, "DEFERRABLE"
-    return columns, ""
+        return columns, Deferral.DEFERRABLE
+    return columns, Deferral.NOT_DEFERRABLE
 
 
 def _split_commas(text: str) -> list[str]:
