@@ -1,6 +1,7 @@
 """The documentation says what the code does: the spec reference is written from the JSON Schema,
 every key in it is described with an example, and README names every command and option."""
 
+import re
 import shlex
 from pathlib import Path
 
@@ -79,3 +80,38 @@ def test_every_example_in_help_is_a_valid_invocation():
             sub.make_context(name, words[2:])  # raises on an unknown option or a missing argument
             checked += 1
     assert checked >= 14
+
+
+# README writes placeholders in capitals and optional parts in brackets, alternatives with |.
+_PLACEHOLDERS = {"N": "1", "URL": "postgresql://localhost/app", "DIR": "."}
+
+
+def _readme_invocations() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            line = line.split("  #")[0].strip()
+            if line.startswith("etl "):
+                lines.append(line)
+    return lines
+
+
+def _one_form(line: str) -> list[str]:
+    """A README line with every optional part given, the first of each set of alternatives."""
+    line = re.sub(r"\[([^\]]*)\]", lambda m: m.group(1).split(" | ")[0], line)
+    return [_PLACEHOLDERS.get(w, w.split("|")[0]) for w in shlex.split(line)]
+
+
+def test_every_etl_command_readme_shows_is_a_valid_invocation():
+    command = typer.main.get_command(app)
+    invocations = _readme_invocations()
+    assert len(invocations) >= 20
+    top_level = {o for p in command.params for o in p.opts}
+    for line in invocations:
+        words = _one_form(line)[1:]
+        if words[0].startswith("-"):
+            assert set(words) <= top_level, line
+            continue
+        assert words[0] in command.commands, line  # type: ignore[attr-defined]
+        command.commands[words[0]].make_context(words[0], words[1:])  # type: ignore[attr-defined]
