@@ -426,7 +426,13 @@ class _ProgressBar:
             self._total = step.table.source_rows if isinstance(step, LoadRows) else None
             count = f"0/{self._total:,}" if self._total is not None else ""
             self._progress.update(
-                self._task, description=_doing(step), total=self._total, completed=0, count=count, rate=""
+                self._task,
+                description=_doing(step),
+                total=self._total,
+                completed=0,
+                count=count,
+                rate="",
+                refresh=True,  # a step may be over before the next timed refresh: show what runs now
             )
         elif event.phase == "progress" and event.rows is not None:
             elapsed = time.perf_counter() - self._started

@@ -359,14 +359,17 @@ def _ddl_batch(steps: tuple[Step, ...], start: int) -> list[Step]:
 def _run_ddl_batch(tx: _Transaction, batch: list[Step]) -> None:
     """Run the DDL of `batch` in one round trip; a refusal names the step whose statement
     PostgreSQL refused, as the step run on its own would. Each step is reported done with an
-    equal share of the batch's time."""
+    equal share of the batch's time; the first is reported started before the batch runs, so a
+    progress display says what is being done while it runs."""
+    tx.on_event(StepEvent(batch[0], "start"))
     started = time.perf_counter()
     tx.execute_many([(statement, describe(step).text) for step in batch for statement in postgres_sql(step)])
     # DuckDB caches the target's catalog; DDL we just ran must be visible to the next load.
     tx.con.execute("CALL pg_clear_cache()")
     share = (time.perf_counter() - started) / len(batch)
-    for step in batch:
-        tx.on_event(StepEvent(step, "start"))
+    for i, step in enumerate(batch):
+        if i:
+            tx.on_event(StepEvent(step, "start"))
         tx.on_event(StepEvent(step, "done", None, share))
 
 
