@@ -18,6 +18,7 @@ import pytest
 from conftest import Migration
 from psycopg import sql
 
+from etl.core.explain import step_text
 from etl.core.plan import CreateTable, TargetState
 from etl.core.planner import build_plan
 from etl.errors import SpecError, TargetError
@@ -592,20 +593,23 @@ def test_only_the_rowid_alias_becomes_an_identity(migration, pg):
 def test_serial_columns_own_a_sequence_that_continues_after_the_loaded_ids(migration, pg):
     """`serial: true` makes PostgreSQL's serial/bigserial (Prisma's autoincrement ids), also for a
     column that is not SQLite's rowid (Prisma's BigInt ids are declared BIGINT)."""
-    migration(
+    m = migration(
         """
         CREATE TABLE "Role" (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT);
         CREATE TABLE "Event" (id BIGINT NOT NULL PRIMARY KEY, name TEXT);
         INSERT INTO "Role" (id, name) VALUES (1, 'a'), (9, 'b');
         INSERT INTO "Event" (id, name) VALUES (5, 'a'), (1099511627776, 'b');
         """
-    ).apply(
-        """
+    )
+    body = """
         tables:
           Role: {columns: {id: {type: integer, serial: true}}}
           Event: {columns: {id: {serial: true}}}
         """
-    )
+    planned = [step_text(s) for s in m.plan(body).steps]
+    assert '  sequence of "Role"."id" continues after the largest id' in planned
+    assert not any("identity" in text for text in planned)
+    m.apply(body)
 
     assert columns(pg, "Role")["id"] == Col("integer", True, "nextval('\"Role_id_seq\"'::regclass)", False)
     assert columns(pg, "Event")["id"] == Col("bigint", True, "nextval('\"Event_id_seq\"'::regclass)", False)

@@ -187,7 +187,8 @@ def _(step: AddCheck) -> Line:
 
 @describe.register
 def _(step: ResetSequence) -> Line:
-    return Line("", f'identity "{step.table}"."{step.column}" continues after the largest id')
+    numbering = "sequence of" if step.serial else "identity"
+    return Line("", f'{numbering} "{step.table}"."{step.column}" continues after the largest id')
 
 
 @describe.register

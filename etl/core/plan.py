@@ -200,12 +200,14 @@ class AddCheck(Step):
 
 @dataclass(frozen=True)
 class ResetSequence(Step):
-    """The identity continues past the largest id (and past SQLite's AUTOINCREMENT counter)."""
+    """The column's sequence (an identity's, or a serial column's own) continues past the largest
+    id (and past SQLite's AUTOINCREMENT counter)."""
 
     schema: str
     table: str
     column: str
     floor: int | None
+    serial: bool = False  # a serial column's sequence, not an identity
 
 
 @dataclass(frozen=True)

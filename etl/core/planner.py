@@ -96,7 +96,8 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         if not numbered:
             continue
         if table.name in fresh_names or target.rows.get(table.name, RowDiff()).insert:
-            steps.append(ResetSequence(schema, table.name, numbered, table.sequence_floor))
+            serial = any(c.serial for c in table.columns if c.name == numbered)
+            steps.append(ResetSequence(schema, table.name, numbered, table.sequence_floor, serial))
     # Rows a foreign key's ON DELETE/ON UPDATE action changes belong to tables the plan may not
     # otherwise touch: they are kept for rollback and verified like the tables the plan changes.
     cascaded = _reached_by_key_actions(catalog, _rows_deleted_or_updated(steps))
