@@ -525,7 +525,9 @@ def _verify_before_commit(tx: _Transaction) -> None:
     except duck.ERRORS as exc:
         if any(t.scan is not None for t in whole):
             raise _TypedScanFailed(duck_message(exc)) from exc
-        raise_read_error(exc, "verification could not read the source or the target", tx.target_url)
+        raise_read_error(
+            exc, "verification could not read the source or the target", tx.source, tx.target_url
+        )
     missing = [
         (table.name, check_written(tx.con, schema, table, name)) for table, name in tx.written.values()
     ]
@@ -1079,8 +1081,6 @@ def verify_target(
                 pass  # a value DuckDB's typed read cannot convert: the exact path names its row
         return verify_tables(con, mapping.schema, mapping.tables, existing)
     except duckdb.Error as exc:
-        if (corrupt := corrupt_source(exc, source)) is not None:
-            raise corrupt from exc
-        raise_read_error(exc, "verification could not read the source or the target", target_url)
+        raise_read_error(exc, "verification could not read the source or the target", source, target_url)
     finally:
         con.close()

@@ -24,7 +24,7 @@ from etl.postgres.ddl import fresh_schema_sql
 from etl.postgres.metadata import METADATA_SCHEMA, RUNS
 from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
 from etl.run.rowdiff import batchable, plan_diff, plan_diffs
-from etl.run.session import SOURCE_ALIAS, attach, connect_for, corrupt_source, raise_read_error
+from etl.run.session import SOURCE_ALIAS, attach, connect_for, raise_read_error
 from etl.run.typedscan import prove
 
 
@@ -46,9 +46,7 @@ def observe_target(mapping: DesiredSchema, source: Path, url: str, show_rows: in
             scanned = [replace(t, scan=proven.get(t.source)) for t in present]
             rows.update(_diff_tables(con, mapping.schema, scanned, catalog, show_rows))
         except duckdb.Error as exc:
-            if (corrupt := corrupt_source(exc, source)) is not None:
-                raise corrupt from exc
-            raise_read_error(exc, "comparing rows with the target failed", url)
+            raise_read_error(exc, "comparing rows with the target failed", source, url)
         finally:
             con.close()
     return TargetState(

@@ -77,9 +77,11 @@ def corrupt_source(exc: BaseException, source: Path) -> SourceError | None:
     return None
 
 
-def raise_read_error(exc: Exception, what: str, target_url: str) -> NoReturn:
-    """A failed read-only comparison: a source value that cannot arrive (named by its row) is a
-    DataError; anything else is the target's."""
+def raise_read_error(exc: Exception, what: str, source: Path, target_url: str) -> NoReturn:
+    """A failed read of both sides: a damaged source file is a SourceError naming it; a source
+    value that cannot arrive (named by its row) is a DataError; anything else is the target's."""
+    if (corrupt := corrupt_source(exc, source)) is not None:
+        raise corrupt from exc
     message = duck_message(exc)
     if message.startswith('table "'):
         raise DataError(message) from exc
