@@ -30,9 +30,11 @@ def run_on_terminal(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 180,
+    answer: tuple[bytes, str] | None = None,
 ) -> tuple[int, str]:
     """Run argv with stdin, stdout and stderr on a pseudo-terminal of the given size, typing
-    nothing; return its exit code and everything it wrote (as the terminal received it)."""
+    nothing but `answer`: (question, the line typed once the output holds the question); return its
+    exit code and everything it wrote (as the terminal received it)."""
     primary, secondary = os.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     environment = {k: v for k, v in (env or os.environ).items() if k not in ("COLUMNS", "LINES")}
@@ -63,6 +65,9 @@ def run_on_terminal(
             if not chunk:
                 break
             output += chunk
+            if answer is not None and answer[0] in output:
+                os.write(primary, answer[1].encode() + b"\n")
+                answer = None
         else:
             process.kill()
             raise TimeoutError(f"{argv[0]} did not finish in {timeout} s: {bytes(output[-2000:])!r}")

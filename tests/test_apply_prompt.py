@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 
 import pytest
+from fix_terminal import run_on_terminal
 
 SOURCE = "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a');"
 
@@ -15,31 +13,9 @@ SOURCE = "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES 
 def run_on_a_terminal(args: list[str], answer: str, question: bytes = b"Apply this plan?") -> tuple[int, str]:
     """Run `etl` with stdin and stdout on a pseudo-terminal, type `answer` when asked `question`,
     return exit code and output."""
-    primary, secondary = os.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "etl", *args],
-        stdin=secondary,
-        stdout=secondary,
-        stderr=secondary,
-        close_fds=True,
+    return run_on_terminal(
+        [sys.executable, "-m", "etl", *args], columns=80, timeout=60, answer=(question, answer)
     )
-    os.close(secondary)
-    output = b""
-    deadline = time.monotonic() + 60
-    answered = False
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(primary, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        output += chunk
-        if not answered and question in output:
-            os.write(primary, answer.encode() + b"\n")
-            answered = True
-    os.close(primary)
-    return process.wait(timeout=60), output.decode(errors="replace")
 
 
 def tables(pg) -> list[str]:
