@@ -264,19 +264,20 @@ class _Transaction:
             self.result.typed += (read.source,)
         return read
 
-    def close(self) -> None:
+    def _close_helpers(self) -> None:
         for helper in (self.proofs, self.sums):
             if helper is not None:
                 helper.close()
+
+    def close(self) -> None:
+        self._close_helpers()
         self.con.close()
 
     def abandon(self) -> None:
         """Undo what this attempt did: its staged report, its helpers, its transaction."""
         if self.staged is not None:
             self.staged.unlink(missing_ok=True)
-        for helper in (self.proofs, self.sums):
-            if helper is not None:
-                helper.close()
+        self._close_helpers()
         if self.in_transaction and not _rollback(self.con):
             _quarantine(self.con)  # PostgreSQL dropped the connection and with it the transaction
         else:
