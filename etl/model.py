@@ -7,7 +7,8 @@ These are values: the planner and the tests build them as literals, no connectio
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -178,3 +179,53 @@ class TargetCatalog:
 
     def table(self, name: str) -> PgTable | None:
         return next((t for t in self.tables if t.name == name), None)
+
+
+# --- the catalog as JSON, for etl's record of the desired schema ------------------------------
+
+
+def catalog_document(catalog: TargetCatalog) -> dict[str, Any]:
+    """`catalog` as a JSON document: each value with its class name, every tuple a list."""
+    encoded = _encoded(catalog)
+    assert isinstance(encoded, dict)
+    return encoded
+
+
+def catalog_from_document(document: object) -> TargetCatalog:
+    """The TargetCatalog of catalog_document(); ValueError when the document is not one (made by
+    another version of etl, or edited)."""
+    try:
+        catalog = _decoded(document)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a catalog document: {exc}") from exc
+    if not isinstance(catalog, TargetCatalog):
+        raise ValueError("not a catalog document")
+    return catalog
+
+
+def _encoded(value: object) -> object:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {"class": type(value).__name__} | {
+            f.name: _encoded(getattr(value, f.name)) for f in fields(value)
+        }
+    if isinstance(value, tuple):
+        return [_encoded(v) for v in value]
+    return value
+
+
+def _decoded(value: object) -> object:
+    if isinstance(value, list):
+        return tuple(_decoded(v) for v in value)
+    if isinstance(value, dict):
+        found = dict(value)
+        cls = _CATALOG_CLASSES[found.pop("class")]
+        return cls(**{name: _decoded(v) for name, v in found.items()})
+    return value
+
+
+# Every value class of this module, by name: what a catalog document may hold.
+_CATALOG_CLASSES: dict[str, type] = {
+    name: cls
+    for name, cls in list(globals().items())
+    if isinstance(cls, type) and is_dataclass(cls) and cls.__module__ == __name__
+}

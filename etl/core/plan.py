@@ -42,6 +42,16 @@ class RowDiff:
 
 
 @dataclass(frozen=True)
+class DesiredRecord:
+    """The spec's tables as PostgreSQL describes them, for apply to record under `key` (everything
+    that decides them): the next plan with the same key reads them instead of building a scratch
+    schema. `catalog` None: the apply creates every table of the spec, and reads them after."""
+
+    key: str
+    catalog: TargetCatalog | None
+
+
+@dataclass(frozen=True)
 class TargetState:
     """The target as it is, and what the planner learned comparing it with the source.
 
@@ -54,6 +64,8 @@ class TargetState:
     enums: frozenset[str] = frozenset()
     catalog: TargetCatalog | None = None
     desired: TargetCatalog | None = None
+    # What apply records of the desired catalog for the next plan (None: it is recorded already).
+    record: DesiredRecord | None = None
     rows: MappingType[str, RowDiff] = field(default_factory=dict)
     # Tables earlier applies created in this schema that the spec no longer names: rows they hold.
     removed: MappingType[str, int] = field(default_factory=dict)
@@ -310,6 +322,7 @@ class Plan:
     schema: str
     checked: tuple[TargetTable, ...] = ()  # tables whose rows or columns change: verified by apply
     left_out: tuple[LeftOut, ...] = ()  # what of the source's schema the target does not get
+    desired: DesiredRecord | None = None  # what apply records for the next plan
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:

@@ -3,6 +3,9 @@ other side of a schema diff."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import psycopg
 from psycopg import sql
 
@@ -18,50 +21,70 @@ _FK_ACTIONS = {
 }
 
 
+# Runs one query and returns its rows: psycopg's connection, or the apply's own transaction.
+Rows = Callable[[sql.SQL | sql.Composed], Sequence[Sequence[Any]]]
+
+
 def read_target_catalog(conn: psycopg.Connection, schema: str) -> TargetCatalog:
     """Read in a transaction whose search_path is the schema itself, so that names in defaults,
     types and index predicates print without the schema: two schemas holding the same
     definitions read back equal."""
     with conn.transaction():
-        conn.execute("SELECT set_config('search_path', %s, true)", (sql.Identifier(schema).as_string(conn),))
-        return _read(conn, schema)
+        return read_catalog_with(lambda query: conn.execute(query).fetchall(), schema)
 
 
-def _read(conn: psycopg.Connection, schema: str) -> TargetCatalog:
-    exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None
-    if not exists:
+def read_catalog_with(rows: Rows, schema: str) -> TargetCatalog:
+    """The catalog of `schema` read through `rows`, inside a transaction the caller holds: its
+    search_path is the schema until the read ends, then as it was."""
+    (previous,) = rows(sql.SQL("SELECT current_setting('search_path')"))[0]
+    rows(
+        sql.SQL("SELECT set_config('search_path', {}, true)").format(
+            sql.Literal(sql.Identifier(schema).as_string(None))
+        )
+    )
+    try:
+        return _read(rows, schema)
+    finally:
+        rows(sql.SQL("SELECT set_config('search_path', {}, true)").format(sql.Literal(previous)))
+
+
+def _read(rows: Rows, schema: str) -> TargetCatalog:
+    literal = sql.Literal(schema)
+    if not rows(sql.SQL("SELECT 1 FROM pg_namespace WHERE nspname = {}").format(literal)):
         return TargetCatalog(schema, False)
     columns: dict[str, list[PgColumn]] = {}
-    for table, name, type_, not_null, default, identity, enum, generated in conn.execute(
-        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-        "pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '', "
-        "CASE WHEN t.typtype = 'e' THEN t.typname END, a.attgenerated <> '' "
-        "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid "
-        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
-        "ORDER BY c.relname, a.attnum",
-        (schema,),
+    for table, name, type_, not_null, default, identity, enum, generated in rows(
+        sql.SQL(
+            "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+            "pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '', "
+            "CASE WHEN t.typtype = 'e' THEN t.typname END, a.attgenerated <> '' "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid "
+            "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+            "WHERE n.nspname = {} AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY c.relname, a.attnum"
+        ).format(literal)
     ):
         columns.setdefault(table, []).append(
             PgColumn(name, type_, not not_null, default, identity, enum, generated)
         )
     constraints: dict[str, list[PgConstraint]] = {}
-    for table, name, kind, cols, ref_table, ref_cols, on_delete, on_update, definition in conn.execute(
-        "SELECT c.relname, k.conname, k.contype, "
-        "ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i) "
-        "      JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i), "
-        "r.relname, "
-        "ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, i) "
-        "      JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i), "
-        "k.confdeltype, k.confupdtype, "
-        "CASE k.contype WHEN 'c' THEN pg_get_constraintdef(k.oid, true) "
-        "  WHEN 'f' THEN CASE WHEN k.condeferred THEN 'DEFERRABLE INITIALLY DEFERRED' "
-        "    WHEN k.condeferrable THEN 'DEFERRABLE' ELSE '' END END "
-        "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class r ON r.oid = k.confrelid "
-        "WHERE n.nspname = %s AND k.contype IN ('p', 'u', 'f', 'c') ORDER BY c.relname, k.conname",
-        (schema,),
+    for table, name, kind, cols, ref_table, ref_cols, on_delete, on_update, definition in rows(
+        sql.SQL(
+            "SELECT c.relname, k.conname, k.contype, "
+            "ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i) "
+            "      JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i), "
+            "r.relname, "
+            "ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, i) "
+            "      JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i), "
+            "k.confdeltype, k.confupdtype, "
+            "CASE k.contype WHEN 'c' THEN pg_get_constraintdef(k.oid, true) "
+            "  WHEN 'f' THEN CASE WHEN k.condeferred THEN 'DEFERRABLE INITIALLY DEFERRED' "
+            "    WHEN k.condeferrable THEN 'DEFERRABLE' ELSE '' END END "
+            "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class r ON r.oid = k.confrelid "
+            "WHERE n.nspname = {} AND k.contype IN ('p', 'u', 'f', 'c') ORDER BY c.relname, k.conname"
+        ).format(literal)
     ):
         constraints.setdefault(table, []).append(
             PgConstraint(
@@ -76,26 +99,28 @@ def _read(conn: psycopg.Connection, schema: str) -> TargetCatalog:
             )
         )
     indexes: dict[str, list[PgIndex]] = {}
-    for table, name, definition, unique in conn.execute(
-        "SELECT t.relname, i.relname, "
-        "m.amname || ' (' || ARRAY_TO_STRING(ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true) "
-        "  FROM generate_series(1, x.indnkeyatts) k), ', ') || ')' "
-        "  || COALESCE(' WHERE ' || pg_get_expr(x.indpred, x.indrelid, true), ''), "
-        "x.indisunique "
-        "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
-        "JOIN pg_am m ON m.oid = i.relam "
-        "JOIN pg_namespace n ON n.oid = t.relnamespace "
-        "WHERE n.nspname = %s AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid) "
-        "ORDER BY t.relname, i.relname",
-        (schema,),
+    for table, name, definition, unique in rows(
+        sql.SQL(
+            "SELECT t.relname, i.relname, "
+            "m.amname || ' (' || ARRAY_TO_STRING(ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true) "
+            "  FROM generate_series(1, x.indnkeyatts) k), ', ') || ')' "
+            "  || COALESCE(' WHERE ' || pg_get_expr(x.indpred, x.indrelid, true), ''), "
+            "x.indisunique "
+            "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+            "JOIN pg_am m ON m.oid = i.relam "
+            "JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "WHERE n.nspname = {} AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid) "
+            "ORDER BY t.relname, i.relname"
+        ).format(literal)
     ):
         indexes.setdefault(table, []).append(PgIndex(name, definition, unique))
-    enums = conn.execute(
-        "SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_type t "
-        "JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid "
-        "WHERE n.nspname = %s GROUP BY t.typname ORDER BY t.typname",
-        (schema,),
-    ).fetchall()
+    enums = rows(
+        sql.SQL(
+            "SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_type t "
+            "JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid "
+            "WHERE n.nspname = {} GROUP BY t.typname ORDER BY t.typname"
+        ).format(literal)
+    )
     tables = tuple(
         PgTable(name, tuple(cols), tuple(constraints.get(name, ())), tuple(indexes.get(name, ())))
         for name, cols in columns.items()

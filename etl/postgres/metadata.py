@@ -1,5 +1,6 @@
 """etl's own tables in the target database, in schema `etl`: its runs (etl.runs), the rows they
-rejected (etl.rejects) and what they kept for rollback (etl.history); the SQL that creates them,
+rejected (etl.rejects), what they kept for rollback (etl.history) and the spec's tables as
+PostgreSQL describes them (etl.desired, which spares the next plan a scratch schema); the SQL that creates them,
 upgrades them and records into them. Pure: statements only. At the bottom of the package: it
 imports nothing of etl, so that every module that reads or writes these tables can import it."""
 
@@ -10,11 +11,12 @@ import json
 from psycopg import sql
 
 METADATA_SCHEMA = "etl"  # where etl keeps its own records in the target database
-METADATA_TABLES = ("runs", "rejects", "history")
+METADATA_TABLES = ("runs", "rejects", "history", "desired")
 
 RUNS = sql.Identifier(METADATA_SCHEMA, "runs")
 REJECTS = sql.Identifier(METADATA_SCHEMA, "rejects")
 HISTORY = sql.Identifier(METADATA_SCHEMA, "history")
+DESIRED = sql.Identifier(METADATA_SCHEMA, "desired")
 
 
 def metadata_ddl() -> list[sql.Composed]:
@@ -45,6 +47,12 @@ def metadata_ddl() -> list[sql.Composed]:
             "rows bigint, foreign_keys jsonb NOT NULL DEFAULT '[]', enum_columns jsonb NOT NULL DEFAULT '[]', "
             "sequences jsonb NOT NULL DEFAULT '[]', restored_at timestamptz)"
         ).format(HISTORY),
+        # The spec's tables as PostgreSQL describes them, per target schema: what the last apply
+        # made, keyed by everything that decides it (see observe.desired_key).
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (target_schema text PRIMARY KEY, key text NOT NULL, "
+            "recorded_at timestamptz NOT NULL, catalog jsonb NOT NULL)"
+        ).format(DESIRED),
     ]
 
 
@@ -114,3 +122,19 @@ def record_rejects_sql(
         "INSERT INTO {} (run_started_at, target_schema, source_table, row_key, reason, row, column_name, value) "
         "VALUES {}"
     ).format(REJECTS, values)
+
+
+def record_desired_sql(schema: str, key: str, recorded_at: str, document: dict) -> sql.Composed:
+    """Record (replacing the schema's earlier record) the desired catalog made under `key`."""
+    return sql.SQL(
+        "INSERT INTO {} (target_schema, key, recorded_at, catalog) VALUES ({}, {}, {}, {}::jsonb) "
+        "ON CONFLICT (target_schema) DO UPDATE SET key = EXCLUDED.key, recorded_at = EXCLUDED.recorded_at, "
+        "catalog = EXCLUDED.catalog"
+    ).format(DESIRED, *(sql.Literal(v) for v in (schema, key, recorded_at, json.dumps(document))))
+
+
+def recorded_desired_sql(schema: str, key: str) -> sql.Composed:
+    """The desired catalog recorded for `schema` under `key` (no row when there is none)."""
+    return sql.SQL("SELECT catalog FROM {} WHERE target_schema = {} AND key = {}").format(
+        DESIRED, sql.Literal(schema), sql.Literal(key)
+    )

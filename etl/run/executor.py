@@ -26,7 +26,9 @@ from etl.core.mapping import DesiredSchema, TargetTable
 from etl.core.plan import (
     AddCheck,
     ApplyResult,
+    CreateTable,
     DeleteRows,
+    DesiredRecord,
     DropTable,
     DropTables,
     KeepForRollback,
@@ -47,6 +49,8 @@ from etl.errors import (
     VerificationFailed,
 )
 from etl.files import PRIVATE, replace_file, stage_file
+from etl.model import catalog_document
+from etl.postgres.catalog import read_catalog_with
 from etl.postgres.ddl import (
     BATCH_FAILURE_PREFIX,
     check_violations_sql,
@@ -70,7 +74,7 @@ from etl.postgres.history import (
     serial_sequence_statements,
     serial_sequences_query,
 )
-from etl.postgres.metadata import RUNS, record_rejects_sql, record_run_sql
+from etl.postgres.metadata import RUNS, record_desired_sql, record_rejects_sql, record_run_sql
 from etl.postgres.target import connect, ensure_metadata, redact
 from etl.run.load import load_query, rejects_query, source_rows_query
 from etl.run.problem import raised_value_problem, value_problem
@@ -316,6 +320,8 @@ def _run_and_commit(
             tx.staged = stage_file(rejects_file, report, PRIVATE)
         except OutputFileError as exc:
             raise OutputFileError(f"{exc}; nothing was committed") from exc
+    if tx.plan.desired is not None:
+        _record_desired(tx, tx.plan.desired)
     record = record_run_sql(
         tx.plan.schema, run.spec, run.spec_sha256, tx.started_at, _now(), "succeeded", tx.result.rows, None
     )
@@ -880,6 +886,27 @@ class _SourceSums:
         self._cursor.interrupt()  # e.g. a bad value or Ctrl-C: the checksums are no longer wanted
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._cursor.close()
+
+
+def _record_desired(tx: _Transaction, desired: DesiredRecord) -> None:
+    """Record the spec's tables as PostgreSQL describes them, for the next plan. An apply that
+    creates every table reads them here, after its DDL: the very statements a scratch schema
+    would run, so the same description."""
+    catalog = desired.catalog
+    if catalog is None:
+        created = {s.table.name for s in tx.plan.steps if isinstance(s, CreateTable)}
+        found = read_catalog_with(lambda query: _query_rows(tx.con, query), tx.plan.schema)
+        catalog = replace(found, tables=tuple(t for t in found.tables if t.name in created))
+    record = record_desired_sql(tx.plan.schema, desired.key, tx.started_at, catalog_document(catalog))
+    tx.execute(record, "recording the schema in etl.desired")
+
+
+def _query_rows(con: duckdb.DuckDBPyConnection, statement) -> list[list]:
+    """Rows of a PostgreSQL query run inside apply's transaction, with the types psycopg would
+    give them (arrays as lists): sent as one JSON document, whose rows keep their column order."""
+    text = sql.SQL("SELECT COALESCE(json_agg(q), '[]')::text FROM ({}) AS q").format(statement)
+    (document,) = _query(con, text)[0]
+    return json.loads(document, object_pairs_hook=lambda pairs: [value for _name, value in pairs])
 
 
 def _query(con: duckdb.DuckDBPyConnection, statement) -> list[tuple]:

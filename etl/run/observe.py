@@ -4,6 +4,7 @@ Nothing here changes the target."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -14,14 +15,14 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from etl import duck
+from etl import __version__, duck
 from etl.core.mapping import DesiredSchema, TargetTable
-from etl.core.plan import RowDiff, TargetState
+from etl.core.plan import DesiredRecord, RowDiff, TargetState
 from etl.errors import TargetError, first_line
-from etl.model import PgTable, TargetCatalog
+from etl.model import PgTable, TargetCatalog, catalog_from_document
 from etl.postgres.catalog import read_target_catalog
 from etl.postgres.ddl import fresh_schema_sql
-from etl.postgres.metadata import METADATA_SCHEMA, RUNS
+from etl.postgres.metadata import METADATA_SCHEMA, RUNS, recorded_desired_sql
 from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
 from etl.run.rowdiff import batchable, plan_diff, plan_diffs
 from etl.run.session import SOURCE_ALIAS, attach, connect_for, raise_read_error
@@ -33,7 +34,12 @@ def observe_target(mapping: DesiredSchema, source: Path, url: str, show_rows: in
         catalog = read_target_catalog(conn, mapping.schema)
         relations = _relations(conn, mapping.schema)
         existing = [t for t in mapping.tables if t.name in relations]
-        desired = desired_catalog(conn, mapping, url) if existing else None
+        key = desired_key(conn, mapping)
+        desired = recorded_desired(conn, mapping, key) if existing else None
+        record = None
+        if desired is None:
+            record = DesiredRecord(key, desired_catalog(conn, mapping, url) if existing else None)
+            desired = record.catalog
         removed = _removed_tables(conn, mapping, catalog)
     rows: dict[str, RowDiff] = {}
     present = [t for t in existing if catalog.table(t.name) is not None]
@@ -55,6 +61,7 @@ def observe_target(mapping: DesiredSchema, source: Path, url: str, show_rows: in
         enums=frozenset(name for name, _ in catalog.enums),
         catalog=catalog,
         desired=desired,
+        record=record,
         rows=rows,
         removed=removed,
     )
@@ -155,6 +162,42 @@ def _relations(conn: psycopg.Connection, schema: str) -> set[str]:
         (schema,),
     ).fetchall()
     return {r[0] for r in rows}
+
+
+# Bump when what read_target_catalog reads, or how a catalog document is written, changes.
+DESIRED_FORMAT = 1
+
+
+def desired_key(conn: psycopg.Connection, mapping: DesiredSchema) -> str:
+    """What decides the spec's tables as PostgreSQL describes them: the DDL that creates them (in
+    a placeholder schema: the catalog is read without its schema's name), the server's version,
+    etl's version and the catalog's format."""
+    statements = fresh_schema_sql(replace(mapping, schema="etl_desired"))
+    server = conn.info.server_version
+    digest = hashlib.sha256(f"{DESIRED_FORMAT}\n{__version__}\n{server}\n".encode())
+    for statement in statements:
+        digest.update(statement.as_string(conn).encode() + b";\n")
+    return digest.hexdigest()
+
+
+def recorded_desired(conn: psycopg.Connection, mapping: DesiredSchema, key: str) -> TargetCatalog | None:
+    """The desired catalog an earlier apply recorded under `key`, or None: none recorded (or etl's
+    schema is not there, or not readable), or made by another version (then the scratch schema
+    decides, as it always can)."""
+    try:
+        with conn.transaction():
+            if conn.execute("SELECT to_regclass(%s)", (f"{METADATA_SCHEMA}.desired",)).fetchone() == (None,):
+                return None
+            found = conn.execute(recorded_desired_sql(mapping.schema, key)).fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return None
+    if found is None:
+        return None
+    try:
+        catalog = catalog_from_document(found[0])
+    except ValueError:
+        return None
+    return replace(catalog, schema=mapping.schema)
 
 
 SCRATCH_BATCH = 500  # statements per round trip when the spec's tables are created in the scratch schema
