@@ -176,7 +176,7 @@ def desired_key(conn: psycopg.Connection, mapping: DesiredSchema) -> str:
     server = conn.info.server_version
     digest = hashlib.sha256(f"{DESIRED_FORMAT}\n{__version__}\n{server}\n".encode())
     for statement in statements:
-        digest.update(statement.as_string(conn).encode() + b";\n")
+        digest.update(statement.as_string(None).encode() + b";\n")
     return digest.hexdigest()
 
 
