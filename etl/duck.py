@@ -44,8 +44,9 @@ def extension_file(package: str, name: str) -> Path:
 
 # DuckDB's own memory (temp tables, hash joins, sorts): beyond it, it spills to a directory of
 # its own. Without a limit a large row diff holds memory in proportion to its rows; with it,
-# memory stays flat and the diff is no slower.
+# memory stays flat and the diff is no slower. ETL_MEMORY_LIMIT_MB sets another.
 MEMORY_LIMIT_MB = 160
+MEMORY_LIMIT_VARIABLE = "ETL_MEMORY_LIMIT_MB"
 # A single value cannot spill: the limit grows to this many times the source's largest record (a
 # large BLOB needs an allocation larger than itself, and copies of it while converted and sent).
 RECORD_COPIES = 6
@@ -126,14 +127,27 @@ def _with_extensions() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def memory_limit_mb() -> int:
+    """DuckDB's memory limit in MB: ETL_MEMORY_LIMIT_MB when set (at least 16), else MEMORY_LIMIT_MB."""
+    text = os.environ.get(MEMORY_LIMIT_VARIABLE, "").strip()
+    if not text:
+        return MEMORY_LIMIT_MB
+    if not text.isdigit() or int(text) < 16:
+        raise EtlError(
+            f"{MEMORY_LIMIT_VARIABLE}={text!r} is not a number of megabytes of at least 16: "
+            f"set it to e.g. 400, or unset it for the default {MEMORY_LIMIT_MB}"
+        )
+    return int(text)
+
+
 def connect(largest_row: int = 0) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with sqlite_scanner and postgres_scanner loaded from local files,
-    its memory bounded (MEMORY_LIMIT_MB, or room for RECORD_COPIES of `largest_row` bytes).
+    its memory bounded (memory_limit_mb(), or room for RECORD_COPIES of `largest_row` bytes).
 
     autoinstall/autoload are switched off so DuckDB never reaches for the network.
     """
+    limit_mb = max(memory_limit_mb(), RECORD_COPIES * largest_row // 2**20 + 1)
     con = _with_extensions()
-    limit_mb = max(MEMORY_LIMIT_MB, RECORD_COPIES * largest_row // 2**20 + 1)
     con.execute(f"SET memory_limit = {quote_literal(f'{limit_mb}MB')}")
     return configure(con)
 

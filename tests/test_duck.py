@@ -22,7 +22,7 @@ def _settings(con) -> tuple[str, str, str]:
 
 
 def test_a_connection_has_the_extensions_a_bounded_memory_and_utc(monkeypatch):
-    monkeypatch.setattr(duck, "MEMORY_LIMIT_MB", 64)
+    monkeypatch.setenv("ETL_MEMORY_LIMIT_MB", "64")
     small, large = duck.connect(), duck.connect(largest_row=20 * 2**20)
     for con in (small, large):
         assert {"sqlite_scanner", "postgres_scanner"} <= _loaded(con)
@@ -44,3 +44,10 @@ def test_a_missing_extension_is_named_with_the_wheel_that_brings_it():
 def test_the_installed_wheels_hold_both_extensions():
     for package, name in duck.EXTENSIONS:
         assert duck.extension_file(package, name).is_file()
+
+
+@pytest.mark.parametrize("value", ["lots", "8", "-1"])
+def test_a_memory_limit_that_is_not_a_number_of_megabytes_is_refused_by_name(monkeypatch, value):
+    monkeypatch.setenv("ETL_MEMORY_LIMIT_MB", value)
+    with pytest.raises(EtlError, match=rf"^ETL_MEMORY_LIMIT_MB='{value}' is not a number of megabytes"):
+        duck.connect()

@@ -1,4 +1,4 @@
-"""DuckDB's memory is bounded: beyond duck.MEMORY_LIMIT_MB, temp tables, joins and sorts spill to a
+"""DuckDB's memory is bounded: beyond duck.MEMORY_LIMIT_MB (or ETL_MEMORY_LIMIT_MB), temp tables, joins and sorts spill to a
 directory of this process's own, which DuckDB removes again; answers stay the same."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from etl import duck
 
 @pytest.fixture
 def little_memory(monkeypatch, tmp_path):
-    monkeypatch.setattr(duck, "MEMORY_LIMIT_MB", 40)
+    monkeypatch.setenv("ETL_MEMORY_LIMIT_MB", "40")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where spill_directory() lies
 
 

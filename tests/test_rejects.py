@@ -225,7 +225,7 @@ def test_a_reject_carries_the_same_fields_as_the_failure_would(migration, pg):
         problem.column,
         problem.value,
     )
-    assert first["reason"] == problem.detail == 'column "n": expected an integer, found text \'five\''
+    assert first["reason"] == problem.detail == "column \"n\": expected an integer, found text 'five'"
     stored = pg.execute("SELECT row_key, column_name, value FROM etl.rejects ORDER BY id").fetchall()
     assert stored[0] == ("id=2", "n", "text 'five'")
 

@@ -15,7 +15,6 @@ from etl.errors import TargetError
 from etl.pipeline import apply, plan_for
 from etl.postgres.ddl import BATCH_FAILURE_PREFIX, ddl_batch_sql
 from etl.run import observe
-from etl.run.rowdiff import plan_diffs
 from etl.run.session import SOURCE_ALIAS, attach
 from etl.run.typedscan import candidates, holds, prove
 from etl.specfile import yamlpos
@@ -97,7 +96,7 @@ def _tables_of(source, pg_url, tmp_sqlite):
     return list(validate(spec, {}).mapping.tables)
 
 
-def test_row_diffs_batched_across_tables_equal_those_of_each_table_alone(migration, pg, monkeypatch):
+def test_row_diffs_batched_across_tables_equal_those_of_each_table_alone(migration, pg):
     script = []
     for i in range(7):
         script.append(f"CREATE TABLE k{i} (id INTEGER PRIMARY KEY, v TEXT)")
@@ -111,21 +110,11 @@ def test_row_diffs_batched_across_tables_equal_those_of_each_table_alone(migrati
     pg.execute("INSERT INTO k5 VALUES (9, 'extra')")
     pg.execute("DELETE FROM loose WHERE ctid = (SELECT min(ctid) FROM loose WHERE v = 'x')")
     pg.commit()
-    monkeypatch.setattr(observe, "DIFF_BATCH", 3)  # several batches, the last one short
-    diffed: list[str] = []
-
-    def counted(*args):
-        found = plan_diffs(*args)
-        diffed.extend(found)
-        return found
-
-    monkeypatch.setattr(observe, "plan_diffs", counted)
     checked = m.check()
-    batched = observe.observe_target(checked.mapping, checked.spec.source, checked.spec.target_url)
-    assert sorted(diffed) == sorted(batched.rows)  # every table's diff came from a batch
-    diffed.clear()
-    alone = observe.observe_target(checked.mapping, checked.spec.source, checked.spec.target_url, 1)
-    assert diffed == []  # showing rows: each table alone
+    source, url = checked.spec.source, checked.spec.target_url
+    # Several batches, the last one short; showing rows, each table is diffed alone.
+    batched = observe.observe_target(checked.mapping, source, url, diff_batch=3)
+    alone = observe.observe_target(checked.mapping, source, url, show_rows=1)
     assert {n: replace(d, samples=()) for n, d in batched.rows.items()} == {
         n: replace(d, samples=()) for n, d in alone.rows.items()
     }
@@ -148,13 +137,14 @@ tables:
 """
 
 
-def test_libyaml_and_pyyaml_read_a_spec_alike(monkeypatch):
-    assert yamlpos._FastLoader is not None  # libyaml is installed with PyYAML's wheel
+def test_libyaml_and_pyyaml_read_a_spec_alike():
+    import yaml
+
+    assert yaml.__with_libyaml__  # installed with PyYAML's wheel: the fast path is what runs
     fast = yamlpos.load_yaml(SPEC, "spec.yaml")
-    monkeypatch.setattr(yamlpos, "_FastLoader", None)
-    slow = yamlpos.load_yaml(SPEC, "spec.yaml")
+    slow = yamlpos.load_yaml(SPEC, "spec.yaml", fast=False)
     assert fast.data == slow.data
-    assert fast._positions == slow._positions
+    assert fast.positions == slow.positions
 
 
 def _rounds_reference(names, parents, strict=False):

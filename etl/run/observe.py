@@ -29,7 +29,11 @@ from etl.run.session import SOURCE_ALIAS, attach, connect_for, raise_read_error
 from etl.run.typedscan import prove
 
 
-def observe_target(mapping: DesiredSchema, source: Path, url: str, show_rows: int = 0) -> TargetState:
+def observe_target(
+    mapping: DesiredSchema, source: Path, url: str, show_rows: int = 0, diff_batch: int | None = None
+) -> TargetState:
+    """The target as it is, and each existing table's row diff (`diff_batch` small tables per
+    DuckDB query; DIFF_BATCH unless given)."""
     with connect(url) as conn:
         catalog = read_target_catalog(conn, mapping.schema)
         relations = _relations(conn, mapping.schema)
@@ -50,7 +54,8 @@ def observe_target(mapping: DesiredSchema, source: Path, url: str, show_rows: in
             with _source_alone(con):
                 proven = prove(con, SOURCE_ALIAS, present)
             scanned = [replace(t, scan=proven.get(t.source)) for t in present]
-            rows.update(_diff_tables(con, mapping.schema, scanned, catalog, show_rows))
+            batch = diff_batch or DIFF_BATCH
+            rows.update(_diff_tables(con, mapping.schema, scanned, catalog, show_rows, batch))
         except duckdb.Error as exc:
             raise_read_error(exc, "comparing rows with the target failed", source, url)
         finally:
@@ -76,15 +81,16 @@ def _diff_tables(
     tables: list[TargetTable],
     catalog: TargetCatalog,
     show_rows: int,
+    diff_batch: int,
 ) -> dict[str, RowDiff]:
-    """Each table's row diff: tables that can, DIFF_BATCH at a time in one query; any batch that
+    """Each table's row diff: tables that can, `diff_batch` at a time in one query; any batch that
     fails, and every other table, one by one (where an error names its table and a value the typed
     read cannot convert is read again on the exact path)."""
     rows: dict[str, RowDiff] = {}
     together = [t for t in tables if not show_rows and batchable(t)]
     alone = [t for t in tables if show_rows or not batchable(t)]
-    for start in range(0, len(together), DIFF_BATCH):
-        batch = together[start : start + DIFF_BATCH]
+    for start in range(0, len(together), diff_batch):
+        batch = together[start : start + diff_batch]
         try:
             with _source_alone(con):
                 rows.update(plan_diffs(con, schema, [(t, _current(catalog, t)) for t in batch]))

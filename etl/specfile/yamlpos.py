@@ -90,7 +90,7 @@ class Document:
     data: Any
     file: str
     # path -> (where the value starts, where its key starts if it has one)
-    _positions: Mapping[Path, tuple[Location, Location | None]] = field(
+    positions: Mapping[Path, tuple[Location, Location | None]] = field(
         default_factory=dict, repr=False, compare=False
     )
 
@@ -99,8 +99,8 @@ class Document:
         exist (e.g. a missing required property), the location of the nearest existing ancestor."""
         current = tuple(path)
         while True:
-            if current in self._positions:
-                value_at, key_at = self._positions[current]
+            if current in self.positions:
+                value_at, key_at = self.positions[current]
                 return key_at if key and key_at else value_at
             if not current:
                 return None
@@ -233,9 +233,10 @@ def _syntax_problem(error: yaml.YAMLError, text: str, file: str) -> SpecProblem:
     return SpecProblem(Location(file, mark.line + 1, mark.column + 1) if mark else None, "", message)
 
 
-def _compose(text: str) -> Node | None:
-    """The document's nodes (nothing is constructed), through libyaml where it accepts the text."""
-    if _FastLoader is not None:
+def _compose(text: str, fast: bool) -> Node | None:
+    """The document's nodes (nothing is constructed), through libyaml where it accepts the text
+    (and `fast` allows it)."""
+    if fast and _FastLoader is not None:
         try:
             return yaml.compose(text, Loader=_FastLoader)  # type: ignore[no-any-return]
         except (yaml.YAMLError, RecursionError):
@@ -243,10 +244,11 @@ def _compose(text: str) -> Node | None:
     return yaml.compose(text, Loader=_Loader)  # type: ignore[no-any-return]
 
 
-def load_yaml(text: str, file: str) -> Document:
-    """Parse a spec; raises SpecError listing every problem found."""
+def load_yaml(text: str, file: str, fast: bool = True) -> Document:
+    """Parse a spec; raises SpecError listing every problem found. `fast=False`: through PyYAML's
+    Python loader alone, which libyaml must agree with."""
     try:
-        root = _compose(text)
+        root = _compose(text, fast)
     except yaml.YAMLError as error:
         raise SpecError([_syntax_problem(error, text, file)]) from None
     except RecursionError:
