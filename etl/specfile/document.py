@@ -102,6 +102,11 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class ViewSpec:
+    sql: str  # one PostgreSQL SELECT over the target's tables and views
+
+
+@dataclass(frozen=True)
 class TypeRule:
     declared: str
     type: PgType
@@ -125,6 +130,7 @@ class Spec:
     enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     load_order: tuple[str, ...] | None = None
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
+    views: Mapping[str, ViewSpec] = field(default_factory=dict)  # source view -> its PostgreSQL
     document: Document | None = field(default=None, compare=False, repr=False)
 
     def locate(self, *path: str | int, key: bool = False) -> Location | None:
@@ -276,6 +282,7 @@ def _build(
         enums=enums,
         load_order=tuple(load_order) if load_order is not None else None,
         tables=tables,
+        views={name: ViewSpec(raw["sql"]) for name, raw in (data.get("views") or {}).items()},
         document=doc,
     )
     return spec, problems

@@ -117,8 +117,36 @@ def _read_catalog(con: sqlite3.Connection) -> Catalog:
         for (kind, name, _table, sql), obj in zip(rows, objects, strict=True)
         if kind == "table" and obj is None and sql and _fold(name) not in shadows
     ]
+    found = [_with_reads(con, o) if o.kind == "view" else o for o in found]
     views = [o.name for o in found if o.kind == "view"]
     return Catalog(tables=tuple(tables), views=tuple(views), objects=tuple(found))
+
+
+def _with_reads(con: sqlite3.Connection, view: SourceObject) -> SourceObject:
+    """The view with its columns and what it reads, as SQLite resolves them preparing a query of
+    it (its authorizer is told each column read, and through which view): exact, where reading
+    the SQL text would have to resolve unqualified names and `*` itself. A view SQLite cannot
+    prepare (it names a table that is gone) reads nothing it can tell."""
+    reads: dict[tuple[str, str], None] = {}  # read by the view itself (tables and views)
+    through: dict[str, None] = {}  # views read on the way, directly or not
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, inner: str | None) -> int:
+        if action == sqlite3.SQLITE_READ and arg1 is not None and inner is not None:
+            if inner == view.name:
+                reads[(arg1, arg2 or "")] = None
+            else:
+                through[inner] = None
+        return sqlite3.SQLITE_OK
+
+    query = f"SELECT * FROM {quote_ident(view.name)}"
+    con.set_authorizer(authorize)
+    try:
+        columns = tuple(d[0] for d in con.execute(query + " LIMIT 0").description or ())
+    except sqlite3.Error:
+        return view
+    finally:
+        con.set_authorizer(None)
+    return replace(view, columns=columns, reads=tuple(reads), views_read=tuple(through))
 
 
 # The shadow tables each kind of virtual table keeps its index in (`<name>_<suffix>`).
