@@ -22,12 +22,14 @@ from etl.core.plan import (
     CreateIndex,
     CreateSchema,
     CreateTable,
+    CreateView,
     DeleteRows,
     DropColumn,
     DropConstraint,
     DropIndex,
     DropTable,
     DropTables,
+    DropView,
     FinishEnum,
     KeepForRollback,
     LoadRows,
@@ -279,13 +281,25 @@ def _(step: DeleteRows) -> Line:
 
 
 @describe.register
+def _(step: DropView) -> Line:
+    return Line("-", f'view "{step.schema}"."{step.name}" (created again below)')
+
+
+@describe.register
+def _(step: CreateView) -> Line:
+    reads = ", ".join(f'"{r}"' for r in step.view.reads)
+    return Line("~" if step.replaced else "+", f'view "{step.schema}"."{step.view.name}" reading {reads}')
+
+
+@describe.register
 def _(step: VerifyStep) -> Line:
     return Line("", "verify every table against the source (counts and checksums)")
 
 
 def summary_line(summary: PlanSummary) -> str:
     s = summary
-    if not any((s.create, s.replace, s.change, s.drop, s.insert, s.update, s.delete)):
+    views = (s.create_views, s.replace_views)
+    if not any((s.create, s.replace, s.change, s.drop, s.insert, s.update, s.delete, *views)):
         return "No changes. The target matches the spec."
     tables = [f"{s.create} {'table' if s.create == 1 else 'tables'} to create"]
     if s.replace:
@@ -294,6 +308,8 @@ def summary_line(summary: PlanSummary) -> str:
     if s.drop:
         tables.append(f"{s.drop} to drop")
     rows = f"{s.insert:,} to insert, {s.update:,} to update, {s.delete:,} to delete"
+    if any(views):
+        return f"Plan: {', '.join(tables)}; rows: {rows}; views: {views[0]} to create, {views[1]} to replace."
     return f"Plan: {', '.join(tables)}; rows: {rows}."
 
 
@@ -441,6 +457,8 @@ def plan_document(plan: Plan, target: str) -> dict:
         table = getattr(step, "table", None)
         if table is not None:
             item["table"] = table if isinstance(table, str) else table.name
+        if isinstance(step, CreateView | DropView):
+            item["view"] = step.view.name if isinstance(step, CreateView) else step.name
         if isinstance(step, LoadRows):
             item["rows"] = {"insert": step.table.source_rows or 0, "update": 0, "delete": 0, "unchanged": 0}
         if isinstance(step, SyncRows):
@@ -473,6 +491,11 @@ def plan_document(plan: Plan, target: str) -> dict:
                 "drop": summary.drop,
             },
             "rows": {"insert": summary.insert, "update": summary.update, "delete": summary.delete},
+            **(
+                {"views": {"create": summary.create_views, "replace": summary.replace_views}}
+                if summary.create_views or summary.replace_views
+                else {}
+            ),
             "text": summary_line(summary),
         },
         "steps": steps,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from etl.model import PgColumn, PgConstraint, PgIndex, PgTable, TargetCatalog
+from etl.model import PgColumn, PgConstraint, PgIndex, PgTable, PgView, TargetCatalog
 from etl.settings import ForeignKeyAction
 
 _FK_ACTIONS = {
@@ -100,4 +100,16 @@ def _read(conn: psycopg.Connection, schema: str) -> TargetCatalog:
         PgTable(name, tuple(cols), tuple(constraints.get(name, ())), tuple(indexes.get(name, ())))
         for name, cols in columns.items()
     )
-    return TargetCatalog(schema, True, tables, tuple((name, tuple(labels)) for name, labels in enums))
+    views = conn.execute(
+        "SELECT c.relname, pg_get_viewdef(c.oid) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'v' "
+        "ORDER BY c.relname",
+        (schema,),
+    ).fetchall()
+    return TargetCatalog(
+        schema,
+        True,
+        tables,
+        tuple((name, tuple(labels)) for name, labels in enums),
+        tuple(PgView(name, definition) for name, definition in views),
+    )

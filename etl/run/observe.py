@@ -20,7 +20,7 @@ from etl.core.plan import RowDiff, TargetState
 from etl.errors import TargetError, first_line
 from etl.model import PgTable, TargetCatalog
 from etl.postgres.catalog import read_target_catalog
-from etl.postgres.ddl import fresh_schema_sql
+from etl.postgres.ddl import create_view_sql, fresh_schema_sql
 from etl.postgres.metadata import METADATA_SCHEMA, RUNS
 from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
 from etl.run.rowdiff import batchable, plan_diff, plan_diffs
@@ -33,7 +33,7 @@ def observe_target(mapping: DesiredSchema, source: Path, url: str, show_rows: in
         catalog = read_target_catalog(conn, mapping.schema)
         relations = _relations(conn, mapping.schema)
         existing = [t for t in mapping.tables if t.name in relations]
-        desired = desired_catalog(conn, mapping, url) if existing else None
+        desired = desired_catalog(conn, mapping, url) if existing or mapping.views else None
         removed = _removed_tables(conn, mapping, catalog)
     rows: dict[str, RowDiff] = {}
     present = [t for t in existing if catalog.table(t.name) is not None]
@@ -172,6 +172,7 @@ def desired_catalog(conn: psycopg.Connection, mapping: DesiredSchema, url: str) 
             # Many statements per round trip (no parameters: PostgreSQL's simple query protocol).
             for start in range(0, len(statements), SCRATCH_BATCH):
                 conn.execute(sql.SQL(";\n").join(statements[start : start + SCRATCH_BATCH]))
+            _create_views(conn, mapping, scratch, url)
             found = read_target_catalog(conn, scratch)
     except psycopg.Error as exc:
         raise TargetError(
@@ -179,3 +180,17 @@ def desired_catalog(conn: psycopg.Connection, mapping: DesiredSchema, url: str) 
             f"{redact(first_line(exc), url)}"
         ) from exc
     return replace(found, schema=mapping.schema)
+
+
+def _create_views(conn: psycopg.Connection, mapping: DesiredSchema, scratch: str, url: str) -> None:
+    """The spec's views, in the scratch schema: a query PostgreSQL refuses is named where the spec
+    writes it, before apply loads a row."""
+    for view in mapping.views:
+        try:
+            with conn.transaction():
+                conn.execute(create_view_sql(scratch, view.name, view.sql))
+        except psycopg.Error as exc:
+            raise TargetError(
+                f"{view.where}: PostgreSQL refuses view '{view.name}': "
+                f"{redact(first_line(exc), url).replace(scratch, mapping.schema)}; correct its query in the spec"
+            ) from exc

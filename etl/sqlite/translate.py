@@ -401,10 +401,12 @@ def _string_default(value: str, kind: str) -> sql.Composable | None:
 # avg (integer or real arithmetic in SQLite, numeric in PostgreSQL), CAST, substr and date
 # functions (each database has its own rules). Anything else names the view instead.
 _VIEW_NODES = (
-    "Select Union Intersect Except From Join Where Group Having Column Identifier Table TableAlias "
-    "Alias Star Literal Null Boolean Paren EQ NEQ And Or Not Is In Exists Subquery With CTE Case If "
-    "Coalesce Count Sum Length Abs Add Sub Mul Neg DPipe Distinct Tuple"
-).split()
+    *("Select", "Union", "Intersect", "Except", "From", "Join", "Where", "Group", "Having"),
+    *("Column", "Identifier", "Table", "TableAlias", "Alias", "Star", "Literal", "Null", "Boolean"),
+    *("Paren", "EQ", "NEQ", "And", "Or", "Not", "Is", "In", "Exists", "Subquery", "With", "CTE"),
+    *("Case", "If", "Coalesce", "Count", "Sum", "Length", "Abs", "Add", "Sub", "Mul", "Neg", "DPipe"),
+    *("Distinct", "Tuple"),
+)
 _ORDERING = ("GT", "GTE", "LT", "LTE", "Between")
 
 
@@ -443,7 +445,9 @@ def translate_view(create_sql: str, columns: tuple[str, ...]) -> ViewTranslation
     if isinstance(first, exp.Select) and not any(isinstance(e, exp.Star) for e in first.expressions):
         if len(first.expressions) != len(columns):
             return ViewTranslation(None, "etl cannot match its columns to the SQL")
-        first.set("expressions", [_named(e, name) for e, name in zip(first.expressions, columns, strict=True)])
+        first.set(
+            "expressions", [_named(e, name) for e, name in zip(first.expressions, columns, strict=True)]
+        )
     return ViewTranslation(select.sql(dialect="postgres", identify=True))
 
 
