@@ -29,6 +29,7 @@ from etl.sqlite.translate import (
     translate_default,
     translate_expression,
     translate_index_key,
+    translate_view,
 )
 
 MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers silently; we never let it.
@@ -228,9 +229,11 @@ def fit_name(name: str) -> str:
 def source_object_left_out(obj: SourceObject) -> LeftOut:
     """Why a view, trigger or virtual table of the source is not in the target, and what to do."""
     if obj.kind == "view":
+        translated = translate_view(obj.sql, obj.columns)
+        why = f"its SQL does not translate exactly ({translated.reason})" if translated.reason else ""
         reason = (
-            "not in the spec's views: etl init writes a view there when it translates its SQL exactly; "
-            "add it under views: with its PostgreSQL SELECT to create it"
+            f"not in the spec's views{'; ' + why if why else ''}: write its PostgreSQL SELECT under views: "
+            "to create it"
         )
     elif obj.kind == "trigger":
         reason = (
