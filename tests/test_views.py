@@ -245,3 +245,86 @@ def test_etl_verify_compares_the_views_too(shop, pg):
     found = verify(check(spec, {}))
     assert not found.ok
     assert {v.view for v in found.views if not v.ok} == {"customer_totals", "big_spenders"}
+
+
+def test_rollback_after_an_apply_that_created_views_restores_the_tables(shop, pg):
+    from etl.run.rollback import apply_rollback, plan_rollback
+
+    source, spec = shop
+    apply_spec(spec)
+    with closing(sqlite3.connect(source)) as con:
+        con.execute("INSERT INTO customer VALUES (4, 'Edsger', 'Austin')")
+        con.commit()
+    apply_spec(spec)
+    assert pg_rows(pg, "SELECT count(*) FROM customer_totals") == [(4,)]
+    url = pg.info.dsn
+    apply_rollback(plan_rollback(url, "public"), url)
+    assert pg_rows(pg, "SELECT name FROM customer") == [("Ada",), ("Grace",), ("Linus",)]
+    # The views read the restored tables, and show their rows again.
+    assert pg_rows(pg, "SELECT count(*) FROM customer_totals") == [(3,)]
+    assert pg_rows(pg, "SELECT name, total FROM big_spenders") == [("Ada", 42)]
+
+
+def test_rollback_of_the_apply_that_created_everything_leaves_no_view_behind(shop, pg):
+    from etl.run.rollback import apply_rollback, plan_rollback
+
+    _, spec = shop
+    apply_spec(spec)
+    apply_rollback(plan_rollback(pg.info.dsn, "public"), pg.info.dsn)
+    left = pg.execute(
+        "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v')"
+    ).fetchall()
+    assert left == []
+
+
+def test_hostile_view_and_table_names_are_only_names(migration, pg):
+    table = 'x"; DROP TABLE t; --'
+    view = 'v"; DROP VIEW w; --'
+    quoted_table, quoted_view = (name.replace('"', '""') for name in (table, view))
+    m = migration(
+        f'CREATE TABLE "{quoted_table}" (id INTEGER PRIMARY KEY, "it\'s" TEXT);'
+        f"INSERT INTO \"{quoted_table}\" VALUES (1, 'a''b');"
+        f'CREATE VIEW "{quoted_view}" AS SELECT "it\'s" FROM "{quoted_table}" WHERE id = 1;'
+    )
+    init_spec(m.source, m.spec_path, target_url=m.url)
+    assert list(yaml.safe_load(m.spec_path.read_text())["views"]) == [view]
+    from etl.pipeline import apply, check, plan_for
+
+    checked = check(m.spec_path, {})
+    assert apply(checked, plan_for(checked)).verified
+    assert pg.execute(f'SELECT * FROM "{quoted_view}"').fetchall() == [("a'b",)]
+    assert not plan_for(check(m.spec_path, {})).has_changes
+
+
+def test_the_json_plan_names_each_view_step_and_validates(shop):
+    import json
+
+    import jsonschema
+
+    from etl.core.explain import plan_document
+
+    _, spec = shop
+    document = plan_document(plan_of(spec), "target")
+    schema = json.loads((Path(__file__).parent.parent / "schemas" / "etl-plan.schema.json").read_text())
+    jsonschema.validate(document, schema)
+    views = [(s["action"], s["view"]) for s in document["steps"] if "view" in s]
+    assert views == [("create_view", "customer_totals"), ("create_view", "big_spenders")]
+    assert document["summary"]["views"] == {"create": 2, "replace": 0}
+
+
+def test_tables_replaced_under_views_take_their_views_with_them_and_back(shop, pg):
+    source, spec = shop
+    doc = yaml.safe_load(spec.read_text())
+    doc["mode"] = "replace"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    apply_spec(spec)
+    with closing(sqlite3.connect(source)) as con:
+        con.execute('INSERT INTO "order" VALUES (14, 3, 100)')
+        con.commit()
+    plan, result = apply_spec(spec, allow_destructive=True)
+    names = [type(s).__name__ for s in plan.steps]
+    assert names.index("DropView") < names.index("DropTables") < names.index("CreateView")
+    assert result.verified
+    assert pg_rows(pg, "SELECT name FROM big_spenders") == [("Ada",), ("Linus",)]
+    assert not plan_of(spec).has_changes
