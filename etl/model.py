@@ -77,6 +77,7 @@ class Table:
     without_rowid: bool = False
     sequence: int | None = None  # sqlite_sequence's value: AUTOINCREMENT never reuses ids below it
     checks: tuple[Check, ...] = ()
+    query: str | None = None  # a table the spec defines by a SQLite query (`query:`), not stored
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)

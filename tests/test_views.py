@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from etl.core.explain import plan_lines
-from etl.core.plan import CreateView, DropView
+from etl.core.plan import CreateView, DropView, SyncRows
 from etl.errors import SpecError, TargetError, VerificationFailed
 from etl.init.infer import init_spec
 
@@ -166,7 +166,7 @@ def test_a_table_change_under_a_view_drops_and_creates_the_view_again(shop, pg):
         ),
         (
             "DELETE FROM customer",
-            "views.customer_totals.sql: view 'customer_totals': a view's query starts with SELECT",
+            "views.customer_totals.sql: view 'customer_totals': a query starts with SELECT",
         ),
         (
             'SELECT * FROM "client"',
@@ -328,3 +328,66 @@ def test_tables_replaced_under_views_take_their_views_with_them_and_back(shop, p
     assert result.verified
     assert pg_rows(pg, "SELECT name FROM big_spenders") == [("Ada",), ("Linus",)]
     assert not plan_of(spec).has_changes
+
+
+# --- query: tables: a SQLite query loaded as a table (pgloader's MATERIALIZE VIEWS) ---------------
+
+QUERY_TABLE = """
+tables:
+  totals:
+    query: SELECT c.id, c.name, count(o.id) AS orders, sum(o.amount) AS total
+      FROM customer c LEFT JOIN "order" o ON o.customer_id = c.id GROUP BY c.id
+    primary_key: [id]
+    columns:
+      orders: {type: bigint}
+      total: {type: bigint}
+"""
+
+
+def test_a_query_table_loads_the_rows_of_the_query(migration, pg):
+    m = migration(SHOP)
+    plan = m.plan(QUERY_TABLE)
+    text = "\n".join(plan_lines(plan, "target"))
+    assert '+ table "totals" (4 columns) <- 3 rows from a query' in text
+    result = m.apply()
+    assert result.verified
+    assert pg_rows(pg, "SELECT * FROM totals") == sqlite_rows(
+        m.source,
+        'SELECT c.id, c.name, count(o.id), sum(o.amount) FROM customer c LEFT JOIN "order" o '
+        "ON o.customer_id = c.id GROUP BY c.id",
+    )
+    types = dict(
+        pg.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'totals'"
+        ).fetchall()
+    )
+    assert types == {"id": "bigint", "name": "text", "orders": "bigint", "total": "bigint"}
+    assert pg.execute("SELECT count(*) FROM customer").fetchone() == (3,)  # the source's tables too
+    # A query table is synced like any other: a changed row of the query is updated by its key.
+    m.change_source('UPDATE "order" SET amount = 13 WHERE id = 12')
+    again = m.plan()
+    synced = {s.table.name: s.diff.counts() for s in again.steps if isinstance(s, SyncRows)}
+    assert synced == {"order": (0, 1, 0), "totals": (0, 1, 0)}
+    m.apply()
+    assert pg.execute("SELECT total FROM totals WHERE id = 2").fetchone() == (13,)
+    assert not m.plan().has_changes
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELECT 1; DELETE FROM customer", "tables.totals.query: table 'totals': `;` at character 9"),
+        (
+            "SELECT nope FROM customer",
+            "tables.totals.query: table 'totals': SQLite refuses the query: no such column: nope",
+        ),
+        ("SELECT * FROM customer", "tables.customer.query: 'customer' is a table or view of the source"),
+    ],
+)
+def test_bad_sql_in_a_query_table_is_one_line_naming_where_the_spec_writes_it(migration, query, message):
+    m = migration(SHOP)
+    name = "customer" if "is a table" in message else "totals"
+    with pytest.raises(SpecError) as caught:
+        m.check(f"tables:\n  {name}:\n    query: {query}\n")
+    lines = [line for line in str(caught.value).splitlines() if message in line]
+    assert len(lines) == 1 and lines[0].startswith(f"{m.spec_path}:")

@@ -136,7 +136,8 @@ def _(step: FinishEnum) -> Line:
 def _(step: CreateTable) -> Line:
     return Line(
         "+",
-        f'table "{step.schema}"."{step.table.name}" ({counted(len(step.table.columns), "column")}) from "{step.table.source}"',
+        f'table "{step.schema}"."{step.table.name}" ({counted(len(step.table.columns), "column")}) from '
+        + ("a query" if step.table.query is not None else f'"{step.table.source}"'),
     )
 
 
@@ -144,7 +145,8 @@ def _(step: CreateTable) -> Line:
 def _(step: LoadRows) -> Line:
     where = f" where {step.table.where}" if step.table.where else ""
     rows = counted(step.table.source_rows, "row") if step.table.source_rows is not None else "rows"
-    return Line("", f'load {rows} from "{step.table.source}"{where} -> "{step.schema}"."{step.table.name}"')
+    source = f"a query ({step.table.query})" if step.table.query is not None else f'"{step.table.source}"'
+    return Line("", f'load {rows} from {source}{where} -> "{step.schema}"."{step.table.name}"')
 
 
 @describe.register
@@ -373,7 +375,7 @@ def _created_table_line(step: CreateTable) -> Line:
         parts.append(counted(len(t.indexes), "index", "indexes"))
     if t.foreign_keys:
         parts.append(counted(len(t.foreign_keys), "foreign key"))
-    source = f' from "{t.source}"' if t.source != t.name else ""
+    source = " from a query" if t.query is not None else f' from "{t.source}"' if t.source != t.name else ""
     where = f" where {t.where}" if t.where else ""
     rows = f" <- {counted(t.source_rows, 'row')}" if t.source_rows is not None else ""
     return Line("+", f'table "{t.name}" ({", ".join(parts)}){rows}{source}{where}')

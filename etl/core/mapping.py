@@ -126,6 +126,14 @@ class TargetTable:
     mode: Mode = Mode.SYNC  # how an existing target table is brought up to date
     watermark: str | None = None  # target column, for mode: append
     checks: tuple[TargetCheck, ...] = ()  # created once the rows are in
+    query: str | None = None  # SQLite: the rows are this query's (`query:`), not the table `source`'s
+
+    @property
+    def sqlite_relation(self) -> str:
+        """What SQLite reads the rows from: the source table, or the spec's query named as it."""
+        if self.query is None:
+            return quote_ident(self.source)
+        return f"({self.query}) AS {quote_ident(self.source)}"
 
     def column(self, name: str) -> TargetColumn | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -311,7 +319,7 @@ class _Resolver:
         chosen = [
             t
             for t in self.source.tables
-            if _matches(t.name, spec.include) and not _matches(t.name, spec.exclude)
+            if t.query is not None or _matches(t.name, spec.include) and not _matches(t.name, spec.exclude)
         ]
         if not chosen:
             # A plan with no tables would drop every table earlier applies loaded: a wrong path
@@ -547,6 +555,7 @@ class _Resolver:
             key_sql=key_sql,
             sequence_floor=table.sequence if table.autoincrement else None,
             checks=tuple(checks),
+            query=table.query,
         )
 
     def target_checks(

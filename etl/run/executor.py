@@ -1054,7 +1054,15 @@ def _too_deep_json(exc: BaseException, source: Path, plan: Plan) -> DataError | 
         columns = [(c.name, c.conversion.source_sql) for c in table.columns if c.pg_type.kind == "json"]
         if not columns:
             continue
-        found = deepest_json(source, table.source, table.where, table.key_sql, columns, _JSON_DEPTH_SUSPECT)
+        found = deepest_json(
+            source,
+            table.source,
+            table.where,
+            table.key_sql,
+            columns,
+            _JSON_DEPTH_SUSPECT,
+            table.sqlite_relation,
+        )
         if found is not None:
             key, column, depth = found
             row = f", row {key}" if key else ""

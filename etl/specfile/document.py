@@ -99,6 +99,7 @@ class TableSpec:
     indexes: tuple[IndexSpec, ...] | None = None
     foreign_keys: tuple[ForeignKeySpec, ...] | None = None
     checks: tuple[CheckSpec, ...] | None = None
+    query: str | None = None  # SQLite: the table's rows are this query's, not a source table's
 
 
 @dataclass(frozen=True)
@@ -359,4 +360,5 @@ def _table_spec(raw: Any, base: tuple[str, ...], pg_type: _TypeReader) -> TableS
             for fk in fks
         ),
         checks=None if checks is None else tuple(CheckSpec(c["sql"], c.get("name")) for c in checks),
+        query=raw.get("query"),
     )

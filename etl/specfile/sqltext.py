@@ -106,20 +106,21 @@ def _quoted_end(text: str, start: int, quote: str, backslash: bool = False) -> i
     return -1
 
 
-def one_select_problem(text: str) -> str | None:
-    """Why `text` is not one PostgreSQL SELECT statement (a view's query), or None. It goes into
-    `CREATE VIEW ... AS <text>`, whose grammar admits only a query; read token by token as above,
-    it may hold no `;` and no comment, so that it cannot end that statement and start another."""
-    problem = one_expression_problem(text, POSTGRESQL)
+def one_select_problem(text: str, dialect: str = POSTGRESQL) -> str | None:
+    """Why `text` is not one SELECT statement (a view's query in PostgreSQL, a `query:` table's
+    in SQLite), or None. It goes into `CREATE VIEW ... AS <text>` or `FROM (<text>)`, which admit
+    only a query; read token by token as above, it may hold no `;` and no comment, so that it
+    cannot end that statement and start another."""
+    problem = one_expression_problem(text, dialect)
     if problem is not None and not problem.startswith("`,`"):
         return problem.replace("the expression", "the query").replace("one expression", "one SELECT")
     # Top-level commas separate a SELECT's columns: checked again without them.
-    problem = one_expression_problem(_without_top_level_commas(text), POSTGRESQL)
+    problem = one_expression_problem(_without_top_level_commas(text), dialect)
     if problem is not None:
         return problem.replace("the expression", "the query").replace("one expression", "one SELECT")
     first = _WORD.match(text.lstrip().lstrip("("))
     if first is None or first.group().upper() not in ("SELECT", "WITH", "VALUES", "TABLE"):
-        return "a view's query starts with SELECT (or WITH, VALUES, TABLE)"
+        return "a query starts with SELECT (or WITH, VALUES, TABLE)"
     return None
 
 

@@ -149,6 +149,30 @@ def _with_reads(con: sqlite3.Connection, view: SourceObject) -> SourceObject:
     return replace(view, columns=columns, reads=tuple(reads), views_read=tuple(through))
 
 
+def query_tables(path: str | Path, queries: dict[str, str]) -> tuple[dict[str, Table], dict[str, str]]:
+    """Tables the spec defines by a SQLite query, each as a Table of the query's columns (declared
+    types as SQLite derives them: a column's own where the query reads one, none for computed
+    ones); and, for a query SQLite refuses, why. Each query is prepared as a TEMP view, which
+    lives on the read-only connection only: the file is never written."""
+    tables: dict[str, Table] = {}
+    refused: dict[str, str] = {}
+    if not queries:
+        return tables, refused
+    with open_sqlite(path) as con:
+        for number, (name, query) in enumerate(queries.items()):
+            view = quote_ident(f"etl_query_{number}")
+            try:
+                con.execute(f"CREATE TEMP VIEW {view} AS {query}")
+                info = con.execute(f"PRAGMA temp.table_info({view})").fetchall()
+                con.execute(f"SELECT * FROM {view} LIMIT 0")  # names a missing table or column now
+            except sqlite3.Error as exc:
+                refused[name] = f"SQLite refuses the query: {exc}"
+                continue
+            columns = tuple(Column(row[1], row[2] or "") for row in info)
+            tables[name] = Table(name, columns, without_rowid=True, query=query)
+    return tables, refused
+
+
 # The shadow tables each kind of virtual table keeps its index in (`<name>_<suffix>`).
 _SHADOWS = {
     "fts3": ("content", "segments", "segdir"),
@@ -389,7 +413,11 @@ def per_core_ranges(bounds: tuple[int, int] | None, from_rows: int) -> list[tupl
 
 
 def integer_magnitudes(
-    con: sqlite3.Connection, table: str, where: str | None, expressions: list[str]
+    con: sqlite3.Connection,
+    table: str,
+    where: str | None,
+    expressions: list[str],
+    relation: str | None = None,  # what to read instead of the table (a query: `(...) AS "t"`)
 ) -> list[tuple[int | None, int | None]]:
     """(smallest, largest) absolute integer each SQLite expression yields over the rows, one scan."""
     from etl.duck import quote_ident
@@ -403,7 +431,7 @@ def integer_magnitudes(
         magnitude = f"CASE WHEN {e} = -9223372036854775807 - 1 THEN 9223372036854775807 ELSE abs({e}) END"
         integer = f"FILTER (WHERE typeof({e}) = 'integer')"
         items += [f"min({magnitude}) {integer}", f"max({magnitude}) {integer}"]
-    query = f"SELECT {', '.join(items)} FROM {quote_ident(table)}"
+    query = f"SELECT {', '.join(items)} FROM {relation or quote_ident(table)}"
     if where:
         query += f" WHERE ({where})"
     row = con.execute(query).fetchone()
@@ -463,6 +491,7 @@ def deepest_json(
     key_sql: tuple[tuple[str, str], ...],
     columns: list[tuple[str, str]],
     at_least: int,
+    relation: str | None = None,  # what to read instead of the table (a query: `(...) AS "t"`)
 ) -> tuple[str, str, int] | None:
     """The row key (as in messages: `id=7`), column and depth of the most deeply nested JSON value
     in `columns` ((name, SQLite expression) pairs) of `table`, if one nests `at_least` levels."""
@@ -472,7 +501,7 @@ def deepest_json(
         con.text_factory = lambda b: b.decode("utf-8", "replace")
         for name, expr in columns:
             # A value nesting n levels is at least 2n characters long: only those are measured.
-            query = f"SELECT {keys}, {expr} FROM {quote_ident(table)} WHERE length(CAST({expr} AS BLOB)) >= ?"
+            query = f"SELECT {keys}, {expr} FROM {relation or quote_ident(table)} WHERE length(CAST({expr} AS BLOB)) >= ?"
             if where:
                 query += f" AND ({where})"
             for *key, value in con.execute(query, (2 * at_least,)):
