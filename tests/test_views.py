@@ -382,6 +382,10 @@ def test_a_query_table_loads_the_rows_of_the_query(migration, pg):
             "tables.totals.query: table 'totals': SQLite refuses the query: no such column: nope",
         ),
         ("SELECT * FROM customer", "tables.customer.query: 'customer' is a table or view of the source"),
+        (
+            "SELECT name FROM customer\n    mode: upsert",
+            "table 'totals' has none (a query's table has the key its `primary_key` gives)",
+        ),
     ],
 )
 def test_bad_sql_in_a_query_table_is_one_line_naming_where_the_spec_writes_it(migration, query, message):

@@ -977,8 +977,9 @@ class _Resolver:
         if mode == Mode.UPSERT and not pk:
             self.problem(
                 (*base, "mode") if ts.mode else ("mode",),
-                f"mode: upsert matches rows by primary key, and table '{table.name}' has none; "
-                "give it a `primary_key` or use mode: sync",
+                f"mode: upsert matches rows by primary key, and table '{table.name}' has none"
+                + (" (a query's table has the key its `primary_key` gives)" if table.query else "")
+                + "; give it a `primary_key` or use mode: sync",
             )
         return mode, watermark
 

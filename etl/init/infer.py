@@ -25,6 +25,7 @@ from etl.core.mapping import (
     topological_order,
     unique_check_names,
 )
+from etl.duck import quote_ident
 from etl.errors import EtlError, OutputFileError, SourceError, SpecError
 from etl.files import check_writable_path, default_mode, replace_file, stage_file, write_file
 from etl.model import Catalog, Column, ForeignKey, Index, SourceObject, Table
@@ -690,7 +691,8 @@ def _source_object_lines(catalog: Catalog, result: InitResult, views: dict[str, 
         reason = views.get(obj.name) if obj.kind == "view" else None
         if reason is not None:
             reason = (
-                f"not created in PostgreSQL: {reason}; write its PostgreSQL SELECT under views: to create it"
+                f"not created in PostgreSQL: {reason}; write its PostgreSQL SELECT under views: to create it, "
+                f"or load its rows as a table (tables: {{<name>: {{query: SELECT * FROM {quote_ident(obj.name)}}}}})"
             )
         else:
             reason = source_object_left_out(obj).reason
