@@ -395,3 +395,18 @@ def test_bad_sql_in_a_query_table_is_one_line_naming_where_the_spec_writes_it(mi
         m.check(f"tables:\n  {name}:\n    query: {query}\n")
     lines = [line for line in str(caught.value).splitlines() if message in line]
     assert len(lines) == 1 and lines[0].startswith(f"{m.spec_path}:")
+
+
+def test_etl_verify_lists_the_views_on_the_command_line(shop):
+    from typer.testing import CliRunner
+
+    from etl.cli import app
+
+    _, spec = shop
+    apply_spec(spec)
+    result = CliRunner().invoke(app, ["verify", str(spec)])
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "view customer_totals" in result.stdout
+        and "Verified: 2 tables and 2 views match the source." in result.stdout
+    )
