@@ -526,6 +526,11 @@ def verify_command(
                 for c in verification.tables
             ],
         }
+        if verification.views:
+            document["views"] = [
+                {"view": v.view, "ok": v.ok, "source_rows": v.source_rows, "target_rows": v.target_rows}
+                for v in verification.views
+            ]
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
         out.print(f"{'table':<32} {'source rows':>12} {'target rows':>12}  checksum", markup=False)
@@ -535,15 +540,23 @@ def verify_command(
             out.print(f"{c.table:<32} {c.source_rows:>12,} {target_rows:>12}  {status}", markup=False)
             for key in c.differing_keys:
                 out.print(f"    {key}", markup=False)
+        for v in verification.views:
+            target_rows = "missing" if v.target_rows is None else f"{v.target_rows:,}"
+            status = "same" if v.ok else "DIFFERENT"
+            out.print(
+                f"{'view ' + v.view:<32} {v.source_rows:>12,} {target_rows:>12}  {status}", markup=False
+            )
     if not verification.ok:
         err.print(
             f"Error: the target differs from the source: {describe_failures(verification)}", markup=False
         )
         raise typer.Exit(1)
     if not as_json:
-        matched = counted(len(verification.tables), "table")
+        matched = counted(len(verification.tables), "table") + (
+            f" and {counted(len(verification.views), 'view')}" if verification.views else ""
+        )
         out.print(
-            f"Verified: {matched} {'matches' if len(verification.tables) == 1 else 'match'} the source.",
+            f"Verified: {matched} {'matches' if len(verification.tables) + len(verification.views) == 1 else 'match'} the source.",
             markup=False,
         )
 

@@ -78,6 +78,7 @@ class Table:
     without_rowid: bool = False
     sequence: int | None = None  # sqlite_sequence's value: AUTOINCREMENT never reuses ids below it
     checks: tuple[Check, ...] = ()
+    query: str | None = None  # a table the spec defines by a SQLite query (`query:`), not stored
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -104,6 +105,11 @@ class SourceObject:
     module: str | None = None  # a virtual table's module (fts5, rtree, ...)
     shadows: tuple[str, ...] = ()  # a virtual table's shadow tables, which hold its index
     content: str | None = None  # an FTS table's external content table ("" when contentless)
+    # A view's columns as SQLite names them, and the (table, column) pairs and views it reads,
+    # as SQLite itself resolves them when it prepares a query of the view.
+    columns: tuple[str, ...] = ()
+    reads: tuple[tuple[str, str], ...] = ()
+    views_read: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -171,11 +177,21 @@ class PgTable:
 
 
 @dataclass(frozen=True)
+class PgView:
+    name: str
+    definition: str  # pg_get_viewdef(), read with the view's own schema as the search path
+
+
+@dataclass(frozen=True)
 class TargetCatalog:
     schema: str
     exists: bool
     tables: tuple[PgTable, ...] = ()
     enums: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    views: tuple[PgView, ...] = ()
+
+    def view(self, name: str) -> PgView | None:
+        return next((v for v in self.views if v.name == name), None)
 
     def table(self, name: str) -> PgTable | None:
         return next((t for t in self.tables if t.name == name), None)

@@ -546,19 +546,20 @@ def test_odd_tables_views_and_names_arrive_as_they_are(tmp_sqlite, tmp_path, pg_
     spec = tmp_path / "spec.yaml"
     result = run("init", db, "-o", spec)
     assert result.exit_code == 0, result.stderr
-    assert "named view: view: views are not migrated" in result.stdout
-    assert "v2: view: views are not migrated" in result.stdout
     assert "no key: has no primary key; rows are loaded as they are" in result.stdout
     text = spec.read_text(encoding="utf-8")
-    assert "# !! view named view: views are not migrated; define it again in PostgreSQL" in text
-    assert "#      CREATE VIEW v2 AS SELECT 1" in text
+    assert spec_of(spec)["views"] == {
+        "named view": {"sql": 'SELECT * FROM "kv"'},
+        "v2": {"sql": 'SELECT 1 AS "1"'},
+    }
     assert spec_of(spec)["tables"]["kv"] == {"columns": {"k": {"type": "text"}, "v": {"type": "bytea"}}}
     assert "# 1 row; primary key (k); WITHOUT ROWID; 1 index" in text
     assert "sqlite_stat" not in text and "sqlite_" not in "".join(spec_of(spec)["load_order"])
     assert line_break in spec_of(spec)["tables"][hostile]["columns"]
     apply_spec(spec, pg_url)
     tables = {r[0] for r in pg.execute("SELECT relname FROM pg_class WHERE relkind IN ('r', 'v')")}
-    assert {"no key", "kv", hostile} <= tables and "named view" not in tables
+    assert {"no key", "kv", hostile, "named view", "v2"} <= tables
+    assert pg.execute('SELECT k, v FROM "named view"').fetchall() == [("k\n1", b"\x00")]
     assert pg.execute('SELECT count(*) FROM "no key"').fetchone() == (2,)
     assert pg.execute(
         psycopg.sql.SQL("SELECT {} FROM {}").format(

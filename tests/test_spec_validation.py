@@ -250,7 +250,7 @@ def test_tables_and_columns_that_do_not_exist_in_the_source(spec_dir, snapshot):
 
     assert "no table 'Coment' in the source (did you mean 'Comment'?)" in text
     assert "no table 'Posts' in the source (did you mean 'Post'?)" in text
-    assert "'PostTitles' is a view in the source; views are not migrated, only tables" in text
+    assert "'PostTitles' is a view in the source: list it under views: (not tables:) to create it" in text
     assert "no column 'scroe' in table 'User' (did you mean 'score'?)" in text
     assert "no column 'emial' in table 'User' (did you mean 'email'?)" in text
     assert text == snapshot

@@ -22,12 +22,14 @@ from etl.core.plan import (
     CreateIndex,
     CreateSchema,
     CreateTable,
+    CreateView,
     DeleteRows,
     DropColumn,
     DropConstraint,
     DropIndex,
     DropTable,
     DropTables,
+    DropView,
     FinishEnum,
     KeepForRollback,
     LoadRows,
@@ -134,7 +136,8 @@ def _(step: FinishEnum) -> Line:
 def _(step: CreateTable) -> Line:
     return Line(
         "+",
-        f'table "{step.schema}"."{step.table.name}" ({counted(len(step.table.columns), "column")}) from "{step.table.source}"',
+        f'table "{step.schema}"."{step.table.name}" ({counted(len(step.table.columns), "column")}) from '
+        + ("a query" if step.table.query is not None else f'"{step.table.source}"'),
     )
 
 
@@ -142,7 +145,8 @@ def _(step: CreateTable) -> Line:
 def _(step: LoadRows) -> Line:
     where = f" where {step.table.where}" if step.table.where else ""
     rows = counted(step.table.source_rows, "row") if step.table.source_rows is not None else "rows"
-    return Line("", f'load {rows} from "{step.table.source}"{where} -> "{step.schema}"."{step.table.name}"')
+    source = f"a query ({step.table.query})" if step.table.query is not None else f'"{step.table.source}"'
+    return Line("", f'load {rows} from {source}{where} -> "{step.schema}"."{step.table.name}"')
 
 
 @describe.register
@@ -279,13 +283,25 @@ def _(step: DeleteRows) -> Line:
 
 
 @describe.register
+def _(step: DropView) -> Line:
+    return Line("-", f'view "{step.schema}"."{step.name}" (created again below)')
+
+
+@describe.register
+def _(step: CreateView) -> Line:
+    reads = ", ".join(f'"{r}"' for r in step.view.reads)
+    return Line("~" if step.replaced else "+", f'view "{step.schema}"."{step.view.name}" reading {reads}')
+
+
+@describe.register
 def _(step: VerifyStep) -> Line:
     return Line("", "verify every table against the source (counts and checksums)")
 
 
 def summary_line(summary: PlanSummary) -> str:
     s = summary
-    if not any((s.create, s.replace, s.change, s.drop, s.insert, s.update, s.delete)):
+    views = (s.create_views, s.replace_views)
+    if not any((s.create, s.replace, s.change, s.drop, s.insert, s.update, s.delete, *views)):
         return "No changes. The target matches the spec."
     tables = [f"{s.create} {'table' if s.create == 1 else 'tables'} to create"]
     if s.replace:
@@ -294,6 +310,8 @@ def summary_line(summary: PlanSummary) -> str:
     if s.drop:
         tables.append(f"{s.drop} to drop")
     rows = f"{s.insert:,} to insert, {s.update:,} to update, {s.delete:,} to delete"
+    if any(views):
+        return f"Plan: {', '.join(tables)}; rows: {rows}; views: {views[0]} to create, {views[1]} to replace."
     return f"Plan: {', '.join(tables)}; rows: {rows}."
 
 
@@ -357,7 +375,7 @@ def _created_table_line(step: CreateTable) -> Line:
         parts.append(counted(len(t.indexes), "index", "indexes"))
     if t.foreign_keys:
         parts.append(counted(len(t.foreign_keys), "foreign key"))
-    source = f' from "{t.source}"' if t.source != t.name else ""
+    source = " from a query" if t.query is not None else f' from "{t.source}"' if t.source != t.name else ""
     where = f" where {t.where}" if t.where else ""
     rows = f" <- {counted(t.source_rows, 'row')}" if t.source_rows is not None else ""
     return Line("+", f'table "{t.name}" ({", ".join(parts)}){rows}{source}{where}')
@@ -441,6 +459,8 @@ def plan_document(plan: Plan, target: str) -> dict:
         table = getattr(step, "table", None)
         if table is not None:
             item["table"] = table if isinstance(table, str) else table.name
+        if isinstance(step, CreateView | DropView):
+            item["view"] = step.view.name if isinstance(step, CreateView) else step.name
         if isinstance(step, LoadRows):
             item["rows"] = {"insert": step.table.source_rows or 0, "update": 0, "delete": 0, "unchanged": 0}
         if isinstance(step, SyncRows):
@@ -473,6 +493,11 @@ def plan_document(plan: Plan, target: str) -> dict:
                 "drop": summary.drop,
             },
             "rows": {"insert": summary.insert, "update": summary.update, "delete": summary.delete},
+            **(
+                {"views": {"create": summary.create_views, "replace": summary.replace_views}}
+                if summary.create_views or summary.replace_views
+                else {}
+            ),
             "text": summary_line(summary),
         },
         "steps": steps,

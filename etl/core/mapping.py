@@ -21,6 +21,7 @@ from etl.model import Catalog, Check, ForeignKey, Index, SourceObject, Table
 from etl.pgtypes import PgType, default_pg_type
 from etl.settings import Converter, Deferral, Mode, Naming, OnError
 from etl.specfile.document import ColumnSpec, Spec, SqlDefault, TableSpec
+from etl.specfile.sqltext import one_select_problem, relations_read
 from etl.sqlite.convert import ValueConversion, integer_unit, loads_as_text
 from etl.sqlite.translate import (
     TargetColumnRef,
@@ -28,6 +29,7 @@ from etl.sqlite.translate import (
     translate_default,
     translate_expression,
     translate_index_key,
+    translate_view,
 )
 
 MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers silently; we never let it.
@@ -124,6 +126,14 @@ class TargetTable:
     mode: Mode = Mode.SYNC  # how an existing target table is brought up to date
     watermark: str | None = None  # target column, for mode: append
     checks: tuple[TargetCheck, ...] = ()  # created once the rows are in
+    query: str | None = None  # SQLite: the rows are this query's (`query:`), not the table `source`'s
+
+    @property
+    def sqlite_relation(self) -> str:
+        """What SQLite reads the rows from: the source table, or the spec's query named as it."""
+        if self.query is None:
+            return quote_ident(self.source)
+        return f"({self.query}) AS {quote_ident(self.source)}"
 
     def column(self, name: str) -> TargetColumn | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -144,6 +154,17 @@ class TargetTable:
 
 
 @dataclass(frozen=True)
+class TargetView:
+    """A view of the target: the spec's PostgreSQL query, and the relations it reads (the spec's
+    tables and views, by target name)."""
+
+    name: str
+    sql: str
+    reads: tuple[str, ...]
+    where: str = ""  # where the spec writes its query (file:line:col: views.<name>.sql), for messages
+
+
+@dataclass(frozen=True)
 class DesiredSchema:
     """The target schema as the spec wants it (what `resolve` makes of Spec x Catalog); the planner
     holds it against model.TargetCatalog, the target as it is."""
@@ -153,6 +174,7 @@ class DesiredSchema:
     enums: tuple[tuple[str, tuple[str, ...]], ...] = ()  # enum types to create: name, labels
     retention: int = 1  # applies whose replaced tables are kept for etl rollback
     left_out: tuple[LeftOut, ...] = ()  # what of the source's schema the target does not get
+    views: tuple[TargetView, ...] = ()  # in the order they can be created (a view after those it reads)
 
     def table(self, name: str) -> TargetTable | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -215,7 +237,12 @@ def fit_name(name: str) -> str:
 def source_object_left_out(obj: SourceObject) -> LeftOut:
     """Why a view, trigger or virtual table of the source is not in the target, and what to do."""
     if obj.kind == "view":
-        reason = "views are not migrated; define it again in PostgreSQL from its SQLite SQL"
+        translated = translate_view(obj.sql, obj.columns)
+        why = f"its SQL does not translate exactly ({translated.reason})" if translated.reason else ""
+        reason = (
+            f"not in the spec's views{'; ' + why if why else ''}: write its PostgreSQL SELECT under views: "
+            "to create it"
+        )
     elif obj.kind == "trigger":
         reason = (
             f'triggers are not migrated: what it does on changes to "{obj.table}" does not happen in '
@@ -292,7 +319,7 @@ class _Resolver:
         chosen = [
             t
             for t in self.source.tables
-            if _matches(t.name, spec.include) and not _matches(t.name, spec.exclude)
+            if t.query is not None or _matches(t.name, spec.include) and not _matches(t.name, spec.exclude)
         ]
         if not chosen:
             # A plan with no tables would drop every table earlier applies loaded: a wrong path
@@ -335,7 +362,7 @@ class _Resolver:
                 "format): it is never copied"
             )
         if name in self.source.views:
-            return f"'{name}' is a view in the source; views are not migrated, only tables"
+            return f"'{name}' is a view in the source: list it under views: (not tables:) to create it"
         return f"no table '{name}' in the source{_did_you_mean(name, [t.name for t in self.source.tables])}"
 
     def resolve(self) -> DesiredSchema:
@@ -368,9 +395,14 @@ class _Resolver:
                     f"enum name '{enum}' is longer than PostgreSQL's 63 bytes; shorten it",
                     key=True,
                 )
-        self.left_out += [source_object_left_out(o) for o in self.source.objects]
+        self.left_out += [
+            source_object_left_out(o)
+            for o in self.source.objects
+            if not (o.kind == "view" and o.name in self.spec.views)
+        ]
         targets = {t.name: self.table(t, names) for t in chosen}
         self.check_relation_names(list(targets.values()))
+        views = self.target_views(set(names.values()))
         order = self.load_order(chosen)
         if self.problems:
             raise SpecError(self.problems)
@@ -394,7 +426,45 @@ class _Resolver:
             enums=tuple(self.spec.enums.items()),
             retention=self.spec.retention,
             left_out=tuple(self.left_out),
+            views=views,
         )
+
+    def target_views(self, tables: set[str]) -> tuple[TargetView, ...]:
+        """The spec's views, each after the views it reads; every mistake in them collected."""
+        found: dict[str, TargetView] = {}
+        for name, view in self.spec.views.items():
+            at = ("views", name, "sql")
+            if name not in self.source.views:
+                self.problem(
+                    ("views", name),
+                    f"no view '{name}' in the source{_did_you_mean(name, self.source.views)}",
+                    key=True,
+                )
+                continue
+            if name in tables:
+                self.problem(("views", name), f"a table of the target is named '{name}' too", key=True)
+            bad = one_select_problem(view.sql)
+            reads = None if bad else relations_read(view.sql)
+            if bad or isinstance(reads, str):
+                self.problem(at, f"view '{name}': {bad or 'etl cannot read the query: ' + str(reads)}")
+                continue
+            assert reads is not None
+            unknown = [r for r in reads if r not in tables and r not in self.spec.views]
+            if unknown:
+                self.problem(
+                    at,
+                    f"view '{name}' reads '{unknown[0]}', which is neither a table nor a view of the "
+                    "spec (renamed? write the target's names in the query)",
+                )
+                continue
+            location = self.spec.locate(*at)
+            where = f"{location}: views.{name}.sql" if location else f"views.{name}.sql"
+            found[name] = TargetView(name, view.sql, reads, where)
+        parents = {name: {r for r in v.reads if r in found} for name, v in found.items()}
+        cyclic = _cyclic(list(found), parents)
+        for name in cyclic:
+            self.problem(("views", name), f"view '{name}' reads itself through other views", key=True)
+        return tuple(found[n] for n in topological_order(list(found), parents) if n not in cyclic)
 
     def check_relation_names(self, tables: list[TargetTable]) -> None:
         """PostgreSQL keeps tables and indexes (those behind primary keys and unique constraints
@@ -485,6 +555,7 @@ class _Resolver:
             key_sql=key_sql,
             sequence_floor=table.sequence if table.autoincrement else None,
             checks=tuple(checks),
+            query=table.query,
         )
 
     def target_checks(
@@ -906,8 +977,9 @@ class _Resolver:
         if mode == Mode.UPSERT and not pk:
             self.problem(
                 (*base, "mode") if ts.mode else ("mode",),
-                f"mode: upsert matches rows by primary key, and table '{table.name}' has none; "
-                "give it a `primary_key` or use mode: sync",
+                f"mode: upsert matches rows by primary key, and table '{table.name}' has none"
+                + (" (a query's table has the key its `primary_key` gives)" if table.query else "")
+                + "; give it a `primary_key` or use mode: sync",
             )
         return mode, watermark
 

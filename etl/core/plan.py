@@ -13,6 +13,7 @@ from etl.core.mapping import (
     TargetIndex,
     TargetTable,
     TargetUnique,
+    TargetView,
 )
 from etl.model import TargetCatalog
 
@@ -310,6 +311,24 @@ class DeleteRows(Step):
 
 
 @dataclass(frozen=True)
+class DropView(Step):
+    """A view of the spec that is replaced: dropped before anything else changes (PostgreSQL
+    refuses to drop or alter what a view reads), created again at the end. No rows are lost."""
+
+    schema: str
+    name: str
+
+
+@dataclass(frozen=True)
+class CreateView(Step):
+    """A view of the spec, once every table holds its rows; `replaced`: it existed (DropView)."""
+
+    schema: str
+    view: TargetView
+    replaced: bool = False
+
+
+@dataclass(frozen=True)
 class VerifyStep(Step):
     """Counts and checksums of every table, source against target, before COMMIT."""
 
@@ -322,6 +341,7 @@ class Plan:
     schema: str
     checked: tuple[TargetTable, ...] = ()  # tables whose rows or columns change: verified by apply
     left_out: tuple[LeftOut, ...] = ()  # what of the source's schema the target does not get
+    views: tuple[TargetView, ...] = ()  # the spec's views: apply compares their rows with the source's
     desired: DesiredRecord | None = None  # what apply records for the next plan
 
     @property
@@ -354,6 +374,8 @@ class Plan:
             update=sum(s.diff.update for s in self.steps if isinstance(s, SyncRows)),
             delete=sum(s.count for s in self.steps if isinstance(s, DeleteRows))
             + sum(s.rows for s in self.steps if isinstance(s, DropTables | DropTable)),
+            create_views=sum(1 for s in self.steps if isinstance(s, CreateView) and not s.replaced),
+            replace_views=sum(1 for s in self.steps if isinstance(s, CreateView) and s.replaced),
         )
 
 
@@ -368,7 +390,9 @@ def table_of(step: Step) -> str | None:
         | DropTables
         | VerifyStep
         | ResetSequence
-        | KeepForRollback,
+        | KeepForRollback
+        | DropView
+        | CreateView,
     ):
         return None
     table = getattr(step, "table", None)
@@ -384,6 +408,8 @@ class PlanSummary:
     insert: int
     update: int
     delete: int
+    create_views: int = 0
+    replace_views: int = 0
 
 
 # `etl rollback`'s plan: what each table goes back to, from what the last apply kept.

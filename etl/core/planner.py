@@ -22,12 +22,14 @@ from etl.core.plan import (
     CreateIndex,
     CreateSchema,
     CreateTable,
+    CreateView,
     DeleteRows,
     DropColumn,
     DropConstraint,
     DropIndex,
     DropTable,
     DropTables,
+    DropView,
     FinishEnum,
     KeepForRollback,
     LoadRows,
@@ -103,13 +105,70 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     cascaded = _reached_by_key_actions(catalog, _rows_deleted_or_updated(steps))
     if mapping.retention > 0 and steps:
         steps = _with_keep(schema, steps, mapping.retention, cascaded)
+    drops, creates = _view_steps(mapping, target, catalog, desired, steps)
+    head = sum(1 for s in steps[:2] if isinstance(s, CreateSchema | KeepForRollback))
+    steps = [*steps[:head], *drops, *steps[head:], *creates]
     # Tables only altered are verified too (a type change rewrites every value), unless their
     # mode lets the target keep rows the source no longer has.
     altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | cascaded
     checked = tuple(t for t, _, _ in kept if t.name in altered and t.mode in (Mode.SYNC, Mode.REPLACE))
     return Plan(
-        steps=tuple(steps), schema=schema, checked=checked, left_out=mapping.left_out, desired=target.record
+        steps=tuple(steps),
+        schema=schema,
+        checked=checked,
+        left_out=mapping.left_out,
+        views=mapping.views,
+        desired=target.record,
     )
+
+
+# Steps after which a view reading the table must be created again: PostgreSQL refuses to drop or
+# retype what a view reads, and a view keeps the columns `*` stood for when it was created.
+_REDEFINING = (DropColumn, AlterColumnType, AddColumn, DropTable)
+
+
+def _view_steps(
+    mapping: DesiredSchema,
+    target: TargetState,
+    catalog: TargetCatalog,
+    desired: TargetCatalog,
+    steps: list[Step],
+) -> tuple[list[Step], list[Step]]:
+    """The spec's views that are dropped first (those whose definition changes, that read a table
+    the plan redefines, or that read such a view), and those created at the end."""
+    redefined: set[str] = set()
+    for step in steps:
+        if isinstance(step, DropTables):
+            redefined |= set(step.tables)
+        elif isinstance(step, ReplaceEnum | FinishEnum):
+            redefined |= {t for t, _ in step.columns}
+        elif isinstance(step, _REDEFINING):
+            redefined.add(step.table)
+    replaced: set[str] = set()
+    for view in mapping.views:
+        actual = catalog.view(view.name)
+        if actual is None and view.name in target.tables:
+            raise PlanError(
+                f'"{mapping.schema}"."{view.name}" exists in the target but is not a view; drop or rename '
+                "it, or leave the view out of the spec's views"
+            )
+        wanted = desired.view(view.name)
+        if actual is not None and (
+            wanted is None or wanted.definition != actual.definition or redefined & set(view.reads)
+        ):
+            replaced.add(view.name)
+        # Views are in creation order: a view reading a replaced one follows it.
+        if actual is not None and replaced & set(view.reads):
+            replaced.add(view.name)
+    drops: list[Step] = [
+        DropView(mapping.schema, v.name) for v in reversed(mapping.views) if v.name in replaced
+    ]
+    creates: list[Step] = [
+        CreateView(mapping.schema, v, v.name in replaced)
+        for v in mapping.views
+        if v.name in replaced or catalog.view(v.name) is None
+    ]
+    return drops, creates
 
 
 def _enum_steps(mapping: DesiredSchema, target: TargetState, catalog: TargetCatalog) -> list[Step]:

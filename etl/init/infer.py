@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from etl.core.mapping import (
@@ -25,9 +25,10 @@ from etl.core.mapping import (
     topological_order,
     unique_check_names,
 )
+from etl.duck import quote_ident
 from etl.errors import EtlError, OutputFileError, SourceError, SpecError
 from etl.files import check_writable_path, default_mode, replace_file, stage_file, write_file
-from etl.model import Catalog, Column, ForeignKey, Index, Table
+from etl.model import Catalog, Column, ForeignKey, Index, SourceObject, Table
 from etl.pgtypes import PgType, UnknownType, default_pg_type, parse_pg_type
 from etl.postgres.target import holds_password
 from etl.settings import Converter, Deferral, Naming
@@ -36,7 +37,13 @@ from etl.sqlite.catalog import introspect_sqlite
 from etl.sqlite.convert import loads_as_text
 from etl.sqlite.ddl import unquote_identifier
 from etl.sqlite.profile import ColumnProfile, TableProfile, profile_sqlite
-from etl.sqlite.translate import TargetColumnRef, translate_default, translate_expression, translate_index_key
+from etl.sqlite.translate import (
+    TargetColumnRef,
+    translate_default,
+    translate_expression,
+    translate_index_key,
+    translate_view,
+)
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Plain words a YAML 1.1 reader (many editors) would not read as a string.
@@ -609,7 +616,8 @@ def render_spec(
             f"  {yaml_str(name)}: [{', '.join(yaml_str(label) for label in labels)}]"
             for name, labels in enums.items()
         ]
-    lines += _source_object_lines(catalog, result)
+    views, view_lines = _view_lines(catalog, plans)
+    lines += _source_object_lines(catalog, result, views)
     if not order:
         lines += ["", "# The database has no tables.", "load_order: []", "tables: {}"]
     else:
@@ -621,17 +629,73 @@ def render_spec(
         lines += [""] + _render_table(plans[name], profile, naming, plans, result, marks)
         result.tables += 1
         result.rows += profile.rows if profile else 0
+    lines += view_lines
     result.text = "\n".join(lines) + "\n"
     return result
 
 
-def _source_object_lines(catalog: Catalog, result: InitResult) -> list[str]:
-    """Views, triggers and virtual tables: each named, with why it is left out and its SQL."""
-    if not catalog.objects:
+def _view_lines(catalog: Catalog, plans: dict[str, _TablePlan]) -> tuple[dict[str, str | None], list[str]]:
+    """Each view: None when it is written under `views:` (its SQL translated exactly, reading
+    tables and columns that keep their names), else why not; and the `views:` section."""
+    found: dict[str, str | None] = {}
+    lines: list[str] = []
+    for view in (o for o in catalog.objects if o.kind == "view"):
+        why = _view_not_carried(view, plans, found)
+        translated = translate_view(view.sql, view.columns) if why is None else None
+        if translated is not None and translated.sql is None:
+            why = f"its SQL does not translate exactly: {translated.reason}"
+        found[view.name] = why
+        if why is None and translated is not None and translated.sql is not None:
+            lines += [f"  {yaml_str(view.name)}:", f"    sql: {yaml_str(translated.sql)}"]
+    if lines:
+        lines = [
+            "",
+            "# Views, created after the tables; apply compares their rows with SQLite's.",
+            "views:",
+            *lines,
+        ]
+    return found, lines
+
+
+def _view_not_carried(
+    view: SourceObject, plans: dict[str, _TablePlan], views: dict[str, str | None]
+) -> str | None:
+    """Why a view cannot be written as it is: it reads a table, column or view that the target
+    names differently, or does not get."""
+    if not view.columns:
+        return "SQLite cannot prepare a query of it (does it read a table that is gone?)"
+    for table, column in view.reads:
+        if table in views:
+            if views[table] is not None:
+                return f"it reads view '{table}', which is not carried"
+            continue
+        plan = plans.get(table)
+        if plan is None:
+            return f"it reads '{table}', which the target does not get"
+        if plan.target != table:
+            return f"it reads table '{table}', named '{plan.target}' in the target"
+        target = plan.columns.get(column, (None, None))[0]
+        if target != column:
+            named = f"named '{target}' in the target" if target else "which the target does not get"
+            return f"it reads column '{table}'.'{column}', {named}"
+    return None
+
+
+def _source_object_lines(catalog: Catalog, result: InitResult, views: dict[str, str | None]) -> list[str]:
+    """Triggers, virtual tables and views not carried: each named, with why it is left out and its SQL."""
+    objects = [o for o in catalog.objects if not (o.kind == "view" and views.get(o.name) is None)]
+    if not objects:
         return []
-    lines = ["", "# Views, triggers and virtual tables are not migrated (etl plan lists them too):"]
-    for obj in catalog.objects:
-        reason = source_object_left_out(obj).reason
+    lines = ["", "# Not migrated (etl plan lists them too):"]
+    for obj in objects:
+        reason = views.get(obj.name) if obj.kind == "view" else None
+        if reason is not None:
+            reason = (
+                f"not created in PostgreSQL: {reason}; write its PostgreSQL SELECT under views: to create it, "
+                f"or load its rows as a table (tables: {{<name>: {{query: SELECT * FROM {quote_ident(obj.name)}}}}})"
+            )
+        else:
+            reason = source_object_left_out(obj).reason
         lines.append(f"# !! {obj.kind} {comment_text(obj.name)}: {comment_text(reason)}. Its SQLite SQL:")
         lines += [f"#      {comment_text(line)}" for line in obj.sql.splitlines()]
         result.findings.append(Finding(obj.name, None, f"{obj.kind}: {reason}"))
@@ -1077,7 +1141,7 @@ def init_spec(
 
         schema = read_prisma_file(Path(prisma_schema))
         layout = prisma_layout(schema, catalog)
-        catalog = Catalog(tuple(t for t in catalog.tables if t.name not in layout.exclude), catalog.views)
+        catalog = replace(catalog, tables=tuple(t for t in catalog.tables if t.name not in layout.exclude))
         prisma_types, prisma_findings = prisma_column_types(schema, catalog)
         prisma_types, enum_findings = enum_misfits(source, prisma_types)
         prisma_findings += enum_findings

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from etl.model import PgColumn, PgConstraint, PgIndex, PgTable, TargetCatalog
+from etl.model import PgColumn, PgConstraint, PgIndex, PgTable, PgView, TargetCatalog
 from etl.settings import ForeignKeyAction
 
 _FK_ACTIONS = {
@@ -125,4 +125,17 @@ def _read(rows: Rows, schema: str) -> TargetCatalog:
         PgTable(name, tuple(cols), tuple(constraints.get(name, ())), tuple(indexes.get(name, ())))
         for name, cols in columns.items()
     )
-    return TargetCatalog(schema, True, tables, tuple((name, tuple(labels)) for name, labels in enums))
+    views = rows(
+        sql.SQL(
+            "SELECT c.relname, pg_get_viewdef(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {} AND c.relkind = 'v' "
+            "ORDER BY c.relname"
+        ).format(literal)
+    )
+    return TargetCatalog(
+        schema,
+        True,
+        tables,
+        tuple((name, tuple(labels)) for name, labels in enums),
+        tuple(PgView(name, definition) for name, definition in views),
+    )

@@ -18,12 +18,14 @@ from etl.core.plan import (
     CreateIndex,
     CreateSchema,
     CreateTable,
+    CreateView,
     DeleteRows,
     DropColumn,
     DropConstraint,
     DropIndex,
     DropTable,
     DropTables,
+    DropView,
     FinishEnum,
     KeepForRollback,
     LoadRows,
@@ -269,6 +271,10 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
             return [_alter(schema, table, sql.SQL("DROP CONSTRAINT {}").format(sql.Identifier(name)))]
         case DropIndex(schema, _table, name):
             return [sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name))]
+        case CreateView(schema, view):
+            return [create_view_sql(schema, view.name, view.sql)]
+        case DropView(schema, name):
+            return [sql.SQL("DROP VIEW {}").format(sql.Identifier(schema, name))]
         case LoadRows() | SyncRows() | DeleteRows() | KeepForRollback():
             return []
     raise AssertionError(f"no SQL for {type(step).__name__}")
@@ -276,17 +282,32 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
 
 def fresh_schema_sql(mapping: DesiredSchema) -> list[sql.Composed]:
     """The DDL that creates the spec's schema (which must not exist yet) with its enums, tables,
-    keys and indexes: what apply runs on an empty target, without its rows and sequence resets."""
+    keys and indexes: what apply runs on an empty target, without its rows, sequence resets and
+    views (each view's own statement is create_view_sql)."""
     plan = build_plan(mapping, TargetState(schema_exists=False))
     statements: list[sql.Composed] = []
     for step in plan.steps:
-        if isinstance(step, LoadRows | ResetSequence):
+        if isinstance(step, LoadRows | ResetSequence | CreateView):
             continue
         if isinstance(step, CreateSchema):
             statements.append(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(step.schema)))
             continue
         statements.extend(postgres_sql(step))
     return statements
+
+
+def create_view_sql(schema: str, name: str, query: str) -> sql.Composed:
+    """CREATE VIEW with the schema as the search path while it runs, so that the spec's query
+    names the target's tables and views as they are named, without their schema (and reads back
+    from pg_get_viewdef the same way). The query is the spec's, checked to be one SELECT
+    (etl/specfile/sqltext.py one_select_problem). One DO block: the search path is set back after."""
+    create = sql.SQL("CREATE VIEW {} AS {}").format(sql.Identifier(schema, name), sql.SQL(query))
+    body = sql.SQL(
+        "DECLARE etl_path text := current_setting('search_path'); BEGIN "
+        "PERFORM set_config('search_path', {}, true); EXECUTE {}; "
+        "PERFORM set_config('search_path', etl_path, true); END"
+    ).format(sql.Literal(sql.Identifier(schema).as_string(None)), sql.Literal(create.as_string(None)))
+    return sql.SQL("DO {}").format(sql.Literal(body.as_string(None)))
 
 
 def check_violations_sql(step: AddCheck) -> sql.Composed:

@@ -195,6 +195,25 @@ def foreign_keys_query(schema: str, table: str, referencing: bool = False) -> sq
     ).format(sql.SQL(side), _regclass(schema, table), extra)
 
 
+def dependent_views_query(schema: str, tables: list[str]) -> sql.Composed:
+    """PostgreSQL: (view name, definition, depth) of the views of `schema` that read any of
+    `tables`, directly (depth 1) or through other views; the definition as pg_get_viewdef prints
+    it with the schema as the search path (the caller sets it)."""
+    regclasses = sql.SQL(", ").join(sql.SQL("{}::regclass").format(_regclass(schema, t)) for t in tables)
+    return sql.SQL(
+        "WITH RECURSIVE reader(oid, depth) AS ("
+        "  SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
+        "  WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid IN ({}) AND r.ev_class <> d.refobjid "
+        "  UNION "
+        "  SELECT r.ev_class, reader.depth + 1 FROM reader JOIN pg_depend d ON d.refobjid = reader.oid "
+        "  JOIN pg_rewrite r ON r.oid = d.objid "
+        "  WHERE d.classid = 'pg_rewrite'::regclass AND r.ev_class <> d.refobjid AND reader.depth < 100) "
+        "SELECT c.relname::text, pg_get_viewdef(c.oid), max(reader.depth) FROM reader "
+        "JOIN pg_class c ON c.oid = reader.oid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'v' AND n.nspname = {} GROUP BY c.oid, c.relname ORDER BY 3, 1"
+    ).format(regclasses, sql.Literal(schema))
+
+
 def record_statement(
     started_at: str,
     schema: str,

@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -91,13 +92,14 @@ from etl.run.sync import check_written, delete_rows, sync_rows
 from etl.run.typedscan import Candidate, candidates, holds, prove
 from etl.run.verify import (
     Verification,
+    check_views,
     describe_failures,
     register_functions,
     source_sums_query,
     verify_tables,
 )
 from etl.settings import OnError
-from etl.sqlite.catalog import SourceStamp, deepest_json, source_stamp
+from etl.sqlite.catalog import SourceStamp, deepest_json, open_sqlite, source_stamp
 
 
 @dataclass(frozen=True)
@@ -540,6 +542,7 @@ def _verify_before_commit(tx: _Transaction) -> None:
         raise_read_error(
             exc, "verification could not read the source or the target", tx.source, tx.target_url
         )
+    verification = replace(verification, views=_check_views(tx.con, tx.source, schema, tx.plan))
     missing = [
         (table.name, check_written(tx.con, schema, table, name)) for table, name in tx.written.values()
     ]
@@ -560,6 +563,21 @@ def _verify_before_commit(tx: _Transaction) -> None:
         )
     if bad:
         raise VerificationFailed(f"verification failed, nothing was committed: {'; '.join(bad)}")
+
+
+def _check_views(con: duckdb.DuckDBPyConnection, source: Path, schema: str, plan: Plan) -> tuple:
+    """The spec's views, SQLite's rows against PostgreSQL's, inside the transaction."""
+    if not plan.views:
+        return ()
+    try:
+        con.execute("CALL pg_clear_cache()")  # the views were created after DuckDB read the catalog
+        with open_sqlite(source) as lite:
+            return check_views(con, lite, schema, [v.name for v in plan.views])
+    except (sqlite3.Error, *duck.ERRORS) as exc:
+        raise VerificationFailed(
+            f"verification could not read a view: {duck_message(exc) if isinstance(exc, duckdb.Error) else exc}; "
+            "nothing was committed: correct the view's query under views: in the spec, or leave it out"
+        ) from exc
 
 
 def _record_failure_of(
@@ -895,8 +913,13 @@ def _record_desired(tx: _Transaction, desired: DesiredRecord) -> None:
     catalog = desired.catalog
     if catalog is None:
         created = {s.table.name for s in tx.plan.steps if isinstance(s, CreateTable)}
+        views = {v.name for v in tx.plan.views}
         found = read_catalog_with(lambda query: _query_rows(tx.con, query), tx.plan.schema)
-        catalog = replace(found, tables=tuple(t for t in found.tables if t.name in created))
+        catalog = replace(
+            found,
+            tables=tuple(t for t in found.tables if t.name in created),
+            views=tuple(v for v in found.views if v.name in views),
+        )
     record = record_desired_sql(tx.plan.schema, desired.key, tx.started_at, catalog_document(catalog))
     tx.execute(record, "recording the schema in etl.desired")
 
@@ -1079,7 +1102,15 @@ def _too_deep_json(exc: BaseException, source: Path, plan: Plan) -> DataError | 
         columns = [(c.name, c.conversion.source_sql) for c in table.columns if c.pg_type.kind == "json"]
         if not columns:
             continue
-        found = deepest_json(source, table.source, table.where, table.key_sql, columns, _JSON_DEPTH_SUSPECT)
+        found = deepest_json(
+            source,
+            table.source,
+            table.where,
+            table.key_sql,
+            columns,
+            _JSON_DEPTH_SUSPECT,
+            table.sqlite_relation,
+        )
         if found is not None:
             key, column, depth = found
             reason = f"JSON nested {depth:,} levels deep, deeper than PostgreSQL accepts (stack depth limit exceeded)"
@@ -1118,13 +1149,18 @@ def verify_target(
     try:
         attach(con, source, target_url, read_only=True)
         proven = prove(con, SOURCE_ALIAS, mapping.tables)
+        verification = None
         if proven:
             try:
                 scanned = tuple(replace(t, scan=proven.get(t.source)) for t in mapping.tables)
-                return verify_tables(con, mapping.schema, scanned, existing)
+                verification = verify_tables(con, mapping.schema, scanned, existing)
             except duck.ERRORS:
                 pass  # a value DuckDB's typed read cannot convert: the exact path names its row
-        return verify_tables(con, mapping.schema, mapping.tables, existing)
+        if verification is None:
+            verification = verify_tables(con, mapping.schema, mapping.tables, existing)
+        with open_sqlite(source) as lite:
+            views = check_views(con, lite, mapping.schema, [v.name for v in mapping.views], existing)
+        return replace(verification, views=views)
     except duckdb.Error as exc:
         raise_read_error(exc, "verification could not read the source or the target", source, target_url)
     finally:

@@ -23,7 +23,7 @@ def sqlite_select(table: TargetTable, row_range: tuple[int, int] | None = None) 
         items.append(f"{sqlite_render(expr)} AS v{i}")
     for i, (_label, expr) in enumerate(table.key_sql):
         items.append(f"quote({expr}) AS k{i}")
-    query = f"SELECT {', '.join(items)} FROM {quote_ident(table.source)}"
+    query = f"SELECT {', '.join(items)} FROM {table.sqlite_relation}"
     conditions = [f"({table.where})"] if table.where else []
     if row_range is not None and table.rowid:
         conditions.append(f"{table.rowid} BETWEEN {int(row_range[0])} AND {int(row_range[1])}")

@@ -21,7 +21,7 @@ from etl.core.plan import DesiredRecord, RowDiff, TargetState
 from etl.errors import TargetError, first_line
 from etl.model import PgTable, TargetCatalog, catalog_from_document
 from etl.postgres.catalog import read_target_catalog
-from etl.postgres.ddl import fresh_schema_sql
+from etl.postgres.ddl import create_view_sql, fresh_schema_sql
 from etl.postgres.metadata import METADATA_SCHEMA, RUNS, recorded_desired_sql
 from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
 from etl.run.rowdiff import batchable, plan_diff, plan_diffs
@@ -38,11 +38,13 @@ def observe_target(
         catalog = read_target_catalog(conn, mapping.schema)
         relations = _relations(conn, mapping.schema)
         existing = [t for t in mapping.tables if t.name in relations]
+        # Views are checked in the scratch schema even on an empty target: their SQL is the spec's.
+        needed = bool(existing or mapping.views)
         key = desired_key(conn, mapping)
-        desired = recorded_desired(conn, mapping, key) if existing else None
+        desired = recorded_desired(conn, mapping, key) if needed else None
         record = None
         if desired is None:
-            record = DesiredRecord(key, desired_catalog(conn, mapping, url) if existing else None)
+            record = DesiredRecord(key, desired_catalog(conn, mapping, url) if needed else None)
             desired = record.catalog
         removed = _removed_tables(conn, mapping, catalog)
     rows: dict[str, RowDiff] = {}
@@ -178,7 +180,9 @@ def desired_key(conn: psycopg.Connection, mapping: DesiredSchema) -> str:
     """What decides the spec's tables as PostgreSQL describes them: the DDL that creates them (in
     a placeholder schema: the catalog is read without its schema's name), the server's version,
     etl's version and the catalog's format."""
-    statements = fresh_schema_sql(replace(mapping, schema="etl_desired"))
+    placeholder = "etl_desired"
+    statements = fresh_schema_sql(replace(mapping, schema=placeholder))
+    statements += [create_view_sql(placeholder, view.name, view.sql) for view in mapping.views]
     server = conn.info.server_version
     digest = hashlib.sha256(f"{DESIRED_FORMAT}\n{__version__}\n{server}\n".encode())
     for statement in statements:
@@ -221,6 +225,7 @@ def desired_catalog(conn: psycopg.Connection, mapping: DesiredSchema, url: str) 
             # Many statements per round trip (no parameters: PostgreSQL's simple query protocol).
             for start in range(0, len(statements), SCRATCH_BATCH):
                 conn.execute(sql.SQL(";\n").join(statements[start : start + SCRATCH_BATCH]))
+            _create_views(conn, mapping, scratch, url)
             found = read_target_catalog(conn, scratch)
     except psycopg.Error as exc:
         raise TargetError(
@@ -228,3 +233,17 @@ def desired_catalog(conn: psycopg.Connection, mapping: DesiredSchema, url: str) 
             f"{redact(first_line(exc), url)}"
         ) from exc
     return replace(found, schema=mapping.schema)
+
+
+def _create_views(conn: psycopg.Connection, mapping: DesiredSchema, scratch: str, url: str) -> None:
+    """The spec's views, in the scratch schema: a query PostgreSQL refuses is named where the spec
+    writes it, before apply loads a row."""
+    for view in mapping.views:
+        try:
+            with conn.transaction():
+                conn.execute(create_view_sql(scratch, view.name, view.sql))
+        except psycopg.Error as exc:
+            raise TargetError(
+                f"{view.where}: PostgreSQL refuses view '{view.name}': "
+                f"{redact(first_line(exc), url).replace(scratch, mapping.schema)}; correct its query in the spec"
+            ) from exc

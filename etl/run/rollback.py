@@ -8,8 +8,8 @@ from psycopg import sql
 
 from etl.core.plan import ResetSequence, Restore, RollbackPlan
 from etl.errors import PlanError, TargetError, first_line
-from etl.postgres.ddl import postgres_sql, schema_lock_sql, set_sequence_sql
-from etl.postgres.history import foreign_keys_query
+from etl.postgres.ddl import create_view_sql, postgres_sql, schema_lock_sql, set_sequence_sql
+from etl.postgres.history import dependent_views_query, foreign_keys_query
 from etl.postgres.metadata import HISTORY, METADATA_SCHEMA, RUNS
 from etl.postgres.target import connect, redact
 
@@ -110,6 +110,7 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
                     )
                 )
             live = [r.table for r in plan.restores if r.rows_now is not None]
+            views = _drop_views_reading(conn, schema, live)
             if live:
                 conn.execute(
                     sql.SQL("DROP TABLE {}").format(
@@ -162,6 +163,7 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
                     continue
                 for statement in _sequence_statements(conn, schema, r):
                     conn.execute(statement)
+            _create_views_again(conn, schema, views)
             for kept_in in sorted({r.kept_in for r in plan.restores if r.kept_in}):
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(kept_in)))
             conn.execute(
@@ -172,6 +174,30 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
             )
     except psycopg.Error as exc:
         raise TargetError(f"rollback failed, nothing was changed: {redact(first_line(exc), url)}") from exc
+
+
+def _drop_views_reading(conn: psycopg.Connection, schema: str, tables: list[str]) -> list[tuple[str, str]]:
+    """Drop the views that read the tables being restored (PostgreSQL refuses to drop a table a
+    view reads), readers of readers first; their (name, definition), to create them again."""
+    if not tables:
+        return []
+    with conn.transaction():
+        conn.execute("SELECT set_config('search_path', %s, true)", (sql.Identifier(schema).as_string(conn),))
+        found = conn.execute(dependent_views_query(schema, tables)).fetchall()
+    for name, _, _ in reversed(found):
+        conn.execute(sql.SQL("DROP VIEW {}").format(sql.Identifier(schema, name)))
+    return [(name, definition.strip().removesuffix(";")) for name, definition, _ in found]
+
+
+def _create_views_again(conn: psycopg.Connection, schema: str, views: list[tuple[str, str]]) -> None:
+    """The views dropped for the restore, over the restored tables. A view reading a table the
+    restore drops (one the undone apply created) was created by that apply too: it stays gone."""
+    for name, definition in views:
+        try:
+            with conn.transaction():
+                conn.execute(create_view_sql(schema, name, definition))
+        except psycopg.errors.UndefinedTable:
+            continue
 
 
 def _history(plan: RollbackPlan) -> tuple:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from collections.abc import Mapping as AnyMapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import duckdb
@@ -36,13 +36,14 @@ from etl.model import Catalog
 from etl.postgres.history import HISTORY_SCHEMA_PREFIX
 from etl.postgres.metadata import METADATA_SCHEMA
 from etl.specfile.document import Spec, SqlDefault, read_spec
-from etl.specfile.sqltext import POSTGRESQL, SQLITE, one_expression_problem
+from etl.specfile.sqltext import POSTGRESQL, SQLITE, one_expression_problem, one_select_problem
 from etl.sqlite.catalog import (
     covering_ranges,
     integer_magnitudes,
     introspect_sqlite,
     open_sqlite,
     per_core_ranges,
+    query_tables,
     rowid_bounds,
 )
 
@@ -91,6 +92,8 @@ def validate(
         catalog = introspect_sqlite(spec.source)
     except SourceError as exc:
         raise SpecError([*problems, spec.problem(("source", "sqlite"), str(exc))]) from exc
+    catalog, found = _with_query_tables(spec, catalog)
+    problems += found
     problems += target_schema_problems(spec)
     problems += sqlite_expression_problems(spec, catalog) + postgres_expression_problems(spec)
     try:
@@ -100,6 +103,32 @@ def validate(
     if problems:
         raise SpecError(_unique(problems))
     return Validated(spec, catalog, measure(spec, mapping, measuring))
+
+
+def _with_query_tables(spec: Spec, catalog: Catalog) -> tuple[Catalog, list[SpecProblem]]:
+    """The catalog with the spec's `query:` tables in it, and what is wrong with their queries."""
+    problems: list[SpecProblem] = []
+    queries: dict[str, str] = {}
+    for name, table in spec.tables.items():
+        if table.query is None:
+            continue
+        at = ("tables", name, "query")
+        bad = one_select_problem(table.query, SQLITE)
+        if bad:
+            problems.append(spec.problem(at, f"table '{name}': {bad}"))
+        elif catalog.table(name) is not None or name in catalog.views:
+            problems.append(
+                spec.problem(
+                    at, f"'{name}' is a table or view of the source: give the query's table another name"
+                )
+            )
+        else:
+            queries[name] = table.query
+    tables, refused = query_tables(spec.source, queries)
+    problems += [
+        spec.problem(("tables", name, "query"), f"table '{name}': {why}") for name, why in refused.items()
+    ]
+    return replace(catalog, tables=catalog.tables + tuple(tables.values())), problems
 
 
 def measure(spec: Spec, mapping: DesiredSchema, measuring: Measuring = Measuring()) -> DesiredSchema:
@@ -196,7 +225,9 @@ def _magnitudes(
     if rowids is not None:
         conditions.append(f"{table.rowid} BETWEEN {int(rowids[0])} AND {int(rowids[1])}")
     where = " AND ".join(conditions) or None
-    return integer_magnitudes(con, table.source, where, [c.conversion.source_sql for c in columns])
+    return integer_magnitudes(
+        con, table.source, where, [c.conversion.source_sql for c in columns], relation=table.sqlite_relation
+    )
 
 
 def _widest(parts: tuple[tuple[int | None, int | None], ...]) -> tuple[int | None, int | None]:
@@ -216,7 +247,7 @@ def table_sizes(
     from length(), which reads a value's size from its record header. Nothing is measured when
     the whole file is smaller than a chunk (`measure_sizes` false)."""
     condition = f" WHERE ({table.where})" if table.where else ""
-    source = quote_ident(table.source)
+    source = table.sqlite_relation
     count = con.execute(f"SELECT count(*) FROM {source}{condition}").fetchone()[0]
     if not measure_sizes or not count:
         return count, 0, ()
@@ -244,7 +275,7 @@ def _stored_bytes(con: sqlite3.Connection, table: TargetTable) -> tuple[int, int
     except sqlite3.Error:
         pass  # SQLite built without dbstat
     sizes = " + ".join(f"coalesce(length({c.conversion.source_sql}), 0)" for c in table.columns) or "0"
-    row = con.execute(f"SELECT sum({sizes}), max({sizes}) FROM {quote_ident(table.source)}").fetchone()
+    row = con.execute(f"SELECT sum({sizes}), max({sizes}) FROM {table.sqlite_relation}").fetchone()
     return int(row[0] or 0), int(row[1] or 0)
 
 

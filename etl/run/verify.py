@@ -11,8 +11,11 @@ sampled by joining per-row hashes.
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
 import re
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -46,12 +49,28 @@ class TableCheck:
 
 
 @dataclass(frozen=True)
-class Verification:
-    tables: tuple[TableCheck, ...] = field(default=())
+class ViewCheck:
+    """A view's rows on both sides, as a count and an order-independent checksum of the rows."""
+
+    view: str
+    source_rows: int
+    target_rows: int | None  # None: the view does not exist in the target
+    source_checksum: int
+    target_checksum: int | None
 
     @property
     def ok(self) -> bool:
-        return all(t.ok for t in self.tables)
+        return self.target_rows == self.source_rows and self.target_checksum == self.source_checksum
+
+
+@dataclass(frozen=True)
+class Verification:
+    tables: tuple[TableCheck, ...] = field(default=())
+    views: tuple[ViewCheck, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.tables) and all(v.ok for v in self.views)
 
 
 # --- jsonb as PostgreSQL prints it -------------------------------------------------------------
@@ -469,8 +488,134 @@ def verify_tables(
     )
 
 
+# --- views: rows as each database returns them, normalized in Python ---------------------------
+
+# PostgreSQL types whose values DuckDB's postgres scanner would round (numeric as a double) or
+# respell (json): read as PostgreSQL's text instead.
+_AS_TEXT = frozenset({"numeric", "json", "jsonb"})
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?")
+
+
+def _normal(value: object) -> object:
+    """One value as both sides can agree on it: numbers by value (SQLite's 1 and PostgreSQL's 1.0,
+    true and 1 are equal), bytes as bytes, ISO date and time text and PostgreSQL's dates and
+    timestamps as the same UTC instant; other text as it is."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float | Decimal):
+        number = Decimal(value) if not isinstance(value, Decimal) else value
+        if number.is_finite() and number == number.to_integral_value():
+            return int(number)
+        return float(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, datetime.datetime | datetime.date):
+        moment = value if isinstance(value, datetime.datetime) else datetime.datetime(*value.timetuple()[:3])
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
+        return moment
+    if isinstance(value, str) and _ISO_DATETIME.fullmatch(value):
+        try:
+            return _normal(datetime.datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def _rows_sum(rows: Iterable[tuple], decoded: tuple[bool, ...] = ()) -> tuple[int, int]:
+    """Count and order-independent checksum (the sum of one 64-bit hash per row) of `rows`; the
+    columns marked in `decoded` hold PostgreSQL's text of a number or of JSON."""
+    count = total = 0
+    for row in rows:
+        values = tuple(
+            _from_text(v) if i < len(decoded) and decoded[i] else _normal(v) for i, v in enumerate(row)
+        )
+        digest = hashlib.blake2b(repr(values).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        total = (total + int.from_bytes(digest, "big")) % (1 << 64)
+        count += 1
+    return count, total
+
+
+def _from_text(value: object) -> object:
+    if not isinstance(value, str):
+        return _normal(value)
+    try:
+        return _normal(Decimal(value))
+    except ArithmeticError:
+        return value  # json text: compared as PostgreSQL prints it
+
+
+def _target_view_rows(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> tuple[int, int]:
+    qualified = sql.Identifier(schema, name).as_string(None)
+    columns = con.execute(
+        f"SELECT * FROM postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(_view_columns_sql(qualified))})"
+    ).fetchall()
+    select = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(
+            sql.SQL("{}::text" if t in _AS_TEXT else "{}").format(sql.Identifier(c)) for c, t in columns
+        ),
+        sql.Identifier(schema, name),
+    )
+    cursor = con.execute(
+        f"SELECT * FROM postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(select.as_string(None))})"
+    )
+    decoded = tuple(t in _AS_TEXT for _, t in columns)
+    return _rows_sum(_chain(cursor), decoded)
+
+
+def _chain(cursor) -> Iterable[tuple]:
+    while batch := cursor.fetchmany(10_000):
+        yield from batch
+
+
+def _view_columns_sql(qualified: str) -> str:
+    return (
+        sql.SQL(
+            "SELECT a.attname::text, t.typname::text FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attrelid = {}::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+        )
+        .format(sql.Literal(qualified))
+        .as_string(None)
+    )
+
+
+def check_views(
+    con: duckdb.DuckDBPyConnection,
+    source: sqlite3.Connection,
+    schema: str,
+    views: Iterable[str],
+    existing: frozenset[str] | None = None,
+) -> tuple[ViewCheck, ...]:
+    """Each view's rows in SQLite against the same view's in PostgreSQL (through `con`, inside the
+    apply's transaction); `existing` are the target's relations (None: they all exist)."""
+    checks = []
+    for name in views:
+        count, checksum = _rows_sum(source.execute(f"SELECT * FROM {quote_ident(name)}"))
+        if existing is not None and name not in existing:
+            checks.append(ViewCheck(name, count, None, checksum, None))
+            continue
+        target_count, target_checksum = _target_view_rows(con, schema, name)
+        checks.append(ViewCheck(name, count, target_count, checksum, target_checksum))
+    return tuple(checks)
+
+
 def describe_failures(verification: Verification) -> str:
     parts = []
+    for view in verification.views:
+        if view.ok:
+            continue
+        if view.target_rows is None:
+            parts.append(f'view "{view.view}" is missing in the target')
+        elif view.target_rows != view.source_rows:
+            parts.append(
+                f'view "{view.view}": {view.source_rows:,} rows in SQLite, {view.target_rows:,} in PostgreSQL '
+                "(correct its query under views: in the spec, or leave it out)"
+            )
+        else:
+            parts.append(
+                f'view "{view.view}": the same number of rows but different values in SQLite and PostgreSQL '
+                "(correct its query under views: in the spec, or leave it out)"
+            )
     for check in verification.tables:
         if check.ok:
             continue

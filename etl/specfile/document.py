@@ -99,6 +99,12 @@ class TableSpec:
     indexes: tuple[IndexSpec, ...] | None = None
     foreign_keys: tuple[ForeignKeySpec, ...] | None = None
     checks: tuple[CheckSpec, ...] | None = None
+    query: str | None = None  # SQLite: the table's rows are this query's, not a source table's
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    sql: str  # one PostgreSQL SELECT over the target's tables and views
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,7 @@ class Spec:
     enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     load_order: tuple[str, ...] | None = None
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
+    views: Mapping[str, ViewSpec] = field(default_factory=dict)  # source view -> its PostgreSQL
     document: Document | None = field(default=None, compare=False, repr=False)
 
     def locate(self, *path: str | int, key: bool = False) -> Location | None:
@@ -276,6 +283,7 @@ def _build(
         enums=enums,
         load_order=tuple(load_order) if load_order is not None else None,
         tables=tables,
+        views={name: ViewSpec(raw["sql"]) for name, raw in (data.get("views") or {}).items()},
         document=doc,
     )
     return spec, problems
@@ -352,4 +360,5 @@ def _table_spec(raw: Any, base: tuple[str, ...], pg_type: _TypeReader) -> TableS
             for fk in fks
         ),
         checks=None if checks is None else tuple(CheckSpec(c["sql"], c.get("name")) for c in checks),
+        query=raw.get("query"),
     )

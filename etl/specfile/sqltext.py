@@ -104,3 +104,62 @@ def _quoted_end(text: str, start: int, quote: str, backslash: bool = False) -> i
             return i + 1
         i += 1
     return -1
+
+
+def one_select_problem(text: str, dialect: str = POSTGRESQL) -> str | None:
+    """Why `text` is not one SELECT statement (a view's query in PostgreSQL, a `query:` table's
+    in SQLite), or None. It goes into `CREATE VIEW ... AS <text>` or `FROM (<text>)`, which admit
+    only a query; read token by token as above, it may hold no `;` and no comment, so that it
+    cannot end that statement and start another."""
+    problem = one_expression_problem(text, dialect)
+    if problem is not None and not problem.startswith("`,`"):
+        return problem.replace("the expression", "the query").replace("one expression", "one SELECT")
+    # Top-level commas separate a SELECT's columns: checked again without them.
+    problem = one_expression_problem(_without_top_level_commas(text), dialect)
+    if problem is not None:
+        return problem.replace("the expression", "the query").replace("one expression", "one SELECT")
+    first = _WORD.match(text.lstrip().lstrip("("))
+    if first is None or first.group().upper() not in ("SELECT", "WITH", "VALUES", "TABLE"):
+        return "a query starts with SELECT (or WITH, VALUES, TABLE)"
+    return None
+
+
+def _without_top_level_commas(text: str) -> str:
+    """`text` with the commas outside brackets, strings and quoted names made spaces."""
+    out = list(text)
+    depth, i, n = 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "'\"":
+            end = _quoted_end(text, i, ch)
+            i = n if end < 0 else end
+            continue
+        if ch == "$":
+            tag = _DOLLAR_TAG.match(text, i)
+            if tag:
+                end = text.find(tag.group(), tag.end())
+                i = n if end < 0 else end + len(tag.group())
+                continue
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out[i] = " "
+        i += 1
+    return "".join(out)
+
+
+def relations_read(text: str) -> tuple[str, ...] | str:
+    """The unqualified relations a PostgreSQL query reads (its own WITH names apart), in order of
+    appearance; or, when the query cannot be read, why."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        query = sqlglot.parse_one(text, read="postgres")
+    except sqlglot.errors.SqlglotError as exc:
+        return str(exc).splitlines()[0]
+    ctes = {cte.alias for cte in query.find_all(exp.CTE)}
+    names = [t.name for t in query.find_all(exp.Table) if not t.db and t.name not in ctes]
+    return tuple(dict.fromkeys(names))

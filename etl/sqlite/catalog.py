@@ -117,8 +117,60 @@ def _read_catalog(con: sqlite3.Connection) -> Catalog:
         for (kind, name, _table, sql), obj in zip(rows, objects, strict=True)
         if kind == "table" and obj is None and sql and _fold(name) not in shadows
     ]
+    found = [_with_reads(con, o) if o.kind == "view" else o for o in found]
     views = [o.name for o in found if o.kind == "view"]
     return Catalog(tables=tuple(tables), views=tuple(views), objects=tuple(found))
+
+
+def _with_reads(con: sqlite3.Connection, view: SourceObject) -> SourceObject:
+    """The view with its columns and what it reads, as SQLite resolves them preparing a query of
+    it (its authorizer is told each column read, and through which view): exact, where reading
+    the SQL text would have to resolve unqualified names and `*` itself. A view SQLite cannot
+    prepare (it names a table that is gone) reads nothing it can tell."""
+    reads: dict[tuple[str, str], None] = {}  # read by the view itself (tables and views)
+    through: dict[str, None] = {}  # views read on the way, directly or not
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, inner: str | None) -> int:
+        if action == sqlite3.SQLITE_READ and arg1 is not None and inner is not None:
+            if inner == view.name:
+                reads[(arg1, arg2 or "")] = None
+            else:
+                through[inner] = None
+        return sqlite3.SQLITE_OK
+
+    query = f"SELECT * FROM {quote_ident(view.name)}"
+    con.set_authorizer(authorize)
+    try:
+        columns = tuple(d[0] for d in con.execute(query + " LIMIT 0").description or ())
+    except sqlite3.Error:
+        return view
+    finally:
+        con.set_authorizer(None)
+    return replace(view, columns=columns, reads=tuple(reads), views_read=tuple(through))
+
+
+def query_tables(path: str | Path, queries: dict[str, str]) -> tuple[dict[str, Table], dict[str, str]]:
+    """Tables the spec defines by a SQLite query, each as a Table of the query's columns (declared
+    types as SQLite derives them: a column's own where the query reads one, none for computed
+    ones); and, for a query SQLite refuses, why. Each query is prepared as a TEMP view, which
+    lives on the read-only connection only: the file is never written."""
+    tables: dict[str, Table] = {}
+    refused: dict[str, str] = {}
+    if not queries:
+        return tables, refused
+    with open_sqlite(path) as con:
+        for number, (name, query) in enumerate(queries.items()):
+            view = quote_ident(f"etl_query_{number}")
+            try:
+                con.execute(f"CREATE TEMP VIEW {view} AS {query}")
+                info = con.execute(f"PRAGMA temp.table_info({view})").fetchall()
+                con.execute(f"SELECT * FROM {view} LIMIT 0")  # names a missing table or column now
+            except sqlite3.Error as exc:
+                refused[name] = f"SQLite refuses the query: {exc}"
+                continue
+            columns = tuple(Column(row[1], row[2] or "") for row in info)
+            tables[name] = Table(name, columns, without_rowid=True, query=query)
+    return tables, refused
 
 
 # The shadow tables each kind of virtual table keeps its index in (`<name>_<suffix>`).
@@ -361,7 +413,11 @@ def per_core_ranges(bounds: tuple[int, int] | None, from_rows: int) -> list[tupl
 
 
 def integer_magnitudes(
-    con: sqlite3.Connection, table: str, where: str | None, expressions: list[str]
+    con: sqlite3.Connection,
+    table: str,
+    where: str | None,
+    expressions: list[str],
+    relation: str | None = None,  # what to read instead of the table (a query: `(...) AS "t"`)
 ) -> list[tuple[int | None, int | None]]:
     """(smallest, largest) absolute integer each SQLite expression yields over the rows, one scan."""
     from etl.duck import quote_ident
@@ -375,7 +431,7 @@ def integer_magnitudes(
         magnitude = f"CASE WHEN {e} = -9223372036854775807 - 1 THEN 9223372036854775807 ELSE abs({e}) END"
         integer = f"FILTER (WHERE typeof({e}) = 'integer')"
         items += [f"min({magnitude}) {integer}", f"max({magnitude}) {integer}"]
-    query = f"SELECT {', '.join(items)} FROM {quote_ident(table)}"
+    query = f"SELECT {', '.join(items)} FROM {relation or quote_ident(table)}"
     if where:
         query += f" WHERE ({where})"
     row = con.execute(query).fetchone()
@@ -435,6 +491,7 @@ def deepest_json(
     key_sql: tuple[tuple[str, str], ...],
     columns: list[tuple[str, str]],
     at_least: int,
+    relation: str | None = None,  # what to read instead of the table (a query: `(...) AS "t"`)
 ) -> tuple[str, str, int] | None:
     """The row key (as in messages: `id=7`), column and depth of the most deeply nested JSON value
     in `columns` ((name, SQLite expression) pairs) of `table`, if one nests `at_least` levels."""
@@ -444,7 +501,7 @@ def deepest_json(
         con.text_factory = lambda b: b.decode("utf-8", "replace")
         for name, expr in columns:
             # A value nesting n levels is at least 2n characters long: only those are measured.
-            query = f"SELECT {keys}, {expr} FROM {quote_ident(table)} WHERE length(CAST({expr} AS BLOB)) >= ?"
+            query = f"SELECT {keys}, {expr} FROM {relation or quote_ident(table)} WHERE length(CAST({expr} AS BLOB)) >= ?"
             if where:
                 query += f" AND ({where})"
             for *key, value in con.execute(query, (2 * at_least,)):

@@ -390,3 +390,77 @@ def _string_default(value: str, kind: str) -> sql.Composable | None:
             return sql.SQL("(TIMESTAMP {} AT TIME ZONE 'UTC')").format(sql.Literal(match.group("local")))
         return sql.Literal(value)
     return sql.Literal(value)
+
+
+# -- views ----------------------------------------------------------------------------------------
+
+# What a view may be built of for its PostgreSQL translation to return the same rows: relational
+# structure, equality, arithmetic without division, and functions both databases compute alike.
+# Not LIKE/GLOB (case), lower/upper (SQLite folds ASCII letters only), ordering comparisons of
+# text, min/max and ORDER BY (PostgreSQL orders text by its collation, SQLite by bytes), `/` and
+# avg (integer or real arithmetic in SQLite, numeric in PostgreSQL), CAST, substr and date
+# functions (each database has its own rules). Anything else names the view instead.
+_VIEW_NODES = (
+    *("Select", "Union", "Intersect", "Except", "From", "Join", "Where", "Group", "Having"),
+    *("Column", "Identifier", "Table", "TableAlias", "Alias", "Star", "Literal", "Null", "Boolean"),
+    *("Paren", "EQ", "NEQ", "And", "Or", "Not", "Is", "In", "Exists", "Subquery", "With", "CTE"),
+    *("Case", "If", "Coalesce", "Count", "Sum", "Length", "Abs", "Add", "Sub", "Mul", "Neg", "DPipe"),
+    *("Distinct", "Tuple"),
+)
+_ORDERING = ("GT", "GTE", "LT", "LTE", "Between")
+
+
+@dataclass(frozen=True)
+class ViewTranslation:
+    """A view's SELECT in PostgreSQL (over the same table and column names), or why there is none."""
+
+    sql: str | None
+    reason: str | None = None
+
+
+def translate_view(create_sql: str, columns: tuple[str, ...]) -> ViewTranslation:
+    """The SELECT of SQLite's `CREATE VIEW ...` statement in PostgreSQL, its output columns named
+    as SQLite names them (`columns`), when every part of it computes the same rows in both."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        create = sqlglot.parse_one(create_sql, read="sqlite")
+    except sqlglot.errors.SqlglotError as exc:
+        return ViewTranslation(None, f"etl cannot read its SQL ({str(exc).splitlines()[0]})")
+    select = create.expression if isinstance(create, exp.Create) else None
+    if not isinstance(select, exp.Query):
+        return ViewTranslation(None, "etl cannot read its SQL as one SELECT")
+    allowed = tuple(getattr(exp, name) for name in _VIEW_NODES)
+    for node in select.walk():
+        name = type(node).__name__
+        if name in _ORDERING:
+            if not any(isinstance(a, exp.Literal) and not a.is_string for a in node.args.values()):
+                return ViewTranslation(None, _not_exact(node, "compares in an order that is not numeric"))
+        elif not isinstance(node, allowed) or isinstance(node, exp.Anonymous):
+            return ViewTranslation(None, _not_exact(node, "is computed differently in PostgreSQL"))
+    first = select
+    while isinstance(first, exp.SetOperation):
+        first = first.this
+    if isinstance(first, exp.Select) and not any(isinstance(e, exp.Star) for e in first.expressions):
+        if len(first.expressions) != len(columns):
+            return ViewTranslation(None, "etl cannot match its columns to the SQL")
+        first.set(
+            "expressions", [_named(e, name) for e, name in zip(first.expressions, columns, strict=True)]
+        )
+    return ViewTranslation(select.sql(dialect="postgres", identify=True))
+
+
+def _not_exact(node, why: str) -> str:
+    text = node.sql(dialect="sqlite")
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return f"`{shown}` {why}"
+
+
+def _named(expression, name: str):
+    from sqlglot import exp
+
+    inner = expression.this if isinstance(expression, exp.Alias) else expression
+    if isinstance(inner, exp.Column) and inner.name == name:
+        return inner
+    return exp.alias_(inner, name, quoted=True)
