@@ -19,7 +19,7 @@ from etl.duck import quote_ident
 from etl.errors import SpecError, SpecProblem
 from etl.model import Catalog, Check, ForeignKey, Index, SourceObject, Table
 from etl.pgtypes import PgType, default_pg_type
-from etl.settings import Converter, Deferral, Mode, Naming, OnError
+from etl.settings import Converter, Deferral, Mode, Naming, OnError, converter_applies
 from etl.specfile.document import ColumnSpec, Spec, SqlDefault, TableSpec
 from etl.sqlite.convert import ValueConversion, integer_unit, loads_as_text
 from etl.sqlite.translate import (
@@ -585,13 +585,13 @@ class _Resolver:
             pg_type, converter = self.column_type(declared, cs, at, computed=source_col is None)
             if pg_type is None:
                 continue
-            if converter != Converter.AUTO and pg_type.kind not in ("timestamp", "timestamptz", "date"):
+            if applies := converter_applies(converter, pg_type.kind):
                 if cs.converter:
                     self.problem(
                         (*at, "converter"),
-                        f"converter '{converter}' applies to timestamp and date columns, not {pg_type.sql()}",
+                        f"converter '{converter}' applies to {applies} columns, not {pg_type.sql()}",
                     )
-                converter = Converter.AUTO  # a type rule's datetime convention means nothing for this type
+                converter = Converter.AUTO  # a type rule's convention means nothing for this type
             serial = cs.serial and cs.expression is None
             if cs.serial and (pg_type.kind != "integer" or pg_type.name == "oid"):
                 self.problem(

@@ -364,6 +364,8 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
         return f"{t} = 'real' AND NOT starts_with({v}, 'p')", f"CAST({v} AS DOUBLE)"
     if kind == "boolean":
         return f"{t} = 'integer' AND {v} IN ('0', '1')", f"{v} = '1'"
+    if kind == "bytea" and col.converter == Converter.BASE64:
+        return None
     if kind == "bytea":
         return f"{t} = 'blob'", f"encode({v})"
     if kind == "text" and not pg.modifiers:
@@ -464,6 +466,8 @@ def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = 
 
     if kind in ("text", "json", "other", "array", "timetz"):
         return _text_expressions(read, pg)
+    if kind == "bytea" and col.converter == Converter.BASE64:
+        return _base64_expressions(read)
     if kind == "bytea":
         value = f"CASE WHEN {t} IN ('blob', 'text') THEN encode({v}) END"
         return read.failed(value, "a blob or text")
@@ -483,6 +487,16 @@ def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = 
         return _datetime_expressions(read, col)
 
     raise AssertionError(f"no conversion for kind {kind}")
+
+
+def _base64_expressions(read: _Read) -> DuckExpressions:
+    """bytea from base64 (converter: base64): text, or a blob of ASCII, decoded. Only canonical
+    base64 (padded, no line breaks, unused bits zero) is read: it is the one spelling the bytes
+    encode back to, so no two source texts arrive as the same bytes."""
+    t, v = read.t, read.v
+    decoded = f"TRY(from_base64({v}))"
+    value = f"CASE WHEN {t} IN ('text', 'blob') AND to_base64({decoded}) = {v} THEN {decoded} END"
+    return read.failed(value, "base64 text (converter: base64)")
 
 
 def _integer_expressions(read: _Read, pg: PgType) -> DuckExpressions:
