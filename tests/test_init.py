@@ -11,6 +11,7 @@ import json
 import math
 import re
 import sqlite3
+import uuid
 from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
@@ -109,6 +110,8 @@ def expected_value(raw, pg_type: str, converter: str):
         return float(raw)
     if kind == "bytea":
         return raw.encode() if isinstance(raw, str) else raw
+    if kind == "uuid":
+        return uuid.UUID(raw)
     return raw
 
 
@@ -128,7 +131,11 @@ def compare_every_value(checked, pg: psycopg.Connection) -> int:
             )
         ).fetchall()
         assert len(pg_rows) == len(src_rows), table.name
-        by_key = {tuple(row[i] for i in key): row for row in pg_rows}
+        # A uuid key is compared by its text, which init made uuid only where PostgreSQL prints the same.
+        by_key = {
+            tuple(str(row[i]) if isinstance(row[i], uuid.UUID) else row[i] for i in key): row
+            for row in pg_rows
+        }
         for row in src_rows:
             target = by_key[tuple(row[i] for i in key)]
             for column, raw, got in zip(table.columns, row, target, strict=True):

@@ -465,7 +465,7 @@ def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = 
         return read.failed(value, f"a label of enum {pg.name} ({', '.join(pg.labels or ())})")
 
     if kind in ("text", "json", "other", "array", "timetz"):
-        return _text_expressions(read, pg)
+        return _text_expressions(read, pg, blobs=col.converter == Converter.UTF8)
     if kind == "bytea" and col.converter == Converter.BASE64:
         return _base64_expressions(read)
     if kind == "bytea":
@@ -587,22 +587,22 @@ def _numeric_expressions(read: _Read, pg: PgType) -> DuckExpressions:
     return read.failed(value, "a number", extra)
 
 
-def _text_expressions(read: _Read, pg: PgType) -> DuckExpressions:
+def _text_expressions(read: _Read, pg: PgType, blobs: bool = False) -> DuckExpressions:
     """Text types (and those PostgreSQL reads from text): valid UTF-8 without NUL, valid JSON for
-    json, no longer than the type allows."""
+    json, no longer than the type allows. `blobs` (converter: utf8): a blob is read as the text its
+    bytes spell, on the same terms."""
     t, v = read.t, read.v
     kind = pg.kind
-    value = (
-        f"CASE WHEN {t} IN ('text', 'integer') THEN {v} "
-        f"WHEN {t} = 'real' THEN CAST({_real(v)} AS VARCHAR) END"
-    )
+    textual = f"{t} IN ('text', 'blob')" if blobs else f"{t} = 'text'"
+    taken = "'text', 'integer', 'blob'" if blobs else "'text', 'integer'"
+    value = f"CASE WHEN {t} IN ({taken}) THEN {v} WHEN {t} = 'real' THEN CAST({_real(v)} AS VARCHAR) END"
     extra = [
         (
-            f"{t} = 'text' AND {invalid_utf8(v)}",
+            f"{textual} AND {invalid_utf8(v)}",
             "is not valid UTF-8 (fix it in SQLite, or use type bytea to keep the bytes): ",
         ),
         (
-            f"{t} = 'text' AND contains({v}, chr(0))",
+            f"{textual} AND contains({v}, chr(0))",
             "contains a NUL byte, which PostgreSQL text cannot hold: ",
         ),
     ]
@@ -622,12 +622,8 @@ def _text_expressions(read: _Read, pg: PgType) -> DuckExpressions:
     if pg.name in ("character varying", "character") and pg.modifiers:
         extra.append((f"length{read.ref(value)} > {pg.modifiers[0]}", f"longer than {pg.sql()} allows: "))
     expected = {"json": "JSON text", "text": "text"}.get(kind, f"text for {pg.sql()}")
-    cases = extra + [
-        (
-            f"{t} = 'blob'",
-            (f"expected {expected}, found ", " (use type bytea to keep bytes)"),
-        )
-    ]
+    blob_case = (f"{t} = 'blob'", (f"expected {expected}, found ", " (use type bytea to keep bytes)"))
+    cases = extra + ([] if blobs else [blob_case])
     return _explained(
         value,
         cases + [(f"{read.not_null} AND {read.ref(value)} IS NULL", f"expected {expected}, found ")],
