@@ -263,6 +263,9 @@ def _matches(name: str, globs: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
 
+MAX_VARCHAR_LENGTH = 10_485_760  # PostgreSQL's limit for varchar(n)
+
+
 def _did_you_mean(word: str, choices) -> str:
     import difflib
 
@@ -929,7 +932,25 @@ class _Resolver:
         if computed:
             self.problem(at, "a computed column needs a `type`", key=True)
             return None, Converter.AUTO
+        if rule and rule.keeps_length:
+            return self.declared_length_type(declared, rule.type, at), converter
         return (rule.type if rule else default_pg_type(declared)), converter
+
+    def declared_length_type(self, declared: str, varchar: PgType, at) -> PgType:
+        """varchar with the length the declared type gives (VARCHAR(255) -> varchar(255)); plain
+        varchar, which holds any length, where it gives none."""
+        length = re.search(r"\(\s*([0-9]+)\s*\)", declared)
+        if length is None:
+            return varchar
+        n = int(length.group(1))
+        if not 1 <= n <= MAX_VARCHAR_LENGTH:
+            self.problem(
+                at,
+                f"declared type {declared} gives length {n}, and PostgreSQL's varchar(n) takes 1 to "
+                f"{MAX_VARCHAR_LENGTH}; give the column a `type`",
+                key=True,
+            )
+        return replace(varchar, modifiers=(min(max(n, 1), MAX_VARCHAR_LENGTH),))
 
     def column_default(
         self, source_default: str | None, cs: ColumnSpec, pg_type: PgType, at, table: str, column: str

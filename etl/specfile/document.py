@@ -106,6 +106,12 @@ class TypeRule:
     declared: str
     type: PgType
     converter: Converter | None = None
+    # `type: varchar(n)`: each column keeps the length its declared type gives (VARCHAR(255)).
+    keeps_length: bool = False
+
+
+# A type rule's `varchar(n)`, with the letter n: the length comes from each column's declared type.
+_DECLARED_LENGTH = re.compile(r"\s*(varchar|character varying)\s*\(\s*n\s*\)\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -287,7 +293,8 @@ def _type_rules(
     """The spec's type rules whose type is known; a converter only for the types it reads."""
     rules = []
     for i, rule in enumerate(data.get("type_rules", [])):
-        t = pg_type(("type_rules", i, "type"), rule["type"])
+        keeps_length = _DECLARED_LENGTH.fullmatch(rule["type"]) is not None
+        t = pg_type(("type_rules", i, "type"), "varchar" if keeps_length else rule["type"])
         converter = _optional(Converter, rule.get("converter"))
         if t is not None and converter and (applies := converter_applies(converter, t.kind)):
             problem(
@@ -295,7 +302,7 @@ def _type_rules(
                 f"converter '{converter}' applies to {applies} types, not {t.sql()}",
             )
         if t is not None:
-            rules.append(TypeRule(rule["declared"], t, converter))
+            rules.append(TypeRule(rule["declared"], t, converter, keeps_length))
     return rules
 
 

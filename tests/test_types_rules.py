@@ -1,0 +1,62 @@
+"""type_rules by declared type: `varchar(n)` keeps each column's declared length, and a rule takes
+effect on a spec etl init wrote (init writes a column's `type` only where the data chose it)."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from etl.errors import DataError, SpecError
+
+
+def column_types(pg, table: str) -> dict[str, str]:
+    rows = pg.execute(
+        "SELECT column_name, format_type(atttypid, atttypmod) FROM information_schema.columns "
+        "JOIN pg_attribute ON attrelid = to_regclass(quote_ident(table_name)) AND attname = column_name "
+        "WHERE table_schema = 'public' AND table_name = %s",
+        (table,),
+    ).fetchall()
+    return dict(rows)
+
+
+VARCHARS = """
+    CREATE TABLE person (id INTEGER PRIMARY KEY, name VARCHAR(5), code NVARCHAR( 3 ), note VARCHAR, bio TEXT);
+    INSERT INTO person VALUES (1, 'Ada', 'abc', 'x', 'y');
+"""
+KEEP_LENGTHS = 'type_rules:\n  - {declared: "*VARCHAR*", type: "varchar(n)"}\n'
+
+
+def test_varchar_n_keeps_each_declared_length_and_postgresql_enforces_it(migration, pg):
+    result = migration(VARCHARS).apply(KEEP_LENGTHS)
+
+    assert result.verified
+    assert column_types(pg, "person") == {
+        "id": "bigint",
+        "name": "character varying(5)",
+        "code": "character varying(3)",
+        "note": "character varying",
+        "bio": "text",
+    }
+    with pytest.raises(
+        psycopg.errors.StringDataRightTruncation, match="value too long for type character varying\\(5\\)"
+    ):
+        pg.execute("INSERT INTO person (id, name) VALUES (2, 'Hopper')")
+
+
+def test_a_value_longer_than_its_declared_length_fails_the_run_by_name(migration, pg):
+    m = migration(VARCHARS + "INSERT INTO person VALUES (2, 'Hopper', 'abc', NULL, NULL);")
+
+    with pytest.raises(DataError) as failure:
+        m.apply(KEEP_LENGTHS)
+
+    assert str(failure.value) == (
+        'table "person", row id=2: column "name": longer than character varying(5) allows: text \'Hopper\''
+    )
+    assert pg.execute("SELECT to_regclass('public.person')").fetchone() == (None,)
+
+
+def test_a_declared_length_postgresql_cannot_take_is_a_spec_mistake_at_the_column(migration):
+    m = migration("CREATE TABLE t (id INTEGER PRIMARY KEY, s VARCHAR(0));")
+
+    with pytest.raises(SpecError, match="declared type VARCHAR\\(0\\) gives length 0"):
+        m.check(KEEP_LENGTHS)
