@@ -7,6 +7,8 @@ import psycopg
 import pytest
 
 from etl.errors import DataError, SpecError
+from etl.init.infer import init_spec
+from etl.pipeline import apply, check, plan_for
 
 
 def column_types(pg, table: str) -> dict[str, str]:
@@ -60,3 +62,33 @@ def test_a_declared_length_postgresql_cannot_take_is_a_spec_mistake_at_the_colum
 
     with pytest.raises(SpecError, match="declared type VARCHAR\\(0\\) gives length 0"):
         m.check(KEEP_LENGTHS)
+
+
+def test_a_type_rule_added_to_an_init_written_spec_changes_the_columns_the_data_did_not_decide(
+    tmp_sqlite, tmp_path, pg_url, pg
+):
+    db = tmp_sqlite(
+        """
+        CREATE TABLE item (id INTEGER PRIMARY KEY, qty INTEGER, code INTEGER, name VARCHAR(5));
+        INSERT INTO item VALUES (1, 3, 7, 'pen'), (2, 4, 'A-7', 'ink');
+        """
+    )
+    spec = tmp_path / "spec.yaml"
+    init_spec(db, spec)
+    text = spec.read_text(encoding="utf-8")
+    assert "      qty: {}  # INTEGER -> bigint" in text
+    assert "      code: {type: text}  # !! INTEGER; holds text that is not an integer" in text
+
+    rules = 'type_rules:\n  - {declared: INTEGER, type: integer}\n  - {declared: "VARCHAR*", type: "varchar(n)"}\n'
+    spec.write_text(text.replace("naming: keep\n", "naming: keep\n" + rules), encoding="utf-8")
+    checked = check(spec, {"DATABASE_URL": pg_url})
+    assert apply(checked, plan_for(checked)).verified
+
+    # The rules apply where init left the type to them; the type the data chose stays.
+    assert column_types(pg, "item") == {
+        "id": "integer",
+        "qty": "integer",
+        "code": "text",
+        "name": "character varying(5)",
+    }
+    assert pg.execute("SELECT code FROM item ORDER BY id").fetchall() == [("7",), ("A-7",)]

@@ -603,6 +603,7 @@ class _TablePlan:
     keep_primary_key: bool = True
     settings: tuple[str, ...] = ()  # further YAML lines of the table's own (from the Prisma schema)
     column_settings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # further `key: value`s
+    schema_typed: frozenset[str] = frozenset()  # columns whose type a schema file chose (Prisma's)
 
 
 def render_spec(
@@ -656,6 +657,7 @@ def render_spec(
             keep_primary_key=not pk_nulls,
             settings=layout.tables.get(table.name, ()),
             column_settings={c: v for (t, c), v in layout.columns.items() if t == table.name},
+            schema_typed=frozenset(c for (t, c) in prisma_types if t == table.name),
         )
 
     _keep_uuid_keys_matched(catalog, plans)
@@ -948,7 +950,17 @@ def _column_lines(
             notes.append(renamed or "")
             surprise = True
             finding(column.name, renamed or "")
-        settings.append(f"type: {yaml_value(choice.type.short())}")
+        declared = column.declared_type or "no declared type"
+        # A type the data or a schema file chose is written; one the declared type gives anyway is
+        # left to the spec's type_rules (and shown in the comment), so a rule added later applies.
+        if (
+            choice.surprise
+            or column.name in plan.schema_typed
+            or choice.type != default_pg_type(column.declared_type)
+        ):
+            settings.append(f"type: {yaml_value(choice.type.short())}")
+        else:
+            declared += f" -> {choice.type.short()}"
         if choice.converter:
             settings.append(f"converter: {choice.converter}")
         extra = plan.column_settings.get(column.name, ())
@@ -981,7 +993,6 @@ def _column_lines(
                 finding(column.name, message)
                 surprise = True
         line = f"      {yaml_str(column.name)}: {{{', '.join(settings)}}}"
-        declared = column.declared_type or "no declared type"
         comment = comment_text(f"{declared}" + (f"; {'; '.join(notes)}" if notes else ""))
         lines.append(f"{line}  # {'!! ' if surprise else ''}{comment}")
         if choice.surprise:
@@ -1218,6 +1229,7 @@ def init_spec(
     header = (
         f"Written by `etl init` from {source.name} ({sampled} profiled).\n"
         "Lines marked !! are where the data surprised etl init; each says what it chose.\n"
+        "A column without `type` takes it from type_rules, else from its declared type (after ->).\n"
         "Check it with `etl validate`, then `etl plan` and `etl apply`."
     )
     url = target_url or "${DATABASE_URL}"
