@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
+from etl.cli import app
 from etl.errors import DataError, SpecError
 from etl.init.infer import init_spec
 from etl.pipeline import apply, check, plan_for
@@ -92,3 +94,28 @@ def test_a_type_rule_added_to_an_init_written_spec_changes_the_columns_the_data_
         "name": "character varying(5)",
     }
     assert pg.execute("SELECT code FROM item ORDER BY id").fetchall() == [("7",), ("A-7",)]
+
+
+def test_validate_names_a_type_rule_that_every_column_it_matches_overrides(migration):
+    m = migration("CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER, s TEXT);")
+    spec = m.write_spec(
+        """
+        type_rules:
+          - {declared: INTEGER, type: integer}
+          - {declared: TEXT, type: "varchar(n)"}
+        tables:
+          t:
+            columns:
+              id: {type: bigint}
+              a: {type: bigint}
+              b: {type: bigint}
+        """
+    )
+
+    result = CliRunner().invoke(app, ["validate", str(spec)])
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        f"Note: {spec}:8:5: type_rules[0] (INTEGER) changes no column: the 3 columns it matches "
+        "each set their own `type` (remove that `type` to let the rule apply)"
+    ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from psycopg import sql
 
 from etl.duck import quote_ident
-from etl.errors import SpecError, SpecProblem
+from etl.errors import Location, SpecError, SpecProblem
 from etl.model import Catalog, Check, ForeignKey, Index, SourceObject, Table
 from etl.pgtypes import PgType, default_pg_type
 from etl.settings import Converter, Deferral, Mode, Naming, OnError, converter_applies
@@ -144,6 +144,16 @@ class TargetTable:
 
 
 @dataclass(frozen=True)
+class ShadowedRule:
+    """A type rule that changes nothing: every column it matches sets its own `type`."""
+
+    index: int  # in the spec's type_rules
+    declared: str
+    columns: int  # how many columns it matches
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
 class DesiredSchema:
     """The target schema as the spec wants it (what `resolve` makes of Spec x Catalog); the planner
     holds it against model.TargetCatalog, the target as it is."""
@@ -153,6 +163,7 @@ class DesiredSchema:
     enums: tuple[tuple[str, tuple[str, ...]], ...] = ()  # enum types to create: name, labels
     retention: int = 1  # applies whose replaced tables are kept for etl rollback
     left_out: tuple[LeftOut, ...] = ()  # what of the source's schema the target does not get
+    shadowed_rules: tuple[ShadowedRule, ...] = ()  # type rules no column takes its type from
 
     def table(self, name: str) -> TargetTable | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -281,6 +292,8 @@ class _Resolver:
         self.source = source
         self.problems: list[SpecProblem] = []
         self.left_out: list[LeftOut] = []
+        # Per type rule, for each column it matches: whether the column sets its own type.
+        self.rule_matches: dict[int, list[bool]] = {}
 
     def problem(self, path: tuple[str | int, ...], message: str, key: bool = False) -> None:
         self.problems.append(self.spec.problem(path, message, key=key))
@@ -397,6 +410,14 @@ class _Resolver:
             enums=tuple(self.spec.enums.items()),
             retention=self.spec.retention,
             left_out=tuple(self.left_out),
+            shadowed_rules=self.shadowed_rules(),
+        )
+
+    def shadowed_rules(self) -> tuple[ShadowedRule, ...]:
+        return tuple(
+            ShadowedRule(i, self.spec.type_rules[i].declared, len(pins), self.spec.locate("type_rules", i))
+            for i, pins in sorted(self.rule_matches.items())
+            if all(pins)
         )
 
     def check_relation_names(self, tables: list[TargetTable]) -> None:
@@ -923,9 +944,18 @@ class _Resolver:
         normalized = " ".join(declared.upper().split())
         rule = None
         if not computed:
-            rule = next(
-                (r for r in self.spec.type_rules if fnmatch.fnmatchcase(normalized, r.declared.upper())), None
+            index, rule = next(
+                (
+                    (i, r)
+                    for i, r in enumerate(self.spec.type_rules)
+                    if fnmatch.fnmatchcase(normalized, r.declared.upper())
+                ),
+                (None, None),
             )
+            if index is not None and rule is not None:
+                # A rule's converter still reads a column that only sets its type.
+                own = cs.type is not None and (rule.converter is None or cs.converter is not None)
+                self.rule_matches.setdefault(index, []).append(own)
         converter = cs.converter or (rule.converter if rule else None) or Converter.AUTO
         if cs.type is not None:
             return cs.type, converter
