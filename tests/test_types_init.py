@@ -61,6 +61,7 @@ def test_a_blob_column_of_utf8_text_is_named_with_what_to_do_and_utf8_stores_it_
     spec.write_text(spec.read_text().replace("body: {type: bytea}", "body: {type: text, converter: utf8}"))
     assert apply_spec(spec, pg_url).verified
     assert pg.execute("SELECT body FROM note ORDER BY id").fetchall() == [("grüße",), ("plain text",)]
+    assert not plan_for(check(spec, {"DATABASE_URL": pg_url})).has_changes
 
 
 def test_utf8_names_a_blob_that_is_not_text(migration, pg):
