@@ -277,8 +277,8 @@ def choose_column(
     *,
     uuid_allowed: bool = False,
 ) -> ColumnChoice:
-    """`uuid_allowed`: a text column whose every value is a UUID may become uuid (no SQL of its
-    table names it, which PostgreSQL would then read as uuid, and no schema file chose its type)."""
+    """`uuid_allowed`: a text column whose every value is a UUID may become uuid: no SQL of its
+    table names it (PostgreSQL would then read it as uuid, where text functions fail)."""
     base = prisma_type or default_pg_type(column.declared_type)
     if base.kind == "enum":
         return ColumnChoice(base)  # its values were checked against the labels (enum_misfits)
@@ -301,16 +301,20 @@ def choose_column(
         return _boolean_choice(p, base)
     if kind in ("float", "numeric"):
         return _number_choice(p, base)
-    if kind == "text" and not base.modifiers and p.texts == p.non_null == p.uuid_values:
-        return _uuid_choice(p, base, uuid_allowed and prisma_type is None and column.default is None)
+    if kind == "text" and not base.modifiers and not prisma_type and p.texts == p.non_null == p.uuid_values:
+        held = None if uuid_allowed else "a CHECK, index or generated column of its table reads it as text"
+        if column.default is not None:
+            held = f"its default {column.default} is text"
+        return _uuid_choice(p, base, held)
     if kind == "bytea" and not (p.integers or p.reals):
         return _textual_blobs_choice(p, base)
     return _text_or_bytes_choice(p, base)
 
 
-def _uuid_choice(p: ColumnProfile, base: PgType, allowed: bool) -> ColumnChoice:
+def _uuid_choice(p: ColumnProfile, base: PgType, held: str | None) -> ColumnChoice:
     """A text column whose every value is a UUID becomes uuid only where each value's text is what
-    PostgreSQL's uuid prints (lower case, with hyphens): otherwise the text would change."""
+    PostgreSQL's uuid prints (lower case, with hyphens): otherwise the text would change. `held`:
+    why the column stays text even so."""
     found = f"every value is a UUID ({_n(p.non_null, 'value')})"
     others = p.non_null - p.lower_uuids
     if others:
@@ -322,8 +326,8 @@ def _uuid_choice(p: ColumnProfile, base: PgType, allowed: bool) -> ColumnChoice:
             "them as uuid anyway)",
             True,
         )
-    if not allowed:
-        return ColumnChoice(base, None, f"{found}; kept text, as SQL of its table uses it as text")
+    if held:
+        return ColumnChoice(base, None, f"{found}; kept text, as {held}")
     return ColumnChoice(
         parse_pg_type("uuid"),
         None,
