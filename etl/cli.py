@@ -112,6 +112,14 @@ def validate_command(spec: SpecPath, target: TargetOption = None) -> None:
     tables = len(checked.mapping.tables)
     columns = sum(len(t.columns) for t in checked.mapping.tables)
     out.print(f"{spec}: OK ({counted(tables, 'table')}, {counted(columns, 'column')})", markup=False)
+    for rule in checked.mapping.shadowed_rules:
+        where = f"{rule.location}: " if rule.location else ""
+        out.print(
+            f"Note: {where}type_rules[{rule.index}] ({rule.declared}) changes no column: "
+            f"the {counted(rule.columns, 'column')} it matches {'each set their' if rule.columns > 1 else 'sets its'} "
+            "own `type` (remove that `type` to let the rule apply)",
+            markup=False,
+        )
 
 
 def _print_plan(

@@ -35,7 +35,8 @@ class OnError(StrEnum):
 
 
 class Converter(StrEnum):
-    """How a datetime column's integers, reals and text are read."""
+    """How a column's values are read: a datetime column's integers, reals and text, a bytea
+    column's base64 text, or a text column's blobs."""
 
     AUTO = "auto"  # per value: ISO text, epoch integers in the column's unit, julian-day reals
     ISO = "iso"  # ISO text only
@@ -43,6 +44,23 @@ class Converter(StrEnum):
     EPOCH_MILLISECONDS = "epoch_milliseconds"
     EPOCH_MICROSECONDS = "epoch_microseconds"
     JULIAN_DAY = "julian_day"
+    BASE64 = "base64"  # bytea from base64 text: each value decoded, canonical base64 only
+    UTF8 = "utf8"  # text from blobs too: each blob's bytes read as UTF-8 text
+
+
+_DATETIME_KINDS = ("timestamp", "timestamptz", "date")
+
+
+def converter_applies(converter: Converter, kind: str) -> str | None:
+    """None when `converter` can read values into a column of the PostgreSQL type kind `kind`
+    (PgType.kind), else the types it applies to, for a message."""
+    if converter == Converter.AUTO:
+        return None
+    if converter == Converter.BASE64:
+        return None if kind == "bytea" else "bytea"
+    if converter == Converter.UTF8:
+        return None if kind == "text" else "text"
+    return None if kind in _DATETIME_KINDS else "timestamp and date"
 
 
 class Naming(StrEnum):

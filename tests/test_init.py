@@ -11,6 +11,7 @@ import json
 import math
 import re
 import sqlite3
+import uuid
 from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
@@ -109,6 +110,8 @@ def expected_value(raw, pg_type: str, converter: str):
         return float(raw)
     if kind == "bytea":
         return raw.encode() if isinstance(raw, str) else raw
+    if kind == "uuid":
+        return uuid.UUID(raw)
     return raw
 
 
@@ -128,7 +131,11 @@ def compare_every_value(checked, pg: psycopg.Connection) -> int:
             )
         ).fetchall()
         assert len(pg_rows) == len(src_rows), table.name
-        by_key = {tuple(row[i] for i in key): row for row in pg_rows}
+        # A uuid key is compared by its text, which init made uuid only where PostgreSQL prints the same.
+        by_key = {
+            tuple(str(row[i]) if isinstance(row[i], uuid.UUID) else row[i] for i in key): row
+            for row in pg_rows
+        }
         for row in src_rows:
             target = by_key[tuple(row[i] for i in key)]
             for column, raw, got in zip(table.columns, row, target, strict=True):
@@ -432,7 +439,8 @@ def test_whole_julian_days_stored_as_integers_are_read_as_julian_days(tmp_sqlite
     )
     spec = tmp_path / "spec.yaml"
     init_spec(db, spec)
-    assert spec_of(spec)["tables"]["t"]["columns"]["at"] == {"type": "timestamptz", "converter": "julian_day"}
+    # timestamptz, as DATETIME gives it: only the converter the data chose is written.
+    assert spec_of(spec)["tables"]["t"]["columns"]["at"] == {"converter": "julian_day"}
     apply_spec(spec, pg_url)
     assert [r[0] for r in pg.execute("SELECT at FROM t ORDER BY id")] == [
         dt.datetime(2000, 1, 1, 12, tzinfo=dt.UTC),
@@ -552,7 +560,7 @@ def test_odd_tables_views_and_names_arrive_as_they_are(tmp_sqlite, tmp_path, pg_
         "named view": {"sql": 'SELECT * FROM "kv"'},
         "v2": {"sql": 'SELECT 1 AS "1"'},
     }
-    assert spec_of(spec)["tables"]["kv"] == {"columns": {"k": {"type": "text"}, "v": {"type": "bytea"}}}
+    assert spec_of(spec)["tables"]["kv"] == {"columns": {"k": {}, "v": {}}}  # text and bytea, as declared
     assert "# 1 row; primary key (k); WITHOUT ROWID; 1 index" in text
     assert "sqlite_stat" not in text and "sqlite_" not in "".join(spec_of(spec)["load_order"])
     assert line_break in spec_of(spec)["tables"][hostile]["columns"]

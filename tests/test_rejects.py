@@ -239,8 +239,10 @@ def test_a_value_with_line_breaks_and_spaces_is_reported_as_it_is(migration):
     )
     with pytest.raises(DataError) as failure:
         m.apply()
-    assert failure.value.problem.value == "text 'two  spaces\nand a % sign'"
-    assert failure.value.problem.reason == "expected an integer, found text 'two  spaces\nand a % sign'"
+    assert failure.value.problem.value == "text 'two  spaces\nand a % sign'"  # as found
+    # the message stays one line: the line break is shown as \n
+    assert failure.value.problem.reason == "expected an integer, found text 'two  spaces\\nand a % sign'"
+    assert "\n" not in str(failure.value)
 
 
 def test_a_row_without_a_primary_key_is_named_by_rowid_and_a_foreign_key_problem_by_no_column(migration):

@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from psycopg import sql
 
 from etl.duck import quote_ident
-from etl.errors import SpecError, SpecProblem
+from etl.errors import Location, SpecError, SpecProblem
 from etl.model import Catalog, Check, ForeignKey, Index, SourceObject, Table
 from etl.pgtypes import PgType, default_pg_type
-from etl.settings import Converter, Deferral, Mode, Naming, OnError
+from etl.settings import Converter, Deferral, Mode, Naming, OnError, converter_applies
 from etl.specfile.document import ColumnSpec, Spec, SqlDefault, TableSpec
 from etl.specfile.sqltext import one_select_problem, relations_read
 from etl.sqlite.convert import ValueConversion, integer_unit, loads_as_text
@@ -165,6 +165,16 @@ class TargetView:
 
 
 @dataclass(frozen=True)
+class ShadowedRule:
+    """A type rule that changes nothing: every column it matches sets its own `type`."""
+
+    index: int  # in the spec's type_rules
+    declared: str
+    columns: int  # how many columns it matches
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
 class DesiredSchema:
     """The target schema as the spec wants it (what `resolve` makes of Spec x Catalog); the planner
     holds it against model.TargetCatalog, the target as it is."""
@@ -175,6 +185,7 @@ class DesiredSchema:
     retention: int = 1  # applies whose replaced tables are kept for etl rollback
     left_out: tuple[LeftOut, ...] = ()  # what of the source's schema the target does not get
     views: tuple[TargetView, ...] = ()  # in the order they can be created (a view after those it reads)
+    shadowed_rules: tuple[ShadowedRule, ...] = ()  # type rules no column takes its type from
 
     def table(self, name: str) -> TargetTable | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -290,6 +301,9 @@ def _matches(name: str, globs: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
 
+MAX_VARCHAR_LENGTH = 10_485_760  # PostgreSQL's limit for varchar(n)
+
+
 def _did_you_mean(word: str, choices) -> str:
     import difflib
 
@@ -305,6 +319,8 @@ class _Resolver:
         self.source = source
         self.problems: list[SpecProblem] = []
         self.left_out: list[LeftOut] = []
+        # Per type rule, for each column it matches: whether the column sets its own type.
+        self.rule_matches: dict[int, list[bool]] = {}
 
     def problem(self, path: tuple[str | int, ...], message: str, key: bool = False) -> None:
         self.problems.append(self.spec.problem(path, message, key=key))
@@ -427,6 +443,14 @@ class _Resolver:
             retention=self.spec.retention,
             left_out=tuple(self.left_out),
             views=views,
+            shadowed_rules=self.shadowed_rules(),
+        )
+
+    def shadowed_rules(self) -> tuple[ShadowedRule, ...]:
+        return tuple(
+            ShadowedRule(i, self.spec.type_rules[i].declared, len(pins), self.spec.locate("type_rules", i))
+            for i, pins in sorted(self.rule_matches.items())
+            if all(pins)
         )
 
     def target_views(self, tables: set[str]) -> tuple[TargetView, ...]:
@@ -656,13 +680,13 @@ class _Resolver:
             pg_type, converter = self.column_type(declared, cs, at, computed=source_col is None)
             if pg_type is None:
                 continue
-            if converter != Converter.AUTO and pg_type.kind not in ("timestamp", "timestamptz", "date"):
+            if applies := converter_applies(converter, pg_type.kind):
                 if cs.converter:
                     self.problem(
                         (*at, "converter"),
-                        f"converter '{converter}' applies to timestamp and date columns, not {pg_type.sql()}",
+                        f"converter '{converter}' applies to {applies} columns, not {pg_type.sql()}",
                     )
-                converter = Converter.AUTO  # a type rule's datetime convention means nothing for this type
+                converter = Converter.AUTO  # a type rule's convention means nothing for this type
             serial = cs.serial and cs.expression is None
             if cs.serial and (pg_type.kind != "integer" or pg_type.name == "oid"):
                 self.problem(
@@ -992,16 +1016,43 @@ class _Resolver:
         normalized = " ".join(declared.upper().split())
         rule = None
         if not computed:
-            rule = next(
-                (r for r in self.spec.type_rules if fnmatch.fnmatchcase(normalized, r.declared.upper())), None
+            index, rule = next(
+                (
+                    (i, r)
+                    for i, r in enumerate(self.spec.type_rules)
+                    if fnmatch.fnmatchcase(normalized, r.declared.upper())
+                ),
+                (None, None),
             )
+            if index is not None and rule is not None:
+                # A rule's converter still reads a column that only sets its type.
+                own = cs.type is not None and (rule.converter is None or cs.converter is not None)
+                self.rule_matches.setdefault(index, []).append(own)
         converter = cs.converter or (rule.converter if rule else None) or Converter.AUTO
         if cs.type is not None:
             return cs.type, converter
         if computed:
             self.problem(at, "a computed column needs a `type`", key=True)
             return None, Converter.AUTO
+        if rule and rule.keeps_length:
+            return self.declared_length_type(declared, rule.type, at), converter
         return (rule.type if rule else default_pg_type(declared)), converter
+
+    def declared_length_type(self, declared: str, varchar: PgType, at) -> PgType:
+        """varchar with the length the declared type gives (VARCHAR(255) -> varchar(255)); plain
+        varchar, which holds any length, where it gives none."""
+        length = re.search(r"\(\s*([0-9]+)\s*\)", declared)
+        if length is None:
+            return varchar
+        n = int(length.group(1))
+        if not 1 <= n <= MAX_VARCHAR_LENGTH:
+            self.problem(
+                at,
+                f"declared type {declared} gives length {n}, and PostgreSQL's varchar(n) takes 1 to "
+                f"{MAX_VARCHAR_LENGTH}; give the column a `type`",
+                key=True,
+            )
+        return replace(varchar, modifiers=(min(max(n, 1), MAX_VARCHAR_LENGTH),))
 
     def column_default(
         self, source_default: str | None, cs: ColumnSpec, pg_type: PgType, at, table: str, column: str

@@ -278,8 +278,14 @@ def _datetime_choice(p: ColumnProfile, base: PgType, prisma: bool) -> ColumnChoi
 
 
 def choose_column(
-    column: Column, profile: ColumnProfile | None, prisma_type: PgType | None = None
+    column: Column,
+    profile: ColumnProfile | None,
+    prisma_type: PgType | None = None,
+    *,
+    uuid_allowed: bool = False,
 ) -> ColumnChoice:
+    """`uuid_allowed`: a text column whose every value is a UUID may become uuid: no SQL of its
+    table names it (PostgreSQL would then read it as uuid, where text functions fail)."""
     base = prisma_type or default_pg_type(column.declared_type)
     if base.kind == "enum":
         return ColumnChoice(base)  # its values were checked against the labels (enum_misfits)
@@ -302,7 +308,74 @@ def choose_column(
         return _boolean_choice(p, base)
     if kind in ("float", "numeric"):
         return _number_choice(p, base)
+    if kind == "text" and not base.modifiers and not prisma_type and p.texts == p.non_null == p.uuid_values:
+        held = None if uuid_allowed else "a CHECK, index or generated column of its table reads it as text"
+        if column.default is not None:
+            held = f"its default {column.default} is text"
+        return _uuid_choice(p, base, held)
+    if kind == "bytea" and not (p.integers or p.reals):
+        return _textual_blobs_choice(p, base)
     return _text_or_bytes_choice(p, base)
+
+
+def _uuid_choice(p: ColumnProfile, base: PgType, held: str | None) -> ColumnChoice:
+    """A text column whose every value is a UUID becomes uuid only where each value's text is what
+    PostgreSQL's uuid prints (lower case, with hyphens): otherwise the text would change. `held`:
+    why the column stays text even so."""
+    found = f"every value is a UUID ({_n(p.non_null, 'value')})"
+    others = p.non_null - p.lower_uuids
+    if others:
+        return ColumnChoice(
+            base,
+            None,
+            f"{found}, {_n(others)} not written as PostgreSQL's uuid prints them (lower case, with "
+            "hyphens), so type uuid would change their text: kept text (set type: uuid to store "
+            "them as uuid anyway)",
+            True,
+        )
+    if held:
+        return ColumnChoice(base, None, f"{found}; kept text, as {held}")
+    return ColumnChoice(
+        parse_pg_type("uuid"),
+        None,
+        f"{found}, each as PostgreSQL's uuid prints it; chose uuid (16 bytes a value; set type: "
+        "text to keep text)",
+        True,
+    )
+
+
+def _textual_blobs_choice(p: ColumnProfile, base: PgType) -> ColumnChoice:
+    """A bytea column keeps every value's bytes; where those are all text, base64 or 16-byte
+    UUIDs, the note says so and what the spec can say instead."""
+    n = p.non_null
+    blob_texts = p.texts + p.utf8_blobs
+    if p.base64_values == n:
+        return ColumnChoice(
+            base,
+            None,
+            f"every value is base64 ({_n(n, 'value')}); chose bytea, which keeps the base64 text's "
+            "bytes (set converter: base64 to store the bytes it encodes)",
+            True,
+        )
+    if blob_texts == n:
+        stored = f", {_n(p.utf8_blobs)} stored as blobs" if p.utf8_blobs else ""
+        converter = ", converter: utf8" if p.utf8_blobs else ""
+        return ColumnChoice(
+            base,
+            None,
+            f"every value is UTF-8 text ({_n(n, 'value')}{stored}); chose bytea, which keeps their "
+            f"bytes (set type: text{converter} to store them as text)",
+            True,
+        )
+    if p.blobs == n == p.uuid_blobs:
+        return ColumnChoice(
+            base,
+            None,
+            f"every value is 16 bytes with a UUID's version and variant bits ({_n(n, 'value')}); "
+            "chose bytea (if they are UUIDs, set type: uuid to store them as uuid, byte for byte)",
+            True,
+        )
+    return ColumnChoice(base)
 
 
 def _time_choice(p: ColumnProfile, base: PgType) -> ColumnChoice:
@@ -541,6 +614,7 @@ class _TablePlan:
     keep_primary_key: bool = True
     settings: tuple[str, ...] = ()  # further YAML lines of the table's own (from the Prisma schema)
     column_settings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # further `key: value`s
+    schema_typed: frozenset[str] = frozenset()  # columns whose type a schema file chose (Prisma's)
 
 
 def render_spec(
@@ -574,9 +648,13 @@ def render_spec(
     plans: dict[str, _TablePlan] = {}
     for table in catalog.tables:
         profile = profiles.get(table.name)
+        named_in_sql = _named_in_sql(table)
         choices = {
             c.name: choose_column(
-                c, profile.column(c.name) if profile else None, prisma_types.get((table.name, c.name))
+                c,
+                profile.column(c.name) if profile else None,
+                prisma_types.get((table.name, c.name)),
+                uuid_allowed=c.name.lower() not in named_in_sql,
             )
             for c in table.columns
         }
@@ -590,7 +668,10 @@ def render_spec(
             keep_primary_key=not pk_nulls,
             settings=layout.tables.get(table.name, ()),
             column_settings={c: v for (t, c), v in layout.columns.items() if t == table.name},
+            schema_typed=frozenset(c for (t, c) in prisma_types if t == table.name),
         )
+
+    _keep_uuid_keys_matched(catalog, plans)
 
     lines = [f"# yaml-language-server: $schema={schema_ref}"]
     lines += [f"# {comment_text(line)}" if line else "#" for line in header.splitlines()]
@@ -679,6 +760,53 @@ def _view_not_carried(
             named = f"named '{target}' in the target" if target else "which the target does not get"
             return f"it reads column '{table}'.'{column}', {named}"
     return None
+
+
+def _named_in_sql(table: Table) -> set[str]:
+    """Lower-cased names of the columns that SQL of the table (a CHECK, a generated column, an
+    index expression or predicate) may read: words of that SQL, a superset."""
+    texts = [check.expression for check in table.checks]
+    texts += [c.generated for c in table.columns if c.generated]
+    for ix in table.indexes:
+        texts += [k.expression for k in ix.keys if k.expression] + ([ix.where] if ix.where else [])
+    return {word.lower() for text in texts for word in re.findall(r"\w+", text)}
+
+
+def _keep_uuid_keys_matched(catalog: Catalog, plans: dict[str, _TablePlan]) -> None:
+    """A foreign key joins columns of one type family: where a column init made uuid (all its
+    values UUIDs) meets one that stays text, both stay text, with a note."""
+    changed = True
+    while changed:
+        changed = False
+        for table in catalog.tables:
+            for fk in table.foreign_keys:
+                parent = plans.get(fk.ref_table)
+                if parent is None or len(fk.columns) != len(fk.ref_columns):
+                    continue
+                for child_col, parent_col in zip(fk.columns, fk.ref_columns, strict=True):
+                    ends = [(plans[table.name], child_col), (parent, parent_col)]
+                    if any(p.table.column(c) is None for p, c in ends):
+                        continue
+                    kinds = {p.choices[c].type.kind for p, c in ends}
+                    if "uuid" not in kinds or len(kinds) == 1:
+                        continue
+                    for end_plan, column in ends:
+                        choice = end_plan.choices[column]
+                        source_column = end_plan.table.column(column)
+                        assert source_column is not None
+                        if (
+                            choice.type.kind == "uuid"
+                            and default_pg_type(source_column.declared_type).kind != "uuid"
+                        ):
+                            end_plan.choices[column] = ColumnChoice(
+                                default_pg_type(source_column.declared_type),
+                                None,
+                                f"every value is a UUID, but the foreign key ({', '.join(fk.columns)}) -> "
+                                f"{fk.ref_table} joins it to a column that is not: kept text (set type: "
+                                "uuid on both to store them as uuid)",
+                                True,
+                            )
+                            changed = True
 
 
 def _source_object_lines(catalog: Catalog, result: InitResult, views: dict[str, str | None]) -> list[str]:
@@ -890,7 +1018,17 @@ def _column_lines(
             notes.append(renamed or "")
             surprise = True
             finding(column.name, renamed or "")
-        settings.append(f"type: {yaml_value(choice.type.short())}")
+        declared = column.declared_type or "no declared type"
+        # A type the data or a schema file chose is written; one the declared type gives anyway is
+        # left to the spec's type_rules (and shown in the comment), so a rule added later applies.
+        if (
+            choice.surprise
+            or column.name in plan.schema_typed
+            or choice.type != default_pg_type(column.declared_type)
+        ):
+            settings.append(f"type: {yaml_value(choice.type.short())}")
+        else:
+            declared += f" -> {choice.type.short()}"
         if choice.converter:
             settings.append(f"converter: {choice.converter}")
         extra = plan.column_settings.get(column.name, ())
@@ -923,7 +1061,6 @@ def _column_lines(
                 finding(column.name, message)
                 surprise = True
         line = f"      {yaml_str(column.name)}: {{{', '.join(settings)}}}"
-        declared = column.declared_type or "no declared type"
         comment = comment_text(f"{declared}" + (f"; {'; '.join(notes)}" if notes else ""))
         lines.append(f"{line}  # {'!! ' if surprise else ''}{comment}")
         if choice.surprise:
@@ -1160,6 +1297,7 @@ def init_spec(
     header = (
         f"Written by `etl init` from {source.name} ({sampled} profiled).\n"
         "Lines marked !! are where the data surprised etl init; each says what it chose.\n"
+        "A column without `type` takes it from type_rules, else from its declared type (after ->).\n"
         "Check it with `etl validate`, then `etl plan` and `etl apply`."
     )
     url = target_url or "${DATABASE_URL}"

@@ -46,9 +46,17 @@ def value_problem(table: str, key: str | None, problem: str) -> ValueProblem:
     """The ValueProblem of a row read back with its `problem` (the JSON text problem_sql made)."""
     found = json.loads(problem)
     value = found["value"]
-    # printf's %s and %% only: what template() and convert's reasons write.
-    reason = re.sub(r"%(.)", lambda m: (value or "") if m.group(1) == "s" else m.group(1), found["reason"])
+    # printf's %s and %% only: what template() and convert's reasons write. The reason is one line
+    # (a line break in the value shown as \n); `value` keeps it as found.
+    shown = _one_line(value or "")
+    reason = re.sub(r"%(.)", lambda m: shown if m.group(1) == "s" else m.group(1), found["reason"])
     return ValueProblem(table=table, key=key, column=found["column"], reason=reason, value=value)
+
+
+def _one_line(text: str) -> str:
+    r"""`text` with its control characters written as escapes: \n, \r, \t, else \xNN."""
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: named.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
 
 
 def raised_value_problem(exc: BaseException) -> ValueProblem | None:

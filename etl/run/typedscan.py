@@ -87,7 +87,7 @@ def _direct(conversion: ValueConversion, scan_type: str, x: str) -> str | None:
 
 def _supported(conversion: ValueConversion, scan_type: str) -> bool:
     pg = conversion.pg_type
-    if loads_as_text(pg):
+    if loads_as_text(pg) or conversion.converter == Converter.BASE64:
         return False
     if scan_type in ("BIGINT", "DOUBLE", "VARCHAR"):
         return True

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from etl.errors import Location, SpecProblem
 from etl.pgtypes import PgType, UnknownType, parse_pg_type
-from etl.settings import Converter, Deferral, ForeignKeyAction, Mode, Naming, OnError
+from etl.settings import Converter, Deferral, ForeignKeyAction, Mode, Naming, OnError, converter_applies
 from etl.specfile.yamlpos import Document, dotted, load_yaml_file, schema_problems
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "etl-spec.schema.json"
@@ -112,6 +112,12 @@ class TypeRule:
     declared: str
     type: PgType
     converter: Converter | None = None
+    # `type: varchar(n)`: each column keeps the length its declared type gives (VARCHAR(255)).
+    keeps_length: bool = False
+
+
+# A type rule's `varchar(n)`, with the letter n: the length comes from each column's declared type.
+_DECLARED_LENGTH = re.compile(r"\s*(varchar|character varying)\s*\(\s*n\s*\)\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -292,18 +298,19 @@ def _build(
 def _type_rules(
     data: Any, pg_type: _TypeReader, problem: Callable[[tuple[str | int, ...], str], None]
 ) -> list[TypeRule]:
-    """The spec's type rules whose type is known; a converter only for datetime types."""
+    """The spec's type rules whose type is known; a converter only for the types it reads."""
     rules = []
     for i, rule in enumerate(data.get("type_rules", [])):
-        t = pg_type(("type_rules", i, "type"), rule["type"])
+        keeps_length = _DECLARED_LENGTH.fullmatch(rule["type"]) is not None
+        t = pg_type(("type_rules", i, "type"), "varchar" if keeps_length else rule["type"])
         converter = _optional(Converter, rule.get("converter"))
-        if t is not None and converter and t.kind not in ("timestamp", "timestamptz", "date"):
+        if t is not None and converter and (applies := converter_applies(converter, t.kind)):
             problem(
                 ("type_rules", i, "converter"),
-                f"converter '{converter}' applies to timestamp and date types, not {t.sql()}",
+                f"converter '{converter}' applies to {applies} types, not {t.sql()}",
             )
         if t is not None:
-            rules.append(TypeRule(rule["declared"], t, converter))
+            rules.append(TypeRule(rule["declared"], t, converter, keeps_length))
     return rules
 
 

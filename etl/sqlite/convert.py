@@ -364,6 +364,8 @@ def _fast_path(col: ValueConversion, t: str, v: str) -> tuple[str, str] | None:
         return f"{t} = 'real' AND NOT starts_with({v}, 'p')", f"CAST({v} AS DOUBLE)"
     if kind == "boolean":
         return f"{t} = 'integer' AND {v} IN ('0', '1')", f"{v} = '1'"
+    if kind == "bytea" and col.converter == Converter.BASE64:
+        return None
     if kind == "bytea":
         return f"{t} = 'blob'", f"encode({v})"
     if kind == "text" and not pg.modifiers:
@@ -463,7 +465,9 @@ def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = 
         return read.failed(value, f"a label of enum {pg.name} ({', '.join(pg.labels or ())})")
 
     if kind in ("text", "json", "other", "array", "timetz"):
-        return _text_expressions(read, pg)
+        return _text_expressions(read, pg, blobs=col.converter == Converter.UTF8)
+    if kind == "bytea" and col.converter == Converter.BASE64:
+        return _base64_expressions(read)
     if kind == "bytea":
         value = f"CASE WHEN {t} IN ('blob', 'text') THEN encode({v}) END"
         return read.failed(value, "a blob or text")
@@ -483,6 +487,16 @@ def _full_expressions(col: ValueConversion, t: str, v: str, named: str | None = 
         return _datetime_expressions(read, col)
 
     raise AssertionError(f"no conversion for kind {kind}")
+
+
+def _base64_expressions(read: _Read) -> DuckExpressions:
+    """bytea from base64 (converter: base64): text, or a blob of ASCII, decoded. Only canonical
+    base64 (padded, no line breaks, unused bits zero) is read: it is the one spelling the bytes
+    encode back to, so no two source texts arrive as the same bytes."""
+    t, v = read.t, read.v
+    decoded = f"TRY(from_base64({v}))"
+    value = f"CASE WHEN {t} IN ('text', 'blob') AND to_base64({decoded}) = {v} THEN {decoded} END"
+    return read.failed(value, "base64 text (converter: base64)")
 
 
 def _integer_expressions(read: _Read, pg: PgType) -> DuckExpressions:
@@ -573,22 +587,22 @@ def _numeric_expressions(read: _Read, pg: PgType) -> DuckExpressions:
     return read.failed(value, "a number", extra)
 
 
-def _text_expressions(read: _Read, pg: PgType) -> DuckExpressions:
+def _text_expressions(read: _Read, pg: PgType, blobs: bool = False) -> DuckExpressions:
     """Text types (and those PostgreSQL reads from text): valid UTF-8 without NUL, valid JSON for
-    json, no longer than the type allows."""
+    json, no longer than the type allows. `blobs` (converter: utf8): a blob is read as the text its
+    bytes spell, on the same terms."""
     t, v = read.t, read.v
     kind = pg.kind
-    value = (
-        f"CASE WHEN {t} IN ('text', 'integer') THEN {v} "
-        f"WHEN {t} = 'real' THEN CAST({_real(v)} AS VARCHAR) END"
-    )
+    textual = f"{t} IN ('text', 'blob')" if blobs else f"{t} = 'text'"
+    taken = "'text', 'integer', 'blob'" if blobs else "'text', 'integer'"
+    value = f"CASE WHEN {t} IN ({taken}) THEN {v} WHEN {t} = 'real' THEN CAST({_real(v)} AS VARCHAR) END"
     extra = [
         (
-            f"{t} = 'text' AND {invalid_utf8(v)}",
+            f"{textual} AND {invalid_utf8(v)}",
             "is not valid UTF-8 (fix it in SQLite, or use type bytea to keep the bytes): ",
         ),
         (
-            f"{t} = 'text' AND contains({v}, chr(0))",
+            f"{textual} AND contains({v}, chr(0))",
             "contains a NUL byte, which PostgreSQL text cannot hold: ",
         ),
     ]
@@ -608,12 +622,8 @@ def _text_expressions(read: _Read, pg: PgType) -> DuckExpressions:
     if pg.name in ("character varying", "character") and pg.modifiers:
         extra.append((f"length{read.ref(value)} > {pg.modifiers[0]}", f"longer than {pg.sql()} allows: "))
     expected = {"json": "JSON text", "text": "text"}.get(kind, f"text for {pg.sql()}")
-    cases = extra + [
-        (
-            f"{t} = 'blob'",
-            (f"expected {expected}, found ", " (use type bytea to keep bytes)"),
-        )
-    ]
+    blob_case = (f"{t} = 'blob'", (f"expected {expected}, found ", " (use type bytea to keep bytes)"))
+    cases = extra + ([] if blobs else [blob_case])
     return _explained(
         value,
         cases + [(f"{read.not_null} AND {read.ref(value)} IS NULL", f"expected {expected}, found ")],

@@ -12,6 +12,8 @@ Which values count as datetimes and times mirrors what `etl.convert` accepts (se
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import re
 import sqlite3
@@ -66,6 +68,10 @@ class ColumnProfile:
     numeric_misfits: int = 0  # numbers with more digits than numeric(p,s) holds
     too_long: int = 0  # text longer than varchar(n) / char(n)
     uuid_values: int = 0  # text or 16-byte blobs that are UUIDs
+    lower_uuids: int = 0  # text that is a UUID as PostgreSQL prints one (lower case, hyphens)
+    utf8_blobs: int = 0  # blobs that are UTF-8 text without NUL
+    base64_values: int = 0  # text or blobs that are canonical base64 (converter: base64)
+    uuid_blobs: int = 0  # 16-byte blobs with an RFC 9562 version (1-8) and variant: UUIDs
     samples: tuple[str, ...] = ()  # a few values that do not fit the intended type, quoted
 
     @property
@@ -176,11 +182,36 @@ def number_text_code(value: bytes | None) -> int:
     return code | (IS_FINITE if abs(float(value)) < float("inf") else 0)
 
 
+IS_UTF8, IS_BASE64 = 1, 2
+
+
+def blob_text_code(value: bytes | None) -> int:
+    """What the bytes `value` are as text: IS_UTF8 (UTF-8 without NUL, which PostgreSQL text
+    holds) and IS_BASE64 (canonical base64 of at least one byte, which converter: base64 reads:
+    the spelling base64 encodes the decoded bytes back to)."""
+    if not value:
+        return 0
+    code = 0
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return 0
+    if "\0" not in text:
+        code |= IS_UTF8
+    try:
+        if base64.b64encode(base64.b64decode(value, validate=True)) == value:
+            code |= IS_BASE64
+    except binascii.Error:
+        pass
+    return code
+
+
 def _register(con: sqlite3.Connection) -> None:
     con.create_function("etl_datetime_code", 1, datetime_text_code, deterministic=True)
     con.create_function("etl_time_code", 1, time_text_code, deterministic=True)
     con.create_function("etl_number_code", 1, number_text_code, deterministic=True)
     con.create_function("etl_numeric_misfit", 3, numeric_misfit, deterministic=True)
+    con.create_function("etl_blob_text_code", 1, blob_text_code, deterministic=True)
 
 
 # --- the detailed metrics -----------------------------------------------------------------------
@@ -217,6 +248,19 @@ _BASE = {
     "uuid_values": _Detail(
         f"(typeof({{c}}) = 'text' AND ({{c}} GLOB '{_UUID_GLOBS[0]}' OR {{c}} GLOB '{_UUID_GLOBS[1]}')) "
         "OR (typeof({c}) = 'blob' AND length({c}) = 16)"
+    ),
+}
+_LOWER_UUID_GLOB = "-".join("[0-9a-f]" * n for n in (8, 4, 4, 4, 12))
+_TEXT_DETAILS = {
+    "lower_uuids": _Detail(f"typeof({{c}}) = 'text' AND {{c}} GLOB '{_LOWER_UUID_GLOB}'"),
+    "utf8_blobs": _Detail(f"typeof({{c}}) = 'blob' AND (etl_blob_text_code({{c}}) & {IS_UTF8}) <> 0"),
+    # Random 16-byte secrets (a push subscription's auth key) pass both bit tests 1 time in 8.
+    "uuid_blobs": _Detail(
+        "typeof({c}) = 'blob' AND length({c}) = 16 AND substr(hex({c}), 13, 1) BETWEEN '1' AND '8' "
+        "AND substr(hex({c}), 17, 1) IN ('8', '9', 'A', 'B')"
+    ),
+    "base64_values": _Detail(
+        f"typeof({{c}}) IN ('text', 'blob') AND (etl_blob_text_code(CAST({{c}} AS BLOB)) & {IS_BASE64}) <> 0"
     ),
 }
 _DT_CODE = "etl_datetime_code"
@@ -332,6 +376,15 @@ def _details_for(declared: str, storage: dict[str, int], expected: PgType) -> di
         chosen["json_texts"] = _BASE["json_texts"]
     if kind == "uuid" and (has["texts"] or has["blobs"]):
         chosen["uuid_values"] = _BASE["uuid_values"]
+    # Text that is all UUIDs may become uuid (etl init proposes it); blobs that are all text or
+    # base64 are named, with what a spec can do about them.
+    if kind == "text" and not expected.modifiers and has["texts"] and not has["blobs"]:
+        chosen["uuid_values"] = _BASE["uuid_values"]
+        chosen["lower_uuids"] = _TEXT_DETAILS["lower_uuids"]
+    if kind == "bytea" and (has["texts"] or has["blobs"]):
+        chosen["uuid_blobs"] = _TEXT_DETAILS["uuid_blobs"]
+        chosen["utf8_blobs"] = _TEXT_DETAILS["utf8_blobs"]
+        chosen["base64_values"] = _TEXT_DETAILS["base64_values"]
     if expected.name in ("character varying", "character") and expected.modifiers and has["texts"]:
         n = expected.modifiers[0]
         chosen["too_long"] = _Detail(f"typeof({{c}}) IN ('text', 'integer') AND length({{c}}) > {n}")
