@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from etl.core.prisma import PrismaOrder
 from etl.errors import EtlError, Location
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "is_autoincrement",
     "parse_prisma",
     "postgres_type",
+    "prisma_order",
     "read_prisma_file",
 ]
 
@@ -1095,3 +1097,39 @@ def _native_args_problem(native: str, numbers: list[int]) -> str | None:
 
 def _at(attr: _Attr) -> str:
     return ("@@" if attr.block else "@") + attr.name
+
+
+# ----------------------------------------------------------------------------------------------
+# The order of Prisma's own DDL
+# ----------------------------------------------------------------------------------------------
+
+
+def prisma_order(schema: PrismaSchema, layout: int = 6) -> PrismaOrder:
+    """The order `prisma migrate diff` lists tables, enums, indexes and foreign keys in: models in
+    schema order, then implicit many-to-many tables; indexes as the model declares them (field
+    attributes, then @@index, then @@unique); foreign keys in the order of their relation fields.
+    `layout`: the Prisma major version whose many-to-many layout the tables follow."""
+    tables: list[str] = []
+    indexes: dict[str, tuple[tuple[str, ...], ...]] = {}
+    foreign_keys: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for model in schema.models:
+        if model.is_view:
+            continue
+        tables.append(model.table)
+
+        def columns(names: tuple[str, ...], model: PrismaModel = model) -> tuple[str, ...]:
+            return tuple(f.column if (f := model.field(n)) else n for n in names)
+
+        # Prisma's own order: field attributes (@unique), then @@index, then @@unique.
+        fields = [ix for ix in model.uniques if ix.fields in ((f.name,) for f in model.fields if f.is_unique)]
+        blocks = [ix for ix in model.uniques if ix not in fields]
+        declared = [*fields, *model.indexes, *blocks]
+        indexes[model.table] = tuple(columns(ix.fields) for ix in declared)
+        foreign_keys[model.table] = tuple(
+            columns(f.relation.fields) for f in model.fields if f.relation and f.relation.fields
+        )
+    for join in implicit_many_to_many(schema):
+        tables.append(join.table)
+        indexes[join.table] = (("B",),) if layout >= 6 else (("A", "B"), ("B",))
+        foreign_keys[join.table] = (("A",), ("B",))
+    return PrismaOrder(tuple(tables), tuple(e.db_name for e in schema.enums), indexes, foreign_keys)

@@ -109,6 +109,14 @@ class TypeRule:
 
 
 @dataclass(frozen=True)
+class PrismaProject:
+    """The app's Prisma project (`prisma:`): apply writes its baseline for the postgresql provider."""
+
+    schema: Path  # schema.prisma, resolved against the spec's folder
+    migrations: Path  # the migrations folder, resolved likewise
+
+
+@dataclass(frozen=True)
 class Spec:
     file: Path
     source: Path  # resolved against the spec's folder
@@ -125,6 +133,7 @@ class Spec:
     enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     load_order: tuple[str, ...] | None = None
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
+    prisma: PrismaProject | None = None
     document: Document | None = field(default=None, compare=False, repr=False)
 
     def locate(self, *path: str | int, key: bool = False) -> Location | None:
@@ -276,9 +285,18 @@ def _build(
         enums=enums,
         load_order=tuple(load_order) if load_order is not None else None,
         tables=tables,
+        prisma=_prisma_project(data.get("prisma"), file.parent),
         document=doc,
     )
     return spec, problems
+
+
+def _prisma_project(raw: Any, folder: Path) -> PrismaProject | None:
+    if raw is None:
+        return None
+    schema = folder / raw["schema"]
+    migrations = folder / raw["migrations"] if "migrations" in raw else schema.parent / "migrations"
+    return PrismaProject(schema, migrations)
 
 
 def _type_rules(
