@@ -568,6 +568,15 @@ def init_command(
             "--prisma", help="The app's schema.prisma: choose the types Prisma's postgresql provider expects."
         ),
     ] = None,
+    prisma_version: Annotated[
+        int | None,
+        typer.Option(
+            "--prisma-version",
+            min=1,
+            help="With --prisma: the app's Prisma major version, for its many-to-many tables' layout "
+            "(default: read from package.json beside the schema, else 6).",
+        ),
+    ] = None,
     sample: Annotated[
         int | None,
         typer.Option("--sample", min=1, help="Profile about this many rows per table instead of all."),
@@ -580,7 +589,14 @@ def init_command(
     started = time.perf_counter()
     try:
         result = init_spec(
-            sqlite, output, target, naming, force=force, sample_rows=sample, prisma_schema=prisma
+            sqlite,
+            output,
+            target,
+            naming,
+            force=force,
+            sample_rows=sample,
+            prisma_schema=prisma,
+            prisma_major=prisma_version,
         )
     except EtlError as exc:
         _fail(exc, target)

@@ -103,7 +103,9 @@ def _create_index(table: TargetTable, index: TargetIndex) -> str:
     keys = ", ".join(_text(k) for k in index.keys)
     unique = "UNIQUE " if index.unique else ""
     where = f" WHERE {_text(index.where)}" if index.where is not None else ""
-    return f"-- CreateIndex\nCREATE {unique}INDEX {_quoted(index.name)} ON {_quoted(table.name)}({keys}){where};"
+    return (
+        f"-- CreateIndex\nCREATE {unique}INDEX {_quoted(index.name)} ON {_quoted(table.name)}({keys}){where};"
+    )
 
 
 def _add_foreign_key(table: TargetTable, fk: TargetForeignKey) -> str:
