@@ -293,7 +293,8 @@ _PRISMA_HISTORY = """CREATE TABLE {} (
 
 def prisma_history_sql(step: WritePrismaBaseline) -> list[sql.Composed]:
     """`_prisma_migrations` if missing, and the row `prisma migrate resolve --applied 0_init`
-    inserts: a random UUID, the migration's checksum, started and finished now, no steps run."""
+    inserts: a random UUID, the migration's checksum, started and finished now, empty logs, no
+    steps run."""
     table = sql.Identifier(step.schema, HISTORY_TABLE)
     found = [sql.SQL(_PRISMA_HISTORY).format(table)] if step.create_history else []
     digest, name = sql.Literal(checksum(step.migration)), sql.Literal(MIGRATION_NAME)
@@ -301,7 +302,7 @@ def prisma_history_sql(step: WritePrismaBaseline) -> list[sql.Composed]:
         found.append(
             sql.SQL(
                 "INSERT INTO {} (id, checksum, finished_at, migration_name, logs, rolled_back_at, "
-                "started_at, applied_steps_count) VALUES (gen_random_uuid()::text, {}, now(), {}, NULL, "
+                "started_at, applied_steps_count) VALUES (gen_random_uuid()::text, {}, now(), {}, '', "
                 "NULL, now(), 0)"
             ).format(table, digest, name)
         )
