@@ -5,11 +5,13 @@ Prisma documents for it.)"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
 from pathlib import Path
 
+import jsonschema
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -18,6 +20,7 @@ from etl.cli import app
 from etl.init.prisma import prisma_version
 
 runner = CliRunner()
+PLAN_SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "etl-plan.schema.json"
 
 # Prisma's own example of an implicit many-to-many relation (its "Upgrade to Prisma ORM 6" guide).
 POST_TO_TAG = """\
@@ -203,3 +206,34 @@ def test_apply_refuses_a_spec_that_also_loads_the_sqlite_history(tmp_path, tmp_s
     assert "the spec loads _prisma_migrations from SQLite" in result.output
     assert "add _prisma_migrations to the spec's exclude" in result.output
     assert not (tmp_path / "prisma" / "migrations").exists()
+
+
+def test_the_baseline_follows_the_spec_until_cut_over(tmp_path, tmp_sqlite, pg, pg_url):
+    """Applied again after the spec changed the schema, the baseline is written again and its
+    row's checksum follows; the plan says so first, in words and in JSON."""
+    schema, db = app_project(tmp_path, tmp_sqlite, None)
+    spec = tmp_path / "spec.yaml"
+    init = ["init", str(db), "-o", str(spec), "--target", pg_url, "--prisma", str(schema), "--force"]
+    assert runner.invoke(app, init).exit_code == 0
+    assert runner.invoke(app, ["apply", str(spec), "--yes"]).exit_code == 0
+    migration = tmp_path / "prisma" / "migrations" / "0_init" / "migration.sql"
+    first = migration.read_text()
+    assert "_PostToTag_AB_pkey" in first
+
+    assert runner.invoke(app, [*init, "--prisma-version", "5"]).exit_code == 0
+    plan = runner.invoke(app, ["plan", str(spec), "--json"])
+    assert plan.exit_code == 0, plan.output
+    document = json.loads(plan.stdout)
+    jsonschema.validate(document, json.loads(PLAN_SCHEMA.read_text()))
+    step = document["steps"][-1]
+    assert step["action"] == "write_prisma_baseline"
+    assert step["description"] == (
+        f"~ Prisma baseline 0_init: {tmp_path / 'prisma' / 'migrations'}/0_init/migration.sql, "
+        'its row in "public"."_prisma_migrations" (a new checksum)'
+    )
+
+    assert runner.invoke(app, ["apply", str(spec), "--yes"]).exit_code == 0
+    second = migration.read_text()
+    assert "_PostToTag_AB_unique" in second and "_PostToTag_AB_pkey" not in second
+    rows = pg.execute("SELECT migration_name, checksum FROM _prisma_migrations").fetchall()
+    assert rows == [("0_init", hashlib.sha256(second.encode()).hexdigest())]
