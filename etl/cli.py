@@ -31,6 +31,7 @@ from etl.core.plan import (
     Step,
     SyncRows,
     VerifyStep,
+    WritePrismaBaseline,
 )
 from etl.duck import remove_spill_directory, sweep_stale_spill_directories
 from etl.errors import EtlError, SpecError
@@ -259,6 +260,15 @@ def apply_command(
         # click would turn this into "Aborted!"; the user needs to know what became of the target.
         raise typer.Exit(_say_interrupted()) from None
     _print_result(say, result, phases, report)
+    for step in plan.steps:
+        if isinstance(step, WritePrismaBaseline):
+            row = [f'its row in "{step.schema}"."_prisma_migrations"'] if step.record else []
+            written = ", ".join([*(f"{step.directory}/{name}" for name in step.files), *row])
+            say.print(
+                f'Wrote Prisma\'s baseline 0_init: {written}. Next: provider = "postgresql" in the '
+                'Prisma schema (see the README\'s "Moving a Prisma app").',
+                markup=False,
+            )
     if as_json:
         rejects = str(report) if result.rejects else None
         _write_json(apply_document(display_url(url), plan, result, tables, phases.seconds(), rejects))
