@@ -237,3 +237,18 @@ def test_the_baseline_follows_the_spec_until_cut_over(tmp_path, tmp_sqlite, pg, 
     assert "_PostToTag_AB_unique" in second and "_PostToTag_AB_pkey" not in second
     rows = pg.execute("SELECT migration_name, checksum FROM _prisma_migrations").fetchall()
     assert rows == [("0_init", hashlib.sha256(second.encode()).hexdigest())]
+
+
+def test_validate_names_a_prisma_schema_that_is_not_there(tmp_path, tmp_sqlite):
+    db = tmp_sqlite("CREATE TABLE t (id INTEGER PRIMARY KEY);")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"version: 1\nsource: {{sqlite: {db.name}}}\ntarget: {{url: 'postgresql://localhost/x'}}\n"
+        "prisma:\n  schema: prisma/schema.prisma\n"
+    )
+    result = runner.invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 1
+    assert (
+        f"spec.yaml:5:11: prisma.schema: '{tmp_path / 'prisma' / 'schema.prisma'}' does not exist; give the "
+        "path of the app's schema.prisma, relative to the spec"
+    ) in result.output

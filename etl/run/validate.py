@@ -91,7 +91,7 @@ def validate(
         catalog = introspect_sqlite(spec.source)
     except SourceError as exc:
         raise SpecError([*problems, spec.problem(("source", "sqlite"), str(exc))]) from exc
-    problems += target_schema_problems(spec)
+    problems += target_schema_problems(spec) + prisma_project_problems(spec)
     problems += sqlite_expression_problems(spec, catalog) + postgres_expression_problems(spec)
     try:
         mapping = resolve(spec, catalog)
@@ -100,6 +100,20 @@ def validate(
     if problems:
         raise SpecError(_unique(problems))
     return Validated(spec, catalog, measure(spec, mapping, measuring))
+
+
+def prisma_project_problems(spec: Spec) -> list[SpecProblem]:
+    """The `prisma:` project's schema file must be there: apply writes the baseline from it."""
+    project = spec.prisma
+    if project is None or project.schema.is_file():
+        return []
+    what = "is a directory" if project.schema.is_dir() else "does not exist"
+    return [
+        spec.problem(
+            ("prisma", "schema"),
+            f"'{project.schema}' {what}; give the path of the app's schema.prisma, relative to the spec",
+        )
+    ]
 
 
 def measure(spec: Spec, mapping: DesiredSchema, measuring: Measuring = Measuring()) -> DesiredSchema:
