@@ -71,8 +71,34 @@ class DestructiveChangeRefused(PlanError):
     """The plan would drop or replace data and the user did not allow it."""
 
 
+@dataclass(frozen=True)
+class ValueProblem:
+    """Why one source row cannot arrive exactly: the same fields for a row that fails the run and
+    for a row set aside by on_error: reject."""
+
+    table: str  # the source table
+    key: str | None  # the row's key as SQLite quotes it, e.g. "id=2"; None for a table without one
+    column: str | None  # the column whose value cannot arrive; None for the whole row (a foreign key)
+    reason: str  # what is wrong, naming the value where there is one
+    value: str | None  # the value as found in SQLite, e.g. "text 'five'"; None when there is none
+
+    @property
+    def detail(self) -> str:
+        """The problem within its row: `column "n": expected an integer, found text 'five'`."""
+        return f'column "{self.column}": {self.reason}' if self.column is not None else self.reason
+
+    def __str__(self) -> str:
+        row = f", row {self.key}" if self.key is not None else ""
+        return f'table "{self.table}"{row}: {self.detail}'
+
+
 class DataError(EtlError):
-    """A value cannot arrive in PostgreSQL exactly as it is in SQLite."""
+    """A value cannot arrive in PostgreSQL exactly as it is in SQLite; `problem` names the row,
+    column and value when one row is the cause."""
+
+    def __init__(self, message: str, problem: ValueProblem | None = None):
+        super().__init__(message)
+        self.problem = problem
 
 
 class VerificationFailed(EtlError):

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.errors import DataError, TargetError
+from etl.errors import DataError, TargetError, ValueProblem
 
 runner = CliRunner()
 
@@ -194,3 +194,82 @@ def test_a_reject_report_that_cannot_be_written_fails_the_apply_and_commits_noth
     result = runner.invoke(app, ["apply", str(spec)])
     assert_refused_before_commit(result, report, pg)
     assert "is a directory" in result.stderr
+
+
+# --- one ValueProblem for a failure and for a reject ----------------------------------------------
+
+
+def test_a_failure_names_table_key_column_reason_and_value_as_fields(migration):
+    m = migration(SOURCE)
+    with pytest.raises(DataError) as failure:
+        m.apply()
+    assert failure.value.problem == ValueProblem(
+        table="m",
+        key="id=2",
+        column="n",
+        reason="expected an integer, found text 'five'",
+        value="text 'five'",
+    )
+
+
+def test_a_reject_carries_the_same_fields_as_the_failure_would(migration, pg):
+    m = migration(SOURCE)
+    with pytest.raises(DataError) as failure:
+        m.apply()
+    result = m.apply("on_error: reject\n")
+    first = result.rejects[0]
+    problem = failure.value.problem
+    assert (first["table"], first["key"], first["column"], first["value"]) == (
+        problem.table,
+        problem.key,
+        problem.column,
+        problem.value,
+    )
+    assert first["reason"] == problem.detail == 'column "n": expected an integer, found text \'five\''
+    stored = pg.execute("SELECT row_key, column_name, value FROM etl.rejects ORDER BY id").fetchall()
+    assert stored[0] == ("id=2", "n", "text 'five'")
+
+
+def test_a_value_with_line_breaks_and_spaces_is_reported_as_it_is(migration):
+    m = migration(
+        [
+            ("CREATE TABLE m (id INTEGER PRIMARY KEY, n INTEGER)", ()),
+            ("INSERT INTO m VALUES (1, ?)", ("two  spaces\nand a % sign",)),
+        ]
+    )
+    with pytest.raises(DataError) as failure:
+        m.apply()
+    assert failure.value.problem.value == "text 'two  spaces\nand a % sign'"
+    assert failure.value.problem.reason == "expected an integer, found text 'two  spaces\nand a % sign'"
+
+
+def test_a_row_without_a_primary_key_is_named_by_rowid_and_a_foreign_key_problem_by_no_column(migration):
+    m = migration(
+        """
+        CREATE TABLE parent (id INTEGER PRIMARY KEY);
+        CREATE TABLE loose (n INTEGER, parent_id INTEGER REFERENCES parent(id));
+        INSERT INTO parent VALUES (1);
+        INSERT INTO loose VALUES ('x', 1), (2, 7);
+        """
+    )
+    result = m.apply("on_error: reject\n")
+    assert [(r["table"], r["key"], r["column"], r["value"]) for r in result.rejects] == [
+        ("loose", "rowid=1", "n", "text 'x'"),
+        ("loose", "rowid=2", None, "7"),
+    ]
+    assert result.rejects[1]["reason"] == 'foreign key (parent_id) references no "parent" row with (id) = (7)'
+
+
+def test_an_etl_rejects_table_of_an_earlier_version_gains_the_new_columns(migration, pg):
+    m = migration(SOURCE)
+    pg.execute("CREATE SCHEMA etl")
+    pg.execute(
+        "CREATE TABLE etl.rejects (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+        "run_started_at timestamptz NOT NULL, target_schema text NOT NULL, source_table text NOT NULL, "
+        "row_key text, reason text NOT NULL, row jsonb NOT NULL)"
+    )
+    m.apply("on_error: reject\n")
+    assert pg.execute("SELECT column_name, value FROM etl.rejects ORDER BY id LIMIT 1").fetchone() == (
+        "n",
+        "text 'five'",
+    )

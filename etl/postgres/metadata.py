@@ -35,7 +35,7 @@ def metadata_ddl() -> list[sql.Composed]:
             "CREATE TABLE IF NOT EXISTS {} ("
             "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_started_at timestamptz NOT NULL, "
             "target_schema text NOT NULL, source_table text NOT NULL, row_key text, reason text NOT NULL, "
-            "row jsonb NOT NULL)"
+            "row jsonb NOT NULL, column_name text, value text)"
         ).format(REJECTS),
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} ("
@@ -50,11 +50,15 @@ def metadata_ddl() -> list[sql.Composed]:
 
 def metadata_upgrades() -> list[sql.Composed]:
     """Columns a later version of etl records, added to metadata tables made before it: etl.history
-    as earlier versions made it gains the columns this one records."""
-    return [_add_history_column_sql("sequences", sql.SQL("jsonb NOT NULL DEFAULT '[]'"))]
+    and etl.rejects as earlier versions made them gain the columns this one records."""
+    return [
+        _add_column_sql(HISTORY, "sequences", sql.SQL("jsonb NOT NULL DEFAULT '[]'")),
+        _add_column_sql(REJECTS, "column_name", sql.SQL("text")),
+        _add_column_sql(REJECTS, "value", sql.SQL("text")),
+    ]
 
 
-def _add_history_column_sql(column: str, definition: sql.Composable) -> sql.Composed:
+def _add_column_sql(table: sql.Identifier, column: str, definition: sql.Composable) -> sql.Composed:
     """Add a column a later version records to an etl.history made before it (its rows then
     record nothing there). Only when missing: ALTER TABLE locks the table to everyone until the
     apply commits, even when IF NOT EXISTS finds the column."""
@@ -62,7 +66,7 @@ def _add_history_column_sql(column: str, definition: sql.Composable) -> sql.Comp
         "BEGIN IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {}::regclass AND attname = {} "
         "AND NOT attisdropped) THEN ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}; END IF; END"
     ).format(
-        sql.Literal(HISTORY.as_string(None)), sql.Literal(column), HISTORY, sql.Identifier(column), definition
+        sql.Literal(table.as_string(None)), sql.Literal(column), table, sql.Identifier(column), definition
     )
     return sql.SQL("DO {}").format(sql.Literal(body.as_string(None)))
 
@@ -96,14 +100,17 @@ def record_run_sql(
     )
 
 
-def record_rejects_sql(started_at: str, schema: str, rows: list[tuple[str, str, str, str]]) -> sql.Composed:
-    """One INSERT into etl.rejects for (table, key, reason, row as JSON text) tuples."""
+def record_rejects_sql(
+    started_at: str, schema: str, rows: list[tuple[str, str | None, str, str, str | None, str | None]]
+) -> sql.Composed:
+    """One INSERT into etl.rejects for (table, key, reason, row as JSON text, column, value) tuples."""
     values = sql.SQL(", ").join(
-        sql.SQL("({}, {}, {}, {}, {}, {}::jsonb)").format(
+        sql.SQL("({}, {}, {}, {}, {}, {}::jsonb, {}, {})").format(
             *(sql.Literal(v) for v in (started_at, schema, *row))
         )
         for row in rows
     )
     return sql.SQL(
-        "INSERT INTO {} (run_started_at, target_schema, source_table, row_key, reason, row) VALUES {}"
+        "INSERT INTO {} (run_started_at, target_schema, source_table, row_key, reason, row, column_name, value) "
+        "VALUES {}"
     ).format(REJECTS, values)

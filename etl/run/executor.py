@@ -45,6 +45,7 @@ from etl.errors import (
     OutputFileError,
     PlanError,
     TargetError,
+    ValueProblem,
     VerificationFailed,
 )
 from etl.files import PRIVATE, default_mode, replace_file, stage_file
@@ -74,6 +75,7 @@ from etl.postgres.history import (
 from etl.postgres.metadata import RUNS, record_rejects_sql, record_run_sql
 from etl.postgres.target import connect, ensure_metadata, redact
 from etl.run.load import load_query, rejects_query, source_rows_query
+from etl.run.problem import raised_value_problem, value_problem
 from etl.run.session import (
     SOURCE_ALIAS,
     TARGET_ALIAS,
@@ -536,7 +538,10 @@ def _record_rejects(tx: _Transaction) -> None:
         record = record_rejects_sql(
             tx.started_at,
             tx.plan.schema,
-            [(r["table"], r["key"], r["reason"], json.dumps(r["row"])) for r in batch],
+            [
+                (r["table"], r["key"], r["reason"], json.dumps(r["row"]), r["column"], r["value"])
+                for r in batch
+            ],
         )
         tx.execute(record, "recording rejected rows in etl.rejects")
 
@@ -1009,9 +1014,10 @@ def _check_reject_limit(table: TargetTable, rejected: list[dict], total_rows: in
     limit = _reject_limit(table.max_rejects, total_rows)
     if limit is not None and len(rejected) > limit:
         first = rejected[0]
+        row = f"row {first['key']}: " if first["key"] is not None else ""
         raise DataError(
             f'table "{table.source}": {len(rejected):,} rows rejected, more than max_rejects {table.max_rejects} '
-            f"allows; nothing was committed. The first: row {first['key']}: {first['reason']}"
+            f"allows; nothing was committed. The first: {row}{first['reason']}"
         )
 
 
@@ -1043,10 +1049,20 @@ def _raw_value(storage: str, data: bytes | None) -> dict:
     return {"type": storage, "hex": data.hex()}
 
 
-def _reject_record(table, found: tuple) -> dict:
-    key, reason, *raw = found
+def _reject_record(table: TargetTable, found: tuple) -> dict:
+    """A rejected row as the report and etl.rejects keep it: the ValueProblem's fields (its
+    `reason` within the row, as a failure's message says it) and the raw values."""
+    key, problem_json, *raw = found
+    problem = value_problem(table.source, key, problem_json)
     row = {column.name: _raw_value(raw[2 * i], raw[2 * i + 1]) for i, column in enumerate(table.columns)}
-    return {"table": table.source, "key": key.split(", row ", 1)[-1], "reason": reason, "row": row}
+    return {
+        "table": problem.table,
+        "key": problem.key,
+        "column": problem.column,
+        "reason": problem.detail,
+        "value": problem.value,
+        "row": row,
+    }
 
 
 # PostgreSQL parses json and jsonb recursively, as deep as its max_stack_depth allows, which with
@@ -1066,11 +1082,12 @@ def _too_deep_json(exc: BaseException, source: Path, plan: Plan) -> DataError | 
         found = deepest_json(source, table.source, table.where, table.key_sql, columns, _JSON_DEPTH_SUSPECT)
         if found is not None:
             key, column, depth = found
-            row = f", row {key}" if key else ""
+            reason = f"JSON nested {depth:,} levels deep, deeper than PostgreSQL accepts (stack depth limit exceeded)"
+            problem = ValueProblem(table.source, key or None, column, reason, value=None)
             return DataError(
-                f'table "{table.source}"{row}: column "{column}": JSON nested {depth:,} levels deep, deeper '
-                "than PostgreSQL accepts (stack depth limit exceeded); nothing was committed: flatten the "
-                "value in SQLite, or raise max_stack_depth on the server"
+                f"{problem}; nothing was committed: flatten the value in SQLite, or raise max_stack_depth "
+                "on the server",
+                problem,
             )
     return None
 
@@ -1080,8 +1097,8 @@ def _raise_load_error(exc: Exception, table: TargetTable, target_url: str) -> No
     lost = isinstance(exc, duckdb.InternalException | duckdb.FatalException) or "connection" in message
     if table.scan is not None and not lost:
         raise _TypedScanFailed(f'table "{table.source}": {message}', table.source) from exc
-    if message.startswith(f'table "{table.source}"'):
-        raise DataError(message) from exc
+    if (problem := raised_value_problem(exc)) is not None:
+        raise DataError(str(problem), problem) from exc
     if lost:
         raise TargetError(
             f'lost the connection to PostgreSQL while loading table "{table.source}": '

@@ -5,12 +5,13 @@ with duck.quote_ident/quote_literal, the one quoting helper for DuckDB SQL."""
 
 from __future__ import annotations
 
-from etl.core.mapping import TargetTable
+from etl.core.mapping import TargetForeignKey, TargetTable
 from etl.duck import quote_ident, quote_literal
+from etl.run.problem import problem_sql, raise_sql, template
 from etl.run.session import SOURCE_ALIAS, TARGET_ALIAS
 from etl.run.typedscan import typed_rows_query
 from etl.settings import OnError
-from etl.sqlite.convert import duck_expressions, invalid_utf8, sqlite_render, with_value
+from etl.sqlite.convert import duck_expressions, invalid_utf8, sqlite_render
 
 
 def sqlite_select(table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
@@ -31,11 +32,10 @@ def sqlite_select(table: TargetTable, row_range: tuple[int, int] | None = None) 
     return query
 
 
-def row_label(table: TargetTable) -> str:
-    """DuckDB expression naming the current row, e.g. `table "User", row id='ck1'`."""
-    head = quote_literal(f'table "{table.source}"')
+def row_key(table: TargetTable) -> str:
+    """DuckDB expression of the current row's key, e.g. `id='ck1'`; NULL for a table without one."""
     if not table.key_sql:
-        return head
+        return "NULL"
     parts = []
     for i, (label, _expr) in enumerate(table.key_sql):
         # A key that is not valid UTF-8 is shown as hex: the message must stay printable.
@@ -46,7 +46,7 @@ def row_label(table: TargetTable) -> str:
             f"THEN 'X''' || substr({hexed}, 3, length({hexed}) - 4) || '''' ELSE k{i} END"
         )
         parts.append(f"{quote_literal(label + '=')} || {key}")
-    return f"{head} || ', row ' || " + " || ', ' || ".join(parts)
+    return " || ', ' || ".join(parts)
 
 
 def _checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int] | None) -> str:
@@ -59,12 +59,10 @@ def _checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int
         exprs = duck_expressions(column.conversion, t, v, named=f"c{i}")  # the reasons read c{i}
         values.append(exprs.value)
         reasons.append(f"{exprs.reason} AS why{i}")
-        column_head = quote_literal(f'column "{column.name}": ')
         if not column.nullable:
-            problems.append(
-                f"CASE WHEN {t} = 'null' THEN {column_head} || 'is NULL, but the target column is NOT NULL' END"
-            )
-        problems.append(f"{column_head} || {with_value(f'why{i}', exprs.found)}")  # found once, here
+            not_null = quote_literal("is NULL, but the target column is NOT NULL")
+            problems.append(problem_sql(column.name, not_null, when=f"{t} = 'null'"))
+        problems.append(problem_sql(column.name, f"why{i}", exprs.found))  # found once, here
     inner = ", ".join(f"{value} AS c{i}" for i, value in enumerate(values))
     keys = "".join(f", k{i}" for i in range(len(table.key_sql)))
     raw = ", ".join(f"t{i}, v{i}" for i in range(len(values)))
@@ -102,13 +100,8 @@ def _self_checked(table: TargetTable, checked: str) -> str:
         )
         is_bad = " AND ".join(f"b.k{m} = etl_checked.{p}" for m, p in enumerate(parent))
         shown = " || ', ' || ".join(f"CAST({c} AS VARCHAR)" for c in child)
-        head = quote_literal(
-            f'foreign key ({", ".join(fk.columns)}) references no "{table.name}" row with '
-            f"({', '.join(fk.ref_columns)}) = ("
-        )
-        marks.append(
-            f"CASE WHEN EXISTS (SELECT 1 FROM {bad} b WHERE {is_bad}) THEN {head} || {shown} || ')' END"
-        )
+        missing = f"EXISTS (SELECT 1 FROM {bad} b WHERE {is_bad})"
+        marks.append(problem_sql(None, _orphan_reason(fk, table.name), shown, when=missing))
     return (
         f"(WITH RECURSIVE etl_checked AS MATERIALIZED {checked}, {', '.join(ctes)} "
         f"SELECT * REPLACE (COALESCE(problem, {', '.join(marks)}) AS problem) FROM etl_checked)"
@@ -130,12 +123,17 @@ def _orphan_joins(schema: str, table: TargetTable, problems: list[str]) -> tuple
         flags += f", {alias}.present AS fk{n}"
         set_ = " AND ".join(f"c{position[cc]} IS NOT NULL" for cc in fk.columns)
         shown = " || ', ' || ".join(f"CAST(c{position[cc]} AS VARCHAR)" for cc in fk.columns)
-        head = quote_literal(
-            f'foreign key ({", ".join(fk.columns)}) references no "{fk.ref_table}" row with '
-            f"({', '.join(fk.ref_columns)}) = ("
-        )
-        problems.append(f"CASE WHEN {set_} AND fk{n} IS NULL THEN {head} || {shown} || ')' END")
+        reason = _orphan_reason(fk, fk.ref_table)
+        problems.append(problem_sql(None, reason, shown, when=f"{set_} AND fk{n} IS NULL"))
     return joins, flags
+
+
+def _orphan_reason(fk: TargetForeignKey, parent: str) -> str:
+    """DuckDB literal: the reason template of a row whose foreign key names no `parent` row."""
+    columns, refs = ", ".join(fk.columns), ", ".join(fk.ref_columns)
+    return quote_literal(
+        template(f'foreign key ({columns}) references no "{parent}" row with ({refs}) = (', ")")
+    )
 
 
 def source_rows_query(
@@ -159,17 +157,17 @@ def source_rows_query(
     if names:
         # The check rides on a column that is written: a generated one is not, and would go unread.
         g = table.loaded_columns[0] if table.loaded_columns else 0
-        names[g] = (
-            f"CASE WHEN problem IS NULL THEN c{g} ELSE error({row_label(table)} || ': ' || problem) END AS c{g}"
-        )
+        raised = raise_sql(table.source, row_key(table), "problem")
+        names[g] = f"CASE WHEN problem IS NULL THEN c{g} ELSE {raised} END AS c{g}"
     return f"SELECT {', '.join(names)}\nFROM {relation}"
 
 
 def rejects_query(schema: str, table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
-    """The rows that cannot arrive exactly: key, reason, and each raw value as (storage class, bytes)."""
+    """The rows that cannot arrive exactly: key, problem (problem.value_problem reads them), and
+    each raw value as (storage class, bytes)."""
     raw = ", ".join(f"t{i}, encode(v{i})" for i in range(len(table.columns)))
     return (
-        f"SELECT {row_label(table)} AS key, problem{', ' + raw if raw else ''}\n"
+        f"SELECT {row_key(table)} AS key, CAST(problem AS VARCHAR){', ' + raw if raw else ''}\n"
         f"FROM {_checked_relation(schema, table, row_range)} WHERE problem IS NOT NULL"
     )
 

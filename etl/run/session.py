@@ -16,6 +16,7 @@ from etl import duck
 from etl.core.mapping import TargetTable
 from etl.errors import DataError, EtlError, SourceError, TargetError
 from etl.postgres.target import display_url, libpq_conninfo, redact
+from etl.run.problem import raised_value_problem
 from etl.sqlite.catalog import corrupt_source_error
 
 SOURCE_ALIAS = "src"  # the SQLite database, attached read-only in DuckDB
@@ -82,7 +83,7 @@ def raise_read_error(exc: Exception, what: str, source: Path, target_url: str) -
     value that cannot arrive (named by its row) is a DataError; anything else is the target's."""
     if (corrupt := corrupt_source(exc, source)) is not None:
         raise corrupt from exc
+    if (problem := raised_value_problem(exc)) is not None:
+        raise DataError(str(problem), problem) from exc
     message = duck_message(exc)
-    if message.startswith('table "'):
-        raise DataError(message) from exc
     raise TargetError(f"{what}: {redact(message, target_url)}") from exc
