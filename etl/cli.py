@@ -31,6 +31,7 @@ from etl.core.plan import (
     Step,
     SyncRows,
     VerifyStep,
+    WritePrismaBaseline,
 )
 from etl.duck import remove_spill_directory, sweep_stale_spill_directories
 from etl.errors import EtlError, SpecError
@@ -267,6 +268,15 @@ def apply_command(
         # click would turn this into "Aborted!"; the user needs to know what became of the target.
         raise typer.Exit(_say_interrupted()) from None
     _print_result(say, result, phases, report)
+    for step in plan.steps:
+        if isinstance(step, WritePrismaBaseline):
+            row = [f'its row in "{step.schema}"."_prisma_migrations"'] if step.record else []
+            written = ", ".join([*(f"{step.directory}/{name}" for name in step.files), *row])
+            say.print(
+                f'Wrote Prisma\'s baseline 0_init: {written}. Next: provider = "postgresql" in the '
+                'Prisma schema (see the README\'s "Moving a Prisma app").',
+                markup=False,
+            )
     if as_json:
         rejects = str(report) if result.rejects else None
         _write_json(apply_document(display_url(url), plan, result, tables, phases.seconds(), rejects))
@@ -589,6 +599,15 @@ def init_command(
             "--prisma", help="The app's schema.prisma: choose the types Prisma's postgresql provider expects."
         ),
     ] = None,
+    prisma_version: Annotated[
+        int | None,
+        typer.Option(
+            "--prisma-version",
+            min=1,
+            help="With --prisma: the app's Prisma major version, for its many-to-many tables' layout "
+            "(default: read from package.json beside the schema, else 6).",
+        ),
+    ] = None,
     sample: Annotated[
         int | None,
         typer.Option("--sample", min=1, help="Profile about this many rows per table instead of all."),
@@ -601,7 +620,14 @@ def init_command(
     started = time.perf_counter()
     try:
         result = init_spec(
-            sqlite, output, target, naming, force=force, sample_rows=sample, prisma_schema=prisma
+            sqlite,
+            output,
+            target,
+            naming,
+            force=force,
+            sample_rows=sample,
+            prisma_schema=prisma,
+            prisma_major=prisma_version,
         )
     except EtlError as exc:
         _fail(exc, target)

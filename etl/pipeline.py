@@ -9,11 +9,16 @@ import hashlib
 import os
 from collections.abc import Callable
 from collections.abc import Mapping as AnyMapping
+from dataclasses import replace
 from pathlib import Path
 
 from etl.core.plan import Plan
 from etl.core.planner import build_plan
+from etl.core.prisma import HISTORY_TABLE, render_migration
+from etl.errors import PlanError
+from etl.init.prisma import prisma_order, read_prisma_file
 from etl.postgres.target import read_target_state
+from etl.run.baseline import plan_prisma_baseline
 from etl.run.executor import TRUST_FROM_ROWS, ApplyResult, RunInfo, StepEvent, apply_plan, verify_target
 from etl.run.observe import observe_target
 from etl.run.validate import Measuring, Validated, validate
@@ -37,7 +42,30 @@ def plan_for(checked: Validated, show_rows: int = 0) -> Plan:
     """What apply would do to the spec's target as it is now (read, never changed); up to
     `show_rows` changed rows per table are kept in the plan for display."""
     state = observe_target(checked.mapping, checked.spec.source, checked.spec.target_url, show_rows)
-    return build_plan(checked.mapping, state)
+    plan = build_plan(checked.mapping, state)
+    return with_prisma_baseline(checked, plan) if checked.spec.prisma is not None else plan
+
+
+def prisma_migration(checked: Validated) -> str:
+    """0_init's migration.sql for the spec's `prisma:` project: the target's DDL in Prisma's order."""
+    assert checked.spec.prisma is not None
+    schema = read_prisma_file(checked.spec.prisma.schema)
+    return render_migration(checked.mapping, prisma_order(schema))
+
+
+def with_prisma_baseline(checked: Validated, plan: Plan) -> Plan:
+    """`plan`, and last the writing of Prisma's baseline where the folder or the row lacks it."""
+    project = checked.spec.prisma
+    assert project is not None
+    if any(t.name == HISTORY_TABLE for t in checked.mapping.tables):
+        raise PlanError(
+            f"the spec loads {HISTORY_TABLE} from SQLite, where prisma: writes Prisma's history for "
+            f"PostgreSQL: add {HISTORY_TABLE} to the spec's exclude"
+        )
+    step = plan_prisma_baseline(
+        project.migrations, checked.spec.target_url, checked.mapping.schema, prisma_migration(checked)
+    )
+    return plan if step is None else replace(plan, steps=(*plan.steps, step))
 
 
 def run_info(spec_path: Path) -> RunInfo:

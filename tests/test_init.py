@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import math
 import re
+import shutil
 import sqlite3
 import uuid
 from contextlib import closing
@@ -196,7 +197,11 @@ def test_prisma_types_match_what_the_prisma_schema_implies(chat_app, pg_url, pg,
     the type, nullability, primary keys and unique indexes of its model."""
     db, _counts = chat_app
     spec = db.parent / "prisma.yaml"
-    result = run("init", db, "-o", spec, "--prisma", PRISMA_SCHEMA)
+    # The app's project beside the spec: apply writes Prisma's baseline into its migrations folder.
+    project = db.parent / "prisma"
+    project.mkdir()
+    shutil.copy(PRISMA_SCHEMA, project / "schema.prisma")
+    result = run("init", db, "-o", spec, "--prisma", project / "schema.prisma")
     assert result.exit_code == 0, result.stderr
     assert stable(spec.read_text(encoding="utf-8")) == snapshot(name="spec")
     checked, _ = apply_spec(spec, pg_url)

@@ -12,6 +12,7 @@ and delete a row in every model.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import psycopg
 import pytest
 from fix_prisma import Prisma, prisma_home
 from typer.testing import CliRunner
+from typer.testing import Result as CliResult
 
 from etl.cli import app
 from etl.init.prisma import PrismaField, PrismaModel, PrismaSchema, read_prisma_file
@@ -210,10 +212,15 @@ def client_models(schema: PrismaSchema) -> dict[str, Any]:
 # --- Comparing ---------------------------------------------------------------------------------------
 
 
-def schema_dump(url: str) -> list[str]:
-    """`pg_dump --schema-only` of the public schema, without comments, SET lines and blank lines."""
+def schema_dump(url: str, *tables: str) -> list[str]:
+    """`pg_dump --schema-only` of the public schema (or of `tables`), without comments, SET lines,
+    blank lines and Prisma's migration history (compared on its own)."""
+    only = [f"--table=public.{t}" for t in tables] or [
+        "--schema=public",
+        "--exclude-table=public._prisma_migrations",
+    ]
     dump = subprocess.run(
-        ["pg_dump", "--schema-only", "--schema=public", "--no-owner", "--no-privileges", url],
+        ["pg_dump", "--schema-only", *only, "--no-owner", "--no-privileges", url],
         capture_output=True,
         text=True,
         check=True,
@@ -232,15 +239,30 @@ def with_provider(schema: Path, provider: str, into: Path) -> Path:
     return into
 
 
-def migrate(source: Path, prisma_schema: Path, url: str, tmp_path: Path) -> None:
+def prisma_project(schema_file: Path, tmp_path: Path) -> Path:
+    """The app's Prisma project: its schema.prisma (still the sqlite provider) in prisma/."""
+    project = tmp_path / "prisma"
+    project.mkdir(exist_ok=True)
+    shutil.copy(schema_file, project / "schema.prisma")
+    return project
+
+
+def migrate(source: Path, project: Path, url: str, tmp_path: Path) -> CliResult:
+    """etl init --prisma + etl apply; the apply's result."""
     runner = CliRunner()
     spec = tmp_path / "spec.yaml"
     result = runner.invoke(
-        app, ["init", str(source), "-o", str(spec), "--target", url, "--prisma", str(prisma_schema)]
+        app,
+        ["init", str(source), "-o", str(spec), "--target", url, "--prisma", str(project / "schema.prisma")],
     )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["apply", str(spec), "--yes"])
-    assert result.exit_code == 0, result.output
+    return runner.invoke(app, ["apply", str(spec), "--yes"])
+
+
+def printed_script(printed: str) -> str:
+    """The script `prisma migrate diff --script` prints: the CLI adds a line end of its own."""
+    assert printed.endswith(";\n\n"), printed[-40:]
+    return printed[:-1]
 
 
 @pytest.mark.parametrize("schema_file", SCHEMAS, ids=[p.stem for p in SCHEMAS])
@@ -252,13 +274,18 @@ def test_prisma_finds_its_own_schema_after_the_move(schema_file, prisma, two_dat
     with closing(sqlite3.connect(source)) as con:
         con.executescript(prisma.ddl(reference, schema_file))
     fill(source, schema)
-    migrate(source, schema_file, target, tmp_path)
+    project = prisma_project(schema_file, tmp_path)
+    result = migrate(source, project, target, tmp_path)
+    assert result.exit_code == 0, result.output
 
     postgresql = with_provider(schema_file, "postgresql", tmp_path / "postgresql.prisma")
     assert prisma.push_statements(target, postgresql) == []
 
+    prisma_ddl = printed_script(prisma.ddl(reference, postgresql))
+    # The baseline etl wrote is, byte for byte, the migration Prisma itself would write.
+    assert (project / "migrations" / "0_init" / "migration.sql").read_text(encoding="utf-8") == prisma_ddl
     with psycopg.connect(reference, autocommit=True) as conn:
-        conn.execute(prisma.ddl(reference, postgresql))  # type: ignore[call-overload]
+        conn.execute(prisma_ddl)  # type: ignore[call-overload]
     ours, theirs = schema_dump(target), schema_dump(reference)
     assert ours == theirs, "\n".join(difflib.unified_diff(theirs, ours, "prisma", "etl", lineterm=""))
 
@@ -279,38 +306,94 @@ CREATE TABLE "_prisma_migrations" (
 INSERT INTO "_prisma_migrations" VALUES
     ('3f0c', 'e3b0c442', 1754560800000, '20250807100000_init', NULL, NULL, 1754560800000, 1);
 """
+HISTORY_ROW = (
+    "SELECT checksum, finished_at = started_at, migration_name, logs, rolled_back_at, "
+    "applied_steps_count, length(id) FROM _prisma_migrations"
+)
 
 
 def test_prisma_migrate_status_is_up_to_date_after_the_baseline(prisma, two_databases, tmp_path):
-    """The move as README.md tells it: etl init --prisma + etl apply, then Prisma's baseline for
-    a provider switch (0_init holding the PostgreSQL DDL, the lock file, `migrate resolve
-    --applied 0_init`): `prisma migrate status` finds the database up to date, and the migration
-    history holds the baseline alone, not the SQLite app's migrations."""
+    """The move as README.md tells it, with the SQLite app's migrations in prisma/migrations: etl
+    refuses to write over them and says how to move them aside; once they are, etl init --prisma +
+    etl apply write the baseline (0_init, the lock file, the history row `prisma migrate resolve`
+    would insert), and after switching providers Prisma finds the database up to date, and the
+    next `prisma migrate dev` starts clean: Prisma's diff from the migrations to the schema is
+    empty. Applying again changes nothing."""
     schema_file = ROOT / "tests" / "prisma" / "schemas" / "shop.prisma"
     target, scratch = two_databases
     source = tmp_path / "app.db"
     with closing(sqlite3.connect(source)) as con:
         con.executescript(prisma.ddl(scratch, schema_file) + SQLITE_HISTORY)
     fill(source, read_prisma_file(schema_file))
-    migrate(source, schema_file, target, tmp_path)
+    project = prisma_project(schema_file, tmp_path)
+    sqlite_era = project / "migrations" / "20250807100000_init"
+    sqlite_era.mkdir(parents=True)
+    (sqlite_era / "migration.sql").write_text("CREATE TABLE x (id INTEGER);\n")
+    (project / "migrations" / "migration_lock.toml").write_text('provider = "sqlite"\n')
 
-    project = tmp_path / "prisma"
-    (project / "migrations" / "0_init").mkdir(parents=True)
-    postgresql = with_provider(schema_file, "postgresql", project / "schema.prisma")
-    (project / "migrations" / "0_init" / "migration.sql").write_text(prisma.ddl(scratch, postgresql))
-    (project / "migrations" / "migration_lock.toml").write_text('provider = "postgresql"\n')
-    prisma.run(
+    refused = migrate(source, project, target, tmp_path)
+    assert refused.exit_code == 1
+    assert "holds migrations etl did not write (20250807100000_init)" in refused.output
+    assert f"mv {project / 'migrations'} {project / 'migrations'}-sqlite" in refused.output
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT to_regclass('public.customers')").fetchone() == (None,)
+    (project / "migrations").rename(project / "migrations-sqlite")  # as the error says
+
+    spec = tmp_path / "spec.yaml"
+    result = CliRunner().invoke(app, ["apply", str(spec), "--yes"])
+    assert result.exit_code == 0, result.output
+    migrations = project / "migrations"
+    migration = (migrations / "0_init" / "migration.sql").read_bytes()
+    assert (migrations / "migration_lock.toml").read_text() == (
+        "# Please do not edit this file manually\n"
+        "# It should be added in your version-control system (e.g., Git)\n"
+        'provider = "postgresql"\n'
+    )
+    assert sorted(p.name for p in migrations.iterdir()) == ["0_init", "migration_lock.toml"]
+
+    postgresql = with_provider(project / "schema.prisma", "postgresql", project / "schema.prisma")
+    status = prisma.run(target, "migrate", "status", "--schema", postgresql, last=re.compile("up to date"))
+    assert "Database schema is up to date!" in status
+    # `prisma migrate dev`'s own question, asked without a migration to write (adapter mode):
+    # the migrations replayed on a shadow database against the schema.
+    diff = prisma.run(
         target,
+        "migrate",
+        "diff",
+        "--from-migrations",
+        migrations,
+        "--to-schema-datamodel",
+        postgresql,
+        "--script",
+        "--exit-code",
+    )
+    assert diff.strip() == "-- This is an empty migration."
+
+    # The history holds the baseline alone, as Prisma's own `migrate resolve --applied 0_init`
+    # writes it: same table, same row (its checksum the SHA-256 of migration.sql).
+    with psycopg.connect(target) as conn:
+        ours = conn.execute(HISTORY_ROW).fetchall()
+    resolved = tmp_path / "resolved"
+    shutil.copytree(migrations, resolved / "migrations")
+    shutil.copy(postgresql, resolved / "schema.prisma")
+    prisma.run(
+        scratch,
         "migrate",
         "resolve",
         "--applied",
         "0_init",
         "--schema",
-        postgresql,
+        resolved / "schema.prisma",
         last=re.compile("marked as applied"),
     )
-    status = prisma.run(target, "migrate", "status", "--schema", postgresql, last=re.compile("up to date"))
-    assert "Database schema is up to date!" in status
-    # Prisma's status would not tell a copied SQLite history apart: the rows say it.
+    with psycopg.connect(scratch) as conn:
+        theirs = conn.execute(HISTORY_ROW).fetchall()
+    assert ours == theirs == [(hashlib.sha256(migration).hexdigest(), True, "0_init", "", None, 0, 36)]
+    assert schema_dump(target, "_prisma_migrations") == schema_dump(scratch, "_prisma_migrations")
+
+    again = CliRunner().invoke(app, ["apply", str(spec), "--yes"])
+    assert again.exit_code == 0, again.output
+    assert "No changes. The target matches the spec." in again.output
+    assert (migrations / "0_init" / "migration.sql").read_bytes() == migration
     with psycopg.connect(target) as conn:
-        assert conn.execute("SELECT migration_name FROM _prisma_migrations").fetchall() == [("0_init",)]
+        assert conn.execute("SELECT count(*) FROM _prisma_migrations").fetchone() == (1,)

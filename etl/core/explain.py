@@ -45,6 +45,7 @@ from etl.core.plan import (
     SyncRows,
     TargetTable,
     VerifyStep,
+    WritePrismaBaseline,
 )
 from etl.settings import Mode
 
@@ -92,6 +93,17 @@ def _(step: DropTables) -> Line:
 @describe.register
 def _(step: CreateEnum) -> Line:
     return Line("+", f'enum type "{step.schema}"."{step.name}" ({", ".join(step.labels)})')
+
+
+@describe.register
+def _(step: WritePrismaBaseline) -> Line:
+    written = [f"{step.directory}/{name}" for name in step.files]
+    row = {
+        "insert": f'its row in "{step.schema}"."_prisma_migrations"',
+        "update": f'its row in "{step.schema}"."_prisma_migrations" (a new checksum)',
+    }.get(step.record)
+    parts = ", ".join([*written, *([row] if row else [])])
+    return Line("+" if step.record != "update" else "~", f"Prisma baseline 0_init: {parts}")
 
 
 @describe.register

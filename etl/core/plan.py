@@ -336,6 +336,21 @@ class VerifyStep(Step):
 
 
 @dataclass(frozen=True)
+class WritePrismaBaseline(Step):
+    """Prisma's baseline for the switch to the postgresql provider (etl/core/prisma.py): the
+    files of `files` (those missing or different) written into the migrations folder once the
+    transaction commits, and 0_init's row in `_prisma_migrations` inserted or brought up to date
+    inside it."""
+
+    schema: str
+    directory: str  # the Prisma project's migrations folder
+    migration: str  # the text of 0_init/migration.sql
+    files: tuple[str, ...]  # paths in `directory` to write: 0_init/migration.sql, migration_lock.toml
+    record: str  # "insert" | "update" (another checksum) | "" (the row is there already)
+    create_history: bool  # `_prisma_migrations` does not exist yet
+
+
+@dataclass(frozen=True)
 class Plan:
     steps: tuple[Step, ...]
     schema: str
@@ -392,7 +407,8 @@ def table_of(step: Step) -> str | None:
         | ResetSequence
         | KeepForRollback
         | DropView
-        | CreateView,
+        | CreateView
+        | WritePrismaBaseline,
     ):
         return None
     table = getattr(step, "table", None)

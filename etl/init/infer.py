@@ -690,6 +690,7 @@ def render_spec(
     if layout.exclude:
         lines += ["", "# Left out: Prisma's migration history belongs to the SQLite database.", "exclude:"]
         lines += [f"  - {yaml_str(name)}" for name in layout.exclude]
+    lines += layout.project
     enums = {pg.name: pg.labels for pg in prisma_types.values() if pg.kind == "enum" and pg.labels}
     if enums:
         lines += ["", "# Enum types, created in the target schema before the tables.", "enums:"]
@@ -1259,7 +1260,11 @@ def init_spec(
     force: bool = False,
     sample_rows: int | None = None,
     prisma_schema: str | os.PathLike[str] | None = None,
+    prisma_major: int | None = None,
 ) -> InitResult:
+    """Write the spec for `sqlite_path` into `output`. With `prisma_schema`, as Prisma's postgresql
+    provider lays the tables out, for the Prisma version `prisma_major` (default: the app's own,
+    read beside the schema), and with the spec's `prisma:` project, whose baseline apply writes."""
     source = Path(sqlite_path)
     out = Path(output)
     if out.is_dir() and not out.is_symlink():
@@ -1274,10 +1279,16 @@ def init_spec(
     prisma_types: dict[tuple[str, str], PgType] | None = None
     layout = None
     if prisma_schema is not None:
-        from etl.init.prisma import read_prisma_file
+        from etl.init.prisma import prisma_version, read_prisma_file
 
         schema = read_prisma_file(Path(prisma_schema))
-        layout = prisma_layout(schema, catalog)
+        version = (
+            (prisma_major, f"--prisma-version {prisma_major}")
+            if prisma_major is not None
+            else prisma_version(Path(prisma_schema))
+        )
+        layout = prisma_layout(schema, catalog, version)
+        layout = replace(layout, project=_prisma_project_lines(Path(prisma_schema), out))
         catalog = replace(catalog, tables=tuple(t for t in catalog.tables if t.name not in layout.exclude))
         prisma_types, prisma_findings = prisma_column_types(schema, catalog)
         prisma_types, enum_findings = enum_misfits(source, prisma_types)
@@ -1381,11 +1392,14 @@ class PrismaLayout:
     tables: dict[str, tuple[str, ...]] = field(default_factory=dict)  # YAML lines of a table's own
     columns: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # `key: value`s
     exclude: tuple[str, ...] = ()  # source tables left out
+    project: tuple[str, ...] = ()  # the spec's `prisma:` lines
 
 
-def prisma_layout(schema, catalog: Catalog) -> PrismaLayout:
+def prisma_layout(schema, catalog: Catalog, version: tuple[int, str] = (6, "")) -> PrismaLayout:
     """Prisma's defaults for `@default(now())`, its serial sequences for autoincrement ids, and
-    its implicit many-to-many tables (primary key (A, B) named `_AToB_AB_pkey`, index on B)."""
+    its implicit many-to-many tables: Prisma 6 makes (A, B) the primary key `_AToB_AB_pkey`,
+    earlier versions a unique index `_AToB_AB_unique`; both index B. `version`: Prisma's major
+    version and where it was read (prisma_version)."""
     from etl.init.prisma import implicit_many_to_many, is_autoincrement
 
     columns: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -1403,13 +1417,37 @@ def prisma_layout(schema, catalog: Catalog) -> PrismaLayout:
     tables: dict[str, tuple[str, ...]] = {}
     for join in implicit_many_to_many(schema):
         if catalog.table(join.table) is not None:
-            tables[join.table] = (
-                "primary_key: [A, B]",
-                f"primary_key_name: {yaml_str(join.table + '_AB_pkey')}",
-                f"indexes: [{{name: {yaml_str(join.table + '_B_index')}, columns: [B]}}]",
-            )
+            tables[join.table] = _join_table_layout(join.table, *version)
     exclude = (PRISMA_MIGRATIONS,) if catalog.table(PRISMA_MIGRATIONS) else ()
     return PrismaLayout(tables, columns, exclude)
+
+
+def _prisma_project_lines(schema: Path, spec: Path) -> tuple[str, ...]:
+    relative = os.path.relpath(schema.resolve(), spec.resolve().parent)
+    return (
+        "",
+        "# The app's Prisma project: etl apply writes Prisma's baseline for the postgresql provider",
+        "# (0_init/migration.sql and migration_lock.toml in the migrations folder beside the schema,",
+        "# and 0_init's row in _prisma_migrations): see \"Moving a Prisma app\" in etl's README.",
+        "prisma:",
+        f"  schema: {yaml_str(relative)}",
+    )
+
+
+def _join_table_layout(table: str, major: int, source: str) -> tuple[str, ...]:
+    b_index = f"{{name: {yaml_str(table + '_B_index')}, columns: [B]}}"
+    if major >= 6:
+        return (
+            f"# Prisma {major}'s layout ({comment_text(source)}): primary key (A, B)",
+            "primary_key: [A, B]",
+            f"primary_key_name: {yaml_str(table + '_AB_pkey')}",
+            f"indexes: [{b_index}]",
+        )
+    return (
+        f"# Prisma {major}'s layout ({comment_text(source)}): a unique index on (A, B), no primary key",
+        "primary_key: []",
+        f"indexes: [{{name: {yaml_str(table + '_AB_unique')}, columns: [A, B], unique: true}}, {b_index}]",
+    )
 
 
 def prisma_column_types(schema, catalog: Catalog) -> tuple[dict[tuple[str, str], PgType], list[Finding]]:

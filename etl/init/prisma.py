@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from etl.core.prisma import PrismaOrder
 from etl.errors import EtlError, Location
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "is_autoincrement",
     "parse_prisma",
     "postgres_type",
+    "prisma_order",
+    "prisma_version",
     "read_prisma_file",
 ]
 
@@ -1095,3 +1098,87 @@ def _native_args_problem(native: str, numbers: list[int]) -> str | None:
 
 def _at(attr: _Attr) -> str:
     return ("@@" if attr.block else "@") + attr.name
+
+
+# ----------------------------------------------------------------------------------------------
+# The order of Prisma's own DDL
+# ----------------------------------------------------------------------------------------------
+
+
+def prisma_order(schema: PrismaSchema) -> PrismaOrder:
+    """The order `prisma migrate diff` lists tables, enums, indexes and foreign keys in: models in
+    schema order, then implicit many-to-many tables; indexes as the model declares them (field
+    attributes, then @@index, then @@unique); foreign keys in the order of their relation fields.
+    A many-to-many table's unique index on (A, B) is Prisma 5's layout (Prisma 6 makes it the
+    primary key)."""
+    tables: list[str] = []
+    indexes: dict[str, tuple[tuple[str, ...], ...]] = {}
+    foreign_keys: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for model in schema.models:
+        if model.is_view:
+            continue
+        tables.append(model.table)
+
+        def columns(names: tuple[str, ...], model: PrismaModel = model) -> tuple[str, ...]:
+            return tuple(f.column if (f := model.field(n)) else n for n in names)
+
+        # Prisma's own order: field attributes (@unique), then @@index, then @@unique.
+        own = [(f.name,) for f in model.fields if f.is_unique]
+        fields = [ix for ix in model.uniques if ix.fields in own]
+        blocks = [ix for ix in model.uniques if ix not in fields]
+        declared = [*fields, *model.indexes, *blocks]
+        indexes[model.table] = tuple(columns(ix.fields) for ix in declared)
+        foreign_keys[model.table] = tuple(
+            columns(f.relation.fields) for f in model.fields if f.relation and f.relation.fields
+        )
+    for join in implicit_many_to_many(schema):
+        tables.append(join.table)
+        indexes[join.table] = (("A", "B"), ("B",))
+        foreign_keys[join.table] = (("A",), ("B",))
+    return PrismaOrder(tuple(tables), tuple(e.db_name for e in schema.enums), indexes, foreign_keys)
+
+
+# ----------------------------------------------------------------------------------------------
+# Which Prisma the app uses
+# ----------------------------------------------------------------------------------------------
+
+PRISMA_LAYOUT_DEFAULT = 6
+_MAJOR_RE = re.compile(r"(\d+)")
+
+
+def _major(version: object) -> int | None:
+    """The major version a package.json entry names: "6.19.3", "^5.22.0", "~4.16", ">=5 <6"."""
+    if not isinstance(version, str):
+        return None
+    match = _MAJOR_RE.search(version)
+    return int(match.group(1)) if match else None
+
+
+def prisma_version(schema_file: str | Path) -> tuple[int, str]:
+    """The major version of Prisma the app whose schema this is uses, and where it was read: the
+    installed package (node_modules/prisma/package.json) in the schema's folder or one above it,
+    else the version package.json asks for (prisma or @prisma/client); else Prisma 6."""
+    import json
+
+    folders = [Path(schema_file).resolve().parent, *list(Path(schema_file).resolve().parents)[1:3]]
+    for folder in folders:
+        installed = folder / "node_modules" / "prisma" / "package.json"
+        try:
+            major = _major(json.loads(installed.read_text(encoding="utf-8")).get("version"))
+        except (OSError, ValueError, AttributeError):
+            major = None
+        if major is not None:
+            return major, f"{installed}: prisma {major}"
+    for folder in folders:
+        manifest = folder / "package.json"
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for section in ("dependencies", "devDependencies"):
+            wanted = data.get(section) if isinstance(data, dict) else None
+            for package in ("prisma", "@prisma/client"):
+                version = wanted.get(package) if isinstance(wanted, dict) else None
+                if (major := _major(version)) is not None:
+                    return major, f"{manifest}: {package} {version}"
+    return PRISMA_LAYOUT_DEFAULT, f"no package.json names Prisma's version: Prisma {PRISMA_LAYOUT_DEFAULT}"

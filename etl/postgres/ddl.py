@@ -37,8 +37,10 @@ from etl.core.plan import (
     Step,
     SyncRows,
     TargetState,
+    WritePrismaBaseline,
 )
 from etl.core.planner import build_plan
+from etl.core.prisma import HISTORY_TABLE, MIGRATION_NAME, checksum
 from etl.pgtypes import PgType
 from etl.settings import Deferral
 from etl.sqlite.convert import loads_as_text
@@ -275,9 +277,49 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
             return [create_view_sql(schema, view.name, view.sql)]
         case DropView(schema, name):
             return [sql.SQL("DROP VIEW {}").format(sql.Identifier(schema, name))]
+        case WritePrismaBaseline():
+            return prisma_history_sql(step)
         case LoadRows() | SyncRows() | DeleteRows() | KeepForRollback():
             return []
     raise AssertionError(f"no SQL for {type(step).__name__}")
+
+
+# Prisma's migration history, as Prisma 6 creates it (its schema engine's DDL).
+_PRISMA_HISTORY = """CREATE TABLE {} (
+    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
+    "checksum"              VARCHAR(64) NOT NULL,
+    "finished_at"           TIMESTAMPTZ,
+    "migration_name"        VARCHAR(255) NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        TIMESTAMPTZ,
+    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
+)"""
+
+
+def prisma_history_sql(step: WritePrismaBaseline) -> list[sql.Composed]:
+    """`_prisma_migrations` if missing, and the row `prisma migrate resolve --applied 0_init`
+    inserts: a random UUID, the migration's checksum, started and finished now, empty logs, no
+    steps run."""
+    table = sql.Identifier(step.schema, HISTORY_TABLE)
+    found = [sql.SQL(_PRISMA_HISTORY).format(table)] if step.create_history else []
+    digest, name = sql.Literal(checksum(step.migration)), sql.Literal(MIGRATION_NAME)
+    if step.record == "insert":
+        found.append(
+            sql.SQL(
+                "INSERT INTO {} (id, checksum, finished_at, migration_name, logs, rolled_back_at, "
+                "started_at, applied_steps_count) VALUES (gen_random_uuid()::text, {}, now(), {}, '', "
+                "NULL, now(), 0)"
+            ).format(table, digest, name)
+        )
+    elif step.record == "update":
+        found.append(
+            sql.SQL(
+                "UPDATE {} SET checksum = {}, finished_at = now() "
+                "WHERE migration_name = {} AND rolled_back_at IS NULL"
+            ).format(table, digest, name)
+        )
+    return found
 
 
 def fresh_schema_sql(mapping: DesiredSchema) -> list[sql.Composed]:

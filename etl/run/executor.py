@@ -38,7 +38,9 @@ from etl.core.plan import (
     Step,
     SyncRows,
     VerifyStep,
+    WritePrismaBaseline,
 )
+from etl.core.prisma import LOCK_FILE, LOCK_TEXT
 from etl.errors import (
     DataError,
     DestructiveChangeRefused,
@@ -49,7 +51,7 @@ from etl.errors import (
     ValueProblem,
     VerificationFailed,
 )
-from etl.files import PRIVATE, replace_file, stage_file
+from etl.files import PRIVATE, default_mode, replace_file, stage_file
 from etl.model import catalog_document
 from etl.postgres.catalog import read_catalog_with
 from etl.postgres.ddl import (
@@ -215,6 +217,11 @@ def _apply(
             raise explained from exc
         raise
     tx.close()
+    for staged, path in tx.baseline:
+        try:
+            replace_file(staged, path)
+        except OutputFileError as exc:  # only if the path changed since it was staged, a moment ago
+            raise OutputFileError(f"{exc}; the apply was committed: run it again to write the file") from exc
     if tx.staged is not None and rejects_file is not None:
         try:
             replace_file(tx.staged, rejects_file)
@@ -249,6 +256,7 @@ class _Transaction:
     source_sums: dict[str, tuple[int, str]] = field(default_factory=dict)
     written: dict[str, tuple[TargetTable, str]] = field(default_factory=dict)  # upsert/append: rows to check
     staged: Path | None = None  # the rejects report, written before COMMIT
+    baseline: list[tuple[Path, Path]] = field(default_factory=list)  # Prisma's files: staged, final
 
     def execute(self, statement, what: str) -> None:
         _execute(self.con, statement, what, self.target_url)
@@ -285,6 +293,8 @@ class _Transaction:
         """Undo what this attempt did: its staged report, its helpers, its transaction."""
         if self.staged is not None:
             self.staged.unlink(missing_ok=True)
+        for staged, _ in self.baseline:
+            staged.unlink(missing_ok=True)
         self._close_helpers()
         if self.in_transaction and not _rollback(self.con):
             _quarantine(self.con)  # PostgreSQL dropped the connection and with it the transaction
@@ -494,6 +504,22 @@ def _run_check(tx: _Transaction, number: int, step: AddCheck) -> None:
     _run_ddl(tx.con, step, tx.target_url)
 
 
+def _run_prisma_baseline(tx: _Transaction, number: int, step: WritePrismaBaseline) -> None:
+    """0_init's row inside the transaction; its files staged beside their places now, so that a
+    folder that cannot be written fails the apply, and put in place once it commits."""
+    _run_ddl(tx.con, step, tx.target_url)
+    texts = {LOCK_FILE: LOCK_TEXT}
+    for name in step.files:
+        path = Path(step.directory) / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputFileError(
+                f"cannot write '{path}': {exc.strerror or exc}; nothing was committed"
+            ) from exc
+        tx.baseline.append((stage_file(path, texts.get(name, step.migration), default_mode()), path))
+
+
 _STEP_RUNNERS: dict[type, Callable[[_Transaction, int, Any], int | None]] = {
     LoadRows: _run_load,
     SyncRows: _run_sync,
@@ -502,6 +528,7 @@ _STEP_RUNNERS: dict[type, Callable[[_Transaction, int, Any], int | None]] = {
     DropTable: _run_drop_table,
     DropTables: _run_drop_tables,
     AddCheck: _run_check,
+    WritePrismaBaseline: _run_prisma_baseline,
 }
 
 

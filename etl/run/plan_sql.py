@@ -14,7 +14,16 @@ from dataclasses import dataclass, replace
 
 from psycopg import sql
 
-from etl.core.plan import DeleteRows, KeepForRollback, LoadRows, Plan, Step, SyncRows, VerifyStep
+from etl.core.plan import (
+    DeleteRows,
+    KeepForRollback,
+    LoadRows,
+    Plan,
+    Step,
+    SyncRows,
+    VerifyStep,
+    WritePrismaBaseline,
+)
 from etl.postgres.ddl import postgres_sql
 from etl.run.load import load_query, rejects_query
 from etl.run.sync import delete_rows
@@ -58,6 +67,9 @@ def step_statements(step: Step) -> list[Statement]:
                 "etl.history: the tables this apply creates, and copies of those it changes, for etl rollback",
             )
         ]
+    if isinstance(step, WritePrismaBaseline):
+        files = [Statement("", f"after COMMIT, written: {step.directory}/{name}") for name in step.files]
+        return [_postgres(statement) for statement in postgres_sql(step)] + files
     if isinstance(step, VerifyStep):
         return [Statement("", "verification: counts and checksums of every table, source against target")]
     return [_postgres(statement) for statement in postgres_sql(step)]

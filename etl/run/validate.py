@@ -94,7 +94,7 @@ def validate(
         raise SpecError([*problems, spec.problem(("source", "sqlite"), str(exc))]) from exc
     catalog, found = _with_query_tables(spec, catalog)
     problems += found
-    problems += target_schema_problems(spec)
+    problems += target_schema_problems(spec) + prisma_project_problems(spec)
     problems += sqlite_expression_problems(spec, catalog) + postgres_expression_problems(spec)
     try:
         mapping = resolve(spec, catalog)
@@ -129,6 +129,20 @@ def _with_query_tables(spec: Spec, catalog: Catalog) -> tuple[Catalog, list[Spec
         spec.problem(("tables", name, "query"), f"table '{name}': {why}") for name, why in refused.items()
     ]
     return replace(catalog, tables=catalog.tables + tuple(tables.values())), problems
+
+
+def prisma_project_problems(spec: Spec) -> list[SpecProblem]:
+    """The `prisma:` project's schema file must be there: apply writes the baseline from it."""
+    project = spec.prisma
+    if project is None or project.schema.is_file():
+        return []
+    what = "is a directory" if project.schema.is_dir() else "does not exist"
+    return [
+        spec.problem(
+            ("prisma", "schema"),
+            f"'{project.schema}' {what}; give the path of the app's schema.prisma, relative to the spec",
+        )
+    ]
 
 
 def measure(spec: Spec, mapping: DesiredSchema, measuring: Measuring = Measuring()) -> DesiredSchema:

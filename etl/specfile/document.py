@@ -121,6 +121,14 @@ _DECLARED_LENGTH = re.compile(r"\s*(varchar|character varying)\s*\(\s*n\s*\)\s*"
 
 
 @dataclass(frozen=True)
+class PrismaProject:
+    """The app's Prisma project (`prisma:`): apply writes its baseline for the postgresql provider."""
+
+    schema: Path  # schema.prisma, resolved against the spec's folder
+    migrations: Path  # the migrations folder, resolved likewise
+
+
+@dataclass(frozen=True)
 class Spec:
     file: Path
     source: Path  # resolved against the spec's folder
@@ -138,6 +146,7 @@ class Spec:
     load_order: tuple[str, ...] | None = None
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
     views: Mapping[str, ViewSpec] = field(default_factory=dict)  # source view -> its PostgreSQL
+    prisma: PrismaProject | None = None
     document: Document | None = field(default=None, compare=False, repr=False)
 
     def locate(self, *path: str | int, key: bool = False) -> Location | None:
@@ -290,9 +299,18 @@ def _build(
         load_order=tuple(load_order) if load_order is not None else None,
         tables=tables,
         views={name: ViewSpec(raw["sql"]) for name, raw in (data.get("views") or {}).items()},
+        prisma=_prisma_project(data.get("prisma"), file.parent),
         document=doc,
     )
     return spec, problems
+
+
+def _prisma_project(raw: Any, folder: Path) -> PrismaProject | None:
+    if raw is None:
+        return None
+    schema = folder / raw["schema"]
+    migrations = folder / raw["migrations"] if "migrations" in raw else schema.parent / "migrations"
+    return PrismaProject(schema, migrations)
 
 
 def _type_rules(
