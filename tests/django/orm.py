@@ -1,8 +1,8 @@
 """What tests/test_django_in_sync.py asks of Django's ORM, run in the project's directory:
 
-    python orm.py fill     write rows through the ORM (on SQLite, before the move)
-    python orm.py read     print every row of every model as JSON, values in a canonical form
-    python orm.py change   create, update and delete a row in every model; print the new ids as JSON
+python orm.py fill     write rows through the ORM (on SQLite, before the move)
+python orm.py read     print every row of every model as JSON, values in a canonical form
+python orm.py change   create, update and delete a row in every model; print the new ids as JSON
 """
 
 import datetime
@@ -40,16 +40,28 @@ def fill() -> None:
         name="Dune",
         price=decimal.Decimal("12.34"),
         stock=3,
-        attributes={"pages": 412, "tags": ["sf"], "none": None, "ratio": 2.5, "nested": {"a": [1, {"b": True}]}},
+        attributes={
+            "pages": 412,
+            "tags": ["sf"],
+            "none": None,
+            "ratio": 2.5,
+            "nested": {"a": [1, {"b": True}]},
+        },
         released=datetime.date(1965, 8, 1),
         category=novels,
         owner=ana,
     )
     dune.tags.set([new, sale])
     Product.objects.create(
-        name="Émile ☃", price=decimal.Decimal("99999999.99"), active=False, attributes=[1, "ü"], category=books
+        name="Émile ☃",
+        price=decimal.Decimal("99999999.99"),
+        active=False,
+        attributes=[1, "ü"],
+        category=books,
     )
-    Product.objects.create(name="Stamp", price=decimal.Decimal("5.00"), stock=2147483647, attributes={}, category=books)
+    Product.objects.create(
+        name="Stamp", price=decimal.Decimal("5.00"), stock=2147483647, attributes={}, category=books
+    )
     Product.objects.create(name="Cent", price=decimal.Decimal("0.01"), attributes="a string", category=books)
     # Microseconds, and an instant in the hour Paris repeats when summer time ends.
     Product.objects.filter(name="Dune").update(
@@ -92,7 +104,9 @@ def change() -> None:
     user = User.objects.create_user("new", "new@example.com", "pw")
     category = Category.objects.create(name="Games")
     tag = Tag.objects.create(label="fresh")
-    product = Product.objects.create(name="Go", price=decimal.Decimal("7.50"), attributes={"k": 1}, category=category)
+    product = Product.objects.create(
+        name="Go", price=decimal.Decimal("7.50"), attributes={"k": 1}, category=category
+    )
     created = [
         ct,
         permission,
