@@ -155,7 +155,9 @@ def test_django_finds_its_app_unchanged_after_the_move(project, two_databases):
 
 def test_a_later_migration_runs_on_the_moved_database(project, two_databases):
     """Django's schema editor changes etl's tables as it changes its own: a new column, a longer
-    CharField, an index removed, a unique_together dropped and a field removed."""
+    CharField, an index removed, a unique_together dropped (README's SQL made it Django's UNIQUE
+    constraint), a foreign key constraint dropped (found by its column, not its name), a
+    UniqueConstraint and a CheckConstraint dropped by their names, and a field removed."""
     target, _ = two_databases
     move(project, target)
     models = project / "shop" / "models.py"
@@ -167,6 +169,18 @@ def test_a_later_migration_runs_on_the_moved_database(project, two_databases):
         "    body = models.TextField(blank=True)\n",
         "    title = models.CharField(max_length=80, default='')\n",
     )
+    text = text.replace(
+        "    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)\n",
+        "    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_constraint=False)\n",
+    )
+    for constraint in (
+        '        constraints = [models.UniqueConstraint(fields=["parent", "name"], name="category_name_per_parent")]\n',
+        "        constraints = [\n"
+        '            models.CheckConstraint(condition=models.Q(stars__lte=5), name="review_stars_at_most_5")\n'
+        "        ]\n",
+    ):
+        assert constraint in text
+        text = text.replace(constraint, "        pass\n")
     models.write_text(text, encoding="utf-8")
     ok(django(project, "makemigrations", "shop", url=target))
     ok(django(project, "migrate", url=target))
@@ -176,6 +190,23 @@ def test_a_later_migration_runs_on_the_moved_database(project, two_databases):
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'shop_review'"
         ).fetchall()
         assert ("title", "character varying") in columns and "body" not in dict(columns)
+        constraints = conn.execute(
+            "SELECT contype, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'shop_review'::regclass AND contype IN ('u', 'f') ORDER BY 2"
+        ).fetchall()
+        assert constraints == [
+            ("f", "FOREIGN KEY (product_id) REFERENCES shop_product(id) DEFERRABLE INITIALLY DEFERRED")
+        ]
+        left = conn.execute(
+            "SELECT conname FROM pg_constraint WHERE conname IN "
+            "('category_name_per_parent', 'review_stars_at_most_5', 'shop_review_stars_check')"
+        ).fetchall()
+        assert left == [("shop_review_stars_check",)]
+        name_type = conn.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = 'shop_product'::regclass AND attname = 'name'"
+        ).fetchone()
+        assert name_type == ("character varying(300)",)
 
 
 # --- Comparing with the schema Django's own `migrate` makes on PostgreSQL ----------------------------

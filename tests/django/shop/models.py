@@ -8,10 +8,13 @@ from django.db import models
 
 class Category(models.Model):
     id = models.AutoField(primary_key=True)  # an `integer` id on PostgreSQL, as auth's models have
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100)
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["parent", "name"], name="category_name_per_parent")]
 
 
 class Tag(models.Model):
@@ -37,6 +40,11 @@ class Product(models.Model):
             models.Index(fields=["-created_at"], name="product_newest_idx"),
             models.Index(fields=["name"], condition=models.Q(active=True), name="product_active_name_idx"),
         ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sku", "name"], condition=models.Q(active=True), name="product_active_sku"
+            )
+        ]
 
 
 class Review(models.Model):
@@ -47,3 +55,6 @@ class Review(models.Model):
 
     class Meta:
         unique_together = [("product", "author")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(stars__lte=5), name="review_stars_at_most_5")
+        ]
