@@ -57,6 +57,7 @@ class Index:
     unique: bool = False
     where: str | None = None  # partial index predicate, SQLite SQL text
     is_constraint: bool = False  # came from a UNIQUE constraint in CREATE TABLE
+    constraint_name: str | None = None  # that constraint's own name: CONSTRAINT name UNIQUE (...)
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -443,3 +443,33 @@ def test_a_plain_column_in_the_target_becomes_generated(migration, pg):
     assert pg.execute("SELECT attgenerated FROM pg_attribute WHERE attname = 'total'").fetchone() == ("s",)
     assert pg.execute("SELECT id, total FROM line ORDER BY id").fetchall() == [(1, 6), (2, 35)]
     assert not m.plan().has_changes
+
+
+def test_a_named_unique_constraint_keeps_its_name_and_refuses_duplicates(migration, pg):
+    """Django's Meta.constraints UniqueConstraint is `CONSTRAINT "name" UNIQUE (...)` in SQLite, and
+    Django drops it by that name in a later migration; an unnamed one is named as PostgreSQL would."""
+    m = migration(
+        '''
+        CREATE TABLE "shop_category" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT,
+            "name" varchar(100) NOT NULL, "parent_id" integer NULL,
+            "code" text CONSTRAINT "code is ""unique""" UNIQUE, "slug" text UNIQUE,
+            CONSTRAINT "category_name_per_parent" UNIQUE ("parent_id", "name"));
+        INSERT INTO shop_category VALUES (1, 'Books', NULL, 'b', 'books'), (2, 'Books', 1, 'n', 'novels');
+        '''
+    )
+    m.apply()
+    named = pg.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'shop_category'::regclass AND contype = 'u' ORDER BY 1"
+    ).fetchall()
+    assert named == [
+        ("category_name_per_parent", "UNIQUE (parent_id, name)"),
+        ('code is "unique"', "UNIQUE (code)"),
+        ("shop_category_slug_key", "UNIQUE (slug)"),
+    ]
+    insert = "INSERT INTO shop_category (name, parent_id, code, slug) VALUES "
+    assert _refused(pg, insert + "('Books', 1, 'x', 'x')") is errors.UniqueViolation
+    assert _refused(pg, insert + "('Other', NULL, 'b', 'x')") is errors.UniqueViolation
+    _accepted(pg, insert + "('Books', 2, 'x', 'x')")
+    pg.execute('ALTER TABLE shop_category DROP CONSTRAINT "category_name_per_parent"')  # as Django does
+    _accepted(pg, insert + "('Books', 1, 'x', 'x')")

@@ -836,7 +836,10 @@ class _Resolver:
                         ts, col_names, ix.columns, base, f"unique constraint on ({', '.join(ix.columns)})"
                     )
                     if tc:
-                        uniques.append(TargetUnique(constraint_name(tname, *tc, suffix="key"), tc))
+                        own = ix.constraint_name and fit_name(
+                            target_name(ix.constraint_name, self.spec.naming)
+                        )
+                        uniques.append(TargetUnique(own or constraint_name(tname, *tc, suffix="key"), tc))
         return uniques
 
     def target_indexes(

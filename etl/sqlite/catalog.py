@@ -22,6 +22,7 @@ from etl.sqlite.ddl import (
     part_column,
     part_foreign_key,
     part_generated,
+    part_named_unique,
     strip_quoted,
     table_parts,
     unquote_identifier,
@@ -274,12 +275,31 @@ def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes,
         columns=columns,
         primary_key=pk,
         foreign_keys=_with_deferrable(_read_foreign_keys(con, name, names), parts),
-        indexes=_read_indexes(con, name),
+        indexes=_with_constraint_names(_read_indexes(con, name), parts),
         autoincrement=has_autoincrement(sql),
         without_rowid=without_rowid,
         sequence=sequence,
         checks=checks,
     )
+
+
+def _with_constraint_names(indexes: tuple[Index, ...], parts: list[str]) -> tuple[Index, ...]:
+    """The indexes of UNIQUE constraints with the constraints' own names, which PRAGMA index_list
+    does not say (it names them sqlite_autoindex_*): read from CREATE TABLE, matched by columns."""
+    named: dict[tuple[bytes, ...], list[str]] = {}
+    for part in parts:
+        found = part_named_unique(part)
+        if found is not None:
+            named.setdefault(tuple(_fold(c) for c in found[1]), []).append(found[0])
+    out = []
+    for ix in indexes:
+        names = (
+            named.get(tuple(_fold(c) for c in ix.columns))
+            if ix.is_constraint and not ix.has_expressions
+            else None
+        )
+        out.append(replace(ix, constraint_name=names.pop(0)) if names else ix)
+    return tuple(out)
 
 
 def _with_deferrable(fks: tuple[ForeignKey, ...], parts: list[str]) -> tuple[ForeignKey, ...]:

@@ -184,6 +184,33 @@ def part_checks(part: str) -> list[tuple[str | None, str]]:
     return found
 
 
+def part_named_unique(part: str) -> tuple[str, tuple[str, ...]] | None:
+    """A named UNIQUE constraint of one part of CREATE TABLE (`CONSTRAINT name UNIQUE (a, b)`, or
+    `col type CONSTRAINT name UNIQUE`): its name and columns. SQLite's own index for it is named
+    sqlite_autoindex_*, so the name lives only here."""
+    for match in _keyword_positions(part, r"\bUNIQUE\b"):
+        constraints = list(re.finditer(r"\bCONSTRAINT\b", strip_quoted(part[: match.start()]), re.IGNORECASE))
+        token = _NAME_TOKEN.match(part, constraints[-1].end()) if constraints else None
+        if not token or part[token.end() : match.start()].strip():
+            continue
+        column = part_column(part)
+        if column is not None:
+            return unquote_identifier(token.group(1)), (column,)
+        opening = part.find("(", match.end())
+        inside = (
+            _parenthesized(part, opening)
+            if opening >= 0 and not part[match.end() : opening].strip()
+            else None
+        )
+        if inside is None:
+            return None
+        keys = [_NAME_TOKEN.match(key) for key in _split_commas(strip_comments(inside[0]))]
+        if any(k is None for k in keys):
+            return None
+        return unquote_identifier(token.group(1)), tuple(unquote_identifier(k.group(1)) for k in keys if k)
+    return None
+
+
 def part_generated(part: str) -> tuple[str, bool] | None:
     """A generated column's SQLite expression, and whether it is STORED (else VIRTUAL)."""
     for match in _keyword_positions(part, r"\bAS\s*\("):
