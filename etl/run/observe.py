@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -16,10 +17,12 @@ import psycopg
 from psycopg import sql
 
 from etl import __version__, duck
+from etl import model as model_module
 from etl.core.mapping import DesiredSchema, TargetTable
 from etl.core.plan import DesiredRecord, RowDiff, TargetState
 from etl.errors import TargetError, first_line
 from etl.model import PgTable, TargetCatalog, catalog_from_document
+from etl.postgres import catalog as catalog_module
 from etl.postgres.catalog import read_target_catalog
 from etl.postgres.ddl import create_view_sql, fresh_schema_sql
 from etl.postgres.metadata import METADATA_SCHEMA, RUNS, recorded_desired_sql
@@ -172,22 +175,27 @@ def _relations(conn: psycopg.Connection, schema: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-# Bump when what read_target_catalog reads, or how a catalog document is written, changes.
-DESIRED_FORMAT = 1
-
-
 def desired_key(conn: psycopg.Connection, mapping: DesiredSchema) -> str:
     """What decides the spec's tables as PostgreSQL describes them: the DDL that creates them (in
     a placeholder schema: the catalog is read without its schema's name), the server's version,
-    etl's version and the catalog's format."""
+    and the code that reads and records a catalog (any change to it makes earlier records unused)."""
     placeholder = "etl_desired"
     statements = fresh_schema_sql(replace(mapping, schema=placeholder))
     statements += [create_view_sql(placeholder, view.name, view.sql) for view in mapping.views]
-    server = conn.info.server_version
-    digest = hashlib.sha256(f"{DESIRED_FORMAT}\n{__version__}\n{server}\n".encode())
+    digest = hashlib.sha256(f"{__version__}\n{conn.info.server_version}\n".encode() + _reader_code())
     for statement in statements:
         digest.update(statement.as_string(None).encode() + b";\n")
     return digest.hexdigest()
+
+
+@cache
+def _reader_code() -> bytes:
+    """The source of the modules that read a catalog and write its document; without them (an
+    install without sources), a value no record was made under."""
+    try:
+        return b"".join(Path(module.__file__ or "").read_bytes() for module in (catalog_module, model_module))
+    except OSError:
+        return secrets.token_bytes(16)
 
 
 def recorded_desired(conn: psycopg.Connection, mapping: DesiredSchema, key: str) -> TargetCatalog | None:
