@@ -81,8 +81,8 @@ def project(tmp_path) -> Path:
 # in PostgreSQL (Django then binds uuid values, which a text column refuses to compare with), and a
 # DecimalField's digits (Django's SQLite DDL says `decimal` alone) are the model's.
 SPEC_EDITS = [
-    ("{type: text}  # char(32)", "{type: uuid}  # char(32): a UUIDField"),
-    ("price: {type: numeric}  # decimal", 'price: {type: "numeric(10,2)"}  # DecimalField(10, 2)'),
+    (r"(\w+): \{[^}\n]*\}  # (?:!! )?char\(32\)[^\n]*", r"\1: {type: uuid}  # char(32): a UUIDField"),
+    (r"price: \{[^}\n]*\}  # decimal[^\n]*", 'price: {type: "numeric(10,2)"}  # DecimalField(10, 2)'),
 ]
 
 
@@ -101,8 +101,8 @@ def move(project: Path, target: str) -> str:
     assert result.exit_code == 0, result.output
     text = spec.read_text(encoding="utf-8")
     for old, new in SPEC_EDITS:
-        assert old in text, f"etl init no longer writes {old!r}: update README's Django section"
-        text = text.replace(old, new)
+        text, edits = re.subn(old, new, text)
+        assert edits, f"etl init no longer writes {old!r}: update README's Django section"
     spec.write_text(text, encoding="utf-8")
     result = runner.invoke(app, ["apply", str(spec), "--yes"])
     assert result.exit_code == 0, result.output
