@@ -256,4 +256,3 @@ def test_an_apply_without_verification_records_nothing_to_skip(migration):
     checked = m.check()
     apply(checked, plan_for(checked), verify=False)
     assert skipped(m.plan()) == set()
-
