@@ -256,3 +256,16 @@ def test_an_apply_without_verification_records_nothing_to_skip(migration):
     checked = m.check()
     apply(checked, plan_for(checked), verify=False)
     assert skipped(m.plan()) == set()
+
+
+HOSTILE = 'CREATE TABLE "we""ird; --t" (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO "we""ird; --t" VALUES (1, \'a\');'
+
+
+def test_a_table_with_a_hostile_name_is_skipped_and_its_changes_found(migration, pg):
+    m = migration(HOSTILE)
+    m.apply()
+    assert skipped(m.plan()) == {'we"ird; --t'}
+    pg.execute('UPDATE "we""ird; --t" SET v = \'b\'')
+    plan = m.plan()
+    assert skipped(plan) == set()
+    assert diff_of(plan, 'we"ird; --t') == (0, 1, 0)

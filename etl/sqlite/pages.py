@@ -46,9 +46,12 @@ def _fingerprints(
     con: sqlite3.Connection, path: Path, tables: list[str], found: dict[str, str]
 ) -> dict[str, str] | None:
     rows = con.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND rootpage > 0 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND rootpage > 0 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
     ).fetchall()  # also begins the read transaction: the snapshot is fixed from here on
-    ordinary = {name for (name,) in rows}
+    # A table's CREATE statement and the file's text encoding decide how its pages read as rows
+    # (ALTER TABLE ADD COLUMN gives old rows the new column's default without touching them).
+    (encoding,) = con.execute("PRAGMA encoding").fetchone()
+    ordinary = {name: f"{encoding}\x00{text}" for name, text in rows}
     wal = Path(f"{path}-wal")
     if wal.exists() and wal.stat().st_size > 0:
         return None
@@ -61,16 +64,17 @@ def _fingerprints(
             pages = sorted(p for (p,) in con.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,)))
             if not pages:
                 continue
-            found[name] = _digest(fd, page_size, pages)
+            found[name] = _digest(fd, page_size, pages, ordinary[name])
     finally:
         os.close(fd)
     return found
 
 
-def _digest(fd: int, page_size: int, pages: list[int]) -> str:
-    """SHA-256 over the page size, the page numbers and the pages' bytes in page order: a page that
-    moved (VACUUM) or changed, or one more or fewer, changes it."""
-    digest = hashlib.sha256(page_size.to_bytes(4, "big"))
+def _digest(fd: int, page_size: int, pages: list[int], schema: str) -> str:
+    """SHA-256 over how the pages read (`schema`), the page size, the page numbers and the pages'
+    bytes in page order: a page that moved (VACUUM) or changed, or one more or fewer, changes it."""
+    digest = hashlib.sha256(schema.encode("utf-8", "surrogatepass") + b"\x00")
+    digest.update(page_size.to_bytes(4, "big"))
     digest.update(array("q", pages).tobytes())
     start = 0
     while start < len(pages):
