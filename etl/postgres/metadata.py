@@ -203,16 +203,18 @@ def forget_fingerprints_sql(schema: str, tables: list[str]) -> sql.Composed:
 
 
 def unchanged_since_sql(schema: str, table: str, desired: str) -> sql.Composed:
-    """One row (the apply's time in UTC, the rows it left, the digest of the source's pages it
-    recorded) if the table is as the last apply that recorded it left it, with the same spec for
-    it; no row otherwise. The caller compares the source's pages."""
+    """One row (the table's name, the apply's time in UTC, the rows it left, the digest of the
+    source's pages it recorded) if the table is as the last apply that recorded it left it, with
+    the same spec for it; no row otherwise. The caller compares the source's pages. Several such
+    queries joined by UNION ALL check many tables in one round trip."""
     return sql.SQL(
-        "SELECT to_char(f.applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC', f.rows, f.source "
+        "(SELECT f.table_name, to_char(f.applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC', "
+        "f.rows, f.source "
         "FROM {fingerprints} f WHERE f.target_schema = {schema} AND f.table_name = {table} "
         "AND f.desired = {desired} "
         "AND f.relfilenode = pg_relation_filenode({reg}) AND f.columns = {columns} "
         "AND txid_snapshot_xmax(txid_current_snapshot()) - f.oldest_xid < {half} "
-        "AND f.xmins = (SELECT coalesce(jsonb_object_agg(s.x, s.n), '{{}}'::jsonb) FROM ({xmins}) s)"
+        "AND f.xmins = (SELECT coalesce(jsonb_object_agg(s.x, s.n), '{{}}'::jsonb) FROM ({xmins}) s))"
     ).format(
         fingerprints=FINGERPRINTS,
         schema=sql.Literal(schema),
