@@ -147,6 +147,8 @@ def test_hostile_names_arrive_exactly_and_nothing_else_happens(migration, pg, ca
         ("etl", "history", "r"),  # and of what they kept for etl rollback
         ("etl", "history_pkey", "i"),
         ("etl", "history_id_seq", "S"),
+        ("etl", "fingerprints", "r"),  # and of the state each verified table was left in
+        ("etl", "fingerprints_pkey", "i"),
     }
     assert before <= everything(pg)
 
