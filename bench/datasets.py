@@ -54,12 +54,12 @@ BLOBS_DDL = "CREATE TABLE blobs (id INTEGER PRIMARY KEY, name TEXT NOT NULL, dat
 
 @dataclass(frozen=True)
 class Dataset:
-    """A built SQLite file and how to change 1% of its biggest table (for `etl plan`)."""
+    """A built SQLite file and how to change 0.1% of its biggest table (for `etl plan`)."""
 
     name: str
     path: Path
     big_table: str
-    mutation: str  # a SQLite UPDATE that changes about 1% of big_table's rows
+    mutation: str  # a SQLite UPDATE that changes about 0.1% of big_table's rows
 
     @property
     def size_bytes(self) -> int:
@@ -150,7 +150,7 @@ def clean(workdir: Path, rows: int, seed: int, rebuild: bool) -> Dataset:
         db.execute(CLEAN_INDEX)  # after the rows: built once, not maintained row by row
 
     _build_atomically(path, rebuild, build)
-    return Dataset("clean", path, "events", "UPDATE events SET amount = amount + 1 WHERE id % 100 = 0")
+    return Dataset("clean", path, "events", "UPDATE events SET amount = amount + 1 WHERE id % 1000 = 0")
 
 
 def blobs(workdir: Path, count: int, megabytes: int, seed: int, rebuild: bool) -> Dataset:
@@ -164,7 +164,7 @@ def blobs(workdir: Path, count: int, megabytes: int, seed: int, rebuild: bool) -
             db.execute("INSERT INTO blobs VALUES (?, ?, ?)", (i, f"blob-{i}", data))
 
     _build_atomically(path, rebuild, build)
-    return Dataset("blobs", path, "blobs", "UPDATE blobs SET name = name || '!' WHERE id % 100 = 0")
+    return Dataset("blobs", path, "blobs", "UPDATE blobs SET name = name || '!' WHERE id % 1000 = 0")
 
 
 def chat(workdir: Path, messages: int, users: int, seed: int, rebuild: bool) -> Dataset:
@@ -179,7 +179,7 @@ def chat(workdir: Path, messages: int, users: int, seed: int, rebuild: bool) -> 
         "chat",
         path,
         "Message",
-        "UPDATE \"Message\" SET body = coalesce(body, '') || ' (edited)' WHERE rowid % 100 = 0",
+        "UPDATE \"Message\" SET body = coalesce(body, '') || ' (edited)' WHERE rowid % 1000 = 0",
     )
 
 

@@ -137,6 +137,13 @@ ShowRows = Annotated[
         "--show-rows", min=0, metavar="N", help="Show up to N changed rows per table (keys and columns)."
     ),
 ]
+FullDiff = Annotated[
+    bool,
+    typer.Option(
+        "--full-diff",
+        help="Compare the rows of every table, also those unchanged on both sides since the last apply.",
+    ),
+]
 Verbose = Annotated[
     bool,
     typer.Option(
@@ -165,6 +172,7 @@ def plan_command(
     ] = False,
     show_rows: ShowRows = 0,
     verbose: Verbose = False,
+    full_diff: FullDiff = False,
     as_sql: Annotated[
         bool,
         typer.Option(
@@ -180,7 +188,7 @@ def plan_command(
     try:
         checked = _load(spec, target)
         url = checked.spec.target_url
-        plan = plan_for(checked, show_rows)
+        plan = plan_for(checked, show_rows, full_diff=full_diff)
     except EtlError as exc:
         _fail(exc, url)
         return
@@ -229,6 +237,7 @@ def apply_command(
     yes: Yes = False,
     show_rows: ShowRows = 0,
     verbose: Verbose = False,
+    full_diff: FullDiff = False,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -244,7 +253,7 @@ def apply_command(
     try:
         checked = _load(spec, target)
         url = checked.spec.target_url
-        plan = plan_for(checked, show_rows)
+        plan = plan_for(checked, show_rows, full_diff=full_diff)
         ask = not yes and not dry_run and sys.stdin.isatty() and say.is_terminal
         # Whoever is asked sees every table first; otherwise each created table's line follows as it loads.
         _print_plan(plan, url, verbose=verbose, list_creates=ask or dry_run or verbose, console=say)

@@ -38,10 +38,13 @@ def check(
     return validate(spec_path, environ, target_url=target_url, measuring=measuring or Measuring())
 
 
-def plan_for(checked: Validated, show_rows: int = 0) -> Plan:
+def plan_for(checked: Validated, show_rows: int = 0, *, full_diff: bool = False) -> Plan:
     """What apply would do to the spec's target as it is now (read, never changed); up to
-    `show_rows` changed rows per table are kept in the plan for display."""
-    state = observe_target(checked.mapping, checked.spec.source, checked.spec.target_url, show_rows)
+    `show_rows` changed rows per table are kept in the plan for display. Tables provably unchanged
+    since the last apply are skipped, unless `full_diff`."""
+    state = observe_target(
+        checked.mapping, checked.spec.source, checked.spec.target_url, show_rows, full_diff=full_diff
+    )
     plan = build_plan(checked.mapping, state)
     return with_prisma_baseline(checked, plan) if checked.spec.prisma is not None else plan
 

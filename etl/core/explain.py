@@ -435,10 +435,43 @@ def plan_lines(plan: Plan, target: str, *, verbose: bool = False, list_creates: 
         elif not _folded_into_its_table(step, created):
             lines.append(plan_line(step, created).render())
         lines.extend(_sample_lines(step, samples))
+    lines += skipped_lines(plan, verbose=verbose)
     lines.append(summary_line(plan.summary()))
     if plan.left_out:
         lines.append("Left out of the target (each is marked !! in a spec etl init writes):")
         lines += [f"  {left_out_text(item)}" for item in plan.left_out]
+    return lines
+
+
+# Tables named on one line of a plan that is not verbose; the rest are counted.
+_SKIPPED_NAMED = 10
+
+
+def skipped_text(since: str) -> str:
+    return f"unchanged since apply of {since}"
+
+
+_SKIPPED_WHY = (
+    "its SQLite pages, and the target's rows (their transaction ids), file and columns, are as that "
+    "apply left them, verified equal; rows not compared (--full-diff compares them)"
+)
+
+
+def skipped_lines(plan: Plan, *, verbose: bool = False) -> list[str]:
+    """The tables whose rows the plan did not compare: one line per apply they date from (verbose:
+    per table, with why that proves them unchanged)."""
+    if verbose:
+        return [f'  = "{name}": {skipped_text(since)}: {_SKIPPED_WHY}' for name, since in plan.skipped]
+    by_time: dict[str, list[str]] = {}
+    for name, since in plan.skipped:
+        by_time.setdefault(since, []).append(name)
+    lines = []
+    for since, names in by_time.items():
+        listed = ", ".join(f'"{n}"' for n in names[:_SKIPPED_NAMED])
+        more = len(names) - _SKIPPED_NAMED
+        if more > 0:
+            listed += f" and {counted(more, 'more table')}"
+        lines.append(f"  = {listed}: {skipped_text(since)} (rows not compared)")
     return lines
 
 
@@ -514,6 +547,11 @@ def plan_document(plan: Plan, target: str) -> dict:
         },
         "steps": steps,
     }
+    if plan.skipped:
+        document["skipped"] = [
+            {"table": name, "since": since, "reason": f"{skipped_text(since)}: {_SKIPPED_WHY}"}
+            for name, since in plan.skipped
+        ]
     if plan.left_out:  # only when there is something to say: plans of most sources stay as they were
         document["left_out"] = [
             {

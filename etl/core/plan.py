@@ -70,6 +70,9 @@ class TargetState:
     rows: MappingType[str, RowDiff] = field(default_factory=dict)
     # Tables earlier applies created in this schema that the spec no longer names: rows they hold.
     removed: MappingType[str, int] = field(default_factory=dict)
+    # Tables whose rows were not compared: provably unchanged on both sides since the apply that
+    # began at this time (UTC) left them equal to the source (etl/run/fingerprint.py).
+    skipped: MappingType[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -358,6 +361,8 @@ class Plan:
     left_out: tuple[LeftOut, ...] = ()  # what of the source's schema the target does not get
     views: tuple[TargetView, ...] = ()  # the spec's views: apply compares their rows with the source's
     desired: DesiredRecord | None = None  # what apply records for the next plan
+    # (table, time of the apply): rows not compared, unchanged on both sides since that apply
+    skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:

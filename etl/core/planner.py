@@ -112,6 +112,11 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     # mode lets the target keep rows the source no longer has.
     altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | cascaded
     checked = tuple(t for t, _, _ in kept if t.name in altered and t.mode in (Mode.SYNC, Mode.REPLACE))
+    skipped = tuple(
+        (t.name, target.skipped[t.name])
+        for t in mapping.tables
+        if t.name in target.skipped and t.name not in fresh_names
+    )
     return Plan(
         steps=tuple(steps),
         schema=schema,
@@ -119,6 +124,7 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         left_out=mapping.left_out,
         views=mapping.views,
         desired=target.record,
+        skipped=skipped,
     )
 
 

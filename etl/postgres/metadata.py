@@ -1,6 +1,7 @@
 """etl's own tables in the target database, in schema `etl`: its runs (etl.runs), the rows they
-rejected (etl.rejects), what they kept for rollback (etl.history) and the spec's tables as
-PostgreSQL describes them (etl.desired, which spares the next plan a scratch schema); the SQL that creates them,
+rejected (etl.rejects), what they kept for rollback (etl.history), the spec's tables as
+PostgreSQL describes them (etl.desired, which spares the next plan a scratch schema) and the
+state each table was left in (etl.fingerprints); the SQL that creates them,
 upgrades them and records into them. Pure: statements only. At the bottom of the package: it
 imports nothing of etl, so that every module that reads or writes these tables can import it."""
 
@@ -11,12 +12,13 @@ import json
 from psycopg import sql
 
 METADATA_SCHEMA = "etl"  # where etl keeps its own records in the target database
-METADATA_TABLES = ("runs", "rejects", "history", "desired")
+METADATA_TABLES = ("runs", "rejects", "history", "desired", "fingerprints")
 
 RUNS = sql.Identifier(METADATA_SCHEMA, "runs")
 REJECTS = sql.Identifier(METADATA_SCHEMA, "rejects")
 HISTORY = sql.Identifier(METADATA_SCHEMA, "history")
 DESIRED = sql.Identifier(METADATA_SCHEMA, "desired")
+FINGERPRINTS = sql.Identifier(METADATA_SCHEMA, "fingerprints")
 
 
 def metadata_ddl() -> list[sql.Composed]:
@@ -53,6 +55,14 @@ def metadata_ddl() -> list[sql.Composed]:
             "CREATE TABLE IF NOT EXISTS {} (target_schema text PRIMARY KEY, key text NOT NULL, "
             "recorded_at timestamptz NOT NULL, catalog jsonb NOT NULL)"
         ).format(DESIRED),
+        # One row per table an apply left equal to the source (see record_fingerprint_sql).
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            "target_schema text NOT NULL, table_name text NOT NULL, applied_at timestamptz NOT NULL, "
+            "desired text NOT NULL, source text NOT NULL, relfilenode oid NOT NULL, columns text NOT NULL, "
+            "xmins jsonb NOT NULL, rows bigint NOT NULL, oldest_xid bigint NOT NULL, "
+            "PRIMARY KEY (target_schema, table_name))"
+        ).format(FINGERPRINTS),
     ]
 
 
@@ -137,4 +147,105 @@ def recorded_desired_sql(schema: str, key: str) -> sql.Composed:
     """The desired catalog recorded for `schema` under `key` (no row when there is none)."""
     return sql.SQL("SELECT catalog FROM {} WHERE target_schema = {} AND key = {}").format(
         DESIRED, sql.Literal(schema), sql.Literal(key)
+    )
+
+
+# etl.fingerprints: the state an apply left a table in, equal to the source, so that a later plan
+# may skip comparing its rows while neither side has changed since (etl/run/fingerprint.py). The
+# source side is a digest of the SQLite table's pages; the target side is what PostgreSQL changes
+# whenever a table's rows or columns change:
+# - xmins: each transaction id the rows carry, with its count. A row inserted or updated by anyone
+#   but that apply carries a new xmin, a row deleted lowers a count. Freezing keeps a row's xmin
+#   (PostgreSQL >= 9.4 sets a flag instead of overwriting it), and rows DuckDB's writer inserts in
+#   a subtransaction carry that subtransaction's id, which the map records as it finds it.
+# - relfilenode: TRUNCATE, VACUUM FULL, CLUSTER and a rewriting ALTER TABLE give the table a new
+#   file (a rewrite that keeps xmins and rows is still no proof of anything: compared in full).
+# - columns: pg_attribute's rows (a column dropped and added again with a default leaves the
+#   rows and their xmins alone) and the labels of enum types the columns use (a renamed label
+#   changes values without touching the table).
+# - oldest_xid: transaction ids are 32 bits and wrap around; a later transaction could carry one
+#   of the recorded ids again only once 2^32 ids have passed since the oldest of them, so a check
+#   more than 2^31 ids later proves nothing.
+
+_XID_WRAP = 4294967296  # 2^32
+
+
+def _regclass(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("{}::regclass").format(sql.Literal(sql.Identifier(schema, table).as_string(None)))
+
+
+def _columns_state(schema: str, table: str) -> sql.Composed:
+    return sql.SQL(
+        "(SELECT md5(string_agg(row(a.attnum, a.attname, a.atttypid, a.atttypmod, a.attisdropped, "
+        "a.atthasmissing, a.attmissingval::text, a.attgenerated, "
+        "(SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = a.atttypid)"
+        ")::text, ';' ORDER BY a.attnum)) FROM pg_attribute a WHERE a.attrelid = {} AND a.attnum > 0)"
+    ).format(_regclass(schema, table))
+
+
+def _xmin_counts(schema: str, table: str) -> sql.Composed:
+    """(x: a transaction id as text, n: rows carrying it) of every row of the table."""
+    return sql.SQL("SELECT xmin::text AS x, count(*) AS n FROM {} GROUP BY xmin").format(
+        sql.Identifier(schema, table)
+    )
+
+
+def record_fingerprint_sql(
+    schema: str, table: str, applied_at: str, desired: str, source: str
+) -> sql.Composed:
+    """Record, inside the apply's transaction and after its writes, the table's state as the apply
+    leaves it (its rows verified equal to the source whose pages' digest is `source`)."""
+    return sql.SQL(
+        "INSERT INTO {fingerprints} (target_schema, table_name, applied_at, desired, source, relfilenode, "
+        "columns, xmins, rows, oldest_xid) "
+        "SELECT {schema}, {table}, {applied_at}, {desired}, {source}, pg_relation_filenode({reg}), {columns}, "
+        "coalesce(jsonb_object_agg(s.x, s.n), '{{}}'::jsonb), coalesce(sum(s.n), 0), "
+        "txid_current() - coalesce(max(((txid_current() % {wrap}) - s.x::bigint + {wrap}) % {wrap}), 0) "
+        "FROM ({xmins}) s "
+        "ON CONFLICT (target_schema, table_name) DO UPDATE SET applied_at = EXCLUDED.applied_at, "
+        "desired = EXCLUDED.desired, source = EXCLUDED.source, relfilenode = EXCLUDED.relfilenode, "
+        "columns = EXCLUDED.columns, xmins = EXCLUDED.xmins, rows = EXCLUDED.rows, oldest_xid = EXCLUDED.oldest_xid"
+    ).format(
+        fingerprints=FINGERPRINTS,
+        schema=sql.Literal(schema),
+        table=sql.Literal(table),
+        applied_at=sql.Literal(applied_at),
+        desired=sql.Literal(desired),
+        source=sql.Literal(source),
+        reg=_regclass(schema, table),
+        columns=_columns_state(schema, table),
+        wrap=sql.Literal(_XID_WRAP),
+        xmins=_xmin_counts(schema, table),
+    )
+
+
+def forget_fingerprints_sql(schema: str, tables: list[str]) -> sql.Composed:
+    """Forget what applies recorded of these tables (their rows change and are not verified)."""
+    return sql.SQL("DELETE FROM {} WHERE target_schema = {} AND table_name = ANY({})").format(
+        FINGERPRINTS, sql.Literal(schema), sql.Literal(tables)
+    )
+
+
+def unchanged_since_sql(schema: str, table: str, desired: str) -> sql.Composed:
+    """One row (the table's name, the apply's time in UTC, the rows it left, the digest of the
+    source's pages it recorded) if the table is as the last apply that recorded it left it, with
+    the same spec for it; no row otherwise. The caller compares the source's pages. Several such
+    queries joined by UNION ALL check many tables in one round trip."""
+    return sql.SQL(
+        "(SELECT f.table_name, to_char(f.applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC', "
+        "f.rows, f.source "
+        "FROM {fingerprints} f WHERE f.target_schema = {schema} AND f.table_name = {table} "
+        "AND f.desired = {desired} "
+        "AND f.relfilenode = pg_relation_filenode({reg}) AND f.columns = {columns} "
+        "AND txid_snapshot_xmax(txid_current_snapshot()) - f.oldest_xid < {half} "
+        "AND f.xmins = (SELECT coalesce(jsonb_object_agg(s.x, s.n), '{{}}'::jsonb) FROM ({xmins}) s))"
+    ).format(
+        fingerprints=FINGERPRINTS,
+        schema=sql.Literal(schema),
+        table=sql.Literal(table),
+        desired=sql.Literal(desired),
+        reg=_regclass(schema, table),
+        columns=_columns_state(schema, table),
+        half=sql.Literal(_XID_WRAP // 2),
+        xmins=_xmin_counts(schema, table),
     )

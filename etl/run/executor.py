@@ -77,8 +77,15 @@ from etl.postgres.history import (
     serial_sequence_statements,
     serial_sequences_query,
 )
-from etl.postgres.metadata import RUNS, record_desired_sql, record_rejects_sql, record_run_sql
+from etl.postgres.metadata import (
+    RUNS,
+    forget_fingerprints_sql,
+    record_desired_sql,
+    record_rejects_sql,
+    record_run_sql,
+)
 from etl.postgres.target import connect, ensure_metadata, redact
+from etl.run.fingerprint import record_sql, source_fingerprints
 from etl.run.load import load_query, rejects_query, source_rows_query
 from etl.run.problem import raised_value_problem, value_problem
 from etl.run.session import (
@@ -334,6 +341,7 @@ def _run_and_commit(
             raise OutputFileError(f"{exc}; nothing was committed") from exc
     if tx.plan.desired is not None:
         _record_desired(tx, tx.plan.desired)
+    _record_fingerprints(tx)
     record = record_run_sql(
         tx.plan.schema, run.spec, run.spec_sha256, tx.started_at, _now(), "succeeded", tx.result.rows, None
     )
@@ -345,6 +353,28 @@ def _run_and_commit(
             f"COMMIT failed: {redact(duck_message(exc), tx.target_url)}; nothing was committed"
         ) from exc
     tx.in_transaction = False
+
+
+def _record_fingerprints(tx: _Transaction) -> None:
+    """Record the state of each table this apply verified equal to the source, so that a later plan
+    may skip it while neither side changes (etl/run/fingerprint.py); forget what earlier applies
+    recorded of the other tables it changed. The source's pages are hashed after verification
+    read them, and count only if the source did not change since the apply began reading it."""
+    schema = tx.plan.schema
+    changed = [t.name for t in tx.plan.tables]
+    statements = (
+        [(forget_fingerprints_sql(schema, changed), "forgetting earlier fingerprints")] if changed else []
+    )
+    if tx.verify:
+        verified = [t for t in tx.plan.tables if t.name not in tx.written]
+        prints = source_fingerprints(tx.source, verified)
+        if prints and source_stamp(tx.source) == tx.stamp:
+            statements += [
+                (statement, "recording the tables' fingerprints in etl.fingerprints")
+                for statement in record_sql(schema, verified, prints, tx.started_at)
+            ]
+    if statements:
+        tx.execute_many(statements)
 
 
 def _run_steps(tx: _Transaction) -> None:

@@ -27,16 +27,23 @@ from etl.postgres.catalog import read_target_catalog
 from etl.postgres.ddl import create_view_sql, fresh_schema_sql
 from etl.postgres.metadata import METADATA_SCHEMA, RUNS, recorded_desired_sql
 from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
+from etl.run.fingerprint import Unchanged, unchanged_tables
 from etl.run.rowdiff import batchable, plan_diff, plan_diffs
 from etl.run.session import SOURCE_ALIAS, attach, connect_for, raise_read_error
 from etl.run.typedscan import prove
 
 
 def observe_target(
-    mapping: DesiredSchema, source: Path, url: str, show_rows: int = 0, diff_batch: int | None = None
+    mapping: DesiredSchema,
+    source: Path,
+    url: str,
+    show_rows: int = 0,
+    diff_batch: int | None = None,
+    full_diff: bool = False,
 ) -> TargetState:
     """The target as it is, and each existing table's row diff (`diff_batch` small tables per
-    DuckDB query; DIFF_BATCH unless given)."""
+    DuckDB query; DIFF_BATCH unless given). `full_diff`: compare every table's rows, also those
+    provably unchanged since the last apply."""
     with connect(url) as conn:
         catalog = read_target_catalog(conn, mapping.schema)
         relations = _relations(conn, mapping.schema)
@@ -50,8 +57,10 @@ def observe_target(
             record = DesiredRecord(key, desired_catalog(conn, mapping, url) if needed else None)
             desired = record.catalog
         removed = _removed_tables(conn, mapping, catalog)
-    rows: dict[str, RowDiff] = {}
-    present = [t for t in existing if catalog.table(t.name) is not None]
+        present = [t for t in existing if catalog.table(t.name) is not None]
+        unchanged = {} if full_diff else _unchanged(conn, mapping.schema, source, present, url)
+    rows: dict[str, RowDiff] = {name: RowDiff(unchanged=u.rows) for name, u in unchanged.items()}
+    present = [t for t in present if t.name not in unchanged]
     if present:
         con = connect_for(present)
         try:
@@ -74,7 +83,22 @@ def observe_target(
         record=record,
         rows=rows,
         removed=removed,
+        skipped={name: u.since for name, u in unchanged.items()},
     )
+
+
+def _unchanged(
+    conn: psycopg.Connection, schema: str, source: Path, tables: list[TargetTable], url: str
+) -> dict[str, Unchanged]:
+    try:
+        return unchanged_tables(conn, schema, source, tables)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        missing = metadata_privileges_missing(conn) or [first_line(exc)]
+        raise metadata_privileges_error(conn, missing) from exc
+    except psycopg.Error as exc:
+        raise TargetError(
+            f"reading what the last apply recorded of the tables failed: {redact(first_line(exc), url)}"
+        ) from exc
 
 
 DIFF_BATCH = 50  # small tables whose rows are compared in one DuckDB query

@@ -1,0 +1,121 @@
+"""Re-syncs that cost what changed: a table is skipped by plan (its rows not compared) only when
+it is provably as the last apply that verified it left it, on both sides:
+
+- the spec's table is the same (`desired_digest`: everything of the mapping that decides its rows,
+  and etl's version, which decides how they are read);
+- the SQLite table's pages are the same (etl/sqlite/pages.py);
+- the PostgreSQL table's rows, file and columns are as that apply left them
+  (etl/postgres/metadata.py, etl.fingerprints, says what is compared and why it suffices).
+
+Anything else (no record, a WAL file with frames, a table read through a view or checked against
+other tables) compares the rows in full. An apply records a table only when verification found
+it equal to the source before COMMIT and the source did not change while the apply read it."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from etl import __version__
+from etl.core.mapping import TargetTable
+from etl.postgres.metadata import FINGERPRINTS, record_fingerprint_sql, unchanged_since_sql
+from etl.settings import OnError
+from etl.sqlite.pages import table_fingerprints
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    since: str  # when the apply that left the table so began (UTC)
+    rows: int  # the rows it left
+
+
+def desired_digest(table: TargetTable) -> str:
+    """SHA-256 of what decides a table's rows in the target: the mapping's columns, types,
+    conversions, key, filter and mode, and etl's version. What the source's measurements add at
+    plan time (row counts, ranges, which scan reads it) is left out: they change with the rows,
+    which the pages already tell."""
+    kept = replace(table, row_ranges=(), scan=None, source_rows=None, largest_row=0, sequence_floor=None)
+    return hashlib.sha256(f"etl {__version__}\x00{kept!r}".encode()).hexdigest()
+
+
+def fingerprintable(table: TargetTable) -> bool:
+    """A table whose rows depend on its own source table alone. With on_error: reject the rows
+    kept also depend on the parent tables (orphan checks), which the pages of this one do not tell."""
+    return table.on_error != OnError.REJECT
+
+
+def source_fingerprints(source: Path, tables: list[TargetTable]) -> dict[str, str]:
+    """Source table -> digest of its pages, for the tables that can have one (none in WAL mode
+    with uncheckpointed frames)."""
+    names = sorted({t.source for t in tables if fingerprintable(t)})
+    if not names:
+        return {}
+    return table_fingerprints(source, names) or {}
+
+
+def unchanged_tables(
+    conn: psycopg.Connection, schema: str, source: Path, tables: list[TargetTable]
+) -> dict[str, Unchanged]:
+    """The tables (by target name) that are provably as the last apply that recorded them left
+    them: skipped by plan. The target's side (a scan of each table's xmins, in PostgreSQL) runs on
+    a thread while this one hashes the source's pages: the two take about as long."""
+    candidates = [t for t in tables if fingerprintable(t)]
+    if not candidates or not _has_fingerprints(conn, schema):
+        return {}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        target = pool.submit(_target_unchanged, conn, schema, candidates)
+        prints = source_fingerprints(source, candidates)
+        recorded = target.result()
+    found: dict[str, Unchanged] = {}
+    for table in candidates:
+        digest, row = prints.get(table.source), recorded.get(table.name)
+        if digest is not None and row is not None and row[2] == digest:
+            found[table.name] = Unchanged(str(row[0]), int(row[1]))
+    return found
+
+
+# Tables whose target state one query checks: a round trip each would cost more than a small
+# table's scan.
+TARGET_CHECK_BATCH = 100
+
+
+def _target_unchanged(conn: psycopg.Connection, schema: str, tables: list[TargetTable]) -> dict[str, tuple]:
+    """Target name -> (time, rows, source digest) recorded, for the tables whose spec and target
+    state are as the last apply that recorded them left them."""
+    found: dict[str, tuple] = {}
+    for start in range(0, len(tables), TARGET_CHECK_BATCH):
+        batch = tables[start : start + TARGET_CHECK_BATCH]
+        query = sql.SQL(" UNION ALL ").join(
+            unchanged_since_sql(schema, t.name, desired_digest(t)) for t in batch
+        )
+        for name, since, rows, source in conn.execute(query).fetchall():
+            found[name] = (since, rows, source)
+    return found
+
+
+def _has_fingerprints(conn: psycopg.Connection, schema: str) -> bool:
+    """Whether etl.fingerprints exists and holds a row for this schema (one cheap query before
+    hashing any page)."""
+    exists = conn.execute("SELECT to_regclass(%s)", (FINGERPRINTS.as_string(None),)).fetchone()
+    if exists is None or exists[0] is None:
+        return False
+    row = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE target_schema = %s)").format(FINGERPRINTS), (schema,)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def record_sql(
+    schema: str, tables: list[TargetTable], prints: dict[str, str], applied_at: str
+) -> list[sql.Composed]:
+    """The statements recording each of `tables` that has a source fingerprint."""
+    return [
+        record_fingerprint_sql(schema, t.name, applied_at, desired_digest(t), prints[t.source])
+        for t in tables
+        if fingerprintable(t) and t.source in prints
+    ]

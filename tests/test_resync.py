@@ -1,0 +1,288 @@
+"""Re-syncs that cost what changed: `etl plan` skips a table whose rows are provably unchanged on
+both sides since the apply that verified them (its SQLite pages, and the target's rows, file and
+columns, as that apply left them), names it, and compares every other table in full. A change
+anywhere, on either side, in the spec, or behind etl's back, is found and synced."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from etl.cli import app
+from etl.pipeline import apply, plan_for, verify
+from etl.sqlite.pages import table_fingerprints
+
+runner = CliRunner()
+
+BIG_ROWS = 100_000
+
+# A 100k-row table (text of fixed width: an update in place keeps the row's size) beside a small
+# one, and a WITHOUT ROWID table whose rows live in its key's b-tree.
+SOURCE = f"""
+CREATE TABLE big (id INTEGER PRIMARY KEY, code TEXT NOT NULL, n INTEGER);
+WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < {BIG_ROWS})
+INSERT INTO big SELECT i, printf('code-%08d', i), i % 97 FROM r;
+CREATE TABLE small (id INTEGER PRIMARY KEY, name TEXT);
+INSERT INTO small VALUES (1, 'one'), (2, 'two');
+CREATE TABLE tag (name TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID;
+INSERT INTO tag VALUES ('a', 1), ('b', 2);
+"""
+TABLES = ("big", "small", "tag")
+
+
+def skipped(plan) -> set[str]:
+    return {name for name, _ in plan.skipped}
+
+
+def diff_of(plan, table: str) -> tuple[int, int, int]:
+    """(insert, update, delete) the plan counted for a table: sync steps and delete steps."""
+    inserts = updates = deletes = 0
+    for step in plan.steps:
+        name = getattr(getattr(step, "table", None), "name", None)
+        if name != table:
+            continue
+        if hasattr(step, "diff"):
+            inserts, updates = step.diff.insert, step.diff.update
+        if hasattr(step, "count"):
+            deletes = step.count
+    return inserts, updates, deletes
+
+
+def apply_now(m, allow_destructive: bool = False):
+    checked = m.check()
+    return apply(checked, plan_for(checked), allow_destructive=allow_destructive)
+
+
+def target_matches_source(m) -> bool:
+    return verify(m.check()).ok
+
+
+@pytest.fixture
+def loaded(migration):
+    """The source, applied once: every table recorded as verified equal."""
+    m = migration(SOURCE)
+    m.write_spec()
+    m.apply()
+    return m
+
+
+# --- 1. what is skipped, and how the plan says so ----------------------------------------------------
+
+
+def test_tables_unchanged_on_both_sides_are_skipped_and_named(loaded, pg_url):
+    plan = loaded.plan()
+    assert skipped(plan) == set(TABLES)
+    assert not plan.has_changes
+
+    text = runner.invoke(app, ["plan", str(loaded.spec_path)], catch_exceptions=False)
+    assert text.exit_code == 0, text.stderr
+    line = next(x for x in text.stdout.splitlines() if "unchanged since apply of" in x)
+    assert all(f'"{t}"' in line for t in TABLES)
+    assert "No changes" in text.stdout
+
+    verbose = runner.invoke(app, ["plan", str(loaded.spec_path), "--verbose"], catch_exceptions=False)
+    assert sum("unchanged since apply of" in x for x in verbose.stdout.splitlines()) == len(TABLES)
+    assert "--full-diff" in verbose.stdout  # says how to compare them anyway
+
+    document = json.loads(runner.invoke(app, ["plan", str(loaded.spec_path), "--json"]).stdout)
+    assert {s["table"] for s in document["skipped"]} == set(TABLES)
+    assert all(s["reason"].startswith("unchanged since apply of ") for s in document["skipped"])
+
+
+def test_full_diff_compares_every_table(loaded):
+    plan = plan_for(loaded.check(), full_diff=True)
+    assert plan.skipped == ()
+    assert not plan.has_changes
+    result = runner.invoke(app, ["plan", str(loaded.spec_path), "--full-diff"], catch_exceptions=False)
+    assert "unchanged since apply of" not in result.stdout
+
+
+# --- 2. the source changes ------------------------------------------------------------------------
+
+
+def test_one_row_updated_in_place_in_a_100k_row_table_is_found_and_synced(loaded, pg):
+    size = loaded.source.stat().st_size
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    assert loaded.source.stat().st_size == size  # the same pages, one of them different
+
+    plan = loaded.plan()
+    assert "big" not in skipped(plan)
+    assert skipped(plan) == {"small", "tag"}
+    assert diff_of(plan, "big") == (0, 1, 0)
+
+    apply_now(loaded)
+    assert pg.execute("SELECT code FROM big WHERE id = 54321").fetchone() == ("code-XXXXXXXX",)
+    assert target_matches_source(loaded)
+    assert skipped(loaded.plan()) == set(TABLES)  # the sync recorded the table again
+
+
+def test_rows_inserted_and_deleted_in_the_source_are_found(loaded, pg):
+    loaded.change_source("INSERT INTO small VALUES (3, 'three'); DELETE FROM big WHERE id = 7;")
+    loaded.change_source("DELETE FROM tag WHERE name = 'a'")
+    plan = loaded.plan()
+    assert skipped(plan) == set()
+    assert diff_of(plan, "small") == (1, 0, 0)
+    assert diff_of(plan, "big") == (0, 0, 1)
+    assert diff_of(plan, "tag") == (0, 0, 1)
+    apply_now(loaded, allow_destructive=True)
+    assert target_matches_source(loaded)
+    assert pg.execute("SELECT count(*) FROM big").fetchone() == (BIG_ROWS - 1,)
+
+
+def test_a_vacuumed_source_whose_pages_moved_is_not_skipped_wrongly(loaded):
+    loaded.change_source("DELETE FROM small WHERE id = 1")
+    with closing(sqlite3.connect(loaded.source)) as conn:
+        conn.execute("VACUUM")  # rewrites the file: pages of every table may move
+    plan = loaded.plan()
+    assert "small" not in skipped(plan)
+    assert diff_of(plan, "small") == (0, 0, 1)
+    apply_now(loaded, allow_destructive=True)
+    assert target_matches_source(loaded)
+
+
+def test_a_wal_source_with_writes_not_checkpointed_is_compared_in_full(migration, pg):
+    m = migration(SOURCE)
+    m.change_source("PRAGMA journal_mode = WAL")
+    m.write_spec()
+    m.apply()
+    writer = sqlite3.connect(m.source)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.execute("UPDATE small SET name = 'uno' WHERE id = 1")
+        writer.commit()  # in the -wal file only, while this connection stays open
+        assert Path(f"{m.source}-wal").stat().st_size > 0
+        plan = m.plan()
+        assert skipped(plan) == set()  # the file's pages are not the rows: nothing is skipped
+        assert diff_of(plan, "small") == (0, 1, 0)
+        apply_now(m)
+        assert pg.execute("SELECT name FROM small WHERE id = 1").fetchone() == ("uno",)
+    finally:
+        writer.close()
+    # Checkpointed on close: the pages are the rows again. "small" was synced while they were not,
+    # so that apply recorded nothing of it: compared in full (and equal) until an apply records it.
+    plan = m.plan()
+    assert skipped(plan) == {"big", "tag"}
+    assert not plan.has_changes
+
+
+# --- 3. the target changes behind etl's back --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE big SET n = n + 1 WHERE id = 500",
+        "DELETE FROM big WHERE id = 500",
+        "INSERT INTO big VALUES (100001, 'code-extra', 1)",
+        "TRUNCATE big",
+        "UPDATE big SET n = n WHERE id = 500",  # the same values: a new row version all the same
+        "ALTER TABLE big DROP COLUMN n; ALTER TABLE big ADD COLUMN n integer DEFAULT 1",
+    ],
+)
+def test_a_target_written_behind_etls_back_is_compared_in_full_and_synced(loaded, pg, change):
+    pg.execute(change)
+    plan = loaded.plan()
+    assert "big" not in skipped(plan)
+    assert skipped(plan) == {"small", "tag"}
+    apply_now(loaded, allow_destructive=True)
+    assert target_matches_source(loaded)
+    assert pg.execute("SELECT count(*) FROM big").fetchone() == (BIG_ROWS,)
+    assert pg.execute("SELECT n FROM big WHERE id = 500").fetchone() == (500 % 97,)
+
+
+def test_a_vacuum_full_of_the_target_is_compared_in_full(loaded, pg):
+    pg.execute("VACUUM FULL small")  # a new file: no proof, though the rows are the same
+    plan = loaded.plan()
+    assert "small" not in skipped(plan)
+    assert not plan.has_changes
+
+
+# --- 4. the spec changes --------------------------------------------------------------------------
+
+
+EVENTS = "CREATE TABLE ev (id INTEGER PRIMARY KEY, at DATETIME); INSERT INTO ev VALUES (1, 1700000000);"
+
+
+def converter_spec(converter: str) -> str:
+    return f"tables:\n  ev:\n    columns:\n      at: {{type: timestamptz, converter: {converter}}}\n"
+
+
+def test_a_table_whose_conversion_changes_in_the_spec_is_compared_again(migration, pg):
+    m = migration(EVENTS)
+    m.apply(converter_spec("epoch_milliseconds"))
+    assert skipped(m.plan()) == {"ev"}
+    plan = m.plan(converter_spec("epoch_seconds"))
+    assert skipped(plan) == set()
+    assert diff_of(plan, "ev") == (0, 1, 0)
+    apply_now(m)
+    assert pg.execute("SELECT extract(year FROM at AT TIME ZONE 'UTC')::int FROM ev").fetchone() == (2023,)
+
+
+def test_a_filter_added_in_the_spec_is_compared_again(loaded):
+    plan = loaded.plan("tables:\n  small:\n    where: id > 1\n")
+    assert "small" not in skipped(plan)
+    assert diff_of(plan, "small") == (0, 0, 1)
+
+
+# --- 5. the fingerprints themselves -------------------------------------------------------------------
+
+
+def test_a_page_fingerprint_moves_with_any_row_and_only_its_table(tmp_sqlite):
+    source = tmp_sqlite(SOURCE)
+    before = table_fingerprints(source, list(TABLES))
+    assert before is not None and set(before) == set(TABLES)
+    assert table_fingerprints(source, list(TABLES)) == before
+    with closing(sqlite3.connect(source)) as conn:
+        conn.execute("UPDATE tag SET n = 3 WHERE name = 'a'")
+        conn.commit()
+    after = table_fingerprints(source, list(TABLES))
+    assert after is not None
+    assert after["tag"] != before["tag"]
+    assert (after["big"], after["small"]) == (before["big"], before["small"])
+
+
+def test_a_view_or_a_missing_table_has_no_fingerprint(tmp_sqlite):
+    source = tmp_sqlite("CREATE TABLE t (id INTEGER PRIMARY KEY); CREATE VIEW v AS SELECT * FROM t;")
+    assert table_fingerprints(source, ["t", "v", "nothing"]).keys() == {"t"}
+
+
+def test_an_apply_without_verification_records_nothing_to_skip(migration):
+    m = migration(SOURCE)
+    checked = m.check()
+    apply(checked, plan_for(checked), verify=False)
+    assert skipped(m.plan()) == set()
+
+
+HOSTILE = 'CREATE TABLE "we""ird; --t" (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO "we""ird; --t" VALUES (1, \'a\');'
+
+
+def test_a_table_with_a_hostile_name_is_skipped_and_its_changes_found(migration, pg):
+    m = migration(HOSTILE)
+    m.apply()
+    assert skipped(m.plan()) == {'we"ird; --t'}
+    pg.execute('UPDATE "we""ird; --t" SET v = \'b\'')
+    plan = m.plan()
+    assert skipped(plan) == set()
+    assert diff_of(plan, 'we"ird; --t') == (0, 1, 0)
+
+
+def test_a_record_older_than_half_the_transaction_id_space_proves_nothing(loaded, pg):
+    # Transaction ids are 32 bits: 2^31 transactions after an apply, a later one could carry an id
+    # that apply recorded. Such a record is as if the table were written: compared in full.
+    pg.execute("UPDATE etl.fingerprints SET oldest_xid = oldest_xid - 2147483648 WHERE table_name = 'small'")
+    plan = loaded.plan()
+    assert skipped(plan) == {"big", "tag"}
+    assert not plan.has_changes
+
+
+def test_the_recorded_state_is_the_one_the_apply_committed(loaded, pg):
+    recorded = pg.execute(
+        "SELECT table_name, rows, (SELECT sum(value::bigint) FROM jsonb_each_text(xmins)) FROM etl.fingerprints "
+        "ORDER BY table_name"
+    ).fetchall()
+    assert recorded == [("big", BIG_ROWS, BIG_ROWS), ("small", 2, 2), ("tag", 2, 2)]
