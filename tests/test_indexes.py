@@ -162,3 +162,87 @@ def test_a_spec_listing_indexes_names_the_sqlite_indexes_it_leaves_out(migration
     assert 'index "User_score" of "User": not in the spec\'s indexes: CREATE INDEX "User_score" ("score" DESC)' in (
         "\n".join(plan_lines(plan, "t"))
     )
+
+
+# --- etl init writes every SQLite index back exactly ------------------------------------------------
+
+SCORES = """
+    CREATE TABLE "User" (id INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT, score INTEGER,
+                         deleted INTEGER NOT NULL DEFAULT 0, nick TEXT COLLATE NOCASE);
+    CREATE INDEX "User_score" ON "User" (deleted, score DESC);
+    CREATE UNIQUE INDEX "User_email_lower" ON "User" (lower(email));
+    CREATE UNIQUE INDEX "User_name_nocase" ON "User" (name COLLATE NOCASE);
+    CREATE INDEX "User_nick" ON "User" (nick);
+    CREATE UNIQUE INDEX "User_live_email" ON "User" (email) WHERE deleted = 0;
+    -- SQLite's LIKE ignores ASCII case and PostgreSQL's does not: no exact equivalent.
+    CREATE INDEX "User_a_names" ON "User" (name) WHERE name LIKE 'a%';
+    INSERT INTO "User" (email, name, score, nick) VALUES ('a@X.com', 'Ada', 3, 'ada');
+"""
+
+
+def test_init_writes_each_index_exactly_and_the_target_holds_them(tmp_sqlite, tmp_path, pg_url, pg):
+    from etl.pipeline import apply, check, plan_for
+
+    db = tmp_sqlite(SCORES)
+    spec = tmp_path / "spec.yaml"
+    result = init_spec(db, spec)
+    lines = [line.strip() for line in result.text.splitlines()]
+    start = lines.index("indexes:")
+    assert lines[start + 1 : start + 7] == [
+        "- {name: User_score, columns: [deleted, {column: score, order: desc}]}",
+        '- {name: User_email_lower, columns: [{expression: "lower(email)"}], unique: true}',
+        "- {name: User_name_nocase, columns: [{column: name, collate: nocase}], unique: true}",
+        "- {name: User_nick, columns: [{column: nick, collate: nocase}]}",
+        '- {name: User_live_email, columns: [email], unique: true, where: "\\"deleted\\" = 0"}',
+        "# !! index User_a_names: its WHERE clause (name LIKE 'a%') has no PostgreSQL equivalent; left out",
+    ]
+    assert yaml.safe_load(spec.read_text())["tables"]["User"]["indexes"][0] == {
+        "name": "User_score",
+        "columns": ["deleted", {"column": "score", "order": "desc"}],
+    }
+
+    checked = check(spec, {"DATABASE_URL": pg_url})
+    plan = plan_for(checked)
+    assert [(o.kind, o.name) for o in plan.left_out] == [("index", "User_a_names")]
+    apply(checked, plan)
+    assert index_definitions(pg, "User") == {
+        "User_email_lower": 'CREATE UNIQUE INDEX "User_email_lower" ON public."User" USING btree (lower(email))',
+        "User_live_email": 'CREATE UNIQUE INDEX "User_live_email" ON public."User" USING btree (email) WHERE (deleted = 0)',
+        "User_name_nocase": 'CREATE UNIQUE INDEX "User_name_nocase" ON public."User" USING btree (lower((name COLLATE "C")))',
+        "User_nick": 'CREATE INDEX "User_nick" ON public."User" USING btree (lower((nick COLLATE "C")))',
+        "User_score": 'CREATE INDEX "User_score" ON public."User" USING btree (deleted, score DESC)',
+    }
+    assert_refused(pg, id=2, email="A@x.com")
+    assert_refused(pg, id=3, email="b@x.com", name="ADA")
+    assert plan_for(check(spec, {"DATABASE_URL": pg_url})).steps == ()
+
+
+def test_init_keeps_a_nocase_unique_constraint_as_an_index_when_it_writes_the_unique_list(
+    tmp_sqlite, tmp_path, pg_url, pg
+):
+    """A `unique` list replaces SQLite's constraints, and cannot hold `email COLLATE NOCASE`: init
+    then writes that constraint into `indexes`, so PostgreSQL still refuses 'A@x.com' beside 'a@X.com'."""
+    from etl.pipeline import apply, check, plan_for
+
+    db = tmp_sqlite(
+        """
+        CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT COLLATE NOCASE UNIQUE, n INTEGER,
+                        token BLOB COLLATE NOCASE UNIQUE);
+        CREATE INDEX t_n ON t (n DESC);
+        INSERT INTO t VALUES (1, 'a@X.com', 7, NULL);
+        """
+    )
+    spec = tmp_path / "spec.yaml"
+    init_spec(db, spec)
+    table = yaml.safe_load(spec.read_text())["tables"]["t"]
+    assert table["indexes"] == [
+        {"name": "t_n", "columns": [{"column": "n", "order": "desc"}]},
+        {"columns": [{"column": "email", "collate": "nocase"}], "unique": True},
+    ]
+    checked = check(spec, {"DATABASE_URL": pg_url})
+    plan = plan_for(checked)
+    assert [(o.kind, o.source_sql) for o in plan.left_out] == [("unique constraint", 'UNIQUE ("token" COLLATE NOCASE)')]
+    apply(checked, plan)
+    with pytest.raises(psycopg.errors.UniqueViolation), pg.transaction():
+        pg.execute("INSERT INTO t (id, email) VALUES (2, 'A@x.com')")
+    assert plan_for(check(spec, {"DATABASE_URL": pg_url})).steps == ()

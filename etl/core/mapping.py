@@ -227,7 +227,8 @@ def ordered_key(part: sql.Composable, descending: bool, nulls: str | None = None
 def source_index_text(ix: Index) -> str:
     """A SQLite index as its CREATE INDEX would say it, for naming it."""
     keys = ", ".join(
-        ((k.expression or "") if k.column is None else quote_ident(k.column)) + (" DESC" if k.descending else "")
+        ((k.expression or "") if k.column is None else quote_ident(k.column))
+        + (" DESC" if k.descending else "")
         for k in ix.keys
     )
     where = f" WHERE {ix.where}" if ix.where else ""
@@ -797,7 +798,9 @@ class _Resolver:
                     built = self.source_index(ix, table, kinds, col_names, base)
                     if built:
                         indexes.append(built)
-        if ts.unique is None:
+        if ts.unique is not None:
+            self.left_out += self.indexes_left_out(table, indexes, kinds, constraints=True)
+        else:
             # A UNIQUE constraint (or primary key) comparing with a collation is a unique index
             # on what the collation compares: never weaker than SQLite's.
             for ix in table.indexes:
@@ -1048,23 +1051,31 @@ class _Resolver:
         return translated
 
     def indexes_left_out(
-        self, table: Table, kept: list[TargetIndex], kinds: dict[str, TargetColumnRef]
+        self,
+        table: Table,
+        kept: list[TargetIndex],
+        kinds: dict[str, TargetColumnRef],
+        constraints: bool = False,
     ) -> list[LeftOut]:
         """The source's indexes (CREATE INDEX) that a spec's list of indexes does not hold, by
-        name or by definition: named, never dropped in silence."""
+        name or by definition, or with `constraints` its unique constraints under a collation
+        (which a spec's `unique` list cannot hold): named, never dropped in silence."""
         out = []
         names = {ix.name for ix in kept}
         definitions = {_index_definition(ix) for ix in kept}
         for ix in table.indexes:
-            if ix.is_constraint:
+            if ix.is_constraint != constraints or (constraints and not ix.has_expressions):
                 continue
             built = self.source_index(ix, table, kinds, {c: r.name for c, r in kinds.items()}, None)
-            name = fit_name(target_name(ix.name, self.spec.naming))
-            if name in names or (built is not None and _index_definition(built) in definitions):
+            if built is not None and _index_definition(built) in definitions:
                 continue
-            out.append(
-                LeftOut(table.name, "index", ix.name, source_index_text(ix), "not in the spec's indexes")
-            )
+            if constraints:
+                keys = ", ".join(k.expression or quote_ident(k.column or "") for k in ix.keys)
+                why = "not in the spec's unique or indexes"
+                out.append(LeftOut(table.name, "unique constraint", "", f"UNIQUE ({keys})", why))
+            elif fit_name(target_name(ix.name, self.spec.naming)) not in names:
+                why = "not in the spec's indexes"
+                out.append(LeftOut(table.name, "index", ix.name, source_index_text(ix), why))
         return out
 
     def source_index(
