@@ -144,6 +144,9 @@ def test_a_typo_in_an_index_expression_is_one_line_naming_where_it_is_written(mi
         ('{expression: "name) , (email"}', "not one SQLite expression"),
         ("{column: score, collate: nocase}", "collate nocase compares text, and column 'score' is not text"),
         ("{column: nope}", "an index uses column 'nope', which does not exist"),
+        ('{column: email, expression: "lower(email)"}', "a `column` (with `order`, `nulls`, `collate`) or an"),
+        ("{order: desc}", "give one of them"),
+        ("{colum: email}", "unknown key 'colum' (did you mean 'column'?)"),
     ],
 )
 def test_an_index_key_etl_cannot_write_exactly_is_refused(migration, key, why):

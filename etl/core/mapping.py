@@ -997,6 +997,13 @@ class _Resolver:
         named: list[str] = []
         for j, key in enumerate(spec_ix.keys):
             path = (*at, "columns", j)
+            if (key.column is None) == (key.expression is None) or (key.expression and key.collate):
+                self.problem(
+                    path,
+                    "an index key is a `column` (with `order`, `nulls`, `collate`) or an `expression` "
+                    "(with `order`, `nulls`; a collation is written inside it): give one of them",
+                )
+                continue
             if key.expression is not None:
                 part = self.index_expression(key.expression, (*path, "expression"), ts, kinds)
                 named.append("expr")
