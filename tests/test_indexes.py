@@ -249,3 +249,17 @@ def test_init_keeps_a_nocase_unique_constraint_as_an_index_when_it_writes_the_un
     with pytest.raises(psycopg.errors.UniqueViolation), pg.transaction():
         pg.execute("INSERT INTO t (id, email) VALUES (2, 'A@x.com')")
     assert plan_for(check(spec, {"DATABASE_URL": pg_url})).steps == ()
+
+
+def test_sqlite_indexes_carried_without_a_spec_list_plan_nothing_the_second_time(migration, pg):
+    m = migration(SCORES.replace("""CREATE INDEX "User_a_names" ON "User" (name) WHERE name LIKE 'a%';""", ""))
+    m.apply()
+    assert set(index_definitions(pg, "User")) == {
+        "User_email_lower",
+        "User_live_email",
+        "User_name_nocase",
+        "User_nick",
+        "User_score",
+    }
+    assert "score DESC" in index_definitions(pg, "User")["User_score"]
+    assert m.plan().steps == ()
