@@ -53,9 +53,28 @@ def test_a_unique_index_on_a_spec_expression_refuses_what_it_compares_equal(migr
         """
     )
     assert index_definitions(pg, "User") == {
-        "User_email_lower_key": 'CREATE UNIQUE INDEX "User_email_lower_key" ON public."User" USING btree (lower(email))'
+        "User_email_lower_key": 'CREATE UNIQUE INDEX "User_email_lower_key" ON public."User" USING btree (lower((email COLLATE "C")))'
     }
     assert_refused(pg, id=2, email="A@x.com")
+    # SQLite's lower() folds ASCII letters only: it holds 'é@x.com' beside 'É@x.com', and so does PostgreSQL.
+    insert(pg, id=3, email="é@x.com")
+    insert(pg, id=4, email="É@x.com")
+
+
+def test_a_plain_index_on_an_expression_is_the_expression_postgresql_queries_write(migration, pg):
+    """Not unique, the index refuses nothing: it is on lower(email) as PostgreSQL writes it, so a
+    query's `WHERE lower(email) = ...` can use it."""
+    migration(USERS).apply(
+        """
+        tables:
+          User:
+            indexes:
+              - {name: User_email_lower, columns: [{expression: "lower(email)", order: desc}]}
+        """
+    )
+    assert index_definitions(pg, "User") == {
+        "User_email_lower": 'CREATE INDEX "User_email_lower" ON public."User" USING btree (lower(email) DESC)'
+    }
 
 
 def test_a_unique_index_under_nocase_refuses_the_same_name_in_other_ascii_case(migration, pg):
@@ -209,7 +228,7 @@ def test_init_writes_each_index_exactly_and_the_target_holds_them(tmp_sqlite, tm
     assert [(o.kind, o.name) for o in plan.left_out] == [("index", "User_a_names")]
     apply(checked, plan)
     assert index_definitions(pg, "User") == {
-        "User_email_lower": 'CREATE UNIQUE INDEX "User_email_lower" ON public."User" USING btree (lower(email))',
+        "User_email_lower": 'CREATE UNIQUE INDEX "User_email_lower" ON public."User" USING btree (lower((email COLLATE "C")))',
         "User_live_email": 'CREATE UNIQUE INDEX "User_live_email" ON public."User" USING btree (email) WHERE (deleted = 0)',
         "User_name_nocase": 'CREATE UNIQUE INDEX "User_name_nocase" ON public."User" USING btree (lower((name COLLATE "C")))',
         "User_nick": 'CREATE INDEX "User_nick" ON public."User" USING btree (lower((nick COLLATE "C")))',

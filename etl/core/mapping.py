@@ -1005,7 +1005,7 @@ class _Resolver:
                 )
                 continue
             if key.expression is not None:
-                part = self.index_expression(key.expression, (*path, "expression"), ts, kinds)
+                part = self.index_expression(key.expression, (*path, "expression"), ts, kinds, spec_ix.unique)
                 named.append("expr")
             else:
                 column = key.column or ""
@@ -1036,14 +1036,19 @@ class _Resolver:
         return TargetIndex(name, tuple(keys), spec_ix.unique, where)
 
     def index_expression(
-        self, text: str, at: tuple[str | int, ...], ts: TableSpec, kinds: dict[str, TargetColumnRef]
+        self,
+        text: str,
+        at: tuple[str | int, ...],
+        ts: TableSpec,
+        kinds: dict[str, TargetColumnRef],
+        unique: bool,
     ) -> sql.Composable | None:
         """An index key's SQLite expression, translated; None with a problem saying why not."""
         shape = one_expression_problem(text, SQLITE)
         if shape:
             self.problem(at, f"not one SQLite expression: {shape}")
             return None
-        translated = translate_index_key(text, kinds)
+        translated = translate_index_key(text, kinds, unique)
         if translated is None:
             unknown = unknown_name(text, kinds)
             if unknown in ts.exclude_columns:
@@ -1102,7 +1107,7 @@ class _Resolver:
                     return None
                 part: sql.Composable = sql.Identifier(col_names[key.column])
             else:
-                translated = translate_index_key(key.expression or "", kinds)
+                translated = translate_index_key(key.expression or "", kinds, ix.unique)
                 if translated is None:
                     if base is not None:
                         self.problem(

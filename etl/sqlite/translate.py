@@ -194,11 +194,16 @@ def collation_of(text: str) -> tuple[str, str] | None:
     return (unquote_identifier(collated.group(1)), collated.group(2).upper()) if collated else None
 
 
-def translate_index_key(text: str, columns: dict[str, TargetColumnRef]) -> sql.Composable | None:
-    """An index key SQLite wrote as an expression, for PostgreSQL (see translate_collated)."""
+def translate_index_key(
+    text: str, columns: dict[str, TargetColumnRef], unique: bool = False
+) -> sql.Composable | None:
+    """An index key SQLite wrote as an expression, for PostgreSQL (see translate_collated). In a
+    unique index, lower() and upper() change ASCII letters only, as SQLite's do, so the index
+    refuses exactly what SQLite's refuses (`lower("email" COLLATE "C")`); in another, they are
+    PostgreSQL's own, the expression an app's queries write and the planner matches."""
     collated = collation_of(text)
     if collated is None:
-        translated = translate_expression(text, columns)
+        translated = translate_expression(text, columns, ascii_case=unique)
         return None if translated is None else sql.SQL("({})").format(translated)
     ref = {_fold(k): v for k, v in columns.items()}.get(_fold(collated[0]))
     return None if ref is None else translate_collated(ref, collated[1])
