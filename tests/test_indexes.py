@@ -159,11 +159,17 @@ def test_a_typo_in_an_index_expression_is_one_line_naming_where_it_is_written(mi
 @pytest.mark.parametrize(
     ("key", "why"),
     [
-        ('{expression: "substr(name, 1, 3)"}', "it calls substr(), which etl does not translate to PostgreSQL"),
+        (
+            '{expression: "substr(name, 1, 3)"}',
+            "it calls substr(), which etl does not translate to PostgreSQL",
+        ),
         ('{expression: "name) , (email"}', "not one SQLite expression"),
         ("{column: score, collate: nocase}", "collate nocase compares text, and column 'score' is not text"),
         ("{column: nope}", "an index uses column 'nope', which does not exist"),
-        ('{column: email, expression: "lower(email)"}', "a `column` (with `order`, `nulls`, `collate`) or an"),
+        (
+            '{column: email, expression: "lower(email)"}',
+            "a `column` (with `order`, `nulls`, `collate`) or an",
+        ),
         ("{order: desc}", "give one of them"),
         ("{colum: email}", "unknown key 'colum' (did you mean 'column'?)"),
     ],
@@ -181,8 +187,9 @@ def test_a_spec_listing_indexes_names_the_sqlite_indexes_it_leaves_out(migration
     assert [(o.kind, o.name, o.reason) for o in plan.left_out] == [
         ("index", "User_score", "not in the spec's indexes")
     ]
-    assert 'index "User_score" of "User": not in the spec\'s indexes: CREATE INDEX "User_score" ("score" DESC)' in (
-        "\n".join(plan_lines(plan, "t"))
+    assert (
+        'index "User_score" of "User": not in the spec\'s indexes: CREATE INDEX "User_score" ("score" DESC)'
+        in ("\n".join(plan_lines(plan, "t")))
     )
 
 
@@ -263,7 +270,9 @@ def test_init_keeps_a_nocase_unique_constraint_as_an_index_when_it_writes_the_un
     ]
     checked = check(spec, {"DATABASE_URL": pg_url})
     plan = plan_for(checked)
-    assert [(o.kind, o.source_sql) for o in plan.left_out] == [("unique constraint", 'UNIQUE ("token" COLLATE NOCASE)')]
+    assert [(o.kind, o.source_sql) for o in plan.left_out] == [
+        ("unique constraint", 'UNIQUE ("token" COLLATE NOCASE)')
+    ]
     apply(checked, plan)
     with pytest.raises(psycopg.errors.UniqueViolation), pg.transaction():
         pg.execute("INSERT INTO t (id, email) VALUES (2, 'A@x.com')")
@@ -271,7 +280,9 @@ def test_init_keeps_a_nocase_unique_constraint_as_an_index_when_it_writes_the_un
 
 
 def test_sqlite_indexes_carried_without_a_spec_list_plan_nothing_the_second_time(migration, pg):
-    m = migration(SCORES.replace("""CREATE INDEX "User_a_names" ON "User" (name) WHERE name LIKE 'a%';""", ""))
+    m = migration(
+        SCORES.replace("""CREATE INDEX "User_a_names" ON "User" (name) WHERE name LIKE 'a%';""", "")
+    )
     m.apply()
     assert set(index_definitions(pg, "User")) == {
         "User_email_lower",
@@ -281,4 +292,26 @@ def test_sqlite_indexes_carried_without_a_spec_list_plan_nothing_the_second_time
         "User_score",
     }
     assert "score DESC" in index_definitions(pg, "User")["User_score"]
+    assert m.plan().steps == ()
+
+
+def test_hostile_column_names_in_index_keys_stay_names(migration, pg):
+    m = migration(
+        """
+        CREATE TABLE t (id INTEGER PRIMARY KEY, "e""; DROP TABLE t; --" TEXT, "Sc ore" INTEGER);
+        INSERT INTO t VALUES (1, 'a@X.com', 2);
+        """
+    )
+    m.apply(
+        """
+        tables:
+          t:
+            indexes:
+              - {name: t_e_key, columns: [{expression: 'lower("e""; DROP TABLE t; --")'}], unique: true}
+              - {name: t_score, columns: [{column: Sc ore, order: desc}]}
+        """
+    )
+    with pytest.raises(psycopg.errors.UniqueViolation), pg.transaction():
+        pg.execute("""INSERT INTO t (id, "e""; DROP TABLE t; --") VALUES (2, 'A@x.com')""")
+    assert 'USING btree ("Sc ore" DESC)' in index_definitions(pg, "t")["t_score"]
     assert m.plan().steps == ()
