@@ -500,7 +500,7 @@ def test_what_postgresql_would_refuse_is_written_out_and_applies(tmp_sqlite, tmp
     assert "child_pair_a_pair_b_fkey" in constraints
     assert "child_account_code_fkey" not in constraints and "child_ref_fkey" not in constraints
     indexes = {r[0] for r in pg.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
-    assert {"account_code", "account_partial"} <= indexes and "account_like" not in indexes
+    assert {"account_code", "account_lower", "account_partial"} <= indexes and "account_like" not in indexes
     assert pg.execute("SELECT status FROM account WHERE id = 1").fetchone() == ("new",)
 
 

@@ -20,16 +20,19 @@ from etl.errors import Location, SpecError, SpecProblem
 from etl.model import Catalog, Check, ForeignKey, Index, SourceObject, Table
 from etl.pgtypes import PgType, default_pg_type
 from etl.settings import Converter, Deferral, Mode, Naming, OnError, converter_applies
-from etl.specfile.document import ColumnSpec, Spec, SqlDefault, TableSpec
-from etl.specfile.sqltext import one_select_problem, relations_read
+from etl.specfile.document import ColumnSpec, IndexKeySpec, IndexSpec, Spec, SqlDefault, TableSpec
+from etl.specfile.sqltext import SQLITE, one_expression_problem, one_select_problem, relations_read
 from etl.sqlite.convert import ValueConversion, integer_unit, loads_as_text
 from etl.sqlite.translate import (
     TargetColumnRef,
     collated_column,
+    translate_collated,
     translate_default,
     translate_expression,
     translate_index_key,
     translate_view,
+    unknown_name,
+    untranslated_part,
 )
 
 MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers silently; we never let it.
@@ -243,6 +246,33 @@ def fit_name(name: str) -> str:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:8]
     return f"{name.encode()[: MAX_NAME_BYTES - 9].decode(errors='ignore')}_{digest}"
+
+
+def ordered_key(part: sql.Composable, descending: bool, nulls: str | None = None) -> sql.Composable:
+    """An index key with its order, and where its NULLs sort when that is not the order's default."""
+    words = (["DESC"] if descending else []) + (
+        [f"NULLS {nulls.upper()}"] if nulls in ("first", "last") else []
+    )
+    return sql.SQL(" ").join([part, *(sql.SQL(w) for w in words)]) if words else part
+
+
+def source_index_text(ix: Index) -> str:
+    """A SQLite index as its CREATE INDEX would say it, for naming it."""
+    keys = ", ".join(
+        ((k.expression or "") if k.column is None else quote_ident(k.column))
+        + (" DESC" if k.descending else "")
+        for k in ix.keys
+    )
+    where = f" WHERE {ix.where}" if ix.where else ""
+    return f"CREATE {'UNIQUE ' if ix.unique else ''}INDEX {quote_ident(ix.name)} ({keys}){where}"
+
+
+def _index_definition(ix: TargetIndex) -> tuple:
+    return (
+        tuple(k.as_string(None) for k in ix.keys),
+        ix.unique,
+        ix.where.as_string(None) if ix.where is not None else None,
+    )
 
 
 def source_object_left_out(obj: SourceObject) -> LeftOut:
@@ -855,28 +885,19 @@ class _Resolver:
         indexes = []
         if ts.indexes is not None:
             for i, spec_ix in enumerate(ts.indexes):
-                tc = self.target_cols(
-                    ts, col_names, spec_ix.columns, (*base, "indexes", i, "columns"), "an index"
-                )
-                if tc:
-                    if spec_ix.name and len(spec_ix.name.encode()) > MAX_NAME_BYTES:
-                        self.problem(
-                            (*base, "indexes", i, "name"),
-                            f"index name '{spec_ix.name}' is longer than PostgreSQL's 63 bytes",
-                        )
-                    name = spec_ix.name or constraint_name(
-                        tname, *tc, suffix="key" if spec_ix.unique else "idx"
-                    )
-                    where = sql.SQL(spec_ix.where) if spec_ix.where else None
-                    keys = tuple(sql.Identifier(c) for c in tc)
-                    indexes.append(TargetIndex(name, keys, spec_ix.unique, where))
+                built = self.spec_index(spec_ix, ts, (*base, "indexes", i), tname, col_names, kinds)
+                if built:
+                    indexes.append(built)
+            self.left_out += self.indexes_left_out(table, indexes, kinds)
         else:
             for ix in table.indexes:
                 if not ix.is_constraint:
                     built = self.source_index(ix, table, kinds, col_names, base)
                     if built:
                         indexes.append(built)
-        if ts.unique is None:
+        if ts.unique is not None:
+            self.left_out += self.indexes_left_out(table, indexes, kinds, constraints=True)
+        else:
             # A UNIQUE constraint (or primary key) comparing with a collation is a unique index
             # on what the collation compares: never weaker than SQLite's.
             for ix in table.indexes:
@@ -1085,37 +1106,151 @@ class _Resolver:
             return None
         return None if translated == sql.SQL("NULL") else translated
 
+    def spec_index(
+        self,
+        spec_ix: IndexSpec,
+        ts: TableSpec,
+        at: tuple[str | int, ...],
+        tname: str,
+        col_names: dict[str, str],
+        kinds: dict[str, TargetColumnRef],
+    ) -> TargetIndex | None:
+        """A spec's index: each key a column (in an order, under a collation) or a SQLite
+        expression translated for PostgreSQL; None (with a problem for each key) when a key
+        cannot be."""
+        keys: list[sql.Composable] = []
+        named: list[str] = []
+        for j, key in enumerate(spec_ix.keys):
+            path = (*at, "columns", j)
+            if (key.column is None) == (key.expression is None) or (key.expression and key.collate):
+                self.problem(
+                    path,
+                    "an index key is a `column` (with `order`, `nulls`, `collate`) or an `expression` "
+                    "(with `order`, `nulls`; a collation is written inside it): give one of them",
+                )
+                continue
+            if key.expression is not None:
+                part = self.index_expression(key.expression, (*path, "expression"), ts, kinds, spec_ix.unique)
+                named.append("expr")
+            else:
+                column = key.column or ""
+                is_plain = key == IndexKeySpec(column=column)
+                tc = self.target_cols(
+                    ts, col_names, (column,), path if is_plain else (*path, "column"), "an index"
+                )
+                part = None
+                if tc and column in kinds:
+                    part = translate_collated(kinds[column], key.collate or "binary")
+                    if part is None:
+                        self.problem(
+                            (*path, "collate"),
+                            f"collate {key.collate} compares text, and column '{column}' is not text in "
+                            "PostgreSQL; remove `collate`",
+                        )
+                elif tc:  # a column whose type did not resolve: reported there
+                    part = sql.Identifier(tc[0])
+                named.append(tc[0] if tc else column)
+            if part is not None:
+                keys.append(ordered_key(part, key.descending, key.nulls))
+        if len(keys) != len(spec_ix.keys):
+            return None
+        if spec_ix.name and len(spec_ix.name.encode()) > MAX_NAME_BYTES:
+            self.problem((*at, "name"), f"index name '{spec_ix.name}' is longer than PostgreSQL's 63 bytes")
+        name = spec_ix.name or constraint_name(tname, *named, suffix="key" if spec_ix.unique else "idx")
+        where = sql.SQL(spec_ix.where) if spec_ix.where else None
+        return TargetIndex(name, tuple(keys), spec_ix.unique, where)
+
+    def index_expression(
+        self,
+        text: str,
+        at: tuple[str | int, ...],
+        ts: TableSpec,
+        kinds: dict[str, TargetColumnRef],
+        unique: bool,
+    ) -> sql.Composable | None:
+        """An index key's SQLite expression, translated; None with a problem saying why not."""
+        shape = one_expression_problem(text, SQLITE)
+        if shape:
+            self.problem(at, f"not one SQLite expression: {shape}")
+            return None
+        translated = translate_index_key(text, kinds, unique)
+        if translated is None:
+            unknown = unknown_name(text, kinds)
+            if unknown in ts.exclude_columns:
+                why = f"it uses column '{unknown}', which is excluded"
+            elif unknown is not None:
+                why = (
+                    f"it uses '{unknown}', which is not a column of the table{_did_you_mean(unknown, kinds)}"
+                )
+            else:
+                why = untranslated_part(text)
+            self.problem(at, f"index expression {text} cannot be translated to PostgreSQL: {why}")
+        return translated
+
+    def indexes_left_out(
+        self,
+        table: Table,
+        kept: list[TargetIndex],
+        kinds: dict[str, TargetColumnRef],
+        constraints: bool = False,
+    ) -> list[LeftOut]:
+        """The source's indexes (CREATE INDEX) that a spec's list of indexes does not hold, by
+        name or by definition, or with `constraints` its unique constraints under a collation
+        (which a spec's `unique` list cannot hold): named, never dropped in silence."""
+        out = []
+        names = {ix.name for ix in kept}
+        definitions = {_index_definition(ix) for ix in kept}
+        for ix in table.indexes:
+            if ix.is_constraint != constraints or (constraints and not ix.has_expressions):
+                continue
+            built = self.source_index(ix, table, kinds, {c: r.name for c, r in kinds.items()}, None)
+            if built is not None and _index_definition(built) in definitions:
+                continue
+            if constraints:
+                keys = ", ".join(k.expression or quote_ident(k.column or "") for k in ix.keys)
+                why = "not in the spec's unique or indexes"
+                out.append(LeftOut(table.name, "unique constraint", "", f"UNIQUE ({keys})", why))
+            elif fit_name(target_name(ix.name, self.spec.naming)) not in names:
+                why = "not in the spec's indexes"
+                out.append(LeftOut(table.name, "index", ix.name, source_index_text(ix), why))
+        return out
+
     def source_index(
         self, ix: Index, table: Table, kinds: dict[str, TargetColumnRef], col_names: dict[str, str], base
     ) -> TargetIndex | None:
+        """The SQLite index, translated; None when it cannot be (a problem says why, unless `base`
+        is None: the caller only asks)."""
         keys: list[sql.Composable] = []
         for key in ix.keys:
             if key.column is not None:
                 if key.column not in col_names:
-                    self.problem(
-                        base,
-                        f"index '{ix.name}' uses column '{key.column}', which is excluded; replace this table's `indexes`",
-                    )
+                    if base is not None:
+                        self.problem(
+                            base,
+                            f"index '{ix.name}' uses column '{key.column}', which is excluded; replace this table's `indexes`",
+                        )
                     return None
                 part: sql.Composable = sql.Identifier(col_names[key.column])
             else:
-                translated = translate_index_key(key.expression or "", kinds)
+                translated = translate_index_key(key.expression or "", kinds, ix.unique)
                 if translated is None:
-                    self.problem(
-                        base,
-                        f"index '{ix.name}' on expression {key.expression} cannot be translated to PostgreSQL; replace this table's `indexes`",
-                    )
+                    if base is not None:
+                        self.problem(
+                            base,
+                            f"index '{ix.name}' on expression {key.expression} cannot be translated to PostgreSQL; replace this table's `indexes`",
+                        )
                     return None
                 part = translated
-            keys.append(sql.SQL("{} DESC").format(part) if key.descending else part)
+            keys.append(ordered_key(part, key.descending))
         where = None
         if ix.where:
             where = translate_expression(ix.where, kinds)
             if where is None:
-                self.problem(
-                    base,
-                    f"partial index '{ix.name}' has a WHERE clause that cannot be translated ({ix.where}); replace this table's `indexes`",
-                )
+                if base is not None:
+                    self.problem(
+                        base,
+                        f"partial index '{ix.name}' has a WHERE clause that cannot be translated ({ix.where}); replace this table's `indexes`",
+                    )
                 return None
         return TargetIndex(fit_name(target_name(ix.name, self.spec.naming)), tuple(keys), ix.unique, where)
 

@@ -28,7 +28,7 @@ from etl.core.mapping import (
 from etl.duck import quote_ident
 from etl.errors import EtlError, OutputFileError, SourceError, SpecError
 from etl.files import check_writable_path, default_mode, replace_file, stage_file, write_file
-from etl.model import Catalog, Column, ForeignKey, Index, SourceObject, Table
+from etl.model import Catalog, Column, ForeignKey, Index, IndexKey, SourceObject, Table
 from etl.pgtypes import PgType, UnknownType, default_pg_type, parse_pg_type
 from etl.postgres.target import holds_password
 from etl.settings import Converter, Deferral, Naming
@@ -39,6 +39,7 @@ from etl.sqlite.ddl import unquote_identifier
 from etl.sqlite.profile import ColumnProfile, TableProfile, profile_sqlite
 from etl.sqlite.translate import (
     TargetColumnRef,
+    collation_of,
     translate_default,
     translate_expression,
     translate_index_key,
@@ -919,11 +920,11 @@ def _index_problem(ix: Index, kinds: dict[str, TargetColumnRef]) -> str | None:
     return None
 
 
-def _index_yaml(ix: Index, kinds: dict[str, TargetColumnRef], naming: Naming) -> str | None:
-    """The index as a spec entry, or None when a spec entry cannot express it (expressions)."""
-    if ix.has_expressions:
-        return None
-    parts = [f"name: {yaml_str(_fit(ix.name, naming))}", f"columns: {_yaml_list(ix.columns)}"]
+def _index_yaml(ix: Index, kinds: dict[str, TargetColumnRef], naming: Naming, named: bool = True) -> str:
+    """The index as a spec entry, exactly: each key a column, a column in descending order or
+    under a collation, or a SQLite expression; its uniqueness and its WHERE (in PostgreSQL)."""
+    parts = [f"name: {yaml_str(_fit(ix.name, naming))}"] if named else []
+    parts.append(f"columns: [{', '.join(_index_key_yaml(k) for k in ix.keys)}]")
     if ix.unique:
         parts.append("unique: true")
     if ix.where:
@@ -931,6 +932,18 @@ def _index_yaml(ix: Index, kinds: dict[str, TargetColumnRef], naming: Naming) ->
         assert where is not None
         parts.append(f"where: {yaml_str(where.as_string(None))}")
     return "{" + ", ".join(parts) + "}"
+
+
+def _index_key_yaml(key: IndexKey) -> str:
+    order = ", order: desc" if key.descending else ""
+    if key.column is not None:
+        return f"{{column: {yaml_str(key.column)}{order}}}" if order else yaml_str(key.column)
+    collated = collation_of(key.expression or "")
+    if collated is not None:
+        column, collation = collated
+        collate = f", collate: {collation.lower()}" if collation != "BINARY" else ""
+        return f"{{column: {yaml_str(column)}{collate}{order}}}"
+    return f"{{expression: {yaml_str(key.expression or '')}{order}}}"
 
 
 # Records a finding about the table being rendered: (column or None for the table, message).
@@ -956,9 +969,10 @@ def _render_table(
         for c in table.columns
     }
     lines += _column_lines(plan, profile, naming, result, marks, finding)
-    lines += _unique_lines(plan, finding)
+    unique_lines = _unique_lines(plan, finding)
+    lines += unique_lines
     if not any(s.startswith("indexes:") for s in plan.settings):
-        lines += _index_lines(table, kinds, naming, finding)
+        lines += _index_lines(plan, kinds, naming, finding, unique_listed=bool(unique_lines))
     lines += _check_lines(plan, kinds, naming, finding)
     lines += _foreign_key_lines(plan, profile, plans, finding)
     return lines
@@ -1118,20 +1132,27 @@ def _kinds(plan: _TablePlan) -> dict[str, TargetColumnRef]:
     }
 
 
+def _carried_as_indexes(plan: _TablePlan) -> list[Index]:
+    """Unique constraints comparing under a collation (NOCASE, RTRIM) that PostgreSQL gets as a
+    unique index on what the collation compares."""
+    kinds = _kinds(plan)
+    return [
+        ix
+        for ix in plan.table.indexes
+        if ix.is_constraint
+        and ix.has_expressions
+        and all(k.column is not None or translate_index_key(k.expression or "", kinds) for k in ix.keys)
+    ]
+
+
 def _unique_lines(plan: _TablePlan, finding: _FindingSink) -> list[str]:
     """Unique constraints (from CREATE TABLE): one PostgreSQL cannot make replaces the list. One
     comparing under a collation (NOCASE, RTRIM) is kept as a unique index on what the collation
-    compares, as long as the spec lists no `unique` of its own."""
+    compares: without a `unique` list by itself, with one in the table's `indexes`."""
     table = plan.table
-    kinds = _kinds(plan)
     lines: list[str] = []
     constraints = [ix for ix in table.indexes if ix.is_constraint]
-    carried = {
-        ix.name
-        for ix in constraints
-        if ix.has_expressions
-        and all(k.column is not None or translate_index_key(k.expression or "", kinds) for k in ix.keys)
-    }
+    carried = {ix.name for ix in _carried_as_indexes(plan)}
     if any(ix.has_expressions and ix.name not in carried for ix in constraints) or not plan.keep_primary_key:
         entries: list[str] = []
         if not plan.keep_primary_key and not any(
@@ -1143,12 +1164,15 @@ def _unique_lines(plan: _TablePlan, finding: _FindingSink) -> list[str]:
                 entries.append(f"      - {_yaml_list(ix.columns)}")
                 continue
             shown = ", ".join(k.column or k.expression or "?" for k in ix.keys)
-            why = (
-                "a spec's unique list cannot hold it (without this list it is kept as a unique index)"
-                if ix.name in carried
-                else "it compares with a collation PostgreSQL cannot express exactly"
+            if ix.name in carried:
+                entries.append(
+                    f"      # ({comment_text(shown)}): in `indexes`, as a unique index on what it compares"
+                )
+                continue
+            message = (
+                f"unique constraint ({shown}): it compares with a collation PostgreSQL cannot express exactly; "
+                "left out"
             )
-            message = f"unique constraint ({shown}): {why}; left out (create a unique index on an expression yourself)"
             entries.append(f"      # !! {comment_text(message)}")
             finding(None, message)
         lines.append("    unique:" if any(e.startswith("      -") for e in entries) else "    unique: []")
@@ -1157,24 +1181,32 @@ def _unique_lines(plan: _TablePlan, finding: _FindingSink) -> list[str]:
 
 
 def _index_lines(
-    table: Table, kinds: dict[str, TargetColumnRef], naming: Naming, finding: _FindingSink
+    plan: _TablePlan,
+    kinds: dict[str, TargetColumnRef],
+    naming: Naming,
+    finding: _FindingSink,
+    unique_listed: bool,
 ) -> list[str]:
     """Indexes (CREATE INDEX): the spec's list replaces SQLite's, so it is written out only when
-    one of them has no PostgreSQL equivalent."""
+    one of them has no PostgreSQL equivalent, or when the table's `unique` list is written and a
+    unique constraint under a collation must become one of these indexes instead. Every index
+    PostgreSQL can hold is written exactly."""
     lines: list[str] = []
-    indexes = [ix for ix in table.indexes if not ix.is_constraint]
+    indexes = [ix for ix in plan.table.indexes if not ix.is_constraint]
+    carried = _carried_as_indexes(plan) if unique_listed else []
     problems = {ix.name: _index_problem(ix, kinds) for ix in indexes}
-    if any(problems.values()):
+    if any(problems.values()) or carried:
         entries = []
         for ix in indexes:
-            entry = None if problems[ix.name] else _index_yaml(ix, kinds, naming)
-            if entry is not None:
-                entries.append(f"      - {entry}")
+            problem = problems[ix.name]
+            if problem is None:
+                entries.append(f"      - {_index_yaml(ix, kinds, naming)}")
                 continue
-            why = problems[ix.name] or "a spec cannot list an index on expressions"
-            message = f"index {ix.name}: {why}; left out"
+            message = f"index {ix.name}: {problem}; left out"
             entries.append(f"      # !! {comment_text(message)}")
             finding(None, message)
+        # Unnamed: the index gets the name etl gives such a constraint without the lists.
+        entries += [f"      - {_index_yaml(ix, kinds, naming, named=False)}" for ix in carried]
         lines.append("    indexes:" if any(e.startswith("      -") for e in entries) else "    indexes: []")
         lines += entries
     return lines

@@ -101,14 +101,16 @@ def _read(rows: Rows, schema: str) -> TargetCatalog:
     indexes: dict[str, list[PgIndex]] = {}
     for table, name, definition, unique in rows(
         sql.SQL(
+            # The whole definition after its head (`CREATE INDEX name ON table USING `): a key's
+            # own pg_get_indexdef(oid, k) leaves out its DESC, NULLS FIRST/LAST and COLLATE.
             "SELECT t.relname, i.relname, "
-            "m.amname || ' (' || ARRAY_TO_STRING(ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true) "
-            "  FROM generate_series(1, x.indnkeyatts) k), ', ') || ')' "
-            "  || COALESCE(' WHERE ' || pg_get_expr(x.indpred, x.indrelid, true), ''), "
+            "CASE WHEN starts_with(d.def, d.head) THEN substr(d.def, length(d.head) + 1) ELSE d.def END, "
             "x.indisunique "
             "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
-            "JOIN pg_am m ON m.oid = i.relam "
             "JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "CROSS JOIN LATERAL (SELECT pg_get_indexdef(x.indexrelid, 0, true) AS def, "
+            "  'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' "
+            "  || quote_ident(i.relname) || ' ON ' || quote_ident(t.relname) || ' USING ' AS head) d "
             "WHERE n.nspname = {} AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid) "
             "ORDER BY t.relname, i.relname"
         ).format(literal)

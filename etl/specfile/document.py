@@ -52,11 +52,40 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
+class IndexKeySpec:
+    """One key of a spec's index: a source column (in an order, under a SQLite collation) or a
+    SQLite expression over source columns."""
+
+    column: str | None = None
+    expression: str | None = None  # SQLite, translated to PostgreSQL by the mapping
+    descending: bool = False
+    nulls: str | None = None  # "first" | "last" | None: PostgreSQL's default for the order
+    collate: str | None = None  # "binary" | "nocase" | "rtrim", with a column only
+
+
+@dataclass(frozen=True)
 class IndexSpec:
-    columns: tuple[str, ...]
+    keys: tuple[IndexKeySpec, ...]
     name: str | None = None
     unique: bool = False
-    where: str | None = None
+    where: str | None = None  # PostgreSQL, over target column names
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The source columns the index names as columns (not those inside expressions)."""
+        return tuple(k.column for k in self.keys if k.column is not None)
+
+
+def _index_key(raw: str | dict) -> IndexKeySpec:
+    if isinstance(raw, str):
+        return IndexKeySpec(column=raw)
+    return IndexKeySpec(
+        column=raw.get("column"),
+        expression=raw.get("expression"),
+        descending=raw.get("order") == "desc",
+        nulls=raw.get("nulls"),
+        collate=raw.get("collate"),
+    )
 
 
 @dataclass(frozen=True)
@@ -368,7 +397,12 @@ def _table_spec(raw: Any, base: tuple[str, ...], pg_type: _TypeReader) -> TableS
         indexes=None
         if indexes is None
         else tuple(
-            IndexSpec(tuple(ix["columns"]), ix.get("name"), ix.get("unique", False), ix.get("where"))
+            IndexSpec(
+                tuple(_index_key(k) for k in ix["columns"]),
+                ix.get("name"),
+                ix.get("unique", False),
+                ix.get("where"),
+            )
             for ix in indexes
         ),
         foreign_keys=None

@@ -84,8 +84,10 @@ def _children(root: dict, node: dict, path: str) -> Iterator[tuple[str, dict]]:
     items = node.get("items")
     if isinstance(items, dict):
         items = _resolve(root, items)
-        if "properties" in items:
-            yield from _keys(root, items, f"{path}[]")
+        # A list whose items are a name or a mapping (an index's columns): the mapping's keys.
+        for option in [items, *(_resolve(root, o) for o in items.get("oneOf", ()))]:
+            if "properties" in option:
+                yield from _keys(root, option, f"{path}[]")
 
 
 def _accepts(node: dict) -> str:
@@ -101,6 +103,8 @@ def _accepts(node: dict) -> str:
     if kind == "array":
         items = node.get("items", {})
         inner = items.get("type", "object") if isinstance(items, dict) else "value"
+        if isinstance(items, dict) and "oneOf" in items:
+            return "list of " + " or ".join(f"{o.get('type', 'object')}s" for o in items["oneOf"])
         return f"list of {inner}s" if inner != "array" else "list of lists"
     if kind == "string" and "pattern" in node:
         return f"string matching `{node['pattern']}`"

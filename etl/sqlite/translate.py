@@ -188,25 +188,72 @@ def collated_column(text: str) -> str | None:
     return unquote_identifier(collated.group(1)) if collated else None
 
 
-def translate_index_key(text: str, columns: dict[str, TargetColumnRef]) -> sql.Composable | None:
-    """An index key SQLite wrote as an expression, for PostgreSQL. A text column under a collation
+def collation_of(text: str) -> tuple[str, str] | None:
+    """(column as written, unquoted; collation in capitals) of an index key `col COLLATE x`."""
+    collated = _COLLATED.fullmatch(text)
+    return (unquote_identifier(collated.group(1)), collated.group(2).upper()) if collated else None
+
+
+def translate_index_key(
+    text: str, columns: dict[str, TargetColumnRef], unique: bool = False
+) -> sql.Composable | None:
+    """An index key SQLite wrote as an expression, for PostgreSQL (see translate_collated). In a
+    unique index, lower() and upper() change ASCII letters only, as SQLite's do, so the index
+    refuses exactly what SQLite's refuses (`lower("email" COLLATE "C")`); in another, they are
+    PostgreSQL's own, the expression an app's queries write and the planner matches."""
+    collated = collation_of(text)
+    if collated is None:
+        translated = translate_expression(text, columns, ascii_case=unique)
+        return None if translated is None else sql.SQL("({})").format(translated)
+    ref = {_fold(k): v for k, v in columns.items()}.get(_fold(collated[0]))
+    return None if ref is None else translate_collated(ref, collated[1])
+
+
+def translate_collated(ref: TargetColumnRef, collation: str) -> sql.Composable | None:
+    """A column as an index key under a SQLite collation (NOCASE, RTRIM, BINARY). A text column
     becomes what the collation compares, so a unique index refuses exactly the values SQLite's
     does: NOCASE `lower(col COLLATE "C")` (ASCII letters only, as SQLite folds them), RTRIM
-    `rtrim(col, ' ')`, BINARY the column itself."""
-    collated = _COLLATED.fullmatch(text)
-    if collated is None:
-        translated = translate_expression(text, columns)
-        return None if translated is None else sql.SQL("({})").format(translated)
-    ref = {_fold(k): v for k, v in columns.items()}.get(_fold(unquote_identifier(collated.group(1))))
-    if ref is None or ref.kind != "text":
-        return None
+    `rtrim(col, ' ')`, BINARY the column itself. None for another kind of column, whose values
+    the collation would not compare as SQLite does."""
     name = sql.Identifier(ref.name)
-    collation = collated.group(2).upper()
-    if collation == "NOCASE":
+    if collation.upper() == "BINARY":
+        return name
+    if ref.kind != "text":
+        return None
+    if collation.upper() == "NOCASE":
         return sql.SQL('lower({} COLLATE "C")').format(name)
-    if collation == "RTRIM":
+    if collation.upper() == "RTRIM":
         return sql.SQL("rtrim({}, ' ')").format(name)
-    return name
+    return None
+
+
+def unknown_name(text: str, columns: dict[str, TargetColumnRef]) -> str | None:
+    """The first name in `text` that is neither a column, a keyword nor a function call."""
+    tokens = tokenize(text) or []
+    known = {_fold(name) for name in columns}
+    for i, tok in enumerate(tokens):
+        if not _is_name(tok) or (tok[0] not in '"`[' and tok.upper() in _KEYWORDS):
+            continue
+        if (
+            not (tokens[i + 1 : i + 2] == ["("] and tok[0] not in '"`[')
+            and _fold(unquote_identifier(tok)) not in known
+        ):
+            return unquote_identifier(tok)
+    return None
+
+
+def untranslated_part(text: str) -> str:
+    """Why translate_expression refuses `text` that names only columns: the first function it
+    does not translate, or what it does translate."""
+    tokens = tokenize(text) or []
+    for i, tok in enumerate(tokens):
+        calls = _is_name(tok) and tok[0] not in '"`[' and tokens[i + 1 : i + 2] == ["("]
+        if calls and tok.lower() not in _FUNCTIONS and tok.lower() != "json_valid":
+            return f"it calls {tok}(), which etl does not translate to PostgreSQL"
+    return (
+        "etl translates column names, literals, comparisons, arithmetic and "
+        f"{', '.join(sorted(_FUNCTIONS))}, and nothing else"
+    )
 
 
 def _join(parts: list[str | sql.Composable]) -> sql.Composable:
