@@ -259,8 +259,12 @@ _TEXT_DETAILS = {
         "typeof({c}) = 'blob' AND length({c}) = 16 AND substr(hex({c}), 13, 1) BETWEEN '1' AND '8' "
         "AND substr(hex({c}), 17, 1) IN ('8', '9', 'A', 'B')"
     ),
+    # Only text of base64's letters and a length divisible by 4 can be canonical base64: SQLite
+    # rules out the rest before the Python function runs.
     "base64_values": _Detail(
-        f"typeof({{c}}) IN ('text', 'blob') AND (etl_blob_text_code(CAST({{c}} AS BLOB)) & {IS_BASE64}) <> 0"
+        "typeof({c}) IN ('text', 'blob') AND length(CAST({c} AS BLOB)) % 4 = 0 "
+        "AND NOT CAST({c} AS TEXT) GLOB '*[^A-Za-z0-9+/=]*' "
+        f"AND (etl_blob_text_code(CAST({{c}} AS BLOB)) & {IS_BASE64}) <> 0"
     ),
 }
 _DT_CODE = "etl_datetime_code"
