@@ -8,6 +8,7 @@ These are values: the planner and the tests build them as literals, no connectio
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
+from functools import cached_property
 from typing import Any
 
 
@@ -125,7 +126,15 @@ class Catalog:
         return {s: o.name for o in self.objects for s in o.shadows}
 
     def table(self, name: str) -> Table | None:
-        return next((t for t in self.tables if t.name == name), None)
+        return self._tables_by_name.get(name)
+
+    @cached_property
+    def _tables_by_name(self) -> dict[str, Table]:
+        # A lookup per table: a scan of every table each time costs the square of their number.
+        found: dict[str, Table] = {}
+        for table in self.tables:
+            found.setdefault(table.name, table)
+        return found
 
 
 # PostgreSQL: what a target schema holds, read from pg_catalog.
@@ -195,7 +204,15 @@ class TargetCatalog:
         return next((v for v in self.views if v.name == name), None)
 
     def table(self, name: str) -> PgTable | None:
-        return next((t for t in self.tables if t.name == name), None)
+        return self._tables_by_name.get(name)
+
+    @cached_property
+    def _tables_by_name(self) -> dict[str, PgTable]:
+        # A lookup per table: a scan of every table each time costs the square of their number.
+        found: dict[str, PgTable] = {}
+        for table in self.tables:
+            found.setdefault(table.name, table)
+        return found
 
 
 # --- the catalog as JSON, for etl's record of the desired schema ------------------------------
