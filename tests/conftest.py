@@ -153,6 +153,21 @@ def pg_url(pg_server_url: str, database_pool: DatabasePool) -> Iterator[str]:
 
 
 @pytest.fixture
+def two_databases(pg_server_url: str, database_pool: DatabasePool) -> Iterator[tuple[str, str]]:
+    """Two empty databases: etl's target, and one a framework (Prisma, Django, Rails' DDL) builds
+    its own schema in, to compare with."""
+    names = [database_pool.take(), database_pool.take()]
+    try:
+        yield (
+            pg_server.url_with_dbname(pg_server_url, names[0]),
+            pg_server.url_with_dbname(pg_server_url, names[1]),
+        )
+    finally:
+        for name in names:
+            database_pool.give_back(name)
+
+
+@pytest.fixture
 def pg(pg_url: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit psycopg connection to the test's fresh database."""
     conn = psycopg.connect(pg_url, autocommit=True)

@@ -23,11 +23,9 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
-import pg_server
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -35,20 +33,6 @@ from typer.testing import CliRunner
 from etl.cli import app
 
 PROJECT = Path(__file__).resolve().parent / "django"
-
-
-@pytest.fixture
-def two_databases(pg_server_url, database_pool) -> Iterator[tuple[str, str]]:
-    """Two empty databases: etl's target, and one for Django's own `migrate`."""
-    names = [database_pool.take(), database_pool.take()]
-    try:
-        yield (
-            pg_server.url_with_dbname(pg_server_url, names[0]),
-            pg_server.url_with_dbname(pg_server_url, names[1]),
-        )
-    finally:
-        for name in names:
-            database_pool.give_back(name)
 
 
 def django(project: Path, *args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -19,12 +19,10 @@ import re
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import pg_server
 import psycopg
 import pytest
 from fix_prisma import Prisma, prisma_home
@@ -52,20 +50,6 @@ def prisma() -> Prisma:
             pytest.fail(why)
         pytest.skip(why)
     return Prisma(home)
-
-
-@pytest.fixture
-def two_databases(pg_server_url, database_pool) -> Iterator[tuple[str, str]]:
-    """Two empty databases: etl's target, and one for Prisma's own DDL."""
-    names = [database_pool.take(), database_pool.take()]
-    try:
-        yield (
-            pg_server.url_with_dbname(pg_server_url, names[0]),
-            pg_server.url_with_dbname(pg_server_url, names[1]),
-        )
-    finally:
-        for name in names:
-            database_pool.give_back(name)
 
 
 # --- Filling a SQLite database as Prisma's sqlite connector does -------------------------------------

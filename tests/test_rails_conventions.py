@@ -15,10 +15,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pg_server
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -95,20 +93,6 @@ def readme_spec() -> str:
     spec = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert "sqlite: storage/production.sqlite3" in spec
     return spec.replace("sqlite: storage/production.sqlite3", "sqlite: production.sqlite3")
-
-
-@pytest.fixture
-def two_databases(pg_server_url, database_pool) -> Iterator[tuple[str, str]]:
-    """Two empty databases: etl's target, and one for Rails' PostgreSQL DDL."""
-    names = [database_pool.take(), database_pool.take()]
-    try:
-        yield (
-            pg_server.url_with_dbname(pg_server_url, names[0]),
-            pg_server.url_with_dbname(pg_server_url, names[1]),
-        )
-    finally:
-        for name in names:
-            database_pool.give_back(name)
 
 
 SCHEMA_FACTS = """
