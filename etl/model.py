@@ -7,9 +7,18 @@ These are values: the planner and the tests build them as literals, no connectio
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+
+class _HasName(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_Named = TypeVar("_Named", bound=_HasName)
 
 
 @dataclass(frozen=True)
@@ -130,11 +139,16 @@ class Catalog:
 
     @cached_property
     def _tables_by_name(self) -> dict[str, Table]:
-        # A lookup per table: a scan of every table each time costs the square of their number.
-        found: dict[str, Table] = {}
-        for table in self.tables:
-            found.setdefault(table.name, table)
-        return found
+        return _first_by_name(self.tables)
+
+
+def _first_by_name(items: Iterable[_Named]) -> dict[str, _Named]:
+    """Each name's first item: a lookup per name, where a scan of every item each time costs the
+    square of their number (a catalog of thousands of tables)."""
+    found: dict[str, _Named] = {}
+    for item in items:
+        found.setdefault(item.name, item)
+    return found
 
 
 # PostgreSQL: what a target schema holds, read from pg_catalog.
@@ -208,11 +222,7 @@ class TargetCatalog:
 
     @cached_property
     def _tables_by_name(self) -> dict[str, PgTable]:
-        # A lookup per table: a scan of every table each time costs the square of their number.
-        found: dict[str, PgTable] = {}
-        for table in self.tables:
-            found.setdefault(table.name, table)
-        return found
+        return _first_by_name(self.tables)
 
 
 # --- the catalog as JSON, for etl's record of the desired schema ------------------------------

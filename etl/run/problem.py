@@ -44,7 +44,10 @@ def raise_sql(table: str, key: str, problem: str) -> str:
 
 def value_problem(table: str, key: str | None, problem: str) -> ValueProblem:
     """The ValueProblem of a row read back with its `problem` (the JSON text problem_sql made)."""
-    found = json.loads(problem)
+    return _value_problem(table, key, json.loads(problem))
+
+
+def _value_problem(table: str, key: str | None, found: dict) -> ValueProblem:
     value = found["value"]
     # printf's %s and %% only: what template() and convert's reasons write. The reason is one line
     # (a line break in the value shown as \n); `value` keeps it as found.
@@ -71,4 +74,4 @@ def raised_value_problem(exc: BaseException) -> ValueProblem | None:
     except ValueError:
         return None
     row = found[_MARK]
-    return value_problem(row["table"], row["key"], json.dumps(row["problem"]))
+    return _value_problem(row["table"], row["key"], row["problem"])
