@@ -176,20 +176,28 @@ def watermark_sql(schema: str, table: TargetTable, prefix: str = "c") -> tuple[s
 # multisets of rows), and inserted when the target lacks it.
 
 
-def append_marks(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable) -> str:
-    """Create etl_mark (v: the target's largest watermark, normalized) and etl_at_mark (the
-    target's rows at that watermark or without one, as target_keys_sql names rows). Returns the
-    source's watermark expression over the converted columns s.c0, s.c1, ..."""
+def append_mark_statements(schema: str, table: TargetTable) -> tuple[list[str], str]:
+    """DuckDB SQL creating etl_mark (v: the target's largest watermark, normalized) and
+    etl_at_mark (the target's rows at that watermark or without one, as target_keys_sql names
+    rows); and the source's watermark expression over the converted columns s.c0, s.c1, ..."""
     target, source_value = watermark_sql(schema, table, prefix="s.c")
     assert table.watermark is not None
     mark = sql.Identifier(table.watermark)
     at_mark = sql.SQL("{m} IS NULL OR {m} = (SELECT max({m}) FROM {t})").format(
         m=mark, t=sql.Identifier(schema, table.name)
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE etl_mark AS {target}")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE etl_at_mark AS {target_keys_sql(schema, table, where=at_mark)}"
-    )
+    statements = [
+        f"CREATE OR REPLACE TEMP TABLE etl_mark AS {target}",
+        f"CREATE OR REPLACE TEMP TABLE etl_at_mark AS {target_keys_sql(schema, table, where=at_mark)}",
+    ]
+    return statements, source_value
+
+
+def append_marks(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable) -> str:
+    """Run append_mark_statements; returns the source's watermark expression."""
+    statements, source_value = append_mark_statements(schema, table)
+    for statement in statements:
+        con.execute(statement)
     return source_value
 
 

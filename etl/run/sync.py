@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 from psycopg import sql
@@ -19,7 +19,7 @@ from etl.postgres.ddl import type_sql
 from etl.postgres.metadata import METADATA_SCHEMA
 from etl.run.load import source_rows_query
 from etl.run.rowdiff import (
-    append_marks,
+    append_mark_statements,
     at_mark,
     diff_ranges,
     key_join,
@@ -79,142 +79,206 @@ def _cast(schema: str, table: TargetTable, name: str) -> sql.Composed:
     return sql.SQL("st.{}::{}").format(sql.Identifier(name), type_sql(column.pg_type, schema))
 
 
-def sync_rows(
-    con: duckdb.DuckDBPyConnection, step: SyncRows, index: int, execute: Execute, verify: bool
-) -> SyncResult:
-    """Stage the rows that differ, insert and update them; stage the keys to delete (DeleteRows
-    deletes them, children first). `index`: a number unique to the table in this run."""
+@dataclass(frozen=True)
+class SyncStatement:
+    """One statement of a row sync, in the order apply runs it: DuckDB's (`text` a str) or
+    PostgreSQL's (a Composable, sent with `what` naming it in an error). `reads`: what the one
+    row it yields counts ("" for none); `clears_cache`: DuckDB forgets the target's catalog after
+    it (the statement created a table the next ones write to)."""
+
+    text: str | sql.Composable
+    what: str = ""
+    reads: str = ""  # "" | "inserts" | "inserts, updates" | "deletes" | "sums"
+    clears_cache: bool = False
+
+
+def sync_statements(step: SyncRows, index: int, verify: bool) -> list[SyncStatement]:
+    """The statements bringing the table of `step` up to date, as sync_rows runs them (its pure
+    twin, for `etl plan --sql`): they are fixed by the plan; only the rows they find vary. They
+    stage the rows that differ, insert and update them, and stage the keys to delete (DeleteRows
+    deletes them, children first). `index`: a number unique to the table in this run; `verify`:
+    whether apply verifies (then the rows written, or the source's checksum, are kept)."""
     table, schema = step.table, step.schema
-    register_functions(con, (table,))
-    for statement in _stage_ddl(step):
-        execute(statement, "creating a staging table for the rows that differ")
-    con.execute("CALL pg_clear_cache()")
+    what = "creating a staging table for the rows that differ"
+    found = [SyncStatement(statement, what) for statement in _stage_ddl(step)]
+    found[-1] = replace(found[-1], clears_cache=True)
     stage = _stage_target(step)
     values = ", ".join(f"s.c{i}" for i in range(len(table.columns)))
     names = ", ".join(quote_ident(c.name) for c in table.columns)
     written = f"etl_written_{index}" if verify and table.mode != Mode.SYNC else None
     vhash, _ = row_hash(table, "source", "s.c")
-    inserts = updates = deletes = 0
-    count, total = 0, 0
+    kept = _Written(written, table)
     if table.mode == Mode.APPEND:
-        source_mark = append_marks(con, schema, table)
+        marks, source_mark = append_mark_statements(schema, table)
+        found += [SyncStatement(m) for m in marks]
         for i, row_range in enumerate(diff_ranges(table)):
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE etl_rows AS {source_rows_query(schema, table, row_range)}"
+            found.append(
+                SyncStatement(
+                    f"CREATE OR REPLACE TEMP TABLE etl_rows AS {source_rows_query(schema, table, row_range)}"
+                )
             )
             new = f"FROM etl_rows s, etl_mark m WHERE {past_mark(source_mark)}"
-            row = con.execute(f"SELECT count(*) {new}").fetchone()
-            inserts += int(row[0]) if row else 0
-            con.execute(f"INSERT INTO {stage} ({names}, etl_op) SELECT {values}, 'i' {new}")
-            if written:
-                _keep_written(con, written, table, f"SELECT s.*, {vhash} AS vh {new}")
+            found.append(SyncStatement(f"SELECT count(*) {new}", reads="inserts"))
+            found.append(SyncStatement(f"INSERT INTO {stage} ({names}, etl_op) SELECT {values}, 'i' {new}"))
+            found += kept.statements(f"SELECT s.*, {vhash} AS vh {new}")
             at = f"(SELECT s.* FROM etl_rows s, etl_mark m WHERE {at_mark(source_mark)})"
             select = source_keys_sql(table, at, keep="*")
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE etl_at AS {select}"
-                if i == 0
-                else f"INSERT INTO etl_at {select}"
+            found.append(
+                SyncStatement(
+                    f"CREATE OR REPLACE TEMP TABLE etl_at AS {select}"
+                    if i == 0
+                    else f"INSERT INTO etl_at {select}"
+                )
             )
         late = late_rows(table, "etl_at")
-        row = con.execute(f"SELECT count(*) {late}").fetchone()
-        inserts += int(row[0]) if row else 0
-        con.execute(f"INSERT INTO {stage} ({names}, etl_op) SELECT {values}, 'i' {late}")
-        if written:
-            _keep_written(con, written, table, f"SELECT s.*, {vhash} AS vh {late}")
-        for name in ("etl_rows", "etl_at", "etl_mark", "etl_at_mark"):
-            con.execute(f"DROP TABLE {name}")
+        found.append(SyncStatement(f"SELECT count(*) {late}", reads="inserts"))
+        found.append(SyncStatement(f"INSERT INTO {stage} ({names}, etl_op) SELECT {values}, 'i' {late}"))
+        found += kept.statements(f"SELECT s.*, {vhash} AS vh {late}")
+        found += [
+            SyncStatement(f"DROP TABLE {name}") for name in ("etl_rows", "etl_at", "etl_mark", "etl_at_mark")
+        ]
     else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table)}")
-        seen = False
-        for row_range in diff_ranges(table):
+        found.append(SyncStatement(f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table)}"))
+        for i, row_range in enumerate(diff_ranges(table)):
             relation = f"({source_rows_query(schema, table, row_range)})"
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE etl_rows AS {source_keys_sql(table, relation, keep='*')}"
+            found.append(
+                SyncStatement(
+                    f"CREATE OR REPLACE TEMP TABLE etl_rows AS {source_keys_sql(table, relation, keep='*')}"
+                )
             )
             joined = f"FROM etl_rows s LEFT JOIN etl_t t ON {key_join(table, 's', 't')}"
-            row = con.execute(
-                f"SELECT count(*) FILTER (WHERE t.h IS NULL), count(*) FILTER (WHERE t.h <> s.h) {joined}"
-            ).fetchone()
-            assert row is not None  # an aggregate always yields one row
-            inserts, updates = inserts + int(row[0]), updates + int(row[1])
+            found.append(
+                SyncStatement(
+                    f"SELECT count(*) FILTER (WHERE t.h IS NULL), count(*) FILTER (WHERE t.h <> s.h) {joined}",
+                    reads="inserts, updates",
+                )
+            )
             differing = f"{joined} WHERE t.h IS DISTINCT FROM s.h"
-            con.execute(
-                f"INSERT INTO {stage} ({names}, etl_op) "
-                f"SELECT {values}, CASE WHEN t.h IS NULL THEN 'i' ELSE 'u' END {differing}"
+            found.append(
+                SyncStatement(
+                    f"INSERT INTO {stage} ({names}, etl_op) "
+                    f"SELECT {values}, CASE WHEN t.h IS NULL THEN 'i' ELSE 'u' END {differing}"
+                )
             )
             if table.mode == Mode.SYNC:
                 listed = ", ".join(key_names(table))
-                if seen:
-                    con.execute(f"INSERT INTO etl_seen SELECT {listed} FROM etl_rows")
-                else:
-                    con.execute(f"CREATE OR REPLACE TEMP TABLE etl_seen AS SELECT {listed} FROM etl_rows")
-                    seen = True
+                found.append(
+                    SyncStatement(
+                        f"INSERT INTO etl_seen SELECT {listed} FROM etl_rows"
+                        if i
+                        else f"CREATE OR REPLACE TEMP TABLE etl_seen AS SELECT {listed} FROM etl_rows"
+                    )
+                )
                 if verify:
-                    sums = con.execute(source_sums_query(table, "etl_rows")).fetchone()
-                    assert sums is not None
-                    count, total = count + int(sums[0]), total + int(sums[1])
-            if written:
-                _keep_written(con, written, table, f"SELECT s.*, {vhash} AS vh {differing}")
-        con.execute("DROP TABLE etl_rows")
+                    found.append(SyncStatement(source_sums_query(table, "etl_rows"), reads="sums"))
+            found += kept.statements(f"SELECT s.*, {vhash} AS vh {differing}")
+        found.append(SyncStatement("DROP TABLE etl_rows"))
         if table.mode == Mode.SYNC:
             gone = f"FROM etl_t t ANTI JOIN etl_seen s ON {key_join(table, 't', 's')}"
-            row = con.execute(f"SELECT count(*) {gone}").fetchone()
-            deletes = int(row[0]) if row else 0
+            found.append(SyncStatement(f"SELECT count(*) {gone}", reads="deletes"))
             if keyed(table):
                 key_columns = ", ".join(quote_ident(k) for k in table.primary_key)
                 key_values = ", ".join(f"t.k{j}" for j in range(len(table.primary_key)))
-                con.execute(f"INSERT INTO {stage} ({key_columns}, etl_op) SELECT {key_values}, 'd' {gone}")
+                found.append(
+                    SyncStatement(
+                        f"INSERT INTO {stage} ({key_columns}, etl_op) SELECT {key_values}, 'd' {gone}"
+                    )
+                )
             else:
-                con.execute(f"INSERT INTO {stage} (etl_ctid, etl_op) SELECT t.etl_ctid, 'd' {gone}")
-            con.execute("DROP TABLE etl_seen")
-        con.execute("DROP TABLE etl_t")
-    _apply_staged(step, execute, updates)
-    if not deletes:
-        execute(sql.SQL("DROP TABLE {}").format(_stage(schema, table.name)), "dropping the staging table")
-    sums = (count, str(total)) if verify and table.mode == Mode.SYNC else None
-    return SyncResult((inserts, updates, deletes), sums, written)
+                found.append(
+                    SyncStatement(f"INSERT INTO {stage} (etl_ctid, etl_op) SELECT t.etl_ctid, 'd' {gone}")
+                )
+            found.append(SyncStatement("DROP TABLE etl_seen"))
+        found.append(SyncStatement("DROP TABLE etl_t"))
+    found += _apply_staged(step)
+    if not step.diff.delete:  # else DeleteRows deletes the staged keys, then drops the table
+        found.append(
+            SyncStatement(
+                sql.SQL("DROP TABLE {}").format(_stage(schema, table.name)), "dropping the staging table"
+            )
+        )
+    return found
 
 
-def _keep_written(con: duckdb.DuckDBPyConnection, written: str, table: TargetTable, select: str) -> None:
-    """Remember (key, verification hash) of each row written, to check them after the load."""
-    keys = [f"c{i}" for i, c in enumerate(table.columns) if c.name in table.primary_key]
-    items = ", ".join([*keys, "vh"])
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [written]
-    ).fetchone()
-    if exists and exists[0]:
-        con.execute(f"INSERT INTO {written} SELECT {items} FROM ({select})")
-    else:
-        con.execute(f"CREATE TEMP TABLE {written} AS SELECT {items} FROM ({select})")
+class _Written:
+    """The statements keeping (key, verification hash) of each row written, to check them after
+    the load: the first creates the temp table, the next add to it."""
+
+    def __init__(self, name: str | None, table: TargetTable):
+        self.name, self.table, self.made = name, table, False
+
+    def statements(self, select: str) -> list[SyncStatement]:
+        if self.name is None:
+            return []
+        keys = [f"c{i}" for i, c in enumerate(self.table.columns) if c.name in self.table.primary_key]
+        items = ", ".join([*keys, "vh"])
+        verb = f"INSERT INTO {self.name}" if self.made else f"CREATE TEMP TABLE {self.name} AS"
+        self.made = True
+        return [SyncStatement(f"{verb} SELECT {items} FROM ({select})")]
 
 
-def _apply_staged(step: SyncRows, execute: Execute, updates: int) -> None:
+def sync_rows(
+    con: duckdb.DuckDBPyConnection, step: SyncRows, index: int, execute: Execute, verify: bool
+) -> SyncResult:
+    """Run sync_statements: the rows that differ are staged, inserted and updated, the keys to
+    delete staged. Returns the rows each kind counted."""
+    table = step.table
+    register_functions(con, (table,))
+    counted = {"inserts": 0, "updates": 0, "deletes": 0, "count": 0, "total": 0}
+    for statement in sync_statements(step, index, verify):
+        if isinstance(statement.text, str):
+            cursor = con.execute(statement.text)
+            row = cursor.fetchone() if statement.reads else None
+            if statement.reads == "sums":
+                assert row is not None  # an aggregate always yields one row
+                counted["count"] += int(row[0])
+                counted["total"] += int(row[1])
+            elif statement.reads:
+                assert row is not None
+                for name, value in zip(statement.reads.split(", "), row, strict=True):
+                    counted[name] += int(value)
+        else:
+            execute(statement.text, statement.what)
+        if statement.clears_cache:
+            con.execute("CALL pg_clear_cache()")
+    sums = (counted["count"], str(counted["total"])) if verify and table.mode == Mode.SYNC else None
+    written = f"etl_written_{index}" if verify and table.mode != Mode.SYNC else None
+    return SyncResult((counted["inserts"], counted["updates"], counted["deletes"]), sums, written)
+
+
+def _apply_staged(step: SyncRows) -> list[SyncStatement]:
     table, schema = step.table, step.schema
     stage = _stage(schema, table.name)
     target = sql.Identifier(schema, table.name)
     names = [c.name for c in table.columns if c.generated is None]  # PostgreSQL computes the others
-    execute(
-        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS st WHERE st.etl_op = 'i'").format(
-            target,
-            sql.SQL(", ").join(map(sql.Identifier, names)),
-            sql.SQL(", ").join(_cast(schema, table, n) for n in names),
-            stage,
-        ),
-        f'inserting new rows into "{table.name}"',
-    )
-    others = [n for n in names if n not in table.primary_key]
-    if updates and others:
-        execute(
-            sql.SQL("UPDATE {} AS t SET {} FROM {} AS st WHERE st.etl_op = 'u' AND {}").format(
+    found = [
+        SyncStatement(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS st WHERE st.etl_op = 'i'").format(
                 target,
-                sql.SQL(", ").join(
-                    sql.SQL("{} = {}").format(sql.Identifier(n), _cast(schema, table, n)) for n in others
-                ),
+                sql.SQL(", ").join(map(sql.Identifier, names)),
+                sql.SQL(", ").join(_cast(schema, table, n) for n in names),
                 stage,
-                _key_match(schema, table),
             ),
-            f'updating changed rows of "{table.name}"',
+            f'inserting new rows into "{table.name}"',
         )
+    ]
+    others = [n for n in names if n not in table.primary_key]
+    # The plan's count decides: apply fails before COMMIT when the rows found differ from it.
+    if step.diff.update and others:
+        found.append(
+            SyncStatement(
+                sql.SQL("UPDATE {} AS t SET {} FROM {} AS st WHERE st.etl_op = 'u' AND {}").format(
+                    target,
+                    sql.SQL(", ").join(
+                        sql.SQL("{} = {}").format(sql.Identifier(n), _cast(schema, table, n)) for n in others
+                    ),
+                    stage,
+                    _key_match(schema, table),
+                ),
+                f'updating changed rows of "{table.name}"',
+            )
+        )
+    return found
 
 
 def _key_match(schema: str, table: TargetTable) -> sql.Composable:
