@@ -21,6 +21,7 @@ from etl.postgres.target import read_target_state
 from etl.run.baseline import plan_prisma_baseline
 from etl.run.executor import TRUST_FROM_ROWS, ApplyResult, RunInfo, StepEvent, apply_plan, verify_target
 from etl.run.observe import observe_target
+from etl.run.session import StatementObserver
 from etl.run.validate import Measuring, Validated, validate
 from etl.run.verify import Verification
 
@@ -86,6 +87,7 @@ def apply(
     verify: bool = True,
     rejects_file: Path | None = None,
     trust_from_rows: int = TRUST_FROM_ROWS,
+    on_statement: StatementObserver | None = None,
 ) -> ApplyResult:
     """Run `plan` against the spec's target in one transaction (see executor.apply_plan)."""
     return apply_plan(
@@ -98,6 +100,7 @@ def apply(
         verify=verify,
         rejects_file=rejects_file,
         trust_from_rows=trust_from_rows,
+        on_statement=on_statement,
     )
 
 

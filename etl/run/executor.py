@@ -91,11 +91,14 @@ from etl.run.problem import raised_value_problem, value_problem
 from etl.run.session import (
     SOURCE_ALIAS,
     TARGET_ALIAS,
+    StatementObserver,
     attach,
     connect_for,
     corrupt_source,
     duck_message,
+    observed,
     raise_read_error,
+    tell_postgres,
 )
 from etl.run.sync import check_written, delete_rows, sync_rows
 from etl.run.typedscan import Candidate, candidates, holds, prove
@@ -169,11 +172,14 @@ def apply_plan(
     rejects_file: Path | None = None,
     *,
     trust_from_rows: int = TRUST_FROM_ROWS,
+    on_statement: StatementObserver | None = None,
 ) -> ApplyResult:
     """Run the plan in one transaction. Rows set aside by on_error: reject are also written to
     `rejects_file` (JSON lines, readable by the owner only): staged before COMMIT, so that a file
     that cannot be written fails the apply instead of a committed run losing its report. A table
-    of at least `trust_from_rows` rows is read through the typed scan while its proof still runs."""
+    of at least `trust_from_rows` rows is read through the typed scan while its proof still runs.
+    `on_statement` is told every statement of the transaction's connection before it runs
+    (session.ObservedConnection): DuckDB's queries, and PostgreSQL's as sent to it."""
     refuse_destructive(plan, allow_destructive)
     try:
         return _apply(
@@ -186,12 +192,23 @@ def apply_plan(
             rejects_file,
             typed=True,
             trust_from_rows=trust_from_rows,
+            on_statement=on_statement,
         )
     except _TypedScanFailed as failed:
         # The note names the table only: DuckDB's own message would mean nothing to the user.
         note = f'"{failed.table}"' if failed.table else ""
         on_event(StepEvent(StartOver(plan.schema), "restart", note=note))
-        return _apply(plan, source, target_url, on_event, run, verify, rejects_file, typed=False)
+        return _apply(
+            plan,
+            source,
+            target_url,
+            on_event,
+            run,
+            verify,
+            rejects_file,
+            typed=False,
+            on_statement=on_statement,
+        )
 
 
 def _apply(
@@ -204,12 +221,14 @@ def _apply(
     rejects_file: Path | None,
     typed: bool,
     trust_from_rows: int = TRUST_FROM_ROWS,
+    on_statement: StatementObserver | None = None,
 ) -> ApplyResult:
     started = time.perf_counter()
     started_at = _now()
     ensure_metadata(target_url)  # committed on its own: see there
     stamp = source_stamp(source)  # before anything reads the source
-    tx = _Transaction(plan, source, target_url, on_event, verify, connect_for(plan.tables), stamp, started_at)
+    con = observed(connect_for(plan.tables), on_statement)
+    tx = _Transaction(plan, source, target_url, on_event, verify, con, stamp, started_at)
     try:
         _run_and_commit(tx, run, rejects_file, typed, trust_from_rows)
     except BaseException as exc:
@@ -740,7 +759,9 @@ def _now() -> str:
 def _execute(con: duckdb.DuckDBPyConnection, statement, what: str, target_url: str) -> None:
     text = statement.as_string(None)
     try:
-        con.execute(f"CALL postgres_execute({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})")
+        tell_postgres(con, text).execute(
+            f"CALL postgres_execute({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})"
+        )
     except duckdb.Error as exc:
         raise TargetError(f"PostgreSQL refused {what}: {redact(duck_message(exc), target_url)}") from exc
 
@@ -757,8 +778,11 @@ def _execute_many(
     for start in range(0, len(statements), DDL_BATCH_STATEMENTS):
         chunk = statements[start : start + DDL_BATCH_STATEMENTS]
         text = ddl_batch_sql([statement for statement, _ in chunk]).as_string(None)
+        sender = con
+        for statement, _ in chunk:  # the observer is told each statement, not the block sending them
+            sender = tell_postgres(con, statement.as_string(None))
         try:
-            con.execute(
+            sender.execute(
                 f"CALL postgres_execute({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})"
             )
         except duckdb.Error as exc:
@@ -992,9 +1016,13 @@ def _query_rows(con: duckdb.DuckDBPyConnection, statement) -> list[list]:
 def _query(con: duckdb.DuckDBPyConnection, statement) -> list[tuple]:
     """Rows of a PostgreSQL query, run inside apply's transaction."""
     text = statement.as_string(None)
-    return con.execute(
-        f"SELECT * FROM postgres_query({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})"
-    ).fetchall()
+    return (
+        tell_postgres(con, text)
+        .execute(
+            f"SELECT * FROM postgres_query({duck.quote_literal(TARGET_ALIAS)}, {duck.quote_literal(text)})"
+        )
+        .fetchall()
+    )
 
 
 def _keep_for_rollback(

@@ -6,9 +6,10 @@ writing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
 import duckdb
 
@@ -21,6 +22,53 @@ from etl.sqlite.catalog import corrupt_source_error
 
 SOURCE_ALIAS = "src"  # the SQLite database, attached read-only in DuckDB
 TARGET_ALIAS = "dst"  # the PostgreSQL database, attached in DuckDB
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement apply runs. `engine`: "postgresql" (sent to PostgreSQL as is, through DuckDB's
+    postgres_execute or postgres_query, inside apply's transaction), "duckdb" (a query DuckDB
+    runs over the attached source and target), or "" (a comment: `text` says what is decided only
+    while apply runs). `path`: of a load, "typed" or "sqlite", the path that runs it."""
+
+    engine: str
+    text: str
+    path: str = ""
+
+
+StatementObserver = Callable[[Statement], None]
+
+
+class ObservedConnection:
+    """A DuckDB connection that tells `observer` each statement before running it: what an apply
+    sends, for whoever must know it exactly (the test that `etl plan --sql` prints it). DuckDB's
+    queries are told as they are; PostgreSQL's are told by whoever wraps them (tell_postgres),
+    unwrapped. Cursors made from it are not observed."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, observer: StatementObserver):
+        self.unobserved = con
+        self.observer = observer
+
+    def execute(self, query: str, parameters: Any = None) -> duckdb.DuckDBPyConnection:
+        self.observer(Statement("duckdb", query))
+        return self.unobserved.execute(query, parameters)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.unobserved, name)
+
+
+def observed(con: duckdb.DuckDBPyConnection, observer: StatementObserver | None) -> duckdb.DuckDBPyConnection:
+    """`con`, telling `observer` its statements (as itself when there is no observer)."""
+    return con if observer is None else cast(duckdb.DuckDBPyConnection, ObservedConnection(con, observer))
+
+
+def tell_postgres(con: duckdb.DuckDBPyConnection, statement: str) -> duckdb.DuckDBPyConnection:
+    """Tell `con`'s observer (if any) of a PostgreSQL statement about to be sent through it, and
+    return the connection to send its DuckDB wrapper through, unobserved."""
+    if isinstance(con, ObservedConnection):
+        con.observer(Statement("postgresql", statement))
+        return con.unobserved
+    return con
 
 
 def duck_message(exc: Exception) -> str:
