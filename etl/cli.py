@@ -38,7 +38,7 @@ from etl.errors import EtlError, SpecError
 from etl.pipeline import apply, check, plan_for, run_info, verify
 from etl.postgres.target import display_url, redact
 from etl.run.executor import StepEvent, refuse_destructive
-from etl.run.plan_sql import plan_sql_text
+from etl.run.plan_sql import plan_sql_text, typed_candidates
 from etl.run.validate import Validated
 from etl.run.verify import describe_failures
 from etl.settings import Naming
@@ -197,7 +197,7 @@ def plan_command(
             json.dumps(plan_document(plan, display_url(url)), indent=2, ensure_ascii=False) + "\n"
         )
     elif as_sql:
-        sys.stdout.write(plan_sql_text(plan))
+        sys.stdout.write(plan_sql_text(plan, typed_candidates(checked.spec.source, plan)))
     else:
         _print_plan(plan, url, verbose=verbose)
     if detailed_exitcode and plan.has_changes:

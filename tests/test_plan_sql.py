@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import re
+
 import psycopg
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.pipeline import check, plan_for
-from etl.run.plan_sql import plan_statements
+from etl.pipeline import apply, check, plan_for
+from etl.run.plan_sql import Statement, plan_statements, typed_candidates
 
 runner = CliRunner()
 
@@ -59,13 +62,16 @@ def test_plan_sql_prints_the_ddl_and_loads_in_the_order_apply_runs_them(migratio
     ]
     positions = [text.index(part) for part in order]
     assert positions == sorted(positions), text
-    assert text.count("-- DuckDB:") == 2
+    # Each table's load on both paths, and when which runs.
+    assert text.count("-- DuckDB, typed read:\nINSERT INTO dst") == 2
+    assert text.count("-- DuckDB, SQLite path:\nINSERT INTO dst") == 2
+    assert '-- "author": DuckDB\'s typed read runs when' in text
     assert pg.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
 
     # The PostgreSQL statements build exactly the schema apply builds.
     with pg.transaction():
         for statement in statements:
-            if statement.engine == "postgresql":
+            if statement.engine == "postgresql" and '"etl".' not in statement.text:  # not etl's records
                 pg.execute(statement.text)
     built_from_sql = catalog(pg)
     pg.execute('DROP TABLE "my post", author')
@@ -79,3 +85,119 @@ def test_plan_sql_and_json_together_are_a_usage_error(migration):
     result = runner.invoke(app, ["plan", str(spec), "--sql", "--json"])
     assert result.exit_code == 2
     assert "--json and --sql" in result.stderr
+
+
+# --- `etl plan --sql` is exactly what apply sends -------------------------------------------------
+
+# What apply sends that plan --sql leaves out, and says so in its first lines: the session's own
+# statements (attaching, the transaction, DuckDB's settings and catalog cache, the lock, the typed
+# scan's look at the source's catalog) and etl's records of the run in its etl schema.
+NOT_SHOWN = re.compile(
+    r"ATTACH |DESCRIBE |BEGIN TRANSACTION$|COMMIT$|SET |RESET |CALL pg_clear_cache\(\)$"
+    r"|SELECT function_name FROM duckdb_functions\(\)"
+    r"|SELECT \* FROM sqlite_query\('src', 'SELECT (name, type FROM pragma_table_info|m\.name AS table_name)"
+    r"|SELECT table_name, column_name, data_type FROM duckdb_columns\(\)"
+    r"|SELECT pg_try_advisory_xact_lock\(|SELECT pg_backend_pid\(\)$"
+    r"|SELECT COALESCE\(json_agg\(q\), '\[\]'\)::text FROM \((SELECT (current_setting|set_config)|SELECT 1 FROM pg_namespace"
+    r"|SELECT c\.relname|SELECT t\.relname|SELECT t\.typname)"
+    r'|INSERT INTO "etl"\."(runs|desired|fingerprints|rejects)"|DELETE FROM "etl"\."fingerprints"'
+)
+
+# The comment lines of plan --sql that stand for statements only the run decides, and what each
+# may stand for (None: it stands for nothing apply sends).
+RUN_TIME = {
+    "DROP SCHEMA ... CASCADE of each copy": re.compile(r'DROP SCHEMA IF EXISTS "etl_history_\d+" CASCADE$'),
+    "then, as the target's catalog describes": re.compile(
+        r"SELECT (i\.relname|a\.attname|c\.conname|pg_get_serial_sequence|n\.nspname|last_value)"
+        r'|CREATE (UNIQUE )?INDEX .* ON "etl_history_|ALTER (TABLE|SEQUENCE) .*"etl_history_'
+        r'|CREATE SEQUENCE "etl_history_|INSERT INTO "etl"\."history"'
+    ),
+}
+
+
+def _expected(planned, typed: tuple[str, ...]):
+    """The planned statements on the path apply took for each table."""
+    return [s for s in planned if not s.path or (s.path == "typed") == (s.source in typed)]
+
+
+def assert_sent_as_planned(planned, sent) -> None:
+    """`sent` (what apply told its observer) equals `planned` (plan_statements) in order, but for
+    NOT_SHOWN statements and the statements a RUN_TIME comment stands for."""
+    sent = [(s.engine, s.text) for s in sent if not NOT_SHOWN.match(s.text)]
+    at = 0
+    for statement in planned:
+        if statement.engine == "":
+            pattern = next((p for start, p in RUN_TIME.items() if statement.text.startswith(start)), None)
+            while pattern is not None and at < len(sent) and pattern.match(sent[at][1]):
+                at += 1
+            continue
+        assert at < len(sent), f"planned but not sent: {statement.text[:300]}"
+        assert sent[at] == (statement.engine, statement.text), f"statement {at}"
+        at += 1
+    assert sent[at:] == [], "sent but not planned"
+
+
+def applied_as_planned(m, body: str = "", **options):
+    """Plan, apply with an observer; assert apply sent what plan_statements printed. Returns the
+    result and the planned statements."""
+    checked = m.check(body)
+    plan = plan_for(checked)
+    scans = typed_candidates(checked.spec.source, plan)
+    sent: list[Statement] = []
+    result = apply(checked, plan, on_statement=sent.append, **options)
+    with psycopg.connect(m.url) as conn:
+        (started,) = conn.execute("SELECT started_at FROM etl.runs WHERE id = %s", (result.run_id,)).fetchone()
+    started_at = started.astimezone(datetime.UTC).isoformat()  # the run's start: bound at run time
+    planned = _expected(plan_statements(plan, scans, started_at=started_at), result.typed)
+    assert_sent_as_planned(planned, sent)
+    return result, planned
+
+
+def test_a_fresh_load_through_the_typed_read_sends_what_plan_sql_prints(migration):
+    result, planned = applied_as_planned(migration(SOURCE))
+    assert result.typed == ("author", "my post")
+    assert [s.path for s in planned if s.engine == "duckdb" and s.text.startswith("INSERT")] == ["typed", "typed"]
+
+
+def test_a_fresh_load_through_sqlite_sends_what_plan_sql_prints(migration):
+    # A datetime with a fraction of a second: not the text DuckDB's typed read is proven to read
+    # exactly, so its proof fails and the table is read through SQLite.
+    m = migration(
+        SOURCE + "CREATE TABLE note (id INTEGER PRIMARY KEY, at DATETIME);"
+        "INSERT INTO note VALUES (1, '2025-01-01 10:00:00'), (2, '2025-01-01 10:00:00.5');"
+    )
+    result, planned = applied_as_planned(m)
+    assert "note" not in result.typed
+    assert any(s.path == "sqlite" and s.source == "note" for s in planned)
+
+
+def test_a_fresh_load_rejecting_rows_sends_what_plan_sql_prints(migration):
+    m = migration(SOURCE + "CREATE TABLE n (id INTEGER PRIMARY KEY, v INTEGER); INSERT INTO n VALUES (1, 2), (2, 'x');")
+    result, planned = applied_as_planned(m, "tables:\n  n:\n    on_error: reject\n")
+    assert len(result.rejects) == 1
+    assert any(s.text.startswith("SELECT ") and "problem IS NOT NULL" in s.text for s in planned)
+
+
+def test_a_resync_of_inserts_updates_and_deletes_sends_what_plan_sql_prints(migration):
+    m = migration(SOURCE)
+    m.apply()
+    m.change_source(
+        "INSERT INTO author (email) VALUES ('c@x'); UPDATE author SET name = 'Z' WHERE id = 1;"
+        "DELETE FROM \"my post\" WHERE id = 2;"
+    )
+    result, planned = applied_as_planned(m, allow_destructive=True)
+    assert result.changes == {"author": (1, 1, 0), "my post": (0, 0, 1)}
+    texts = [s.text for s in planned]
+    assert any(t.startswith('UPDATE "public"."author" AS t SET') for t in texts)
+    assert any(t.startswith('DELETE FROM "public"."my post" AS t USING') for t in texts)
+    assert any(t.startswith('CREATE TABLE "etl_history_') for t in texts)  # the copy kept for rollback
+
+
+def test_a_schema_change_sends_what_plan_sql_prints(migration):
+    m = migration(SOURCE)
+    m.apply()
+    m.change_source("ALTER TABLE author ADD COLUMN born TEXT; UPDATE author SET born = '1815' WHERE id = 1;")
+    result, planned = applied_as_planned(m, allow_destructive=True)
+    assert any(s.text.startswith('ALTER TABLE "public"."author" ADD COLUMN "born"') for s in planned), [
+        s.text[:80] for s in planned
+    ]

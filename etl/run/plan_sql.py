@@ -1,19 +1,24 @@
 """The SQL `etl apply` runs for a plan, in order, without running it (`etl plan --sql`).
 
 The DDL is PostgreSQL's (apply sends each statement to PostgreSQL as is, inside its one
-transaction); the loads are DuckDB's queries over the attached SQLite source ("src") and target
-("dst"). The same functions make the statements here and in the executor (render.postgres_sql,
-render.load_query, render.rejects_query, sync.delete_rows): this is their pure twin. What apply
-decides only while it runs is said in a comment in its place: the statements of a row sync (they
-stage the rows that differ, found then), the copies kept for rollback (they follow the target's
-catalog as it is then), and verification."""
+transaction); the loads, the row syncs and verification are DuckDB's queries over the attached
+SQLite source ("src") and target ("dst"). The executor runs what the same functions make
+(postgres_sql, load_query, rejects_query, sync_statements, delete_rows, keep_statements,
+record_statement, expire_statements, source_sums_queries, target_sums_query,
+check_written_query): this is their pure twin. What only the run decides is one comment line in
+its place, naming what decides it. Left out, and said so once: the session's own statements
+(ATTACH, BEGIN, COMMIT, DuckDB's settings and cache) and etl's records of the run in its `etl`
+schema (runs, rejects, fingerprints, the schema it built)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
 
 from psycopg import sql
 
+from etl.core.mapping import TargetTable
 from etl.core.plan import (
     DeleteRows,
     KeepForRollback,
@@ -21,72 +26,236 @@ from etl.core.plan import (
     Plan,
     Step,
     SyncRows,
-    VerifyStep,
     WritePrismaBaseline,
 )
+from etl.duck import quote_literal
 from etl.postgres.ddl import postgres_sql
+from etl.postgres.history import (
+    HISTORY_SCHEMA_PREFIX,
+    expire_statements,
+    expired_query,
+    history_schema,
+    keep_statements,
+    record_statement,
+)
 from etl.run.load import load_query, rejects_query
-from etl.run.sync import delete_rows
-from etl.settings import OnError
+from etl.run.session import SOURCE_ALIAS, Statement, connect_for
+from etl.run.sync import check_written_query, delete_rows, sync_statements, written_name
+from etl.run.typedscan import Candidate, candidates
+from etl.run.verify import source_sums_queries, target_sums_query
+from etl.settings import Mode, OnError
+
+__all__ = ["APPLY_START", "Statement", "plan_sql_text", "plan_statements", "typed_candidates"]
+
+# The one value of the statements that only the run knows: when it starts (UTC, ISO text). It
+# names the schema of the copies kept for etl rollback and dates the run's rows in etl.history.
+APPLY_START = "<apply's start>"
 
 
-@dataclass(frozen=True)
-class Statement:
-    engine: str  # "postgresql": sent to PostgreSQL as is; "duckdb": run by DuckDB; "": a comment
-    text: str
+def typed_candidates(source: Path, plan: Plan) -> dict[str, Candidate]:
+    """The source tables DuckDB's typed scan can read (source table -> its scan types and proof),
+    from the source's catalog alone, as apply finds them when it starts."""
+    con = connect_for(plan.tables)
+    try:
+        con.execute(f"ATTACH {quote_literal(str(source))} AS {SOURCE_ALIAS} (TYPE sqlite, READ_ONLY)")
+        return candidates(con, SOURCE_ALIAS, _read_tables(plan))
+    finally:
+        con.close()
+
+
+def _read_tables(plan: Plan) -> list[TargetTable]:
+    return [s.table for s in plan.steps if isinstance(s, LoadRows | SyncRows)] + list(plan.tables)
 
 
 def _postgres(statement: sql.Composable) -> Statement:
     return Statement("postgresql", statement.as_string(None))
 
 
-def step_statements(step: Step) -> list[Statement]:
-    """The statements of one plan step, as apply runs them."""
-    if isinstance(step, LoadRows):
-        # At run time a table whose values DuckDB's typed read is proven to convert exactly is read
-        # through that scan instead of through SQLite, with the same conversions; shown here: SQLite.
-        table = replace(step.table, scan=None)
+def _both_paths(table: TargetTable, candidate: Candidate | None, make) -> list[Statement]:
+    """`make(table)`'s statements on each path that can read the table: DuckDB's typed read first
+    (when the table has one), then the SQLite path, with one line saying which runs when."""
+    sqlite = make(replace(table, scan=None))
+    if candidate is None:
+        return sqlite
+    sqlite = [replace(s, path="sqlite", source=table.source) for s in sqlite]
+    typed = [
+        replace(s, path="typed", source=table.source) for s in make(replace(table, scan=candidate.types))
+    ]
+    proof = (
+        f"its proof in SQLite ({candidate.proof}) finds every value reads exactly"
+        if candidate.proof
+        else "it reads every value (else DuckDB raises)"
+    )
+    when = (
+        f'"{table.source}": DuckDB\'s typed read runs when {proof}; else apply starts over and the '
+        "SQLite path after it runs"
+    )
+    return [Statement("", when), *typed, *sqlite]
+
+
+def _load(step: LoadRows, candidate: Candidate | None) -> list[Statement]:
+    def make(table: TargetTable) -> list[Statement]:
         found = []
         for row_range in table.row_ranges or (None,):
             if table.on_error == OnError.REJECT:
                 found.append(Statement("duckdb", rejects_query(step.schema, table, row_range)))
             found.append(Statement("duckdb", load_query(step.schema, table, row_range)))
         return found
-    if isinstance(step, DeleteRows):
+
+    return _both_paths(step.table, candidate, make)
+
+
+def _sync(step: SyncRows, number: int, candidate: Candidate | None, verify: bool) -> list[Statement]:
+    def make(table: TargetTable) -> list[Statement]:
         found = []
-        delete_rows(step, lambda statement, _what: found.append(_postgres(statement)))
+        if table.on_error == OnError.REJECT:
+            found += [
+                Statement("duckdb", rejects_query(step.schema, table, row_range))
+                for row_range in table.row_ranges or (None,)
+            ]
+        for statement in sync_statements(replace(step, table=table), number, verify):
+            if isinstance(statement.text, str):
+                found.append(Statement("duckdb", statement.text))
+            else:
+                found.append(_postgres(statement.text))
         return found
-    if isinstance(step, SyncRows):
-        return [
-            Statement("", f'rows of "{step.table.name}": staged, inserted and updated as found at run time')
-        ]
-    if isinstance(step, KeepForRollback):
-        return [
+
+    return _both_paths(step.table, candidate, make)
+
+
+def _keep(step: KeepForRollback, started_at: str, kept_in: str) -> list[Statement]:
+    found = []
+    for table in step.kept:
+        found += [_postgres(statement) for statement in keep_statements(step.schema, table, kept_in)]
+        found.append(
             Statement(
                 "",
-                "etl.history: the tables this apply creates, and copies of those it changes, for etl rollback",
+                f"then, as the target's catalog describes \"{table}\" when apply runs: the copy's indexes, "
+                "its own sequences, its enum columns as text, and its row in etl.history",
             )
-        ]
+        )
+    found += [
+        _postgres(record_statement(started_at, step.schema, table, None, "[]", "[]"))
+        for table in step.created
+    ]
+    return found
+
+
+def step_statements(
+    step: Step,
+    number: int = 0,
+    scans: Mapping[str, Candidate] | None = None,
+    verify: bool = True,
+    started_at: str = APPLY_START,
+    kept_in: str = HISTORY_SCHEMA_PREFIX + APPLY_START,
+) -> list[Statement]:
+    """The statements of one plan step (the plan's `number`-th), as apply runs them."""
+    scans = scans or {}
+    if isinstance(step, LoadRows):
+        return _load(step, scans.get(step.table.source))
+    if isinstance(step, SyncRows):
+        return _sync(step, number, scans.get(step.table.source), verify)
+    if isinstance(step, DeleteRows):
+        found: list[Statement] = []
+        delete_rows(step, lambda statement, _what: found.append(_postgres(statement)))
+        return found
+    if isinstance(step, KeepForRollback):
+        return _keep(step, started_at, kept_in)
     if isinstance(step, WritePrismaBaseline):
         files = [Statement("", f"after COMMIT, written: {step.directory}/{name}") for name in step.files]
         return [_postgres(statement) for statement in postgres_sql(step)] + files
-    if isinstance(step, VerifyStep):
-        return [Statement("", "verification: counts and checksums of every table, source against target")]
     return [_postgres(statement) for statement in postgres_sql(step)]
 
 
-def plan_statements(plan: Plan) -> list[Statement]:
-    return [statement for step in plan.steps for statement in step_statements(step)]
+def _expiry(plan: Plan) -> list[Statement]:
+    keep = next((s for s in plan.steps if isinstance(s, KeepForRollback)), None)
+    if keep is None:
+        return []
+    return [
+        _postgres(expired_query(plan.schema, keep.retention)),
+        Statement("", "DROP SCHEMA ... CASCADE of each copy the query above finds beyond the retention"),
+        *[_postgres(s) for s in expire_statements(plan.schema, [], keep.retention)],
+    ]
 
 
-def plan_sql_text(plan: Plan) -> str:
+def _verification(plan: Plan, scans: Mapping[str, Candidate]) -> list[Statement]:
+    """Verification's queries, in the executor's order: the source's count and checksum of each
+    table whose load or sync did not compute them already (a load of on_error: fail computes
+    them beside itself, on a second DuckDB connection), the target's, then the rows an upsert or
+    append wrote, each looked up in the target."""
+    summed = {
+        s.table.name for s in plan.steps if isinstance(s, LoadRows) and s.table.on_error != OnError.REJECT
+    }
+    summed |= {s.table.name for s in plan.steps if isinstance(s, SyncRows) and s.table.mode == Mode.SYNC}
+    written = {
+        s.table.name: (s.table, name)
+        for number, s in enumerate(plan.steps)
+        if isinstance(s, SyncRows) and (name := written_name(s, number, True)) is not None
+    }
+    found = [Statement("", "verification: counts and checksums of every table, source against target")]
+    if summed:
+        beside = ", ".join(f'"{name}"' for name in sorted(summed))
+        found.append(
+            Statement("", f"the source's of {beside}: computed with their load or sync, by the same query")
+        )
+    for table in plan.tables:
+        if table.name in written:
+            continue
+
+        def make(read: TargetTable) -> list[Statement]:
+            queries = [] if read.name in summed else source_sums_queries(plan.schema, read)
+            return [Statement("duckdb", q) for q in [*queries, target_sums_query(plan.schema, read)]]
+
+        found += _both_paths(table, scans.get(table.source), make)
+    for table, name in written.values():
+        found.append(Statement("duckdb", check_written_query(plan.schema, table, name)))
+    if plan.views:
+        found.append(
+            Statement(
+                "", "each view's rows: read by SQLite, and by PostgreSQL as the view's columns are typed then"
+            )
+        )
+    return found
+
+
+def plan_statements(
+    plan: Plan,
+    scans: Mapping[str, Candidate] | None = None,
+    verify: bool = True,
+    started_at: str = APPLY_START,
+) -> list[Statement]:
+    """Every statement apply runs for `plan`, in order (verification's too, when `verify`).
+    `scans`: the tables DuckDB's typed scan can read (typed_candidates), whose loads are shown on
+    both paths; `started_at`: the apply's start, when known."""
+    scans = scans or {}
+    kept_in = HISTORY_SCHEMA_PREFIX + APPLY_START if started_at == APPLY_START else history_schema(started_at)
+    found = [
+        statement
+        for number, step in enumerate(plan.steps)
+        for statement in step_statements(step, number, scans, verify, started_at, kept_in)
+    ]
+    found += _expiry(plan)
+    if verify and plan.steps:
+        found += _verification(plan, scans)
+    return found
+
+
+def plan_sql_text(plan: Plan, scans: Mapping[str, Candidate] | None = None) -> str:
     """The statements as one script: each ends with `;`, DuckDB's marked by a comment line."""
-    parts = ["-- etl apply runs these in one transaction, in this order."]
-    for statement in plan_statements(plan):
+    parts = [
+        "-- etl apply runs these in one transaction, in this order, between its BEGIN and COMMIT;",
+        "-- not shown: DuckDB's session settings, and etl's records of the run in its etl schema.",
+    ]
+    if any(isinstance(s, KeepForRollback) for s in plan.steps):
+        parts.append(f"-- {APPLY_START}: the time apply starts (UTC), known only then.")
+    for statement in plan_statements(plan, scans):
         if statement.engine == "":
             parts.append(f"-- {statement.text}")
         elif statement.engine == "duckdb":
-            parts.append(f"-- DuckDB:\n{statement.text};")
+            label = {"typed": "DuckDB, typed read:", "sqlite": "DuckDB, SQLite path:"}.get(
+                statement.path, "DuckDB:"
+            )
+            parts.append(f"-- {label}\n{statement.text};")
         else:
             parts.append(f"{statement.text};")
     return "\n".join(parts) + "\n"

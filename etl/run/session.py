@@ -29,11 +29,13 @@ class Statement:
     """One statement apply runs. `engine`: "postgresql" (sent to PostgreSQL as is, through DuckDB's
     postgres_execute or postgres_query, inside apply's transaction), "duckdb" (a query DuckDB
     runs over the attached source and target), or "" (a comment: `text` says what is decided only
-    while apply runs). `path`: of a load, "typed" or "sqlite", the path that runs it."""
+    while apply runs). `path`: "typed" or "sqlite" for a statement reading the `source` table that
+    DuckDB's typed scan can read: apply runs it when it reads the table on that path."""
 
     engine: str
     text: str
     path: str = ""
+    source: str = ""
 
 
 StatementObserver = Callable[[Statement], None]

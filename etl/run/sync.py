@@ -92,6 +92,12 @@ class SyncStatement:
     clears_cache: bool = False
 
 
+def written_name(step: SyncRows, index: int, verify: bool) -> str | None:
+    """The DuckDB temp table keeping the rows an upsert or append writes, which verification
+    checks in the target (a sync's rows are verified with the whole table instead)."""
+    return f"etl_written_{index}" if verify and step.table.mode != Mode.SYNC else None
+
+
 def sync_statements(step: SyncRows, index: int, verify: bool) -> list[SyncStatement]:
     """The statements bringing the table of `step` up to date, as sync_rows runs them (its pure
     twin, for `etl plan --sql`): they are fixed by the plan; only the rows they find vary. They
@@ -105,7 +111,7 @@ def sync_statements(step: SyncRows, index: int, verify: bool) -> list[SyncStatem
     stage = _stage_target(step)
     values = ", ".join(f"s.c{i}" for i in range(len(table.columns)))
     names = ", ".join(quote_ident(c.name) for c in table.columns)
-    written = f"etl_written_{index}" if verify and table.mode != Mode.SYNC else None
+    written = written_name(step, index, verify)
     vhash, _ = row_hash(table, "source", "s.c")
     kept = _Written(written, table)
     if table.mode == Mode.APPEND:
@@ -242,7 +248,7 @@ def sync_rows(
         if statement.clears_cache:
             con.execute("CALL pg_clear_cache()")
     sums = (counted["count"], str(counted["total"])) if verify and table.mode == Mode.SYNC else None
-    written = f"etl_written_{index}" if verify and table.mode != Mode.SYNC else None
+    written = written_name(step, index, verify)
     return SyncResult((counted["inserts"], counted["updates"], counted["deletes"]), sums, written)
 
 
@@ -300,23 +306,26 @@ def delete_rows(step: DeleteRows, execute: Execute) -> None:
     execute(sql.SQL("DROP TABLE {}").format(stage), "dropping the staging table")
 
 
-def check_written(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, written: str) -> int:
-    """How many of the rows written are not in the target exactly as sent (0: all arrived)."""
+def check_written_query(schema: str, table: TargetTable, written: str) -> str:
+    """DuckDB SQL: how many of the rows kept in `written` are not in the target exactly as sent."""
     target_hash, _ = row_hash(table, "target", "")
     if keyed(table):
         keys = [c.name for c in table.columns if c.name in table.primary_key]
         positions = [i for i, c in enumerate(table.columns) if c.name in table.primary_key]
         on = " AND ".join(f"w.c{p} = t.{quote_ident(k)}" for p, k in zip(positions, keys, strict=True))
-        query = (
+        return (
             f"SELECT count(*) FROM {written} w LEFT JOIN "
             f"(SELECT *, {target_hash} AS vh FROM {target_relation(schema, table)}) t ON {on} "
             "WHERE t.vh IS DISTINCT FROM w.vh"
         )
-    else:
-        query = (
-            f"SELECT count(*) FROM (SELECT vh, count(*) AS c FROM {written} GROUP BY vh) w LEFT JOIN "
-            f"(SELECT {target_hash} AS vh, count(*) AS c FROM {target_relation(schema, table)} GROUP BY 1) t "
-            "USING (vh) WHERE t.c IS NULL OR t.c < w.c"
-        )
-    row = con.execute(query).fetchone()
+    return (
+        f"SELECT count(*) FROM (SELECT vh, count(*) AS c FROM {written} GROUP BY vh) w LEFT JOIN "
+        f"(SELECT {target_hash} AS vh, count(*) AS c FROM {target_relation(schema, table)} GROUP BY 1) t "
+        "USING (vh) WHERE t.c IS NULL OR t.c < w.c"
+    )
+
+
+def check_written(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, written: str) -> int:
+    """How many of the rows written are not in the target exactly as sent (0: all arrived)."""
+    row = con.execute(check_written_query(schema, table, written)).fetchone()
     return int(row[0]) if row else 0

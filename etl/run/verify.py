@@ -396,16 +396,28 @@ def target_relation(
     return f"postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(query)})"
 
 
-def _source_sums(
-    con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, source_hash: str
-) -> tuple[int, str]:
-    """Count and checksum of the source, range by range for tables of large values (sums add up)."""
+def source_sums_queries(schema: str, table: TargetTable) -> list[str]:
+    """DuckDB SQL: count and checksum of the source, range by range for tables of large values
+    (sums add up)."""
+    return [
+        source_sums_query(table, f"({source_rows_query(schema, table, row_range)})")
+        for row_range in table.row_ranges or (None,)
+    ]
+
+
+def target_sums_query(schema: str, table: TargetTable) -> str:
+    """DuckDB SQL: count and checksum of the target's rows, as source_sums_queries sums the source's."""
+    target_hash, _ = row_hash(table, "target", "")
+    return (
+        f"SELECT count(*), CAST(coalesce(sum({target_hash}::HUGEINT), 0) AS VARCHAR) "
+        f"FROM {target_relation(schema, table)}"
+    )
+
+
+def _source_sums(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable) -> tuple[int, str]:
     count, total = 0, 0
-    for row_range in table.row_ranges or (None,):
-        relation = f"({source_rows_query(schema, table, row_range)})"
-        row = con.execute(
-            f"SELECT count(*), coalesce(sum({source_hash}::HUGEINT), 0) FROM {relation}"
-        ).fetchone()
+    for query in source_sums_queries(schema, table):
+        row = con.execute(query).fetchone()
         assert row is not None  # an aggregate always yields one row
         count, total = count + row[0], total + int(row[1])
     return count, str(total)
@@ -428,12 +440,10 @@ def check_table(
     """`source`: the source's count and checksum when the load already computed them."""
     source_hash, unchecked = row_hash(table, "source", "c")
     target_hash, _ = row_hash(table, "target", "")
-    source_rows, source_sum = source or _source_sums(con, schema, table, source_hash)
+    source_rows, source_sum = source or _source_sums(con, schema, table)
     if not exists:
         return TableCheck(table.name, source_rows, None, source_sum, None, (), tuple(unchecked))
-    target = con.execute(
-        f"SELECT count(*), CAST(coalesce(sum({target_hash}::HUGEINT), 0) AS VARCHAR) FROM {target_relation(schema, table)}"
-    ).fetchone()
+    target = con.execute(target_sums_query(schema, table)).fetchone()
     assert target is not None  # an aggregate always yields one row
     check = TableCheck(table.name, source_rows, target[0], source_sum, target[1], (), tuple(unchecked))
     if check.ok:
