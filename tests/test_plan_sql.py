@@ -65,7 +65,7 @@ def test_plan_sql_prints_the_ddl_and_loads_in_the_order_apply_runs_them(migratio
     # Each table's load on both paths, and when which runs.
     assert text.count("-- DuckDB, typed read:\nINSERT INTO dst") == 2
     assert text.count("-- DuckDB, SQLite path:\nINSERT INTO dst") == 2
-    assert '-- "author": DuckDB\'s typed read runs when' in text
+    assert '-- "author": DuckDB\'s typed read runs if DuckDB reads every value' in text
     assert pg.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
 
     # The PostgreSQL statements build exactly the schema apply builds.
@@ -201,3 +201,18 @@ def test_a_schema_change_sends_what_plan_sql_prints(migration):
     assert any(s.text.startswith('ALTER TABLE "public"."author" ADD COLUMN "born"') for s in planned), [
         s.text[:80] for s in planned
     ]
+
+
+def test_plan_sql_of_a_resync_reads_as_reviewed(migration, snapshot):
+    """The reviewed text of a re-sync: the copies kept for rollback, each table's row sync with
+    the statements that read the source on both paths, the delete, and verification."""
+    m = migration(SOURCE)
+    spec = m.write_spec()
+    m.apply()
+    m.change_source(
+        "INSERT INTO author (email) VALUES ('c@x'); UPDATE author SET name = 'Z' WHERE id = 1;"
+        "DELETE FROM \"my post\" WHERE id = 2;"
+    )
+    result = runner.invoke(app, ["plan", str(spec), "--sql"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == snapshot

@@ -72,25 +72,35 @@ def _postgres(statement: sql.Composable) -> Statement:
 
 
 def _both_paths(table: TargetTable, candidate: Candidate | None, make) -> list[Statement]:
-    """`make(table)`'s statements on each path that can read the table: DuckDB's typed read first
-    (when the table has one), then the SQLite path, with one line saying which runs when."""
+    """`make(table)`'s statements as apply runs them on the path it reads the table on: where the
+    table has DuckDB's typed read, a statement that reads the source is shown on both paths (the
+    typed read's first), after one line saying which runs when."""
     sqlite = make(replace(table, scan=None))
     if candidate is None:
         return sqlite
-    sqlite = [replace(s, path="sqlite", source=table.source) for s in sqlite]
-    typed = [
-        replace(s, path="typed", source=table.source) for s in make(replace(table, scan=candidate.types))
-    ]
-    proof = (
-        f"its proof in SQLite ({candidate.proof}) finds every value reads exactly"
-        if candidate.proof
-        else "it reads every value (else DuckDB raises)"
-    )
+    typed = make(replace(table, scan=candidate.types))
+    assert len(typed) == len(sqlite)  # the same statements, but for how they read the source
     when = (
-        f'"{table.source}": DuckDB\'s typed read runs when {proof}; else apply starts over and the '
-        "SQLite path after it runs"
+        f"its proof holds: {candidate.proof} (SQLite)"
+        if candidate.proof
+        else "DuckDB reads every value (it raises on any other)"
     )
-    return [Statement("", when), *typed, *sqlite]
+    differ = any(on_typed != on_sqlite for on_typed, on_sqlite in zip(typed, sqlite, strict=True))
+    found = [
+        Statement(
+            "",
+            f'"{table.source}": DuckDB\'s typed read runs if {when}; else the SQLite path (apply starts over if it finds out late)',
+        )
+    ][:differ]
+    for on_typed, on_sqlite in zip(typed, sqlite, strict=True):
+        if on_typed == on_sqlite:
+            found.append(on_typed)
+        else:
+            found += [
+                replace(on_typed, path="typed", source=table.source),
+                replace(on_sqlite, path="sqlite", source=table.source),
+            ]
+    return found
 
 
 def _load(step: LoadRows, candidate: Candidate | None) -> list[Statement]:
@@ -196,7 +206,7 @@ def _verification(plan: Plan, scans: Mapping[str, Candidate]) -> list[Statement]
     if summed:
         beside = ", ".join(f'"{name}"' for name in sorted(summed))
         found.append(
-            Statement("", f"the source's of {beside}: computed with their load or sync, by the same query")
+            Statement("", f"the source's counts and checksums of {beside}: computed by their load or sync")
         )
     for table in plan.tables:
         if table.name in written:
@@ -241,21 +251,25 @@ def plan_statements(
 
 
 def plan_sql_text(plan: Plan, scans: Mapping[str, Candidate] | None = None) -> str:
-    """The statements as one script: each ends with `;`, DuckDB's marked by a comment line."""
+    """The statements as one script: each ends with `;`; a run of DuckDB's statements follows a
+    comment line saying so (and which read path runs it, where that matters)."""
     parts = [
         "-- etl apply runs these in one transaction, in this order, between its BEGIN and COMMIT;",
         "-- not shown: DuckDB's session settings, and etl's records of the run in its etl schema.",
     ]
     if any(isinstance(s, KeepForRollback) for s in plan.steps):
         parts.append(f"-- {APPLY_START}: the time apply starts (UTC), known only then.")
+    label = ""  # of the DuckDB statements printed last: a run of them shares one
     for statement in plan_statements(plan, scans):
-        if statement.engine == "":
-            parts.append(f"-- {statement.text}")
-        elif statement.engine == "duckdb":
-            label = {"typed": "DuckDB, typed read:", "sqlite": "DuckDB, SQLite path:"}.get(
+        if statement.engine == "duckdb":
+            said = {"typed": "DuckDB, typed read:", "sqlite": "DuckDB, SQLite path:"}.get(
                 statement.path, "DuckDB:"
             )
-            parts.append(f"-- {label}\n{statement.text};")
-        else:
+            if said != label:
+                parts.append(f"-- {said}")
             parts.append(f"{statement.text};")
+            label = said
+            continue
+        label = ""
+        parts.append(f"-- {statement.text}" if statement.engine == "" else f"{statement.text};")
     return "\n".join(parts) + "\n"
