@@ -176,7 +176,7 @@ def plan_command(
     as_sql: Annotated[
         bool,
         typer.Option(
-            "--sql", help="Print the SQL apply would run, in order: PostgreSQL's DDL and DuckDB's loads."
+            "--sql", help="Print every statement apply would run, in order: PostgreSQL's and DuckDB's."
         ),
     ] = False,
 ) -> None:

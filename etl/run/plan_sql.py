@@ -20,6 +20,7 @@ from psycopg import sql
 
 from etl.core.mapping import TargetTable
 from etl.core.plan import (
+    AddCheck,
     DeleteRows,
     KeepForRollback,
     LoadRows,
@@ -29,7 +30,7 @@ from etl.core.plan import (
     WritePrismaBaseline,
 )
 from etl.duck import quote_literal
-from etl.postgres.ddl import postgres_sql
+from etl.postgres.ddl import check_violations_sql, postgres_sql
 from etl.postgres.history import (
     HISTORY_SCHEMA_PREFIX,
     expire_statements,
@@ -171,6 +172,8 @@ def step_statements(
         return found
     if isinstance(step, KeepForRollback):
         return _keep(step, started_at, kept_in)
+    if isinstance(step, AddCheck):  # the rows it refuses are looked for first, to name them
+        return [_postgres(check_violations_sql(step)), *[_postgres(s) for s in postgres_sql(step)]]
     if isinstance(step, WritePrismaBaseline):
         files = [Statement("", f"after COMMIT, written: {step.directory}/{name}") for name in step.files]
         return [_postgres(statement) for statement in postgres_sql(step)] + files
