@@ -112,6 +112,7 @@ RUN_TIME = {
         r'|CREATE (UNIQUE )?INDEX .* ON "etl_history_|ALTER (TABLE|SEQUENCE) .*"etl_history_'
         r'|CREATE SEQUENCE "etl_history_|INSERT INTO "etl"\."history"'
     ),
+    "the rows of view": re.compile(r"SELECT \* FROM postgres_query\('dst', 'SELECT "),
 }
 
 
@@ -146,7 +147,9 @@ def applied_as_planned(m, body: str = "", **options):
     sent: list[Statement] = []
     result = apply(checked, plan, on_statement=sent.append, **options)
     with psycopg.connect(m.url) as conn:
-        (started,) = conn.execute("SELECT started_at FROM etl.runs WHERE id = %s", (result.run_id,)).fetchone()
+        (started,) = conn.execute(
+            "SELECT started_at FROM etl.runs WHERE id = %s", (result.run_id,)
+        ).fetchone()
     started_at = started.astimezone(datetime.UTC).isoformat()  # the run's start: bound at run time
     planned = _expected(plan_statements(plan, scans, started_at=started_at), result.typed)
     assert_sent_as_planned(planned, sent)
@@ -156,7 +159,10 @@ def applied_as_planned(m, body: str = "", **options):
 def test_a_fresh_load_through_the_typed_read_sends_what_plan_sql_prints(migration):
     result, planned = applied_as_planned(migration(SOURCE))
     assert result.typed == ("author", "my post")
-    assert [s.path for s in planned if s.engine == "duckdb" and s.text.startswith("INSERT")] == ["typed", "typed"]
+    assert [s.path for s in planned if s.engine == "duckdb" and s.text.startswith("INSERT")] == [
+        "typed",
+        "typed",
+    ]
 
 
 def test_a_fresh_load_through_sqlite_sends_what_plan_sql_prints(migration):
@@ -172,10 +178,38 @@ def test_a_fresh_load_through_sqlite_sends_what_plan_sql_prints(migration):
 
 
 def test_a_fresh_load_rejecting_rows_sends_what_plan_sql_prints(migration):
-    m = migration(SOURCE + "CREATE TABLE n (id INTEGER PRIMARY KEY, v INTEGER); INSERT INTO n VALUES (1, 2), (2, 'x');")
+    m = migration(
+        SOURCE + "CREATE TABLE n (id INTEGER PRIMARY KEY, v INTEGER); INSERT INTO n VALUES (1, 2), (2, 'x');"
+    )
     result, planned = applied_as_planned(m, "tables:\n  n:\n    on_error: reject\n")
     assert len(result.rejects) == 1
     assert any(s.text.startswith("SELECT ") and "problem IS NOT NULL" in s.text for s in planned)
+
+
+def test_a_fresh_load_with_a_view_sends_what_plan_sql_prints(migration):
+    m = migration(
+        SOURCE + 'CREATE VIEW busy AS SELECT author_id, count(*) AS posts FROM "my post" GROUP BY author_id;'
+    )
+    view = 'views: {busy: {sql: \'SELECT "author_id", count(*) AS "posts" FROM "my post" GROUP BY "author_id"\'}}\n'
+    result, planned = applied_as_planned(m, view)
+    assert result.verified
+    assert any('CREATE VIEW "public"."busy"' in s.text for s in planned)
+    assert any(s.engine == "" and s.text.startswith('the rows of view "busy"') for s in planned)
+
+
+def test_an_upsert_and_an_append_send_what_plan_sql_prints(migration):
+    m = migration(SOURCE)
+    modes = 'tables: {author: {mode: upsert}, "my post": {mode: append, watermark: id}}\n'
+    m.apply(modes)
+    m.change_source(
+        "INSERT INTO author (email) VALUES ('c@x'); UPDATE author SET name = 'Z' WHERE id = 1;"
+        "INSERT INTO \"my post\" VALUES (3, 1, 'late', 2.5);"
+    )
+    result, planned = applied_as_planned(m, modes)
+    assert result.changes == {"author": (1, 1, 0), "my post": (1, 0, 0)}
+    texts = [s.text for s in planned]
+    assert sum(t.startswith("CREATE TEMP TABLE etl_written_") for t in texts) == 2  # rows kept to verify
+    assert any(t.startswith("CREATE OR REPLACE TEMP TABLE etl_mark AS") for t in texts)
 
 
 def test_a_resync_of_inserts_updates_and_deletes_sends_what_plan_sql_prints(migration):
@@ -183,7 +217,7 @@ def test_a_resync_of_inserts_updates_and_deletes_sends_what_plan_sql_prints(migr
     m.apply()
     m.change_source(
         "INSERT INTO author (email) VALUES ('c@x'); UPDATE author SET name = 'Z' WHERE id = 1;"
-        "DELETE FROM \"my post\" WHERE id = 2;"
+        'DELETE FROM "my post" WHERE id = 2;'
     )
     result, planned = applied_as_planned(m, allow_destructive=True)
     assert result.changes == {"author": (1, 1, 0), "my post": (0, 0, 1)}
@@ -212,7 +246,7 @@ def test_plan_sql_of_a_resync_reads_as_reviewed(migration, snapshot):
     m.apply()
     m.change_source(
         "INSERT INTO author (email) VALUES ('c@x'); UPDATE author SET name = 'Z' WHERE id = 1;"
-        "DELETE FROM \"my post\" WHERE id = 2;"
+        'DELETE FROM "my post" WHERE id = 2;'
     )
     result = runner.invoke(app, ["plan", str(spec), "--sql"], catch_exceptions=False)
     assert result.exit_code == 0, result.stderr

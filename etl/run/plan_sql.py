@@ -43,7 +43,7 @@ from etl.run.load import load_query, rejects_query
 from etl.run.session import SOURCE_ALIAS, Statement, connect_for
 from etl.run.sync import check_written_query, delete_rows, sync_statements, written_name
 from etl.run.typedscan import Candidate, candidates
-from etl.run.verify import source_sums_queries, target_sums_query
+from etl.run.verify import source_sums_queries, target_sums_query, view_columns_query
 from etl.settings import Mode, OnError
 
 __all__ = ["APPLY_START", "Statement", "plan_sql_text", "plan_statements", "typed_candidates"]
@@ -220,14 +220,13 @@ def _verification(plan: Plan, scans: Mapping[str, Candidate]) -> list[Statement]
             return [Statement("duckdb", q) for q in [*queries, target_sums_query(plan.schema, read)]]
 
         found += _both_paths(table, scans.get(table.source), make)
+    for view in plan.views:
+        found += [
+            Statement("duckdb", view_columns_query(plan.schema, view.name)),
+            Statement("", f'the rows of view "{view.name}", each column read as the query above types it'),
+        ]
     for table, name in written.values():
         found.append(Statement("duckdb", check_written_query(plan.schema, table, name)))
-    if plan.views:
-        found.append(
-            Statement(
-                "", "each view's rows: read by SQLite, and by PostgreSQL as the view's columns are typed then"
-            )
-        )
     return found
 
 

@@ -555,11 +555,14 @@ def _from_text(value: object) -> object:
         return value  # json text: compared as PostgreSQL prints it
 
 
-def _target_view_rows(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> tuple[int, int]:
+def view_columns_query(schema: str, name: str) -> str:
+    """DuckDB SQL: the view's columns and their types, as PostgreSQL has them."""
     qualified = sql.Identifier(schema, name).as_string(None)
-    columns = con.execute(
-        f"SELECT * FROM postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(_view_columns_sql(qualified))})"
-    ).fetchall()
+    return f"SELECT * FROM postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(_view_columns_sql(qualified))})"
+
+
+def _target_view_rows(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> tuple[int, int]:
+    columns = con.execute(view_columns_query(schema, name)).fetchall()
     select = sql.SQL("SELECT {} FROM {}").format(
         sql.SQL(", ").join(
             sql.SQL("{}::text" if t in _AS_TEXT else "{}").format(sql.Identifier(c)) for c, t in columns
