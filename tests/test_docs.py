@@ -115,3 +115,13 @@ def test_every_etl_command_readme_shows_is_a_valid_invocation():
             continue
         assert words[0] in command.commands, line  # type: ignore[attr-defined]
         command.commands[words[0]].make_context(words[0], words[1:])  # type: ignore[attr-defined]
+
+
+def test_a_newcomer_finds_how_to_migrate_their_own_app_on_the_first_screen():
+    """README is a guide: within its first screen (40 lines), what etl is and the commands that
+    migrate one's own app, from `etl init` to `etl apply`."""
+    first_screen = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()[:40]
+    text = "\n".join(first_screen)
+    assert "## Migrate your own app" in text
+    commands = [line.split("#")[0].strip() for line in first_screen if line.startswith("etl ")]
+    assert [c.split()[1] for c in commands][:4] == ["init", "validate", "plan", "apply"], commands
