@@ -116,6 +116,10 @@ class SourceObject:
     module: str | None = None  # a virtual table's module (fts5, rtree, ...)
     shadows: tuple[str, ...] = ()  # a virtual table's shadow tables, which hold its index
     content: str | None = None  # an FTS table's external content table ("" when contentless)
+    # An FTS table's indexed columns (UNINDEXED ones left out) and its tokenize option as written.
+    indexed: tuple[str, ...] = ()
+    tokenize: str | None = None
+    writes: tuple[str, ...] = ()  # the tables a trigger's body inserts into, updates or deletes from
     # A view's columns as SQLite names them, and the (table, column) pairs and views it reads,
     # as SQLite itself resolves them when it prepares a query of the view.
     columns: tuple[str, ...] = ()

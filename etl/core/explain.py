@@ -387,6 +387,8 @@ def _created_table_line(step: CreateTable) -> Line:
         parts.append(counted(len(t.indexes), "index", "indexes"))
     if t.foreign_keys:
         parts.append(counted(len(t.foreign_keys), "foreign key"))
+    if t.search is not None:
+        parts.append(f'full-text search column "{t.search.name}"')
     source = " from a query" if t.query is not None else f' from "{t.source}"' if t.source != t.name else ""
     where = f" where {t.where}" if t.where else ""
     rows = f" <- {counted(t.source_rows, 'row')}" if t.source_rows is not None else ""

@@ -421,10 +421,16 @@ def _table_changes(
     before += [DropIndex(schema, name, ix.name) for ix in actual.indexes if ix not in wanted_indexes]
     wanted_names = {c.name for c in wanted.columns}
     before += [DropColumn(schema, name, c.name) for c in actual.columns if c.name not in wanted_names]
-    for column in table.columns:
+    for column in (*table.columns, table.search) if table.search is not None else table.columns:
         want = wanted.column(column.name)
         have = actual.column(column.name)
         assert want is not None  # the scratch schema was made from this very table
+        if have is not None and column is table.search and _column_key(have) != _column_key(want):
+            # A search column over other columns or another configuration is computed again;
+            # its GIN index goes with it, and is built again.
+            before.append(DropColumn(schema, name, column.name))
+            after += [CreateIndex(schema, name, ix) for ix in table.indexes if ix.method == "gin"]
+            have = None
         if have is not None and have.generated != want.generated:
             # A plain column cannot become generated, nor the reverse (PostgreSQL 15): it goes and
             # comes back, its values computed by PostgreSQL or loaded with the rows.
@@ -462,6 +468,8 @@ def _table_changes(
         after.append(AddCheck(schema, name, check, table.primary_key))
     actual_indexes = set(actual.indexes)
     for ix in wanted.indexes:
-        if ix not in actual_indexes:
+        if ix not in actual_indexes and not any(
+            isinstance(s, CreateIndex) and s.index.name == ix.name for s in after
+        ):
             after.append(CreateIndex(schema, name, next(i for i in table.indexes if i.name == ix.name)))
     return before, after

@@ -56,7 +56,8 @@ def _column_type_sql(column: TargetColumn, schema: str) -> sql.Composable:
 
 
 def _column_ddl(column: TargetColumn) -> sql.Composed:
-    staged = loads_as_text(column.pg_type)
+    # A column loaded as text is converted once its rows are in; PostgreSQL computes a generated one.
+    staged = column.generated is None and loads_as_text(column.pg_type)
     parts: list[sql.Composable] = [
         sql.Identifier(column.name),
         sql.SQL(
@@ -102,7 +103,8 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
                 sql.SQL("DROP TABLE {}").format(sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables))
             ]
         case CreateTable(schema, table):
-            columns = sql.SQL(",\n    ").join(_column_ddl(c) for c in table.columns)
+            every = (*table.columns, table.search) if table.search is not None else table.columns
+            columns = sql.SQL(",\n    ").join(_column_ddl(c) for c in every)
             return [
                 sql.SQL("CREATE TABLE {} (\n    {}\n)").format(sql.Identifier(schema, table.name), columns)
             ]
@@ -183,10 +185,11 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
                 )
             ]
         case CreateIndex(schema, table, index):
-            statement = sql.SQL("CREATE {}INDEX {} ON {} ({})").format(
+            statement = sql.SQL("CREATE {}INDEX {} ON {} {}({})").format(
                 sql.SQL("UNIQUE " if index.unique else ""),
                 sql.Identifier(index.name),
                 sql.Identifier(schema, table),
+                sql.SQL("USING gin " if index.method == "gin" else ""),
                 sql.SQL(", ").join(index.keys),
             )
             if index.where is not None:

@@ -113,6 +113,16 @@ DEFERRABLE = {
 
 
 @dataclass(frozen=True)
+class SearchSpec:
+    """PostgreSQL full-text search on a table: a generated tsvector column over source columns,
+    with a GIN index."""
+
+    columns: tuple[str, ...]  # source column names
+    name: str = "search"  # the tsvector column's target name
+    config: str = "simple"  # PostgreSQL text search configuration
+
+
+@dataclass(frozen=True)
 class TableSpec:
     name: str | None = None
     where: str | None = None
@@ -129,6 +139,7 @@ class TableSpec:
     foreign_keys: tuple[ForeignKeySpec, ...] | None = None
     checks: tuple[CheckSpec, ...] | None = None
     query: str | None = None  # SQLite: the table's rows are this query's, not a source table's
+    search: SearchSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -420,4 +431,11 @@ def _table_spec(raw: Any, base: tuple[str, ...], pg_type: _TypeReader) -> TableS
         ),
         checks=None if checks is None else tuple(CheckSpec(c["sql"], c.get("name")) for c in checks),
         query=raw.get("query"),
+        search=_search(raw.get("search")),
     )
+
+
+def _search(raw: dict[str, Any] | None) -> SearchSpec | None:
+    if raw is None:
+        return None
+    return SearchSpec(tuple(raw["columns"]), raw.get("name", "search"), raw.get("config", "simple"))
