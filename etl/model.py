@@ -120,8 +120,9 @@ class SourceObject:
     indexed: tuple[str, ...] = ()
     tokenize: str | None = None
     writes: tuple[str, ...] = ()  # the tables a trigger's body inserts into, updates or deletes from
-    # A view's columns as SQLite names them, and the (table, column) pairs and views it reads,
-    # as SQLite itself resolves them when it prepares a query of the view.
+    # A view's columns as SQLite names them (an FTS table's: every column, UNINDEXED ones too),
+    # and the (table, column) pairs and views a view reads, as SQLite itself resolves them when
+    # it prepares a query of the view.
     columns: tuple[str, ...] = ()
     reads: tuple[tuple[str, str], ...] = ()
     views_read: tuple[str, ...] = ()

@@ -141,7 +141,11 @@ def test_init_writes_search_for_fts4_and_fts5_and_the_spec_applies(tmp_path, tmp
     result = init_spec(source, spec, target_url=pg_url)
 
     written = yaml.safe_load(spec.read_text())
-    assert written["tables"]["docs"]["search"] == {"name": "search", "columns": ["title", "body"], "config": "simple"}
+    assert written["tables"]["docs"]["search"] == {
+        "name": "search",
+        "columns": ["title", "body"],
+        "config": "simple",
+    }
     assert written["tables"]["notes"]["query"] == 'SELECT rowid AS id, "title", "body" FROM "notes"'
     assert written["tables"]["notes"]["search"]["config"] == "english"
     assert written["tables"]["letters"]["search"]["columns"] == ["sender", "text"]
@@ -155,7 +159,9 @@ def test_init_writes_search_for_fts4_and_fts5_and_the_spec_applies(tmp_path, tmp
     m.apply()
     assert _found(pg, "docs", "cat") == [1]
     assert _found(pg, "notes", "morning", config="english") == [10]
-    assert [r[0] for r in pg.execute("SELECT id FROM letters WHERE search @@ to_tsquery('simple', 'engine')")] == [7]
+    assert [
+        r[0] for r in pg.execute("SELECT id FROM letters WHERE search @@ to_tsquery('simple', 'engine')")
+    ] == [7]
     assert pg.execute("SELECT count(*) FROM notes").fetchone() == (3,)
 
 

@@ -23,7 +23,6 @@ from etl.settings import Converter, Deferral, Mode, Naming, OnError, converter_a
 from etl.specfile.document import ColumnSpec, IndexKeySpec, IndexSpec, Spec, SqlDefault, TableSpec
 from etl.specfile.sqltext import SQLITE, one_expression_problem, one_select_problem, relations_read
 from etl.sqlite.convert import ValueConversion, integer_unit, loads_as_text
-from etl.sqlite.ddl import part_column, table_parts
 from etl.sqlite.translate import (
     TargetColumnRef,
     collated_column,
@@ -298,7 +297,9 @@ def source_object_left_out(obj: SourceObject, searched: dict[str, str] | None = 
         )
         fts = [w for w in obj.writes if w in searched]
         if obj.writes and len(fts) == len(obj.writes):
-            maintained = f"FTS maintenance: it keeps the full-text index {', '.join(repr(w) for w in fts)} in step"
+            maintained = (
+                f"FTS maintenance: it keeps the full-text index {', '.join(repr(w) for w in fts)} in step"
+            )
             if all(searched[w] for w in fts):
                 reason = (
                     f'{maintained} with "{obj.table}"; not translated, replaced: '
@@ -317,7 +318,12 @@ def source_object_left_out(obj: SourceObject, searched: dict[str, str] | None = 
             if searched.get(obj.name):
                 reason += f"; {searched[obj.name]}: {fts_differences(obj)}"
             else:
-                if obj.content:
+                if obj.content == "":
+                    reason += (
+                        "; it is contentless (content=''): SQLite keeps only the index, no rows, so "
+                        "nothing is there to migrate"
+                    )
+                elif obj.content:
                     reason += f"; the rows it indexes are in '{obj.content}', which is migrated"
                 elif obj.content is None:
                     reason += (
@@ -329,6 +335,15 @@ def source_object_left_out(obj: SourceObject, searched: dict[str, str] | None = 
                     "`search: {columns: [...]}` on the table holding the rows creates one"
                 )
     return LeftOut(obj.table, obj.kind, obj.name, obj.sql, reason)
+
+
+def search_carried(table: str, column: str, query: bool) -> str:
+    """Where an FTS table's search went: the wording plan and init share."""
+    how = f"its rows are loaded by the query of table '{table}'; " if query else ""
+    return (
+        f"{how}its search is the generated tsvector column '{column}' of table '{table}', with a GIN "
+        "index (search: in the spec)"
+    )
 
 
 def fts_config(obj: SourceObject) -> str:
@@ -350,17 +365,8 @@ def fts_differences(obj: SourceObject) -> str:
 def fts_query(obj: SourceObject) -> str:
     """The SQLite SELECT that reads an FTS table's own rows, with its rowid as `id` (else `rowid`)."""
     key = "id" if "id" not in {c.lower() for c in obj.indexed} else "rowid"
-    columns = ", ".join(quote_ident(c) for c in fts_columns(obj))
+    columns = ", ".join(quote_ident(c) for c in obj.columns)
     return f"SELECT rowid AS {key}, {columns} FROM {quote_ident(obj.name)}"
-
-
-def fts_columns(obj: SourceObject) -> tuple[str, ...]:
-    """Every column of an FTS table, UNINDEXED ones included, from its CREATE VIRTUAL TABLE."""
-    return tuple(
-        c
-        for part in table_parts(obj.sql)
-        if not re.match(r"\s*[\w$]+\s*=", part) and (c := part_column(part)) is not None
-    )
 
 
 def check_name(table: str, check: Check, column: str | None, naming: Naming) -> str:
@@ -549,10 +555,8 @@ class _Resolver:
                     continue
                 reads = relations_read(ts.query) if ts.query else ()
                 if name == obj.content or (isinstance(reads, tuple) and obj.name in reads):
-                    how = f"its rows are loaded by the query of table '{name}'; " if ts.query else ""
-                    found[obj.name] = (
-                        f"{how}its search is the generated tsvector column '{ts.search.name}' of table "
-                        f"'{ts.name or name}', with a GIN index (search: in the spec)"
+                    found[obj.name] = search_carried(
+                        ts.name or target_name(name, self.spec.naming), ts.search.name, ts.query is not None
                     )
         return found
 

@@ -207,6 +207,7 @@ def _source_object(
         if _fold(f"{name}_{suffix}") in names
     )
     content = None
+    columns: tuple[str, ...] = ()
     indexed: tuple[str, ...] = ()
     tokenize = None
     if module.startswith("fts"):
@@ -214,9 +215,18 @@ def _source_object(
         content = unquote_identifier(option.group(1)) if option else None
         if content is not None:
             content = names.get(_fold(content), content)
-        indexed, tokenize = _fts_arguments(sql or "")
+        columns, indexed, tokenize = _fts_arguments(sql or "")
     return SourceObject(
-        "virtual table", name, sql or "", None, module, shadows, content, indexed=indexed, tokenize=tokenize
+        "virtual table",
+        name,
+        sql or "",
+        None,
+        module,
+        shadows,
+        content,
+        columns=columns,
+        indexed=indexed,
+        tokenize=tokenize,
     )
 
 
@@ -242,10 +252,12 @@ def _trigger_writes(sql: str, names: dict[bytes, str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _fts_arguments(sql: str) -> tuple[tuple[str, ...], str | None]:
-    """An FTS table's indexed columns and its tokenize option: each argument of USING fts5(...)
-    is a column (`body`, `body UNINDEXED`) or an option (`tokenize = 'porter'`, `content=docs`)."""
+def _fts_arguments(sql: str) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+    """An FTS table's columns, those of them it indexes, and its tokenize option: each argument
+    of USING fts5(...) is a column (`body`, `body UNINDEXED`) or an option (`tokenize = 'porter'`,
+    `content=docs`)."""
     columns: list[str] = []
+    indexed: list[str] = []
     tokenize = None
     for part in table_parts(sql):
         option = re.match(r"\s*([\w$]+)\s*=\s*(.*)$", part, re.DOTALL)
@@ -254,10 +266,12 @@ def _fts_arguments(sql: str) -> tuple[tuple[str, ...], str | None]:
                 tokenize = unquote_identifier(option.group(2).strip())
             continue
         column = part_column(part)
-        if column is None or re.search(r"\bUNINDEXED\b", strip_quoted(part), re.IGNORECASE):
+        if column is None:
             continue
         columns.append(column)
-    return tuple(columns), tokenize
+        if not re.search(r"\bUNINDEXED\b", strip_quoted(part), re.IGNORECASE):
+            indexed.append(column)
+    return tuple(columns), tuple(indexed), tokenize
 
 
 def _fold(name: str) -> bytes:
