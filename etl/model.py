@@ -212,12 +212,24 @@ class PgView:
 
 
 @dataclass(frozen=True)
+class PgTrigger:
+    name: str
+    table: str
+    # pg_get_triggerdef() and its function's body, read with the schema as the search path
+    definition: str
+
+
+@dataclass(frozen=True)
 class TargetCatalog:
     schema: str
     exists: bool
     tables: tuple[PgTable, ...] = ()
     enums: tuple[tuple[str, tuple[str, ...]], ...] = ()
     views: tuple[PgView, ...] = ()
+    triggers: tuple[PgTrigger, ...] = ()
+
+    def trigger(self, table: str, name: str) -> PgTrigger | None:
+        return next((t for t in self.triggers if t.table == table and t.name == name), None)
 
     def view(self, name: str) -> PgView | None:
         return next((v for v in self.views if v.name == name), None)

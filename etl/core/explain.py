@@ -22,6 +22,7 @@ from etl.core.plan import (
     CreateIndex,
     CreateSchema,
     CreateTable,
+    CreateTrigger,
     CreateView,
     DeleteRows,
     DropColumn,
@@ -29,6 +30,7 @@ from etl.core.plan import (
     DropIndex,
     DropTable,
     DropTables,
+    DropTrigger,
     DropView,
     FinishEnum,
     KeepForRollback,
@@ -303,6 +305,21 @@ def _(step: DropView) -> Line:
 def _(step: CreateView) -> Line:
     reads = ", ".join(f'"{r}"' for r in step.view.reads)
     return Line("~" if step.replaced else "+", f'view "{step.schema}"."{step.view.name}" reading {reads}')
+
+
+@describe.register
+def _(step: DropTrigger) -> Line:
+    return Line("-", f'trigger "{step.name}" on "{step.table}" (created again below)')
+
+
+@describe.register
+def _(step: CreateTrigger) -> Line:
+    t = step.trigger
+    event = f"update of {', '.join(t.columns)}" if t.columns else t.event
+    when = f" when {t.when}" if t.when else ""
+    return Line(
+        "~" if step.replaced else "+", f'trigger "{t.name}" after {event} on "{t.table}" for each row{when}'
+    )
 
 
 @describe.register

@@ -172,6 +172,20 @@ class TargetView:
 
 
 @dataclass(frozen=True)
+class TargetTrigger:
+    """A trigger of the target: AFTER `event` ON `table` FOR EACH ROW [WHEN], running `body` in
+    its own function (`function`), which never runs again from within itself."""
+
+    name: str
+    table: str  # target table name
+    event: str  # insert | update | delete
+    body: str  # PL/pgSQL statements
+    function: str
+    columns: tuple[str, ...] = ()  # UPDATE OF these target columns
+    when: str | None = None
+
+
+@dataclass(frozen=True)
 class ShadowedRule:
     """A type rule that changes nothing: every column it matches sets its own `type`."""
 
@@ -193,6 +207,7 @@ class DesiredSchema:
     left_out: tuple[LeftOut, ...] = ()  # what of the source's schema the target does not get
     views: tuple[TargetView, ...] = ()  # in the order they can be created (a view after those it reads)
     shadowed_rules: tuple[ShadowedRule, ...] = ()  # type rules no column takes its type from
+    triggers: tuple[TargetTrigger, ...] = ()  # created once the rows are in
 
     def table(self, name: str) -> TargetTable | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -511,10 +526,12 @@ class _Resolver:
             source_object_left_out(o, searched)
             for o in self.source.objects
             if not (o.kind == "view" and o.name in self.spec.views)
+            and not (o.kind == "trigger" and o.name in self.spec.triggers)
         ]
         targets = {t.name: self.table(t, names) for t in chosen}
         self.check_relation_names(list(targets.values()))
         views = self.target_views(set(names.values()))
+        triggers = self.target_triggers(names, targets)
         order = self.load_order(chosen)
         if self.problems:
             raise SpecError(self.problems)
@@ -540,7 +557,42 @@ class _Resolver:
             left_out=tuple(self.left_out),
             views=views,
             shadowed_rules=self.shadowed_rules(),
+            triggers=triggers,
         )
+
+    def target_triggers(
+        self, names: dict[str, str], targets: dict[str, TargetTable]
+    ) -> tuple[TargetTrigger, ...]:
+        """The spec's triggers, on the tables the target gets."""
+        out = []
+        for name, trigger in self.spec.triggers.items():
+            at = ("triggers", name)
+            if len(name.encode()) > MAX_NAME_BYTES:
+                self.problem(at, f"trigger name '{name}' is longer than PostgreSQL's 63 bytes", key=True)
+            table = targets.get(trigger.table)
+            if table is None:
+                self.problem(
+                    (*at, "table"),
+                    f"trigger '{name}' is on '{trigger.table}', which is not a migrated table"
+                    f"{_did_you_mean(trigger.table, list(names))}",
+                )
+                continue
+            columns = []
+            for i, column in enumerate(trigger.columns):
+                target = next((c for c in table.columns if c.conversion.column == column), None)
+                if target is None:
+                    self.problem((*at, "columns", i), f"no column '{column}' in table '{trigger.table}'")
+                else:
+                    columns.append(target.name)
+            if trigger.columns and trigger.event != "update":
+                self.problem((*at, "columns"), "columns (UPDATE OF) go with event: update only")
+            function = fit_name(f"etl_trigger_{name}")
+            out.append(
+                TargetTrigger(
+                    name, table.name, trigger.event, trigger.body, function, tuple(columns), trigger.when
+                )
+            )
+        return tuple(out)
 
     def searched(self) -> dict[str, str]:
         """Each FTS table of the source, and where a spec table's `search:` carries its search

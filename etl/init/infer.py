@@ -49,6 +49,7 @@ from etl.sqlite.translate import (
     translate_index_key,
     translate_view,
 )
+from etl.sqlite.triggers import TableRef, translate_trigger
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Plain words a YAML 1.1 reader (many editors) would not read as a string.
@@ -707,7 +708,8 @@ def render_spec(
             for name, labels in enums.items()
         ]
     views, view_lines = _view_lines(catalog, plans)
-    lines += _source_object_lines(catalog, result, views, searched)
+    triggers, trigger_lines = _trigger_lines(catalog, plans)
+    lines += _source_object_lines(catalog, result, views, searched, triggers)
     if not order:
         lines += ["", "# The database has no tables.", "load_order: []", "tables: {}"]
     else:
@@ -725,6 +727,7 @@ def render_spec(
         lines += [""] + _fts_table_lines(obj)
         result.tables += 1
     lines += view_lines
+    lines += trigger_lines
     result.text = "\n".join(lines) + "\n"
     return result
 
@@ -879,11 +882,54 @@ def _fts_table_lines(obj: SourceObject) -> list[str]:
     ]
 
 
+def _trigger_lines(catalog: Catalog, plans: dict[str, _TablePlan]) -> tuple[dict[str, str | None], list[str]]:
+    """Each trigger: None when it is written under `triggers:` (translated exactly, on tables that
+    keep their names), else why not; and the `triggers:` section."""
+    tables = {
+        name: TableRef(plan.target, _kinds(plan), plan.table.primary_key) for name, plan in plans.items()
+    }
+    found: dict[str, str | None] = {}
+    lines: list[str] = []
+    for trigger in (o for o in catalog.objects if o.kind == "trigger"):
+        translated = translate_trigger(trigger.sql, tables)
+        found[trigger.name] = translated.reason
+        if translated.reason is not None:
+            continue
+        lines += [
+            f"  {yaml_str(trigger.name)}:",
+            f"    table: {yaml_str(translated.table)}",
+            f"    event: {translated.event}",
+        ]
+        if translated.columns:
+            lines.append(f"    columns: {_yaml_list(translated.columns)}")
+        if translated.when:
+            lines.append(f"    when: {yaml_str(translated.when)}")
+        lines.append(f"    body: {yaml_str(translated.body)}")
+    if lines:
+        lines = [
+            "",
+            "# Triggers, created after the rows are in (they never fire on what etl writes); as in",
+            "# SQLite, a trigger does not fire again from within itself.",
+            "triggers:",
+            *lines,
+        ]
+    return found, lines
+
+
 def _source_object_lines(
-    catalog: Catalog, result: InitResult, views: dict[str, str | None], searched: dict[str, str]
+    catalog: Catalog,
+    result: InitResult,
+    views: dict[str, str | None],
+    searched: dict[str, str],
+    triggers: dict[str, str | None],
 ) -> list[str]:
     """Triggers, virtual tables and views not carried: each named, with why it is left out and its SQL."""
-    objects = [o for o in catalog.objects if not (o.kind == "view" and views.get(o.name) is None)]
+    objects = [
+        o
+        for o in catalog.objects
+        if not (o.kind == "view" and views.get(o.name) is None)
+        and not (o.kind == "trigger" and triggers.get(o.name) is None)
+    ]
     if not objects:
         return []
     lines = ["", "# Not migrated (etl plan lists them too):"]
@@ -896,6 +942,8 @@ def _source_object_lines(
             )
         else:
             reason = source_object_left_out(obj, searched).reason
+            if obj.kind == "trigger" and not reason.startswith("FTS maintenance"):
+                reason = f"not translated: {triggers.get(obj.name)}; {reason}"
         lines.append(f"# !! {obj.kind} {comment_text(obj.name)}: {comment_text(reason)}. Its SQLite SQL:")
         lines += [f"#      {comment_text(line)}" for line in obj.sql.splitlines()]
         result.findings.append(Finding(obj.name, None, f"{obj.kind}: {reason}"))

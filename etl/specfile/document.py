@@ -143,6 +143,17 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class TriggerSpec:
+    """A PostgreSQL trigger: AFTER `event` ON `table` FOR EACH ROW [WHEN ...], running `body`."""
+
+    table: str  # source table name
+    event: str  # insert | update | delete
+    body: str  # PL/pgSQL statements over the target's names, NEW and OLD
+    columns: tuple[str, ...] = ()  # UPDATE OF these source columns
+    when: str | None = None  # PostgreSQL boolean expression over NEW and OLD
+
+
+@dataclass(frozen=True)
 class ViewSpec:
     sql: str  # one PostgreSQL SELECT over the target's tables and views
 
@@ -186,6 +197,7 @@ class Spec:
     load_order: tuple[str, ...] | None = None
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
     views: Mapping[str, ViewSpec] = field(default_factory=dict)  # source view -> its PostgreSQL
+    triggers: Mapping[str, TriggerSpec] = field(default_factory=dict)  # trigger name -> its PostgreSQL
     prisma: PrismaProject | None = None
     document: Document | None = field(default=None, compare=False, repr=False)
 
@@ -339,6 +351,12 @@ def _build(
         load_order=tuple(load_order) if load_order is not None else None,
         tables=tables,
         views={name: ViewSpec(raw["sql"]) for name, raw in (data.get("views") or {}).items()},
+        triggers={
+            name: TriggerSpec(
+                raw["table"], raw["event"], raw["body"], tuple(raw.get("columns", ())), raw.get("when")
+            )
+            for name, raw in (data.get("triggers") or {}).items()
+        },
         prisma=_prisma_project(data.get("prisma"), file.parent),
         document=doc,
     )
