@@ -175,3 +175,21 @@ def test_search_names_only_text_columns_of_the_table(tmp_sqlite, tmp_path):
     assert "no column 'bdy' in table 'docs' (or it is excluded) (did you mean 'body'?)" in text
     assert "column 'stars' is not text: full-text search reads text columns only" in text
     assert "table 'docs' already has a column 'body': give the search column another `name`" in text
+
+
+def test_a_sync_brings_new_rows_into_the_search_and_rollback_keeps_it(migration, pg):
+    from etl.run.rollback import apply_rollback, plan_rollback
+
+    m = migration(DOCS)
+    m.apply(SEARCHED)
+    m.change_source(
+        "INSERT INTO docs VALUES (5, 'Cats again', 'a second cat', 1); UPDATE docs SET body = 'dawn chorus' WHERE id = 3;"
+    )
+    m.apply()
+
+    assert _found(pg, "docs", "cat") == [1, 5]
+    assert _found(pg, "docs", "chorus") == [3]
+    assert not m.plan().has_changes
+    apply_rollback(plan_rollback(m.url, "public"), m.url)
+    assert _found(pg, "docs", "cat") == [1]
+    assert _found(pg, "docs", "songs") == [3]
