@@ -116,8 +116,13 @@ class SourceObject:
     module: str | None = None  # a virtual table's module (fts5, rtree, ...)
     shadows: tuple[str, ...] = ()  # a virtual table's shadow tables, which hold its index
     content: str | None = None  # an FTS table's external content table ("" when contentless)
-    # A view's columns as SQLite names them, and the (table, column) pairs and views it reads,
-    # as SQLite itself resolves them when it prepares a query of the view.
+    # An FTS table's indexed columns (UNINDEXED ones left out) and its tokenize option as written.
+    indexed: tuple[str, ...] = ()
+    tokenize: str | None = None
+    writes: tuple[str, ...] = ()  # the tables a trigger's body inserts into, updates or deletes from
+    # A view's columns as SQLite names them (an FTS table's: every column, UNINDEXED ones too),
+    # and the (table, column) pairs and views a view reads, as SQLite itself resolves them when
+    # it prepares a query of the view.
     columns: tuple[str, ...] = ()
     reads: tuple[tuple[str, str], ...] = ()
     views_read: tuple[str, ...] = ()
@@ -207,12 +212,24 @@ class PgView:
 
 
 @dataclass(frozen=True)
+class PgTrigger:
+    name: str
+    table: str
+    # pg_get_triggerdef() and its function's body, read with the schema as the search path
+    definition: str
+
+
+@dataclass(frozen=True)
 class TargetCatalog:
     schema: str
     exists: bool
     tables: tuple[PgTable, ...] = ()
     enums: tuple[tuple[str, tuple[str, ...]], ...] = ()
     views: tuple[PgView, ...] = ()
+    triggers: tuple[PgTrigger, ...] = ()
+
+    def trigger(self, table: str, name: str) -> PgTrigger | None:
+        return next((t for t in self.triggers if t.table == table and t.name == name), None)
 
     def view(self, name: str) -> PgView | None:
         return next((v for v in self.views if v.name == name), None)

@@ -367,14 +367,15 @@ def test_init_writes_each_left_out_object_with_its_sql(tmp_sqlite, tmp_path):
     result = init_spec(tmp_sqlite(OBJECTS), tmp_path / "spec.yaml")
 
     text = (tmp_path / "spec.yaml").read_text()
-    assert "# !! trigger doc_touch: triggers are not migrated" in text
-    assert "#      CREATE TRIGGER doc_touch AFTER UPDATE ON doc BEGIN" in text
+    # The trigger translates exactly: written under triggers:, to be created (tests/test_triggers.py).
+    assert yaml.safe_load(text)["triggers"]["doc_touch"]["event"] == "update"
+    assert "#      CREATE VIRTUAL TABLE note_fts USING fts5(text)" in text
     # The view translates exactly: written under views:, to be created (tests/test_views.py).
     assert yaml.safe_load(text)["views"] == {
         "titled": {"sql": 'SELECT "id", "title" FROM "doc" WHERE NOT "title" IS NULL'}
     }
     assert "doc_fts_data" not in text.split("tables:")[1]  # no shadow table among the tables
-    assert {f.table for f in result.findings} >= {"doc_fts", "note_fts", "old_fts", "doc_touch"}
+    assert {f.table for f in result.findings} >= {"doc_fts", "note_fts", "old_fts"}
 
 
 def test_nocase_and_rtrim_uniqueness_is_kept_exactly(migration, pg):

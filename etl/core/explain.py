@@ -22,6 +22,7 @@ from etl.core.plan import (
     CreateIndex,
     CreateSchema,
     CreateTable,
+    CreateTrigger,
     CreateView,
     DeleteRows,
     DropColumn,
@@ -29,6 +30,7 @@ from etl.core.plan import (
     DropIndex,
     DropTable,
     DropTables,
+    DropTrigger,
     DropView,
     FinishEnum,
     KeepForRollback,
@@ -306,6 +308,21 @@ def _(step: CreateView) -> Line:
 
 
 @describe.register
+def _(step: DropTrigger) -> Line:
+    return Line("-", f'trigger "{step.name}" on "{step.table}" (created again below)')
+
+
+@describe.register
+def _(step: CreateTrigger) -> Line:
+    t = step.trigger
+    event = f"update of {', '.join(t.columns)}" if t.columns else t.event
+    when = f" when {t.when}" if t.when else ""
+    return Line(
+        "~" if step.replaced else "+", f'trigger "{t.name}" after {event} on "{t.table}" for each row{when}'
+    )
+
+
+@describe.register
 def _(step: VerifyStep) -> Line:
     return Line("", "verify every table against the source (counts and checksums)")
 
@@ -387,6 +404,8 @@ def _created_table_line(step: CreateTable) -> Line:
         parts.append(counted(len(t.indexes), "index", "indexes"))
     if t.foreign_keys:
         parts.append(counted(len(t.foreign_keys), "foreign key"))
+    if t.search is not None:
+        parts.append(f'full-text search column "{t.search.name}"')
     source = " from a query" if t.query is not None else f' from "{t.source}"' if t.source != t.name else ""
     where = f" where {t.where}" if t.where else ""
     rows = f" <- {counted(t.source_rows, 'row')}" if t.source_rows is not None else ""

@@ -59,6 +59,7 @@ class TargetIndex:
     keys: tuple[sql.Composable, ...]
     unique: bool = False
     where: sql.Composable | None = None
+    method: str = "btree"  # the access method: btree, or gin for a full-text search column
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,9 @@ class TargetTable:
     watermark: str | None = None  # target column, for mode: append
     checks: tuple[TargetCheck, ...] = ()  # created once the rows are in
     query: str | None = None  # SQLite: the rows are this query's (`query:`), not the table `source`'s
+    # The spec's `search:`: a generated tsvector column PostgreSQL computes from the loaded
+    # columns. Not among `columns`, which are the source's: no value of it is read or compared.
+    search: TargetColumn | None = None
 
     @property
     def sqlite_relation(self) -> str:
@@ -168,6 +172,20 @@ class TargetView:
 
 
 @dataclass(frozen=True)
+class TargetTrigger:
+    """A trigger of the target: AFTER `event` ON `table` FOR EACH ROW [WHEN], running `body` in
+    its own function (`function`), which never runs again from within itself."""
+
+    name: str
+    table: str  # target table name
+    event: str  # insert | update | delete
+    body: str  # PL/pgSQL statements
+    function: str
+    columns: tuple[str, ...] = ()  # UPDATE OF these target columns
+    when: str | None = None
+
+
+@dataclass(frozen=True)
 class ShadowedRule:
     """A type rule that changes nothing: every column it matches sets its own `type`."""
 
@@ -189,6 +207,7 @@ class DesiredSchema:
     left_out: tuple[LeftOut, ...] = ()  # what of the source's schema the target does not get
     views: tuple[TargetView, ...] = ()  # in the order they can be created (a view after those it reads)
     shadowed_rules: tuple[ShadowedRule, ...] = ()  # type rules no column takes its type from
+    triggers: tuple[TargetTrigger, ...] = ()  # created once the rows are in
 
     def table(self, name: str) -> TargetTable | None:
         return next((t for t in self.tables if t.name == name), None)
@@ -275,8 +294,10 @@ def _index_definition(ix: TargetIndex) -> tuple:
     )
 
 
-def source_object_left_out(obj: SourceObject) -> LeftOut:
-    """Why a view, trigger or virtual table of the source is not in the target, and what to do."""
+def source_object_left_out(obj: SourceObject, searched: dict[str, str] | None = None) -> LeftOut:
+    """Why a view, trigger or virtual table of the source is not in the target, and what to do.
+    `searched`: each FTS table whose search the target has, and where (`search:` on a table)."""
+    searched = searched or {}
     if obj.kind == "view":
         translated = translate_view(obj.sql, obj.columns)
         why = f"its SQL does not translate exactly ({translated.reason})" if translated.reason else ""
@@ -289,19 +310,78 @@ def source_object_left_out(obj: SourceObject) -> LeftOut:
             f'triggers are not migrated: what it does on changes to "{obj.table}" does not happen in '
             "PostgreSQL; write it as a PL/pgSQL trigger"
         )
+        fts = [w for w in obj.writes if w in searched]
+        if obj.writes and len(fts) == len(obj.writes):
+            maintained = (
+                f"FTS maintenance: it keeps the full-text index {', '.join(repr(w) for w in fts)} in step"
+            )
+            if all(searched[w] for w in fts):
+                reason = (
+                    f'{maintained} with "{obj.table}"; not translated, replaced: '
+                    + "; ".join(searched[w] for w in dict.fromkeys(fts))
+                    + " (a generated column: PostgreSQL computes it on every insert and update)"
+                )
+            else:
+                reason = (
+                    f'{maintained} with "{obj.table}"; not translated: `search: {{columns: [...]}}` on '
+                    "the table holding the rows creates a generated tsvector column, which needs no trigger"
+                )
     else:
         shadows = f" nor its shadow tables ({', '.join(obj.shadows)})" if obj.shadows else ""
         reason = f"a {obj.module} virtual table is not migrated{shadows}"
         if obj.module and obj.module.startswith("fts"):
-            if obj.content:
-                reason += f"; the rows it indexes are in '{obj.content}', which is migrated"
-            elif obj.content is None:
+            if searched.get(obj.name):
+                reason += f"; {searched[obj.name]}: {fts_differences(obj)}"
+            else:
+                if obj.content == "":
+                    reason += (
+                        "; it is contentless (content=''): SQLite keeps only the index, no rows, so "
+                        "nothing is there to migrate"
+                    )
+                elif obj.content:
+                    reason += f"; the rows it indexes are in '{obj.content}', which is migrated"
+                elif obj.content is None:
+                    reason += (
+                        "; the rows it indexes live only inside it: load them as a table with "
+                        f"tables: {{{obj.name}: {{query: {fts_query(obj)}}}}}"
+                    )
                 reason += (
-                    "; the rows it indexes live only inside it: to migrate them, copy them into a table "
-                    f'in SQLite first (CREATE TABLE t AS SELECT * FROM "{obj.name}")'
+                    "; in PostgreSQL, full-text search is a tsvector column with a GIN index: "
+                    "`search: {columns: [...]}` on the table holding the rows creates one"
                 )
-            reason += "; in PostgreSQL, full-text search is a tsvector column with a GIN index"
     return LeftOut(obj.table, obj.kind, obj.name, obj.sql, reason)
+
+
+def search_carried(table: str, column: str, query: bool) -> str:
+    """Where an FTS table's search went: the wording plan and init share."""
+    how = f"its rows are loaded by the query of table '{table}'; " if query else ""
+    return (
+        f"{how}its search is the generated tsvector column '{column}' of table '{table}', with a GIN "
+        "index (search: in the spec)"
+    )
+
+
+def fts_config(obj: SourceObject) -> str:
+    """The PostgreSQL text search configuration nearest an FTS table's tokenizer: english for
+    porter (which stems English words), else simple (lowercased words, as unicode61 and ascii)."""
+    return "english" if re.search(r"\bporter\b", obj.tokenize or "", re.IGNORECASE) else "simple"
+
+
+def fts_differences(obj: SourceObject) -> str:
+    """What differs between an FTS table's search and PostgreSQL's, said where init and plan name it."""
+    tokenizer = obj.tokenize or "unicode61"
+    return (
+        f"SQLite's tokenizer ({tokenizer}) and PostgreSQL's '{fts_config(obj)}' configuration do not split, "
+        "fold or stem every word alike (unicode61 removes diacritics, simple keeps them; porter and english "
+        "stem differently), MATCH queries become @@ to_tsquery(...), and ts_rank does not rank as bm25 does"
+    )
+
+
+def fts_query(obj: SourceObject) -> str:
+    """The SQLite SELECT that reads an FTS table's own rows, with its rowid as `id` (else `rowid`)."""
+    key = "id" if "id" not in {c.lower() for c in obj.indexed} else "rowid"
+    columns = ", ".join(quote_ident(c) for c in obj.columns)
+    return f"SELECT rowid AS {key}, {columns} FROM {quote_ident(obj.name)}"
 
 
 def check_name(table: str, check: Check, column: str | None, naming: Naming) -> str:
@@ -441,14 +521,17 @@ class _Resolver:
                     f"enum name '{enum}' is longer than PostgreSQL's 63 bytes; shorten it",
                     key=True,
                 )
+        searched = self.searched()
         self.left_out += [
-            source_object_left_out(o)
+            source_object_left_out(o, searched)
             for o in self.source.objects
             if not (o.kind == "view" and o.name in self.spec.views)
+            and not (o.kind == "trigger" and o.name in self.spec.triggers)
         ]
         targets = {t.name: self.table(t, names) for t in chosen}
         self.check_relation_names(list(targets.values()))
         views = self.target_views(set(names.values()))
+        triggers = self.target_triggers(names, targets)
         order = self.load_order(chosen)
         if self.problems:
             raise SpecError(self.problems)
@@ -474,7 +557,60 @@ class _Resolver:
             left_out=tuple(self.left_out),
             views=views,
             shadowed_rules=self.shadowed_rules(),
+            triggers=triggers,
         )
+
+    def target_triggers(
+        self, names: dict[str, str], targets: dict[str, TargetTable]
+    ) -> tuple[TargetTrigger, ...]:
+        """The spec's triggers, on the tables the target gets."""
+        out = []
+        for name, trigger in self.spec.triggers.items():
+            at = ("triggers", name)
+            if len(name.encode()) > MAX_NAME_BYTES:
+                self.problem(at, f"trigger name '{name}' is longer than PostgreSQL's 63 bytes", key=True)
+            table = targets.get(trigger.table)
+            if table is None:
+                self.problem(
+                    (*at, "table"),
+                    f"trigger '{name}' is on '{trigger.table}', which is not a migrated table"
+                    f"{_did_you_mean(trigger.table, list(names))}",
+                )
+                continue
+            columns = []
+            for i, column in enumerate(trigger.columns):
+                target = next((c for c in table.columns if c.conversion.column == column), None)
+                if target is None:
+                    self.problem((*at, "columns", i), f"no column '{column}' in table '{trigger.table}'")
+                else:
+                    columns.append(target.name)
+            if trigger.columns and trigger.event != "update":
+                self.problem((*at, "columns"), "columns (UPDATE OF) go with event: update only")
+            function = fit_name(f"etl_trigger_{name}")
+            out.append(
+                TargetTrigger(
+                    name, table.name, trigger.event, trigger.body, function, tuple(columns), trigger.when
+                )
+            )
+        return tuple(out)
+
+    def searched(self) -> dict[str, str]:
+        """Each FTS table of the source, and where a spec table's `search:` carries its search
+        ("" where none does): on its external content table, or on a `query:` table reading it."""
+        found: dict[str, str] = {}
+        for obj in self.source.objects:
+            if not (obj.kind == "virtual table" and (obj.module or "").startswith("fts")):
+                continue
+            found[obj.name] = ""
+            for name, ts in self.spec.tables.items():
+                if ts.search is None:
+                    continue
+                reads = relations_read(ts.query) if ts.query else ()
+                if name == obj.content or (isinstance(reads, tuple) and obj.name in reads):
+                    found[obj.name] = search_carried(
+                        ts.name or target_name(name, self.spec.naming), ts.search.name, ts.query is not None
+                    )
+        return found
 
     def shadowed_rules(self) -> tuple[ShadowedRule, ...]:
         return tuple(
@@ -582,6 +718,15 @@ class _Resolver:
         indexes = self.target_indexes(table, ts, base, tname, col_names, kinds)
         fks = self.target_foreign_keys(table, ts, base, tname, col_names, table_names)
         checks = self.target_checks(table, ts, tname, kinds)
+        search = self.target_search(ts, base, tname, col_names, kinds, [c.name for c in columns])
+        if search is not None:
+            indexes.append(
+                TargetIndex(
+                    fit_name(constraint_name(tname, search.name, suffix="idx")),
+                    (sql.Identifier(search.name),),
+                    method="gin",
+                )
+            )
 
         # A column may itself be called rowid; SQLite then still answers to _rowid_ or oid.
         rowid = None
@@ -610,6 +755,59 @@ class _Resolver:
             sequence_floor=table.sequence if table.autoincrement else None,
             checks=tuple(checks),
             query=table.query,
+            search=search,
+        )
+
+    def target_search(
+        self,
+        ts: TableSpec,
+        base: tuple[str, ...],
+        tname: str,
+        col_names: dict[str, str],
+        kinds: dict[str, TargetColumnRef],
+        taken: list[str],
+    ) -> TargetColumn | None:
+        """The spec's `search:` as a generated tsvector column over the named text columns."""
+        search = ts.search
+        if search is None:
+            return None
+        at = (*base, "search")
+        parts: list[sql.Composable] = []
+        for i, column in enumerate(search.columns):
+            ref = kinds.get(column)
+            if ref is None:
+                self.problem(
+                    (*at, "columns", i),
+                    f"no column '{column}' in table '{base[-1]}' (or it is excluded){_did_you_mean(column, list(col_names))}",
+                )
+            elif ref.kind != "text":
+                self.problem(
+                    (*at, "columns", i),
+                    f"column '{column}' is not text: full-text search reads text columns only",
+                )
+            else:
+                parts.append(sql.SQL("coalesce({}, '')").format(sql.Identifier(ref.name)))
+        name = search.name
+        if name in taken or name in SYSTEM_COLUMNS:
+            self.problem(
+                (*at, "name"),
+                f"table '{tname}' already has a column '{name}': give the search column another `name`",
+            )
+        if len(name.encode()) > MAX_NAME_BYTES:
+            self.problem((*at, "name"), f"column name '{name}' is longer than PostgreSQL's 63 bytes")
+        if len(parts) != len(search.columns):
+            return None
+        document = sql.SQL(" || ' ' || ").join(parts)
+        expression = sql.SQL("to_tsvector({}::regconfig, {})").format(sql.Literal(search.config), document)
+        tsvector = PgType("tsvector")
+        return TargetColumn(
+            name=name,
+            pg_type=tsvector,
+            nullable=True,
+            default=None,
+            identity=False,
+            conversion=ValueConversion("NULL", name, tsvector),
+            generated=expression,
         )
 
     def target_checks(

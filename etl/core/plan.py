@@ -12,6 +12,7 @@ from etl.core.mapping import (
     TargetForeignKey,
     TargetIndex,
     TargetTable,
+    TargetTrigger,
     TargetUnique,
     TargetView,
 )
@@ -332,6 +333,26 @@ class CreateView(Step):
 
 
 @dataclass(frozen=True)
+class DropTrigger(Step):
+    """A trigger of the spec that is replaced, or whose table's rows move: dropped before the rows
+    move (a trigger never fires on what etl writes), created again at the end."""
+
+    schema: str
+    table: str
+    name: str
+    function: str
+
+
+@dataclass(frozen=True)
+class CreateTrigger(Step):
+    """A trigger of the spec, once its table holds its rows; `replaced`: it existed (DropTrigger)."""
+
+    schema: str
+    trigger: TargetTrigger
+    replaced: bool = False
+
+
+@dataclass(frozen=True)
 class VerifyStep(Step):
     """Counts and checksums of every table, source against target, before COMMIT."""
 
@@ -413,6 +434,8 @@ def table_of(step: Step) -> str | None:
         | KeepForRollback
         | DropView
         | CreateView
+        | DropTrigger
+        | CreateTrigger
         | WritePrismaBaseline,
     ):
         return None

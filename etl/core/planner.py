@@ -9,7 +9,7 @@ last, when every table holds its rows.
 
 from __future__ import annotations
 
-from etl.core.mapping import DesiredSchema, TargetTable
+from etl.core.mapping import DesiredSchema, TargetTable, fit_name
 from etl.core.plan import (
     AddCheck,
     AddColumn,
@@ -22,6 +22,7 @@ from etl.core.plan import (
     CreateIndex,
     CreateSchema,
     CreateTable,
+    CreateTrigger,
     CreateView,
     DeleteRows,
     DropColumn,
@@ -29,6 +30,7 @@ from etl.core.plan import (
     DropIndex,
     DropTable,
     DropTables,
+    DropTrigger,
     DropView,
     FinishEnum,
     KeepForRollback,
@@ -106,8 +108,9 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     if mapping.retention > 0 and steps:
         steps = _with_keep(schema, steps, mapping.retention, cascaded)
     drops, creates = _view_steps(mapping, target, catalog, desired, steps)
+    trigger_drops, trigger_creates = _trigger_steps(mapping, catalog, desired, steps, fresh_names, cascaded)
     head = sum(1 for s in steps[:2] if isinstance(s, CreateSchema | KeepForRollback))
-    steps = [*steps[:head], *drops, *steps[head:], *creates]
+    steps = [*steps[:head], *trigger_drops, *drops, *steps[head:], *creates, *trigger_creates]
     # Tables only altered are verified too (a type change rewrites every value), unless their
     # mode lets the target keep rows the source no longer has.
     altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | cascaded
@@ -174,6 +177,43 @@ def _view_steps(
         for v in mapping.views
         if v.name in replaced or catalog.view(v.name) is None
     ]
+    return drops, creates
+
+
+def _trigger_steps(
+    mapping: DesiredSchema,
+    catalog: TargetCatalog,
+    desired: TargetCatalog,
+    steps: list[Step],
+    fresh: set[str],
+    cascaded: set[str],
+) -> tuple[list[Step], list[Step]]:
+    """The triggers dropped first and those created last: a new one; one whose definition
+    changes; one on a table whose rows or columns this plan changes (a trigger never fires on
+    what etl writes: it is dropped before and created again after); and etl's triggers the spec
+    no longer has, dropped."""
+    touched = {t for t in (table_of(s) for s in steps) if t is not None} | cascaded
+    drops: list[Step] = []
+    creates: list[Step] = []
+    for trigger in mapping.triggers:
+        if trigger.table in fresh:
+            creates.append(CreateTrigger(mapping.schema, trigger))
+            continue
+        actual = catalog.trigger(trigger.table, trigger.name)
+        wanted = desired.trigger(trigger.table, trigger.name)
+        if actual is None:
+            creates.append(CreateTrigger(mapping.schema, trigger))
+        elif wanted is None or wanted.definition != actual.definition or trigger.table in touched:
+            drops.append(DropTrigger(mapping.schema, trigger.table, trigger.name, trigger.function))
+            creates.append(CreateTrigger(mapping.schema, trigger, replaced=True))
+    wanted_names = {(t.table, t.name) for t in mapping.triggers}
+    tables = {t.name for t in mapping.tables} - fresh
+    for found in catalog.triggers:
+        # Only etl's own: a trigger someone else made on a table etl loads is theirs to drop.
+        function = fit_name(f"etl_trigger_{found.name}")
+        ours = f"EXECUTE FUNCTION {function}()" in found.definition
+        if found.table in tables and (found.table, found.name) not in wanted_names and ours:
+            drops.append(DropTrigger(mapping.schema, found.table, found.name, function))
     return drops, creates
 
 
@@ -421,10 +461,16 @@ def _table_changes(
     before += [DropIndex(schema, name, ix.name) for ix in actual.indexes if ix not in wanted_indexes]
     wanted_names = {c.name for c in wanted.columns}
     before += [DropColumn(schema, name, c.name) for c in actual.columns if c.name not in wanted_names]
-    for column in table.columns:
+    for column in (*table.columns, table.search) if table.search is not None else table.columns:
         want = wanted.column(column.name)
         have = actual.column(column.name)
         assert want is not None  # the scratch schema was made from this very table
+        if have is not None and column is table.search and _column_key(have) != _column_key(want):
+            # A search column over other columns or another configuration is computed again;
+            # its GIN index goes with it, and is built again.
+            before.append(DropColumn(schema, name, column.name))
+            after += [CreateIndex(schema, name, ix) for ix in table.indexes if ix.method == "gin"]
+            have = None
         if have is not None and have.generated != want.generated:
             # A plain column cannot become generated, nor the reverse (PostgreSQL 15): it goes and
             # comes back, its values computed by PostgreSQL or loaded with the rows.
@@ -462,6 +508,8 @@ def _table_changes(
         after.append(AddCheck(schema, name, check, table.primary_key))
     actual_indexes = set(actual.indexes)
     for ix in wanted.indexes:
-        if ix not in actual_indexes:
+        if ix not in actual_indexes and not any(
+            isinstance(s, CreateIndex) and s.index.name == ix.name for s in after
+        ):
             after.append(CreateIndex(schema, name, next(i for i in table.indexes if i.name == ix.name)))
     return before, after

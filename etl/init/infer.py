@@ -19,7 +19,11 @@ from pathlib import Path
 from etl.core.mapping import (
     MAX_NAME_BYTES,
     fit_name,
+    fts_config,
+    fts_differences,
+    fts_query,
     no_tables_reason,
+    search_carried,
     source_object_left_out,
     target_name,
     topological_order,
@@ -45,6 +49,7 @@ from etl.sqlite.translate import (
     translate_index_key,
     translate_view,
 )
+from etl.sqlite.triggers import TableRef, translate_trigger
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Plain words a YAML 1.1 reader (many editors) would not read as a string.
@@ -616,6 +621,7 @@ class _TablePlan:
     settings: tuple[str, ...] = ()  # further YAML lines of the table's own (from the Prisma schema)
     column_settings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # further `key: value`s
     schema_typed: frozenset[str] = frozenset()  # columns whose type a schema file chose (Prisma's)
+    search: tuple[str, ...] = ()  # the `search:` lines, for a table an FTS table indexes
 
 
 def render_spec(
@@ -673,6 +679,8 @@ def render_spec(
         )
 
     _keep_uuid_keys_matched(catalog, plans)
+    fts_tables, searched = _fts_searches(catalog, plans, naming)
+    order += [obj.name for obj in fts_tables]
 
     lines = [f"# yaml-language-server: $schema={schema_ref}"]
     lines += [f"# {comment_text(line)}" if line else "#" for line in header.splitlines()]
@@ -700,7 +708,8 @@ def render_spec(
             for name, labels in enums.items()
         ]
     views, view_lines = _view_lines(catalog, plans)
-    lines += _source_object_lines(catalog, result, views)
+    triggers, trigger_lines = _trigger_lines(catalog, plans)
+    lines += _source_object_lines(catalog, result, views, searched, triggers)
     if not order:
         lines += ["", "# The database has no tables.", "load_order: []", "tables: {}"]
     else:
@@ -708,11 +717,17 @@ def render_spec(
         lines += [f"  - {yaml_str(n)}" for n in order]
         lines += ["", "tables:"]
     for name in order:
+        if name not in plans:
+            continue
         profile = profiles.get(name)
         lines += [""] + _render_table(plans[name], profile, naming, plans, result, marks)
         result.tables += 1
         result.rows += profile.rows if profile else 0
+    for obj in fts_tables:
+        lines += [""] + _fts_table_lines(obj)
+        result.tables += 1
     lines += view_lines
+    lines += trigger_lines
     result.text = "\n".join(lines) + "\n"
     return result
 
@@ -811,9 +826,110 @@ def _keep_uuid_keys_matched(catalog: Catalog, plans: dict[str, _TablePlan]) -> N
                             changed = True
 
 
-def _source_object_lines(catalog: Catalog, result: InitResult, views: dict[str, str | None]) -> list[str]:
+def _fts_searches(
+    catalog: Catalog, plans: dict[str, _TablePlan], naming: Naming
+) -> tuple[list[SourceObject], dict[str, str]]:
+    """Each FTS table's search written as `search:`: on its external content table (into its
+    plan), or on a `query:` table reading an FTS table that stores its own rows (returned, to be
+    written as a table); and, for every FTS table, where its search went ("" where nowhere)."""
+    own: list[SourceObject] = []
+    searched: dict[str, str] = {}
+    for obj in catalog.objects:
+        if obj.kind != "virtual table" or not (obj.module or "").startswith("fts"):
+            continue
+        searched[obj.name] = ""
+        if obj.content is None:
+            if obj.indexed and catalog.table(obj.name) is None:
+                own.append(obj)
+                searched[obj.name] = search_carried(target_name(obj.name, naming), "search", query=True)
+            continue
+        plan = plans.get(obj.content or "")
+        if plan is None or plan.search:
+            continue
+        columns = [c for c in obj.indexed if c in plan.choices and plan.choices[c].type.kind == "text"]
+        if not columns:
+            continue
+        taken = {target for target, _ in plan.columns.values()}
+        name = next(n for n in ("search", "search_vector", f"{obj.name}_search") if n not in taken)
+        plan.search = (
+            f"    # {comment_text(fts_differences(obj))}",
+            f"    search: {_search_yaml(name, columns, fts_config(obj))}",
+        )
+        searched[obj.name] = search_carried(plan.target, name, query=False)
+    return own, searched
+
+
+def _search_yaml(name: str, columns: list[str] | tuple[str, ...], config: str) -> str:
+    return f"{{name: {yaml_str(name)}, columns: {_yaml_list(columns)}, config: {config}}}"
+
+
+def _fts_table_lines(obj: SourceObject) -> list[str]:
+    """A `query:` table holding the rows an FTS table stores itself, with its search."""
+    query = fts_query(obj)
+    key = "id" if query.startswith("SELECT rowid AS id,") else "rowid"
+    columns = obj.columns
+    return [
+        f"  # The rows the {obj.module} table {comment_text(obj.name)} stores itself, read through it "
+        "(its shadow tables are never copied).",
+        f"  {yaml_str(obj.name)}:",
+        f"    query: {yaml_str(query)}",
+        f"    primary_key: [{key}]",
+        "    columns:",
+        f"      {key}: {{type: bigint}}",
+        *(f"      {yaml_str(c)}: {{type: text}}" for c in columns),
+        f"    # {comment_text(fts_differences(obj))}",
+        f"    search: {_search_yaml('search', obj.indexed, fts_config(obj))}",
+    ]
+
+
+def _trigger_lines(catalog: Catalog, plans: dict[str, _TablePlan]) -> tuple[dict[str, str | None], list[str]]:
+    """Each trigger: None when it is written under `triggers:` (translated exactly, on tables that
+    keep their names), else why not; and the `triggers:` section."""
+    tables = {
+        name: TableRef(plan.target, _kinds(plan), plan.table.primary_key) for name, plan in plans.items()
+    }
+    found: dict[str, str | None] = {}
+    lines: list[str] = []
+    for trigger in (o for o in catalog.objects if o.kind == "trigger"):
+        translated = translate_trigger(trigger.sql, tables)
+        found[trigger.name] = translated.reason
+        if translated.reason is not None:
+            continue
+        lines += [
+            f"  {yaml_str(trigger.name)}:",
+            f"    table: {yaml_str(translated.table)}",
+            f"    event: {translated.event}",
+        ]
+        if translated.columns:
+            lines.append(f"    columns: {_yaml_list(translated.columns)}")
+        if translated.when:
+            lines.append(f"    when: {yaml_str(translated.when)}")
+        lines.append(f"    body: {yaml_str(translated.body)}")
+    if lines:
+        lines = [
+            "",
+            "# Triggers, created after the rows are in (they never fire on what etl writes); as in",
+            "# SQLite, a trigger does not fire again from within itself.",
+            "triggers:",
+            *lines,
+        ]
+    return found, lines
+
+
+def _source_object_lines(
+    catalog: Catalog,
+    result: InitResult,
+    views: dict[str, str | None],
+    searched: dict[str, str],
+    triggers: dict[str, str | None],
+) -> list[str]:
     """Triggers, virtual tables and views not carried: each named, with why it is left out and its SQL."""
-    objects = [o for o in catalog.objects if not (o.kind == "view" and views.get(o.name) is None)]
+    objects = [
+        o
+        for o in catalog.objects
+        if not (o.kind == "view" and views.get(o.name) is None)
+        and not (o.kind == "trigger" and triggers.get(o.name) is None)
+    ]
     if not objects:
         return []
     lines = ["", "# Not migrated (etl plan lists them too):"]
@@ -825,7 +941,9 @@ def _source_object_lines(catalog: Catalog, result: InitResult, views: dict[str, 
                 f"or load its rows as a table (tables: {{<name>: {{query: SELECT * FROM {quote_ident(obj.name)}}}}})"
             )
         else:
-            reason = source_object_left_out(obj).reason
+            reason = source_object_left_out(obj, searched).reason
+            if obj.kind == "trigger" and not reason.startswith("FTS maintenance"):
+                reason = f"not translated: {triggers.get(obj.name)}; {reason}"
         lines.append(f"# !! {obj.kind} {comment_text(obj.name)}: {comment_text(reason)}. Its SQLite SQL:")
         lines += [f"#      {comment_text(line)}" for line in obj.sql.splitlines()]
         result.findings.append(Finding(obj.name, None, f"{obj.kind}: {reason}"))
@@ -975,6 +1093,7 @@ def _render_table(
         lines += _index_lines(plan, kinds, naming, finding, unique_listed=bool(unique_lines))
     lines += _check_lines(plan, kinds, naming, finding)
     lines += _foreign_key_lines(plan, profile, plans, finding)
+    lines += plan.search
     return lines
 
 
@@ -1396,12 +1515,13 @@ def _left_to_edit(path: Path, catalog: Catalog) -> list[Finding]:
     """What `etl validate` would still object to in the written spec (nothing, normally), as
     findings: checked against the catalog, without reading the data again."""
     from etl.core.mapping import resolve
-    from etl.run.validate import postgres_expression_problems
+    from etl.run.validate import postgres_expression_problems, with_query_tables
     from etl.specfile.document import read_spec
 
     spec, problems = read_spec(path, {"DATABASE_URL": "postgresql://localhost/etl-init-check"})
     if spec is not None:
-        problems = problems + postgres_expression_problems(spec)
+        catalog, found = with_query_tables(spec, catalog)
+        problems = problems + found + postgres_expression_problems(spec)
         try:
             resolve(spec, catalog)
         except SpecError as exc:

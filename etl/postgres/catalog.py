@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from etl.model import PgColumn, PgConstraint, PgIndex, PgTable, PgView, TargetCatalog
+from etl.model import PgColumn, PgConstraint, PgIndex, PgTable, PgTrigger, PgView, TargetCatalog
 from etl.settings import ForeignKeyAction
 
 _FK_ACTIONS = {
@@ -134,10 +134,19 @@ def _read(rows: Rows, schema: str) -> TargetCatalog:
             "ORDER BY c.relname"
         ).format(literal)
     )
+    triggers = rows(
+        sql.SQL(
+            "SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid, true) || ' ' || p.prosrc FROM pg_trigger t "
+            "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_proc p ON p.oid = t.tgfoid WHERE n.nspname = {} AND NOT t.tgisinternal "
+            "ORDER BY c.relname, t.tgname"
+        ).format(literal)
+    )
     return TargetCatalog(
         schema,
         True,
         tables,
         tuple((name, tuple(labels)) for name, labels in enums),
         tuple(PgView(name, definition) for name, definition in views),
+        tuple(PgTrigger(name, table, definition) for table, name, definition in triggers),
     )

@@ -3,9 +3,11 @@ always Literals). The DuckDB queries that move rows are etl/run/load.py's."""
 
 from __future__ import annotations
 
+import hashlib
+
 from psycopg import sql
 
-from etl.core.mapping import DesiredSchema, TargetColumn, fit_name
+from etl.core.mapping import DesiredSchema, TargetColumn, TargetTrigger, fit_name
 from etl.core.plan import (
     AddCheck,
     AddColumn,
@@ -18,6 +20,7 @@ from etl.core.plan import (
     CreateIndex,
     CreateSchema,
     CreateTable,
+    CreateTrigger,
     CreateView,
     DeleteRows,
     DropColumn,
@@ -25,6 +28,7 @@ from etl.core.plan import (
     DropIndex,
     DropTable,
     DropTables,
+    DropTrigger,
     DropView,
     FinishEnum,
     KeepForRollback,
@@ -56,7 +60,8 @@ def _column_type_sql(column: TargetColumn, schema: str) -> sql.Composable:
 
 
 def _column_ddl(column: TargetColumn) -> sql.Composed:
-    staged = loads_as_text(column.pg_type)
+    # A column loaded as text is converted once its rows are in; PostgreSQL computes a generated one.
+    staged = column.generated is None and loads_as_text(column.pg_type)
     parts: list[sql.Composable] = [
         sql.Identifier(column.name),
         sql.SQL(
@@ -102,7 +107,8 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
                 sql.SQL("DROP TABLE {}").format(sql.SQL(", ").join(sql.Identifier(schema, t) for t in tables))
             ]
         case CreateTable(schema, table):
-            columns = sql.SQL(",\n    ").join(_column_ddl(c) for c in table.columns)
+            every = (*table.columns, table.search) if table.search is not None else table.columns
+            columns = sql.SQL(",\n    ").join(_column_ddl(c) for c in every)
             return [
                 sql.SQL("CREATE TABLE {} (\n    {}\n)").format(sql.Identifier(schema, table.name), columns)
             ]
@@ -183,10 +189,11 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
                 )
             ]
         case CreateIndex(schema, table, index):
-            statement = sql.SQL("CREATE {}INDEX {} ON {} ({})").format(
+            statement = sql.SQL("CREATE {}INDEX {} ON {} {}({})").format(
                 sql.SQL("UNIQUE " if index.unique else ""),
                 sql.Identifier(index.name),
                 sql.Identifier(schema, table),
+                sql.SQL("USING gin " if index.method == "gin" else ""),
                 sql.SQL(", ").join(index.keys),
             )
             if index.where is not None:
@@ -277,6 +284,13 @@ def postgres_sql(step: Step) -> list[sql.Composed]:
             return [create_view_sql(schema, view.name, view.sql)]
         case DropView(schema, name):
             return [sql.SQL("DROP VIEW {}").format(sql.Identifier(schema, name))]
+        case CreateTrigger(schema, trigger):
+            return create_trigger_sql(schema, trigger)
+        case DropTrigger(schema, table, name, function):
+            return [
+                sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(name), sql.Identifier(schema, table)),
+                sql.SQL("DROP FUNCTION IF EXISTS {}()").format(sql.Identifier(schema, function)),
+            ]
         case WritePrismaBaseline():
             return prisma_history_sql(step)
         case LoadRows() | SyncRows() | DeleteRows() | KeepForRollback():
@@ -350,6 +364,34 @@ def create_view_sql(schema: str, name: str, query: str) -> sql.Composed:
         "PERFORM set_config('search_path', etl_path, true); END"
     ).format(sql.Literal(sql.Identifier(schema).as_string(None)), sql.Literal(create.as_string(None)))
     return sql.SQL("DO {}").format(sql.Literal(body.as_string(None)))
+
+
+def create_trigger_sql(schema: str, trigger: TargetTrigger) -> list[sql.Composed]:
+    """The trigger's function and the trigger. The function runs the spec's body with the schema
+    as its search path, and returns at once when the trigger is already running in this
+    transaction: SQLite (recursive_triggers off, its default) never fires a trigger from within
+    itself, where PostgreSQL would fire an AFTER UPDATE trigger again for its own UPDATE of the
+    row, without end. The flag is a transaction-local setting, so a savepoint rolled back after
+    an error inside the body takes it back too."""
+    flag = sql.Literal("etl.trigger_" + hashlib.md5(trigger.name.encode()).hexdigest()[:16])
+    body = sql.SQL(
+        "BEGIN IF current_setting({flag}, true) = 'on' THEN RETURN NULL; END IF; "
+        "PERFORM set_config({flag}, 'on', true); {body} "
+        "PERFORM set_config({flag}, '', true); RETURN NULL; END"
+    ).format(flag=flag, body=sql.SQL(trigger.body))
+    function = sql.Identifier(schema, trigger.function)
+    event: sql.Composable = sql.SQL(trigger.event.upper())
+    if trigger.columns:
+        event = sql.SQL("UPDATE OF {}").format(_names(trigger.columns))
+    when = sql.SQL(" WHEN ({})").format(sql.SQL(trigger.when)) if trigger.when else sql.SQL("")
+    return [
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SET search_path = {} AS {}"
+        ).format(function, sql.Identifier(schema), sql.Literal(body.as_string(None))),
+        sql.SQL("CREATE TRIGGER {} AFTER {} ON {} FOR EACH ROW{} EXECUTE FUNCTION {}()").format(
+            sql.Identifier(trigger.name), event, sql.Identifier(schema, trigger.table), when, function
+        ),
+    ]
 
 
 def check_violations_sql(step: AddCheck) -> sql.Composed:

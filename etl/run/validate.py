@@ -92,7 +92,7 @@ def validate(
         catalog = introspect_sqlite(spec.source)
     except SourceError as exc:
         raise SpecError([*problems, spec.problem(("source", "sqlite"), str(exc))]) from exc
-    catalog, found = _with_query_tables(spec, catalog)
+    catalog, found = with_query_tables(spec, catalog)
     problems += found
     problems += target_schema_problems(spec) + prisma_project_problems(spec)
     problems += sqlite_expression_problems(spec, catalog) + postgres_expression_problems(spec)
@@ -105,7 +105,7 @@ def validate(
     return Validated(spec, catalog, measure(spec, mapping, measuring))
 
 
-def _with_query_tables(spec: Spec, catalog: Catalog) -> tuple[Catalog, list[SpecProblem]]:
+def with_query_tables(spec: Spec, catalog: Catalog) -> tuple[Catalog, list[SpecProblem]]:
     """The catalog with the spec's `query:` tables in it, and what is wrong with their queries."""
     problems: list[SpecProblem] = []
     queries: dict[str, str] = {}

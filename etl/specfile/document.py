@@ -113,6 +113,16 @@ DEFERRABLE = {
 
 
 @dataclass(frozen=True)
+class SearchSpec:
+    """PostgreSQL full-text search on a table: a generated tsvector column over source columns,
+    with a GIN index."""
+
+    columns: tuple[str, ...]  # source column names
+    name: str = "search"  # the tsvector column's target name
+    config: str = "simple"  # PostgreSQL text search configuration
+
+
+@dataclass(frozen=True)
 class TableSpec:
     name: str | None = None
     where: str | None = None
@@ -129,6 +139,18 @@ class TableSpec:
     foreign_keys: tuple[ForeignKeySpec, ...] | None = None
     checks: tuple[CheckSpec, ...] | None = None
     query: str | None = None  # SQLite: the table's rows are this query's, not a source table's
+    search: SearchSpec | None = None
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """A PostgreSQL trigger: AFTER `event` ON `table` FOR EACH ROW [WHEN ...], running `body`."""
+
+    table: str  # source table name
+    event: str  # insert | update | delete
+    body: str  # PL/pgSQL statements over the target's names, NEW and OLD
+    columns: tuple[str, ...] = ()  # UPDATE OF these source columns
+    when: str | None = None  # PostgreSQL boolean expression over NEW and OLD
 
 
 @dataclass(frozen=True)
@@ -175,6 +197,7 @@ class Spec:
     load_order: tuple[str, ...] | None = None
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
     views: Mapping[str, ViewSpec] = field(default_factory=dict)  # source view -> its PostgreSQL
+    triggers: Mapping[str, TriggerSpec] = field(default_factory=dict)  # trigger name -> its PostgreSQL
     prisma: PrismaProject | None = None
     document: Document | None = field(default=None, compare=False, repr=False)
 
@@ -328,6 +351,12 @@ def _build(
         load_order=tuple(load_order) if load_order is not None else None,
         tables=tables,
         views={name: ViewSpec(raw["sql"]) for name, raw in (data.get("views") or {}).items()},
+        triggers={
+            name: TriggerSpec(
+                raw["table"], raw["event"], raw["body"], tuple(raw.get("columns", ())), raw.get("when")
+            )
+            for name, raw in (data.get("triggers") or {}).items()
+        },
         prisma=_prisma_project(data.get("prisma"), file.parent),
         document=doc,
     )
@@ -420,4 +449,11 @@ def _table_spec(raw: Any, base: tuple[str, ...], pg_type: _TypeReader) -> TableS
         ),
         checks=None if checks is None else tuple(CheckSpec(c["sql"], c.get("name")) for c in checks),
         query=raw.get("query"),
+        search=_search(raw.get("search")),
     )
+
+
+def _search(raw: dict[str, Any] | None) -> SearchSpec | None:
+    if raw is None:
+        return None
+    return SearchSpec(tuple(raw["columns"]), raw.get("name", "search"), raw.get("config", "simple"))

@@ -193,8 +193,10 @@ def _source_object(
     kind: str, name: str, table: str, sql: str | None, names: dict[bytes, str]
 ) -> SourceObject | None:
     """A view, trigger or virtual table as a SourceObject; None for an ordinary table."""
-    if kind in ("view", "trigger"):
-        return SourceObject(kind, name, sql or "", table if kind == "trigger" else None)
+    if kind == "view":
+        return SourceObject(kind, name, sql or "")
+    if kind == "trigger":
+        return SourceObject(kind, name, sql or "", table, writes=_trigger_writes(sql or "", names))
     virtual = _VIRTUAL.match(sql or "")
     if virtual is None:
         return None
@@ -205,12 +207,71 @@ def _source_object(
         if _fold(f"{name}_{suffix}") in names
     )
     content = None
+    columns: tuple[str, ...] = ()
+    indexed: tuple[str, ...] = ()
+    tokenize = None
     if module.startswith("fts"):
         option = _CONTENT_OPTION.search(sql or "")
         content = unquote_identifier(option.group(1)) if option else None
         if content is not None:
             content = names.get(_fold(content), content)
-    return SourceObject("virtual table", name, sql or "", None, module, shadows, content)
+        columns, indexed, tokenize = _fts_arguments(sql or "")
+    return SourceObject(
+        "virtual table",
+        name,
+        sql or "",
+        None,
+        module,
+        shadows,
+        content,
+        columns=columns,
+        indexed=indexed,
+        tokenize=tokenize,
+    )
+
+
+_WRITE = re.compile(
+    r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|DELETE\s+FROM|UPDATE(?:\s+OR\s+\w+)?)\s+"
+    r"(\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]*\]|'(?:[^']|'')*'|[\w$]+)",
+    re.IGNORECASE,
+)
+
+
+def _trigger_writes(sql: str, names: dict[bytes, str]) -> tuple[str, ...]:
+    """The tables the body of CREATE TRIGGER writes to, by their names in the catalog."""
+    body = re.search(r"\bBEGIN\b", strip_quoted(sql), re.IGNORECASE)
+    if body is None:
+        return ()
+    found: dict[str, None] = {}
+    blanked = strip_quoted(sql)
+    for match in _WRITE.finditer(sql, body.end()):
+        if blanked[match.start()] == " ":  # inside a string or a comment
+            continue
+        written = unquote_identifier(match.group(1))
+        found[names.get(_fold(written), written)] = None
+    return tuple(found)
+
+
+def _fts_arguments(sql: str) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+    """An FTS table's columns, those of them it indexes, and its tokenize option: each argument
+    of USING fts5(...) is a column (`body`, `body UNINDEXED`) or an option (`tokenize = 'porter'`,
+    `content=docs`)."""
+    columns: list[str] = []
+    indexed: list[str] = []
+    tokenize = None
+    for part in table_parts(sql):
+        option = re.match(r"\s*([\w$]+)\s*=\s*(.*)$", part, re.DOTALL)
+        if option is not None:
+            if option.group(1).lower() == "tokenize":
+                tokenize = unquote_identifier(option.group(2).strip())
+            continue
+        column = part_column(part)
+        if column is None:
+            continue
+        columns.append(column)
+        if not re.search(r"\bUNINDEXED\b", strip_quoted(part), re.IGNORECASE):
+            indexed.append(column)
+    return tuple(columns), tuple(indexed), tokenize
 
 
 def _fold(name: str) -> bytes:

@@ -21,7 +21,7 @@ from etl.sqlite.ddl import _scan, unquote_identifier
 _TOKEN_RE = re.compile(
     r"""\s+|'(?:[^']|'')*'|"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[xX]'[0-9a-fA-F]*'|
         0[xX][0-9a-fA-F]+|[^\W\d][\w$]*|[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?|
-        ==|!=|<>|<=|>=|\|\||[=<>(),+\-*/%]""",
+        ==|!=|<>|<=|>=|\|\||[=<>(),+\-*/%.]""",
     re.VERBOSE,
 )
 # Keywords that mean the same in both databases. Not LIKE: SQLite's LIKE ignores the case of
@@ -80,18 +80,25 @@ def _closing(tokens: list[str], open_at: int) -> int | None:
 
 
 def translate_expression(
-    text: str, columns: dict[str, TargetColumnRef], ascii_case: bool = False
+    text: str,
+    columns: dict[str, TargetColumnRef],
+    ascii_case: bool = False,
+    row: dict[str, TargetColumnRef] | None = None,
 ) -> sql.Composable | None:
     """`columns` maps SQLite column names (matched case-insensitively, as SQLite does).
 
     `ascii_case`: lower() and upper() change ASCII letters only, as SQLite's do (PostgreSQL's, under
     a UTF-8 collation, change every letter): for expressions whose values must equal SQLite's, such
-    as checks and generated columns."""
+    as checks and generated columns.
+
+    `row`: in a trigger, the columns of its table, which NEW.col and OLD.col name (PL/pgSQL's
+    NEW."col" and OLD."col"); a boolean one is refused, as its comparisons with 0 and 1 would be."""
     tokens = tokenize(text)
     if not tokens:
         return None
     collate_before: set[int] = set()  # closing parentheses of lower() and upper(), with ascii_case
     by_lower = {_fold(name): ref for name, ref in columns.items()}
+    row_by_lower = {_fold(name): ref for name, ref in (row or {}).items()}
     upper = [t.upper() if _is_name(t) and t[0] not in '"`[' else t for t in tokens]
 
     def kind_at(i: int) -> str | None:
@@ -123,6 +130,15 @@ def translate_expression(
     for i, tok in enumerate(tokens):
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
         if i in skip:
+            continue
+        if nxt == "." or tok == ".":
+            if row is None or upper[i] not in ("NEW", "OLD") or i + 2 >= len(tokens):
+                return None
+            field = row_by_lower.get(_fold(unquote_identifier(tokens[i + 2])))
+            if field is None or field.kind == "boolean" or not _is_name(tokens[i + 2]):
+                return None
+            parts.append(sql.SQL(upper[i] + ".{}").format(sql.Identifier(field.name)))
+            skip.update((i + 1, i + 2))
             continue
         if _is_name(tok):
             if tok[0] not in '"`[' and upper[i] in _KEYWORDS:
