@@ -274,3 +274,25 @@ def migration(tmp_path: Path, pg_url: str, tmp_sqlite: Callable[..., Path]) -> C
         return Migration(tmp_path, pg_url, tmp_sqlite(script), measuring)
 
     return make
+
+
+# --- A server of its own: settings the shared server must keep ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def small_lock_table_url() -> Iterator[str]:
+    """A PostgreSQL cluster started for this session with a lock table of 40 x (5 + 0) = 200
+    entries (max_locks_per_transaction 40, max_connections 5), which the shared server's settings
+    must never be changed to: a plan's lock estimate is checked against what a server reports."""
+    import shutil
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="etl-locks-"))
+    server = pg_server.start_cluster(
+        directory / "cluster", {"max_locks_per_transaction": 40, "max_connections": 5}
+    )
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)

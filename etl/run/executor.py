@@ -23,6 +23,7 @@ from psycopg import sql
 
 from etl import duck
 from etl.core.explain import describe
+from etl.core.locks import check_locks
 from etl.core.mapping import DesiredSchema, TargetTable
 from etl.core.plan import (
     AddCheck,
@@ -84,7 +85,7 @@ from etl.postgres.metadata import (
     record_rejects_sql,
     record_run_sql,
 )
-from etl.postgres.target import connect, ensure_metadata, redact
+from etl.postgres.target import connect, ensure_metadata, read_lock_capacity, redact
 from etl.run.fingerprint import record_sql, source_fingerprints
 from etl.run.load import load_query, rejects_query, source_rows_query
 from etl.run.problem import raised_value_problem, value_problem
@@ -175,6 +176,9 @@ def apply_plan(
     that cannot be written fails the apply instead of a committed run losing its report. A table
     of at least `trust_from_rows` rows is read through the typed scan while its proof still runs."""
     refuse_destructive(plan, allow_destructive)
+    # Before anything changes: a transaction the server's lock table cannot hold fails only
+    # after the loads of the tables that fit, and takes every other session's locks with it.
+    check_locks(plan, read_lock_capacity(target_url))
     try:
         return _apply(
             plan,
