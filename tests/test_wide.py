@@ -234,7 +234,8 @@ def test_apply_refuses_a_plan_the_servers_lock_table_cannot_hold_before_changing
     import pg_server
 
     capacity = read_lock_capacity(small_lock_table_url)
-    assert capacity == LockCapacity(40, 5, 0)  # read from the server, not assumed
+    assert capacity == LockCapacity(16, 5, 0, 2)  # read from the server, not assumed
+    assert capacity.slots == 168
     with psycopg.connect(small_lock_table_url, autocommit=True) as admin:
         admin.execute("DROP DATABASE IF EXISTS locks")
         admin.execute("CREATE DATABASE locks")
@@ -253,10 +254,11 @@ def test_apply_refuses_a_plan_the_servers_lock_table_cannot_hold_before_changing
         apply(wide, plan)
     assert str(refused.value) == (
         f"apply runs in one PostgreSQL transaction, which would hold about {locks_needed(plan)} locks "
-        "(12 tables with their indexes, sequences and TOAST tables); the server's lock table holds "
-        "200 (max_locks_per_transaction 40 x (max_connections 5 + max_prepared_transactions 0)): run "
-        "ALTER SYSTEM SET max_locks_per_transaction = 64 and restart PostgreSQL, or split the spec's "
-        "tables into specs of at most 11 tables each"
+        "(12 tables with their indexes, constraints, sequences and TOAST tables); the server's lock "
+        "table holds about 168 (max_locks_per_transaction 16 x 7 server processes and prepared "
+        "transactions, and half as many again in the memory reserved beside it): run ALTER SYSTEM SET "
+        "max_locks_per_transaction = 64 and restart PostgreSQL, or split the spec's tables into specs "
+        "of at most 7 tables each"
     )
     with psycopg.connect(url) as db:  # refused before anything changed: not even etl's own schema
         assert db.execute(

@@ -1,8 +1,8 @@
 """How many locks apply's one transaction takes, against how many the target's lock table holds.
 
 PostgreSQL keeps every lock a transaction takes until it ends, in one lock table shared by the
-whole server: about max_locks_per_transaction x (max_connections + max_prepared_transactions)
-entries. Apply runs the whole plan in one transaction, so a plan of thousands of tables can fill
+whole server: about max_locks_per_transaction x (max_connections + its other processes +
+max_prepared_transactions) entries (LockCapacity). Apply runs the whole plan in one transaction, so a plan of thousands of tables can fill
 that table and fail deep in the load with "out of shared memory". The estimate here is an upper
 bound, counted from the plan alone; the check runs before apply changes anything.
 """
@@ -69,20 +69,30 @@ _FIXED_WIDTH = frozenset(
 
 @dataclass(frozen=True)
 class LockCapacity:
-    """The target server's settings that size its shared lock table."""
+    """The target server's settings that size its shared lock table: max_locks_per_transaction
+    entries for each server process (connections, and the autovacuum, background worker and WAL
+    sender processes: `other_processes`) and each prepared transaction."""
 
     max_locks_per_transaction: int
     max_connections: int
     max_prepared_transactions: int
+    other_processes: int = 0
 
     @property
     def holders(self) -> int:
-        return self.max_connections + self.max_prepared_transactions
+        return self.max_connections + self.other_processes + self.max_prepared_transactions
+
+    @property
+    def sized(self) -> int:
+        """The entries PostgreSQL sizes its lock table for."""
+        return self.max_locks_per_transaction * self.holders
 
     @property
     def slots(self) -> int:
-        """The lock table's entries, as PostgreSQL's documentation counts them."""
-        return self.max_locks_per_transaction * self.holders
+        """The locks one transaction can hold: PostgreSQL reserves memory for the table of locks
+        and for twice as many entries of who holds each, and one transaction holds each of its
+        locks once, so its locks fill the reserve at about one and a half times the sized count."""
+        return self.sized * 3 // 2
 
 
 def table_locks(table: TargetTable) -> int:
@@ -138,18 +148,18 @@ def check_locks(plan: Plan, capacity: LockCapacity) -> None:
     needed = locks_needed(plan)
     if needed <= capacity.slots:
         return
-    setting = _rounded_up(math.ceil(needed / capacity.holders))
+    setting = _rounded_up(math.ceil(needed / capacity.holders))  # without counting on the reserve
     tables = len({t.name for t in plan.tables}) or 1
     per_table = max(1, math.ceil((needed - FIXED_LOCKS) / tables))
     fit = max(1, (capacity.slots - FIXED_LOCKS) // per_table)
     raise PlanError(
         f"apply runs in one PostgreSQL transaction, which would hold about {needed:,} locks "
-        f"({tables:,} tables with their indexes, sequences and TOAST tables); the server's lock "
-        f"table holds {capacity.slots:,} (max_locks_per_transaction {capacity.max_locks_per_transaction} "
-        f"x (max_connections {capacity.max_connections} + max_prepared_transactions "
-        f"{capacity.max_prepared_transactions})): run ALTER SYSTEM SET max_locks_per_transaction = "
-        f"{setting} and restart PostgreSQL, or split the spec's tables into specs of at most "
-        f"{fit:,} tables each"
+        f"({tables:,} tables with their indexes, constraints, sequences and TOAST tables); the "
+        f"server's lock table holds about {capacity.slots:,} (max_locks_per_transaction "
+        f"{capacity.max_locks_per_transaction} x {capacity.holders} server processes and prepared "
+        f"transactions, and half as many again in the memory reserved beside it): run ALTER SYSTEM "
+        f"SET max_locks_per_transaction = {setting} and restart PostgreSQL, or split the spec's "
+        f"tables into specs of at most {fit:,} tables each"
     )
 
 

@@ -121,9 +121,13 @@ def read_target_state(url: str, schema: str) -> TargetState:
 def read_lock_capacity(url: str) -> LockCapacity:
     """The target server's settings that size its shared lock table."""
     with connect(url) as conn:
+        # The processes PostgreSQL counts besides connections (MaxBackends): autovacuum workers and
+        # their launcher, background workers, WAL senders.
         row = conn.execute(
             "SELECT current_setting('max_locks_per_transaction')::int, "
-            "current_setting('max_connections')::int, current_setting('max_prepared_transactions')::int"
+            "current_setting('max_connections')::int, current_setting('max_prepared_transactions')::int, "
+            "current_setting('autovacuum_max_workers')::int + 1 + current_setting('max_worker_processes')::int "
+            "+ current_setting('max_wal_senders')::int"
         ).fetchone()
     assert row is not None
     return LockCapacity(*row)
