@@ -53,7 +53,7 @@ from psycopg import sql
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent / "samples"))
-from pg_server import get_url, url_with_dbname  # noqa: E402
+from pg_server import get_url, start_cluster, url_with_dbname  # noqa: E402
 
 FLOOR, INIT, APPLY, APPLY_NO_VERIFY = "floor", "etl init", "etl apply", "etl apply --no-verify"
 PGLOADER, PLAN, PLAN_CHANGED = "pgloader", "etl plan (unchanged)", "etl plan (0.1% changed)"
@@ -831,14 +831,59 @@ def byte_compile() -> None:
         compileall.compile_dir(folder, quiet=1)
 
 
+# An upper bound of the locks etl apply's one transaction takes per table of the wide dataset (the
+# table, its row type, TOAST table and index, key index, created_at index, key and foreign key
+# constraints, identity sequence) and for everything else (etl/core/locks.py counts them exactly).
+WIDE_TABLE_LOCKS, OTHER_LOCKS = 9, 100
+
+
+@contextmanager
+def server_for_tables(server: str, tables: int, workdir: Path) -> Iterator[str]:
+    """`server`, unless its lock table cannot hold `tables` tables created in one transaction (etl
+    apply refuses such a plan): then a cluster of the same PostgreSQL started in the workdir with a
+    max_locks_per_transaction that can, and stopped at the end. The shared server's settings are
+    never changed."""
+    if not tables:
+        yield server
+        return
+    with psycopg.connect(url_with_dbname(server, "postgres")) as conn:
+        row = conn.execute(
+            "SELECT current_setting('max_locks_per_transaction')::int, "
+            "current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int"
+        ).fetchone()
+    assert row is not None
+    locks, holders = row
+    needed = tables * WIDE_TABLE_LOCKS + OTHER_LOCKS
+    if needed <= locks * holders:
+        yield server
+        return
+    setting = -(-2 * needed // holders // 64) * 64  # twice the need, for the other sessions' locks
+    directory = workdir / f"cluster-{os.getpid()}"
+    print(
+        f"{tables:,} tables need about {needed:,} locks in one transaction; the server holds "
+        f"{locks} x {holders} = {locks * holders:,}: starting a cluster in {directory} with "
+        f"max_locks_per_transaction = {setting}",
+        flush=True,
+    )
+    cluster = start_cluster(
+        directory, {"max_locks_per_transaction": setting, "max_connections": holders, "fsync": "on"}
+    )
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     byte_compile()
     tools = detect_tools(args.install_pgloader)
     server = args.target_server or get_url("DATABASE_URL")
-    ctx = Context(server, args.workdir, args.only, args.keep, tools, args.repeat)
-    machine = machine_info(ctx)
-    reports = [run_dataset(ctx, dataset) for dataset in build_datasets(args)]
+    with server_for_tables(server, args.tables, args.workdir) as server:
+        ctx = Context(server, args.workdir, args.only, args.keep, tools, args.repeat)
+        machine = machine_info(ctx)
+        reports = [run_dataset(ctx, dataset) for dataset in build_datasets(args)]
     print_report(machine, reports, tools)
     name = f"wide-{args.tables}" if args.tables and not args.rows else str(args.rows)
     out = args.json or BENCH_DIR / f"results-{name}.json"

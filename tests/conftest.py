@@ -274,3 +274,33 @@ def migration(tmp_path: Path, pg_url: str, tmp_sqlite: Callable[..., Path]) -> C
         return Migration(tmp_path, pg_url, tmp_sqlite(script), measuring)
 
     return make
+
+
+# --- A server of its own: settings the shared server must keep ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def small_lock_table_url() -> Iterator[str]:
+    """A PostgreSQL cluster started for this session with a lock table sized for 16 x 7 = 112
+    entries (max_locks_per_transaction 16; 5 connections, one autovacuum worker and its launcher,
+    no background workers or WAL senders), which the shared server's settings must never be
+    changed to: a plan's lock estimate is checked against what a server reports."""
+    import shutil
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="etl-locks-"))
+    server = pg_server.start_cluster(
+        directory / "cluster",
+        {
+            "max_locks_per_transaction": 16,
+            "max_connections": 5,
+            "autovacuum_max_workers": 1,
+            "max_worker_processes": 0,
+            "max_wal_senders": 0,
+        },
+    )
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)

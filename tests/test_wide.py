@@ -12,7 +12,7 @@ from etl import duck
 from etl.core.explain import describe
 from etl.core.plan import CreateTable
 from etl.errors import TargetError
-from etl.pipeline import apply, plan_for
+from etl.pipeline import apply, check, plan_for
 from etl.postgres.ddl import BATCH_FAILURE_PREFIX, ddl_batch_sql
 from etl.run import observe
 from etl.run.session import SOURCE_ALIAS, attach
@@ -180,3 +180,92 @@ def test_load_order_counts_parents_down_as_the_rounds_did(seed):
     chain = [f"c{i}" for i in range(10_000)]  # each refers to the one before: linear, not cubic
     order = topological_order(chain, {n: {f"c{i - 1}"} if i else set() for i, n in enumerate(chain)})
     assert order == chain
+
+
+# --- Locks: one transaction holds a lock on every table, index and sequence it creates -------------
+
+from etl.core.locks import FIXED_LOCKS, LockCapacity, check_locks, locks_needed  # noqa: E402
+from etl.errors import PlanError  # noqa: E402
+from etl.postgres.target import ensure_metadata, read_lock_capacity  # noqa: E402
+
+
+def _chain(tables: int) -> list[str]:
+    """`tables` tables like the benchmark's: a key, text, an index, a foreign key to the one before."""
+    script = []
+    for i in range(tables):
+        parent = f"REFERENCES w{i - 1}(id)" if i else ""
+        script.append(
+            f"CREATE TABLE w{i} (id INTEGER PRIMARY KEY, label TEXT NOT NULL, at DATETIME, up INTEGER {parent})"
+        )
+        script.append(f"CREATE INDEX w{i}_at ON w{i} (at)")
+        script.append(f"INSERT INTO w{i} VALUES (1, 'a', '2024-01-02 03:04:05', NULL)")
+    return script
+
+
+def test_the_lock_estimate_bounds_the_locks_apply_holds_before_commit(migration, pg, pg_url):
+    m = migration(_chain(12))
+    ensure_metadata(pg_url)
+    # The last statement before COMMIT records the run: a trigger there counts what the apply's
+    # transaction holds by then (every lock is kept to the end of the transaction).
+    pg.execute("CREATE SCHEMA probe")
+    pg.execute("CREATE TABLE probe.peak (held int)")
+    # One row of pg_locks per mode held; the lock table keeps one entry per object.
+    pg.execute(
+        "CREATE FUNCTION probe.count_locks() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO probe.peak SELECT count(DISTINCT (locktype, database, relation, page, tuple, "
+        "virtualxid, transactionid::text, classid, objid, objsubid)) FROM pg_locks "
+        "WHERE pid = pg_backend_pid(); RETURN NEW; END $$"
+    )
+    pg.execute(
+        "CREATE TRIGGER count_locks AFTER INSERT ON etl.runs FOR EACH ROW EXECUTE FUNCTION probe.count_locks()"
+    )
+    checked = m.check()
+    plan = plan_for(checked)
+    apply(checked, plan)
+    ((held,),) = pg.execute("SELECT held FROM probe.peak").fetchall()
+    estimate = locks_needed(plan)
+    assert held <= estimate  # an upper bound
+    assert estimate - held < FIXED_LOCKS  # ... that counts each table's objects as they are
+
+
+def test_apply_refuses_a_plan_the_servers_lock_table_cannot_hold_before_changing_it(
+    small_lock_table_url, tmp_path, tmp_sqlite
+):
+    import pg_server
+
+    capacity = read_lock_capacity(small_lock_table_url)
+    assert capacity == LockCapacity(16, 5, 0, 2)  # read from the server, not assumed
+    assert capacity.slots == 168
+    with psycopg.connect(small_lock_table_url, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS locks")
+        admin.execute("CREATE DATABASE locks")
+    url = pg_server.url_with_dbname(small_lock_table_url, "locks")
+    spec = tmp_path / "spec.yaml"
+
+    def checked(tables: int):
+        source = tmp_sqlite(_chain(tables), name=f"w{tables}.db")
+        spec.write_text(f"version: 1\nsource:\n  sqlite: {source.name}\ntarget:\n  url: '{url}'\n")
+        return check(spec, {})
+
+    wide = checked(12)
+    plan = plan_for(wide)
+    assert locks_needed(plan) > capacity.slots
+    with pytest.raises(PlanError) as refused:
+        apply(wide, plan)
+    assert str(refused.value) == (
+        f"apply runs in one PostgreSQL transaction, which would hold about {locks_needed(plan)} locks "
+        "(12 tables with their indexes, constraints, sequences and TOAST tables); the server's lock "
+        "table holds about 168 (max_locks_per_transaction 16 x 7 server processes and prepared "
+        "transactions, and half as many again in the memory reserved beside it): run ALTER SYSTEM SET "
+        "max_locks_per_transaction = 64 and restart PostgreSQL, or split the spec's tables into specs "
+        "of at most 7 tables each"
+    )
+    with psycopg.connect(url) as db:  # refused before anything changed: not even etl's own schema
+        assert db.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname IN ('etl', 'public')"
+        ).fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+    narrow = checked(3)
+    plan = plan_for(narrow)
+    check_locks(plan, capacity)  # fits: applies on the same server
+    assert apply(narrow, plan).rows == {f"w{i}": 1 for i in range(3)}

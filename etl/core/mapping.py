@@ -439,8 +439,9 @@ class _Resolver:
 
     def selected_tables(self) -> list[Table]:
         spec, names = self.spec, [t.name for t in self.source.tables]
+        known = set(names)
         for i, glob in enumerate(spec.include):
-            if not any(ch in glob for ch in "*?[") and glob not in names:
+            if not any(ch in glob for ch in "*?[") and glob not in known:
                 self.problem(("include", i), self.no_table(glob))
         chosen = [
             t
@@ -453,7 +454,7 @@ class _Resolver:
             self.nothing_selected(names)
         chosen_names = {t.name for t in chosen}
         for name in spec.tables:
-            if name not in names:
+            if name not in known:
                 self.problem(("tables", name), self.no_table(name), key=True)
             elif name not in chosen_names:
                 self.problem(

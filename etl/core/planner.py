@@ -376,17 +376,18 @@ def _acts(action: str | None) -> bool:
 def _with_keep(schema: str, steps: list[Step], retention: int, cascaded: set[str]) -> list[Step]:
     """The plan preceded by what it keeps for etl rollback: the existing tables it changes (also
     through foreign-key actions), and the names of those it creates."""
-    replaced = [t for s in steps if isinstance(s, DropTables) for t in s.tables]
+    replaced = {t for s in steps if isinstance(s, DropTables) for t in s.tables}
     created = [s.table.name for s in steps if isinstance(s, CreateTable) and s.table.name not in replaced]
-    kept: list[str] = []
+    new = set(created)
+    kept: dict[str, None] = {}  # in the order of the steps
     for step in steps:
         names = list(step.tables) if isinstance(step, DropTables) else [table_of(step)]
         if isinstance(step, ReplaceEnum):  # its columns change type
             names = [t for t, _ in step.columns]
         for name in names:
-            if name is not None and name not in created and name not in kept:
-                kept.append(name)
-    kept += sorted(cascaded - set(kept) - set(created))
+            if name is not None and name not in new:
+                kept[name] = None
+    kept.update(dict.fromkeys(sorted(cascaded - set(kept) - new)))
     keep = KeepForRollback(schema, tuple(kept), tuple(created), retention)
     head = 1 if steps and isinstance(steps[0], CreateSchema) else 0
     return [*steps[:head], keep, *steps[head:]]

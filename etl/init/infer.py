@@ -646,8 +646,9 @@ def render_spec(
         marks.setdefault((f.table, f.column), []).append(f.message)
         result.findings.append(f)
     names = [t.name for t in catalog.tables]
+    known = set(names)
     parents = {
-        t.name: {fk.ref_table for fk in t.foreign_keys if fk.ref_table in names and fk.ref_table != t.name}
+        t.name: {fk.ref_table for fk in t.foreign_keys if fk.ref_table in known and fk.ref_table != t.name}
         for t in catalog.tables
     }
     order = topological_order(names, parents)

@@ -8,6 +8,7 @@ import re
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from etl.core.locks import LockCapacity
 from etl.core.plan import TargetState
 from etl.errors import TargetError, first_line
 from etl.postgres.metadata import (
@@ -115,6 +116,21 @@ def read_target_state(url: str, schema: str) -> TargetState:
     return TargetState(
         schema_exists=exists, tables=frozenset(r[0] for r in rows), enums=frozenset(r[0] for r in enums)
     )
+
+
+def read_lock_capacity(url: str) -> LockCapacity:
+    """The target server's settings that size its shared lock table."""
+    with connect(url) as conn:
+        # The processes PostgreSQL counts besides connections (MaxBackends): autovacuum workers and
+        # their launcher, background workers, WAL senders.
+        row = conn.execute(
+            "SELECT current_setting('max_locks_per_transaction')::int, "
+            "current_setting('max_connections')::int, current_setting('max_prepared_transactions')::int, "
+            "current_setting('autovacuum_max_workers')::int + 1 + current_setting('max_worker_processes')::int "
+            "+ current_setting('max_wal_senders')::int"
+        ).fetchone()
+    assert row is not None
+    return LockCapacity(*row)
 
 
 # What every apply does to etl's metadata: reads and records its runs (SELECT, INSERT), stages

@@ -23,6 +23,7 @@ from psycopg import sql
 
 from etl import duck
 from etl.core.explain import describe
+from etl.core.locks import check_locks
 from etl.core.mapping import DesiredSchema, TargetTable
 from etl.core.plan import (
     AddCheck,
@@ -84,7 +85,7 @@ from etl.postgres.metadata import (
     record_rejects_sql,
     record_run_sql,
 )
-from etl.postgres.target import connect, ensure_metadata, redact
+from etl.postgres.target import connect, ensure_metadata, read_lock_capacity, redact
 from etl.run.fingerprint import record_sql, source_fingerprints
 from etl.run.load import load_query, rejects_query, source_rows_query
 from etl.run.problem import raised_value_problem, value_problem
@@ -101,7 +102,7 @@ from etl.run.session import (
     tell_postgres,
 )
 from etl.run.sync import check_written, delete_rows, sync_rows
-from etl.run.typedscan import Candidate, candidates, holds, prove
+from etl.run.typedscan import PROOF_BATCH, Candidate, candidates, holds, prove, prove_candidates
 from etl.run.verify import (
     Verification,
     check_views,
@@ -181,6 +182,9 @@ def apply_plan(
     `on_statement` is told every statement of the transaction's connection before it runs
     (session.ObservedConnection): DuckDB's queries, and PostgreSQL's as sent to it."""
     refuse_destructive(plan, allow_destructive)
+    # Before anything changes: a transaction the server's lock table cannot hold fails only
+    # after the loads of the tables that fit, and takes every other session's locks with it.
+    check_locks(plan, read_lock_capacity(target_url))
     try:
         return _apply(
             plan,
@@ -701,13 +705,37 @@ class _Proofs:
         self._candidates = candidates(con, SOURCE_ALIAS, tables)
         self._cursor = duck.configure(con.cursor())
         self._pool = ThreadPoolExecutor(max_workers=1)
-        self._proofs: dict[str, Future[bool]] = {
-            source: self._pool.submit(self._holds, candidate)
-            for source, candidate in self._candidates.items()
-            if candidate.proof is not None
-        }
+        # Small tables' proofs in batches, one SQLite query each: sqlite_query opens the file, and
+        # SQLite parses the whole schema on opening, so a query per table costs the square of the
+        # tables. A large table's proof runs alone, so that no small table waits for it. The tables
+        # come in load order: the first batch decides the first tables read.
+        rows = {t.source: t.source_rows or 0 for t in tables}
+        pending = [name for name, candidate in self._candidates.items() if candidate.proof is not None]
+        batches: list[list[str]] = [[]]
+        for name in pending:
+            if rows.get(name, 0) >= trust_from_rows:
+                batches.append([name])
+            elif len(batches[-1]) < PROOF_BATCH and (
+                not batches[-1] or rows.get(batches[-1][0], 0) < trust_from_rows
+            ):
+                batches[-1].append(name)
+            else:
+                batches.append([name])
+        self._proofs: dict[str, Future[dict[str, bool]]] = {}
+        for batch in batches:
+            if batch:
+                future = self._pool.submit(self._hold, batch)
+                self._proofs.update(dict.fromkeys(batch, future))
         self._trusted: set[str] = set()  # read through the scan before their proof was done
         self._read: set[str] = set()  # read through the scan
+
+    def _hold(self, sources: list[str]) -> dict[str, bool]:
+        """Which of the tables' proofs hold; each alone where their query together fails."""
+        try:
+            proven = prove_candidates(self._cursor, SOURCE_ALIAS, [self._candidates[s] for s in sources])
+        except duck.ERRORS:
+            return {source: self._holds(self._candidates[source]) for source in sources}
+        return dict(zip(sources, proven, strict=True))
 
     def _holds(self, candidate: Candidate) -> bool:
         try:
@@ -723,7 +751,7 @@ class _Proofs:
         proof = self._proofs.get(table.source)
         if proof is not None and not proof.done() and (table.source_rows or 0) < self._trust_from_rows:
             proof.result()  # a small table's proof is quick: wait rather than risk starting over
-        if proof is not None and proof.done() and not proof.result():
+        if proof is not None and proof.done() and not proof.result()[table.source]:
             return replace(table, scan=None)
         if proof is not None and not proof.done():
             self._trusted.add(table.source)
@@ -733,7 +761,7 @@ class _Proofs:
     def failed(self) -> list[str]:
         """The tables read through the scan whose proof has failed (waits for the proofs), or
         fails now that the source has changed."""
-        wrong = [source for source in sorted(self._trusted) if not self._proofs[source].result()]
+        wrong = [source for source in sorted(self._trusted) if not self._proofs[source].result()[source]]
         if wrong or source_stamp(self._source) == self._stamp:
             return wrong
         again = {

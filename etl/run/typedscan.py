@@ -387,12 +387,24 @@ def prove(
     pending = [(source, c) for source, c in found.items() if c.proof is not None]
     for start in range(0, len(pending), PROOF_BATCH):
         batch = pending[start : start + PROOF_BATCH]
-        query = "SELECT " + ", ".join(f"({c.proof}) AS p{i}" for i, (_, c) in enumerate(batch))
-        rows = _sqlite_rows(con, source_alias, query)
-        for (source, candidate), value in zip(batch, rows[0] if rows else (), strict=False):
-            if str(value) == "1":
+        for (source, candidate), held in zip(
+            batch, prove_candidates(con, source_alias, [c for _, c in batch]), strict=True
+        ):
+            if held:
                 proven[source] = candidate.types
     return {source: proven[source] for source in found if source in proven}
+
+
+def prove_candidates(con: duckdb.DuckDBPyConnection, source_alias: str, batch: list[Candidate]) -> list[bool]:
+    """Whether each candidate's proof holds, all of them in one SQLite query (a result column each)."""
+    if not batch:
+        return []
+    query = "SELECT " + ", ".join(
+        f"({c.proof}) AS p{i}" if c.proof is not None else f"1 AS p{i}" for i, c in enumerate(batch)
+    )
+    rows = _sqlite_rows(con, source_alias, query)
+    values = rows[0] if rows else (None,) * len(batch)
+    return [str(value) == "1" for value in values]
 
 
 PROOF_BATCH = 50  # proofs per SQLite query (a result column each)

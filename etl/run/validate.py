@@ -172,8 +172,15 @@ def measure(spec: Spec, mapping: DesiredSchema, measuring: Measuring = Measuring
             ]
             for source, columns in wanted.items()
         }
+        stored = (
+            all_stored_bytes(connections.get(), set(first))
+            if measure_sizes and len(first) >= STORED_BYTES_AT_ONCE
+            else {}
+        )
         sizes = {
-            t.source: pool.submit(connections.run, table_sizes, t, measure_sizes, measuring.chunk_bytes)
+            t.source: pool.submit(
+                connections.run, table_sizes, t, measure_sizes, measuring.chunk_bytes, stored.get(t.source)
+            )
             for t in mapping.tables
         }
         for source, slices in magnitudes.items():
@@ -251,7 +258,11 @@ def _widest(parts: tuple[tuple[int | None, int | None], ...]) -> tuple[int | Non
 
 
 def table_sizes(
-    con: sqlite3.Connection, table: TargetTable, measure_sizes: bool, chunk_bytes: int = CHUNK_BYTES
+    con: sqlite3.Connection,
+    table: TargetTable,
+    measure_sizes: bool,
+    chunk_bytes: int = CHUNK_BYTES,
+    stored: tuple[int, int] | None = None,
 ) -> tuple[int, int, tuple[tuple[int, int], ...]]:
     """A table's row count, its largest record's bytes, and (for tables of large rows: a vector of
     them would hold more than `chunk_bytes`) the rowid ranges of about `chunk_bytes` each it is loaded in.
@@ -259,13 +270,14 @@ def table_sizes(
     Sizes come from SQLite's dbstat table (page headers only, no record decoded, an order of
     magnitude faster than length() over every value); where SQLite lacks it,
     from length(), which reads a value's size from its record header. Nothing is measured when
-    the whole file is smaller than a chunk (`measure_sizes` false)."""
+    the whole file is smaller than a chunk (`measure_sizes` false). `stored`: the table's bytes
+    and largest record's, when all_stored_bytes read them already."""
     condition = f" WHERE ({table.where})" if table.where else ""
     source = table.sqlite_relation
     count = con.execute(f"SELECT count(*) FROM {source}{condition}").fetchone()[0]
     if not measure_sizes or not count:
         return count, 0, ()
-    total, largest = _stored_bytes(con, table)
+    total, largest = stored if stored is not None else _stored_bytes(con, table)
     if table.rowid is None or total <= chunk_bytes or total * VECTOR_ROWS <= chunk_bytes * count:
         return count, largest, ()
     bounds = rowid_bounds(con, source, table.rowid)
@@ -274,6 +286,23 @@ def table_sizes(
     parts = -(-total // chunk_bytes)
     ranges = covering_ranges(low, high, (high - low + 1) // parts)  # rounded down: none above a chunk
     return count, largest, tuple(ranges)
+
+
+# From this many tables on, their sizes are read in one walk of the whole file: dbstat finds one
+# table by scanning the schema, so a query per table costs the square of the tables.
+STORED_BYTES_AT_ONCE = 100
+
+
+def all_stored_bytes(con: sqlite3.Connection, tables: set[str]) -> dict[str, tuple[int, int]]:
+    """The bytes of each of `tables`' records and of its largest record, from one walk of dbstat
+    over the whole file (page headers only); empty where SQLite lacks dbstat."""
+    try:
+        rows = con.execute(
+            "SELECT name, sum(payload), max(mx_payload) FROM dbstat WHERE aggregate = TRUE GROUP BY name"
+        ).fetchall()
+    except sqlite3.Error:
+        return {}  # SQLite built without dbstat: each table is measured on its own
+    return {name: (int(total or 0), int(most or 0)) for name, total, most in rows if name in tables}
 
 
 def _stored_bytes(con: sqlite3.Connection, table: TargetTable) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -113,14 +114,86 @@ def _read_catalog(con: sqlite3.Connection) -> Catalog:
     objects = [_source_object(kind, name, table, sql, names) for kind, name, table, sql in rows]
     found = [o for o in objects if o is not None]
     shadows = {_fold(s) for o in found for s in o.shadows}
-    tables = [
-        _read_table(con, name, sql, names)
+    ordinary = [
+        (name, sql)
         for (kind, name, _table, sql), obj in zip(rows, objects, strict=True)
         if kind == "table" and obj is None and sql and _fold(name) not in shadows
     ]
+    pragmas = _Pragmas(con, [name for name, _sql in ordinary])
+    tables = [_read_table(pragmas, name, sql, names) for name, sql in ordinary]
     found = [_with_reads(con, o) if o.kind == "view" else o for o in found]
     views = [o.name for o in found if o.kind == "view"]
     return Catalog(tables=tuple(tables), views=tuple(views), objects=tuple(found))
+
+
+class _Pragmas:
+    """What SQLite's PRAGMAs say of many tables, read in one query per PRAGMA for all of them
+    (a query per table and index costs more than its answer in a schema of thousands of tables),
+    then looked up by name. A table asked about later (a foreign key's parent that is no ordinary
+    table) is read on its own."""
+
+    def __init__(self, con: sqlite3.Connection, tables: list[str]):
+        self.con = con
+        self.columns: dict[str, list[tuple]] = {}
+        self.foreign_keys: dict[str, list[tuple]] = {name: [] for name in tables}
+        self.indexes: dict[str, list[tuple]] = {name: [] for name in tables}
+        self.index_keys: dict[str, list[tuple]] = {}
+        self.index_sql: dict[str, str | None] = dict(
+            con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'").fetchall()
+        )
+        if not tables:
+            return
+        listed = json.dumps(tables)
+        try:
+            for name, *row in con.execute(
+                'SELECT j.value, p.cid, p.name, p.type, p."notnull", p.dflt_value, p.pk, p.hidden '
+                "FROM json_each(?) AS j, pragma_table_xinfo(j.value) AS p",
+                (listed,),
+            ):
+                self.columns.setdefault(name, []).append(tuple(row))
+        except sqlite3.OperationalError:  # SQLite before 3.26 (no table_xinfo) or without JSON
+            self.columns = {}
+            self.foreign_keys, self.indexes = {}, {}
+            return
+        for name, *row in con.execute(
+            "SELECT j.value, p.* FROM json_each(?) AS j, pragma_foreign_key_list(j.value) AS p", (listed,)
+        ):
+            self.foreign_keys[name].append(tuple(row))
+        for name, *row in con.execute(
+            'SELECT j.value, p.seq, p.name, p."unique", p.origin, p.partial '
+            "FROM json_each(?) AS j, pragma_index_list(j.value) AS p",
+            (listed,),
+        ):
+            self.indexes[name].append(tuple(row))
+        index_names = json.dumps([row[1] for rows in self.indexes.values() for row in rows])
+        for name, *row in con.execute(
+            "SELECT j.value, p.* FROM json_each(?) AS j, pragma_index_xinfo(j.value) AS p", (index_names,)
+        ):
+            self.index_keys.setdefault(name, []).append(tuple(row))
+
+    def columns_info(self, name: str) -> list[tuple]:
+        if name not in self.columns:
+            self.columns[name] = _columns_info(self.con, name)
+        return [r for r in self.columns[name] if r[6] in (0, 2, 3)]
+
+    def foreign_key_list(self, name: str) -> list[tuple]:
+        if name not in self.foreign_keys:
+            self.foreign_keys[name] = _pragma(self.con, "foreign_key_list", name)
+        return self.foreign_keys[name]
+
+    def index_list(self, name: str) -> list[tuple]:
+        if name not in self.indexes:
+            self.indexes[name] = _pragma(self.con, "index_list", name)
+        return self.indexes[name]
+
+    def index_xinfo(self, index: str) -> list[tuple]:
+        if index not in self.index_keys:
+            self.index_keys[index] = _pragma(self.con, "index_xinfo", index)
+        return self.index_keys[index]
+
+    def sqlite_sequence(self, name: str) -> int | None:
+        row = self.con.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
 
 
 def _with_reads(con: sqlite3.Connection, view: SourceObject) -> SourceObject:
@@ -298,8 +371,8 @@ def _columns_info(con: sqlite3.Connection, name: str) -> list[tuple]:
     return [r for r in rows if r[6] in (0, 2, 3)]
 
 
-def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes, str]) -> Table:
-    info = _columns_info(con, name)  # cid, name, type, notnull, dflt_value, pk, hidden
+def _read_table(pragmas: _Pragmas, name: str, sql: str, names: dict[bytes, str]) -> Table:
+    info = pragmas.columns_info(name)  # cid, name, type, notnull, dflt_value, pk, hidden
     parts = table_parts(sql)
     generated = {
         _fold(column): found
@@ -322,10 +395,8 @@ def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes,
     pk = tuple(r[1] for r in sorted((r for r in info if r[5] > 0), key=lambda r: r[5]))
     # SQLite lets PRIMARY KEY columns hold NULL (a historical bug it keeps) except the rowid alias
     # and WITHOUT ROWID tables; PostgreSQL does not, so such NULLs are reported at load time.
-    sequence = None
-    if has_autoincrement(sql):
-        row = con.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (name,)).fetchone()
-        sequence = row[0] if row else None
+    autoincrement = has_autoincrement(sql)
+    sequence = pragmas.sqlite_sequence(name) if autoincrement else None
     checks = tuple(
         Check(expression, check_name, part_column(part))
         for part in parts
@@ -335,9 +406,9 @@ def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes,
         name=name,
         columns=columns,
         primary_key=pk,
-        foreign_keys=_with_deferrable(_read_foreign_keys(con, name, names), parts),
-        indexes=_with_constraint_names(_read_indexes(con, name), parts),
-        autoincrement=has_autoincrement(sql),
+        foreign_keys=_with_deferrable(_read_foreign_keys(pragmas, name, names), parts),
+        indexes=_with_constraint_names(_read_indexes(pragmas, name), parts),
+        autoincrement=autoincrement,
         without_rowid=without_rowid,
         sequence=sequence,
         checks=checks,
@@ -377,9 +448,9 @@ def _with_deferrable(fks: tuple[ForeignKey, ...], parts: list[str]) -> tuple[For
     )
 
 
-def _read_foreign_keys(con: sqlite3.Connection, name: str, names: dict[bytes, str]) -> tuple[ForeignKey, ...]:
+def _read_foreign_keys(pragmas: _Pragmas, name: str, names: dict[bytes, str]) -> tuple[ForeignKey, ...]:
     grouped: dict[int, list[tuple]] = {}
-    for row in _pragma(con, "foreign_key_list", name):  # id, seq, table, from, to, upd, del, match
+    for row in pragmas.foreign_key_list(name):  # id, seq, table, from, to, upd, del, match
         grouped.setdefault(row[0], []).append(row)
     fks = []
     for _fk_id, parts in sorted(grouped.items(), key=lambda kv: kv[0], reverse=True):
@@ -387,7 +458,7 @@ def _read_foreign_keys(con: sqlite3.Connection, name: str, names: dict[bytes, st
         # `table` and `to` are spelled as the REFERENCES clause wrote them; the parent's own
         # spelling is what the rest of etl (and PostgreSQL, where names are exact) knows.
         ref_table = names.get(_fold(parts[0][2]), parts[0][2])
-        parent = _columns_info(con, ref_table) if _fold(ref_table) in names else []
+        parent = pragmas.columns_info(ref_table) if _fold(ref_table) in names else []
         parent_columns = {_fold(r[1]): r[1] for r in parent}
         ref_columns = tuple(r[4] for r in parts)
         if any(c is None for c in ref_columns):
@@ -408,15 +479,15 @@ def _read_foreign_keys(con: sqlite3.Connection, name: str, names: dict[bytes, st
     return tuple(fks)
 
 
-def _read_indexes(con: sqlite3.Connection, table: str) -> tuple[Index, ...]:
+def _read_indexes(pragmas: _Pragmas, table: str) -> tuple[Index, ...]:
     indexes = []
     # index_list: seq, name, unique, origin ('c' CREATE INDEX, 'u' UNIQUE, 'pk'), partial
-    for _seq, index_name, unique, origin, _partial in reversed(_pragma(con, "index_list", table)):
-        if origin == "pk" and not _collated(con, index_name):
+    for _seq, index_name, unique, origin, _partial in reversed(pragmas.index_list(table)):
+        if origin == "pk" and not _collated(pragmas, index_name):
             continue  # the primary key itself; one under a collation is kept as a unique constraint too
-        xinfo = [r for r in _pragma(con, "index_xinfo", index_name) if r[5]]  # key columns only
-        sql_row = con.execute("SELECT sql FROM sqlite_master WHERE name = ?", (index_name,)).fetchone()
-        key_texts, where = index_parts(sql_row[0]) if sql_row and sql_row[0] else ([], None)
+        xinfo = [r for r in pragmas.index_xinfo(index_name) if r[5]]  # key columns only
+        index_sql = pragmas.index_sql.get(index_name)
+        key_texts, where = index_parts(index_sql) if index_sql else ([], None)
         keys = []
         for position, (_seqno, cid, col_name, desc, coll, _key) in enumerate(xinfo):
             if cid == -2:  # an expression: keep SQLite's text of it
@@ -450,9 +521,9 @@ def _read_indexes(con: sqlite3.Connection, table: str) -> tuple[Index, ...]:
     return tuple(indexes)
 
 
-def _collated(con: sqlite3.Connection, index_name: str) -> bool:
+def _collated(pragmas: _Pragmas, index_name: str) -> bool:
     """Does a key of the index compare under a collation other than BINARY?"""
-    return any(r[5] and r[4] and r[4].upper() != "BINARY" for r in _pragma(con, "index_xinfo", index_name))
+    return any(r[5] and r[4] and r[4].upper() != "BINARY" for r in pragmas.index_xinfo(index_name))
 
 
 def rowid_bounds(con: sqlite3.Connection, table: str, rowid: str) -> tuple[int, int] | None:

@@ -161,10 +161,11 @@ def _parenthesized(part: str, open_at: int) -> tuple[str, int] | None:
 def _keyword_positions(part: str, pattern: str) -> list[re.Match[str]]:
     """Matches of `pattern` outside quotes, comments and parentheses of the part."""
     bare = strip_quoted(part)
-    depth_at = [0] * (len(part) + 1)
-    for i, ch, depth in _scan(part):
-        depth_at[i] = depth - (1 if ch == "(" else 0)
-    return [m for m in re.finditer(pattern, bare, re.IGNORECASE) if depth_at[m.start()] == 0]
+    matches = list(re.finditer(pattern, bare, re.IGNORECASE))
+    if not matches:
+        return []  # most parts name no such keyword: no need to know the depth of every character
+    # Quotes and comments are blanks in `bare`: the depth at a match counts its parentheses.
+    return [m for m in matches if bare.count("(", 0, m.start()) == bare.count(")", 0, m.start())]
 
 
 def part_checks(part: str) -> list[tuple[str | None, str]]:

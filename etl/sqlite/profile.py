@@ -665,10 +665,13 @@ def profile_sqlite(
     when that is not the default for its declared type (e.g. from a Prisma schema)."""
     expected = expected or {}
     profiles = {}
+    by_table: dict[str, dict[str, PgType]] = {}
+    for (name, column), pg_type in expected.items():
+        by_table.setdefault(name, {})[column] = pg_type
     with open_sqlite(path) as con:
         con.text_factory = lambda b: b.decode("utf-8", errors="replace")
         for table in catalog.tables:
-            wanted = {c: t for (name, c), t in expected.items() if name == table.name}
+            wanted = by_table.get(table.name, {})
             try:
                 profile = profile_table(
                     con, table, sample_rows, wanted, Path(path), slice_from_rows=slice_from_rows
