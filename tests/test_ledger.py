@@ -139,6 +139,12 @@ def test_excluded_tables_and_columns_and_unmigrated_objects_say_why(loaded):
     assert entry(entries, "column", "author.secret").reason == (
         "in the spec's exclude_columns: its values are not migrated"
     )
+    nocase = entry(entries, "collation", "author.email")
+    assert nocase.outcome.value == "left out"
+    assert nocase.reason and nocase.reason.startswith(
+        "PostgreSQL has no NOCASE collation: =, <, ORDER BY, GROUP BY and DISTINCT on the column "
+        "tell 'A' from 'a' in PostgreSQL"
+    )
     trigger = entry(entries, "trigger", "book_audit")
     assert trigger.reason and trigger.reason.startswith("triggers are not migrated")
     fts = entry(entries, "virtual table", "book_fts")

@@ -189,6 +189,8 @@ class _TableLedger:
         have = self.have.column(tname) if self.have else None
         where = f"{self.target.name}.{tname}"
         out = [self.column_entry(column, tname, want, have)]
+        if column.collation in _COLLATIONS:
+            out.append(self.collation_entry(column, where))
         if not column.nullable and want is not None:
             out.append(self.not_null_entry(column, want, have, where))
         if column.generated is not None:
@@ -215,6 +217,22 @@ class _TableLedger:
             form=form,
             reason="renamed by the spec" if renamed else None,
         )
+
+    def collation_entry(self, column: Column, where: str) -> LedgerEntry:
+        collation = column.collation or ""
+        kept = any(
+            (collation_of(k.expression or "") or ("",))[0] == column.name
+            for ix in self.table.indexes
+            for k in ix.keys
+        )
+        reason = (
+            f"PostgreSQL has no {collation} collation: =, <, ORDER BY, GROUP BY and DISTINCT on the column "
+            f"{_COLLATIONS[collation]} in PostgreSQL; queries that rely on it compare "
+            f"{'lower(column)' if collation == 'NOCASE' else 'rtrim(column)'} instead"
+        )
+        if kept:
+            reason += "; its indexes compare as SQLite's do (the collation entries below)"
+        return self.entry("collation", column.name, Outcome.LEFT_OUT, where, reason=reason)
 
     def not_null_entry(self, column: Column, want: PgColumn, have: PgColumn | None, where: str):
         if want.nullable:
@@ -566,6 +584,12 @@ def _source_objects(
             )
     return out
 
+
+# What a column's comparisons become without its SQLite collation.
+_COLLATIONS = {
+    "NOCASE": "tell 'A' from 'a'",
+    "RTRIM": "tell 'a ' from 'a'",
+}
 
 _CAST = re.compile(r"::[a-z ]+(\([0-9, ]+\))?$")
 

@@ -19,6 +19,7 @@ from etl.sqlite.ddl import (
     has_autoincrement,
     index_parts,
     part_checks,
+    part_collation,
     part_column,
     part_foreign_key,
     part_generated,
@@ -245,6 +246,11 @@ def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes,
         for part in parts
         if (column := part_column(part)) is not None and (found := part_generated(part)) is not None
     }
+    collations = {
+        _fold(column): found
+        for part in parts
+        if (column := part_column(part)) is not None and (found := part_collation(part)) is not None
+    }
     columns = tuple(
         Column(
             name=r[1],
@@ -254,6 +260,7 @@ def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes,
             # hidden 2: VIRTUAL, 3: STORED
             generated=generated[_fold(r[1])][0] if r[6] in (2, 3) and _fold(r[1]) in generated else None,
             stored=r[6] == 3,
+            collation=collations.get(_fold(r[1])),
         )
         for r in info
     )
