@@ -247,9 +247,9 @@ def _read_table(con: sqlite3.Connection, name: str, sql: str, names: dict[bytes,
         if (column := part_column(part)) is not None and (found := part_generated(part)) is not None
     }
     collations = {
-        _fold(column): found
+        _fold(column): collation
         for part in parts
-        if (column := part_column(part)) is not None and (found := part_collation(part)) is not None
+        if (column := part_column(part)) is not None and (collation := part_collation(part)) is not None
     }
     columns = tuple(
         Column(
