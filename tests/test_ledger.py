@@ -207,3 +207,31 @@ def test_verify_json_has_the_ledger_and_validates(loaded, pg):
     assert [e["source"] for e in document["ledger"] if e["outcome"] == "missing in target"] == [
         "book.sane_pages"
     ]
+
+
+def test_a_spec_that_renames_and_drops_a_check_is_accounted_for(migration):
+    m = migration(
+        """
+        CREATE TABLE item (id INTEGER PRIMARY KEY, qty INTEGER CHECK (qty > 0), price INTEGER,
+          CONSTRAINT cheap CHECK (price < 100));
+        INSERT INTO item VALUES (1, 2, 50);
+        """
+    )
+    m.apply(
+        """
+        tables:
+          item:
+            name: items
+            columns:
+              qty: {name: quantity}
+            checks:
+              - {name: cheap, sql: price < 100}
+        """
+    )
+    entries = ledger(m.check())
+    assert entry(entries, "table", "item").outcome.value == "translated"
+    assert entry(entries, "table", "item").target == "items"
+    assert entry(entries, "column", "item.qty").target == "items.quantity"
+    assert entry(entries, "check", "item.cheap").outcome.value == "translated"
+    dropped = entry(entries, "check", "item.CHECK (qty > 0)")
+    assert (dropped.outcome.value, dropped.reason) == ("left out", "not in the spec's checks")

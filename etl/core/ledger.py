@@ -468,7 +468,7 @@ class _TableLedger:
     def check_entries(self) -> list[LedgerEntry]:
         out = []
         left = [o for o in self.left_out if o.kind == "check"]
-        kept = iter(self.target.checks)
+        kept = list(self.target.checks)
         for check in self.table.checks:
             obj = check.name or f"CHECK ({check.expression})"
             found = next(
@@ -478,7 +478,11 @@ class _TableLedger:
                 left.remove(found)
                 out.append(self.entry("check", obj, Outcome.LEFT_OUT, reason=found.reason))
                 continue
-            target = next(kept, None)
+            # A named check is found by its name; the others in the order the spec lists them.
+            own = fit_name(target_name(check.name, self.naming)) if check.name else None
+            target = next((k for k in kept if k.name == own), None) or (kept[0] if kept else None)
+            if target is not None:
+                kept.remove(target)
             if target is None:
                 out.append(self.entry("check", obj, Outcome.LEFT_OUT, reason="not in the spec's checks"))
                 continue
