@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from etl.cli import app
+from etl.core.ledger import KINDS, Outcome
 from etl.pipeline import ledger
 
 runner = CliRunner()
@@ -235,3 +236,9 @@ def test_a_spec_that_renames_and_drops_a_check_is_accounted_for(migration):
     assert entry(entries, "check", "item.cheap").outcome.value == "translated"
     dropped = entry(entries, "check", "item.CHECK (qty > 0)")
     assert (dropped.outcome.value, dropped.reason) == ("left out", "not in the spec's checks")
+
+
+def test_the_verify_schema_names_every_kind_and_outcome():
+    entry_schema = SCHEMA["properties"]["ledger"]["items"]["properties"]
+    assert entry_schema["kind"]["enum"] == list(KINDS)
+    assert entry_schema["outcome"]["enum"] == [o.value for o in Outcome]

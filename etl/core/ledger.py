@@ -41,7 +41,7 @@ class LedgerEntry:
     reason: str | None = None  # why, for anything but carried
 
 
-# Kinds in the order a table's entries are listed.
+# Every kind of entry (schemas/etl-verify.schema.json lists the same).
 KINDS = (
     "table",
     "column",
@@ -113,7 +113,7 @@ def _query_table(table: Table, target: TargetTable | None, actual: TargetCatalog
             form=table.query,
             reason="the spec's query: loaded as a table"
             if held
-            else "the spec loads this query as a table, and the target has no such table",
+            else _missing("the spec loads this query as a table, and the target has no such table"),
         )
     ]
 
