@@ -19,7 +19,16 @@ import typer
 from rich.console import Console
 
 from etl import __version__
-from etl.core.explain import apply_document, counted, plan_document, plan_lines, rollback_lines
+from etl.core.explain import (
+    apply_document,
+    counted,
+    ledger_document,
+    ledger_lines,
+    plan_document,
+    plan_lines,
+    rollback_lines,
+)
+from etl.core.ledger import Outcome
 from etl.core.plan import (
     AddForeignKey,
     AddPrimaryKey,
@@ -36,7 +45,7 @@ from etl.core.plan import (
 )
 from etl.duck import remove_spill_directory, sweep_stale_spill_directories
 from etl.errors import EtlError, SpecError
-from etl.pipeline import apply, check, plan_for, run_info, verify
+from etl.pipeline import apply, check, ledger, plan_for, run_info, verify
 from etl.postgres.target import display_url, redact
 from etl.run.executor import StepEvent, refuse_destructive
 from etl.run.plan_sql import plan_sql_text, typed_candidates
@@ -525,21 +534,28 @@ def rollback_command(
 def verify_command(
     spec: SpecPath,
     target: TargetOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON (schemas/etl-verify.schema.json).")
+    ] = False,
 ) -> None:
     """Compare every table of the target with the source through the spec: row counts and
-    checksums side by side. Exit 1 on any difference, naming the table and a sample of keys."""
+    checksums side by side; then the schema ledger: every schema object of the source and where
+    it went (carried, translated, materialized, left out and why), checked against the target as
+    it is. Exit 1 on any difference, naming the table and a sample of keys, or on an object the
+    spec carries that the target lacks."""
     url = target
     try:
         checked = _load(spec, target)
         url = checked.spec.target_url
         verification = verify(checked)
+        entries = ledger(checked)
     except EtlError as exc:
         _fail(exc, url)
         return
+    missing = [e for e in entries if e.outcome == Outcome.MISSING]
     if as_json:
         document = {
-            "ok": verification.ok,
+            "ok": verification.ok and not missing,
             "tables": [
                 {
                     "table": c.table,
@@ -559,6 +575,7 @@ def verify_command(
                 {"view": v.view, "ok": v.ok, "source_rows": v.source_rows, "target_rows": v.target_rows}
                 for v in verification.views
             ]
+        document["ledger"] = ledger_document(entries)
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
         out.print(f"{'table':<32} {'source rows':>12} {'target rows':>12}  checksum", markup=False)
@@ -574,10 +591,21 @@ def verify_command(
             out.print(
                 f"{'view ' + v.view:<32} {v.source_rows:>12,} {target_rows:>12}  {status}", markup=False
             )
+        out.print("", markup=False)
+        for line in ledger_lines(entries):
+            out.print(line, markup=False)
+    failures = []
     if not verification.ok:
-        err.print(
-            f"Error: the target differs from the source: {describe_failures(verification)}", markup=False
+        failures.append(f"the target differs from the source: {describe_failures(verification)}")
+    if missing:
+        named = "; ".join(f"{e.kind} {e.name}" for e in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        failures.append(
+            f"{counted(len(missing), 'schema object')} the spec carries {'is' if len(missing) == 1 else 'are'} "
+            f"missing in the target ({named}{more}): run `etl apply` to create them again"
         )
+    if failures:
+        err.print(f"Error: {'; '.join(failures)}", markup=False)
         raise typer.Exit(1)
     if not as_json:
         matched = counted(len(verification.tables), "table") + (

@@ -29,6 +29,7 @@ class Column:
     default: str | None = None  # the default's SQL text exactly as SQLite keeps it
     generated: str | None = None  # a generated column's SQLite expression
     stored: bool = False  # a generated column that is STORED (else VIRTUAL)
+    collation: str | None = None  # the COLLATE its definition declares (NOCASE, RTRIM, ...), in capitals
 
 
 @dataclass(frozen=True)

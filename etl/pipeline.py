@@ -12,6 +12,7 @@ from collections.abc import Mapping as AnyMapping
 from dataclasses import replace
 from pathlib import Path
 
+from etl.core.ledger import LedgerEntry, build_ledger
 from etl.core.plan import Plan
 from etl.core.planner import build_plan
 from etl.core.prisma import HISTORY_TABLE, render_migration
@@ -20,7 +21,7 @@ from etl.init.prisma import prisma_order, read_prisma_file
 from etl.postgres.target import read_target_state
 from etl.run.baseline import plan_prisma_baseline
 from etl.run.executor import TRUST_FROM_ROWS, ApplyResult, RunInfo, StepEvent, apply_plan, verify_target
-from etl.run.observe import observe_target
+from etl.run.observe import observe_target, schema_catalogs
 from etl.run.session import StatementObserver
 from etl.run.validate import Measuring, Validated, validate
 from etl.run.verify import Verification
@@ -109,3 +110,9 @@ def verify(checked: Validated) -> Verification:
     url = checked.spec.target_url
     state = read_target_state(url, checked.mapping.schema)
     return verify_target(checked.mapping, checked.spec.source, url, state.tables)
+
+
+def ledger(checked: Validated) -> tuple[LedgerEntry, ...]:
+    """Every schema object of the source and where it went, checked against the target as it is."""
+    actual, desired = schema_catalogs(checked.mapping, checked.spec.target_url)
+    return build_ledger(checked.source, checked.mapping, desired, actual, checked.spec.naming)

@@ -47,10 +47,15 @@ def loaded(migration):
 def test_verify_reports_every_table_the_same_after_apply(loaded):
     result = run("verify", str(loaded.spec_path))
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [
         "table                             source rows  target rows  checksum",
         "User                                        3            3  same",
         "tag                                         1            1  same",
+    ]
+    # the schema ledger follows (tests/test_ledger.py), then the verdict
+    assert lines[-2:] == [
+        "Schema ledger: 14 carried, 0 translated, 0 materialized, 0 left out, 0 missing in target.",
         "Verified: 2 tables match the source.",
     ]
 

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from functools import singledispatch
 
+from etl.core.ledger import LedgerEntry, Outcome, ledger_counts
 from etl.core.mapping import LeftOut
 from etl.core.plan import (
     AddCheck,
@@ -632,3 +633,57 @@ def apply_document(
         },
         "rejects": {"count": sum(rejected.values()), "by_source_table": rejected, "file": rejects_file},
     }
+
+
+# --- the schema ledger (etl verify) -------------------------------------------------------------
+
+
+def ledger_summary(entries: tuple[LedgerEntry, ...]) -> str:
+    counts = ledger_counts(entries)
+    return "Schema ledger: " + ", ".join(f"{counts[o]:,} {o.value}" for o in Outcome) + "."
+
+
+def ledger_line(entry: LedgerEntry) -> str:
+    """One source object: its outcome, kind and name, where it went, in what form, and why."""
+    name = entry.name.removeprefix(f"{entry.table}.") if entry.table else entry.name
+    text = f"  {entry.outcome.value:<17} {entry.kind:<17} {name}"
+    if entry.target is not None and entry.target != entry.name:
+        text += f" -> {entry.target}"
+    if entry.form and entry.outcome != Outcome.LEFT_OUT:
+        text += f" [{_one_line(entry.form)}]"
+    if entry.reason:
+        text += f": {_one_line(entry.reason)}"
+    return text
+
+
+def ledger_lines(entries: tuple[LedgerEntry, ...]) -> list[str]:
+    """The ledger grouped by source table (then the database's views, triggers and virtual
+    tables), ending with its summary."""
+    lines: list[str] = []
+    current: object = object()
+    for entry in entries:
+        group = entry.table
+        if group != current:
+            current = group
+            lines.append(
+                f'table "{group}"' if group is not None else "views, triggers, virtual tables, queries"
+            )
+        lines.append(ledger_line(entry))
+    lines.append(ledger_summary(entries))
+    return lines
+
+
+def ledger_document(entries: tuple[LedgerEntry, ...]) -> list[dict]:
+    """The ledger as verify --json writes it (schemas/etl-verify.schema.json)."""
+    return [
+        {
+            "kind": e.kind,
+            "table": e.table,
+            "source": e.name,
+            "outcome": e.outcome.value,
+            "target": e.target,
+            "form": e.form,
+            "reason": e.reason,
+        }
+        for e in entries
+    ]

@@ -87,6 +87,18 @@ def observe_target(
     )
 
 
+def schema_catalogs(mapping: DesiredSchema, url: str) -> tuple[TargetCatalog, TargetCatalog]:
+    """The target schema as it is now, and the spec's tables and views as PostgreSQL describes
+    them (recorded by the last apply, else made in a scratch schema and rolled back): the two
+    catalogs the schema ledger holds side by side. Changes nothing."""
+    with connect(url) as conn:
+        actual = read_target_catalog(conn, mapping.schema)
+        desired = recorded_desired(conn, mapping, desired_key(conn, mapping))
+        if desired is None:
+            desired = desired_catalog(conn, mapping, url)
+    return actual, desired
+
+
 def _unchanged(
     conn: psycopg.Connection, schema: str, source: Path, tables: list[TargetTable], url: str
 ) -> dict[str, Unchanged]:

@@ -20,6 +20,7 @@ from etl.sqlite.ddl import (
     has_autoincrement,
     index_parts,
     part_checks,
+    part_collation,
     part_column,
     part_foreign_key,
     part_generated,
@@ -379,6 +380,11 @@ def _read_table(pragmas: _Pragmas, name: str, sql: str, names: dict[bytes, str])
         for part in parts
         if (column := part_column(part)) is not None and (found := part_generated(part)) is not None
     }
+    collations = {
+        _fold(column): collation
+        for part in parts
+        if (column := part_column(part)) is not None and (collation := part_collation(part)) is not None
+    }
     columns = tuple(
         Column(
             name=r[1],
@@ -388,6 +394,7 @@ def _read_table(pragmas: _Pragmas, name: str, sql: str, names: dict[bytes, str])
             # hidden 2: VIRTUAL, 3: STORED
             generated=generated[_fold(r[1])][0] if r[6] in (2, 3) and _fold(r[1]) in generated else None,
             stored=r[6] == 3,
+            collation=collations.get(_fold(r[1])),
         )
         for r in info
     )

@@ -224,6 +224,18 @@ def part_generated(part: str) -> tuple[str, bool] | None:
     return None
 
 
+def part_collation(part: str) -> str | None:
+    """The collation a column definition declares (`email TEXT COLLATE NOCASE`), in capitals;
+    None for a table constraint or a column that declares none."""
+    if part_column(part) is None:
+        return None
+    for match in _keyword_positions(part, r"\bCOLLATE\s+"):
+        token = _NAME_TOKEN.match(part, match.end())
+        if token:
+            return unquote_identifier(token.group(1)).upper()
+    return None
+
+
 def part_foreign_key(part: str) -> tuple[tuple[str, ...], Deferral] | None:
     """The child columns of a part's REFERENCES clause and how it defers (SQLite, like PostgreSQL,
     defers only an INITIALLY DEFERRED key)."""
