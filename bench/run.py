@@ -833,7 +833,7 @@ def byte_compile() -> None:
 
 # An upper bound of the locks etl apply's one transaction takes per table of the wide dataset (the
 # table, its row type, TOAST table and index, key index, created_at index, key and foreign key
-# constraints, identity sequence) and for everything else (etl/core/locks.py counts them exactly).
+# constraints, identity sequence) and for everything else (etl/core/locks.py counts them for apply).
 WIDE_TABLE_LOCKS, OTHER_LOCKS = 9, 100
 
 
@@ -846,27 +846,25 @@ def server_for_tables(server: str, tables: int, workdir: Path) -> Iterator[str]:
     if not tables:
         yield server
         return
-    with psycopg.connect(url_with_dbname(server, "postgres")) as conn:
-        row = conn.execute(
-            "SELECT current_setting('max_locks_per_transaction')::int, "
-            "current_setting('max_connections')::int + current_setting('max_prepared_transactions')::int"
-        ).fetchone()
-    assert row is not None
-    locks, holders = row
+    from etl.postgres.target import read_lock_capacity
+
+    capacity = read_lock_capacity(url_with_dbname(server, "postgres"))
     needed = tables * WIDE_TABLE_LOCKS + OTHER_LOCKS
-    if needed <= locks * holders:
+    if needed <= capacity.slots:
         yield server
         return
+    holders = capacity.holders
     setting = -(-2 * needed // holders // 64) * 64  # twice the need, for the other sessions' locks
     directory = workdir / f"cluster-{os.getpid()}"
     print(
         f"{tables:,} tables need about {needed:,} locks in one transaction; the server holds "
-        f"{locks} x {holders} = {locks * holders:,}: starting a cluster in {directory} with "
+        f"about {capacity.slots:,}: starting a cluster in {directory} with "
         f"max_locks_per_transaction = {setting}",
         flush=True,
     )
     cluster = start_cluster(
-        directory, {"max_locks_per_transaction": setting, "max_connections": holders, "fsync": "on"}
+        directory,
+        {"max_locks_per_transaction": setting, "max_connections": capacity.max_connections, "fsync": "on"},
     )
     try:
         yield cluster.url
