@@ -79,8 +79,19 @@ def _cast(schema: str, table: TargetTable, name: str) -> sql.Composed:
     return sql.SQL("st.{}::{}").format(sql.Identifier(name), type_sql(column.pg_type, schema))
 
 
+# Called with the staged rows to insert or update (staged_rows) before they are written: it
+# fails the run on a row a check refuses, or sets such rows aside (drop_refused_sql) and returns
+# their verification hashes.
+Refuse = Callable[[sql.Composable], list[int]]
+
+
 def sync_rows(
-    con: duckdb.DuckDBPyConnection, step: SyncRows, index: int, execute: Execute, verify: bool
+    con: duckdb.DuckDBPyConnection,
+    step: SyncRows,
+    index: int,
+    execute: Execute,
+    verify: bool,
+    refuse: Refuse | None = None,
 ) -> SyncResult:
     """Stage the rows that differ, insert and update them; stage the keys to delete (DeleteRows
     deletes them, children first). `index`: a number unique to the table in this run."""
@@ -168,6 +179,9 @@ def sync_rows(
                 con.execute(f"INSERT INTO {stage} (etl_ctid, etl_op) SELECT t.etl_ctid, 'd' {gone}")
             con.execute("DROP TABLE etl_seen")
         con.execute("DROP TABLE etl_t")
+    if refuse is not None and (refused := refuse(staged_rows(schema, table))) and written:
+        # Rows set aside are not written: verification must not look for them.
+        con.execute(f"DELETE FROM {written} WHERE list_contains(?, vh)", [refused])
     _apply_staged(step, execute, updates)
     if not deletes:
         execute(sql.SQL("DROP TABLE {}").format(_stage(schema, table.name)), "dropping the staging table")
@@ -215,6 +229,32 @@ def _apply_staged(step: SyncRows, execute: Execute, updates: int) -> None:
             ),
             f'updating changed rows of "{table.name}"',
         )
+
+
+def staged_rows(schema: str, table: TargetTable) -> sql.Composed:
+    """PostgreSQL relation of the rows staged to insert or update, cast to the target's types and
+    named as its columns, with the staging row's ctid as etl_row and its etl_op ('i' new, 'u' changed)."""
+    casts = [
+        sql.SQL("{} AS {}").format(_cast(schema, table, c.name), sql.Identifier(c.name))
+        for c in table.columns
+    ]
+    return sql.SQL(
+        "(SELECT st.ctid AS etl_row, st.etl_op, {} FROM {} AS st WHERE st.etl_op IN ('i', 'u')) AS r"
+    ).format(sql.SQL(", ").join(casts), _stage(schema, table.name))
+
+
+def drop_refused_sql(schema: str, table: TargetTable, where: sql.Composable) -> list[sql.Composed]:
+    """Set aside the staged rows for which `where` (a condition on the table's columns) holds: a
+    changed row leaves the target (its old version is not the source's any more), a new one is
+    not inserted."""
+    stage = _stage(schema, table.name)
+    refused = sql.SQL("SELECT etl_row FROM {} WHERE {}").format(staged_rows(schema, table), where)
+    return [
+        sql.SQL("DELETE FROM {} AS t USING {} AS st WHERE st.etl_op = 'u' AND st.ctid IN ({}) AND {}").format(
+            sql.Identifier(schema, table.name), stage, refused, _key_match(schema, table)
+        ),
+        sql.SQL("DELETE FROM {} WHERE ctid IN ({})").format(stage, refused),
+    ]
 
 
 def _key_match(schema: str, table: TargetTable) -> sql.Composable:
