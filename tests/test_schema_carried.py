@@ -103,7 +103,12 @@ def test_a_row_violating_a_check_is_named_as_a_value_problem_and_nothing_is_comm
 
     problem = caught.value.problem
     assert problem is not None
-    assert (problem.table, problem.key, problem.column, problem.value) == ("item", "id=2", "price", "real -3.0")
+    assert (problem.table, problem.key, problem.column, problem.value) == (
+        "item",
+        "id=2",
+        "price",
+        "real -3.0",
+    )
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(
@@ -122,8 +127,16 @@ def test_with_on_error_reject_rows_a_check_refuses_are_set_aside_and_the_check_h
     assert pg.execute("SELECT id FROM item ORDER BY id").fetchall() == [(1,), (3,)]
     assert result.rows == {"item": 2}
     assert [(r["key"], r["column"], r["reason"]) for r in result.rejects] == [
-        ("id=2", "price", 'column "price": violates check "item_price_check" ("price" >= 0), found real -3.0'),
-        ("id=4", "price", 'column "price": violates check "item_price_check" ("price" >= 0), found real -0.5'),
+        (
+            "id=2",
+            "price",
+            'column "price": violates check "item_price_check" ("price" >= 0), found real -3.0',
+        ),
+        (
+            "id=4",
+            "price",
+            'column "price": violates check "item_price_check" ("price" >= 0), found real -0.5',
+        ),
     ]
     assert result.rejects[0]["row"] == {
         "id": {"type": "integer", "text": "2"},
