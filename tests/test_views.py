@@ -13,7 +13,7 @@ import yaml
 
 from etl.core.explain import plan_lines
 from etl.core.plan import CreateView, DropView, SyncRows
-from etl.errors import SpecError, TargetError, VerificationFailed
+from etl.errors import PlanError, SpecError, TargetError, VerificationFailed
 from etl.init.infer import init_spec
 
 SHOP = """
@@ -310,7 +310,7 @@ def test_the_json_plan_names_each_view_step_and_validates(shop):
     jsonschema.validate(document, schema)
     views = [(s["action"], s["view"]) for s in document["steps"] if "view" in s]
     assert views == [("create_view", "customer_totals"), ("create_view", "big_spenders")]
-    assert document["summary"]["views"] == {"create": 2, "replace": 0}
+    assert document["summary"]["views"] == {"create": 2, "replace": 0, "drop": 0}
 
 
 def test_tables_replaced_under_views_take_their_views_with_them_and_back(shop, pg):
@@ -410,3 +410,55 @@ def test_etl_verify_lists_the_views_on_the_command_line(shop):
         "view customer_totals" in result.stdout
         and "Verified: 2 tables and 2 views match the source." in result.stdout
     )
+
+
+def test_a_view_removed_from_the_spec_is_dropped_and_the_plan_says_so(shop, pg):
+    _, spec = shop
+    apply_spec(spec)
+    pg.execute("CREATE VIEW mine AS SELECT 1 AS one")  # the user's own: not etl's to drop
+    pg.commit()
+    doc = yaml.safe_load(spec.read_text())
+    del doc["views"]["big_spenders"]
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    plan = plan_of(spec)
+    assert [(s.name, s.removed) for s in plan.steps if isinstance(s, DropView)] == [("big_spenders", True)]
+    text = "\n".join(plan_lines(plan, "target"))
+    assert '- view "public"."big_spenders": no longer in the spec; dropped (a view holds no rows)' in text
+    assert "views: 0 to create, 0 to replace, 1 to drop." in text
+    _, result = apply_spec(spec)
+    assert result.verified
+    views = {r[0] for r in pg.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
+    assert views == {"customer_totals", "mine"}
+    assert not plan_of(spec).has_changes
+
+
+def test_a_view_still_read_by_another_cannot_be_removed_alone(shop, pg):
+    _, spec = shop
+    apply_spec(spec)
+    doc = yaml.safe_load(spec.read_text())
+    del doc["views"]["customer_totals"]
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    # The spec's own view reading it: a spec mistake, named where the spec writes it.
+    with pytest.raises(SpecError, match="view 'big_spenders' reads 'customer_totals', which is neither"):
+        plan_of(spec)
+
+    del doc["views"]["big_spenders"]
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    plan = plan_of(spec)
+    # The reader goes first: PostgreSQL refuses to drop a view another one reads.
+    assert [s.name for s in plan.steps if isinstance(s, DropView)] == ["big_spenders", "customer_totals"]
+    apply_spec(spec)
+    assert pg.execute("SELECT count(*) FROM pg_views WHERE schemaname = 'public'").fetchone() == (0,)
+
+
+def test_a_view_of_the_users_reading_a_removed_view_is_named_at_plan_time(shop, pg):
+    _, spec = shop
+    apply_spec(spec)
+    pg.execute("CREATE VIEW report AS SELECT name FROM big_spenders")
+    pg.commit()
+    doc = yaml.safe_load(spec.read_text())
+    del doc["views"]["big_spenders"]
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(PlanError, match='view "public"."report" reads view "big_spenders"'):
+        plan_of(spec)

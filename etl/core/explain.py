@@ -296,6 +296,10 @@ def _(step: DeleteRows) -> Line:
 
 @describe.register
 def _(step: DropView) -> Line:
+    if step.removed:
+        return Line(
+            "-", f'view "{step.schema}"."{step.name}": no longer in the spec; dropped (a view holds no rows)'
+        )
     return Line("-", f'view "{step.schema}"."{step.name}" (created again below)')
 
 
@@ -312,7 +316,7 @@ def _(step: VerifyStep) -> Line:
 
 def summary_line(summary: PlanSummary) -> str:
     s = summary
-    views = (s.create_views, s.replace_views)
+    views = (s.create_views, s.replace_views, s.drop_views)
     if not any((s.create, s.replace, s.change, s.drop, s.insert, s.update, s.delete, *views)):
         return "No changes. The target matches the spec."
     tables = [f"{s.create} {'table' if s.create == 1 else 'tables'} to create"]
@@ -323,7 +327,8 @@ def summary_line(summary: PlanSummary) -> str:
         tables.append(f"{s.drop} to drop")
     rows = f"{s.insert:,} to insert, {s.update:,} to update, {s.delete:,} to delete"
     if any(views):
-        return f"Plan: {', '.join(tables)}; rows: {rows}; views: {views[0]} to create, {views[1]} to replace."
+        dropped = f", {views[2]} to drop" if views[2] else ""
+        return f"Plan: {', '.join(tables)}; rows: {rows}; views: {views[0]} to create, {views[1]} to replace{dropped}."
     return f"Plan: {', '.join(tables)}; rows: {rows}."
 
 
@@ -539,8 +544,14 @@ def plan_document(plan: Plan, target: str) -> dict:
             },
             "rows": {"insert": summary.insert, "update": summary.update, "delete": summary.delete},
             **(
-                {"views": {"create": summary.create_views, "replace": summary.replace_views}}
-                if summary.create_views or summary.replace_views
+                {
+                    "views": {
+                        "create": summary.create_views,
+                        "replace": summary.replace_views,
+                        "drop": summary.drop_views,
+                    }
+                }
+                if summary.create_views or summary.replace_views or summary.drop_views
                 else {}
             ),
             "text": summary_line(summary),

@@ -70,6 +70,9 @@ class TargetState:
     rows: MappingType[str, RowDiff] = field(default_factory=dict)
     # Tables earlier applies created in this schema that the spec no longer names: rows they hold.
     removed: MappingType[str, int] = field(default_factory=dict)
+    # Views earlier applies created that the spec no longer names, each with the target's views
+    # that read it (PostgreSQL refuses to drop a view another one reads).
+    removed_views: MappingType[str, tuple[str, ...]] = field(default_factory=dict)
     # Tables whose rows were not compared: provably unchanged on both sides since the apply that
     # began at this time (UTC) left them equal to the source (etl/run/fingerprint.py).
     skipped: MappingType[str, str] = field(default_factory=dict)
@@ -316,10 +319,12 @@ class DeleteRows(Step):
 @dataclass(frozen=True)
 class DropView(Step):
     """A view of the spec that is replaced: dropped before anything else changes (PostgreSQL
-    refuses to drop or alter what a view reads), created again at the end. No rows are lost."""
+    refuses to drop or alter what a view reads), created again at the end; or, `removed`, a view
+    an earlier apply created that the spec no longer names. No rows are lost: a view holds none."""
 
     schema: str
     name: str
+    removed: bool = False
 
 
 @dataclass(frozen=True)
@@ -396,6 +401,7 @@ class Plan:
             + sum(s.rows for s in self.steps if isinstance(s, DropTables | DropTable)),
             create_views=sum(1 for s in self.steps if isinstance(s, CreateView) and not s.replaced),
             replace_views=sum(1 for s in self.steps if isinstance(s, CreateView) and s.replaced),
+            drop_views=sum(1 for s in self.steps if isinstance(s, DropView) and s.removed),
         )
 
 
@@ -431,6 +437,7 @@ class PlanSummary:
     delete: int
     create_views: int = 0
     replace_views: int = 0
+    drop_views: int = 0
 
 
 # `etl rollback`'s plan: what each table goes back to, from what the last apply kept.

@@ -9,6 +9,8 @@ last, when every table holds its rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from etl.core.mapping import DesiredSchema, TargetTable
 from etl.core.plan import (
     AddCheck,
@@ -167,14 +169,54 @@ def _view_steps(
         if actual is not None and replaced & set(view.reads):
             replaced.add(view.name)
     drops: list[Step] = [
-        DropView(mapping.schema, v.name) for v in reversed(mapping.views) if v.name in replaced
+        DropView(mapping.schema, name, removed=True) for name in _removed_views(mapping, target)
     ]
+    drops += [DropView(mapping.schema, v.name) for v in reversed(mapping.views) if v.name in replaced]
     creates: list[Step] = [
         CreateView(mapping.schema, v, v.name in replaced)
         for v in mapping.views
         if v.name in replaced or catalog.view(v.name) is None
     ]
     return drops, creates
+
+
+def _removed_views(mapping: DesiredSchema, target: TargetState) -> list[str]:
+    """The views earlier applies created that the spec no longer names, readers first. A view that
+    stays (the spec's, or one etl did not create) and reads one of them is an error: dropping
+    would take it along, or PostgreSQL would refuse."""
+    removed = target.removed_views
+    problems = []
+    for name, readers in removed.items():
+        staying = [r for r in readers if r not in removed]
+        staying += [v.name for v in mapping.views if name in v.reads and v.name not in staying]
+        for reader in staying:
+            whose = "the spec's view" if any(v.name == reader for v in mapping.views) else "view"
+            problems.append(
+                f'{whose} "{mapping.schema}"."{reader}" reads view "{name}", which the spec no longer names: '
+                f'keep "{name}" under views:, or leave "{reader}" out too'
+            )
+    if problems:
+        raise PlanError("; ".join(problems))
+    return _readers_first(removed)
+
+
+def _readers_first(removed: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """The views of `removed` (name -> the views reading it), each after every view reading it."""
+    ordered: list[str] = []
+    placing: set[str] = set()
+
+    def place(name: str) -> None:
+        if name in ordered or name in placing:
+            return
+        placing.add(name)
+        for reader in removed[name]:
+            if reader in removed:
+                place(reader)
+        ordered.append(name)
+
+    for name in sorted(removed):
+        place(name)
+    return ordered
 
 
 def _enum_steps(mapping: DesiredSchema, target: TargetState, catalog: TargetCatalog) -> list[Step]:

@@ -263,3 +263,14 @@ def expire_statements(schema: str, kept_in: list[str], retention: int) -> list[s
         ).format(HISTORY, sql.Literal(schema), HISTORY, sql.Literal(schema), sql.Literal(retention))
     )
     return statements
+
+
+def view_readers_query(schema: str, view: str) -> sql.Composed:
+    """PostgreSQL: (schema, name) of each view that reads `schema.view` directly."""
+    return sql.SQL(
+        "SELECT DISTINCT n.nspname::text, c.relname::text FROM pg_depend d "
+        "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = r.ev_class "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = {}::regclass AND r.ev_class <> d.refobjid "
+        "ORDER BY 1, 2"
+    ).format(_regclass(schema, view))

@@ -143,6 +143,12 @@ def record_desired_sql(schema: str, key: str, recorded_at: str, document: dict) 
     ).format(DESIRED, *(sql.Literal(v) for v in (schema, key, recorded_at, json.dumps(document))))
 
 
+def last_desired_sql(schema: str) -> sql.Composed:
+    """The desired catalog last recorded for `schema`, whatever its key (no row when there is none):
+    what the last apply that recorded one made, its views among it."""
+    return sql.SQL("SELECT catalog FROM {} WHERE target_schema = {}").format(DESIRED, sql.Literal(schema))
+
+
 def recorded_desired_sql(schema: str, key: str) -> sql.Composed:
     """The desired catalog recorded for `schema` under `key` (no row when there is none)."""
     return sql.SQL("SELECT catalog FROM {} WHERE target_schema = {} AND key = {}").format(
