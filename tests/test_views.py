@@ -111,7 +111,14 @@ def test_a_changed_query_replaces_the_view_and_those_reading_it(shop, pg):
     )
     spec.write_text(yaml.safe_dump(doc, sort_keys=False))
     plan = plan_of(spec)
-    assert [type(s).__name__ for s in plan.steps] == ["DropView", "DropView", "CreateView", "CreateView"]
+    # Kept first: etl rollback restores the definitions the views had.
+    assert [type(s).__name__ for s in plan.steps] == [
+        "KeepForRollback",
+        "DropView",
+        "DropView",
+        "CreateView",
+        "CreateView",
+    ]
     assert [s.name for s in plan.steps if isinstance(s, DropView)] == ["big_spenders", "customer_totals"]
     # The view's rows no longer equal SQLite's: verification refuses to commit, naming the view.
     with pytest.raises(
@@ -134,7 +141,7 @@ def test_a_view_whose_query_changes_with_its_rows_is_replaced(tmp_sqlite, tmp_pa
     doc["views"]["big_spenders"]["sql"] = doc["views"]["big_spenders"]["sql"].replace("> 20", "> 5")
     spec.write_text(yaml.safe_dump(doc, sort_keys=False))
     plan, result = apply_spec(spec)
-    assert [type(s).__name__ for s in plan.steps] == ["DropView", "CreateView"]
+    assert [type(s).__name__ for s in plan.steps] == ["KeepForRollback", "DropView", "CreateView"]
     assert result.verified
     assert pg_rows(pg, "SELECT name FROM big_spenders") == [("Ada",), ("Grace",)]
     assert pg_rows(pg, "SELECT name FROM big_spenders") == sqlite_rows(
@@ -462,3 +469,57 @@ def test_a_view_of_the_users_reading_a_removed_view_is_named_at_plan_time(shop, 
     spec.write_text(yaml.safe_dump(doc, sort_keys=False))
     with pytest.raises(PlanError, match='view "public"."report" reads view "big_spenders"'):
         plan_of(spec)
+
+
+def test_rollback_restores_a_views_definition_from_before_the_apply(shop, pg):
+    from etl.core.explain import rollback_lines
+    from etl.run.rollback import apply_rollback, plan_rollback
+
+    _, spec = shop
+    apply_spec(spec)
+    original = spec.read_text()
+    doc = yaml.safe_load(original)
+    doc["views"]["big_spenders"]["sql"] = 'SELECT "name", "total" FROM "customer_totals" WHERE "total" > 100'
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    # The rows no longer equal SQLite's view: written without verification, as a user's own edit.
+    from etl.pipeline import apply, check, plan_for
+
+    checked = check(spec, {})
+    apply(checked, plan_for(checked), verify=False)
+    assert pg_rows(pg, "SELECT name FROM big_spenders") == []
+
+    plan = plan_rollback(pg.info.dsn, "public")
+    assert plan.restores == () and [name for name, _ in plan.views] == ["big_spenders"]
+    lines = rollback_lines(plan)
+    assert '~ view "public"."big_spenders": its definition before that apply restored' in lines
+    assert lines[-1] == "Plan: 0 tables to restore, 1 view to restore."
+    apply_rollback(plan, pg.info.dsn)
+    assert pg_rows(pg, "SELECT name, total FROM big_spenders") == [("Ada", 42)]
+    # The target is again what the first spec made.
+    spec.write_text(original)
+    assert not plan_of(spec).has_changes
+
+
+def test_rollback_creates_again_a_view_the_apply_dropped_and_drops_one_it_created(shop, pg):
+    from etl.run.rollback import apply_rollback, plan_rollback
+
+    source, spec = shop
+    apply_spec(spec)
+    with closing(sqlite3.connect(source)) as con:
+        con.execute("CREATE VIEW small_spenders AS SELECT name FROM customer_totals WHERE total < 20")
+        con.commit()
+    original = spec.read_text()
+    doc = yaml.safe_load(original)
+    del doc["views"]["big_spenders"]
+    doc["views"]["small_spenders"] = {"sql": 'SELECT "name" FROM "customer_totals" WHERE "total" < 20'}
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    apply_spec(spec)
+    views = {r[0] for r in pg.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
+    assert views == {"customer_totals", "small_spenders"}
+
+    apply_rollback(plan_rollback(pg.info.dsn, "public"), pg.info.dsn)
+    views = {r[0] for r in pg.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
+    assert views == {"customer_totals", "big_spenders"}
+    assert pg_rows(pg, "SELECT name, total FROM big_spenders") == [("Ada", 42)]
+    spec.write_text(original)
+    assert not plan_of(spec).has_changes

@@ -108,6 +108,8 @@ def _(step: WritePrismaBaseline) -> Line:
 
 @describe.register
 def _(step: KeepForRollback) -> Line:
+    if not step.kept and (step.views or step.new_views):
+        return Line("", "record the tables and views this apply creates or replaces, for etl rollback")
     if not step.kept:
         return Line("", "record the tables this apply creates, for etl rollback")
     names = ", ".join(f'"{t}"' for t in step.kept)
@@ -346,7 +348,13 @@ def rollback_lines(plan: RollbackPlan) -> list[str]:
             lines.append(
                 f'~ table "{plan.schema}"."{r.table}": restored as it was ({counted(r.rows_then or 0, "row")} then, {now})'
             )
-    lines.append(f"Plan: {counted(len(plan.restores), 'table')} to restore.")
+    for name, definition in plan.views:
+        if definition is None:
+            lines.append(f'- view "{plan.schema}"."{name}": created by that apply; dropped')
+        else:
+            lines.append(f'~ view "{plan.schema}"."{name}": its definition before that apply restored')
+    views = f", {counted(len(plan.views), 'view')} to restore" if plan.views else ""
+    lines.append(f"Plan: {counted(len(plan.restores), 'table')} to restore{views}.")
     return lines
 
 

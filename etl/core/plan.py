@@ -120,6 +120,9 @@ class KeepForRollback(Step):
     kept: tuple[str, ...]
     created: tuple[str, ...]
     retention: int
+    # The views it drops (their definitions are recorded first) and those it creates anew.
+    views: tuple[str, ...] = ()
+    new_views: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -460,6 +463,9 @@ class RollbackPlan:
     run_started_at: str
     spec: str | None
     restores: tuple[Restore, ...]
+    # The views the apply dropped or created, in the order it dropped them (readers first):
+    # (name, definition before the apply; None: the apply created it).
+    views: tuple[tuple[str, str | None], ...] = ()
 
 
 # What `etl apply` did.

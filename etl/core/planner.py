@@ -105,9 +105,11 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     # Rows a foreign key's ON DELETE/ON UPDATE action changes belong to tables the plan may not
     # otherwise touch: they are kept for rollback and verified like the tables the plan changes.
     cascaded = _reached_by_key_actions(catalog, _rows_deleted_or_updated(steps))
-    if mapping.retention > 0 and steps:
-        steps = _with_keep(schema, steps, mapping.retention, cascaded)
     drops, creates = _view_steps(mapping, target, catalog, desired, steps)
+    if mapping.retention > 0 and (steps or drops or creates):
+        views = tuple(s.name for s in drops if isinstance(s, DropView))
+        new_views = tuple(s.view.name for s in creates if isinstance(s, CreateView) and not s.replaced)
+        steps = _with_keep(schema, steps, mapping.retention, cascaded, views, new_views)
     head = sum(1 for s in steps[:2] if isinstance(s, CreateSchema | KeepForRollback))
     steps = [*steps[:head], *drops, *steps[head:], *creates]
     # Tables only altered are verified too (a type change rewrites every value), unless their
@@ -375,9 +377,17 @@ def _acts(action: str | None) -> bool:
     )
 
 
-def _with_keep(schema: str, steps: list[Step], retention: int, cascaded: set[str]) -> list[Step]:
+def _with_keep(
+    schema: str,
+    steps: list[Step],
+    retention: int,
+    cascaded: set[str],
+    views: tuple[str, ...] = (),
+    new_views: tuple[str, ...] = (),
+) -> list[Step]:
     """The plan preceded by what it keeps for etl rollback: the existing tables it changes (also
-    through foreign-key actions), and the names of those it creates."""
+    through foreign-key actions), the names of those it creates, and the views it drops (with
+    their definitions) or creates."""
     replaced = [t for s in steps if isinstance(s, DropTables) for t in s.tables]
     created = [s.table.name for s in steps if isinstance(s, CreateTable) and s.table.name not in replaced]
     kept: list[str] = []
@@ -389,7 +399,7 @@ def _with_keep(schema: str, steps: list[Step], retention: int, cascaded: set[str
             if name is not None and name not in created and name not in kept:
                 kept.append(name)
     kept += sorted(cascaded - set(kept) - set(created))
-    keep = KeepForRollback(schema, tuple(kept), tuple(created), retention)
+    keep = KeepForRollback(schema, tuple(kept), tuple(created), retention, views, new_views)
     head = 1 if steps and isinstance(steps[0], CreateSchema) else 0
     return [*steps[:head], keep, *steps[head:]]
 

@@ -244,6 +244,21 @@ def record_statement(
     )
 
 
+def record_view_statement(started_at: str, schema: str, view: str, existed: bool) -> sql.Composed:
+    """Record a view the run drops or creates, with its definition as PostgreSQL prints it now
+    (read before the run drops it), or NULL when it does not exist yet: rollback restores the one
+    and drops the other."""
+    definition = (
+        sql.SQL("pg_get_viewdef({}::regclass)").format(_regclass(schema, view))
+        if existed
+        else sql.SQL("NULL")
+    )
+    return sql.SQL(
+        "INSERT INTO {} (run_started_at, target_schema, table_name, is_view, view_definition) "
+        "VALUES ({}, {}, {}, true, {})"
+    ).format(HISTORY, sql.Literal(started_at), sql.Literal(schema), sql.Literal(view), definition)
+
+
 def expired_query(schema: str, retention: int) -> sql.Composed:
     """PostgreSQL: the history schemas of this target schema beyond the newest `retention` runs."""
     return sql.SQL(

@@ -47,7 +47,9 @@ def metadata_ddl() -> list[sql.Composed]:
             "target_schema text NOT NULL, table_name text NOT NULL, "
             "kept_in text, "  # the schema holding the copy; NULL: the run created the table
             "rows bigint, foreign_keys jsonb NOT NULL DEFAULT '[]', enum_columns jsonb NOT NULL DEFAULT '[]', "
-            "sequences jsonb NOT NULL DEFAULT '[]', restored_at timestamptz)"
+            "sequences jsonb NOT NULL DEFAULT '[]', restored_at timestamptz, "
+            # A view the run dropped or created: its definition before the run (NULL: it had none).
+            "is_view boolean NOT NULL DEFAULT false, view_definition text)"
         ).format(HISTORY),
         # The spec's tables as PostgreSQL describes them, per target schema: what the last apply
         # made, keyed by everything that decides it (see observe.desired_key).
@@ -71,6 +73,8 @@ def metadata_upgrades() -> list[sql.Composed]:
     and etl.rejects as earlier versions made them gain the columns this one records."""
     return [
         _add_column_sql(HISTORY, "sequences", sql.SQL("jsonb NOT NULL DEFAULT '[]'")),
+        _add_column_sql(HISTORY, "is_view", sql.SQL("boolean NOT NULL DEFAULT false")),
+        _add_column_sql(HISTORY, "view_definition", sql.SQL("text")),
         _add_column_sql(REJECTS, "column_name", sql.SQL("text")),
         _add_column_sql(REJECTS, "value", sql.SQL("text")),
     ]

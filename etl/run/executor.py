@@ -72,6 +72,7 @@ from etl.postgres.history import (
     indexes_query,
     keep_statements,
     record_statement,
+    record_view_statement,
     sequence_state_query,
     sequences_query,
     serial_sequence_statements,
@@ -1158,6 +1159,17 @@ def _keep_for_rollback(
                     "recording in etl.history",
                 )
                 for table in step.created
+            ]
+        )
+    views = [(v, True) for v in step.views] + [(v, False) for v in step.new_views]
+    if views:
+        execute_many(
+            [
+                (
+                    record_view_statement(started_at, step.schema, view, existed),
+                    "recording a view in etl.history",
+                )
+                for view, existed in views
             ]
         )
     con.execute("CALL pg_clear_cache()")
