@@ -17,6 +17,7 @@ from etl.init.prisma import (
     is_autoincrement,
     parse_prisma,
     postgres_type,
+    prisma_order,
     read_prisma_file,
 )
 from etl.pgtypes import PgType, parse_pg_type
@@ -486,7 +487,7 @@ def test_tricky_strings_comments_and_nested_arguments():
         PrismaIndex(("d", "e"), "de", "T_de_key", 27),
         PrismaIndex(("f", "g"), None, None, 28),
     )
-    assert model.indexes == (PrismaIndex(("a", "b", "c"), None, "T_abc_idx", 26),)
+    assert model.indexes == (PrismaIndex(("a", "b", "c"), None, "T_abc_idx", 26, descending=("a",)),)
 
 
 def test_ids_relations_views_ignored_and_composite_types():
@@ -755,3 +756,30 @@ def test_implicit_many_to_many_tables_are_named_as_prisma_names_them():
     found = {(j.table, j.a.name, j.b.name) for j in implicit_many_to_many(schema)}
     # A is the model whose name sorts first; one-to-many relations (posts, mentees) have no table.
     assert found == {("_RoleToUser", "Role", "User"), ("_Follows", "User", "User")}
+
+
+def test_sort_desc_is_read_for_indexes_uniques_and_field_attributes():
+    schema = parse(
+        """
+        model Score {
+          id      Int    @id(sort: Desc)
+          slug    String @unique(sort: Desc)
+          boardId Int
+          points  Int    @map("pts")
+          player  String
+
+          @@unique([boardId, player(sort: Asc)])
+          @@index([boardId, points(sort: Desc, length: 4)], map: "Score_best_idx")
+        }
+        """
+    )
+    model = schema.models[0]
+    assert model.primary_key is not None and model.primary_key.descending == ("id",)
+    assert [ix.descending for ix in model.uniques] == [("slug",), ()]
+    assert model.indexes[0].descending == ("points",)
+    # Prisma's DDL order knows each key's order, by column name.
+    assert prisma_order(schema).indexes["Score"] == (
+        (("slug", True),),
+        (("boardId", False), ("pts", True)),
+        (("boardId", False), ("player", False)),
+    )

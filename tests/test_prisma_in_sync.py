@@ -381,3 +381,34 @@ def test_prisma_migrate_status_is_up_to_date_after_the_baseline(prisma, two_data
     assert (migrations / "0_init" / "migration.sql").read_bytes() == migration
     with psycopg.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM _prisma_migrations").fetchone() == (1,)
+
+
+def test_an_index_sqlite_sorts_otherwise_than_the_schema_arrives_as_the_schema_sorts_it(
+    prisma, two_databases, tmp_path
+):
+    """A SQLite database whose index was built ascending (by an older schema, or by hand) while
+    the schema says `sort: Desc`: etl init follows the schema, says so, and Prisma on PostgreSQL
+    finds its own index."""
+    schema_file = ROOT / "tests" / "prisma" / "schemas" / "leaderboard.prisma"
+    target, scratch = two_databases
+    source = tmp_path / "app.db"
+    with closing(sqlite3.connect(source)) as con:
+        con.executescript(prisma.ddl(scratch, schema_file))
+        con.executescript(
+            'DROP INDEX "Score_recent_idx"; CREATE INDEX "Score_recent_idx" ON "Score" ("postedAt");'
+            'DROP INDEX "Board_slug_key"; CREATE UNIQUE INDEX "Board_slug_key" ON "Board" ("slug");'
+        )
+    fill(source, read_prisma_file(schema_file))
+    project = prisma_project(schema_file, tmp_path)
+    result = migrate(source, project, target, tmp_path)
+    assert result.exit_code == 0, result.output
+
+    spec = (tmp_path / "spec.yaml").read_text(encoding="utf-8")
+    assert "# !! index Score_recent_idx: the Prisma schema sorts it (postedAt desc)" in spec
+    assert "columns: [{column: postedAt, order: desc}]" in spec
+    assert "columns: [{column: slug, order: desc}], unique: true" in spec
+    postgresql = with_provider(schema_file, "postgresql", tmp_path / "postgresql.prisma")
+    assert prisma.push_statements(target, postgresql) == []
+    with psycopg.connect(target) as conn:
+        (definition,) = conn.execute("SELECT pg_get_indexdef('\"Score_recent_idx\"'::regclass)").fetchone()
+    assert definition.endswith('("postedAt" DESC)')

@@ -14,7 +14,9 @@ import psycopg
 import pytest
 import yaml
 from psycopg import errors
+from typer.testing import CliRunner
 
+from etl.cli import app
 from etl.core.explain import plan_document, plan_lines
 from etl.errors import DataError
 
@@ -87,22 +89,145 @@ def test_a_json_valid_check_on_a_text_column_is_named_in_the_plan(migration, pg)
     assert _refused(pg, log + "(9, -1, 'x', NULL, 1)") is errors.CheckViolation
 
 
-def test_rows_violating_a_check_are_named_and_nothing_is_committed(migration, pg):
-    m = migration(
-        "CREATE TABLE item (id INTEGER PRIMARY KEY, price REAL CHECK (price >= 0));"
-        "PRAGMA ignore_check_constraints = 1;"
-        "INSERT INTO item VALUES (1, 5), (2, -3), (3, 0), (4, -0.5);"
-    )
+PRICES = (
+    "CREATE TABLE item (id INTEGER PRIMARY KEY, price REAL CHECK (price >= 0), name TEXT);"
+    "PRAGMA ignore_check_constraints = 1;"
+    "INSERT INTO item VALUES (1, 5, 'a'), (2, -3, 'b'), (3, NULL, 'c'), (4, -0.5, 'd');"
+)
+
+
+def test_a_row_violating_a_check_is_named_as_a_value_problem_and_nothing_is_committed(migration, pg):
+    m = migration(PRICES)
     with pytest.raises(DataError) as caught:
         m.apply()
 
+    problem = caught.value.problem
+    assert problem is not None
+    assert (problem.table, problem.key, problem.column, problem.value) == (
+        "item",
+        "id=2",
+        "price",
+        "real -3.0",
+    )
     message = str(caught.value)
-    assert 'table "item": 2 rows violate check "item_price_check"' in message
-    assert "id=2; id=4" in message
+    assert "\n" not in message
+    assert message.startswith(
+        'table "item", row id=2: column "price": violates check "item_price_check" ("price" >= 0), '
+        "found real -3.0; 2 rows violate it; nothing was committed"
+    )
     assert pg.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'item'").fetchone() == (0,)
+
+
+def test_with_on_error_reject_rows_a_check_refuses_are_set_aside_and_the_check_holds(migration, pg):
+    m = migration(PRICES)
+    result = m.apply("on_error: reject\n")
+
+    assert result.verified
+    # NULL passes a CHECK, as in SQLite: row 3 arrives.
+    assert pg.execute("SELECT id FROM item ORDER BY id").fetchall() == [(1,), (3,)]
+    assert result.rows == {"item": 2}
+    assert [(r["key"], r["column"], r["reason"]) for r in result.rejects] == [
+        (
+            "id=2",
+            "price",
+            'column "price": violates check "item_price_check" ("price" >= 0), found real -3.0',
+        ),
+        (
+            "id=4",
+            "price",
+            'column "price": violates check "item_price_check" ("price" >= 0), found real -0.5',
+        ),
+    ]
+    assert result.rejects[0]["row"] == {
+        "id": {"type": "integer", "text": "2"},
+        "price": {"type": "real", "text": "-3.0"},
+        "name": {"type": "text", "text": "b"},
+    }
+    stored = pg.execute("SELECT row_key, reason FROM etl.rejects ORDER BY id").fetchall()
+    assert [k for k, _ in stored] == ["id=2", "id=4"] and "item_price_check" in stored[0][1]
+    assert _refused(pg, "INSERT INTO item VALUES (9, -1, 'x')") is errors.CheckViolation
+    # Applied again, the rows are set aside again and verification still accounts for them.
+    again = m.apply("on_error: reject\n")
+    assert again.verified and [r["key"] for r in again.rejects] == ["id=2", "id=4"]
+    assert again.changes == {"item": (0, 0, 0)}
+    assert pg.execute("SELECT id FROM item ORDER BY id").fetchall() == [(1,), (3,)]
+
+
+def test_apply_json_and_the_report_name_the_check_of_each_row_set_aside(migration):
+    m = migration(PRICES)
+    spec = m.write_spec("on_error: reject\n")
+    result = CliRunner().invoke(app, ["apply", str(spec), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["verified"] is True
+    assert document["rejects"]["count"] == 2 and document["rejects"]["by_source_table"] == {"item": 2}
+    assert [t["inserted"] for t in document["tables"] if t["table"] == "item"] == [2]
+    report = [json.loads(line) for line in spec.with_name("spec.rejects.jsonl").read_text().splitlines()]
+    assert [(r["key"], "item_price_check" in r["reason"]) for r in report] == [("id=2", True), ("id=4", True)]
+
+
+def test_a_key_less_table_sets_aside_each_refused_row_once(migration, pg):
+    m = migration(
+        "CREATE TABLE reading (sensor TEXT, value INTEGER, CONSTRAINT in_range CHECK (value BETWEEN 0 AND 100));"
+        "PRAGMA ignore_check_constraints = 1;"
+        "INSERT INTO reading VALUES ('a', 5), ('a', 500), ('a', 500), ('b', -1), ('b', 50);"
+    )
     with pytest.raises(DataError) as caught:
-        m.apply("on_error: reject\n")
-    assert "on_error: reject does not set aside rows a check refuses" in str(caught.value)
+        m.apply()
+    # A table without a key names its rows by rowid, as every value problem does.
+    assert str(caught.value).startswith(
+        'table "reading", row rowid=2: violates check "in_range" ("value" BETWEEN 0 AND 100); 3 rows violate it'
+    )
+
+    result = m.apply("on_error: reject\n")
+    assert result.verified
+    assert sorted(pg.execute("SELECT sensor, value FROM reading").fetchall()) == [("a", 5), ("b", 50)]
+    assert [(r["key"], r["column"], r["row"]["value"]["text"]) for r in result.rejects] == [
+        ("rowid=2", None, "500"),
+        ("rowid=3", None, "500"),
+        ("rowid=4", None, "-1"),
+    ]
+
+
+def test_a_changed_row_violating_a_check_is_named_or_set_aside_on_resync(migration, pg):
+    m = migration(
+        "CREATE TABLE item (id INTEGER PRIMARY KEY, price REAL CHECK (price >= 0), name TEXT);"
+        "INSERT INTO item VALUES (1, 5, 'a'), (2, 3, 'b'), (3, 4, 'c');"
+    )
+    m.apply("on_error: reject\n")
+    m.change_source(
+        "PRAGMA ignore_check_constraints = 1;"
+        "UPDATE item SET price = -1 WHERE id = 2; INSERT INTO item VALUES (4, -7, 'd'), (5, 1, 'e');"
+    )
+
+    with pytest.raises(DataError) as caught:
+        m.apply("")
+    assert str(caught.value).startswith(
+        'table "item", row id=2: column "price": violates check "item_price_check" ("price" >= 0), found real -1.0'
+    )
+    assert pg.execute("SELECT id, price FROM item ORDER BY id").fetchall() == [(1, 5), (2, 3), (3, 4)]
+
+    result = m.apply("on_error: reject\n")
+    assert result.verified
+    assert [r["key"] for r in result.rejects] == ["id=2", "id=4"]
+    assert result.changes == {"item": (1, 0, 1)}
+    # The changed row leaves the target: its old values are no longer the source's.
+    assert pg.execute("SELECT id, price FROM item ORDER BY id").fetchall() == [(1, 5), (3, 4), (5, 1)]
+
+
+def test_a_hostile_check_name_is_named_and_its_rows_set_aside(migration, pg):
+    m = migration(
+        """CREATE TABLE "t; --" ("we""ird" INTEGER, CONSTRAINT "c"" ; DROP TABLE x; --" CHECK ("we""ird" > 0));
+        PRAGMA ignore_check_constraints = 1;
+        INSERT INTO "t; --" VALUES (1), (0);"""
+    )
+    with pytest.raises(DataError) as caught:
+        m.apply()
+    assert 'violates check "c" ; DROP TABLE x; --"' in str(caught.value)
+
+    result = m.apply("on_error: reject\n")
+    assert result.verified and len(result.rejects) == 1
+    assert pg.execute('SELECT * FROM "t; --"').fetchall() == [(1,)]
 
 
 def test_checks_given_in_the_spec_replace_the_sources(migration, pg):

@@ -13,7 +13,7 @@ import yaml
 
 from etl.core.explain import plan_lines
 from etl.core.plan import CreateView, DropView, SyncRows
-from etl.errors import SpecError, TargetError, VerificationFailed
+from etl.errors import PlanError, SpecError, TargetError, VerificationFailed
 from etl.init.infer import init_spec
 
 SHOP = """
@@ -111,7 +111,14 @@ def test_a_changed_query_replaces_the_view_and_those_reading_it(shop, pg):
     )
     spec.write_text(yaml.safe_dump(doc, sort_keys=False))
     plan = plan_of(spec)
-    assert [type(s).__name__ for s in plan.steps] == ["DropView", "DropView", "CreateView", "CreateView"]
+    # Kept first: etl rollback restores the definitions the views had.
+    assert [type(s).__name__ for s in plan.steps] == [
+        "KeepForRollback",
+        "DropView",
+        "DropView",
+        "CreateView",
+        "CreateView",
+    ]
     assert [s.name for s in plan.steps if isinstance(s, DropView)] == ["big_spenders", "customer_totals"]
     # The view's rows no longer equal SQLite's: verification refuses to commit, naming the view.
     with pytest.raises(
@@ -134,7 +141,7 @@ def test_a_view_whose_query_changes_with_its_rows_is_replaced(tmp_sqlite, tmp_pa
     doc["views"]["big_spenders"]["sql"] = doc["views"]["big_spenders"]["sql"].replace("> 20", "> 5")
     spec.write_text(yaml.safe_dump(doc, sort_keys=False))
     plan, result = apply_spec(spec)
-    assert [type(s).__name__ for s in plan.steps] == ["DropView", "CreateView"]
+    assert [type(s).__name__ for s in plan.steps] == ["KeepForRollback", "DropView", "CreateView"]
     assert result.verified
     assert pg_rows(pg, "SELECT name FROM big_spenders") == [("Ada",), ("Grace",)]
     assert pg_rows(pg, "SELECT name FROM big_spenders") == sqlite_rows(
@@ -310,7 +317,7 @@ def test_the_json_plan_names_each_view_step_and_validates(shop):
     jsonschema.validate(document, schema)
     views = [(s["action"], s["view"]) for s in document["steps"] if "view" in s]
     assert views == [("create_view", "customer_totals"), ("create_view", "big_spenders")]
-    assert document["summary"]["views"] == {"create": 2, "replace": 0}
+    assert document["summary"]["views"] == {"create": 2, "replace": 0, "drop": 0}
 
 
 def test_tables_replaced_under_views_take_their_views_with_them_and_back(shop, pg):
@@ -410,3 +417,109 @@ def test_etl_verify_lists_the_views_on_the_command_line(shop):
         "view customer_totals" in result.stdout
         and "Verified: 2 tables and 2 views match the source." in result.stdout
     )
+
+
+def test_a_view_removed_from_the_spec_is_dropped_and_the_plan_says_so(shop, pg):
+    _, spec = shop
+    apply_spec(spec)
+    pg.execute("CREATE VIEW mine AS SELECT 1 AS one")  # the user's own: not etl's to drop
+    pg.commit()
+    doc = yaml.safe_load(spec.read_text())
+    del doc["views"]["big_spenders"]
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    plan = plan_of(spec)
+    assert [(s.name, s.removed) for s in plan.steps if isinstance(s, DropView)] == [("big_spenders", True)]
+    text = "\n".join(plan_lines(plan, "target"))
+    assert '- view "public"."big_spenders": no longer in the spec; dropped (a view holds no rows)' in text
+    assert "views: 0 to create, 0 to replace, 1 to drop." in text
+    _, result = apply_spec(spec)
+    assert result.verified
+    views = {r[0] for r in pg.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
+    assert views == {"customer_totals", "mine"}
+    assert not plan_of(spec).has_changes
+
+
+def test_a_view_still_read_by_another_cannot_be_removed_alone(shop, pg):
+    _, spec = shop
+    apply_spec(spec)
+    doc = yaml.safe_load(spec.read_text())
+    del doc["views"]["customer_totals"]
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    # The spec's own view reading it: a spec mistake, named where the spec writes it.
+    with pytest.raises(SpecError, match="view 'big_spenders' reads 'customer_totals', which is neither"):
+        plan_of(spec)
+
+    del doc["views"]["big_spenders"]
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    plan = plan_of(spec)
+    # The reader goes first: PostgreSQL refuses to drop a view another one reads.
+    assert [s.name for s in plan.steps if isinstance(s, DropView)] == ["big_spenders", "customer_totals"]
+    apply_spec(spec)
+    assert pg.execute("SELECT count(*) FROM pg_views WHERE schemaname = 'public'").fetchone() == (0,)
+
+
+def test_a_view_of_the_users_reading_a_removed_view_is_named_at_plan_time(shop, pg):
+    _, spec = shop
+    apply_spec(spec)
+    pg.execute("CREATE VIEW report AS SELECT name FROM big_spenders")
+    pg.commit()
+    doc = yaml.safe_load(spec.read_text())
+    del doc["views"]["big_spenders"]
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(PlanError, match='view "public"."report" reads view "big_spenders"'):
+        plan_of(spec)
+
+
+def test_rollback_restores_a_views_definition_from_before_the_apply(shop, pg):
+    from etl.core.explain import rollback_lines
+    from etl.run.rollback import apply_rollback, plan_rollback
+
+    _, spec = shop
+    apply_spec(spec)
+    original = spec.read_text()
+    doc = yaml.safe_load(original)
+    doc["views"]["big_spenders"]["sql"] = 'SELECT "name", "total" FROM "customer_totals" WHERE "total" > 100'
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    # The rows no longer equal SQLite's view: written without verification, as a user's own edit.
+    from etl.pipeline import apply, check, plan_for
+
+    checked = check(spec, {})
+    apply(checked, plan_for(checked), verify=False)
+    assert pg_rows(pg, "SELECT name FROM big_spenders") == []
+
+    plan = plan_rollback(pg.info.dsn, "public")
+    assert plan.restores == () and [name for name, _ in plan.views] == ["big_spenders"]
+    lines = rollback_lines(plan)
+    assert '~ view "public"."big_spenders": its definition before that apply restored' in lines
+    assert lines[-1] == "Plan: 0 tables to restore, 1 view to restore."
+    apply_rollback(plan, pg.info.dsn)
+    assert pg_rows(pg, "SELECT name, total FROM big_spenders") == [("Ada", 42)]
+    # The target is again what the first spec made.
+    spec.write_text(original)
+    assert not plan_of(spec).has_changes
+
+
+def test_rollback_creates_again_a_view_the_apply_dropped_and_drops_one_it_created(shop, pg):
+    from etl.run.rollback import apply_rollback, plan_rollback
+
+    source, spec = shop
+    apply_spec(spec)
+    with closing(sqlite3.connect(source)) as con:
+        con.execute("CREATE VIEW small_spenders AS SELECT name FROM customer_totals WHERE total < 20")
+        con.commit()
+    original = spec.read_text()
+    doc = yaml.safe_load(original)
+    del doc["views"]["big_spenders"]
+    doc["views"]["small_spenders"] = {"sql": 'SELECT "name" FROM "customer_totals" WHERE "total" < 20'}
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    apply_spec(spec)
+    views = {r[0] for r in pg.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
+    assert views == {"customer_totals", "small_spenders"}
+
+    apply_rollback(plan_rollback(pg.info.dsn, "public"), pg.info.dsn)
+    views = {r[0] for r in pg.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
+    assert views == {"customer_totals", "big_spenders"}
+    assert pg_rows(pg, "SELECT name, total FROM big_spenders") == [("Ada", 42)]
+    spec.write_text(original)
+    assert not plan_of(spec).has_changes

@@ -111,6 +111,8 @@ def _(step: WritePrismaBaseline) -> Line:
 
 @describe.register
 def _(step: KeepForRollback) -> Line:
+    if not step.kept and (step.views or step.new_views):
+        return Line("", "record the tables and views this apply creates or replaces, for etl rollback")
     if not step.kept:
         return Line("", "record the tables this apply creates, for etl rollback")
     names = ", ".join(f'"{t}"' for t in step.kept)
@@ -299,6 +301,10 @@ def _(step: DeleteRows) -> Line:
 
 @describe.register
 def _(step: DropView) -> Line:
+    if step.removed:
+        return Line(
+            "-", f'view "{step.schema}"."{step.name}": no longer in the spec; dropped (a view holds no rows)'
+        )
     return Line("-", f'view "{step.schema}"."{step.name}" (created again below)')
 
 
@@ -330,7 +336,7 @@ def _(step: VerifyStep) -> Line:
 
 def summary_line(summary: PlanSummary) -> str:
     s = summary
-    views = (s.create_views, s.replace_views)
+    views = (s.create_views, s.replace_views, s.drop_views)
     if not any((s.create, s.replace, s.change, s.drop, s.insert, s.update, s.delete, *views)):
         return "No changes. The target matches the spec."
     tables = [f"{s.create} {'table' if s.create == 1 else 'tables'} to create"]
@@ -341,7 +347,8 @@ def summary_line(summary: PlanSummary) -> str:
         tables.append(f"{s.drop} to drop")
     rows = f"{s.insert:,} to insert, {s.update:,} to update, {s.delete:,} to delete"
     if any(views):
-        return f"Plan: {', '.join(tables)}; rows: {rows}; views: {views[0]} to create, {views[1]} to replace."
+        dropped = f", {views[2]} to drop" if views[2] else ""
+        return f"Plan: {', '.join(tables)}; rows: {rows}; views: {views[0]} to create, {views[1]} to replace{dropped}."
     return f"Plan: {', '.join(tables)}; rows: {rows}."
 
 
@@ -359,7 +366,13 @@ def rollback_lines(plan: RollbackPlan) -> list[str]:
             lines.append(
                 f'~ table "{plan.schema}"."{r.table}": restored as it was ({counted(r.rows_then or 0, "row")} then, {now})'
             )
-    lines.append(f"Plan: {counted(len(plan.restores), 'table')} to restore.")
+    for name, definition in plan.views:
+        if definition is None:
+            lines.append(f'- view "{plan.schema}"."{name}": created by that apply; dropped')
+        else:
+            lines.append(f'~ view "{plan.schema}"."{name}": its definition before that apply restored')
+    views = f", {counted(len(plan.views), 'view')} to restore" if plan.views else ""
+    lines.append(f"Plan: {counted(len(plan.restores), 'table')} to restore{views}.")
     return lines
 
 
@@ -559,8 +572,14 @@ def plan_document(plan: Plan, target: str) -> dict:
             },
             "rows": {"insert": summary.insert, "update": summary.update, "delete": summary.delete},
             **(
-                {"views": {"create": summary.create_views, "replace": summary.replace_views}}
-                if summary.create_views or summary.replace_views
+                {
+                    "views": {
+                        "create": summary.create_views,
+                        "replace": summary.replace_views,
+                        "drop": summary.drop_views,
+                    }
+                }
+                if summary.create_views or summary.replace_views or summary.drop_views
                 else {}
             ),
             "text": summary_line(summary),

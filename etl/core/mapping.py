@@ -83,6 +83,7 @@ class TargetForeignKey:
 class TargetCheck:
     name: str
     sql: sql.Composable  # PostgreSQL boolean expression over the target's columns
+    column: str | None = None  # the target column whose definition holds it (a column constraint)
 
 
 @dataclass(frozen=True)
@@ -860,7 +861,9 @@ class _Resolver:
                 )
                 continue
             column = kinds[check.column].name if check.column in kinds else None
-            checks.append(TargetCheck(unique_name(check_name(tname, check, column, self.spec.naming)), pg))
+            checks.append(
+                TargetCheck(unique_name(check_name(tname, check, column, self.spec.naming)), pg, column)
+            )
         return checks
 
     def check_configured_columns(self, table: Table, ts: TableSpec, base: tuple[str, ...]) -> None:

@@ -71,6 +71,9 @@ class TargetState:
     rows: MappingType[str, RowDiff] = field(default_factory=dict)
     # Tables earlier applies created in this schema that the spec no longer names: rows they hold.
     removed: MappingType[str, int] = field(default_factory=dict)
+    # Views earlier applies created that the spec no longer names, each with the target's views
+    # that read it (PostgreSQL refuses to drop a view another one reads).
+    removed_views: MappingType[str, tuple[str, ...]] = field(default_factory=dict)
     # Tables whose rows were not compared: provably unchanged on both sides since the apply that
     # began at this time (UTC) left them equal to the source (etl/run/fingerprint.py).
     skipped: MappingType[str, str] = field(default_factory=dict)
@@ -118,6 +121,9 @@ class KeepForRollback(Step):
     kept: tuple[str, ...]
     created: tuple[str, ...]
     retention: int
+    # The views it drops (their definitions are recorded first) and those it creates anew.
+    views: tuple[str, ...] = ()
+    new_views: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -317,10 +323,12 @@ class DeleteRows(Step):
 @dataclass(frozen=True)
 class DropView(Step):
     """A view of the spec that is replaced: dropped before anything else changes (PostgreSQL
-    refuses to drop or alter what a view reads), created again at the end. No rows are lost."""
+    refuses to drop or alter what a view reads), created again at the end; or, `removed`, a view
+    an earlier apply created that the spec no longer names. No rows are lost: a view holds none."""
 
     schema: str
     name: str
+    removed: bool = False
 
 
 @dataclass(frozen=True)
@@ -417,6 +425,7 @@ class Plan:
             + sum(s.rows for s in self.steps if isinstance(s, DropTables | DropTable)),
             create_views=sum(1 for s in self.steps if isinstance(s, CreateView) and not s.replaced),
             replace_views=sum(1 for s in self.steps if isinstance(s, CreateView) and s.replaced),
+            drop_views=sum(1 for s in self.steps if isinstance(s, DropView) and s.removed),
         )
 
 
@@ -454,6 +463,7 @@ class PlanSummary:
     delete: int
     create_views: int = 0
     replace_views: int = 0
+    drop_views: int = 0
 
 
 # `etl rollback`'s plan: what each table goes back to, from what the last apply kept.
@@ -476,6 +486,9 @@ class RollbackPlan:
     run_started_at: str
     spec: str | None
     restores: tuple[Restore, ...]
+    # The views the apply dropped or created, in the order it dropped them (readers first):
+    # (name, definition before the apply; None: the apply created it).
+    views: tuple[tuple[str, str | None], ...] = ()
 
 
 # What `etl apply` did.

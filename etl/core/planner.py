@@ -9,6 +9,8 @@ last, when every table holds its rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from etl.core.mapping import DesiredSchema, TargetTable, fit_name
 from etl.core.plan import (
     AddCheck,
@@ -105,10 +107,12 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     # Rows a foreign key's ON DELETE/ON UPDATE action changes belong to tables the plan may not
     # otherwise touch: they are kept for rollback and verified like the tables the plan changes.
     cascaded = _reached_by_key_actions(catalog, _rows_deleted_or_updated(steps))
-    if mapping.retention > 0 and steps:
-        steps = _with_keep(schema, steps, mapping.retention, cascaded)
     drops, creates = _view_steps(mapping, target, catalog, desired, steps)
     trigger_drops, trigger_creates = _trigger_steps(mapping, catalog, desired, steps, fresh_names, cascaded)
+    if mapping.retention > 0 and (steps or drops or creates):
+        views = tuple(s.name for s in drops if isinstance(s, DropView))
+        new_views = tuple(s.view.name for s in creates if isinstance(s, CreateView) and not s.replaced)
+        steps = _with_keep(schema, steps, mapping.retention, cascaded, views, new_views)
     head = sum(1 for s in steps[:2] if isinstance(s, CreateSchema | KeepForRollback))
     steps = [*steps[:head], *trigger_drops, *drops, *steps[head:], *creates, *trigger_creates]
     # Tables only altered are verified too (a type change rewrites every value), unless their
@@ -170,8 +174,9 @@ def _view_steps(
         if actual is not None and replaced & set(view.reads):
             replaced.add(view.name)
     drops: list[Step] = [
-        DropView(mapping.schema, v.name) for v in reversed(mapping.views) if v.name in replaced
+        DropView(mapping.schema, name, removed=True) for name in _removed_views(mapping, target)
     ]
+    drops += [DropView(mapping.schema, v.name) for v in reversed(mapping.views) if v.name in replaced]
     creates: list[Step] = [
         CreateView(mapping.schema, v, v.name in replaced)
         for v in mapping.views
@@ -215,6 +220,45 @@ def _trigger_steps(
         if found.table in tables and (found.table, found.name) not in wanted_names and ours:
             drops.append(DropTrigger(mapping.schema, found.table, found.name, function))
     return drops, creates
+
+
+def _removed_views(mapping: DesiredSchema, target: TargetState) -> list[str]:
+    """The views earlier applies created that the spec no longer names, readers first. A view that
+    stays (the spec's, or one etl did not create) and reads one of them is an error: dropping
+    would take it along, or PostgreSQL would refuse."""
+    removed = target.removed_views
+    problems = []
+    for name, readers in removed.items():
+        staying = [r for r in readers if r not in removed]
+        staying += [v.name for v in mapping.views if name in v.reads and v.name not in staying]
+        for reader in staying:
+            whose = "the spec's view" if any(v.name == reader for v in mapping.views) else "view"
+            problems.append(
+                f'{whose} "{mapping.schema}"."{reader}" reads view "{name}", which the spec no longer names: '
+                f'keep "{name}" under views:, or leave "{reader}" out too'
+            )
+    if problems:
+        raise PlanError("; ".join(problems))
+    return _readers_first(removed)
+
+
+def _readers_first(removed: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """The views of `removed` (name -> the views reading it), each after every view reading it."""
+    ordered: list[str] = []
+    placing: set[str] = set()
+
+    def place(name: str) -> None:
+        if name in ordered or name in placing:
+            return
+        placing.add(name)
+        for reader in removed[name]:
+            if reader in removed:
+                place(reader)
+        ordered.append(name)
+
+    for name in sorted(removed):
+        place(name)
+    return ordered
 
 
 def _enum_steps(mapping: DesiredSchema, target: TargetState, catalog: TargetCatalog) -> list[Step]:
@@ -373,9 +417,17 @@ def _acts(action: str | None) -> bool:
     )
 
 
-def _with_keep(schema: str, steps: list[Step], retention: int, cascaded: set[str]) -> list[Step]:
+def _with_keep(
+    schema: str,
+    steps: list[Step],
+    retention: int,
+    cascaded: set[str],
+    views: tuple[str, ...] = (),
+    new_views: tuple[str, ...] = (),
+) -> list[Step]:
     """The plan preceded by what it keeps for etl rollback: the existing tables it changes (also
-    through foreign-key actions), and the names of those it creates."""
+    through foreign-key actions), the names of those it creates, and the views it drops (with
+    their definitions) or creates."""
     replaced = {t for s in steps if isinstance(s, DropTables) for t in s.tables}
     created = [s.table.name for s in steps if isinstance(s, CreateTable) and s.table.name not in replaced]
     new = set(created)
@@ -388,7 +440,7 @@ def _with_keep(schema: str, steps: list[Step], retention: int, cascaded: set[str
             if name is not None and name not in new:
                 kept[name] = None
     kept.update(dict.fromkeys(sorted(cascaded - set(kept) - new)))
-    keep = KeepForRollback(schema, tuple(kept), tuple(created), retention)
+    keep = KeepForRollback(schema, tuple(kept), tuple(created), retention, views, new_views)
     head = 1 if steps and isinstance(steps[0], CreateSchema) else 0
     return [*steps[:head], keep, *steps[head:]]
 

@@ -39,7 +39,8 @@ class PrismaOrder:
 
     tables: tuple[str, ...] = ()
     enums: tuple[str, ...] = ()
-    indexes: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    # Each index as its keys: (column, descending).
+    indexes: Mapping[str, tuple[tuple[tuple[str, bool], ...], ...]] = field(default_factory=dict)
     foreign_keys: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
 
 
@@ -159,7 +160,10 @@ def render_migration(mapping: DesiredSchema, order: PrismaOrder = PrismaOrder())
     ]
     parts += [_create_table(t) for t in tables]
     for table in tables:
-        wanted = tuple(_names(c).as_string(None) for c in order.indexes.get(table.source, ()))
+        wanted = tuple(
+            ", ".join(sql.Identifier(c).as_string(None) + (" DESC" if desc else "") for c, desc in keys)
+            for keys in order.indexes.get(table.source, ())
+        )
         keyed = sorted(
             table.indexes, key=lambda ix: _position(wanted, sql.SQL(", ").join(ix.keys).as_string(None))
         )

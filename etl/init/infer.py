@@ -622,6 +622,7 @@ class _TablePlan:
     column_settings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # further `key: value`s
     schema_typed: frozenset[str] = frozenset()  # columns whose type a schema file chose (Prisma's)
     search: tuple[str, ...] = ()  # the `search:` lines, for a table an FTS table indexes
+    resorted: tuple[str, ...] = ()  # indexes the Prisma schema sorts otherwise (PrismaLayout.resorted)
 
 
 def render_spec(
@@ -677,6 +678,7 @@ def render_spec(
             settings=layout.tables.get(table.name, ()),
             column_settings={c: v for (t, c), v in layout.columns.items() if t == table.name},
             schema_typed=frozenset(c for (t, c) in prisma_types if t == table.name),
+            resorted=layout.resorted.get(table.name, ()),
         )
 
     _keep_uuid_keys_matched(catalog, plans)
@@ -1315,8 +1317,10 @@ def _index_lines(
     indexes = [ix for ix in plan.table.indexes if not ix.is_constraint]
     carried = _carried_as_indexes(plan) if unique_listed else []
     problems = {ix.name: _index_problem(ix, kinds) for ix in indexes}
-    if any(problems.values()) or carried:
-        entries = []
+    if any(problems.values()) or carried or plan.resorted:
+        entries = [f"      # !! {comment_text(note)}" for note in plan.resorted]
+        for note in plan.resorted:
+            finding(None, note)
         for ix in indexes:
             problem = problems[ix.name]
             if problem is None:
@@ -1440,8 +1444,9 @@ def init_spec(
             else prisma_version(Path(prisma_schema))
         )
         layout = prisma_layout(schema, catalog, version)
-        layout = replace(layout, project=_prisma_project_lines(Path(prisma_schema), out))
         catalog = replace(catalog, tables=tuple(t for t in catalog.tables if t.name not in layout.exclude))
+        catalog, resorted = sorted_as_prisma(schema, catalog)
+        layout = replace(layout, project=_prisma_project_lines(Path(prisma_schema), out), resorted=resorted)
         prisma_types, prisma_findings = prisma_column_types(schema, catalog)
         prisma_types, enum_findings = enum_misfits(source, prisma_types)
         prisma_findings += enum_findings
@@ -1546,6 +1551,41 @@ class PrismaLayout:
     columns: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # `key: value`s
     exclude: tuple[str, ...] = ()  # source tables left out
     project: tuple[str, ...] = ()  # the spec's `prisma:` lines
+    # Per table: what the Prisma schema sorts otherwise than SQLite's indexes (sorted_as_prisma);
+    # its index list is written out, as the schema sorts it.
+    resorted: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def sorted_as_prisma(schema, catalog: Catalog) -> tuple[Catalog, dict[str, tuple[str, ...]]]:
+    """The catalog with each index sorted as the Prisma schema sorts the index on the same
+    columns (`field(sort: Desc)`), where SQLite's differs (a database made by an older schema, or
+    by hand): Prisma on PostgreSQL would otherwise want to rebuild it. With what was changed, per
+    table, said for the finding."""
+    said: dict[str, tuple[str, ...]] = {}
+    tables = []
+    for table in catalog.tables:
+        model = schema.model_for_table(table.name)
+        declared: dict[tuple[str, ...], frozenset[str]] = {}
+        for ix in (*model.indexes, *model.uniques) if model else ():
+            columns = tuple(f.column if (f := model.field(n)) else n for n in ix.fields)
+            declared[columns] = frozenset(f.column if (f := model.field(n)) else n for n in ix.descending)
+        indexes, notes = [], []
+        for ix in table.indexes:
+            wanted = declared.get(ix.columns) if not ix.is_constraint and not ix.has_expressions else None
+            if wanted is None or all(k.descending == (k.column in wanted) for k in ix.keys):
+                indexes.append(ix)
+                continue
+            keys = tuple(replace(k, descending=k.column in wanted) for k in ix.keys)
+            indexes.append(replace(ix, keys=keys))
+            shown = ", ".join(f"{k.column}{' desc' if k.descending else ''}" for k in keys)
+            notes.append(
+                f"index {ix.name}: the Prisma schema sorts it ({shown}), SQLite's index differs; "
+                "written as the Prisma schema sorts it, as Prisma makes it in PostgreSQL"
+            )
+        tables.append(replace(table, indexes=tuple(indexes)) if notes else table)
+        if notes:
+            said[table.name] = tuple(notes)
+    return replace(catalog, tables=tuple(tables)), said
 
 
 def prisma_layout(schema, catalog: Catalog, version: tuple[int, str] = (6, "")) -> PrismaLayout:

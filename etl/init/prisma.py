@@ -15,8 +15,9 @@ What is read and what is left out:
   * `@ignore` fields and `@@ignore` models are left out, as if absent (their names still count
     when other fields refer to them).
   * Composite `type` blocks (MongoDB only) are skipped; a model field of such a type is an error.
-  * Index details other than the fields and names (`sort:`, `length:`, `type: Hash`, `ops:`) and
-    attributes etl has no use for (`@@fulltext`, `@shardKey`, ...) are accepted and dropped.
+  * Index details other than the fields, names and `sort: Desc` (`length:`, `type: Hash`, `ops:`)
+    and attributes etl has no use for (`@@fulltext`, `@shardKey`, ...) are accepted and dropped:
+    the sqlite provider refuses `type:` and `ops:` (PostgreSQL's only), and `length:` is MySQL's.
   * Native types (`@db.X`) are checked against the postgresql provider's list, whatever the
     schema's provider is: etl always migrates to PostgreSQL.
 """
@@ -102,6 +103,7 @@ class PrismaIndex:
     name: str | None  # `name:`, the name Prisma Client uses
     map: str | None  # `map:`, the constraint/index name in the database
     line: int
+    descending: tuple[str, ...] = ()  # the fields it sorts descending: `field(sort: Desc)`
 
 
 @dataclass(frozen=True)
@@ -846,6 +848,22 @@ class _Builder:
             raise self.error(value.tok, f"{_at(attr)}: the list of fields is empty")
         return tuple(names)
 
+    def descending(self, attr: _Attr, field: str | None = None) -> tuple[str, ...]:
+        """The fields `attr` sorts descending: `[a, b(sort: Desc)]` in its field list, or, for a
+        field's own @id or @unique, `sort: Desc` on the attribute (`field` is then its name)."""
+        if field is not None:
+            sort = self.arg(attr, "sort")
+            return (field,) if sort is not None and sort.text == "Desc" else ()
+        value = self.arg(attr, "fields", 0)
+        if value is None or value.kind != "list":
+            return ()
+        return tuple(
+            item.value.text
+            for item in value.args
+            if item.value.kind == "call"
+            and any(a.name == "sort" and a.value.text == "Desc" for a in item.value.args)
+        )
+
     # -- blocks
 
     def model(self, block: _Block) -> PrismaModel | None:
@@ -899,6 +917,7 @@ class _Builder:
                     self.string_arg(attr, "name"),
                     self.string_arg(attr, "map"),
                     line,
+                    self.descending(attr),
                 )
             elif attr.name in ("unique", "index"):
                 index = PrismaIndex(
@@ -906,6 +925,7 @@ class _Builder:
                     self.string_arg(attr, "name"),
                     self.string_arg(attr, "map"),
                     line,
+                    self.descending(attr),
                 )
                 (uniques if attr.name == "unique" else indexes).append(index)
             elif attr.name == "map":
@@ -951,10 +971,14 @@ class _Builder:
         for attr in entry.attrs or []:
             if attr.name == "id":
                 is_id = True
-                indexes["id"] = PrismaIndex((name,), None, self.string_arg(attr, "map"), entry.name.line)
+                indexes["id"] = PrismaIndex(
+                    (name,), None, self.string_arg(attr, "map"), entry.name.line, self.descending(attr, name)
+                )
             elif attr.name == "unique":
                 is_unique = True
-                indexes["unique"] = PrismaIndex((name,), None, self.string_arg(attr, "map"), entry.name.line)
+                indexes["unique"] = PrismaIndex(
+                    (name,), None, self.string_arg(attr, "map"), entry.name.line, self.descending(attr, name)
+                )
             elif attr.name == "default":
                 value = self.arg(attr, "value", 0)
                 if value is None:
@@ -1112,7 +1136,7 @@ def prisma_order(schema: PrismaSchema) -> PrismaOrder:
     A many-to-many table's unique index on (A, B) is Prisma 5's layout (Prisma 6 makes it the
     primary key)."""
     tables: list[str] = []
-    indexes: dict[str, tuple[tuple[str, ...], ...]] = {}
+    indexes: dict[str, tuple[tuple[tuple[str, bool], ...], ...]] = {}
     foreign_keys: dict[str, tuple[tuple[str, ...], ...]] = {}
     for model in schema.models:
         if model.is_view:
@@ -1122,18 +1146,21 @@ def prisma_order(schema: PrismaSchema) -> PrismaOrder:
         def columns(names: tuple[str, ...], model: PrismaModel = model) -> tuple[str, ...]:
             return tuple(f.column if (f := model.field(n)) else n for n in names)
 
+        def keys(ix: PrismaIndex) -> tuple[tuple[str, bool], ...]:
+            return tuple(zip(columns(ix.fields), (n in ix.descending for n in ix.fields), strict=True))
+
         # Prisma's own order: field attributes (@unique), then @@index, then @@unique.
         own = [(f.name,) for f in model.fields if f.is_unique]
         fields = [ix for ix in model.uniques if ix.fields in own]
         blocks = [ix for ix in model.uniques if ix not in fields]
         declared = [*fields, *model.indexes, *blocks]
-        indexes[model.table] = tuple(columns(ix.fields) for ix in declared)
+        indexes[model.table] = tuple(keys(ix) for ix in declared)
         foreign_keys[model.table] = tuple(
             columns(f.relation.fields) for f in model.fields if f.relation and f.relation.fields
         )
     for join in implicit_many_to_many(schema):
         tables.append(join.table)
-        indexes[join.table] = (("A", "B"), ("B",))
+        indexes[join.table] = ((("A", False), ("B", False)), (("B", False),))
         foreign_keys[join.table] = (("A",), ("B",))
     return PrismaOrder(tuple(tables), tuple(e.db_name for e in schema.enums), indexes, foreign_keys)
 

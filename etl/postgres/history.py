@@ -244,6 +244,21 @@ def record_statement(
     )
 
 
+def record_view_statement(started_at: str, schema: str, view: str, existed: bool) -> sql.Composed:
+    """Record a view the run drops or creates, with its definition as PostgreSQL prints it now
+    (read before the run drops it), or NULL when it does not exist yet: rollback restores the one
+    and drops the other."""
+    definition = (
+        sql.SQL("pg_get_viewdef({}::regclass)").format(_regclass(schema, view))
+        if existed
+        else sql.SQL("NULL")
+    )
+    return sql.SQL(
+        "INSERT INTO {} (run_started_at, target_schema, table_name, is_view, view_definition) "
+        "VALUES ({}, {}, {}, true, {})"
+    ).format(HISTORY, sql.Literal(started_at), sql.Literal(schema), sql.Literal(view), definition)
+
+
 def expired_query(schema: str, retention: int) -> sql.Composed:
     """PostgreSQL: the history schemas of this target schema beyond the newest `retention` runs."""
     return sql.SQL(
@@ -263,3 +278,14 @@ def expire_statements(schema: str, kept_in: list[str], retention: int) -> list[s
         ).format(HISTORY, sql.Literal(schema), HISTORY, sql.Literal(schema), sql.Literal(retention))
     )
     return statements
+
+
+def view_readers_query(schema: str, view: str) -> sql.Composed:
+    """PostgreSQL: (schema, name) of each view that reads `schema.view` directly."""
+    return sql.SQL(
+        "SELECT DISTINCT n.nspname::text, c.relname::text FROM pg_depend d "
+        "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = r.ev_class "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = {}::regclass AND r.ev_class <> d.refobjid "
+        "ORDER BY 1, 2"
+    ).format(_regclass(schema, view))

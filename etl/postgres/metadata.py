@@ -47,7 +47,9 @@ def metadata_ddl() -> list[sql.Composed]:
             "target_schema text NOT NULL, table_name text NOT NULL, "
             "kept_in text, "  # the schema holding the copy; NULL: the run created the table
             "rows bigint, foreign_keys jsonb NOT NULL DEFAULT '[]', enum_columns jsonb NOT NULL DEFAULT '[]', "
-            "sequences jsonb NOT NULL DEFAULT '[]', restored_at timestamptz)"
+            "sequences jsonb NOT NULL DEFAULT '[]', restored_at timestamptz, "
+            # A view the run dropped or created: its definition before the run (NULL: it had none).
+            "is_view boolean NOT NULL DEFAULT false, view_definition text)"
         ).format(HISTORY),
         # The spec's tables as PostgreSQL describes them, per target schema: what the last apply
         # made, keyed by everything that decides it (see observe.desired_key).
@@ -71,6 +73,8 @@ def metadata_upgrades() -> list[sql.Composed]:
     and etl.rejects as earlier versions made them gain the columns this one records."""
     return [
         _add_column_sql(HISTORY, "sequences", sql.SQL("jsonb NOT NULL DEFAULT '[]'")),
+        _add_column_sql(HISTORY, "is_view", sql.SQL("boolean NOT NULL DEFAULT false")),
+        _add_column_sql(HISTORY, "view_definition", sql.SQL("text")),
         _add_column_sql(REJECTS, "column_name", sql.SQL("text")),
         _add_column_sql(REJECTS, "value", sql.SQL("text")),
     ]
@@ -141,6 +145,12 @@ def record_desired_sql(schema: str, key: str, recorded_at: str, document: dict) 
         "ON CONFLICT (target_schema) DO UPDATE SET key = EXCLUDED.key, recorded_at = EXCLUDED.recorded_at, "
         "catalog = EXCLUDED.catalog"
     ).format(DESIRED, *(sql.Literal(v) for v in (schema, key, recorded_at, json.dumps(document))))
+
+
+def last_desired_sql(schema: str) -> sql.Composed:
+    """The desired catalog last recorded for `schema`, whatever its key (no row when there is none):
+    what the last apply that recorded one made, its views among it."""
+    return sql.SQL("SELECT catalog FROM {} WHERE target_schema = {}").format(DESIRED, sql.Literal(schema))
 
 
 def recorded_desired_sql(schema: str, key: str) -> sql.Composed:

@@ -24,7 +24,7 @@ from psycopg import sql
 from etl import duck
 from etl.core.explain import describe
 from etl.core.locks import check_locks
-from etl.core.mapping import DesiredSchema, TargetTable
+from etl.core.mapping import DesiredSchema, TargetCheck, TargetTable
 from etl.core.plan import (
     AddCheck,
     ApplyResult,
@@ -73,6 +73,7 @@ from etl.postgres.history import (
     indexes_query,
     keep_statements,
     record_statement,
+    record_view_statement,
     sequence_state_query,
     sequences_query,
     serial_sequence_statements,
@@ -86,6 +87,7 @@ from etl.postgres.metadata import (
     record_run_sql,
 )
 from etl.postgres.target import connect, ensure_metadata, read_lock_capacity, redact
+from etl.run.checkrows import refused_problem, refused_rows_query, refused_where, staged_check_query
 from etl.run.fingerprint import record_sql, source_fingerprints
 from etl.run.load import load_query, rejects_query, source_rows_query
 from etl.run.problem import raised_value_problem, value_problem
@@ -101,7 +103,7 @@ from etl.run.session import (
     raise_read_error,
     tell_postgres,
 )
-from etl.run.sync import check_written, delete_rows, sync_rows
+from etl.run.sync import check_written, delete_rows, drop_refused_sql, sync_rows
 from etl.run.typedscan import PROOF_BATCH, Candidate, candidates, holds, prove, prove_candidates
 from etl.run.verify import (
     Verification,
@@ -285,6 +287,9 @@ class _Transaction:
     sums: _SourceSums | None = None  # source checksums computed beside the loads
     source_sums: dict[str, tuple[int, str]] = field(default_factory=dict)
     written: dict[str, tuple[TargetTable, str]] = field(default_factory=dict)  # upsert/append: rows to check
+    # Count and checksum of the source rows a check set aside, per table: verification expects
+    # the target to lack them.
+    set_aside: dict[str, tuple[int, int]] = field(default_factory=dict)
     staged: Path | None = None  # the rejects report, written before COMMIT
     baseline: list[tuple[Path, Path]] = field(default_factory=list)  # Prisma's files: staged, final
 
@@ -486,13 +491,25 @@ def _run_sync(tx: _Transaction, number: int, step: SyncRows) -> int:
     if step.table.on_error == OnError.REJECT:
         tx.result.rejects += _collect_rejects(tx.con, step, tx.target_url)
     try:
-        synced = sync_rows(tx.con, step, number, tx.execute, tx.verify)
+        refused: list[tuple[int, int]] = []  # (new, changed) rows set aside by a check
+        synced = sync_rows(
+            tx.con,
+            step,
+            number,
+            tx.execute,
+            tx.verify,
+            lambda staged: _refuse_staged(tx, step.table, staged, refused),
+        )
     except duck.ERRORS as exc:
         _raise_load_error(exc, step.table, tx.target_url)
     _check_planned(step, synced.counts)
     name = step.table.name
-    rows = synced.counts[0] + synced.counts[1]
-    tx.result.changes[name] = synced.counts
+    new, changed = map(sum, zip(*refused, strict=True)) if refused else (0, 0)
+    inserted, updated, deleted = synced.counts
+    # A changed row set aside leaves the target: it counts as deleted.
+    counts = (inserted - new, updated - changed, deleted + changed)
+    rows = counts[0] + counts[1]
+    tx.result.changes[name] = counts
     tx.result.rows[name] = rows
     if synced.sums is not None:
         tx.source_sums[name] = synced.sums
@@ -527,34 +544,131 @@ def _run_ddl_step(tx: _Transaction, number: int, step: Step) -> None:
 
 
 def _run_check(tx: _Transaction, number: int, step: AddCheck) -> None:
-    """Name the rows a check refuses, rather than PostgreSQL's "violated by some row"."""
+    """Name the rows a check refuses as SQLite holds them, rather than PostgreSQL's "violated by
+    some row"; with on_error: reject, set them aside first."""
+    found = _evaluate_check(tx, step.table, step.check, check_violations_sql(step))
+    if found:
+        table = next((t for t in _read_tables(tx.plan) if t.name == step.table), None)
+        if table is None:  # rows this apply did not load: no source row to name
+            _raise_unaccounted(step.table, step.check, found)
+        refused = _refuse_rows(tx, table, step.check, found)
+        tx.execute(
+            sql.SQL("DELETE FROM {} WHERE {}").format(
+                sql.Identifier(step.schema, step.table), refused_where(step.check)
+            ),
+            f'deleting the rows check "{step.check.name}" refuses from "{step.table}"',
+        )
+        name = table.name
+        tx.result.rows[name] = tx.result.rows.get(name, 0) - len(refused)
+        inserted, updated, deleted = tx.result.changes.get(name, (0, 0, 0))
+        tx.result.changes[name] = (max(inserted - len(refused), 0), updated, deleted)
+    _run_ddl(tx.con, step, tx.target_url)
+
+
+def _evaluate_check(tx: _Transaction, table: str, check: TargetCheck, query: sql.Composed) -> list[tuple]:
+    """Rows of `query` (check_violations_sql's shape: how many, then keys), or a TargetError when
+    PostgreSQL cannot evaluate the check at all."""
     try:
-        found = _query(tx.con, check_violations_sql(step))
+        return _query(tx.con, query)
     except duck.ERRORS as exc:
         raise TargetError(
-            f'table "{step.table}": PostgreSQL cannot evaluate check "{step.check.name}" '
-            f"({step.check.sql.as_string(None)}): {redact(duck_message(exc), tx.target_url)}; nothing was "
+            f'table "{table}": PostgreSQL cannot evaluate check "{check.name}" '
+            f"({check.sql.as_string(None)}): {redact(duck_message(exc), tx.target_url)}; nothing was "
             "committed: correct the table's checks in the spec"
         ) from exc
-    if found:
-        rejecting = any(
-            isinstance(s, LoadRows | SyncRows)
-            and s.table.name == step.table
-            and s.table.on_error == OnError.REJECT
-            for s in tx.plan.steps
-        )
-        # The check is PostgreSQL's to evaluate, after the load: such rows are not set aside.
-        also = " (on_error: reject does not set aside rows a check refuses)" if rejecting else ""
-        keys = "; ".join(
-            ", ".join(f"{k}={v}" for k, v in zip(step.key, row[1:], strict=False)) or "(a row)"
-            for row in found
-        )
+
+
+def _raise_unaccounted(table: str, check: TargetCheck, found: list[tuple]) -> NoReturn:
+    keys = "; ".join(", ".join(str(v) for v in row[1:] if v is not None) or "(a row)" for row in found)
+    raise DataError(
+        f'table "{table}": {found[0][0]:,} rows of the target violate check "{check.name}" '
+        f"({check.sql.as_string(None)}), and this apply loaded none of them from the source, e.g. {keys}; "
+        "nothing was committed: correct those rows in the target, or edit or remove the check in the "
+        "table's checks"
+    )
+
+
+def _refuse_rows(
+    tx: _Transaction,
+    table: TargetTable,
+    check: TargetCheck,
+    found: list[tuple],
+    relation: sql.Composable | None = None,
+) -> list[int]:
+    """The rows `check` refuses (in the target, or in `relation`), named by their source rows:
+    with on_error: fail the run fails naming the first; with on_error: reject they are recorded
+    as rejects and accounted for in verification; the caller removes them. Their hashes."""
+    reject = table.on_error == OnError.REJECT
+    query = refused_rows_query(tx.plan.schema, table, check, relation, limit=None if reject else 1)
+    try:
+        rows = tx.con.execute(query).fetchall()
+    except duck.ERRORS as exc:
+        _raise_load_error(exc, table, tx.target_url)
+    if not rows or not all(row[0] for row in rows):
+        _raise_unaccounted(table.name, check, found)
+    records = [_refused_record(table, check, row) for row in rows]
+    if not reject:
+        problem = records[0][0]
         raise DataError(
-            f'table "{step.table}": {found[0][0]:,} rows violate check "{step.check.name}" '
-            f"({step.check.sql.as_string(None)}) in PostgreSQL, e.g. {keys}; nothing was committed: "
-            f"correct those rows in the source, or edit or remove the check in the table's checks{also}"
+            f"{problem}; {found[0][0]:,} rows violate it; nothing was committed: correct them in the "
+            "source, set on_error: reject to set them aside, or edit or remove the check in the table's checks",
+            problem,
         )
-    _run_ddl(tx.con, step, tx.target_url)
+    tx.result.rejects += [record for _problem, record in records]
+    mine = [r for r in tx.result.rejects if r["table"] == table.source]
+    _check_reject_limit(table, mine, tx.result.rows.get(table.name, 0) + len(mine))
+    hashes = [int(row[2]) for row in rows]
+    count, total = tx.set_aside.get(table.name, (0, 0))
+    tx.set_aside[table.name] = (count + len(hashes), total + sum(hashes))
+    return hashes
+
+
+def _refused_record(table: TargetTable, check: TargetCheck, row: tuple) -> tuple[ValueProblem, dict]:
+    """A refused row (refused_rows_query's shape): its ValueProblem and its reject record."""
+    _matched, key, _hash, *raw = row
+    values = {c.name: _raw_value(raw[2 * i], raw[2 * i + 1]) for i, c in enumerate(table.columns)}
+    shown = _shown(values[check.column]) if check.column in values else None
+    problem = refused_problem(table, check, key, shown)
+    return problem, {
+        "table": problem.table,
+        "key": problem.key,
+        "column": problem.column,
+        "reason": problem.detail,
+        "value": problem.value,
+        "row": values,
+    }
+
+
+def _shown(value: dict) -> str:
+    """A raw value (_raw_value's shape) as messages show a value: `text 'five'`, `real -3.0`."""
+    if value["type"] == "null":
+        return "NULL"
+    if "hex" in value:
+        return f"{value['type']} X'{value['hex']}'"
+    text = value["text"]
+    return f"{value['type']} '{text}'" if value["type"] == "text" else f"{value['type']} {text}"
+
+
+def _refuse_staged(
+    tx: _Transaction, table: TargetTable, staged: sql.Composable, refused: list[tuple[int, int]]
+) -> list[int]:
+    """Before a sync writes its staged rows: each check of the table on them, as _run_check does
+    on loaded rows; rows set aside leave the staging table (and a changed one the target), and
+    how many (new, changed) is appended to `refused`."""
+    hashes: list[int] = []
+    for check in table.checks:
+        found = _evaluate_check(tx, table.name, check, staged_check_query(staged, check))
+        if found:
+            count, changed = found[0]
+            hashes += _refuse_rows(tx, table, check, [(count, None)], staged)
+            refused.append((count - changed, changed))
+            tx.execute_many(
+                [
+                    (statement, f'setting aside the rows check "{check.name}" refuses in "{table.name}"')
+                    for statement in drop_refused_sql(tx.plan.schema, table, refused_where(check))
+                ]
+            )
+    return hashes
 
 
 def _run_prisma_baseline(tx: _Transaction, number: int, step: WritePrismaBaseline) -> None:
@@ -615,7 +729,7 @@ def _verify_before_commit(tx: _Transaction) -> None:
         tx.source_sums.update(tx.sums.results(tx.target_url))
     whole = tuple(tx.scanned(t) for t in tx.plan.tables if t.name not in tx.written)
     try:
-        verification = verify_tables(tx.con, schema, whole, sources=tx.source_sums)
+        verification = verify_tables(tx.con, schema, whole, sources=tx.source_sums, set_aside=tx.set_aside)
     except duck.ERRORS as exc:
         if any(t.scan is not None for t in whole):
             raise _TypedScanFailed(duck_message(exc)) from exc
@@ -1097,6 +1211,17 @@ def _keep_for_rollback(
                     "recording in etl.history",
                 )
                 for table in step.created
+            ]
+        )
+    views = [(v, True) for v in step.views] + [(v, False) for v in step.new_views]
+    if views:
+        execute_many(
+            [
+                (
+                    record_view_statement(started_at, step.schema, view, existed),
+                    "recording a view in etl.history",
+                )
+                for view, existed in views
             ]
         )
     con.execute("CALL pg_clear_cache()")

@@ -49,7 +49,7 @@ def row_key(table: TargetTable) -> str:
     return " || ', ' || ".join(parts)
 
 
-def _checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int] | None) -> str:
+def checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int] | None) -> str:
     """DuckDB relation of the table's rows: converted values c0.., raw storage class and text
     t0../v0.., the key k0.., each column's reason template why0.. (convert.DuckExpressions), and
     `problem` (NULL, or why the row cannot arrive exactly)."""
@@ -151,7 +151,7 @@ def source_rows_query(
     if table.scan is not None and row_range is None:
         return typed_rows_query(SOURCE_ALIAS, table, checked=not loaded, into_postgres=into_postgres)
     names = [f"c{i}" for i in range(len(table.columns))]
-    relation = _checked_relation(schema, table, row_range)
+    relation = checked_relation(schema, table, row_range)
     if table.on_error == OnError.REJECT:
         return f"SELECT {', '.join(names)}\nFROM {relation} WHERE problem IS NULL"
     if names:
@@ -168,7 +168,7 @@ def rejects_query(schema: str, table: TargetTable, row_range: tuple[int, int] | 
     raw = ", ".join(f"t{i}, encode(v{i})" for i in range(len(table.columns)))
     return (
         f"SELECT {row_key(table)} AS key, CAST(problem AS VARCHAR){', ' + raw if raw else ''}\n"
-        f"FROM {_checked_relation(schema, table, row_range)} WHERE problem IS NOT NULL"
+        f"FROM {checked_relation(schema, table, row_range)} WHERE problem IS NOT NULL"
     )
 
 

@@ -25,7 +25,8 @@ from etl.model import PgTable, TargetCatalog, catalog_from_document
 from etl.postgres import catalog as catalog_module
 from etl.postgres.catalog import read_target_catalog
 from etl.postgres.ddl import create_view_sql, fresh_schema_sql
-from etl.postgres.metadata import METADATA_SCHEMA, RUNS, recorded_desired_sql
+from etl.postgres.history import view_readers_query
+from etl.postgres.metadata import METADATA_SCHEMA, RUNS, last_desired_sql, recorded_desired_sql
 from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
 from etl.run.fingerprint import Unchanged, unchanged_tables
 from etl.run.rowdiff import batchable, plan_diff, plan_diffs
@@ -57,6 +58,7 @@ def observe_target(
             record = DesiredRecord(key, desired_catalog(conn, mapping, url) if needed else None)
             desired = record.catalog
         removed = _removed_tables(conn, mapping, catalog)
+        removed_views = _removed_views(conn, mapping, catalog)
         present = [t for t in existing if catalog.table(t.name) is not None]
         unchanged = {} if full_diff else _unchanged(conn, mapping.schema, source, present, url)
     rows: dict[str, RowDiff] = {name: RowDiff(unchanged=u.rows) for name, u in unchanged.items()}
@@ -83,6 +85,7 @@ def observe_target(
         record=record,
         rows=rows,
         removed=removed,
+        removed_views=removed_views,
         skipped={name: u.since for name, u in unchanged.items()},
     )
 
@@ -171,6 +174,35 @@ def _current(catalog: TargetCatalog, table: TargetTable) -> PgTable:
     current = catalog.table(table.name)
     assert current is not None
     return current
+
+
+def _removed_views(
+    conn: psycopg.Connection, mapping: DesiredSchema, catalog: TargetCatalog
+) -> dict[str, tuple[str, ...]]:
+    """Views the last apply that recorded the spec's schema created (etl.desired) and the spec no
+    longer names, still views in the target, each with the views reading it (named with their
+    schema when it is another). Views etl never created are not its to drop."""
+    try:
+        with conn.transaction():
+            if conn.execute("SELECT to_regclass(%s)", (f"{METADATA_SCHEMA}.desired",)).fetchone() == (None,):
+                return {}
+            found = conn.execute(last_desired_sql(mapping.schema)).fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return {}
+    if found is None:
+        return {}
+    try:
+        recorded = catalog_from_document(found[0])
+    except ValueError:
+        return {}
+    named = {v.name for v in mapping.views}
+    removed: dict[str, tuple[str, ...]] = {}
+    for view in recorded.views:
+        if view.name in named or catalog.view(view.name) is None:
+            continue
+        readers = conn.execute(view_readers_query(mapping.schema, view.name)).fetchall()
+        removed[view.name] = tuple(name if ns == mapping.schema else f"{ns}.{name}" for ns, name in readers)
+    return removed
 
 
 def _removed_tables(

@@ -39,9 +39,10 @@ from etl.postgres.history import (
     keep_statements,
     record_statement,
 )
+from etl.run.checkrows import staged_check_query
 from etl.run.load import load_query, rejects_query
 from etl.run.session import SOURCE_ALIAS, Statement, connect_for
-from etl.run.sync import check_written_query, delete_rows, sync_statements, written_name
+from etl.run.sync import check_written_query, delete_rows, staged_rows, sync_statements, written_name
 from etl.run.typedscan import Candidate, candidates
 from etl.run.verify import source_sums_queries, target_sums_query, view_columns_query
 from etl.settings import Mode, OnError
@@ -125,6 +126,10 @@ def _sync(step: SyncRows, number: int, candidate: Candidate | None, verify: bool
                 for row_range in table.row_ranges or (None,)
             ]
         for statement in sync_statements(replace(step, table=table), number, verify):
+            if statement.writes_staged:
+                # Each check on the rows about to be written; rows it refuses are set aside first.
+                staged = staged_rows(step.schema, table)
+                found += [_postgres(staged_check_query(staged, check)) for check in table.checks]
             if isinstance(statement.text, str):
                 found.append(Statement("duckdb", statement.text))
             else:

@@ -49,13 +49,17 @@ def _read_plan(conn: psycopg.Connection, schema: str) -> RollbackPlan:
         sql.SQL(
             # An etl.history made by an earlier version has no column sequences until an apply adds it.
             "SELECT table_name, kept_in, rows, foreign_keys, enum_columns, "
-            "COALESCE(to_jsonb(h) -> 'sequences', '[]') FROM {} AS h "
+            "COALESCE(to_jsonb(h) -> 'sequences', '[]'), COALESCE((to_jsonb(h) ->> 'is_view')::boolean, false), "
+            "to_jsonb(h) ->> 'view_definition' FROM {} AS h "
             "WHERE target_schema = %s AND run_started_at = %s ORDER BY id"
         ).format(HISTORY),
         (schema, started_at),
     ).fetchall()
     restores = []
-    for table, kept_in, rows_then, fks, enums, sequences in rows:
+    views = tuple((row[0], row[7]) for row in rows if row[6])
+    for table, kept_in, rows_then, fks, enums, sequences, is_view, _ in rows:
+        if is_view:
+            continue
         exists = conn.execute(
             "SELECT to_regclass(%s)", (sql.Identifier(schema, table).as_string(conn),)
         ).fetchone()
@@ -76,7 +80,7 @@ def _read_plan(conn: psycopg.Connection, schema: str) -> RollbackPlan:
                 tuple((q["column"], q["last_value"], q["is_called"]) for q in sequences),
             )
         )
-    return RollbackPlan(schema, str(started_at), spec, tuple(restores))
+    return RollbackPlan(schema, str(started_at), spec, tuple(restores), views)
 
 
 def apply_rollback(plan: RollbackPlan, url: str) -> None:
@@ -110,7 +114,12 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
                     )
                 )
             live = [r.table for r in plan.restores if r.rows_now is not None]
-            views = _drop_views_reading(conn, schema, live)
+            # The views the apply dropped or created go too (their readers first), and come back
+            # as they were before it.
+            recorded = [name for name, _ in plan.views if _is_view(conn, schema, name)]
+            views = _drop_views_reading(conn, schema, live + recorded)
+            for name in recorded:
+                conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(schema, name)))
             if live:
                 conn.execute(
                     sql.SQL("DROP TABLE {}").format(
@@ -163,7 +172,11 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
                     continue
                 for statement in _sequence_statements(conn, schema, r):
                     conn.execute(statement)
-            _create_views_again(conn, schema, views)
+            for name, before in reversed(plan.views):  # readers after the views they read
+                if before is not None:
+                    conn.execute(create_view_sql(schema, name, before.strip().removesuffix(";")))
+            restored_views = {name for name, _ in plan.views}
+            _create_views_again(conn, schema, [(n, d) for n, d in views if n not in restored_views])
             for kept_in in sorted({r.kept_in for r in plan.restores if r.kept_in}):
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(kept_in)))
             conn.execute(
@@ -174,6 +187,15 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
             )
     except psycopg.Error as exc:
         raise TargetError(f"rollback failed, nothing was changed: {redact(first_line(exc), url)}") from exc
+
+
+def _is_view(conn: psycopg.Connection, schema: str, name: str) -> bool:
+    found = conn.execute(
+        "SELECT c.relkind = 'v' FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s",
+        (schema, name),
+    ).fetchone()
+    return bool(found and found[0])
 
 
 def _drop_views_reading(conn: psycopg.Connection, schema: str, tables: list[str]) -> list[tuple[str, str]]:
@@ -208,6 +230,7 @@ def _history(plan: RollbackPlan) -> tuple:
             (r.table, r.kept_in, r.rows_then, r.foreign_keys, r.enum_columns, r.sequences)
             for r in plan.restores
         ),
+        plan.views,
     )
 
 

@@ -79,6 +79,12 @@ def _cast(schema: str, table: TargetTable, name: str) -> sql.Composed:
     return sql.SQL("st.{}::{}").format(sql.Identifier(name), type_sql(column.pg_type, schema))
 
 
+# Called with the staged rows to insert or update (staged_rows) before they are written: it
+# fails the run on a row a check refuses, or sets such rows aside (drop_refused_sql) and returns
+# their verification hashes.
+Refuse = Callable[[sql.Composable], list[int]]
+
+
 @dataclass(frozen=True)
 class SyncStatement:
     """One statement of a row sync, in the order apply runs it: DuckDB's (`text` a str) or
@@ -90,6 +96,7 @@ class SyncStatement:
     what: str = ""
     reads: str = ""  # "" | "inserts" | "inserts, updates" | "deletes" | "sums"
     clears_cache: bool = False
+    writes_staged: bool = False  # the first statement writing the staged rows: checks run before it
 
 
 def written_name(step: SyncRows, index: int, verify: bool) -> str | None:
@@ -224,14 +231,26 @@ class _Written:
 
 
 def sync_rows(
-    con: duckdb.DuckDBPyConnection, step: SyncRows, index: int, execute: Execute, verify: bool
+    con: duckdb.DuckDBPyConnection,
+    step: SyncRows,
+    index: int,
+    execute: Execute,
+    verify: bool,
+    refuse: Refuse | None = None,
 ) -> SyncResult:
     """Run sync_statements: the rows that differ are staged, inserted and updated, the keys to
-    delete staged. Returns the rows each kind counted."""
+    delete staged. `refuse` runs the table's checks on the staged rows before they are written.
+    Returns the rows each kind counted."""
     table = step.table
     register_functions(con, (table,))
     counted = {"inserts": 0, "updates": 0, "deletes": 0, "count": 0, "total": 0}
+    written = written_name(step, index, verify)
     for statement in sync_statements(step, index, verify):
+        if statement.writes_staged and refuse is not None:
+            refused = refuse(staged_rows(step.schema, table))
+            if refused and written:
+                # Rows set aside are not written: verification must not look for them.
+                con.execute(f"DELETE FROM {written} WHERE list_contains(?, vh)", [refused])
         if isinstance(statement.text, str):
             cursor = con.execute(statement.text)
             row = cursor.fetchone() if statement.reads else None
@@ -248,7 +267,6 @@ def sync_rows(
         if statement.clears_cache:
             con.execute("CALL pg_clear_cache()")
     sums = (counted["count"], str(counted["total"])) if verify and table.mode == Mode.SYNC else None
-    written = written_name(step, index, verify)
     return SyncResult((counted["inserts"], counted["updates"], counted["deletes"]), sums, written)
 
 
@@ -266,6 +284,7 @@ def _apply_staged(step: SyncRows) -> list[SyncStatement]:
                 stage,
             ),
             f'inserting new rows into "{table.name}"',
+            writes_staged=True,
         )
     ]
     others = [n for n in names if n not in table.primary_key]
@@ -285,6 +304,32 @@ def _apply_staged(step: SyncRows) -> list[SyncStatement]:
             )
         )
     return found
+
+
+def staged_rows(schema: str, table: TargetTable) -> sql.Composed:
+    """PostgreSQL relation of the rows staged to insert or update, cast to the target's types and
+    named as its columns, with the staging row's ctid as etl_row and its etl_op ('i' new, 'u' changed)."""
+    casts = [
+        sql.SQL("{} AS {}").format(_cast(schema, table, c.name), sql.Identifier(c.name))
+        for c in table.columns
+    ]
+    return sql.SQL(
+        "(SELECT st.ctid AS etl_row, st.etl_op, {} FROM {} AS st WHERE st.etl_op IN ('i', 'u')) AS r"
+    ).format(sql.SQL(", ").join(casts), _stage(schema, table.name))
+
+
+def drop_refused_sql(schema: str, table: TargetTable, where: sql.Composable) -> list[sql.Composed]:
+    """Set aside the staged rows for which `where` (a condition on the table's columns) holds: a
+    changed row leaves the target (its old version is not the source's any more), a new one is
+    not inserted."""
+    stage = _stage(schema, table.name)
+    refused = sql.SQL("SELECT etl_row FROM {} WHERE {}").format(staged_rows(schema, table), where)
+    return [
+        sql.SQL("DELETE FROM {} AS t USING {} AS st WHERE st.etl_op = 'u' AND st.ctid IN ({}) AND {}").format(
+            sql.Identifier(schema, table.name), stage, refused, _key_match(schema, table)
+        ),
+        sql.SQL("DELETE FROM {} WHERE ctid IN ({})").format(stage, refused),
+    ]
 
 
 def _key_match(schema: str, table: TargetTable) -> sql.Composable:

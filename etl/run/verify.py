@@ -330,12 +330,14 @@ def target_select(
     current: PgTable | None = None,
     extra: tuple[str, ...] = (),
     where: sql.Composable | None = None,
+    relation: sql.Composable | None = None,
 ) -> str:
     """PostgreSQL text of the target side: columns DuckDB reads exactly as they are, the others as
     text (DuckDB reads numeric(65,30) as DOUBLE). `current`: the table as the target holds it now,
     when a plan will still change it: a column it lacks reads as NULL, a column of another type
     is cast to the type it will have before the rows move (a widening; a narrowing happens after). `extra`: PostgreSQL expressions appended (e.g. ctid); `where`: a condition on the table's
-    own columns."""
+    own columns; `relation`: rows shaped as the table's, read instead of the table (a staging
+    table's rows cast to the target's types)."""
     items: list[sql.Composable] = []
     for column in table.columns:
         ident = sql.Identifier(column.name)
@@ -362,7 +364,8 @@ def target_select(
             value = sql.SQL("md5({})").format(value)
         items.append(sql.SQL("{} AS {}").format(value, ident))
     items.extend(sql.SQL(e) for e in extra)
-    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), sql.Identifier(schema, table.name))
+    read = relation if relation is not None else sql.Identifier(schema, table.name)
+    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), read)
     if where is not None:
         query = sql.SQL("{} WHERE {}").format(query, where)
     return query.as_string(None)
@@ -390,9 +393,10 @@ def target_relation(
     current: PgTable | None = None,
     extra: tuple[str, ...] = (),
     where: sql.Composable | None = None,
+    relation: sql.Composable | None = None,
 ) -> str:
     """DuckDB relation of the target's rows, read by PostgreSQL as target_select describes."""
-    query = target_select(schema, table, current, extra, where)
+    query = target_select(schema, table, current, extra, where, relation)
     return f"postgres_query({quote_literal(TARGET_ALIAS)}, {quote_literal(query)})"
 
 
@@ -436,11 +440,15 @@ def check_table(
     exists: bool = True,
     sample: int = 5,
     source: tuple[int, str] | None = None,
+    set_aside: tuple[int, int] = (0, 0),
 ) -> TableCheck:
-    """`source`: the source's count and checksum when the load already computed them."""
+    """`source`: the source's count and checksum when the load already computed them;
+    `set_aside`: count and checksum of source rows a check rejected after they loaded."""
     source_hash, unchecked = row_hash(table, "source", "c")
     target_hash, _ = row_hash(table, "target", "")
     source_rows, source_sum = source or _source_sums(con, schema, table)
+    if set_aside != (0, 0):
+        source_rows, source_sum = source_rows - set_aside[0], str(int(source_sum) - set_aside[1])
     if not exists:
         return TableCheck(table.name, source_rows, None, source_sum, None, (), tuple(unchecked))
     target = con.execute(target_sums_query(schema, table)).fetchone()
@@ -483,15 +491,22 @@ def verify_tables(
     tables: tuple[TargetTable, ...],
     existing: frozenset[str] | None = None,
     sources: dict[str, tuple[int, str]] | None = None,
+    set_aside: dict[str, tuple[int, int]] | None = None,
 ) -> Verification:
     """Check every table; `existing` are the target's table names (None: they all exist);
-    `sources` holds count and checksum of tables whose load computed them already."""
+    `sources` holds count and checksum of tables whose load computed them already; `set_aside`
+    the count and checksum of rows a check rejected, which the target rightly lacks."""
     register_functions(con, tables)
-    sources = sources or {}
+    sources, set_aside = sources or {}, set_aside or {}
     return Verification(
         tuple(
             check_table(
-                con, schema, t, exists=existing is None or t.name in existing, source=sources.get(t.name)
+                con,
+                schema,
+                t,
+                exists=existing is None or t.name in existing,
+                source=sources.get(t.name),
+                set_aside=set_aside.get(t.name, (0, 0)),
             )
             for t in tables
         )

@@ -1,0 +1,72 @@
+"""The rows a CHECK constraint refuses, named as SQLite holds them.
+
+A check is PostgreSQL's to evaluate (its expression is PostgreSQL's), so it runs on the rows as they
+arrived in the target; each refused row is then matched to its source row by the verification
+hash both sides already agree on (with a row number among equal hashes, for a table without a
+key), which gives its key as SQLite quotes it and its raw values for the reject report. SQL's CHECK
+reads NULL as passing: only rows for which the expression is false are refused."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from etl.core.mapping import TargetCheck, TargetTable
+from etl.errors import ValueProblem
+from etl.run.load import checked_relation, row_key
+from etl.run.verify import row_hash, target_relation
+
+
+def refused_where(check: TargetCheck) -> sql.Composed:
+    """PostgreSQL condition of the rows `check` refuses (false; NULL passes, as in a CHECK)."""
+    return sql.SQL("NOT ({})").format(check.sql)
+
+
+def staged_check_query(staged: sql.Composable, check: TargetCheck) -> sql.Composed:
+    """PostgreSQL query: how many rows of `staged` (sync.staged_rows) `check` refuses, and how
+    many of them are changed rows; no row when it refuses none."""
+    return sql.SQL(
+        "SELECT count(*) OVER () AS n, count(*) FILTER (WHERE etl_op = 'u') OVER () AS changed "
+        "FROM {} WHERE {} LIMIT 1"
+    ).format(staged, refused_where(check))
+
+
+def refused_rows_query(
+    schema: str,
+    table: TargetTable,
+    check: TargetCheck,
+    relation: sql.Composable | None = None,
+    limit: int | None = None,
+) -> str:
+    """DuckDB SQL: one row per row of the target (or of `relation`, rows shaped as the table's)
+    that `check` refuses: (matched, key, hash, then each source value as storage class and bytes),
+    in the source's order; `matched` is false for a refused row no source row accounts for."""
+    source_hash, _ = row_hash(table, "source", "c")
+    target_hash, _ = row_hash(table, "target", "")
+    raw = "".join(f", t{i}, encode(v{i}) AS b{i}" for i in range(len(table.columns)))
+    source = " UNION ALL ".join(
+        f"SELECT {row_key(table)} AS key, {source_hash} AS h{raw} "
+        f"FROM {checked_relation(schema, table, row_range)} WHERE problem IS NULL"
+        for row_range in table.row_ranges or (None,)
+    )
+    refused = target_relation(schema, table, where=refused_where(check), relation=relation)
+    values = "".join(f", s.t{i}, s.b{i}" for i in range(len(table.columns)))
+    query = (
+        f"WITH s AS (SELECT *, row_number() OVER (PARTITION BY h ORDER BY o) AS n "
+        f"FROM (SELECT row_number() OVER () AS o, * FROM ({source}))), "
+        f"t AS (SELECT h, row_number() OVER (PARTITION BY h) AS n FROM (SELECT {target_hash} AS h FROM {refused})) "
+        f"SELECT s.o IS NOT NULL, s.key, t.h{values} FROM t LEFT JOIN s USING (h, n) ORDER BY s.o NULLS LAST"
+    )
+    return query + (f" LIMIT {int(limit)}" if limit is not None else "")
+
+
+def refused_problem(
+    table: TargetTable, check: TargetCheck, key: str | None, shown: str | None
+) -> ValueProblem:
+    """The ValueProblem of a row `check` refuses; `shown`: its column's value as found, if the
+    check belongs to one column."""
+    expression = " ".join(check.sql.as_string(None).split())  # one line, as every reason is
+    reason = f'violates check "{check.name}" ({expression})'
+    column = check.column if shown is not None else None
+    if column is not None:
+        reason += f", found {shown}"
+    return ValueProblem(table.source, key, column, reason, shown)
