@@ -38,6 +38,7 @@ from etl.postgres.history import (
     history_schema,
     keep_statements,
     record_statement,
+    record_view_statement,
 )
 from etl.run.checkrows import staged_check_query
 from etl.run.load import load_query, rejects_query
@@ -154,6 +155,8 @@ def _keep(step: KeepForRollback, started_at: str, kept_in: str) -> list[Statemen
         _postgres(record_statement(started_at, step.schema, table, None, "[]", "[]"))
         for table in step.created
     ]
+    views = [(v, True) for v in step.views] + [(v, False) for v in step.new_views]
+    found += [_postgres(record_view_statement(started_at, step.schema, v, existed)) for v, existed in views]
     return found
 
 
