@@ -1,14 +1,24 @@
 """Fingerprints of SQLite tables from the file's pages: a digest of the pages of each table's own
 b-tree (interior, leaf and overflow pages, as SQLite's `dbstat` lists them) and of their numbers.
 A table's rows live in exactly those pages, so equal fingerprints mean equal rows, and hashing
-pages costs a fraction of decoding the rows (no value is parsed)."""
+pages costs a fraction of decoding the rows (no value is parsed).
+
+A rowid table also gets a digest per range of its leaf pages (`PageRanges`): the leaves of a
+rowid table's b-tree hold its rows in rowid order, so the rows whose rowid lies between the last
+rowid of one range's pages and the last rowid of the next are exactly the rows in the next
+range's pages (with the overflow pages their large rows continue on). A range whose bounds and
+digest are those of a range recorded earlier holds the same rows as then; a re-sync compares only
+the other ranges' rows."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import sqlite3
+import struct
 from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from etl.sqlite.catalog import open_sqlite
@@ -16,10 +26,83 @@ from etl.sqlite.catalog import open_sqlite
 # Pages read per system call: runs of consecutive pages (a table loaded at once is mostly one run).
 _RUN_PAGES = 1024
 
+# Ranges recorded per table at most: a larger table's ranges hold several leaf pages each. One
+# leaf page per range keeps a change's range small (a few dozen rows); the cap bounds the record.
+MAX_RANGES = 65_536
+
+# Rowid bounds of the first and last range: open below and above (rows inserted past the last
+# rowid, or before the first, fall in them).
+LOWEST, HIGHEST = -(2**63), 2**63 - 1
+
+_LEAF_TABLE = 13  # b-tree page type of a table's leaf page
+_RANGE = struct.Struct(">q32s")  # a range as recorded: its last rowid, its digest
+
+
+@dataclass(frozen=True)
+class PageRanges:
+    """A rowid table's leaf pages in rowid order, cut into ranges: each range's last rowid and the
+    digest of its pages. Range k covers rowids from last[k-1] + 1 (LOWEST for the first) to
+    last[k] (HIGHEST for the last): together they cover every rowid there can be."""
+
+    last: tuple[int, ...]
+    digests: tuple[bytes, ...]
+
+    def bounds(self) -> list[tuple[int, int, bytes]]:
+        """(first rowid, last rowid, digest) of each range, the first and last open-ended."""
+        found = []
+        for k, digest in enumerate(self.digests):
+            low = LOWEST if k == 0 else self.last[k - 1] + 1
+            high = HIGHEST if k == len(self.digests) - 1 else self.last[k]
+            found.append((low, high, digest))
+        return found
+
+    def to_bytes(self) -> bytes:
+        return b"".join(
+            _RANGE.pack(last, digest) for last, digest in zip(self.last, self.digests, strict=True)
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PageRanges:
+        items = list(_RANGE.iter_unpack(data))
+        return cls(tuple(last for last, _ in items), tuple(digest for _, digest in items))
+
+
+def changed_ranges(recorded: PageRanges, current: PageRanges) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """How many ranges of `current` may hold rows other than `recorded`'s, and their rowids: each
+    range that was not recorded with the same bounds and the same digest (pages that changed,
+    split, moved or appeared), adjacent ones merged (inclusive bounds)."""
+    known = set(recorded.bounds())
+    count, merged = 0, list[tuple[int, int]]()
+    for low, high, digest in current.bounds():
+        if (low, high, digest) in known:
+            continue
+        count += 1
+        if merged and merged[-1][1] + 1 == low:
+            merged[-1] = (merged[-1][0], high)
+        else:
+            merged.append((low, high))
+    return count, tuple(merged)
+
+
+@dataclass(frozen=True)
+class TablePages:
+    digest: str  # of every page of the table's b-tree
+    ranges: PageRanges | None = None  # asked for, and the table is a rowid table with rows
+
 
 def table_fingerprints(path: str | Path, tables: list[str]) -> dict[str, str] | None:
+    """Each of `tables` (SQLite names) that is an ordinary table, with the digest of its pages;
+    None when the file's pages cannot be trusted to be its rows (see table_pages)."""
+    found = table_pages(path, tables)
+    return None if found is None else {name: pages.digest for name, pages in found.items()}
+
+
+def table_pages(
+    path: str | Path, tables: list[str], ranged: frozenset[str] = frozenset()
+) -> dict[str, TablePages] | None:
     """Each of `tables` (SQLite names, exactly as the schema spells them) that is an ordinary table,
-    with the digest of its pages; None when the file's pages cannot be trusted to be its rows.
+    with the digest of its pages, and for those in `ranged` the digests of its ranges of leaf
+    pages; None when the file's pages cannot be trusted to be its rows.
 
     The pages are read under one SQLite read transaction: in rollback journal mode it holds a
     SHARED lock, so no writer changes the file while it is read. In WAL mode the file holds only
@@ -30,12 +113,12 @@ def table_fingerprints(path: str | Path, tables: list[str]) -> dict[str, str] | 
     no fingerprint is given and every table is compared row by row. Without `dbstat` (a SQLite
     built without it): None as well."""
     path = Path(path)
-    found: dict[str, str] = {}
+    found: dict[str, TablePages] = {}
     with open_sqlite(path) as con:
         try:
             con.execute("BEGIN")
             try:
-                return _fingerprints(con, path, tables, found)
+                return _fingerprints(con, path, tables, ranged, found)
             finally:
                 con.execute("ROLLBACK")
         except (sqlite3.Error, OSError):
@@ -43,8 +126,12 @@ def table_fingerprints(path: str | Path, tables: list[str]) -> dict[str, str] | 
 
 
 def _fingerprints(
-    con: sqlite3.Connection, path: Path, tables: list[str], found: dict[str, str]
-) -> dict[str, str] | None:
+    con: sqlite3.Connection,
+    path: Path,
+    tables: list[str],
+    ranged: frozenset[str],
+    found: dict[str, TablePages],
+) -> dict[str, TablePages] | None:
     rows = con.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND rootpage > 0 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
     ).fetchall()  # also begins the read transaction: the snapshot is fixed from here on
@@ -61,21 +148,20 @@ def _fingerprints(
         for name in tables:
             if name not in ordinary:
                 continue  # a view, a virtual table, or no such table: nothing to fingerprint
-            pages = sorted(p for (p,) in con.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,)))
-            if not pages:
-                continue
-            found[name] = _digest(fd, page_size, pages, ordinary[name])
+            if name in ranged:
+                query = "SELECT pageno, pagetype, path FROM dbstat WHERE name = ?"
+            else:
+                query = "SELECT pageno, NULL, NULL FROM dbstat WHERE name = ?"
+            listed = con.execute(query, (name,)).fetchall()
+            if listed:
+                found[name] = _pages(fd, page_size, listed, ordinary[name], name in ranged)
     finally:
         os.close(fd)
     return found
 
 
-def _digest(fd: int, page_size: int, pages: list[int], schema: str) -> str:
-    """SHA-256 over how the pages read (`schema`), the page size, the page numbers and the pages'
-    bytes in page order: a page that moved (VACUUM) or changed, or one more or fewer, changes it."""
-    digest = hashlib.sha256(schema.encode("utf-8", "surrogatepass") + b"\x00")
-    digest.update(page_size.to_bytes(4, "big"))
-    digest.update(array("q", pages).tobytes())
+def _runs(fd: int, page_size: int, pages: list[int]) -> Iterator[tuple[int, bytes]]:
+    """(first page number, bytes) of each run of consecutive pages among `pages` (sorted)."""
     start = 0
     while start < len(pages):
         end = start + 1
@@ -85,6 +171,99 @@ def _digest(fd: int, page_size: int, pages: list[int], schema: str) -> str:
         data = os.pread(fd, size, (pages[start] - 1) * page_size)
         if len(data) != size:
             raise OSError(f"short read of page {pages[start]}")
-        digest.update(data)
+        yield pages[start], data
         start = end
-    return digest.hexdigest()
+
+
+def _varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
+    """SQLite's variable-length integer at `at`: (value, offset after it)."""
+    value = 0
+    for i in range(8):
+        byte = data[at + i]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, at + i + 1
+    return (value << 8) | data[at + 8], at + 9
+
+
+def _rowid_span(page: bytes | memoryview, header: int) -> tuple[int, int] | None:
+    """First and last rowid of a table leaf page's cells (None: not a table leaf, or empty)."""
+    if page[header] != _LEAF_TABLE:
+        return None
+    cells = int.from_bytes(page[header + 3 : header + 5], "big")
+    if cells == 0:
+        return None
+    pointers = header + 8
+
+    def rowid(cell: int) -> int:
+        at = int.from_bytes(page[pointers + 2 * cell : pointers + 2 * cell + 2], "big")
+        _, at = _varint(page, at)  # the payload's size
+        value, _ = _varint(page, at)
+        return value - (1 << 64) if value >= 1 << 63 else value
+
+    return rowid(0), rowid(cells - 1)
+
+
+def _pages(fd: int, page_size: int, listed: list[tuple], schema: str, ranged: bool) -> TablePages:
+    """The table's digest (and, if `ranged`, its ranges of leaf pages): SHA-256 over how the pages
+    read (`schema`), the page size, the page numbers, and each page's own SHA-256 in page order: a
+    page that moved (VACUUM) or changed, or one more or fewer, changes it."""
+    pages = sorted(p for p, _, _ in listed)
+    per_page: dict[int, bytes] = {}
+    spans: dict[int, tuple[int, int] | None] = {}
+    kinds = {p: kind for p, kind, _ in listed}
+    for first, data in _runs(fd, page_size, pages):
+        view = memoryview(data)
+        for i in range(len(data) // page_size):
+            number = first + i
+            page = view[i * page_size : (i + 1) * page_size]
+            per_page[number] = hashlib.sha256(page).digest()
+            if ranged and kinds[number] == "leaf":
+                spans[number] = _rowid_span(page, 100 if number == 1 else 0)
+    prefix = hashlib.sha256(
+        schema.encode("utf-8", "surrogatepass") + b"\x00" + page_size.to_bytes(4, "big")
+    ).digest()
+    whole = hashlib.sha256(prefix)
+    whole.update(array("q", pages).tobytes())
+    for number in pages:
+        whole.update(per_page[number])
+    return TablePages(whole.hexdigest(), _ranges(listed, per_page, spans, prefix) if ranged else None)
+
+
+def _ranges(
+    listed: list[tuple[int, str, str]],
+    per_page: dict[int, bytes],
+    spans: dict[int, tuple[int, int] | None],
+    prefix: bytes,
+) -> PageRanges | None:
+    """The leaf pages in rowid order cut into at most MAX_RANGES ranges; each range's digest is
+    over its leaf pages and the overflow pages their rows continue on (numbers and digests).
+    None when a leaf is empty or the leaves' rowids overlap (not a rowid table as expected)."""
+    overflow: dict[str, list[tuple[str, int]]] = {}
+    leaves: list[tuple[int, int, int, str]] = []  # first rowid, last rowid, page, path
+    for number, kind, where in listed:
+        if kind == "overflow":
+            overflow.setdefault(where[: where.rindex("/") + 1], []).append((where, number))
+        elif kind == "leaf":
+            span = spans.get(number)
+            if span is None:
+                return None
+            leaves.append((span[0], span[1], number, where))
+    if not leaves:
+        return None
+    leaves.sort()
+    for before, after in zip(leaves, leaves[1:], strict=False):
+        if before[1] >= after[0]:
+            return None
+    per_range = -(-len(leaves) // MAX_RANGES)
+    last, digests = [], []
+    for start in range(0, len(leaves), per_range):
+        chunk = leaves[start : start + per_range]
+        digest = hashlib.sha256(prefix)
+        for _, _, number, where in chunk:
+            digest.update(number.to_bytes(8, "big") + per_page[number])
+            for _, page in sorted(overflow.get(where, ())):
+                digest.update(page.to_bytes(8, "big") + per_page[page])
+        last.append(chunk[-1][1])
+        digests.append(digest.digest())
+    return PageRanges(tuple(last), tuple(digests))
