@@ -224,9 +224,13 @@ def record_fingerprint_sql(
 
 
 def recorded_ranges_sql(schema: str, tables: list[str]) -> sql.Composed:
-    """(table name, ranges) recorded of these tables (no row for a table without them)."""
+    """(table name, ranges) recorded of these tables, for those that have statistics (no row for a
+    table without either: its ranges are read through its key's index only when PostgreSQL knows
+    the table, see fingerprint.analyze_sql)."""
     return sql.SQL(
-        "SELECT table_name, ranges FROM {} WHERE target_schema = {} AND table_name = ANY({}) AND ranges IS NOT NULL"
+        "SELECT f.table_name, f.ranges FROM {} f JOIN pg_class c "
+        "ON c.oid = to_regclass(quote_ident(f.target_schema) || '.' || quote_ident(f.table_name)) "
+        "WHERE f.target_schema = {} AND f.table_name = ANY({}) AND f.ranges IS NOT NULL AND c.reltuples >= 0"
     ).format(FINGERPRINTS, sql.Literal(schema), sql.Literal(tables))
 
 

@@ -34,7 +34,7 @@ from etl.postgres.metadata import (
     unchanged_since_sql,
 )
 from etl.settings import Mode, OnError
-from etl.sqlite.pages import PageRanges, TablePages, changed_ranges, table_pages
+from etl.sqlite.pages import PageRanges, changed_ranges, table_fingerprints, table_ranges
 
 
 @dataclass(frozen=True)
@@ -84,14 +84,21 @@ def rangeable(table: TargetTable) -> bool:
     return fingerprintable(table) and table.rowid_key is not None and table.mode == Mode.SYNC
 
 
-def source_fingerprints(source: Path, tables: list[TargetTable]) -> dict[str, TablePages]:
-    """Source table -> its pages' digest (and ranges, for tables that are `rangeable`), for the
-    tables that can have one (none in WAL mode with uncheckpointed frames)."""
+def source_fingerprints(source: Path, tables: list[TargetTable]) -> dict[str, str]:
+    """Source table -> digest of its pages, for the tables that can have one (none in WAL mode
+    with uncheckpointed frames)."""
     names = sorted({t.source for t in tables if fingerprintable(t)})
     if not names:
         return {}
-    ranged = frozenset(t.source for t in tables if rangeable(t))
-    return table_pages(source, names, ranged) or {}
+    return table_fingerprints(source, names) or {}
+
+
+def source_ranges(source: Path, tables: list[TargetTable]) -> dict[str, PageRanges]:
+    """Source table -> its ranges of leaf pages, for the tables that are `rangeable`."""
+    names = sorted({t.source for t in tables if rangeable(t)})
+    if not names:
+        return {}
+    return table_ranges(source, names) or {}
 
 
 def unchanged_tables(
@@ -112,18 +119,20 @@ def unchanged_tables(
     found: dict[str, Unchanged] = {}
     moved: list[TargetTable] = []
     for table in candidates:
-        pages, row = prints.get(table.source), recorded.get(table.name)
-        if pages is None or row is None:
+        digest, row = prints.get(table.source), recorded.get(table.name)
+        if digest is None or row is None:
             continue
-        if row[2] == pages.digest:
+        if row[2] == digest:
             found[table.name] = Unchanged(str(row[0]), int(row[1]))
-        elif pages.ranges is not None and rangeable(table):
+        elif rangeable(table):
             moved.append(table)
     ranged: dict[str, Ranged] = {}
+    before = _recorded_ranges(conn, schema, [t.name for t in moved]) if moved else {}
+    moved = [t for t in moved if t.name in before]
     if moved:
-        before = _recorded_ranges(conn, schema, [t.name for t in moved])
+        current = source_ranges(source, moved)
         for table in moved:
-            now, then = prints[table.source].ranges, before.get(table.name)
+            now, then = current.get(table.source), before.get(table.name)
             if now is None or then is None:
                 continue
             count, rowids = changed_ranges(then, now)
@@ -174,17 +183,37 @@ def _has_fingerprints(conn: psycopg.Connection, schema: str) -> bool:
     return bool(row and row[0])
 
 
+def analyze_sql(schema: str, tables: list[TargetTable], ranges: dict[str, PageRanges]) -> list[sql.Composed]:
+    """ANALYZE of each table recorded with ranges: a later plan reads its changed ranges through
+    the primary key's index, which PostgreSQL picks (and keeps just-in-time compilation out of)
+    only with statistics of the table; a server without autovacuum never gathers them."""
+    names = [t.name for t in tables if fingerprintable(t) and rangeable(t) and t.source in ranges]
+    return [sql.SQL("ANALYZE {}").format(sql.Identifier(schema, name)) for name in names]
+
+
 def record_sql(
-    schema: str, tables: list[TargetTable], prints: dict[str, TablePages], applied_at: str
+    schema: str,
+    tables: list[TargetTable],
+    prints: dict[str, str],
+    applied_at: str,
+    ranges: dict[str, PageRanges] | None = None,
 ) -> list[sql.Composed]:
-    """The statements recording each of `tables` that has a source fingerprint."""
+    """The statements recording each of `tables` that has a source fingerprint (and its ranges
+    of leaf pages, where `ranges` has them and the table is `rangeable`)."""
+    ranges = ranges or {}
     statements = []
     for t in tables:
-        pages = prints.get(t.source)
-        if not fingerprintable(t) or pages is None:
+        if not fingerprintable(t) or t.source not in prints:
             continue
-        ranges = pages.ranges.to_bytes() if pages.ranges is not None and rangeable(t) else None
+        pages = ranges.get(t.source) if rangeable(t) else None
         statements.append(
-            record_fingerprint_sql(schema, t.name, applied_at, desired_digest(t), pages.digest, ranges)
+            record_fingerprint_sql(
+                schema,
+                t.name,
+                applied_at,
+                desired_digest(t),
+                prints[t.source],
+                None if pages is None else pages.to_bytes(),
+            )
         )
     return statements

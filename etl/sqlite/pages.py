@@ -30,6 +30,9 @@ _RUN_PAGES = 1024
 # leaf page per range keeps a change's range small (a few dozen rows); the cap bounds the record.
 MAX_RANGES = 65_536
 
+# Tables of fewer leaf pages get no ranges: comparing all their rows costs about as little.
+MIN_RANGES = 16
+
 # Rowid bounds of the first and last range: open below and above (rows inserted past the last
 # rowid, or before the first, fall in them).
 LOWEST, HIGHEST = -(2**63), 2**63 - 1
@@ -84,25 +87,9 @@ def changed_ranges(recorded: PageRanges, current: PageRanges) -> tuple[int, tupl
     return count, tuple(merged)
 
 
-@dataclass(frozen=True)
-class TablePages:
-    digest: str  # of every page of the table's b-tree
-    ranges: PageRanges | None = None  # asked for, and the table is a rowid table with rows
-
-
 def table_fingerprints(path: str | Path, tables: list[str]) -> dict[str, str] | None:
-    """Each of `tables` (SQLite names) that is an ordinary table, with the digest of its pages;
-    None when the file's pages cannot be trusted to be its rows (see table_pages)."""
-    found = table_pages(path, tables)
-    return None if found is None else {name: pages.digest for name, pages in found.items()}
-
-
-def table_pages(
-    path: str | Path, tables: list[str], ranged: frozenset[str] = frozenset()
-) -> dict[str, TablePages] | None:
     """Each of `tables` (SQLite names, exactly as the schema spells them) that is an ordinary table,
-    with the digest of its pages, and for those in `ranged` the digests of its ranges of leaf
-    pages; None when the file's pages cannot be trusted to be its rows.
+    with the digest of its pages; None when the file's pages cannot be trusted to be its rows.
 
     The pages are read under one SQLite read transaction: in rollback journal mode it holds a
     SHARED lock, so no writer changes the file while it is read. In WAL mode the file holds only
@@ -113,12 +100,12 @@ def table_pages(
     no fingerprint is given and every table is compared row by row. Without `dbstat` (a SQLite
     built without it): None as well."""
     path = Path(path)
-    found: dict[str, TablePages] = {}
+    found: dict[str, str] = {}
     with open_sqlite(path) as con:
         try:
             con.execute("BEGIN")
             try:
-                return _fingerprints(con, path, tables, ranged, found)
+                return _fingerprints(con, path, tables, found)
             finally:
                 con.execute("ROLLBACK")
         except (sqlite3.Error, OSError):
@@ -126,12 +113,8 @@ def table_pages(
 
 
 def _fingerprints(
-    con: sqlite3.Connection,
-    path: Path,
-    tables: list[str],
-    ranged: frozenset[str],
-    found: dict[str, TablePages],
-) -> dict[str, TablePages] | None:
+    con: sqlite3.Connection, path: Path, tables: list[str], found: dict[str, str]
+) -> dict[str, str] | None:
     rows = con.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND rootpage > 0 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
     ).fetchall()  # also begins the read transaction: the snapshot is fixed from here on
@@ -148,13 +131,66 @@ def _fingerprints(
         for name in tables:
             if name not in ordinary:
                 continue  # a view, a virtual table, or no such table: nothing to fingerprint
-            if name in ranged:
-                query = "SELECT pageno, pagetype, path FROM dbstat WHERE name = ?"
-            else:
-                query = "SELECT pageno, NULL, NULL FROM dbstat WHERE name = ?"
-            listed = con.execute(query, (name,)).fetchall()
-            if listed:
-                found[name] = _pages(fd, page_size, listed, ordinary[name], name in ranged)
+            pages = sorted(p for (p,) in con.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,)))
+            if not pages:
+                continue
+            found[name] = _digest(fd, page_size, pages, ordinary[name])
+    finally:
+        os.close(fd)
+    return found
+
+
+def _digest(fd: int, page_size: int, pages: list[int], schema: str) -> str:
+    """SHA-256 over how the pages read (`schema`), the page size, the page numbers and the pages'
+    bytes in page order: a page that moved (VACUUM) or changed, or one more or fewer, changes it."""
+    digest = hashlib.sha256(schema.encode("utf-8", "surrogatepass") + b"\x00")
+    digest.update(page_size.to_bytes(4, "big"))
+    digest.update(array("q", pages).tobytes())
+    for _, data in _runs(fd, page_size, pages):
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def table_ranges(path: str | Path, tables: list[str]) -> dict[str, PageRanges] | None:
+    """Each of `tables` that is a rowid table with rows, with its ranges of leaf pages; None when
+    the file's pages cannot be trusted to be its rows (as for table_fingerprints, whose read
+    transaction and WAL rule this follows). Reading them costs more than a table's digest (each
+    leaf page is hashed alone and its rowids read): a plan asks only for tables whose digest moved."""
+    path = Path(path)
+    with open_sqlite(path) as con:
+        try:
+            con.execute("BEGIN")
+            try:
+                return _all_ranges(con, path, tables)
+            finally:
+                con.execute("ROLLBACK")
+        except (sqlite3.Error, OSError):
+            return None
+
+
+def _all_ranges(con: sqlite3.Connection, path: Path, tables: list[str]) -> dict[str, PageRanges] | None:
+    rows = con.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND rootpage > 0 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+    ).fetchall()  # also begins the read transaction: the snapshot is fixed from here on
+    (encoding,) = con.execute("PRAGMA encoding").fetchone()
+    ordinary = {name: f"{encoding}\x00{text}" for name, text in rows}
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return None
+    (page_size,) = con.execute("PRAGMA page_size").fetchone()
+    found: dict[str, PageRanges] = {}
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for name in tables:
+            if name not in ordinary:
+                continue
+            listed = con.execute(
+                "SELECT pageno, pagetype, path FROM dbstat WHERE name = ? AND pagetype IN ('leaf', 'overflow')",
+                (name,),
+            ).fetchall()
+            ranges = _ranges(fd, page_size, listed, ordinary[name]) if listed else None
+            if ranges is not None:
+                found[name] = ranges
     finally:
         os.close(fd)
     return found
@@ -186,84 +222,66 @@ def _varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
     return (value << 8) | data[at + 8], at + 9
 
 
-def _rowid_span(page: bytes | memoryview, header: int) -> tuple[int, int] | None:
-    """First and last rowid of a table leaf page's cells (None: not a table leaf, or empty)."""
+def _last_rowid(page: bytes | memoryview, header: int) -> int | None:
+    """The last rowid of a table leaf page's cells (None: not a table leaf, or empty)."""
     if page[header] != _LEAF_TABLE:
         return None
     cells = int.from_bytes(page[header + 3 : header + 5], "big")
     if cells == 0:
         return None
-    pointers = header + 8
-
-    def rowid(cell: int) -> int:
-        at = int.from_bytes(page[pointers + 2 * cell : pointers + 2 * cell + 2], "big")
-        _, at = _varint(page, at)  # the payload's size
-        value, _ = _varint(page, at)
-        return value - (1 << 64) if value >= 1 << 63 else value
-
-    return rowid(0), rowid(cells - 1)
+    pointer = header + 8 + 2 * (cells - 1)
+    _, at = _varint(page, int.from_bytes(page[pointer : pointer + 2], "big"))  # the payload's size
+    value, _ = _varint(page, at)
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _pages(fd: int, page_size: int, listed: list[tuple], schema: str, ranged: bool) -> TablePages:
-    """The table's digest (and, if `ranged`, its ranges of leaf pages): SHA-256 over how the pages
-    read (`schema`), the page size, the page numbers, and each page's own SHA-256 in page order: a
-    page that moved (VACUUM) or changed, or one more or fewer, changes it."""
+def _ranges(fd: int, page_size: int, listed: list[tuple[int, str, str]], schema: str) -> PageRanges | None:
+    """The leaf pages (`listed`: with the overflow pages, as dbstat lists them) in rowid order cut
+        into at most MAX_RANGES ranges; each range's digest is over how the pages read (`schema`), the
+        page size, and its leaf pages and the overflow pages their rows continue on (numbers and each
+        page's SHA-256). None for a table of fewer than MIN_RANGES leaves, or one that is not a rowid
+    table with rows."""
     pages = sorted(p for p, _, _ in listed)
-    per_page: dict[int, bytes] = {}
-    spans: dict[int, tuple[int, int] | None] = {}
     kinds = {p: kind for p, kind, _ in listed}
+    per_page: dict[int, bytes] = {}
+    lasts: dict[int, int | None] = {}
     for first, data in _runs(fd, page_size, pages):
         view = memoryview(data)
         for i in range(len(data) // page_size):
             number = first + i
             page = view[i * page_size : (i + 1) * page_size]
             per_page[number] = hashlib.sha256(page).digest()
-            if ranged and kinds[number] == "leaf":
-                spans[number] = _rowid_span(page, 100 if number == 1 else 0)
+            if kinds[number] == "leaf":
+                lasts[number] = _last_rowid(page, 100 if number == 1 else 0)
     prefix = hashlib.sha256(
         schema.encode("utf-8", "surrogatepass") + b"\x00" + page_size.to_bytes(4, "big")
     ).digest()
-    whole = hashlib.sha256(prefix)
-    whole.update(array("q", pages).tobytes())
-    for number in pages:
-        whole.update(per_page[number])
-    return TablePages(whole.hexdigest(), _ranges(listed, per_page, spans, prefix) if ranged else None)
-
-
-def _ranges(
-    listed: list[tuple[int, str, str]],
-    per_page: dict[int, bytes],
-    spans: dict[int, tuple[int, int] | None],
-    prefix: bytes,
-) -> PageRanges | None:
-    """The leaf pages in rowid order cut into at most MAX_RANGES ranges; each range's digest is
-    over its leaf pages and the overflow pages their rows continue on (numbers and digests).
-    None when a leaf is empty or the leaves' rowids overlap (not a rowid table as expected)."""
     overflow: dict[str, list[tuple[str, int]]] = {}
-    leaves: list[tuple[int, int, int, str]] = []  # first rowid, last rowid, page, path
+    # The leaves in rowid order: sorted by their last rowids, which in a b-tree's leaves increase
+    # from one leaf to the next (its leaves hold disjoint, ordered runs of rowids).
+    leaves: list[tuple[int, int, str]] = []  # last rowid, page, path
     for number, kind, where in listed:
         if kind == "overflow":
             overflow.setdefault(where[: where.rindex("/") + 1], []).append((where, number))
         elif kind == "leaf":
-            span = spans.get(number)
-            if span is None:
+            last_rowid = lasts.get(number)
+            if last_rowid is None:
                 return None
-            leaves.append((span[0], span[1], number, where))
-    if not leaves:
+            leaves.append((last_rowid, number, where))
+    if len(leaves) < MIN_RANGES:
         return None
     leaves.sort()
-    for before, after in zip(leaves, leaves[1:], strict=False):
-        if before[1] >= after[0]:
-            return None
+    if any(before[0] == after[0] for before, after in zip(leaves, leaves[1:], strict=False)):
+        return None  # two leaves ending at the same rowid: not a table b-tree as expected
     per_range = -(-len(leaves) // MAX_RANGES)
     last, digests = [], []
     for start in range(0, len(leaves), per_range):
         chunk = leaves[start : start + per_range]
         digest = hashlib.sha256(prefix)
-        for _, _, number, where in chunk:
+        for _, number, where in chunk:
             digest.update(number.to_bytes(8, "big") + per_page[number])
-            for _, page in sorted(overflow.get(where, ())):
-                digest.update(page.to_bytes(8, "big") + per_page[page])
-        last.append(chunk[-1][1])
+            for _, spill in sorted(overflow.get(where, ())):
+                digest.update(spill.to_bytes(8, "big") + per_page[spill])
+        last.append(chunk[-1][0])
         digests.append(digest.digest())
     return PageRanges(tuple(last), tuple(digests))
