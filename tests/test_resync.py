@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from etl.cli import app
 from etl.pipeline import apply, plan_for, verify
-from etl.sqlite.pages import table_fingerprints
+from etl.sqlite.pages import PageRanges, changed_ranges, table_fingerprints, table_ranges
 
 runner = CliRunner()
 
@@ -286,3 +286,100 @@ def test_the_recorded_state_is_the_one_the_apply_committed(loaded, pg):
         "ORDER BY table_name"
     ).fetchall()
     assert recorded == [("big", BIG_ROWS, BIG_ROWS), ("small", 2, 2), ("tag", 2, 2)]
+
+
+# --- 6. a changed table is compared in the rowid ranges whose pages changed -------------------------
+
+
+def ranges_of(plan, table: str) -> tuple[int, int] | None:
+    """(changed ranges, all ranges) of a table the plan compared in part; None: not in part."""
+    return next(((changed, total) for name, changed, total, _ in plan.ranged if name == table), None)
+
+
+def test_one_row_changed_in_a_100k_row_table_is_found_in_its_own_range_only(loaded):
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    plan = loaded.plan()
+    changed, total = ranges_of(plan, "big")
+    assert changed == 1 and total > 100  # one leaf page of several hundred
+    assert diff_of(plan, "big") == (0, 1, 0)
+    step = next(s for s in plan.steps if getattr(getattr(s, "table", None), "name", None) == "big")
+    assert step.diff.unchanged == BIG_ROWS - 1  # the ranges not compared count as unchanged
+
+    text = runner.invoke(app, ["plan", str(loaded.spec_path)], catch_exceptions=False).stdout
+    assert f'"big": 1 of {total:,} page ranges changed since apply of ' in text
+    document = json.loads(runner.invoke(app, ["plan", str(loaded.spec_path), "--json"]).stdout)
+    assert document["ranged"][0]["table"] == "big"
+    assert (document["ranged"][0]["changed_ranges"], document["ranged"][0]["ranges"]) == (1, total)
+
+
+@pytest.mark.parametrize(
+    ("change", "diff"),
+    [
+        ("INSERT INTO big VALUES (100001, 'code-extra', 1)", (1, 0, 0)),  # past the last range
+        ("INSERT INTO big VALUES (0, 'code-first', 1)", (1, 0, 0)),  # before the first range
+        ("DELETE FROM big WHERE id = 50000", (0, 0, 1)),  # a range that shrank
+        ("DELETE FROM big WHERE id BETWEEN 40000 AND 41000", (0, 0, 1001)),  # pages freed
+        # a row grown past its page's free space: the page splits, the ranges' bounds move
+        ("UPDATE big SET code = printf('%.3000c', 'x') WHERE id = 30000", (0, 1, 0)),
+    ],
+)
+def test_inserts_deletes_and_page_splits_are_found_in_their_ranges(loaded, change, diff):
+    loaded.change_source(change)
+    plan = loaded.plan()
+    changed, total = ranges_of(plan, "big")
+    assert 1 <= changed < total
+    assert diff_of(plan, "big") == diff
+    apply_now(loaded, allow_destructive=True)
+    assert target_matches_source(loaded)
+
+
+def test_a_vacuumed_source_is_compared_where_its_pages_moved(loaded):
+    loaded.change_source("DELETE FROM big WHERE id % 1000 = 0")
+    with closing(sqlite3.connect(loaded.source)) as conn:
+        conn.execute("VACUUM")  # every leaf page rewritten, most at other page numbers
+    plan = loaded.plan()
+    assert "big" not in skipped(plan)
+    assert diff_of(plan, "big") == (0, 0, BIG_ROWS // 1000)
+    apply_now(loaded, allow_destructive=True)
+    assert target_matches_source(loaded)
+
+
+def test_a_target_row_changed_behind_etls_back_in_an_unchanged_range_is_found(loaded, pg):
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    pg.execute("UPDATE big SET n = n + 1 WHERE id = 500")  # far from the source's changed page
+    plan = loaded.plan()
+    assert ranges_of(plan, "big") is None  # the target moved: the table is compared in full
+    assert diff_of(plan, "big") == (0, 2, 0)
+    apply_now(loaded)
+    assert target_matches_source(loaded)
+
+
+def test_a_table_keyed_by_other_than_its_rowid_is_compared_in_full(migration):
+    m = migration(
+        "CREATE TABLE k (code TEXT PRIMARY KEY, n INTEGER);"
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 2000) "
+        "INSERT INTO k SELECT printf('c%05d', i), i FROM r;"
+    )
+    m.apply()
+    m.change_source("UPDATE k SET n = 0 WHERE code = 'c01000'")
+    plan = m.plan()
+    assert ranges_of(plan, "k") is None
+    assert diff_of(plan, "k") == (0, 1, 0)
+
+
+def test_ranges_of_leaf_pages_move_only_where_rows_changed(tmp_sqlite):
+    source = tmp_sqlite(SOURCE)
+    before = table_ranges(source, ["big", "tag"])
+    assert before is not None and "tag" not in before  # WITHOUT ROWID: no rowid ranges
+    ranges = before["big"]
+    assert ranges.last[-1] == BIG_ROWS
+    assert PageRanges.from_bytes(ranges.to_bytes()) == ranges
+    with closing(sqlite3.connect(source)) as conn:
+        conn.execute("UPDATE big SET n = -1 WHERE id = 777")
+        conn.commit()
+    after = table_ranges(source, ["big"])
+    assert after is not None
+    count, rowids = changed_ranges(ranges, after["big"])
+    assert count == 1 and len(rowids) == 1
+    low, high = rowids[0]
+    assert low <= 777 <= high and high - low < 1000

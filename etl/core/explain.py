@@ -469,6 +469,7 @@ def plan_lines(plan: Plan, target: str, *, verbose: bool = False, list_creates: 
             lines.append(plan_line(step, created).render())
         lines.extend(_sample_lines(step, samples))
     lines += skipped_lines(plan, verbose=verbose)
+    lines += ranged_lines(plan)
     lines.append(summary_line(plan.summary()))
     if plan.left_out:
         lines.append("Left out of the target (each is marked !! in a spec etl init writes):")
@@ -506,6 +507,18 @@ def skipped_lines(plan: Plan, *, verbose: bool = False) -> list[str]:
             listed += f" and {counted(more, 'more table')}"
         lines.append(f"  = {listed}: {skipped_text(since)} (rows not compared)")
     return lines
+
+
+def ranged_text(changed: int, total: int, since: str) -> str:
+    return f"{changed:,} of {counted(total, 'page range')} changed since apply of {since}"
+
+
+def ranged_lines(plan: Plan) -> list[str]:
+    """The tables whose rows the plan compared in the rowid ranges whose source pages changed."""
+    return [
+        f'  = "{name}": {ranged_text(changed, total, since)} (only their rows compared)'
+        for name, changed, total, since in plan.ranged
+    ]
 
 
 def left_out_text(item: LeftOut) -> str:
@@ -590,6 +603,17 @@ def plan_document(plan: Plan, target: str) -> dict:
         document["skipped"] = [
             {"table": name, "since": since, "reason": f"{skipped_text(since)}: {_SKIPPED_WHY}"}
             for name, since in plan.skipped
+        ]
+    if plan.ranged:
+        document["ranged"] = [
+            {
+                "table": name,
+                "since": since,
+                "changed_ranges": changed,
+                "ranges": total,
+                "reason": ranged_text(changed, total, since),
+            }
+            for name, changed, total, since in plan.ranged
         ]
     if plan.left_out:  # only when there is something to say: plans of most sources stay as they were
         document["left_out"] = [

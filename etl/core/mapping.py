@@ -111,6 +111,9 @@ class TargetTable:
     key_sql: tuple[tuple[str, str], ...]  # (label, SQLite expression) naming a row in messages
     sequence_floor: int | None = None  # SQLite's sqlite_sequence value for AUTOINCREMENT tables
     rowid: str | None = None  # how SQLite names this table's rowid (None: WITHOUT ROWID)
+    # The target's primary key when it is the source's rowid (its INTEGER PRIMARY KEY column,
+    # copied unchanged into an integer column): a rowid range of the source is a key range here.
+    rowid_key: str | None = None
     # Rowid ranges loaded one at a time, so a table of large values never has to pass through
     # DuckDB or one COPY message at once (PostgreSQL refuses messages over 1 GB). () = all at once.
     row_ranges: tuple[tuple[int, int], ...] = ()
@@ -741,6 +744,7 @@ class _Resolver:
         return TargetTable(
             source=table.name,
             name=tname,
+            rowid_key=_rowid_key(table, columns, pk, rowid),
             columns=tuple(columns),
             primary_key=pk,
             primary_key_name=ts.primary_key_name or constraint_name(tname, suffix="pkey"),
@@ -1575,6 +1579,27 @@ def with_integer_units(
             columns.append(column)
         tables.append(replace(table, columns=tuple(columns)))
     return replace(mapping, tables=tuple(tables))
+
+
+def _rowid_key(
+    table: Table, columns: list[TargetColumn], pk: tuple[str, ...], rowid: str | None
+) -> str | None:
+    """The target column holding the source's rowid unchanged, when it is the whole primary key."""
+    alias = table.rowid_alias
+    if rowid is None or alias is None or table.query is not None or len(pk) != 1:
+        return None
+    column = next((c for c in columns if c.name == pk[0]), None)
+    if (
+        column is None
+        or column.conversion.column != alias
+        or column.conversion.source_sql != quote_ident(alias)
+        or column.pg_type.kind != "integer"
+        or column.pg_type.name == "oid"
+        or column.conversion.converter != Converter.AUTO
+        or column.generated is not None
+    ):
+        return None
+    return column.name
 
 
 def with_row_ranges(

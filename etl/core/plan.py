@@ -77,6 +77,9 @@ class TargetState:
     # Tables whose rows were not compared: provably unchanged on both sides since the apply that
     # began at this time (UTC) left them equal to the source (etl/run/fingerprint.py).
     skipped: MappingType[str, str] = field(default_factory=dict)
+    # Tables whose rows were compared in some rowid ranges only: (ranges whose source pages
+    # changed, ranges of the table, time of the apply that left the others equal on both sides).
+    ranged: MappingType[str, tuple[int, int, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -392,6 +395,8 @@ class Plan:
     desired: DesiredRecord | None = None  # what apply records for the next plan
     # (table, time of the apply): rows not compared, unchanged on both sides since that apply
     skipped: tuple[tuple[str, str], ...] = ()
+    # (table, changed ranges, all ranges, time of the apply): rows compared in those ranges only
+    ranged: tuple[tuple[str, int, int, str], ...] = ()
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:

@@ -124,6 +124,11 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         for t in mapping.tables
         if t.name in target.skipped and t.name not in fresh_names
     )
+    ranged = tuple(
+        (t.name, *target.ranged[t.name])
+        for t in mapping.tables
+        if t.name in target.ranged and t.name not in fresh_names
+    )
     return Plan(
         steps=tuple(steps),
         schema=schema,
@@ -132,6 +137,7 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         views=mapping.views,
         desired=target.record,
         skipped=skipped,
+        ranged=ranged,
     )
 
 

@@ -62,7 +62,7 @@ def metadata_ddl() -> list[sql.Composed]:
             "CREATE TABLE IF NOT EXISTS {} ("
             "target_schema text NOT NULL, table_name text NOT NULL, applied_at timestamptz NOT NULL, "
             "desired text NOT NULL, source text NOT NULL, relfilenode oid NOT NULL, columns text NOT NULL, "
-            "xmins jsonb NOT NULL, rows bigint NOT NULL, oldest_xid bigint NOT NULL, "
+            "xmins jsonb NOT NULL, rows bigint NOT NULL, oldest_xid bigint NOT NULL, ranges bytea, "
             "PRIMARY KEY (target_schema, table_name))"
         ).format(FINGERPRINTS),
     ]
@@ -77,6 +77,7 @@ def metadata_upgrades() -> list[sql.Composed]:
         _add_column_sql(HISTORY, "view_definition", sql.SQL("text")),
         _add_column_sql(REJECTS, "column_name", sql.SQL("text")),
         _add_column_sql(REJECTS, "value", sql.SQL("text")),
+        _add_column_sql(FINGERPRINTS, "ranges", sql.SQL("bytea")),
     ]
 
 
@@ -201,20 +202,22 @@ def _xmin_counts(schema: str, table: str) -> sql.Composed:
 
 
 def record_fingerprint_sql(
-    schema: str, table: str, applied_at: str, desired: str, source: str
+    schema: str, table: str, applied_at: str, desired: str, source: str, ranges: bytes | None = None
 ) -> sql.Composed:
     """Record, inside the apply's transaction and after its writes, the table's state as the apply
-    leaves it (its rows verified equal to the source whose pages' digest is `source`)."""
+    leaves it (its rows verified equal to the source whose pages' digest is `source`, and whose
+    ranges of leaf pages `ranges` describes: etl/sqlite/pages.py, PageRanges)."""
     return sql.SQL(
         "INSERT INTO {fingerprints} (target_schema, table_name, applied_at, desired, source, relfilenode, "
-        "columns, xmins, rows, oldest_xid) "
+        "columns, xmins, rows, oldest_xid, ranges) "
         "SELECT {schema}, {table}, {applied_at}, {desired}, {source}, pg_relation_filenode({reg}), {columns}, "
         "coalesce(jsonb_object_agg(s.x, s.n), '{{}}'::jsonb), coalesce(sum(s.n), 0), "
-        "txid_current() - coalesce(max(((txid_current() % {wrap}) - s.x::bigint + {wrap}) % {wrap}), 0) "
+        "txid_current() - coalesce(max(((txid_current() % {wrap}) - s.x::bigint + {wrap}) % {wrap}), 0), {ranges} "
         "FROM ({xmins}) s "
         "ON CONFLICT (target_schema, table_name) DO UPDATE SET applied_at = EXCLUDED.applied_at, "
         "desired = EXCLUDED.desired, source = EXCLUDED.source, relfilenode = EXCLUDED.relfilenode, "
-        "columns = EXCLUDED.columns, xmins = EXCLUDED.xmins, rows = EXCLUDED.rows, oldest_xid = EXCLUDED.oldest_xid"
+        "columns = EXCLUDED.columns, xmins = EXCLUDED.xmins, rows = EXCLUDED.rows, oldest_xid = EXCLUDED.oldest_xid, "
+        "ranges = EXCLUDED.ranges"
     ).format(
         fingerprints=FINGERPRINTS,
         schema=sql.Literal(schema),
@@ -226,7 +229,19 @@ def record_fingerprint_sql(
         columns=_columns_state(schema, table),
         wrap=sql.Literal(_XID_WRAP),
         xmins=_xmin_counts(schema, table),
+        ranges=sql.SQL("NULL::bytea") if ranges is None else sql.Literal(ranges),
     )
+
+
+def recorded_ranges_sql(schema: str, tables: list[str]) -> sql.Composed:
+    """(table name, ranges) recorded of these tables, for those that have statistics (no row for a
+    table without either: its ranges are read through its key's index only when PostgreSQL knows
+    the table, see fingerprint.analyze_sql)."""
+    return sql.SQL(
+        "SELECT f.table_name, f.ranges FROM {} f JOIN pg_class c "
+        "ON c.oid = to_regclass(quote_ident(f.target_schema) || '.' || quote_ident(f.table_name)) "
+        "WHERE f.target_schema = {} AND f.table_name = ANY({}) AND f.ranges IS NOT NULL AND c.reltuples >= 0"
+    ).format(FINGERPRINTS, sql.Literal(schema), sql.Literal(tables))
 
 
 def forget_fingerprints_sql(schema: str, tables: list[str]) -> sql.Composed:

@@ -88,7 +88,7 @@ from etl.postgres.metadata import (
 )
 from etl.postgres.target import connect, ensure_metadata, read_lock_capacity, redact
 from etl.run.checkrows import refused_problem, refused_rows_query, refused_where, staged_check_query
-from etl.run.fingerprint import record_sql, source_fingerprints
+from etl.run.fingerprint import analyze_sql, record_sql, source_fingerprints, source_ranges
 from etl.run.load import load_query, rejects_query, source_rows_query
 from etl.run.problem import raised_value_problem, value_problem
 from etl.run.session import (
@@ -396,10 +396,15 @@ def _record_fingerprints(tx: _Transaction) -> None:
     if tx.verify:
         verified = [t for t in tx.plan.tables if t.name not in tx.written]
         prints = source_fingerprints(tx.source, verified)
+        ranges = source_ranges(tx.source, verified) if prints else {}
         if prints and source_stamp(tx.source) == tx.stamp:
             statements += [
+                (statement, "gathering statistics of the tables recorded by range")
+                for statement in analyze_sql(schema, verified, ranges)
+            ]
+            statements += [
                 (statement, "recording the tables' fingerprints in etl.fingerprints")
-                for statement in record_sql(schema, verified, prints, tx.started_at)
+                for statement in record_sql(schema, verified, prints, tx.started_at, ranges)
             ]
     if statements:
         tx.execute_many(statements)

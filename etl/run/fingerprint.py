@@ -7,6 +7,10 @@ it is provably as the last apply that verified it left it, on both sides:
 - the PostgreSQL table's rows, file and columns are as that apply left them
   (etl/postgres/metadata.py, etl.fingerprints, says what is compared and why it suffices).
 
+A table whose target key is the source's rowid (TargetTable.rowid_key) is also recorded per range
+of leaf pages: when only some of its pages changed and its target is as the apply left it, only
+the rowid ranges whose pages changed are compared, on both sides (`Ranged`).
+
 Anything else (no record, a WAL file with frames, a table read through a view or checked against
 other tables) compares the rows in full. An apply records a table only when verification found
 it equal to the source before COMMIT and the source did not change while the apply read it."""
@@ -23,15 +27,39 @@ from psycopg import sql
 
 from etl import __version__
 from etl.core.mapping import TargetTable
-from etl.postgres.metadata import FINGERPRINTS, record_fingerprint_sql, unchanged_since_sql
-from etl.settings import OnError
-from etl.sqlite.pages import table_fingerprints
+from etl.postgres.metadata import (
+    FINGERPRINTS,
+    record_fingerprint_sql,
+    recorded_ranges_sql,
+    unchanged_since_sql,
+)
+from etl.settings import Mode, OnError
+from etl.sqlite.pages import PageRanges, changed_ranges, table_fingerprints, table_ranges
 
 
 @dataclass(frozen=True)
 class Unchanged:
     since: str  # when the apply that left the table so began (UTC)
     rows: int  # the rows it left
+
+
+@dataclass(frozen=True)
+class Ranged:
+    """A table whose target is as the last apply that recorded it left it, and some of whose
+    source pages changed since: only the rows in `rowids` (inclusive rowid ranges, on the source;
+    the same key ranges on the target) can differ."""
+
+    since: str
+    rows: int  # the rows that apply left
+    changed: int  # ranges of leaf pages that changed
+    total: int  # ranges the table has now
+    rowids: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    unchanged: dict[str, Unchanged]  # by target name: rows not compared
+    ranged: dict[str, Ranged]  # by target name: only these rows compared
 
 
 def desired_digest(table: TargetTable) -> str:
@@ -49,6 +77,13 @@ def fingerprintable(table: TargetTable) -> bool:
     return table.on_error != OnError.REJECT
 
 
+def rangeable(table: TargetTable) -> bool:
+    """A table whose rows can be compared per rowid range: its target key is the source's rowid,
+    and its diff matches every row by that key (mode: sync; upsert does not count the target's
+    rows the source lacks, append compares by watermark)."""
+    return fingerprintable(table) and table.rowid_key is not None and table.mode == Mode.SYNC
+
+
 def source_fingerprints(source: Path, tables: list[TargetTable]) -> dict[str, str]:
     """Source table -> digest of its pages, for the tables that can have one (none in WAL mode
     with uncheckpointed frames)."""
@@ -58,25 +93,63 @@ def source_fingerprints(source: Path, tables: list[TargetTable]) -> dict[str, st
     return table_fingerprints(source, names) or {}
 
 
+def source_ranges(source: Path, tables: list[TargetTable]) -> dict[str, PageRanges]:
+    """Source table -> its ranges of leaf pages, for the tables that are `rangeable`."""
+    names = sorted({t.source for t in tables if rangeable(t)})
+    if not names:
+        return {}
+    return table_ranges(source, names) or {}
+
+
 def unchanged_tables(
     conn: psycopg.Connection, schema: str, source: Path, tables: list[TargetTable]
-) -> dict[str, Unchanged]:
+) -> Recorded:
     """The tables (by target name) that are provably as the last apply that recorded them left
-    them: skipped by plan. The target's side (a scan of each table's xmins, in PostgreSQL) runs on
-    a thread while this one hashes the source's pages: the two take about as long."""
+    them: skipped by plan; and those whose target is, and whose source changed in some ranges of
+    pages only: compared in those. The target's side (a scan of each table's xmins, in
+    PostgreSQL) runs on a thread while this one hashes the source's pages: the two take about as
+    long."""
     candidates = [t for t in tables if fingerprintable(t)]
     if not candidates or not _has_fingerprints(conn, schema):
-        return {}
+        return Recorded({}, {})
     with ThreadPoolExecutor(max_workers=1) as pool:
         target = pool.submit(_target_unchanged, conn, schema, candidates)
         prints = source_fingerprints(source, candidates)
         recorded = target.result()
     found: dict[str, Unchanged] = {}
+    moved: list[TargetTable] = []
     for table in candidates:
         digest, row = prints.get(table.source), recorded.get(table.name)
-        if digest is not None and row is not None and row[2] == digest:
+        if digest is None or row is None:
+            continue
+        if row[2] == digest:
             found[table.name] = Unchanged(str(row[0]), int(row[1]))
-    return found
+        elif rangeable(table):
+            moved.append(table)
+    ranged: dict[str, Ranged] = {}
+    before = _recorded_ranges(conn, schema, [t.name for t in moved]) if moved else {}
+    moved = [t for t in moved if t.name in before]
+    if moved:
+        current = source_ranges(source, moved)
+        for table in moved:
+            now, then = current.get(table.source), before.get(table.name)
+            if now is None or then is None:
+                continue
+            count, rowids = changed_ranges(then, now)
+            since, rows = recorded[table.name][:2]
+            ranged[table.name] = Ranged(str(since), int(rows), count, len(now.digests), rowids)
+    return Recorded(found, ranged)
+
+
+def _recorded_ranges(conn: psycopg.Connection, schema: str, names: list[str]) -> dict[str, PageRanges]:
+    """The ranges of leaf pages recorded of these tables (none for a table an earlier version of
+    etl recorded, or a record made before etl recorded ranges)."""
+    try:
+        with conn.transaction():
+            found = conn.execute(recorded_ranges_sql(schema, names)).fetchall()
+    except psycopg.errors.UndefinedColumn:
+        return {}
+    return {name: PageRanges.from_bytes(bytes(data)) for name, data in found}
 
 
 # Tables whose target state one query checks: a round trip each would cost more than a small
@@ -110,12 +183,37 @@ def _has_fingerprints(conn: psycopg.Connection, schema: str) -> bool:
     return bool(row and row[0])
 
 
+def analyze_sql(schema: str, tables: list[TargetTable], ranges: dict[str, PageRanges]) -> list[sql.Composed]:
+    """ANALYZE of each table recorded with ranges: a later plan reads its changed ranges through
+    the primary key's index, which PostgreSQL picks (and keeps just-in-time compilation out of)
+    only with statistics of the table; a server without autovacuum never gathers them."""
+    names = [t.name for t in tables if fingerprintable(t) and rangeable(t) and t.source in ranges]
+    return [sql.SQL("ANALYZE {}").format(sql.Identifier(schema, name)) for name in names]
+
+
 def record_sql(
-    schema: str, tables: list[TargetTable], prints: dict[str, str], applied_at: str
+    schema: str,
+    tables: list[TargetTable],
+    prints: dict[str, str],
+    applied_at: str,
+    ranges: dict[str, PageRanges] | None = None,
 ) -> list[sql.Composed]:
-    """The statements recording each of `tables` that has a source fingerprint."""
-    return [
-        record_fingerprint_sql(schema, t.name, applied_at, desired_digest(t), prints[t.source])
-        for t in tables
-        if fingerprintable(t) and t.source in prints
-    ]
+    """The statements recording each of `tables` that has a source fingerprint (and its ranges
+    of leaf pages, where `ranges` has them and the table is `rangeable`)."""
+    ranges = ranges or {}
+    statements = []
+    for t in tables:
+        if not fingerprintable(t) or t.source not in prints:
+            continue
+        pages = ranges.get(t.source) if rangeable(t) else None
+        statements.append(
+            record_fingerprint_sql(
+                schema,
+                t.name,
+                applied_at,
+                desired_digest(t),
+                prints[t.source],
+                None if pages is None else pages.to_bytes(),
+            )
+        )
+    return statements

@@ -12,10 +12,14 @@ from etl.run.session import SOURCE_ALIAS, TARGET_ALIAS
 from etl.run.typedscan import typed_rows_query
 from etl.settings import OnError
 from etl.sqlite.convert import duck_expressions, invalid_utf8, sqlite_render
+from etl.sqlite.pages import HIGHEST, LOWEST
 
 
-def sqlite_select(table: TargetTable, row_range: tuple[int, int] | None = None) -> str:
-    """The query SQLite runs: every value as (storage class, lossless text), plus the row's key."""
+def sqlite_select(
+    table: TargetTable, row_range: tuple[int, int] | None = None, rowids: tuple[tuple[int, int], ...] = ()
+) -> str:
+    """The query SQLite runs: every value as (storage class, lossless text), plus the row's key.
+    `rowids`: only the rows in these inclusive rowid ranges."""
     items = []
     for i, column in enumerate(table.columns):
         expr = column.conversion.source_sql
@@ -27,9 +31,24 @@ def sqlite_select(table: TargetTable, row_range: tuple[int, int] | None = None) 
     conditions = [f"({table.where})"] if table.where else []
     if row_range is not None and table.rowid:
         conditions.append(f"{table.rowid} BETWEEN {int(row_range[0])} AND {int(row_range[1])}")
+    if rowids and table.rowid:
+        conditions.append(_any_range(table.rowid, rowids))
     if conditions:
         query += " WHERE " + " AND ".join(conditions)
     return query
+
+
+def _any_range(rowid: str, ranges: tuple[tuple[int, int], ...]) -> str:
+    """SQLite condition: the rowid lies in one of `ranges`, as ORs nested in halves: SQLite limits
+    an expression's depth, not the terms of an OR, and seeks each range through the rowid."""
+    if len(ranges) == 1:
+        # An end at the smallest or largest rowid there can be is open.
+        low, high = ranges[0]
+        bounds = [f"{rowid} >= {int(low)}"] if low > LOWEST else []
+        bounds += [f"{rowid} <= {int(high)}"] if high < HIGHEST else []
+        return f"({' AND '.join(bounds) or '1'})"
+    half = len(ranges) // 2
+    return f"({_any_range(rowid, ranges[:half])} OR {_any_range(rowid, ranges[half:])})"
 
 
 def row_key(table: TargetTable) -> str:
@@ -49,7 +68,12 @@ def row_key(table: TargetTable) -> str:
     return " || ', ' || ".join(parts)
 
 
-def checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int] | None) -> str:
+def checked_relation(
+    schema: str,
+    table: TargetTable,
+    row_range: tuple[int, int] | None,
+    rowids: tuple[tuple[int, int], ...] = (),
+) -> str:
     """DuckDB relation of the table's rows: converted values c0.., raw storage class and text
     t0../v0.., the key k0.., each column's reason template why0.. (convert.DuckExpressions), and
     `problem` (NULL, or why the row cannot arrive exactly)."""
@@ -66,7 +90,7 @@ def checked_relation(schema: str, table: TargetTable, row_range: tuple[int, int]
     inner = ", ".join(f"{value} AS c{i}" for i, value in enumerate(values))
     keys = "".join(f", k{i}" for i in range(len(table.key_sql)))
     raw = ", ".join(f"t{i}, v{i}" for i in range(len(values)))
-    source = f"sqlite_query({quote_literal(SOURCE_ALIAS)}, {quote_literal(sqlite_select(table, row_range))})"
+    source = f"sqlite_query({quote_literal(SOURCE_ALIAS)}, {quote_literal(sqlite_select(table, row_range, rowids))})"
     rows = f"(SELECT {inner}, {raw}{keys} FROM {source}) AS x"
     joins, flags = _orphan_joins(schema, table, problems)
     problem = f"COALESCE({', '.join(problems)})" if problems else "NULL"
@@ -142,16 +166,18 @@ def source_rows_query(
     row_range: tuple[int, int] | None = None,
     loaded: bool = False,
     into_postgres: bool = False,
+    rowids: tuple[tuple[int, int], ...] = (),
 ) -> str:
-    """DuckDB SQL yielding the table's rows as they must arrive (columns c0, c1, ...). A row that
+    """DuckDB SQL yielding the table's rows as they must arrive (columns c0, c1, ...); `rowids`: only
+    those in these rowid ranges. A row that
     cannot arrive exactly raises, naming it; with on_error: reject it is left out instead.
     A table proven to read exactly through DuckDB's own scan reads through it (etl/run/typedscan.py);
     `loaded`: rows this query has just loaded, whose typed read need not look for problems again;
     `into_postgres`: rows written straight to the target, which checks some values itself."""
-    if table.scan is not None and row_range is None:
+    if table.scan is not None and row_range is None and not rowids:
         return typed_rows_query(SOURCE_ALIAS, table, checked=not loaded, into_postgres=into_postgres)
     names = [f"c{i}" for i in range(len(table.columns))]
-    relation = checked_relation(schema, table, row_range)
+    relation = checked_relation(schema, table, row_range, rowids)
     if table.on_error == OnError.REJECT:
         return f"SELECT {', '.join(names)}\nFROM {relation} WHERE problem IS NULL"
     if names:

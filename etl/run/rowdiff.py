@@ -20,6 +20,7 @@ from etl.run.load import source_rows_query
 from etl.run.session import TARGET_ALIAS
 from etl.run.verify import compared_value, digested, register_functions, target_relation
 from etl.settings import Mode
+from etl.sqlite.pages import HIGHEST, LOWEST
 
 
 def keyed(table: TargetTable) -> bool:
@@ -219,21 +220,33 @@ def late_rows(table: TargetTable, candidates: str) -> str:
 
 
 def plan_diff(
-    con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, current: PgTable, show_rows: int = 0
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: TargetTable,
+    current: PgTable,
+    show_rows: int = 0,
+    rowids: tuple[tuple[int, int], ...] = (),
 ) -> RowDiff:
     """How the target's rows differ from the source's, counted without changing anything.
-    `current`: the table as the target holds it (its schema may still differ from the spec's)."""
+    `current`: the table as the target holds it (its schema may still differ from the spec's).
+    `rowids`: compare only the rows in these inclusive rowid ranges, on the target the rows whose
+    key (table.rowid_key, the source's rowid) lies in them (mode: sync)."""
     register_functions(con, (table,))
     if table.mode == Mode.APPEND:
         return _plan_append(con, schema, table, show_rows)
     columns = show_rows > 0
-    con.execute(f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table, current, columns)}")
-    for i, row_range in enumerate(diff_ranges(table)):
-        relation = f"({source_rows_query(schema, table, row_range)})"
-        select = source_keys_sql(table, relation, columns)
+    if rowids:
+        _ranged_sides(con, schema, table, current, columns, rowids)
+    else:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE etl_s AS {select}" if i == 0 else f"INSERT INTO etl_s {select}"
+            f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table, current, columns)}"
         )
+        for i, row_range in enumerate(diff_ranges(table)):
+            relation = f"({source_rows_query(schema, table, row_range)})"
+            select = source_keys_sql(table, relation, columns)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE etl_s AS {select}" if i == 0 else f"INSERT INTO etl_s {select}"
+            )
     join = key_join(table, "s", "t")
     row = con.execute(
         "SELECT count(*) FILTER (WHERE t.h IS NULL), count(*) FILTER (WHERE s.h <> t.h), "
@@ -250,6 +263,48 @@ def plan_diff(
     con.execute("DROP TABLE etl_s")
     con.execute("DROP TABLE etl_t")
     return RowDiff(inserts, updates, deletes, unchanged, samples)
+
+
+# Rowid ranges per query on each side: SQLite and PostgreSQL each seek every range through the
+# key's b-tree; a bounded number keeps the statements small.
+RANGES_PER_QUERY = 500
+
+
+def _ranged_sides(
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: TargetTable,
+    current: PgTable,
+    columns: bool,
+    rowids: tuple[tuple[int, int], ...],
+) -> None:
+    """etl_s and etl_t: each side's rows in the rowid ranges `rowids`."""
+    assert table.rowid_key is not None and table.mode == Mode.SYNC
+    for start in range(0, len(rowids), RANGES_PER_QUERY):
+        batch = rowids[start : start + RANGES_PER_QUERY]
+        target = target_keys_sql(schema, table, current, columns, where=key_in_ranges(table.rowid_key, batch))
+        source = source_keys_sql(table, f"({source_rows_query(schema, table, rowids=batch)})", columns)
+        for name, select in (("etl_t", target), ("etl_s", source)):
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {name} AS {select}"
+                if start == 0
+                else f"INSERT INTO {name} {select}"
+            )
+
+
+def key_in_ranges(key: str, ranges: tuple[tuple[int, int], ...]) -> sql.Composable:
+    """PostgreSQL condition: the key column lies in one of the inclusive `ranges` (an end at the
+    smallest or largest rowid there can be is left open: the key's type may not hold it)."""
+    ident = sql.Identifier(key)
+    parts = []
+    for low, high in ranges:
+        bounds = []
+        if low > LOWEST:
+            bounds.append(sql.SQL("{} >= {}").format(ident, sql.Literal(low)))
+        if high < HIGHEST:
+            bounds.append(sql.SQL("{} <= {}").format(ident, sql.Literal(high)))
+        parts.append(sql.SQL("({})").format(sql.SQL(" AND ").join(bounds) if bounds else sql.SQL("true")))
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts))
 
 
 def _samples(con: duckdb.DuckDBPyConnection, table: TargetTable, limit: int) -> tuple[RowChange, ...]:

@@ -1,20 +1,90 @@
 """Fingerprints of SQLite tables from the file's pages: a digest of the pages of each table's own
 b-tree (interior, leaf and overflow pages, as SQLite's `dbstat` lists them) and of their numbers.
 A table's rows live in exactly those pages, so equal fingerprints mean equal rows, and hashing
-pages costs a fraction of decoding the rows (no value is parsed)."""
+pages costs a fraction of decoding the rows (no value is parsed).
+
+A rowid table also gets a digest per range of its leaf pages (`PageRanges`): the leaves of a
+rowid table's b-tree hold its rows in rowid order, so the rows whose rowid lies between the last
+rowid of one range's pages and the last rowid of the next are exactly the rows in the next
+range's pages (with the overflow pages their large rows continue on). A range whose bounds and
+digest are those of a range recorded earlier holds the same rows as then; a re-sync compares only
+the other ranges' rows."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import sqlite3
+import struct
 from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from etl.sqlite.catalog import open_sqlite
 
 # Pages read per system call: runs of consecutive pages (a table loaded at once is mostly one run).
 _RUN_PAGES = 1024
+
+# Ranges recorded per table at most: a larger table's ranges hold several leaf pages each. One
+# leaf page per range keeps a change's range small (a few dozen rows); the cap bounds the record.
+MAX_RANGES = 65_536
+
+# Tables of fewer leaf pages get no ranges: comparing all their rows costs about as little.
+MIN_RANGES = 16
+
+# Rowid bounds of the first and last range: open below and above (rows inserted past the last
+# rowid, or before the first, fall in them).
+LOWEST, HIGHEST = -(2**63), 2**63 - 1
+
+_LEAF_TABLE = 13  # b-tree page type of a table's leaf page
+_RANGE = struct.Struct(">q32s")  # a range as recorded: its last rowid, its digest
+
+
+@dataclass(frozen=True)
+class PageRanges:
+    """A rowid table's leaf pages in rowid order, cut into ranges: each range's last rowid and the
+    digest of its pages. Range k covers rowids from last[k-1] + 1 (LOWEST for the first) to
+    last[k] (HIGHEST for the last): together they cover every rowid there can be."""
+
+    last: tuple[int, ...]
+    digests: tuple[bytes, ...]
+
+    def bounds(self) -> list[tuple[int, int, bytes]]:
+        """(first rowid, last rowid, digest) of each range, the first and last open-ended."""
+        found = []
+        for k, digest in enumerate(self.digests):
+            low = LOWEST if k == 0 else self.last[k - 1] + 1
+            high = HIGHEST if k == len(self.digests) - 1 else self.last[k]
+            found.append((low, high, digest))
+        return found
+
+    def to_bytes(self) -> bytes:
+        return b"".join(
+            _RANGE.pack(last, digest) for last, digest in zip(self.last, self.digests, strict=True)
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PageRanges:
+        items = list(_RANGE.iter_unpack(data))
+        return cls(tuple(last for last, _ in items), tuple(digest for _, digest in items))
+
+
+def changed_ranges(recorded: PageRanges, current: PageRanges) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """How many ranges of `current` may hold rows other than `recorded`'s, and their rowids: each
+    range that was not recorded with the same bounds and the same digest (pages that changed,
+    split, moved or appeared), adjacent ones merged (inclusive bounds)."""
+    known = set(recorded.bounds())
+    count, merged = 0, list[tuple[int, int]]()
+    for low, high, digest in current.bounds():
+        if (low, high, digest) in known:
+            continue
+        count += 1
+        if merged and merged[-1][1] + 1 == low:
+            merged[-1] = (merged[-1][0], high)
+        else:
+            merged.append((low, high))
+    return count, tuple(merged)
 
 
 def table_fingerprints(path: str | Path, tables: list[str]) -> dict[str, str] | None:
@@ -76,6 +146,58 @@ def _digest(fd: int, page_size: int, pages: list[int], schema: str) -> str:
     digest = hashlib.sha256(schema.encode("utf-8", "surrogatepass") + b"\x00")
     digest.update(page_size.to_bytes(4, "big"))
     digest.update(array("q", pages).tobytes())
+    for _, data in _runs(fd, page_size, pages):
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def table_ranges(path: str | Path, tables: list[str]) -> dict[str, PageRanges] | None:
+    """Each of `tables` that is a rowid table with rows, with its ranges of leaf pages; None when
+    the file's pages cannot be trusted to be its rows (as for table_fingerprints, whose read
+    transaction and WAL rule this follows). Reading them costs more than a table's digest (each
+    leaf page is hashed alone and its rowids read): a plan asks only for tables whose digest moved."""
+    path = Path(path)
+    with open_sqlite(path) as con:
+        try:
+            con.execute("BEGIN")
+            try:
+                return _all_ranges(con, path, tables)
+            finally:
+                con.execute("ROLLBACK")
+        except (sqlite3.Error, OSError):
+            return None
+
+
+def _all_ranges(con: sqlite3.Connection, path: Path, tables: list[str]) -> dict[str, PageRanges] | None:
+    rows = con.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND rootpage > 0 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+    ).fetchall()  # also begins the read transaction: the snapshot is fixed from here on
+    (encoding,) = con.execute("PRAGMA encoding").fetchone()
+    ordinary = {name: f"{encoding}\x00{text}" for name, text in rows}
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return None
+    (page_size,) = con.execute("PRAGMA page_size").fetchone()
+    found: dict[str, PageRanges] = {}
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for name in tables:
+            if name not in ordinary:
+                continue
+            listed = con.execute(
+                "SELECT pageno, pagetype, path FROM dbstat WHERE name = ? AND pagetype IN ('leaf', 'overflow')",
+                (name,),
+            ).fetchall()
+            ranges = _ranges(fd, page_size, listed, ordinary[name]) if listed else None
+            if ranges is not None:
+                found[name] = ranges
+    finally:
+        os.close(fd)
+    return found
+
+
+def _runs(fd: int, page_size: int, pages: list[int]) -> Iterator[tuple[int, bytes]]:
+    """(first page number, bytes) of each run of consecutive pages among `pages` (sorted)."""
     start = 0
     while start < len(pages):
         end = start + 1
@@ -85,6 +207,81 @@ def _digest(fd: int, page_size: int, pages: list[int], schema: str) -> str:
         data = os.pread(fd, size, (pages[start] - 1) * page_size)
         if len(data) != size:
             raise OSError(f"short read of page {pages[start]}")
-        digest.update(data)
+        yield pages[start], data
         start = end
-    return digest.hexdigest()
+
+
+def _varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
+    """SQLite's variable-length integer at `at`: (value, offset after it)."""
+    value = 0
+    for i in range(8):
+        byte = data[at + i]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, at + i + 1
+    return (value << 8) | data[at + 8], at + 9
+
+
+def _last_rowid(page: bytes | memoryview, header: int) -> int | None:
+    """The last rowid of a table leaf page's cells (None: not a table leaf, or empty)."""
+    if page[header] != _LEAF_TABLE:
+        return None
+    cells = int.from_bytes(page[header + 3 : header + 5], "big")
+    if cells == 0:
+        return None
+    pointer = header + 8 + 2 * (cells - 1)
+    _, at = _varint(page, int.from_bytes(page[pointer : pointer + 2], "big"))  # the payload's size
+    value, _ = _varint(page, at)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _ranges(fd: int, page_size: int, listed: list[tuple[int, str, str]], schema: str) -> PageRanges | None:
+    """The leaf pages (`listed`: with the overflow pages, as dbstat lists them) in rowid order cut
+        into at most MAX_RANGES ranges; each range's digest is over how the pages read (`schema`), the
+        page size, and its leaf pages and the overflow pages their rows continue on (numbers and each
+        page's SHA-256). None for a table of fewer than MIN_RANGES leaves, or one that is not a rowid
+    table with rows."""
+    pages = sorted(p for p, _, _ in listed)
+    kinds = {p: kind for p, kind, _ in listed}
+    per_page: dict[int, bytes] = {}
+    lasts: dict[int, int | None] = {}
+    for first, data in _runs(fd, page_size, pages):
+        view = memoryview(data)
+        for i in range(len(data) // page_size):
+            number = first + i
+            page = view[i * page_size : (i + 1) * page_size]
+            per_page[number] = hashlib.sha256(page).digest()
+            if kinds[number] == "leaf":
+                lasts[number] = _last_rowid(page, 100 if number == 1 else 0)
+    prefix = hashlib.sha256(
+        schema.encode("utf-8", "surrogatepass") + b"\x00" + page_size.to_bytes(4, "big")
+    ).digest()
+    overflow: dict[str, list[tuple[str, int]]] = {}
+    # The leaves in rowid order: sorted by their last rowids, which in a b-tree's leaves increase
+    # from one leaf to the next (its leaves hold disjoint, ordered runs of rowids).
+    leaves: list[tuple[int, int, str]] = []  # last rowid, page, path
+    for number, kind, where in listed:
+        if kind == "overflow":
+            overflow.setdefault(where[: where.rindex("/") + 1], []).append((where, number))
+        elif kind == "leaf":
+            last_rowid = lasts.get(number)
+            if last_rowid is None:
+                return None
+            leaves.append((last_rowid, number, where))
+    if len(leaves) < MIN_RANGES:
+        return None
+    leaves.sort()
+    if any(before[0] == after[0] for before, after in zip(leaves, leaves[1:], strict=False)):
+        return None  # two leaves ending at the same rowid: not a table b-tree as expected
+    per_range = -(-len(leaves) // MAX_RANGES)
+    last, digests = [], []
+    for start in range(0, len(leaves), per_range):
+        chunk = leaves[start : start + per_range]
+        digest = hashlib.sha256(prefix)
+        for _, number, where in chunk:
+            digest.update(number.to_bytes(8, "big") + per_page[number])
+            for _, spill in sorted(overflow.get(where, ())):
+                digest.update(spill.to_bytes(8, "big") + per_page[spill])
+        last.append(chunk[-1][0])
+        digests.append(digest.digest())
+    return PageRanges(tuple(last), tuple(digests))
