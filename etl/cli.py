@@ -530,12 +530,24 @@ def rollback_command(
     out.print(f"Rolled back: {tables} as they were before {plan.run_started_at}. Committed.", markup=False)
 
 
-@app.command("verify", epilog="\b\nExamples:\n  etl verify spec.yaml\n  etl verify spec.yaml --json")
+@app.command(
+    "verify",
+    epilog="\b\nExamples:\n  etl verify spec.yaml\n  etl verify spec.yaml --verbose\n  etl verify spec.yaml --json",
+)
 def verify_command(
     spec: SpecPath,
     target: TargetOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON (schemas/etl-verify.schema.json).")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="List every entry of the schema ledger, the carried ones too (by default only the "
+            "entries not carried as they are, and the summary).",
+        ),
     ] = False,
 ) -> None:
     """Compare every table of the target with the source through the spec: row counts and
@@ -592,7 +604,7 @@ def verify_command(
                 f"{'view ' + v.view:<32} {v.source_rows:>12,} {target_rows:>12}  {status}", markup=False
             )
         out.print("", markup=False)
-        for line in ledger_lines(entries):
+        for line in ledger_lines(entries, verbose=verbose):
             out.print(line, markup=False)
     failures = []
     if not verification.ok:
