@@ -553,7 +553,7 @@ def verify_command(
     """Compare every table of the target with the source through the spec: row counts and
     checksums side by side; then the schema ledger: every schema object of the source and where
     it went (carried, translated, materialized, left out and why), checked against the target as
-    it is. Exit 1 on any difference, naming the table and a sample of keys, or on an object the
+    it is; without --verbose, only the entries not carried as they are, and the summary. Exit 1 on any difference, naming the table and a sample of keys, or on an object the
     spec carries that the target lacks."""
     url = target
     try:
