@@ -433,3 +433,23 @@ def test_verify_lists_only_what_is_not_carried_unless_verbose(loaded):
     assert not any("not listed" in line for line in full)
     summary = [line for line in full if line.startswith("Schema ledger: ")]
     assert summary == [line for line in short if line.startswith("Schema ledger: ")]
+
+
+def test_what_init_writes_for_triggers_and_search_verifies_with_nothing_missing(tmp_path, tmp_sqlite, pg_url):
+    source = tmp_sqlite(TRIGGERS + DOCS)
+    spec = tmp_path / "init.yaml"
+    result = runner.invoke(app, ["init", str(source), "-o", str(spec), "--target", pg_url])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["apply", str(spec), "--yes"]).exit_code == 0
+    result = runner.invoke(app, ["verify", str(spec), "--json"])
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    jsonschema.validate(document, SCHEMA)
+    outcome = {(e["kind"], e["source"]): e["outcome"] for e in document["ledger"]}
+    assert outcome[("trigger", "doc_touch")] == "translated"
+    assert outcome[("trigger", "doc_added")] == "translated"
+    assert outcome[("trigger", "doc_guard")] == "left out"
+    assert outcome[("virtual table", "docs_fts")] == "translated"
+    assert outcome[("trigger", "docs_ai")] == "left out"
+    assert outcome[("virtual table", "notes")] == "materialized"
+    assert "missing in target" not in outcome.values()

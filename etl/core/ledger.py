@@ -686,8 +686,9 @@ def _search_entry(
     want_i = next((i for i in want_t.indexes if i.name == index), None) if want_t else None
     have_i = next((i for i in have_t.indexes if i.name == index), None) if have_t else None
     where = f"{table.name}.{column}"
+    generated = table.search.generated.as_string(None) if table.search and table.search.generated else ""
     form = (
-        f"{column} tsvector GENERATED ALWAYS AS ({want_c.default if want_c else '?'}) STORED; "
+        f"{column} tsvector GENERATED ALWAYS AS ({want_c.default if want_c else generated}) STORED; "
         f"INDEX {index} USING {want_i.definition if want_i else 'gin (' + column + ')'}"
     )
     problems = []
