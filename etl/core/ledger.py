@@ -5,7 +5,8 @@ desired schema (what etl carries, and what it leaves out with the reason the pla
 catalogs of PostgreSQL: `desired`, the spec's tables as PostgreSQL itself describes them, and
 `actual`, the target as it is now. An object the spec carries is checked against `actual` in
 PostgreSQL's own words, so a constraint dropped behind etl's back reads `missing in target`, not
-what the plan once said.
+what the plan once said. The same holds for a trigger the spec carries (its trigger and function)
+and for an FTS table whose search the spec sets up (its generated tsvector column and GIN index).
 """
 
 from __future__ import annotations
@@ -551,6 +552,8 @@ def _source_objects(
     queries = {t.name: relations_read(t.query) for t in mapping.tables if t.query is not None}
     triggers = {t.name: t for t in mapping.triggers}
     searches = _searches(source, mapping)
+    fts = {o.name for o in source.objects if o.kind == "virtual table" and (o.module or "").startswith("fts")}
+    refs: dict[str, TableRef] | None = None
     for obj in source.objects:
         name = obj.name
         if obj.kind == "view" and obj.name in views:
@@ -584,7 +587,9 @@ def _source_objects(
             found = left.get((obj.kind, obj.name))
             reason = found.reason if found else f"a {obj.kind} is not migrated"
             if obj.kind == "trigger":
-                reason = _trigger_left_out(obj, source, mapping, searches) or reason
+                if refs is None:  # built once, for the first trigger the spec leaves out
+                    refs = _table_refs(source, mapping)
+                reason = _trigger_left_out(obj, refs, fts, searches) or reason
             # listed with the database's own objects; a trigger's reason names its table
             out.append(LedgerEntry(obj.kind, None, name, Outcome.LEFT_OUT, reason=reason))
         for shadow in obj.shadows:
@@ -723,7 +728,7 @@ def _search_entry(
 
 
 def _trigger_left_out(
-    obj: SourceObject, source: Catalog, mapping: DesiredSchema, searches: dict[str, _Search]
+    obj: SourceObject, refs: dict[str, TableRef], fts: set[str], searches: dict[str, _Search]
 ) -> str | None:
     """Why a trigger the spec does not carry is left out, where the ledger knows more than the
     plan: it maintains an FTS index the search column replaces, or why it does not translate."""
@@ -736,9 +741,9 @@ def _trigger_left_out(
             f'"{obj.table}"; replaced by the search column {", ".join(columns)} (a generated column: '
             "PostgreSQL computes it on every insert and update, with no trigger)"
         )
-    if obj.writes and any(w in searches or _is_fts(source, w) for w in obj.writes):
+    if any(w in fts for w in obj.writes):
         return None  # the plan's own reason says what to do for an FTS table without a search
-    translated = translate_trigger(obj.sql, _table_refs(source, mapping))
+    translated = translate_trigger(obj.sql, refs)
     what = f'what it does on changes to "{obj.table}" does not happen in PostgreSQL'
     if translated.reason is not None:
         return (
@@ -748,13 +753,6 @@ def _trigger_left_out(
     return (
         f"not in the spec's triggers (it translates exactly: `etl init` writes it there); {what} "
         "until the spec carries it"
-    )
-
-
-def _is_fts(source: Catalog, name: str) -> bool:
-    return any(
-        o.kind == "virtual table" and o.name == name and (o.module or "").startswith("fts")
-        for o in source.objects
     )
 
 
