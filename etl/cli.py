@@ -530,18 +530,30 @@ def rollback_command(
     out.print(f"Rolled back: {tables} as they were before {plan.run_started_at}. Committed.", markup=False)
 
 
-@app.command("verify", epilog="\b\nExamples:\n  etl verify spec.yaml\n  etl verify spec.yaml --json")
+@app.command(
+    "verify",
+    epilog="\b\nExamples:\n  etl verify spec.yaml\n  etl verify spec.yaml --verbose\n  etl verify spec.yaml --json",
+)
 def verify_command(
     spec: SpecPath,
     target: TargetOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON (schemas/etl-verify.schema.json).")
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="List every entry of the schema ledger, the carried ones too (by default only the "
+            "entries not carried as they are, and the summary).",
+        ),
+    ] = False,
 ) -> None:
     """Compare every table of the target with the source through the spec: row counts and
     checksums side by side; then the schema ledger: every schema object of the source and where
     it went (carried, translated, materialized, left out and why), checked against the target as
-    it is. Exit 1 on any difference, naming the table and a sample of keys, or on an object the
+    it is; without --verbose, only the entries not carried as they are, and the summary. Exit 1 on any difference, naming the table and a sample of keys, or on an object the
     spec carries that the target lacks."""
     url = target
     try:
@@ -592,7 +604,7 @@ def verify_command(
                 f"{'view ' + v.view:<32} {v.source_rows:>12,} {target_rows:>12}  {status}", markup=False
             )
         out.print("", markup=False)
-        for line in ledger_lines(entries):
+        for line in ledger_lines(entries, verbose=verbose):
             out.print(line, markup=False)
     failures = []
     if not verification.ok:

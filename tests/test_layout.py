@@ -30,6 +30,7 @@ CORE_MAY_IMPORT = (
     "etl.specfile.",
     "etl.sqlite.convert.",
     "etl.sqlite.translate.",
+    "etl.sqlite.triggers.",
     "etl.model.",
     "etl.pgtypes.",
     "etl.settings.",

@@ -147,7 +147,11 @@ def test_excluded_tables_and_columns_and_unmigrated_objects_say_why(loaded):
         "tell 'A' from 'a' in PostgreSQL"
     )
     trigger = entry(entries, "trigger", "book_audit")
-    assert trigger.reason and trigger.reason.startswith("triggers are not migrated")
+    assert trigger.reason == (
+        "not translated: it writes to 'audit', which the target does not get; what it does on changes "
+        'to "book" does not happen in PostgreSQL; write it as a PL/pgSQL trigger under `triggers:` in '
+        "the spec"
+    )
     fts = entry(entries, "virtual table", "book_fts")
     assert fts.reason and "tsvector column with a GIN index" in fts.reason
     assert all(e.reason for e in entries if e.outcome.value != "carried")
@@ -242,3 +246,210 @@ def test_the_verify_schema_names_every_kind_and_outcome():
     entry_schema = SCHEMA["properties"]["ledger"]["items"]["properties"]
     assert entry_schema["kind"]["enum"] == list(KINDS)
     assert entry_schema["outcome"]["enum"] == [o.value for o in Outcome]
+
+
+# --- triggers and search columns --------------------------------------------------------------
+
+TRIGGERS = """
+CREATE TABLE doc (id INTEGER PRIMARY KEY, title TEXT NOT NULL, edits INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE audit (id INTEGER PRIMARY KEY, doc_id INTEGER, action TEXT);
+CREATE TRIGGER doc_touch AFTER UPDATE OF title ON doc FOR EACH ROW BEGIN
+    UPDATE doc SET edits = edits + 1 WHERE id = new.id;
+END;
+CREATE TRIGGER doc_added AFTER INSERT ON doc BEGIN
+    INSERT INTO audit (doc_id, action) VALUES (new.id, 'insert');
+END;
+CREATE TRIGGER doc_guard BEFORE DELETE ON doc BEGIN
+    SELECT RAISE(ABORT, 'locked') WHERE old.title = 'locked';
+END;
+INSERT INTO doc (id, title) VALUES (1, 'first');
+"""
+
+# doc_touch as `etl init` writes it; doc_added, which translates too, removed from the spec.
+TRIGGERS_SPEC = """
+triggers:
+  doc_touch:
+    table: doc
+    event: update
+    columns: [title]
+    body: 'UPDATE "doc" SET "edits" = "edits" + 1 WHERE "id" = NEW."id";'
+"""
+
+
+@pytest.fixture
+def with_triggers(migration):
+    m = migration(TRIGGERS)
+    m.apply(TRIGGERS_SPEC)
+    return m
+
+
+def test_a_trigger_the_spec_carries_is_translated_in_the_target_s_own_words(with_triggers):
+    touch = entry(ledger(with_triggers.check()), "trigger", "doc_touch")
+    assert touch.outcome == Outcome.TRANSLATED
+    assert touch.target == "doc.doc_touch"
+    assert touch.form and touch.form.startswith(
+        "CREATE TRIGGER doc_touch AFTER UPDATE OF title ON doc FOR EACH ROW "
+        "EXECUTE FUNCTION etl_trigger_doc_touch()"
+    )
+    assert 'UPDATE "doc" SET "edits" = "edits" + 1 WHERE "id" = NEW."id";' in touch.form
+    assert verify(with_triggers).exit_code == 0
+
+
+def test_a_trigger_dropped_behind_etls_back_is_missing_and_verify_fails(with_triggers, pg):
+    pg.execute("DROP TRIGGER doc_touch ON doc")
+    touch = entry(ledger(with_triggers.check()), "trigger", "doc_touch")
+    assert (touch.outcome, touch.reason) == (
+        Outcome.MISSING,
+        "the target has no such trigger; `etl apply` creates it again",
+    )
+    result = verify(with_triggers)
+    assert result.exit_code == 1
+    assert "(trigger doc_touch)" in result.stderr
+    with_triggers.apply()
+    assert verify(with_triggers).exit_code == 0
+
+
+def test_a_trigger_whose_function_was_rewritten_is_missing(with_triggers, pg):
+    pg.execute(
+        "CREATE OR REPLACE FUNCTION etl_trigger_doc_touch() RETURNS trigger LANGUAGE plpgsql "
+        "AS 'BEGIN RETURN NULL; END'"
+    )
+    touch = entry(ledger(with_triggers.check()), "trigger", "doc_touch")
+    assert touch.outcome == Outcome.MISSING
+    assert touch.reason == (
+        "the target defines it otherwise (its trigger or function); `etl apply` creates it again"
+    )
+
+
+def test_triggers_left_out_say_whether_they_translate(with_triggers):
+    entries = ledger(with_triggers.check())
+    guard = entry(entries, "trigger", "doc_guard")
+    assert guard.outcome == Outcome.LEFT_OUT
+    assert guard.reason and guard.reason.startswith("not translated: it is a BEFORE trigger")
+    added = entry(entries, "trigger", "doc_added")
+    assert (added.outcome, added.reason) == (
+        Outcome.LEFT_OUT,
+        "not in the spec's triggers (it translates exactly: `etl init` writes it there); what it does "
+        'on changes to "doc" does not happen in PostgreSQL until the spec carries it',
+    )
+
+
+DOCS = """
+CREATE TABLE docs (id INTEGER PRIMARY KEY, title TEXT NOT NULL, body TEXT);
+CREATE VIRTUAL TABLE docs_fts USING fts5(title, body, content='docs', content_rowid='id');
+CREATE TRIGGER docs_ai AFTER INSERT ON docs BEGIN
+    INSERT INTO docs_fts(rowid, title, body) VALUES (new.id, new.title, new.body);
+END;
+CREATE VIRTUAL TABLE notes USING fts5(title, body);
+INSERT INTO docs VALUES (1, 'Cats', 'the cat sat');
+INSERT INTO notes (rowid, title, body) VALUES (10, 'Running', 'every morning');
+"""
+
+DOCS_SPEC = """
+tables:
+  docs:
+    search: {columns: [title, body], config: simple}
+  notes_rows:
+    query: SELECT rowid AS id, title, body FROM notes
+    primary_key: [id]
+    columns: {id: {type: bigint}, title: {type: text}, body: {type: text}}
+    search: {columns: [title, body], config: simple}
+"""
+
+
+@pytest.fixture
+def searched(migration):
+    m = migration(DOCS)
+    m.apply(DOCS_SPEC)
+    return m
+
+
+def test_an_fts_table_is_translated_into_its_search_column_and_gin_index(searched):
+    entries = ledger(searched.check())
+    fts = entry(entries, "virtual table", "docs_fts")
+    assert (fts.outcome, fts.target) == (Outcome.TRANSLATED, "docs.search")
+    assert fts.form == (
+        "search tsvector GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, ((COALESCE(title, ''::text) "
+        "|| ' '::text) || COALESCE(body, ''::text)))) STORED; INDEX docs_search_idx USING gin (search)"
+    )
+    assert fts.reason and fts.reason.startswith(
+        "its search is the generated tsvector column search of docs, the table holding its rows, with a "
+        "GIN index; SQLite's tokenizer (unicode61)"
+    )
+    trigger = entry(entries, "trigger", "docs_ai")
+    assert trigger.outcome == Outcome.LEFT_OUT
+    assert trigger.reason and "replaced by the search column docs.search" in trigger.reason
+    notes = entry(entries, "virtual table", "notes")
+    assert (notes.outcome, notes.target) == (Outcome.MATERIALIZED, "notes_rows.search")
+    assert notes.reason and notes.reason.startswith(
+        "its rows are loaded as table notes_rows (the spec's query), its search is the generated "
+        "tsvector column search with a GIN index"
+    )
+    shadows = [e for e in entries if e.kind == "shadow table"]
+    assert shadows and {e.outcome for e in shadows} == {Outcome.LEFT_OUT}
+    assert verify(searched).exit_code == 0
+
+
+def test_a_search_index_or_column_dropped_behind_etls_back_is_missing(searched, pg):
+    pg.execute("DROP INDEX docs_search_idx")
+    pg.execute("ALTER TABLE notes_rows DROP COLUMN search")
+    entries = ledger(searched.check())
+    docs = entry(entries, "virtual table", "docs_fts")
+    assert (docs.outcome, docs.reason) == (
+        Outcome.MISSING,
+        "the target has no such GIN index docs_search_idx; `etl apply` creates it again",
+    )
+    notes = entry(entries, "virtual table", "notes")
+    assert notes.outcome == Outcome.MISSING
+    assert notes.reason and notes.reason.startswith(
+        "the target's notes_rows.search is not that generated tsvector column"
+    )
+    result = verify(searched)
+    assert result.exit_code == 1
+    assert "virtual table docs_fts" in result.stderr and "virtual table notes" in result.stderr
+
+
+# --- verify's text: the exceptions by default, every entry with --verbose -----------------------
+
+
+def test_verify_lists_only_what_is_not_carried_unless_verbose(loaded):
+    everything = json.loads(verify(loaded, "--json").stdout)["ledger"]
+    carried = sum(1 for e in everything if e["outcome"] == "carried")
+    assert carried > 0
+
+    short = verify(loaded).stdout.splitlines()
+    assert not any(line.startswith("  carried ") for line in short)
+    assert 'table "book"' in short
+    assert (
+        "  translated        check             sane_pages -> sane_pages [CHECK (pages >= 1 AND pages <= 10000)]: "
+        "SQLite expression translated"
+    ) in short
+    assert f"({carried} carried entries not listed: --verbose lists every entry.)" in short
+
+    full = verify(loaded, "--verbose").stdout.splitlines()
+    listed = [line for line in full if line.startswith("  ") and not line.startswith("    ")]
+    assert len(listed) == len(everything)
+    assert "  carried           column            email [text]" in full
+    assert not any("not listed" in line for line in full)
+    summary = [line for line in full if line.startswith("Schema ledger: ")]
+    assert summary == [line for line in short if line.startswith("Schema ledger: ")]
+
+
+def test_what_init_writes_for_triggers_and_search_verifies_with_nothing_missing(tmp_path, tmp_sqlite, pg_url):
+    source = tmp_sqlite(TRIGGERS + DOCS)
+    spec = tmp_path / "init.yaml"
+    result = runner.invoke(app, ["init", str(source), "-o", str(spec), "--target", pg_url])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["apply", str(spec), "--yes"]).exit_code == 0
+    result = runner.invoke(app, ["verify", str(spec), "--json"])
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    jsonschema.validate(document, SCHEMA)
+    outcome = {(e["kind"], e["source"]): e["outcome"] for e in document["ledger"]}
+    assert outcome[("trigger", "doc_touch")] == "translated"
+    assert outcome[("trigger", "doc_added")] == "translated"
+    assert outcome[("trigger", "doc_guard")] == "left out"
+    assert outcome[("virtual table", "docs_fts")] == "translated"
+    assert outcome[("trigger", "docs_ai")] == "left out"
+    assert outcome[("virtual table", "notes")] == "materialized"
+    assert "missing in target" not in outcome.values()

@@ -699,12 +699,14 @@ def ledger_line(entry: LedgerEntry) -> str:
     return text
 
 
-def ledger_lines(entries: tuple[LedgerEntry, ...]) -> list[str]:
+def ledger_lines(entries: tuple[LedgerEntry, ...], verbose: bool = False) -> list[str]:
     """The ledger grouped by source table (then the database's views, triggers and virtual
-    tables), ending with its summary."""
+    tables), ending with its summary. Without `verbose`, only what is not carried as it is: on a
+    schema of a thousand tables the exceptions are what a reader looks for; the summary counts all."""
     lines: list[str] = []
     current: object = object()
-    for entry in entries:
+    shown = entries if verbose else tuple(e for e in entries if e.outcome != Outcome.CARRIED)
+    for entry in shown:
         group = entry.table
         if group != current:
             current = group
@@ -713,6 +715,11 @@ def ledger_lines(entries: tuple[LedgerEntry, ...]) -> list[str]:
             )
         lines.append(ledger_line(entry))
     lines.append(ledger_summary(entries))
+    hidden = len(entries) - len(shown)
+    if hidden:
+        lines.append(
+            f"({counted(hidden, 'carried entry', 'carried entries')} not listed: --verbose lists every entry.)"
+        )
     return lines
 
 

@@ -5,7 +5,8 @@ desired schema (what etl carries, and what it leaves out with the reason the pla
 catalogs of PostgreSQL: `desired`, the spec's tables as PostgreSQL itself describes them, and
 `actual`, the target as it is now. An object the spec carries is checked against `actual` in
 PostgreSQL's own words, so a constraint dropped behind etl's back reads `missing in target`, not
-what the plan once said.
+what the plan once said. The same holds for a trigger the spec carries (its trigger and function)
+and for an FTS table whose search the spec sets up (its generated tsvector column and GIN index).
 """
 
 from __future__ import annotations
@@ -15,11 +16,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from etl.core.mapping import DesiredSchema, LeftOut, TargetTable, fit_name, target_name
-from etl.model import Catalog, Column, Index, PgColumn, PgIndex, PgTable, Table, TargetCatalog
+from etl.core.mapping import (
+    DesiredSchema,
+    LeftOut,
+    TargetTable,
+    TargetTrigger,
+    constraint_name,
+    fit_name,
+    fts_differences,
+    target_name,
+)
+from etl.model import (
+    Catalog,
+    Column,
+    Index,
+    PgColumn,
+    PgIndex,
+    PgTable,
+    SourceObject,
+    Table,
+    TargetCatalog,
+)
 from etl.settings import Deferral, Naming
 from etl.specfile.sqltext import relations_read
-from etl.sqlite.translate import collation_of
+from etl.sqlite.translate import TargetColumnRef, collation_of
+from etl.sqlite.triggers import TableRef, translate_trigger
 
 
 class Outcome(StrEnum):
@@ -529,29 +550,14 @@ def _source_objects(
     left = {(o.kind, o.name): o for o in mapping.left_out if o.kind in ("view", "trigger", "virtual table")}
     views = {v.name: v for v in mapping.views}
     queries = {t.name: relations_read(t.query) for t in mapping.tables if t.query is not None}
+    triggers = {t.name: t for t in mapping.triggers}
+    searches = _searches(source, mapping)
+    fts = {o.name for o in source.objects if o.kind == "virtual table" and (o.module or "").startswith("fts")}
+    refs: dict[str, TableRef] | None = None
     for obj in source.objects:
-        table = None  # listed with the database's own objects; a trigger's reason names its table
         name = obj.name
         if obj.kind == "view" and obj.name in views:
-            want, have = desired.view(obj.name), actual.view(obj.name)
-            if have is None or (want is not None and have.definition != want.definition):
-                reason = _missing(
-                    "the target has no such view" if have is None else "the target's view reads otherwise"
-                )
-                out.append(LedgerEntry("view", None, name, Outcome.MISSING, obj.name, reason=reason))
-            else:
-                form = want.definition.strip() if want else views[obj.name].sql
-                out.append(
-                    LedgerEntry(
-                        "view",
-                        None,
-                        name,
-                        Outcome.TRANSLATED,
-                        obj.name,
-                        form=" ".join(form.split()),
-                        reason="the spec's PostgreSQL SELECT; its rows are compared with SQLite's",
-                    )
-                )
+            out.append(_view_entry(obj, views[obj.name].sql, desired, actual))
             continue
         if obj.kind == "view":
             reader = next(
@@ -572,9 +578,20 @@ def _source_objects(
                     )
                 )
                 continue
-        found = left.get((obj.kind, obj.name))
-        reason = found.reason if found else f"a {obj.kind} is not migrated"
-        out.append(LedgerEntry(obj.kind, table, name, Outcome.LEFT_OUT, reason=reason))
+        if obj.kind == "trigger" and obj.name in triggers:
+            out.append(_trigger_entry(obj, triggers[obj.name], desired, actual))
+            continue
+        if obj.kind == "virtual table" and obj.name in searches:
+            out.append(_search_entry(obj, searches[obj.name], desired, actual))
+        else:
+            found = left.get((obj.kind, obj.name))
+            reason = found.reason if found else f"a {obj.kind} is not migrated"
+            if obj.kind == "trigger":
+                if refs is None:  # built once, for the first trigger the spec leaves out
+                    refs = _table_refs(source, mapping)
+                reason = _trigger_left_out(obj, refs, fts, searches) or reason
+            # listed with the database's own objects; a trigger's reason names its table
+            out.append(LedgerEntry(obj.kind, None, name, Outcome.LEFT_OUT, reason=reason))
         for shadow in obj.shadows:
             out.append(
                 LedgerEntry(
@@ -587,6 +604,172 @@ def _source_objects(
                 )
             )
     return out
+
+
+def _view_entry(
+    obj: SourceObject, spec_sql: str, desired: TargetCatalog, actual: TargetCatalog
+) -> LedgerEntry:
+    want, have = desired.view(obj.name), actual.view(obj.name)
+    if have is None or (want is not None and have.definition != want.definition):
+        reason = _missing(
+            "the target has no such view" if have is None else "the target's view reads otherwise"
+        )
+        return LedgerEntry("view", None, obj.name, Outcome.MISSING, obj.name, reason=reason)
+    form = want.definition.strip() if want else spec_sql
+    return LedgerEntry(
+        "view",
+        None,
+        obj.name,
+        Outcome.TRANSLATED,
+        obj.name,
+        form=" ".join(form.split()),
+        reason="the spec's PostgreSQL SELECT; its rows are compared with SQLite's",
+    )
+
+
+def _trigger_entry(
+    obj: SourceObject, trigger: TargetTrigger, desired: TargetCatalog, actual: TargetCatalog
+) -> LedgerEntry:
+    """A trigger the spec carries: its PL/pgSQL trigger and function as the target holds them now."""
+    where = f"{trigger.table}.{trigger.name}"
+    want = desired.trigger(trigger.table, trigger.name)
+    have = actual.trigger(trigger.table, trigger.name)
+    if have is None or (want is not None and have.definition != want.definition):
+        now = "has no such trigger" if have is None else "defines it otherwise (its trigger or function)"
+        form = want.definition if want else None
+        reason = _missing(f"the target {now}")
+        return LedgerEntry("trigger", None, obj.name, Outcome.MISSING, where, form=form, reason=reason)
+    return LedgerEntry(
+        "trigger",
+        None,
+        obj.name,
+        Outcome.TRANSLATED,
+        where,
+        form=have.definition,
+        reason=f"the spec's PL/pgSQL trigger on {trigger.table}, in its own function {trigger.function}; "
+        "like SQLite's, it does not fire again from within itself",
+    )
+
+
+@dataclass(frozen=True)
+class _Search:
+    """Where the spec carries an FTS table's search: a target table's generated tsvector column."""
+
+    table: TargetTable
+    query: bool  # the table is the spec's query reading the FTS table itself (its rows are there)
+
+
+def _searches(source: Catalog, mapping: DesiredSchema) -> dict[str, _Search]:
+    """Each FTS table of the source whose search a spec table's `search:` sets up: on its external
+    content table, or on a `query:` table that reads the FTS table."""
+    found: dict[str, _Search] = {}
+    for obj in source.objects:
+        if not (obj.kind == "virtual table" and (obj.module or "").startswith("fts")):
+            continue
+        for table in mapping.tables:
+            if table.search is None:
+                continue
+            reads = relations_read(table.query) if table.query is not None else ()
+            if table.query is None and obj.content and table.source == obj.content:
+                found[obj.name] = _Search(table, query=False)
+            elif isinstance(reads, tuple) and obj.name in reads:
+                found[obj.name] = _Search(table, query=True)
+    return found
+
+
+def _search_entry(
+    obj: SourceObject, search: _Search, desired: TargetCatalog, actual: TargetCatalog
+) -> LedgerEntry:
+    """An FTS table whose search is a generated tsvector column with a GIN index: both checked in
+    the target as PostgreSQL describes them."""
+    table = search.table
+    column = table.search.name if table.search else ""
+    index = fit_name(constraint_name(table.name, column, suffix="idx"))  # as the mapping names it
+    want_t, have_t = desired.table(table.name), actual.table(table.name)
+    want_c = want_t.column(column) if want_t else None
+    have_c = have_t.column(column) if have_t else None
+    want_i = next((i for i in want_t.indexes if i.name == index), None) if want_t else None
+    have_i = next((i for i in have_t.indexes if i.name == index), None) if have_t else None
+    where = f"{table.name}.{column}"
+    generated = table.search.generated.as_string(None) if table.search and table.search.generated else ""
+    form = (
+        f"{column} tsvector GENERATED ALWAYS AS ({want_c.default if want_c else generated}) STORED; "
+        f"INDEX {index} USING {want_i.definition if want_i else 'gin (' + column + ')'}"
+    )
+    problems = []
+    if have_t is None:
+        problems.append(f"the target has no table {table.name}")
+    elif have_c is None or not have_c.generated or (want_c is not None and have_c != want_c):
+        problems.append(f"the target's {where} is not that generated tsvector column")
+    if have_t is not None and (have_i is None or (want_i is not None and have_i != want_i)):
+        problems.append(f"the target has no such GIN index {index}")
+    if problems:
+        reason = _missing(" and ".join(problems))
+        return LedgerEntry("virtual table", None, obj.name, Outcome.MISSING, where, form=form, reason=reason)
+    if search.query:
+        reason = (
+            f"its rows are loaded as table {table.name} (the spec's query), its search is the generated "
+            f"tsvector column {column} with a GIN index"
+        )
+    else:
+        reason = (
+            f"its search is the generated tsvector column {column} of {table.name}, the table holding "
+            "its rows, with a GIN index"
+        )
+    return LedgerEntry(
+        "virtual table",
+        None,
+        obj.name,
+        Outcome.MATERIALIZED if search.query else Outcome.TRANSLATED,
+        where,
+        form=form,
+        reason=f"{reason}; {fts_differences(obj)}",
+    )
+
+
+def _trigger_left_out(
+    obj: SourceObject, refs: dict[str, TableRef], fts: set[str], searches: dict[str, _Search]
+) -> str | None:
+    """Why a trigger the spec does not carry is left out, where the ledger knows more than the
+    plan: it maintains an FTS index the search column replaces, or why it does not translate."""
+    if obj.writes and all(w in searches for w in obj.writes):
+        columns = dict.fromkeys(
+            f"{s.table.name}.{s.table.search.name}" for w in obj.writes if (s := searches[w]).table.search
+        )
+        return (
+            f"FTS maintenance: it keeps {', '.join(repr(w) for w in obj.writes)} in step with "
+            f'"{obj.table}"; replaced by the search column {", ".join(columns)} (a generated column: '
+            "PostgreSQL computes it on every insert and update, with no trigger)"
+        )
+    if any(w in fts for w in obj.writes):
+        return None  # the plan's own reason says what to do for an FTS table without a search
+    translated = translate_trigger(obj.sql, refs)
+    what = f'what it does on changes to "{obj.table}" does not happen in PostgreSQL'
+    if translated.reason is not None:
+        return (
+            f"not translated: {translated.reason}; {what}; write it as a PL/pgSQL trigger under "
+            "`triggers:` in the spec"
+        )
+    return (
+        f"not in the spec's triggers (it translates exactly: `etl init` writes it there); {what} "
+        "until the spec carries it"
+    )
+
+
+def _table_refs(source: Catalog, mapping: DesiredSchema) -> dict[str, TableRef]:
+    """The tables the target gets, as the trigger translation reads them (by SQLite name)."""
+    refs = {}
+    for table in mapping.tables:
+        if table.query is not None:
+            continue
+        columns = {
+            c.conversion.column: TargetColumnRef(c.name, c.pg_type.kind)
+            for c in table.columns
+            if c.conversion.column is not None
+        }
+        found = source.table(table.source)
+        refs[table.source] = TableRef(table.name, columns, found.primary_key if found else ())
+    return refs
 
 
 # What a column's comparisons become without its SQLite collation.
