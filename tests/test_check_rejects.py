@@ -37,7 +37,12 @@ def test_the_children_and_grandchildren_of_a_row_a_check_sets_aside_follow_it(mi
 
     assert result.verified
     assert [(r["table"], r["key"], r["column"], r["reason"]) for r in result.rejects] == [
-        ("orders", "id=2", "total", 'column "total": violates check "orders_total_check" ("total" >= 0), found real -5.0'),
+        (
+            "orders",
+            "id=2",
+            "total",
+            'column "total": violates check "orders_total_check" ("total" >= 0), found real -5.0',
+        ),
         ("line", "id=20", None, 'foreign key (order_id) references no "orders" row with (id) = (2)'),
         ("line", "id=21", None, 'foreign key (order_id) references no "orders" row with (id) = (2)'),
         ("note", "id=200", None, 'foreign key (line_id) references no "line" row with (id) = (20)'),
@@ -48,7 +53,13 @@ def test_the_children_and_grandchildren_of_a_row_a_check_sets_aside_follow_it(mi
     assert pg.execute("SELECT id FROM line ORDER BY id").fetchall() == [(10,), (30,), (40,)]
     assert pg.execute("SELECT id FROM note ORDER BY id").fetchall() == [(100,), (300,)]
     stored = pg.execute("SELECT source_table, row_key FROM etl.rejects ORDER BY id").fetchall()
-    assert stored == [("orders", "id=2"), ("line", "id=20"), ("line", "id=21"), ("note", "id=200"), ("note", "id=201")]
+    assert stored == [
+        ("orders", "id=2"),
+        ("line", "id=20"),
+        ("line", "id=21"),
+        ("note", "id=200"),
+        ("note", "id=201"),
+    ]
     # The foreign keys hold: PostgreSQL refuses a line of the order that was set aside.
     with pytest.raises(Exception, match="foreign key"), pg.transaction():
         pg.execute("INSERT INTO line VALUES (99, 2, 1)")
@@ -72,7 +83,9 @@ def test_a_child_table_that_fails_names_the_parents_check(migration, pg):
     with pytest.raises(DataError) as caught:
         m.apply("tables:\n  orders: {on_error: reject}\n")
     message = str(caught.value)
-    assert message.startswith('table "line": 2 rows reference "orders" rows set aside (table "orders", row id=2: ')
+    assert message.startswith(
+        'table "line": 2 rows reference "orders" rows set aside (table "orders", row id=2: '
+    )
     assert 'violates check "orders_total_check"' in message and "nothing was committed" in message
     assert pg.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'orders'").fetchone() == (0,)
 
@@ -81,3 +94,39 @@ def test_children_set_aside_count_against_max_rejects(migration):
     m = migration(SHOP)
     with pytest.raises(EtlError, match='table "line": 2 rows rejected, more than max_rejects 1'):
         m.apply("on_error: reject\ntables:\n  line: {max_rejects: 1}\n")
+
+
+def test_applied_again_nothing_changes_and_a_fixed_row_brings_its_children_in(migration, pg):
+    m = migration(SHOP)
+    m.apply("on_error: reject\n")
+    again = m.apply("on_error: reject\n")
+    assert again.verified and again.changes == {"orders": (0, 0, 0)}
+    # The children stay aside: their parent is still missing in the target.
+    assert [r["table"] for r in again.rejects if r["table"] != "orders"] == []
+    assert pg.execute("SELECT id FROM line ORDER BY id").fetchall() == [(10,), (30,), (40,)]
+
+    m.change_source("UPDATE orders SET total = 5 WHERE id = 2;")
+    fixed = m.apply("on_error: reject\n")
+    assert fixed.verified and fixed.rejects == [] and fixed.changes == {"orders": (1, 0, 0)}
+    # A child's diff reads its parent as the target holds it when planned: each generation of
+    # another table arrives with the apply after its parent's.
+    assert m.apply("on_error: reject\n").changes == {"line": (2, 0, 0)}
+    assert m.apply("on_error: reject\n").changes == {"note": (2, 0, 0)}
+    assert pg.execute("SELECT id FROM note ORDER BY id").fetchall() == [(100,), (200,), (201,), (300,)]
+
+
+def test_applied_again_a_self_references_descendants_stay_aside_until_fixed(migration, pg):
+    m = migration(CATEGORIES)
+    m.apply("on_error: reject\n")
+    # The source's rows are planned again (a check is PostgreSQL's to evaluate), so the sync
+    # sets them aside again, the descendants of a row its check refuses with it.
+    again = m.apply("on_error: reject\n")
+    assert again.verified and again.changes == {"category": (0, 0, 0)}
+    assert [r["key"] for r in again.rejects] == ["id=2", "id=3", "id=4"]
+    assert 'references no "category" row with (id) = (2)' in again.rejects[1]["reason"]
+    assert pg.execute("SELECT id FROM category ORDER BY id").fetchall() == [(1,), (5,)]
+
+    m.change_source("UPDATE category SET name = 'fixed' WHERE id = 2;")
+    fixed = m.apply("on_error: reject\n")
+    assert fixed.verified and fixed.rejects == [] and fixed.changes == {"category": (3, 0, 0)}
+    assert pg.execute("SELECT id FROM category ORDER BY id").fetchall() == [(1,), (2,), (3,), (4,), (5,)]

@@ -45,6 +45,38 @@ def orphan_where(schema: str, table: str, fk: TargetForeignKey) -> sql.Composed:
     )
 
 
+def staged_orphan_where(
+    schema: str, table: str, fk: TargetForeignKey, staged: sql.Composable
+) -> sql.Composed:
+    """PostgreSQL condition on the rows of `staged` (sync.staged_rows, alias r): their foreign key
+    `fk` onto their own table is set and names no row of the target's table nor a row still staged."""
+    own = [sql.Identifier("r", c) for c in fk.columns]
+    set_ = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(c) for c in own)
+    in_target = sql.SQL(" AND ").join(
+        sql.SQL("etl_parent.{} = {}").format(sql.Identifier(r), c)
+        for r, c in zip(fk.ref_columns, own, strict=True)
+    )
+    refs = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(sql.Identifier(r), sql.Identifier(f"etl_ref{m}"))
+        for m, r in enumerate(fk.ref_columns)
+    )
+    in_staged = sql.SQL(" AND ").join(
+        sql.SQL("s.{} = {}").format(sql.Identifier(f"etl_ref{m}"), c) for m, c in enumerate(own)
+    )
+    return sql.SQL(
+        "{} AND NOT EXISTS (SELECT 1 FROM {} AS etl_parent WHERE {}) "
+        "AND NOT EXISTS (SELECT 1 FROM (SELECT {} FROM {}) AS s WHERE {})"
+    ).format(set_, sql.Identifier(schema, table), in_target, refs, staged, in_staged)
+
+
+def staged_count_query(staged: sql.Composable, where: sql.Composable) -> sql.Composed:
+    """PostgreSQL query: how many rows of `staged` `where` picks, and how many of them are changed
+    rows."""
+    return sql.SQL(
+        "SELECT count(*) AS n, count(*) FILTER (WHERE etl_op = 'u') AS changed FROM {} WHERE {}"
+    ).format(staged, where)
+
+
 def orphan_problem(table: TargetTable, fk: TargetForeignKey, key: str | None, shown: str) -> ValueProblem:
     """The ValueProblem of a row whose parent a check set aside, worded as load's orphans are."""
     columns, refs = ", ".join(fk.columns), ", ".join(fk.ref_columns)

@@ -94,6 +94,8 @@ from etl.run.checkrows import (
     refused_rows_query,
     refused_where,
     staged_check_query,
+    staged_count_query,
+    staged_orphan_where,
 )
 from etl.run.fingerprint import analyze_sql, record_sql, source_fingerprints, source_ranges
 from etl.run.load import load_query, rejects_query, source_rows_query
@@ -771,6 +773,39 @@ def _refuse_staged(
                 [
                     (statement, f'setting aside the rows check "{check.name}" refuses in "{table.name}"')
                     for statement in drop_refused_sql(tx.plan.schema, table, refused_where(check))
+                ]
+            )
+    if hashes:
+        hashes += _refuse_staged_orphans(tx, table, staged, refused)
+    return hashes
+
+
+def _refuse_staged_orphans(
+    tx: _Transaction, table: TargetTable, staged: sql.Composable, refused: list[tuple[int, int]]
+) -> list[int]:
+    """After a check set staged rows aside: the staged rows whose reference onto their own table
+    named one of them go too, generation after generation (the target's foreign key would refuse
+    them). References onto other tables are load's own orphan test, made when the rows were staged."""
+    hashes: list[int] = []
+    for index in table.self_checks:
+        fk = table.foreign_keys[index]
+        where = staged_orphan_where(tx.plan.schema, table.name, fk, staged)
+        while (found := _query(tx.con, staged_count_query(staged, where))[0])[0]:
+            count, changed = found
+            query = refused_rows_query(tx.plan.schema, replace(table, orphan_checks=()), where, staged)
+            rows = tx.con.execute(query).fetchall()
+            if not rows or not all(row[0] for row in rows):
+                raise DataError(
+                    f'table "{table.name}": {count:,} staged rows reference rows set aside, and some '
+                    "match no source row; nothing was committed"
+                )
+            records = [_orphan_record(table, fk, row) for row in rows]
+            hashes += _set_aside(tx, table, records, [int(row[2]) for row in rows])
+            refused.append((count - changed, changed))
+            tx.execute_many(
+                [
+                    (statement, f'setting aside the rows of "{table.name}" whose parent row was set aside')
+                    for statement in drop_refused_sql(tx.plan.schema, table, where)
                 ]
             )
     return hashes
