@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from etl.core.mapping import TargetCheck, TargetTable
+from etl.core.mapping import TargetCheck, TargetForeignKey, TargetTable
 from etl.errors import ValueProblem
 from etl.run.load import checked_relation, row_key
 from etl.run.verify import row_hash, target_relation
@@ -30,16 +30,71 @@ def staged_check_query(staged: sql.Composable, check: TargetCheck) -> sql.Compos
     ).format(staged, refused_where(check))
 
 
+def orphan_where(schema: str, table: str, fk: TargetForeignKey) -> sql.Composed:
+    """PostgreSQL condition on the rows of `table`: its foreign key `fk` is set and names no row
+    of the parent (in a reference onto the table itself, the alias hides the table's own name,
+    so the qualified columns are the outer row's)."""
+    own = [sql.Identifier(schema, table, c) for c in fk.columns]
+    set_ = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(c) for c in own)
+    match = sql.SQL(" AND ").join(
+        sql.SQL("etl_parent.{} = {}").format(sql.Identifier(r), c)
+        for r, c in zip(fk.ref_columns, own, strict=True)
+    )
+    return sql.SQL("{} AND NOT EXISTS (SELECT 1 FROM {} AS etl_parent WHERE {})").format(
+        set_, sql.Identifier(schema, fk.ref_table), match
+    )
+
+
+def staged_orphan_where(
+    schema: str, table: str, fk: TargetForeignKey, staged: sql.Composable
+) -> sql.Composed:
+    """PostgreSQL condition on the rows of `staged` (sync.staged_rows, alias r): their foreign key
+    `fk` onto their own table is set and names no row of the target's table nor a row still staged."""
+    own = [sql.Identifier("r", c) for c in fk.columns]
+    set_ = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(c) for c in own)
+    in_target = sql.SQL(" AND ").join(
+        sql.SQL("etl_parent.{} = {}").format(sql.Identifier(r), c)
+        for r, c in zip(fk.ref_columns, own, strict=True)
+    )
+    refs = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(sql.Identifier(r), sql.Identifier(f"etl_ref{m}"))
+        for m, r in enumerate(fk.ref_columns)
+    )
+    in_staged = sql.SQL(" AND ").join(
+        sql.SQL("s.{} = {}").format(sql.Identifier(f"etl_ref{m}"), c) for m, c in enumerate(own)
+    )
+    return sql.SQL(
+        "{} AND NOT EXISTS (SELECT 1 FROM {} AS etl_parent WHERE {}) "
+        "AND NOT EXISTS (SELECT 1 FROM (SELECT {} FROM {}) AS s WHERE {})"
+    ).format(set_, sql.Identifier(schema, table), in_target, refs, staged, in_staged)
+
+
+def staged_count_query(staged: sql.Composable, where: sql.Composable) -> sql.Composed:
+    """PostgreSQL query: how many rows of `staged` `where` picks, and how many of them are changed
+    rows."""
+    return sql.SQL(
+        "SELECT count(*) AS n, count(*) FILTER (WHERE etl_op = 'u') AS changed FROM {} WHERE {}"
+    ).format(staged, where)
+
+
+def orphan_problem(table: TargetTable, fk: TargetForeignKey, key: str | None, shown: str) -> ValueProblem:
+    """The ValueProblem of a row whose parent a check set aside, worded as load's orphans are."""
+    columns, refs = ", ".join(fk.columns), ", ".join(fk.ref_columns)
+    reason = f'foreign key ({columns}) references no "{fk.ref_table}" row with ({refs}) = ({shown})'
+    return ValueProblem(table.source, key, None, reason, shown)
+
+
 def refused_rows_query(
     schema: str,
     table: TargetTable,
-    check: TargetCheck,
+    where: sql.Composable,
     relation: sql.Composable | None = None,
     limit: int | None = None,
 ) -> str:
     """DuckDB SQL: one row per row of the target (or of `relation`, rows shaped as the table's)
-    that `check` refuses: (matched, key, hash, then each source value as storage class and bytes),
-    in the source's order; `matched` is false for a refused row no source row accounts for."""
+    that the PostgreSQL condition `where` picks (refused_where, orphan_where): (matched, key,
+    hash, then each source value as storage class and bytes), in the source's order; `matched`
+    is false for a row no source row accounts for."""
     source_hash, _ = row_hash(table, "source", "c")
     target_hash, _ = row_hash(table, "target", "")
     raw = "".join(f", t{i}, encode(v{i}) AS b{i}" for i in range(len(table.columns)))
@@ -48,7 +103,7 @@ def refused_rows_query(
         f"FROM {checked_relation(schema, table, row_range)} WHERE problem IS NULL"
         for row_range in table.row_ranges or (None,)
     )
-    refused = target_relation(schema, table, where=refused_where(check), relation=relation)
+    refused = target_relation(schema, table, where=where, relation=relation)
     values = "".join(f", s.t{i}, s.b{i}" for i in range(len(table.columns)))
     query = (
         f"WITH s AS (SELECT *, row_number() OVER (PARTITION BY h ORDER BY o) AS n "

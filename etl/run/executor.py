@@ -24,7 +24,7 @@ from psycopg import sql
 from etl import duck
 from etl.core.explain import describe
 from etl.core.locks import check_locks
-from etl.core.mapping import DesiredSchema, TargetCheck, TargetTable
+from etl.core.mapping import DesiredSchema, TargetCheck, TargetForeignKey, TargetTable
 from etl.core.plan import (
     AddCheck,
     ApplyResult,
@@ -87,7 +87,16 @@ from etl.postgres.metadata import (
     record_run_sql,
 )
 from etl.postgres.target import connect, ensure_metadata, read_lock_capacity, redact
-from etl.run.checkrows import refused_problem, refused_rows_query, refused_where, staged_check_query
+from etl.run.checkrows import (
+    orphan_problem,
+    orphan_where,
+    refused_problem,
+    refused_rows_query,
+    refused_where,
+    staged_check_query,
+    staged_count_query,
+    staged_orphan_where,
+)
 from etl.run.fingerprint import analyze_sql, record_sql, source_fingerprints, source_ranges
 from etl.run.load import load_query, rejects_query, source_rows_query
 from etl.run.problem import raised_value_problem, value_problem
@@ -567,6 +576,7 @@ def _run_check(tx: _Transaction, number: int, step: AddCheck) -> None:
         tx.result.rows[name] = tx.result.rows.get(name, 0) - len(refused)
         inserted, updated, deleted = tx.result.changes.get(name, (0, 0, 0))
         tx.result.changes[name] = (max(inserted - len(refused), 0), updated, deleted)
+        _follow_parent(tx, name)
     _run_ddl(tx.con, step, tx.target_url)
 
 
@@ -604,7 +614,9 @@ def _refuse_rows(
     with on_error: fail the run fails naming the first; with on_error: reject they are recorded
     as rejects and accounted for in verification; the caller removes them. Their hashes."""
     reject = table.on_error == OnError.REJECT
-    query = refused_rows_query(tx.plan.schema, table, check, relation, limit=None if reject else 1)
+    query = refused_rows_query(
+        tx.plan.schema, table, refused_where(check), relation, limit=None if reject else 1
+    )
     try:
         rows = tx.con.execute(query).fetchall()
     except duck.ERRORS as exc:
@@ -619,13 +631,103 @@ def _refuse_rows(
             "source, set on_error: reject to set them aside, or edit or remove the check in the table's checks",
             problem,
         )
-    tx.result.rejects += [record for _problem, record in records]
+    return _set_aside(tx, table, [record for _problem, record in records], [int(row[2]) for row in rows])
+
+
+def _set_aside(tx: _Transaction, table: TargetTable, records: list[dict], hashes: list[int]) -> list[int]:
+    """Record rows set aside after they loaded as rejects, within max_rejects, and account for
+    them in verification (by their hashes, which it returns)."""
+    tx.result.rejects += records
     mine = [r for r in tx.result.rejects if r["table"] == table.source]
     _check_reject_limit(table, mine, tx.result.rows.get(table.name, 0) + len(mine))
-    hashes = [int(row[2]) for row in rows]
     count, total = tx.set_aside.get(table.name, (0, 0))
     tx.set_aside[table.name] = (count + len(hashes), total + sum(hashes))
     return hashes
+
+
+def _follow_parent(tx: _Transaction, parent: str) -> None:
+    """After rows of `parent` went (a check refused them): the rows of the tables this apply
+    loads that point at them go too, and theirs, as load's orphans follow a rejected parent;
+    before those tables' own checks and any foreign key are added, so each row goes once."""
+    for child in [s.table for s in tx.plan.steps if isinstance(s, LoadRows)]:
+        for index, fk in enumerate(child.foreign_keys):
+            if fk.ref_table == parent and _refuse_orphans(tx, child, index):
+                _follow_parent(tx, child.name)
+
+
+def _refuse_orphans(tx: _Transaction, table: TargetTable, index: int) -> bool:
+    """Set aside the rows of `table` whose foreign key `index` names a row that is gone (onto the
+    table itself, generation after generation); whether any went."""
+    fk, schema = table.foreign_keys[index], tx.plan.schema
+    where = orphan_where(schema, table.name, fk)
+    if table.on_error != OnError.REJECT:
+        _raise_orphaned(tx, table, fk, where)
+        return False
+    # Matched among the source rows as they loaded: the source's own orphan test reads the
+    # parent as the target holds it now, and would already leave these rows out.
+    loaded = replace(table, orphan_checks=())
+    went = False
+    while rows := tx.con.execute(refused_rows_query(schema, loaded, where)).fetchall():
+        if not all(row[0] for row in rows):
+            raise DataError(
+                f'table "{table.name}": {len(rows):,} rows of the target reference "{fk.ref_table}" rows '
+                "that were set aside, and this apply loaded some of them from no source row; nothing "
+                "was committed: correct those rows in the target"
+            )
+        records = [_orphan_record(table, fk, row) for row in rows]
+        # Verification reads the source through the same orphan test, which leaves these rows
+        # out already: only those it does not make (a reference onto the table itself, or onto a
+        # table loaded later) are accounted for as set aside.
+        hashes = [] if index in table.orphan_checks else [int(row[2]) for row in rows]
+        _set_aside(tx, table, records, hashes)
+        tx.execute(
+            sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(schema, table.name), where),
+            f'deleting the rows of "{table.name}" whose "{fk.ref_table}" row was set aside',
+        )
+        tx.result.rows[table.name] = tx.result.rows.get(table.name, 0) - len(rows)
+        inserted, updated, deleted = tx.result.changes.get(table.name, (0, 0, 0))
+        tx.result.changes[table.name] = (max(inserted - len(rows), 0), updated, deleted)
+        went = True
+        if fk.ref_table != table.name:
+            break
+    return went
+
+
+def _raise_orphaned(
+    tx: _Transaction, table: TargetTable, fk: TargetForeignKey, where: sql.Composable
+) -> None:
+    """A table that does not reject, whose rows point at parent rows set aside, fails, naming
+    why the first parent row went."""
+    query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+        sql.Identifier(tx.plan.schema, table.name), where
+    )
+    (count,) = _query(tx.con, query)[0]
+    if not count:
+        return
+    parent = next((t.source for t in _read_tables(tx.plan) if t.name == fk.ref_table), fk.ref_table)
+    first = next((r for r in tx.result.rejects if r["table"] == parent), None)
+    why = f'table "{parent}", row {first["key"]}: {first["reason"]}' if first is not None else "a check"
+    raise DataError(
+        f'table "{table.source}": {count:,} rows reference "{fk.ref_table}" rows set aside ({why}); '
+        "nothing was committed: correct the rows in the source, or set on_error: reject on table "
+        f'"{table.source}" too so that they are set aside with their parent'
+    )
+
+
+def _orphan_record(table: TargetTable, fk: TargetForeignKey, row: tuple) -> dict:
+    """A row whose parent was set aside (refused_rows_query's shape), as its reject record."""
+    _matched, key, _hash, *raw = row
+    values = {c.name: _raw_value(raw[2 * i], raw[2 * i + 1]) for i, c in enumerate(table.columns)}
+    shown = ", ".join(values[c].get("text", f"X'{values[c].get('hex')}'") for c in fk.columns)
+    problem = orphan_problem(table, fk, key, shown)
+    return {
+        "table": problem.table,
+        "key": problem.key,
+        "column": problem.column,
+        "reason": problem.detail,
+        "value": problem.value,
+        "row": values,
+    }
 
 
 def _refused_record(table: TargetTable, check: TargetCheck, row: tuple) -> tuple[ValueProblem, dict]:
@@ -671,6 +773,39 @@ def _refuse_staged(
                 [
                     (statement, f'setting aside the rows check "{check.name}" refuses in "{table.name}"')
                     for statement in drop_refused_sql(tx.plan.schema, table, refused_where(check))
+                ]
+            )
+    if hashes:
+        hashes += _refuse_staged_orphans(tx, table, staged, refused)
+    return hashes
+
+
+def _refuse_staged_orphans(
+    tx: _Transaction, table: TargetTable, staged: sql.Composable, refused: list[tuple[int, int]]
+) -> list[int]:
+    """After a check set staged rows aside: the staged rows whose reference onto their own table
+    named one of them go too, generation after generation (the target's foreign key would refuse
+    them). References onto other tables are load's own orphan test, made when the rows were staged."""
+    hashes: list[int] = []
+    for index in table.self_checks:
+        fk = table.foreign_keys[index]
+        where = staged_orphan_where(tx.plan.schema, table.name, fk, staged)
+        while (found := _query(tx.con, staged_count_query(staged, where))[0])[0]:
+            count, changed = found
+            query = refused_rows_query(tx.plan.schema, replace(table, orphan_checks=()), where, staged)
+            rows = tx.con.execute(query).fetchall()
+            if not rows or not all(row[0] for row in rows):
+                raise DataError(
+                    f'table "{table.name}": {count:,} staged rows reference rows set aside, and some '
+                    "match no source row; nothing was committed"
+                )
+            records = [_orphan_record(table, fk, row) for row in rows]
+            hashes += _set_aside(tx, table, records, [int(row[2]) for row in rows])
+            refused.append((count - changed, changed))
+            tx.execute_many(
+                [
+                    (statement, f'setting aside the rows of "{table.name}" whose parent row was set aside')
+                    for statement in drop_refused_sql(tx.plan.schema, table, where)
                 ]
             )
     return hashes
