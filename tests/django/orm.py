@@ -19,6 +19,7 @@ from django.apps import apps  # noqa: E402
 from django.contrib.auth.models import Group, Permission, User  # noqa: E402
 from django.contrib.contenttypes.models import ContentType  # noqa: E402
 from django.db.migrations.recorder import MigrationRecorder  # noqa: E402
+from django.utils import timezone  # noqa: E402
 from shop.models import Category, Product, Review, Tag  # noqa: E402
 
 UTC = datetime.UTC
@@ -131,7 +132,9 @@ def change() -> None:
     assert (product.price, product.attributes, product.stock) == (decimal.Decimal("8.25"), {"k": [2]}, 4)
     assert Product.objects.filter(attributes__k__0=2).get() == product  # a JSON path query
     assert Product.objects.get(sku=product.sku) == product  # a uuid lookup
-    assert Product.objects.filter(created_at__date=product.created_at.date()).exists()
+    # __date compares the date in TIME_ZONE (Paris), not the UTC one the value holds.
+    local_day = timezone.localtime(product.created_at).date()
+    assert Product.objects.filter(created_at__date=local_day).exists()
     user.first_name = "Nu"
     user.save(update_fields=["first_name"])
     Category.objects.filter(pk=category.pk).update(name="Board games")
