@@ -4,10 +4,16 @@ rejected at load are; the run commits and verification accounts for every row.""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import jsonschema
 import pytest
 
 from etl.core.explain import plan_document, plan_lines
 from etl.errors import DataError, EtlError
+
+PLAN_SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "etl-plan.schema.json").read_text())
 
 # An order refused by its check (total < 0) has lines, and a line has notes; a category refused
 # by its check has subcategories (a reference onto its own table), and theirs.
@@ -147,6 +153,7 @@ def test_rows_a_check_set_aside_stay_out_of_later_plans_until_fixed(migration, p
     text = "\n".join(plan_lines(plan, "db"))
     assert '"orders": 1 rows set aside by checks at apply of ' in text
     document = plan_document(plan, "db")
+    jsonschema.validate(document, PLAN_SCHEMA)
     assert [(s["table"], s["rows"]) for s in document["set_aside"]] == [("orders", 1)]
 
     again = m.apply("on_error: reject\n")
