@@ -491,7 +491,7 @@ def set_aside_lines(plan: Plan) -> list[str]:
     of the target (and of the counts) until their values change."""
     return [
         f'  = "{name}": {set_aside_text(rows, since)} (left out until changed in the source)'
-        for name, rows, since in plan.set_aside
+        for name, rows, since, _ in plan.set_aside
     ]
 
 
@@ -621,7 +621,7 @@ def plan_document(plan: Plan, target: str) -> dict:
     if plan.set_aside:
         document["set_aside"] = [
             {"table": name, "rows": rows, "since": since, "text": set_aside_text(rows, since)}
-            for name, rows, since in plan.set_aside
+            for name, rows, since, _ in plan.set_aside
         ]
     if plan.ranged:
         document["ranged"] = [

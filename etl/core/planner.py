@@ -130,7 +130,7 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         if t.name in target.ranged and t.name not in fresh_names
     )
     set_aside = tuple(
-        (t.name, d.set_aside_rows, d.set_aside_at)
+        (t.name, d.set_aside_rows, d.set_aside_at, d.set_aside_sum)
         for t in mapping.tables
         if (d := target.rows.get(t.name)) is not None
         and d.set_aside_rows

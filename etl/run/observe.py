@@ -85,10 +85,11 @@ def observe_target(
             for table in scanned:
                 d = diffs[table.name]
                 if d.set_aside:
-                    count = set_aside_count(con, mapping.schema, replace(table, scan=None), d.set_aside)
-                    diffs[table.name] = replace(
-                        d, set_aside_at=set_aside[table.name][1], set_aside_rows=count
+                    count, total = set_aside_count(
+                        con, mapping.schema, replace(table, scan=None), d.set_aside
                     )
+                    at = set_aside[table.name][1]
+                    diffs[table.name] = replace(d, set_aside_at=at, set_aside_rows=count, set_aside_sum=total)
             rows.update(diffs)
         except duckdb.Error as exc:
             raise_read_error(exc, "comparing rows with the target failed", source, url)

@@ -131,18 +131,20 @@ def without_set_aside(table: TargetTable, relation: str, hashes: tuple[int, ...]
 
 def set_aside_count(
     con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, hashes: tuple[int, ...]
-) -> int:
-    """How many source rows of `table` have one of `hashes`: the rows a check set aside that stay
-    aside (a row fixed since has another hash)."""
+) -> tuple[int, int]:
+    """How many source rows of `table` have one of `hashes` (the rows a check set aside that stay
+    aside: a row fixed since has another hash), and the sum of their hashes, which verification
+    takes from the source's when it reads the whole table."""
     register_functions(con, (table,))
     vhash, _ = row_hash(table, "source", "c")
     listed = ", ".join(str(int(h)) for h in hashes)
     row = con.execute(
-        f"SELECT count(*) FROM ({source_rows_query(schema, table, None)}) "
+        f"SELECT count(*), coalesce(sum({vhash}::HUGEINT), 0) "
+        f"FROM ({source_rows_query(schema, table, None)}) "
         f"WHERE list_contains([{listed}]::UBIGINT[], {vhash})"
     ).fetchone()
     assert row is not None  # an aggregate always yields one row
-    return int(row[0])
+    return int(row[0]), int(row[1])
 
 
 def _numbered(select: str) -> str:
