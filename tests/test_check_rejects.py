@@ -188,3 +188,11 @@ def test_a_check_that_changes_lets_the_rows_it_set_aside_be_planned_again(migrat
     assert m.plan(looser).set_aside == ()
     assert m.apply(looser).changes == {"orders": (1, 0, 0)}
     assert pg.execute("SELECT id FROM orders ORDER BY id").fetchall() == [(1,), (2,), (3,)]
+
+
+def test_with_on_error_fail_the_rows_set_aside_are_planned_again_and_fail(migration):
+    m = migration(SHOP)
+    m.apply("on_error: reject\n")
+    assert m.plan("on_error: fail\n").set_aside == ()
+    with pytest.raises(DataError, match='violates check "orders_total_check"'):
+        m.apply("on_error: fail\n")

@@ -38,6 +38,7 @@ from etl.run.fingerprint import Ranged, Recorded, unchanged_tables
 from etl.run.rowdiff import batchable, plan_diff, plan_diffs, set_aside_count
 from etl.run.session import SOURCE_ALIAS, attach, connect_for, raise_read_error
 from etl.run.typedscan import prove
+from etl.settings import OnError
 
 
 def observe_target(
@@ -80,7 +81,13 @@ def observe_target(
                 proven = prove(con, SOURCE_ALIAS, [t for t in present if t.name not in ranged])
             scanned = [replace(t, scan=proven.get(t.source)) for t in present]
             batch = diff_batch or DIFF_BATCH
-            hashes = {name: found for name, (found, _) in set_aside.items()}
+            # Only a table that still sets such rows aside leaves them out: with on_error: fail
+            # they are planned again, and the apply fails naming them.
+            hashes = {
+                t.name: set_aside[t.name][0]
+                for t in scanned
+                if t.name in set_aside and t.on_error == OnError.REJECT
+            }
             diffs = _diff_tables(con, mapping.schema, scanned, catalog, show_rows, batch, ranged, hashes)
             for table in scanned:
                 d = diffs[table.name]
