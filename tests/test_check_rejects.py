@@ -4,9 +4,16 @@ rejected at load are; the run commits and verification accounts for every row.""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import jsonschema
 import pytest
 
+from etl.core.explain import plan_document, plan_lines
 from etl.errors import DataError, EtlError
+
+PLAN_SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "etl-plan.schema.json").read_text())
 
 # An order refused by its check (total < 0) has lines, and a line has notes; a category refused
 # by its check has subcategories (a reference onto its own table), and theirs.
@@ -99,10 +106,10 @@ def test_children_set_aside_count_against_max_rejects(migration):
 def test_applied_again_nothing_changes_and_a_fixed_row_brings_its_children_in(migration, pg):
     m = migration(SHOP)
     m.apply("on_error: reject\n")
+    # The row its check set aside is left out of the plan: nothing changes, nothing is rejected
+    # again; its children stay aside (their parent is still missing in the target).
     again = m.apply("on_error: reject\n")
-    assert again.verified and again.changes == {"orders": (0, 0, 0)}
-    # The children stay aside: their parent is still missing in the target.
-    assert [r["table"] for r in again.rejects if r["table"] != "orders"] == []
+    assert again.verified and again.changes == {} and again.rejects == []
     assert pg.execute("SELECT id FROM line ORDER BY id").fetchall() == [(10,), (30,), (40,)]
 
     m.change_source("UPDATE orders SET total = 5 WHERE id = 2;")
@@ -118,15 +125,74 @@ def test_applied_again_nothing_changes_and_a_fixed_row_brings_its_children_in(mi
 def test_applied_again_a_self_references_descendants_stay_aside_until_fixed(migration, pg):
     m = migration(CATEGORIES)
     m.apply("on_error: reject\n")
-    # The source's rows are planned again (a check is PostgreSQL's to evaluate), so the sync
-    # sets them aside again, the descendants of a row its check refuses with it.
+    # The row its check refused stays out; its descendants are planned again (only the rows a
+    # check refuses are recorded, so that a descendant arrives with its ancestor), and the sync
+    # sets them aside again.
     again = m.apply("on_error: reject\n")
     assert again.verified and again.changes == {"category": (0, 0, 0)}
-    assert [r["key"] for r in again.rejects] == ["id=2", "id=3", "id=4"]
-    assert 'references no "category" row with (id) = (2)' in again.rejects[1]["reason"]
+    assert [r["key"] for r in again.rejects] == ["id=3", "id=4"]
+    assert 'references no "category" row with (id) = (2)' in again.rejects[0]["reason"]
     assert pg.execute("SELECT id FROM category ORDER BY id").fetchall() == [(1,), (5,)]
 
     m.change_source("UPDATE category SET name = 'fixed' WHERE id = 2;")
     fixed = m.apply("on_error: reject\n")
     assert fixed.verified and fixed.rejects == [] and fixed.changes == {"category": (3, 0, 0)}
     assert pg.execute("SELECT id FROM category ORDER BY id").fetchall() == [(1,), (2,), (3,), (4,), (5,)]
+
+
+def test_rows_a_check_set_aside_stay_out_of_later_plans_until_fixed(migration, pg):
+    m = migration(
+        SHOP + "CREATE TABLE tag (id INTEGER PRIMARY KEY, name TEXT);\nINSERT INTO tag VALUES (1, 'a');\n"
+    )
+    first = m.apply("on_error: reject\n")
+    assert [r["key"] for r in first.rejects if r["table"] == "orders"] == ["id=2"]
+
+    plan = m.plan("on_error: reject\n")
+    assert plan.steps == ()
+    assert [(name, rows) for name, rows, _, _ in plan.set_aside] == [("orders", 1)]
+    text = "\n".join(plan_lines(plan, "db"))
+    assert '"orders": 1 rows set aside by checks at apply of ' in text
+    document = plan_document(plan, "db")
+    jsonschema.validate(document, PLAN_SCHEMA)
+    assert [(s["table"], s["rows"]) for s in document["set_aside"]] == [("orders", 1)]
+
+    again = m.apply("on_error: reject\n")
+    assert again.verified and again.rejects == [] and again.changes == {}
+    assert pg.execute("SELECT count(*) FROM etl.rejects").fetchone() == (5,)
+
+    # Rows of the table changed otherwise still sync; the row set aside stays out.
+    m.change_source("INSERT INTO orders VALUES (4, 1); UPDATE orders SET total = 11 WHERE id = 1;")
+    changed = m.apply("on_error: reject\n")
+    assert changed.verified and changed.rejects == [] and changed.changes == {"orders": (1, 1, 0)}
+    assert pg.execute("SELECT id, total FROM orders ORDER BY id").fetchall() == [
+        (1, 11.0),
+        (3, 7.0),
+        (4, 1.0),
+    ]
+
+    # Fixed in the source, the row has other values: it arrives, and no longer stays aside.
+    m.change_source("UPDATE orders SET total = 5 WHERE id = 2;")
+    assert m.plan("on_error: reject\n").set_aside == ()
+    fixed = m.apply("on_error: reject\n")
+    assert fixed.verified and fixed.rejects == [] and fixed.changes == {"orders": (1, 0, 0)}
+    assert pg.execute("SELECT id FROM orders ORDER BY id").fetchall() == [(1,), (2,), (3,), (4,)]
+
+
+def test_a_check_that_changes_lets_the_rows_it_set_aside_be_planned_again(migration, pg):
+    m = migration(SHOP)
+    m.apply("on_error: reject\n")
+    looser = 'on_error: reject\ntables:\n  orders:\n    checks: [{name: orders_total_check, sql: "total >= -10"}]\n'
+    # The apply that changes the check still leaves the row out (as planned), verified exactly.
+    changed = m.apply(looser)
+    assert changed.verified and changed.rejects == []
+    assert m.plan(looser).set_aside == ()
+    assert m.apply(looser).changes == {"orders": (1, 0, 0)}
+    assert pg.execute("SELECT id FROM orders ORDER BY id").fetchall() == [(1,), (2,), (3,)]
+
+
+def test_with_on_error_fail_the_rows_set_aside_are_planned_again_and_fail(migration):
+    m = migration(SHOP)
+    m.apply("on_error: reject\n")
+    assert m.plan("on_error: fail\n").set_aside == ()
+    with pytest.raises(DataError, match='violates check "orders_total_check"'):
+        m.apply("on_error: fail\n")

@@ -470,6 +470,7 @@ def plan_lines(plan: Plan, target: str, *, verbose: bool = False, list_creates: 
         lines.extend(_sample_lines(step, samples))
     lines += skipped_lines(plan, verbose=verbose)
     lines += ranged_lines(plan)
+    lines += set_aside_lines(plan)
     lines.append(summary_line(plan.summary()))
     if plan.left_out:
         lines.append("Left out of the target (each is marked !! in a spec etl init writes):")
@@ -479,6 +480,19 @@ def plan_lines(plan: Plan, target: str, *, verbose: bool = False, list_creates: 
 
 # Tables named on one line of a plan that is not verbose; the rest are counted.
 _SKIPPED_NAMED = 10
+
+
+def set_aside_text(rows: int, since: str) -> str:
+    return f"{rows:,} rows set aside by checks at apply of {since}"
+
+
+def set_aside_lines(plan: Plan) -> list[str]:
+    """The tables whose source holds rows a check set aside at an earlier apply: they stay out
+    of the target (and of the counts) until their values change."""
+    return [
+        f'  = "{name}": {set_aside_text(rows, since)} (left out until changed in the source)'
+        for name, rows, since, _ in plan.set_aside
+    ]
 
 
 def skipped_text(since: str) -> str:
@@ -603,6 +617,11 @@ def plan_document(plan: Plan, target: str) -> dict:
         document["skipped"] = [
             {"table": name, "since": since, "reason": f"{skipped_text(since)}: {_SKIPPED_WHY}"}
             for name, since in plan.skipped
+        ]
+    if plan.set_aside:
+        document["set_aside"] = [
+            {"table": name, "rows": rows, "since": since, "text": set_aside_text(rows, since)}
+            for name, rows, since, _ in plan.set_aside
         ]
     if plan.ranged:
         document["ranged"] = [

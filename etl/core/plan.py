@@ -34,6 +34,12 @@ class RowDiff:
     unchanged: int = 0  # with mode: append, the rows at or before the watermark (not compared)
     samples: tuple[RowChange, ...] = ()
     watermark: str | None = None  # mode: append: the largest value the target holds
+    # Hashes (verification's) of source rows a check set aside at an earlier apply, left out of
+    # the counts and of the sync's staged rows; and when the latest of them was set aside.
+    set_aside: tuple[int, ...] = ()
+    set_aside_at: str | None = None
+    set_aside_rows: int = 0  # the source rows those hashes match
+    set_aside_sum: int = 0  # the sum of their hashes (verification's)
 
     @property
     def changes(self) -> int:
@@ -397,6 +403,10 @@ class Plan:
     skipped: tuple[tuple[str, str], ...] = ()
     # (table, changed ranges, all ranges, time of the apply): rows compared in those ranges only
     ranged: tuple[tuple[str, int, int, str], ...] = ()
+    # (table, source rows, time of the latest apply that set one aside, sum of their hashes):
+    # rows a check set aside at an earlier apply, left out of the row diff and of the sync until
+    # their values change, and out of the source's side of verification
+    set_aside: tuple[tuple[str, int, str, int], ...] = ()
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:

@@ -129,6 +129,14 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         for t in mapping.tables
         if t.name in target.ranged and t.name not in fresh_names
     )
+    set_aside = tuple(
+        (t.name, d.set_aside_rows, d.set_aside_at, d.set_aside_sum)
+        for t in mapping.tables
+        if (d := target.rows.get(t.name)) is not None
+        and d.set_aside_rows
+        and d.set_aside_at is not None
+        and t.name not in fresh_names
+    )
     return Plan(
         steps=tuple(steps),
         schema=schema,
@@ -138,6 +146,7 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         desired=target.record,
         skipped=skipped,
         ranged=ranged,
+        set_aside=set_aside,
     )
 
 

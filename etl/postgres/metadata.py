@@ -12,13 +12,14 @@ import json
 from psycopg import sql
 
 METADATA_SCHEMA = "etl"  # where etl keeps its own records in the target database
-METADATA_TABLES = ("runs", "rejects", "history", "desired", "fingerprints")
+METADATA_TABLES = ("runs", "rejects", "history", "desired", "fingerprints", "set_aside")
 
 RUNS = sql.Identifier(METADATA_SCHEMA, "runs")
 REJECTS = sql.Identifier(METADATA_SCHEMA, "rejects")
 HISTORY = sql.Identifier(METADATA_SCHEMA, "history")
 DESIRED = sql.Identifier(METADATA_SCHEMA, "desired")
 FINGERPRINTS = sql.Identifier(METADATA_SCHEMA, "fingerprints")
+SET_ASIDE = sql.Identifier(METADATA_SCHEMA, "set_aside")
 
 
 def metadata_ddl() -> list[sql.Composed]:
@@ -65,6 +66,12 @@ def metadata_ddl() -> list[sql.Composed]:
             "xmins jsonb NOT NULL, rows bigint NOT NULL, oldest_xid bigint NOT NULL, ranges bytea, "
             "PRIMARY KEY (target_schema, table_name))"
         ).format(FINGERPRINTS),
+        # The source rows a check set aside at apply, by verification hash: later plans leave
+        # them out until their values change (see record_set_aside_sql).
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (target_schema text NOT NULL, table_name text NOT NULL, "
+            "hash text NOT NULL, recorded_at timestamptz NOT NULL, PRIMARY KEY (target_schema, table_name, hash))"
+        ).format(SET_ASIDE),
     ]
 
 
@@ -274,3 +281,36 @@ def unchanged_since_sql(schema: str, table: str, desired: str) -> sql.Composed:
         half=sql.Literal(_XID_WRAP // 2),
         xmins=_xmin_counts(schema, table),
     )
+
+
+# etl.set_aside: the source rows a CHECK refused at an apply with on_error: reject, by the hash
+# verification computes of a source row (a row whose values change gets a new hash and arrives).
+# A later plan leaves them out of its row diff and a sync out of its staged rows, so they are
+# neither "to insert" again nor set aside again at each apply; verification reads the same rows.
+
+
+def record_set_aside_sql(schema: str, table: str, hashes: list[int], recorded_at: str) -> sql.Composed:
+    """Record, in the apply's transaction, the hashes of source rows a check of `table` refused."""
+    values = sql.SQL(", ").join(
+        sql.SQL("({}, {}, {}, {})").format(*(sql.Literal(v) for v in (schema, table, str(h), recorded_at)))
+        for h in sorted(set(hashes))
+    )
+    return sql.SQL(
+        "INSERT INTO {} (target_schema, table_name, hash, recorded_at) VALUES {} "
+        "ON CONFLICT (target_schema, table_name, hash) DO UPDATE SET recorded_at = EXCLUDED.recorded_at"
+    ).format(SET_ASIDE, values)
+
+
+def forget_set_aside_sql(schema: str, tables: list[str]) -> sql.Composed:
+    """Forget the rows set aside of tables loaded afresh (their checks run on every row again)."""
+    return sql.SQL("DELETE FROM {} WHERE target_schema = {} AND table_name = ANY({})").format(
+        SET_ASIDE, sql.Literal(schema), sql.Literal(tables)
+    )
+
+
+def recorded_set_aside_sql(schema: str) -> sql.Composed:
+    """(table, hash, time of the latest apply that recorded one, in UTC) of each row set aside."""
+    return sql.SQL(
+        "SELECT table_name, hash, to_char(max(recorded_at) OVER (PARTITION BY table_name) AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD HH24:MI:SS') || ' UTC' FROM {} WHERE target_schema = {} ORDER BY table_name, hash"
+    ).format(SET_ASIDE, sql.Literal(schema))

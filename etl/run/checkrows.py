@@ -4,7 +4,18 @@ A check is PostgreSQL's to evaluate (its expression is PostgreSQL's), so it runs
 arrived in the target; each refused row is then matched to its source row by the verification
 hash both sides already agree on (with a row number among equal hashes, for a table without a
 key), which gives its key as SQLite quotes it and its raw values for the reject report. SQL's CHECK
-reads NULL as passing: only rows for which the expression is false are refused."""
+reads NULL as passing: only rows for which the expression is false are refused.
+
+A row a check refuses at an apply is recorded by that verification hash in etl.set_aside (its
+table's records go when the table is loaded afresh or its checks change). A later plan reads the
+hashes and leaves the source rows that carry one out of its row diff, and the sync out of the rows
+it stages (RowDiff.set_aside, rowdiff.without_set_aside): neither is it planned as new again nor
+set aside again. Verification stays exact without more: a sync computes the source's checksum
+over the rows it staged from, which leave those rows out as the target does. A row fixed in the
+source has other values, another hash, and arrives. Only the rows a check refuses are recorded,
+not the rows set aside with them: those of other tables stay out through load's orphan test
+(their parent is missing in the target), and a descendant through the table's own foreign key is
+set aside again by each sync, so that it arrives with its ancestor once that is fixed."""
 
 from __future__ import annotations
 

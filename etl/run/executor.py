@@ -31,6 +31,7 @@ from etl.core.plan import (
     CreateTable,
     DeleteRows,
     DesiredRecord,
+    DropConstraint,
     DropTable,
     DropTables,
     KeepForRollback,
@@ -82,9 +83,11 @@ from etl.postgres.history import (
 from etl.postgres.metadata import (
     RUNS,
     forget_fingerprints_sql,
+    forget_set_aside_sql,
     record_desired_sql,
     record_rejects_sql,
     record_run_sql,
+    record_set_aside_sql,
 )
 from etl.postgres.target import connect, ensure_metadata, read_lock_capacity, redact
 from etl.run.checkrows import (
@@ -422,6 +425,14 @@ def _record_fingerprints(tx: _Transaction) -> None:
 def _run_steps(tx: _Transaction) -> None:
     """Every step in order; consecutive steps that are only DDL go to PostgreSQL together."""
     steps, number = tx.plan.steps, 0
+    # A table loaded afresh, or whose checks change, has its checks run on its rows again: the
+    # rows earlier applies set aside are no longer left out of it.
+    rechecked = sorted(
+        {s.table.name for s in steps if isinstance(s, LoadRows)}
+        | {s.table for s in steps if isinstance(s, AddCheck | DropConstraint)}
+    )
+    if rechecked:
+        tx.execute(forget_set_aside_sql(tx.plan.schema, rechecked), "forgetting rows set aside earlier")
     while number < len(steps):
         batch = _ddl_batch(steps, number)
         if len(batch) > 1:
@@ -512,7 +523,7 @@ def _run_sync(tx: _Transaction, number: int, step: SyncRows) -> int:
             number,
             tx.execute,
             tx.verify,
-            lambda staged: _refuse_staged(tx, step.table, staged, refused),
+            lambda staged: _refuse_staged(tx, step.table, staged, refused, bool(step.diff.set_aside)),
         )
     except duck.ERRORS as exc:
         _raise_load_error(exc, step.table, tx.target_url)
@@ -631,7 +642,13 @@ def _refuse_rows(
             "source, set on_error: reject to set them aside, or edit or remove the check in the table's checks",
             problem,
         )
-    return _set_aside(tx, table, [record for _problem, record in records], [int(row[2]) for row in rows])
+    hashes = [int(row[2]) for row in rows]
+    # Recorded so that later plans leave these source rows out until their values change.
+    tx.execute(
+        record_set_aside_sql(tx.plan.schema, table.name, hashes, tx.started_at),
+        f'recording the rows of "{table.name}" its checks set aside',
+    )
+    return _set_aside(tx, table, [record for _problem, record in records], hashes)
 
 
 def _set_aside(tx: _Transaction, table: TargetTable, records: list[dict], hashes: list[int]) -> list[int]:
@@ -757,11 +774,17 @@ def _shown(value: dict) -> str:
 
 
 def _refuse_staged(
-    tx: _Transaction, table: TargetTable, staged: sql.Composable, refused: list[tuple[int, int]]
+    tx: _Transaction,
+    table: TargetTable,
+    staged: sql.Composable,
+    refused: list[tuple[int, int]],
+    left_out: bool = False,
 ) -> list[int]:
     """Before a sync writes its staged rows: each check of the table on them, as _run_check does
     on loaded rows; rows set aside leave the staging table (and a changed one the target), and
-    how many (new, changed) is appended to `refused`."""
+    how many (new, changed) is appended to `refused`. `left_out`: the sync left out rows a check
+    set aside at an earlier apply, whose descendants in the table itself are set aside again
+    (only the rows a check refuses are recorded: a descendant arrives once its ancestor does)."""
     hashes: list[int] = []
     for check in table.checks:
         found = _evaluate_check(tx, table.name, check, staged_check_query(staged, check))
@@ -775,7 +798,7 @@ def _refuse_staged(
                     for statement in drop_refused_sql(tx.plan.schema, table, refused_where(check))
                 ]
             )
-    if hashes:
+    if hashes or left_out:
         hashes += _refuse_staged_orphans(tx, table, staged, refused)
     return hashes
 
@@ -868,6 +891,10 @@ def _verify_before_commit(tx: _Transaction) -> None:
     if tx.sums is not None:
         tx.source_sums.update(tx.sums.results(tx.target_url))
     whole = tuple(tx.scanned(t) for t in tx.plan.tables if t.name not in tx.written)
+    for name, rows, _, total in tx.plan.set_aside:
+        if name not in tx.source_sums:  # a sync's own sums leave those rows out already
+            count, sum_ = tx.set_aside.get(name, (0, 0))
+            tx.set_aside[name] = (count + rows, sum_ + total)
     try:
         verification = verify_tables(tx.con, schema, whole, sources=tx.source_sums, set_aside=tx.set_aside)
     except duck.ERRORS as exc:

@@ -26,12 +26,19 @@ from etl.postgres import catalog as catalog_module
 from etl.postgres.catalog import read_target_catalog
 from etl.postgres.ddl import create_view_sql, fresh_schema_sql
 from etl.postgres.history import view_readers_query
-from etl.postgres.metadata import METADATA_SCHEMA, RUNS, last_desired_sql, recorded_desired_sql
+from etl.postgres.metadata import (
+    METADATA_SCHEMA,
+    RUNS,
+    last_desired_sql,
+    recorded_desired_sql,
+    recorded_set_aside_sql,
+)
 from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
 from etl.run.fingerprint import Ranged, Recorded, unchanged_tables
-from etl.run.rowdiff import batchable, plan_diff, plan_diffs
+from etl.run.rowdiff import batchable, plan_diff, plan_diffs, set_aside_count
 from etl.run.session import SOURCE_ALIAS, attach, connect_for, raise_read_error
 from etl.run.typedscan import prove
+from etl.settings import OnError
 
 
 def observe_target(
@@ -61,6 +68,7 @@ def observe_target(
         removed_views = _removed_views(conn, mapping, catalog)
         present = [t for t in existing if catalog.table(t.name) is not None]
         recorded = Recorded({}, {}) if full_diff else _unchanged(conn, mapping.schema, source, present, url)
+        set_aside = _set_aside(conn, mapping.schema, url) if present else {}
     unchanged, ranged = recorded.unchanged, recorded.ranged
     rows: dict[str, RowDiff] = {name: RowDiff(unchanged=u.rows) for name, u in unchanged.items()}
     present = [t for t in present if t.name not in unchanged]
@@ -73,7 +81,23 @@ def observe_target(
                 proven = prove(con, SOURCE_ALIAS, [t for t in present if t.name not in ranged])
             scanned = [replace(t, scan=proven.get(t.source)) for t in present]
             batch = diff_batch or DIFF_BATCH
-            rows.update(_diff_tables(con, mapping.schema, scanned, catalog, show_rows, batch, ranged))
+            # Only a table that still sets such rows aside leaves them out: with on_error: fail
+            # they are planned again, and the apply fails naming them.
+            hashes = {
+                t.name: set_aside[t.name][0]
+                for t in scanned
+                if t.name in set_aside and t.on_error == OnError.REJECT
+            }
+            diffs = _diff_tables(con, mapping.schema, scanned, catalog, show_rows, batch, ranged, hashes)
+            for table in scanned:
+                d = diffs[table.name]
+                if d.set_aside:
+                    count, total = set_aside_count(
+                        con, mapping.schema, replace(table, scan=None), d.set_aside
+                    )
+                    at = set_aside[table.name][1]
+                    diffs[table.name] = replace(d, set_aside_at=at, set_aside_rows=count, set_aside_sum=total)
+            rows.update(diffs)
         except duckdb.Error as exc:
             raise_read_error(exc, "comparing rows with the target failed", source, url)
         finally:
@@ -130,17 +154,24 @@ def _diff_tables(
     show_rows: int,
     diff_batch: int,
     ranged: dict[str, Ranged] | None = None,
+    set_aside: dict[str, tuple[int, ...]] | None = None,
 ) -> dict[str, RowDiff]:
     """Each table's row diff: tables that can, `diff_batch` at a time in one query; any batch that
     fails, and every other table, one by one (where an error names its table and a value the typed
     read cannot convert is read again on the exact path). A table in `ranged` is compared in its
-    changed rowid ranges only."""
+    changed rowid ranges only. `set_aside`: per table, the hashes of source rows left out."""
     rows: dict[str, RowDiff] = {}
-    ranged = ranged or {}
+    ranged, set_aside = ranged or {}, set_aside or {}
     for table in tables:
         if table.name in ranged:
             rows[table.name] = _ranged_diff(
-                con, schema, table, _current(catalog, table), show_rows, ranged[table.name]
+                con,
+                schema,
+                table,
+                _current(catalog, table),
+                show_rows,
+                ranged[table.name],
+                set_aside.get(table.name, ()),
             )
     tables_left = [t for t in tables if t.name not in ranged]
     together = [t for t in tables_left if not show_rows and batchable(t)]
@@ -149,19 +180,24 @@ def _diff_tables(
         batch = together[start : start + diff_batch]
         try:
             with _source_alone(con):
-                rows.update(plan_diffs(con, schema, [(t, _current(catalog, t)) for t in batch]))
+                rows.update(plan_diffs(con, schema, [(t, _current(catalog, t)) for t in batch], set_aside))
         except duck.ERRORS:
             alone += batch
     order = {t.name: i for i, t in enumerate(tables)}
     for table in sorted(alone, key=lambda t: order[t.name]):
         try:
-            rows[table.name] = plan_diff(con, schema, table, _current(catalog, table), show_rows)
+            hashes = set_aside.get(table.name, ())
+            rows[table.name] = plan_diff(
+                con, schema, table, _current(catalog, table), show_rows, set_aside=hashes
+            )
         except duck.ERRORS:
             if table.scan is None:
                 raise
             # a value DuckDB's typed read cannot convert: the exact path names its row
             exact = replace(table, scan=None)
-            rows[table.name] = plan_diff(con, schema, exact, _current(catalog, table), show_rows)
+            rows[table.name] = plan_diff(
+                con, schema, exact, _current(catalog, table), show_rows, set_aside=hashes
+            )
     return {t.name: rows[t.name] for t in tables}
 
 
@@ -172,6 +208,7 @@ def _ranged_diff(
     current: PgTable,
     show_rows: int,
     ranged: Ranged,
+    set_aside: tuple[int, ...] = (),
 ) -> RowDiff:
     """The diff of a table compared in its changed ranges only: the rows outside them are as the
     apply left them on both sides, equal, and counted unchanged (the target's rows then were
@@ -180,10 +217,31 @@ def _ranged_diff(
         return RowDiff(unchanged=ranged.rows)
     if ranged.changed * 2 > ranged.total:
         # most pages moved (a VACUUM, say): one pass over each side costs less than seeking ranges
-        return plan_diff(con, schema, table, current, show_rows)
-    found = plan_diff(con, schema, table, current, show_rows, rowids=ranged.rowids)
+        return plan_diff(con, schema, table, current, show_rows, set_aside=set_aside)
+    found = plan_diff(con, schema, table, current, show_rows, rowids=ranged.rowids, set_aside=set_aside)
     in_ranges = found.update + found.delete + found.unchanged
     return replace(found, unchanged=found.unchanged + ranged.rows - in_ranges)
+
+
+def _set_aside(conn: psycopg.Connection, schema: str, url: str) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Per table, the hashes of the source rows a check set aside at earlier applies (etl.set_aside)
+    and when the latest was; nothing before the first apply made etl's tables."""
+    try:
+        exists = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (f"{METADATA_SCHEMA}.set_aside",)
+        ).fetchone()
+        if not exists or not exists[0]:
+            return {}
+        rows = conn.execute(recorded_set_aside_sql(schema)).fetchall()
+    except psycopg.Error as exc:
+        raise TargetError(
+            f"reading the rows earlier applies set aside failed: {redact(first_line(exc), url)}"
+        ) from exc
+    found: dict[str, tuple[tuple[int, ...], str]] = {}
+    for table, hash_, at in rows:
+        hashes, _ = found.get(table, ((), at))
+        found[table] = ((*hashes, int(hash_)), at)
+    return found
 
 
 @contextmanager

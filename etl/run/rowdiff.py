@@ -18,7 +18,7 @@ from etl.duck import quote_ident, quote_literal
 from etl.model import PgTable
 from etl.run.load import source_rows_query
 from etl.run.session import TARGET_ALIAS
-from etl.run.verify import compared_value, digested, register_functions, target_relation
+from etl.run.verify import compared_value, digested, register_functions, row_hash, target_relation
 from etl.settings import Mode
 from etl.sqlite.pages import HIGHEST, LOWEST
 
@@ -117,6 +117,34 @@ def _keyed_rows(table: TargetTable, norms: list[str], relation: str, columns: bo
     if keyed(table):
         return f"SELECT {_hash(norms)} AS h{_key_items(table, norms)}{hs}{kept} FROM {relation}"
     return _numbered(f"SELECT {_hash(norms)} AS h{hs}{kept} FROM {relation}")
+
+
+def without_set_aside(table: TargetTable, relation: str, hashes: tuple[int, ...]) -> str:
+    """DuckDB relation: the source rows of `relation` (c0..) but those whose verification hash is
+    among `hashes` (rows a check set aside at an earlier apply, RowDiff.set_aside)."""
+    if not hashes:
+        return relation
+    vhash, _ = row_hash(table, "source", "c")
+    listed = ", ".join(str(int(h)) for h in hashes)
+    return f"(SELECT * FROM {relation} WHERE NOT list_contains([{listed}]::UBIGINT[], {vhash}))"
+
+
+def set_aside_count(
+    con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable, hashes: tuple[int, ...]
+) -> tuple[int, int]:
+    """How many source rows of `table` have one of `hashes` (the rows a check set aside that stay
+    aside: a row fixed since has another hash), and the sum of their hashes, which verification
+    takes from the source's when it reads the whole table."""
+    register_functions(con, (table,))
+    vhash, _ = row_hash(table, "source", "c")
+    listed = ", ".join(str(int(h)) for h in hashes)
+    row = con.execute(
+        f"SELECT count(*), coalesce(sum({vhash}::HUGEINT), 0) "
+        f"FROM ({source_rows_query(schema, table, None)}) "
+        f"WHERE list_contains([{listed}]::UBIGINT[], {vhash})"
+    ).fetchone()
+    assert row is not None  # an aggregate always yields one row
+    return int(row[0]), int(row[1])
 
 
 def _numbered(select: str) -> str:
@@ -226,23 +254,25 @@ def plan_diff(
     current: PgTable,
     show_rows: int = 0,
     rowids: tuple[tuple[int, int], ...] = (),
+    set_aside: tuple[int, ...] = (),
 ) -> RowDiff:
     """How the target's rows differ from the source's, counted without changing anything.
     `current`: the table as the target holds it (its schema may still differ from the spec's).
     `rowids`: compare only the rows in these inclusive rowid ranges, on the target the rows whose
-    key (table.rowid_key, the source's rowid) lies in them (mode: sync)."""
+    key (table.rowid_key, the source's rowid) lies in them (mode: sync). `set_aside`: hashes of
+    source rows left out (RowDiff.set_aside)."""
     register_functions(con, (table,))
     if table.mode == Mode.APPEND:
         return _plan_append(con, schema, table, show_rows)
     columns = show_rows > 0
     if rowids:
-        _ranged_sides(con, schema, table, current, columns, rowids)
+        _ranged_sides(con, schema, table, current, columns, rowids, set_aside)
     else:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table, current, columns)}"
         )
         for i, row_range in enumerate(diff_ranges(table)):
-            relation = f"({source_rows_query(schema, table, row_range)})"
+            relation = without_set_aside(table, f"({source_rows_query(schema, table, row_range)})", set_aside)
             select = source_keys_sql(table, relation, columns)
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE etl_s AS {select}" if i == 0 else f"INSERT INTO etl_s {select}"
@@ -262,7 +292,7 @@ def plan_diff(
         samples = _samples(con, table, show_rows)
     con.execute("DROP TABLE etl_s")
     con.execute("DROP TABLE etl_t")
-    return RowDiff(inserts, updates, deletes, unchanged, samples)
+    return RowDiff(inserts, updates, deletes, unchanged, samples, set_aside=set_aside)
 
 
 # Rowid ranges per query on each side: SQLite and PostgreSQL each seek every range through the
@@ -277,13 +307,15 @@ def _ranged_sides(
     current: PgTable,
     columns: bool,
     rowids: tuple[tuple[int, int], ...],
+    set_aside: tuple[int, ...] = (),
 ) -> None:
     """etl_s and etl_t: each side's rows in the rowid ranges `rowids`."""
     assert table.rowid_key is not None and table.mode == Mode.SYNC
     for start in range(0, len(rowids), RANGES_PER_QUERY):
         batch = rowids[start : start + RANGES_PER_QUERY]
         target = target_keys_sql(schema, table, current, columns, where=key_in_ranges(table.rowid_key, batch))
-        source = source_keys_sql(table, f"({source_rows_query(schema, table, rowids=batch)})", columns)
+        relation = without_set_aside(table, f"({source_rows_query(schema, table, rowids=batch)})", set_aside)
+        source = source_keys_sql(table, relation, columns)
         for name, select in (("etl_t", target), ("etl_s", source)):
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {name} AS {select}"
@@ -375,7 +407,10 @@ def batchable(table: TargetTable) -> bool:
 
 
 def plan_diffs(
-    con: duckdb.DuckDBPyConnection, schema: str, tables: list[tuple[TargetTable, PgTable]]
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    tables: list[tuple[TargetTable, PgTable]],
+    set_aside: dict[str, tuple[int, ...]] | None = None,
 ) -> dict[str, RowDiff]:
     """plan_diff's counts (no rows shown) of several tables that are `batchable`, in one DuckDB
     query: a small table's diff costs a few round trips to both databases, more than its rows.
@@ -383,7 +418,10 @@ def plan_diffs(
     register_functions(con, (table for table, _ in tables))
     parts = []
     for number, (table, current) in enumerate(tables):
-        source = source_keys_sql(table, f"({source_rows_query(schema, table, None)})")
+        hashes = (set_aside or {}).get(table.name, ())
+        source = source_keys_sql(
+            table, without_set_aside(table, f"({source_rows_query(schema, table, None)})", hashes)
+        )
         target = target_keys_sql(schema, table, current)
         parts.append(
             f"SELECT {number} AS n, count(*) FILTER (WHERE t.h IS NULL) AS inserts, "
@@ -395,5 +433,6 @@ def plan_diffs(
     for number, inserts, updates, deletes, unchanged in con.execute(" UNION ALL ".join(parts)).fetchall():
         table = tables[int(number)][0]
         deleted = 0 if table.mode == Mode.UPSERT else int(deletes)
-        found[table.name] = RowDiff(int(inserts), int(updates), deleted, int(unchanged), ())
+        hashes = (set_aside or {}).get(table.name, ())
+        found[table.name] = RowDiff(int(inserts), int(updates), deleted, int(unchanged), (), set_aside=hashes)
     return found

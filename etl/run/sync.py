@@ -29,6 +29,7 @@ from etl.run.rowdiff import (
     past_mark,
     source_keys_sql,
     target_keys_sql,
+    without_set_aside,
 )
 from etl.run.session import TARGET_ALIAS
 from etl.run.verify import register_functions, row_hash, source_sums_query, target_relation
@@ -153,7 +154,10 @@ def sync_statements(step: SyncRows, index: int, verify: bool) -> list[SyncStatem
     else:
         found.append(SyncStatement(f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table)}"))
         for i, row_range in enumerate(diff_ranges(table)):
-            relation = f"({source_rows_query(schema, table, row_range)})"
+            # Rows a check set aside at an earlier apply stay out (unless their values changed).
+            relation = without_set_aside(
+                table, f"({source_rows_query(schema, table, row_range)})", step.diff.set_aside
+            )
             found.append(
                 SyncStatement(
                     f"CREATE OR REPLACE TEMP TABLE etl_rows AS {source_keys_sql(table, relation, keep='*')}"
