@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from etl.core.ledger import LedgerEntry, build_ledger
+from etl.core.mapping import DesiredSchema
 from etl.core.plan import Plan
 from etl.core.planner import build_plan
 from etl.core.prisma import HISTORY_TABLE, render_migration
@@ -22,7 +23,7 @@ from etl.postgres.target import read_target_state
 from etl.run.baseline import plan_prisma_baseline
 from etl.run.observe import observe_target, schema_catalogs
 from etl.run.session import StatementObserver
-from etl.run.validate import Measuring, Validated, validate
+from etl.run.validate import Measuring, Validated, validate, with_sizes
 
 if TYPE_CHECKING:
     from etl.core.plan import ApplyResult
@@ -39,21 +40,36 @@ def check(
     target_url: str | None = None,
     *,
     measuring: Measuring | None = None,
+    sizes_later: bool = False,
 ) -> Validated:
     """The spec, read and checked against the SQLite source (every problem at once, as a
     SpecError), with the source measured (as `measuring` says); `target_url` replaces the spec's
-    target.url."""
-    return validate(spec_path, environ, target_url=target_url, measuring=measuring or Measuring())
+    target.url. `sizes_later`: plan_for measures the row counts and sizes of only the tables it
+    compares or loads."""
+    return validate(
+        spec_path, environ, target_url=target_url, measuring=measuring or Measuring(), sizes_later=sizes_later
+    )
 
 
 def plan_for(checked: Validated, show_rows: int = 0, *, full_diff: bool = False) -> Plan:
     """What apply would do to the spec's target as it is now (read, never changed); up to
     `show_rows` changed rows per table are kept in the plan for display. Tables provably unchanged
     since the last apply are skipped, unless `full_diff`."""
+    measured = [checked.mapping]
+
+    def sized(names: set[str]) -> DesiredSchema:
+        measured.append(with_sizes(checked, names))
+        return measured[-1]
+
     state = observe_target(
-        checked.mapping, checked.spec.source, checked.spec.target_url, show_rows, full_diff=full_diff
+        checked.mapping,
+        checked.spec.source,
+        checked.spec.target_url,
+        show_rows,
+        full_diff=full_diff,
+        sized=None if checked.sizes_pending is None else sized,
     )
-    plan = build_plan(checked.mapping, state)
+    plan = build_plan(measured[-1], state)
     return with_prisma_baseline(checked, plan) if checked.spec.prisma is not None else plan
 
 
