@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -47,12 +47,14 @@ from etl.duck import remove_spill_directory, sweep_stale_spill_directories
 from etl.errors import EtlError, SpecError
 from etl.pipeline import apply, check, ledger, plan_for, run_info, verify
 from etl.postgres.target import display_url, redact
-from etl.run.executor import StepEvent, refuse_destructive
-from etl.run.plan_sql import plan_sql_text, typed_candidates
 from etl.run.validate import Validated
-from etl.run.verify import describe_failures
 from etl.settings import Naming
 from etl.specfile.document import SCHEMA_FILE
+
+# What only apply, verify and `plan --sql` use is imported where they run: the other commands,
+# `etl plan` above all (run again and again before a cut-over), start without it.
+if TYPE_CHECKING:
+    from etl.run.executor import StepEvent
 
 app = typer.Typer(
     name="etl",
@@ -105,8 +107,8 @@ def _fail(exc: Exception, url: str | None = None) -> None:
     raise typer.Exit(1)
 
 
-def _load(spec: Path, target: str | None) -> Validated:
-    return check(spec, os.environ, target_url=target)
+def _load(spec: Path, target: str | None, *, sizes_later: bool = False) -> Validated:
+    return check(spec, os.environ, target_url=target, sizes_later=sizes_later)
 
 
 @app.command(
@@ -196,7 +198,8 @@ def plan_command(
         raise typer.Exit(2)
     url = target
     try:
-        checked = _load(spec, target)
+        # the tables the plan skips as unchanged are not measured: nothing reads their sizes
+        checked = _load(spec, target, sizes_later=True)
         url = checked.spec.target_url
         plan = plan_for(checked, show_rows, full_diff=full_diff)
     except EtlError as exc:
@@ -207,6 +210,8 @@ def plan_command(
             json.dumps(plan_document(plan, display_url(url)), indent=2, ensure_ascii=False) + "\n"
         )
     elif as_sql:
+        from etl.run.plan_sql import plan_sql_text, typed_candidates
+
         sys.stdout.write(plan_sql_text(plan, typed_candidates(checked.spec.source, plan)))
     else:
         _print_plan(plan, url, verbose=verbose)
@@ -271,6 +276,8 @@ def apply_command(
             if as_json:
                 _write_json(apply_document(display_url(url), plan, None, {}, {}, None))
             return
+        from etl.run.executor import refuse_destructive
+
         refuse_destructive(plan, allow_destructive)
         if ask and not _confirm(console=say):
             err.print("Error: not applied; nothing was changed", markup=False)
@@ -608,6 +615,8 @@ def verify_command(
             out.print(line, markup=False)
     failures = []
     if not verification.ok:
+        from etl.run.verify import describe_failures
+
         failures.append(f"the target differs from the source: {describe_failures(verification)}")
     if missing:
         named = "; ".join(f"{e.kind} {e.name}" for e in missing[:10])

@@ -11,20 +11,27 @@ from collections.abc import Callable
 from collections.abc import Mapping as AnyMapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from etl.core.ledger import LedgerEntry, build_ledger
+from etl.core.mapping import DesiredSchema
 from etl.core.plan import Plan
 from etl.core.planner import build_plan
 from etl.core.prisma import HISTORY_TABLE, render_migration
 from etl.errors import PlanError
-from etl.init.prisma import prisma_order, read_prisma_file
 from etl.postgres.target import read_target_state
 from etl.run.baseline import plan_prisma_baseline
-from etl.run.executor import TRUST_FROM_ROWS, ApplyResult, RunInfo, StepEvent, apply_plan, verify_target
 from etl.run.observe import observe_target, schema_catalogs
 from etl.run.session import StatementObserver
-from etl.run.validate import Measuring, Validated, validate
-from etl.run.verify import Verification
+from etl.run.validate import Measuring, Validated, validate, with_sizes
+
+if TYPE_CHECKING:
+    from etl.core.plan import ApplyResult
+    from etl.run.executor import RunInfo, StepEvent
+    from etl.run.verify import Verification
+
+# Loading, verifying and the Prisma reader are imported where they run: `etl plan`, run again and
+# again before a cut-over, starts without them.
 
 
 def check(
@@ -33,27 +40,44 @@ def check(
     target_url: str | None = None,
     *,
     measuring: Measuring | None = None,
+    sizes_later: bool = False,
 ) -> Validated:
     """The spec, read and checked against the SQLite source (every problem at once, as a
     SpecError), with the source measured (as `measuring` says); `target_url` replaces the spec's
-    target.url."""
-    return validate(spec_path, environ, target_url=target_url, measuring=measuring or Measuring())
+    target.url. `sizes_later`: plan_for measures the row counts and sizes of only the tables it
+    compares or loads."""
+    return validate(
+        spec_path, environ, target_url=target_url, measuring=measuring or Measuring(), sizes_later=sizes_later
+    )
 
 
 def plan_for(checked: Validated, show_rows: int = 0, *, full_diff: bool = False) -> Plan:
     """What apply would do to the spec's target as it is now (read, never changed); up to
     `show_rows` changed rows per table are kept in the plan for display. Tables provably unchanged
     since the last apply are skipped, unless `full_diff`."""
+    measured = [checked.mapping]
+
+    def sized(names: set[str]) -> DesiredSchema:
+        measured.append(with_sizes(checked, names))
+        return measured[-1]
+
     state = observe_target(
-        checked.mapping, checked.spec.source, checked.spec.target_url, show_rows, full_diff=full_diff
+        checked.mapping,
+        checked.spec.source,
+        checked.spec.target_url,
+        show_rows,
+        full_diff=full_diff,
+        sized=None if checked.sizes_pending is None else sized,
     )
-    plan = build_plan(checked.mapping, state)
+    plan = build_plan(measured[-1], state)
     return with_prisma_baseline(checked, plan) if checked.spec.prisma is not None else plan
 
 
 def prisma_migration(checked: Validated) -> str:
     """0_init's migration.sql for the spec's `prisma:` project: the target's DDL in Prisma's order."""
     assert checked.spec.prisma is not None
+    from etl.init.prisma import prisma_order, read_prisma_file
+
     schema = read_prisma_file(checked.spec.prisma.schema)
     return render_migration(checked.mapping, prisma_order(schema))
 
@@ -75,6 +99,8 @@ def with_prisma_baseline(checked: Validated, plan: Plan) -> Plan:
 
 def run_info(spec_path: Path) -> RunInfo:
     """What etl.runs records of the spec an apply runs: its path and the SHA-256 of its bytes."""
+    from etl.run.executor import RunInfo
+
     return RunInfo(str(spec_path), hashlib.sha256(spec_path.read_bytes()).hexdigest())
 
 
@@ -87,10 +113,13 @@ def apply(
     run: RunInfo | None = None,
     verify: bool = True,
     rejects_file: Path | None = None,
-    trust_from_rows: int = TRUST_FROM_ROWS,
+    trust_from_rows: int | None = None,
     on_statement: StatementObserver | None = None,
 ) -> ApplyResult:
-    """Run `plan` against the spec's target in one transaction (see executor.apply_plan)."""
+    """Run `plan` against the spec's target in one transaction (see executor.apply_plan;
+    `trust_from_rows`: its TRUST_FROM_ROWS unless given)."""
+    from etl.run.executor import TRUST_FROM_ROWS, RunInfo, apply_plan
+
     return apply_plan(
         plan,
         checked.spec.source,
@@ -100,13 +129,15 @@ def apply(
         run=run or RunInfo(),
         verify=verify,
         rejects_file=rejects_file,
-        trust_from_rows=trust_from_rows,
+        trust_from_rows=TRUST_FROM_ROWS if trust_from_rows is None else trust_from_rows,
         on_statement=on_statement,
     )
 
 
 def verify(checked: Validated) -> Verification:
     """Compare every table of the spec's target with the source, changing nothing."""
+    from etl.run.executor import verify_target
+
     url = checked.spec.target_url
     state = read_target_state(url, checked.mapping.schema)
     return verify_target(checked.mapping, checked.spec.source, url, state.tables)

@@ -14,7 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from etl.cli import app
-from etl.pipeline import apply, plan_for, verify
+from etl.core.plan import LoadRows
+from etl.pipeline import apply, check, plan_for, verify
+from etl.run.validate import Measuring
 from etl.sqlite.pages import PageRanges, changed_ranges, table_fingerprints, table_ranges
 
 runner = CliRunner()
@@ -100,6 +102,30 @@ def test_full_diff_compares_every_table(loaded):
     assert not plan.has_changes
     result = runner.invoke(app, ["plan", str(loaded.spec_path), "--full-diff"], catch_exceptions=False)
     assert "unchanged since apply of" not in result.stdout
+
+
+def test_a_plan_measures_only_the_tables_it_does_not_skip_and_plans_the_same(migration):
+    """`etl plan` leaves the row counts and sizes of the tables it skips unmeasured: the plan it
+    makes is the one made with every table measured, on a fresh target, an unchanged one, and one
+    whose source changed (a chunk of 64 kB, below the file's size, has the sizes measured)."""
+    m = migration(SOURCE, measuring=Measuring(chunk_bytes=64 * 1024))
+    m.write_spec()
+
+    def both_ways():
+        eager = plan_for(check(m.spec_path, {}, measuring=m.measuring))
+        lazy = plan_for(check(m.spec_path, {}, measuring=m.measuring, sizes_later=True))
+        assert lazy == eager
+        return lazy
+
+    fresh = both_ways()
+    loads = {s.table.name: s.table for s in fresh.steps if isinstance(s, LoadRows)}
+    assert loads["big"].source_rows == BIG_ROWS and loads["big"].largest_row > 0
+    m.apply()
+    assert skipped(both_ways()) == set(TABLES)
+    m.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    changed = both_ways()
+    assert skipped(changed) == {"small", "tag"}
+    assert diff_of(changed, "big") == (0, 1, 0)
 
 
 # --- 2. the source changes ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from functools import cache
@@ -48,10 +48,13 @@ def observe_target(
     show_rows: int = 0,
     diff_batch: int | None = None,
     full_diff: bool = False,
+    sized: Callable[[set[str]], DesiredSchema] | None = None,
 ) -> TargetState:
     """The target as it is, and each existing table's row diff (`diff_batch` small tables per
     DuckDB query; DIFF_BATCH unless given). `full_diff`: compare every table's rows, also those
-    provably unchanged since the last apply."""
+    provably unchanged since the last apply. `sized`: for a mapping whose row counts and sizes are
+    not measured yet, the mapping with those of the tables named measured; called once, with the
+    tables not skipped as unchanged, before any row is compared."""
     with connect(url) as conn:
         catalog = read_target_catalog(conn, mapping.schema)
         relations = _relations(conn, mapping.schema)
@@ -70,6 +73,10 @@ def observe_target(
         recorded = Recorded({}, {}) if full_diff else _unchanged(conn, mapping.schema, source, present, url)
         set_aside = _set_aside(conn, mapping.schema, url) if present else {}
     unchanged, ranged = recorded.unchanged, recorded.ranged
+    if sized is not None:
+        mapping = sized({t.name for t in mapping.tables if t.name not in unchanged})
+        by_name = {t.name: t for t in mapping.tables}
+        present = [by_name[t.name] for t in present]
     rows: dict[str, RowDiff] = {name: RowDiff(unchanged=u.rows) for name, u in unchanged.items()}
     present = [t for t in present if t.name not in unchanged]
     if present:

@@ -55,6 +55,9 @@ class Validated:
     spec: Spec
     source: Catalog
     mapping: DesiredSchema
+    # Set when the tables' row counts and sizes are not measured yet (validate's `sizes_later`):
+    # how to measure them, with_sizes, for the tables that need them.
+    sizes_pending: Measuring | None = None
 
 
 # Source bytes per load query. Far below PostgreSQL's 1 GB message limit, and it bounds how much
@@ -84,7 +87,11 @@ def validate(
     target_url: str | None = None,
     *,
     measuring: Measuring = Measuring(),
+    sizes_later: bool = False,
 ) -> Validated:
+    """The spec, checked against the source, with the source measured. `sizes_later`: the row
+    counts and sizes are left for with_sizes to measure, for only the tables a plan compares or
+    loads (a re-sync skips the tables it proves unchanged, whose sizes nothing reads)."""
     spec, problems = read_spec(path, environ, target_url)
     if spec is None:
         raise SpecError(problems)
@@ -102,7 +109,17 @@ def validate(
         raise SpecError(_unique(problems + exc.problems)) from exc
     if problems:
         raise SpecError(_unique(problems))
+    if sizes_later:
+        return Validated(spec, catalog, measure(spec, mapping, measuring, sizes=set()), measuring)
     return Validated(spec, catalog, measure(spec, mapping, measuring))
+
+
+def with_sizes(checked: Validated, names: set[str]) -> DesiredSchema:
+    """The mapping with the row counts and sizes of the tables named (target names) measured, for
+    a Validated whose sizes are pending; the mapping as it is otherwise."""
+    if checked.sizes_pending is None:
+        return checked.mapping
+    return measure(checked.spec, checked.mapping, checked.sizes_pending, sizes=names, magnitudes=False)
 
 
 def with_query_tables(spec: Spec, catalog: Catalog) -> tuple[Catalog, list[SpecProblem]]:
@@ -145,17 +162,25 @@ def prisma_project_problems(spec: Spec) -> list[SpecProblem]:
     ]
 
 
-def measure(spec: Spec, mapping: DesiredSchema, measuring: Measuring = Measuring()) -> DesiredSchema:
+def measure(
+    spec: Spec,
+    mapping: DesiredSchema,
+    measuring: Measuring = Measuring(),
+    *,
+    sizes: set[str] | None = None,
+    magnitudes: bool = True,
+) -> DesiredSchema:
     """What loading needs to know of the data: each table's row count and record sizes (its row
     ranges, see table_sizes) and each `auto` datetime column's integer unit (from the magnitudes
     of the integers it holds). Each is a scan of a whole table, slow for a large one when run one
     after the other, so they run at once on read-only connections of their own, a large table's
     magnitudes in rowid slices: sqlite3 lets go of the GIL while SQLite reads."""
     measure_sizes = spec.source.stat().st_size > measuring.chunk_bytes
-    wanted = datetime_columns_to_measure(mapping)
+    wanted = datetime_columns_to_measure(mapping) if magnitudes else {}
     first: dict[str, TargetTable] = {}
     for table in mapping.tables:
         first.setdefault(table.source, table)
+    sized = [t for t in mapping.tables if sizes is None or t.name in sizes]
     extremes: dict[tuple[str, str], tuple[int | None, int | None]] = {}
     ranges: dict[str, tuple[tuple[int, int], ...]] = {}
     counts: dict[str, int] = {}
@@ -165,7 +190,7 @@ def measure(spec: Spec, mapping: DesiredSchema, measuring: Measuring = Measuring
     # measure ends sooner. Each worker keeps one connection for all its tables: opening one
     # reads the whole schema, which costs as much as measuring a small table.
     with _Connections(spec) as connections, ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
-        magnitudes = {
+        slices_of = {
             source: [
                 pool.submit(connections.run, _magnitudes, first[source], columns, rowids)
                 for rowids in _rowid_slices_on(connections.get(), first[source], measuring.slice_from_rows)
@@ -173,23 +198,24 @@ def measure(spec: Spec, mapping: DesiredSchema, measuring: Measuring = Measuring
             for source, columns in wanted.items()
         }
         stored = (
-            all_stored_bytes(connections.get(), set(first))
-            if measure_sizes and len(first) >= STORED_BYTES_AT_ONCE
+            all_stored_bytes(connections.get(), {t.source for t in sized})
+            if measure_sizes and len(sized) >= STORED_BYTES_AT_ONCE
             else {}
         )
-        sizes = {
+        sized_by_source = {
             t.source: pool.submit(
                 connections.run, table_sizes, t, measure_sizes, measuring.chunk_bytes, stored.get(t.source)
             )
-            for t in mapping.tables
+            for t in sized
         }
-        for source, slices in magnitudes.items():
+        for source, slices in slices_of.items():
             per_column = zip(*(s.result() for s in slices), strict=True)
             for column, found in zip(wanted[source], per_column, strict=True):
                 extremes[(source, column.name)] = _widest(found)
-        for source, future in sizes.items():
+        for source, future in sized_by_source.items():
             counts[source], largest[source], ranges[source] = future.result()
-    return with_row_ranges(with_integer_units(mapping, extremes), ranges, counts, largest)
+    measured = with_integer_units(mapping, extremes) if magnitudes else mapping
+    return with_row_ranges(measured, ranges, counts, largest)
 
 
 class _Connections:
