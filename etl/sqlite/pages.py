@@ -17,9 +17,10 @@ import os
 import sqlite3
 import struct
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from etl.sqlite.catalog import open_sqlite
 
@@ -39,6 +40,8 @@ LOWEST, HIGHEST = -(2**63), 2**63 - 1
 
 _LEAF_TABLE = 13  # b-tree page type of a table's leaf page
 _RANGE = struct.Struct(">q32s")  # a range as recorded: its last rowid, its digest
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,22 +102,37 @@ def table_fingerprints(path: str | Path, tables: list[str]) -> dict[str, str] | 
     ends, and a checkpoint cannot write a page a reader of the file alone still needs); otherwise
     no fingerprint is given and every table is compared row by row. Without `dbstat` (a SQLite
     built without it): None as well."""
+    return _each_table(path, tables, _fingerprint)
+
+
+def _fingerprint(con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str) -> str | None:
+    pages = sorted(p for (p,) in con.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,)))
+    return _digest(fd, page_size, pages, schema) if pages else None
+
+
+# Reads one table's pages: (connection, the file's descriptor, page size, table, how its pages
+# read as rows) -> what is recorded for it, or None for nothing.
+_ReadTable = Callable[[sqlite3.Connection, int, int, str, str], T | None]
+
+
+def _each_table(path: str | Path, tables: list[str], read: _ReadTable[T]) -> dict[str, T] | None:
+    """`read` of each of `tables` that is an ordinary table, under one read transaction (see
+    table_fingerprints); None when the file's pages cannot be trusted to be its rows."""
     path = Path(path)
-    found: dict[str, str] = {}
     with open_sqlite(path) as con:
         try:
             con.execute("BEGIN")
             try:
-                return _fingerprints(con, path, tables, found)
+                return _read_each(con, path, tables, read)
             finally:
                 con.execute("ROLLBACK")
         except (sqlite3.Error, OSError):
             return None
 
 
-def _fingerprints(
-    con: sqlite3.Connection, path: Path, tables: list[str], found: dict[str, str]
-) -> dict[str, str] | None:
+def _read_each(
+    con: sqlite3.Connection, path: Path, tables: list[str], read: _ReadTable[T]
+) -> dict[str, T] | None:
     rows = con.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND rootpage > 0 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
     ).fetchall()  # also begins the read transaction: the snapshot is fixed from here on
@@ -126,15 +144,15 @@ def _fingerprints(
     if wal.exists() and wal.stat().st_size > 0:
         return None
     (page_size,) = con.execute("PRAGMA page_size").fetchone()
+    found: dict[str, T] = {}
     fd = os.open(path, os.O_RDONLY)
     try:
         for name in tables:
             if name not in ordinary:
-                continue  # a view, a virtual table, or no such table: nothing to fingerprint
-            pages = sorted(p for (p,) in con.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,)))
-            if not pages:
-                continue
-            found[name] = _digest(fd, page_size, pages, ordinary[name])
+                continue  # a view, a virtual table, or no such table: nothing to read
+            value = read(con, fd, page_size, name, ordinary[name])
+            if value is not None:
+                found[name] = value
     finally:
         os.close(fd)
     return found
@@ -156,44 +174,17 @@ def table_ranges(path: str | Path, tables: list[str]) -> dict[str, PageRanges] |
     the file's pages cannot be trusted to be its rows (as for table_fingerprints, whose read
     transaction and WAL rule this follows). Reading them costs more than a table's digest (each
     leaf page is hashed alone and its rowids read): a plan asks only for tables whose digest moved."""
-    path = Path(path)
-    with open_sqlite(path) as con:
-        try:
-            con.execute("BEGIN")
-            try:
-                return _all_ranges(con, path, tables)
-            finally:
-                con.execute("ROLLBACK")
-        except (sqlite3.Error, OSError):
-            return None
+    return _each_table(path, tables, _table_ranges)
 
 
-def _all_ranges(con: sqlite3.Connection, path: Path, tables: list[str]) -> dict[str, PageRanges] | None:
-    rows = con.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND rootpage > 0 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-    ).fetchall()  # also begins the read transaction: the snapshot is fixed from here on
-    (encoding,) = con.execute("PRAGMA encoding").fetchone()
-    ordinary = {name: f"{encoding}\x00{text}" for name, text in rows}
-    wal = Path(f"{path}-wal")
-    if wal.exists() and wal.stat().st_size > 0:
-        return None
-    (page_size,) = con.execute("PRAGMA page_size").fetchone()
-    found: dict[str, PageRanges] = {}
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        for name in tables:
-            if name not in ordinary:
-                continue
-            listed = con.execute(
-                "SELECT pageno, pagetype, path FROM dbstat WHERE name = ? AND pagetype IN ('leaf', 'overflow')",
-                (name,),
-            ).fetchall()
-            ranges = _ranges(fd, page_size, listed, ordinary[name]) if listed else None
-            if ranges is not None:
-                found[name] = ranges
-    finally:
-        os.close(fd)
-    return found
+def _table_ranges(
+    con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str
+) -> PageRanges | None:
+    listed = con.execute(
+        "SELECT pageno, pagetype, path FROM dbstat WHERE name = ? AND pagetype IN ('leaf', 'overflow')",
+        (name,),
+    ).fetchall()
+    return _ranges(fd, page_size, listed, schema) if listed else None
 
 
 def _runs(fd: int, page_size: int, pages: list[int]) -> Iterator[tuple[int, bytes]]:
