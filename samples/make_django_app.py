@@ -13,13 +13,14 @@ Needs Django (5.2; in etl's test extras). Every value is fixed: the same call gi
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
+
+from sample_cli import build_main  # samples/, beside this script
 
 SETTINGS = """
 import os
@@ -144,17 +145,7 @@ def build_django_app(path: str | Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--force", action="store_true", help="Replace OUTPUT if it exists.")
-    args = parser.parse_args()
-    if args.output.exists():
-        if not args.force:
-            print(f"{args.output} exists (use --force)", file=sys.stderr)
-            return 1
-        args.output.unlink()
-    build_django_app(args.output)
-    return 0
+    return build_main(build_django_app, __doc__ or "")
 
 
 if __name__ == "__main__":

@@ -14,12 +14,13 @@ The rows are made here, not copied: the same call always gives the same file.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sqlite3
 import sys
 from contextlib import closing
 from pathlib import Path
+
+from sample_cli import build_main  # samples/, beside this script
 
 SCHEMA = """
 CREATE TABLE [Categories] (
@@ -332,17 +333,7 @@ def build_northwind(path: str | Path, seed: int = 1) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--force", action="store_true", help="Replace OUTPUT if it exists.")
-    args = parser.parse_args()
-    if args.output.exists():
-        if not args.force:
-            print(f"{args.output} exists (use --force)", file=sys.stderr)
-            return 1
-        args.output.unlink()
-    build_northwind(args.output)
-    return 0
+    return build_main(build_northwind, __doc__ or "")
 
 
 if __name__ == "__main__":

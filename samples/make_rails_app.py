@@ -14,11 +14,12 @@ The same call always gives the same file.
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import sys
 from contextlib import closing
 from pathlib import Path
+
+from sample_cli import build_main  # samples/, beside this script
 
 SCHEMA = """
 CREATE TABLE "schema_migrations" ("version" varchar NOT NULL PRIMARY KEY);
@@ -82,17 +83,7 @@ def build_rails_app(path: str | Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--force", action="store_true", help="Replace OUTPUT if it exists.")
-    args = parser.parse_args()
-    if args.output.exists():
-        if not args.force:
-            print(f"{args.output} exists (use --force)", file=sys.stderr)
-            return 1
-        args.output.unlink()
-    build_rails_app(args.output)
-    return 0
+    return build_main(build_rails_app, __doc__ or "")
 
 
 if __name__ == "__main__":
