@@ -108,7 +108,7 @@ NOT_SHOWN = re.compile(
 RUN_TIME = {
     "DROP SCHEMA ... CASCADE of each copy": re.compile(r'DROP SCHEMA IF EXISTS "etl_history_\d+" CASCADE$'),
     "then, as the target's catalog describes": re.compile(
-        r"SELECT (i\.relname|a\.attname|c\.conname|pg_get_serial_sequence|n\.nspname|last_value)"
+        r"SELECT (i\.relname|a\.attname|c\.conname|pg_get_serial_sequence|n\.nspname|last_value|t\.tgname)"
         r'|CREATE (UNIQUE )?INDEX .* ON "etl_history_|ALTER (TABLE|SEQUENCE) .*"etl_history_'
         r'|CREATE SEQUENCE "etl_history_|INSERT INTO "etl"\."history"'
     ),

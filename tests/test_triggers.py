@@ -144,3 +144,52 @@ def test_a_trigger_left_out_of_the_spec_is_named_and_dropped(tmp_path, tmp_sqlit
     assert pg.execute("SELECT count(*) FROM audit WHERE doc_id = 7").fetchone() == (0,)
     names = {r[0] for r in pg.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
     assert names == {"doc_touch", "doc_removed"}
+
+
+def test_rollback_brings_back_the_triggers_and_functions_as_they_were(tmp_path, tmp_sqlite, pg_url, pg):
+    from conftest import Migration
+    from typer.testing import CliRunner
+
+    from etl.cli import app
+
+    source = tmp_sqlite(APP)
+    _init(tmp_path, source, pg_url)
+    m = Migration(tmp_path, pg_url, source)
+    m.apply()
+    # A trigger of the app's own on a table etl loads, beside etl's.
+    pg.execute(
+        "CREATE FUNCTION count_titles() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$BEGIN INSERT INTO audit (doc_id, action) VALUES (NEW.id, 'counted'); RETURN NULL; END$$"
+    )
+    pg.execute("CREATE TRIGGER app_counts AFTER INSERT ON doc FOR EACH ROW EXECUTE FUNCTION count_titles()")
+    pg.execute("DELETE FROM audit WHERE action = 'counted'")
+
+    # The next apply syncs doc (its triggers dropped and made again) with doc_added's body changed.
+    spec = yaml.safe_load(m.spec_path.read_text())
+    spec["triggers"]["doc_added"]["body"] = spec["triggers"]["doc_added"]["body"].replace(
+        "'insert'", "'added'"
+    )
+    m.spec_path.write_text(yaml.safe_dump(spec))
+    m.change_source("UPDATE doc SET title = 'renamed' WHERE id = 2;")
+    m.apply()
+    pg.execute("INSERT INTO doc (id, title) VALUES (8, 'eighth')")
+    assert pg.execute("SELECT action FROM audit WHERE doc_id = 8 ORDER BY action").fetchall() == [
+        ("added",),
+        ("counted",),
+    ]
+    pg.execute("DELETE FROM doc WHERE id = 8")
+
+    shown = CliRunner().invoke(app, ["rollback", str(m.spec_path), "--dry-run"])
+    assert '~ table "public"."doc": restored as it was (2 rows then, 2 rows now, 4 triggers)' in shown.output
+    done = CliRunner().invoke(app, ["rollback", str(m.spec_path), "--yes"])
+    assert done.exit_code == 0, done.output
+
+    found = pg.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'doc'::regclass AND NOT tgisinternal")
+    names = {r[0] for r in found}
+    assert names == {"doc_touch", "doc_added", "doc_removed", "app_counts"}
+    pg.execute("INSERT INTO doc (id, title) VALUES (9, 'ninth')")
+    # doc_added's body as the first apply made it, and the app's trigger still there.
+    assert pg.execute("SELECT action FROM audit WHERE doc_id = 9 ORDER BY action").fetchall() == [
+        ("counted",),
+        ("insert",),
+    ]

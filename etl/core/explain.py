@@ -363,8 +363,10 @@ def rollback_lines(plan: RollbackPlan) -> list[str]:
                 f'+ table "{plan.schema}"."{r.table}": dropped by that apply; restored ({counted(r.rows_then or 0, "row")})'
             )
         else:
+            triggers = f", {counted(len(r.triggers), 'trigger')}" if r.triggers else ""
             lines.append(
-                f'~ table "{plan.schema}"."{r.table}": restored as it was ({counted(r.rows_then or 0, "row")} then, {now})'
+                f'~ table "{plan.schema}"."{r.table}": restored as it was '
+                f"({counted(r.rows_then or 0, 'row')} then, {now}{triggers})"
             )
     for name, definition in plan.views:
         if definition is None:

@@ -493,6 +493,8 @@ class Restore:
     foreign_keys: tuple[tuple[str, str], ...]  # (name, definition) the table held then
     enum_columns: tuple[tuple[str, str, str | None], ...]  # (column, enum type, default) kept as text
     sequences: tuple[tuple[str, int, bool], ...]  # (column, last_value, is_called) of its sequences then
+    # (name, definition, function, function's definition or None) of its triggers then
+    triggers: tuple[tuple[str, str, str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 columns, defaults, keys, indexes and their names) goes to a schema of the run, `etl_history_<time>`;
 `etl.history` records it, with the foreign keys the copy cannot hold (they would tie it to live
 tables), the enum columns it keeps as text (so the live enum types stay free to change) and the
-state of the table's sequences (a sequence may be past the largest id, e.g. SQLite's AUTOINCREMENT).
-Rollback moves the copy back. Pure: statements and queries only."""
+state of the table's sequences (a sequence may be past the largest id, e.g. SQLite's AUTOINCREMENT)
+and its triggers with their functions (the copy has none, and the run may drop, change or re-create
+them). Rollback moves the copy back. Pure: statements and queries only."""
 
 from __future__ import annotations
 
@@ -195,6 +196,27 @@ def foreign_keys_query(schema: str, table: str, referencing: bool = False) -> sq
     ).format(sql.SQL(side), _regclass(schema, table), extra)
 
 
+def triggers_query(schema: str, table: str) -> sql.Composed:
+    """PostgreSQL: (name, definition, function, function's definition) of the table's own triggers
+    (not those PostgreSQL makes for foreign keys), as pg_get_triggerdef and pg_get_functiondef print
+    them; the function's definition is NULL for one of PostgreSQL's own (pg_catalog's), which
+    nothing can change."""
+    return sql.SQL(
+        "SELECT t.tgname::text, pg_get_triggerdef(t.oid), t.tgfoid::regprocedure::text, "
+        "CASE WHEN p.pronamespace <> 'pg_catalog'::regnamespace THEN pg_get_functiondef(p.oid) END "
+        "FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+        "WHERE t.tgrelid = {}::regclass AND NOT t.tgisinternal ORDER BY t.tgname"
+    ).format(_regclass(schema, table))
+
+
+def function_definition_query(function: str) -> sql.Composed:
+    """PostgreSQL: one row, the definition of `function` (a signature as regprocedure prints it)
+    as pg_get_functiondef prints it now, or NULL when there is no such function."""
+    return sql.SQL(
+        "SELECT CASE WHEN to_regprocedure({f}) IS NOT NULL THEN pg_get_functiondef(to_regprocedure({f})) END"
+    ).format(f=sql.Literal(function))
+
+
 def dependent_views_query(schema: str, tables: list[str]) -> sql.Composed:
     """PostgreSQL: (view name, definition, depth) of the views of `schema` that read any of
     `tables`, directly (depth 1) or through other views; the definition as pg_get_viewdef prints
@@ -222,6 +244,7 @@ def record_statement(
     foreign_keys: str,
     enum_columns: str,
     sequences: str = "[]",
+    triggers: str = "[]",
 ) -> sql.Composed:
     rows = (
         sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(kept_in, table))
@@ -230,7 +253,7 @@ def record_statement(
     )
     return sql.SQL(
         "INSERT INTO {} (run_started_at, target_schema, table_name, kept_in, rows, foreign_keys, enum_columns, "
-        "sequences) VALUES ({}, {}, {}, {}, {}, {}::jsonb, {}::jsonb, {}::jsonb)"
+        "sequences, triggers) VALUES ({}, {}, {}, {}, {}, {}::jsonb, {}::jsonb, {}::jsonb, {}::jsonb)"
     ).format(
         HISTORY,
         sql.Literal(started_at),
@@ -241,6 +264,7 @@ def record_statement(
         sql.Literal(foreign_keys),
         sql.Literal(enum_columns),
         sql.Literal(sequences),
+        sql.Literal(triggers),
     )
 
 

@@ -79,6 +79,7 @@ from etl.postgres.history import (
     sequences_query,
     serial_sequence_statements,
     serial_sequences_query,
+    triggers_query,
 )
 from etl.postgres.metadata import (
     RUNS,
@@ -1360,6 +1361,10 @@ def _keep_for_rollback(
         for column, sequence_schema, sequence in _query(con, sequences_query(step.schema, table)):
             ((last_value, is_called),) = _query(con, sequence_state_query(sequence_schema, sequence))
             sequences.append({"column": column, "last_value": int(last_value), "is_called": bool(is_called)})
+        triggers = [
+            {"name": name, "definition": d, "function": function, "function_definition": body}
+            for name, d, function, body in _query(con, triggers_query(step.schema, table))
+        ]
         record = record_statement(
             started_at,
             step.schema,
@@ -1368,6 +1373,7 @@ def _keep_for_rollback(
             json.dumps(fks),
             json.dumps(columns),
             json.dumps(sequences),
+            json.dumps(triggers),
         )
         execute(record, "recording the copy in etl.history")
     if step.created:

@@ -148,7 +148,8 @@ def _keep(step: KeepForRollback, started_at: str, kept_in: str) -> list[Statemen
             Statement(
                 "",
                 f"then, as the target's catalog describes \"{table}\" when apply runs: the copy's indexes, "
-                "its own sequences, its enum columns as text, and its row in etl.history",
+                "its own sequences, its enum columns as text, and its row in etl.history (with its foreign "
+                "keys, sequences' state and triggers)",
             )
         )
     found += [

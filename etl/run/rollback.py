@@ -9,7 +9,7 @@ from psycopg import sql
 from etl.core.plan import ResetSequence, Restore, RollbackPlan
 from etl.errors import PlanError, TargetError, first_line
 from etl.postgres.ddl import create_view_sql, postgres_sql, schema_lock_sql, set_sequence_sql
-from etl.postgres.history import dependent_views_query, foreign_keys_query
+from etl.postgres.history import dependent_views_query, foreign_keys_query, function_definition_query
 from etl.postgres.metadata import HISTORY, METADATA_SCHEMA, RUNS
 from etl.postgres.target import connect, redact
 
@@ -50,14 +50,14 @@ def _read_plan(conn: psycopg.Connection, schema: str) -> RollbackPlan:
             # An etl.history made by an earlier version has no column sequences until an apply adds it.
             "SELECT table_name, kept_in, rows, foreign_keys, enum_columns, "
             "COALESCE(to_jsonb(h) -> 'sequences', '[]'), COALESCE((to_jsonb(h) ->> 'is_view')::boolean, false), "
-            "to_jsonb(h) ->> 'view_definition' FROM {} AS h "
+            "to_jsonb(h) ->> 'view_definition', COALESCE(to_jsonb(h) -> 'triggers', '[]') FROM {} AS h "
             "WHERE target_schema = %s AND run_started_at = %s ORDER BY id"
         ).format(HISTORY),
         (schema, started_at),
     ).fetchall()
     restores = []
     views = tuple((row[0], row[7]) for row in rows if row[6])
-    for table, kept_in, rows_then, fks, enums, sequences, is_view, _ in rows:
+    for table, kept_in, rows_then, fks, enums, sequences, is_view, _, triggers in rows:
         if is_view:
             continue
         exists = conn.execute(
@@ -78,6 +78,9 @@ def _read_plan(conn: psycopg.Connection, schema: str) -> RollbackPlan:
                 tuple((f["name"], f["definition"]) for f in fks),
                 tuple((e["column"], e["enum"], e["default"]) for e in enums),
                 tuple((q["column"], q["last_value"], q["is_called"]) for q in sequences),
+                tuple(
+                    (t["name"], t["definition"], t["function"], t["function_definition"]) for t in triggers
+                ),
             )
         )
     return RollbackPlan(schema, str(started_at), spec, tuple(restores), views)
@@ -161,6 +164,9 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
                             sql.Identifier(schema, r.table), sql.Identifier(name), sql.SQL(definition)
                         )
                     )
+            for r in plan.restores:
+                if r.kept_in is not None:
+                    _restore_triggers(conn, r)
             for ns, table, name, definition in referencing:
                 conn.execute(
                     sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
@@ -227,11 +233,23 @@ def _history(plan: RollbackPlan) -> tuple:
     return (
         plan.run_started_at,
         tuple(
-            (r.table, r.kept_in, r.rows_then, r.foreign_keys, r.enum_columns, r.sequences)
+            (r.table, r.kept_in, r.rows_then, r.foreign_keys, r.enum_columns, r.sequences, r.triggers)
             for r in plan.restores
         ),
         plan.views,
     )
+
+
+def _restore_triggers(conn: psycopg.Connection, restore: Restore) -> None:
+    """The restored table's triggers as they were before the undone apply (the copy holds none):
+    each one's function first, as it was then, where the apply changed or dropped it.
+    Definitions as pg_get_triggerdef and pg_get_functiondef printed them when the copy was made."""
+    for _, definition, function, function_definition in restore.triggers:
+        if function_definition is not None:
+            found = conn.execute(function_definition_query(function)).fetchone()
+            if found is None or found[0] != function_definition:
+                conn.execute(sql.SQL(function_definition))
+        conn.execute(sql.SQL(definition))
 
 
 def _sequence_statements(conn: psycopg.Connection, schema: str, restore: Restore) -> list[sql.Composed]:
