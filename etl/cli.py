@@ -44,8 +44,8 @@ from etl.core.plan import (
     WritePrismaBaseline,
 )
 from etl.duck import remove_spill_directory, sweep_stale_spill_directories
-from etl.errors import EtlError, SpecError
-from etl.pipeline import apply, check, ledger, plan_for, run_info, verify
+from etl.errors import EtlError, PlanError, SpecError
+from etl.pipeline import apply, apply_refusal, check, ledger, plan_for, run_info, verify
 from etl.postgres.target import display_url, redact
 from etl.run.validate import Validated
 from etl.settings import Naming
@@ -202,6 +202,7 @@ def plan_command(
         checked = _load(spec, target, sizes_later=True)
         url = checked.spec.target_url
         plan = plan_for(checked, show_rows, full_diff=full_diff)
+        refusal = apply_refusal(checked, plan)
     except EtlError as exc:
         _fail(exc, url)
         return
@@ -215,6 +216,8 @@ def plan_command(
         sys.stdout.write(plan_sql_text(plan, typed_candidates(checked.spec.source, plan)))
     else:
         _print_plan(plan, url, verbose=verbose)
+    if refusal is not None:
+        _fail(PlanError(f"apply would refuse this plan: {refusal}"), url)
     if detailed_exitcode and plan.has_changes:
         raise typer.Exit(2)
 

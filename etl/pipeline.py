@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from etl.core.ledger import LedgerEntry, build_ledger
+from etl.core.locks import check_locks
 from etl.core.mapping import DesiredSchema
 from etl.core.plan import Plan
 from etl.core.planner import build_plan
 from etl.core.prisma import HISTORY_TABLE, render_migration
 from etl.errors import PlanError
-from etl.postgres.target import read_target_state
+from etl.postgres.target import read_lock_capacity, read_target_state
 from etl.run.baseline import plan_prisma_baseline
 from etl.run.observe import observe_target, schema_catalogs
 from etl.run.session import StatementObserver
@@ -71,6 +72,19 @@ def plan_for(checked: Validated, show_rows: int = 0, *, full_diff: bool = False)
     )
     plan = build_plan(measured[-1], state)
     return with_prisma_baseline(checked, plan) if checked.spec.prisma is not None else plan
+
+
+def apply_refusal(checked: Validated, plan: Plan) -> str | None:
+    """Why apply would refuse `plan` before changing anything, read from the target's server as
+    it is now (its lock table, etl/core/locks.py); None when it would run it. `etl plan` says so
+    instead of leaving it to apply."""
+    if not plan.has_changes:
+        return None
+    try:
+        check_locks(plan, read_lock_capacity(checked.spec.target_url))
+    except PlanError as exc:
+        return str(exc)
+    return None
 
 
 def prisma_migration(checked: Validated) -> str:

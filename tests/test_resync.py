@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from etl.cli import app
 from etl.core.plan import LoadRows
 from etl.pipeline import apply, check, plan_for, verify
-from etl.run.validate import Measuring
+from etl.run.validate import Measuring, with_sizes
 from etl.sqlite.pages import PageRanges, changed_ranges, table_fingerprints, table_ranges
 
 runner = CliRunner()
@@ -126,6 +126,43 @@ def test_a_plan_measures_only_the_tables_it_does_not_skip_and_plans_the_same(mig
     changed = both_ways()
     assert skipped(changed) == {"small", "tag"}
     assert diff_of(changed, "big") == (0, 1, 0)
+
+
+def test_a_plan_measures_the_datetime_units_only_of_the_tables_it_compares(migration):
+    """An `auto` datetime column holding epoch milliseconds (as Prisma writes them) has its unit
+    measured from the data. `etl plan` measures it only for the tables it compares: a skipped
+    table's record does not depend on it, and a compared one reads its values in milliseconds."""
+    m = migration(
+        "CREATE TABLE event (id INTEGER PRIMARY KEY, title TEXT, at DATETIME NOT NULL);"
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 2000) "
+        "INSERT INTO event SELECT i, 'e' || i, 1735689600000 + i * 1000 FROM r;"
+        "CREATE TABLE note (id INTEGER PRIMARY KEY, at DATETIME);"
+        "INSERT INTO note VALUES (1, 1735689600123), (2, NULL);"
+    )
+    m.write_spec()
+    m.apply()
+
+    def lazy():
+        return plan_for(check(m.spec_path, {}, measuring=m.measuring, sizes_later=True))
+
+    def unit(mapping, table: str) -> str | None:
+        return next(t for t in mapping.tables if t.name == table).column("at").conversion.integer_unit
+
+    checked = check(m.spec_path, {}, measuring=m.measuring, sizes_later=True)
+    assert unit(checked.mapping, "event") is None and unit(checked.mapping, "note") is None  # not yet
+    measured = with_sizes(checked, {"event"})
+    assert unit(measured, "event") == "ms" and unit(measured, "note") is None
+    assert unit(check(m.spec_path, {}, measuring=m.measuring).mapping, "note") == "ms"
+    assert skipped(lazy()) == {"event", "note"}
+    m.change_source("UPDATE event SET title = 'changed' WHERE id = 1500")
+    plan = lazy()
+    assert skipped(plan) == {"note"}
+    assert diff_of(plan, "event") == (0, 1, 0)  # milliseconds read as such: one row differs
+    (sync,) = [s for s in plan.steps if getattr(s, "table", None) and s.table.name == "event"]
+    assert sync.table.column("at").conversion.integer_unit == "ms"
+    apply_now(m)
+    assert target_matches_source(m)
+    assert skipped(lazy()) == {"event", "note"}
 
 
 # --- 2. the source changes ------------------------------------------------------------------------

@@ -269,3 +269,35 @@ def test_apply_refuses_a_plan_the_servers_lock_table_cannot_hold_before_changing
     plan = plan_for(narrow)
     check_locks(plan, capacity)  # fits: applies on the same server
     assert apply(narrow, plan).rows == {f"w{i}": 1 for i in range(3)}
+
+
+def test_plan_says_apply_would_refuse_a_plan_the_servers_lock_table_cannot_hold(
+    small_lock_table_url, tmp_path, tmp_sqlite
+):
+    import pg_server
+    from typer.testing import CliRunner
+
+    from etl.cli import app
+
+    with psycopg.connect(small_lock_table_url, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS plan_locks")
+        admin.execute("CREATE DATABASE plan_locks")
+    url = pg_server.url_with_dbname(small_lock_table_url, "plan_locks")
+
+    def planned(tables: int):
+        source = tmp_sqlite(_chain(tables), name=f"p{tables}.db")
+        spec = tmp_path / f"p{tables}.yaml"
+        spec.write_text(f"version: 1\nsource:\n  sqlite: {source.name}\ntarget:\n  url: '{url}'\n")
+        return CliRunner().invoke(app, ["plan", str(spec)])
+
+    wide = planned(12)
+    assert wide.exit_code == 1
+    assert "Plan: 12 tables to create" in wide.stdout  # the plan is shown, then why apply stops
+    (line,) = wide.stderr.splitlines()
+    assert line.startswith(
+        "Error: apply would refuse this plan: apply runs in one PostgreSQL transaction, which would hold about "
+    )
+    assert line.endswith("or split the spec's tables into specs of at most 7 tables each")
+    narrow = planned(3)
+    assert narrow.exit_code == 0, narrow.stderr
+    assert narrow.stderr == ""

@@ -138,6 +138,10 @@ class TargetTable:
     # The spec's `search:`: a generated tsvector column PostgreSQL computes from the loaded
     # columns. Not among `columns`, which are the source's: no value of it is read or compared.
     search: TargetColumn | None = None
+    # How the integer unit of its `auto` datetime columns is measured, when it has any: the rows
+    # read (the first table of its source's filter) and the columns measured over them (every
+    # target table of the source's). With the source's rows, it decides the units (with_unit_recipes).
+    unit_recipe: str = ""
 
     @property
     def sqlite_relation(self) -> str:
@@ -1545,7 +1549,7 @@ def topological_order(names: list[str], parents: dict[str, set[str]], strict: bo
 
 
 def resolve(spec: Spec, source: Catalog) -> DesiredSchema:
-    return _Resolver(spec, source).resolve()
+    return with_unit_recipes(_Resolver(spec, source).resolve())
 
 
 def datetime_columns_to_measure(mapping: DesiredSchema) -> dict[str, list[TargetColumn]]:
@@ -1553,12 +1557,43 @@ def datetime_columns_to_measure(mapping: DesiredSchema) -> dict[str, list[Target
     wanted: dict[str, list[TargetColumn]] = {}
     for table in mapping.tables:
         for column in table.columns:
-            if (
-                column.pg_type.kind in ("timestamp", "timestamptz", "date")
-                and column.conversion.converter == Converter.AUTO
-            ):
+            if measures_unit(column):
                 wanted.setdefault(table.source, []).append(column)
     return wanted
+
+
+def measures_unit(column: TargetColumn) -> bool:
+    """An `auto` datetime column: its integer unit is decided from the integers it holds."""
+    return (
+        column.pg_type.kind in ("timestamp", "timestamptz", "date")
+        and column.conversion.converter == Converter.AUTO
+    )
+
+
+def with_unit_recipes(mapping: DesiredSchema) -> DesiredSchema:
+    """The mapping with each table's `unit_recipe`: what, besides its source's rows, decides the
+    integer units of its source's `auto` datetime columns (see validate.measure). A table whose
+    source table's rows are provably unchanged keeps its units while the recipe stays the same, so
+    a re-sync needs no measuring of a table it skips."""
+    wanted = datetime_columns_to_measure(mapping)
+    first: dict[str, TargetTable] = {}
+    for table in mapping.tables:
+        first.setdefault(table.source, table)
+    tables = []
+    for table in mapping.tables:
+        columns = wanted.get(table.source)
+        if columns:
+            measured = first[table.source]
+            recipe = repr(
+                (
+                    measured.sqlite_relation,
+                    measured.where,
+                    [(c.name, c.conversion.source_sql) for c in columns],
+                )
+            )
+            table = replace(table, unit_recipe=recipe)
+        tables.append(table)
+    return replace(mapping, tables=tuple(tables))
 
 
 def with_integer_units(

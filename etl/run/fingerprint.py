@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from etl import __version__
-from etl.core.mapping import TargetTable
+from etl.core.mapping import TargetTable, measures_unit
 from etl.postgres.metadata import (
     FINGERPRINTS,
     record_fingerprint_sql,
@@ -65,9 +65,18 @@ class Recorded:
 def desired_digest(table: TargetTable) -> str:
     """SHA-256 of what decides a table's rows in the target: the mapping's columns, types,
     conversions, key, filter and mode, and etl's version. What the source's measurements add at
-    plan time (row counts, ranges, which scan reads it) is left out: they change with the rows,
-    which the pages already tell."""
-    kept = replace(table, row_ranges=(), scan=None, source_rows=None, largest_row=0, sequence_floor=None)
+    plan time (row counts, ranges, which scan reads it, the integer units of `auto` datetime
+    columns) is left out: it follows from the rows, which the pages already tell, and from the
+    spec (the units' `unit_recipe` stays in), so a plan need not measure a table it skips."""
+    columns = tuple(
+        replace(c, conversion=replace(c.conversion, integer_unit=None, mixed_units=False))
+        if measures_unit(c)
+        else c
+        for c in table.columns
+    )
+    kept = replace(
+        table, columns=columns, row_ranges=(), scan=None, source_rows=None, largest_row=0, sequence_floor=None
+    )
     return hashlib.sha256(f"etl {__version__}\x00{kept!r}".encode()).hexdigest()
 
 

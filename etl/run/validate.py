@@ -110,16 +110,18 @@ def validate(
     if problems:
         raise SpecError(_unique(problems))
     if sizes_later:
-        return Validated(spec, catalog, measure(spec, mapping, measuring, sizes=set()), measuring)
+        return Validated(
+            spec, catalog, measure(spec, mapping, measuring, sizes=set(), units=set()), measuring
+        )
     return Validated(spec, catalog, measure(spec, mapping, measuring))
 
 
 def with_sizes(checked: Validated, names: set[str]) -> DesiredSchema:
-    """The mapping with the row counts and sizes of the tables named (target names) measured, for
-    a Validated whose sizes are pending; the mapping as it is otherwise."""
+    """The mapping with the row counts, sizes and datetime units of the tables named (target
+    names) measured, for a Validated whose sizes are pending; the mapping as it is otherwise."""
     if checked.sizes_pending is None:
         return checked.mapping
-    return measure(checked.spec, checked.mapping, checked.sizes_pending, sizes=names, magnitudes=False)
+    return measure(checked.spec, checked.mapping, checked.sizes_pending, sizes=names, units=names)
 
 
 def with_query_tables(spec: Spec, catalog: Catalog) -> tuple[Catalog, list[SpecProblem]]:
@@ -168,15 +170,20 @@ def measure(
     measuring: Measuring = Measuring(),
     *,
     sizes: set[str] | None = None,
-    magnitudes: bool = True,
+    units: set[str] | None = None,
 ) -> DesiredSchema:
     """What loading needs to know of the data: each table's row count and record sizes (its row
     ranges, see table_sizes) and each `auto` datetime column's integer unit (from the magnitudes
     of the integers it holds). Each is a scan of a whole table, slow for a large one when run one
     after the other, so they run at once on read-only connections of their own, a large table's
-    magnitudes in rowid slices: sqlite3 lets go of the GIL while SQLite reads."""
+    magnitudes in rowid slices: sqlite3 lets go of the GIL while SQLite reads. `sizes`, `units`:
+    only the tables named (target names) have their sizes or units measured (None: all); a
+    table's units are those of its source table's (all its target tables')."""
     measure_sizes = spec.source.stat().st_size > measuring.chunk_bytes
-    wanted = datetime_columns_to_measure(mapping) if magnitudes else {}
+    wanted = datetime_columns_to_measure(mapping)
+    if units is not None:
+        sources = {t.source for t in mapping.tables if t.name in units}
+        wanted = {source: columns for source, columns in wanted.items() if source in sources}
     first: dict[str, TargetTable] = {}
     for table in mapping.tables:
         first.setdefault(table.source, table)
@@ -214,7 +221,7 @@ def measure(
                 extremes[(source, column.name)] = _widest(found)
         for source, future in sized_by_source.items():
             counts[source], largest[source], ranges[source] = future.result()
-    measured = with_integer_units(mapping, extremes) if magnitudes else mapping
+    measured = with_integer_units(mapping, extremes)
     return with_row_ranges(measured, ranges, counts, largest)
 
 
