@@ -161,19 +161,26 @@ def _read_each(
 def _digest(fd: int, page_size: int, pages: list[int], schema: str) -> str:
     """SHA-256 over how the pages read (`schema`), the page size, the page numbers and the pages'
     bytes in page order: a page that moved (VACUUM) or changed, or one more or fewer, changes it."""
-    digest = hashlib.sha256(schema.encode("utf-8", "surrogatepass") + b"\x00")
-    digest.update(page_size.to_bytes(4, "big"))
-    digest.update(array("q", pages).tobytes())
+    digest = _digest_prefix(page_size, pages, schema)
     for _, data in _runs(fd, page_size, pages):
         digest.update(data)
     return digest.hexdigest()
+
+
+def _digest_prefix(page_size: int, pages: list[int], schema: str) -> hashlib._Hash:
+    """_digest before the pages' bytes."""
+    digest = hashlib.sha256(schema.encode("utf-8", "surrogatepass") + b"\x00")
+    digest.update(page_size.to_bytes(4, "big"))
+    digest.update(array("q", pages).tobytes())
+    return digest
 
 
 def table_ranges(path: str | Path, tables: list[str]) -> dict[str, PageRanges] | None:
     """Each of `tables` that is a rowid table with rows, with its ranges of leaf pages; None when
     the file's pages cannot be trusted to be its rows (as for table_fingerprints, whose read
     transaction and WAL rule this follows). Reading them costs more than a table's digest (each
-    leaf page is hashed alone and its rowids read): a plan asks only for tables whose digest moved."""
+    leaf page is hashed alone and its last rowid read): a plan asks only for tables whose digest
+    moved."""
     return _each_table(path, tables, _table_ranges)
 
 
@@ -184,7 +191,51 @@ def _table_ranges(
         "SELECT pageno, pagetype, path FROM dbstat WHERE name = ? AND pagetype IN ('leaf', 'overflow')",
         (name,),
     ).fetchall()
-    return _ranges(fd, page_size, listed, schema) if listed else None
+    if not listed:
+        return None
+    leaves = _LeafPages(page_size, listed)
+    for first, data in _runs(fd, page_size, sorted(p for p, _, _ in listed)):
+        leaves.add(first, data)
+    return leaves.ranges(schema)
+
+
+def table_fingerprints_and_ranges(
+    path: str | Path, tables: list[str], ranged: set[str]
+) -> tuple[dict[str, str], dict[str, PageRanges]] | None:
+    """table_fingerprints of `tables`, and table_ranges of those among them in `ranged`, from one
+    read of each table's pages (what an apply records): equal to the two read apart. None when
+    the file's pages cannot be trusted to be its rows."""
+
+    def read(
+        con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str
+    ) -> tuple[str, PageRanges | None] | None:
+        if name not in ranged:
+            digest = _fingerprint(con, fd, page_size, name, schema)
+            return None if digest is None else (digest, None)
+        return _fingerprint_and_ranges(con, fd, page_size, name, schema)
+
+    found = _each_table(path, tables, read)
+    if found is None:
+        return None
+    prints = {name: digest for name, (digest, _) in found.items()}
+    ranges = {name: pages for name, (_, pages) in found.items() if pages is not None}
+    return prints, ranges
+
+
+def _fingerprint_and_ranges(
+    con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str
+) -> tuple[str, PageRanges | None] | None:
+    """The table's digest (as _digest) and ranges (as _table_ranges), its pages read once."""
+    listed = con.execute("SELECT pageno, pagetype, path FROM dbstat WHERE name = ?", (name,)).fetchall()
+    if not listed:
+        return None
+    pages = sorted(p for p, _, _ in listed)
+    digest = _digest_prefix(page_size, pages, schema)
+    leaves = _LeafPages(page_size, [row for row in listed if row[1] in ("leaf", "overflow")])
+    for first, data in _runs(fd, page_size, pages):
+        digest.update(data)
+        leaves.add(first, data)
+    return digest.hexdigest(), leaves.ranges(schema)
 
 
 def _runs(fd: int, page_size: int, pages: list[int]) -> Iterator[tuple[int, bytes]]:
@@ -213,66 +264,84 @@ def _varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
     return (value << 8) | data[at + 8], at + 9
 
 
-def _last_rowid(page: bytes | memoryview, header: int) -> int | None:
-    """The last rowid of a table leaf page's cells (None: not a table leaf, or empty)."""
-    if page[header] != _LEAF_TABLE:
+def _last_rowid_in(data: bytes, page: int, header: int) -> int | None:
+    """The last rowid of the cells of the table leaf page at offset `page` of `data`, its b-tree
+    header at `header` within the page (None: not a table leaf, or empty). Only the last cell's
+    pointer and the two varints that begin the cell are read."""
+    at = page + header
+    if data[at] != _LEAF_TABLE:
         return None
-    cells = int.from_bytes(page[header + 3 : header + 5], "big")
+    cells = (data[at + 3] << 8) | data[at + 4]
     if cells == 0:
         return None
-    pointer = header + 8 + 2 * (cells - 1)
-    _, at = _varint(page, int.from_bytes(page[pointer : pointer + 2], "big"))  # the payload's size
-    value, _ = _varint(page, at)
+    pointer = at + 8 + 2 * (cells - 1)
+    _, cell = _varint(data, page + ((data[pointer] << 8) | data[pointer + 1]))  # the payload's size
+    value, _ = _varint(data, cell)
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _ranges(fd: int, page_size: int, listed: list[tuple[int, str, str]], schema: str) -> PageRanges | None:
-    """The leaf pages (`listed`: with the overflow pages, as dbstat lists them) in rowid order cut
-        into at most MAX_RANGES ranges; each range's digest is over how the pages read (`schema`), the
-        page size, and its leaf pages and the overflow pages their rows continue on (numbers and each
-        page's SHA-256). None for a table of fewer than MIN_RANGES leaves, or one that is not a rowid
-    table with rows."""
-    pages = sorted(p for p, _, _ in listed)
-    kinds = {p: kind for p, kind, _ in listed}
-    per_page: dict[int, bytes] = {}
-    lasts: dict[int, int | None] = {}
-    for first, data in _runs(fd, page_size, pages):
-        view = memoryview(data)
-        for i in range(len(data) // page_size):
+class _LeafPages:
+    """The leaf and overflow pages of a rowid table (`listed`: (page number, "leaf" or
+    "overflow", dbstat's path), as dbstat lists them), read in runs of pages (`add`): each
+    page's SHA-256 and each leaf's last rowid, then the ranges they cut into (`ranges`)."""
+
+    def __init__(self, page_size: int, listed: list[tuple[int, str, str]]):
+        self.page_size = page_size
+        self.listed = listed
+        self.leaf = {p for p, kind, _ in listed if kind == "leaf"}
+        self.wanted = self.leaf | {p for p, kind, _ in listed if kind == "overflow"}
+        self.per_page: dict[int, bytes] = {}
+        self.lasts: dict[int, int | None] = {}
+
+    def add(self, first: int, data: bytes) -> None:
+        """The pages of one run: `data` holds pages `first`, `first` + 1, ... (pages of other
+        kinds among them, e.g. interior pages, are passed over)."""
+        size, view, sha256 = self.page_size, memoryview(data), hashlib.sha256
+        for i in range(len(data) // size):
             number = first + i
-            page = view[i * page_size : (i + 1) * page_size]
-            per_page[number] = hashlib.sha256(page).digest()
-            if kinds[number] == "leaf":
-                lasts[number] = _last_rowid(page, 100 if number == 1 else 0)
-    prefix = hashlib.sha256(
-        schema.encode("utf-8", "surrogatepass") + b"\x00" + page_size.to_bytes(4, "big")
-    ).digest()
-    overflow: dict[str, list[tuple[str, int]]] = {}
-    # The leaves in rowid order: sorted by their last rowids, which in a b-tree's leaves increase
-    # from one leaf to the next (its leaves hold disjoint, ordered runs of rowids).
-    leaves: list[tuple[int, int, str]] = []  # last rowid, page, path
-    for number, kind, where in listed:
-        if kind == "overflow":
-            overflow.setdefault(where[: where.rindex("/") + 1], []).append((where, number))
-        elif kind == "leaf":
-            last_rowid = lasts.get(number)
-            if last_rowid is None:
-                return None
-            leaves.append((last_rowid, number, where))
-    if len(leaves) < MIN_RANGES:
-        return None
-    leaves.sort()
-    if any(before[0] == after[0] for before, after in zip(leaves, leaves[1:], strict=False)):
-        return None  # two leaves ending at the same rowid: not a table b-tree as expected
-    per_range = -(-len(leaves) // MAX_RANGES)
-    last, digests = [], []
-    for start in range(0, len(leaves), per_range):
-        chunk = leaves[start : start + per_range]
-        digest = hashlib.sha256(prefix)
-        for _, number, where in chunk:
-            digest.update(number.to_bytes(8, "big") + per_page[number])
-            for _, spill in sorted(overflow.get(where, ())):
-                digest.update(spill.to_bytes(8, "big") + per_page[spill])
-        last.append(chunk[-1][0])
-        digests.append(digest.digest())
-    return PageRanges(tuple(last), tuple(digests))
+            if number not in self.wanted:
+                continue
+            at = i * size
+            self.per_page[number] = sha256(view[at : at + size]).digest()
+            if number in self.leaf:
+                self.lasts[number] = _last_rowid_in(data, at, 100 if number == 1 else 0)
+
+    def ranges(self, schema: str) -> PageRanges | None:
+        """The leaf pages in rowid order cut into at most MAX_RANGES ranges; each range's digest is
+        over how the pages read (`schema`), the page size, and its leaf pages and the overflow
+        pages their rows continue on (numbers and each page's SHA-256). None for a table of fewer
+        than MIN_RANGES leaves, or one that is not a rowid table with rows."""
+        per_page = self.per_page
+        prefix = hashlib.sha256(
+            schema.encode("utf-8", "surrogatepass") + b"\x00" + self.page_size.to_bytes(4, "big")
+        ).digest()
+        overflow: dict[str, list[tuple[str, int]]] = {}
+        # The leaves in rowid order: sorted by their last rowids, which in a b-tree's leaves
+        # increase from one leaf to the next (its leaves hold disjoint, ordered runs of rowids).
+        leaves: list[tuple[int, int, str]] = []  # last rowid, page, path
+        for number, kind, where in self.listed:
+            if kind == "overflow":
+                overflow.setdefault(where[: where.rindex("/") + 1], []).append((where, number))
+            elif kind == "leaf":
+                last_rowid = self.lasts.get(number)
+                if last_rowid is None:
+                    return None
+                leaves.append((last_rowid, number, where))
+        if len(leaves) < MIN_RANGES:
+            return None
+        leaves.sort()
+        if any(before[0] == after[0] for before, after in zip(leaves, leaves[1:], strict=False)):
+            return None  # two leaves ending at the same rowid: not a table b-tree as expected
+        per_range = -(-len(leaves) // MAX_RANGES)
+        last, digests = [], []
+        for start in range(0, len(leaves), per_range):
+            chunk = leaves[start : start + per_range]
+            digest = hashlib.sha256(prefix)
+            for _, number, where in chunk:
+                digest.update(number.to_bytes(8, "big") + per_page[number])
+                if overflow:
+                    for _, spill in sorted(overflow.get(where, ())):
+                        digest.update(spill.to_bytes(8, "big") + per_page[spill])
+            last.append(chunk[-1][0])
+            digests.append(digest.digest())
+        return PageRanges(tuple(last), tuple(digests))
