@@ -34,7 +34,13 @@ from etl.postgres.metadata import (
     unchanged_since_sql,
 )
 from etl.settings import Mode, OnError
-from etl.sqlite.pages import PageRanges, changed_ranges, table_fingerprints, table_ranges
+from etl.sqlite.pages import (
+    PageRanges,
+    changed_ranges,
+    table_fingerprints,
+    table_fingerprints_and_ranges,
+    table_ranges,
+)
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,18 @@ def source_ranges(source: Path, tables: list[TargetTable]) -> dict[str, PageRang
     if not names:
         return {}
     return table_ranges(source, names) or {}
+
+
+def source_fingerprints_and_ranges(
+    source: Path, tables: list[TargetTable]
+) -> tuple[dict[str, str], dict[str, PageRanges]]:
+    """source_fingerprints and source_ranges of `tables` from one read of each table's pages (what
+    an apply records of the tables it verified)."""
+    names = sorted({t.source for t in tables if fingerprintable(t)})
+    if not names:
+        return {}, {}
+    found = table_fingerprints_and_ranges(source, names, {t.source for t in tables if rangeable(t)})
+    return found or ({}, {})
 
 
 def unchanged_tables(
@@ -197,9 +215,11 @@ def record_sql(
     prints: dict[str, str],
     applied_at: str,
     ranges: dict[str, PageRanges] | None = None,
+    staged: bool = False,
 ) -> list[sql.Composed]:
     """The statements recording each of `tables` that has a source fingerprint (and its ranges
-    of leaf pages, where `ranges` has them and the table is `rangeable`)."""
+    of leaf pages, where `ranges` has them and the table is `rangeable`: as literals, or with
+    `staged` read from the staging table that `staged_ranges` says what to put in)."""
     ranges = ranges or {}
     statements = []
     for t in tables:
@@ -213,7 +233,19 @@ def record_sql(
                 applied_at,
                 desired_digest(t),
                 prints[t.source],
-                None if pages is None else pages.to_bytes(),
+                None if pages is None or staged else pages.to_bytes(),
+                staged=staged and pages is not None,
             )
         )
     return statements
+
+
+def staged_ranges(
+    tables: list[TargetTable], prints: dict[str, str], ranges: dict[str, PageRanges]
+) -> list[tuple[str, bytes]]:
+    """(target name, recorded ranges) of each table record_sql(staged=True) records with ranges."""
+    return [
+        (t.name, ranges[t.source].to_bytes())
+        for t in tables
+        if fingerprintable(t) and rangeable(t) and t.source in prints and t.source in ranges
+    ]
