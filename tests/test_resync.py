@@ -446,9 +446,9 @@ def test_an_apply_records_ranges_sent_as_values_not_as_statement_text(migration,
     checked = m.check()
     sent = []
     apply(checked, plan_for(checked), on_statement=sent.append)
-    assert not [s.text[:80] for s in sent if "\\x" in s.text]  # no bytea literal
     (recorded,) = pg.execute("SELECT ranges FROM etl.fingerprints WHERE table_name = 'big'").fetchone()
     assert bytes(recorded) == table_ranges(m.source, ["big"])["big"].to_bytes()
+    assert [s.text[:80] for s in sent if len(s.text) > len(recorded)] == []  # not in any text
 
 
 def test_an_apply_gives_the_key_of_a_ranged_table_the_statistics_its_ranged_read_needs(loaded, pg):
