@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from etl.cli import app
 from etl.core.plan import LoadRows
 from etl.pipeline import apply, check, plan_for, verify
-from etl.run.validate import Measuring
 from etl.run.rowdiff import key_in_ranges
+from etl.run.validate import Measuring
 from etl.sqlite.pages import (
     PageRanges,
     changed_ranges,
