@@ -17,7 +17,7 @@ import os
 import sqlite3
 import struct
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -167,7 +167,7 @@ def _digest(fd: int, page_size: int, pages: list[int], schema: str) -> str:
     return digest.hexdigest()
 
 
-def _digest_prefix(page_size: int, pages: list[int], schema: str) -> hashlib._Hash:
+def _digest_prefix(page_size: int, pages: Sequence[int], schema: str) -> hashlib._Hash:
     """_digest before the pages' bytes."""
     digest = hashlib.sha256(schema.encode("utf-8", "surrogatepass") + b"\x00")
     digest.update(page_size.to_bytes(4, "big"))
@@ -190,11 +190,11 @@ def _table_ranges(
     listed = con.execute(
         "SELECT pageno, pagetype, path FROM dbstat WHERE name = ? AND pagetype IN ('leaf', 'overflow')",
         (name,),
-    ).fetchall()
-    if not listed:
-        return None
+    )
     leaves = _LeafPages(page_size, listed)
-    for first, data in _runs(fd, page_size, sorted(p for p, _, _ in listed)):
+    if not leaves.pages:
+        return None
+    for first, data in _runs(fd, page_size, leaves.pages):
         leaves.add(first, data)
     return leaves.ranges(schema)
 
@@ -226,19 +226,18 @@ def _fingerprint_and_ranges(
     con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str
 ) -> tuple[str, PageRanges | None] | None:
     """The table's digest (as _digest) and ranges (as _table_ranges), its pages read once."""
-    listed = con.execute("SELECT pageno, pagetype, path FROM dbstat WHERE name = ?", (name,)).fetchall()
-    if not listed:
+    listed = con.execute("SELECT pageno, pagetype, path FROM dbstat WHERE name = ?", (name,))
+    leaves = _LeafPages(page_size, listed)
+    if not leaves.pages:
         return None
-    pages = sorted(p for p, _, _ in listed)
-    digest = _digest_prefix(page_size, pages, schema)
-    leaves = _LeafPages(page_size, [row for row in listed if row[1] in ("leaf", "overflow")])
-    for first, data in _runs(fd, page_size, pages):
+    digest = _digest_prefix(page_size, leaves.pages, schema)
+    for first, data in _runs(fd, page_size, leaves.pages):
         digest.update(data)
         leaves.add(first, data)
     return digest.hexdigest(), leaves.ranges(schema)
 
 
-def _runs(fd: int, page_size: int, pages: list[int]) -> Iterator[tuple[int, bytes]]:
+def _runs(fd: int, page_size: int, pages: Sequence[int]) -> Iterator[tuple[int, bytes]]:
     """(first page number, bytes) of each run of consecutive pages among `pages` (sorted)."""
     start = 0
     while start < len(pages):
@@ -281,67 +280,89 @@ def _last_rowid_in(data: bytes, page: int, header: int) -> int | None:
 
 
 class _LeafPages:
-    """The leaf and overflow pages of a rowid table (`listed`: (page number, "leaf" or
-    "overflow", dbstat's path), as dbstat lists them), read in runs of pages (`add`): each
-    page's SHA-256 and each leaf's last rowid, then the ranges they cut into (`ranges`)."""
+    """The pages of a rowid table's b-tree from dbstat's listing of them (`listed`: page number,
+    type, path), in the order dbstat walks the tree: its leaves come in key order, each followed
+    by the overflow pages of its cells. `pages`: every listed page, in page order, to be read in
+    runs (`add`): each leaf's and overflow page's SHA-256 and each leaf's last rowid are kept,
+    then cut into ranges (`ranges`). What is kept per page is a few dozen bytes in arrays: a
+    table of millions of rows has hundreds of thousands of leaves."""
 
-    def __init__(self, page_size: int, listed: list[tuple[int, str, str]]):
+    def __init__(self, page_size: int, listed: Iterable[tuple[int, str, str]]):
         self.page_size = page_size
-        self.listed = listed
-        self.leaf = {p for p, kind, _ in listed if kind == "leaf"}
-        self.wanted = self.leaf | {p for p, kind, _ in listed if kind == "overflow"}
-        self.per_page: dict[int, bytes] = {}
-        self.lasts: dict[int, int | None] = {}
+        self.leaves = array("q")  # leaf page numbers in dbstat's order
+        self.spills: dict[int, list[tuple[str, int]]] = {}  # leaf -> (path, page) of its overflow pages
+        self.broken = False  # the listing or a leaf is not as a rowid table's b-tree has them
+        pages, leaf_path = array("q"), ""
+        for number, kind, where in listed:
+            pages.append(number)
+            if kind == "leaf":
+                self.leaves.append(number)
+                leaf_path = where
+            elif kind == "overflow":
+                if not self.leaves or where[: where.rindex("/") + 1] != leaf_path:
+                    self.broken = True  # an overflow page that does not follow its leaf
+                else:
+                    self.spills.setdefault(self.leaves[-1], []).append((where, number))
+        self.pages = array("q", sorted(pages))
+        # By page number: the leaf's position in `leaves` (its digest and last rowid are kept
+        # there), -2 for an overflow page, -1 for any other page.
+        self.slot = array("i", [-1]) * ((self.pages[-1] + 1) if self.pages else 0)
+        for position, number in enumerate(self.leaves):
+            self.slot[number] = position
+        for spilled in self.spills.values():
+            for _, number in spilled:
+                self.slot[number] = -2
+        self.hashes = bytearray(32 * len(self.leaves))
+        self.lasts = array("q", bytes(8 * len(self.leaves)))
+        self.spill_hashes: dict[int, bytes] = {}
 
     def add(self, first: int, data: bytes) -> None:
-        """The pages of one run: `data` holds pages `first`, `first` + 1, ... (pages of other
-        kinds among them, e.g. interior pages, are passed over)."""
-        size, view, sha256 = self.page_size, memoryview(data), hashlib.sha256
+        """The pages of one run: `data` holds pages `first`, `first` + 1, ... (interior pages
+        among them are passed over)."""
+        size, view, sha256, slot = self.page_size, memoryview(data), hashlib.sha256, self.slot
         for i in range(len(data) // size):
             number = first + i
-            if number not in self.wanted:
+            position = slot[number]
+            if position == -1:
                 continue
             at = i * size
-            self.per_page[number] = sha256(view[at : at + size]).digest()
-            if number in self.leaf:
-                self.lasts[number] = _last_rowid_in(data, at, 100 if number == 1 else 0)
+            page = sha256(view[at : at + size]).digest()
+            if position == -2:
+                self.spill_hashes[number] = page
+                continue
+            self.hashes[32 * position : 32 * position + 32] = page
+            last = _last_rowid_in(data, at, 100 if number == 1 else 0)
+            if last is None:
+                self.broken = True
+            else:
+                self.lasts[position] = last
 
     def ranges(self, schema: str) -> PageRanges | None:
         """The leaf pages in rowid order cut into at most MAX_RANGES ranges; each range's digest is
         over how the pages read (`schema`), the page size, and its leaf pages and the overflow
-        pages their rows continue on (numbers and each page's SHA-256). None for a table of fewer
-        than MIN_RANGES leaves, or one that is not a rowid table with rows."""
-        per_page = self.per_page
+        pages their rows continue on (numbers and each page's SHA-256; overflow pages in their
+        paths' order). None for a table of fewer than MIN_RANGES leaves, or one that is not a
+        rowid table with rows."""
+        leaves, lasts, hashes = self.leaves, self.lasts, self.hashes
+        if self.broken or len(leaves) < MIN_RANGES:
+            return None
+        # A b-tree's leaves hold disjoint, ordered runs of rowids: in the order dbstat walks
+        # them, their last rowids increase. Anything else is not a table b-tree as expected.
+        if any(lasts[k] >= lasts[k + 1] for k in range(len(leaves) - 1)):
+            return None
         prefix = hashlib.sha256(
             schema.encode("utf-8", "surrogatepass") + b"\x00" + self.page_size.to_bytes(4, "big")
         ).digest()
-        overflow: dict[str, list[tuple[str, int]]] = {}
-        # The leaves in rowid order: sorted by their last rowids, which in a b-tree's leaves
-        # increase from one leaf to the next (its leaves hold disjoint, ordered runs of rowids).
-        leaves: list[tuple[int, int, str]] = []  # last rowid, page, path
-        for number, kind, where in self.listed:
-            if kind == "overflow":
-                overflow.setdefault(where[: where.rindex("/") + 1], []).append((where, number))
-            elif kind == "leaf":
-                last_rowid = self.lasts.get(number)
-                if last_rowid is None:
-                    return None
-                leaves.append((last_rowid, number, where))
-        if len(leaves) < MIN_RANGES:
-            return None
-        leaves.sort()
-        if any(before[0] == after[0] for before, after in zip(leaves, leaves[1:], strict=False)):
-            return None  # two leaves ending at the same rowid: not a table b-tree as expected
         per_range = -(-len(leaves) // MAX_RANGES)
         last, digests = [], []
         for start in range(0, len(leaves), per_range):
-            chunk = leaves[start : start + per_range]
+            end = min(start + per_range, len(leaves))
             digest = hashlib.sha256(prefix)
-            for _, number, where in chunk:
-                digest.update(number.to_bytes(8, "big") + per_page[number])
-                if overflow:
-                    for _, spill in sorted(overflow.get(where, ())):
-                        digest.update(spill.to_bytes(8, "big") + per_page[spill])
-            last.append(chunk[-1][0])
+            for position in range(start, end):
+                number = leaves[position]
+                digest.update(number.to_bytes(8, "big") + hashes[32 * position : 32 * position + 32])
+                for _, spill in sorted(self.spills.get(number, ())):
+                    digest.update(spill.to_bytes(8, "big") + self.spill_hashes[spill])
+            last.append(lasts[end - 1])
             digests.append(digest.digest())
         return PageRanges(tuple(last), tuple(digests))
