@@ -101,6 +101,8 @@ NOT_SHOWN = re.compile(
     r"|SELECT COALESCE\(json_agg\(q\), '\[\]'\)::text FROM \((SELECT (current_setting|set_config)|SELECT 1 FROM pg_namespace"
     r"|SELECT c\.relname|SELECT t\.relname|SELECT t\.typname)"
     r'|INSERT INTO "etl"\."(runs|desired|fingerprints|rejects|set_aside)"|DELETE FROM "etl"\."(fingerprints|set_aside)"'
+    # recording a table by ranges: its key's statistics, its ranges staged for the record
+    r'|ANALYZE "|CREATE TEMP TABLE "etl_ranges"|INSERT INTO dst\.pg_temp\.'
 )
 
 # The comment lines of plan --sql that stand for statements only the run decides, and what each
@@ -163,6 +165,19 @@ def test_a_fresh_load_through_the_typed_read_sends_what_plan_sql_prints(migratio
         "typed",
         "typed",
     ]
+
+
+def test_a_fresh_load_of_a_table_recorded_by_ranges_sends_what_plan_sql_prints(migration, pg):
+    # Enough rows for ranges of leaf pages: the apply gathers the key's statistics and stages
+    # the ranges for etl.fingerprints, records plan --sql leaves out.
+    m = migration(
+        SOURCE + "CREATE TABLE big (id INTEGER PRIMARY KEY, code TEXT);"
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 20000) "
+        "INSERT INTO big SELECT i, printf('code-%08d', i) FROM r;"
+    )
+    applied_as_planned(m)
+    (ranges,) = pg.execute("SELECT ranges FROM etl.fingerprints WHERE table_name = 'big'").fetchone()
+    assert ranges is not None
 
 
 def test_a_fresh_load_through_sqlite_sends_what_plan_sql_prints(migration):

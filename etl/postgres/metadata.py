@@ -211,12 +211,39 @@ def _xmin_counts(schema: str, table: str) -> sql.Composed:
     )
 
 
+# Where an apply stages the ranges of leaf pages it records (table name, PageRanges.to_bytes()):
+# a temporary table of the apply's own PostgreSQL session, gone at COMMIT. DuckDB copies them in
+# as bound values (binary COPY); in the recording statement's text they would be a literal of
+# twice their size that DuckDB, the DO block batching statements and PostgreSQL each parse.
+STAGED_RANGES = "etl_ranges"
+
+
+def stage_ranges_sql() -> sql.Composed:
+    """The temporary table record_fingerprint_sql(staged=True) reads a table's ranges from."""
+    return sql.SQL(
+        "CREATE TEMP TABLE {} (table_name text PRIMARY KEY, ranges bytea NOT NULL) ON COMMIT DROP"
+    ).format(sql.Identifier(STAGED_RANGES))
+
+
 def record_fingerprint_sql(
-    schema: str, table: str, applied_at: str, desired: str, source: str, ranges: bytes | None = None
+    schema: str,
+    table: str,
+    applied_at: str,
+    desired: str,
+    source: str,
+    ranges: bytes | None = None,
+    staged: bool = False,
 ) -> sql.Composed:
     """Record, inside the apply's transaction and after its writes, the table's state as the apply
     leaves it (its rows verified equal to the source whose pages' digest is `source`, and whose
-    ranges of leaf pages `ranges` describes: etl/sqlite/pages.py, PageRanges)."""
+    ranges of leaf pages `ranges` describes: etl/sqlite/pages.py, PageRanges; with `staged`, the
+    ranges are those stage_ranges_sql's table holds for it)."""
+    if staged:
+        recorded_ranges: sql.Composable = sql.SQL(
+            "(SELECT r.ranges FROM {} r WHERE r.table_name = {})"
+        ).format(sql.Identifier("pg_temp", STAGED_RANGES), sql.Literal(table))
+    else:
+        recorded_ranges = sql.SQL("NULL::bytea") if ranges is None else sql.Literal(ranges)
     return sql.SQL(
         "INSERT INTO {fingerprints} (target_schema, table_name, applied_at, desired, source, relfilenode, "
         "columns, xmins, rows, oldest_xid, ranges) "
@@ -239,7 +266,7 @@ def record_fingerprint_sql(
         columns=_columns_state(schema, table),
         wrap=sql.Literal(_XID_WRAP),
         xmins=_xmin_counts(schema, table),
-        ranges=sql.SQL("NULL::bytea") if ranges is None else sql.Literal(ranges),
+        ranges=recorded_ranges,
     )
 
 

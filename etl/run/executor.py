@@ -83,12 +83,14 @@ from etl.postgres.history import (
 )
 from etl.postgres.metadata import (
     RUNS,
+    STAGED_RANGES,
     forget_fingerprints_sql,
     forget_set_aside_sql,
     record_desired_sql,
     record_rejects_sql,
     record_run_sql,
     record_set_aside_sql,
+    stage_ranges_sql,
 )
 from etl.postgres.target import connect, ensure_metadata, read_lock_capacity, redact
 from etl.run.checkrows import (
@@ -101,7 +103,7 @@ from etl.run.checkrows import (
     staged_count_query,
     staged_orphan_where,
 )
-from etl.run.fingerprint import analyze_sql, record_sql, source_fingerprints, source_ranges
+from etl.run.fingerprint import analyze_sql, record_sql, source_fingerprints_and_ranges, staged_ranges
 from etl.run.load import load_query, rejects_query, source_rows_query
 from etl.run.problem import raised_value_problem, value_problem
 from etl.run.session import (
@@ -408,19 +410,37 @@ def _record_fingerprints(tx: _Transaction) -> None:
     )
     if tx.verify:
         verified = [t for t in tx.plan.tables if t.name not in tx.written]
-        prints = source_fingerprints(tx.source, verified)
-        ranges = source_ranges(tx.source, verified) if prints else {}
+        prints, ranges = source_fingerprints_and_ranges(tx.source, verified)
         if prints and source_stamp(tx.source) == tx.stamp:
             statements += [
                 (statement, "gathering statistics of the tables recorded by range")
                 for statement in analyze_sql(schema, verified, ranges)
             ]
+            staged = staged_ranges(verified, prints, ranges)
+            if staged:
+                statements.append((stage_ranges_sql(), "staging the tables' ranges of pages"))
+                tx.execute_many(statements)
+                _stage_ranges(tx, staged)
+                statements = []
             statements += [
                 (statement, "recording the tables' fingerprints in etl.fingerprints")
-                for statement in record_sql(schema, verified, prints, tx.started_at, ranges)
+                for statement in record_sql(schema, verified, prints, tx.started_at, ranges, staged=True)
             ]
     if statements:
         tx.execute_many(statements)
+
+
+def _stage_ranges(tx: _Transaction, staged: list[tuple[str, bytes]]) -> None:
+    """Copy each (table, ranges) into the staging table as bound values (metadata.STAGED_RANGES)."""
+    tx.con.execute("CALL pg_clear_cache()")  # DuckDB must see the staging table just made
+    insert = f"INSERT INTO {TARGET_ALIAS}.pg_temp.{duck.quote_ident(STAGED_RANGES)} VALUES (?, ?)"
+    try:
+        for name, ranges in staged:
+            tx.con.execute(insert, [name, ranges])
+    except duckdb.Error as exc:
+        raise TargetError(
+            f"PostgreSQL refused staging the tables' ranges of pages: {redact(duck_message(exc), tx.target_url)}"
+        ) from exc
 
 
 def _run_steps(tx: _Transaction) -> None:

@@ -34,7 +34,13 @@ from etl.postgres.metadata import (
     unchanged_since_sql,
 )
 from etl.settings import Mode, OnError
-from etl.sqlite.pages import PageRanges, changed_ranges, table_fingerprints, table_ranges
+from etl.sqlite.pages import (
+    PageRanges,
+    changed_ranges,
+    table_fingerprints,
+    table_fingerprints_and_ranges,
+    table_ranges,
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,18 @@ def source_ranges(source: Path, tables: list[TargetTable]) -> dict[str, PageRang
     if not names:
         return {}
     return table_ranges(source, names) or {}
+
+
+def source_fingerprints_and_ranges(
+    source: Path, tables: list[TargetTable]
+) -> tuple[dict[str, str], dict[str, PageRanges]]:
+    """source_fingerprints and source_ranges of `tables` from one read of each table's pages (what
+    an apply records of the tables it verified)."""
+    names = sorted({t.source for t in tables if fingerprintable(t)})
+    if not names:
+        return {}, {}
+    found = table_fingerprints_and_ranges(source, names, {t.source for t in tables if rangeable(t)})
+    return found or ({}, {})
 
 
 def unchanged_tables(
@@ -192,12 +210,32 @@ def _has_fingerprints(conn: psycopg.Connection, schema: str) -> bool:
     return bool(row and row[0])
 
 
+# Sampled rows of a key for its statistics: 300 times this. A key's histogram tells PostgreSQL
+# how few rows a narrow range of keys holds (enough to read it through the index, with no
+# just-in-time compilation) from a few thousand sampled rows as well as from the default 30,000,
+# and the sample's pages are most of the cost of ANALYZE.
+KEY_STATISTICS_TARGET = 10
+
+
 def analyze_sql(schema: str, tables: list[TargetTable], ranges: dict[str, PageRanges]) -> list[sql.Composed]:
-    """ANALYZE of each table recorded with ranges: a later plan reads its changed ranges through
-    the primary key's index, which PostgreSQL picks (and keeps just-in-time compilation out of)
-    only with statistics of the table; a server without autovacuum never gathers them."""
-    names = [t.name for t in tables if fingerprintable(t) and rangeable(t) and t.source in ranges]
-    return [sql.SQL("ANALYZE {}").format(sql.Identifier(schema, name)) for name in names]
+    """Statistics of the key of each table recorded with ranges: a later plan reads its changed
+    ranges through the key's index, which PostgreSQL picks (and keeps just-in-time compilation
+    out of) only when it knows how the keys spread; a server without autovacuum never gathers
+    statistics. Only the key's, from a small sample: those are all the read needs."""
+    keyed = [t for t in tables if fingerprintable(t) and rangeable(t) and t.source in ranges]
+    if not keyed:
+        return []
+    target = sql.SQL("SET LOCAL default_statistics_target = {}").format(sql.Literal(KEY_STATISTICS_TARGET))
+    return [
+        target,
+        *(
+            sql.SQL("ANALYZE {} ({})").format(
+                sql.Identifier(schema, t.name), sql.Identifier(t.rowid_key or "")
+            )
+            for t in keyed
+        ),
+        sql.Composed([sql.SQL("RESET default_statistics_target")]),
+    ]
 
 
 def record_sql(
@@ -206,9 +244,11 @@ def record_sql(
     prints: dict[str, str],
     applied_at: str,
     ranges: dict[str, PageRanges] | None = None,
+    staged: bool = False,
 ) -> list[sql.Composed]:
     """The statements recording each of `tables` that has a source fingerprint (and its ranges
-    of leaf pages, where `ranges` has them and the table is `rangeable`)."""
+    of leaf pages, where `ranges` has them and the table is `rangeable`: as literals, or with
+    `staged` read from the staging table that `staged_ranges` says what to put in)."""
     ranges = ranges or {}
     statements = []
     for t in tables:
@@ -222,7 +262,19 @@ def record_sql(
                 applied_at,
                 desired_digest(t),
                 prints[t.source],
-                None if pages is None else pages.to_bytes(),
+                None if pages is None or staged else pages.to_bytes(),
+                staged=staged and pages is not None,
             )
         )
     return statements
+
+
+def staged_ranges(
+    tables: list[TargetTable], prints: dict[str, str], ranges: dict[str, PageRanges]
+) -> list[tuple[str, bytes]]:
+    """(target name, recorded ranges) of each table record_sql(staged=True) records with ranges."""
+    return [
+        (t.name, ranges[t.source].to_bytes())
+        for t in tables
+        if fingerprintable(t) and rangeable(t) and t.source in prints and t.source in ranges
+    ]

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import struct
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -161,19 +161,26 @@ def _read_each(
 def _digest(fd: int, page_size: int, pages: list[int], schema: str) -> str:
     """SHA-256 over how the pages read (`schema`), the page size, the page numbers and the pages'
     bytes in page order: a page that moved (VACUUM) or changed, or one more or fewer, changes it."""
-    digest = hashlib.sha256(schema.encode("utf-8", "surrogatepass") + b"\x00")
-    digest.update(page_size.to_bytes(4, "big"))
-    digest.update(array("q", pages).tobytes())
+    digest = _digest_prefix(page_size, pages, schema)
     for _, data in _runs(fd, page_size, pages):
         digest.update(data)
     return digest.hexdigest()
+
+
+def _digest_prefix(page_size: int, pages: Sequence[int], schema: str) -> hashlib._Hash:
+    """_digest before the pages' bytes."""
+    digest = hashlib.sha256(schema.encode("utf-8", "surrogatepass") + b"\x00")
+    digest.update(page_size.to_bytes(4, "big"))
+    digest.update(array("q", pages).tobytes())
+    return digest
 
 
 def table_ranges(path: str | Path, tables: list[str]) -> dict[str, PageRanges] | None:
     """Each of `tables` that is a rowid table with rows, with its ranges of leaf pages; None when
     the file's pages cannot be trusted to be its rows (as for table_fingerprints, whose read
     transaction and WAL rule this follows). Reading them costs more than a table's digest (each
-    leaf page is hashed alone and its rowids read): a plan asks only for tables whose digest moved."""
+    leaf page is hashed alone and its last rowid read): a plan asks only for tables whose digest
+    moved."""
     return _each_table(path, tables, _table_ranges)
 
 
@@ -183,11 +190,54 @@ def _table_ranges(
     listed = con.execute(
         "SELECT pageno, pagetype, path FROM dbstat WHERE name = ? AND pagetype IN ('leaf', 'overflow')",
         (name,),
-    ).fetchall()
-    return _ranges(fd, page_size, listed, schema) if listed else None
+    )
+    leaves = _LeafPages(page_size, listed)
+    if not leaves.pages:
+        return None
+    for first, data in _runs(fd, page_size, leaves.pages):
+        leaves.add(first, data)
+    return leaves.ranges(schema)
 
 
-def _runs(fd: int, page_size: int, pages: list[int]) -> Iterator[tuple[int, bytes]]:
+def table_fingerprints_and_ranges(
+    path: str | Path, tables: list[str], ranged: set[str]
+) -> tuple[dict[str, str], dict[str, PageRanges]] | None:
+    """table_fingerprints of `tables`, and table_ranges of those among them in `ranged`, from one
+    read of each table's pages (what an apply records): equal to the two read apart. None when
+    the file's pages cannot be trusted to be its rows."""
+
+    def read(
+        con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str
+    ) -> tuple[str, PageRanges | None] | None:
+        if name not in ranged:
+            digest = _fingerprint(con, fd, page_size, name, schema)
+            return None if digest is None else (digest, None)
+        return _fingerprint_and_ranges(con, fd, page_size, name, schema)
+
+    found = _each_table(path, tables, read)
+    if found is None:
+        return None
+    prints = {name: digest for name, (digest, _) in found.items()}
+    ranges = {name: pages for name, (_, pages) in found.items() if pages is not None}
+    return prints, ranges
+
+
+def _fingerprint_and_ranges(
+    con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str
+) -> tuple[str, PageRanges | None] | None:
+    """The table's digest (as _digest) and ranges (as _table_ranges), its pages read once."""
+    listed = con.execute("SELECT pageno, pagetype, path FROM dbstat WHERE name = ?", (name,))
+    leaves = _LeafPages(page_size, listed)
+    if not leaves.pages:
+        return None
+    digest = _digest_prefix(page_size, leaves.pages, schema)
+    for first, data in _runs(fd, page_size, leaves.pages):
+        digest.update(data)
+        leaves.add(first, data)
+    return digest.hexdigest(), leaves.ranges(schema)
+
+
+def _runs(fd: int, page_size: int, pages: Sequence[int]) -> Iterator[tuple[int, bytes]]:
     """(first page number, bytes) of each run of consecutive pages among `pages` (sorted)."""
     start = 0
     while start < len(pages):
@@ -213,66 +263,106 @@ def _varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
     return (value << 8) | data[at + 8], at + 9
 
 
-def _last_rowid(page: bytes | memoryview, header: int) -> int | None:
-    """The last rowid of a table leaf page's cells (None: not a table leaf, or empty)."""
-    if page[header] != _LEAF_TABLE:
+def _last_rowid_in(data: bytes, page: int, header: int) -> int | None:
+    """The last rowid of the cells of the table leaf page at offset `page` of `data`, its b-tree
+    header at `header` within the page (None: not a table leaf, or empty). Only the last cell's
+    pointer and the two varints that begin the cell are read."""
+    at = page + header
+    if data[at] != _LEAF_TABLE:
         return None
-    cells = int.from_bytes(page[header + 3 : header + 5], "big")
+    cells = (data[at + 3] << 8) | data[at + 4]
     if cells == 0:
         return None
-    pointer = header + 8 + 2 * (cells - 1)
-    _, at = _varint(page, int.from_bytes(page[pointer : pointer + 2], "big"))  # the payload's size
-    value, _ = _varint(page, at)
+    pointer = at + 8 + 2 * (cells - 1)
+    _, cell = _varint(data, page + ((data[pointer] << 8) | data[pointer + 1]))  # the payload's size
+    value, _ = _varint(data, cell)
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _ranges(fd: int, page_size: int, listed: list[tuple[int, str, str]], schema: str) -> PageRanges | None:
-    """The leaf pages (`listed`: with the overflow pages, as dbstat lists them) in rowid order cut
-        into at most MAX_RANGES ranges; each range's digest is over how the pages read (`schema`), the
-        page size, and its leaf pages and the overflow pages their rows continue on (numbers and each
-        page's SHA-256). None for a table of fewer than MIN_RANGES leaves, or one that is not a rowid
-    table with rows."""
-    pages = sorted(p for p, _, _ in listed)
-    kinds = {p: kind for p, kind, _ in listed}
-    per_page: dict[int, bytes] = {}
-    lasts: dict[int, int | None] = {}
-    for first, data in _runs(fd, page_size, pages):
-        view = memoryview(data)
-        for i in range(len(data) // page_size):
+class _LeafPages:
+    """The pages of a rowid table's b-tree from dbstat's listing of them (`listed`: page number,
+    type, path), in the order dbstat walks the tree: its leaves come in key order, each followed
+    by the overflow pages of its cells. `pages`: every listed page, in page order, to be read in
+    runs (`add`): each leaf's and overflow page's SHA-256 and each leaf's last rowid are kept,
+    then cut into ranges (`ranges`). What is kept per page is a few dozen bytes in arrays: a
+    table of millions of rows has hundreds of thousands of leaves."""
+
+    def __init__(self, page_size: int, listed: Iterable[tuple[int, str, str]]):
+        self.page_size = page_size
+        self.leaves = array("q")  # leaf page numbers in dbstat's order
+        self.spills: dict[int, list[tuple[str, int]]] = {}  # leaf -> (path, page) of its overflow pages
+        self.broken = False  # the listing or a leaf is not as a rowid table's b-tree has them
+        pages, leaf_path = array("q"), ""
+        for number, kind, where in listed:
+            pages.append(number)
+            if kind == "leaf":
+                self.leaves.append(number)
+                leaf_path = where
+            elif kind == "overflow":
+                if not self.leaves or where[: where.rindex("/") + 1] != leaf_path:
+                    self.broken = True  # an overflow page that does not follow its leaf
+                else:
+                    self.spills.setdefault(self.leaves[-1], []).append((where, number))
+        self.pages = array("q", sorted(pages))
+        # By page number: the leaf's position in `leaves` (its digest and last rowid are kept
+        # there), -2 for an overflow page, -1 for any other page.
+        self.slot = array("i", [-1]) * ((self.pages[-1] + 1) if self.pages else 0)
+        for position, number in enumerate(self.leaves):
+            self.slot[number] = position
+        for spilled in self.spills.values():
+            for _, number in spilled:
+                self.slot[number] = -2
+        self.hashes = bytearray(32 * len(self.leaves))
+        self.lasts = array("q", bytes(8 * len(self.leaves)))
+        self.spill_hashes: dict[int, bytes] = {}
+
+    def add(self, first: int, data: bytes) -> None:
+        """The pages of one run: `data` holds pages `first`, `first` + 1, ... (interior pages
+        among them are passed over)."""
+        size, view, sha256, slot = self.page_size, memoryview(data), hashlib.sha256, self.slot
+        for i in range(len(data) // size):
             number = first + i
-            page = view[i * page_size : (i + 1) * page_size]
-            per_page[number] = hashlib.sha256(page).digest()
-            if kinds[number] == "leaf":
-                lasts[number] = _last_rowid(page, 100 if number == 1 else 0)
-    prefix = hashlib.sha256(
-        schema.encode("utf-8", "surrogatepass") + b"\x00" + page_size.to_bytes(4, "big")
-    ).digest()
-    overflow: dict[str, list[tuple[str, int]]] = {}
-    # The leaves in rowid order: sorted by their last rowids, which in a b-tree's leaves increase
-    # from one leaf to the next (its leaves hold disjoint, ordered runs of rowids).
-    leaves: list[tuple[int, int, str]] = []  # last rowid, page, path
-    for number, kind, where in listed:
-        if kind == "overflow":
-            overflow.setdefault(where[: where.rindex("/") + 1], []).append((where, number))
-        elif kind == "leaf":
-            last_rowid = lasts.get(number)
-            if last_rowid is None:
-                return None
-            leaves.append((last_rowid, number, where))
-    if len(leaves) < MIN_RANGES:
-        return None
-    leaves.sort()
-    if any(before[0] == after[0] for before, after in zip(leaves, leaves[1:], strict=False)):
-        return None  # two leaves ending at the same rowid: not a table b-tree as expected
-    per_range = -(-len(leaves) // MAX_RANGES)
-    last, digests = [], []
-    for start in range(0, len(leaves), per_range):
-        chunk = leaves[start : start + per_range]
-        digest = hashlib.sha256(prefix)
-        for _, number, where in chunk:
-            digest.update(number.to_bytes(8, "big") + per_page[number])
-            for _, spill in sorted(overflow.get(where, ())):
-                digest.update(spill.to_bytes(8, "big") + per_page[spill])
-        last.append(chunk[-1][0])
-        digests.append(digest.digest())
-    return PageRanges(tuple(last), tuple(digests))
+            position = slot[number]
+            if position == -1:
+                continue
+            at = i * size
+            page = sha256(view[at : at + size]).digest()
+            if position == -2:
+                self.spill_hashes[number] = page
+                continue
+            self.hashes[32 * position : 32 * position + 32] = page
+            last = _last_rowid_in(data, at, 100 if number == 1 else 0)
+            if last is None:
+                self.broken = True
+            else:
+                self.lasts[position] = last
+
+    def ranges(self, schema: str) -> PageRanges | None:
+        """The leaf pages in rowid order cut into at most MAX_RANGES ranges; each range's digest is
+        over how the pages read (`schema`), the page size, and its leaf pages and the overflow
+        pages their rows continue on (numbers and each page's SHA-256; overflow pages in their
+        paths' order). None for a table of fewer than MIN_RANGES leaves, or one that is not a
+        rowid table with rows."""
+        leaves, lasts, hashes = self.leaves, self.lasts, self.hashes
+        if self.broken or len(leaves) < MIN_RANGES:
+            return None
+        # A b-tree's leaves hold disjoint, ordered runs of rowids: in the order dbstat walks
+        # them, their last rowids increase. Anything else is not a table b-tree as expected.
+        if any(lasts[k] >= lasts[k + 1] for k in range(len(leaves) - 1)):
+            return None
+        prefix = hashlib.sha256(
+            schema.encode("utf-8", "surrogatepass") + b"\x00" + self.page_size.to_bytes(4, "big")
+        ).digest()
+        per_range = -(-len(leaves) // MAX_RANGES)
+        last, digests = [], []
+        for start in range(0, len(leaves), per_range):
+            end = min(start + per_range, len(leaves))
+            digest = hashlib.sha256(prefix)
+            for position in range(start, end):
+                number = leaves[position]
+                digest.update(number.to_bytes(8, "big") + hashes[32 * position : 32 * position + 32])
+                for _, spill in sorted(self.spills.get(number, ())):
+                    digest.update(spill.to_bytes(8, "big") + self.spill_hashes[spill])
+            last.append(lasts[end - 1])
+            digests.append(digest.digest())
+        return PageRanges(tuple(last), tuple(digests))
