@@ -131,6 +131,7 @@ class Context:
     keep: bool
     tools: Tools
     repeat: int = 1  # runs of each step; the median wall time is reported
+    db_prefix: str = DB_PREFIX  # of the target databases' names
 
 
 # --- running children --------------------------------------------------------------------------------
@@ -205,7 +206,7 @@ def admin(server: str, statement: sql.Composed) -> None:
 @contextmanager
 def fresh_database(ctx: Context, dataset: Dataset, step: str) -> Iterator[str]:
     """A new, empty database for one load; dropped afterwards unless --keep."""
-    name = DB_PREFIX + re.sub(r"[^a-z0-9]+", "_", f"{dataset.label}_{step}".lower()).strip("_")
+    name = ctx.db_prefix + re.sub(r"[^a-z0-9]+", "_", f"{dataset.label}_{step}".lower()).strip("_")
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     admin(ctx.server, drop)
     admin(ctx.server, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -1021,6 +1022,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--keep", action="store_true", help="keep the target databases (etl_bench_*) after the run"
     )
     p.add_argument(
+        "--db-prefix",
+        default=DB_PREFIX,
+        help=f"prefix of the target databases' names (default {DB_PREFIX}): two runs on one server need two",
+    )
+    p.add_argument(
         "--install-pgloader", action="store_true", help="apt-get install pgloader if it is missing"
     )
     p.add_argument(
@@ -1122,7 +1128,7 @@ def main(argv: list[str] | None = None) -> int:
     tools = detect_tools(args.install_pgloader)
     server = args.target_server or get_url("DATABASE_URL")
     with server_for_tables(server, args.tables, args.workdir) as server:
-        ctx = Context(server, args.workdir, args.only, args.keep, tools, args.repeat)
+        ctx = Context(server, args.workdir, args.only, args.keep, tools, args.repeat, args.db_prefix)
         machine = machine_info(ctx)
         reports = [run_dataset(ctx, dataset) for dataset in build_datasets(args)]
     print_report(machine, reports, tools)
