@@ -1,26 +1,30 @@
 #!/usr/bin/env python3
 """etl's performance benchmark: etl against the DuckDB floor and pgloader, in one run, on one machine.
 
-    .venv/bin/python bench/run.py [--rows 1000000] [--chat-messages 0] [--blobs [--blob-mb 16]]
-                                  [--tables 0 [--table-rows 10]]
+    .venv/bin/python bench/run.py [--rows 1000000[,10000000]] [--datasets clean,shop]
+                                  [--chat-messages 0] [--blobs [--blob-mb 16]]
+                                  [--tables 0 [--table-rows 10]] [--repeat 1] [--markdown]
                                   [--only floor,etl,pgloader,plan] [--target-server URL] [--keep]
 
-Builds the SQLite databases (cached in --workdir by size and seed), then for each one times, every
-load into a fresh PostgreSQL database that this script creates and drops:
+Builds the SQLite databases (cached in --workdir by size and seed: clean and shop at each size of
+--rows), then for each one times, every load into a fresh PostgreSQL database that this script
+creates and drops, in rounds (--repeat):
 
 * floor: DuckDB alone (bench/floor.py): CREATE TABLE AS SELECT per table, then the same keys,
-  indexes and foreign keys, in one transaction;
+  indexes and foreign keys, in one transaction; floor (autocommit): each statement committing alone;
 * etl init (the profiling cost), etl apply, and etl apply --no-verify when etl has that option;
 * pgloader, when installed (--install-pgloader installs the Debian package);
-* etl plan against the target etl apply just loaded, and after changing 0.1% of the biggest table's
-  rows when etl plan reports row differences.
+* the re-syncs, against the target each round's etl apply just loaded: etl plan and etl apply
+  unchanged, then after changing 0.1% of the biggest table's rows (when etl plan reports row
+  differences).
 
 --tables N (the fixed cost per table): etl init, etl plan on an empty target, etl apply into it,
 etl plan on the target it loaded, and pgloader, as ratios to pgloader's time in the same run.
 
 Every child is timed with time.perf_counter and reaped with os.wait4, whose ru_maxrss is the peak
 memory of that child. Every load is checked afterwards by counting each table's rows in the target.
-Prints a table (ratios to the floor of the same run) and the issue's targets, and writes
+Prints a table per dataset (ratios to the faster floor, re-syncs to their round's load) and issue
+21's targets as medians of round-by-round ratios, with --markdown README-ready tables, and writes
 bench/results-<rows>.json. See bench/README.md.
 """
 
@@ -417,7 +421,9 @@ def run_resyncs(
 ) -> list[Result]:
     """The re-syncs of one round against the target etl apply just loaded: etl plan and etl apply
     unchanged, then from a copy with 0.1% of the biggest table's rows changed (only if etl plan
-    reports row counts); then the original again, unmeasured, so the target is as it was loaded."""
+    reports row counts). Each round loads a target of its own, so every round's re-syncs start
+    from the same state; a target kept (--keep) gets the original applied again, unmeasured, so
+    it holds what the load left."""
     dataset = report.dataset
     if not ctx.tools.plan:
         return [not_run(PLAN, "not measured (no etl plan)")]
@@ -437,7 +443,7 @@ def run_resyncs(
     plan_changed.detail = "; ".join(filter(None, [found, plan_changed.detail]))
     apply_changed, _ = run_etl(ctx, dataset, APPLY_CHANGED, ["apply", str(changed_spec)], url)
     check_rows(apply_changed, url, report.counts)
-    if apply_changed.ok and not restore_target(ctx, dataset, spec, url):
+    if apply_changed.ok and ctx.keep and not restore_target(ctx, dataset, spec, url):
         apply_changed.detail = "restoring the target afterwards failed (see its log)"
     return [plan, apply, plan_changed, apply_changed]
 
@@ -559,11 +565,9 @@ def run_dataset(ctx: Context, dataset: Dataset) -> Report:
             changed = stack.enter_context(changed_copy(ctx, dataset, spec))
             resync = functools.partial(run_resyncs, ctx, report, spec, changed)
         done = run_loads(ctx, report, loads, resync)
-    found = {**done, **skipped}
+    found = {**done, **skipped, **({INIT: init} if init is not None else {})}
     order = [FLOOR, FLOOR_AUTOCOMMIT, INIT, APPLY, APPLY_NO_VERIFY, PGLOADER, *RESYNCS]
-    report.results += [
-        init if step == INIT else found[step] for step in order if step in found or (step == INIT and init)
-    ]
+    report.results += [found[step] for step in order if step in found]
     return report
 
 
@@ -616,6 +620,14 @@ def version_of(command: list[str]) -> str:
     return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else "-"
 
 
+def pgloader_version(pgloader: str | None) -> str:
+    """`3.6.7~devel` from `pgloader version "3.6.7~devel"`."""
+    if pgloader is None:
+        return "not installed"
+    found = version_of([pgloader, "--version"])
+    return re.sub(r'^pgloader version\s+"?([^"]*)"?$', r"\1", found)
+
+
 def cpu_model() -> str:
     cpuinfo = Path("/proc/cpuinfo")
     found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text()) if cpuinfo.exists() else None
@@ -632,7 +644,7 @@ def machine_info(ctx: Context) -> dict[str, object]:
         "postgresql": postgres,
         "duckdb": duckdb.__version__,
         "etl": version_of([ctx.tools.etl, "--version"]),
-        "pgloader": version_of([ctx.tools.pgloader, "--version"]) if ctx.tools.pgloader else "not installed",
+        "pgloader": pgloader_version(ctx.tools.pgloader),
         "python": platform.python_version(),
     }
 
