@@ -13,7 +13,6 @@ from types import ModuleType
 from typing import Any
 
 import psycopg
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench" / "run.py"
@@ -57,15 +56,10 @@ def run_bench(tmp_path: Path, server: str, *options: str) -> tuple[subprocess.Co
     return done, json.loads(out.read_text())
 
 
-@pytest.fixture
-def server(pg_server_url: str) -> str:
-    return pg_server_url
-
-
-def test_one_run_reports_loads_resyncs_and_targets_of_both_clean_datasets(tmp_path: Path, server: str):
+def test_one_run_reports_loads_resyncs_and_targets_of_both_clean_datasets(tmp_path: Path, pg_server_url: str):
     done, results = run_bench(
         tmp_path,
-        server,
+        pg_server_url,
         "--rows",
         "3000",
         "--datasets",
