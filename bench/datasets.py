@@ -2,6 +2,9 @@
 
 * clean: ``users`` (rows/10) and ``events`` (rows), ISO-text datetimes, 0/1 booleans, 16-byte BLOBs,
   a foreign key and an index on (user_id, happened_at): the values every tool can move.
+* shop: ``customers`` (rows/20), ``orders`` (rows/4) and ``order_lines`` (rows): the same kind of
+  clean data with another schema: ISO-text dates, REAL amounts, an integer quantity, two foreign
+  keys and one single-column index.
 * chat: the chat-app sample of ``samples/make_chat_app.py`` (Prisma's epoch-millisecond datetimes).
 * blobs: one table of large BLOBs (100 rows of 16 MB by default).
 * wide: many small tables (10 rows each: integer key, text, datetime, one index, a foreign key to
@@ -49,6 +52,33 @@ CLEAN_TABLES = (
 )""",
 )
 CLEAN_INDEX = "CREATE INDEX events_user_id_happened_at_idx ON events (user_id, happened_at)"
+SHOP_TABLES = (
+    """CREATE TABLE customers (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL,
+    name TEXT NOT NULL,
+    country TEXT,
+    signed_up DATE
+)""",
+    """CREATE TABLE orders (
+    id INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id),
+    ordered_at DATETIME NOT NULL,
+    status TEXT NOT NULL,
+    total REAL
+)""",
+    """CREATE TABLE order_lines (
+    id INTEGER PRIMARY KEY,
+    order_id INTEGER NOT NULL REFERENCES orders(id),
+    sku TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    unit_price REAL NOT NULL,
+    note TEXT
+)""",
+)
+SHOP_INDEX = "CREATE INDEX order_lines_order_id_idx ON order_lines (order_id)"
+COUNTRIES = ("DE", "FR", "NL", "SE", "US", "JP", "BR", "IN")
+ORDER_STATUSES = ("paid", "shipped", "delivered", "returned")
 BLOBS_DDL = "CREATE TABLE blobs (id INTEGER PRIMARY KEY, name TEXT NOT NULL, data BLOB NOT NULL)"
 
 
@@ -60,6 +90,12 @@ class Dataset:
     path: Path
     big_table: str
     mutation: str  # a SQLite UPDATE that changes about 0.1% of big_table's rows
+    size: int | None = None  # the --rows it was built for (clean, shop)
+
+    @property
+    def label(self) -> str:
+        """The name, and the size when there is one: how reports and target databases tell runs apart."""
+        return self.name if self.size is None else f"{self.name} {self.size:,}"
 
     @property
     def size_bytes(self) -> int:
@@ -150,7 +186,62 @@ def clean(workdir: Path, rows: int, seed: int, rebuild: bool) -> Dataset:
         db.execute(CLEAN_INDEX)  # after the rows: built once, not maintained row by row
 
     _build_atomically(path, rebuild, build)
-    return Dataset("clean", path, "events", "UPDATE events SET amount = amount + 1 WHERE id % 1000 = 0")
+    return Dataset("clean", path, "events", "UPDATE events SET amount = amount + 1 WHERE id % 1000 = 0", rows)
+
+
+def _customer_rows(count: int, rng: random.Random) -> Iterator[tuple]:
+    for i in range(1, count + 1):
+        signed_up = (BASE_TIME + timedelta(days=rng.randrange(365))).strftime("%Y-%m-%d")
+        yield (i, f"customer{i}@example.com", f"Customer {i}", COUNTRIES[i % len(COUNTRIES)], signed_up)
+
+
+def _order_rows(count: int, customers: int, rng: random.Random) -> Iterator[tuple]:
+    for i in range(1, count + 1):
+        status = ORDER_STATUSES[i % len(ORDER_STATUSES)]
+        yield (
+            i,
+            rng.randint(1, customers),
+            _iso(rng.random() * YEAR_SECONDS),
+            status,
+            round(rng.random() * 900, 2),
+        )
+
+
+def _order_line_rows(count: int, orders: int, rng: random.Random) -> Iterator[tuple]:
+    for i in range(1, count + 1):
+        note = None if i % 5 else f"gift wrap, line {i}"
+        yield (
+            i,
+            rng.randint(1, orders),
+            f"SKU-{rng.randint(0, 49_999):05d}",
+            rng.randint(1, 9),
+            round(rng.random() * 120, 2),
+            note,
+        )
+
+
+def shop(workdir: Path, rows: int, seed: int, rebuild: bool) -> Dataset:
+    """``order_lines`` with ``rows`` rows, ``orders`` with rows/4 and ``customers`` with rows/20."""
+    path = workdir / f"shop-v{SCHEMA_VERSION}-{rows}-s{seed}.db"
+    customers, orders = max(1, rows // 20), max(1, rows // 4)
+
+    def build(db: sqlite3.Connection) -> None:
+        rng = random.Random(seed)
+        for statement in SHOP_TABLES:
+            db.execute(statement)
+        _insert(db, "customers", 5, _customer_rows(customers, rng))
+        _insert(db, "orders", 5, _order_rows(orders, customers, rng))
+        _insert(db, "order_lines", 6, _order_line_rows(rows, orders, rng))
+        db.execute(SHOP_INDEX)
+
+    _build_atomically(path, rebuild, build)
+    return Dataset(
+        "shop",
+        path,
+        "order_lines",
+        "UPDATE order_lines SET quantity = quantity + 1 WHERE id % 1000 = 0",
+        rows,
+    )
 
 
 def blobs(workdir: Path, count: int, megabytes: int, seed: int, rebuild: bool) -> Dataset:

@@ -1,8 +1,8 @@
 """The floor: what DuckDB alone costs to move a SQLite file into PostgreSQL, with nothing on top.
 
-    python bench/floor.py SQLITE_FILE POSTGRES_URL
+    python bench/floor.py [--autocommit] SQLITE_FILE POSTGRES_URL
 
-In one transaction: ``CREATE TABLE dst.public.t AS SELECT * FROM src.t`` for every table (DuckDB's
+In one transaction (with --autocommit, each statement commits alone): ``CREATE TABLE dst.public.t AS SELECT * FROM src.t`` for every table (DuckDB's
 own type mapping, binary COPY), then the SQLite file's primary keys, unique constraints, plain
 column indexes and foreign keys as plain SQL through ``postgres_execute``. No profiling, no
 conversion, no checks. bench/run.py runs it as a child process to time it and read its peak memory.
@@ -74,7 +74,7 @@ def schema_sql(sqlite_path: Path) -> tuple[list[str], list[str]]:
     return tables, ddl
 
 
-def load(sqlite_path: Path, postgres_url: str) -> None:
+def load(sqlite_path: Path, postgres_url: str, autocommit: bool = False) -> None:
     tables, ddl = schema_sql(sqlite_path)
     con = duck.connect()
     # DuckDB's own default (80% of RAM), not etl's bound. Set, not RESET: DuckDB 1.5.5 shows the
@@ -83,19 +83,24 @@ def load(sqlite_path: Path, postgres_url: str) -> None:
     con.execute(f"SET memory_limit = {duck.quote_literal(default[0])}")
     con.execute(f"ATTACH {duck.quote_literal(str(sqlite_path))} AS src (TYPE sqlite, READ_ONLY)")
     con.execute(f"ATTACH {duck.quote_literal(make_conninfo(postgres_url))} AS dst (TYPE postgres)")
-    con.execute("BEGIN")
+    if not autocommit:  # autocommit: DuckDB commits each statement, and with it PostgreSQL's transaction
+        con.execute("BEGIN")
     for table in tables:
         con.execute(f"CREATE TABLE dst.public.{quote(table)} AS SELECT * FROM src.{quote(table)}")
     for statement in ddl:
         con.execute(f"CALL postgres_execute('dst', {duck.quote_literal(statement)})")
-    con.execute("COMMIT")
+    if not autocommit:
+        con.execute("COMMIT")
     con.close()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(f"usage: {sys.argv[0]} SQLITE_FILE POSTGRES_URL")
+    arguments = sys.argv[1:]
+    autocommit = "--autocommit" in arguments
+    arguments = [a for a in arguments if a != "--autocommit"]
+    if len(arguments) != 2:
+        sys.exit(f"usage: {sys.argv[0]} [--autocommit] SQLITE_FILE POSTGRES_URL")
     try:
-        load(Path(sys.argv[1]), sys.argv[2])
+        load(Path(arguments[0]), arguments[1], autocommit)
     except Exception as exc:  # one line for the benchmark's log, and a non-zero exit code
         sys.exit(f"floor failed: {' '.join(str(exc).split())}")
