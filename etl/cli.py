@@ -269,7 +269,8 @@ def apply_command(
     url = target
     say = err if as_json else out  # what a person reads; stdout holds only the document with --json
     try:
-        checked = _load(spec, target)
+        # as etl plan: the tables the plan skips as unchanged are not measured
+        checked = _load(spec, target, sizes_later=True)
         url = checked.spec.target_url
         plan = plan_for(checked, show_rows, full_diff=full_diff)
         ask = not yes and not dry_run and sys.stdin.isatty() and say.is_terminal

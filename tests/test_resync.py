@@ -6,6 +6,7 @@ anywhere, on either side, in the spec, or behind etl's back, is found and synced
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -16,7 +17,9 @@ from typer.testing import CliRunner
 
 from etl.cli import app
 from etl.core.plan import LoadRows
+from etl.errors import TargetError, VerificationFailed
 from etl.pipeline import apply, check, plan_for, verify
+from etl.run import validate as validate_module
 from etl.run.rowdiff import key_in_ranges
 from etl.run.validate import Measuring, with_sizes
 from etl.sqlite.pages import (
@@ -505,3 +508,105 @@ def test_an_apply_gives_the_key_of_a_ranged_table_the_statistics_its_ranged_read
     (jit_above_cost,) = pg.execute("SELECT current_setting('jit_above_cost')::float").fetchone()
     assert explained[0]["Plan"]["Total Cost"] < jit_above_cost
     assert "big_pkey" in json.dumps(explained)
+
+
+# --- 7. an apply of a table changed in some ranges reads and verifies those ranges only -------------
+
+
+def reads_of(sent, table: str) -> list[str]:
+    """DuckDB's statements apply sent that read `table`'s rows, on either side."""
+    return [
+        s.text
+        for s in sent
+        if s.engine == "duckdb" and f'"{table}"' in s.text and not s.text.startswith("DESCRIBE ")
+    ]
+
+
+def in_ranges_only(text: str) -> bool:
+    """Every read of `big` in the statement, SQLite's or PostgreSQL's, is bounded by the rowid."""
+    reads = [text[m.end() : m.end() + 80] for m in re.finditer(r'FROM ("public"\.)?"big"', text)]
+    return bool(reads) and all(re.match(r' WHERE \(+(rowid|"id") [<>]= \d+', after) for after in reads)
+
+
+def apply_observed(m, plan=None, allow_destructive: bool = False):
+    checked = m.check()
+    sent: list = []
+    result = apply(
+        checked, plan or plan_for(checked), allow_destructive=allow_destructive, on_statement=sent.append
+    )
+    return result, sent
+
+
+def test_one_row_changed_in_a_100k_row_table_is_applied_in_its_range_only(loaded, pg):
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    result, sent = apply_observed(loaded)
+    assert result.changes == {"big": (0, 1, 0)} and result.verified
+    # The sync's reads of both sides, and verification's of the target, stay in the changed range.
+    reads = reads_of(sent, "big")
+    assert len(reads) >= 3, reads
+    assert all(in_ranges_only(text) for text in reads), [t for t in reads if not in_ranges_only(t)]
+    assert pg.execute("SELECT code FROM big WHERE id = 54321").fetchone() == ("code-XXXXXXXX",)
+    assert target_matches_source(loaded)
+    assert skipped(loaded.plan()) == set(TABLES)  # recorded again as the apply left it
+
+
+def test_inserts_past_the_end_and_deletes_at_both_ends_are_applied_by_ranges(loaded, pg):
+    loaded.change_source(
+        "DELETE FROM big WHERE id IN (1, 2, 99999, 100000);"
+        "INSERT INTO big VALUES (100001, 'code-x', 1), (100002, 'code-y', 2);"
+    )
+    plan = loaded.plan()
+    assert ranges_of(plan, "big") is not None
+    result, sent = apply_observed(loaded, allow_destructive=True)
+    assert result.changes == {"big": (2, 0, 4)}
+    assert all(in_ranges_only(text) for text in reads_of(sent, "big"))
+    assert target_matches_source(loaded)
+    assert pg.execute("SELECT min(id), max(id), count(*) FROM big").fetchone() == (3, 100002, BIG_ROWS - 2)
+
+
+def test_a_target_written_between_plan_and_apply_fails_the_apply(loaded, pg):
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    checked = loaded.check()
+    plan = plan_for(checked)
+    assert ranges_of(plan, "big") is not None
+    pg.execute("UPDATE big SET n = n + 1 WHERE id = 500")  # outside the changed range
+    with pytest.raises(
+        TargetError,
+        match='table "big" changed in the target since the plan read it; nothing was committed: run apply again',
+    ):
+        apply(checked, plan)
+    assert pg.execute("SELECT code FROM big WHERE id = 54321").fetchone() == ("code-00054321",)
+    apply_now(loaded)  # the next apply plans again: the whole table is compared
+    assert target_matches_source(loaded)
+
+
+def test_a_source_written_between_plan_and_apply_fails_the_apply(loaded, pg):
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    checked = loaded.check()
+    plan = plan_for(checked)
+    assert ranges_of(plan, "big") is not None
+    loaded.change_source("UPDATE big SET code = 'code-YYYYYYYY' WHERE id = 10")  # outside the range
+    with pytest.raises(
+        VerificationFailed, match="changed since the plan compared its pages.*nothing was committed"
+    ):
+        apply(checked, plan)
+    assert pg.execute("SELECT code FROM big WHERE id IN (10, 54321) ORDER BY id").fetchall() == [
+        ("code-00000010",),
+        ("code-00054321",),
+    ]
+    apply_now(loaded)
+    assert target_matches_source(loaded)
+
+
+def test_an_unchanged_apply_measures_no_table(loaded, monkeypatch):
+    measured: list[set[str] | None] = []
+    real = validate_module.measure
+
+    def measure(spec, mapping, *args, sizes=None, **options):
+        measured.append(None if sizes is None else set(sizes))
+        return real(spec, mapping, *args, sizes=sizes, **options)
+
+    monkeypatch.setattr(validate_module, "measure", measure)
+    result = runner.invoke(app, ["apply", str(loaded.spec_path), "--yes"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert measured and all(sizes == set() for sizes in measured), measured

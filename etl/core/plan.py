@@ -40,6 +40,10 @@ class RowDiff:
     set_aside_at: str | None = None
     set_aside_rows: int = 0  # the source rows those hashes match
     set_aside_sum: int = 0  # the sum of their hashes (verification's)
+    # The inclusive rowid ranges the diff compared (the source's rowids; on the target, the same
+    # values of the rowid key), when the rows outside them are proven equal on both sides since
+    # the last apply (etl/run/fingerprint.py Ranged); None: the whole table was compared.
+    rowids: tuple[tuple[int, int], ...] | None = None
 
     @property
     def changes(self) -> int:
@@ -86,6 +90,9 @@ class TargetState:
     # Tables whose rows were compared in some rowid ranges only: (ranges whose source pages
     # changed, ranges of the table, time of the apply that left the others equal on both sides).
     ranged: MappingType[str, tuple[int, int, str]] = field(default_factory=dict)
+    # The source file's stamp (etl.sqlite.catalog.source_stamp) taken before its pages were
+    # hashed: a sync by ranges holds only while the source still has it.
+    source_stamp: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -320,6 +327,12 @@ class SyncRows(Step):
     table: TargetTable
     diff: RowDiff
 
+    @property
+    def rowids(self) -> tuple[tuple[int, int], ...] | None:
+        """The rowid ranges the sync reads on both sides (None: the whole table): those the plan
+        compared, the rows outside them being equal on both sides."""
+        return self.diff.rowids
+
 
 @dataclass(frozen=True)
 class DeleteRows(Step):
@@ -407,6 +420,9 @@ class Plan:
     # rows a check set aside at an earlier apply, left out of the row diff and of the sync until
     # their values change, and out of the source's side of verification
     set_aside: tuple[tuple[str, int, str, int], ...] = ()
+    # The source file's stamp before the plan hashed its pages (TargetState.source_stamp), when
+    # it compared a table by ranges: apply commits a sync by ranges only while the source has it.
+    source_stamp: tuple | None = None
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:

@@ -147,6 +147,7 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         skipped=skipped,
         ranged=ranged,
         set_aside=set_aside,
+        source_stamp=target.source_stamp if ranged else None,
     )
 
 

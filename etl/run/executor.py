@@ -118,7 +118,14 @@ from etl.run.session import (
     raise_read_error,
     tell_postgres,
 )
-from etl.run.sync import check_written, delete_rows, drop_refused_sql, sync_rows
+from etl.run.sync import (
+    check_written,
+    delete_rows,
+    drop_refused_sql,
+    ranged_guard_sql,
+    ranged_syncs,
+    sync_rows,
+)
 from etl.run.typedscan import PROOF_BATCH, Candidate, candidates, holds, prove, prove_candidates
 from etl.run.verify import (
     Verification,
@@ -359,9 +366,14 @@ def _run_and_commit(
     read_tables = _read_tables(tx.plan)
     register_functions(tx.con, read_tables)  # before BEGIN: committed, so other cursors see them too
     if typed:
-        tx.proofs = _Proofs(tx.con, read_tables, tx.source, tx.stamp, trust_from_rows)
+        # A table synced by ranges reads them on the exact path: nothing for a proof to decide,
+        # and proving it would scan all its rows.
+        ranged = {s.table.name for s in ranged_syncs(tx.plan)}
+        proved = [t for t in read_tables if t.name not in ranged]
+        tx.proofs = _Proofs(tx.con, proved, tx.source, tx.stamp, trust_from_rows)
     tx.con.execute("BEGIN TRANSACTION")
     tx.in_transaction = True
+    _guard_ranged(tx)  # first: its lock must come before the transaction's snapshot
     _lock_schema(tx.con, tx.plan.schema)
     tx.backend = _backend_pid(tx.con)
     _run_steps(tx)
@@ -398,11 +410,46 @@ def _run_and_commit(
     tx.in_transaction = False
 
 
+def _guard_ranged(tx: _Transaction) -> None:
+    """Make the syncs by ranges exact on the target's side: lock their tables against other
+    writers, then check that each is still as the apply the plan relied on left it (the rows
+    outside the ranges are equal to the source's only while it is)."""
+    guard = ranged_guard_sql(tx.plan)
+    if not guard:
+        return
+    lock, state = guard
+    tx.execute(lock, "locking the tables synced by ranges against other writers")
+    found = {str(row[0]): str(row[1]) for row in _query(tx.con, state)}
+    planned = {name: since for name, _, _, since in tx.plan.ranged}
+    for step in ranged_syncs(tx.plan):
+        name = step.table.name
+        if found.get(name) != planned.get(name):
+            raise TargetError(
+                f'table "{name}" changed in the target since the plan read it; nothing was committed: '
+                "run apply again"
+            )
+
+
+def _source_changed(source: Path, why: str) -> VerificationFailed:
+    return VerificationFailed(
+        f"the SQLite file '{source}' changed {why}; nothing was committed: stop the app and run "
+        f"apply again, or apply a copy made with: sqlite3 '{source}' \".backup copy.db\""
+    )
+
+
 def _record_fingerprints(tx: _Transaction) -> None:
     """Record the state of each table this apply verified equal to the source, so that a later plan
     may skip it while neither side changes (etl/run/fingerprint.py); forget what earlier applies
     recorded of the other tables it changed. The source's pages are hashed after verification
-    read them, and count only if the source did not change since the apply began reading it."""
+    read them, and count only if the source did not change since the apply began reading it.
+    A sync by ranges is refused if the source changed since the plan hashed its pages: a row
+    written outside the ranges would be neither synced nor seen by verification."""
+    if ranged_syncs(tx.plan) and source_stamp(tx.source) != tx.plan.source_stamp:
+        raise _source_changed(
+            tx.source,
+            "since the plan compared its pages (an app wrote to it), so the rows synced by their "
+            "changed ranges may not be all that changed",
+        )
     schema = tx.plan.schema
     changed = [t.name for t in tx.plan.tables]
     statements = (
@@ -912,12 +959,23 @@ def _verify_before_commit(tx: _Transaction) -> None:
     if tx.sums is not None:
         tx.source_sums.update(tx.sums.results(tx.target_url))
     whole = tuple(tx.scanned(t) for t in tx.plan.tables if t.name not in tx.written)
+    # A table synced by ranges is compared in them, on both sides (its sync summed the source's);
+    # one whose rows a key's action in another table may change elsewhere is compared in full.
+    checked = {t.name for t in tx.plan.checked}
+    ranged: dict[str, tuple[tuple[int, int], ...]] = {}
+    for step in ranged_syncs(tx.plan):
+        if step.table.name in checked:
+            tx.source_sums.pop(step.table.name, None)
+        elif step.rowids is not None and step.table.name in tx.source_sums:
+            ranged[step.table.name] = step.rowids
     for name, rows, _, total in tx.plan.set_aside:
         if name not in tx.source_sums:  # a sync's own sums leave those rows out already
             count, sum_ = tx.set_aside.get(name, (0, 0))
             tx.set_aside[name] = (count + rows, sum_ + total)
     try:
-        verification = verify_tables(tx.con, schema, whole, sources=tx.source_sums, set_aside=tx.set_aside)
+        verification = verify_tables(
+            tx.con, schema, whole, sources=tx.source_sums, set_aside=tx.set_aside, ranged=ranged
+        )
     except duck.ERRORS as exc:
         if any(t.scan is not None for t in whole):
             raise _TypedScanFailed(duck_message(exc)) from exc
@@ -933,11 +991,10 @@ def _verify_before_commit(tx: _Transaction) -> None:
     if (bad or not verification.ok) and source_stamp(tx.source) != tx.stamp:
         # The loads and verification read the file at different moments: their counts
         # differ by what the app wrote in between, and neither is a count that existed.
-        raise VerificationFailed(
-            f"the SQLite file '{tx.source}' changed while apply read it (an app wrote to it), so the "
-            "rows loaded and verification's reading of the source differ; nothing was committed: "
-            f"stop the app and run apply again, or apply a copy made with: sqlite3 '{tx.source}' "
-            '".backup copy.db"'
+        raise _source_changed(
+            tx.source,
+            "while apply read it (an app wrote to it), so the rows loaded and verification's "
+            "reading of the source differ",
         )
     if not verification.ok:
         raise VerificationFailed(

@@ -39,6 +39,7 @@ from etl.run.rowdiff import batchable, plan_diff, plan_diffs, set_aside_count
 from etl.run.session import SOURCE_ALIAS, attach, connect_for, raise_read_error
 from etl.run.typedscan import prove
 from etl.settings import OnError
+from etl.sqlite.catalog import source_stamp
 
 
 def observe_target(
@@ -70,6 +71,8 @@ def observe_target(
         removed = _removed_tables(conn, mapping, catalog)
         removed_views = _removed_views(conn, mapping, catalog)
         present = [t for t in existing if catalog.table(t.name) is not None]
+        # before the pages are hashed: a sync by ranges holds only while the source keeps this stamp
+        stamp = source_stamp(source)
         recorded = Recorded({}, {}) if full_diff else _unchanged(conn, mapping.schema, source, present, url)
         set_aside = _set_aside(conn, mapping.schema, url) if present else {}
     unchanged, ranged = recorded.unchanged, recorded.ranged
@@ -121,6 +124,7 @@ def observe_target(
         removed_views=removed_views,
         skipped={name: u.since for name, u in unchanged.items()},
         ranged={name: (r.changed, r.total, r.since) for name, r in ranged.items()},
+        source_stamp=stamp if ranged else None,
     )
 
 
@@ -227,7 +231,7 @@ def _ranged_diff(
         return plan_diff(con, schema, table, current, show_rows, set_aside=set_aside)
     found = plan_diff(con, schema, table, current, show_rows, rowids=ranged.rowids, set_aside=set_aside)
     in_ranges = found.update + found.delete + found.unchanged
-    return replace(found, unchanged=found.unchanged + ranged.rows - in_ranges)
+    return replace(found, unchanged=found.unchanged + ranged.rows - in_ranges, rowids=ranged.rowids)
 
 
 def _set_aside(conn: psycopg.Connection, schema: str, url: str) -> dict[str, tuple[tuple[int, ...], str]]:

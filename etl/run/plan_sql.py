@@ -43,9 +43,22 @@ from etl.postgres.history import (
 from etl.run.checkrows import staged_check_query
 from etl.run.load import load_query, rejects_query
 from etl.run.session import SOURCE_ALIAS, Statement, connect_for
-from etl.run.sync import check_written_query, delete_rows, staged_rows, sync_statements, written_name
+from etl.run.sync import (
+    check_written_query,
+    delete_rows,
+    ranged_guard_sql,
+    ranged_syncs,
+    staged_rows,
+    sync_statements,
+    written_name,
+)
 from etl.run.typedscan import Candidate, candidates
-from etl.run.verify import source_sums_queries, target_sums_query, view_columns_query
+from etl.run.verify import (
+    ranged_target_sums_queries,
+    source_sums_queries,
+    target_sums_query,
+    view_columns_query,
+)
 from etl.settings import Mode, OnError
 
 __all__ = ["APPLY_START", "Statement", "plan_sql_text", "plan_statements", "typed_candidates"]
@@ -209,6 +222,11 @@ def _verification(plan: Plan, scans: Mapping[str, Candidate]) -> list[Statement]
         s.table.name for s in plan.steps if isinstance(s, LoadRows) and s.table.on_error != OnError.REJECT
     }
     summed |= {s.table.name for s in plan.steps if isinstance(s, SyncRows) and s.table.mode == Mode.SYNC}
+    # A table synced by ranges is compared in them; in full (its sync's sums cover only them)
+    # when a key's action in another table may change its rows elsewhere.
+    checked = {t.name for t in plan.checked}
+    summed -= {s.table.name for s in ranged_syncs(plan) if s.table.name in checked}
+    ranged = {s.table.name: s.rowids for s in ranged_syncs(plan) if s.table.name not in checked}
     written = {
         s.table.name: (s.table, name)
         for number, s in enumerate(plan.steps)
@@ -226,7 +244,12 @@ def _verification(plan: Plan, scans: Mapping[str, Candidate]) -> list[Statement]
 
         def make(read: TargetTable) -> list[Statement]:
             queries = [] if read.name in summed else source_sums_queries(plan.schema, read)
-            return [Statement("duckdb", q) for q in [*queries, target_sums_query(plan.schema, read)]]
+            rowids = ranged.get(read.name)
+            if rowids is None:
+                queries.append(target_sums_query(plan.schema, read))
+            else:
+                queries += ranged_target_sums_queries(plan.schema, read, rowids)
+            return [Statement("duckdb", q) for q in queries]
 
         found += _both_paths(table, scans.get(table.source), make)
     for view in plan.views:
@@ -250,7 +273,8 @@ def plan_statements(
     both paths; `started_at`: the apply's start, when known."""
     scans = scans or {}
     kept_in = HISTORY_SCHEMA_PREFIX + APPLY_START if started_at == APPLY_START else history_schema(started_at)
-    found = [
+    found = [_postgres(statement) for statement in ranged_guard_sql(plan)]
+    found += [
         statement
         for number, step in enumerate(plan.steps)
         for statement in step_statements(step, number, scans, verify, started_at, kept_in)

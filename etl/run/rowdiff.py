@@ -18,9 +18,16 @@ from etl.duck import quote_ident, quote_literal
 from etl.model import PgTable
 from etl.run.load import source_rows_query
 from etl.run.session import TARGET_ALIAS
-from etl.run.verify import compared_value, digested, register_functions, row_hash, target_relation
+from etl.run.verify import (
+    compared_value,
+    digested,
+    key_in_ranges,
+    range_batches,
+    register_functions,
+    row_hash,
+    target_relation,
+)
 from etl.settings import Mode
-from etl.sqlite.pages import HIGHEST, LOWEST
 
 
 def keyed(table: TargetTable) -> bool:
@@ -295,11 +302,6 @@ def plan_diff(
     return RowDiff(inserts, updates, deletes, unchanged, samples, set_aside=set_aside)
 
 
-# Rowid ranges per query on each side: SQLite and PostgreSQL each seek every range through the
-# key's b-tree; a bounded number keeps the statements small.
-RANGES_PER_QUERY = 500
-
-
 def _ranged_sides(
     con: duckdb.DuckDBPyConnection,
     schema: str,
@@ -311,8 +313,7 @@ def _ranged_sides(
 ) -> None:
     """etl_s and etl_t: each side's rows in the rowid ranges `rowids`."""
     assert table.rowid_key is not None and table.mode == Mode.SYNC
-    for start in range(0, len(rowids), RANGES_PER_QUERY):
-        batch = rowids[start : start + RANGES_PER_QUERY]
+    for start, batch in enumerate(range_batches(rowids)):
         target = target_keys_sql(schema, table, current, columns, where=key_in_ranges(table.rowid_key, batch))
         relation = without_set_aside(table, f"({source_rows_query(schema, table, rowids=batch)})", set_aside)
         source = source_keys_sql(table, relation, columns)
@@ -322,21 +323,6 @@ def _ranged_sides(
                 if start == 0
                 else f"INSERT INTO {name} {select}"
             )
-
-
-def key_in_ranges(key: str, ranges: tuple[tuple[int, int], ...]) -> sql.Composable:
-    """PostgreSQL condition: the key column lies in one of the inclusive `ranges` (an end at the
-    smallest or largest rowid there can be is left open: the key's type may not hold it)."""
-    ident = sql.Identifier(key)
-    parts = []
-    for low, high in ranges:
-        bounds = []
-        if low > LOWEST:
-            bounds.append(sql.SQL("{} >= {}").format(ident, sql.Literal(low)))
-        if high < HIGHEST:
-            bounds.append(sql.SQL("{} <= {}").format(ident, sql.Literal(high)))
-        parts.append(sql.SQL("({})").format(sql.SQL(" AND ").join(bounds) if bounds else sql.SQL("true")))
-    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts))
 
 
 def _samples(con: duckdb.DuckDBPyConnection, table: TargetTable, limit: int) -> tuple[RowChange, ...]:

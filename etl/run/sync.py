@@ -13,10 +13,11 @@ import duckdb
 from psycopg import sql
 
 from etl.core.mapping import TargetTable
-from etl.core.plan import DeleteRows, SyncRows
+from etl.core.plan import DeleteRows, Plan, SyncRows
 from etl.duck import quote_ident
 from etl.postgres.ddl import type_sql
-from etl.postgres.metadata import METADATA_SCHEMA
+from etl.postgres.metadata import METADATA_SCHEMA, unchanged_since_sql
+from etl.run.fingerprint import desired_digest
 from etl.run.load import source_rows_query
 from etl.run.rowdiff import (
     append_mark_statements,
@@ -32,7 +33,14 @@ from etl.run.rowdiff import (
     without_set_aside,
 )
 from etl.run.session import TARGET_ALIAS
-from etl.run.verify import register_functions, row_hash, source_sums_query, target_relation
+from etl.run.verify import (
+    key_in_ranges,
+    range_batches,
+    register_functions,
+    row_hash,
+    source_sums_query,
+    target_relation,
+)
 from etl.settings import Mode
 from etl.sqlite.convert import loads_as_text
 
@@ -152,12 +160,10 @@ def sync_statements(step: SyncRows, index: int, verify: bool) -> list[SyncStatem
             SyncStatement(f"DROP TABLE {name}") for name in ("etl_rows", "etl_at", "etl_mark", "etl_at_mark")
         ]
     else:
-        found.append(SyncStatement(f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table)}"))
-        for i, row_range in enumerate(diff_ranges(table)):
+        found += [SyncStatement(statement) for statement in _target_keys(step)]
+        for i, read in enumerate(_source_reads(step)):
             # Rows a check set aside at an earlier apply stay out (unless their values changed).
-            relation = without_set_aside(
-                table, f"({source_rows_query(schema, table, row_range)})", step.diff.set_aside
-            )
+            relation = without_set_aside(table, f"({read})", step.diff.set_aside)
             found.append(
                 SyncStatement(
                     f"CREATE OR REPLACE TEMP TABLE etl_rows AS {source_keys_sql(table, relation, keep='*')}"
@@ -215,6 +221,54 @@ def sync_statements(step: SyncRows, index: int, verify: bool) -> list[SyncStatem
             )
         )
     return found
+
+
+def _target_keys(step: SyncRows) -> list[str]:
+    """DuckDB SQL making etl_t, the target's keys and row hashes: of the whole table, or (a sync
+    by ranges) of the rows whose rowid key lies in the ranges, a batch of ranges per query. The
+    rows outside the ranges are equal on both sides (the plan proved it): no delete comes from them."""
+    schema, table, rowids = step.schema, step.table, step.rowids
+    if rowids is None:
+        return [f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table)}"]
+    assert table.rowid_key is not None
+    found = []
+    for i, batch in enumerate(range_batches(rowids)):
+        select = target_keys_sql(schema, table, where=key_in_ranges(table.rowid_key, batch))
+        found.append(
+            f"INSERT INTO etl_t {select}" if i else f"CREATE OR REPLACE TEMP TABLE etl_t AS {select}"
+        )
+    return found
+
+
+def _source_reads(step: SyncRows) -> list[str]:
+    """DuckDB SQL reading the source's rows the sync compares, one query each: the table's row
+    ranges, or (a sync by ranges) a batch of rowid ranges each."""
+    schema, table = step.schema, step.table
+    if step.rowids is None:
+        return [source_rows_query(schema, table, row_range) for row_range in diff_ranges(table)]
+    return [source_rows_query(schema, table, rowids=batch) for batch in range_batches(step.rowids)]
+
+
+def ranged_syncs(plan: Plan) -> list[SyncRows]:
+    """The plan's syncs that read only some rowid ranges of their table."""
+    return [s for s in plan.steps if isinstance(s, SyncRows) and s.rowids is not None]
+
+
+def ranged_guard_sql(plan: Plan) -> list[sql.Composed]:
+    """The statements apply runs first in its transaction when it syncs tables by ranges: lock
+    them against other writers (readers still read), then read their state again with the
+    plan's own query (etl.fingerprints), one row per table still as the last apply left it.
+    The lock comes before any statement that takes the transaction's snapshot, so the state read
+    is the one the sync writes over: a write another session committed after the plan's read is
+    seen, and none can come after."""
+    steps = ranged_syncs(plan)
+    if not steps:
+        return []
+    tables = sql.SQL(", ").join(sql.Identifier(s.schema, s.table.name) for s in steps)
+    state = sql.SQL(" UNION ALL ").join(
+        unchanged_since_sql(s.schema, s.table.name, desired_digest(s.table)) for s in steps
+    )
+    return [sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(tables), state]
 
 
 class _Written:

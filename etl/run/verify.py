@@ -31,6 +31,7 @@ from etl.pgtypes import narrows
 from etl.run.load import source_rows_query
 from etl.run.session import TARGET_ALIAS
 from etl.sqlite.convert import loads_as_text
+from etl.sqlite.pages import HIGHEST, LOWEST
 
 
 @dataclass(frozen=True)
@@ -409,13 +410,51 @@ def source_sums_queries(schema: str, table: TargetTable) -> list[str]:
     ]
 
 
-def target_sums_query(schema: str, table: TargetTable) -> str:
-    """DuckDB SQL: count and checksum of the target's rows, as source_sums_queries sums the source's."""
+def target_sums_query(schema: str, table: TargetTable, where: sql.Composable | None = None) -> str:
+    """DuckDB SQL: count and checksum of the target's rows (those for which `where` holds), as
+    source_sums_queries sums the source's."""
     target_hash, _ = row_hash(table, "target", "")
     return (
         f"SELECT count(*), CAST(coalesce(sum({target_hash}::HUGEINT), 0) AS VARCHAR) "
-        f"FROM {target_relation(schema, table)}"
+        f"FROM {target_relation(schema, table, where=where)}"
     )
+
+
+def ranged_target_sums_queries(
+    schema: str, table: TargetTable, rowids: tuple[tuple[int, int], ...]
+) -> list[str]:
+    """DuckDB SQL: count and checksum of the target's rows whose rowid key lies in `rowids`, a
+    batch of ranges per query (sums add up): the rows a sync by ranges compared."""
+    assert table.rowid_key is not None
+    return [
+        target_sums_query(schema, table, key_in_ranges(table.rowid_key, batch))
+        for batch in range_batches(rowids)
+    ]
+
+
+# Rowid ranges per query on each side: SQLite and PostgreSQL each seek every range through the
+# key's b-tree; a bounded number keeps the statements small.
+RANGES_PER_QUERY = 500
+
+
+def range_batches(rowids: tuple[tuple[int, int], ...]) -> list[tuple[tuple[int, int], ...]]:
+    """`rowids` cut into the batches each query reads."""
+    return [rowids[start : start + RANGES_PER_QUERY] for start in range(0, len(rowids), RANGES_PER_QUERY)]
+
+
+def key_in_ranges(key: str, ranges: tuple[tuple[int, int], ...]) -> sql.Composable:
+    """PostgreSQL condition: the key column lies in one of the inclusive `ranges` (an end at the
+    smallest or largest rowid there can be is left open: the key's type may not hold it)."""
+    ident = sql.Identifier(key)
+    parts = []
+    for low, high in ranges:
+        bounds = []
+        if low > LOWEST:
+            bounds.append(sql.SQL("{} >= {}").format(ident, sql.Literal(low)))
+        if high < HIGHEST:
+            bounds.append(sql.SQL("{} <= {}").format(ident, sql.Literal(high)))
+        parts.append(sql.SQL("({})").format(sql.SQL(" AND ").join(bounds) if bounds else sql.SQL("true")))
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts))
 
 
 def _source_sums(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable) -> tuple[int, str]:
@@ -441,32 +480,56 @@ def check_table(
     sample: int = 5,
     source: tuple[int, str] | None = None,
     set_aside: tuple[int, int] = (0, 0),
+    rowids: tuple[tuple[int, int], ...] | None = None,
 ) -> TableCheck:
     """`source`: the source's count and checksum when the load already computed them;
-    `set_aside`: count and checksum of source rows a check rejected after they loaded."""
+    `set_aside`: count and checksum of source rows a check rejected after they loaded; `rowids`:
+    compare only the rows in these rowid ranges (a sync by ranges; `source` then holds the
+    source's sums over them)."""
     source_hash, unchecked = row_hash(table, "source", "c")
     target_hash, _ = row_hash(table, "target", "")
+    assert rowids is None or source is not None  # the sync by ranges summed the source's side
     source_rows, source_sum = source or _source_sums(con, schema, table)
     if set_aside != (0, 0):
         source_rows, source_sum = source_rows - set_aside[0], str(int(source_sum) - set_aside[1])
     if not exists:
         return TableCheck(table.name, source_rows, None, source_sum, None, (), tuple(unchecked))
-    target = con.execute(target_sums_query(schema, table)).fetchone()
-    assert target is not None  # an aggregate always yields one row
-    check = TableCheck(table.name, source_rows, target[0], source_sum, target[1], (), tuple(unchecked))
+    queries = (
+        [target_sums_query(schema, table)]
+        if rowids is None
+        else ranged_target_sums_queries(schema, table, rowids)
+    )
+    target_rows, target_sum = 0, 0
+    for query in queries:
+        target = con.execute(query).fetchone()
+        assert target is not None  # an aggregate always yields one row
+        target_rows, target_sum = target_rows + int(target[0]), target_sum + int(target[1])
+    check = TableCheck(
+        table.name, source_rows, target_rows, source_sum, str(target_sum), (), tuple(unchecked)
+    )
     if check.ok:
         return check
     return replace(
-        check, differing_keys=_differing_keys(con, schema, table, source_hash, target_hash, sample)
+        check, differing_keys=_differing_keys(con, schema, table, source_hash, target_hash, sample, rowids)
     )
 
 
 def _differing_keys(
-    con, schema: str, table: TargetTable, source_hash: str, target_hash: str, sample: int
+    con,
+    schema: str,
+    table: TargetTable,
+    source_hash: str,
+    target_hash: str,
+    sample: int,
+    rowids: tuple[tuple[int, int], ...] | None = None,
 ) -> tuple[str, ...]:
     keys = [c for c in table.primary_key]
     if not keys:
         return ()
+    source, target = _source_relation(schema, table), target_relation(schema, table)
+    if rowids is not None and table.rowid_key is not None:  # the rows a sync by ranges compared
+        source = f"({source_rows_query(schema, table, rowids=rowids)})"
+        target = target_relation(schema, table, where=key_in_ranges(table.rowid_key, rowids))
     positions = {c.name: i for i, c in enumerate(table.columns)}
     source_keys = ", ".join(f"CAST(c{positions[k]} AS VARCHAR) AS {quote_ident('k_' + k)}" for k in keys)
     target_keys = ", ".join(f"CAST({quote_ident(k)} AS VARCHAR) AS {quote_ident('k_' + k)}" for k in keys)
@@ -478,8 +541,8 @@ def _differing_keys(
     query = (
         f"SELECT {label}, CASE WHEN t.h IS NULL THEN 'missing in the target' WHEN s.h IS NULL THEN 'not in the source' "
         f"ELSE 'different values' END "
-        f"FROM (SELECT {source_keys}, {source_hash} AS h FROM {_source_relation(schema, table)}) s "
-        f"FULL OUTER JOIN (SELECT {target_keys}, {target_hash} AS h FROM {target_relation(schema, table)}) t ON {join} "
+        f"FROM (SELECT {source_keys}, {source_hash} AS h FROM {source}) s "
+        f"FULL OUTER JOIN (SELECT {target_keys}, {target_hash} AS h FROM {target}) t ON {join} "
         f"WHERE s.h IS DISTINCT FROM t.h ORDER BY 1 LIMIT {int(sample)}"
     )
     return tuple(f"{key}: {why}" for key, why in con.execute(query).fetchall())
@@ -492,12 +555,14 @@ def verify_tables(
     existing: frozenset[str] | None = None,
     sources: dict[str, tuple[int, str]] | None = None,
     set_aside: dict[str, tuple[int, int]] | None = None,
+    ranged: dict[str, tuple[tuple[int, int], ...]] | None = None,
 ) -> Verification:
     """Check every table; `existing` are the target's table names (None: they all exist);
     `sources` holds count and checksum of tables whose load computed them already; `set_aside`
-    the count and checksum of rows a check rejected, which the target rightly lacks."""
+    the count and checksum of rows a check rejected, which the target rightly lacks; `ranged`
+    the rowid ranges of tables synced by ranges, whose `sources` sums cover only those."""
     register_functions(con, tables)
-    sources, set_aside = sources or {}, set_aside or {}
+    sources, set_aside, ranged = sources or {}, set_aside or {}, ranged or {}
     return Verification(
         tuple(
             check_table(
@@ -507,6 +572,7 @@ def verify_tables(
                 exists=existing is None or t.name in existing,
                 source=sources.get(t.name),
                 set_aside=set_aside.get(t.name, (0, 0)),
+                rowids=ranged.get(t.name),
             )
             for t in tables
         )
