@@ -7,6 +7,7 @@ These are values: the planner and the tests build them as literals, no connectio
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from functools import cached_property
@@ -263,6 +264,43 @@ def catalog_from_document(document: object) -> TargetCatalog:
     if not isinstance(catalog, TargetCatalog):
         raise ValueError("not a catalog document")
     return catalog
+
+
+def catalog_json(catalog: TargetCatalog) -> str:
+    """catalog_document(catalog) as JSON text, written one object at a time: the document never
+    exists as dicts and lists all at once, which for thousands of tables is several times the
+    size of its text."""
+    return json.dumps(catalog, default=_encoded_object)
+
+
+def catalog_from_json(text: str | bytes) -> TargetCatalog:
+    """The TargetCatalog of catalog_json() (or of catalog_document() as JSON), each object built as
+    soon as it is read, so that the parsed document is never whole; ValueError as
+    catalog_from_document."""
+    try:
+        catalog = json.loads(text, object_hook=_decoded_object)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a catalog document: {exc}") from exc
+    if not isinstance(catalog, TargetCatalog):
+        raise ValueError("not a catalog document")
+    return catalog
+
+
+def _encoded_object(value: object) -> dict[str, Any]:
+    """One value class's object, one level deep: json.dumps writes its tuples as lists and asks
+    again for the objects inside."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {"class": type(value).__name__} | {f.name: getattr(value, f.name) for f in fields(value)}
+    raise TypeError(f"{type(value).__name__} is not part of a catalog")
+
+
+def _decoded_object(found: dict[str, Any]) -> object:
+    cls = _CATALOG_CLASSES[found.pop("class")]
+    return cls(**{name: _tupled(v) for name, v in found.items()})
+
+
+def _tupled(value: object) -> object:
+    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
 
 
 def _encoded(value: object) -> object:

@@ -146,24 +146,29 @@ def record_rejects_sql(
     ).format(REJECTS, values)
 
 
-def record_desired_sql(schema: str, key: str, recorded_at: str, document: dict) -> sql.Composed:
-    """Record (replacing the schema's earlier record) the desired catalog made under `key`."""
+def record_desired_sql(schema: str, key: str, recorded_at: str, document: str) -> sql.Composed:
+    """Record (replacing the schema's earlier record) the desired catalog made under `key`, as
+    the JSON text `document` (etl.model.catalog_json)."""
     return sql.SQL(
         "INSERT INTO {} (target_schema, key, recorded_at, catalog) VALUES ({}, {}, {}, {}::jsonb) "
         "ON CONFLICT (target_schema) DO UPDATE SET key = EXCLUDED.key, recorded_at = EXCLUDED.recorded_at, "
         "catalog = EXCLUDED.catalog"
-    ).format(DESIRED, *(sql.Literal(v) for v in (schema, key, recorded_at, json.dumps(document))))
+    ).format(DESIRED, *(sql.Literal(v) for v in (schema, key, recorded_at, document)))
 
 
 def last_desired_sql(schema: str) -> sql.Composed:
     """The desired catalog last recorded for `schema`, whatever its key (no row when there is none):
-    what the last apply that recorded one made, its views among it."""
-    return sql.SQL("SELECT catalog FROM {} WHERE target_schema = {}").format(DESIRED, sql.Literal(schema))
+    what the last apply that recorded one made, its views among it. As JSON text (see
+    etl.model.catalog_from_json)."""
+    return sql.SQL("SELECT catalog::text FROM {} WHERE target_schema = {}").format(
+        DESIRED, sql.Literal(schema)
+    )
 
 
 def recorded_desired_sql(schema: str, key: str) -> sql.Composed:
-    """The desired catalog recorded for `schema` under `key` (no row when there is none)."""
-    return sql.SQL("SELECT catalog FROM {} WHERE target_schema = {} AND key = {}").format(
+    """The desired catalog recorded for `schema` under `key` (no row when there is none), as JSON
+    text (see etl.model.catalog_from_json)."""
+    return sql.SQL("SELECT catalog::text FROM {} WHERE target_schema = {} AND key = {}").format(
         DESIRED, sql.Literal(schema), sql.Literal(key)
     )
 
