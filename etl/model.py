@@ -22,7 +22,7 @@ class _HasName(Protocol):
 _Named = TypeVar("_Named", bound=_HasName)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Column:
     name: str
     declared_type: str  # as written in the SQLite DDL, "" when none was declared
@@ -33,7 +33,7 @@ class Column:
     collation: str | None = None  # the COLLATE its definition declares (NOCASE, RTRIM, ...), in capitals
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ForeignKey:
     columns: tuple[str, ...]
     ref_table: str
@@ -53,7 +53,7 @@ class Check:
     column: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexKey:
     """One element of an index: a column, or an expression SQLite wrote for it."""
 
@@ -62,7 +62,7 @@ class IndexKey:
     descending: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Index:
     name: str
     keys: tuple[IndexKey, ...]
@@ -80,7 +80,7 @@ class Index:
         return any(k.column is None for k in self.keys)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Table:
     name: str
     columns: tuple[Column, ...]
@@ -161,7 +161,7 @@ def _first_by_name(items: Iterable[_Named]) -> dict[str, _Named]:
 # PostgreSQL: what a target schema holds, read from pg_catalog.
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PgColumn:
     name: str
     type: str  # format_type(), e.g. "timestamp(3) without time zone"
@@ -172,7 +172,7 @@ class PgColumn:
     generated: bool = False  # GENERATED ALWAYS AS (`default`) STORED
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PgConstraint:
     name: str
     kind: str  # "p" primary key, "u" unique, "f" foreign key, "c" check
@@ -185,14 +185,14 @@ class PgConstraint:
     definition: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PgIndex:
     name: str
     definition: str  # access method, keys and predicate, e.g. "btree (email) WHERE (active)"
     unique: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PgTable:
     name: str
     columns: tuple[PgColumn, ...]
