@@ -101,6 +101,7 @@ NOT_SHOWN = re.compile(
     r"|SELECT COALESCE\(json_agg\(q\), '\[\]'\)::text FROM \((SELECT (current_setting|set_config)|SELECT 1 FROM pg_namespace"
     r"|SELECT c\.relname|SELECT t\.relname|SELECT t\.typname)"
     r'|INSERT INTO "etl"\."(runs|desired|fingerprints|rejects|set_aside)"|DELETE FROM "etl"\."(fingerprints|set_aside)"'
+    r"|SELECT set_config\('etl\.desired_catalog', "  # the desired catalog's record, sent in parts
 )
 
 # The comment lines of plan --sql that stand for statements only the run decides, and what each
