@@ -7,6 +7,7 @@ These are values: the planner and the tests build them as literals, no connectio
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from functools import cached_property
@@ -21,7 +22,7 @@ class _HasName(Protocol):
 _Named = TypeVar("_Named", bound=_HasName)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Column:
     name: str
     declared_type: str  # as written in the SQLite DDL, "" when none was declared
@@ -32,7 +33,7 @@ class Column:
     collation: str | None = None  # the COLLATE its definition declares (NOCASE, RTRIM, ...), in capitals
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ForeignKey:
     columns: tuple[str, ...]
     ref_table: str
@@ -52,7 +53,7 @@ class Check:
     column: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexKey:
     """One element of an index: a column, or an expression SQLite wrote for it."""
 
@@ -61,7 +62,7 @@ class IndexKey:
     descending: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Index:
     name: str
     keys: tuple[IndexKey, ...]
@@ -79,7 +80,7 @@ class Index:
         return any(k.column is None for k in self.keys)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Table:
     name: str
     columns: tuple[Column, ...]
@@ -160,7 +161,7 @@ def _first_by_name(items: Iterable[_Named]) -> dict[str, _Named]:
 # PostgreSQL: what a target schema holds, read from pg_catalog.
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PgColumn:
     name: str
     type: str  # format_type(), e.g. "timestamp(3) without time zone"
@@ -171,7 +172,7 @@ class PgColumn:
     generated: bool = False  # GENERATED ALWAYS AS (`default`) STORED
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PgConstraint:
     name: str
     kind: str  # "p" primary key, "u" unique, "f" foreign key, "c" check
@@ -184,14 +185,14 @@ class PgConstraint:
     definition: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PgIndex:
     name: str
     definition: str  # access method, keys and predicate, e.g. "btree (email) WHERE (active)"
     unique: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PgTable:
     name: str
     columns: tuple[PgColumn, ...]
@@ -263,6 +264,43 @@ def catalog_from_document(document: object) -> TargetCatalog:
     if not isinstance(catalog, TargetCatalog):
         raise ValueError("not a catalog document")
     return catalog
+
+
+def catalog_json(catalog: TargetCatalog) -> str:
+    """catalog_document(catalog) as JSON text, written one object at a time: the document never
+    exists as dicts and lists all at once, which for thousands of tables is several times the
+    size of its text."""
+    return json.dumps(catalog, default=_encoded_object)
+
+
+def catalog_from_json(text: str | bytes) -> TargetCatalog:
+    """The TargetCatalog of catalog_json() (or of catalog_document() as JSON), each object built as
+    soon as it is read, so that the parsed document is never whole; ValueError as
+    catalog_from_document."""
+    try:
+        catalog = json.loads(text, object_hook=_decoded_object)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a catalog document: {exc}") from exc
+    if not isinstance(catalog, TargetCatalog):
+        raise ValueError("not a catalog document")
+    return catalog
+
+
+def _encoded_object(value: object) -> dict[str, Any]:
+    """One value class's object, one level deep: json.dumps writes its tuples as lists and asks
+    again for the objects inside."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {"class": type(value).__name__} | {f.name: getattr(value, f.name) for f in fields(value)}
+    raise TypeError(f"{type(value).__name__} is not part of a catalog")
+
+
+def _decoded_object(found: dict[str, Any]) -> object:
+    cls = _CATALOG_CLASSES[found.pop("class")]
+    return cls(**{name: _tupled(v) for name, v in found.items()})
+
+
+def _tupled(value: object) -> object:
+    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
 
 
 def _encoded(value: object) -> object:

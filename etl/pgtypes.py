@@ -87,7 +87,7 @@ class UnknownType(ValueError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PgType:
     name: str  # canonical, e.g. "timestamp without time zone"; an enum's own name
     modifiers: tuple[int, ...] = ()

@@ -5,15 +5,19 @@ schema would, and must never hide a change: of the spec, of the target, or of it
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import psycopg
+import pytest
 from make_chat_app import build_chat_app
 
-from etl.model import catalog_document, catalog_from_document
+from etl.model import catalog_document, catalog_from_document, catalog_from_json, catalog_json
 from etl.pipeline import apply, check, plan_for
+from etl.postgres import metadata
 from etl.postgres.catalog import read_target_catalog
+from etl.postgres.metadata import DESIRED_PART_CHARS, record_desired_sql
 from etl.run.observe import desired_catalog, desired_key, recorded_desired
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,3 +117,38 @@ def test_a_catalog_survives_its_json_document_exactly(migration, pg):
     m.apply()
     catalog = read_target_catalog(pg, "public")
     assert catalog_from_document(catalog_document(catalog)) == catalog
+
+
+def test_the_recorded_text_is_the_documents_and_reads_back_exactly(migration, pg):
+    # catalog_json writes one object at a time instead of building the whole document first: the
+    # text must be the document's, so that records made either way read back the same.
+    m = migration(SOURCE)
+    m.apply()
+    catalog = read_target_catalog(pg, "public")
+    text = catalog_json(catalog)
+    assert text == json.dumps(catalog_document(catalog))
+    assert catalog_from_json(text) == catalog
+    (recorded,) = pg.execute("SELECT catalog::text FROM etl.desired").fetchone()
+    assert catalog_from_json(recorded).tables == catalog.tables
+
+
+def test_a_json_text_that_is_not_a_catalog_is_refused():
+    for text in ('{"class": "NoSuchThing"}', '{"tables": []}', "[1, 2]", "{", '{"class": "PgColumn"}'):
+        with pytest.raises(ValueError):
+            catalog_from_json(text)
+
+
+def test_a_large_record_goes_in_parts_no_statement_holding_it_whole():
+    document = json.dumps({"class": "TargetCatalog", "note": "x" * (2 * DESIRED_PART_CHARS + 10)})
+    statements = [s.as_string(None) for s in record_desired_sql("public", "k", "2026-01-01", document)]
+    assert len(statements) == 3 + 2  # three parts, the row, the setting emptied
+    assert max(len(s) for s in statements) < DESIRED_PART_CHARS + 200
+
+
+def test_a_record_sent_in_many_parts_reads_back_as_the_scratch_schema_says(migration, pg_url, monkeypatch):
+    monkeypatch.setattr(metadata, "DESIRED_PART_CHARS", 97)  # a part ends inside names and escapes
+    m = migration(SOURCE)
+    m.apply()
+    recorded, scratch = _recorded_and_scratch(pg_url, m.check())
+    assert recorded is not None
+    assert recorded == scratch

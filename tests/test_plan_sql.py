@@ -103,6 +103,7 @@ NOT_SHOWN = re.compile(
     r'|INSERT INTO "etl"\."(runs|desired|fingerprints|rejects|set_aside)"|DELETE FROM "etl"\."(fingerprints|set_aside)"'
     # recording a table by ranges: its key's statistics, its ranges staged for the record
     r'|ANALYZE "|CREATE TEMP TABLE "etl_ranges"|INSERT INTO dst\.pg_temp\.'
+    r"|SELECT set_config\('etl\.desired_catalog', "  # the desired catalog's record, sent in parts
 )
 
 # The comment lines of plan --sql that stand for statements only the run decides, and what each

@@ -80,6 +80,24 @@ def test_a_good_spec_validates_without_a_target_database(spec_dir):
     assert [t.name for t in checked.mapping.tables] == ["User", "Post", "Comment"]
 
 
+def test_a_checked_spec_lets_go_of_its_yaml_positions(spec_dir):
+    # They locate a spec's problems, and a checked spec has none; kept, they would hold several
+    # objects per line of the spec through the whole plan and apply (thousands of tables' worth).
+    checked = check(
+        spec_dir,
+        """
+        version: 1
+        source: {sqlite: app.db}
+        target: {url: "postgresql://etl@db.invalid:5432/app"}
+        tables:
+          User: {columns: {score: {type: bigint}}}
+        """,
+    )
+
+    assert checked.spec.document is None
+    assert checked.spec.tables["User"].columns["score"].type is not None
+
+
 def test_columns_named_on_no_and_yes_stay_strings(spec_dir):
     """YAML 1.1 would read these keys as booleans; a spec reads them as the names they are."""
     checked = check(

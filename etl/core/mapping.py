@@ -40,7 +40,7 @@ MAX_NAME_BYTES = 63  # PostgreSQL truncates longer identifiers silently; we neve
 SYSTEM_COLUMNS = frozenset({"xmin", "xmax", "cmin", "cmax", "ctid", "tableoid"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetColumn:
     name: str
     pg_type: PgType
@@ -53,7 +53,7 @@ class TargetColumn:
     generated: sql.Composable | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetIndex:
     name: str
     keys: tuple[sql.Composable, ...]
@@ -68,7 +68,7 @@ class TargetUnique:
     columns: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetForeignKey:
     name: str
     columns: tuple[str, ...]
@@ -97,7 +97,7 @@ class LeftOut:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetTable:
     source: str  # SQLite table name
     name: str

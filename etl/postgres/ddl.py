@@ -4,6 +4,7 @@ always Literals). The DuckDB queries that move rows are etl/run/load.py's."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 from psycopg import sql
 
@@ -336,20 +337,19 @@ def prisma_history_sql(step: WritePrismaBaseline) -> list[sql.Composed]:
     return found
 
 
-def fresh_schema_sql(mapping: DesiredSchema) -> list[sql.Composed]:
+def fresh_schema_sql(mapping: DesiredSchema) -> Iterator[sql.Composed]:
     """The DDL that creates the spec's schema (which must not exist yet) with its enums, tables,
     keys and indexes: what apply runs on an empty target, without its rows, sequence resets and
-    views (each view's own statement is create_view_sql)."""
+    views (each view's own statement is create_view_sql). One statement at a time: a reader that
+    hashes them need not hold thousands of tables' statements at once."""
     plan = build_plan(mapping, TargetState(schema_exists=False))
-    statements: list[sql.Composed] = []
     for step in plan.steps:
         if isinstance(step, LoadRows | ResetSequence | CreateView):
             continue
         if isinstance(step, CreateSchema):
-            statements.append(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(step.schema)))
+            yield sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(step.schema))
             continue
-        statements.extend(postgres_sql(step))
-    return statements
+        yield from postgres_sql(step)
 
 
 def create_view_sql(schema: str, name: str, query: str) -> sql.Composed:

@@ -149,24 +149,51 @@ def record_rejects_sql(
     ).format(REJECTS, values)
 
 
-def record_desired_sql(schema: str, key: str, recorded_at: str, document: dict) -> sql.Composed:
-    """Record (replacing the schema's earlier record) the desired catalog made under `key`."""
-    return sql.SQL(
-        "INSERT INTO {} (target_schema, key, recorded_at, catalog) VALUES ({}, {}, {}, {}::jsonb) "
-        "ON CONFLICT (target_schema) DO UPDATE SET key = EXCLUDED.key, recorded_at = EXCLUDED.recorded_at, "
-        "catalog = EXCLUDED.catalog"
-    ).format(DESIRED, *(sql.Literal(v) for v in (schema, key, recorded_at, json.dumps(document))))
+# The desired catalog goes to PostgreSQL in parts of this many characters: one statement holding
+# a catalog of thousands of tables is copied several times over on its way (DuckDB's parser, libpq's
+# buffer), all at once.
+DESIRED_PART_CHARS = 256 * 1024
+# Where the parts are gathered: a setting local to apply's transaction, which any role may set.
+_DESIRED_PARTS = "etl.desired_catalog"
+
+
+def record_desired_sql(schema: str, key: str, recorded_at: str, document: str) -> list[sql.Composed]:
+    """Record (replacing the schema's earlier record) the desired catalog made under `key`, given
+    as the JSON text `document` (etl.model.catalog_json): its parts gathered in a setting of the
+    transaction, then written in one row, then the setting emptied. Statements to run in order."""
+    setting = sql.Literal(_DESIRED_PARTS)
+    gathered = sql.SQL("current_setting({})").format(setting)
+    parts = [document[i : i + DESIRED_PART_CHARS] for i in range(0, len(document), DESIRED_PART_CHARS)]
+    statements = [
+        sql.SQL("SELECT set_config({}, {}, true)").format(
+            setting, sql.SQL("{} || {}").format(gathered, sql.Literal(part)) if i else sql.Literal(part)
+        )
+        for i, part in enumerate(parts or [""])
+    ]
+    statements.append(
+        sql.SQL(
+            "INSERT INTO {} (target_schema, key, recorded_at, catalog) VALUES ({}, {}, {}, {}::jsonb) "
+            "ON CONFLICT (target_schema) DO UPDATE SET key = EXCLUDED.key, recorded_at = EXCLUDED.recorded_at, "
+            "catalog = EXCLUDED.catalog"
+        ).format(DESIRED, *(sql.Literal(v) for v in (schema, key, recorded_at)), gathered)
+    )
+    statements.append(sql.SQL("SELECT set_config({}, '', true)").format(setting))
+    return statements
 
 
 def last_desired_sql(schema: str) -> sql.Composed:
     """The desired catalog last recorded for `schema`, whatever its key (no row when there is none):
-    what the last apply that recorded one made, its views among it."""
-    return sql.SQL("SELECT catalog FROM {} WHERE target_schema = {}").format(DESIRED, sql.Literal(schema))
+    what the last apply that recorded one made, its views among it. As JSON text (see
+    etl.model.catalog_from_json)."""
+    return sql.SQL("SELECT catalog::text FROM {} WHERE target_schema = {}").format(
+        DESIRED, sql.Literal(schema)
+    )
 
 
 def recorded_desired_sql(schema: str, key: str) -> sql.Composed:
-    """The desired catalog recorded for `schema` under `key` (no row when there is none)."""
-    return sql.SQL("SELECT catalog FROM {} WHERE target_schema = {} AND key = {}").format(
+    """The desired catalog recorded for `schema` under `key` (no row when there is none), as JSON
+    text (see etl.model.catalog_from_json)."""
+    return sql.SQL("SELECT catalog::text FROM {} WHERE target_schema = {} AND key = {}").format(
         DESIRED, sql.Literal(schema), sql.Literal(key)
     )
 

@@ -54,7 +54,7 @@ from etl.errors import (
     VerificationFailed,
 )
 from etl.files import PRIVATE, default_mode, replace_file, stage_file
-from etl.model import catalog_document
+from etl.model import catalog_json
 from etl.postgres.catalog import read_catalog_with
 from etl.postgres.ddl import (
     BATCH_FAILURE_PREFIX,
@@ -1388,8 +1388,8 @@ def _record_desired(tx: _Transaction, desired: DesiredRecord) -> None:
             tables=tuple(t for t in found.tables if t.name in created),
             views=tuple(v for v in found.views if v.name in views),
         )
-    record = record_desired_sql(tx.plan.schema, desired.key, tx.started_at, catalog_document(catalog))
-    tx.execute(record, "recording the schema in etl.desired")
+    for statement in record_desired_sql(tx.plan.schema, desired.key, tx.started_at, catalog_json(catalog)):
+        tx.execute(statement, "recording the schema in etl.desired")
 
 
 def _query_rows(con: duckdb.DuckDBPyConnection, statement) -> list[list]:

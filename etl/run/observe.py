@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from functools import cache
+from itertools import chain
 from pathlib import Path
 
 import duckdb
@@ -21,7 +22,7 @@ from etl import model as model_module
 from etl.core.mapping import DesiredSchema, TargetTable
 from etl.core.plan import DesiredRecord, RowDiff, TargetState
 from etl.errors import TargetError, first_line
-from etl.model import PgTable, TargetCatalog, catalog_from_document
+from etl.model import PgTable, TargetCatalog, catalog_from_json
 from etl.postgres import catalog as catalog_module
 from etl.postgres.catalog import read_target_catalog
 from etl.postgres.ddl import create_view_sql, fresh_schema_sql
@@ -294,7 +295,7 @@ def _removed_views(
     if found is None:
         return {}
     try:
-        recorded = catalog_from_document(found[0])
+        recorded = catalog_from_json(found[0])
     except ValueError:
         return {}
     named = {v.name for v in mapping.views}
@@ -350,8 +351,10 @@ def desired_key(conn: psycopg.Connection, mapping: DesiredSchema) -> str:
     a placeholder schema: the catalog is read without its schema's name), the server's version,
     and the code that reads and records a catalog (any change to it makes earlier records unused)."""
     placeholder = "etl_desired"
-    statements = fresh_schema_sql(replace(mapping, schema=placeholder))
-    statements += [create_view_sql(placeholder, view.name, view.sql) for view in mapping.views]
+    statements = chain(
+        fresh_schema_sql(replace(mapping, schema=placeholder)),
+        (create_view_sql(placeholder, view.name, view.sql) for view in mapping.views),
+    )
     digest = hashlib.sha256(f"{__version__}\n{conn.info.server_version}\n".encode() + _reader_code())
     for statement in statements:
         digest.update(statement.as_string(None).encode() + b";\n")
@@ -382,7 +385,7 @@ def recorded_desired(conn: psycopg.Connection, mapping: DesiredSchema, key: str)
     if found is None:
         return None
     try:
-        catalog = catalog_from_document(found[0])
+        catalog = catalog_from_json(found[0])
     except ValueError:
         return None
     return replace(catalog, schema=mapping.schema)
@@ -397,7 +400,7 @@ def desired_catalog(conn: psycopg.Connection, mapping: DesiredSchema, url: str) 
     target. Both sides of the schema diff are then in PostgreSQL's words (format_type, the text of
     defaults and index definitions), so an unchanged table compares equal."""
     scratch = f"etl_plan_{secrets.token_hex(6)}"
-    statements = fresh_schema_sql(replace(mapping, schema=scratch))
+    statements = list(fresh_schema_sql(replace(mapping, schema=scratch)))
     try:
         with conn.transaction(force_rollback=True):
             # Many statements per round trip (no parameters: PostgreSQL's simple query protocol).

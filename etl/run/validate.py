@@ -109,6 +109,9 @@ def validate(
         raise SpecError(_unique(problems + exc.problems)) from exc
     if problems:
         raise SpecError(_unique(problems))
+    # The YAML with positions locates a spec's problems, and there are none: nothing after this
+    # reads it, and it holds several objects per line of the spec (thousands of tables' worth).
+    spec = replace(spec, document=None)
     if sizes_later:
         return Validated(
             spec, catalog, measure(spec, mapping, measuring, sizes=set(), units=set()), measuring

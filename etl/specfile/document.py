@@ -39,7 +39,7 @@ class SqlDefault:
 DefaultValue = str | int | float | bool | SqlDefault | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ColumnSpec:
     name: str | None = None
     type: PgType | None = None
@@ -51,7 +51,7 @@ class ColumnSpec:
     default: DefaultValue = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexKeySpec:
     """One key of a spec's index: a source column (in an order, under a SQLite collation) or a
     SQLite expression over source columns."""
@@ -63,7 +63,7 @@ class IndexKeySpec:
     collate: str | None = None  # "binary" | "nocase" | "rtrim", with a column only
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IndexSpec:
     keys: tuple[IndexKeySpec, ...]
     name: str | None = None
@@ -88,7 +88,7 @@ def _index_key(raw: str | dict) -> IndexKeySpec:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ForeignKeySpec:
     columns: tuple[str, ...]
     ref_table: str
@@ -122,7 +122,7 @@ class SearchSpec:
     config: str = "simple"  # PostgreSQL text search configuration
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TableSpec:
     name: str | None = None
     where: str | None = None

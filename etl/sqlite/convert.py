@@ -41,7 +41,7 @@ def loads_as_text(pg: PgType) -> bool:
     return pg.kind not in _NATIVE_KINDS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ValueConversion:
     """One target column: where its value comes from in SQLite and what it becomes."""
 
