@@ -246,31 +246,24 @@ STAGED_RANGES = "etl_ranges"
 
 
 def stage_ranges_sql() -> sql.Composed:
-    """The temporary table record_fingerprint_sql(staged=True) reads a table's ranges from."""
+    """The temporary table record_fingerprint_sql(ranged=True) reads a table's ranges from."""
     return sql.SQL(
         "CREATE TEMP TABLE {} (table_name text PRIMARY KEY, ranges bytea NOT NULL) ON COMMIT DROP"
     ).format(sql.Identifier(STAGED_RANGES))
 
 
 def record_fingerprint_sql(
-    schema: str,
-    table: str,
-    applied_at: str,
-    desired: str,
-    source: str,
-    ranges: bytes | None = None,
-    staged: bool = False,
+    schema: str, table: str, applied_at: str, desired: str, source: str, ranged: bool = False
 ) -> sql.Composed:
     """Record, inside the apply's transaction and after its writes, the table's state as the apply
-    leaves it (its rows verified equal to the source whose pages' digest is `source`, and whose
-    ranges of leaf pages `ranges` describes: etl/sqlite/pages.py, PageRanges; with `staged`, the
-    ranges are those stage_ranges_sql's table holds for it)."""
-    if staged:
-        recorded_ranges: sql.Composable = sql.SQL(
-            "(SELECT r.ranges FROM {} r WHERE r.table_name = {})"
-        ).format(sql.Identifier("pg_temp", STAGED_RANGES), sql.Literal(table))
-    else:
-        recorded_ranges = sql.SQL("NULL::bytea") if ranges is None else sql.Literal(ranges)
+    leaves it (its rows verified equal to the source whose pages' digest is `source`; with
+    `ranged`, its ranges of leaf pages, etl/sqlite/pages.py PageRanges, as stage_ranges_sql's table
+    holds them for it: bound values, never statement text)."""
+    recorded_ranges: sql.Composable = sql.SQL("NULL::bytea")
+    if ranged:
+        recorded_ranges = sql.SQL("(SELECT r.ranges FROM {} r WHERE r.table_name = {})").format(
+            sql.Identifier("pg_temp", STAGED_RANGES), sql.Literal(table)
+        )
     return sql.SQL(
         "INSERT INTO {fingerprints} (target_schema, table_name, applied_at, desired, source, relfilenode, "
         "columns, xmins, rows, oldest_xid, ranges) "

@@ -471,7 +471,7 @@ def _record_fingerprints(tx: _Transaction) -> None:
                 statements = []
             statements += [
                 (statement, "recording the tables' fingerprints in etl.fingerprints")
-                for statement in record_sql(schema, verified, prints, tx.started_at, ranges, staged=True)
+                for statement in record_sql(schema, verified, prints, tx.started_at, ranges)
             ]
     if statements:
         tx.execute_many(statements)

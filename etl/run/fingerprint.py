@@ -244,35 +244,29 @@ def record_sql(
     prints: dict[str, str],
     applied_at: str,
     ranges: dict[str, PageRanges] | None = None,
-    staged: bool = False,
 ) -> list[sql.Composed]:
     """The statements recording each of `tables` that has a source fingerprint (and its ranges
-    of leaf pages, where `ranges` has them and the table is `rangeable`: as literals, or with
-    `staged` read from the staging table that `staged_ranges` says what to put in)."""
+    of leaf pages, where `ranges` has them and the table is `rangeable`, read from the staging
+    table that `staged_ranges` says what to put in)."""
     ranges = ranges or {}
-    statements = []
-    for t in tables:
-        if not fingerprintable(t) or t.source not in prints:
-            continue
-        pages = ranges.get(t.source) if rangeable(t) else None
-        statements.append(
-            record_fingerprint_sql(
-                schema,
-                t.name,
-                applied_at,
-                desired_digest(t),
-                prints[t.source],
-                None if pages is None or staged else pages.to_bytes(),
-                staged=staged and pages is not None,
-            )
+    return [
+        record_fingerprint_sql(
+            schema,
+            t.name,
+            applied_at,
+            desired_digest(t),
+            prints[t.source],
+            ranged=rangeable(t) and t.source in ranges,
         )
-    return statements
+        for t in tables
+        if fingerprintable(t) and t.source in prints
+    ]
 
 
 def staged_ranges(
     tables: list[TargetTable], prints: dict[str, str], ranges: dict[str, PageRanges]
 ) -> list[tuple[str, bytes]]:
-    """(target name, recorded ranges) of each table record_sql(staged=True) records with ranges."""
+    """(target name, recorded ranges) of each table record_sql records with ranges."""
     return [
         (t.name, ranges[t.source].to_bytes())
         for t in tables
