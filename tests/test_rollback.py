@@ -60,7 +60,7 @@ def test_rollback_restores_rows_schema_and_names_of_a_sync_run(migration, pg):
     assert lines[1].startswith("Rollback of the apply that started at ")
     assert lines[2:] == [
         '~ table "public"."book": restored as it was (2 rows then, 1 row now)',
-        '~ table "public"."author": restored as it was (2 rows then, 3 rows now)',
+        '~ table "public"."author": the 2 rows that apply changed put back (2 rows then, 3 rows now)',
         '~ table "public"."tag": restored as it was (2 rows then, 3 rows now)',
         "Plan: 3 tables to restore.",
     ]
@@ -199,7 +199,7 @@ def self_foreign_keys(pg) -> list[tuple]:
 
 
 @pytest.mark.parametrize("action", ["CASCADE", "NO ACTION"])
-def test_a_table_with_a_foreign_key_onto_itself_is_kept_whole_and_restored_exactly(migration, pg, action):
+def test_a_table_with_a_foreign_key_onto_itself_is_restored_exactly(migration, pg, action):
     m = migration(SELF_REFERENCING.format(action=action))
     spec = m.write_spec()
     m.apply()
@@ -210,11 +210,12 @@ def test_a_table_with_a_foreign_key_onto_itself_is_kept_whole_and_restored_exact
     m.change_source("DELETE FROM cat WHERE id IN (3, 2);")
     m.apply(allow_destructive=True)
     assert pg.execute("SELECT count(*) FROM cat").fetchone() == (2,)
-    # The copy holds every row it kept, and no constraint of the copy points outside it.
+    # With a key action the copy holds every row (the action may change rows the sync does not
+    # stage); without, the rows the sync deletes. No constraint of the copy points outside it.
     kept_in = pg.execute("SELECT kept_in FROM etl.history WHERE table_name = 'cat'").fetchone()[0]
     assert pg.execute(
         sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(kept_in, "cat"))
-    ).fetchone() == (4,)
+    ).fetchone() == ((4,) if action == "CASCADE" else (2,))
     outside = pg.execute(
         "SELECT k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class r ON r.oid = k.confrelid "

@@ -115,8 +115,14 @@ def _(step: KeepForRollback) -> Line:
         return Line("", "record the tables and views this apply creates or replaces, for etl rollback")
     if not step.kept:
         return Line("", "record the tables this apply creates, for etl rollback")
-    names = ", ".join(f'"{t}"' for t in step.kept)
-    return Line("", f"keep a copy of {names} for etl rollback (rollback.retention: {step.retention})")
+    whole = [t for t in step.kept if not step.keeps_changes_only(t)]
+    changed = [t for t in step.kept if step.keeps_changes_only(t)]
+    parts = []
+    if whole:
+        parts.append("a copy of " + ", ".join(f'"{t}"' for t in whole))
+    if changed:
+        parts.append("the rows it changes in " + ", ".join(f'"{t}"' for t in changed))
+    return Line("", f"keep {' and '.join(parts)} for etl rollback (rollback.retention: {step.retention})")
 
 
 @describe.register
@@ -361,6 +367,12 @@ def rollback_lines(plan: RollbackPlan) -> list[str]:
         elif r.rows_now is None:
             lines.append(
                 f'+ table "{plan.schema}"."{r.table}": dropped by that apply; restored ({counted(r.rows_then or 0, "row")})'
+            )
+        elif r.key is not None:
+            triggers = f", {counted(len(r.triggers), 'trigger')}" if r.triggers else ""
+            lines.append(
+                f'~ table "{plan.schema}"."{r.table}": the {counted(r.changed, "row")} that apply changed '
+                f"put back ({counted(r.rows_then or 0, 'row')} then, {now}{triggers})"
             )
         else:
             triggers = f", {counted(len(r.triggers), 'trigger')}" if r.triggers else ""

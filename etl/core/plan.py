@@ -128,6 +128,11 @@ class CreateEnum(Step):
     labels: tuple[str, ...]
 
 
+# The column a copy of changed rows puts first to say what the run did to each row ('i', 'u',
+# 'd'), as the sync's staging table does.
+CHANGE_COLUMN = "etl_op"
+
+
 @dataclass(frozen=True)
 class KeepForRollback(Step):
     """Before anything changes: a copy of each existing table the plan changes, and a note of the
@@ -140,6 +145,14 @@ class KeepForRollback(Step):
     # The views it drops (their definitions are recorded first) and those it creates anew.
     views: tuple[str, ...] = ()
     new_views: tuple[str, ...] = ()
+    # The kept tables whose copy holds only the rows the run changes, with their key columns: a
+    # keyed table whose rows only a sync changes. Its sync (SyncRows.keep_changes) copies the old
+    # version of each row it updates or deletes and the key of each it inserts; rollback puts
+    # back just those rows instead of the whole table.
+    changes_only: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def keeps_changes_only(self, table: str) -> bool:
+        return any(name == table for name, _ in self.changes_only)
 
 
 @dataclass(frozen=True)
@@ -326,6 +339,8 @@ class SyncRows(Step):
     schema: str
     table: TargetTable
     diff: RowDiff
+    # Rollback keeps the rows this sync changes, as it finds them (KeepForRollback.changes_only).
+    keep_changes: bool = False
 
     @property
     def rowids(self) -> tuple[tuple[int, int], ...] | None:
@@ -511,6 +526,10 @@ class Restore:
     sequences: tuple[tuple[str, int, bool], ...]  # (column, last_value, is_called) of its sequences then
     # (name, definition, function, function's definition or None) of its triggers then
     triggers: tuple[tuple[str, str, str, str | None], ...] = ()
+    # The key columns of a copy holding only the rows the apply changed (KeepForRollback
+    # changes_only), and how many rows it holds; None: the copy is the whole table.
+    key: tuple[str, ...] | None = None
+    changed: int = 0
 
 
 @dataclass(frozen=True)

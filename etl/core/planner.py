@@ -9,10 +9,12 @@ last, when every table holds its rows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 
 from etl.core.mapping import DesiredSchema, TargetTable, fit_name
 from etl.core.plan import (
+    CHANGE_COLUMN,
     AddCheck,
     AddColumn,
     AddForeignKey,
@@ -106,13 +108,16 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
             steps.append(ResetSequence(schema, table.name, numbered, table.sequence_floor, serial))
     # Rows a foreign key's ON DELETE/ON UPDATE action changes belong to tables the plan may not
     # otherwise touch: they are kept for rollback and verified like the tables the plan changes.
-    cascaded = _reached_by_key_actions(catalog, _rows_deleted_or_updated(steps))
+    changed = _rows_deleted_or_updated(steps)
+    cascaded = _reached_by_key_actions(catalog, changed)
+    # A key's action changes rows no sync stages: tables it may reach are kept whole.
+    acted_on = _reached_by_key_actions(catalog, changed | cascaded, step=True)
     drops, creates = _view_steps(mapping, target, catalog, desired, steps)
     trigger_drops, trigger_creates = _trigger_steps(mapping, catalog, desired, steps, fresh_names, cascaded)
     if mapping.retention > 0 and (steps or drops or creates):
         views = tuple(s.name for s in drops if isinstance(s, DropView))
         new_views = tuple(s.view.name for s in creates if isinstance(s, CreateView) and not s.replaced)
-        steps = _with_keep(schema, steps, mapping.retention, cascaded, views, new_views)
+        steps = _with_keep(schema, steps, mapping.retention, cascaded, views, new_views, acted_on)
     head = sum(1 for s in steps[:2] if isinstance(s, CreateSchema | KeepForRollback))
     steps = [*steps[:head], *trigger_drops, *drops, *steps[head:], *creates, *trigger_creates]
     # Tables only altered are verified too (a type change rewrites every value), unless their
@@ -407,9 +412,10 @@ def _rows_deleted_or_updated(steps: list[Step]) -> set[str]:
     }
 
 
-def _reached_by_key_actions(catalog: TargetCatalog, changed: set[str]) -> set[str]:
+def _reached_by_key_actions(catalog: TargetCatalog, changed: set[str], step: bool = False) -> set[str]:
     """Tables of the target whose rows a CASCADE, SET NULL or SET DEFAULT action of a foreign key
-    may change when rows of `changed` are deleted or updated, followed from table to table."""
+    may change when rows of `changed` are deleted or updated, followed from table to table
+    (`step`: only the tables holding such a key onto one of `changed`, themselves included)."""
     reached: set[str] = set()
     frontier = set(changed)
     while frontier:
@@ -421,6 +427,8 @@ def _reached_by_key_actions(catalog: TargetCatalog, changed: set[str]) -> set[st
             and c.ref_table in frontier
             and any(_acts(action) for action in (c.on_delete, c.on_update))
         }
+        if step:
+            return found
         frontier = found - reached - changed
         reached |= frontier
     return reached
@@ -440,10 +448,12 @@ def _with_keep(
     cascaded: set[str],
     views: tuple[str, ...] = (),
     new_views: tuple[str, ...] = (),
+    acted_on: Collection[str] = (),
 ) -> list[Step]:
     """The plan preceded by what it keeps for etl rollback: the existing tables it changes (also
     through foreign-key actions), the names of those it creates, and the views it drops (with
-    their definitions) or creates."""
+    their definitions) or creates. A table only synced is kept by its changes, unless a key's
+    action may change its rows too (`acted_on`)."""
     replaced = {t for s in steps if isinstance(s, DropTables) for t in s.tables}
     created = [s.table.name for s in steps if isinstance(s, CreateTable) and s.table.name not in replaced]
     new = set(created)
@@ -456,9 +466,47 @@ def _with_keep(
             if name is not None and name not in new:
                 kept[name] = None
     kept.update(dict.fromkeys(sorted(cascaded - set(kept) - new)))
-    keep = KeepForRollback(schema, tuple(kept), tuple(created), retention, views, new_views)
+    changes_only = _kept_by_changes(steps, set(kept) - cascaded - set(acted_on))
+    steps = [
+        replace(s, keep_changes=True) if isinstance(s, SyncRows) and s.table.name in changes_only else s
+        for s in steps
+    ]
+    keep = KeepForRollback(
+        schema,
+        tuple(kept),
+        tuple(created),
+        retention,
+        views,
+        new_views,
+        tuple((name, changes_only[name]) for name in kept if name in changes_only),
+    )
     head = 1 if steps and isinstance(steps[0], CreateSchema) else 0
     return [*steps[:head], keep, *steps[head:]]
+
+
+def _kept_by_changes(steps: list[Step], candidates: set[str]) -> dict[str, tuple[str, ...]]:
+    """The tables of `candidates` whose rows only a sync changes (no other step names them), with
+    their key columns: a keyed table whose sync stages every row it changes by key, so rollback
+    needs only those rows' old versions. A table with a column named like the copy's own keeps
+    a whole copy."""
+    synced: dict[str, tuple[str, ...]] = {}
+    others: set[str] = set()
+    for step in steps:
+        if isinstance(step, SyncRows):
+            table = step.table
+            if table.primary_key and all(c.name != CHANGE_COLUMN for c in table.columns):
+                synced[table.name] = tuple(table.primary_key)
+            else:
+                others.add(table.name)
+        elif isinstance(step, DeleteRows):
+            continue
+        elif isinstance(step, DropTables):
+            others.update(step.tables)
+        elif isinstance(step, ReplaceEnum):
+            others.update(t for t, _ in step.columns)
+        elif (name := table_of(step)) is not None:
+            others.add(name)
+    return {name: key for name, key in synced.items() if name in candidates and name not in others}
 
 
 def _enum_users(mapping: DesiredSchema, catalog: TargetCatalog, name: str) -> tuple:

@@ -4,7 +4,13 @@ columns, defaults, keys, indexes and their names) goes to a schema of the run, `
 tables), the enum columns it keeps as text (so the live enum types stay free to change) and the
 state of the table's sequences (a sequence may be past the largest id, e.g. SQLite's AUTOINCREMENT)
 and its triggers with their functions (the copy has none, and the run may drop, change or re-create
-them). Rollback moves the copy back. Pure: statements and queries only."""
+them). Rollback moves the copy back.
+
+A keyed table whose rows only a sync changes is kept by its changes instead (`changes_copy_statements`):
+the copy holds, for each row the sync updates or deletes, its version before the run, and for each row
+it inserts, its key, with a first column `etl_op` saying which ('u', 'd', 'i'); the sync fills it from
+its staging table before it writes (etl/run/sync.py). Rollback then puts those rows back in the live
+table rather than replacing it. Pure: statements and queries only."""
 
 from __future__ import annotations
 
@@ -35,6 +41,20 @@ def keep_statements(schema: str, table: str, kept_in: str) -> list[sql.Composabl
             sql.Identifier(kept_in, table), sql.Identifier(schema, table)
         ),
         _copy_rows_sql(sql.Identifier(schema, table), sql.Identifier(kept_in, table)),
+    ]
+
+
+def changes_copy_statements(
+    schema: str, table: str, kept_in: str, change_column: str
+) -> list[sql.Composable]:
+    """An empty copy of `schema.table`'s columns (types only: no constraint, default or identity,
+    so a row of the copy may hold just a key) behind a first column `change_column`, which the
+    sync fills with the rows it changes."""
+    return [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(kept_in)),
+        sql.SQL("CREATE TABLE {} AS SELECT NULL::text AS {}, t.* FROM {} AS t WITH NO DATA").format(
+            sql.Identifier(kept_in, table), sql.Identifier(change_column), sql.Identifier(schema, table)
+        ),
     ]
 
 
@@ -245,15 +265,19 @@ def record_statement(
     enum_columns: str,
     sequences: str = "[]",
     triggers: str = "[]",
+    key_columns: str | None = None,
 ) -> sql.Composed:
+    """The row of etl.history recording what the run keeps of `table`; `key_columns` (a JSON
+    list): the copy holds only the rows the run changes (its rows are counted at rollback)."""
     rows = (
         sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(kept_in, table))
-        if kept_in
+        if kept_in and key_columns is None
         else sql.SQL("NULL")
     )
     return sql.SQL(
         "INSERT INTO {} (run_started_at, target_schema, table_name, kept_in, rows, foreign_keys, enum_columns, "
-        "sequences, triggers) VALUES ({}, {}, {}, {}, {}, {}::jsonb, {}::jsonb, {}::jsonb, {}::jsonb)"
+        "sequences, triggers, key_columns) "
+        "VALUES ({}, {}, {}, {}, {}, {}::jsonb, {}::jsonb, {}::jsonb, {}::jsonb, {}::jsonb)"
     ).format(
         HISTORY,
         sql.Literal(started_at),
@@ -265,6 +289,7 @@ def record_statement(
         sql.Literal(enum_columns),
         sql.Literal(sequences),
         sql.Literal(triggers),
+        sql.Literal(key_columns),
     )
 
 

@@ -52,7 +52,9 @@ def metadata_ddl() -> list[sql.Composed]:
             # A view the run dropped or created: its definition before the run (NULL: it had none).
             "is_view boolean NOT NULL DEFAULT false, view_definition text, "
             # The table's triggers before the run: rollback's copy holds none (see history.py).
-            "triggers jsonb NOT NULL DEFAULT '[]')"
+            "triggers jsonb NOT NULL DEFAULT '[]', "
+            # The key columns of a copy of only the rows the run changed; NULL: a whole copy.
+            "key_columns jsonb)"
         ).format(HISTORY),
         # The spec's tables as PostgreSQL describes them, per target schema: what the last apply
         # made, keyed by everything that decides it (see observe.desired_key).
@@ -85,6 +87,7 @@ def metadata_upgrades() -> list[sql.Composed]:
         _add_column_sql(HISTORY, "is_view", sql.SQL("boolean NOT NULL DEFAULT false")),
         _add_column_sql(HISTORY, "view_definition", sql.SQL("text")),
         _add_column_sql(HISTORY, "triggers", sql.SQL("jsonb NOT NULL DEFAULT '[]'")),
+        _add_column_sql(HISTORY, "key_columns", sql.SQL("jsonb")),
         _add_column_sql(REJECTS, "column_name", sql.SQL("text")),
         _add_column_sql(REJECTS, "value", sql.SQL("text")),
         _add_column_sql(FINGERPRINTS, "ranges", sql.SQL("bytea")),

@@ -26,6 +26,7 @@ from etl.core.explain import describe
 from etl.core.locks import check_locks
 from etl.core.mapping import DesiredSchema, TargetCheck, TargetForeignKey, TargetTable
 from etl.core.plan import (
+    CHANGE_COLUMN,
     AddCheck,
     ApplyResult,
     CreateTable,
@@ -64,6 +65,7 @@ from etl.postgres.ddl import (
     schema_lock_sql,
 )
 from etl.postgres.history import (
+    changes_copy_statements,
     enum_columns_query,
     enum_to_text_statements,
     expire_statements,
@@ -592,6 +594,7 @@ def _run_sync(tx: _Transaction, number: int, step: SyncRows) -> int:
             tx.execute,
             tx.verify,
             lambda staged: _refuse_staged(tx, step.table, staged, refused, bool(step.diff.set_aside)),
+            history_schema(tx.started_at),
         )
     except duck.ERRORS as exc:
         _raise_load_error(exc, step.table, tx.target_url)
@@ -1418,7 +1421,11 @@ def _keep_for_rollback(
     """Copy each table the plan changes into the run's history schema, names and all (see
     etl/postgres/history.py), and record it; record the tables the plan creates."""
     kept_in = history_schema(started_at)
+    keys = dict(step.changes_only)
     for table in step.kept:
+        if table in keys:
+            _keep_changes_of(con, step.schema, table, kept_in, keys[table], started_at, execute)
+            continue
         for copy_table in keep_statements(step.schema, table, kept_in):
             execute(copy_table, f'keeping a copy of "{table}" for etl rollback')
         for index in index_statements(kept_in, table, _query(con, indexes_query(step.schema, table))):
@@ -1434,14 +1441,8 @@ def _keep_for_rollback(
             for _, _, name, d in _query(con, foreign_keys_query(step.schema, table))
         ]
         columns = [{"column": c, "enum": e, "default": d} for c, e, d in enums]
-        sequences = []
-        for column, sequence_schema, sequence in _query(con, sequences_query(step.schema, table)):
-            ((last_value, is_called),) = _query(con, sequence_state_query(sequence_schema, sequence))
-            sequences.append({"column": column, "last_value": int(last_value), "is_called": bool(is_called)})
-        triggers = [
-            {"name": name, "definition": d, "function": function, "function_definition": body}
-            for name, d, function, body in _query(con, triggers_query(step.schema, table))
-        ]
+        sequences = _sequence_states(con, step.schema, table)
+        triggers = _triggers(con, step.schema, table)
         record = record_statement(
             started_at,
             step.schema,
@@ -1475,6 +1476,54 @@ def _keep_for_rollback(
             ]
         )
     con.execute("CALL pg_clear_cache()")
+
+
+def _keep_changes_of(
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
+    kept_in: str,
+    key: tuple[str, ...],
+    started_at: str,
+    execute,
+) -> None:
+    """An empty copy of `table` for the rows its sync changes (the sync fills it), recorded with
+    what a whole copy records but its keys and indexes: rollback restores the table in place."""
+    for statement in changes_copy_statements(schema, table, kept_in, CHANGE_COLUMN):
+        execute(statement, f'keeping the rows apply changes in "{table}" for etl rollback')
+    enums = _query(con, enum_columns_query(kept_in, table))
+    for as_text in enum_to_text_statements(kept_in, table, enums):
+        execute(as_text, f'keeping the enum columns of "{table}" as text')
+    fks = [
+        {"name": name, "definition": d} for _, _, name, d in _query(con, foreign_keys_query(schema, table))
+    ]
+    record = record_statement(
+        started_at,
+        schema,
+        table,
+        kept_in,
+        json.dumps(fks),
+        json.dumps([{"column": c, "enum": e, "default": d} for c, e, d in enums]),
+        json.dumps(_sequence_states(con, schema, table)),
+        json.dumps(_triggers(con, schema, table)),
+        json.dumps(list(key)),
+    )
+    execute(record, "recording the copy in etl.history")
+
+
+def _sequence_states(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[dict]:
+    states = []
+    for column, sequence_schema, sequence in _query(con, sequences_query(schema, table)):
+        ((last_value, is_called),) = _query(con, sequence_state_query(sequence_schema, sequence))
+        states.append({"column": column, "last_value": int(last_value), "is_called": bool(is_called)})
+    return states
+
+
+def _triggers(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[dict]:
+    return [
+        {"name": name, "definition": d, "function": function, "function_definition": body}
+        for name, d, function, body in _query(con, triggers_query(schema, table))
+    ]
 
 
 def _check_planned(step: SyncRows, counts: tuple[int, int, int]) -> None:

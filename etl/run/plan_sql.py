@@ -20,6 +20,7 @@ from psycopg import sql
 
 from etl.core.mapping import TargetTable
 from etl.core.plan import (
+    CHANGE_COLUMN,
     AddCheck,
     DeleteRows,
     KeepForRollback,
@@ -33,6 +34,7 @@ from etl.duck import quote_literal
 from etl.postgres.ddl import check_violations_sql, postgres_sql
 from etl.postgres.history import (
     HISTORY_SCHEMA_PREFIX,
+    changes_copy_statements,
     expire_statements,
     expired_query,
     history_schema,
@@ -131,7 +133,9 @@ def _load(step: LoadRows, candidate: Candidate | None) -> list[Statement]:
     return _both_paths(step.table, candidate, make)
 
 
-def _sync(step: SyncRows, number: int, candidate: Candidate | None, verify: bool) -> list[Statement]:
+def _sync(
+    step: SyncRows, number: int, candidate: Candidate | None, verify: bool, kept_in: str
+) -> list[Statement]:
     def make(table: TargetTable) -> list[Statement]:
         found = []
         if table.on_error == OnError.REJECT:
@@ -139,7 +143,7 @@ def _sync(step: SyncRows, number: int, candidate: Candidate | None, verify: bool
                 Statement("duckdb", rejects_query(step.schema, table, row_range))
                 for row_range in table.row_ranges or (None,)
             ]
-        for statement in sync_statements(replace(step, table=table), number, verify):
+        for statement in sync_statements(replace(step, table=table), number, verify, kept_in):
             if statement.writes_staged:
                 # Each check on the rows about to be written; rows it refuses are set aside first.
                 staged = staged_rows(step.schema, table)
@@ -156,6 +160,20 @@ def _sync(step: SyncRows, number: int, candidate: Candidate | None, verify: bool
 def _keep(step: KeepForRollback, started_at: str, kept_in: str) -> list[Statement]:
     found = []
     for table in step.kept:
+        if step.keeps_changes_only(table):
+            found += [
+                _postgres(statement)
+                for statement in changes_copy_statements(step.schema, table, kept_in, CHANGE_COLUMN)
+            ]
+            found.append(
+                Statement(
+                    "",
+                    f'then, as the target\'s catalog describes "{table}" when apply runs: its enum columns as '
+                    "text, and its row in etl.history (with its key, sequences' state and triggers); its sync "
+                    "fills the copy with the rows it changes",
+                )
+            )
+            continue
         found += [_postgres(statement) for statement in keep_statements(step.schema, table, kept_in)]
         found.append(
             Statement(
@@ -187,7 +205,7 @@ def step_statements(
     if isinstance(step, LoadRows):
         return _load(step, scans.get(step.table.source))
     if isinstance(step, SyncRows):
-        return _sync(step, number, scans.get(step.table.source), verify)
+        return _sync(step, number, scans.get(step.table.source), verify, kept_in)
     if isinstance(step, DeleteRows):
         found: list[Statement] = []
         delete_rows(step, lambda statement, _what: found.append(_postgres(statement)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from etl.core.plan import ResetSequence, Restore, RollbackPlan
+from etl.core.plan import CHANGE_COLUMN, ResetSequence, Restore, RollbackPlan
 from etl.errors import PlanError, TargetError, first_line
 from etl.postgres.ddl import create_view_sql, postgres_sql, schema_lock_sql, set_sequence_sql
 from etl.postgres.history import dependent_views_query, foreign_keys_query, function_definition_query
@@ -50,14 +50,15 @@ def _read_plan(conn: psycopg.Connection, schema: str) -> RollbackPlan:
             # An etl.history made by an earlier version has no column sequences until an apply adds it.
             "SELECT table_name, kept_in, rows, foreign_keys, enum_columns, "
             "COALESCE(to_jsonb(h) -> 'sequences', '[]'), COALESCE((to_jsonb(h) ->> 'is_view')::boolean, false), "
-            "to_jsonb(h) ->> 'view_definition', COALESCE(to_jsonb(h) -> 'triggers', '[]') FROM {} AS h "
+            "to_jsonb(h) ->> 'view_definition', COALESCE(to_jsonb(h) -> 'triggers', '[]'), "
+            "to_jsonb(h) -> 'key_columns' FROM {} AS h "
             "WHERE target_schema = %s AND run_started_at = %s ORDER BY id"
         ).format(HISTORY),
         (schema, started_at),
     ).fetchall()
     restores = []
     views = tuple((row[0], row[7]) for row in rows if row[6])
-    for table, kept_in, rows_then, fks, enums, sequences, is_view, _, triggers in rows:
+    for table, kept_in, rows_then, fks, enums, sequences, is_view, _, triggers, key in rows:
         if is_view:
             continue
         exists = conn.execute(
@@ -69,6 +70,15 @@ def _read_plan(conn: psycopg.Connection, schema: str) -> RollbackPlan:
                 sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
             ).fetchone()
             rows_now = int(count[0]) if count else 0
+        changed = 0
+        if key is not None:
+            if rows_now is None:
+                raise PlanError(
+                    f'table "{schema}"."{table}" was dropped since the apply that started at {started_at}, '
+                    "which kept only the rows it changed: rollback cannot restore it; nothing was changed"
+                )
+            enum_types = {e["column"]: e["enum"] for e in enums}
+            changed, rows_then = _changes_kept(conn, schema, table, kept_in, tuple(key), enum_types, rows_now)
         restores.append(
             Restore(
                 table,
@@ -81,6 +91,8 @@ def _read_plan(conn: psycopg.Connection, schema: str) -> RollbackPlan:
                 tuple(
                     (t["name"], t["definition"], t["function"], t["function_definition"]) for t in triggers
                 ),
+                None if key is None else tuple(key),
+                changed,
             )
         )
     return RollbackPlan(schema, str(started_at), spec, tuple(restores), views)
@@ -88,7 +100,6 @@ def _read_plan(conn: psycopg.Connection, schema: str) -> RollbackPlan:
 
 def apply_rollback(plan: RollbackPlan, url: str) -> None:
     schema = plan.schema
-    restored = {r.table for r in plan.restores}
     try:
         with connect(url) as conn, conn.transaction():
             locked = conn.execute(schema_lock_sql(schema)).fetchone()
@@ -103,12 +114,16 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
                     f'the history of schema "{schema}" changed since the rollback plan was made '
                     "(an apply or rollback ran since); nothing was changed: run etl rollback again"
                 )
-            # Foreign keys of other tables onto the tables restored go, and come back onto the copies.
+            # A table kept whole is replaced by its copy; one kept by its changes is restored in
+            # place (_put_back_changes).
+            whole = {r.table for r in plan.restores if r.key is None}
+            in_place = [r for r in plan.restores if r.key is not None]
+            # Foreign keys of other tables onto the tables replaced go, and come back onto the copies.
             referencing: list[tuple[str, str, str, str]] = []
             for r in plan.restores:
-                if r.rows_now is not None:
+                if r.rows_now is not None and r.key is None:
                     for row in conn.execute(foreign_keys_query(schema, r.table, referencing=True)).fetchall():
-                        if not (row[0] == schema and row[1] in restored) and row not in referencing:
+                        if not (row[0] == schema and row[1] in whole) and row not in referencing:
                             referencing.append(row)
             for ns, table, name, _ in referencing:
                 conn.execute(
@@ -116,7 +131,7 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
                         sql.Identifier(ns, table), sql.Identifier(name)
                     )
                 )
-            live = [r.table for r in plan.restores if r.rows_now is not None]
+            live = [r.table for r in plan.restores if r.rows_now is not None and r.key is None]
             # The views the apply dropped or created go too (their readers first), and come back
             # as they were before it.
             recorded = [name for name, _ in plan.views if _is_view(conn, schema, name)]
@@ -129,8 +144,11 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
                         sql.SQL(", ").join(sql.Identifier(schema, t) for t in live)
                     )
                 )
+            deferred = _defer_keys_between(conn, schema, [r.table for r in in_place])
+            for r in in_place:
+                _put_back_changes(conn, schema, r)
             for r in plan.restores:
-                if r.kept_in is None:
+                if r.kept_in is None or r.key is not None:
                     continue
                 conn.execute(
                     sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
@@ -156,7 +174,7 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
                         )
             # Definitions as pg_get_constraintdef printed them when the copy was made.
             for r in plan.restores:
-                if r.kept_in is None:
+                if r.kept_in is None or r.key is not None:
                     continue
                 for name, definition in r.foreign_keys:
                     conn.execute(
@@ -183,6 +201,7 @@ def apply_rollback(plan: RollbackPlan, url: str) -> None:
                     conn.execute(create_view_sql(schema, name, before.strip().removesuffix(";")))
             restored_views = {name for name, _ in plan.views}
             _create_views_again(conn, schema, [(n, d) for n, d in views if n not in restored_views])
+            _undefer(conn, deferred)
             for kept_in in sorted({r.kept_in for r in plan.restores if r.kept_in}):
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(kept_in)))
             conn.execute(
@@ -233,7 +252,7 @@ def _history(plan: RollbackPlan) -> tuple:
     return (
         plan.run_started_at,
         tuple(
-            (r.table, r.kept_in, r.rows_then, r.foreign_keys, r.enum_columns, r.sequences, r.triggers)
+            (r.table, r.kept_in, r.rows_then, r.foreign_keys, r.enum_columns, r.sequences, r.triggers, r.key)
             for r in plan.restores
         ),
         plan.views,
@@ -273,3 +292,135 @@ def _sequence_statements(conn: psycopg.Connection, schema: str, restore: Restore
         if column not in recorded:
             statements += postgres_sql(ResetSequence(schema, restore.table, column, None))
     return statements
+
+
+def _key_match(key: tuple[str, ...], enum_types: dict[str, str], schema: str) -> sql.Composable:
+    """The live row `t` and the copy's row `k` have the same key (the copy holds enums as text)."""
+    return sql.SQL(" AND ").join(
+        sql.SQL("t.{} = {}").format(sql.Identifier(c), _kept_value(c, enum_types, schema)) for c in key
+    )
+
+
+def _kept_value(column: str, enum_types: dict[str, str], schema: str) -> sql.Composable:
+    if column in enum_types:
+        return sql.SQL("k.{}::{}").format(sql.Identifier(column), sql.Identifier(schema, enum_types[column]))
+    return sql.SQL("k.{}").format(sql.Identifier(column))
+
+
+def _changes_kept(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    kept_in: str,
+    key: tuple[str, ...],
+    enum_types: dict[str, str],
+    rows_now: int,
+) -> tuple[int, int]:
+    """(rows the copy holds, rows the table held before the apply): now, less the rows it
+    inserted that are still there, plus those it updated or deleted that are gone."""
+    live = sql.SQL("EXISTS (SELECT 1 FROM {} AS t WHERE {})").format(
+        sql.Identifier(schema, table), _key_match(key, enum_types, schema)
+    )
+    found = conn.execute(
+        sql.SQL(
+            "SELECT count(*), count(*) FILTER (WHERE k.{op} = 'i' AND {live}), "
+            "count(*) FILTER (WHERE k.{op} <> 'i' AND NOT {live}) FROM {copy} AS k"
+        ).format(op=sql.Identifier(CHANGE_COLUMN), live=live, copy=sql.Identifier(kept_in, table))
+    ).fetchone()
+    assert found is not None  # an aggregate always yields one row
+    held, inserted, gone = (int(v) for v in found)
+    return held, rows_now - inserted + gone
+
+
+def _defer_keys_between(conn: psycopg.Connection, schema: str, tables: list[str]) -> list[tuple]:
+    """Make the foreign keys between `tables` (a table's onto itself too) check at the end of the
+    transaction, so that rows put back in any order may reference each other; (schema, table,
+    name, deferrable, initially deferred) of each one changed, to set back (_undefer)."""
+    if not tables:
+        return []
+    names = [sql.Identifier(schema, t).as_string(conn) for t in tables]
+    found = conn.execute(
+        "SELECT n.nspname::text, c.relname::text, k.conname::text, k.condeferrable, k.condeferred "
+        "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE k.contype = 'f' AND k.conrelid = ANY(%s::regclass[]) AND k.confrelid = ANY(%s::regclass[]) "
+        "AND NOT (k.condeferrable AND k.condeferred) ORDER BY 1, 2, 3",
+        (names, names),
+    ).fetchall()
+    for ns, table, name, _, _ in found:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER CONSTRAINT {} DEFERRABLE INITIALLY DEFERRED").format(
+                sql.Identifier(ns, table), sql.Identifier(name)
+            )
+        )
+    conn.execute("SET CONSTRAINTS ALL DEFERRED")
+    return found
+
+
+def _undefer(conn: psycopg.Connection, deferred: list[tuple]) -> None:
+    """Check the deferred foreign keys now, then give them back their own timing."""
+    if not deferred:
+        return
+    conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    for ns, table, name, deferrable, _ in deferred:
+        timing = "DEFERRABLE INITIALLY IMMEDIATE" if deferrable else "NOT DEFERRABLE"
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER CONSTRAINT {} {}").format(
+                sql.Identifier(ns, table), sql.Identifier(name), sql.SQL(timing)
+            )
+        )
+
+
+def _put_back_changes(conn: psycopg.Connection, schema: str, restore: Restore) -> None:
+    """Restore a table kept by its changes in place: the rows the apply inserted go, those it
+    updated or deleted get their values back (inserted again where gone). No trigger fires: the
+    table's triggers go first and come back as they were before the apply (_restore_triggers)."""
+    assert restore.kept_in is not None and restore.key is not None
+    target = sql.Identifier(schema, restore.table)
+    qualified = target.as_string(conn)
+    for (name,) in conn.execute(
+        "SELECT tgname::text FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal", (qualified,)
+    ).fetchall():
+        conn.execute(sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(name), target))
+    columns = [
+        name
+        for (name,) in conn.execute(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+            "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+            (qualified,),
+        ).fetchall()
+    ]
+    enum_types = {column: enum for column, enum, _ in restore.enum_columns}
+    copy = sql.Identifier(restore.kept_in, restore.table)
+    op = sql.Identifier(CHANGE_COLUMN)
+    match = _key_match(restore.key, enum_types, schema)
+    conn.execute(
+        sql.SQL("DELETE FROM {} AS t USING {} AS k WHERE k.{} = 'i' AND {}").format(target, copy, op, match)
+    )
+    others = [c for c in columns if c not in restore.key]
+    if others:
+        conn.execute(
+            sql.SQL("UPDATE {} AS t SET {} FROM {} AS k WHERE k.{} <> 'i' AND {}").format(
+                target,
+                sql.SQL(", ").join(
+                    sql.SQL("{} = {}").format(sql.Identifier(c), _kept_value(c, enum_types, schema))
+                    for c in others
+                ),
+                copy,
+                op,
+                match,
+            )
+        )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {} AS k "
+            "WHERE k.{} <> 'i' AND NOT EXISTS (SELECT 1 FROM {} AS t WHERE {})"
+        ).format(
+            target,
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join(_kept_value(c, enum_types, schema) for c in columns),
+            copy,
+            op,
+            target,
+            match,
+        )
+    )

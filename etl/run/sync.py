@@ -13,7 +13,7 @@ import duckdb
 from psycopg import sql
 
 from etl.core.mapping import TargetTable
-from etl.core.plan import DeleteRows, Plan, SyncRows
+from etl.core.plan import CHANGE_COLUMN, DeleteRows, Plan, SyncRows
 from etl.duck import quote_ident
 from etl.postgres.ddl import type_sql
 from etl.postgres.metadata import METADATA_SCHEMA, unchanged_since_sql
@@ -114,12 +114,16 @@ def written_name(step: SyncRows, index: int, verify: bool) -> str | None:
     return f"etl_written_{index}" if verify and step.table.mode != Mode.SYNC else None
 
 
-def sync_statements(step: SyncRows, index: int, verify: bool) -> list[SyncStatement]:
+def sync_statements(
+    step: SyncRows, index: int, verify: bool, kept_in: str | None = None
+) -> list[SyncStatement]:
     """The statements bringing the table of `step` up to date, as sync_rows runs them (its pure
     twin, for `etl plan --sql`): they are fixed by the plan; only the rows they find vary. They
     stage the rows that differ, insert and update them, and stage the keys to delete (DeleteRows
     deletes them, children first). `index`: a number unique to the table in this run; `verify`:
-    whether apply verifies (then the rows written, or the source's checksum, are kept)."""
+    whether apply verifies (then the rows written, or the source's checksum, are kept); `kept_in`:
+    the schema of the run's copies for rollback, where a sync that keeps its changes
+    (`step.keep_changes`) copies the rows it is about to change."""
     table, schema = step.table, step.schema
     what = "creating a staging table for the rows that differ"
     found = [SyncStatement(statement, what) for statement in _stage_ddl(step)]
@@ -213,6 +217,12 @@ def sync_statements(step: SyncRows, index: int, verify: bool) -> list[SyncStatem
                 )
             found.append(SyncStatement("DROP TABLE etl_seen"))
         found.append(SyncStatement("DROP TABLE etl_t"))
+    if step.keep_changes:
+        assert kept_in is not None, "a sync keeping its changes needs the run's history schema"
+        found += [
+            SyncStatement(s, f'keeping the rows apply changes in "{table.name}"')
+            for s in keep_changes_sql(step, kept_in)
+        ]
     found += _apply_staged(step)
     if not step.diff.delete:  # else DeleteRows deletes the staged keys, then drops the table
         found.append(
@@ -295,15 +305,16 @@ def sync_rows(
     execute: Execute,
     verify: bool,
     refuse: Refuse | None = None,
+    kept_in: str | None = None,
 ) -> SyncResult:
     """Run sync_statements: the rows that differ are staged, inserted and updated, the keys to
-    delete staged. `refuse` runs the table's checks on the staged rows before they are written.
-    Returns the rows each kind counted."""
+    delete staged. `refuse` runs the table's checks on the staged rows before they are written;
+    `kept_in`: the run's history schema (see sync_statements). Returns the rows each kind counted."""
     table = step.table
     register_functions(con, (table,))
     counted = {"inserts": 0, "updates": 0, "deletes": 0, "count": 0, "total": 0}
     written = written_name(step, index, verify)
-    for statement in sync_statements(step, index, verify):
+    for statement in sync_statements(step, index, verify, kept_in):
         if statement.writes_staged and refuse is not None:
             refused = refuse(staged_rows(step.schema, table))
             if refused and written:
@@ -326,6 +337,30 @@ def sync_rows(
             con.execute("CALL pg_clear_cache()")
     sums = (counted["count"], str(counted["total"])) if verify and table.mode == Mode.SYNC else None
     return SyncResult((counted["inserts"], counted["updates"], counted["deletes"]), sums, written)
+
+
+def keep_changes_sql(step: SyncRows, kept_in: str) -> list[sql.Composed]:
+    """Copy into the run's copy of the table (etl/postgres/history.py changes_copy_statements),
+    before anything is written: the version in the target of each row staged to update or delete,
+    and the key of each staged to insert. Checks may still set staged rows aside: rollback puts
+    back what the copy holds whatever became of them."""
+    table, schema = step.table, step.schema
+    stage = _stage(schema, table.name)
+    copy = sql.Identifier(kept_in, table.name)
+    op = sql.Identifier(CHANGE_COLUMN)
+    keys = sql.SQL(", ").join(map(sql.Identifier, table.primary_key))
+    return [
+        sql.SQL(
+            "INSERT INTO {} SELECT st.etl_op, t.* FROM {} AS t JOIN {} AS st ON {} WHERE st.etl_op IN ('u', 'd')"
+        ).format(copy, sql.Identifier(schema, table.name), stage, _key_match(schema, table)),
+        sql.SQL("INSERT INTO {} ({}, {}) SELECT 'i', {} FROM {} AS st WHERE st.etl_op = 'i'").format(
+            copy,
+            op,
+            keys,
+            sql.SQL(", ").join(_cast(schema, table, k) for k in table.primary_key),
+            stage,
+        ),
+    ]
 
 
 def _apply_staged(step: SyncRows) -> list[SyncStatement]:
