@@ -169,3 +169,18 @@ def test_a_table_kept_by_its_changes_and_dropped_since_cannot_be_rolled_back(mig
     assert refused.exit_code == 1
     assert 'table "public"."t" was dropped since the apply' in refused.stderr
     assert "rollback cannot restore it" in refused.stderr
+
+
+def test_a_changed_row_a_check_sets_aside_comes_back_with_rollback(migration, pg):
+    m = migration(
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL CHECK (total >= 0));"
+        "INSERT INTO orders VALUES (1, 10), (2, 20);"
+    )
+    m.apply("on_error: reject\n")
+    before = everything(pg)
+    m.change_source("PRAGMA ignore_check_constraints = 1; UPDATE orders SET total = -1 WHERE id = 2;")
+    m.apply("on_error: reject\n")
+    assert pg.execute("SELECT id FROM orders").fetchall() == [(1,)]  # its old version left the target
+    done = run("rollback", str(m.spec_path), "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert everything(pg) == before
