@@ -236,7 +236,9 @@ def target_counts(url: str, tables: list[str]) -> dict[str, int | None]:
     with psycopg.connect(url) as conn:
         present = conn.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+            "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema', 'etl') "
+            # etl's copies kept for rollback bear the tables' names
+            "AND table_schema NOT LIKE 'etl\\_history\\_%'"
         ).fetchall()
         exact = {name: (schema, name) for schema, name in present}
         folded = {name.lower(): (schema, name) for schema, name in present}
