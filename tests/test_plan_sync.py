@@ -482,7 +482,7 @@ def test_show_rows_lists_the_rows_append_would_insert(migration, pg_url):
     m.change_source("INSERT INTO event VALUES (5, 40, 'login'), (6, 50, 'logout');")
     text = plan_text(spec, pg_url, "--show-rows", "5")
     assert text.splitlines()[1:5] == [
-        '  keep a copy of "event" for etl rollback (rollback.retention: 1)',
+        '  keep the rows it changes in "event" for etl rollback (rollback.retention: 1)',
         '~ rows "event": 2 to insert (at >= 30, not in the target) from "event"',
         "    + id=5",
         "    + id=6",
@@ -772,7 +772,7 @@ def test_values_equal_in_postgresql_but_written_differently_in_sqlite_are_no_cha
     )
     text = plan_text(spec, pg_url, "--show-rows", "5")
     assert text.splitlines()[1:] == [
-        '  keep a copy of "doc" for etl rollback (rollback.retention: 1)',
+        '  keep the rows it changes in "doc" for etl rollback (rollback.retention: 1)',
         '~ rows "doc": 0 to insert, 3 to update, 2 unchanged (sync by id) from "doc"',
         "    ~ id=1: payload",
         "    ~ id=3: seen",
