@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -577,6 +578,22 @@ def test_a_target_written_between_plan_and_apply_fails_the_apply(loaded, pg):
         apply(checked, plan)
     assert pg.execute("SELECT code FROM big WHERE id = 54321").fetchone() == ("code-00054321",)
     apply_now(loaded)  # the next apply plans again: the whole table is compared
+    assert target_matches_source(loaded)
+
+
+def test_another_apply_between_plan_and_apply_is_named_as_such(loaded, pg):
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    checked = loaded.check()
+    plan = plan_for(checked)
+    assert ranges_of(plan, "big") is not None
+    time.sleep(1.1)  # the record's time is to the second: the other apply's must differ
+    apply(checked, plan_for(checked))  # another apply commits first (apply waits for its lock)
+    with pytest.raises(
+        TargetError,
+        match=r'table "big" was applied again since the plan read it \(by the etl apply of \d{4}-.* UTC\); '
+        "nothing was committed: run apply again",
+    ):
+        apply(checked, plan)
     assert target_matches_source(loaded)
 
 

@@ -425,7 +425,14 @@ def _guard_ranged(tx: _Transaction) -> None:
     planned = {name: since for name, _, _, since in tx.plan.ranged}
     for step in ranged_syncs(tx.plan):
         name = step.table.name
-        if found.get(name) != planned.get(name):
+        now = found.get(name)
+        if now is not None and now != planned.get(name):
+            # The lock waited for another etl apply, which recorded the table anew.
+            raise TargetError(
+                f'table "{name}" was applied again since the plan read it (by the etl apply of {now}); '
+                "nothing was committed: run apply again"
+            )
+        if now is None:
             raise TargetError(
                 f'table "{name}" changed in the target since the plan read it; nothing was committed: '
                 "run apply again"
