@@ -60,7 +60,7 @@ def test_rollback_restores_rows_schema_and_names_of_a_sync_run(migration, pg):
     assert lines[1].startswith("Rollback of the apply that started at ")
     assert lines[2:] == [
         '~ table "public"."book": restored as it was (2 rows then, 1 row now)',
-        '~ table "public"."author": the 2 rows that apply changed put back (2 rows then, 3 rows now)',
+        '~ table "public"."author": the 2 rows that apply changed put back (3 rows now, 2 after)',
         '~ table "public"."tag": restored as it was (2 rows then, 3 rows now)',
         "Plan: 3 tables to restore.",
     ]

@@ -68,7 +68,7 @@ def test_a_resync_keeps_only_the_rows_it_changes_and_rollback_puts_them_back(mig
     shown = run("rollback", str(spec), "--dry-run")
     assert shown.exit_code == 0, shown.stderr
     assert shown.stdout.splitlines()[2:] == [
-        '~ table "public"."item": the 3 rows that apply changed put back (2,000 rows then, 2,000 rows now)',
+        '~ table "public"."item": the 3 rows that apply changed put back (2,000 rows now, 2,000 after)',
         "Plan: 1 table to restore.",
     ]
     done = run("rollback", str(spec), "--yes")
@@ -103,7 +103,7 @@ def test_rows_that_reference_each_other_are_put_back_whatever_the_order(migratio
         "UPDATE parent SET name = 'THREE' WHERE id = 3;"
     )
     m.apply(allow_destructive=True)
-    assert {t for t, in pg.execute("SELECT table_name FROM etl.history WHERE key_columns IS NOT NULL")} == {
+    assert {t for (t,) in pg.execute("SELECT table_name FROM etl.history WHERE key_columns IS NOT NULL")} == {
         "parent",
         "child",
     }

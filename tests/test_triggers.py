@@ -180,7 +180,10 @@ def test_rollback_brings_back_the_triggers_and_functions_as_they_were(tmp_path, 
     pg.execute("DELETE FROM doc WHERE id = 8")
 
     shown = CliRunner().invoke(app, ["rollback", str(m.spec_path), "--dry-run"])
-    assert '~ table "public"."doc": the 1 row that apply changed put back (2 rows then, 2 rows now, 4 triggers)' in shown.output
+    assert (
+        '~ table "public"."doc": the 1 row that apply changed put back (2 rows now, 2 after, 4 triggers)'
+        in shown.output
+    )
     done = CliRunner().invoke(app, ["rollback", str(m.spec_path), "--yes"])
     assert done.exit_code == 0, done.output
 

@@ -372,7 +372,7 @@ def rollback_lines(plan: RollbackPlan) -> list[str]:
             triggers = f", {counted(len(r.triggers), 'trigger')}" if r.triggers else ""
             lines.append(
                 f'~ table "{plan.schema}"."{r.table}": the {counted(r.changed, "row")} that apply changed '
-                f"put back ({counted(r.rows_then or 0, 'row')} then, {now}{triggers})"
+                f"put back ({now}, {r.rows_then or 0:,} after{triggers})"
             )
         else:
             triggers = f", {counted(len(r.triggers), 'trigger')}" if r.triggers else ""

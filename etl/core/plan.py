@@ -519,7 +519,7 @@ class PlanSummary:
 class Restore:
     table: str
     kept_in: str | None  # the schema holding the copy; None: the apply created the table
-    rows_then: int | None
+    rows_then: int | None  # the rows it holds after the rollback (a whole copy: as before the apply)
     rows_now: int | None  # None: the table does not exist now
     foreign_keys: tuple[tuple[str, str], ...]  # (name, definition) the table held then
     enum_columns: tuple[tuple[str, str, str | None], ...]  # (column, enum type, default) kept as text
