@@ -139,7 +139,7 @@ def _print_plan(
     plan: Plan, url: str, *, verbose: bool = False, list_creates: bool = True, console: Console = out
 ) -> None:
     for line in plan_lines(plan, display_url(url), verbose=verbose, list_creates=list_creates):
-        console.print(line, markup=False)
+        _say_line(console, line)
 
 
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first (on a terminal etl asks).")]
@@ -333,6 +333,7 @@ def _apply_with_progress(
     phases = _PhaseTimes()
     printed: set[tuple[str, str]] = set()  # the exact path's second pass does not repeat a line
     seconds: dict[str, float] = {}  # per table: its load, sync and deletes
+    deleting = {s.table.name for s in plan.steps if isinstance(s, DeleteRows)}
 
     def progress(event: StepEvent) -> None:
         phases.add(event)
@@ -350,10 +351,10 @@ def _apply_with_progress(
         if event.phase == "done" and isinstance(event.step, LoadRows | SyncRows | DeleteRows):
             name = event.step.table.name
             seconds[name] = seconds.get(name, 0.0) + event.seconds
-        shown = _table_line(event, plan)
+        shown = _table_line(event, deleting)
         if shown is not None and shown[0] not in printed:
             printed.add(shown[0])
-            say.print(shown[1], markup=False)
+            _say_line(say, shown[1])
 
     try:
         result = apply(
@@ -395,8 +396,28 @@ def _rows(n: int) -> str:
     return f"{n:>10,} {'row ' if n == 1 else 'rows'}"
 
 
-def _table_line(event: StepEvent, plan: Plan) -> tuple[tuple[str, str], str] | None:
-    """The line of a table whose rows apply loaded, synced or deleted, with what identifies it."""
+def _say_line(say: Console, line: str) -> None:
+    """One line of plain text: as it is where no terminal shows it (a log of thousands of tables'
+    lines costs rich's rendering of each, and rich asks the file whether it is a terminal each
+    time), through rich where its progress bar is drawn."""
+    key = (id(say), id(say.file))
+    terminal = _TERMINALS.get(key)
+    if terminal is None:
+        terminal = _TERMINALS[key] = say.is_terminal
+    if terminal:
+        say.print(line, markup=False)
+    else:
+        say.file.write(line + "\n")
+
+
+# (console, its file), by id (out, err and the one apply prints to live as long as the command)
+# -> whether it is a terminal.
+_TERMINALS: dict[tuple[int, int], bool] = {}
+
+
+def _table_line(event: StepEvent, deleting: set[str]) -> tuple[tuple[str, str], str] | None:
+    """The line of a table whose rows apply loaded, synced or deleted, with what identifies it;
+    `deleting`: the tables whose deletes have a line of their own."""
     step = event.step
     if event.phase != "done" or not isinstance(step, LoadRows | SyncRows | DeleteRows):
         return None
@@ -404,8 +425,7 @@ def _table_line(event: StepEvent, plan: Plan) -> tuple[tuple[str, str], str] | N
     if isinstance(step, DeleteRows):
         return ("delete", name), f"  {name:<32} {_rows(step.count).rstrip()} deleted {seconds:8.2f} s"
     rows = event.rows or 0
-    deletes_follow = any(isinstance(s, DeleteRows) and s.table.name == name for s in plan.steps)
-    if isinstance(step, SyncRows) and rows == 0 and deletes_follow:
+    if isinstance(step, SyncRows) and rows == 0 and name in deleting:
         return None  # only deletes: their own line says so
     rate = rows / seconds if seconds > 0 else 0.0
     return ("rows", name), f"  {name:<32} {_rows(rows)} {seconds:8.2f} s {rate:>10,.0f} rows/s"
@@ -527,7 +547,7 @@ def rollback_command(
         plan = plan_rollback(url, checked.mapping.schema)
         out.print(f'Target: {display_url(url)} (schema "{plan.schema}")', markup=False)
         for line in rollback_lines(plan):
-            out.print(line, markup=False)
+            _say_line(out, line)
         if dry_run:
             return
         if not yes and sys.stdin.isatty() and out.is_terminal and not _confirm("Roll back?"):
@@ -616,7 +636,7 @@ def verify_command(
             )
         out.print("", markup=False)
         for line in ledger_lines(entries, verbose=verbose):
-            out.print(line, markup=False)
+            _say_line(out, line)
     failures = []
     if not verification.ok:
         from etl.run.verify import describe_failures

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import datetime
+import itertools
 import json
 import os
 import re
@@ -529,7 +530,7 @@ def _ddl_batch(steps: tuple[Step, ...], start: int) -> list[Step]:
     """The steps from `start` on that are only DDL (no runner of their own), up to the batch size."""
     batch: list[Step] = []
     statements = 0
-    for step in steps[start:]:
+    for step in itertools.islice(steps, start, None):
         if type(step) in _STEP_RUNNERS or (batch and statements >= DDL_BATCH_STATEMENTS):
             break
         batch.append(step)
