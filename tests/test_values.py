@@ -550,11 +550,6 @@ def test_twenty_thousand_random_doubles_arrive_bit_for_bit(migration, pg):
     assert differing == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known loss: convert.sqlite_render sends a REAL as printf text, which SQLite writes as '0.0' "
-    "for -0.0, and no SQLite SQL function can see the sign of a zero",
-)
 def test_negative_zero_in_an_untyped_column_keeps_its_sign(migration, pg):
     m = migration(
         [("CREATE TABLE R (id INTEGER PRIMARY KEY, x)", ()), ("INSERT INTO R VALUES (1, ?)", (-0.0,))]

@@ -75,8 +75,8 @@ def desired_digest(table: TargetTable) -> str:
     columns) is left out: it follows from the rows, which the pages already tell, and from the
     spec (the units' `unit_recipe` stays in), so a plan need not measure a table it skips."""
     columns = tuple(
-        replace(c, conversion=replace(c.conversion, integer_unit=None, mixed_units=False))
-        if measures_unit(c)
+        replace(c, conversion=replace(c.conversion, integer_unit=None, mixed_units=False, negative_zeros=()))
+        if measures_unit(c) or c.conversion.negative_zeros
         else c
         for c in table.columns
     )
