@@ -561,6 +561,110 @@ def test_negative_zero_in_an_untyped_column_keeps_its_sign(migration, pg):
     assert bits(arrived) == bits(held)
 
 
+# Zeros of both signs, interleaved, beside other values of an untyped column: each zero keeps its
+# sign in SQLite, and -0.0 and 0.0 come in runs the measurement must keep apart.
+SIGNED_ZEROS = [-0.0, -0.0, 0.0, 1.5, -0.0, "0.0", 0, 0.0, -0.0, None, -2.5, -0.0]
+
+
+def signed_zeros_source():
+    return [("CREATE TABLE R (id INTEGER PRIMARY KEY, x)", ())] + [
+        ("INSERT INTO R (id, x) VALUES (?, ?)", (i, x)) for i, x in enumerate(SIGNED_ZEROS, 1)
+    ]
+
+
+def test_zeros_of_both_signs_in_an_untyped_column_each_keep_theirs(migration, pg):
+    m = migration(signed_zeros_source())
+    result = m.apply(
+        "tables:\n  R:\n    columns:\n      x: {type: double precision}\n"
+        "      y: {expression: 'x * 1.0', type: double precision}\n      f: {expression: x, type: real}\n"
+    )
+    assert result.verified
+    held = dict(sqlite_rows(m.source, "SELECT id, x FROM R WHERE typeof(x) = 'real'"))
+    assert [i for i, x in held.items() if bits(x) == bits(-0.0)] == [1, 2, 5, 9, 12]
+    for column in ("x", "y", "f"):
+        arrived = dict(pg_rows(pg, f'SELECT id, {column} FROM "R" WHERE id IN ({", ".join(map(str, held))})'))
+        assert {i: bits(x) for i, x in arrived.items()} == {i: bits(x) for i, x in held.items()}, column
+    # the text '0.0' and the integer 0 are numbers without a sign: they arrive as 0
+    others = dict(pg_rows(pg, 'SELECT id, x FROM "R" WHERE id IN (6, 7)'))
+    assert {i: bits(x) for i, x in others.items()} == {6: bits(0.0), 7: bits(0.0)}
+
+
+def test_negative_zero_arrives_in_text_as_minus_zero(migration, pg):
+    m = migration(signed_zeros_source())
+    m.apply("tables:\n  R:\n    columns:\n      x: {type: text}\n")
+    arrived = dict(pg_rows(pg, 'SELECT id, x FROM "R" WHERE id <= 3'))
+    assert arrived == {1: "-0.0", 2: "-0.0", 3: "0.0"}
+
+
+def test_real_affinity_stores_negative_zero_as_zero_which_arrives_as_such(migration, pg):
+    m = migration(
+        [("CREATE TABLE R (id INTEGER PRIMARY KEY, x REAL)", ()), ("INSERT INTO R VALUES (1, ?)", (-0.0,))]
+    )
+    m.apply("tables:\n  R:\n    columns:\n      x: {type: double precision}\n")
+    ((held,),) = sqlite_rows(m.source, "SELECT x FROM R")
+    assert bits(held) == bits(0.0)  # SQLite stores an integral real as an integer under REAL affinity
+    ((arrived,),) = pg_rows(pg, 'SELECT x FROM "R"')
+    assert bits(arrived) == bits(held)
+
+
+def test_a_rejected_row_keeps_the_sign_of_its_zero_and_a_loaded_one_arrives_with_it(migration, pg):
+    m = migration(
+        [
+            ("CREATE TABLE R (id INTEGER PRIMARY KEY, x, n INTEGER)", ()),
+            ("INSERT INTO R VALUES (1, ?, 'five')", (-0.0,)),
+            ("INSERT INTO R VALUES (2, ?, 5)", (-0.0,)),
+        ]
+    )
+    result = m.apply("on_error: reject\ntables:\n  R:\n    columns:\n      x: {type: double precision}\n")
+    assert result.verified and result.rows == {"R": 1}
+    assert result.rejects[0]["row"]["x"] == {"type": "real", "text": "-0.0"}
+    ((arrived,),) = pg_rows(pg, 'SELECT x FROM "R"')
+    assert bits(arrived) == bits(-0.0)
+
+
+def test_too_many_runs_of_signed_zeros_are_refused_with_a_way_out(migration, pg, monkeypatch):
+    from etl.errors import SourceError
+    from etl.run import validate
+
+    monkeypatch.setattr(validate, "MAX_NEGATIVE_ZERO_RUNS", 2)
+    m = migration(signed_zeros_source())
+    with pytest.raises(SourceError, match=r'table "R", column "x" holds -0.0 and 0.0 interleaved.*x \+ 0\.0'):
+        m.apply()
+    m.apply("tables:\n  R:\n    columns:\n      x: {expression: 'x + 0.0', type: double precision}\n")
+    arrived = [x for (x,) in pg_rows(pg, 'SELECT x FROM "R" WHERE x = 0')]
+    assert {bits(x) for x in arrived} == {bits(0.0)}
+
+
+def test_verification_sees_a_zero_whose_sign_changed_in_the_target(migration, pg):
+    from etl.pipeline import verify
+
+    m = migration(signed_zeros_source())
+    m.apply("tables:\n  R:\n    columns:\n      x: {type: double precision}\n")
+    assert verify(m.check()).ok
+    pg.execute("""UPDATE "R" SET x = '0' WHERE id = 1""")  # -0.0 in the source
+    pg.execute("""UPDATE "R" SET x = '-0' WHERE id = 3""")  # 0.0 in the source
+    checked = verify(m.check())
+    assert not checked.ok
+    (table,) = checked.tables
+    assert sorted(table.differing_keys) == ["id=1: different values", "id=3: different values"]
+
+
+def test_a_resync_sees_no_difference_in_zeros_that_kept_their_sign(migration, pg):
+    from etl.pipeline import plan_for
+
+    m = migration(signed_zeros_source())
+    m.apply("tables:\n  R:\n    columns:\n      x: {type: double precision}\n")
+    assert {name for name, _ in m.plan().skipped} == {"R"}
+    m.change_source("INSERT INTO R (id, x) VALUES (100, -0.0); UPDATE R SET x = 0.0 WHERE id = 2")
+    plan = plan_for(m.check())
+    (diff,) = [s.diff for s in plan.steps if hasattr(s, "diff")]
+    assert (diff.insert, diff.update) == (1, 1)
+    m.apply()
+    arrived = dict(pg_rows(pg, 'SELECT id, x FROM "R" WHERE id IN (1, 2, 100)'))
+    assert {i: bits(x) for i, x in arrived.items()} == {1: bits(-0.0), 2: bits(0.0), 100: bits(-0.0)}
+    assert {name for name, _ in m.plan().skipped} == {"R"}
+
+
 def test_doubles_that_float4_holds_exactly_arrive_in_real(migration, pg):
     values = [0.5, -0.25, 1.0, 16777216.0, 3.4028234663852886e38, 1.401298464324817e-45, math.inf, -math.inf]
     m = migration(
