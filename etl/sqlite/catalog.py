@@ -606,7 +606,8 @@ def negative_zero_runs(
     the zeros come back to Python, so a table without any costs one scan inside SQLite."""
     if not expressions:
         return []
-    zero = [f"(typeof({e}) = 'real' AND {e} = 0)" for e in expressions]
+    # The comparison first: it costs SQLite less than typeof(), and rules out nearly every value.
+    zero = [f"({e} = 0 AND typeof({e}) = 'real')" for e in expressions]
     items = ", ".join(f"CASE WHEN {z} THEN {e} END" for z, e in zip(zero, expressions, strict=True))
     query = f"SELECT {rowid}, {items} FROM {relation} WHERE {' OR '.join(zero)} ORDER BY {rowid}"
     runs: list[list[tuple[int, int]]] = [[] for _ in expressions]
