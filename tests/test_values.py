@@ -635,6 +635,33 @@ def test_too_many_runs_of_signed_zeros_are_refused_with_a_way_out(migration, pg,
     assert {bits(x) for x in arrived} == {bits(0.0)}
 
 
+def test_negative_zero_in_a_table_without_rowid_is_named_not_lost(migration, pg):
+    from etl.errors import SourceError
+
+    m = migration(
+        [
+            ("CREATE TABLE W (k TEXT PRIMARY KEY, x) WITHOUT ROWID", ()),
+            ("INSERT INTO W VALUES ('a', ?), ('b', 0.0)", (-0.0,)),
+        ]
+    )
+    with pytest.raises(SourceError, match=r'table "W", column "x" holds -0.0, .* has no rowid .*x \+ 0\.0'):
+        m.apply("tables:\n  W:\n    columns:\n      x: {type: double precision}\n")
+    m.change_source("UPDATE W SET x = 0.0")
+    m.apply()  # only zeros without a sign now
+    assert pg_rows(pg, 'SELECT k, x FROM "W" ORDER BY k') == [("a", 0.0), ("b", 0.0)]
+
+
+def test_negative_zero_from_a_query_table_is_named_not_lost(migration):
+    from etl.errors import SourceError
+
+    m = migration(signed_zeros_source())
+    body = "tables:\n  Q:\n    query: SELECT id, x FROM R\n    columns:\n      x: {type: double precision}\n"
+    with pytest.raises(
+        SourceError, match=r'table "Q", column "x" holds -0.0, .* has no rowid \(WITHOUT ROWID, or a query\)'
+    ):
+        m.apply(body)
+
+
 def test_verification_sees_a_zero_whose_sign_changed_in_the_target(migration, pg):
     from etl.pipeline import verify
 

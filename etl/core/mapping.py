@@ -1619,13 +1619,11 @@ def with_integer_units(
 
 def zero_signs_to_measure(mapping: DesiredSchema, names: set[str] | None = None) -> list[TargetTable]:
     """The tables (those named, by target name; None: all) with a column whose -0.0 keeps its sign
-    (ValueConversion.signed_zeros) and a rowid to say where such zeros are."""
+    (ValueConversion.signed_zeros)."""
     return [
         t
         for t in mapping.tables
-        if (names is None or t.name in names)
-        and t.rowid is not None
-        and any(c.conversion.signed_zeros for c in t.columns)
+        if (names is None or t.name in names) and any(c.conversion.signed_zeros for c in t.columns)
     ]
 
 

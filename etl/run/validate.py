@@ -301,18 +301,23 @@ MAX_NEGATIVE_ZERO_RUNS = 10_000
 
 def negative_zeros(con: sqlite3.Connection, table: TargetTable) -> dict[str, tuple[tuple[int, int], ...]]:
     """Target column -> the rowid ranges of its -0.0 values, for the columns that keep the sign."""
-    assert table.rowid is not None
     columns = [c for c in table.columns if c.conversion.signed_zeros]
-    runs = negative_zero_runs(
-        con, table.sqlite_relation, table.rowid, [c.conversion.source_sql for c in columns]
-    )
+    expressions = [c.conversion.source_sql for c in columns]
+    runs = negative_zero_runs(con, table.sqlite_relation, table.rowid or "NULL", expressions)
     for column, found in zip(columns, runs, strict=True):
+        where = f'table "{table.source}", column "{column.conversion.column or column.name}"'
+        if found and table.rowid is None:
+            raise SourceError(
+                f"{where} holds -0.0, whose sign etl carries by rowid, and the table has no rowid "
+                "(WITHOUT ROWID, or a query): give the column a REAL type in SQLite, or map it with an "
+                "expression such as `x + 0.0` (which writes every zero as 0.0) to drop the sign knowingly"
+            )
         if len(found) > MAX_NEGATIVE_ZERO_RUNS:
             raise SourceError(
-                f'table "{table.source}", column "{column.conversion.column or column.name}" holds -0.0 '
-                f"and 0.0 interleaved over more than {MAX_NEGATIVE_ZERO_RUNS:,} rowid ranges, too many "
-                "to carry each zero's sign: give the column a REAL type in SQLite, or map it with an "
-                "expression such as `x + 0.0` (which writes every zero as 0.0) to drop the signs knowingly"
+                f"{where} holds -0.0 and 0.0 interleaved over more than {MAX_NEGATIVE_ZERO_RUNS:,} rowid "
+                "ranges, too many to carry each zero's sign: give the column a REAL type in SQLite, or map "
+                "it with an expression such as `x + 0.0` (which writes every zero as 0.0) to drop the "
+                "signs knowingly"
             )
     return {c.name: found for c, found in zip(columns, runs, strict=True) if found}
 
