@@ -5,6 +5,7 @@ classes and integer ranges."""
 from __future__ import annotations
 
 import os
+import sqlite3
 
 import pytest
 
@@ -116,3 +117,18 @@ def test_integer_magnitudes_see_only_integers_and_survive_the_smallest_one():
         (12, 1700000000000),
     ]
     assert integer_magnitudes(con, "t", '"at" IS NULL', ['"at"']) == [(None, None)]
+
+
+def test_negative_zeros_are_measured_as_the_rowid_runs_between_positive_zeros():
+    from etl.sqlite.catalog import negative_zero_runs
+
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE t (x, y)")
+    values = [-0.0, -0.0, 0.0, 1.5, -0.0, "-0.0", 0, None, -0.0, 0.0]
+    con.executemany("INSERT INTO t (rowid, x, y) VALUES (?, ?, 1.0)", enumerate(values, 1))
+    # a row whose zero is neither sign's (text, integer) or not a zero does not end a run
+    assert negative_zero_runs(con, "t", "rowid", ['"x"', '"y"', '"x" * -1.0']) == [
+        ((1, 2), (5, 9)),
+        (),
+        ((3, 3), (7, 7), (10, 10)),  # the integer 0 times -1.0 is -0.0 too
+    ]

@@ -22,7 +22,7 @@ from etl.pgtypes import PgType, default_pg_type
 from etl.settings import Converter, Deferral, Mode, Naming, OnError, converter_applies
 from etl.specfile.document import ColumnSpec, IndexKeySpec, IndexSpec, Spec, SqlDefault, TableSpec
 from etl.specfile.sqltext import SQLITE, one_expression_problem, one_select_problem, relations_read
-from etl.sqlite.convert import ValueConversion, integer_unit, loads_as_text
+from etl.sqlite.convert import ValueConversion, integer_unit, keeps_zero_sign, loads_as_text
 from etl.sqlite.translate import (
     TargetColumnRef,
     collated_column,
@@ -971,6 +971,7 @@ class _Resolver:
                         converter,
                         nullable,
                         column=None if cs.expression else name,
+                        signed_zeros=keeps_zero_sign(None if cs.expression else declared, pg_type),
                     ),
                 )
             )
@@ -1613,6 +1614,38 @@ def with_integer_units(
                 column = replace(column, conversion=conversion)
             columns.append(column)
         tables.append(replace(table, columns=tuple(columns)))
+    return replace(mapping, tables=tuple(tables))
+
+
+def zero_signs_to_measure(mapping: DesiredSchema, names: set[str] | None = None) -> list[TargetTable]:
+    """The tables (those named, by target name; None: all) with a column whose -0.0 keeps its sign
+    (ValueConversion.signed_zeros)."""
+    return [
+        t
+        for t in mapping.tables
+        if (names is None or t.name in names) and any(c.conversion.signed_zeros for c in t.columns)
+    ]
+
+
+def with_negative_zeros(
+    mapping: DesiredSchema, runs: dict[str, dict[str, tuple[tuple[int, int], ...]]]
+) -> DesiredSchema:
+    """The mapping with the rowid ranges of each measured column's -0.0 values (by target table,
+    then target column) in its conversion."""
+    tables = []
+    for table in mapping.tables:
+        found = runs.get(table.name)
+        if found:
+            table = replace(
+                table,
+                columns=tuple(
+                    replace(c, conversion=replace(c.conversion, negative_zeros=found[c.name]))
+                    if found.get(c.name)
+                    else c
+                    for c in table.columns
+                ),
+            )
+        tables.append(table)
     return replace(mapping, tables=tuple(tables))
 
 

@@ -72,11 +72,11 @@ def desired_digest(table: TargetTable) -> str:
     """SHA-256 of what decides a table's rows in the target: the mapping's columns, types,
     conversions, key, filter and mode, and etl's version. What the source's measurements add at
     plan time (row counts, ranges, which scan reads it, the integer units of `auto` datetime
-    columns) is left out: it follows from the rows, which the pages already tell, and from the
+    columns, where a column's -0.0 values are) is left out: it follows from the rows, which the pages already tell, and from the
     spec (the units' `unit_recipe` stays in), so a plan need not measure a table it skips."""
     columns = tuple(
-        replace(c, conversion=replace(c.conversion, integer_unit=None, mixed_units=False))
-        if measures_unit(c)
+        replace(c, conversion=replace(c.conversion, integer_unit=None, mixed_units=False, negative_zeros=()))
+        if measures_unit(c) or c.conversion.negative_zeros
         else c
         for c in table.columns
     )

@@ -23,8 +23,11 @@ def sqlite_select(
     items = []
     for i, column in enumerate(table.columns):
         expr = column.conversion.source_sql
+        negative = column.conversion.negative_zeros
         items.append(f"typeof({expr}) AS t{i}")
-        items.append(f"{sqlite_render(expr)} AS v{i}")
+        items.append(
+            f"{sqlite_render(expr, _any_range(table.rowid, negative) if negative and table.rowid else None)} AS v{i}"
+        )
     for i, (_label, expr) in enumerate(table.key_sql):
         items.append(f"quote({expr}) AS k{i}")
     query = f"SELECT {', '.join(items)} FROM {table.sqlite_relation}"

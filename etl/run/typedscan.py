@@ -39,6 +39,7 @@ from etl.settings import Converter, OnError
 from etl.sqlite.convert import (
     EPOCH_UNITS,
     ValueConversion,
+    affinity,
     as_timestamptz,
     duck_expressions,
     invalid_utf8,
@@ -56,6 +57,7 @@ def eligible(table: TargetTable) -> bool:
         and table.rowid is not None
         and bool(table.columns)
         and all(c.conversion.column is not None for c in table.columns)
+        and not any(c.conversion.negative_zeros for c in table.columns)  # rendered with their sign
     )
 
 
@@ -101,20 +103,6 @@ def _supported(conversion: ValueConversion, scan_type: str) -> bool:
     if scan_type == "DATE":
         return datetime and pg.kind == "date"
     return False
-
-
-def affinity(declared: str) -> str:
-    """SQLite's type affinity of a declared column type (https://www.sqlite.org/datatype3.html 3.1)."""
-    d = declared.upper()
-    if "INT" in d:
-        return "INTEGER"
-    if "CHAR" in d or "CLOB" in d or "TEXT" in d:
-        return "TEXT"
-    if "BLOB" in d or not d.strip():
-        return "BLOB"
-    if "REAL" in d or "FLOA" in d or "DOUB" in d:
-        return "REAL"
-    return "NUMERIC"
 
 
 def proof_condition(column: str, scan_type: str, declared: str, epoch: bool = False) -> str | None:

@@ -28,7 +28,9 @@ from etl.core.mapping import (
     datetime_columns_to_measure,
     resolve,
     with_integer_units,
+    with_negative_zeros,
     with_row_ranges,
+    zero_signs_to_measure,
 )
 from etl.duck import quote_ident, quote_literal
 from etl.errors import SourceError, SpecError, SpecProblem
@@ -41,6 +43,7 @@ from etl.sqlite.catalog import (
     covering_ranges,
     integer_magnitudes,
     introspect_sqlite,
+    negative_zero_runs,
     open_sqlite,
     per_core_ranges,
     query_tables,
@@ -218,6 +221,10 @@ def measure(
             )
             for t in sized
         }
+        signs = {
+            t.name: pool.submit(connections.run, negative_zeros, t)
+            for t in zero_signs_to_measure(mapping, units)
+        }
         for source, slices in slices_of.items():
             per_column = zip(*(s.result() for s in slices), strict=True)
             for column, found in zip(wanted[source], per_column, strict=True):
@@ -225,6 +232,7 @@ def measure(
         for source, future in sized_by_source.items():
             counts[source], largest[source], ranges[source] = future.result()
     measured = with_integer_units(mapping, extremes)
+    measured = with_negative_zeros(measured, {name: future.result() for name, future in signs.items()})
     return with_row_ranges(measured, ranges, counts, largest)
 
 
@@ -285,6 +293,33 @@ def _magnitudes(
     return integer_magnitudes(
         con, table.source, where, [c.conversion.source_sql for c in columns], relation=table.sqlite_relation
     )
+
+
+# Rowid ranges of -0.0 one column may have: they become a condition in the SQL that reads it.
+MAX_NEGATIVE_ZERO_RUNS = 10_000
+
+
+def negative_zeros(con: sqlite3.Connection, table: TargetTable) -> dict[str, tuple[tuple[int, int], ...]]:
+    """Target column -> the rowid ranges of its -0.0 values, for the columns that keep the sign."""
+    columns = [c for c in table.columns if c.conversion.signed_zeros]
+    expressions = [c.conversion.source_sql for c in columns]
+    runs = negative_zero_runs(con, table.sqlite_relation, table.rowid or "NULL", expressions)
+    for column, found in zip(columns, runs, strict=True):
+        where = f'table "{table.source}", column "{column.conversion.column or column.name}"'
+        if found and table.rowid is None:
+            raise SourceError(
+                f"{where} holds -0.0, whose sign etl carries by rowid, and the table has no rowid "
+                "(WITHOUT ROWID, or a query): give the column a REAL type in SQLite, or map it with an "
+                "expression such as `x + 0.0` (which writes every zero as 0.0) to drop the sign knowingly"
+            )
+        if len(found) > MAX_NEGATIVE_ZERO_RUNS:
+            raise SourceError(
+                f"{where} holds -0.0 and 0.0 interleaved over more than {MAX_NEGATIVE_ZERO_RUNS:,} rowid "
+                "ranges, too many to carry each zero's sign: give the column a REAL type in SQLite, or map "
+                "it with an expression such as `x + 0.0` (which writes every zero as 0.0) to drop the "
+                "signs knowingly"
+            )
+    return {c.name: found for c, found in zip(columns, runs, strict=True) if found}
 
 
 def _widest(parts: tuple[tuple[int | None, int | None], ...]) -> tuple[int | None, int | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sqlite3
@@ -595,6 +596,34 @@ def integer_magnitudes(
         query += f" WHERE ({where})"
     row = con.execute(query).fetchone()
     return [(row[2 * i], row[2 * i + 1]) for i in range(len(expressions))]
+
+
+def negative_zero_runs(
+    con: sqlite3.Connection, relation: str, rowid: str, expressions: list[str]
+) -> list[tuple[tuple[int, int], ...]]:
+    """For each SQLite expression, the rowid ranges over `relation` within which every zero real
+    it yields is -0.0, one scan. SQLite's SQL sees no sign of a zero, Python's float does: only
+    the zeros come back to Python, so a table without any costs one scan inside SQLite."""
+    if not expressions:
+        return []
+    # The comparison first: it costs SQLite less than typeof(), and rules out nearly every value.
+    zero = [f"({e} = 0 AND typeof({e}) = 'real')" for e in expressions]
+    items = ", ".join(f"CASE WHEN {z} THEN {e} END" for z, e in zip(zero, expressions, strict=True))
+    query = f"SELECT {rowid}, {items} FROM {relation} WHERE {' OR '.join(zero)} ORDER BY {rowid}"
+    runs: list[list[tuple[int, int]]] = [[] for _ in expressions]
+    open_run: list[bool] = [False] * len(expressions)  # the last zero seen was -0.0
+    for row in con.execute(query):
+        for i, value in enumerate(row[1:]):
+            if value is None:
+                continue
+            if math.copysign(1.0, value) > 0:
+                open_run[i] = False
+            elif open_run[i]:
+                runs[i][-1] = (runs[i][-1][0], row[0])
+            else:
+                runs[i].append((row[0], row[0]))
+                open_run[i] = True
+    return [tuple(r) for r in runs]
 
 
 # What a stamp reads of each file: the database header's file change counter and the version it

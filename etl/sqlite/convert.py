@@ -56,6 +56,15 @@ class ValueConversion:
     integer_unit: str | None = None
     mixed_units: bool = False
     column: str | None = None  # the source column, when the value is one (not an expression)
+    # Whether a REAL -0.0 can reach the target through this column: its values keep their sign in
+    # SQLite (no REAL, NUMERIC, INTEGER or TEXT affinity turned -0.0 into 0 or '0.0' as it was
+    # stored) and its type keeps the sign (float, text). SQLite's SQL cannot tell -0.0 from 0.0
+    # (printf, quote, hex and CAST all write '0.0', dividing by zero yields NULL, and its math
+    # functions are not compiled in), so these columns are measured through Python's sqlite3 ...
+    signed_zeros: bool = False
+    # ... and the rowid ranges whose zero reals are -0.0 are kept here (measured, see
+    # validate.measure), for sqlite_select to render those zeros with their sign.
+    negative_zeros: tuple[tuple[int, int], ...] = ()
 
 
 _UNIT_FLOORS = (("us", 100_000_000_000_000), ("ms", 100_000_000_000), ("s", 0))
@@ -86,11 +95,39 @@ def _scaled_real(expr: str, times: int) -> str:
     return f"printf('%!.17g', {expr}{(' / ' + _TWO_TO_50) * times})"
 
 
-def sqlite_render(expr: str) -> str:
-    """SQLite SQL that renders any value of `expr` as text that loses nothing."""
+def affinity(declared: str) -> str:
+    """SQLite's type affinity of a declared column type (https://www.sqlite.org/datatype3.html 3.1)."""
+    d = declared.upper()
+    if "INT" in d:
+        return "INTEGER"
+    if "CHAR" in d or "CLOB" in d or "TEXT" in d:
+        return "TEXT"
+    if "BLOB" in d or not d.strip():
+        return "BLOB"
+    if "REAL" in d or "FLOA" in d or "DOUB" in d:
+        return "REAL"
+    return "NUMERIC"
+
+
+def keeps_zero_sign(declared: str | None, pg: PgType) -> bool:
+    """Whether a -0.0 can reach a column of type `pg` from a source column declared `declared`
+    (None: a spec expression) with its sign. SQLite stores -0.0 as the integer 0 under REAL,
+    NUMERIC and INTEGER affinity and as the text '0.0' under TEXT affinity; only BLOB affinity
+    (no declared type) and a STRICT table's ANY keep it. Of the target types only float and text
+    keep a sign (numeric has no -0; an integer or a datetime is the same either way)."""
+    if pg.kind not in ("float", "text"):
+        return False
+    return declared is None or affinity(declared) == "BLOB" or declared.strip().upper() == "ANY"
+
+
+def sqlite_render(expr: str, negative_zero: str | None = None) -> str:
+    """SQLite SQL that renders any value of `expr` as text that loses nothing. `negative_zero`: a
+    SQLite condition that holds for the rows whose zero real is -0.0, which SQLite itself writes
+    as '0.0' (see ValueConversion.negative_zeros)."""
     e = f"({expr})"
+    signed = f"WHEN {e} = 0 AND {negative_zero} THEN '-0.0' " if negative_zero else ""
     real = (
-        f"CASE WHEN abs({e}) >= 1e200 THEN 'p700:' || {_scaled_real(e, 14)} "
+        f"CASE {signed}WHEN abs({e}) >= 1e200 THEN 'p700:' || {_scaled_real(e, 14)} "
         f"WHEN abs({e}) >= 1e100 THEN 'p400:' || {_scaled_real(e, 8)} "
         f"ELSE printf('%!.17g', {e}) END"
     )
