@@ -66,13 +66,15 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class PageRanges:
     """A rowid table's leaf pages in rowid order, cut into ranges: each range's last rowid
-    (`last`, increasing) and the digest of its pages (`digests`, DIGEST_BYTES each). Range k
-    covers rowids from last[k-1] + 1 (LOWEST for the first) to last[k] (HIGHEST for the last):
-    together they cover every rowid there can be. Arrays, not tuples: a table of millions of
-    rows has hundreds of thousands of ranges."""
+    (`last`, increasing) and the digest of its pages (`digests`, DIGEST_BYTES each), and a digest
+    of how the pages read as rows (`reading`: the table's CREATE statement, the file's text
+    encoding and page size). Range k covers rowids from last[k-1] + 1 (LOWEST for the first) to
+    last[k] (HIGHEST for the last): together they cover every rowid there can be. Arrays, not
+    tuples: a table of millions of rows has hundreds of thousands of ranges."""
 
     last: array  # array("q")
     digests: bytes
+    reading: bytes
 
     def __len__(self) -> int:
         return len(self.last)
@@ -88,30 +90,32 @@ class PageRanges:
         return low, high
 
     def to_bytes(self) -> bytes:
-        """The record: _FORMAT, every last rowid (8 bytes, big-endian), every digest."""
-        return _FORMAT + np.frombuffer(self.last, dtype=np.int64).astype(">i8").tobytes() + self.digests
+        """The record: _FORMAT, `reading`, every last rowid (8 bytes, big-endian), every digest."""
+        last = np.frombuffer(self.last, dtype=np.int64).astype(">i8").tobytes()
+        return _FORMAT + self.reading + last + self.digests
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PageRanges | None:
         """The ranges to_bytes recorded; None for a record of another layout."""
-        if not data.startswith(_FORMAT) or (len(data) - len(_FORMAT)) % RANGE_BYTES:
+        head = len(_FORMAT) + DIGEST_BYTES
+        if not data.startswith(_FORMAT) or len(data) < head or (len(data) - head) % RANGE_BYTES:
             return None
-        count = (len(data) - len(_FORMAT)) // RANGE_BYTES
-        lasts = data[len(_FORMAT) : len(_FORMAT) + 8 * count]
-        last = array("q", np.frombuffer(lasts, dtype=">i8").astype(np.int64).tobytes())
-        return cls(last, data[len(_FORMAT) + 8 * count :])
+        count = (len(data) - head) // RANGE_BYTES
+        last = np.frombuffer(data, dtype=">i8", count=count, offset=head).astype(np.int64)
+        return cls(array("q", last.tobytes()), data[head + 8 * count :], data[len(_FORMAT) : head])
 
 
 def changed_ranges(recorded: PageRanges, current: PageRanges) -> tuple[int, tuple[tuple[int, int], ...]]:
     """How many ranges of `current` may hold rows other than `recorded`'s, and their rowids: each
     range that was not recorded with the same bounds and the same digest (pages that changed,
-    split, moved or appeared), adjacent ones merged (inclusive bounds)."""
+    split, moved or appeared), adjacent ones merged (inclusive bounds). Pages that read as rows
+    in another way (`reading`) change every range."""
     low, high = current.bounds()
     then_low, then_high = recorded.bounds()
     now = np.frombuffer(current.digests, dtype=np.uint8).reshape(-1, DIGEST_BYTES)
     then = np.frombuffer(recorded.digests, dtype=np.uint8).reshape(-1, DIGEST_BYTES)
     same = np.zeros(len(high), dtype=bool)
-    if len(then_high):
+    if len(then_high) and recorded.reading == current.reading:
         # Recorded ranges' last rowids increase: the one that could be equal to each current range
         # is the one ending at the same rowid.
         at = np.minimum(np.searchsorted(then_high, high), len(then_high) - 1)
@@ -282,31 +286,39 @@ def _runs(fd: int, page_size: int, pages: Sequence[int]) -> Iterator[tuple[int, 
         start = end
 
 
-def _varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
-    """SQLite's variable-length integer at `at`: (value, offset after it)."""
-    value = 0
-    for i in range(8):
-        byte = data[at + i]
-        value = (value << 7) | (byte & 0x7F)
-        if byte < 0x80:
-            return value, at + i + 1
-    return (value << 8) | data[at + 8], at + 9
+def _varints(pages: np.ndarray, rows: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SQLite's variable-length integer at offset `at[k]` of page `rows[k]` of `pages` (one page
+    a row of bytes), for every k at once: (values, offsets after them)."""
+    value = np.zeros(len(rows), dtype=np.uint64)
+    done = np.zeros(len(rows), dtype=bool)
+    after = at.copy()
+    for i in range(9):
+        byte = pages[rows, np.minimum(at + i, pages.shape[1] - 1)].astype(np.uint64)
+        live = ~done
+        if i < 8:
+            value[live] = (value[live] << np.uint64(7)) | (byte[live] & np.uint64(0x7F))
+            stop = live & (byte < 0x80)
+        else:  # the ninth byte counts all its eight bits
+            value[live] = (value[live] << np.uint64(8)) | byte[live]
+            stop = live
+        after[stop] = at[stop] + i + 1
+        done |= stop
+    return value, after
 
 
-def _last_rowid_in(data: bytes, page: int, header: int) -> int | None:
-    """The last rowid of the cells of the table leaf page at offset `page` of `data`, its b-tree
-    header at `header` within the page (None: not a table leaf, or empty). Only the last cell's
-    pointer and the two varints that begin the cell are read."""
-    at = page + header
-    if data[at] != _LEAF_TABLE:
+def _last_rowids(pages: np.ndarray, rows: np.ndarray, headers: np.ndarray) -> np.ndarray | None:
+    """The last rowid of the cells of each table leaf page `rows` of `pages`, its b-tree header at
+    offset `headers` (None when one is not a table leaf with cells). Only the last cell's pointer
+    and the two varints that begin the cell (the payload's size, the rowid) are read."""
+    kind = pages[rows, headers]
+    cells = (pages[rows, headers + 3].astype(np.int64) << 8) | pages[rows, headers + 4]
+    if not bool(np.all((kind == _LEAF_TABLE) & (cells > 0))):
         return None
-    cells = (data[at + 3] << 8) | data[at + 4]
-    if cells == 0:
-        return None
-    pointer = at + 8 + 2 * (cells - 1)
-    _, cell = _varint(data, page + ((data[pointer] << 8) | data[pointer + 1]))  # the payload's size
-    value, _ = _varint(data, cell)
-    return value - (1 << 64) if value >= 1 << 63 else value
+    pointer = headers + 8 + 2 * (cells - 1)
+    cell = (pages[rows, pointer].astype(np.int64) << 8) | pages[rows, pointer + 1]
+    _, rowid_at = _varints(pages, rows, cell)
+    rowids, _ = _varints(pages, rows, rowid_at)
+    return rowids.view(np.int64)  # two's complement, as SQLite stores a negative rowid
 
 
 class _LeafPages:
@@ -343,56 +355,70 @@ class _LeafPages:
         for spilled in self.spills.values():
             for _, number in spilled:
                 self.slot[number] = -2
-        self.hashes = bytearray(32 * len(self.leaves))
-        self.lasts = array("q", bytes(8 * len(self.leaves)))
+        self.hashes = np.zeros((len(self.leaves), 32), dtype=np.uint8)
+        self.lasts = np.zeros(len(self.leaves), dtype=np.int64)
         self.spill_hashes: dict[int, bytes] = {}
 
     def add(self, first: int, data: bytes, hashes: bytes) -> None:
         """The pages of one run: `data` holds pages `first`, `first` + 1, ..., `hashes` their
         SHA-256s (interior pages among them are passed over)."""
-        size, slot = self.page_size, self.slot
-        for i in range(len(data) // size):
-            number = first + i
-            position = slot[number]
-            if position == -1:
-                continue
-            page = hashes[32 * i : 32 * i + 32]
-            if position == -2:
-                self.spill_hashes[number] = page
-                continue
-            self.hashes[32 * position : 32 * position + 32] = page
-            last = _last_rowid_in(data, i * size, 100 if number == 1 else 0)
-            if last is None:
-                self.broken = True
-            else:
-                self.lasts[position] = last
+        count = len(data) // self.page_size
+        slots = np.frombuffer(self.slot, dtype=np.int32)[first : first + count]
+        for i in np.flatnonzero(slots == -2).tolist():
+            self.spill_hashes[first + i] = hashes[32 * i : 32 * i + 32]
+        rows = np.flatnonzero(slots >= 0)
+        if not len(rows):
+            return
+        positions = slots[rows]
+        self.hashes[positions] = np.frombuffer(hashes, dtype=np.uint8).reshape(count, 32)[rows]
+        pages = np.frombuffer(data, dtype=np.uint8).reshape(count, self.page_size)
+        headers = np.where(rows + first == 1, 100, 0)  # page 1 begins with the file's header
+        lasts = _last_rowids(pages, rows, headers)
+        if lasts is None:
+            self.broken = True
+        else:
+            self.lasts[positions] = lasts
 
     def ranges(self) -> PageRanges | None:
-        """The leaf pages in rowid order cut into at most MAX_RANGES ranges; each range's digest is
-        over how the pages read (`schema`), the page size, and its leaf pages and the overflow
-        pages their rows continue on (numbers and each page's SHA-256; overflow pages in their
-        paths' order). None for a table of fewer than MIN_RANGES leaves, or one that is not a
-        rowid table with rows."""
+        """The leaf pages in rowid order cut into at most MAX_RANGES ranges. A range of one leaf
+        page whose rows have no overflow pages has the leaf's SHA-256 as its digest (cut to
+        DIGEST_BYTES): the page's bytes are its rows, wherever it lies in the file. Any other
+        range's digest is over its leaf pages and the overflow pages their rows continue on
+        (numbers and each page's SHA-256; overflow pages in their paths' order). How the pages
+        read (`schema`, the page size) is the ranges' `reading`. None for a table of fewer than
+        MIN_RANGES leaves, or one that is not a rowid table with rows."""
         leaves, lasts, hashes = self.leaves, self.lasts, self.hashes
         if self.broken or len(leaves) < MIN_RANGES:
             return None
         # A b-tree's leaves hold disjoint, ordered runs of rowids: in the order dbstat walks
         # them, their last rowids increase. Anything else is not a table b-tree as expected.
-        if not bool(np.all(np.diff(np.frombuffer(lasts, dtype=np.int64)) > 0)):
+        if not bool(np.all(np.diff(lasts) > 0)):
             return None
-        prefix = hashlib.sha256(
+        reading = hashlib.sha256(
             self.schema.encode("utf-8", "surrogatepass") + b"\x00" + self.page_size.to_bytes(4, "big")
-        )
+        ).digest()[:DIGEST_BYTES]
         per_range = -(-len(leaves) // MAX_RANGES)
-        last, digests = array("q"), bytearray()
-        for start in range(0, len(leaves), per_range):
-            end = min(start + per_range, len(leaves))
-            digest = prefix.copy()
-            for position in range(start, end):
-                number = leaves[position]
-                digest.update(number.to_bytes(8, "big") + hashes[32 * position : 32 * position + 32])
-                for _, spill in sorted(self.spills.get(number, ())):
-                    digest.update(spill.to_bytes(8, "big") + self.spill_hashes[spill])
-            last.append(lasts[end - 1])
-            digests += digest.digest()[:DIGEST_BYTES]
-        return PageRanges(last, bytes(digests))
+        if per_range == 1:
+            digests = np.ascontiguousarray(hashes[:, :DIGEST_BYTES])
+            for number in self.spills:
+                position = self.slot[number]
+                digests[position] = np.frombuffer(self._digest(position, position + 1), dtype=np.uint8)
+            return PageRanges(array("q", lasts.tobytes()), digests.tobytes(), reading)
+        starts = range(0, len(leaves), per_range)
+        ends = [min(start + per_range, len(leaves)) for start in starts]
+        last = array("q", lasts[np.array(ends) - 1].tobytes())
+        return PageRanges(
+            last, b"".join(self._digest(a, b) for a, b in zip(starts, ends, strict=True)), reading
+        )
+
+    def _digest(self, start: int, end: int) -> bytes:
+        """The digest of the range of leaves `start` to `end` (exclusive) that is not one leaf
+        alone: over a tag no leaf page begins with, then each leaf's number and SHA-256, each
+        followed by its overflow pages'."""
+        digest = hashlib.sha256(b"\x01")
+        for position in range(start, end):
+            number = self.leaves[position]
+            digest.update(number.to_bytes(8, "big") + self.hashes[position].tobytes())
+            for _, spill in sorted(self.spills.get(number, ())):
+                digest.update(spill.to_bytes(8, "big") + self.spill_hashes[spill])
+        return digest.digest()[:DIGEST_BYTES]
