@@ -260,6 +260,7 @@ def _read_table(
     digest.update(page_size.to_bytes(4, "big"))
     digest.update(pages.tobytes())
     sha256 = hashlib.sha256
+    held: list[tuple[int, bytes, bytes]] = []  # runs not yet passed to `leaves`
     for first, data in _runs(fd, page_size, pages):
         view = memoryview(data)
         hashes = b"".join(
@@ -267,7 +268,14 @@ def _read_table(
         )
         digest.update(hashes)
         if leaves is not None:
-            leaves.add(first, data, hashes)
+            # Short runs (a table whose pages interleave with its index's) are passed on together:
+            # the leaves' rowids are read for many pages at once.
+            held.append((first, data, hashes))
+            if sum(len(h) for _, _, h in held) >= 32 * _RUN_PAGES:
+                leaves.add(held)
+                held = []
+    if leaves is not None and held:
+        leaves.add(held)
     return TablePages(digest.hexdigest(), leaves)
 
 
@@ -359,20 +367,22 @@ class _LeafPages:
         self.lasts = np.zeros(len(self.leaves), dtype=np.int64)
         self.spill_hashes: dict[int, bytes] = {}
 
-    def add(self, first: int, data: bytes, hashes: bytes) -> None:
-        """The pages of one run: `data` holds pages `first`, `first` + 1, ..., `hashes` their
-        SHA-256s (interior pages among them are passed over)."""
-        count = len(data) // self.page_size
-        slots = np.frombuffer(self.slot, dtype=np.int32)[first : first + count]
+    def add(self, runs: list[tuple[int, bytes, bytes]]) -> None:
+        """Runs of pages: (first page number, the bytes of pages first, first + 1, ..., their
+        SHA-256s). Interior pages among them are passed over."""
+        numbers = np.concatenate([np.arange(first, first + len(h) // 32) for first, _, h in runs])
+        hashes = b"".join(h for _, _, h in runs)
+        slots = np.frombuffer(self.slot, dtype=np.int32)[numbers]
         for i in np.flatnonzero(slots == -2).tolist():
-            self.spill_hashes[first + i] = hashes[32 * i : 32 * i + 32]
+            self.spill_hashes[int(numbers[i])] = hashes[32 * i : 32 * i + 32]
         rows = np.flatnonzero(slots >= 0)
         if not len(rows):
             return
         positions = slots[rows]
-        self.hashes[positions] = np.frombuffer(hashes, dtype=np.uint8).reshape(count, 32)[rows]
-        pages = np.frombuffer(data, dtype=np.uint8).reshape(count, self.page_size)
-        headers = np.where(rows + first == 1, 100, 0)  # page 1 begins with the file's header
+        self.hashes[positions] = np.frombuffer(hashes, dtype=np.uint8).reshape(-1, 32)[rows]
+        data = runs[0][1] if len(runs) == 1 else b"".join(d for _, d, _ in runs)
+        pages = np.frombuffer(data, dtype=np.uint8).reshape(-1, self.page_size)
+        headers = np.where(numbers[rows] == 1, 100, 0)  # page 1 begins with the file's header
         lasts = _last_rowids(pages, rows, headers)
         if lasts is None:
             self.broken = True
