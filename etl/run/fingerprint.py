@@ -8,8 +8,9 @@ it is provably as the last apply that verified it left it, on both sides:
   (etl/postgres/metadata.py, etl.fingerprints, says what is compared and why it suffices).
 
 A table whose target key is the source's rowid (TargetTable.rowid_key) is also recorded per range
-of leaf pages: when only some of its pages changed and its target is as the apply left it, only
-the rowid ranges whose pages changed are compared, on both sides (`Ranged`).
+of leaf pages (one leaf page a range, up to pages.MAX_RANGES): when only some of its pages
+changed and its target is as the apply left it, only the rowid ranges whose pages changed are
+compared, on both sides (`Ranged`). One read of a table's pages gives its digest and its ranges.
 
 Anything else (no record, a WAL file with frames, a table read through a view or checked against
 other tables) compares the rows in full. An apply records a table only when verification found
@@ -100,9 +101,9 @@ def rangeable(table: TargetTable) -> bool:
 
 
 def source_pages(source: Path, tables: list[TargetTable]) -> dict[str, TablePages]:
-    """Source table -> one read of its pages (its digest; the leaf pages of those `rangeable`, to
-    cut into ranges when its digest moved), for the tables that can have one (none in WAL mode
-    with uncheckpointed frames)."""
+    """Source table -> one read of its pages (its digest; the ranges of leaf pages of those
+    `rangeable`), for the tables that can have one (none in WAL mode with uncheckpointed
+    frames)."""
     names = sorted({t.source for t in tables if fingerprintable(t)})
     if not names:
         return {}
@@ -150,7 +151,7 @@ def unchanged_tables(
     before = _recorded_ranges(conn, schema, [t.name for t in moved]) if moved else {}
     for table in moved:
         then = before.get(table.name)
-        now = None if then is None else pages[table.source].ranges()
+        now = pages[table.source].ranges
         if now is None or then is None:
             continue
         count, rowids = changed_ranges(then, now)

@@ -129,16 +129,13 @@ def changed_ranges(recorded: PageRanges, current: PageRanges) -> tuple[int, tupl
     return len(moved), tuple(zip(low[starts].tolist(), high[ends].tolist(), strict=True))
 
 
+@dataclass(frozen=True)
 class TablePages:
     """What one read of a table's pages tells: the table's digest, and (a rowid table read for
-    its ranges) its ranges of leaf pages, cut only when asked for (`ranges`)."""
+    its ranges, of at least MIN_RANGES leaf pages) its ranges of leaf pages."""
 
-    def __init__(self, digest: str, leaves: _LeafPages | None):
-        self.digest = digest
-        self._leaves = leaves
-
-    def ranges(self) -> PageRanges | None:
-        return None if self._leaves is None else self._leaves.ranges()
+    digest: str
+    ranges: PageRanges | None = None
 
 
 def table_pages(
@@ -185,8 +182,7 @@ def table_fingerprints_and_ranges(
     if found is None:
         return None
     prints = {name: pages.digest for name, pages in found.items()}
-    cut = {name: pages.ranges() for name, pages in found.items()}
-    return prints, {name: ranges for name, ranges in cut.items() if ranges is not None}
+    return prints, {name: pages.ranges for name, pages in found.items() if pages.ranges is not None}
 
 
 # Reads one table's pages: (connection, the file's descriptor, page size, table, how its pages
@@ -276,7 +272,9 @@ def _read_table(
                 held = []
     if leaves is not None and held:
         leaves.add(held)
-    return TablePages(digest.hexdigest(), leaves)
+    # Cut now: what is kept per leaf until then (its page's SHA-256, its last rowid, the slot of
+    # each page number) is more than its range.
+    return TablePages(digest.hexdigest(), None if leaves is None else leaves.ranges())
 
 
 def _runs(fd: int, page_size: int, pages: Sequence[int]) -> Iterator[tuple[int, bytes]]:
