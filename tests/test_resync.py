@@ -24,6 +24,8 @@ from etl.run import validate as validate_module
 from etl.run.rowdiff import key_in_ranges
 from etl.run.validate import Measuring, with_sizes
 from etl.sqlite.pages import (
+    HIGHEST,
+    LOWEST,
     PageRanges,
     changed_ranges,
     table_fingerprints,
@@ -509,6 +511,74 @@ def test_an_apply_gives_the_key_of_a_ranged_table_the_statistics_its_ranged_read
     (jit_above_cost,) = pg.execute("SELECT current_setting('jit_above_cost')::float").fetchone()
     assert explained[0]["Plan"]["Total Cost"] < jit_above_cost
     assert "big_pkey" in json.dumps(explained)
+
+
+# --- 6b. one range per leaf page: a change costs its own leaf's rows ----------------------------------
+
+
+def leaf_pages(source: Path, table: str) -> int:
+    with closing(sqlite3.connect(source)) as conn:
+        query = "SELECT count(*) FROM dbstat WHERE name = ? AND pagetype = 'leaf'"
+        return conn.execute(query, (table,)).fetchone()[0]
+
+
+def test_a_rowid_table_has_a_range_per_leaf_page_in_a_few_bytes_each(tmp_sqlite):
+    source = tmp_sqlite(SOURCE)
+    ranges = table_ranges(source, ["big"])["big"]
+    assert len(ranges) == leaf_pages(source, "big")
+    assert len(ranges.to_bytes()) <= 24 * len(ranges) + 64  # its last rowid and a 128-bit digest
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE big SET code = 'code-first' WHERE id = 1",  # the first leaf, open below
+        f"UPDATE big SET code = 'code-last' WHERE id = {BIG_ROWS}",  # the last leaf, open above
+        # a row grown onto overflow pages of its own: its leaf gains a cell pointing at them
+        "UPDATE big SET code = printf('%.9000c', 'y') WHERE id = 20000",
+    ],
+)
+def test_a_change_in_the_first_or_last_leaf_or_onto_overflow_pages_is_found_in_its_range(loaded, change):
+    loaded.change_source(change)
+    plan = loaded.plan()
+    changed, total = ranges_of(plan, "big")
+    assert 1 <= changed <= 3 < total
+    assert diff_of(plan, "big") == (0, 1, 0)
+    apply_now(loaded)
+    assert target_matches_source(loaded)
+
+
+def test_a_value_changed_on_its_overflow_pages_only_is_found(migration):
+    m = migration(SPILLING)
+    m.write_spec()
+    m.apply()
+    # The value keeps its length and its first bytes (those in the leaf): what changes is on the
+    # overflow pages the row continues on.
+    m.change_source("UPDATE wide SET body = substr(body, 1, 8000) || printf('%.1000c', 'z') WHERE id = 150")
+    plan = m.plan()
+    changed, total = ranges_of(plan, "wide")
+    assert 1 <= changed <= 2 < total
+    assert diff_of(plan, "wide") == (0, 1, 0)
+
+
+def test_pages_that_read_as_other_rows_change_every_range(tmp_sqlite):
+    source = tmp_sqlite(SOURCE)
+    before = table_ranges(source, ["big"])["big"]
+    with closing(sqlite3.connect(source)) as conn:
+        conn.execute("ALTER TABLE big ADD COLUMN extra INTEGER DEFAULT 7")  # rows gain it, pages do not
+        conn.commit()
+    after = table_ranges(source, ["big"])["big"]
+    assert after.digests == before.digests and after.last == before.last
+    assert changed_ranges(before, after) == (len(after), ((LOWEST, HIGHEST),))
+
+
+def test_ranges_recorded_in_another_layout_are_no_record_and_the_table_is_compared_in_full(loaded, pg):
+    # 40 bytes a range: an earlier version of etl's layout
+    pg.execute("UPDATE etl.fingerprints SET ranges = %s WHERE table_name = 'big'", (bytes(40 * 300),))
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    plan = loaded.plan()
+    assert ranges_of(plan, "big") is None
+    assert diff_of(plan, "big") == (0, 1, 0)
 
 
 # --- 7. an apply of a table changed in some ranges reads and verifies those ranges only -------------

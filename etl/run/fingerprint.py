@@ -8,8 +8,9 @@ it is provably as the last apply that verified it left it, on both sides:
   (etl/postgres/metadata.py, etl.fingerprints, says what is compared and why it suffices).
 
 A table whose target key is the source's rowid (TargetTable.rowid_key) is also recorded per range
-of leaf pages: when only some of its pages changed and its target is as the apply left it, only
-the rowid ranges whose pages changed are compared, on both sides (`Ranged`).
+of leaf pages (one leaf page a range, up to pages.MAX_RANGES): when only some of its pages
+changed and its target is as the apply left it, only the rowid ranges whose pages changed are
+compared, on both sides (`Ranged`). One read of a table's pages gives its digest and its ranges.
 
 Anything else (no record, a WAL file with frames, a table read through a view or checked against
 other tables) compares the rows in full. An apply records a table only when verification found
@@ -36,10 +37,10 @@ from etl.postgres.metadata import (
 from etl.settings import Mode, OnError
 from etl.sqlite.pages import (
     PageRanges,
+    TablePages,
     changed_ranges,
-    table_fingerprints,
     table_fingerprints_and_ranges,
-    table_ranges,
+    table_pages,
 )
 
 
@@ -99,28 +100,21 @@ def rangeable(table: TargetTable) -> bool:
     return fingerprintable(table) and table.rowid_key is not None and table.mode == Mode.SYNC
 
 
-def source_fingerprints(source: Path, tables: list[TargetTable]) -> dict[str, str]:
-    """Source table -> digest of its pages, for the tables that can have one (none in WAL mode
-    with uncheckpointed frames)."""
+def source_pages(source: Path, tables: list[TargetTable]) -> dict[str, TablePages]:
+    """Source table -> one read of its pages (its digest; the ranges of leaf pages of those
+    `rangeable`), for the tables that can have one (none in WAL mode with uncheckpointed
+    frames)."""
     names = sorted({t.source for t in tables if fingerprintable(t)})
     if not names:
         return {}
-    return table_fingerprints(source, names) or {}
-
-
-def source_ranges(source: Path, tables: list[TargetTable]) -> dict[str, PageRanges]:
-    """Source table -> its ranges of leaf pages, for the tables that are `rangeable`."""
-    names = sorted({t.source for t in tables if rangeable(t)})
-    if not names:
-        return {}
-    return table_ranges(source, names) or {}
+    return table_pages(source, names, {t.source for t in tables if rangeable(t)}) or {}
 
 
 def source_fingerprints_and_ranges(
     source: Path, tables: list[TargetTable]
 ) -> tuple[dict[str, str], dict[str, PageRanges]]:
-    """source_fingerprints and source_ranges of `tables` from one read of each table's pages (what
-    an apply records of the tables it verified)."""
+    """Source table -> its digest, and -> its ranges of leaf pages (those `rangeable`), from one
+    read of each table's pages (what an apply records of the tables it verified)."""
     names = sorted({t.source for t in tables if fingerprintable(t)})
     if not names:
         return {}, {}
@@ -141,42 +135,41 @@ def unchanged_tables(
         return Recorded({}, {})
     with ThreadPoolExecutor(max_workers=1) as pool:
         target = pool.submit(_target_unchanged, conn, schema, candidates)
-        prints = source_fingerprints(source, candidates)
+        pages = source_pages(source, candidates)
         recorded = target.result()
     found: dict[str, Unchanged] = {}
     moved: list[TargetTable] = []
     for table in candidates:
-        digest, row = prints.get(table.source), recorded.get(table.name)
-        if digest is None or row is None:
+        read, row = pages.get(table.source), recorded.get(table.name)
+        if read is None or row is None:
             continue
-        if row[2] == digest:
+        if row[2] == read.digest:
             found[table.name] = Unchanged(str(row[0]), int(row[1]))
         elif rangeable(table):
             moved.append(table)
     ranged: dict[str, Ranged] = {}
     before = _recorded_ranges(conn, schema, [t.name for t in moved]) if moved else {}
-    moved = [t for t in moved if t.name in before]
-    if moved:
-        current = source_ranges(source, moved)
-        for table in moved:
-            now, then = current.get(table.source), before.get(table.name)
-            if now is None or then is None:
-                continue
-            count, rowids = changed_ranges(then, now)
-            since, rows = recorded[table.name][:2]
-            ranged[table.name] = Ranged(str(since), int(rows), count, len(now.digests), rowids)
+    for table in moved:
+        then = before.get(table.name)
+        now = pages[table.source].ranges
+        if now is None or then is None:
+            continue
+        count, rowids = changed_ranges(then, now)
+        since, rows = recorded[table.name][:2]
+        ranged[table.name] = Ranged(str(since), int(rows), count, len(now), rowids)
     return Recorded(found, ranged)
 
 
 def _recorded_ranges(conn: psycopg.Connection, schema: str, names: list[str]) -> dict[str, PageRanges]:
     """The ranges of leaf pages recorded of these tables (none for a table an earlier version of
-    etl recorded, or a record made before etl recorded ranges)."""
+    etl recorded, a record made before etl recorded ranges, or one of another layout)."""
     try:
         with conn.transaction():
             found = conn.execute(recorded_ranges_sql(schema, names)).fetchall()
     except psycopg.errors.UndefinedColumn:
         return {}
-    return {name: PageRanges.from_bytes(bytes(data)) for name, data in found}
+    read = {name: PageRanges.from_bytes(bytes(data)) for name, data in found}
+    return {name: ranges for name, ranges in read.items() if ranges is not None}
 
 
 # Tables whose target state one query checks: a round trip each would cost more than a small

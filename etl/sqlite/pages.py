@@ -3,33 +3,44 @@ b-tree (interior, leaf and overflow pages, as SQLite's `dbstat` lists them) and 
 A table's rows live in exactly those pages, so equal fingerprints mean equal rows, and hashing
 pages costs a fraction of decoding the rows (no value is parsed).
 
-A rowid table also gets a digest per range of its leaf pages (`PageRanges`): the leaves of a
-rowid table's b-tree hold its rows in rowid order, so the rows whose rowid lies between the last
-rowid of one range's pages and the last rowid of the next are exactly the rows in the next
-range's pages (with the overflow pages their large rows continue on). A range whose bounds and
-digest are those of a range recorded earlier holds the same rows as then; a re-sync compares only
-the other ranges' rows."""
+A rowid table also gets a digest per range of its leaf pages (`PageRanges`), one leaf page per
+range up to MAX_RANGES leaves: the leaves of a rowid table's b-tree hold its rows in rowid
+order, so the rows whose rowid lies between the last rowid of one range's pages and the last
+rowid of the next are exactly the rows in the next range's pages (with the overflow pages their
+large rows continue on). A range whose bounds and digest are those of a range recorded earlier
+holds the same rows as then; a re-sync compares only the other ranges' rows. A row that changes
+in place changes its leaf (or an overflow page of that leaf): that range moves. A row inserted
+or deleted changes a leaf whose range covers its rowid (past the last rowid: the last range,
+open above). A page split, a merge or pages moved by VACUUM change the bounds, page numbers or
+contents of the ranges involved: they move. An interior page holds no row values, only the
+rowids that route a search, and every leaf's rows are bounded by its own last rowid and its
+predecessor's: so the leaves' ranges alone decide the rows.
+
+One read of each table's pages gives both (`table_pages`): each page is hashed once; the
+table's digest is over those hashes, the ranges' digests over the leaf and overflow pages'."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import sqlite3
-import struct
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
+
 from etl.sqlite.catalog import open_sqlite
 
 # Pages read per system call: runs of consecutive pages (a table loaded at once is mostly one run).
 _RUN_PAGES = 1024
 
-# Ranges recorded per table at most: a larger table's ranges hold several leaf pages each. One
-# leaf page per range keeps a change's range small (a few dozen rows); the cap bounds the record.
-MAX_RANGES = 65_536
+# Ranges recorded per table at most: one leaf page per range keeps a change's range small (a few
+# dozen rows); a table of more leaves has several per range. The record takes RANGE_BYTES per
+# range: this bounds it.
+MAX_RANGES = 1 << 19
 
 # Tables of fewer leaf pages get no ranges: comparing all their rows costs about as little.
 MIN_RANGES = 16
@@ -38,61 +49,101 @@ MIN_RANGES = 16
 # rowid, or before the first, fall in them).
 LOWEST, HIGHEST = -(2**63), 2**63 - 1
 
+# A range's digest: SHA-256 cut to 128 bits. Two different ranges with the same digest take a
+# collision of SHA-256's first 128 bits: about 2**64 attempts even for pages made to collide.
+DIGEST_BYTES = 16
+RANGE_BYTES = 8 + DIGEST_BYTES  # its last rowid and its digest
+
+# What a record of ranges begins with: a record of another layout (an earlier version of etl's)
+# reads as no record, and the table is compared in full once.
+_FORMAT = b"etl page ranges 2\x00"
+
 _LEAF_TABLE = 13  # b-tree page type of a table's leaf page
-_RANGE = struct.Struct(">q32s")  # a range as recorded: its last rowid, its digest
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class PageRanges:
-    """A rowid table's leaf pages in rowid order, cut into ranges: each range's last rowid and the
-    digest of its pages. Range k covers rowids from last[k-1] + 1 (LOWEST for the first) to
-    last[k] (HIGHEST for the last): together they cover every rowid there can be."""
+    """A rowid table's leaf pages in rowid order, cut into ranges: each range's last rowid
+    (`last`, increasing) and the digest of its pages (`digests`, DIGEST_BYTES each), and a digest
+    of how the pages read as rows (`reading`: the table's CREATE statement, the file's text
+    encoding and page size). Range k covers rowids from last[k-1] + 1 (LOWEST for the first) to
+    last[k] (HIGHEST for the last): together they cover every rowid there can be. Arrays, not
+    tuples: a table of millions of rows has hundreds of thousands of ranges."""
 
-    last: tuple[int, ...]
-    digests: tuple[bytes, ...]
+    last: array  # array("q")
+    digests: bytes
+    reading: bytes
 
-    def bounds(self) -> list[tuple[int, int, bytes]]:
-        """(first rowid, last rowid, digest) of each range, the first and last open-ended."""
-        found = []
-        for k, digest in enumerate(self.digests):
-            low = LOWEST if k == 0 else self.last[k - 1] + 1
-            high = HIGHEST if k == len(self.digests) - 1 else self.last[k]
-            found.append((low, high, digest))
-        return found
+    def __len__(self) -> int:
+        return len(self.last)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The first and the last rowid of each range, the first range open below and the last
+        open above."""
+        last = np.frombuffer(self.last, dtype=np.int64)
+        low, high = np.empty_like(last), last.copy()
+        if len(last):
+            low[0], high[-1] = LOWEST, HIGHEST
+            low[1:] = last[:-1] + 1
+        return low, high
 
     def to_bytes(self) -> bytes:
-        return b"".join(
-            _RANGE.pack(last, digest) for last, digest in zip(self.last, self.digests, strict=True)
-        )
+        """The record: _FORMAT, `reading`, every last rowid (8 bytes, big-endian), every digest."""
+        last = np.frombuffer(self.last, dtype=np.int64).astype(">i8").tobytes()
+        return _FORMAT + self.reading + last + self.digests
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> PageRanges:
-        items = list(_RANGE.iter_unpack(data))
-        return cls(tuple(last for last, _ in items), tuple(digest for _, digest in items))
+    def from_bytes(cls, data: bytes) -> PageRanges | None:
+        """The ranges to_bytes recorded; None for a record of another layout."""
+        head = len(_FORMAT) + DIGEST_BYTES
+        if not data.startswith(_FORMAT) or len(data) < head or (len(data) - head) % RANGE_BYTES:
+            return None
+        count = (len(data) - head) // RANGE_BYTES
+        last = np.frombuffer(data, dtype=">i8", count=count, offset=head).astype(np.int64)
+        return cls(array("q", last.tobytes()), data[head + 8 * count :], data[len(_FORMAT) : head])
 
 
 def changed_ranges(recorded: PageRanges, current: PageRanges) -> tuple[int, tuple[tuple[int, int], ...]]:
     """How many ranges of `current` may hold rows other than `recorded`'s, and their rowids: each
     range that was not recorded with the same bounds and the same digest (pages that changed,
-    split, moved or appeared), adjacent ones merged (inclusive bounds)."""
-    known = set(recorded.bounds())
-    count, merged = 0, list[tuple[int, int]]()
-    for low, high, digest in current.bounds():
-        if (low, high, digest) in known:
-            continue
-        count += 1
-        if merged and merged[-1][1] + 1 == low:
-            merged[-1] = (merged[-1][0], high)
-        else:
-            merged.append((low, high))
-    return count, tuple(merged)
+    split, moved or appeared), adjacent ones merged (inclusive bounds). Pages that read as rows
+    in another way (`reading`) change every range."""
+    low, high = current.bounds()
+    then_low, then_high = recorded.bounds()
+    now = np.frombuffer(current.digests, dtype=np.uint8).reshape(-1, DIGEST_BYTES)
+    then = np.frombuffer(recorded.digests, dtype=np.uint8).reshape(-1, DIGEST_BYTES)
+    same = np.zeros(len(high), dtype=bool)
+    if len(then_high) and recorded.reading == current.reading:
+        # Recorded ranges' last rowids increase: the one that could be equal to each current range
+        # is the one ending at the same rowid.
+        at = np.minimum(np.searchsorted(then_high, high), len(then_high) - 1)
+        same = (then_high[at] == high) & (then_low[at] == low) & (then[at] == now).all(axis=1)
+    moved = np.flatnonzero(~same)
+    if not len(moved):
+        return 0, ()
+    cut = np.diff(moved) != 1  # adjacent moved ranges form one run
+    starts = moved[np.concatenate(([True], cut))]
+    ends = moved[np.concatenate((cut, [True]))]
+    return len(moved), tuple(zip(low[starts].tolist(), high[ends].tolist(), strict=True))
 
 
-def table_fingerprints(path: str | Path, tables: list[str]) -> dict[str, str] | None:
-    """Each of `tables` (SQLite names, exactly as the schema spells them) that is an ordinary table,
-    with the digest of its pages; None when the file's pages cannot be trusted to be its rows.
+@dataclass(frozen=True)
+class TablePages:
+    """What one read of a table's pages tells: the table's digest, and (a rowid table read for
+    its ranges, of at least MIN_RANGES leaf pages) its ranges of leaf pages."""
+
+    digest: str
+    ranges: PageRanges | None = None
+
+
+def table_pages(
+    path: str | Path, tables: list[str], ranged: frozenset[str] | set[str] = frozenset()
+) -> dict[str, TablePages] | None:
+    """Each of `tables` (SQLite names, exactly as the schema spells them) that is an ordinary table
+    with pages, read once: its digest, and for those in `ranged` its leaf pages to cut into
+    ranges. None when the file's pages cannot be trusted to be its rows.
 
     The pages are read under one SQLite read transaction: in rollback journal mode it holds a
     SHARED lock, so no writer changes the file while it is read. In WAL mode the file holds only
@@ -100,14 +151,38 @@ def table_fingerprints(path: str | Path, tables: list[str]) -> dict[str, str] | 
     replace pages of the file. When the -wal file is empty once the read transaction has begun,
     the file is the snapshot (a reader whose snapshot needs WAL frames keeps them there until it
     ends, and a checkpoint cannot write a page a reader of the file alone still needs); otherwise
-    no fingerprint is given and every table is compared row by row. Without `dbstat` (a SQLite
-    built without it): None as well."""
-    return _each_table(path, tables, _fingerprint)
+    nothing is given and every table is compared row by row. Without `dbstat` (a SQLite built
+    without it): None as well."""
+
+    def read(con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str) -> TablePages | None:
+        return _read_table(con, fd, page_size, name, schema, name in ranged)
+
+    return _each_table(path, tables, read)
 
 
-def _fingerprint(con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str) -> str | None:
-    pages = sorted(p for (p,) in con.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,)))
-    return _digest(fd, page_size, pages, schema) if pages else None
+def table_fingerprints(path: str | Path, tables: list[str]) -> dict[str, str] | None:
+    """table_pages' digest of each of `tables`."""
+    found = table_pages(path, tables)
+    return None if found is None else {name: pages.digest for name, pages in found.items()}
+
+
+def table_ranges(path: str | Path, tables: list[str]) -> dict[str, PageRanges] | None:
+    """Each of `tables` that is a rowid table of at least MIN_RANGES leaf pages, with its ranges
+    of leaf pages (None as for table_pages)."""
+    found = table_fingerprints_and_ranges(path, tables, set(tables))
+    return None if found is None else found[1]
+
+
+def table_fingerprints_and_ranges(
+    path: str | Path, tables: list[str], ranged: set[str]
+) -> tuple[dict[str, str], dict[str, PageRanges]] | None:
+    """table_fingerprints of `tables`, and table_ranges of those among them in `ranged`, from one
+    read of each table's pages (what an apply records). None as for table_pages."""
+    found = table_pages(path, tables, ranged)
+    if found is None:
+        return None
+    prints = {name: pages.digest for name, pages in found.items()}
+    return prints, {name: pages.ranges for name, pages in found.items() if pages.ranges is not None}
 
 
 # Reads one table's pages: (connection, the file's descriptor, page size, table, how its pages
@@ -117,7 +192,7 @@ _ReadTable = Callable[[sqlite3.Connection, int, int, str, str], T | None]
 
 def _each_table(path: str | Path, tables: list[str], read: _ReadTable[T]) -> dict[str, T] | None:
     """`read` of each of `tables` that is an ordinary table, under one read transaction (see
-    table_fingerprints); None when the file's pages cannot be trusted to be its rows."""
+    table_pages); None when the file's pages cannot be trusted to be its rows."""
     path = Path(path)
     with open_sqlite(path) as con:
         try:
@@ -158,83 +233,48 @@ def _read_each(
     return found
 
 
-def _digest(fd: int, page_size: int, pages: list[int], schema: str) -> str:
-    """SHA-256 over how the pages read (`schema`), the page size, the page numbers and the pages'
-    bytes in page order: a page that moved (VACUUM) or changed, or one more or fewer, changes it."""
-    digest = _digest_prefix(page_size, pages, schema)
-    for _, data in _runs(fd, page_size, pages):
-        digest.update(data)
-    return digest.hexdigest()
-
-
-def _digest_prefix(page_size: int, pages: Sequence[int], schema: str) -> hashlib._Hash:
-    """_digest before the pages' bytes."""
+def _read_table(
+    con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str, ranged: bool
+) -> TablePages | None:
+    """The table's pages read once: its digest, SHA-256 over how the pages read (`schema`), the
+    page size, the page numbers and each page's SHA-256 in page order (a page that moved
+    (VACUUM) or changed, or one more or fewer, changes it); and, `ranged`, its leaf pages."""
+    leaves: _LeafPages | None = None
+    if ranged:
+        listed: Iterable[tuple[int, str, str]] = con.execute(
+            "SELECT pageno, pagetype, path FROM dbstat WHERE name = ?", (name,)
+        )
+        leaves = _LeafPages(page_size, listed, schema)
+        pages = leaves.pages
+    else:
+        pages = array(
+            "q", sorted(p for (p,) in con.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,)))
+        )
+    if not pages:
+        return None
     digest = hashlib.sha256(schema.encode("utf-8", "surrogatepass") + b"\x00")
     digest.update(page_size.to_bytes(4, "big"))
-    digest.update(array("q", pages).tobytes())
-    return digest
-
-
-def table_ranges(path: str | Path, tables: list[str]) -> dict[str, PageRanges] | None:
-    """Each of `tables` that is a rowid table with rows, with its ranges of leaf pages; None when
-    the file's pages cannot be trusted to be its rows (as for table_fingerprints, whose read
-    transaction and WAL rule this follows). Reading them costs more than a table's digest (each
-    leaf page is hashed alone and its last rowid read): a plan asks only for tables whose digest
-    moved."""
-    return _each_table(path, tables, _table_ranges)
-
-
-def _table_ranges(
-    con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str
-) -> PageRanges | None:
-    listed = con.execute(
-        "SELECT pageno, pagetype, path FROM dbstat WHERE name = ? AND pagetype IN ('leaf', 'overflow')",
-        (name,),
-    )
-    leaves = _LeafPages(page_size, listed)
-    if not leaves.pages:
-        return None
-    for first, data in _runs(fd, page_size, leaves.pages):
-        leaves.add(first, data)
-    return leaves.ranges(schema)
-
-
-def table_fingerprints_and_ranges(
-    path: str | Path, tables: list[str], ranged: set[str]
-) -> tuple[dict[str, str], dict[str, PageRanges]] | None:
-    """table_fingerprints of `tables`, and table_ranges of those among them in `ranged`, from one
-    read of each table's pages (what an apply records): equal to the two read apart. None when
-    the file's pages cannot be trusted to be its rows."""
-
-    def read(
-        con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str
-    ) -> tuple[str, PageRanges | None] | None:
-        if name not in ranged:
-            digest = _fingerprint(con, fd, page_size, name, schema)
-            return None if digest is None else (digest, None)
-        return _fingerprint_and_ranges(con, fd, page_size, name, schema)
-
-    found = _each_table(path, tables, read)
-    if found is None:
-        return None
-    prints = {name: digest for name, (digest, _) in found.items()}
-    ranges = {name: pages for name, (_, pages) in found.items() if pages is not None}
-    return prints, ranges
-
-
-def _fingerprint_and_ranges(
-    con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str
-) -> tuple[str, PageRanges | None] | None:
-    """The table's digest (as _digest) and ranges (as _table_ranges), its pages read once."""
-    listed = con.execute("SELECT pageno, pagetype, path FROM dbstat WHERE name = ?", (name,))
-    leaves = _LeafPages(page_size, listed)
-    if not leaves.pages:
-        return None
-    digest = _digest_prefix(page_size, leaves.pages, schema)
-    for first, data in _runs(fd, page_size, leaves.pages):
-        digest.update(data)
-        leaves.add(first, data)
-    return digest.hexdigest(), leaves.ranges(schema)
+    digest.update(pages.tobytes())
+    sha256 = hashlib.sha256
+    held: list[tuple[int, bytes, bytes]] = []  # runs not yet passed to `leaves`
+    for first, data in _runs(fd, page_size, pages):
+        view = memoryview(data)
+        hashes = b"".join(
+            [sha256(view[at : at + page_size]).digest() for at in range(0, len(data), page_size)]
+        )
+        digest.update(hashes)
+        if leaves is not None:
+            # Short runs (a table whose pages interleave with its index's) are passed on together:
+            # the leaves' rowids are read for many pages at once.
+            held.append((first, data, hashes))
+            if sum(len(h) for _, _, h in held) >= 32 * _RUN_PAGES:
+                leaves.add(held)
+                held = []
+    if leaves is not None and held:
+        leaves.add(held)
+    # Cut now: what is kept per leaf until then (its page's SHA-256, its last rowid, the slot of
+    # each page number) is more than its range.
+    return TablePages(digest.hexdigest(), None if leaves is None else leaves.ranges())
 
 
 def _runs(fd: int, page_size: int, pages: Sequence[int]) -> Iterator[tuple[int, bytes]]:
@@ -252,31 +292,39 @@ def _runs(fd: int, page_size: int, pages: Sequence[int]) -> Iterator[tuple[int, 
         start = end
 
 
-def _varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
-    """SQLite's variable-length integer at `at`: (value, offset after it)."""
-    value = 0
-    for i in range(8):
-        byte = data[at + i]
-        value = (value << 7) | (byte & 0x7F)
-        if byte < 0x80:
-            return value, at + i + 1
-    return (value << 8) | data[at + 8], at + 9
+def _varints(pages: np.ndarray, rows: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SQLite's variable-length integer at offset `at[k]` of page `rows[k]` of `pages` (one page
+    a row of bytes), for every k at once: (values, offsets after them)."""
+    value = np.zeros(len(rows), dtype=np.uint64)
+    done = np.zeros(len(rows), dtype=bool)
+    after = at.copy()
+    for i in range(9):
+        byte = pages[rows, np.minimum(at + i, pages.shape[1] - 1)].astype(np.uint64)
+        live = ~done
+        if i < 8:
+            value[live] = (value[live] << np.uint64(7)) | (byte[live] & np.uint64(0x7F))
+            stop = live & (byte < 0x80)
+        else:  # the ninth byte counts all its eight bits
+            value[live] = (value[live] << np.uint64(8)) | byte[live]
+            stop = live
+        after[stop] = at[stop] + i + 1
+        done |= stop
+    return value, after
 
 
-def _last_rowid_in(data: bytes, page: int, header: int) -> int | None:
-    """The last rowid of the cells of the table leaf page at offset `page` of `data`, its b-tree
-    header at `header` within the page (None: not a table leaf, or empty). Only the last cell's
-    pointer and the two varints that begin the cell are read."""
-    at = page + header
-    if data[at] != _LEAF_TABLE:
+def _last_rowids(pages: np.ndarray, rows: np.ndarray, headers: np.ndarray) -> np.ndarray | None:
+    """The last rowid of the cells of each table leaf page `rows` of `pages`, its b-tree header at
+    offset `headers` (None when one is not a table leaf with cells). Only the last cell's pointer
+    and the two varints that begin the cell (the payload's size, the rowid) are read."""
+    kind = pages[rows, headers]
+    cells = (pages[rows, headers + 3].astype(np.int64) << 8) | pages[rows, headers + 4]
+    if not bool(np.all((kind == _LEAF_TABLE) & (cells > 0))):
         return None
-    cells = (data[at + 3] << 8) | data[at + 4]
-    if cells == 0:
-        return None
-    pointer = at + 8 + 2 * (cells - 1)
-    _, cell = _varint(data, page + ((data[pointer] << 8) | data[pointer + 1]))  # the payload's size
-    value, _ = _varint(data, cell)
-    return value - (1 << 64) if value >= 1 << 63 else value
+    pointer = headers + 8 + 2 * (cells - 1)
+    cell = (pages[rows, pointer].astype(np.int64) << 8) | pages[rows, pointer + 1]
+    _, rowid_at = _varints(pages, rows, cell)
+    rowids, _ = _varints(pages, rows, rowid_at)
+    return rowids.view(np.int64)  # two's complement, as SQLite stores a negative rowid
 
 
 class _LeafPages:
@@ -287,8 +335,9 @@ class _LeafPages:
     then cut into ranges (`ranges`). What is kept per page is a few dozen bytes in arrays: a
     table of millions of rows has hundreds of thousands of leaves."""
 
-    def __init__(self, page_size: int, listed: Iterable[tuple[int, str, str]]):
+    def __init__(self, page_size: int, listed: Iterable[tuple[int, str, str]], schema: str):
         self.page_size = page_size
+        self.schema = schema
         self.leaves = array("q")  # leaf page numbers in dbstat's order
         self.spills: dict[int, list[tuple[str, int]]] = {}  # leaf -> (path, page) of its overflow pages
         self.broken = False  # the listing or a leaf is not as a rowid table's b-tree has them
@@ -312,57 +361,72 @@ class _LeafPages:
         for spilled in self.spills.values():
             for _, number in spilled:
                 self.slot[number] = -2
-        self.hashes = bytearray(32 * len(self.leaves))
-        self.lasts = array("q", bytes(8 * len(self.leaves)))
+        self.hashes = np.zeros((len(self.leaves), 32), dtype=np.uint8)
+        self.lasts = np.zeros(len(self.leaves), dtype=np.int64)
         self.spill_hashes: dict[int, bytes] = {}
 
-    def add(self, first: int, data: bytes) -> None:
-        """The pages of one run: `data` holds pages `first`, `first` + 1, ... (interior pages
-        among them are passed over)."""
-        size, view, sha256, slot = self.page_size, memoryview(data), hashlib.sha256, self.slot
-        for i in range(len(data) // size):
-            number = first + i
-            position = slot[number]
-            if position == -1:
-                continue
-            at = i * size
-            page = sha256(view[at : at + size]).digest()
-            if position == -2:
-                self.spill_hashes[number] = page
-                continue
-            self.hashes[32 * position : 32 * position + 32] = page
-            last = _last_rowid_in(data, at, 100 if number == 1 else 0)
-            if last is None:
-                self.broken = True
-            else:
-                self.lasts[position] = last
+    def add(self, runs: list[tuple[int, bytes, bytes]]) -> None:
+        """Runs of pages: (first page number, the bytes of pages first, first + 1, ..., their
+        SHA-256s). Interior pages among them are passed over."""
+        numbers = np.concatenate([np.arange(first, first + len(h) // 32) for first, _, h in runs])
+        hashes = b"".join(h for _, _, h in runs)
+        slots = np.frombuffer(self.slot, dtype=np.int32)[numbers]
+        for i in np.flatnonzero(slots == -2).tolist():
+            self.spill_hashes[int(numbers[i])] = hashes[32 * i : 32 * i + 32]
+        rows = np.flatnonzero(slots >= 0)
+        if not len(rows):
+            return
+        positions = slots[rows]
+        self.hashes[positions] = np.frombuffer(hashes, dtype=np.uint8).reshape(-1, 32)[rows]
+        data = runs[0][1] if len(runs) == 1 else b"".join(d for _, d, _ in runs)
+        pages = np.frombuffer(data, dtype=np.uint8).reshape(-1, self.page_size)
+        headers = np.where(numbers[rows] == 1, 100, 0)  # page 1 begins with the file's header
+        lasts = _last_rowids(pages, rows, headers)
+        if lasts is None:
+            self.broken = True
+        else:
+            self.lasts[positions] = lasts
 
-    def ranges(self, schema: str) -> PageRanges | None:
-        """The leaf pages in rowid order cut into at most MAX_RANGES ranges; each range's digest is
-        over how the pages read (`schema`), the page size, and its leaf pages and the overflow
-        pages their rows continue on (numbers and each page's SHA-256; overflow pages in their
-        paths' order). None for a table of fewer than MIN_RANGES leaves, or one that is not a
-        rowid table with rows."""
+    def ranges(self) -> PageRanges | None:
+        """The leaf pages in rowid order cut into at most MAX_RANGES ranges. A range of one leaf
+        page whose rows have no overflow pages has the leaf's SHA-256 as its digest (cut to
+        DIGEST_BYTES): the page's bytes are its rows, wherever it lies in the file. Any other
+        range's digest is over its leaf pages and the overflow pages their rows continue on
+        (numbers and each page's SHA-256; overflow pages in their paths' order). How the pages
+        read (`schema`, the page size) is the ranges' `reading`. None for a table of fewer than
+        MIN_RANGES leaves, or one that is not a rowid table with rows."""
         leaves, lasts, hashes = self.leaves, self.lasts, self.hashes
         if self.broken or len(leaves) < MIN_RANGES:
             return None
         # A b-tree's leaves hold disjoint, ordered runs of rowids: in the order dbstat walks
         # them, their last rowids increase. Anything else is not a table b-tree as expected.
-        if any(lasts[k] >= lasts[k + 1] for k in range(len(leaves) - 1)):
+        if not bool(np.all(np.diff(lasts) > 0)):
             return None
-        prefix = hashlib.sha256(
-            schema.encode("utf-8", "surrogatepass") + b"\x00" + self.page_size.to_bytes(4, "big")
-        ).digest()
+        reading = hashlib.sha256(
+            self.schema.encode("utf-8", "surrogatepass") + b"\x00" + self.page_size.to_bytes(4, "big")
+        ).digest()[:DIGEST_BYTES]
         per_range = -(-len(leaves) // MAX_RANGES)
-        last, digests = [], []
-        for start in range(0, len(leaves), per_range):
-            end = min(start + per_range, len(leaves))
-            digest = hashlib.sha256(prefix)
-            for position in range(start, end):
-                number = leaves[position]
-                digest.update(number.to_bytes(8, "big") + hashes[32 * position : 32 * position + 32])
-                for _, spill in sorted(self.spills.get(number, ())):
-                    digest.update(spill.to_bytes(8, "big") + self.spill_hashes[spill])
-            last.append(lasts[end - 1])
-            digests.append(digest.digest())
-        return PageRanges(tuple(last), tuple(digests))
+        if per_range == 1:
+            digests = np.ascontiguousarray(hashes[:, :DIGEST_BYTES])
+            for number in self.spills:
+                position = self.slot[number]
+                digests[position] = np.frombuffer(self._digest(position, position + 1), dtype=np.uint8)
+            return PageRanges(array("q", lasts.tobytes()), digests.tobytes(), reading)
+        starts = range(0, len(leaves), per_range)
+        ends = [min(start + per_range, len(leaves)) for start in starts]
+        last = array("q", lasts[np.array(ends) - 1].tobytes())
+        return PageRanges(
+            last, b"".join(self._digest(a, b) for a, b in zip(starts, ends, strict=True)), reading
+        )
+
+    def _digest(self, start: int, end: int) -> bytes:
+        """The digest of the range of leaves `start` to `end` (exclusive) that is not one leaf
+        alone: over a tag no leaf page begins with, then each leaf's number and SHA-256, each
+        followed by its overflow pages'."""
+        digest = hashlib.sha256(b"\x01")
+        for position in range(start, end):
+            number = self.leaves[position]
+            digest.update(number.to_bytes(8, "big") + self.hashes[position].tobytes())
+            for _, spill in sorted(self.spills.get(number, ())):
+                digest.update(spill.to_bytes(8, "big") + self.spill_hashes[spill])
+        return digest.digest()[:DIGEST_BYTES]
