@@ -26,6 +26,7 @@ from etl.run.validate import Measuring, with_sizes
 from etl.sqlite.pages import (
     HIGHEST,
     LOWEST,
+    HashingStopped,
     PageRanges,
     changed_ranges,
     table_fingerprints,
@@ -481,6 +482,44 @@ def test_one_read_of_the_pages_gives_the_digests_and_ranges_two_reads_give(tmp_s
     assert prints == table_fingerprints(source, names)
     assert ranges == table_ranges(source, ["big", "tag", "wide"])
     assert set(ranges) == {"big", "wide"}  # `tag` has no rowid; `small` was not asked for
+
+
+def test_reading_the_pages_stops_when_asked(tmp_sqlite):
+    import threading
+
+    source = tmp_sqlite(SPILLING)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(HashingStopped):
+        table_fingerprints_and_ranges(source, [*TABLES, "wide"], {"big", "wide"}, stop)
+
+
+def test_an_apply_hashes_the_pages_while_postgresql_builds_the_keys(migration, monkeypatch):
+    """The pages are hashed on a thread of their own once the last table is loaded, beside the
+    keys, indexes and verification's reading of the target, not after them."""
+    import threading
+
+    from etl.run import executor
+
+    m = migration(SOURCE)
+    m.write_spec()
+    hashing, real = threading.Event(), executor.source_fingerprints_and_ranges
+
+    def hash_pages(*args, **options):
+        hashing.set()
+        return real(*args, **options)
+
+    monkeypatch.setattr(executor, "source_fingerprints_and_ranges", hash_pages)
+    hashed_by_keys: list[bool] = []
+
+    def told(statement) -> None:
+        if "PRIMARY KEY" in statement.text and statement.text.startswith("ALTER TABLE"):
+            hashed_by_keys.append(hashing.wait(10))  # begun, or about to on its thread
+
+    checked = m.check()
+    apply(checked, plan_for(checked), on_statement=told)
+    assert hashed_by_keys and all(hashed_by_keys)
+    assert {name for name, _ in plan_for(m.check()).skipped} == set(TABLES)
 
 
 def test_an_apply_records_ranges_sent_as_values_not_as_statement_text(migration, pg):

@@ -140,6 +140,7 @@ from etl.run.verify import (
 )
 from etl.settings import OnError
 from etl.sqlite.catalog import SourceStamp, deepest_json, open_sqlite, source_stamp
+from etl.sqlite.pages import PageRanges
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,7 @@ class _Transaction:
     backend: int | None = None  # the PostgreSQL backend's pid, for load progress
     proofs: _Proofs | None = None
     sums: _SourceSums | None = None  # source checksums computed beside the loads
+    pages: _PageDigests | None = None  # the source's pages hashed once no step reads rows
     source_sums: dict[str, tuple[int, str]] = field(default_factory=dict)
     written: dict[str, tuple[TargetTable, str]] = field(default_factory=dict)  # upsert/append: rows to check
     # Count and checksum of the source rows a check set aside, per table: verification expects
@@ -341,7 +343,7 @@ class _Transaction:
         return read
 
     def _close_helpers(self) -> None:
-        for helper in (self.proofs, self.sums):
+        for helper in (self.proofs, self.sums, self.pages):
             if helper is not None:
                 helper.close()
 
@@ -450,8 +452,9 @@ def _source_changed(source: Path, why: str) -> VerificationFailed:
 def _record_fingerprints(tx: _Transaction) -> None:
     """Record the state of each table this apply verified equal to the source, so that a later plan
     may skip it while neither side changes (etl/run/fingerprint.py); forget what earlier applies
-    recorded of the other tables it changed. The source's pages are hashed after verification
-    read them, and count only if the source did not change since the apply began reading it.
+    recorded of the other tables it changed. The source's pages (hashed by _PageDigests) count
+    only if the source did not change since the apply began reading it, which is checked here,
+    after they were hashed and verification read the rows.
     A sync by ranges is refused if the source changed since the plan hashed its pages: a row
     written outside the ranges would be neither synced nor seen by verification."""
     if ranged_syncs(tx.plan) and source_stamp(tx.source) != tx.plan.source_stamp:
@@ -466,8 +469,9 @@ def _record_fingerprints(tx: _Transaction) -> None:
         [(forget_fingerprints_sql(schema, changed), "forgetting earlier fingerprints")] if changed else []
     )
     if tx.verify:
-        verified = [t for t in tx.plan.tables if t.name not in tx.written]
-        prints, ranges = source_fingerprints_and_ranges(tx.source, verified)
+        _hash_pages(tx)
+        assert tx.pages is not None
+        verified, (prints, ranges) = tx.pages.tables, tx.pages.result()
         if prints and source_stamp(tx.source) == tx.stamp:
             statements += [
                 (statement, "gathering statistics of the tables recorded by range")
@@ -511,7 +515,10 @@ def _run_steps(tx: _Transaction) -> None:
     )
     if rechecked:
         tx.execute(forget_set_aside_sql(tx.plan.schema, rechecked), "forgetting rows set aside earlier")
+    last_read = max((i for i, s in enumerate(steps) if isinstance(s, LoadRows | SyncRows)), default=-1)
     while number < len(steps):
+        if number > last_read and tx.verify:
+            _hash_pages(tx)
         batch = _ddl_batch(steps, number)
         if len(batch) > 1:
             _run_ddl_batch(tx, batch)
@@ -519,6 +526,15 @@ def _run_steps(tx: _Transaction) -> None:
         else:
             _run_step(tx, number, steps[number])
             number += 1
+    if tx.verify:
+        _hash_pages(tx)  # beside verification's reading, at least
+
+
+def _hash_pages(tx: _Transaction) -> None:
+    """Start hashing the source's pages of the tables verification will find equal (unless started
+    already): once no step is left that reads rows, so that it does not slow the loads."""
+    if tx.pages is None:
+        tx.pages = _PageDigests(tx.source, [t for t in tx.plan.tables if t.name not in tx.written])
 
 
 # Statements per round trip: a few hundred make the round trips' cost vanish beside the DDL's own,
@@ -1383,6 +1399,28 @@ class _SourceSums:
         self._cursor.interrupt()  # e.g. a bad value or Ctrl-C: the checksums are no longer wanted
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._cursor.close()
+
+
+class _PageDigests:
+    """What an apply records of the source's pages of `tables` (etl/run/fingerprint.py), hashed on
+    another thread while PostgreSQL builds the keys and indexes and verification reads the rows
+    back: the hashing is this process's CPU, the keys and the reading mostly PostgreSQL's, so on
+    two cores they overlap. Hashing reads the file under a SQLite read transaction of its own;
+    what it finds counts only if the source did not change since the apply began (checked
+    before it is recorded)."""
+
+    def __init__(self, source: Path, tables: list[TargetTable]):
+        self.tables = tables
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-pages")
+        self._found = self._pool.submit(source_fingerprints_and_ranges, source, tables, self._stop)
+
+    def result(self) -> tuple[dict[str, str], dict[str, PageRanges]]:
+        return self._found.result()
+
+    def close(self) -> None:
+        self._stop.set()  # e.g. verification failed or Ctrl-C: the digests are no longer wanted
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _record_desired(tx: _Transaction, desired: DesiredRecord) -> None:

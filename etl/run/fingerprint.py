@@ -19,6 +19,7 @@ it equal to the source before COMMIT and the source did not change while the app
 from __future__ import annotations
 
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -111,14 +112,15 @@ def source_pages(source: Path, tables: list[TargetTable]) -> dict[str, TablePage
 
 
 def source_fingerprints_and_ranges(
-    source: Path, tables: list[TargetTable]
+    source: Path, tables: list[TargetTable], stop: threading.Event | None = None
 ) -> tuple[dict[str, str], dict[str, PageRanges]]:
     """Source table -> its digest, and -> its ranges of leaf pages (those `rangeable`), from one
-    read of each table's pages (what an apply records of the tables it verified)."""
+    read of each table's pages (what an apply records of the tables it verified); raises
+    HashingStopped once `stop` is set."""
     names = sorted({t.source for t in tables if fingerprintable(t)})
     if not names:
         return {}, {}
-    found = table_fingerprints_and_ranges(source, names, {t.source for t in tables if rangeable(t)})
+    found = table_fingerprints_and_ranges(source, names, {t.source for t in tables if rangeable(t)}, stop)
     return found or ({}, {})
 
 

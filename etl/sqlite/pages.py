@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -139,7 +140,10 @@ class TablePages:
 
 
 def table_pages(
-    path: str | Path, tables: list[str], ranged: frozenset[str] | set[str] = frozenset()
+    path: str | Path,
+    tables: list[str],
+    ranged: frozenset[str] | set[str] = frozenset(),
+    stop: threading.Event | None = None,
 ) -> dict[str, TablePages] | None:
     """Each of `tables` (SQLite names, exactly as the schema spells them) that is an ordinary table
     with pages, read once: its digest, and for those in `ranged` its leaf pages to cut into
@@ -152,10 +156,11 @@ def table_pages(
     the file is the snapshot (a reader whose snapshot needs WAL frames keeps them there until it
     ends, and a checkpoint cannot write a page a reader of the file alone still needs); otherwise
     nothing is given and every table is compared row by row. Without `dbstat` (a SQLite built
-    without it): None as well."""
+    without it): None as well. Raises HashingStopped soon after `stop` is set (an apply hashes on
+    a thread of its own, and stops it when it fails)."""
 
     def read(con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str) -> TablePages | None:
-        return _read_table(con, fd, page_size, name, schema, name in ranged)
+        return _read_table(con, fd, page_size, name, schema, name in ranged, stop)
 
     return _each_table(path, tables, read)
 
@@ -174,11 +179,11 @@ def table_ranges(path: str | Path, tables: list[str]) -> dict[str, PageRanges] |
 
 
 def table_fingerprints_and_ranges(
-    path: str | Path, tables: list[str], ranged: set[str]
+    path: str | Path, tables: list[str], ranged: set[str], stop: threading.Event | None = None
 ) -> tuple[dict[str, str], dict[str, PageRanges]] | None:
     """table_fingerprints of `tables`, and table_ranges of those among them in `ranged`, from one
-    read of each table's pages (what an apply records). None as for table_pages."""
-    found = table_pages(path, tables, ranged)
+    read of each table's pages (what an apply records). None, and `stop`, as for table_pages."""
+    found = table_pages(path, tables, ranged, stop)
     if found is None:
         return None
     prints = {name: pages.digest for name, pages in found.items()}
@@ -234,22 +239,27 @@ def _read_each(
 
 
 def _read_table(
-    con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str, ranged: bool
+    con: sqlite3.Connection,
+    fd: int,
+    page_size: int,
+    name: str,
+    schema: str,
+    ranged: bool,
+    stop: threading.Event | None = None,
 ) -> TablePages | None:
     """The table's pages read once: its digest, SHA-256 over how the pages read (`schema`), the
     page size, the page numbers and each page's SHA-256 in page order (a page that moved
     (VACUUM) or changed, or one more or fewer, changes it); and, `ranged`, its leaf pages."""
     leaves: _LeafPages | None = None
     if ranged:
-        listed: Iterable[tuple[int, str, str]] = con.execute(
-            "SELECT pageno, pagetype, path FROM dbstat WHERE name = ?", (name,)
+        listed: Iterable[tuple[int, str, str]] = _listing(
+            con.execute("SELECT pageno, pagetype, path FROM dbstat WHERE name = ?", (name,)), stop
         )
         leaves = _LeafPages(page_size, listed, schema)
         pages = leaves.pages
     else:
-        pages = array(
-            "q", sorted(p for (p,) in con.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,)))
-        )
+        listed_pages = _listing(con.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,)), stop)
+        pages = array("q", sorted(p for (p,) in listed_pages))
     if not pages:
         return None
     digest = hashlib.sha256(schema.encode("utf-8", "surrogatepass") + b"\x00")
@@ -257,7 +267,7 @@ def _read_table(
     digest.update(pages.tobytes())
     sha256 = hashlib.sha256
     held: list[tuple[int, bytes, bytes]] = []  # runs not yet passed to `leaves`
-    for first, data in _runs(fd, page_size, pages):
+    for first, data in _runs(fd, page_size, pages, stop):
         view = memoryview(data)
         hashes = b"".join(
             [sha256(view[at : at + page_size]).digest() for at in range(0, len(data), page_size)]
@@ -277,10 +287,34 @@ def _read_table(
     return TablePages(digest.hexdigest(), None if leaves is None else leaves.ranges())
 
 
-def _runs(fd: int, page_size: int, pages: Sequence[int]) -> Iterator[tuple[int, bytes]]:
-    """(first page number, bytes) of each run of consecutive pages among `pages` (sorted)."""
+class HashingStopped(Exception):
+    """Reading the pages was stopped (`stop` was set): nothing is recorded of them."""
+
+
+def _listing(cursor: sqlite3.Cursor, stop: threading.Event | None) -> Iterable[tuple]:
+    """The cursor's rows; raises HashingStopped once `stop` is set (checked every few thousand
+    rows: dbstat lists a large table's pages for a while)."""
+    if stop is None:
+        return cursor
+    return _stoppable(cursor, stop)
+
+
+def _stoppable(cursor: sqlite3.Cursor, stop: threading.Event) -> Iterator[tuple]:
+    while rows := cursor.fetchmany(4096):
+        if stop.is_set():
+            raise HashingStopped()
+        yield from rows
+
+
+def _runs(
+    fd: int, page_size: int, pages: Sequence[int], stop: threading.Event | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """(first page number, bytes) of each run of consecutive pages among `pages` (sorted); raises
+    HashingStopped once `stop` is set."""
     start = 0
     while start < len(pages):
+        if stop is not None and stop.is_set():
+            raise HashingStopped()
         end = start + 1
         while end < len(pages) and end - start < _RUN_PAGES and pages[end] == pages[end - 1] + 1:
             end += 1
