@@ -111,7 +111,7 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     changed = _rows_deleted_or_updated(steps)
     cascaded = _reached_by_key_actions(catalog, changed)
     # A key's action changes rows no sync stages: tables it may reach are kept whole.
-    acted_on = _reached_by_key_actions(catalog, changed | cascaded, step=True)
+    acted_on = _holding_key_actions_onto(catalog, changed | cascaded)
     drops, creates = _view_steps(mapping, target, catalog, desired, steps)
     trigger_drops, trigger_creates = _trigger_steps(mapping, catalog, desired, steps, fresh_names, cascaded)
     if mapping.retention > 0 and (steps or drops or creates):
@@ -412,26 +412,28 @@ def _rows_deleted_or_updated(steps: list[Step]) -> set[str]:
     }
 
 
-def _reached_by_key_actions(catalog: TargetCatalog, changed: set[str], step: bool = False) -> set[str]:
+def _reached_by_key_actions(catalog: TargetCatalog, changed: set[str]) -> set[str]:
     """Tables of the target whose rows a CASCADE, SET NULL or SET DEFAULT action of a foreign key
-    may change when rows of `changed` are deleted or updated, followed from table to table
-    (`step`: only the tables holding such a key onto one of `changed`, themselves included)."""
+    may change when rows of `changed` are deleted or updated, followed from table to table."""
     reached: set[str] = set()
     frontier = set(changed)
     while frontier:
-        found = {
-            table.name
-            for table in catalog.tables
-            for c in table.constraints
-            if c.kind == "f"
-            and c.ref_table in frontier
-            and any(_acts(action) for action in (c.on_delete, c.on_update))
-        }
-        if step:
-            return found
-        frontier = found - reached - changed
+        frontier = _holding_key_actions_onto(catalog, frontier) - reached - changed
         reached |= frontier
     return reached
+
+
+def _holding_key_actions_onto(catalog: TargetCatalog, tables: set[str]) -> set[str]:
+    """Tables of the target holding a foreign key onto one of `tables` whose ON DELETE or ON
+    UPDATE action changes rows (one of `tables` itself, for a key onto itself)."""
+    return {
+        table.name
+        for table in catalog.tables
+        for c in table.constraints
+        if c.kind == "f"
+        and c.ref_table in tables
+        and any(_acts(action) for action in (c.on_delete, c.on_update))
+    }
 
 
 def _acts(action: str | None) -> bool:
@@ -459,11 +461,8 @@ def _with_keep(
     new = set(created)
     kept: dict[str, None] = {}  # in the order of the steps
     for step in steps:
-        names = list(step.tables) if isinstance(step, DropTables) else [table_of(step)]
-        if isinstance(step, ReplaceEnum):  # its columns change type
-            names = [t for t, _ in step.columns]
-        for name in names:
-            if name is not None and name not in new:
+        for name in _tables_changed(step):
+            if name not in new:
                 kept[name] = None
     kept.update(dict.fromkeys(sorted(cascaded - set(kept) - new)))
     changes_only = _kept_by_changes(steps, set(kept) - cascaded - set(acted_on))
@@ -484,6 +483,17 @@ def _with_keep(
     return [*steps[:head], keep, *steps[head:]]
 
 
+def _tables_changed(step: Step) -> list[str]:
+    """The existing tables a step changes: table_of's, all those a DropTables drops, and the
+    tables whose columns a ReplaceEnum retypes."""
+    if isinstance(step, DropTables):
+        return list(step.tables)
+    if isinstance(step, ReplaceEnum):
+        return [t for t, _ in step.columns]
+    name = table_of(step)
+    return [] if name is None else [name]
+
+
 def _kept_by_changes(steps: list[Step], candidates: set[str]) -> dict[str, tuple[str, ...]]:
     """The tables of `candidates` whose rows only a sync changes (no other step names them), with
     their key columns: a keyed table whose sync stages every row it changes by key, so rollback
@@ -498,14 +508,8 @@ def _kept_by_changes(steps: list[Step], candidates: set[str]) -> dict[str, tuple
                 synced[table.name] = tuple(table.primary_key)
             else:
                 others.add(table.name)
-        elif isinstance(step, DeleteRows):
-            continue
-        elif isinstance(step, DropTables):
-            others.update(step.tables)
-        elif isinstance(step, ReplaceEnum):
-            others.update(t for t, _ in step.columns)
-        elif (name := table_of(step)) is not None:
-            others.add(name)
+        elif not isinstance(step, DeleteRows):
+            others.update(_tables_changed(step))
     return {name: key for name, key in synced.items() if name in candidates and name not in others}
 
 

@@ -9,7 +9,12 @@ from psycopg import sql
 from etl.core.plan import CHANGE_COLUMN, ResetSequence, Restore, RollbackPlan
 from etl.errors import PlanError, TargetError, first_line
 from etl.postgres.ddl import create_view_sql, postgres_sql, schema_lock_sql, set_sequence_sql
-from etl.postgres.history import dependent_views_query, foreign_keys_query, function_definition_query
+from etl.postgres.history import (
+    dependent_views_query,
+    foreign_keys_query,
+    function_definition_query,
+    triggers_query,
+)
 from etl.postgres.metadata import HISTORY, METADATA_SCHEMA, RUNS
 from etl.postgres.target import connect, redact
 
@@ -377,9 +382,7 @@ def _put_back_changes(conn: psycopg.Connection, schema: str, restore: Restore) -
     assert restore.kept_in is not None and restore.key is not None
     target = sql.Identifier(schema, restore.table)
     qualified = target.as_string(conn)
-    for (name,) in conn.execute(
-        "SELECT tgname::text FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal", (qualified,)
-    ).fetchall():
+    for name, _, _, _ in conn.execute(triggers_query(schema, restore.table)).fetchall():
         conn.execute(sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(name), target))
     columns = [
         name
