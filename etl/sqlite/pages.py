@@ -1,5 +1,6 @@
 """Fingerprints of SQLite tables from the file's pages: a digest of the pages of each table's own
-b-tree (interior, leaf and overflow pages, as SQLite's `dbstat` lists them) and of their numbers.
+b-tree (interior, leaf and overflow pages: walked from its root page, etl/sqlite/btree.py, or as
+SQLite's `dbstat` lists them) and of their numbers.
 A table's rows live in exactly those pages, so equal fingerprints mean equal rows, and hashing
 pages costs a fraction of decoding the rows (no value is parsed).
 
@@ -26,13 +27,13 @@ import os
 import sqlite3
 import threading
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
+from etl.sqlite.btree import last_rowids, leaves_fit, page_types_fit, usable_size, walk_table_tree
 from etl.sqlite.catalog import open_sqlite
 
 # Pages read per system call: runs of consecutive pages (a table loaded at once is mostly one run).
@@ -58,10 +59,6 @@ RANGE_BYTES = 8 + DIGEST_BYTES  # its last rowid and its digest
 # What a record of ranges begins with: a record of another layout (an earlier version of etl's)
 # reads as no record, and the table is compared in full once.
 _FORMAT = b"etl page ranges 2\x00"
-
-_LEAF_TABLE = 13  # b-tree page type of a table's leaf page
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -159,10 +156,7 @@ def table_pages(
     without it): None as well. Raises HashingStopped soon after `stop` is set (an apply hashes on
     a thread of its own, and stops it when it fails)."""
 
-    def read(con: sqlite3.Connection, fd: int, page_size: int, name: str, schema: str) -> TablePages | None:
-        return _read_table(con, fd, page_size, name, schema, name in ranged, stop)
-
-    return _each_table(path, tables, read)
+    return _each_table(path, tables, ranged, stop)
 
 
 def table_fingerprints(path: str | Path, tables: list[str]) -> dict[str, str] | None:
@@ -190,47 +184,56 @@ def table_fingerprints_and_ranges(
     return prints, {name: pages.ranges for name, pages in found.items() if pages.ranges is not None}
 
 
-# Reads one table's pages: (connection, the file's descriptor, page size, table, how its pages
-# read as rows) -> what is recorded for it, or None for nothing.
-_ReadTable = Callable[[sqlite3.Connection, int, int, str, str], T | None]
-
-
-def _each_table(path: str | Path, tables: list[str], read: _ReadTable[T]) -> dict[str, T] | None:
-    """`read` of each of `tables` that is an ordinary table, under one read transaction (see
+def _each_table(
+    path: str | Path, tables: list[str], ranged: frozenset[str] | set[str], stop: threading.Event | None
+) -> dict[str, TablePages] | None:
+    """_read_table of each of `tables` that is an ordinary table, under one read transaction (see
     table_pages); None when the file's pages cannot be trusted to be its rows."""
     path = Path(path)
     with open_sqlite(path) as con:
         try:
             con.execute("BEGIN")
             try:
-                return _read_each(con, path, tables, read)
+                return _read_each(con, path, tables, ranged, stop)
             finally:
                 con.execute("ROLLBACK")
         except (sqlite3.Error, OSError):
             return None
 
 
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    root: int  # its b-tree's root page
+    reading: str  # how its pages read as rows: the file's text encoding and its CREATE statement
+
+
 def _read_each(
-    con: sqlite3.Connection, path: Path, tables: list[str], read: _ReadTable[T]
-) -> dict[str, T] | None:
+    con: sqlite3.Connection,
+    path: Path,
+    tables: list[str],
+    ranged: frozenset[str] | set[str],
+    stop: threading.Event | None,
+) -> dict[str, TablePages] | None:
     rows = con.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND rootpage > 0 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        "SELECT name, rootpage, sql FROM sqlite_master WHERE type = 'table' AND rootpage > 0 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
     ).fetchall()  # also begins the read transaction: the snapshot is fixed from here on
     # A table's CREATE statement and the file's text encoding decide how its pages read as rows
     # (ALTER TABLE ADD COLUMN gives old rows the new column's default without touching them).
     (encoding,) = con.execute("PRAGMA encoding").fetchone()
-    ordinary = {name: f"{encoding}\x00{text}" for name, text in rows}
+    ordinary = {name: _Table(name, root, f"{encoding}\x00{text}") for name, root, text in rows}
     wal = Path(f"{path}-wal")
     if wal.exists() and wal.stat().st_size > 0:
         return None
     (page_size,) = con.execute("PRAGMA page_size").fetchone()
-    found: dict[str, T] = {}
+    found: dict[str, TablePages] = {}
     fd = os.open(path, os.O_RDONLY)
     try:
+        file = _File(fd, page_size, usable_size(fd, page_size))
         for name in tables:
             if name not in ordinary:
                 continue  # a view, a virtual table, or no such table: nothing to read
-            value = read(con, fd, page_size, name, ordinary[name])
+            value = _read_table(con, file, ordinary[name], name in ranged, stop)
             if value is not None:
                 found[name] = value
     finally:
@@ -238,53 +241,102 @@ def _read_each(
     return found
 
 
+@dataclass(frozen=True)
+class _File:
+    fd: int
+    page_size: int
+    usable: int  # bytes of each page that hold b-tree content
+
+
 def _read_table(
-    con: sqlite3.Connection,
-    fd: int,
-    page_size: int,
-    name: str,
-    schema: str,
-    ranged: bool,
-    stop: threading.Event | None = None,
+    con: sqlite3.Connection, file: _File, table: _Table, ranged: bool, stop: threading.Event | None
 ) -> TablePages | None:
-    """The table's pages read once: its digest, SHA-256 over how the pages read (`schema`), the
+    """The table's pages read once: its digest, SHA-256 over how the pages read (`reading`), the
     page size, the page numbers and each page's SHA-256 in page order (a page that moved
-    (VACUUM) or changed, or one more or fewer, changes it); and, `ranged`, its leaf pages."""
-    leaves: _LeafPages | None = None
+    (VACUUM) or changed, or one more or fewer, changes it); and, `ranged`, its leaf pages.
+    A rowid table without overflow pages is walked from its root page (btree.walk_table_tree);
+    any other (a WITHOUT ROWID table, a row too large for its leaf) is listed by dbstat."""
+    tree = walk_table_tree(file.fd, file.page_size, table.root)
+    if tree is not None:
+        leaves = _LeafPages(file.page_size, tree.leaves, {}, tree.pages(), table.reading) if ranged else None
+        read = _hash_pages(file, tree.pages(), table.reading, leaves, stop, tree.leaves)
+        if read is not None:
+            return read
     if ranged:
         listed: Iterable[tuple[int, str, str]] = _listing(
-            con.execute("SELECT pageno, pagetype, path FROM dbstat WHERE name = ?", (name,)), stop
+            con.execute("SELECT pageno, pagetype, path FROM dbstat WHERE name = ?", (table.name,)), stop
         )
-        leaves = _LeafPages(page_size, listed, schema)
-        pages = leaves.pages
-    else:
-        listed_pages = _listing(con.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,)), stop)
-        pages = array("q", sorted(p for (p,) in listed_pages))
+        leaves = _LeafPages.listed(file.page_size, listed, table.reading)
+        return _hash_pages(file, leaves.pages, table.reading, leaves, stop)
+    listed_pages = _listing(con.execute("SELECT pageno FROM dbstat WHERE name = ?", (table.name,)), stop)
+    return _hash_pages(file, array("q", sorted(p for (p,) in listed_pages)), table.reading, None, stop)
+
+
+def _hash_pages(
+    file: _File,
+    pages: array,
+    reading: str,
+    leaves: _LeafPages | None,
+    stop: threading.Event | None,
+    walked: array | None = None,
+) -> TablePages | None:
+    """The table's digest over `pages` (every page of its b-tree, in page order) and the ranges
+    of `leaves`. `walked`: the leaves of a tree walked from its root: then every page must be a
+    leaf or interior page as the walk found it, and no leaf's cell may continue on an overflow
+    page (None otherwise: the walk did not see every page)."""
     if not pages:
         return None
-    digest = hashlib.sha256(schema.encode("utf-8", "surrogatepass") + b"\x00")
+    page_size = file.page_size
+    is_leaf = None
+    if walked is not None:
+        is_leaf = np.zeros(pages[-1] + 1, dtype=bool)
+        is_leaf[np.frombuffer(walked, dtype=np.int64)] = True
+    digest = hashlib.sha256(reading.encode("utf-8", "surrogatepass") + b"\x00")
     digest.update(page_size.to_bytes(4, "big"))
     digest.update(pages.tobytes())
     sha256 = hashlib.sha256
-    held: list[tuple[int, bytes, bytes]] = []  # runs not yet passed to `leaves`
-    for first, data in _runs(fd, page_size, pages, stop):
+    held: list[tuple[int, bytes, bytes]] = []  # runs not yet checked and passed to `leaves`
+    held_pages = 0
+    for first, data in _runs(file.fd, page_size, pages, stop):
         view = memoryview(data)
         hashes = b"".join(
             [sha256(view[at : at + page_size]).digest() for at in range(0, len(data), page_size)]
         )
         digest.update(hashes)
-        if leaves is not None:
-            # Short runs (a table whose pages interleave with its index's) are passed on together:
-            # the leaves' rowids are read for many pages at once.
-            held.append((first, data, hashes))
-            if sum(len(h) for _, _, h in held) >= 32 * _RUN_PAGES:
-                leaves.add(held)
-                held = []
-    if leaves is not None and held:
-        leaves.add(held)
+        # Short runs (a table whose pages interleave with its index's) are checked and passed on
+        # together: the leaves' cells are read for many pages at once.
+        held.append((first, data, hashes))
+        held_pages += len(data) // page_size
+        if held_pages >= _RUN_PAGES:
+            if not _take(file, held, is_leaf, leaves):
+                return None
+            held, held_pages = [], 0
+    if held and not _take(file, held, is_leaf, leaves):
+        return None
     # Cut now: what is kept per leaf until then (its page's SHA-256, its last rowid, the slot of
     # each page number) is more than its range.
     return TablePages(digest.hexdigest(), None if leaves is None else leaves.ranges())
+
+
+def _take(
+    file: _File, runs: list[tuple[int, bytes, bytes]], is_leaf: np.ndarray | None, leaves: _LeafPages | None
+) -> bool:
+    """Check the runs of pages of a walked tree (`is_leaf`: whether each page number is one of its
+    leaves) and pass them to `leaves`; False when a page is not as the walk found it: a leaf or
+    interior page of a table b-tree, a leaf whose cells all fit on their page."""
+    if is_leaf is not None:
+        numbers = np.concatenate([np.arange(first, first + len(h) // 32) for first, _, h in runs])
+        data = runs[0][1] if len(runs) == 1 else b"".join(d for _, d, _ in runs)
+        pages = np.frombuffer(data, dtype=np.uint8).reshape(-1, file.page_size)
+        leaf = is_leaf[numbers]
+        if not page_types_fit(pages, numbers, leaf):
+            return False
+        rows = np.flatnonzero(leaf)
+        if not leaves_fit(pages, rows, np.where(numbers[rows] == 1, 100, 0), file.usable):
+            return False
+    if leaves is not None:
+        leaves.add(runs)
+    return True
 
 
 class HashingStopped(Exception):
@@ -326,85 +378,68 @@ def _runs(
         start = end
 
 
-def _varints(pages: np.ndarray, rows: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """SQLite's variable-length integer at offset `at[k]` of page `rows[k]` of `pages` (one page
-    a row of bytes), for every k at once: (values, offsets after them)."""
-    value = np.zeros(len(rows), dtype=np.uint64)
-    done = np.zeros(len(rows), dtype=bool)
-    after = at.copy()
-    for i in range(9):
-        byte = pages[rows, np.minimum(at + i, pages.shape[1] - 1)].astype(np.uint64)
-        live = ~done
-        if i < 8:
-            value[live] = (value[live] << np.uint64(7)) | (byte[live] & np.uint64(0x7F))
-            stop = live & (byte < 0x80)
-        else:  # the ninth byte counts all its eight bits
-            value[live] = (value[live] << np.uint64(8)) | byte[live]
-            stop = live
-        after[stop] = at[stop] + i + 1
-        done |= stop
-    return value, after
-
-
-def _last_rowids(pages: np.ndarray, rows: np.ndarray, headers: np.ndarray) -> np.ndarray | None:
-    """The last rowid of the cells of each table leaf page `rows` of `pages`, its b-tree header at
-    offset `headers` (None when one is not a table leaf with cells). Only the last cell's pointer
-    and the two varints that begin the cell (the payload's size, the rowid) are read."""
-    kind = pages[rows, headers]
-    cells = (pages[rows, headers + 3].astype(np.int64) << 8) | pages[rows, headers + 4]
-    if not bool(np.all((kind == _LEAF_TABLE) & (cells > 0))):
-        return None
-    pointer = headers + 8 + 2 * (cells - 1)
-    cell = (pages[rows, pointer].astype(np.int64) << 8) | pages[rows, pointer + 1]
-    _, rowid_at = _varints(pages, rows, cell)
-    rowids, _ = _varints(pages, rows, rowid_at)
-    return rowids.view(np.int64)  # two's complement, as SQLite stores a negative rowid
-
-
 class _LeafPages:
-    """The pages of a rowid table's b-tree from dbstat's listing of them (`listed`: page number,
-    type, path), in the order dbstat walks the tree: its leaves come in key order, each followed
-    by the overflow pages of its cells. `pages`: every listed page, in page order, to be read in
-    runs (`add`): each leaf's and overflow page's SHA-256 and each leaf's last rowid are kept,
-    then cut into ranges (`ranges`). What is kept per page is a few dozen bytes in arrays: a
-    table of millions of rows has hundreds of thousands of leaves."""
+    """The pages of a rowid table's b-tree: its leaves in key order (`leaves`), the overflow pages
+    each leaf's cells continue on (`spills`: leaf -> (path, page number), paths as dbstat gives
+    them), and every page (`pages`, in page order, to be read in runs: `add`). Each leaf's and
+    overflow page's SHA-256 and each leaf's last rowid are kept, then cut into ranges (`ranges`).
+    What is kept per page is a few dozen bytes in arrays: a table of millions of rows has hundreds
+    of thousands of leaves."""
 
-    def __init__(self, page_size: int, listed: Iterable[tuple[int, str, str]], schema: str):
+    def __init__(
+        self,
+        page_size: int,
+        leaves: array,
+        spills: dict[int, list[tuple[str, int]]],
+        pages: array,
+        schema: str,
+        broken: bool = False,
+    ):
         self.page_size = page_size
         self.schema = schema
-        self.leaves = array("q")  # leaf page numbers in dbstat's order
-        self.spills: dict[int, list[tuple[str, int]]] = {}  # leaf -> (path, page) of its overflow pages
-        self.broken = False  # the listing or a leaf is not as a rowid table's b-tree has them
+        self.leaves = leaves
+        self.spills = spills
+        self.broken = broken  # the listing or a leaf is not as a rowid table's b-tree has them
+        self.pages = pages
+        # By page number: the leaf's position in `leaves` (its digest and last rowid are kept
+        # there), -2 for an overflow page, -1 for any other page.
+        slot = np.full((pages[-1] + 1) if pages else 0, -1, dtype=np.int32)
+        slot[np.frombuffer(leaves, dtype=np.int64)] = np.arange(len(leaves), dtype=np.int32)
+        for spilled in spills.values():
+            for _, number in spilled:
+                slot[number] = -2
+        self.slot = slot
+        self.hashes = np.zeros((len(leaves), 32), dtype=np.uint8)
+        self.lasts = np.zeros(len(leaves), dtype=np.int64)
+        self.spill_hashes: dict[int, bytes] = {}
+
+    @classmethod
+    def listed(cls, page_size: int, listed: Iterable[tuple[int, str, str]], schema: str) -> _LeafPages:
+        """From dbstat's listing of the b-tree's pages (page number, type, path), in the order
+        dbstat walks the tree: its leaves come in key order, each followed by the overflow pages
+        of its cells."""
+        leaves = array("q")
+        spills: dict[int, list[tuple[str, int]]] = {}
+        broken = False
         pages, leaf_path = array("q"), ""
         for number, kind, where in listed:
             pages.append(number)
             if kind == "leaf":
-                self.leaves.append(number)
+                leaves.append(number)
                 leaf_path = where
             elif kind == "overflow":
-                if not self.leaves or where[: where.rindex("/") + 1] != leaf_path:
-                    self.broken = True  # an overflow page that does not follow its leaf
+                if not leaves or where[: where.rindex("/") + 1] != leaf_path:
+                    broken = True  # an overflow page that does not follow its leaf
                 else:
-                    self.spills.setdefault(self.leaves[-1], []).append((where, number))
-        self.pages = array("q", sorted(pages))
-        # By page number: the leaf's position in `leaves` (its digest and last rowid are kept
-        # there), -2 for an overflow page, -1 for any other page.
-        self.slot = array("i", [-1]) * ((self.pages[-1] + 1) if self.pages else 0)
-        for position, number in enumerate(self.leaves):
-            self.slot[number] = position
-        for spilled in self.spills.values():
-            for _, number in spilled:
-                self.slot[number] = -2
-        self.hashes = np.zeros((len(self.leaves), 32), dtype=np.uint8)
-        self.lasts = np.zeros(len(self.leaves), dtype=np.int64)
-        self.spill_hashes: dict[int, bytes] = {}
+                    spills.setdefault(leaves[-1], []).append((where, number))
+        return cls(page_size, leaves, spills, array("q", sorted(pages)), schema, broken)
 
     def add(self, runs: list[tuple[int, bytes, bytes]]) -> None:
         """Runs of pages: (first page number, the bytes of pages first, first + 1, ..., their
         SHA-256s). Interior pages among them are passed over."""
         numbers = np.concatenate([np.arange(first, first + len(h) // 32) for first, _, h in runs])
         hashes = b"".join(h for _, _, h in runs)
-        slots = np.frombuffer(self.slot, dtype=np.int32)[numbers]
+        slots = self.slot[numbers]
         for i in np.flatnonzero(slots == -2).tolist():
             self.spill_hashes[int(numbers[i])] = hashes[32 * i : 32 * i + 32]
         rows = np.flatnonzero(slots >= 0)
@@ -415,7 +450,7 @@ class _LeafPages:
         data = runs[0][1] if len(runs) == 1 else b"".join(d for _, d, _ in runs)
         pages = np.frombuffer(data, dtype=np.uint8).reshape(-1, self.page_size)
         headers = np.where(numbers[rows] == 1, 100, 0)  # page 1 begins with the file's header
-        lasts = _last_rowids(pages, rows, headers)
+        lasts = last_rowids(pages, rows, headers)
         if lasts is None:
             self.broken = True
         else:
@@ -443,7 +478,7 @@ class _LeafPages:
         if per_range == 1:
             digests = np.ascontiguousarray(hashes[:, :DIGEST_BYTES])
             for number in self.spills:
-                position = self.slot[number]
+                position = int(self.slot[number])
                 digests[position] = np.frombuffer(self._digest(position, position + 1), dtype=np.uint8)
             return PageRanges(array("q", lasts.tobytes()), digests.tobytes(), reading)
         starts = range(0, len(leaves), per_range)
