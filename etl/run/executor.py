@@ -306,6 +306,7 @@ class _Transaction:
     stamp: SourceStamp  # the source file as it was before anything read it
     started_at: str
     result: ApplyResult = field(default_factory=ApplyResult)
+    typed_sources: set[str] = field(default_factory=set)  # result.typed, to look up
     in_transaction: bool = False
     scans_alone: bool = False  # sqlite_disable_multithreaded_scans, as last set
     backend: int | None = None  # the PostgreSQL backend's pid, for load progress
@@ -338,7 +339,8 @@ class _Transaction:
     def scanned(self, table: TargetTable) -> TargetTable:
         """The table as this attempt reads it: through the typed scan where proven (or trusted)."""
         read = self.proofs.read(table) if self.proofs else replace(table, scan=None)
-        if read.scan is not None and read.source not in self.result.typed:
+        if read.scan is not None and read.source not in self.typed_sources:
+            self.typed_sources.add(read.source)
             self.result.typed += (read.source,)
         return read
 
@@ -542,30 +544,32 @@ def _hash_pages(tx: _Transaction) -> None:
 DDL_BATCH_STATEMENTS = 500
 
 
-def _ddl_batch(steps: tuple[Step, ...], start: int) -> list[Step]:
-    """The steps from `start` on that are only DDL (no runner of their own), up to the batch size."""
-    batch: list[Step] = []
+def _ddl_batch(steps: tuple[Step, ...], start: int) -> list[tuple[Step, list]]:
+    """The steps from `start` on that are only DDL (no runner of their own), up to the batch size,
+    each with its statements."""
+    batch: list[tuple[Step, list]] = []
     statements = 0
     for step in itertools.islice(steps, start, None):
         if type(step) in _STEP_RUNNERS or (batch and statements >= DDL_BATCH_STATEMENTS):
             break
-        batch.append(step)
-        statements += len(postgres_sql(step))
+        sql = postgres_sql(step)
+        batch.append((step, sql))
+        statements += len(sql)
     return batch
 
 
-def _run_ddl_batch(tx: _Transaction, batch: list[Step]) -> None:
+def _run_ddl_batch(tx: _Transaction, batch: list[tuple[Step, list]]) -> None:
     """Run the DDL of `batch` in one round trip; a refusal names the step whose statement
     PostgreSQL refused, as the step run on its own would. Each step is reported done with an
     equal share of the batch's time; the first is reported started before the batch runs, so a
     progress display says what is being done while it runs."""
-    tx.on_event(StepEvent(batch[0], "start"))
+    tx.on_event(StepEvent(batch[0][0], "start"))
     started = time.perf_counter()
-    tx.execute_many([(statement, describe(step).text) for step in batch for statement in postgres_sql(step)])
+    tx.execute_many([(statement, describe(step).text) for step, sql in batch for statement in sql])
     # DuckDB caches the target's catalog; DDL we just ran must be visible to the next load.
     tx.con.execute("CALL pg_clear_cache()")
     share = (time.perf_counter() - started) / len(batch)
-    for i, step in enumerate(batch):
+    for i, (step, _) in enumerate(batch):
         if i:
             tx.on_event(StepEvent(step, "start"))
         tx.on_event(StepEvent(step, "done", None, share))
