@@ -533,6 +533,19 @@ def test_an_apply_records_ranges_sent_as_values_not_as_statement_text(migration,
     assert [s.text[:80] for s in sent if len(s.text) > len(recorded)] == []  # not in any text
 
 
+def test_an_apply_records_ranges_sent_in_parts_whole_and_in_order(migration, pg, monkeypatch):
+    from etl.postgres import metadata
+
+    monkeypatch.setattr(metadata, "STAGED_PART_BYTES", 1000)  # `big`'s ranges: a dozen parts
+    m = migration(SOURCE)
+    m.write_spec()
+    m.apply()
+    (recorded,) = pg.execute("SELECT ranges FROM etl.fingerprints WHERE table_name = 'big'").fetchone()
+    expected = table_ranges(m.source, ["big"])["big"].to_bytes()
+    assert len(expected) > 10 * 1000
+    assert bytes(recorded) == expected
+
+
 def test_an_apply_gives_the_key_of_a_ranged_table_the_statistics_its_ranged_read_needs(loaded, pg):
     gathered = pg.execute(
         "SELECT attname, cardinality(histogram_bounds::text::text[]) FROM pg_stats "

@@ -95,6 +95,7 @@ from etl.postgres.metadata import (
     record_run_sql,
     record_set_aside_sql,
     stage_ranges_sql,
+    staged_parts,
 )
 from etl.postgres.target import connect, ensure_metadata, read_lock_capacity, redact
 from etl.run.checkrows import (
@@ -501,10 +502,11 @@ def _record_fingerprints(tx: _Transaction) -> None:
 def _stage_ranges(tx: _Transaction, staged: list[tuple[str, bytes]]) -> None:
     """Copy each (table, ranges) into the staging table as bound values (metadata.STAGED_RANGES)."""
     tx.con.execute("CALL pg_clear_cache()")  # DuckDB must see the staging table just made
-    insert = f"INSERT INTO {TARGET_ALIAS}.pg_temp.{duck.quote_ident(STAGED_RANGES)} VALUES (?, ?)"
+    insert = f"INSERT INTO {TARGET_ALIAS}.pg_temp.{duck.quote_ident(STAGED_RANGES)} VALUES (?, ?, ?)"
     try:
         for name, ranges in staged:
-            tx.con.execute(insert, [name, ranges])
+            for number, part in staged_parts(ranges):
+                tx.con.execute(insert, [name, number, part])
     except duckdb.Error as exc:
         raise TargetError(
             f"PostgreSQL refused staging the tables' ranges of pages: {redact(duck_message(exc), tx.target_url)}"
