@@ -533,6 +533,19 @@ def test_an_apply_records_ranges_sent_as_values_not_as_statement_text(migration,
     assert [s.text[:80] for s in sent if len(s.text) > len(recorded)] == []  # not in any text
 
 
+def test_an_apply_records_ranges_sent_in_parts_whole_and_in_order(migration, pg, monkeypatch):
+    from etl.postgres import metadata
+
+    monkeypatch.setattr(metadata, "STAGED_PART_BYTES", 1000)  # `big`'s ranges: a dozen parts
+    m = migration(SOURCE)
+    m.write_spec()
+    m.apply()
+    (recorded,) = pg.execute("SELECT ranges FROM etl.fingerprints WHERE table_name = 'big'").fetchone()
+    expected = table_ranges(m.source, ["big"])["big"].to_bytes()
+    assert len(expected) > 10 * 1000
+    assert bytes(recorded) == expected
+
+
 def test_an_apply_gives_the_key_of_a_ranged_table_the_statistics_its_ranged_read_needs(loaded, pg):
     gathered = pg.execute(
         "SELECT attname, cardinality(histogram_bounds::text::text[]) FROM pg_stats "
@@ -736,3 +749,65 @@ def test_an_unchanged_apply_measures_no_table(loaded, monkeypatch):
     result = runner.invoke(app, ["apply", str(loaded.spec_path), "--yes"], catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
     assert measured and all(sizes == set() for sizes in measured), measured
+
+
+# --- 8. an apply records what its plan read of the source's pages, while the source is the same -----
+
+
+def hashed_by_apply(monkeypatch) -> list[str]:
+    """The source tables whose pages applies read for themselves from now on (not taken from the
+    plan's read)."""
+    from etl.run import executor
+
+    asked: list[str] = []
+    real = executor.source_fingerprints_and_ranges
+
+    def hash_pages(source, tables, *args, **options):
+        asked.extend(sorted({t.source for t in tables}))
+        return real(source, tables, *args, **options)
+
+    monkeypatch.setattr(executor, "source_fingerprints_and_ranges", hash_pages)
+    return asked
+
+
+def recorded_pages(pg) -> dict[str, tuple[str, bytes | None]]:
+    rows = pg.execute("SELECT table_name, source, ranges FROM etl.fingerprints").fetchall()
+    return {name: (digest, None if ranges is None else bytes(ranges)) for name, digest, ranges in rows}
+
+
+def read_afresh(source: Path, tables: list[str]) -> dict[str, tuple[str, bytes | None]]:
+    prints, ranges = table_fingerprints_and_ranges(source, tables, set(tables))
+    return {t: (prints[t], ranges[t].to_bytes() if t in ranges else None) for t in tables}
+
+
+def test_an_apply_records_the_pages_its_plan_read_and_reads_only_those_it_did_not(loaded, pg, monkeypatch):
+    loaded.change_source(
+        "UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321;"
+        "CREATE TABLE fresh (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO fresh VALUES (1, 'a');"
+    )
+    checked = loaded.check()
+    plan = plan_for(checked)
+    assert ranges_of(plan, "big") is not None  # `big` read for its ranges; `fresh` not yet there
+    asked = hashed_by_apply(monkeypatch)
+    result = apply(checked, plan)
+    assert result.verified and result.changes["big"] == (0, 1, 0)
+    assert asked == ["fresh"]  # created by this apply: no plan read its pages
+    recorded = recorded_pages(pg)
+    assert recorded == read_afresh(loaded.source, [*TABLES, "fresh"])
+    assert recorded["big"][1] is not None  # its ranges too
+    assert skipped(loaded.plan()) == {*TABLES, "fresh"}
+
+
+def test_a_source_written_between_plan_and_apply_is_recorded_as_the_apply_read_it(loaded, pg, monkeypatch):
+    loaded.change_source("UPDATE small SET name = 'uno' WHERE id = 1")
+    checked = loaded.check()
+    plan = plan_for(checked)
+    assert plan.source_pages and diff_of(plan, "small") == (0, 1, 0)
+    # after the plan read the pages, the same row again: the sync finds what the plan counted
+    loaded.change_source("UPDATE small SET name = 'eins' WHERE id = 1")
+    asked = hashed_by_apply(monkeypatch)
+    assert apply(checked, plan).verified
+    assert asked == ["small"]  # the plan's read is stale: read again
+    assert recorded_pages(pg)["small"] == read_afresh(loaded.source, ["small"])["small"]
+    assert target_matches_source(loaded)
+    assert skipped(loaded.plan()) == set(TABLES)

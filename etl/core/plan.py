@@ -54,6 +54,18 @@ class RowDiff:
 
 
 @dataclass(frozen=True)
+class PagesRead:
+    """What one read of a source table's pages told the plan (etl/sqlite/pages.py TablePages):
+    an apply records it as its own read while the source keeps the stamp taken before it
+    (Plan.source_stamp), instead of reading the pages again."""
+
+    table: str  # the source table, as SQLite spells it
+    digest: str
+    ranged: bool  # read for its ranges of leaf pages (which it may lack: too few, no rowid)
+    ranges: bytes | None = None  # those ranges, as recorded (PageRanges.to_bytes())
+
+
+@dataclass(frozen=True)
 class DesiredRecord:
     """The spec's tables as PostgreSQL describes them, for apply to record under `key` (everything
     that decides them): the next plan with the same key reads them instead of building a scratch
@@ -91,8 +103,10 @@ class TargetState:
     # changed, ranges of the table, time of the apply that left the others equal on both sides).
     ranged: MappingType[str, tuple[int, int, str]] = field(default_factory=dict)
     # The source file's stamp (etl.sqlite.catalog.source_stamp) taken before its pages were
-    # hashed: a sync by ranges holds only while the source still has it.
+    # hashed (None: none were): a sync by ranges holds only while the source still has it.
     source_stamp: tuple | None = None
+    # What that read of the pages told, per source table read.
+    source_pages: tuple[PagesRead, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -435,9 +449,11 @@ class Plan:
     # rows a check set aside at an earlier apply, left out of the row diff and of the sync until
     # their values change, and out of the source's side of verification
     set_aside: tuple[tuple[str, int, str, int], ...] = ()
-    # The source file's stamp before the plan hashed its pages (TargetState.source_stamp), when
-    # it compared a table by ranges: apply commits a sync by ranges only while the source has it.
+    # The source file's stamp before the plan hashed its pages (TargetState.source_stamp; None:
+    # it hashed none): apply commits a sync by ranges only while the source has it, and records
+    # what the plan read of the pages (`source_pages`) only if it began under the same stamp.
     source_stamp: tuple | None = None
+    source_pages: tuple[PagesRead, ...] = ()
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:

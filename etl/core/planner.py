@@ -152,7 +152,8 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         skipped=skipped,
         ranged=ranged,
         set_aside=set_aside,
-        source_stamp=target.source_stamp if ranged else None,
+        source_stamp=target.source_stamp,
+        source_pages=target.source_pages,
     )
 
 

@@ -245,14 +245,27 @@ def _xmin_counts(schema: str, table: str) -> sql.Composed:
 # a temporary table of the apply's own PostgreSQL session, gone at COMMIT. DuckDB copies them in
 # as bound values (binary COPY); in the recording statement's text they would be a literal of
 # twice their size that DuckDB, the DO block batching statements and PostgreSQL each parse.
+# A table's ranges go in parts of STAGED_PART_BYTES, numbered from 0: DuckDB holds several
+# copies of a bound value while it sends it, and a large table's ranges are megabytes.
 STAGED_RANGES = "etl_ranges"
+STAGED_PART_BYTES = 1 << 18
 
 
 def stage_ranges_sql() -> sql.Composed:
-    """The temporary table record_fingerprint_sql(ranged=True) reads a table's ranges from."""
+    """The temporary table record_fingerprint_sql(ranged=True) reads a table's ranges from:
+    (table name, part number, the part's bytes)."""
     return sql.SQL(
-        "CREATE TEMP TABLE {} (table_name text PRIMARY KEY, ranges bytea NOT NULL) ON COMMIT DROP"
+        "CREATE TEMP TABLE {} (table_name text, part integer, ranges bytea NOT NULL, "
+        "PRIMARY KEY (table_name, part)) ON COMMIT DROP"
     ).format(sql.Identifier(STAGED_RANGES))
+
+
+def staged_parts(ranges: bytes) -> list[tuple[int, bytes]]:
+    """(part number, bytes) of each part of a table's ranges as stage_ranges_sql's table holds them."""
+    return [
+        (number, ranges[at : at + STAGED_PART_BYTES])
+        for number, at in enumerate(range(0, len(ranges), STAGED_PART_BYTES))
+    ]
 
 
 def record_fingerprint_sql(
@@ -264,7 +277,9 @@ def record_fingerprint_sql(
     holds them for it: bound values, never statement text)."""
     recorded_ranges: sql.Composable = sql.SQL("NULL::bytea")
     if ranged:
-        recorded_ranges = sql.SQL("(SELECT r.ranges FROM {} r WHERE r.table_name = {})").format(
+        recorded_ranges = sql.SQL(
+            "(SELECT string_agg(r.ranges, ''::bytea ORDER BY r.part) FROM {} r WHERE r.table_name = {})"
+        ).format(
             sql.Identifier("pg_temp", STAGED_RANGES), sql.Literal(table)
         )
     return sql.SQL(

@@ -38,6 +38,7 @@ from etl.core.plan import (
     DropTables,
     KeepForRollback,
     LoadRows,
+    PagesRead,
     Plan,
     Step,
     SyncRows,
@@ -94,6 +95,7 @@ from etl.postgres.metadata import (
     record_run_sql,
     record_set_aside_sql,
     stage_ranges_sql,
+    staged_parts,
 )
 from etl.postgres.target import connect, ensure_metadata, read_lock_capacity, redact
 from etl.run.checkrows import (
@@ -106,7 +108,13 @@ from etl.run.checkrows import (
     staged_count_query,
     staged_orphan_where,
 )
-from etl.run.fingerprint import analyze_sql, record_sql, source_fingerprints_and_ranges, staged_ranges
+from etl.run.fingerprint import (
+    analyze_sql,
+    planned_pages,
+    record_sql,
+    source_fingerprints_and_ranges,
+    staged_ranges,
+)
 from etl.run.load import load_query, rejects_query, source_rows_query
 from etl.run.problem import raised_value_problem, value_problem
 from etl.run.session import (
@@ -496,10 +504,11 @@ def _record_fingerprints(tx: _Transaction) -> None:
 def _stage_ranges(tx: _Transaction, staged: list[tuple[str, bytes]]) -> None:
     """Copy each (table, ranges) into the staging table as bound values (metadata.STAGED_RANGES)."""
     tx.con.execute("CALL pg_clear_cache()")  # DuckDB must see the staging table just made
-    insert = f"INSERT INTO {TARGET_ALIAS}.pg_temp.{duck.quote_ident(STAGED_RANGES)} VALUES (?, ?)"
+    insert = f"INSERT INTO {TARGET_ALIAS}.pg_temp.{duck.quote_ident(STAGED_RANGES)} VALUES (?, ?, ?)"
     try:
         for name, ranges in staged:
-            tx.con.execute(insert, [name, ranges])
+            for number, part in staged_parts(ranges):
+                tx.con.execute(insert, [name, number, part])
     except duckdb.Error as exc:
         raise TargetError(
             f"PostgreSQL refused staging the tables' ranges of pages: {redact(duck_message(exc), tx.target_url)}"
@@ -536,7 +545,11 @@ def _hash_pages(tx: _Transaction) -> None:
     """Start hashing the source's pages of the tables verification will find equal (unless started
     already): once no step is left that reads rows, so that it does not slow the loads."""
     if tx.pages is None:
-        tx.pages = _PageDigests(tx.source, [t for t in tx.plan.tables if t.name not in tx.written])
+        # What the plan read of the pages is this apply's own read while the source has kept the
+        # stamp taken before it: it had it when this apply began reading (tx.stamp), and
+        # _record_fingerprints checks that it still has it.
+        read = tx.plan.source_pages if tx.plan.source_stamp == tx.stamp else ()
+        tx.pages = _PageDigests(tx.source, [t for t in tx.plan.tables if t.name not in tx.written], read)
 
 
 # Statements per round trip: a few hundred make the round trips' cost vanish beside the DDL's own,
@@ -1406,21 +1419,30 @@ class _SourceSums:
 
 
 class _PageDigests:
-    """What an apply records of the source's pages of `tables` (etl/run/fingerprint.py), hashed on
-    another thread while PostgreSQL builds the keys and indexes and verification reads the rows
+    """What an apply records of the source's pages of `tables` (etl/run/fingerprint.py): taken
+    from what the plan read of them (`planned`, fingerprint.planned_pages), and the others hashed
+    on another thread while PostgreSQL builds the keys and indexes and verification reads the rows
     back: the hashing is this process's CPU, the keys and the reading mostly PostgreSQL's, so on
     two cores they overlap. Hashing reads the file under a SQLite read transaction of its own;
     what it finds counts only if the source did not change since the apply began (checked
     before it is recorded)."""
 
-    def __init__(self, source: Path, tables: list[TargetTable]):
+    def __init__(self, source: Path, tables: list[TargetTable], planned: tuple[PagesRead, ...] = ()):
         self.tables = tables
+        prints, ranges, rest = planned_pages(planned, tables)
+        self._planned = (prints, ranges)
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="etl-pages")
-        self._found = self._pool.submit(source_fingerprints_and_ranges, source, tables, self._stop)
+        self._found = (
+            self._pool.submit(source_fingerprints_and_ranges, source, rest, self._stop) if rest else None
+        )
 
     def result(self) -> tuple[dict[str, str], dict[str, PageRanges]]:
-        return self._found.result()
+        prints, ranges = self._planned
+        if self._found is None:
+            return prints, ranges
+        found_prints, found_ranges = self._found.result()
+        return {**found_prints, **prints}, {**found_ranges, **ranges}
 
     def close(self) -> None:
         self._stop.set()  # e.g. verification failed or Ctrl-C: the digests are no longer wanted

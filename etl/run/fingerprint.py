@@ -12,6 +12,10 @@ of leaf pages (one leaf page a range, up to pages.MAX_RANGES): when only some of
 changed and its target is as the apply left it, only the rowid ranges whose pages changed are
 compared, on both sides (`Ranged`). One read of a table's pages gives its digest and its ranges.
 
+A plan's read of the pages (`PagesRead`, on the plan) is what the apply that runs it records, for
+the tables it read as the apply would read them, when the source keeps the stamp taken before that
+read until the apply has verified the rows (`planned_pages`): the pages are the same.
+
 Anything else (no record, a WAL file with frames, a table read through a view or checked against
 other tables) compares the rows in full. An apply records a table only when verification found
 it equal to the source before COMMIT and the source did not change while the apply read it."""
@@ -29,6 +33,7 @@ from psycopg import sql
 
 from etl import __version__
 from etl.core.mapping import TargetTable, measures_unit
+from etl.core.plan import PagesRead
 from etl.postgres.metadata import (
     FINGERPRINTS,
     record_fingerprint_sql,
@@ -68,6 +73,7 @@ class Ranged:
 class Recorded:
     unchanged: dict[str, Unchanged]  # by target name: rows not compared
     ranged: dict[str, Ranged]  # by target name: only these rows compared
+    pages: tuple[PagesRead, ...] = ()  # what the source's pages read to tell so, per source table
 
 
 def desired_digest(table: TargetTable) -> str:
@@ -101,6 +107,11 @@ def rangeable(table: TargetTable) -> bool:
     return fingerprintable(table) and table.rowid_key is not None and table.mode == Mode.SYNC
 
 
+def _ranged_sources(tables: list[TargetTable]) -> set[str]:
+    """The source tables whose pages are read for their ranges: those a `rangeable` table reads."""
+    return {t.source for t in tables if rangeable(t)}
+
+
 def source_pages(source: Path, tables: list[TargetTable]) -> dict[str, TablePages]:
     """Source table -> one read of its pages (its digest; the ranges of leaf pages of those
     `rangeable`), for the tables that can have one (none in WAL mode with uncheckpointed
@@ -108,7 +119,44 @@ def source_pages(source: Path, tables: list[TargetTable]) -> dict[str, TablePage
     names = sorted({t.source for t in tables if fingerprintable(t)})
     if not names:
         return {}
-    return table_pages(source, names, {t.source for t in tables if rangeable(t)}) or {}
+    return table_pages(source, names, _ranged_sources(tables)) or {}
+
+
+def pages_read(pages: dict[str, TablePages], tables: list[TargetTable]) -> tuple[PagesRead, ...]:
+    """source_pages' read of `tables`, as a plan carries it to the apply."""
+    ranged = _ranged_sources(tables)
+    return tuple(
+        PagesRead(name, read.digest, name in ranged, None if read.ranges is None else read.ranges.to_bytes())
+        for name, read in sorted(pages.items())
+    )
+
+
+def planned_pages(
+    read: tuple[PagesRead, ...], tables: list[TargetTable]
+) -> tuple[dict[str, str], dict[str, PageRanges], list[TargetTable]]:
+    """What a plan's read of the pages (`read`) tells of `tables`, as
+    source_fingerprints_and_ranges would read it: the digests and ranges of the source tables it
+    read as that would (for their ranges, where one of `tables` is rangeable); and the tables
+    whose pages are still to be read. It holds only while the source keeps the stamp taken
+    before that read: the caller checks."""
+    by_table = {p.table: p for p in read}
+    ranged = _ranged_sources(tables)
+    prints: dict[str, str] = {}
+    ranges: dict[str, PageRanges] = {}
+    rest: list[TargetTable] = []
+    for table in tables:
+        if not fingerprintable(table) or table.source in prints:
+            continue
+        found = by_table.get(table.source)
+        wanted = table.source in ranged
+        if found is None or (wanted and not found.ranged):
+            rest.append(table)
+            continue
+        prints[table.source] = found.digest
+        kept = PageRanges.from_bytes(found.ranges) if wanted and found.ranges is not None else None
+        if kept is not None:
+            ranges[table.source] = kept
+    return prints, ranges, rest
 
 
 def source_fingerprints_and_ranges(
@@ -159,7 +207,7 @@ def unchanged_tables(
         count, rowids = changed_ranges(then, now)
         since, rows = recorded[table.name][:2]
         ranged[table.name] = Ranged(str(since), int(rows), count, len(now), rowids)
-    return Recorded(found, ranged)
+    return Recorded(found, ranged, pages_read(pages, candidates))
 
 
 def _recorded_ranges(conn: psycopg.Connection, schema: str, names: list[str]) -> dict[str, PageRanges]:

@@ -72,7 +72,8 @@ def observe_target(
         removed = _removed_tables(conn, mapping, catalog)
         removed_views = _removed_views(conn, mapping, catalog)
         present = [t for t in existing if catalog.table(t.name) is not None]
-        # before the pages are hashed: a sync by ranges holds only while the source keeps this stamp
+        # before the pages are hashed: a sync by ranges, and the apply's use of what they tell,
+        # hold only while the source keeps this stamp
         stamp = source_stamp(source)
         recorded = Recorded({}, {}) if full_diff else _unchanged(conn, mapping.schema, source, present, url)
         set_aside = _set_aside(conn, mapping.schema, url) if present else {}
@@ -125,7 +126,8 @@ def observe_target(
         removed_views=removed_views,
         skipped={name: u.since for name, u in unchanged.items()},
         ranged={name: (r.changed, r.total, r.since) for name, r in ranged.items()},
-        source_stamp=stamp if ranged else None,
+        source_stamp=stamp if recorded.pages else None,
+        source_pages=recorded.pages,
     )
 
 
