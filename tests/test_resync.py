@@ -735,6 +735,27 @@ def test_inserts_past_the_end_and_deletes_at_both_ends_are_applied_by_ranges(loa
     assert pg.execute("SELECT min(id), max(id), count(*) FROM big").fetchone() == (3, 100002, BIG_ROWS - 2)
 
 
+def test_a_sync_by_ranges_reads_the_source_in_batches_and_stages_its_rows_at_once(loaded, pg, monkeypatch):
+    from etl.run import verify as verify_module
+
+    monkeypatch.setattr(verify_module, "RANGES_PER_QUERY", 2)
+    loaded.change_source(
+        "UPDATE big SET n = n + 1 WHERE id IN (5, 30000, 60000);"
+        "DELETE FROM big WHERE id IN (1, 45000); INSERT INTO big VALUES (100001, 'code-x', 1);"
+    )
+    plan = loaded.plan()
+    changed, _ = ranges_of(plan, "big")
+    assert changed >= 5
+    result, sent = apply_observed(loaded, plan, allow_destructive=True)
+    assert result.changes == {"big": (1, 3, 2)}
+    source_reads = [s.text for s in sent if "sqlite_query(" in s.text and "etl_rows" in s.text]
+    assert len(source_reads) == -(-changed // 2)  # batches of two ranges
+    staged = [s.text for s in sent if s.engine == "duckdb" and 'INSERT INTO dst."etl"."stage_' in s.text]
+    assert len(staged) == 2  # the rows to insert or update, then the keys to delete
+    assert target_matches_source(loaded)
+    assert skipped(loaded.plan()) == set(TABLES)
+
+
 def test_a_target_written_between_plan_and_apply_fails_the_apply(loaded, pg):
     loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
     checked = loaded.check()

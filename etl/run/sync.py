@@ -165,14 +165,22 @@ def sync_statements(
         ]
     else:
         found += [SyncStatement(statement) for statement in _target_keys(step)]
-        for i, read in enumerate(_source_reads(step)):
-            # Rows a check set aside at an earlier apply stay out (unless their values changed).
-            relation = without_set_aside(table, f"({read})", step.diff.set_aside)
-            found.append(
-                SyncStatement(
-                    f"CREATE OR REPLACE TEMP TABLE etl_rows AS {source_keys_sql(table, relation, keep='*')}"
+        reads = _source_reads(step)
+        # A sync by ranges reads few rows, in many queries: they gather in etl_rows and are compared,
+        # staged and summed once. A table's row ranges (large values) are one at a time instead.
+        groups = [reads] if step.rowids is not None else [[read] for read in reads]
+        for i, group in enumerate(groups):
+            for j, read in enumerate(group):
+                # Rows a check set aside at an earlier apply stay out (unless their values changed).
+                relation = without_set_aside(table, f"({read})", step.diff.set_aside)
+                select = source_keys_sql(table, relation, keep="*")
+                found.append(
+                    SyncStatement(
+                        f"INSERT INTO etl_rows {select}"
+                        if j
+                        else f"CREATE OR REPLACE TEMP TABLE etl_rows AS {select}"
+                    )
                 )
-            )
             joined = f"FROM etl_rows s LEFT JOIN etl_t t ON {key_join(table, 's', 't')}"
             found.append(
                 SyncStatement(
