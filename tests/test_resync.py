@@ -21,8 +21,8 @@ from etl.core.plan import LoadRows
 from etl.errors import TargetError, VerificationFailed
 from etl.pipeline import apply, check, plan_for, verify
 from etl.run import validate as validate_module
-from etl.run.rowdiff import key_in_ranges
 from etl.run.validate import Measuring, with_sizes
+from etl.run.verify import RANGES_PER_QUERY, merged_ranges, range_batches, rows_in_ranges
 from etl.sqlite.pages import (
     HIGHEST,
     LOWEST,
@@ -553,16 +553,75 @@ def test_an_apply_gives_the_key_of_a_ranged_table_the_statistics_its_ranged_read
     ).fetchall()
     assert [name for name, _ in gathered] == ["id"]  # the key's only, from a small sample
     assert gathered[0][1] <= 11
-    # The rows of 500 narrow ranges of keys: read through the key's index, and estimated cheap
-    # enough that PostgreSQL does not compile the query just in time.
+    # The rows of 500 narrow ranges of keys: one seek of the key's index per range.
     ranges = tuple((low, low + 20) for low in range(1, BIG_ROWS, BIG_ROWS // 500))
-    query = sql.SQL("EXPLAIN (FORMAT JSON) SELECT * FROM {} WHERE {}").format(
-        sql.Identifier("public", "big"), key_in_ranges("id", ranges)
-    )
+    big = next(t for t in loaded.check().mapping.tables if t.name == "big")
+    query = sql.SQL("EXPLAIN (FORMAT JSON) SELECT * FROM {}").format(rows_in_ranges("public", big, ranges))
     (explained,) = pg.execute(query).fetchone()
-    (jit_above_cost,) = pg.execute("SELECT current_setting('jit_above_cost')::float").fetchone()
-    assert explained[0]["Plan"]["Total Cost"] < jit_above_cost
-    assert "big_pkey" in json.dumps(explained)
+    joined = explained[0]["Plan"]
+    assert joined["Node Type"] == "Nested Loop"
+    ranges_read, rows_read = joined["Plans"]
+    assert (ranges_read["Node Type"], ranges_read["Plan Rows"]) == ("Function Scan", len(ranges))
+    assert (rows_read["Node Type"], rows_read["Index Name"]) == ("Index Scan", "big_pkey")
+
+
+# --- 6a. the target's rows of many ranges, read in one query -------------------------------------
+
+# Keys from -300 to 300 in steps of 3: negative rowids, gaps between keys.
+SIGNED = """
+CREATE TABLE signed (id INTEGER PRIMARY KEY, n INTEGER);
+WITH RECURSIVE r(i) AS (SELECT -300 UNION ALL SELECT i + 3 FROM r WHERE i < 300)
+INSERT INTO signed SELECT i, i * 7 FROM r;
+"""
+
+
+@pytest.fixture
+def signed(migration, pg):
+    m = migration(SIGNED)
+    m.write_spec()
+    m.apply()
+    return next(t for t in m.check().mapping.tables if t.name == "signed")
+
+
+def keys_in(pg, table, ranges) -> list[int]:
+    query = sql.SQL("SELECT id FROM {}").format(rows_in_ranges("public", table, ranges))
+    return [key for (key,) in pg.execute(query).fetchall()]
+
+
+@pytest.mark.parametrize(
+    "ranges",
+    [
+        ((LOWEST, -290), (290, HIGHEST)),  # open first and last ranges
+        ((-12, -3), (-3, 6), (6, 6), (7, 9)),  # touching, sharing an end, one key wide
+        ((-100, 50), (-20, 10), (0, 80), (-300, -280), (-290, -285)),  # overlapping, nested, unordered
+        ((LOWEST, HIGHEST), (0, 0)),  # everything, twice
+        ((1, 2), (301, 1000), (-1000, -301)),  # no key in any
+    ],
+)
+def test_the_target_rows_of_ranges_are_each_read_once_whatever_the_ranges_overlap(signed, pg, ranges):
+    expected = [key for key in range(-300, 301, 3) if any(low <= key <= high for low, high in ranges)]
+    assert sorted(keys_in(pg, signed, ranges)) == expected
+
+
+def test_thousands_of_ranges_are_read_in_one_statement_of_two_numbers_each(signed, pg):
+    ranges = tuple((key, key) for key in range(-300, 301, 3)) * 20  # 4,020 ranges, each key 20 times
+    statement = sql.SQL("SELECT id FROM {}").format(rows_in_ranges("public", signed, ranges)).as_string(pg)
+    assert len(statement) < 2_000  # the ranges merged: keys three apart are 201 ranges
+    assert sorted(keys_in(pg, signed, ranges)) == list(range(-300, 301, 3))
+    apart = tuple((key, key + 1) for key in range(-30_000, 30_000, 3))  # 20,000 ranges, none merged
+    assert len(sql.SQL("{}").format(rows_in_ranges("public", signed, apart)).as_string(pg)) < 40 * len(apart)
+    assert sorted(keys_in(pg, signed, apart)) == list(range(-300, 301, 3))
+
+
+def test_ranges_that_overlap_or_touch_are_merged_and_cut_into_batches_in_order():
+    assert merged_ranges(((5, 9), (LOWEST, -1), (0, 3), (10, 10), (12, HIGHEST), (11, 11))) == (
+        (LOWEST, 3),
+        (5, HIGHEST),
+    )
+    apart = tuple((key, key) for key in range(0, 4 * RANGES_PER_QUERY, 2))
+    batches = range_batches(tuple(reversed(apart)))
+    assert [len(batch) for batch in batches] == [RANGES_PER_QUERY, RANGES_PER_QUERY]
+    assert tuple(r for batch in batches for r in batch) == apart
 
 
 # --- 6b. one range per leaf page: a change costs its own leaf's rows ----------------------------------
@@ -646,9 +705,11 @@ def reads_of(sent, table: str) -> list[str]:
 
 
 def in_ranges_only(text: str) -> bool:
-    """Every read of `big` in the statement, SQLite's or PostgreSQL's, is bounded by the rowid."""
-    reads = [text[m.end() : m.end() + 80] for m in re.finditer(r'FROM ("public"\.)?"big"', text)]
-    return bool(reads) and all(re.match(r' WHERE \(+(rowid|"id") [<>]= \d+', after) for after in reads)
+    """Every read of `big` in the statement, SQLite's or PostgreSQL's, is bounded by the rowid: a
+    condition on it (SQLite), or a join of its key to the ranges (PostgreSQL)."""
+    reads = [text[m.end() : m.end() + 80] for m in re.finditer(r'(FROM|JOIN) ("public"\.)?"big"', text)]
+    bounded = r' WHERE \(+(rowid|"id") [<>]= \d+| AS etl_row ON etl_row\."id" BETWEEN etl_range\.low AND '
+    return bool(reads) and all(re.match(bounded, after) for after in reads)
 
 
 def apply_observed(m, plan=None, allow_destructive: bool = False):
@@ -685,6 +746,27 @@ def test_inserts_past_the_end_and_deletes_at_both_ends_are_applied_by_ranges(loa
     assert all(in_ranges_only(text) for text in reads_of(sent, "big"))
     assert target_matches_source(loaded)
     assert pg.execute("SELECT min(id), max(id), count(*) FROM big").fetchone() == (3, 100002, BIG_ROWS - 2)
+
+
+def test_a_sync_by_ranges_reads_the_source_in_batches_and_stages_its_rows_at_once(loaded, pg, monkeypatch):
+    from etl.run import verify as verify_module
+
+    monkeypatch.setattr(verify_module, "RANGES_PER_QUERY", 2)
+    loaded.change_source(
+        "UPDATE big SET n = n + 1 WHERE id IN (5, 30000, 60000);"
+        "DELETE FROM big WHERE id IN (1, 45000); INSERT INTO big VALUES (100001, 'code-x', 1);"
+    )
+    plan = loaded.plan()
+    changed, _ = ranges_of(plan, "big")
+    assert changed >= 5
+    result, sent = apply_observed(loaded, plan, allow_destructive=True)
+    assert result.changes == {"big": (1, 3, 2)}
+    source_reads = [s.text for s in sent if "sqlite_query(" in s.text and "etl_rows" in s.text]
+    assert len(source_reads) == -(-changed // 2)  # batches of two ranges
+    staged = [s.text for s in sent if s.engine == "duckdb" and 'INSERT INTO dst."etl"."stage_' in s.text]
+    assert len(staged) == 2  # the rows to insert or update, then the keys to delete
+    assert target_matches_source(loaded)
+    assert skipped(loaded.plan()) == set(TABLES)
 
 
 def test_a_target_written_between_plan_and_apply_fails_the_apply(loaded, pg):

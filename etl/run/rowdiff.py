@@ -21,10 +21,10 @@ from etl.run.session import TARGET_ALIAS
 from etl.run.verify import (
     compared_value,
     digested,
-    key_in_ranges,
     range_batches,
     register_functions,
     row_hash,
+    rows_in_ranges,
     target_relation,
 )
 from etl.settings import Mode
@@ -75,11 +75,13 @@ def target_keys_sql(
     current: PgTable | None = None,
     columns: bool = False,
     where: sql.Composable | None = None,
+    rows: sql.Composable | None = None,
 ) -> str:
     """DuckDB SQL: the target's rows as key columns k0.., h (row hash) [, hs (per-column hashes)];
-    without a key: h, n (occurrence of that hash) and etl_ctid (to delete one copy of a row)."""
+    without a key: h, n (occurrence of that hash) and etl_ctid (to delete one copy of a row).
+    `rows`: a relation read instead of the whole table (target_select's `relation`)."""
     extra = () if keyed(table) else ("ctid::text AS etl_ctid",)
-    relation = target_relation(schema, table, current, extra, where)
+    relation = target_relation(schema, table, current, extra, where, rows)
     keep = "" if keyed(table) else "etl_ctid"
     if columns and not keyed(table):
         plain = [_norm(c, quote_ident(c.name), "target") for c in table.columns]
@@ -311,18 +313,19 @@ def _ranged_sides(
     rowids: tuple[tuple[int, int], ...],
     set_aside: tuple[int, ...] = (),
 ) -> None:
-    """etl_s and etl_t: each side's rows in the rowid ranges `rowids`."""
+    """etl_s and etl_t: each side's rows in the rowid ranges `rowids` (the target's in one query,
+    the source's a batch of ranges per query)."""
     assert table.rowid_key is not None and table.mode == Mode.SYNC
+    rows = rows_in_ranges(schema, table, rowids)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table, current, columns, rows=rows)}"
+    )
     for start, batch in enumerate(range_batches(rowids)):
-        target = target_keys_sql(schema, table, current, columns, where=key_in_ranges(table.rowid_key, batch))
         relation = without_set_aside(table, f"({source_rows_query(schema, table, rowids=batch)})", set_aside)
         source = source_keys_sql(table, relation, columns)
-        for name, select in (("etl_t", target), ("etl_s", source)):
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {name} AS {select}"
-                if start == 0
-                else f"INSERT INTO {name} {select}"
-            )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE etl_s AS {source}" if start == 0 else f"INSERT INTO etl_s {source}"
+        )
 
 
 def _samples(con: duckdb.DuckDBPyConnection, table: TargetTable, limit: int) -> tuple[RowChange, ...]:

@@ -34,10 +34,10 @@ from etl.run.rowdiff import (
 )
 from etl.run.session import TARGET_ALIAS
 from etl.run.verify import (
-    key_in_ranges,
     range_batches,
     register_functions,
     row_hash,
+    rows_in_ranges,
     source_sums_query,
     target_relation,
 )
@@ -165,14 +165,22 @@ def sync_statements(
         ]
     else:
         found += [SyncStatement(statement) for statement in _target_keys(step)]
-        for i, read in enumerate(_source_reads(step)):
-            # Rows a check set aside at an earlier apply stay out (unless their values changed).
-            relation = without_set_aside(table, f"({read})", step.diff.set_aside)
-            found.append(
-                SyncStatement(
-                    f"CREATE OR REPLACE TEMP TABLE etl_rows AS {source_keys_sql(table, relation, keep='*')}"
+        reads = _source_reads(step)
+        # A sync by ranges reads few rows, in many queries: they gather in etl_rows and are compared,
+        # staged and summed once. A table's row ranges (large values) are one at a time instead.
+        groups = [reads] if step.rowids is not None else [[read] for read in reads]
+        for i, group in enumerate(groups):
+            for j, read in enumerate(group):
+                # Rows a check set aside at an earlier apply stay out (unless their values changed).
+                relation = without_set_aside(table, f"({read})", step.diff.set_aside)
+                select = source_keys_sql(table, relation, keep="*")
+                found.append(
+                    SyncStatement(
+                        f"INSERT INTO etl_rows {select}"
+                        if j
+                        else f"CREATE OR REPLACE TEMP TABLE etl_rows AS {select}"
+                    )
                 )
-            )
             joined = f"FROM etl_rows s LEFT JOIN etl_t t ON {key_join(table, 's', 't')}"
             found.append(
                 SyncStatement(
@@ -235,19 +243,11 @@ def sync_statements(
 
 def _target_keys(step: SyncRows) -> list[str]:
     """DuckDB SQL making etl_t, the target's keys and row hashes: of the whole table, or (a sync
-    by ranges) of the rows whose rowid key lies in the ranges, a batch of ranges per query. The
-    rows outside the ranges are equal on both sides (the plan proved it): no delete comes from them."""
+    by ranges) of the rows whose rowid key lies in the ranges. The rows outside the ranges are
+    equal on both sides (the plan proved it): no delete comes from them."""
     schema, table, rowids = step.schema, step.table, step.rowids
-    if rowids is None:
-        return [f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table)}"]
-    assert table.rowid_key is not None
-    found = []
-    for i, batch in enumerate(range_batches(rowids)):
-        select = target_keys_sql(schema, table, where=key_in_ranges(table.rowid_key, batch))
-        found.append(
-            f"INSERT INTO etl_t {select}" if i else f"CREATE OR REPLACE TEMP TABLE etl_t AS {select}"
-        )
-    return found
+    rows = None if rowids is None else rows_in_ranges(schema, table, rowids)
+    return [f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table, rows=rows)}"]
 
 
 def _source_reads(step: SyncRows) -> list[str]:

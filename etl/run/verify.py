@@ -31,7 +31,6 @@ from etl.pgtypes import narrows
 from etl.run.load import source_rows_query
 from etl.run.session import TARGET_ALIAS
 from etl.sqlite.convert import loads_as_text
-from etl.sqlite.pages import HIGHEST, LOWEST
 
 
 @dataclass(frozen=True)
@@ -413,51 +412,68 @@ def source_sums_queries(schema: str, table: TargetTable) -> list[str]:
     ]
 
 
-def target_sums_query(schema: str, table: TargetTable, where: sql.Composable | None = None) -> str:
-    """DuckDB SQL: count and checksum of the target's rows (those for which `where` holds), as
-    source_sums_queries sums the source's."""
+def target_sums_query(
+    schema: str,
+    table: TargetTable,
+    where: sql.Composable | None = None,
+    relation: sql.Composable | None = None,
+) -> str:
+    """DuckDB SQL: count and checksum of the target's rows (those for which `where` holds; of
+    `relation` instead of the table, see target_select), as source_sums_queries sums the source's."""
     target_hash, _ = row_hash(table, "target", "")
     return (
         f"SELECT count(*), CAST(coalesce(sum({target_hash}::HUGEINT), 0) AS VARCHAR) "
-        f"FROM {target_relation(schema, table, where=where)}"
+        f"FROM {target_relation(schema, table, where=where, relation=relation)}"
     )
 
 
 def ranged_target_sums_queries(
     schema: str, table: TargetTable, rowids: tuple[tuple[int, int], ...]
 ) -> list[str]:
-    """DuckDB SQL: count and checksum of the target's rows whose rowid key lies in `rowids`, a
-    batch of ranges per query (sums add up): the rows a sync by ranges compared."""
-    assert table.rowid_key is not None
-    return [
-        target_sums_query(schema, table, key_in_ranges(table.rowid_key, batch))
-        for batch in range_batches(rowids)
-    ]
+    """DuckDB SQL: count and checksum of the target's rows whose rowid key lies in `rowids`: the
+    rows a sync by ranges compared."""
+    return [target_sums_query(schema, table, relation=rows_in_ranges(schema, table, rowids))]
 
 
-# Rowid ranges per query on each side: SQLite and PostgreSQL each seek every range through the
-# key's b-tree; a bounded number keeps the statements small.
+# Rowid ranges per query on the source's side: SQLite seeks every range through the rowid, but
+# plans a condition of N ranges in time growing faster than N; a bounded number keeps it linear.
 RANGES_PER_QUERY = 500
 
 
+def merged_ranges(rowids: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """The inclusive ranges `rowids` in order, those that overlap or touch made one: the same
+    rowids, each in one range only (a join against them yields every row once)."""
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(rowids):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return tuple(merged)
+
+
 def range_batches(rowids: tuple[tuple[int, int], ...]) -> list[tuple[tuple[int, int], ...]]:
-    """`rowids` cut into the batches each query reads."""
-    return [rowids[start : start + RANGES_PER_QUERY] for start in range(0, len(rowids), RANGES_PER_QUERY)]
+    """`rowids` (merged) cut into the batches each query of the source reads."""
+    merged = merged_ranges(rowids)
+    return [merged[start : start + RANGES_PER_QUERY] for start in range(0, len(merged), RANGES_PER_QUERY)]
 
 
-def key_in_ranges(key: str, ranges: tuple[tuple[int, int], ...]) -> sql.Composable:
-    """PostgreSQL condition: the key column lies in one of the inclusive `ranges` (an end at the
-    smallest or largest rowid there can be is left open: the key's type may not hold it)."""
-    ident = sql.Identifier(key)
-    parts = []
-    for low, high in ranges:
-        bounds = []
-        if low > LOWEST:
-            bounds.append(sql.SQL("{} >= {}").format(ident, sql.Literal(low)))
-        if high < HIGHEST:
-            bounds.append(sql.SQL("{} <= {}").format(ident, sql.Literal(high)))
-        parts.append(sql.SQL("({})").format(sql.SQL(" AND ").join(bounds) if bounds else sql.SQL("true")))
-    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts))
+def rows_in_ranges(schema: str, table: TargetTable, rowids: tuple[tuple[int, int], ...]) -> sql.Composable:
+    """PostgreSQL relation for target_select's `relation`: the rows of the table whose rowid key
+    lies in one of the inclusive ranges `rowids`, each row once (the ranges merged). The ranges
+    are two bigint arrays, unnested and joined to the key: one seek of its index per range, and a
+    statement that grows by two numbers per range, not by a condition PostgreSQL plans each of."""
+    assert table.rowid_key is not None, "ranges are rowids: the key must be the source's rowid"
+    merged = merged_ranges(rowids)
+    return sql.SQL(
+        "(SELECT etl_row.* FROM unnest({}::int8[], {}::int8[]) AS etl_range(low, high) "
+        "JOIN {} AS etl_row ON etl_row.{} BETWEEN etl_range.low AND etl_range.high) AS etl_rows"
+    ).format(
+        sql.Literal([low for low, _ in merged]),
+        sql.Literal([high for _, high in merged]),
+        sql.Identifier(schema, table.name),
+        sql.Identifier(table.rowid_key),
+    )
 
 
 def _source_sums(con: duckdb.DuckDBPyConnection, schema: str, table: TargetTable) -> tuple[int, str]:
@@ -532,7 +548,7 @@ def _differing_keys(
     source, target = _source_relation(schema, table), target_relation(schema, table)
     if rowids is not None and table.rowid_key is not None:  # the rows a sync by ranges compared
         source = f"({source_rows_query(schema, table, rowids=rowids)})"
-        target = target_relation(schema, table, where=key_in_ranges(table.rowid_key, rowids))
+        target = target_relation(schema, table, relation=rows_in_ranges(schema, table, rowids))
     positions = {c.name: i for i, c in enumerate(table.columns)}
     source_keys = ", ".join(f"CAST(c{positions[k]} AS VARCHAR) AS {quote_ident('k_' + k)}" for k in keys)
     target_keys = ", ".join(f"CAST({quote_ident(k)} AS VARCHAR) AS {quote_ident('k_' + k)}" for k in keys)
