@@ -279,9 +279,7 @@ def record_fingerprint_sql(
     if ranged:
         recorded_ranges = sql.SQL(
             "(SELECT string_agg(r.ranges, ''::bytea ORDER BY r.part) FROM {} r WHERE r.table_name = {})"
-        ).format(
-            sql.Identifier("pg_temp", STAGED_RANGES), sql.Literal(table)
-        )
+        ).format(sql.Identifier("pg_temp", STAGED_RANGES), sql.Literal(table))
     return sql.SQL(
         "INSERT INTO {fingerprints} (target_schema, table_name, applied_at, desired, source, relfilenode, "
         "columns, xmins, rows, oldest_xid, ranges) "
