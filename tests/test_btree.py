@@ -64,7 +64,7 @@ def test_the_walk_of_a_rowid_table_finds_the_pages_and_leaf_order_dbstat_lists(t
         tree = walked(source, table)
         assert tree is not None, table
         every, leaves = listed(source, table)
-        assert list(tree.pages()) == every, table
+        assert list(tree.pages) == every, table
         assert list(tree.leaves) == leaves, table
 
 

@@ -168,7 +168,7 @@ def source_fingerprints_and_ranges(
     names = sorted({t.source for t in tables if fingerprintable(t)})
     if not names:
         return {}, {}
-    found = table_fingerprints_and_ranges(source, names, {t.source for t in tables if rangeable(t)}, stop)
+    found = table_fingerprints_and_ranges(source, names, _ranged_sources(tables), stop)
     return found or ({}, {})
 
 

@@ -27,16 +27,13 @@ _MAX_DEPTH = 40
 @dataclass(frozen=True)
 class TreePages:
     """A rowid table's b-tree without overflow pages as its interior pages list it: `interior`
-    (page numbers, top level first) and `leaves` (page numbers in rowid order). Whether its leaves
-    are leaves, and whether none of their cells continues on overflow pages, is checked when they
-    are read (`page_types_fit`, `leaves_fit`)."""
+    (page numbers, top level first), `leaves` (page numbers in rowid order) and `pages` (all of
+    them, in page order). Whether its leaves are leaves, and whether none of their cells
+    continues on overflow pages, is checked when they are read (`page_types_fit`, `leaves_fit`)."""
 
     interior: array  # array("q")
     leaves: array  # array("q")
-
-    def pages(self) -> array:
-        """Every page of the tree, in page order."""
-        return array("q", np.sort(np.frombuffer(self.interior + self.leaves, dtype=np.int64)).tobytes())
+    pages: array  # array("q")
 
 
 def header_offset(number: int) -> int:
@@ -70,9 +67,11 @@ def walk_table_tree(fd: int, page_size: int, root: int) -> TreePages | None:
         if kind == LEAF_TABLE:
             # A b-tree keeps every leaf at one depth: the level of the first is the level of all
             # (the type of each is checked when it is read).
-            tree = TreePages(interior, array("q", level))
-            pages = tree.pages()
-            return tree if bool(np.all(np.diff(np.frombuffer(pages, dtype=np.int64)) > 0)) else None
+            leaves = array("q", level)
+            pages = np.sort(np.frombuffer(interior + leaves, dtype=np.int64))
+            if not bool(np.all(np.diff(pages) > 0)):
+                return None
+            return TreePages(interior, leaves, array("q", pages.tobytes()))
         if kind != INTERIOR_TABLE:
             return None
         children: list[int] = []

@@ -258,8 +258,8 @@ def _read_table(
     any other (a WITHOUT ROWID table, a row too large for its leaf) is listed by dbstat."""
     tree = walk_table_tree(file.fd, file.page_size, table.root)
     if tree is not None:
-        leaves = _LeafPages(file.page_size, tree.leaves, {}, tree.pages(), table.reading) if ranged else None
-        read = _hash_pages(file, tree.pages(), table.reading, leaves, stop, tree.leaves)
+        leaves = _LeafPages(file.page_size, tree.leaves, {}, tree.pages, table.reading) if ranged else None
+        read = _hash_pages(file, tree.pages, table.reading, leaves, stop, tree.leaves)
         if read is not None:
             return read
     if ranged:
