@@ -759,14 +759,71 @@ def test_a_sync_by_ranges_reads_the_source_in_batches_and_stages_its_rows_at_onc
     plan = loaded.plan()
     changed, _ = ranges_of(plan, "big")
     assert changed >= 5
+    # The sync reads the six rows that differ, each its own range, two ranges a query.
+    assert sync_of(plan, "big").read_rowids == (
+        (1, 1),
+        (5, 5),
+        (30000, 30000),
+        (45000, 45000),
+        (60000, 60000),
+        (100001, 100001),
+    )
     result, sent = apply_observed(loaded, plan, allow_destructive=True)
     assert result.changes == {"big": (1, 3, 2)}
     source_reads = [s.text for s in sent if "sqlite_query(" in s.text and "etl_rows" in s.text]
-    assert len(source_reads) == -(-changed // 2)  # batches of two ranges
+    assert len(source_reads) == 3
     staged = [s.text for s in sent if s.engine == "duckdb" and 'INSERT INTO dst."etl"."stage_' in s.text]
     assert len(staged) == 2  # the rows to insert or update, then the keys to delete
     assert target_matches_source(loaded)
     assert skipped(loaded.plan()) == set(TABLES)
+
+
+def sync_of(plan, table: str):
+    return next(s for s in plan.steps if getattr(s, "diff", None) is not None and s.table.name == table)
+
+
+def test_a_sync_by_ranges_reads_only_the_rows_its_plan_found_differing(loaded, pg):
+    # Rows 54320 and 54322 share the changed leaf page with 54321 but did not change.
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    plan = loaded.plan()
+    step = sync_of(plan, "big")
+    assert step.diff.differing == ((54321, 54321),) and step.read_rowids == ((54321, 54321),)
+    assert step.rowids is not None and step.rowids != step.read_rowids  # the leaf's whole range
+    result, sent = apply_observed(loaded, plan)
+    assert result.changes == {"big": (0, 1, 0)} and result.verified
+    staged_reads = [s.text for s in sent if "sqlite_query(" in s.text and "etl_rows" in s.text]
+    assert len(staged_reads) == 1 and "54321" in staged_reads[0]
+    assert target_matches_source(loaded)
+
+
+def test_a_sync_of_many_differing_rows_reads_its_changed_ranges_whole(loaded, pg, monkeypatch):
+    from etl.run import rowdiff
+
+    monkeypatch.setattr(rowdiff, "MAX_DIFFERING_ROWS", 1)
+    loaded.change_source("UPDATE big SET n = n + 1 WHERE id IN (10, 20)")
+    plan = loaded.plan()
+    step = sync_of(plan, "big")
+    assert step.diff.differing is None and step.read_rowids == step.rowids
+    result, _ = apply_observed(loaded, plan)
+    assert result.changes == {"big": (0, 2, 0)} and result.verified
+    assert target_matches_source(loaded)
+
+
+def test_a_sync_by_ranges_is_verified_in_its_whole_ranges_against_the_plans_sums(loaded, pg):
+    from dataclasses import replace
+
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    plan = loaded.plan()
+    step = sync_of(plan, "big")
+    count, total = step.diff.range_sums
+    assert count > 1  # every source row in the changed leaf, not the one row synced
+    # Sums that disagree with the target's rows in the ranges fail the apply: verification
+    # compares all of them, not only the row the sync wrote.
+    wrong = replace(step, diff=replace(step.diff, range_sums=(count, str(int(total) + 1))))
+    broken = replace(plan, steps=tuple(wrong if s is step else s for s in plan.steps))
+    with pytest.raises(VerificationFailed):
+        apply_observed(loaded, broken)
+    assert pg.execute("SELECT code FROM big WHERE id = 54321").fetchone() == ("code-00054321",)
 
 
 def test_a_target_written_between_plan_and_apply_fails_the_apply(loaded, pg):

@@ -44,6 +44,12 @@ class RowDiff:
     # values of the rowid key), when the rows outside them are proven equal on both sides since
     # the last apply (etl/run/fingerprint.py Ranged); None: the whole table was compared.
     rowids: tuple[tuple[int, int], ...] | None = None
+    # Within `rowids`: the merged rowid ranges of the rows that differ, which a sync reads on both
+    # sides (None: it reads all of `rowids`, e.g. when too many rows differ to keep them here);
+    # and the source's row count and checksum (verification's) over `rowids`, summed by the
+    # plan's read, which verification compares the target's rows in `rowids` against.
+    differing: tuple[tuple[int, int], ...] | None = None
+    range_sums: tuple[int, str] | None = None
 
     @property
     def changes(self) -> int:
@@ -361,6 +367,12 @@ class SyncRows(Step):
         """The rowid ranges the sync reads on both sides (None: the whole table): those the plan
         compared, the rows outside them being equal on both sides."""
         return self.diff.rowids
+
+    @property
+    def read_rowids(self) -> tuple[tuple[int, int], ...] | None:
+        """The rowid ranges the sync reads on both sides (None: the whole table): the rows the plan
+        found differing where it kept them, else all of `rowids`."""
+        return self.diff.rowids if self.diff.differing is None else self.diff.differing
 
 
 @dataclass(frozen=True)

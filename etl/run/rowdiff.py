@@ -21,6 +21,7 @@ from etl.run.session import TARGET_ALIAS
 from etl.run.verify import (
     compared_value,
     digested,
+    merged_ranges,
     range_batches,
     register_functions,
     row_hash,
@@ -299,9 +300,44 @@ def plan_diff(
     samples: tuple[RowChange, ...] = ()
     if show_rows > 0:
         samples = _samples(con, table, show_rows)
+    differing, range_sums = None, None
+    if rowids:
+        range_sums = _range_sums(con)
+        if inserts + updates + deletes <= MAX_DIFFERING_ROWS:
+            differing = _differing_rowids(con, table)
     con.execute("DROP TABLE etl_s")
     con.execute("DROP TABLE etl_t")
-    return RowDiff(inserts, updates, deletes, unchanged, samples, set_aside=set_aside)
+    return RowDiff(
+        inserts,
+        updates,
+        deletes,
+        unchanged,
+        samples,
+        set_aside=set_aside,
+        differing=differing,
+        range_sums=range_sums,
+    )
+
+
+# The most differing rows of a diff by ranges whose rowids the plan keeps (RowDiff.differing):
+# the sync then reads those rows alone, not every row in the changed ranges as the plan did.
+MAX_DIFFERING_ROWS = 100_000
+
+
+def _range_sums(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
+    """The source's count and checksum (verification's, etl_s.vh) over the rows in the ranges."""
+    row = con.execute("SELECT count(*), coalesce(sum(vh::HUGEINT), 0) FROM etl_s").fetchone()
+    assert row is not None  # an aggregate always yields one row
+    return int(row[0]), str(row[1])
+
+
+def _differing_rowids(con: duckdb.DuckDBPyConnection, table: TargetTable) -> tuple[tuple[int, int], ...]:
+    """The merged rowid ranges of the rows etl_s and etl_t disagree on (the key is the rowid)."""
+    found = con.execute(
+        f"SELECT coalesce(s.k0, t.k0) FROM etl_s s FULL OUTER JOIN etl_t t ON {key_join(table, 's', 't')} "
+        "WHERE s.h IS DISTINCT FROM t.h"
+    ).fetchall()
+    return merged_ranges(tuple((int(k), int(k)) for (k,) in found))
 
 
 def _ranged_sides(
@@ -314,15 +350,16 @@ def _ranged_sides(
     set_aside: tuple[int, ...] = (),
 ) -> None:
     """etl_s and etl_t: each side's rows in the rowid ranges `rowids` (the target's in one query,
-    the source's a batch of ranges per query)."""
+    the source's a batch of ranges per query); etl_s.vh: each source row's verification hash."""
     assert table.rowid_key is not None and table.mode == Mode.SYNC
     rows = rows_in_ranges(schema, table, rowids)
+    verified, _ = row_hash(table, "source", "c")
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table, current, columns, rows=rows)}"
     )
     for start, batch in enumerate(range_batches(rowids)):
         relation = without_set_aside(table, f"({source_rows_query(schema, table, rowids=batch)})", set_aside)
-        source = source_keys_sql(table, relation, columns)
+        source = source_keys_sql(table, relation, columns, keep=f"{verified} AS vh")
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE etl_s AS {source}" if start == 0 else f"INSERT INTO etl_s {source}"
         )

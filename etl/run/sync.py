@@ -168,7 +168,7 @@ def sync_statements(
         reads = _source_reads(step)
         # A sync by ranges reads few rows, in many queries: they gather in etl_rows and are compared,
         # staged and summed once. A table's row ranges (large values) are one at a time instead.
-        groups = [reads] if step.rowids is not None else [[read] for read in reads]
+        groups = [reads] if step.read_rowids is not None else [[read] for read in reads]
         for i, group in enumerate(groups):
             for j, read in enumerate(group):
                 # Rows a check set aside at an earlier apply stay out (unless their values changed).
@@ -204,7 +204,7 @@ def sync_statements(
                         else f"CREATE OR REPLACE TEMP TABLE etl_seen AS SELECT {listed} FROM etl_rows"
                     )
                 )
-                if verify:
+                if verify and step.diff.range_sums is None:
                     found.append(SyncStatement(source_sums_query(table, "etl_rows"), reads="sums"))
             found += kept.statements(f"SELECT s.*, {vhash} AS vh {differing}")
         found.append(SyncStatement("DROP TABLE etl_rows"))
@@ -243,20 +243,20 @@ def sync_statements(
 
 def _target_keys(step: SyncRows) -> list[str]:
     """DuckDB SQL making etl_t, the target's keys and row hashes: of the whole table, or (a sync
-    by ranges) of the rows whose rowid key lies in the ranges. The rows outside the ranges are
+    by ranges) of the rows whose rowid key lies in the ranges it reads. The rows outside them are
     equal on both sides (the plan proved it): no delete comes from them."""
-    schema, table, rowids = step.schema, step.table, step.rowids
+    schema, table, rowids = step.schema, step.table, step.read_rowids
     rows = None if rowids is None else rows_in_ranges(schema, table, rowids)
     return [f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table, rows=rows)}"]
 
 
 def _source_reads(step: SyncRows) -> list[str]:
     """DuckDB SQL reading the source's rows the sync compares, one query each: the table's row
-    ranges, or (a sync by ranges) a batch of rowid ranges each."""
-    schema, table = step.schema, step.table
-    if step.rowids is None:
+    ranges, or (a sync by ranges) a batch of the rowid ranges it reads each."""
+    schema, table, rowids = step.schema, step.table, step.read_rowids
+    if rowids is None:
         return [source_rows_query(schema, table, row_range) for row_range in diff_ranges(table)]
-    return [source_rows_query(schema, table, rowids=batch) for batch in range_batches(step.rowids)]
+    return [source_rows_query(schema, table, rowids=batch) for batch in range_batches(rowids)]
 
 
 def ranged_syncs(plan: Plan) -> list[SyncRows]:
@@ -335,7 +335,10 @@ def sync_rows(
             execute(statement.text, statement.what)
         if statement.clears_cache:
             con.execute("CALL pg_clear_cache()")
-    sums = (counted["count"], str(counted["total"])) if verify and table.mode == Mode.SYNC else None
+    sums = None
+    if verify and table.mode == Mode.SYNC:
+        # A sync by ranges verifies them all against the plan's sums, also where it read fewer rows.
+        sums = step.diff.range_sums or (counted["count"], str(counted["total"]))
     return SyncResult((counted["inserts"], counted["updates"], counted["deletes"]), sums, written)
 
 
