@@ -796,6 +796,40 @@ def test_a_sync_by_ranges_reads_only_the_rows_its_plan_found_differing(loaded, p
     assert target_matches_source(loaded)
 
 
+def recorded_xmins(pg, table: str) -> tuple[dict, int, int]:
+    return pg.execute(
+        "SELECT xmins, rows, oldest_xid FROM etl.fingerprints WHERE table_name = %s", (table,)
+    ).fetchone()
+
+
+def scanned_xmins(pg, table: str) -> dict:
+    found = pg.execute(
+        sql.SQL("SELECT xmin::text, count(*) FROM {} GROUP BY xmin").format(sql.Identifier(table))
+    )
+    return {x: n for x, n in found.fetchall()}
+
+
+def test_a_sync_of_its_differing_rows_records_every_rows_xmins_without_reading_them_all(loaded, pg):
+    loaded.change_source(
+        "UPDATE big SET n = n + 1 WHERE id IN (5, 30000, 60000);"
+        "DELETE FROM big WHERE id IN (1, 45000); INSERT INTO big VALUES (100001, 'code-x', 1);"
+    )
+    result, sent = apply_observed(loaded, allow_destructive=True)
+    assert result.changes == {"big": (1, 3, 2)} and result.verified
+    xmins, rows, _ = recorded_xmins(pg, "big")
+    assert xmins == scanned_xmins(pg, "big") and rows == BIG_ROWS - 1
+    # Only the guard reads every row's xmin; the record reads the rows the sync wrote.
+    whole = [s.text for s in sent if 'FROM "public"."big" GROUP BY xmin' in s.text]
+    assert len(whole) == 1 and "LOCK" not in whole[0], whole
+    assert skipped(loaded.plan()) == set(TABLES)
+    # The next change is found and recorded from that record as well.
+    loaded.change_source("UPDATE big SET n = n + 1 WHERE id = 5")
+    result, _ = apply_observed(loaded)
+    assert result.changes == {"big": (0, 1, 0)}
+    assert recorded_xmins(pg, "big")[0] == scanned_xmins(pg, "big")
+    assert skipped(loaded.plan()) == set(TABLES)
+
+
 def test_a_sync_of_many_differing_rows_reads_its_changed_ranges_whole(loaded, pg, monkeypatch):
     from etl.run import rowdiff
 

@@ -268,13 +268,62 @@ def staged_parts(ranges: bytes) -> list[tuple[int, bytes]]:
     ]
 
 
+# Where an apply that writes a table only in some rows keeps, before it writes, the transaction
+# ids of the table's other rows (etl.fingerprints' xmins less those of the rows it will write):
+# it records the table's xmins from them and the rows it wrote, not from a scan of every row.
+KEPT_XMINS = "etl_xmins_kept"
+
+
+def keep_xmins_sql(schema: str, tables: list[tuple[str, sql.Composable]]) -> list[sql.Composed]:
+    """Keep in KEPT_XMINS, for each (table, written), the xmins recorded of the table less those of
+    `written`: a relation (x: a transaction id as text, n: rows) of the table's rows the apply
+    may write. Run after the table is locked and proven as recorded (unchanged_since_sql)."""
+    if not tables:
+        return []
+    kept = sql.Identifier("pg_temp", KEPT_XMINS)
+    return [
+        sql.SQL("CREATE TEMP TABLE {} (table_name text, x text, n bigint) ON COMMIT DROP").format(
+            sql.Identifier(KEPT_XMINS)
+        ),
+        *(
+            sql.SQL(
+                "INSERT INTO {kept} SELECT {table}, d.x, sum(d.n) FROM ("
+                "SELECT e.key, e.value::bigint FROM {fingerprints} f, jsonb_each_text(f.xmins) e "
+                "WHERE f.target_schema = {schema} AND f.table_name = {table} "
+                "UNION ALL SELECT w.x, -w.n FROM ({written}) w) AS d (x, n) GROUP BY d.x"
+            ).format(
+                kept=kept,
+                table=sql.Literal(table),
+                fingerprints=FINGERPRINTS,
+                schema=sql.Literal(schema),
+                written=written,
+            )
+            for table, written in tables
+        ),
+    ]
+
+
 def record_fingerprint_sql(
-    schema: str, table: str, applied_at: str, desired: str, source: str, ranged: bool = False
+    schema: str,
+    table: str,
+    applied_at: str,
+    desired: str,
+    source: str,
+    ranged: bool = False,
+    written: sql.Composable | None = None,
 ) -> sql.Composed:
     """Record, inside the apply's transaction and after its writes, the table's state as the apply
     leaves it (its rows verified equal to the source whose pages' digest is `source`; with
     `ranged`, its ranges of leaf pages, etl/sqlite/pages.py PageRanges, as stage_ranges_sql's table
-    holds them for it: bound values, never statement text)."""
+    holds them for it: bound values, never statement text). `written`: the xmins (x, n) of the
+    only rows the apply wrote, as keep_xmins_sql kept the others' before it wrote; None: every
+    row's are read."""
+    xmins: sql.Composable = _xmin_counts(schema, table)
+    if written is not None:
+        xmins = sql.SQL(
+            "SELECT d.x, sum(d.n)::bigint AS n FROM (SELECT k.x, k.n FROM {} k WHERE k.table_name = {} "
+            "UNION ALL SELECT w.x, w.n FROM ({}) w) AS d GROUP BY d.x HAVING sum(d.n) <> 0"
+        ).format(sql.Identifier("pg_temp", KEPT_XMINS), sql.Literal(table), written)
     recorded_ranges: sql.Composable = sql.SQL("NULL::bytea")
     if ranged:
         recorded_ranges = sql.SQL(
@@ -301,7 +350,7 @@ def record_fingerprint_sql(
         reg=_regclass(schema, table),
         columns=_columns_state(schema, table),
         wrap=sql.Literal(_XID_WRAP),
-        xmins=_xmin_counts(schema, table),
+        xmins=xmins,
         ranges=recorded_ranges,
     )
 

@@ -136,6 +136,7 @@ from etl.run.sync import (
     ranged_guard_sql,
     ranged_syncs,
     sync_rows,
+    written_xmins,
 )
 from etl.run.typedscan import PROOF_BATCH, Candidate, candidates, holds, prove, prove_candidates
 from etl.run.verify import (
@@ -428,11 +429,12 @@ def _run_and_commit(
 def _guard_ranged(tx: _Transaction) -> None:
     """Make the syncs by ranges exact on the target's side: lock their tables against other
     writers, then check that each is still as the apply the plan relied on left it (the rows
-    outside the ranges are equal to the source's only while it is)."""
+    outside the ranges are equal to the source's only while it is), and keep the xmins of the
+    rows the syncs leave (ranged_guard_sql)."""
     guard = ranged_guard_sql(tx.plan)
     if not guard:
         return
-    lock, state = guard
+    lock, state, *kept = guard
     tx.execute(lock, "locking the tables synced by ranges against other writers")
     found = {str(row[0]): str(row[1]) for row in _query(tx.con, state)}
     planned = {name: since for name, _, _, since in tx.plan.ranged}
@@ -450,6 +452,8 @@ def _guard_ranged(tx: _Transaction) -> None:
                 f'table "{name}" changed in the target since the plan read it; nothing was committed: '
                 "run apply again"
             )
+    if kept:
+        tx.execute_many([(statement, "keeping the xmins of the rows the syncs leave") for statement in kept])
 
 
 def _source_changed(source: Path, why: str) -> VerificationFailed:
@@ -495,7 +499,9 @@ def _record_fingerprints(tx: _Transaction) -> None:
                 statements = []
             statements += [
                 (statement, "recording the tables' fingerprints in etl.fingerprints")
-                for statement in record_sql(schema, verified, prints, tx.started_at, ranges)
+                for statement in record_sql(
+                    schema, verified, prints, tx.started_at, ranges, written_xmins(tx.plan)
+                )
             ]
     if statements:
         tx.execute_many(statements)

@@ -287,11 +287,13 @@ def record_sql(
     prints: dict[str, str],
     applied_at: str,
     ranges: dict[str, PageRanges] | None = None,
+    written: dict[str, sql.Composable] | None = None,
 ) -> list[sql.Composed]:
     """The statements recording each of `tables` that has a source fingerprint (and its ranges
     of leaf pages, where `ranges` has them and the table is `rangeable`, read from the staging
-    table that `staged_ranges` says what to put in)."""
-    ranges = ranges or {}
+    table that `staged_ranges` says what to put in; `written`: the tables whose xmins are
+    recorded from the rows the apply wrote, sync.written_xmins)."""
+    ranges, written = ranges or {}, written or {}
     return [
         record_fingerprint_sql(
             schema,
@@ -300,6 +302,7 @@ def record_sql(
             desired_digest(t),
             prints[t.source],
             ranged=rangeable(t) and t.source in ranges,
+            written=written.get(t.name),
         )
         for t in tables
         if fingerprintable(t) and t.source in prints

@@ -16,7 +16,7 @@ from etl.core.mapping import TargetTable
 from etl.core.plan import CHANGE_COLUMN, DeleteRows, Plan, SyncRows
 from etl.duck import quote_ident
 from etl.postgres.ddl import type_sql
-from etl.postgres.metadata import METADATA_SCHEMA, unchanged_since_sql
+from etl.postgres.metadata import METADATA_SCHEMA, keep_xmins_sql, unchanged_since_sql
 from etl.run.fingerprint import desired_digest
 from etl.run.load import source_rows_query
 from etl.run.rowdiff import (
@@ -40,6 +40,7 @@ from etl.run.verify import (
     rows_in_ranges,
     source_sums_query,
     target_relation,
+    xmins_in_ranges,
 )
 from etl.settings import Mode
 from etl.sqlite.convert import loads_as_text
@@ -267,10 +268,11 @@ def ranged_syncs(plan: Plan) -> list[SyncRows]:
 def ranged_guard_sql(plan: Plan) -> list[sql.Composed]:
     """The statements apply runs first in its transaction when it syncs tables by ranges: lock
     them against other writers (readers still read), then read their state again with the
-    plan's own query (etl.fingerprints), one row per table still as the last apply left it.
-    The lock comes before any statement that takes the transaction's snapshot, so the state read
-    is the one the sync writes over: a write another session committed after the plan's read is
-    seen, and none can come after."""
+    plan's own query (etl.fingerprints), one row per table still as the last apply left it;
+    then keep the recorded xmins of the rows those whose syncs read only their differing rows
+    will not write (written_xmins). The lock comes before any statement that takes the
+    transaction's snapshot, so the state read is the one the sync writes over: a write another
+    session committed after the plan's read is seen, and none can come after."""
     steps = ranged_syncs(plan)
     if not steps:
         return []
@@ -278,7 +280,21 @@ def ranged_guard_sql(plan: Plan) -> list[sql.Composed]:
     state = sql.SQL(" UNION ALL ").join(
         unchanged_since_sql(s.schema, s.table.name, desired_digest(s.table)) for s in steps
     )
-    return [sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(tables), state]
+    kept = keep_xmins_sql(plan.schema, list(written_xmins(plan).items()))
+    return [sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(tables), state, *kept]
+
+
+def written_xmins(plan: Plan) -> dict[str, sql.Composable]:
+    """For each table whose sync by ranges writes only the rows its plan found differing, and no
+    key's action reaches (plan.checked): the query of those rows' xmins (x, n). The apply
+    records the table's xmins from the others' as the guard kept them and these as the sync
+    left them, instead of reading every row's."""
+    checked = {t.name for t in plan.checked}
+    return {
+        s.table.name: xmins_in_ranges(s.schema, s.table, s.diff.differing)
+        for s in ranged_syncs(plan)
+        if s.diff.differing is not None and s.table.name not in checked
+    }
 
 
 class _Written:

@@ -463,11 +463,23 @@ def rows_in_ranges(schema: str, table: TargetTable, rowids: tuple[tuple[int, int
     lies in one of the inclusive ranges `rowids`, each row once (the ranges merged). The ranges
     are two bigint arrays, unnested and joined to the key: one seek of its index per range, and a
     statement that grows by two numbers per range, not by a condition PostgreSQL plans each of."""
+    return sql.SQL("(SELECT etl_row.* {}) AS etl_rows").format(_joined_to_ranges(schema, table, rowids))
+
+
+def xmins_in_ranges(schema: str, table: TargetTable, rowids: tuple[tuple[int, int], ...]) -> sql.Composable:
+    """PostgreSQL query: (x: a transaction id as text, n: rows carrying it) of the rows of the table
+    whose rowid key lies in one of the inclusive ranges `rowids`."""
+    return sql.SQL("SELECT etl_row.xmin::text AS x, count(*) AS n {} GROUP BY etl_row.xmin").format(
+        _joined_to_ranges(schema, table, rowids)
+    )
+
+
+def _joined_to_ranges(schema: str, table: TargetTable, rowids: tuple[tuple[int, int], ...]) -> sql.Composed:
     assert table.rowid_key is not None, "ranges are rowids: the key must be the source's rowid"
     merged = merged_ranges(rowids)
     return sql.SQL(
-        "(SELECT etl_row.* FROM unnest({}::int8[], {}::int8[]) AS etl_range(low, high) "
-        "JOIN {} AS etl_row ON etl_row.{} BETWEEN etl_range.low AND etl_range.high) AS etl_rows"
+        "FROM unnest({}::int8[], {}::int8[]) AS etl_range(low, high) "
+        "JOIN {} AS etl_row ON etl_row.{} BETWEEN etl_range.low AND etl_range.high"
     ).format(
         sql.Literal([low for low, _ in merged]),
         sql.Literal([high for _, high in merged]),
