@@ -17,9 +17,13 @@ import re
 POSTGRESQL = "postgresql"
 SQLITE = "sqlite"
 
+# An identifier's letters: ASCII letters, `_`, and any character beyond ASCII. "Beyond ASCII" is
+# spelled as the negation [^\x00-\x7f]: the same characters as the range \u0080-\U0010ffff, which
+# re takes milliseconds to compile, on every command's start.
+_START = r"(?:[A-Za-z_]|[^\x00-\x7f])"
 # PostgreSQL's dollar-quote opening: $$ or $tag$ (a tag is an identifier without `$`).
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
-_WORD = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
+_DOLLAR_TAG = re.compile(rf"\$(?:{_START}(?:[A-Za-z0-9_]|[^\x00-\x7f])*)?\$")
+_WORD = re.compile(rf"{_START}(?:[A-Za-z0-9_$]|[^\x00-\x7f])*")
 
 
 def one_expression_problem(text: str, dialect: str) -> str | None:

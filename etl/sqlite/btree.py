@@ -13,8 +13,12 @@ from __future__ import annotations
 import os
 from array import array
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+# numpy is imported where pages are hashed or walked: a command that only names this module's
+# constants and types (etl apply --no-verify, etl plan of a fresh target) starts without it.
+if TYPE_CHECKING:
+    import numpy as np
 
 INTERIOR_TABLE = 5  # b-tree page type of a table's interior page
 LEAF_TABLE = 13  # b-tree page type of a table's leaf page
@@ -52,6 +56,8 @@ def walk_table_tree(fd: int, page_size: int, root: int) -> TreePages | None:
     from the file (descriptor `fd`) level by level; None when a page read is not an interior page
     of a table b-tree where one must be (a WITHOUT ROWID table's b-tree is an index b-tree), or a
     page number points outside the file or twice at one page."""
+    import numpy as np
+
     page_count = os.fstat(fd).st_size // page_size
     interior = array("q")
     level = [root]
@@ -96,6 +102,8 @@ def _read_page(fd: int, page_size: int, number: int) -> bytes:
 def _children(page: bytes, page_size: int, header: int) -> list[int] | None:
     """The child page numbers of an interior table page, in key order: each cell's left child,
     then the right-most pointer of its header. None when it is not such a page."""
+    import numpy as np
+
     data = np.frombuffer(page, dtype=np.uint8)
     if data[header] != INTERIOR_TABLE:
         return None
@@ -114,6 +122,8 @@ def _children(page: bytes, page_size: int, header: int) -> list[int] | None:
 def page_types_fit(pages: np.ndarray, numbers: np.ndarray, tree_leaves: np.ndarray) -> bool:
     """Whether each page of `pages` (one page a row of bytes; page numbers `numbers`) is a leaf of
     a table b-tree where `tree_leaves` (a bool per row) says it is one, else an interior page."""
+    import numpy as np
+
     kinds = pages[np.arange(len(numbers)), np.where(numbers == 1, 100, 0)]
     return bool(np.all(np.where(tree_leaves, kinds == LEAF_TABLE, kinds == INTERIOR_TABLE)))
 
@@ -123,6 +133,8 @@ def leaves_fit(pages: np.ndarray, rows: np.ndarray, headers: np.ndarray, usable:
     cell's payload is at most `usable` - 35 bytes (the file format's limit for a table leaf). The
     payload's size is the varint that begins the cell: only cells whose first byte says it is 128
     or more are decoded further. False also for a cell pointer outside its page."""
+    import numpy as np
+
     page_size = pages.shape[1]
     counts = (pages[rows, headers + 3].astype(np.int64) << 8) | pages[rows, headers + 4]
     if not len(rows) or not counts.any():
@@ -156,6 +168,8 @@ def leaves_fit(pages: np.ndarray, rows: np.ndarray, headers: np.ndarray, usable:
 def varints(pages: np.ndarray, rows: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """SQLite's variable-length integer at offset `at[k]` of page `rows[k]` of `pages` (one page
     a row of bytes), for every k at once: (values, offsets after them)."""
+    import numpy as np
+
     value = np.zeros(len(rows), dtype=np.uint64)
     done = np.zeros(len(rows), dtype=bool)
     after = at.copy()
@@ -177,6 +191,8 @@ def last_rowids(pages: np.ndarray, rows: np.ndarray, headers: np.ndarray) -> np.
     """The last rowid of the cells of each table leaf page `rows` of `pages`, its b-tree header at
     offset `headers` (None when one is not a table leaf with cells). Only the last cell's pointer
     and the two varints that begin the cell (the payload's size, the rowid) are read."""
+    import numpy as np
+
     kind = pages[rows, headers]
     cells = (pages[rows, headers + 3].astype(np.int64) << 8) | pages[rows, headers + 4]
     if not bool(np.all((kind == LEAF_TABLE) & (cells > 0))):

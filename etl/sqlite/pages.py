@@ -30,11 +30,15 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from etl.sqlite.btree import last_rowids, leaves_fit, page_types_fit, usable_size, walk_table_tree
 from etl.sqlite.catalog import open_sqlite
+
+# numpy is imported where pages are hashed or walked: a command that only names this module's
+# constants and types (etl apply --no-verify, etl plan of a fresh target) starts without it.
+if TYPE_CHECKING:
+    import numpy as np
 
 # Pages read per system call: runs of consecutive pages (a table loaded at once is mostly one run).
 _RUN_PAGES = 1024
@@ -80,6 +84,8 @@ class PageRanges:
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """The first and the last rowid of each range, the first range open below and the last
         open above."""
+        import numpy as np
+
         last = np.frombuffer(self.last, dtype=np.int64)
         low, high = np.empty_like(last), last.copy()
         if len(last):
@@ -89,12 +95,16 @@ class PageRanges:
 
     def to_bytes(self) -> bytes:
         """The record: _FORMAT, `reading`, every last rowid (8 bytes, big-endian), every digest."""
+        import numpy as np
+
         last = np.frombuffer(self.last, dtype=np.int64).astype(">i8").tobytes()
         return _FORMAT + self.reading + last + self.digests
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PageRanges | None:
         """The ranges to_bytes recorded; None for a record of another layout."""
+        import numpy as np
+
         head = len(_FORMAT) + DIGEST_BYTES
         if not data.startswith(_FORMAT) or len(data) < head or (len(data) - head) % RANGE_BYTES:
             return None
@@ -108,6 +118,8 @@ def changed_ranges(recorded: PageRanges, current: PageRanges) -> tuple[int, tupl
     range that was not recorded with the same bounds and the same digest (pages that changed,
     split, moved or appeared), adjacent ones merged (inclusive bounds). Pages that read as rows
     in another way (`reading`) change every range."""
+    import numpy as np
+
     low, high = current.bounds()
     then_low, then_high = recorded.bounds()
     now = np.frombuffer(current.digests, dtype=np.uint8).reshape(-1, DIGEST_BYTES)
@@ -284,6 +296,8 @@ def _hash_pages(
     of `leaves`. `walked`: the leaves of a tree walked from its root: then every page must be a
     leaf or interior page as the walk found it, and no leaf's cell may continue on an overflow
     page (None otherwise: the walk did not see every page)."""
+    import numpy as np
+
     if not pages:
         return None
     page_size = file.page_size
@@ -324,6 +338,8 @@ def _take(
     """Check the runs of pages of a walked tree (`is_leaf`: whether each page number is one of its
     leaves) and pass them to `leaves`; False when a page is not as the walk found it: a leaf or
     interior page of a table b-tree, a leaf whose cells all fit on their page."""
+    import numpy as np
+
     if is_leaf is not None:
         numbers = np.concatenate([np.arange(first, first + len(h) // 32) for first, _, h in runs])
         data = runs[0][1] if len(runs) == 1 else b"".join(d for _, d, _ in runs)
@@ -395,6 +411,8 @@ class _LeafPages:
         schema: str,
         broken: bool = False,
     ):
+        import numpy as np
+
         self.page_size = page_size
         self.schema = schema
         self.leaves = leaves
@@ -437,6 +455,8 @@ class _LeafPages:
     def add(self, runs: list[tuple[int, bytes, bytes]]) -> None:
         """Runs of pages: (first page number, the bytes of pages first, first + 1, ..., their
         SHA-256s). Interior pages among them are passed over."""
+        import numpy as np
+
         numbers = np.concatenate([np.arange(first, first + len(h) // 32) for first, _, h in runs])
         hashes = b"".join(h for _, _, h in runs)
         slots = self.slot[numbers]
@@ -464,6 +484,8 @@ class _LeafPages:
         (numbers and each page's SHA-256; overflow pages in their paths' order). How the pages
         read (`schema`, the page size) is the ranges' `reading`. None for a table of fewer than
         MIN_RANGES leaves, or one that is not a rowid table with rows."""
+        import numpy as np
+
         leaves, lasts, hashes = self.leaves, self.lasts, self.hashes
         if self.broken or len(leaves) < MIN_RANGES:
             return None
