@@ -58,8 +58,8 @@ def plan_for(checked: Validated, show_rows: int = 0, *, full_diff: bool = False)
     since the last apply are skipped, unless `full_diff`."""
     measured = [checked.mapping]
 
-    def sized(names: set[str]) -> DesiredSchema:
-        measured.append(with_sizes(checked, names))
+    def sized(names: set[str], units: set[str]) -> DesiredSchema:
+        measured.append(with_sizes(checked, names, units))
         return measured[-1]
 
     state = observe_target(

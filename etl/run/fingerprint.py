@@ -67,6 +67,13 @@ class Ranged:
     changed: int  # ranges of leaf pages that changed
     total: int  # ranges the table has now
     rowids: tuple[tuple[int, int], ...]
+    in_leaves: bool = False  # no record continues on overflow pages (TablePages.in_leaves)
+
+    @property
+    def by_ranges(self) -> bool:
+        """Whether the table is compared in its changed ranges: not when most of them changed
+        (a VACUUM, say), where one pass over each side costs less than seeking ranges."""
+        return self.changed * 2 <= self.total
 
 
 @dataclass(frozen=True)
@@ -206,7 +213,9 @@ def unchanged_tables(
             continue
         count, rowids = changed_ranges(then, now)
         since, rows = recorded[table.name][:2]
-        ranged[table.name] = Ranged(str(since), int(rows), count, len(now), rowids)
+        ranged[table.name] = Ranged(
+            str(since), int(rows), count, len(now), rowids, pages[table.source].in_leaves
+        )
     return Recorded(found, ranged, pages_read(pages, candidates))
 
 

@@ -50,13 +50,14 @@ def observe_target(
     show_rows: int = 0,
     diff_batch: int | None = None,
     full_diff: bool = False,
-    sized: Callable[[set[str]], DesiredSchema] | None = None,
+    sized: Callable[[set[str], set[str]], DesiredSchema] | None = None,
 ) -> TargetState:
     """The target as it is, and each existing table's row diff (`diff_batch` small tables per
     DuckDB query; DIFF_BATCH unless given). `full_diff`: compare every table's rows, also those
     provably unchanged since the last apply. `sized`: for a mapping whose row counts and sizes are
-    not measured yet, the mapping with those of the tables named measured; called once, with the
-    tables not skipped as unchanged, before any row is compared."""
+    not measured yet, the mapping with those of the tables named first measured, and the
+    datetime units of those named second; called once, with the tables not skipped as unchanged
+    (less, first, those compared in ranges), before any row is compared."""
     with connect(url) as conn:
         catalog = read_target_catalog(conn, mapping.schema)
         relations = _relations(conn, mapping.schema)
@@ -79,7 +80,11 @@ def observe_target(
         set_aside = _set_aside(conn, mapping.schema, url) if present else {}
     unchanged, ranged = recorded.unchanged, recorded.ranged
     if sized is not None:
-        mapping = sized({t.name for t in mapping.tables if t.name not in unchanged})
+        compared = {t.name for t in mapping.tables if t.name not in unchanged}
+        # A table compared in ranges reads them by rowid: its counts and sizes go unread, and
+        # its records are known to fit a page (no memory to make room for), unless it reads none.
+        unsized = {name for name, r in ranged.items() if not r.rowids or (r.by_ranges and r.in_leaves)}
+        mapping = sized(compared - unsized, compared)
         by_name = {t.name: t for t in mapping.tables}
         present = [by_name[t.name] for t in present]
     rows: dict[str, RowDiff] = {name: RowDiff(unchanged=u.rows) for name, u in unchanged.items()}
@@ -229,8 +234,7 @@ def _ranged_diff(
     `ranged.rows`; of those, the ones in the ranges are the compared rows the target has)."""
     if not ranged.rowids:
         return RowDiff(unchanged=ranged.rows)
-    if ranged.changed * 2 > ranged.total:
-        # most pages moved (a VACUUM, say): one pass over each side costs less than seeking ranges
+    if not ranged.by_ranges:
         return plan_diff(con, schema, table, current, show_rows, set_aside=set_aside)
     found = plan_diff(con, schema, table, current, show_rows, rowids=ranged.rowids, set_aside=set_aside)
     in_ranges = found.update + found.delete + found.unchanged

@@ -122,12 +122,14 @@ def validate(
     return Validated(spec, catalog, measure(spec, mapping, measuring))
 
 
-def with_sizes(checked: Validated, names: set[str]) -> DesiredSchema:
-    """The mapping with the row counts, sizes and datetime units of the tables named (target
-    names) measured, for a Validated whose sizes are pending; the mapping as it is otherwise."""
+def with_sizes(checked: Validated, names: set[str], units: set[str] | None = None) -> DesiredSchema:
+    """The mapping with the row counts and sizes of the tables named (target names) measured, and
+    the datetime units of those and of `units`, for a Validated whose sizes are pending; the
+    mapping as it is otherwise."""
     if checked.sizes_pending is None:
         return checked.mapping
-    return measure(checked.spec, checked.mapping, checked.sizes_pending, sizes=names, units=names)
+    units = names | (units or set())
+    return measure(checked.spec, checked.mapping, checked.sizes_pending, sizes=names, units=units)
 
 
 def with_query_tables(spec: Spec, catalog: Catalog) -> tuple[Catalog, list[SpecProblem]]:

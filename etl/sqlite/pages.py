@@ -28,7 +28,7 @@ import sqlite3
 import threading
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -142,10 +142,13 @@ def changed_ranges(recorded: PageRanges, current: PageRanges) -> tuple[int, tupl
 @dataclass(frozen=True)
 class TablePages:
     """What one read of a table's pages tells: the table's digest, and (a rowid table read for
-    its ranges, of at least MIN_RANGES leaf pages) its ranges of leaf pages."""
+    its ranges, of at least MIN_RANGES leaf pages) its ranges of leaf pages; `in_leaves`: every
+    record lies whole in its leaf page (none continues on overflow pages), so none is larger
+    than a page (False where the read does not tell)."""
 
     digest: str
     ranges: PageRanges | None = None
+    in_leaves: bool = False
 
 
 def table_pages(
@@ -273,7 +276,7 @@ def _read_table(
         leaves = _LeafPages(file.page_size, tree.leaves, {}, tree.pages, table.reading) if ranged else None
         read = _hash_pages(file, tree.pages, table.reading, leaves, stop, tree.leaves)
         if read is not None:
-            return read
+            return replace(read, in_leaves=True)  # the walk checked that no cell overflows
     if ranged:
         listed: Iterable[tuple[int, str, str]] = _listing(
             con.execute("SELECT pageno, pagetype, path FROM dbstat WHERE name = ?", (table.name,)), stop
