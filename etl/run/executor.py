@@ -396,8 +396,9 @@ def _run_and_commit(
     # DuckDB looks up each source table it reads by scanning SQLite's whole schema, once per
     # transaction: a look-up per table costs the square of the tables. Where the candidates list
     # every table's columns at once (typedscan.candidates), they do it in the transaction, and the
-    # loads find the tables already described. The source's snapshot then starts there, before
-    # the first load rather than at it.
+    # loads find the tables already described. Not for fewer: described one by one (DESCRIBE)
+    # inside the transaction, a table the app wrote to between its proof and its load failed
+    # verification instead of being proved again and read on the exact path.
     early = len({t.source for t in proved}) >= LIST_COLUMNS_FROM
     if early:
         tx.con.execute("BEGIN TRANSACTION")
