@@ -417,3 +417,32 @@ def test_a_value_written_to_the_source_during_the_apply_is_proved_again(migratio
         (datetime(2025, 1, 1, 10, tzinfo=UTC),),
         (datetime(2025, 1, 1, tzinfo=UTC),),
     ]
+
+
+def test_with_many_tables_a_value_written_to_the_source_during_the_apply_is_proved_again(migration, pg):
+    """As above, with LIST_COLUMNS_FROM tables more, whose columns the apply's transaction lists
+    at once before the first load (DuckDB then keeps them for the loads): the value written
+    after the proof still arrives as written, never converted silently."""
+    from etl.core.plan import LoadRows
+    from etl.run.typedscan import LIST_COLUMNS_FROM
+
+    others = "".join(f"CREATE TABLE o{i} (id INTEGER PRIMARY KEY);\n" for i in range(LIST_COLUMNS_FROM))
+    m = migration(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME);\n"
+        "INSERT INTO t VALUES (1, '2025-01-01 10:00:00'), (2, '2025-01-02 10:00:00');\n" + others
+    )
+    events = []
+
+    def app_writes(event) -> None:
+        events.append(event)
+        loading_t = isinstance(event.step, LoadRows) and event.step.table.name == "t"
+        if loading_t and event.phase == "start" and "restart" not in [e.phase for e in events]:
+            m.change_source("UPDATE t SET at = 1735689600000 WHERE id = 2")
+
+    result = m.apply(on_event=app_writes)
+    assert [e.phase for e in events].count("restart") == 1
+    assert "t" not in result.typed
+    assert pg.execute("SELECT at FROM t ORDER BY id").fetchall() == [
+        (datetime(2025, 1, 1, 10, tzinfo=UTC),),
+        (datetime(2025, 1, 1, tzinfo=UTC),),
+    ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import datetime
-import itertools
 import json
 import os
 import re
@@ -138,7 +137,15 @@ from etl.run.sync import (
     sync_rows,
     written_xmins,
 )
-from etl.run.typedscan import PROOF_BATCH, Candidate, candidates, holds, prove, prove_candidates
+from etl.run.typedscan import (
+    LIST_COLUMNS_FROM,
+    PROOF_BATCH,
+    Candidate,
+    candidates,
+    holds,
+    prove,
+    prove_candidates,
+)
 from etl.run.verify import (
     Verification,
     check_views,
@@ -381,14 +388,27 @@ def _run_and_commit(
     attach(tx.con, tx.source, tx.target_url)
     read_tables = _read_tables(tx.plan)
     register_functions(tx.con, read_tables)  # before BEGIN: committed, so other cursors see them too
+    proved: list[TargetTable] = []
     if typed:
         # A table synced by ranges reads them on the exact path: nothing for a proof to decide,
         # and proving it would scan all its rows.
         ranged = {s.table.name for s in ranged_syncs(tx.plan)}
         proved = [t for t in read_tables if t.name not in ranged]
+    # DuckDB looks up each source table it reads by scanning SQLite's whole schema, once per
+    # transaction: a look-up per table costs the square of the tables. Where the candidates list
+    # every table's columns at once (typedscan.candidates), they do it in the transaction, and the
+    # loads find the tables already described. Not for fewer: described one by one (DESCRIBE)
+    # inside the transaction, a table the app wrote to between its proof and its load failed
+    # verification instead of being proved again and read on the exact path.
+    early = len({t.source for t in proved}) >= LIST_COLUMNS_FROM
+    if early:
+        tx.con.execute("BEGIN TRANSACTION")
+        tx.in_transaction = True
+    if typed:
         tx.proofs = _Proofs(tx.con, proved, tx.source, tx.stamp, trust_from_rows)
-    tx.con.execute("BEGIN TRANSACTION")
-    tx.in_transaction = True
+    if not early:
+        tx.con.execute("BEGIN TRANSACTION")
+        tx.in_transaction = True
     _guard_ranged(tx)  # first: its lock must come before the transaction's snapshot
     _lock_schema(tx.con, tx.plan.schema)
     tx.backend = _backend_pid(tx.con)
@@ -568,7 +588,9 @@ def _ddl_batch(steps: tuple[Step, ...], start: int) -> list[tuple[Step, list]]:
     each with its statements."""
     batch: list[tuple[Step, list]] = []
     statements = 0
-    for step in itertools.islice(steps, start, None):
+    # By index: skipping to `start` (islice, a slice) would cost the steps before it, for every step.
+    for index in range(start, len(steps)):
+        step = steps[index]
         if type(step) in _STEP_RUNNERS or (batch and statements >= DDL_BATCH_STATEMENTS):
             break
         sql = postgres_sql(step)
