@@ -893,6 +893,51 @@ def test_a_target_written_between_plan_and_apply_fails_the_apply(loaded, pg):
     assert target_matches_source(loaded)
 
 
+def test_a_many_table_apply_locks_its_ranged_tables_before_it_reads_the_targets_catalog(
+    migration, pg, pg_url, monkeypatch
+):
+    """From LIST_COLUMNS_FROM source tables on, apply lists their columns inside its transaction,
+    which reads the target's catalog and so takes the snapshot: the tables synced by ranges are
+    locked before, and a writer committing meanwhile waits rather than going unseen."""
+    import psycopg
+
+    from etl.run import typedscan
+
+    extra = "".join(
+        f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t{i} VALUES (1, 'a');"
+        for i in range(typedscan.LIST_COLUMNS_FROM)
+    )
+    m = migration(SOURCE + extra)
+    m.write_spec()
+    m.apply()
+    # Every small table changes too: they are proved, so the apply lists their columns.
+    m.change_source(
+        "UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321;"
+        + "".join(f"UPDATE t{i} SET v = 'b';" for i in range(typedscan.LIST_COLUMNS_FROM))
+    )
+    checked = m.check()
+    plan = plan_for(checked)
+    assert ranges_of(plan, "big") is not None
+    declared = typedscan._declared_columns
+    wrote: list[str] = []
+
+    def write_meanwhile(*args):
+        with psycopg.connect(pg_url, autocommit=True) as other:
+            other.execute("SET lock_timeout = '500ms'")
+            try:
+                other.execute("INSERT INTO big VALUES (200000, 'code-w', 1)")
+                wrote.append("committed")
+            except psycopg.errors.LockNotAvailable:
+                wrote.append("waited")
+        return declared(*args)
+
+    monkeypatch.setattr(typedscan, "_declared_columns", write_meanwhile)
+    result = apply(checked, plan)
+    assert wrote and set(wrote) == {"waited"}
+    assert result.changes["big"] == (0, 1, 0) and result.verified
+    assert pg.execute("SELECT count(*) FROM big WHERE id = 200000").fetchone() == (0,)
+
+
 def test_another_apply_between_plan_and_apply_is_named_as_such(loaded, pg):
     loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
     checked = loaded.check()

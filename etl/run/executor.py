@@ -400,16 +400,15 @@ def _run_and_commit(
     # loads find the tables already described. Not for fewer: described one by one (DESCRIBE)
     # inside the transaction, a table the app wrote to between its proof and its load failed
     # verification instead of being proved again and read on the exact path.
+    # Listing the columns reads the target's catalog too, which takes the transaction's snapshot:
+    # the guard's lock comes first.
     early = len({t.source for t in proved}) >= LIST_COLUMNS_FROM
     if early:
-        tx.con.execute("BEGIN TRANSACTION")
-        tx.in_transaction = True
+        _begin(tx)
     if typed:
         tx.proofs = _Proofs(tx.con, proved, tx.source, tx.stamp, trust_from_rows)
     if not early:
-        tx.con.execute("BEGIN TRANSACTION")
-        tx.in_transaction = True
-    _guard_ranged(tx)  # first: its lock must come before the transaction's snapshot
+        _begin(tx)
     _lock_schema(tx.con, tx.plan.schema)
     tx.backend = _backend_pid(tx.con)
     _run_steps(tx)
@@ -444,6 +443,12 @@ def _run_and_commit(
             f"COMMIT failed: {redact(duck_message(exc), tx.target_url)}; nothing was committed"
         ) from exc
     tx.in_transaction = False
+
+
+def _begin(tx: _Transaction) -> None:
+    tx.con.execute("BEGIN TRANSACTION")
+    tx.in_transaction = True
+    _guard_ranged(tx)  # first: its lock must come before the transaction's snapshot
 
 
 def _guard_ranged(tx: _Transaction) -> None:
