@@ -419,6 +419,43 @@ def test_a_value_written_to_the_source_during_the_apply_is_proved_again(migratio
     ]
 
 
+def test_a_value_written_during_the_load_and_written_back_after_it_is_never_committed_as_misread(
+    migration, pg
+):
+    """The app writes epoch milliseconds after the proof ran and before the load, which DuckDB's
+    scan misreads (as seconds), then writes the text back once the load is done: a proof run
+    again at COMMIT finds the table as it was. The misread value never commits: the apply either
+    starts over and loads the rows as they are, or fails naming what changed."""
+    from etl.core.plan import LoadRows
+    from etl.errors import EtlError
+
+    m = migration(
+        """
+        CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME);
+        INSERT INTO t VALUES (1, '2025-01-01 10:00:00'), (2, '2025-01-02 10:00:00');
+        """
+    )
+    events = []
+
+    def app_writes_and_writes_back(event) -> None:
+        events.append(event)
+        if isinstance(event.step, LoadRows) and len(events) < 10:
+            if event.phase == "start":
+                m.change_source("UPDATE t SET at = 1735689600000 WHERE id = 2")
+            elif event.phase == "done":
+                m.change_source("UPDATE t SET at = '2025-01-02 10:00:00' WHERE id = 2")
+
+    try:
+        m.apply(on_event=app_writes_and_writes_back)
+    except EtlError:
+        assert pg.execute("SELECT to_regclass('t')").fetchone() == (None,)  # nothing committed
+        return
+    assert pg.execute("SELECT at FROM t ORDER BY id").fetchall() == [
+        (datetime(2025, 1, 1, 10, tzinfo=UTC),),
+        (datetime(2025, 1, 2, 10, tzinfo=UTC),),
+    ]
+
+
 def test_with_many_tables_a_value_written_to_the_source_during_the_apply_is_proved_again(migration, pg):
     """As above, with LIST_COLUMNS_FROM tables more, whose columns the apply's transaction lists
     at once before the first load (DuckDB then keeps them for the loads): the value written
