@@ -390,17 +390,20 @@ def test_a_proof_that_fails_after_its_table_was_read_starts_the_apply_over(migra
     assert pg.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
 
 
-def test_a_value_written_to_the_source_during_the_apply_is_proved_again(migration, pg):
+# A datetime column of ISO text, which DuckDB's scan reads exactly until the app writes epoch
+# milliseconds into it (the scan reads those as seconds: the year 56970).
+ISO_DATETIMES = """
+CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME);
+INSERT INTO t VALUES (1, '2025-01-01 10:00:00'), (2, '2025-01-02 10:00:00');
+"""
+
+
+def test_a_value_written_to_the_source_during_the_apply_starts_it_over(migration, pg):
     """The app writes epoch milliseconds into a datetime column of ISO text after the table's
-    proof ran and before its rows are read: DuckDB's scan reads them as seconds (the year 56970),
-    without an error. The source's stamp has changed by COMMIT, so the proof runs again, fails,
-    and the apply starts over on the exact path, which reads the rows as they are now."""
-    m = migration(
-        """
-        CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME);
-        INSERT INTO t VALUES (1, '2025-01-01 10:00:00'), (2, '2025-01-02 10:00:00');
-        """
-    )
+    proof ran and before its rows are read: DuckDB's scan reads them as seconds, without an
+    error. The source's stamp has changed by COMMIT, so every table read through the scan counts
+    as unproved and the apply starts over on the exact path, which reads the rows as they are."""
+    m = migration(ISO_DATETIMES)
     from etl.core.plan import LoadRows
 
     events = []
@@ -424,17 +427,12 @@ def test_a_value_written_during_the_load_and_written_back_after_it_is_never_comm
 ):
     """The app writes epoch milliseconds after the proof ran and before the load, which DuckDB's
     scan misreads (as seconds), then writes the text back once the load is done: a proof run
-    again at COMMIT finds the table as it was. The misread value never commits: the apply either
-    starts over and loads the rows as they are, or fails naming what changed."""
+    again at COMMIT would find the table as it was. The misread value never commits: the apply
+    either starts over and loads the rows as they are, or fails naming what changed."""
     from etl.core.plan import LoadRows
     from etl.errors import EtlError
 
-    m = migration(
-        """
-        CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME);
-        INSERT INTO t VALUES (1, '2025-01-01 10:00:00'), (2, '2025-01-02 10:00:00');
-        """
-    )
+    m = migration(ISO_DATETIMES)
     events = []
 
     def app_writes_and_writes_back(event) -> None:
@@ -456,7 +454,7 @@ def test_a_value_written_during_the_load_and_written_back_after_it_is_never_comm
     ]
 
 
-def test_with_many_tables_a_value_written_to_the_source_during_the_apply_is_proved_again(migration, pg):
+def test_with_many_tables_a_value_written_to_the_source_during_the_apply_starts_it_over(migration, pg):
     """As above, with LIST_COLUMNS_FROM tables more, whose columns the apply's transaction lists
     at once before the first load (DuckDB then keeps them for the loads): the value written
     after the proof still arrives as written, never converted silently."""
@@ -464,10 +462,7 @@ def test_with_many_tables_a_value_written_to_the_source_during_the_apply_is_prov
     from etl.run.typedscan import LIST_COLUMNS_FROM
 
     others = "".join(f"CREATE TABLE o{i} (id INTEGER PRIMARY KEY);\n" for i in range(LIST_COLUMNS_FROM))
-    m = migration(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME);\n"
-        "INSERT INTO t VALUES (1, '2025-01-01 10:00:00'), (2, '2025-01-02 10:00:00');\n" + others
-    )
+    m = migration(ISO_DATETIMES + others)
     events = []
 
     def app_writes(event) -> None:

@@ -399,9 +399,9 @@ def _run_and_commit(
     # every table's columns at once (typedscan.candidates), they do it in the transaction, and the
     # loads find the tables already described. Not for fewer: described one by one (DESCRIBE)
     # inside the transaction, a table the app wrote to between its proof and its load failed
-    # verification instead of being proved again and read on the exact path.
-    # Listing the columns reads the target's catalog too, which takes the transaction's snapshot:
-    # the guard's lock comes first.
+    # verification instead of the apply starting over on the exact path. Listing the columns
+    # reads the target's catalog too, which takes the transaction's snapshot: the guard's lock
+    # comes first.
     early = len({t.source for t in proved}) >= LIST_COLUMNS_FROM
     if early:
         _begin(tx)

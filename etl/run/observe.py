@@ -81,8 +81,9 @@ def observe_target(
     unchanged, ranged = recorded.unchanged, recorded.ranged
     if sized is not None:
         compared = {t.name for t in mapping.tables if t.name not in unchanged}
-        # A table compared in ranges reads them by rowid: its counts and sizes go unread, and
-        # its records are known to fit a page (no memory to make room for), unless it reads none.
+        # A table compared in ranges reads them by rowid, and one with no changed range reads
+        # none: their counts and sizes go unread, where (compared in ranges) every record is
+        # known to fit a page, so DuckDB needs no room for larger ones.
         unsized = {name for name, r in ranged.items() if not r.rowids or (r.by_ranges and r.in_leaves)}
         mapping = sized(compared - unsized, compared)
         by_name = {t.name: t for t in mapping.tables}
