@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from etl.cli import app
 from etl.core.plan import LoadRows, SyncRows
-from etl.errors import TargetError, VerificationFailed
+from etl.errors import EtlError, TargetError, VerificationFailed
 from etl.pipeline import apply, check, plan_for, verify
 from etl.run import validate as validate_module
 from etl.run.validate import Measuring, with_sizes
@@ -1046,3 +1046,27 @@ def test_a_source_written_between_plan_and_apply_is_recorded_as_the_apply_read_i
     assert recorded_pages(pg)["small"] == read_afresh(loaded.source, ["small"])["small"]
     assert target_matches_source(loaded)
     assert skipped(loaded.plan()) == set(TABLES)
+
+
+def test_a_value_that_cannot_arrive_in_any_batch_of_a_diff_by_ranges_is_named(loaded, monkeypatch):
+    from etl.run import rowdiff
+    from etl.run import verify as verify_module
+
+    monkeypatch.setattr(verify_module, "RANGES_PER_QUERY", 1)
+    monkeypatch.setattr(rowdiff, "SOURCE_READERS", 2)
+    read: list[int] = []
+    real = rowdiff._read_part
+    monkeypatch.setattr(
+        rowdiff,
+        "_read_part",
+        lambda con, part, sources: (read.append(len(sources)), real(con, part, sources)),
+    )
+    # Three changed ranges, a batch each, read by two readers at once; the bad value in the last.
+    loaded.change_source(
+        "UPDATE big SET n = n + 1 WHERE id IN (5, 30000); UPDATE big SET n = 'many' WHERE id = 60000"
+    )
+    with pytest.raises(
+        EtlError, match=r'table "big", row id=60000: column "n": expected an integer, found text'
+    ):
+        loaded.plan()
+    assert sorted(read) == [1, 2]

@@ -9,12 +9,15 @@ that differ in PostgreSQL and applies them with three set-based statements.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+
 import duckdb
 from psycopg import sql
 
 from etl.core.mapping import TargetColumn, TargetTable
 from etl.core.plan import RowChange, RowDiff
-from etl.duck import quote_ident, quote_literal
+from etl.duck import configure, quote_ident, quote_literal
 from etl.model import PgTable
 from etl.run.load import source_rows_query
 from etl.run.session import TARGET_ALIAS
@@ -354,15 +357,55 @@ def _ranged_sides(
     assert table.rowid_key is not None and table.mode == Mode.SYNC
     rows = rows_in_ranges(schema, table, rowids)
     verified, _ = row_hash(table, "source", "c")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE etl_t AS {target_keys_sql(schema, table, current, columns, rows=rows)}"
-    )
-    for start, batch in enumerate(range_batches(rowids)):
-        relation = without_set_aside(table, f"({source_rows_query(schema, table, rowids=batch)})", set_aside)
-        source = source_keys_sql(table, relation, columns, keep=f"{verified} AS vh")
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE etl_s AS {source}" if start == 0 else f"INSERT INTO etl_s {source}"
+    sources = [
+        source_keys_sql(
+            table,
+            without_set_aside(table, f"({source_rows_query(schema, table, rowids=batch)})", set_aside),
+            columns,
+            keep=f"{verified} AS vh",
         )
+        for batch in range_batches(rowids)
+    ]
+    target = target_keys_sql(schema, table, current, columns, rows=rows)
+    _read_both_sides(con, f"CREATE OR REPLACE TEMP TABLE etl_t AS {target}", sources)
+
+
+# The source's batches of a diff by ranges are read on this many cursors at once, besides the
+# target's side: each SQLite query runs on one thread, and converting its text values costs
+# DuckDB more than SQLite's reading them.
+SOURCE_READERS = max(1, os.cpu_count() or 1)
+
+
+def _read_both_sides(con: duckdb.DuckDBPyConnection, target: str, sources: list[str]) -> None:
+    """Run `target` (the statement making etl_t) on `con` while other cursors read the source's
+    `sources` (selects of the same columns) in parallel; then etl_s holds all their rows."""
+    readers = max(1, min(len(sources), SOURCE_READERS))
+    parts = [f"etl_s_part{n}" for n in range(readers)]
+    with ThreadPoolExecutor(max_workers=readers) as pool:
+        # Interleaved: neighbouring batches cost alike, so each reader gets an equal share.
+        reading = [pool.submit(_read_part, con, part, sources[n::readers]) for n, part in enumerate(parts)]
+        try:
+            con.execute(target)
+        finally:
+            wait(reading)
+    try:
+        for future in reading:
+            future.result()  # the first reader's error, as reading them in turn would raise one
+        union = " UNION ALL ".join(f"SELECT * FROM {part}" for part in parts)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE etl_s AS {union}")
+    finally:
+        for part in parts:
+            con.execute(f"DROP TABLE IF EXISTS {part}")
+
+
+def _read_part(con: duckdb.DuckDBPyConnection, part: str, sources: list[str]) -> None:
+    """Create the table `part` (in the shared in-memory database, which other cursors see) from
+    the rows of `sources`, on a cursor of its own."""
+    with configure(con.cursor()) as cursor:
+        for n, source in enumerate(sources):
+            cursor.execute(
+                f"CREATE OR REPLACE TABLE {part} AS {source}" if n == 0 else f"INSERT INTO {part} {source}"
+            )
 
 
 def _samples(con: duckdb.DuckDBPyConnection, table: TargetTable, limit: int) -> tuple[RowChange, ...]:
