@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from etl.cli import app
 from etl.pipeline import apply, check, plan_for
-from etl.run.plan_sql import Statement, plan_statements, typed_candidates
+from etl.run.plan_sql import GUARD_READS_APART, Statement, plan_statements, typed_candidates
 
 runner = CliRunner()
 
@@ -259,9 +259,9 @@ def test_a_resync_by_ranges_sends_what_plan_sql_prints(migration):
     result, planned = applied_as_planned(m, allow_destructive=True)
     assert result.changes == {"log": (0, 1, 1)}
     texts = [s.text for s in planned]
-    # First the table is locked against other writers and its recorded state read again.
+    # First the table is locked against other writers; its recorded state is read again beside.
     assert texts[0] == 'LOCK TABLE "public"."log" IN EXCLUSIVE MODE'
-    assert texts[1].startswith("(SELECT f.table_name")
+    assert planned[1].engine == "" and texts[1].startswith(f"{GUARD_READS_APART} (SELECT f.table_name")
     # Both sides are read in the changed ranges, and verification sums the target's in them.
     assert any(
         t.startswith("CREATE OR REPLACE TEMP TABLE etl_t AS") and 'JOIN "public"."log" AS etl_row ON' in t

@@ -835,9 +835,10 @@ def test_a_sync_of_its_differing_rows_records_every_rows_xmins_without_reading_t
     assert result.changes == {"big": (1, 3, 2)} and result.verified
     xmins, rows, _ = recorded_xmins(pg, "big")
     assert xmins == scanned_xmins(pg, "big") and rows == BIG_ROWS - 1
-    # Only the guard reads every row's xmin; the record reads the rows the sync wrote.
+    # Only the guard reads every row's xmin, on a connection of its own; the apply's transaction
+    # reads the xmins of the rows the sync wrote.
     whole = [s.text for s in sent if 'FROM "public"."big" GROUP BY xmin' in s.text]
-    assert len(whole) == 1 and "LOCK" not in whole[0], whole
+    assert whole == []
     assert skipped(loaded.plan()) == set(TABLES)
     # The next change is found and recorded from that record as well.
     loaded.change_source("UPDATE big SET n = n + 1 WHERE id = 5")
@@ -891,6 +892,45 @@ def test_a_target_written_between_plan_and_apply_fails_the_apply(loaded, pg):
     assert pg.execute("SELECT code FROM big WHERE id = 54321").fetchone() == ("code-00054321",)
     apply_now(loaded)  # the next apply plans again: the whole table is compared
     assert target_matches_source(loaded)
+
+
+def test_a_target_write_that_fails_the_sync_is_named_as_a_write_since_the_plan(loaded, pg):
+    loaded.change_source("INSERT INTO big VALUES (100001, 'code-x', 1)")
+    checked = loaded.check()
+    plan = plan_for(checked)
+    assert ranges_of(plan, "big") is not None
+    pg.execute("INSERT INTO big VALUES (100001, 'code-y', 2)")  # the row the sync inserts
+    with pytest.raises(TargetError, match='table "big" changed in the target since the plan read it'):
+        apply(checked, plan)
+    assert pg.execute("SELECT code FROM big WHERE id = 100001").fetchone() == ("code-y",)
+
+
+def test_a_guard_that_cannot_read_beside_the_apply_reads_in_its_transaction(loaded, pg, monkeypatch):
+    """A session queued for a stronger lock on the table would make the guard's own reader wait
+    behind the apply: it does not wait, and the transaction reads the state itself."""
+    import psycopg
+
+    from etl.run import executor, guard
+
+    class Refused(guard.StateCheck):
+        def _read(self, tables, state):
+            raise psycopg.errors.LockNotAvailable("could not obtain lock on relation")
+
+    monkeypatch.setattr(executor, "StateCheck", Refused)
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    checked = loaded.check()
+    plan = plan_for(checked)
+    pg.execute("UPDATE big SET n = n + 1 WHERE id = 500")
+    with pytest.raises(TargetError, match='table "big" changed in the target since the plan read it'):
+        apply(checked, plan)
+    apply_now(loaded)  # compared in full: the target was written
+    loaded.change_source("UPDATE big SET code = 'code-YYYYYYYY' WHERE id = 54321")
+    result, sent = apply_observed(loaded)
+    assert result.changes["big"] == (0, 1, 0) and result.verified
+    # The state query ran in the apply's transaction, right after the lock.
+    texts = [s.text for s in sent]
+    locked = texts.index('LOCK TABLE "public"."big" IN EXCLUSIVE MODE')
+    assert texts[locked + 1].startswith("(SELECT f.table_name")
 
 
 def test_a_many_table_apply_locks_its_ranged_tables_before_it_reads_the_targets_catalog(

@@ -114,6 +114,7 @@ from etl.run.fingerprint import (
     source_fingerprints_and_ranges,
     staged_ranges,
 )
+from etl.run.guard import StateCheck
 from etl.run.load import load_query, rejects_query, source_rows_query
 from etl.run.problem import raised_value_problem, value_problem
 from etl.run.session import (
@@ -327,6 +328,7 @@ class _Transaction:
     scans_alone: bool = False  # sqlite_disable_multithreaded_scans, as last set
     backend: int | None = None  # the PostgreSQL backend's pid, for load progress
     proofs: _Proofs | None = None
+    state_check: StateCheck | None = None  # the guard's, awaited before verification
     sums: _SourceSums | None = None  # source checksums computed beside the loads
     pages: _PageDigests | None = None  # the source's pages hashed once no step reads rows
     source_sums: dict[str, tuple[int, str]] = field(default_factory=dict)
@@ -361,7 +363,7 @@ class _Transaction:
         return read
 
     def _close_helpers(self) -> None:
-        for helper in (self.proofs, self.sums, self.pages):
+        for helper in (self.proofs, self.state_check, self.sums, self.pages):
             if helper is not None:
                 helper.close()
 
@@ -411,9 +413,15 @@ def _run_and_commit(
         _begin(tx)
     _lock_schema(tx.con, tx.plan.schema)
     tx.backend = _backend_pid(tx.con)
-    _run_steps(tx)
-    _expire_kept_copies(tx)
-    _record_rejects(tx)
+    try:
+        _run_steps(tx)
+        _expire_kept_copies(tx)
+        _record_rejects(tx)
+        _check_ranged_state(tx)  # before verification, which a write behind etl's back would fail
+    except Exception:
+        # A target written behind etl's back is named as such, not by what the write made fail.
+        _check_ranged_state(tx)
+        raise
     if tx.verify:
         tx.scan_alone(False)
         _verify_before_commit(tx)
@@ -455,13 +463,40 @@ def _guard_ranged(tx: _Transaction) -> None:
     """Make the syncs by ranges exact on the target's side: lock their tables against other
     writers, then check that each is still as the apply the plan relied on left it (the rows
     outside the ranges are equal to the source's only while it is), and keep the xmins of the
-    rows the syncs leave (ranged_guard_sql)."""
+    rows the syncs leave (ranged_guard_sql). The check reads on a connection of its own while
+    the apply goes on (etl/run/guard.py); _check_ranged_state awaits it."""
     guard = ranged_guard_sql(tx.plan)
-    if not guard:
+    if guard is None:
         return
-    lock, state, *kept = guard
-    tx.execute(lock, "locking the tables synced by ranges against other writers")
-    found = {str(row[0]): str(row[1]) for row in _query(tx.con, state)}
+    tx.execute(guard.lock, "locking the tables synced by ranges against other writers")
+    check = StateCheck(tx.target_url, guard.tables, guard.state)
+    if check.started:
+        tx.state_check = check
+    else:
+        check.close()  # it could not take its lock at once: the transaction reads the state itself
+        _raise_moved(tx, {str(row[0]): str(row[1]) for row in _query(tx.con, guard.state)})
+    if guard.keep:
+        tx.execute_many(
+            [(statement, "keeping the xmins of the rows the syncs leave") for statement in guard.keep]
+        )
+
+
+def _check_ranged_state(tx: _Transaction) -> None:
+    """Await the guard's check of the tables synced by ranges; raise if one was written since the
+    plan read it (once: the check is then done)."""
+    check, tx.state_check = tx.state_check, None
+    if check is None:
+        return
+    try:
+        found = check.found()
+    finally:
+        check.close()
+    _raise_moved(tx, found)
+
+
+def _raise_moved(tx: _Transaction, found: dict[str, str]) -> None:
+    """Raise if a table synced by ranges is not as the apply the plan relied on left it. `found`:
+    table name -> the time of the apply that recorded it, for the tables still as it left them."""
     planned = {name: since for name, _, _, since in tx.plan.ranged}
     for step in ranged_syncs(tx.plan):
         name = step.table.name
@@ -477,8 +512,6 @@ def _guard_ranged(tx: _Transaction) -> None:
                 f'table "{name}" changed in the target since the plan read it; nothing was committed: '
                 "run apply again"
             )
-    if kept:
-        tx.execute_many([(statement, "keeping the xmins of the rows the syncs leave") for statement in kept])
 
 
 def _source_changed(source: Path, why: str) -> VerificationFailed:

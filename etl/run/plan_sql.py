@@ -280,6 +280,12 @@ def _verification(plan: Plan, scans: Mapping[str, Candidate]) -> list[Statement]
     return found
 
 
+GUARD_READS_APART = (
+    "after the LOCK, on a connection of its own (awaited before verification), apply reads whether "
+    "the tables are still as the last apply left them:"
+)
+
+
 def plan_statements(
     plan: Plan,
     scans: Mapping[str, Candidate] | None = None,
@@ -291,7 +297,13 @@ def plan_statements(
     both paths; `started_at`: the apply's start, when known."""
     scans = scans or {}
     kept_in = HISTORY_SCHEMA_PREFIX + APPLY_START if started_at == APPLY_START else history_schema(started_at)
-    found = [_postgres(statement) for statement in ranged_guard_sql(plan)]
+    guard = ranged_guard_sql(plan)
+    found = []
+    if guard is not None:
+        found.append(_postgres(guard.lock))
+        # Read on a connection of its own while the transaction goes on (etl/run/guard.py).
+        found.append(Statement("", f"{GUARD_READS_APART} {guard.state.as_string(None)}"))
+        found += [_postgres(statement) for statement in guard.keep]
     found += [
         statement
         for number, step in enumerate(plan.steps)

@@ -265,23 +265,33 @@ def ranged_syncs(plan: Plan) -> list[SyncRows]:
     return [s for s in plan.steps if isinstance(s, SyncRows) and s.rowids is not None]
 
 
-def ranged_guard_sql(plan: Plan) -> list[sql.Composed]:
-    """The statements apply runs first in its transaction when it syncs tables by ranges: lock
-    them against other writers (readers still read), then read their state again with the
-    plan's own query (etl.fingerprints), one row per table still as the last apply left it;
-    then keep the recorded xmins of the rows those whose syncs read only their differing rows
-    will not write (written_xmins). The lock comes before any statement that takes the
-    transaction's snapshot, so the state read is the one the sync writes over: a write another
-    session committed after the plan's read is seen, and none can come after."""
+@dataclass(frozen=True)
+class RangedGuard:
+    """What apply runs first in its transaction when it syncs tables by ranges: `lock` them
+    (`tables`) against other writers (readers still read); read their `state` again with the
+    plan's own query (etl.fingerprints), one row per table still as the last apply left it; then
+    `keep` the recorded xmins of the rows those whose syncs read only their differing rows will
+    not write (written_xmins). The lock comes before any statement that takes the transaction's
+    snapshot, so the state read is the one the sync writes over: a write another session
+    committed after the plan's read is seen, and none can come after."""
+
+    tables: sql.Composed
+    lock: sql.Composed
+    state: sql.Composed
+    keep: list[sql.Composed]
+
+
+def ranged_guard_sql(plan: Plan) -> RangedGuard | None:
+    """The plan's RangedGuard; None when it syncs no table by ranges."""
     steps = ranged_syncs(plan)
     if not steps:
-        return []
+        return None
     tables = sql.SQL(", ").join(sql.Identifier(s.schema, s.table.name) for s in steps)
     state = sql.SQL(" UNION ALL ").join(
         unchanged_since_sql(s.schema, s.table.name, desired_digest(s.table)) for s in steps
     )
-    kept = keep_xmins_sql(plan.schema, list(written_xmins(plan).items()))
-    return [sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(tables), state, *kept]
+    keep = keep_xmins_sql(plan.schema, list(written_xmins(plan).items()))
+    return RangedGuard(tables, sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(tables), state, keep)
 
 
 def written_xmins(plan: Plan) -> dict[str, sql.Composable]:
