@@ -1095,11 +1095,9 @@ def test_a_value_that_cannot_arrive_in_any_batch_of_a_diff_by_ranges_is_named(lo
     monkeypatch.setattr(verify_module, "RANGES_PER_QUERY", 1)
     monkeypatch.setattr(rowdiff, "SOURCE_READERS", 2)
     read: list[int] = []
-    real = rowdiff._read_part
+    real = rowdiff._read_into_sides
     monkeypatch.setattr(
-        rowdiff,
-        "_read_part",
-        lambda con, part, sources: (read.append(len(sources)), real(con, part, sources)),
+        rowdiff, "_read_into_sides", lambda con, sources: (read.append(len(sources)), real(con, sources))
     )
     # Three changed ranges, a batch each, read by two readers at once; the bad value in the last.
     loaded.change_source(

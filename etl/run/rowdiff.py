@@ -378,34 +378,26 @@ SOURCE_READERS = max(1, os.cpu_count() or 1)
 
 def _read_both_sides(con: duckdb.DuckDBPyConnection, target: str, sources: list[str]) -> None:
     """Run `target` (the statement making etl_t) on `con` while other cursors read the source's
-    `sources` (selects of the same columns) in parallel; then etl_s holds all their rows."""
+    `sources` (selects of the same columns) in parallel into etl_s: a table of the shared
+    in-memory database, which every cursor sees and may append to at once."""
+    con.execute(f"CREATE OR REPLACE TABLE etl_s AS SELECT * FROM ({sources[0]}) LIMIT 0")
     readers = max(1, min(len(sources), SOURCE_READERS))
-    parts = [f"etl_s_part{n}" for n in range(readers)]
     with ThreadPoolExecutor(max_workers=readers) as pool:
         # Interleaved: neighbouring batches cost alike, so each reader gets an equal share.
-        reading = [pool.submit(_read_part, con, part, sources[n::readers]) for n, part in enumerate(parts)]
+        reading = [pool.submit(_read_into_sides, con, sources[n::readers]) for n in range(readers)]
         try:
             con.execute(target)
         finally:
             wait(reading)
-    try:
-        for future in reading:
-            future.result()  # the first reader's error, as reading them in turn would raise one
-        union = " UNION ALL ".join(f"SELECT * FROM {part}" for part in parts)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE etl_s AS {union}")
-    finally:
-        for part in parts:
-            con.execute(f"DROP TABLE IF EXISTS {part}")
+    for future in reading:
+        future.result()  # the first reader's error, as reading them in turn would raise one
 
 
-def _read_part(con: duckdb.DuckDBPyConnection, part: str, sources: list[str]) -> None:
-    """Create the table `part` (in the shared in-memory database, which other cursors see) from
-    the rows of `sources`, on a cursor of its own."""
+def _read_into_sides(con: duckdb.DuckDBPyConnection, sources: list[str]) -> None:
+    """Append the rows of `sources` to etl_s, on a cursor of its own."""
     with configure(con.cursor()) as cursor:
-        for n, source in enumerate(sources):
-            cursor.execute(
-                f"CREATE OR REPLACE TABLE {part} AS {source}" if n == 0 else f"INSERT INTO {part} {source}"
-            )
+        for source in sources:
+            cursor.execute(f"INSERT INTO etl_s {source}")
 
 
 def _samples(con: duckdb.DuckDBPyConnection, table: TargetTable, limit: int) -> tuple[RowChange, ...]:
