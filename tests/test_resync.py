@@ -1101,10 +1101,44 @@ def test_a_value_that_cannot_arrive_in_any_batch_of_a_diff_by_ranges_is_named(lo
     )
     # Three changed ranges, a batch each, read by two readers at once; the bad value in the last.
     loaded.change_source(
-        "UPDATE big SET n = n + 1 WHERE id IN (5, 30000); UPDATE big SET n = 'many' WHERE id = 60000"
+        "UPDATE big SET n = n + 1 WHERE id IN (20000, 30000); UPDATE big SET n = 'many' WHERE id = 60000"
     )
     with pytest.raises(
         EtlError, match=r'table "big", row id=60000: column "n": expected an integer, found text'
     ):
         loaded.plan()
     assert sorted(read) == [1, 2]
+
+
+def test_parts_of_cut_merged_ranges_in_order_at_a_span_of_rowids():
+    from etl.run.rowdiff import parts_of
+
+    assert parts_of(((20, 29), (1, 10), (11, 12), (40, 40)), most=15) == [((1, 12),), ((20, 29), (40, 40))]
+    assert parts_of(((1, 100), (200, 201)), most=10) == [((1, 100),), ((200, 201),)]
+    assert parts_of((), most=10) == []
+
+
+def test_a_diff_by_ranges_compared_in_parts_finds_what_one_pass_finds(loaded, monkeypatch):
+    from etl.run import rowdiff
+
+    loaded.change_source(
+        "UPDATE big SET n = n + 1 WHERE id IN (5, 30000, 60000);"
+        "DELETE FROM big WHERE id IN (1, 45000); INSERT INTO big VALUES (100001, 'code-x', 1);"
+    )
+    whole = sync_of(loaded.plan(), "big").diff
+    monkeypatch.setattr(rowdiff, "PART_ROWIDS", 50)
+    parted: list[int] = []
+    real = rowdiff._ranged_sides
+    monkeypatch.setattr(rowdiff, "_ranged_sides", lambda *a, **k: (parted.append(1), real(*a, **k)))
+    in_parts = sync_of(loaded.plan(), "big").diff
+    assert len(parted) == 5  # a part per changed range: each spans more than 50 rowids
+    assert in_parts == whole
+    assert (whole.insert, whole.update, whole.delete) == (1, 3, 2) and whole.unchanged == BIG_ROWS - 5
+    assert whole.differing == (
+        (1, 1),
+        (5, 5),
+        (30000, 30000),
+        (45000, 45000),
+        (60000, 60000),
+        (100001, 100001),
+    )

@@ -278,6 +278,8 @@ def plan_diff(
     if table.mode == Mode.APPEND:
         return _plan_append(con, schema, table, show_rows)
     columns = show_rows > 0
+    if rowids and not columns:
+        return _plan_in_parts(con, schema, table, current, rowids, set_aside)
     if rowids:
         _ranged_sides(con, schema, table, current, columns, rowids, set_aside)
     else:
@@ -325,6 +327,78 @@ def plan_diff(
 # The most differing rows of a diff by ranges whose rowids the plan keeps (RowDiff.differing):
 # the sync then reads those rows alone, not every row in the changed ranges as the plan did.
 MAX_DIFFERING_ROWS = 100_000
+
+
+# Rowids a part of a diff by ranges spans at most (a range wider than that is a part alone): the
+# rows of both sides are held while a part is compared, so a diff of many changed ranges holds
+# memory in proportion to a part, not to all the rows it compares.
+PART_ROWIDS = 250_000
+
+
+def parts_of(
+    rowids: tuple[tuple[int, int], ...], most: int = PART_ROWIDS
+) -> list[tuple[tuple[int, int], ...]]:
+    """`rowids` merged and cut, in order, into parts spanning at most `most` rowids each (a wider
+    range is a part alone)."""
+    parts: list[list[tuple[int, int]]] = [[]]
+    spanned = 0
+    for low, high in merged_ranges(rowids):
+        span = high - low + 1
+        if parts[-1] and spanned + span > most:
+            parts.append([])
+            spanned = 0
+        parts[-1].append((low, high))
+        spanned += span
+    return [tuple(part) for part in parts if part]
+
+
+def _plan_in_parts(
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: TargetTable,
+    current: PgTable,
+    rowids: tuple[tuple[int, int], ...],
+    set_aside: tuple[int, ...],
+) -> RowDiff:
+    """plan_diff of the rows in `rowids` (mode: sync), counted part by part (parts_of): the
+    differing rows of each are kept in etl_d, one join of the two sides, from which the counts
+    and, up to MAX_DIFFERING_ROWS in all, their rowids come."""
+    inserts = updates = deletes = unchanged = count = total = 0
+    differing: list[tuple[int, int]] | None = []
+    join = key_join(table, "s", "t")
+    for part in parts_of(rowids, PART_ROWIDS):
+        _ranged_sides(con, schema, table, current, False, part, set_aside)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE etl_d AS SELECT coalesce(s.k0, t.k0) AS k, "
+            "CASE WHEN t.h IS NULL THEN 0 WHEN s.h IS NULL THEN 2 ELSE 1 END AS op "
+            f"FROM etl_s s FULL OUTER JOIN etl_t t ON {join} WHERE s.h IS DISTINCT FROM t.h"
+        )
+        found = con.execute(
+            "SELECT count(*) FILTER (WHERE op = 0), count(*) FILTER (WHERE op = 1), "
+            "count(*) FILTER (WHERE op = 2) FROM etl_d"
+        ).fetchone()
+        part_count, part_total = _range_sums(con)
+        assert found is not None  # an aggregate always yields one row
+        inserted, updated, deleted = (int(v) for v in found)
+        inserts, updates, deletes = inserts + inserted, updates + updated, deletes + deleted
+        unchanged += part_count - inserted - updated
+        count, total = count + part_count, total + int(part_total)
+        if differing is not None and inserts + updates + deletes <= MAX_DIFFERING_ROWS:
+            differing += [(int(k), int(k)) for (k,) in con.execute("SELECT k FROM etl_d").fetchall()]
+        else:
+            differing = None
+        for name in ("etl_d", "etl_s", "etl_t"):
+            con.execute(f"DROP TABLE {name}")
+    return RowDiff(
+        inserts,
+        updates,
+        deletes,
+        unchanged,
+        (),
+        set_aside=set_aside,
+        differing=None if differing is None else merged_ranges(tuple(differing)),
+        range_sums=(count, str(total)),
+    )
 
 
 def _range_sums(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
