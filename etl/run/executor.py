@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -386,6 +386,7 @@ def _run_and_commit(
     tx: _Transaction, run: RunInfo, rejects_file: Path | None, typed: bool, trust_from_rows: int
 ) -> None:
     attach(tx.con, tx.source, tx.target_url)
+    tx.con.execute(f"SET threads = {WAITING_THREADS}")
     read_tables = _read_tables(tx.plan)
     register_functions(tx.con, read_tables)  # before BEGIN: committed, so other cursors see them too
     proved: list[TargetTable] = []
@@ -636,7 +637,8 @@ def _run_step(tx: _Transaction, number: int, step: Step) -> None:
 def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
     rows: int | None
     if step.table.on_error == OnError.REJECT:
-        rows, rejected = _load_rejecting(tx.con, step, tx.target_url)
+        with _all_threads(tx.con):
+            rows, rejected = _load_rejecting(tx.con, step, tx.target_url)
         tx.result.rejects += rejected
     else:
         tx.scan_alone(step.table.source_rows is not None and step.table.source_rows < PROGRESS_FROM_ROWS)
@@ -657,6 +659,11 @@ def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
 
 def _run_sync(tx: _Transaction, number: int, step: SyncRows) -> int:
     tx.scan_alone(False)
+    with _all_threads(tx.con):  # the diff scans the source and hashes both sides: DuckDB's work
+        return _sync(tx, number, step)
+
+
+def _sync(tx: _Transaction, number: int, step: SyncRows) -> int:
     if step.table.on_error == OnError.REJECT:
         tx.result.rejects += _collect_rejects(tx.con, step, tx.target_url)
     try:
@@ -1034,7 +1041,8 @@ def _verify_before_commit(tx: _Transaction) -> None:
     tx.on_event(StepEvent(VerifyStep(schema), "start"))
     started = time.perf_counter()
     if tx.sums is not None:
-        tx.source_sums.update(tx.sums.results(tx.target_url))
+        with _all_threads(tx.con):  # the checksums still running get every core: nothing else runs
+            tx.source_sums.update(tx.sums.results(tx.target_url))
     whole = tuple(tx.scanned(t) for t in tx.plan.tables if t.name not in tx.written)
     # A table synced by ranges is compared in them, on both sides (its sync summed the source's);
     # one whose rows a key's action in another table may change elsewhere is compared in full.
@@ -1049,10 +1057,14 @@ def _verify_before_commit(tx: _Transaction) -> None:
         if name not in tx.source_sums:  # a sync's own sums leave those rows out already
             count, sum_ = tx.set_aside.get(name, (0, 0))
             tx.set_aside[name] = (count + rows, sum_ + total)
+    # Source rows verification scans itself (not summed beside a load) are DuckDB's work, worth
+    # every core; reading the target back is PostgreSQL's, waited on by one thread.
+    scans = any(t.name not in tx.source_sums for t in whole)
     try:
-        verification = verify_tables(
-            tx.con, schema, whole, sources=tx.source_sums, set_aside=tx.set_aside, ranged=ranged
-        )
+        with _all_threads(tx.con) if scans else nullcontext():
+            verification = verify_tables(
+                tx.con, schema, whole, sources=tx.source_sums, set_aside=tx.set_aside, ranged=ranged
+            )
     except duck.ERRORS as exc:
         if any(t.scan is not None for t in whole):
             raise _TypedScanFailed(duck_message(exc)) from exc
@@ -1328,7 +1340,27 @@ def _load_threads(con: duckdb.DuckDBPyConnection, rows: int | None = None) -> It
         yield
     finally:
         with suppress(*duck.ERRORS):  # after a failed load the transaction refuses it: no matter
-            con.execute("RESET threads")
+            con.execute(f"SET threads = {WAITING_THREADS}")
+
+
+# DuckDB's threads while the apply's connection waits on PostgreSQL (DDL, reading the target back,
+# COMMIT): with worker threads, DuckDB's client thread spins on a core of its own until PostgreSQL
+# answers (duckdb 1.5.5's pending query polls for tasks), a core that PostgreSQL building keys and
+# indexes, or sending rows back, then lacks. On one thread the client thread runs the query's task
+# itself and blocks in libpq. The setting is the DuckDB instance's: _SourceSums' cursor, scanning
+# beside the DDL, gets one thread too, and the other core is PostgreSQL's.
+WAITING_THREADS = 1
+
+
+@contextmanager
+def _all_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB's default threads (one per core) while its own work, not PostgreSQL's, is waited for."""
+    con.execute("RESET threads")
+    try:
+        yield
+    finally:
+        with suppress(*duck.ERRORS):
+            con.execute(f"SET threads = {WAITING_THREADS}")
 
 
 def _run_ddl(con: duckdb.DuckDBPyConnection, step: Step, target_url: str) -> None:
