@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -1040,9 +1041,11 @@ def _verify_before_commit(tx: _Transaction) -> None:
     schema = tx.plan.schema
     tx.on_event(StepEvent(VerifyStep(schema), "start"))
     started = time.perf_counter()
+    # The source checksums still being computed are waited for table by table, once its target
+    # rows are read: reading them back is PostgreSQL's work, summing the source this process's.
+    summing: dict[str, Callable[[], tuple[int, str]]] = {}
     if tx.sums is not None:
-        with _all_threads(tx.con):  # the checksums still running get every core: nothing else runs
-            tx.source_sums.update(tx.sums.results(tx.target_url))
+        summing = {name: partial(_summed, tx, name) for name in tx.sums.tables}
     whole = tuple(tx.scanned(t) for t in tx.plan.tables if t.name not in tx.written)
     # A table synced by ranges is compared in them, on both sides (its sync summed the source's);
     # one whose rows a key's action in another table may change elsewhere is compared in full.
@@ -1051,20 +1054,26 @@ def _verify_before_commit(tx: _Transaction) -> None:
     for step in ranged_syncs(tx.plan):
         if step.table.name in checked:
             tx.source_sums.pop(step.table.name, None)
-        elif step.rowids is not None and step.table.name in tx.source_sums:
+            summing.pop(step.table.name, None)
+        elif step.rowids is not None and (step.table.name in tx.source_sums or step.table.name in summing):
             ranged[step.table.name] = step.rowids
     for name, rows, _, total in tx.plan.set_aside:
-        if name not in tx.source_sums:  # a sync's own sums leave those rows out already
+        if (
+            name not in tx.source_sums and name not in summing
+        ):  # a sync's own sums leave those rows out already
             count, sum_ = tx.set_aside.get(name, (0, 0))
             tx.set_aside[name] = (count + rows, sum_ + total)
     # Source rows verification scans itself (not summed beside a load) are DuckDB's work, worth
     # every core; reading the target back is PostgreSQL's, waited on by one thread.
-    scans = any(t.name not in tx.source_sums for t in whole)
+    sources: dict[str, tuple[int, str] | Callable[[], tuple[int, str]]] = {**tx.source_sums, **summing}
+    scans = any(t.name not in sources for t in whole)
     try:
         with _all_threads(tx.con) if scans else nullcontext():
             verification = verify_tables(
-                tx.con, schema, whole, sources=tx.source_sums, set_aside=tx.set_aside, ranged=ranged
+                tx.con, schema, whole, sources=sources, set_aside=tx.set_aside, ranged=ranged
             )
+        if tx.sums is not None:
+            tx.sums.finish()
     except duck.ERRORS as exc:
         if any(t.scan is not None for t in whole):
             raise _TypedScanFailed(duck_message(exc)) from exc
@@ -1091,6 +1100,16 @@ def _verify_before_commit(tx: _Transaction) -> None:
         )
     if bad:
         raise VerificationFailed(f"verification failed, nothing was committed: {'; '.join(bad)}")
+
+
+def _summed(tx: _Transaction, name: str) -> tuple[int, str]:
+    """The source checksum _SourceSums computes of a loaded table; while it still runs, on every
+    core (the apply's connection waits for nothing else)."""
+    assert tx.sums is not None
+    if tx.sums.done(name):
+        return tx.sums.result(name, tx.target_url)
+    with _all_threads(tx.con):
+        return tx.sums.result(name, tx.target_url)
 
 
 def _check_views(con: duckdb.DuckDBPyConnection, source: Path, schema: str, plan: Plan) -> tuple:
@@ -1466,16 +1485,26 @@ class _SourceSums:
             count, total = count + int(sums[0]), total + int(sums[1])
         return count, total
 
-    def results(self, target_url: str) -> dict[str, tuple[int, str]]:
-        found = {}
-        for name, (table, future) in self._sums.items():
-            try:
-                count, total = future.result()
-            except duck.ERRORS as exc:
-                _raise_load_error(exc, table, target_url)
-            found[name] = (count, str(total))
+    @property
+    def tables(self) -> list[str]:
+        return list(self._sums)
+
+    def done(self, name: str) -> bool:
+        return self._sums[name][1].done()
+
+    def result(self, name: str, target_url: str) -> tuple[int, str]:
+        """The table's count and checksum (waits for them); a value that cannot arrive raises as
+        its load would have."""
+        table, future = self._sums[name]
+        try:
+            count, total = future.result()
+        except duck.ERRORS as exc:
+            _raise_load_error(exc, table, target_url)
+        return count, str(total)
+
+    def finish(self) -> None:
+        """End the cursor's read transaction, once every result is taken."""
         self._pool.submit(self._scan_alone, False).result()
-        return found
 
     def close(self) -> None:
         self._cursor.interrupt()  # e.g. a bad value or Ctrl-C: the checksums are no longer wanted
