@@ -1081,9 +1081,10 @@ def _verify_before_commit(tx: _Transaction) -> None:
             exc, "verification could not read the source or the target", tx.source, tx.target_url
         )
     verification = replace(verification, views=_check_views(tx.con, tx.source, schema, tx.plan))
-    missing = [
-        (table.name, check_written(tx.con, schema, table, name)) for table, name in tx.written.values()
-    ]
+    with _all_threads(tx.con) if tx.written else nullcontext():  # joins the rows sent in DuckDB
+        missing = [
+            (table.name, check_written(tx.con, schema, table, name)) for table, name in tx.written.values()
+        ]
     tx.on_event(StepEvent(VerifyStep(schema), "done", None, time.perf_counter() - started))
     bad = [f'table "{name}": {n:,} rows written differ in the target' for name, n in missing if n]
     if (bad or not verification.ok) and source_stamp(tx.source) != tx.stamp:

@@ -523,6 +523,8 @@ def check_table(
     source_hash, unchecked = row_hash(table, "source", "c")
     target_hash, _ = row_hash(table, "target", "")
     assert rowids is None or source is not None  # the sync by ranges summed the source's side
+    # Summed here: before the target, as `etl plan --sql` lists them. Given: taken after it.
+    summed = _source_sums(con, schema, table) if source is None else source
     target_rows: int | None = None
     target_sum = 0
     if exists:
@@ -536,10 +538,7 @@ def check_table(
             target = con.execute(query).fetchone()
             assert target is not None  # an aggregate always yields one row
             target_rows, target_sum = target_rows + int(target[0]), target_sum + int(target[1])
-    if source is None:
-        source_rows, source_sum = _source_sums(con, schema, table)
-    else:
-        source_rows, source_sum = source() if callable(source) else source
+    source_rows, source_sum = summed() if callable(summed) else summed
     if set_aside != (0, 0):
         source_rows, source_sum = source_rows - set_aside[0], str(int(source_sum) - set_aside[1])
     if target_rows is None:
