@@ -1350,8 +1350,8 @@ def _load_threads(con: duckdb.DuckDBPyConnection, rows: int | None = None) -> It
     """DuckDB's threads while a table loads: one core fewer than the machine has, left to the
     PostgreSQL backend that takes the COPY: with as many threads as cores (DuckDB's default),
     DuckDB and the backend compete for them, and some loads of the same rows take markedly more
-    CPU. Verification's checksums, which PostgreSQL does not wait on, keep every core. A table of
-    fewer than PROGRESS_FROM_ROWS `rows` loads in a moment on any number of threads: left as is."""
+    CPU. Afterwards WAITING_THREADS again. A table of fewer than PROGRESS_FROM_ROWS `rows` loads
+    in a moment on any number of threads: left on WAITING_THREADS."""
     if rows is not None and rows < PROGRESS_FROM_ROWS:
         yield
         return
