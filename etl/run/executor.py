@@ -13,8 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -388,6 +389,7 @@ def _run_and_commit(
     tx: _Transaction, run: RunInfo, rejects_file: Path | None, typed: bool, trust_from_rows: int
 ) -> None:
     attach(tx.con, tx.source, tx.target_url)
+    tx.con.execute(f"SET threads = {WAITING_THREADS}")
     read_tables = _read_tables(tx.plan)
     register_functions(tx.con, read_tables)  # before BEGIN: committed, so other cursors see them too
     proved: list[TargetTable] = []
@@ -669,7 +671,8 @@ def _run_step(tx: _Transaction, number: int, step: Step) -> None:
 def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
     rows: int | None
     if step.table.on_error == OnError.REJECT:
-        rows, rejected = _load_rejecting(tx.con, step, tx.target_url)
+        with _all_threads(tx.con):
+            rows, rejected = _load_rejecting(tx.con, step, tx.target_url)
         tx.result.rejects += rejected
     else:
         tx.scan_alone(step.table.source_rows is not None and step.table.source_rows < PROGRESS_FROM_ROWS)
@@ -690,6 +693,11 @@ def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
 
 def _run_sync(tx: _Transaction, number: int, step: SyncRows) -> int:
     tx.scan_alone(False)
+    with _all_threads(tx.con):  # the diff scans the source and hashes both sides: DuckDB's work
+        return _sync(tx, number, step)
+
+
+def _sync(tx: _Transaction, number: int, step: SyncRows) -> int:
     if step.table.on_error == OnError.REJECT:
         tx.result.rejects += _collect_rejects(tx.con, step, tx.target_url)
     try:
@@ -1066,8 +1074,11 @@ def _verify_before_commit(tx: _Transaction) -> None:
     schema = tx.plan.schema
     tx.on_event(StepEvent(VerifyStep(schema), "start"))
     started = time.perf_counter()
+    # The source checksums still being computed are waited for table by table, once its target
+    # rows are read: reading them back is PostgreSQL's work, summing the source this process's.
+    summing: dict[str, Callable[[], tuple[int, str]]] = {}
     if tx.sums is not None:
-        tx.source_sums.update(tx.sums.results(tx.target_url))
+        summing = {name: partial(_summed, tx, name) for name in tx.sums.tables}
     whole = tuple(tx.scanned(t) for t in tx.plan.tables if t.name not in tx.written)
     # A table synced by ranges is compared in them, on both sides (its sync summed the source's);
     # one whose rows a key's action in another table may change elsewhere is compared in full.
@@ -1076,16 +1087,26 @@ def _verify_before_commit(tx: _Transaction) -> None:
     for step in ranged_syncs(tx.plan):
         if step.table.name in checked:
             tx.source_sums.pop(step.table.name, None)
-        elif step.rowids is not None and step.table.name in tx.source_sums:
+            summing.pop(step.table.name, None)
+        elif step.rowids is not None and (step.table.name in tx.source_sums or step.table.name in summing):
             ranged[step.table.name] = step.rowids
     for name, rows, _, total in tx.plan.set_aside:
-        if name not in tx.source_sums:  # a sync's own sums leave those rows out already
+        if (
+            name not in tx.source_sums and name not in summing
+        ):  # a sync's own sums leave those rows out already
             count, sum_ = tx.set_aside.get(name, (0, 0))
             tx.set_aside[name] = (count + rows, sum_ + total)
+    # Source rows verification scans itself (not summed beside a load) are DuckDB's work, worth
+    # every core; reading the target back is PostgreSQL's, waited on by one thread.
+    sources: dict[str, tuple[int, str] | Callable[[], tuple[int, str]]] = {**tx.source_sums, **summing}
+    scans = any(t.name not in sources for t in whole)
     try:
-        verification = verify_tables(
-            tx.con, schema, whole, sources=tx.source_sums, set_aside=tx.set_aside, ranged=ranged
-        )
+        with _all_threads(tx.con) if scans else nullcontext():
+            verification = verify_tables(
+                tx.con, schema, whole, sources=sources, set_aside=tx.set_aside, ranged=ranged
+            )
+        if tx.sums is not None:
+            tx.sums.finish()
     except duck.ERRORS as exc:
         if any(t.scan is not None for t in whole):
             raise _TypedScanFailed(duck_message(exc)) from exc
@@ -1093,9 +1114,10 @@ def _verify_before_commit(tx: _Transaction) -> None:
             exc, "verification could not read the source or the target", tx.source, tx.target_url
         )
     verification = replace(verification, views=_check_views(tx.con, tx.source, schema, tx.plan))
-    missing = [
-        (table.name, check_written(tx.con, schema, table, name)) for table, name in tx.written.values()
-    ]
+    with _all_threads(tx.con) if tx.written else nullcontext():  # joins the rows sent in DuckDB
+        missing = [
+            (table.name, check_written(tx.con, schema, table, name)) for table, name in tx.written.values()
+        ]
     tx.on_event(StepEvent(VerifyStep(schema), "done", None, time.perf_counter() - started))
     bad = [f'table "{name}": {n:,} rows written differ in the target' for name, n in missing if n]
     if (bad or not verification.ok) and source_stamp(tx.source) != tx.stamp:
@@ -1112,6 +1134,16 @@ def _verify_before_commit(tx: _Transaction) -> None:
         )
     if bad:
         raise VerificationFailed(f"verification failed, nothing was committed: {'; '.join(bad)}")
+
+
+def _summed(tx: _Transaction, name: str) -> tuple[int, str]:
+    """The source checksum _SourceSums computes of a loaded table; while it still runs, on every
+    core (the apply's connection waits for nothing else)."""
+    assert tx.sums is not None
+    if tx.sums.done(name):
+        return tx.sums.result(name, tx.target_url)
+    with _all_threads(tx.con):
+        return tx.sums.result(name, tx.target_url)
 
 
 def _check_views(con: duckdb.DuckDBPyConnection, source: Path, schema: str, plan: Plan) -> tuple:
@@ -1351,8 +1383,8 @@ def _load_threads(con: duckdb.DuckDBPyConnection, rows: int | None = None) -> It
     """DuckDB's threads while a table loads: one core fewer than the machine has, left to the
     PostgreSQL backend that takes the COPY: with as many threads as cores (DuckDB's default),
     DuckDB and the backend compete for them, and some loads of the same rows take markedly more
-    CPU. Verification's checksums, which PostgreSQL does not wait on, keep every core. A table of
-    fewer than PROGRESS_FROM_ROWS `rows` loads in a moment on any number of threads: left as is."""
+    CPU. Afterwards WAITING_THREADS again. A table of fewer than PROGRESS_FROM_ROWS `rows` loads
+    in a moment on any number of threads: left on WAITING_THREADS."""
     if rows is not None and rows < PROGRESS_FROM_ROWS:
         yield
         return
@@ -1361,7 +1393,27 @@ def _load_threads(con: duckdb.DuckDBPyConnection, rows: int | None = None) -> It
         yield
     finally:
         with suppress(*duck.ERRORS):  # after a failed load the transaction refuses it: no matter
-            con.execute("RESET threads")
+            con.execute(f"SET threads = {WAITING_THREADS}")
+
+
+# DuckDB's threads while the apply's connection waits on PostgreSQL (DDL, reading the target back,
+# COMMIT): with worker threads, DuckDB's client thread spins on a core of its own until PostgreSQL
+# answers (duckdb 1.5.5's pending query polls for tasks), a core that PostgreSQL building keys and
+# indexes, or sending rows back, then lacks. On one thread the client thread runs the query's task
+# itself and blocks in libpq. The setting is the DuckDB instance's: _SourceSums' cursor, scanning
+# beside the DDL, gets one thread too, and the other core is PostgreSQL's.
+WAITING_THREADS = 1
+
+
+@contextmanager
+def _all_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB's default threads (one per core) while its own work, not PostgreSQL's, is waited for."""
+    con.execute("RESET threads")
+    try:
+        yield
+    finally:
+        with suppress(*duck.ERRORS):
+            con.execute(f"SET threads = {WAITING_THREADS}")
 
 
 def _run_ddl(con: duckdb.DuckDBPyConnection, step: Step, target_url: str) -> None:
@@ -1467,16 +1519,26 @@ class _SourceSums:
             count, total = count + int(sums[0]), total + int(sums[1])
         return count, total
 
-    def results(self, target_url: str) -> dict[str, tuple[int, str]]:
-        found = {}
-        for name, (table, future) in self._sums.items():
-            try:
-                count, total = future.result()
-            except duck.ERRORS as exc:
-                _raise_load_error(exc, table, target_url)
-            found[name] = (count, str(total))
+    @property
+    def tables(self) -> list[str]:
+        return list(self._sums)
+
+    def done(self, name: str) -> bool:
+        return self._sums[name][1].done()
+
+    def result(self, name: str, target_url: str) -> tuple[int, str]:
+        """The table's count and checksum (waits for them); a value that cannot arrive raises as
+        its load would have."""
+        table, future = self._sums[name]
+        try:
+            count, total = future.result()
+        except duck.ERRORS as exc:
+            _raise_load_error(exc, table, target_url)
+        return count, str(total)
+
+    def finish(self) -> None:
+        """End the cursor's read transaction, once every result is taken."""
         self._pool.submit(self._scan_alone, False).result()
-        return found
 
     def close(self) -> None:
         self._cursor.interrupt()  # e.g. a bad value or Ctrl-C: the checksums are no longer wanted

@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -31,6 +31,8 @@ from etl.pgtypes import narrows
 from etl.run.load import source_rows_query
 from etl.run.session import TARGET_ALIAS
 from etl.sqlite.convert import loads_as_text
+
+Sums = tuple[int, str]  # a side's count of rows and checksum (a decimal integer)
 
 
 @dataclass(frozen=True)
@@ -509,32 +511,38 @@ def check_table(
     table: TargetTable,
     exists: bool = True,
     sample: int = 5,
-    source: tuple[int, str] | None = None,
+    source: Sums | Callable[[], Sums] | None = None,
     set_aside: tuple[int, int] = (0, 0),
     rowids: tuple[tuple[int, int], ...] | None = None,
 ) -> TableCheck:
-    """`source`: the source's count and checksum when the load already computed them;
+    """`source`: the source's count and checksum when the load already computed them (or a
+    function returning them, called once the target is read: they may still be being computed);
     `set_aside`: count and checksum of source rows a check rejected after they loaded; `rowids`:
     compare only the rows in these rowid ranges (a sync by ranges; `source` then holds the
     source's sums over them)."""
     source_hash, unchecked = row_hash(table, "source", "c")
     target_hash, _ = row_hash(table, "target", "")
     assert rowids is None or source is not None  # the sync by ranges summed the source's side
-    source_rows, source_sum = source or _source_sums(con, schema, table)
+    # Summed here: before the target, as `etl plan --sql` lists them. Given: taken after it.
+    summed = _source_sums(con, schema, table) if source is None else source
+    target_rows: int | None = None
+    target_sum = 0
+    if exists:
+        queries = (
+            [target_sums_query(schema, table)]
+            if rowids is None
+            else ranged_target_sums_queries(schema, table, rowids)
+        )
+        target_rows = 0
+        for query in queries:
+            target = con.execute(query).fetchone()
+            assert target is not None  # an aggregate always yields one row
+            target_rows, target_sum = target_rows + int(target[0]), target_sum + int(target[1])
+    source_rows, source_sum = summed() if callable(summed) else summed
     if set_aside != (0, 0):
         source_rows, source_sum = source_rows - set_aside[0], str(int(source_sum) - set_aside[1])
-    if not exists:
+    if target_rows is None:
         return TableCheck(table.name, source_rows, None, source_sum, None, (), tuple(unchecked))
-    queries = (
-        [target_sums_query(schema, table)]
-        if rowids is None
-        else ranged_target_sums_queries(schema, table, rowids)
-    )
-    target_rows, target_sum = 0, 0
-    for query in queries:
-        target = con.execute(query).fetchone()
-        assert target is not None  # an aggregate always yields one row
-        target_rows, target_sum = target_rows + int(target[0]), target_sum + int(target[1])
     check = TableCheck(
         table.name, source_rows, target_rows, source_sum, str(target_sum), (), tuple(unchecked)
     )
@@ -584,12 +592,13 @@ def verify_tables(
     schema: str,
     tables: tuple[TargetTable, ...],
     existing: frozenset[str] | None = None,
-    sources: dict[str, tuple[int, str]] | None = None,
+    sources: Mapping[str, Sums | Callable[[], Sums]] | None = None,
     set_aside: dict[str, tuple[int, int]] | None = None,
     ranged: dict[str, tuple[tuple[int, int], ...]] | None = None,
 ) -> Verification:
     """Check every table; `existing` are the target's table names (None: they all exist);
-    `sources` holds count and checksum of tables whose load computed them already; `set_aside`
+    `sources` holds count and checksum of tables whose load computed them already (or a function
+    returning them, see check_table); `set_aside`
     the count and checksum of rows a check rejected, which the target rightly lacks; `ranged`
     the rowid ranges of tables synced by ranges, whose `sources` sums cover only those."""
     register_functions(con, tables)
