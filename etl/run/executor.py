@@ -1171,6 +1171,8 @@ class _Proofs:
             if batch:
                 future = self._pool.submit(self._hold, batch)
                 self._proofs.update(dict.fromkeys(batch, future))
+        # Once the proofs are done, their transaction holds only a SQLite read lock and memory.
+        self._pool.submit(self._end)
         self._trusted: set[str] = set()  # read through the scan before their proof was done
         self._read: set[str] = set()  # read through the scan
 
@@ -1198,7 +1200,8 @@ class _Proofs:
             self._in_transaction = True
 
     def _end(self) -> None:
-        """End the cursor's transaction: a failed query leaves DuckDB's transaction unusable."""
+        """End the cursor's transaction: after a failed query DuckDB refuses any other statement in
+        it; once the proofs are done, it holds only a read lock on the source and memory."""
         if self._in_transaction:
             self._in_transaction = False
             with contextlib.suppress(*duck.ERRORS):
