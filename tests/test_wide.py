@@ -88,6 +88,45 @@ def test_batched_proofs_agree_with_each_table_proved_alone(tmp_sqlite, pg_url):
     assert len(batched) == 60 - len([i for i in range(60) if i % 7 == 3])
 
 
+def test_proofs_after_a_failed_query_go_on_in_a_transaction_that_works(tmp_sqlite, pg_url, monkeypatch):
+    """The apply's proofs share one DuckDB transaction; a query that fails leaves it refusing
+    every later statement, so the proofs end it and begin another: each table is still proved,
+    none taken for failed because an earlier query failed."""
+    from etl.run import executor
+    from etl.sqlite.catalog import source_stamp
+
+    script = []
+    for i in range(120):  # more than two batches of proofs
+        script.append(f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, seen DATETIME)")
+        seen = "'not a date'" if i % 7 == 3 else "'2024-01-02 03:04:05'"
+        script.append(f"INSERT INTO t{i} VALUES (1, {seen})")
+    source = tmp_sqlite(script)
+    tables = _tables_of(source, pg_url, tmp_sqlite)
+    real, calls = executor.prove_candidates, []
+
+    def failing_first(cursor, alias, batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            cursor.execute("SELECT error('the first proof query fails')")
+        return real(cursor, alias, batch)
+
+    monkeypatch.setattr(executor, "prove_candidates", failing_first)
+    con = duck.connect()
+    try:
+        attach(con, source, pg_url, read_only=True)
+        proofs = executor._Proofs(con, tables, source, source_stamp(source), trust_from_rows=10**9)
+        try:
+            scanned = {t.source for t in tables if proofs.read(t).scan is not None}
+        finally:
+            proofs.close()
+        expected = set(prove(con, SOURCE_ALIAS, tables))
+    finally:
+        con.close()
+    assert len(calls) >= 3
+    assert scanned == expected
+    assert len(expected) == 120 - len([i for i in range(120) if i % 7 == 3])
+
+
 def _tables_of(source, pg_url, tmp_sqlite):
     from etl.run.validate import validate
 

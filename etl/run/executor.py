@@ -3,6 +3,7 @@ postgres_execute) and rows (through binary COPY) commit together or not at all."
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime
 import json
@@ -392,6 +393,11 @@ def _run_and_commit(
     tx.con.execute(f"SET threads = {WAITING_THREADS}")
     read_tables = _read_tables(tx.plan)
     register_functions(tx.con, read_tables)  # before BEGIN: committed, so other cursors see them too
+    if all(_small(t) for t in read_tables):
+        # Small tables give DuckDB nothing to share among threads. With more than one, the thread
+        # that waits for PostgreSQL (each batch of DDL, COPY, checksum) spins while another does
+        # the query's work, taking a core from the PostgreSQL backend it waits for.
+        tx.con.execute("SET threads = 1")
     proved: list[TargetTable] = []
     if typed:
         # A table synced by ranges reads them on the exact path: nothing for a proof to decide,
@@ -1207,8 +1213,10 @@ class _Proofs:
         self._candidates = candidates(con, SOURCE_ALIAS, tables)
         self._cursor = duck.configure(con.cursor())
         self._pool = ThreadPoolExecutor(max_workers=1)
-        # Small tables' proofs in batches, one SQLite query each: sqlite_query opens the file, and
-        # SQLite parses the whole schema on opening, so a query per table costs the square of the
+        self._in_transaction = False
+        # Small tables' proofs in batches, one SQLite query each, all in one DuckDB transaction:
+        # each DuckDB transaction opens the file anew, and SQLite parses the whole schema on
+        # opening, so a query per table, or a transaction per batch, costs the square of the
         # tables. A large table's proof runs alone, so that no small table waits for it. The tables
         # come in load order: the first batch decides the first tables read.
         rows = {t.source: t.source_rows or 0 for t in tables}
@@ -1228,22 +1236,41 @@ class _Proofs:
             if batch:
                 future = self._pool.submit(self._hold, batch)
                 self._proofs.update(dict.fromkeys(batch, future))
+        # Once the proofs are done, their transaction holds only a SQLite read lock and memory.
+        self._pool.submit(self._end)
         self._trusted: set[str] = set()  # read through the scan before their proof was done
         self._read: set[str] = set()  # read through the scan
 
     def _hold(self, sources: list[str]) -> dict[str, bool]:
         """Which of the tables' proofs hold; each alone where their query together fails."""
         try:
+            self._begin()
             proven = prove_candidates(self._cursor, SOURCE_ALIAS, [self._candidates[s] for s in sources])
         except duck.ERRORS:
+            self._end()
             return {source: self._holds(self._candidates[source]) for source in sources}
         return dict(zip(sources, proven, strict=True))
 
     def _holds(self, candidate: Candidate) -> bool:
         try:
+            self._begin()
             return holds(self._cursor, SOURCE_ALIAS, candidate)
         except duck.ERRORS:
+            self._end()
             return False
+
+    def _begin(self) -> None:
+        if not self._in_transaction:
+            self._cursor.execute("BEGIN TRANSACTION")
+            self._in_transaction = True
+
+    def _end(self) -> None:
+        """End the cursor's transaction: after a failed query DuckDB refuses any other statement in
+        it; once the proofs are done, it holds only a read lock on the source and memory."""
+        if self._in_transaction:
+            self._in_transaction = False
+            with contextlib.suppress(*duck.ERRORS):
+                self._cursor.execute("ROLLBACK")
 
     def read(self, table: TargetTable) -> TargetTable:
         """`table`, read through the scan or not."""
@@ -1437,6 +1464,11 @@ def _load(con: duckdb.DuckDBPyConnection, step: LoadRows, target_url: str) -> in
 
 # Loads of fewer rows end before the first progress report would come (it waits 0.25 s).
 PROGRESS_FROM_ROWS = 50_000
+
+
+def _small(table: TargetTable) -> bool:
+    """Whether the table's source rows are known to be fewer than PROGRESS_FROM_ROWS."""
+    return table.source_rows is not None and table.source_rows < PROGRESS_FROM_ROWS
 
 
 @contextmanager
