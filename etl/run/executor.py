@@ -331,6 +331,7 @@ class _Transaction:
     backend: int | None = None  # the PostgreSQL backend's pid, for load progress
     proofs: _Proofs | None = None
     state_check: StateCheck | None = None  # the guard's, awaited before verification
+    small_only: bool = False  # every table read has fewer than PROGRESS_FROM_ROWS rows
     sums: _SourceSums | None = None  # source checksums computed beside the loads
     pages: _PageDigests | None = None  # the source's pages hashed once no step reads rows
     source_sums: dict[str, tuple[int, str]] = field(default_factory=dict)
@@ -393,11 +394,9 @@ def _run_and_commit(
     tx.con.execute(f"SET threads = {WAITING_THREADS}")
     read_tables = _read_tables(tx.plan)
     register_functions(tx.con, read_tables)  # before BEGIN: committed, so other cursors see them too
-    if all(_small(t) for t in read_tables):
-        # Small tables give DuckDB nothing to share among threads. With more than one, the thread
-        # that waits for PostgreSQL (each batch of DDL, COPY, checksum) spins while another does
-        # the query's work, taking a core from the PostgreSQL backend it waits for.
-        tx.con.execute("SET threads = 1")
+    # Small tables give DuckDB nothing to share among threads, even where its own work is waited
+    # for: the apply stays on WAITING_THREADS throughout (_all_threads).
+    tx.small_only = all(_small(t) for t in read_tables)
     proved: list[TargetTable] = []
     if typed:
         # A table synced by ranges reads them on the exact path: nothing for a proof to decide,
@@ -677,7 +676,7 @@ def _run_step(tx: _Transaction, number: int, step: Step) -> None:
 def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
     rows: int | None
     if step.table.on_error == OnError.REJECT:
-        with _all_threads(tx.con):
+        with _all_threads(tx):
             rows, rejected = _load_rejecting(tx.con, step, tx.target_url)
         tx.result.rejects += rejected
     else:
@@ -699,7 +698,7 @@ def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
 
 def _run_sync(tx: _Transaction, number: int, step: SyncRows) -> int:
     tx.scan_alone(False)
-    with _all_threads(tx.con):  # the diff scans the source and hashes both sides: DuckDB's work
+    with _all_threads(tx):  # the diff scans the source and hashes both sides: DuckDB's work
         return _sync(tx, number, step)
 
 
@@ -1107,7 +1106,7 @@ def _verify_before_commit(tx: _Transaction) -> None:
     sources: dict[str, tuple[int, str] | Callable[[], tuple[int, str]]] = {**tx.source_sums, **summing}
     scans = any(t.name not in sources for t in whole)
     try:
-        with _all_threads(tx.con) if scans else nullcontext():
+        with _all_threads(tx) if scans else nullcontext():
             verification = verify_tables(
                 tx.con, schema, whole, sources=sources, set_aside=tx.set_aside, ranged=ranged
             )
@@ -1120,7 +1119,7 @@ def _verify_before_commit(tx: _Transaction) -> None:
             exc, "verification could not read the source or the target", tx.source, tx.target_url
         )
     verification = replace(verification, views=_check_views(tx.con, tx.source, schema, tx.plan))
-    with _all_threads(tx.con) if tx.written else nullcontext():  # joins the rows sent in DuckDB
+    with _all_threads(tx) if tx.written else nullcontext():  # joins the rows sent in DuckDB
         missing = [
             (table.name, check_written(tx.con, schema, table, name)) for table, name in tx.written.values()
         ]
@@ -1148,7 +1147,7 @@ def _summed(tx: _Transaction, name: str) -> tuple[int, str]:
     assert tx.sums is not None
     if tx.sums.done(name):
         return tx.sums.result(name, tx.target_url)
-    with _all_threads(tx.con):
+    with _all_threads(tx):
         return tx.sums.result(name, tx.target_url)
 
 
@@ -1433,14 +1432,18 @@ WAITING_THREADS = 1
 
 
 @contextmanager
-def _all_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """DuckDB's default threads (one per core) while its own work, not PostgreSQL's, is waited for."""
-    con.execute("RESET threads")
+def _all_threads(tx: _Transaction) -> Iterator[None]:
+    """DuckDB's default threads (one per core) while its own work, not PostgreSQL's, is waited for;
+    left on WAITING_THREADS where the apply reads only small tables."""
+    if tx.small_only:
+        yield
+        return
+    tx.con.execute("RESET threads")
     try:
         yield
     finally:
         with suppress(*duck.ERRORS):
-            con.execute(f"SET threads = {WAITING_THREADS}")
+            tx.con.execute(f"SET threads = {WAITING_THREADS}")
 
 
 def _run_ddl(con: duckdb.DuckDBPyConnection, step: Step, target_url: str) -> None:
