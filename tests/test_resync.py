@@ -765,26 +765,25 @@ def test_inserts_past_the_end_and_deletes_at_both_ends_are_applied_by_ranges(loa
     assert pg.execute("SELECT min(id), max(id), count(*) FROM big").fetchone() == (3, 100002, BIG_ROWS - 2)
 
 
+# Three updates, two deletes and an insert, from the first leaf to past the last; and the rowids
+# of the six rows that then differ.
+SIX_ROWS_CHANGED = (
+    "UPDATE big SET n = n + 1 WHERE id IN (5, 30000, 60000);"
+    "DELETE FROM big WHERE id IN (1, 45000); INSERT INTO big VALUES (100001, 'code-x', 1);"
+)
+SIX_ROWS_DIFFERING = ((1, 1), (5, 5), (30000, 30000), (45000, 45000), (60000, 60000), (100001, 100001))
+
+
 def test_a_sync_by_ranges_reads_the_source_in_batches_and_stages_its_rows_at_once(loaded, pg, monkeypatch):
     from etl.run import verify as verify_module
 
     monkeypatch.setattr(verify_module, "RANGES_PER_QUERY", 2)
-    loaded.change_source(
-        "UPDATE big SET n = n + 1 WHERE id IN (5, 30000, 60000);"
-        "DELETE FROM big WHERE id IN (1, 45000); INSERT INTO big VALUES (100001, 'code-x', 1);"
-    )
+    loaded.change_source(SIX_ROWS_CHANGED)
     plan = loaded.plan()
     changed, _ = ranges_of(plan, "big")
     assert changed >= 5
     # The sync reads the six rows that differ, each its own range, two ranges a query.
-    assert sync_of(plan, "big").read_rowids == (
-        (1, 1),
-        (5, 5),
-        (30000, 30000),
-        (45000, 45000),
-        (60000, 60000),
-        (100001, 100001),
-    )
+    assert sync_of(plan, "big").read_rowids == SIX_ROWS_DIFFERING
     result, sent = apply_observed(loaded, plan, allow_destructive=True)
     assert result.changes == {"big": (1, 3, 2)}
     source_reads = [s.text for s in sent if "sqlite_query(" in s.text and "etl_rows" in s.text]
@@ -827,10 +826,7 @@ def scanned_xmins(pg, table: str) -> dict:
 
 
 def test_a_sync_of_its_differing_rows_records_every_rows_xmins_without_reading_them_all(loaded, pg):
-    loaded.change_source(
-        "UPDATE big SET n = n + 1 WHERE id IN (5, 30000, 60000);"
-        "DELETE FROM big WHERE id IN (1, 45000); INSERT INTO big VALUES (100001, 'code-x', 1);"
-    )
+    loaded.change_source(SIX_ROWS_CHANGED)
     result, sent = apply_observed(loaded, allow_destructive=True)
     assert result.changes == {"big": (1, 3, 2)} and result.verified
     xmins, rows, _ = recorded_xmins(pg, "big")
@@ -1121,10 +1117,7 @@ def test_parts_of_cut_merged_ranges_in_order_at_a_span_of_rowids():
 def test_a_diff_by_ranges_compared_in_parts_finds_what_one_pass_finds(loaded, monkeypatch):
     from etl.run import rowdiff
 
-    loaded.change_source(
-        "UPDATE big SET n = n + 1 WHERE id IN (5, 30000, 60000);"
-        "DELETE FROM big WHERE id IN (1, 45000); INSERT INTO big VALUES (100001, 'code-x', 1);"
-    )
+    loaded.change_source(SIX_ROWS_CHANGED)
     whole = sync_of(loaded.plan(), "big").diff
     monkeypatch.setattr(rowdiff, "PART_ROWIDS", 50)
     parted: list[int] = []
@@ -1134,11 +1127,4 @@ def test_a_diff_by_ranges_compared_in_parts_finds_what_one_pass_finds(loaded, mo
     assert len(parted) == 5  # a part per changed range: each spans more than 50 rowids
     assert in_parts == whole
     assert (whole.insert, whole.update, whole.delete) == (1, 3, 2) and whole.unchanged == BIG_ROWS - 5
-    assert whole.differing == (
-        (1, 1),
-        (5, 5),
-        (30000, 30000),
-        (45000, 45000),
-        (60000, 60000),
-        (100001, 100001),
-    )
+    assert whole.differing == SIX_ROWS_DIFFERING

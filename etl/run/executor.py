@@ -3,7 +3,6 @@ postgres_execute) and rows (through binary COPY) commit together or not at all."
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import datetime
 import json
@@ -680,7 +679,7 @@ def _run_load(tx: _Transaction, number: int, step: LoadRows) -> int | None:
             rows, rejected = _load_rejecting(tx.con, step, tx.target_url)
         tx.result.rejects += rejected
     else:
-        tx.scan_alone(step.table.source_rows is not None and step.table.source_rows < PROGRESS_FROM_ROWS)
+        tx.scan_alone(_small(step.table))
         with (
             _reporting_progress(step, tx.on_event, tx.target_url, tx.backend),
             _load_threads(tx.con, step.table.source_rows),
@@ -1095,15 +1094,13 @@ def _verify_before_commit(tx: _Transaction) -> None:
             summing.pop(step.table.name, None)
         elif step.rowids is not None and (step.table.name in tx.source_sums or step.table.name in summing):
             ranged[step.table.name] = step.rowids
+    sources: dict[str, tuple[int, str] | Callable[[], tuple[int, str]]] = {**tx.source_sums, **summing}
     for name, rows, _, total in tx.plan.set_aside:
-        if (
-            name not in tx.source_sums and name not in summing
-        ):  # a sync's own sums leave those rows out already
+        if name not in sources:  # a sync's own sums leave those rows out already
             count, sum_ = tx.set_aside.get(name, (0, 0))
             tx.set_aside[name] = (count + rows, sum_ + total)
     # Source rows verification scans itself (not summed beside a load) are DuckDB's work, worth
     # every core; reading the target back is PostgreSQL's, waited on by one thread.
-    sources: dict[str, tuple[int, str] | Callable[[], tuple[int, str]]] = {**tx.source_sums, **summing}
     scans = any(t.name not in sources for t in whole)
     try:
         with _all_threads(tx) if scans else nullcontext():
@@ -1268,7 +1265,7 @@ class _Proofs:
         it; once the proofs are done, it holds only a read lock on the source and memory."""
         if self._in_transaction:
             self._in_transaction = False
-            with contextlib.suppress(*duck.ERRORS):
+            with suppress(*duck.ERRORS):
                 self._cursor.execute("ROLLBACK")
 
     def read(self, table: TargetTable) -> TargetTable:

@@ -335,9 +335,7 @@ MAX_DIFFERING_ROWS = 100_000
 PART_ROWIDS = 250_000
 
 
-def parts_of(
-    rowids: tuple[tuple[int, int], ...], most: int = PART_ROWIDS
-) -> list[tuple[tuple[int, int], ...]]:
+def parts_of(rowids: tuple[tuple[int, int], ...], most: int) -> list[tuple[tuple[int, int], ...]]:
     """`rowids` merged and cut, in order, into parts spanning at most `most` rowids each (a wider
     range is a part alone)."""
     parts: list[list[tuple[int, int]]] = [[]]
