@@ -24,7 +24,7 @@ from etl.postgres.target import read_lock_capacity, read_target_state
 from etl.run.baseline import plan_prisma_baseline
 from etl.run.observe import observe_target, schema_catalogs
 from etl.run.session import StatementObserver
-from etl.run.validate import Measuring, Validated, validate, with_sizes
+from etl.run.validate import InRanges, Measuring, Validated, validate, with_sizes
 
 if TYPE_CHECKING:
     from etl.core.plan import ApplyResult
@@ -58,8 +58,8 @@ def plan_for(checked: Validated, show_rows: int = 0, *, full_diff: bool = False)
     since the last apply are skipped, unless `full_diff`."""
     measured = [checked.mapping]
 
-    def sized(names: set[str], units: set[str]) -> DesiredSchema:
-        measured.append(with_sizes(checked, names, units))
+    def sized(names: set[str], units: set[str], in_ranges: InRanges | None) -> DesiredSchema:
+        measured.append(with_sizes(checked, names, units, in_ranges))
         return measured[-1]
 
     state = observe_target(

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from etl.cli import app
 from etl.core.plan import LoadRows, SyncRows
-from etl.errors import EtlError, TargetError, VerificationFailed
+from etl.errors import DataError, EtlError, TargetError, VerificationFailed
 from etl.pipeline import apply, check, plan_for, verify
 from etl.run import validate as validate_module
 from etl.run.validate import Measuring, with_sizes
@@ -1128,3 +1128,101 @@ def test_a_diff_by_ranges_compared_in_parts_finds_what_one_pass_finds(loaded, mo
     assert in_parts == whole
     assert (whole.insert, whole.update, whole.delete) == (1, 3, 2) and whole.unchanged == BIG_ROWS - 5
     assert whole.differing == SIX_ROWS_DIFFERING
+
+
+# --- 7. the integer units of `auto` datetime columns in a sync by ranges -------------------------------
+
+# A 100k-row table whose `at` holds epoch milliseconds (as Prisma writes them): its unit is
+# measured from every row, and decides how every row's integer reads.
+DATED = f"""
+CREATE TABLE ev (id INTEGER PRIMARY KEY, code TEXT NOT NULL, at DATETIME);
+WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < {BIG_ROWS})
+INSERT INTO ev SELECT i, printf('code-%08d', i), 1735689600000 + i * 1000 FROM r;
+"""
+
+
+@pytest.fixture
+def dated(migration):
+    m = migration(DATED)
+    m.write_spec()
+    m.apply()
+    return m
+
+
+def lazy_plan(m):
+    """The plan `etl plan` makes: sizes and units measured only where the plan needs them."""
+    return plan_for(check(m.spec_path, {}, measuring=m.measuring, sizes_later=True))
+
+
+def in_ranges_measures(monkeypatch) -> tuple[list, list]:
+    """Record the source tables whose units a plan measures whole, and the rowid ranges of those it
+    measures in ranges."""
+    whole: list[str] = []
+    ranged: list[tuple[tuple[int, int], ...]] = []
+    real_whole, real_ranged = validate_module.integer_magnitudes, validate_module.integer_magnitudes_in_ranges
+
+    def measure_whole(con, table, where, expressions, relation=None):
+        whole.append(table)
+        return real_whole(con, table, where, expressions, relation=relation)
+
+    def measure_in_ranges(con, table, rowid, where, expressions, ranges):
+        ranged.append(ranges)
+        return real_ranged(con, table, rowid, where, expressions, ranges)
+
+    monkeypatch.setattr(validate_module, "integer_magnitudes", measure_whole)
+    monkeypatch.setattr(validate_module, "integer_magnitudes_in_ranges", measure_in_ranges)
+    return whole, ranged
+
+
+def unit_of(plan, table: str) -> tuple[str | None, bool]:
+    step = sync_of(plan, table)
+    conversion = step.table.column("at").conversion
+    return conversion.integer_unit, conversion.mixed_units
+
+
+def test_a_plan_measures_a_ranged_tables_units_in_its_changed_ranges_only(dated, monkeypatch):
+    """The apply records, per `auto` column, its unit and a witness: a row holding an integer of
+    that unit. While the witness's range is unchanged, the unchanged rows still hold that unit and
+    no other, so the plan measures the changed ranges alone and finds the unit measuring every row
+    would."""
+    whole, ranged = in_ranges_measures(monkeypatch)
+    dated.change_source("UPDATE ev SET code = 'code-XXXXXXXX', at = at + 1 WHERE id = 54321")
+    plan = lazy_plan(dated)
+    assert ranges_of(plan, "ev")[0] == 1 and diff_of(plan, "ev") == (0, 1, 0)
+    assert unit_of(plan, "ev") == ("ms", False)
+    assert whole == [] and len(ranged) == 1
+    assert [r for r in ranged[0] if r[0] <= 54321 <= r[1]] and all(
+        high - low < 1000 for low, high in ranged[0]
+    )
+    apply_now(dated)
+    assert target_matches_source(dated)
+
+    # The witness (the first row) changes: its range no longer proves the others', all are measured.
+    whole.clear()
+    dated.change_source("UPDATE ev SET at = at + 1 WHERE id = 1")
+    plan = lazy_plan(dated)
+    assert ranges_of(plan, "ev")[0] == 1 and diff_of(plan, "ev") == (0, 1, 0)
+    assert whole == ["ev"] and unit_of(plan, "ev") == ("ms", False)
+
+
+@pytest.mark.parametrize("lazy", [True, False], ids=["measured-in-ranges", "measured-whole"])
+def test_a_change_that_moves_a_columns_unit_compares_the_table_in_full(dated, lazy):
+    """Every row of one leaf page rewritten in microseconds (of the same size, in place: only that
+    page changes) makes the column's unit microseconds, and the milliseconds of the other rows
+    ambiguous: those rows lie outside the changed range, and read differently now. The table is
+    compared in full, as a first apply would compare it: the plan names such a value rather than
+    syncing the page's rows."""
+    last = table_ranges(dated.source, ["ev"])["ev"].last
+    low, high = last[500] + 1, last[501]
+    dated.change_source(f"UPDATE ev SET at = 120000000000000 + id WHERE id BETWEEN {low} AND {high}")
+    assert table_ranges(dated.source, ["ev"])["ev"].last == last  # the same pages, one rewritten
+    with pytest.raises(DataError, match=r'row id=1: column "at": is ambiguous'):
+        lazy_plan(dated) if lazy else dated.plan()
+
+
+def test_a_record_without_units_compares_a_table_with_auto_datetimes_in_full(dated, pg):
+    """A record made before etl recorded units proves nothing of them."""
+    pg.execute("UPDATE etl.fingerprints SET units = NULL")
+    dated.change_source("UPDATE ev SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    plan = lazy_plan(dated)
+    assert ranges_of(plan, "ev") is None and diff_of(plan, "ev") == (0, 1, 0)

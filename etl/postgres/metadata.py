@@ -67,7 +67,7 @@ def metadata_ddl() -> list[sql.Composed]:
             "CREATE TABLE IF NOT EXISTS {} ("
             "target_schema text NOT NULL, table_name text NOT NULL, applied_at timestamptz NOT NULL, "
             "desired text NOT NULL, source text NOT NULL, relfilenode oid NOT NULL, columns text NOT NULL, "
-            "xmins jsonb NOT NULL, rows bigint NOT NULL, oldest_xid bigint NOT NULL, ranges bytea, "
+            "xmins jsonb NOT NULL, rows bigint NOT NULL, oldest_xid bigint NOT NULL, ranges bytea, units jsonb, "
             "PRIMARY KEY (target_schema, table_name))"
         ).format(FINGERPRINTS),
         # The source rows a check set aside at apply, by verification hash: later plans leave
@@ -91,6 +91,7 @@ def metadata_upgrades() -> list[sql.Composed]:
         _add_column_sql(REJECTS, "column_name", sql.SQL("text")),
         _add_column_sql(REJECTS, "value", sql.SQL("text")),
         _add_column_sql(FINGERPRINTS, "ranges", sql.SQL("bytea")),
+        _add_column_sql(FINGERPRINTS, "units", sql.SQL("jsonb")),
     ]
 
 
@@ -311,13 +312,15 @@ def record_fingerprint_sql(
     source: str,
     ranged: bool = False,
     written: sql.Composable | None = None,
+    units: str | None = None,
 ) -> sql.Composed:
     """Record, inside the apply's transaction and after its writes, the table's state as the apply
     leaves it (its rows verified equal to the source whose pages' digest is `source`; with
     `ranged`, its ranges of leaf pages, etl/sqlite/pages.py PageRanges, as stage_ranges_sql's table
     holds them for it: bound values, never statement text). `written`: the xmins (x, n) of the
     only rows the apply wrote, as keep_xmins_sql kept the others' before it wrote; None: every
-    row's are read."""
+    row's are read. `units`: JSON of the integer units of its `auto` datetime columns, recorded
+    with its ranges (fingerprint.UnitRecord)."""
     xmins: sql.Composable = _xmin_counts(schema, table)
     if written is not None:
         xmins = sql.SQL(
@@ -331,15 +334,16 @@ def record_fingerprint_sql(
         ).format(sql.Identifier("pg_temp", STAGED_RANGES), sql.Literal(table))
     return sql.SQL(
         "INSERT INTO {fingerprints} (target_schema, table_name, applied_at, desired, source, relfilenode, "
-        "columns, xmins, rows, oldest_xid, ranges) "
+        "columns, xmins, rows, oldest_xid, ranges, units) "
         "SELECT {schema}, {table}, {applied_at}, {desired}, {source}, pg_relation_filenode({reg}), {columns}, "
         "coalesce(jsonb_object_agg(s.x, s.n), '{{}}'::jsonb), coalesce(sum(s.n), 0), "
-        "txid_current() - coalesce(max(((txid_current() % {wrap}) - s.x::bigint + {wrap}) % {wrap}), 0), {ranges} "
+        "txid_current() - coalesce(max(((txid_current() % {wrap}) - s.x::bigint + {wrap}) % {wrap}), 0), {ranges}, "
+        "{units}::jsonb "
         "FROM ({xmins}) s "
         "ON CONFLICT (target_schema, table_name) DO UPDATE SET applied_at = EXCLUDED.applied_at, "
         "desired = EXCLUDED.desired, source = EXCLUDED.source, relfilenode = EXCLUDED.relfilenode, "
         "columns = EXCLUDED.columns, xmins = EXCLUDED.xmins, rows = EXCLUDED.rows, oldest_xid = EXCLUDED.oldest_xid, "
-        "ranges = EXCLUDED.ranges"
+        "ranges = EXCLUDED.ranges, units = EXCLUDED.units"
     ).format(
         fingerprints=FINGERPRINTS,
         schema=sql.Literal(schema),
@@ -352,15 +356,16 @@ def record_fingerprint_sql(
         wrap=sql.Literal(_XID_WRAP),
         xmins=xmins,
         ranges=recorded_ranges,
+        units=sql.Literal(units),
     )
 
 
 def recorded_ranges_sql(schema: str, tables: list[str]) -> sql.Composed:
-    """(table name, ranges) recorded of these tables, for those that have statistics (no row for a
-    table without either: its ranges are read through its key's index only when PostgreSQL knows
-    the table, see fingerprint.analyze_sql)."""
+    """(table name, ranges, units) recorded of these tables, for those that have statistics (no row
+    for a table without either: its ranges are read through its key's index only when PostgreSQL
+    knows the table, see fingerprint.analyze_sql)."""
     return sql.SQL(
-        "SELECT f.table_name, f.ranges FROM {} f JOIN pg_class c "
+        "SELECT f.table_name, f.ranges, f.units FROM {} f JOIN pg_class c "
         "ON c.oid = to_regclass(quote_ident(f.target_schema) || '.' || quote_ident(f.table_name)) "
         "WHERE f.target_schema = {} AND f.table_name = ANY({}) AND f.ranges IS NOT NULL AND c.reltuples >= 0"
     ).format(FINGERPRINTS, sql.Literal(schema), sql.Literal(tables))

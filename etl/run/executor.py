@@ -114,6 +114,7 @@ from etl.run.fingerprint import (
     record_sql,
     source_fingerprints_and_ranges,
     staged_ranges,
+    unit_records,
 )
 from etl.run.guard import StateCheck
 from etl.run.load import load_query, rejects_query, source_rows_query
@@ -550,6 +551,8 @@ def _record_fingerprints(tx: _Transaction) -> None:
         _hash_pages(tx)
         assert tx.pages is not None
         verified, (prints, ranges) = tx.pages.tables, tx.pages.result()
+        # read before the stamp is checked: it counts only if the source is as verified
+        units = unit_records(tx.source, verified, ranges) if prints else {}
         if prints and source_stamp(tx.source) == tx.stamp:
             statements += [
                 (statement, "gathering statistics of the tables recorded by range")
@@ -564,7 +567,7 @@ def _record_fingerprints(tx: _Transaction) -> None:
             statements += [
                 (statement, "recording the tables' fingerprints in etl.fingerprints")
                 for statement in record_sql(
-                    schema, verified, prints, tx.started_at, ranges, written_xmins(tx.plan)
+                    schema, verified, prints, tx.started_at, ranges, written_xmins(tx.plan), units
                 )
             ]
     if statements:

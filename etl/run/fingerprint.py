@@ -23,6 +23,7 @@ it equal to the source before COMMIT and the source did not change while the app
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -41,6 +42,7 @@ from etl.postgres.metadata import (
     unchanged_since_sql,
 )
 from etl.settings import Mode, OnError
+from etl.sqlite.catalog import integer_witnesses, open_sqlite
 from etl.sqlite.pages import (
     PageRanges,
     TablePages,
@@ -57,6 +59,20 @@ class Unchanged:
 
 
 @dataclass(frozen=True)
+class UnitRecord:
+    """What an apply recorded of one `auto` datetime column of a table it recorded with ranges:
+    the integer unit it read the column in, whether the integers spanned several units, and a
+    witness (rowid, absolute value): a row of the column's first that held an integer (None:
+    none found there). Every row reads in the column's unit, which its integers decide; a row
+    whose range of pages has not changed since holds the same value, so while the witness's
+    range is unchanged the unchanged rows still hold the unit (and, not mixed, no other)."""
+
+    unit: str | None
+    mixed: bool
+    witness: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
 class Ranged:
     """A table whose target is as the last apply that recorded it left it, and some of whose
     source pages changed since: only the rows in `rowids` (inclusive rowid ranges, on the source;
@@ -68,6 +84,9 @@ class Ranged:
     total: int  # ranges the table has now
     rowids: tuple[tuple[int, int], ...]
     in_leaves: bool = False  # no record continues on overflow pages (TablePages.in_leaves)
+    # by target column, what the apply recorded of its `auto` datetime columns; None: nothing
+    # recorded (a record made before etl recorded units)
+    units: dict[str, UnitRecord] | None = None
 
     @property
     def by_ranges(self) -> bool:
@@ -207,28 +226,124 @@ def unchanged_tables(
     ranged: dict[str, Ranged] = {}
     before = _recorded_ranges(conn, schema, [t.name for t in moved]) if moved else {}
     for table in moved:
-        then = before.get(table.name)
+        then, units = before.get(table.name, (None, None))
         now = pages[table.source].ranges
         if now is None or then is None:
             continue
         count, rowids = changed_ranges(then, now)
         since, rows = recorded[table.name][:2]
         ranged[table.name] = Ranged(
-            str(since), int(rows), count, len(now), rowids, pages[table.source].in_leaves
+            str(since), int(rows), count, len(now), rowids, pages[table.source].in_leaves, units
         )
     return Recorded(found, ranged, pages_read(pages, candidates))
 
 
-def _recorded_ranges(conn: psycopg.Connection, schema: str, names: list[str]) -> dict[str, PageRanges]:
+def _recorded_ranges(
+    conn: psycopg.Connection, schema: str, names: list[str]
+) -> dict[str, tuple[PageRanges, dict[str, UnitRecord] | None]]:
     """The ranges of leaf pages recorded of these tables (none for a table an earlier version of
-    etl recorded, a record made before etl recorded ranges, or one of another layout)."""
+    etl recorded, a record made before etl recorded ranges, or one of another layout), and the
+    units of their `auto` datetime columns."""
     try:
         with conn.transaction():
             found = conn.execute(recorded_ranges_sql(schema, names)).fetchall()
     except psycopg.errors.UndefinedColumn:
         return {}
-    read = {name: PageRanges.from_bytes(bytes(data)) for name, data in found}
-    return {name: ranges for name, ranges in read.items() if ranges is not None}
+    read = {name: (PageRanges.from_bytes(bytes(data)), _unit_records(units)) for name, data, units in found}
+    return {name: (ranges, units) for name, (ranges, units) in read.items() if ranges is not None}
+
+
+def _unit_records(recorded: object) -> dict[str, UnitRecord] | None:
+    if not isinstance(recorded, dict):
+        return None
+    return {
+        column: UnitRecord(r["unit"], bool(r["mixed"]), None if r["witness"] is None else tuple(r["witness"]))
+        for column, r in recorded.items()
+    }
+
+
+def unit_columns(table: TargetTable) -> list[str]:
+    """The table's `auto` datetime columns (target names): their units depend on every row."""
+    return [c.name for c in table.columns if measures_unit(c)]
+
+
+def recorded_extremes(table: TargetTable, ranged: Ranged) -> dict[str, tuple[int | None, int | None]] | None:
+    """Per `auto` datetime column, the smallest and largest absolute integer the table's unchanged
+    rows (those outside ranged.rowids) decide its unit by, as the apply's record proves them:
+    measuring the changed ranges and taking the wider of the two gives the unit measuring every
+    row would. None when the record does not prove them (no record, integers of several units,
+    or the witness's row in a changed range): every row is measured."""
+    columns = unit_columns(table)
+    if not columns or ranged.units is None:
+        return None
+    extremes: dict[str, tuple[int | None, int | None]] = {}
+    for name in columns:
+        record = ranged.units.get(name)
+        if record is None or record.mixed:
+            return None
+        if record.unit is None:
+            extremes[name] = (None, None)  # no integer then, so none in the unchanged rows now
+            continue
+        if record.witness is None or _within(record.witness[0], ranged.rowids):
+            return None
+        magnitude = record.witness[1]
+        extremes[name] = (magnitude, magnitude)
+    return extremes
+
+
+def _within(rowid: int, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(low <= rowid <= high for low, high in ranges)
+
+
+def units_moved(table: TargetTable, ranged: Ranged) -> bool:
+    """Whether the units `table` (measured) reads its `auto` datetime columns in may differ from
+    those the recorded apply read them in: then the unchanged rows read differently too, and the
+    table is compared in full."""
+    columns = [c for c in table.columns if measures_unit(c)]
+    if not columns:
+        return False
+    if ranged.units is None:
+        return True
+    for column in columns:
+        record = ranged.units.get(column.name)
+        conversion = column.conversion
+        if record is None or (record.unit, record.mixed) != (conversion.integer_unit, conversion.mixed_units):
+            return True
+    return False
+
+
+def unit_records(source: Path, tables: list[TargetTable], ranges: dict[str, PageRanges]) -> dict[str, str]:
+    """Target name -> the JSON record (UnitRecord per column) of the units of the `auto` datetime
+    columns of each of `tables` recorded with ranges: the units it was read in, and a witness of
+    each found among the first rows. Read from the source as the apply verified it (the caller
+    checks that it did not change since)."""
+    wanted = [
+        t for t in tables if rangeable(t) and t.source in ranges and unit_columns(t) and t.rowid is not None
+    ]
+    if not wanted:
+        return {}
+    found: dict[str, str] = {}
+    with open_sqlite(source) as con:
+        for table in wanted:
+            columns = [c for c in table.columns if measures_unit(c)]
+            witnesses = integer_witnesses(
+                con,
+                table.source,
+                table.rowid or "rowid",
+                table.where,
+                [c.conversion.source_sql for c in columns],
+            )
+            found[table.name] = json.dumps(
+                {
+                    c.name: {
+                        "unit": c.conversion.integer_unit,
+                        "mixed": c.conversion.mixed_units,
+                        "witness": None if c.conversion.integer_unit is None else w,
+                    }
+                    for c, w in zip(columns, witnesses, strict=True)
+                }
+            )
+    return found
 
 
 # Tables whose target state one query checks: a round trip each would cost more than a small
@@ -297,12 +412,13 @@ def record_sql(
     applied_at: str,
     ranges: dict[str, PageRanges] | None = None,
     written: dict[str, sql.Composable] | None = None,
+    units: dict[str, str] | None = None,
 ) -> list[sql.Composed]:
     """The statements recording each of `tables` that has a source fingerprint (and its ranges
     of leaf pages, where `ranges` has them and the table is `rangeable`, read from the staging
     table that `staged_ranges` says what to put in; `written`: the tables whose xmins are
-    recorded from the rows the apply wrote, sync.written_xmins)."""
-    ranges, written = ranges or {}, written or {}
+    recorded from the rows the apply wrote, sync.written_xmins; `units`: unit_records')."""
+    ranges, written, units = ranges or {}, written or {}, units or {}
     return [
         record_fingerprint_sql(
             schema,
@@ -312,6 +428,7 @@ def record_sql(
             prints[t.source],
             ranged=rangeable(t) and t.source in ranges,
             written=written.get(t.name),
+            units=units.get(t.name),
         )
         for t in tables
         if fingerprintable(t) and t.source in prints

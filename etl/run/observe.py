@@ -35,10 +35,11 @@ from etl.postgres.metadata import (
     recorded_set_aside_sql,
 )
 from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
-from etl.run.fingerprint import Ranged, Recorded, unchanged_tables
+from etl.run.fingerprint import Ranged, Recorded, recorded_extremes, unchanged_tables, units_moved
 from etl.run.rowdiff import batchable, plan_diff, plan_diffs, set_aside_count
 from etl.run.session import SOURCE_ALIAS, attach, connect_for, raise_read_error
 from etl.run.typedscan import prove
+from etl.run.validate import InRanges
 from etl.settings import OnError
 from etl.sqlite.catalog import source_stamp
 
@@ -50,14 +51,16 @@ def observe_target(
     show_rows: int = 0,
     diff_batch: int | None = None,
     full_diff: bool = False,
-    sized: Callable[[set[str], set[str]], DesiredSchema] | None = None,
+    sized: Callable[[set[str], set[str], InRanges | None], DesiredSchema] | None = None,
 ) -> TargetState:
     """The target as it is, and each existing table's row diff (`diff_batch` small tables per
     DuckDB query; DIFF_BATCH unless given). `full_diff`: compare every table's rows, also those
     provably unchanged since the last apply. `sized`: for a mapping whose row counts and sizes are
     not measured yet, the mapping with those of the tables named first measured, and the
-    datetime units of those named second; called once, with the tables not skipped as unchanged
-    (less, first, those compared in ranges), before any row is compared."""
+    datetime units of those named second (in the ranges the third gives, for its source tables;
+    validate.with_sizes); called with the tables not skipped as unchanged (less, first, those
+    compared in ranges) before any row is compared, and again, measuring whole, if a table's
+    units moved since the apply that recorded its ranges."""
     with connect(url) as conn:
         catalog = read_target_catalog(conn, mapping.schema)
         relations = _relations(conn, mapping.schema)
@@ -79,15 +82,18 @@ def observe_target(
         recorded = Recorded({}, {}) if full_diff else _unchanged(conn, mapping.schema, source, present, url)
         set_aside = _set_aside(conn, mapping.schema, url) if present else {}
     unchanged, ranged = recorded.unchanged, recorded.ranged
+    compared = {t.name for t in mapping.tables if t.name not in unchanged}
     if sized is not None:
-        compared = {t.name for t in mapping.tables if t.name not in unchanged}
-        # A table compared in ranges reads them by rowid, and one with no changed range reads
-        # none: their counts and sizes go unread, where (compared in ranges) every record is
-        # known to fit a page, so DuckDB needs no room for larger ones.
-        unsized = {name for name, r in ranged.items() if not r.rowids or (r.by_ranges and r.in_leaves)}
-        mapping = sized(compared - unsized, compared)
-        by_name = {t.name: t for t in mapping.tables}
-        present = [by_name[t.name] for t in present]
+        mapping = sized(compared - _unsized(ranged), compared, _units_in_ranges(mapping, ranged))
+    # A table whose units moved reads its unchanged rows differently too: compared in full.
+    by_name = {t.name: t for t in mapping.tables}
+    moved = {name for name, r in ranged.items() if units_moved(by_name[name], r)}
+    if moved:
+        ranged = {name: r for name, r in ranged.items() if name not in moved}
+        if sized is not None:
+            mapping = sized(compared - _unsized(ranged), compared, None)
+            by_name = {t.name: t for t in mapping.tables}
+    present = [by_name[t.name] for t in present]
     rows: dict[str, RowDiff] = {name: RowDiff(unchanged=u.rows) for name, u in unchanged.items()}
     present = [t for t in present if t.name not in unchanged]
     if present:
@@ -135,6 +141,31 @@ def observe_target(
         source_stamp=stamp if recorded.pages else None,
         source_pages=recorded.pages,
     )
+
+
+def _unsized(ranged: dict[str, Ranged]) -> set[str]:
+    """The tables whose row counts and sizes a plan leaves unread: one compared in ranges reads
+    them by rowid, and one with no changed range reads none, where (compared in ranges) every
+    record is known to fit a page, so DuckDB needs no room for larger ones."""
+    return {name for name, r in ranged.items() if not r.rowids or (r.by_ranges and r.in_leaves)}
+
+
+def _units_in_ranges(mapping: DesiredSchema, ranged: dict[str, Ranged]) -> InRanges:
+    """The source tables whose `auto` datetime units a plan measures in their changed ranges only:
+    those of a table compared in ranges whose record proves the other rows' (the only target
+    table of its source: the units are measured per source table)."""
+    targets: dict[str, int] = {}
+    for table in mapping.tables:
+        targets[table.source] = targets.get(table.source, 0) + 1
+    found: InRanges = {}
+    for table in mapping.tables:
+        r = ranged.get(table.name)
+        if r is None or targets[table.source] != 1:
+            continue
+        extremes = recorded_extremes(table, r)
+        if extremes is not None:
+            found[table.source] = (r.rowids, extremes)
+    return found
 
 
 def schema_catalogs(mapping: DesiredSchema, url: str) -> tuple[TargetCatalog, TargetCatalog]:

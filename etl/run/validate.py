@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from collections.abc import Mapping as AnyMapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -42,6 +42,7 @@ from etl.specfile.sqltext import POSTGRESQL, SQLITE, one_expression_problem, one
 from etl.sqlite.catalog import (
     covering_ranges,
     integer_magnitudes,
+    integer_magnitudes_in_ranges,
     introspect_sqlite,
     negative_zero_runs,
     open_sqlite,
@@ -122,14 +123,24 @@ def validate(
     return Validated(spec, catalog, measure(spec, mapping, measuring))
 
 
-def with_sizes(checked: Validated, names: set[str], units: set[str] | None = None) -> DesiredSchema:
+# Per source table: rowid ranges (inclusive), and per target column the smallest and largest
+# absolute integer of the rows outside them (fingerprint.recorded_extremes).
+InRanges = dict[str, tuple[tuple[tuple[int, int], ...], dict[str, tuple[int | None, int | None]]]]
+
+
+def with_sizes(
+    checked: Validated, names: set[str], units: set[str] | None = None, in_ranges: InRanges | None = None
+) -> DesiredSchema:
     """The mapping with the row counts and sizes of the tables named (target names) measured, and
     the datetime units of those and of `units`, for a Validated whose sizes are pending; the
-    mapping as it is otherwise."""
+    mapping as it is otherwise. `in_ranges`: source tables whose units are measured in those
+    rowid ranges only, widened by the extremes given for the other rows."""
     if checked.sizes_pending is None:
         return checked.mapping
     units = names | (units or set())
-    return measure(checked.spec, checked.mapping, checked.sizes_pending, sizes=names, units=units)
+    return measure(
+        checked.spec, checked.mapping, checked.sizes_pending, sizes=names, units=units, in_ranges=in_ranges
+    )
 
 
 def with_query_tables(spec: Spec, catalog: Catalog) -> tuple[Catalog, list[SpecProblem]]:
@@ -179,6 +190,7 @@ def measure(
     *,
     sizes: set[str] | None = None,
     units: set[str] | None = None,
+    in_ranges: InRanges | None = None,
 ) -> DesiredSchema:
     """What loading needs to know of the data: each table's row count and record sizes (its row
     ranges, see table_sizes) and each `auto` datetime column's integer unit (from the magnitudes
@@ -186,7 +198,9 @@ def measure(
     after the other, so they run at once on read-only connections of their own, a large table's
     magnitudes in rowid slices: sqlite3 lets go of the GIL while SQLite reads. `sizes`, `units`:
     only the tables named (target names) have their sizes or units measured (None: all); a
-    table's units are those of its source table's (all its target tables')."""
+    table's units are those of its source table's (all its target tables'). `in_ranges`: see
+    with_sizes."""
+    in_ranges = in_ranges or {}
     measure_sizes = spec.source.stat().st_size > measuring.chunk_bytes
     wanted = datetime_columns_to_measure(mapping)
     if units is not None:
@@ -211,7 +225,16 @@ def measure(
                 for rowids in _rowid_slices_on(connections.get(), first[source], measuring.slice_from_rows)
             ]
             for source, columns in wanted.items()
+            if source not in in_ranges
         }
+        for source, (rowids, outside) in in_ranges.items():
+            if source not in wanted:
+                continue
+            columns = wanted[source]
+            slices_of[source] = [
+                pool.submit(connections.run, _magnitudes_in_ranges, first[source], columns, rowids),
+                _done([outside.get(c.name, (None, None)) for c in columns]),
+            ]
         stored = (
             all_stored_bytes(connections.get(), {t.source for t in sized})
             if measure_sizes and len(sized) >= STORED_BYTES_AT_ONCE
@@ -322,6 +345,28 @@ def negative_zeros(con: sqlite3.Connection, table: TargetTable) -> dict[str, tup
                 "signs knowingly"
             )
     return {c.name: found for c, found in zip(columns, runs, strict=True) if found}
+
+
+def _magnitudes_in_ranges(
+    con: sqlite3.Connection,
+    table: TargetTable,
+    columns: list[TargetColumn],
+    rowids: tuple[tuple[int, int], ...],
+) -> list[tuple[int | None, int | None]]:
+    return integer_magnitudes_in_ranges(
+        con,
+        table.source,
+        table.rowid or "rowid",
+        table.where,
+        [c.conversion.source_sql for c in columns],
+        rowids,
+    )
+
+
+def _done(value: T) -> Future[T]:
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future
 
 
 def _widest(parts: tuple[tuple[int | None, int | None], ...]) -> tuple[int | None, int | None]:

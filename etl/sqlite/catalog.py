@@ -584,18 +584,83 @@ def integer_magnitudes(
 
     if not expressions:
         return []
+    row = _magnitudes_row(
+        con, relation or quote_ident(table), f"({where})" if where else "true", expressions, ()
+    )
+    return [(row[2 * i], row[2 * i + 1]) for i in range(len(expressions))]
+
+
+def integer_magnitudes_in_ranges(
+    con: sqlite3.Connection,
+    table: str,
+    rowid: str,
+    where: str | None,
+    expressions: list[str],
+    ranges: tuple[tuple[int, int], ...],
+) -> list[tuple[int | None, int | None]]:
+    """integer_magnitudes over only the rows whose rowid lies in `ranges` (inclusive, disjoint):
+    one seek of the table's b-tree per range, the range's bounds bound as values."""
+    from etl.duck import quote_ident
+
+    if not expressions:
+        return []
+    found: list[tuple[int | None, int | None]] = [(None, None)] * len(expressions)
+    condition = f"{quote_ident(rowid)} BETWEEN ? AND ?" + (f" AND ({where})" if where else "")
+    for low, high in ranges:
+        row = _magnitudes_row(con, quote_ident(table), condition, expressions, (low, high))
+        found = [_widest_pair(before, (row[2 * i], row[2 * i + 1])) for i, before in enumerate(found)]
+    return found
+
+
+def _magnitude(e: str) -> str:
+    # abs() of the smallest 64-bit integer overflows in SQLite; its magnitude is 2**63.
+    return f"CASE WHEN {e} = -9223372036854775807 - 1 THEN 9223372036854775807 ELSE abs({e}) END"
+
+
+def _magnitudes_row(
+    con: sqlite3.Connection, relation: str, where: str, expressions: list[str], parameters: tuple
+) -> tuple:
     items = []
     for e in expressions:
-        # abs() of the smallest 64-bit integer overflows in SQLite; its magnitude is 2**63. FILTER
-        # rather than a CASE around it, which costs SQLite more CPU per value.
-        magnitude = f"CASE WHEN {e} = -9223372036854775807 - 1 THEN 9223372036854775807 ELSE abs({e}) END"
+        magnitude = _magnitude(e)
+        # FILTER rather than a CASE around it, which costs SQLite more CPU per value.
         integer = f"FILTER (WHERE typeof({e}) = 'integer')"
         items += [f"min({magnitude}) {integer}", f"max({magnitude}) {integer}"]
-    query = f"SELECT {', '.join(items)} FROM {relation or quote_ident(table)}"
-    if where:
-        query += f" WHERE ({where})"
-    row = con.execute(query).fetchone()
-    return [(row[2 * i], row[2 * i + 1]) for i in range(len(expressions))]
+    return con.execute(f"SELECT {', '.join(items)} FROM {relation} WHERE {where}", parameters).fetchone()
+
+
+def _widest_pair(
+    a: tuple[int | None, int | None], b: tuple[int | None, int | None]
+) -> tuple[int | None, int | None]:
+    lows = [x for x in (a[0], b[0]) if x is not None]
+    highs = [x for x in (a[1], b[1]) if x is not None]
+    return (min(lows) if lows else None, max(highs) if highs else None)
+
+
+# Rows an integer witness is looked for in, from the first: a column whose first rows hold no
+# integer gets none (the next re-sync then measures it whole), rather than a scan of every row.
+WITNESS_ROWS = 100_000
+
+
+def integer_witnesses(
+    con: sqlite3.Connection, table: str, rowid: str, where: str | None, expressions: list[str]
+) -> list[tuple[int, int] | None]:
+    """Per expression, (rowid, absolute value) of the first row among the first WITNESS_ROWS (that
+    `where` keeps) where it yields an integer; None where none of those rows does."""
+    from etl.duck import quote_ident
+
+    found: list[tuple[int, int] | None] = []
+    for e in expressions:
+        magnitude = _magnitude(e)
+        query = (
+            f"SELECT etl_rowid, etl_magnitude FROM (SELECT {quote_ident(rowid)} AS etl_rowid, "
+            f"typeof({e}) AS etl_type, {magnitude} AS etl_magnitude FROM {quote_ident(table)}"
+            + (f" WHERE ({where})" if where else "")
+            + f" LIMIT {int(WITNESS_ROWS)}) WHERE etl_type = 'integer' LIMIT 1"
+        )
+        row = con.execute(query).fetchone()
+        found.append(None if row is None else (int(row[0]), int(row[1])))
+    return found
 
 
 def negative_zero_runs(
