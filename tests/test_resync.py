@@ -723,9 +723,14 @@ def reads_of(sent, table: str) -> list[str]:
 
 def in_ranges_only(text: str) -> bool:
     """Every read of `big` in the statement, SQLite's or PostgreSQL's, is bounded by the rowid: a
-    condition on it (SQLite), or a join of its key to the ranges (PostgreSQL)."""
-    reads = [text[m.end() : m.end() + 80] for m in re.finditer(r'(FROM|JOIN) ("public"\.)?"big"', text)]
-    bounded = r' WHERE \(+(rowid|"id") [<>]= \d+| AS etl_row ON etl_row\."id" BETWEEN etl_range\.low AND '
+    condition on it (SQLite: bounds, or the rows of a JSON array of ranges, each sought by rowid),
+    or a join of its key to the ranges (PostgreSQL)."""
+    reads = [text[m.end() : m.end() + 80] for m in re.finditer(r'(FROM|JOIN|,) ("public"\.)?"big"', text)]
+    bounded = (
+        r' WHERE \(+(rowid|"id") [<>]= \d+| AS etl_row ON etl_row\."id" BETWEEN etl_range\.low AND '
+        r"| WHERE \(*rowid IN \(SELECT etl_t\.rowid FROM json_each\("
+        r"| AS etl_t WHERE etl_t\.rowid BETWEEN etl_j\.value ->> 0 AND etl_j\.value ->> 1\)"
+    )
     return bool(reads) and all(re.match(bounded, after) for after in reads)
 
 
@@ -1226,3 +1231,21 @@ def test_a_record_without_units_compares_a_table_with_auto_datetimes_in_full(dat
     dated.change_source("UPDATE ev SET code = 'code-XXXXXXXX' WHERE id = 54321")
     plan = lazy_plan(dated)
     assert ranges_of(plan, "ev") is None and diff_of(plan, "ev") == (0, 1, 0)
+
+
+def test_a_table_whose_columns_share_json_eachs_names_and_rowids_is_synced_by_ranges(migration, pg):
+    """The changed ranges reach SQLite as a JSON array read by json_each, whose columns are named
+    key, value, id, ...: a table of such columns, and one called rowid, reads its ranges alike."""
+    m = migration(
+        'CREATE TABLE kv (id INTEGER PRIMARY KEY, "rowid" INTEGER, key TEXT, value TEXT, atom TEXT, etl_j TEXT);'
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 20000) "
+        "INSERT INTO kv SELECT i, i, 'k' || i, printf('value-%08d', i), 'a', 'j' FROM r;"
+    )
+    m.write_spec()
+    m.apply()
+    m.change_source("UPDATE kv SET value = 'value-XXXXXXXX' WHERE id = 12345")
+    plan = lazy_plan(m)
+    assert ranges_of(plan, "kv")[0] == 1 and diff_of(plan, "kv") == (0, 1, 0)
+    result = apply(m.check(), plan)
+    assert result.changes == {"kv": (0, 1, 0)} and result.verified
+    assert pg.execute("SELECT value FROM kv WHERE id = 12345").fetchone() == ("value-XXXXXXXX",)

@@ -436,7 +436,7 @@ def _ranged_sides(
             columns,
             keep=f"{verified} AS vh",
         )
-        for batch in range_batches(rowids)
+        for batch in range_batches(rowids, SOURCE_READERS)
     ]
     target = target_keys_sql(schema, table, current, columns, rows=rows)
     _read_both_sides(con, f"CREATE OR REPLACE TEMP TABLE etl_t AS {target}", sources)

@@ -437,9 +437,10 @@ def ranged_target_sums_queries(
     return [target_sums_query(schema, table, relation=rows_in_ranges(schema, table, rowids))]
 
 
-# Rowid ranges per query on the source's side: SQLite seeks every range through the rowid, but
-# plans a condition of N ranges in time growing faster than N; a bounded number keeps it linear.
-RANGES_PER_QUERY = 500
+# Rowid ranges per query on the source's side (load._in_ranges): each query costs DuckDB a fixed
+# time to bind its conversions, so fewer are better; SQLite keeps the rowids a query reads in a
+# list of its own, which this bounds.
+RANGES_PER_QUERY = 10_000
 
 
 def merged_ranges(rowids: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
@@ -454,10 +455,13 @@ def merged_ranges(rowids: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int],
     return tuple(merged)
 
 
-def range_batches(rowids: tuple[tuple[int, int], ...]) -> list[tuple[tuple[int, int], ...]]:
-    """`rowids` (merged) cut into the batches each query of the source reads."""
+def range_batches(rowids: tuple[tuple[int, int], ...], readers: int = 1) -> list[tuple[tuple[int, int], ...]]:
+    """`rowids` (merged) cut into the batches each query of the source reads: at most
+    RANGES_PER_QUERY each, and at least `readers` batches where there are as many ranges (so that
+    that many cursors can read them at once)."""
     merged = merged_ranges(rowids)
-    return [merged[start : start + RANGES_PER_QUERY] for start in range(0, len(merged), RANGES_PER_QUERY)]
+    size = max(1, min(RANGES_PER_QUERY, -(-len(merged) // max(1, readers))))
+    return [merged[start : start + size] for start in range(0, len(merged), size)]
 
 
 def rows_in_ranges(schema: str, table: TargetTable, rowids: tuple[tuple[int, int], ...]) -> sql.Composable:
