@@ -1210,6 +1210,28 @@ def test_a_plan_measures_a_ranged_tables_units_in_its_changed_ranges_only(dated,
     assert whole == ["ev"] and unit_of(plan, "ev") == ("ms", False)
 
 
+def test_a_column_without_integers_is_measured_in_its_changed_ranges_only(migration, monkeypatch):
+    """A column that held no integer at the apply holds none outside the changed ranges: its unit
+    (none) is measured there alone; an integer written there gives it one, and the table is then
+    compared in full."""
+    m = migration(
+        "CREATE TABLE ev (id INTEGER PRIMARY KEY, code TEXT NOT NULL, at DATETIME);"
+        f"WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < {BIG_ROWS}) "
+        "INSERT INTO ev SELECT i, printf('code-%08d', i), datetime(1735689600 + i, 'unixepoch') FROM r;"
+    )
+    m.write_spec()
+    m.apply()
+    whole, ranged = in_ranges_measures(monkeypatch)
+    m.change_source("UPDATE ev SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    plan = lazy_plan(m)
+    assert ranges_of(plan, "ev")[0] == 1 and diff_of(plan, "ev") == (0, 1, 0)
+    assert whole == [] and len(ranged) == 1 and unit_of(plan, "ev") == (None, False)
+    m.change_source("UPDATE ev SET at = 1735689600123 WHERE id = 54321")
+    plan = lazy_plan(m)
+    assert ranges_of(plan, "ev") is None and diff_of(plan, "ev") == (0, 1, 0)
+    assert unit_of(plan, "ev") == ("ms", False)
+
+
 @pytest.mark.parametrize("lazy", [True, False], ids=["measured-in-ranges", "measured-whole"])
 def test_a_change_that_moves_a_columns_unit_compares_the_table_in_full(dated, lazy):
     """Every row of one leaf page rewritten in microseconds (of the same size, in place: only that

@@ -33,7 +33,7 @@ import psycopg
 from psycopg import sql
 
 from etl import __version__
-from etl.core.mapping import TargetTable, measures_unit
+from etl.core.mapping import TargetColumn, TargetTable, measures_unit
 from etl.core.plan import PagesRead
 from etl.postgres.metadata import (
     FINGERPRINTS,
@@ -262,9 +262,9 @@ def _unit_records(recorded: object) -> dict[str, UnitRecord] | None:
     }
 
 
-def unit_columns(table: TargetTable) -> list[str]:
-    """The table's `auto` datetime columns (target names): their units depend on every row."""
-    return [c.name for c in table.columns if measures_unit(c)]
+def unit_columns(table: TargetTable) -> list[TargetColumn]:
+    """The table's `auto` datetime columns: their units depend on every row."""
+    return [c for c in table.columns if measures_unit(c)]
 
 
 def recorded_extremes(table: TargetTable, ranged: Ranged) -> dict[str, tuple[int | None, int | None]] | None:
@@ -277,7 +277,7 @@ def recorded_extremes(table: TargetTable, ranged: Ranged) -> dict[str, tuple[int
     if not columns or ranged.units is None:
         return None
     extremes: dict[str, tuple[int | None, int | None]] = {}
-    for name in columns:
+    for name in (c.name for c in columns):
         record = ranged.units.get(name)
         if record is None or record.mixed:
             return None
@@ -299,7 +299,7 @@ def units_moved(table: TargetTable, ranged: Ranged) -> bool:
     """Whether the units `table` (measured) reads its `auto` datetime columns in may differ from
     those the recorded apply read them in: then the unchanged rows read differently too, and the
     table is compared in full."""
-    columns = [c for c in table.columns if measures_unit(c)]
+    columns = unit_columns(table)
     if not columns:
         return False
     if ranged.units is None:
@@ -317,22 +317,16 @@ def unit_records(source: Path, tables: list[TargetTable], ranges: dict[str, Page
     columns of each of `tables` recorded with ranges: the units it was read in, and a witness of
     each found among the first rows. Read from the source as the apply verified it (the caller
     checks that it did not change since)."""
-    wanted = [
-        t for t in tables if rangeable(t) and t.source in ranges and unit_columns(t) and t.rowid is not None
-    ]
+    wanted = [(t, t.rowid) for t in tables if rangeable(t) and t.source in ranges and unit_columns(t)]
     if not wanted:
         return {}
     found: dict[str, str] = {}
     with open_sqlite(source) as con:
-        for table in wanted:
-            columns = [c for c in table.columns if measures_unit(c)]
-            witnesses = integer_witnesses(
-                con,
-                table.source,
-                table.rowid or "rowid",
-                table.where,
-                [c.conversion.source_sql for c in columns],
-            )
+        for table, rowid in wanted:
+            assert rowid is not None  # rangeable: the target's key is the rowid
+            columns = unit_columns(table)
+            expressions = [c.conversion.source_sql for c in columns]
+            witnesses = integer_witnesses(con, table.source, rowid, table.where, expressions)
             found[table.name] = json.dumps(
                 {
                     c.name: {
