@@ -1271,3 +1271,20 @@ def test_a_table_whose_columns_share_json_eachs_names_and_rowids_is_synced_by_ra
     result = apply(m.check(), plan)
     assert result.changes == {"kv": (0, 1, 0)} and result.verified
     assert pg.execute("SELECT value FROM kv WHERE id = 12345").fetchone() == ("value-XXXXXXXX",)
+
+
+def test_a_sync_by_ranges_reads_without_just_in_time_compilation(loaded, pg):
+    """PostgreSQL estimates a join of ranges to the key at many times the rows it reads, and would
+    compile the statement for that estimate; the apply's transaction turns compilation off for
+    itself alone (the server's setting is untouched)."""
+    before = pg.execute("SHOW jit").fetchone()
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    result, sent = apply_observed(loaded)
+    assert result.changes == {"big": (0, 1, 0)}
+    texts = [s.text for s in sent]
+    assert texts.index("SET LOCAL jit = off") > texts.index('LOCK TABLE "public"."big" IN EXCLUSIVE MODE')
+    assert pg.execute("SHOW jit").fetchone() == before
+
+    loaded.change_source("INSERT INTO small VALUES (3, 'three')")  # compared in full, not by ranges
+    _, sent = apply_observed(loaded)
+    assert "SET LOCAL jit = off" not in [s.text for s in sent]

@@ -482,6 +482,7 @@ def _guard_ranged(tx: _Transaction) -> None:
     else:
         check.close()  # it could not take its lock at once: the transaction reads the state itself
         _raise_moved(tx, {str(row[0]): str(row[1]) for row in _query(tx.con, guard.state)})
+    tx.execute(guard.no_jit, "reading by ranges without just-in-time compilation")
     if guard.keep:
         tx.execute_many(
             [(statement, "keeping the xmins of the rows the syncs leave") for statement in guard.keep]

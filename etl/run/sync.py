@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import duckdb
 from psycopg import sql
@@ -273,12 +273,17 @@ class RangedGuard:
     `keep` the recorded xmins of the rows those whose syncs read only their differing rows will
     not write (written_xmins). The lock comes before any statement that takes the transaction's
     snapshot, so the state read is the one the sync writes over: a write another session
-    committed after the plan's read is seen, and none can come after."""
+    committed after the plan's read is seen, and none can come after. `no_jit` comes before
+    `keep`: the statements that read rows by ranges (a join of the ranges to the key) are
+    estimated at many times the rows they read, since PostgreSQL cannot tell how few each range
+    holds, and just-in-time compilation, which that estimate triggers, costs more than they do.
+    For the apply's transaction only (SET LOCAL)."""
 
     tables: sql.Composed
     lock: sql.Composed
     state: sql.Composed
     keep: list[sql.Composed]
+    no_jit: sql.Composed = field(default_factory=lambda: sql.Composed([sql.SQL("SET LOCAL jit = off")]))
 
 
 def ranged_guard_sql(plan: Plan) -> RangedGuard | None:
