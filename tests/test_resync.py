@@ -79,13 +79,23 @@ def target_matches_source(m) -> bool:
     return verify(m.check()).ok
 
 
-@pytest.fixture
-def loaded(migration):
-    """The source, applied once: every table recorded as verified equal."""
-    m = migration(SOURCE)
+def applied(migration, source: str):
+    """A migration of `source`, applied once: every table recorded as verified equal."""
+    m = migration(source)
     m.write_spec()
     m.apply()
     return m
+
+
+def lazy_plan(m):
+    """The plan `etl plan` makes: sizes and units measured only where the plan needs them."""
+    return plan_for(check(m.spec_path, {}, measuring=m.measuring, sizes_later=True))
+
+
+@pytest.fixture
+def loaded(migration):
+    """The source, applied once: every table recorded as verified equal."""
+    return applied(migration, SOURCE)
 
 
 # --- 1. what is skipped, and how the plan says so ----------------------------------------------------
@@ -174,9 +184,6 @@ def test_a_plan_measures_the_datetime_units_only_of_the_tables_it_compares(migra
     m.write_spec()
     m.apply()
 
-    def lazy():
-        return plan_for(check(m.spec_path, {}, measuring=m.measuring, sizes_later=True))
-
     def unit(mapping, table: str) -> str | None:
         return next(t for t in mapping.tables if t.name == table).column("at").conversion.integer_unit
 
@@ -185,16 +192,16 @@ def test_a_plan_measures_the_datetime_units_only_of_the_tables_it_compares(migra
     measured = with_sizes(checked, {"event"})
     assert unit(measured, "event") == "ms" and unit(measured, "note") is None
     assert unit(check(m.spec_path, {}, measuring=m.measuring).mapping, "note") == "ms"
-    assert skipped(lazy()) == {"event", "note"}
+    assert skipped(lazy_plan(m)) == {"event", "note"}
     m.change_source("UPDATE event SET title = 'changed' WHERE id = 1500")
-    plan = lazy()
+    plan = lazy_plan(m)
     assert skipped(plan) == {"note"}
     assert diff_of(plan, "event") == (0, 1, 0)  # milliseconds read as such: one row differs
     (sync,) = [s for s in plan.steps if getattr(s, "table", None) and s.table.name == "event"]
     assert sync.table.column("at").conversion.integer_unit == "ms"
     apply_now(m)
     assert target_matches_source(m)
-    assert skipped(lazy()) == {"event", "note"}
+    assert skipped(lazy_plan(m)) == {"event", "note"}
 
 
 # --- 2. the source changes ------------------------------------------------------------------------
@@ -1148,15 +1155,7 @@ INSERT INTO ev SELECT i, printf('code-%08d', i), 1735689600000 + i * 1000 FROM r
 
 @pytest.fixture
 def dated(migration):
-    m = migration(DATED)
-    m.write_spec()
-    m.apply()
-    return m
-
-
-def lazy_plan(m):
-    """The plan `etl plan` makes: sizes and units measured only where the plan needs them."""
-    return plan_for(check(m.spec_path, {}, measuring=m.measuring, sizes_later=True))
+    return applied(migration, DATED)
 
 
 def in_ranges_measures(monkeypatch) -> tuple[list, list]:
@@ -1214,13 +1213,12 @@ def test_a_column_without_integers_is_measured_in_its_changed_ranges_only(migrat
     """A column that held no integer at the apply holds none outside the changed ranges: its unit
     (none) is measured there alone; an integer written there gives it one, and the table is then
     compared in full."""
-    m = migration(
+    m = applied(
+        migration,
         "CREATE TABLE ev (id INTEGER PRIMARY KEY, code TEXT NOT NULL, at DATETIME);"
         f"WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < {BIG_ROWS}) "
-        "INSERT INTO ev SELECT i, printf('code-%08d', i), datetime(1735689600 + i, 'unixepoch') FROM r;"
+        "INSERT INTO ev SELECT i, printf('code-%08d', i), datetime(1735689600 + i, 'unixepoch') FROM r;",
     )
-    m.write_spec()
-    m.apply()
     whole, ranged = in_ranges_measures(monkeypatch)
     m.change_source("UPDATE ev SET code = 'code-XXXXXXXX' WHERE id = 54321")
     plan = lazy_plan(m)
@@ -1258,13 +1256,12 @@ def test_a_record_without_units_compares_a_table_with_auto_datetimes_in_full(dat
 def test_a_table_whose_columns_share_json_eachs_names_and_rowids_is_synced_by_ranges(migration, pg):
     """The changed ranges reach SQLite as a JSON array read by json_each, whose columns are named
     key, value, id, ...: a table of such columns, and one called rowid, reads its ranges alike."""
-    m = migration(
+    m = applied(
+        migration,
         'CREATE TABLE kv (id INTEGER PRIMARY KEY, "rowid" INTEGER, key TEXT, value TEXT, atom TEXT, etl_j TEXT);'
         "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 20000) "
-        "INSERT INTO kv SELECT i, i, 'k' || i, printf('value-%08d', i), 'a', 'j' FROM r;"
+        "INSERT INTO kv SELECT i, i, 'k' || i, printf('value-%08d', i), 'a', 'j' FROM r;",
     )
-    m.write_spec()
-    m.apply()
     m.change_source("UPDATE kv SET value = 'value-XXXXXXXX' WHERE id = 12345")
     plan = lazy_plan(m)
     assert ranges_of(plan, "kv")[0] == 1 and diff_of(plan, "kv") == (0, 1, 0)

@@ -49,6 +49,7 @@ from etl.sqlite.catalog import (
     per_core_ranges,
     query_tables,
     rowid_bounds,
+    widest,
 )
 
 T = TypeVar("T")
@@ -253,7 +254,7 @@ def measure(
         for source, slices in slices_of.items():
             per_column = zip(*(s.result() for s in slices), strict=True)
             for column, found in zip(wanted[source], per_column, strict=True):
-                extremes[(source, column.name)] = _widest(found)
+                extremes[(source, column.name)] = widest(found)
         for source, future in sized_by_source.items():
             counts[source], largest[source], ranges[source] = future.result()
     measured = with_integer_units(mapping, extremes)
@@ -367,12 +368,6 @@ def _done(value: T) -> Future[T]:
     future: Future[T] = Future()
     future.set_result(value)
     return future
-
-
-def _widest(parts: tuple[tuple[int | None, int | None], ...]) -> tuple[int | None, int | None]:
-    smallest = [low for low, _ in parts if low is not None]
-    largest = [high for _, high in parts if high is not None]
-    return (min(smallest) if smallest else None, max(largest) if largest else None)
 
 
 def table_sizes(

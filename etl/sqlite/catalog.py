@@ -7,7 +7,7 @@ import math
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -608,7 +608,7 @@ def integer_magnitudes_in_ranges(
     condition = f"{quote_ident(rowid)} BETWEEN ? AND ?" + (f" AND ({where})" if where else "")
     for low, high in ranges:
         row = _magnitudes_row(con, quote_ident(table), condition, expressions, (low, high))
-        found = [_widest_pair(before, (row[2 * i], row[2 * i + 1])) for i, before in enumerate(found)]
+        found = [widest([before, (row[2 * i], row[2 * i + 1])]) for i, before in enumerate(found)]
     return found
 
 
@@ -629,12 +629,13 @@ def _magnitudes_row(
     return con.execute(f"SELECT {', '.join(items)} FROM {relation} WHERE {where}", parameters).fetchone()
 
 
-def _widest_pair(
-    a: tuple[int | None, int | None], b: tuple[int | None, int | None]
-) -> tuple[int | None, int | None]:
-    lows = [x for x in (a[0], b[0]) if x is not None]
-    highs = [x for x in (a[1], b[1]) if x is not None]
-    return (min(lows) if lows else None, max(highs) if highs else None)
+def widest(parts: Iterable[tuple[int | None, int | None]]) -> tuple[int | None, int | None]:
+    """The smallest of the (smallest, largest) pairs' first values and the largest of their second
+    (None where every pair has None): magnitudes measured in parts, as one measure of all."""
+    parts = list(parts)
+    smallest = [low for low, _ in parts if low is not None]
+    largest = [high for _, high in parts if high is not None]
+    return (min(smallest) if smallest else None, max(largest) if largest else None)
 
 
 # Rows an integer witness is looked for in, from the first: a column whose first rows hold no
