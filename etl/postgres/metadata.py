@@ -242,6 +242,16 @@ def _xmin_counts(schema: str, table: str) -> sql.Composed:
     )
 
 
+def _own_xmin(rows: int) -> sql.Composed:
+    """(x, n) of a table whose `rows` rows were all written by the current transaction, without
+    reading them: its own transaction id. Were a row to carry another (written in a
+    subtransaction), the record would differ from every later reading of the table, which a plan
+    then compares in full: the record can be wrong only towards comparing more."""
+    return sql.SQL(
+        "SELECT (txid_current() % {wrap})::text AS x, {rows}::bigint AS n WHERE {rows} > 0"
+    ).format(wrap=sql.Literal(_XID_WRAP), rows=sql.Literal(rows))
+
+
 # Where an apply stages the ranges of leaf pages it records (table name, PageRanges.to_bytes()):
 # a temporary table of the apply's own PostgreSQL session, gone at COMMIT. DuckDB copies them in
 # as bound values (binary COPY); in the recording statement's text they would be a literal of
@@ -313,16 +323,21 @@ def record_fingerprint_sql(
     ranged: bool = False,
     written: sql.Composable | None = None,
     units: str | None = None,
+    created_rows: int | None = None,
 ) -> sql.Composed:
     """Record, inside the apply's transaction and after its writes, the table's state as the apply
     leaves it (its rows verified equal to the source whose pages' digest is `source`; with
     `ranged`, its ranges of leaf pages, etl/sqlite/pages.py PageRanges, as stage_ranges_sql's table
     holds them for it: bound values, never statement text). `written`: the xmins (x, n) of the
     only rows the apply wrote, as keep_xmins_sql kept the others' before it wrote; None: every
-    row's are read. `units`: JSON of the integer units of its `auto` datetime columns, recorded
+    row's are read. `created_rows`: the table was created in the apply's transaction and holds
+    this many rows (as verification counted them), each carrying the transaction's own id, so
+    none is read. `units`: JSON of the integer units of its `auto` datetime columns, recorded
     with its ranges (fingerprint.UnitRecord)."""
     xmins: sql.Composable = _xmin_counts(schema, table)
-    if written is not None:
+    if created_rows is not None:
+        xmins = _own_xmin(created_rows)
+    elif written is not None:
         xmins = sql.SQL(
             "SELECT d.x, sum(d.n)::bigint AS n FROM (SELECT k.x, k.n FROM {} k WHERE k.table_name = {} "
             "UNION ALL SELECT w.x, w.n FROM ({}) w) AS d GROUP BY d.x HAVING sum(d.n) <> 0"

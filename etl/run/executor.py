@@ -335,6 +335,7 @@ class _Transaction:
     sums: _SourceSums | None = None  # source checksums computed beside the loads
     pages: _PageDigests | None = None  # the source's pages hashed once no step reads rows
     source_sums: dict[str, tuple[int, str]] = field(default_factory=dict)
+    counted: dict[str, int] = field(default_factory=dict)  # target rows verification read, whole tables
     written: dict[str, tuple[TargetTable, str]] = field(default_factory=dict)  # upsert/append: rows to check
     # Count and checksum of the source rows a check set aside, per table: verification expects
     # the target to lack them.
@@ -565,10 +566,16 @@ def _record_fingerprints(tx: _Transaction) -> None:
                 tx.execute_many(statements)
                 _stage_ranges(tx, staged)
                 statements = []
+            # A table the apply created holds only rows it wrote: their xmins need no reading.
+            created = {
+                s.table.name: tx.counted[s.table.name]
+                for s in tx.plan.steps
+                if isinstance(s, CreateTable) and s.table.name in tx.counted
+            }
             statements += [
                 (statement, "recording the tables' fingerprints in etl.fingerprints")
                 for statement in record_sql(
-                    schema, verified, prints, tx.started_at, ranges, written_xmins(tx.plan), units
+                    schema, verified, prints, tx.started_at, ranges, written_xmins(tx.plan), units, created
                 )
             ]
     if statements:
@@ -1119,6 +1126,11 @@ def _verify_before_commit(tx: _Transaction) -> None:
         raise_read_error(
             exc, "verification could not read the source or the target", tx.source, tx.target_url
         )
+    tx.counted = {
+        check.table: check.target_rows
+        for check in verification.tables
+        if check.target_rows is not None and check.table not in ranged
+    }
     verification = replace(verification, views=_check_views(tx.con, tx.source, schema, tx.plan))
     with _all_threads(tx) if tx.written else nullcontext():  # joins the rows sent in DuckDB
         missing = [

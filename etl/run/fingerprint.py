@@ -407,12 +407,14 @@ def record_sql(
     ranges: dict[str, PageRanges] | None = None,
     written: dict[str, sql.Composable] | None = None,
     units: dict[str, str] | None = None,
+    created: dict[str, int] | None = None,
 ) -> list[sql.Composed]:
     """The statements recording each of `tables` that has a source fingerprint (and its ranges
     of leaf pages, where `ranges` has them and the table is `rangeable`, read from the staging
     table that `staged_ranges` says what to put in; `written`: the tables whose xmins are
-    recorded from the rows the apply wrote, sync.written_xmins; `units`: unit_records')."""
-    ranges, written, units = ranges or {}, written or {}, units or {}
+    recorded from the rows the apply wrote, sync.written_xmins; `units`: unit_records';
+    `created`: the tables the apply created, with the rows verification counted in them)."""
+    ranges, written, units, created = ranges or {}, written or {}, units or {}, created or {}
     return [
         record_fingerprint_sql(
             schema,
@@ -423,6 +425,7 @@ def record_sql(
             ranged=rangeable(t) and t.source in ranges,
             written=written.get(t.name),
             units=units.get(t.name),
+            created_rows=created.get(t.name),
         )
         for t in tables
         if fingerprintable(t) and t.source in prints
