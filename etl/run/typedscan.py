@@ -121,7 +121,9 @@ def proof_condition(column: str, scan_type: str, declared: str, epoch: bool = Fa
     if scan_type in _STORAGE:
         return f"typeof({c}) IN ('{_STORAGE[scan_type]}', 'null')"
     # Not `>= '0001'`: compared with a column of NUMERIC affinity, that literal becomes the number 1.
-    return f"(typeof({c}) = 'null' OR (typeof({c}) = 'text' AND {_canonical(c, scan_type)} AND {c} >= '0001-01-01'))"
+    # `+`: the value without the column's affinity, which SQLite would otherwise try on the literal
+    # for every row (the text compares the same; the column's collation still applies).
+    return f"(typeof({c}) = 'null' OR (typeof({c}) = 'text' AND {_canonical(c, scan_type)} AND +{c} >= '0001-01-01'))"
 
 
 def _canonical(c: str, scan_type: str) -> str:
