@@ -607,10 +607,7 @@ def _run_steps(tx: _Transaction) -> None:
     )
     if rechecked:
         tx.execute(forget_set_aside_sql(tx.plan.schema, rechecked), "forgetting rows set aside earlier")
-    last_read = max((i for i, s in enumerate(steps) if isinstance(s, LoadRows | SyncRows)), default=-1)
     while number < len(steps):
-        if number > last_read and tx.verify:
-            _hash_pages(tx)
         batch = _ddl_batch(steps, number)
         if len(batch) > 1:
             _run_ddl_batch(tx, batch)
@@ -619,12 +616,14 @@ def _run_steps(tx: _Transaction) -> None:
             _run_step(tx, number, steps[number])
             number += 1
     if tx.verify:
-        _hash_pages(tx)  # beside verification's reading, at least
+        _hash_pages(tx)
 
 
 def _hash_pages(tx: _Transaction) -> None:
     """Start hashing the source's pages of the tables verification will find equal (unless started
-    already): once no step is left that reads rows, so that it does not slow the loads."""
+    already): once every step has run, beside verification. Not beside the loads, nor beside the
+    keys and indexes, which keep both cores busy (PostgreSQL builds an index with parallel
+    workers while the source's checksums are summed); reading the target back keeps one."""
     if tx.pages is None:
         # What the plan read of the pages is this apply's own read while the source has kept the
         # stamp taken before it: it had it when this apply began reading (tx.stamp), and
@@ -1597,9 +1596,8 @@ class _SourceSums:
 class _PageDigests:
     """What an apply records of the source's pages of `tables` (etl/run/fingerprint.py): taken
     from what the plan read of them (`planned`, fingerprint.planned_pages), and the others hashed
-    on another thread while PostgreSQL builds the keys and indexes and verification reads the rows
-    back: the hashing is this process's CPU, the keys and the reading mostly PostgreSQL's, so on
-    two cores they overlap. Hashing reads the file under a SQLite read transaction of its own;
+    on another thread while verification reads the rows back: the hashing is this process's CPU,
+    the reading mostly PostgreSQL's, so on two cores they overlap. Hashing reads the file under a SQLite read transaction of its own;
     what it finds counts only if the source did not change since the apply began (checked
     before it is recorded)."""
 
