@@ -333,7 +333,7 @@ class _Transaction:
     state_check: StateCheck | None = None  # the guard's, awaited before verification
     small_only: bool = False  # every table read has fewer than PROGRESS_FROM_ROWS rows
     sums: _SourceSums | None = None  # source checksums computed beside the loads
-    pages: _PageDigests | None = None  # the source's pages hashed once no step reads rows
+    pages: _PageDigests | None = None  # the source's pages, hashed once every step has run
     source_sums: dict[str, tuple[int, str]] = field(default_factory=dict)
     counted: dict[str, int] = field(default_factory=dict)  # target rows verification read, whole tables
     written: dict[str, tuple[TargetTable, str]] = field(default_factory=dict)  # upsert/append: rows to check
@@ -1597,9 +1597,9 @@ class _PageDigests:
     """What an apply records of the source's pages of `tables` (etl/run/fingerprint.py): taken
     from what the plan read of them (`planned`, fingerprint.planned_pages), and the others hashed
     on another thread while verification reads the rows back: the hashing is this process's CPU,
-    the reading mostly PostgreSQL's, so on two cores they overlap. Hashing reads the file under a SQLite read transaction of its own;
-    what it finds counts only if the source did not change since the apply began (checked
-    before it is recorded)."""
+    the reading mostly PostgreSQL's, so on two cores they overlap. Hashing reads the file under a
+    SQLite read transaction of its own; what it finds counts only if the source did not change
+    since the apply began (checked before it is recorded)."""
 
     def __init__(self, source: Path, tables: list[TargetTable], planned: tuple[PagesRead, ...] = ()):
         self.tables = tables
