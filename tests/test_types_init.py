@@ -204,3 +204,75 @@ def test_blobs_of_uuid_bytes_are_named_and_type_uuid_stores_them_byte_for_byte(
     spec.write_text(spec.read_text().replace("ref: {type: bytea}", "ref: {type: uuid}"))
     assert apply_spec(spec, pg_url).verified
     assert pg.execute("SELECT ref FROM t ORDER BY id").fetchall() == [(ids[0],), (ids[1],)]
+
+
+def test_blobs_of_utf8_text_are_named_whatever_character_each_starts_with(tmp_sqlite, tmp_path):
+    """SQLite rules out bytes that cannot be UTF-8 before Python decodes the rest: a first byte
+    that starts a two-, three- or four-byte character still counts as text."""
+    texts = ["été", "日本語", "😀 ok", "plain", "ÿ"]
+    db = tmp_sqlite(
+        ["CREATE TABLE note (id INTEGER PRIMARY KEY, body BLOB, key BLOB)"]
+        + [
+            ("INSERT INTO note VALUES (?, ?, ?)", (i, text.encode(), bytes([0xC3, 0x28]) if i == 1 else b"k"))
+            for i, text in enumerate(texts)
+        ]
+    )
+
+    found = findings_of(init_spec(db, tmp_path / "spec.yaml"))
+
+    assert found["note.body"].startswith("every value is UTF-8 text (5 values, 5 stored as blobs)")
+    assert "note.key" not in found  # C3 28 starts a character it does not finish
+
+
+def test_a_blob_column_is_named_all_text_all_base64_or_all_uuids_only_when_every_value_is(
+    tmp_sqlite, tmp_path
+):
+    """One value of another kind, wherever it is, keeps the column from being named."""
+    rows = 50
+    uuids = [uuid.uuid4().bytes for _ in range(rows)]
+    db = tmp_sqlite(
+        ["CREATE TABLE t (id INTEGER PRIMARY KEY, texts BLOB, uuids BLOB, encoded TEXT, words TEXT)"]
+        + [
+            (
+                "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+                (
+                    i,
+                    b"\xff\xfe" if i == rows - 1 else b"word",
+                    bytes(16) if i == rows // 2 else uuids[i],
+                    "not base64!" if i == rows - 1 else "aGVsbG8=",
+                    "x" if i == 0 else U2,
+                ),
+            )
+            for i in range(rows)
+        ]
+    )
+
+    found = findings_of(init_spec(db, tmp_path / "spec.yaml"))
+
+    assert not {"t.texts", "t.uuids", "t.encoded", "t.words"} & set(found)
+
+
+@pytest.mark.parametrize(
+    ("version", "variant", "named"),
+    [
+        (0x10, 0x80, True),
+        (0x8F, 0xBF, True),
+        (0x0F, 0x80, False),
+        (0x90, 0x80, False),
+        (0x40, 0x7F, False),
+        (0x40, 0xC0, False),
+    ],
+)
+def test_a_uuid_blob_is_told_by_its_version_and_variant_bits(tmp_sqlite, tmp_path, version, variant, named):
+    value = bytearray(range(16))
+    value[6], value[8] = version, variant
+    db = tmp_sqlite(
+        [
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, ref BLOB)",
+            ("INSERT INTO t VALUES (1, ?)", (bytes(value),)),
+        ]
+    )
+
+    found = findings_of(init_spec(db, tmp_path / "spec.yaml"))
+
+    assert ("t.ref" in found and "UUID's version" in found["t.ref"]) is named

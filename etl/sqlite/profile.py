@@ -3,8 +3,10 @@ integer ranges, values that would not fit the intended type, and foreign keys wh
 missing.
 
 Two scans per table, computed inside SQLite: cheap aggregates over typeof() for every column, then
-detailed metrics only for the columns whose storage classes and intended type call for them. So
-profiling costs about as much as reading the table twice.
+detailed metrics only for the columns whose storage classes and intended type call for them. A
+metric that matters only when every value counts (all UUIDs, all base64) is first looked for a
+value that rules it out, which usually the first row is. So profiling costs about as much as
+reading the table twice.
 
 Which values count as datetimes and times mirrors what `etl.convert` accepts (see
 `datetime_text_code`), so a column the profile calls clean converts cleanly at apply.
@@ -67,6 +69,8 @@ class ColumnProfile:
     infinities: int = 0  # reals that are +-Infinity
     numeric_misfits: int = 0  # numbers with more digits than numeric(p,s) holds
     too_long: int = 0  # text longer than varchar(n) / char(n)
+    # what a text or bytea column holds; of such a column, counted only where every value may be
+    # one (0 where a value rules that out: _Detail.refuted_by)
     uuid_values: int = 0  # text or 16-byte blobs that are UUIDs
     lower_uuids: int = 0  # text that is a UUID as PostgreSQL prints one (lower case, hyphens)
     utf8_blobs: int = 0  # blobs that are UTF-8 text without NUL
@@ -227,11 +231,19 @@ _UUID_GLOBS = (
 
 @dataclass(frozen=True)
 class _Detail:
-    """The SQL of one metric over `{c}` (the column) and `{k}` (its per-row text code, if any)."""
+    """The SQL of one metric over `{c}` (the column) and `{k}` (its per-row text code, if any).
+
+    `refuted_by`: for a metric that only matters when it counts every value (the column is then
+    all UUIDs, all base64, ...), SQL over `{c}` true for a value that rules that out. The metric
+    is counted only where no value is (found by a query that stops at the first), and is 0
+    otherwise: a column of random keys costs one row's look, not a call per row."""
 
     sql: str
     code: str | None = None  # the function computing {k}: etl_datetime_code / etl_time_code
+    refuted_by: str | None = None
 
+
+_TEXT_UUID = f"typeof({{c}}) = 'text' AND ({{c}} GLOB '{_UUID_GLOBS[0]}' OR {{c}} GLOB '{_UUID_GLOBS[1]}')"
 
 _BASE = {
     "epoch_seconds": _Detail(f"typeof({{c}}) = 'integer' AND abs({{c}}) < {_MS}"),
@@ -245,26 +257,44 @@ _BASE = {
     # PostgreSQL's jsonb cannot hold \u0000 (see convert.duck_expressions).
     "json_texts": _Detail("typeof({c}) = 'text' AND json_valid({c}) AND instr({c}, '\\u0000') = 0"),
     "infinities": _Detail(f"typeof({{c}}) = 'real' AND abs({{c}}) > {_MAX_DOUBLE}"),
-    "uuid_values": _Detail(
-        f"(typeof({{c}}) = 'text' AND ({{c}} GLOB '{_UUID_GLOBS[0]}' OR {{c}} GLOB '{_UUID_GLOBS[1]}')) "
-        "OR (typeof({c}) = 'blob' AND length({c}) = 16)"
-    ),
+    "uuid_values": _Detail(f"({_TEXT_UUID}) OR (typeof({{c}}) = 'blob' AND length({{c}}) = 16)"),
 }
 _LOWER_UUID_GLOB = "-".join("[0-9a-f]" * n for n in (8, 4, 4, 4, 12))
+# The version (1-8) and variant bits, compared as bytes: the 7th byte's high nibble and the 9th's.
+# Random 16-byte secrets (a push subscription's auth key) pass both bit tests 1 time in 8.
+_UUID_BLOB = (
+    "typeof({c}) = 'blob' AND length({c}) = 16 "
+    "AND substr({c}, 7, 1) BETWEEN X'10' AND X'8F' AND substr({c}, 9, 1) BETWEEN X'80' AND X'BF'"
+)
+# What UTF-8 without NUL needs of its bytes, SQLite's to check: no NUL, and a first byte that is
+# ASCII or starts a sequence (not a continuation byte, C0, C1 or F5-FF). Random bytes fail it at
+# once; the Python function decides the rest.
+_MAY_BE_UTF8 = (
+    "typeof({c}) = 'blob' AND instr({c}, X'00') = 0 "
+    "AND NOT substr({c}, 1, 1) BETWEEN X'80' AND X'C1' AND substr({c}, 1, 1) < X'F5'"
+)
+# Only text of base64's letters and a length divisible by 4 can be canonical base64: SQLite
+# rules out the rest before the Python function runs.
+_MAY_BE_BASE64 = (
+    "typeof({c}) IN ('text', 'blob') AND length(CAST({c} AS BLOB)) % 4 = 0 "
+    "AND NOT CAST({c} AS TEXT) GLOB '*[^A-Za-z0-9+/=]*'"
+)
+# How a text or bytea column is named all UUIDs, all text or all base64 (init.infer): each
+# metric matters only when it counts every value, so one value that is not rules it out.
 _TEXT_DETAILS = {
-    "lower_uuids": _Detail(f"typeof({{c}}) = 'text' AND {{c}} GLOB '{_LOWER_UUID_GLOB}'"),
-    "utf8_blobs": _Detail(f"typeof({{c}}) = 'blob' AND (etl_blob_text_code({{c}}) & {IS_UTF8}) <> 0"),
-    # Random 16-byte secrets (a push subscription's auth key) pass both bit tests 1 time in 8.
-    "uuid_blobs": _Detail(
-        "typeof({c}) = 'blob' AND length({c}) = 16 AND substr(hex({c}), 13, 1) BETWEEN '1' AND '8' "
-        "AND substr(hex({c}), 17, 1) IN ('8', '9', 'A', 'B')"
+    "uuid_values": _Detail(_TEXT_UUID, refuted_by=f"{{c}} IS NOT NULL AND NOT ({_TEXT_UUID})"),
+    "lower_uuids": _Detail(
+        f"typeof({{c}}) = 'text' AND {{c}} GLOB '{_LOWER_UUID_GLOB}'",
+        refuted_by=f"{{c}} IS NOT NULL AND NOT ({_TEXT_UUID})",
     ),
-    # Only text of base64's letters and a length divisible by 4 can be canonical base64: SQLite
-    # rules out the rest before the Python function runs.
+    "utf8_blobs": _Detail(
+        f"{_MAY_BE_UTF8} AND (etl_blob_text_code({{c}}) & {IS_UTF8}) <> 0",
+        refuted_by=f"typeof({{c}}) IN ('integer', 'real') OR (typeof({{c}}) = 'blob' AND NOT ({_MAY_BE_UTF8}))",
+    ),
+    "uuid_blobs": _Detail(_UUID_BLOB, refuted_by=f"{{c}} IS NOT NULL AND NOT ({_UUID_BLOB})"),
     "base64_values": _Detail(
-        "typeof({c}) IN ('text', 'blob') AND length(CAST({c} AS BLOB)) % 4 = 0 "
-        "AND NOT CAST({c} AS TEXT) GLOB '*[^A-Za-z0-9+/=]*' "
-        f"AND (etl_blob_text_code(CAST({{c}} AS BLOB)) & {IS_BASE64}) <> 0"
+        f"{_MAY_BE_BASE64} AND (etl_blob_text_code(CAST({{c}} AS BLOB)) & {IS_BASE64}) <> 0",
+        refuted_by=f"{{c}} IS NOT NULL AND NOT ({_MAY_BE_BASE64})",
     ),
 }
 _DT_CODE = "etl_datetime_code"
@@ -349,10 +379,14 @@ def _details_for(declared: str, storage: dict[str, int], expected: PgType) -> di
     has = {k: storage[k] > 0 for k in ("integers", "reals", "texts", "blobs")}
     chosen: dict[str, _Detail] = {}
     if kind in _DATETIME_KINDS and (has["integers"] or has["reals"] or has["texts"]):
-        for name in ("epoch_seconds", "epoch_milliseconds", "epoch_microseconds", "julian_reals"):
-            chosen[name] = _BASE[name]
-        chosen["julian_integers"] = _BASE["julian_integers"]
-        chosen.update(_ISO)
+        # Each counts values of one storage class: where the column holds none, it is 0 unread.
+        if has["integers"]:
+            for name in ("epoch_seconds", "epoch_milliseconds", "epoch_microseconds", "julian_integers"):
+                chosen[name] = _BASE[name]
+        if has["reals"]:
+            chosen["julian_reals"] = _BASE["julian_reals"]
+        if has["texts"]:
+            chosen.update(_ISO)
         precision = expected.modifiers[0] if expected.modifiers else 6
         if kind == "date":
             chosen["day_fractions"] = _day_fractions()
@@ -383,7 +417,7 @@ def _details_for(declared: str, storage: dict[str, int], expected: PgType) -> di
     # Text that is all UUIDs may become uuid (etl init proposes it); blobs that are all text or
     # base64 are named, with what a spec can do about them.
     if kind == "text" and not expected.modifiers and has["texts"] and not has["blobs"]:
-        chosen["uuid_values"] = _BASE["uuid_values"]
+        chosen["uuid_values"] = _TEXT_DETAILS["uuid_values"]
         chosen["lower_uuids"] = _TEXT_DETAILS["lower_uuids"]
     if kind == "bytea" and (has["texts"] or has["blobs"]):
         chosen["uuid_blobs"] = _TEXT_DETAILS["uuid_blobs"]
@@ -539,6 +573,7 @@ def profile_table(
         ranges[column.name] = (low, high)
     types = {c.name: expected.get(c.name) or default_pg_type(c.declared_type) for c in table.columns}
     wanted = {c.name: _details_for(c.declared_type, storage[c.name], types[c.name]) for c in table.columns}
+    wanted = _unrefuted(con, source, wanted)
     # The details in one scan of the whole table: their text functions allocate strings, and
     # SQLite's allocator takes a lock of the whole process, so slices at once are slower than
     # one after the other.
@@ -576,6 +611,28 @@ def _code_sql(code: str, c: str) -> str:
         f"WHEN {zulu} AND {same} THEN {IS_VALUE | HAS_OFFSET} | {time_of_day} "
         f"ELSE {slow} END"
     )
+
+
+def _unrefuted(
+    con: sqlite3.Connection, source: str, wanted: dict[str, dict[str, _Detail]]
+) -> dict[str, dict[str, _Detail]]:
+    """`wanted` without the metrics some value refutes (_Detail.refuted_by): one query, each
+    refutation an EXISTS that stops at the first value it finds."""
+    refutations = sorted(
+        {(name, d.refuted_by) for name, metrics in wanted.items() for d in metrics.values() if d.refuted_by}
+    )
+    if not refutations:
+        return wanted
+    probes = ", ".join(
+        f"EXISTS (SELECT 1 FROM {source} WHERE {sql.format(c=quote_ident(name))})"
+        for name, sql in refutations
+    )
+    found = con.execute(f"SELECT {probes}").fetchone()
+    refuted = {refutation for refutation, hit in zip(refutations, found, strict=True) if hit}
+    return {
+        name: {m: d for m, d in metrics.items() if (name, d.refuted_by) not in refuted}
+        for name, metrics in wanted.items()
+    }
 
 
 def _detail_scan(
