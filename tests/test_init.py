@@ -877,10 +877,13 @@ def test_datetime_text_is_what_convert_and_duckdb_both_read():
     ]
 
 
-def test_the_fast_sqlite_path_agrees_with_the_python_function():
+@pytest.mark.parametrize("declared", ["", "DATETIME", "TIMESTAMP", "TEXT"])
+def test_the_fast_sqlite_path_agrees_with_the_python_function(declared):
+    """In a column of any affinity: compared with a DATETIME column (NUMERIC affinity), a text
+    literal such as '0001' would become a number, which every text sorts after."""
     con = sqlite3.connect(":memory:")
     _register(con)
-    con.execute("CREATE TABLE t (c)")
+    con.execute(f"CREATE TABLE t (c {declared})")
     values = [
         *DATETIME_TEXTS,
         "2024-01-02 00:00:00",
@@ -891,8 +894,9 @@ def test_the_fast_sqlite_path_agrees_with_the_python_function():
         None,
     ]
     con.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
-    got = [r[0] for r in con.execute(f"SELECT {_code_sql('etl_datetime_code', 'c')} FROM t")]
-    want = [datetime_text_code(v.encode()) if isinstance(v, str) else None for v in values]
+    rows = con.execute(f"SELECT {_code_sql('etl_datetime_code', 'c')}, c FROM t ORDER BY rowid").fetchall()
+    got = [code for code, _ in rows]
+    want = [datetime_text_code(v.encode()) if isinstance(v, str) else None for _, v in rows]
     assert got == want
 
 

@@ -603,7 +603,9 @@ def _code_sql(code: str, c: str) -> str:
         return f"CASE WHEN typeof({c}) = 'text' THEN {slow} END"
     plain = f"{c} GLOB '{_DATE_TIME_GLOB}'"
     zulu = f"{c} GLOB '{_DATE_TIME_GLOB}Z'"
-    same = f"datetime({c}, '+0 days') = replace(rtrim({c}, 'Z'), 'T', ' ') AND {c} >= '0001'"
+    # `+`: the value without the column's affinity; a DATETIME column's (NUMERIC) would make the
+    # literal the number 1, which every text sorts after, and count the year 0 as a datetime.
+    same = f"datetime({c}, '+0 days') = replace(rtrim({c}, 'Z'), 'T', ' ') AND +{c} >= '0001'"
     time_of_day = f"CASE WHEN substr({c}, 12, 8) <> '00:00:00' THEN {TIME_OF_DAY} ELSE 0 END"
     return (
         f"CASE WHEN typeof({c}) <> 'text' THEN NULL "
