@@ -277,7 +277,7 @@ def apply_command(
         ask = not yes and not dry_run and sys.stdin.isatty() and say.is_terminal
         # Whoever is asked sees every table first; otherwise each created table's line follows as it loads.
         _print_plan(plan, url, verbose=verbose, list_creates=ask or dry_run or verbose, console=say)
-        if dry_run or not plan.has_changes:
+        if dry_run or not plan.has_work(verify=not no_verify):
             if as_json:
                 _write_json(apply_document(display_url(url), plan, None, {}, {}, None))
             return

@@ -78,7 +78,7 @@ def apply_refusal(checked: Validated, plan: Plan) -> str | None:
     """Why apply would refuse `plan` before changing anything, read from the target's server as
     it is now (its lock table, etl/core/locks.py); None when it would run it. `etl plan` says so
     instead of leaving it to apply."""
-    if not plan.has_changes:
+    if not plan.has_work():
         return None
     try:
         check_locks(plan, read_lock_capacity(checked.spec.target_url))

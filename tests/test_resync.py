@@ -360,6 +360,40 @@ def test_an_apply_without_verification_records_nothing_to_skip(migration):
     assert skipped(m.plan()) == set()
 
 
+def test_tables_an_apply_without_verification_loaded_are_recorded_by_the_next_apply(migration, pg):
+    """Found equal row by row, they are named; the next apply changes nothing in them but verifies
+    and records them, and later plans skip them."""
+    m = migration(SOURCE)
+    checked = m.check()
+    apply(checked, plan_for(checked), verify=False)
+    xmins = pg.execute('SELECT xmin::text::bigint FROM "small" ORDER BY id').fetchall()
+    pg.commit()
+
+    plan = m.plan()
+    assert not plan.has_changes and plan.has_work() and not plan.has_work(verify=False)
+    assert {t.name for t in plan.unrecorded} == set(TABLES)
+    shown = runner.invoke(app, ["plan", str(m.spec_path)], catch_exceptions=False)
+    assert "no fingerprint recorded (apply verifies and records them" in shown.stdout
+    document = json.loads(runner.invoke(app, ["plan", str(m.spec_path), "--json"]).stdout)
+    assert set(document["unrecorded"]) == set(TABLES)
+
+    result = runner.invoke(app, ["apply", str(m.spec_path), "--yes"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert pg.execute('SELECT xmin::text::bigint FROM "small" ORDER BY id').fetchall() == xmins
+    pg.commit()
+    again = m.plan()
+    assert skipped(again) == set(TABLES) and not again.unrecorded
+
+
+def test_an_apply_without_verification_records_nothing_even_when_asked_to(migration):
+    m = migration(SOURCE)
+    checked = m.check()
+    apply(checked, plan_for(checked), verify=False)
+    result = runner.invoke(app, ["apply", str(m.spec_path), "--yes", "--no-verify"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert {t.name for t in m.plan().unrecorded} == set(TABLES)
+
+
 HOSTILE = 'CREATE TABLE "we""ird; --t" (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO "we""ird; --t" VALUES (1, \'a\');'
 
 

@@ -483,6 +483,7 @@ def plan_lines(plan: Plan, target: str, *, verbose: bool = False, list_creates: 
             lines.append(plan_line(step, created).render())
         lines.extend(_sample_lines(step, samples))
     lines += skipped_lines(plan, verbose=verbose)
+    lines += unrecorded_lines(plan)
     lines += ranged_lines(plan)
     lines += set_aside_lines(plan)
     lines.append(summary_line(plan.summary()))
@@ -535,6 +536,25 @@ def skipped_lines(plan: Plan, *, verbose: bool = False) -> list[str]:
             listed += f" and {counted(more, 'more table')}"
         lines.append(f"  = {listed}: {skipped_text(since)} (rows not compared)")
     return lines
+
+
+UNRECORDED_TEXT = (
+    "rows compared, equal; no fingerprint recorded (apply verifies and records them, and later "
+    "plans skip them while they stay unchanged)"
+)
+
+
+def unrecorded_lines(plan: Plan) -> list[str]:
+    """The tables whose rows the plan compared in full and found equal, with nothing recorded
+    that would let a later plan skip them (see Plan.unrecorded)."""
+    names = [t.name for t in plan.unrecorded]
+    if not names:
+        return []
+    listed = ", ".join(f'"{n}"' for n in names[:_SKIPPED_NAMED])
+    more = len(names) - _SKIPPED_NAMED
+    if more > 0:
+        listed += f" and {counted(more, 'more table')}"
+    return [f"  = {listed}: {UNRECORDED_TEXT}"]
 
 
 def ranged_text(changed: int, total: int, since: str) -> str:
@@ -632,6 +652,8 @@ def plan_document(plan: Plan, target: str) -> dict:
             {"table": name, "since": since, "reason": f"{skipped_text(since)}: {_SKIPPED_WHY}"}
             for name, since in plan.skipped
         ]
+    if plan.unrecorded:
+        document["unrecorded"] = [t.name for t in plan.unrecorded]
     if plan.set_aside:
         document["set_aside"] = [
             {"table": name, "rows": rows, "since": since, "text": set_aside_text(rows, since)}

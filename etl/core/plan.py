@@ -108,6 +108,9 @@ class TargetState:
     # Tables whose rows were compared in some rowid ranges only: (ranges whose source pages
     # changed, ranges of the table, time of the apply that left the others equal on both sides).
     ranged: MappingType[str, tuple[int, int, str]] = field(default_factory=dict)
+    # Tables whose rows were compared in full that no apply has recorded (etl.fingerprints holds
+    # nothing of them) though one could: see Plan.unrecorded.
+    unrecorded: frozenset[str] = frozenset()
     # The source file's stamp (etl.sqlite.catalog.source_stamp) taken before its pages were
     # hashed (None: none were): a sync by ranges holds only while the source still has it.
     source_stamp: tuple | None = None
@@ -466,6 +469,10 @@ class Plan:
     # what the plan read of the pages (`source_pages`) only if it began under the same stamp.
     source_stamp: tuple | None = None
     source_pages: tuple[PagesRead, ...] = ()
+    # Tables whose rows the plan compared in full and found equal, with no fingerprint a later
+    # plan could skip them by (an apply without verification loaded them, or an older etl):
+    # apply verifies and records them, so that while they stay unchanged they cost nothing again.
+    unrecorded: tuple[TargetTable, ...] = ()
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:
@@ -476,11 +483,19 @@ class Plan:
         """The tables this plan loads, brings up to date or alters: the ones apply verifies."""
         listed = tuple(s.table for s in self.steps if isinstance(s, CreateTable | SyncRows))
         names = {t.name for t in listed}
-        return listed + tuple(t for t in self.checked if t.name not in names)
+        return (
+            listed
+            + tuple(t for t in self.checked if t.name not in names)
+            + tuple(t for t in self.unrecorded if t.name not in names)
+        )
 
     @property
     def has_changes(self) -> bool:
         return bool(self.steps)
+
+    def has_work(self, verify: bool = True) -> bool:
+        """Whether apply has anything to do: changes, or (verifying) tables to record."""
+        return self.has_changes or (verify and bool(self.unrecorded))
 
     def summary(self) -> PlanSummary:
         created = {s.table.name for s in self.steps if isinstance(s, CreateTable)}

@@ -134,6 +134,17 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         for t in mapping.tables
         if t.name in target.ranged and t.name not in fresh_names
     )
+    loaded = {s.table.name for s in steps if isinstance(s, CreateTable | SyncRows)} | {
+        t.name for t in checked
+    }
+    unrecorded = tuple(
+        t
+        for t in mapping.tables
+        if t.name in target.unrecorded
+        and t.name not in fresh_names
+        and t.name not in loaded
+        and t.mode in (Mode.SYNC, Mode.REPLACE)
+    )
     set_aside = tuple(
         (t.name, d.set_aside_rows, d.set_aside_at, d.set_aside_sum)
         for t in mapping.tables
@@ -154,6 +165,7 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         set_aside=set_aside,
         source_stamp=target.source_stamp,
         source_pages=target.source_pages,
+        unrecorded=unrecorded,
     )
 
 

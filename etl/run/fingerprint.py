@@ -359,6 +359,15 @@ def _target_unchanged(conn: psycopg.Connection, schema: str, tables: list[Target
     return found
 
 
+def recorded_tables(conn: psycopg.Connection, schema: str) -> set[str]:
+    """The tables (target names) of the schema etl.fingerprints holds a record of, valid or not."""
+    exists = conn.execute("SELECT to_regclass(%s)", (FINGERPRINTS.as_string(None),)).fetchone()
+    if exists is None or exists[0] is None:
+        return set()
+    query = sql.SQL("SELECT table_name FROM {} WHERE target_schema = %s").format(FINGERPRINTS)
+    return {str(name) for (name,) in conn.execute(query, (schema,)).fetchall()}
+
+
 def _has_fingerprints(conn: psycopg.Connection, schema: str) -> bool:
     """Whether etl.fingerprints exists and holds a row for this schema (one cheap query before
     hashing any page)."""

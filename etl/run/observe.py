@@ -35,7 +35,15 @@ from etl.postgres.metadata import (
     recorded_set_aside_sql,
 )
 from etl.postgres.target import connect, metadata_privileges_error, metadata_privileges_missing, redact
-from etl.run.fingerprint import Ranged, Recorded, recorded_extremes, unchanged_tables, units_moved
+from etl.run.fingerprint import (
+    Ranged,
+    Recorded,
+    fingerprintable,
+    recorded_extremes,
+    recorded_tables,
+    unchanged_tables,
+    units_moved,
+)
 from etl.run.rowdiff import batchable, plan_diff, plan_diffs, set_aside_count
 from etl.run.session import SOURCE_ALIAS, attach, connect_for, raise_read_error
 from etl.run.typedscan import prove
@@ -80,6 +88,7 @@ def observe_target(
         # hold only while the source keeps this stamp
         stamp = source_stamp(source)
         recorded = Recorded({}, {}) if full_diff else _unchanged(conn, mapping.schema, source, present, url)
+        held = _recorded_tables(conn, mapping.schema, url) if present else set()
         set_aside = _set_aside(conn, mapping.schema, url) if present else {}
     unchanged, ranged = recorded.unchanged, recorded.ranged
     compared = {t.name for t in mapping.tables if t.name not in unchanged}
@@ -138,6 +147,11 @@ def observe_target(
         removed_views=removed_views,
         skipped={name: u.since for name, u in unchanged.items()},
         ranged={name: (r.changed, r.total, r.since) for name, r in ranged.items()},
+        unrecorded=frozenset(
+            t.name
+            for t in present
+            if t.name not in held and t.name not in ranged and t.name in rows and fingerprintable(t)
+        ),
         source_stamp=stamp if recorded.pages else None,
         source_pages=recorded.pages,
     )
@@ -178,6 +192,15 @@ def schema_catalogs(mapping: DesiredSchema, url: str) -> tuple[TargetCatalog, Ta
         if desired is None:
             desired = desired_catalog(conn, mapping, url)
     return actual, desired
+
+
+def _recorded_tables(conn: psycopg.Connection, schema: str, url: str) -> set[str]:
+    try:
+        return recorded_tables(conn, schema)
+    except psycopg.Error as exc:
+        raise TargetError(
+            f"reading which tables the last apply recorded failed: {redact(first_line(exc), url)}"
+        ) from exc
 
 
 def _unchanged(
