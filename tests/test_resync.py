@@ -385,6 +385,25 @@ def test_tables_an_apply_without_verification_loaded_are_recorded_by_the_next_ap
     assert skipped(again) == set(TABLES) and not again.unrecorded
 
 
+def test_a_wal_source_with_writes_not_checkpointed_names_no_table_to_record(migration):
+    """Its pages are not its rows: an apply could record nothing, so none is named."""
+    m = migration(SOURCE)
+    m.change_source("PRAGMA journal_mode = WAL")
+    checked = m.check()
+    apply(checked, plan_for(checked), verify=False)
+    writer = sqlite3.connect(m.source)
+    try:
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.execute("UPDATE small SET name = 'uno' WHERE id = 1")
+        writer.commit()
+        plan = m.plan()
+        assert diff_of(plan, "small") == (0, 1, 0)
+        assert not plan.unrecorded
+    finally:
+        writer.close()
+    assert {t.name for t in m.plan().unrecorded} == {"big", "tag"}  # "small" differs: synced, not named
+
+
 def test_an_apply_without_verification_records_nothing_even_when_asked_to(migration):
     m = migration(SOURCE)
     checked = m.check()

@@ -50,6 +50,7 @@ from etl.run.typedscan import prove
 from etl.run.validate import InRanges
 from etl.settings import OnError
 from etl.sqlite.catalog import source_stamp
+from etl.sqlite.pages import wal_pending
 
 
 def observe_target(
@@ -88,7 +89,9 @@ def observe_target(
         # hold only while the source keeps this stamp
         stamp = source_stamp(source)
         recorded = Recorded({}, {}) if full_diff else _unchanged(conn, mapping.schema, source, present, url)
-        held = _recorded_tables(conn, mapping.schema, url) if present else set()
+        # Pages pending in a -wal file keep an apply from recording anything: none is named.
+        recordable = bool(present) and not wal_pending(source)
+        held = _recorded_tables(conn, mapping.schema, url) if recordable else set()
         set_aside = _set_aside(conn, mapping.schema, url) if present else {}
     unchanged, ranged = recorded.unchanged, recorded.ranged
     compared = {t.name for t in mapping.tables if t.name not in unchanged}
@@ -150,7 +153,11 @@ def observe_target(
         unrecorded=frozenset(
             t.name
             for t in present
-            if t.name not in held and t.name not in ranged and t.name in rows and fingerprintable(t)
+            if recordable
+            and t.name not in held
+            and t.name not in ranged
+            and t.name in rows
+            and fingerprintable(t)
         ),
         source_stamp=stamp if recorded.pages else None,
         source_pages=recorded.pages,

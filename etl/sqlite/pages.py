@@ -223,6 +223,13 @@ class _Table:
     reading: str  # how its pages read as rows: the file's text encoding and its CREATE statement
 
 
+def wal_pending(path: Path) -> bool:
+    """Whether the -wal file beside the database holds frames: pages that replace the file's,
+    so the file's own pages are not the rows."""
+    wal = Path(f"{path}-wal")
+    return wal.exists() and wal.stat().st_size > 0
+
+
 def _read_each(
     con: sqlite3.Connection,
     path: Path,
@@ -237,8 +244,7 @@ def _read_each(
     # (ALTER TABLE ADD COLUMN gives old rows the new column's default without touching them).
     (encoding,) = con.execute("PRAGMA encoding").fetchone()
     ordinary = {name: _Table(name, root, f"{encoding}\x00{text}") for name, root, text in rows}
-    wal = Path(f"{path}-wal")
-    if wal.exists() and wal.stat().st_size > 0:
+    if wal_pending(path):
         return None
     (page_size,) = con.execute("PRAGMA page_size").fetchone()
     found: dict[str, TablePages] = {}
