@@ -92,6 +92,10 @@ class Table:
     sequence: int | None = None  # sqlite_sequence's value: AUTOINCREMENT never reuses ids below it
     checks: tuple[Check, ...] = ()
     query: str | None = None  # a table the spec defines by a SQLite query (`query:`), not stored
+    # SQLite keeps the primary key in an index of its own (PRAGMA index_list's origin 'pk'): it is
+    # not the rowid, even where it reads INTEGER PRIMARY KEY (written `... PRIMARY KEY DESC` on the
+    # column, a quirk SQLite keeps).
+    key_indexed: bool = False
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -99,7 +103,7 @@ class Table:
     @property
     def rowid_alias(self) -> str | None:
         """The INTEGER PRIMARY KEY column that aliases SQLite's rowid, if there is one."""
-        if self.without_rowid or len(self.primary_key) != 1:
+        if self.without_rowid or self.key_indexed or len(self.primary_key) != 1:
             return None
         col = self.column(self.primary_key[0])
         if col is not None and col.declared_type.strip().upper() == "INTEGER":

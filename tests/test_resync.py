@@ -426,6 +426,26 @@ def test_a_table_with_a_hostile_name_is_skipped_and_its_changes_found(migration,
     assert diff_of(plan, 'we"ird; --t') == (0, 1, 0)
 
 
+# `INTEGER PRIMARY KEY DESC` written on the column is not the rowid (a quirk SQLite keeps): its
+# values and the rowids differ, so its rowid ranges are not ranges of the key.
+DESC_KEY = f"""
+CREATE TABLE d (x INTEGER PRIMARY KEY DESC, code TEXT NOT NULL);
+WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < {BIG_ROWS})
+INSERT INTO d SELECT {BIG_ROWS} + 1 - i, printf('code-%08d', i) FROM r;
+"""
+
+
+def test_a_key_declared_integer_primary_key_desc_is_not_taken_for_the_rowid(migration, pg):
+    m = migration(DESC_KEY)
+    m.apply()
+    m.change_source("UPDATE d SET code = 'changed-0001' WHERE x = 10; DELETE FROM d WHERE x = 20")
+    plan = m.plan()
+    assert diff_of(plan, "d") == (0, 1, 1)
+    apply_now(m, allow_destructive=True)
+    assert pg.execute("SELECT code FROM d WHERE x IN (10, 20)").fetchall() == [("changed-0001",)]
+    assert target_matches_source(m)
+
+
 def test_a_record_older_than_half_the_transaction_id_space_proves_nothing(loaded, pg):
     # Transaction ids are 32 bits: 2^31 transactions after an apply, a later one could carry an id
     # that apply recorded. Such a record is as if the table were written: compared in full.

@@ -418,6 +418,9 @@ def _read_table(pragmas: _Pragmas, name: str, sql: str, names: dict[bytes, str])
         indexes=_with_constraint_names(_read_indexes(pragmas, name), parts),
         autoincrement=autoincrement,
         without_rowid=without_rowid,
+        key_indexed=any(
+            origin == "pk" for _seq, _name, _unique, origin, _partial in pragmas.index_list(name)
+        ),
         sequence=sequence,
         checks=checks,
     )
