@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -199,15 +200,16 @@ def source_fingerprints_and_ranges(
 
 
 def unchanged_tables(
-    conn: psycopg.Connection, schema: str, source: Path, tables: list[TargetTable]
+    conn: psycopg.Connection, schema: str, source: Path, tables: list[TargetTable], held: Collection[str]
 ) -> Recorded:
     """The tables (by target name) that are provably as the last apply that recorded them left
     them: skipped by plan; and those whose target is, and whose source changed in some ranges of
-    pages only: compared in those. The target's side (a scan of each table's xmins, in
-    PostgreSQL) runs on a thread while this one hashes the source's pages: the two take about as
-    long."""
+    pages only: compared in those. `held`: the tables etl.fingerprints holds a record of
+    (recorded_tables); with none, no page is hashed. The target's side (a scan of each table's
+    xmins, in PostgreSQL) runs on a thread while this one hashes the source's pages: the two take
+    about as long."""
     candidates = [t for t in tables if fingerprintable(t)]
-    if not candidates or not _has_fingerprints(conn, schema):
+    if not candidates or not held:
         return Recorded({}, {})
     with ThreadPoolExecutor(max_workers=1) as pool:
         target = pool.submit(_target_unchanged, conn, schema, candidates)
@@ -366,18 +368,6 @@ def recorded_tables(conn: psycopg.Connection, schema: str) -> set[str]:
         return set()
     query = sql.SQL("SELECT table_name FROM {} WHERE target_schema = %s").format(FINGERPRINTS)
     return {str(name) for (name,) in conn.execute(query, (schema,)).fetchall()}
-
-
-def _has_fingerprints(conn: psycopg.Connection, schema: str) -> bool:
-    """Whether etl.fingerprints exists and holds a row for this schema (one cheap query before
-    hashing any page)."""
-    exists = conn.execute("SELECT to_regclass(%s)", (FINGERPRINTS.as_string(None),)).fetchone()
-    if exists is None or exists[0] is None:
-        return False
-    row = conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE target_schema = %s)").format(FINGERPRINTS), (schema,)
-    ).fetchone()
-    return bool(row and row[0])
 
 
 # Sampled rows of a key for its statistics: 300 times this. A key's histogram tells PostgreSQL

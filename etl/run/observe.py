@@ -12,6 +12,7 @@ from dataclasses import replace
 from functools import cache
 from itertools import chain
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import psycopg
@@ -88,10 +89,16 @@ def observe_target(
         # before the pages are hashed: a sync by ranges, and the apply's use of what they tell,
         # hold only while the source keeps this stamp
         stamp = source_stamp(source)
-        recorded = Recorded({}, {}) if full_diff else _unchanged(conn, mapping.schema, source, present, url)
+        held = _read_records(conn, url, lambda: recorded_tables(conn, mapping.schema)) if present else set()
+        recorded = (
+            Recorded({}, {})
+            if full_diff
+            else _read_records(
+                conn, url, lambda: unchanged_tables(conn, mapping.schema, source, present, held)
+            )
+        )
         # Pages pending in a -wal file keep an apply from recording anything: none is named.
         recordable = bool(present) and not wal_pending(source)
-        held = _recorded_tables(conn, mapping.schema, url) if recordable else set()
         set_aside = _set_aside(conn, mapping.schema, url) if present else {}
     unchanged, ranged = recorded.unchanged, recorded.ranged
     compared = {t.name for t in mapping.tables if t.name not in unchanged}
@@ -201,20 +208,13 @@ def schema_catalogs(mapping: DesiredSchema, url: str) -> tuple[TargetCatalog, Ta
     return actual, desired
 
 
-def _recorded_tables(conn: psycopg.Connection, schema: str, url: str) -> set[str]:
-    try:
-        return recorded_tables(conn, schema)
-    except psycopg.Error as exc:
-        raise TargetError(
-            f"reading which tables the last apply recorded failed: {redact(first_line(exc), url)}"
-        ) from exc
+T = TypeVar("T")
 
 
-def _unchanged(
-    conn: psycopg.Connection, schema: str, source: Path, tables: list[TargetTable], url: str
-) -> Recorded:
+def _read_records(conn: psycopg.Connection, url: str, read: Callable[[], T]) -> T:
+    """What `read` finds of etl.fingerprints, its errors named as such."""
     try:
-        return unchanged_tables(conn, schema, source, tables)
+        return read()
     except psycopg.errors.InsufficientPrivilege as exc:
         missing = metadata_privileges_missing(conn) or [first_line(exc)]
         raise metadata_privileges_error(conn, missing) from exc
