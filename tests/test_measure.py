@@ -119,6 +119,42 @@ def test_integer_magnitudes_see_only_integers_and_survive_the_smallest_one():
     assert integer_magnitudes(con, "t", '"at" IS NULL', ['"at"']) == [(None, None)]
 
 
+@pytest.mark.parametrize(
+    "declared",
+    ["DATETIME", "INTEGER", "TEXT", "REAL", "BLOB", "", "TEXT COLLATE NOCASE", "DATETIME COLLATE RTRIM"],
+)
+def test_integer_magnitudes_find_the_integers_whatever_the_columns_affinity_or_collation(declared):
+    """The integers of a column are found among text of every kind (empty, blank, digits, before
+    and after digits in byte order), blobs, reals and NULL, in a column of each affinity (which
+    turns some of those values into integers as it stores them) and collation."""
+    from etl.sqlite.catalog import integer_magnitudes
+
+    con = sqlite3.connect(":memory:")
+    con.execute(f"CREATE TABLE t (v {declared})")
+    values = [
+        7,
+        -(2**63),
+        1700000000000,
+        -3,
+        0,
+        "",
+        " ",
+        "  ",
+        "\x01",
+        "12",
+        "-5",
+        "9e3",
+        "abc",
+        "2024-01-01",
+    ]
+    values += [b"", b"\x00", b"12", 2.5, -0.0, 1e300, None, 42]
+    con.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
+    stored = [v for (v,) in con.execute("SELECT v FROM t WHERE typeof(v) = 'integer'")]
+    magnitudes = [2**63 - 1 if v == -(2**63) else abs(v) for v in stored]
+    expected = (min(magnitudes), max(magnitudes)) if magnitudes else (None, None)  # TEXT affinity: none
+    assert integer_magnitudes(con, "t", None, ['"v"', '("v")']) == [expected, expected]
+
+
 def test_negative_zeros_are_measured_as_the_rowid_runs_between_positive_zeros():
     from etl.sqlite.catalog import negative_zero_runs
 

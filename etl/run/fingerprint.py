@@ -327,16 +327,24 @@ def unit_records(source: Path, tables: list[TargetTable], ranges: dict[str, Page
         for table, rowid in wanted:
             assert rowid is not None  # rangeable: the target's key is the rowid
             columns = unit_columns(table)
-            expressions = [c.conversion.source_sql for c in columns]
-            witnesses = integer_witnesses(con, table.source, rowid, table.where, expressions)
+            # A column read in no unit held no integer: it needs no witness, nor a look for one.
+            witnessed = [c for c in columns if c.conversion.integer_unit is not None]
+            expressions = [c.conversion.source_sql for c in witnessed]
+            witnesses = dict(
+                zip(
+                    (c.name for c in witnessed),
+                    integer_witnesses(con, table.source, rowid, table.where, expressions),
+                    strict=True,
+                )
+            )
             found[table.name] = json.dumps(
                 {
                     c.name: {
                         "unit": c.conversion.integer_unit,
                         "mixed": c.conversion.mixed_units,
-                        "witness": None if c.conversion.integer_unit is None else w,
+                        "witness": witnesses.get(c.name),
                     }
-                    for c, w in zip(columns, witnesses, strict=True)
+                    for c in columns
                 }
             )
     return found

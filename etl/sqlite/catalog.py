@@ -626,8 +626,12 @@ def _magnitudes_row(
     items = []
     for e in expressions:
         magnitude = _magnitude(e)
-        # FILTER rather than a CASE around it, which costs SQLite more CPU per value.
-        integer = f"FILTER (WHERE typeof({e}) = 'integer')"
+        # FILTER rather than a CASE around it, which costs SQLite more CPU per value. Every number
+        # sorts before every text (and NULL compares as nothing), so `< ''` keeps only integers
+        # and reals, and SQLite compares the storage class before it looks at a text's bytes:
+        # cheaper than typeof() for the text that fills a datetime column. '' stays text beside
+        # a column of NUMERIC affinity (it is no number), and no collation sorts a text before it.
+        integer = f"FILTER (WHERE +({e}) < '' AND typeof({e}) = 'integer')"
         items += [f"min({magnitude}) {integer}", f"max({magnitude}) {integer}"]
     return con.execute(f"SELECT {', '.join(items)} FROM {relation} WHERE {where}", parameters).fetchone()
 
