@@ -528,14 +528,16 @@ def skipped_lines(plan: Plan, *, verbose: bool = False) -> list[str]:
     by_time: dict[str, list[str]] = {}
     for name, since in plan.skipped:
         by_time.setdefault(since, []).append(name)
-    lines = []
-    for since, names in by_time.items():
-        listed = ", ".join(f'"{n}"' for n in names[:_SKIPPED_NAMED])
-        more = len(names) - _SKIPPED_NAMED
-        if more > 0:
-            listed += f" and {counted(more, 'more table')}"
-        lines.append(f"  = {listed}: {skipped_text(since)} (rows not compared)")
-    return lines
+    return [
+        f"  = {_named(names)}: {skipped_text(since)} (rows not compared)" for since, names in by_time.items()
+    ]
+
+
+def _named(names: list[str]) -> str:
+    """Table names quoted, the first _SKIPPED_NAMED of them, then how many more."""
+    listed = ", ".join(f'"{n}"' for n in names[:_SKIPPED_NAMED])
+    more = len(names) - _SKIPPED_NAMED
+    return f"{listed} and {counted(more, 'more table')}" if more > 0 else listed
 
 
 UNRECORDED_TEXT = (
@@ -548,13 +550,7 @@ def unrecorded_lines(plan: Plan) -> list[str]:
     """The tables whose rows the plan compared in full and found equal, with nothing recorded
     that would let a later plan skip them (see Plan.unrecorded)."""
     names = [t.name for t in plan.unrecorded]
-    if not names:
-        return []
-    listed = ", ".join(f'"{n}"' for n in names[:_SKIPPED_NAMED])
-    more = len(names) - _SKIPPED_NAMED
-    if more > 0:
-        listed += f" and {counted(more, 'more table')}"
-    return [f"  = {listed}: {UNRECORDED_TEXT}"]
+    return [f"  = {_named(names)}: {UNRECORDED_TEXT}"] if names else []
 
 
 def ranged_text(changed: int, total: int, since: str) -> str:
