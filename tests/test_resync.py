@@ -962,21 +962,60 @@ def test_a_sync_of_many_differing_rows_reads_its_changed_ranges_whole(loaded, pg
     assert target_matches_source(loaded)
 
 
-def test_a_sync_by_ranges_is_verified_in_its_whole_ranges_against_the_plans_sums(loaded, pg):
+def verified_ranges(sent, table: str) -> list[tuple[tuple[int, int], ...]]:
+    """The rowid ranges of each target read of verification's sums in ranges (the count and
+    checksum of the rows there)."""
+    found = []
+    for s in sent:
+        if "postgres_query(" in s.text and f'"{table}"' in s.text and s.text.startswith("SELECT count(*)"):
+            arrays = re.search(r"unnest\('+\{([-0-9,]*)\}'+[^,]*, '+\{([-0-9,]*)\}'+", s.text)
+            if arrays is not None:
+                lows, highs = ([int(v) for v in a.split(",")] for a in arrays.groups())
+                found.append(tuple(zip(lows, highs, strict=True)))
+    return found
+
+
+def test_a_sync_by_ranges_is_verified_where_it_read_against_the_plans_sums_of_those_rows(loaded, pg):
     from dataclasses import replace
 
+    # Rows 54320 and 54322 share the changed leaf with 54321: the plan found them equal on both
+    # sides, and the sync writes only 54321, which verification reads back.
     loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
     plan = loaded.plan()
     step = sync_of(plan, "big")
     count, total = step.diff.range_sums
-    assert count > 1  # every source row in the changed leaf, not the one row synced
-    # Sums that disagree with the target's rows in the ranges fail the apply: verification
-    # compares all of them, not only the row the sync wrote.
+    assert count == 1 and step.read_rowids == ((54321, 54321),)
+    result, sent = apply_observed(loaded, plan)
+    assert result.verified
+    reads = verified_ranges(sent, "big")
+    assert reads == [((54321, 54321),)]
+    # Sums that disagree with the target's row fail the apply.
+    loaded.change_source("UPDATE big SET code = 'code-YYYYYYYY' WHERE id = 54321")
+    plan = loaded.plan()
+    step = sync_of(plan, "big")
+    count, total = step.diff.range_sums
     wrong = replace(step, diff=replace(step.diff, range_sums=(count, str(int(total) + 1))))
     broken = replace(plan, steps=tuple(wrong if s is step else s for s in plan.steps))
     with pytest.raises(VerificationFailed):
         apply_observed(loaded, broken)
-    assert pg.execute("SELECT code FROM big WHERE id = 54321").fetchone() == ("code-00054321",)
+    assert pg.execute("SELECT code FROM big WHERE id = 54321").fetchone() == ("code-XXXXXXXX",)
+
+
+def test_a_sync_of_too_many_differing_rows_to_keep_is_verified_in_its_whole_ranges(loaded, pg, monkeypatch):
+    from etl.run import rowdiff
+
+    monkeypatch.setattr(rowdiff, "MAX_DIFFERING_ROWS", 1)
+    loaded.change_source("UPDATE big SET n = n + 1 WHERE id IN (10, 54321)")
+    plan = loaded.plan()
+    step = sync_of(plan, "big")
+    count, _ = step.diff.range_sums
+    assert step.diff.differing is None and count > 2  # every source row of the two changed leaves
+    result, sent = apply_observed(loaded, plan)
+    assert result.verified and result.changes == {"big": (0, 2, 0)}
+    reads = verified_ranges(sent, "big")
+    assert len(reads) == 1 and len(reads[0]) == 2, reads
+    assert any(low <= 54320 < 54321 <= high for low, high in reads[0]), reads
+    assert target_matches_source(loaded)
 
 
 def test_a_target_written_between_plan_and_apply_fails_the_apply(loaded, pg):

@@ -46,8 +46,10 @@ class RowDiff:
     rowids: tuple[tuple[int, int], ...] | None = None
     # Within `rowids`: the merged rowid ranges of the rows that differ, which a sync reads on both
     # sides (None: it reads all of `rowids`, e.g. when too many rows differ to keep them here);
-    # and the source's row count and checksum (verification's) over `rowids`, summed by the
-    # plan's read, which verification compares the target's rows in `rowids` against.
+    # and the source's row count and checksum (verification's) over the rows the sync reads
+    # (SyncRows.read_rowids), summed by the plan's own read, which verification compares the
+    # target's rows there against. The other rows of `rowids` the plan found equal on both sides,
+    # and the apply writes none of them.
     differing: tuple[tuple[int, int], ...] | None = None
     range_sums: tuple[int, str] | None = None
 

@@ -1094,16 +1094,20 @@ def _verify_before_commit(tx: _Transaction) -> None:
     if tx.sums is not None:
         summing = {name: partial(_summed, tx, name) for name in tx.sums.tables}
     whole = tuple(tx.scanned(t) for t in tx.plan.tables if t.name not in tx.written)
-    # A table synced by ranges is compared in them, on both sides (its sync summed the source's);
-    # one whose rows a key's action in another table may change elsewhere is compared in full.
+    # A table synced by ranges is compared where its sync read (read_rowids: its differing rows,
+    # or all its changed ranges), against the plan's sums of the source's rows there; the plan
+    # found the others equal, and the guard keeps anyone else from writing them. One whose rows a
+    # key's action in another table may change elsewhere is compared in full.
     checked = {t.name for t in tx.plan.checked}
     ranged: dict[str, tuple[tuple[int, int], ...]] = {}
     for step in ranged_syncs(tx.plan):
         if step.table.name in checked:
             tx.source_sums.pop(step.table.name, None)
             summing.pop(step.table.name, None)
-        elif step.rowids is not None and (step.table.name in tx.source_sums or step.table.name in summing):
-            ranged[step.table.name] = step.rowids
+        elif step.read_rowids is not None and (
+            step.table.name in tx.source_sums or step.table.name in summing
+        ):
+            ranged[step.table.name] = step.read_rowids
     sources: dict[str, tuple[int, str] | Callable[[], tuple[int, str]]] = {**tx.source_sums, **summing}
     for name, rows, _, total in tx.plan.set_aside:
         if name not in sources:  # a sync's own sums leave those rows out already

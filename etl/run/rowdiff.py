@@ -307,9 +307,10 @@ def plan_diff(
         samples = _samples(con, table, show_rows)
     differing, range_sums = None, None
     if rowids:
-        range_sums = _range_sums(con)
         if inserts + updates + deletes <= MAX_DIFFERING_ROWS:
-            differing = _differing_rowids(con, table)
+            differing, range_sums = _differing_rows(con, table)
+        else:
+            range_sums = _range_sums(con)
     con.execute("DROP TABLE etl_s")
     con.execute("DROP TABLE etl_t")
     return RowDiff(
@@ -360,24 +361,26 @@ def _plan_in_parts(
 ) -> RowDiff:
     """plan_diff of the rows in `rowids` (mode: sync), counted part by part (parts_of): the
     differing rows of each are kept in etl_d, one join of the two sides, from which the counts
-    and, up to MAX_DIFFERING_ROWS in all, their rowids come."""
+    and, up to MAX_DIFFERING_ROWS in all, their rowids and the source's sums of them come."""
     inserts = updates = deletes = unchanged = count = total = 0
+    differing_count = differing_total = 0
     differing: list[tuple[int, int]] | None = []
     join = key_join(table, "s", "t")
     for part in parts_of(rowids, PART_ROWIDS):
         _ranged_sides(con, schema, table, current, False, part, set_aside)
         con.execute(
             "CREATE OR REPLACE TEMP TABLE etl_d AS SELECT coalesce(s.k0, t.k0) AS k, "
-            "CASE WHEN t.h IS NULL THEN 0 WHEN s.h IS NULL THEN 2 ELSE 1 END AS op "
+            "CASE WHEN t.h IS NULL THEN 0 WHEN s.h IS NULL THEN 2 ELSE 1 END AS op, s.vh "
             f"FROM etl_s s FULL OUTER JOIN etl_t t ON {join} WHERE s.h IS DISTINCT FROM t.h"
         )
         found = con.execute(
             "SELECT count(*) FILTER (WHERE op = 0), count(*) FILTER (WHERE op = 1), "
-            "count(*) FILTER (WHERE op = 2) FROM etl_d"
+            "count(*) FILTER (WHERE op = 2), count(vh), coalesce(sum(vh::HUGEINT), 0) FROM etl_d"
         ).fetchone()
         part_count, part_total = _range_sums(con)
         assert found is not None  # an aggregate always yields one row
-        inserted, updated, deleted = (int(v) for v in found)
+        inserted, updated, deleted = (int(v) for v in found[:3])
+        differing_count, differing_total = differing_count + int(found[3]), differing_total + int(found[4])
         inserts, updates, deletes = inserts + inserted, updates + updated, deletes + deleted
         unchanged += part_count - inserted - updated
         count, total = count + part_count, total + int(part_total)
@@ -395,7 +398,7 @@ def _plan_in_parts(
         (),
         set_aside=set_aside,
         differing=None if differing is None else merged_ranges(tuple(differing)),
-        range_sums=(count, str(total)),
+        range_sums=(count, str(total)) if differing is None else (differing_count, str(differing_total)),
     )
 
 
@@ -406,13 +409,17 @@ def _range_sums(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
-def _differing_rowids(con: duckdb.DuckDBPyConnection, table: TargetTable) -> tuple[tuple[int, int], ...]:
-    """The merged rowid ranges of the rows etl_s and etl_t disagree on (the key is the rowid)."""
+def _differing_rows(
+    con: duckdb.DuckDBPyConnection, table: TargetTable
+) -> tuple[tuple[tuple[int, int], ...], tuple[int, str]]:
+    """The merged rowid ranges of the rows etl_s and etl_t disagree on (the key is the rowid), and
+    the source's count and checksum (etl_s.vh) of those rows."""
     found = con.execute(
-        f"SELECT coalesce(s.k0, t.k0) FROM etl_s s FULL OUTER JOIN etl_t t ON {key_join(table, 's', 't')} "
+        f"SELECT coalesce(s.k0, t.k0), s.vh FROM etl_s s FULL OUTER JOIN etl_t t ON {key_join(table, 's', 't')} "
         "WHERE s.h IS DISTINCT FROM t.h"
     ).fetchall()
-    return merged_ranges(tuple((int(k), int(k)) for (k,) in found))
+    sums = [int(vh) for _, vh in found if vh is not None]
+    return merged_ranges(tuple((int(k), int(k)) for k, _ in found)), (len(sums), str(sum(sums)))
 
 
 def _ranged_sides(

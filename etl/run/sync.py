@@ -368,7 +368,7 @@ def sync_rows(
             con.execute("CALL pg_clear_cache()")
     sums = None
     if verify and table.mode == Mode.SYNC:
-        # A sync by ranges verifies them all against the plan's sums, also where it read fewer rows.
+        # A sync by ranges is verified where it read, against the plan's sums of those rows.
         sums = step.diff.range_sums or (counted["count"], str(counted["total"]))
     return SyncResult((counted["inserts"], counted["updates"], counted["deletes"]), sums, written)
 
