@@ -32,30 +32,30 @@ def sqlite_select(
         )
     for i, (_label, expr) in enumerate(table.key_sql):
         items.append(f"quote({expr}) AS k{i}")
-    query = f"SELECT {', '.join(items)} FROM {table.sqlite_relation}"
+    relation = _in_ranges(table, rowids) if rowids and table.rowid else table.sqlite_relation
+    query = f"SELECT {', '.join(items)} FROM {relation}"
     conditions = [f"({table.where})"] if table.where else []
     if row_range is not None and table.rowid:
         conditions.append(f"{table.rowid} BETWEEN {int(row_range[0])} AND {int(row_range[1])}")
-    if rowids and table.rowid:
-        conditions.append(_in_ranges(table, rowids))
     if conditions:
         query += " WHERE " + " AND ".join(conditions)
     return query
 
 
 def _in_ranges(table: TargetTable, ranges: tuple[tuple[int, int], ...]) -> str:
-    """SQLite condition: the rowid lies in one of `ranges`. The ranges are one JSON array, read by
-    json_each in a subquery that seeks each through the rowid: SQLite plans it in constant time
-    whatever the number of ranges (a condition of N ranges takes time growing faster than N),
-    and DuckDB binds one short query. Every name in the subquery is qualified, so none of the
-    table's columns clashes with json_each's."""
-    assert table.rowid is not None
+    """SQLite relation: the rows of the table whose rowid lies in one of `ranges`, named as the
+    table, with its rowid as a column of that name (so that the query reads it as it reads the
+    table). The ranges are one JSON array, read by json_each and joined to the table: SQLite
+    seeks each range through the rowid and reads its rows in order, with a plan made in constant
+    time whatever the number of ranges (a condition of N ranges takes time growing faster than
+    N), and DuckDB binds one short query. SQLite flattens the subquery into the query. Every name
+    in it is qualified, so none of the table's columns clashes with json_each's."""
+    assert table.rowid is not None and table.query is None
     data = json.dumps([[int(low), int(high)] for low, high in ranges], separators=(",", ":"))
-    rowid = table.rowid
+    rowid, name = table.rowid, quote_ident(table.source)
     return (
-        f"{rowid} IN (SELECT etl_t.{rowid} FROM json_each({quote_literal(data)}) AS etl_j, "
-        f"{quote_ident(table.source)} AS etl_t "
-        f"WHERE etl_t.{rowid} BETWEEN etl_j.value ->> 0 AND etl_j.value ->> 1)"
+        f"(SELECT etl_t.*, etl_t.{rowid} AS {rowid} FROM json_each({quote_literal(data)}) AS etl_j "
+        f"JOIN {name} AS etl_t ON etl_t.{rowid} BETWEEN etl_j.value ->> 0 AND etl_j.value ->> 1) AS {name}"
     )
 
 
