@@ -240,11 +240,11 @@ def _verification(plan: Plan, scans: Mapping[str, Candidate]) -> list[Statement]
         s.table.name for s in plan.steps if isinstance(s, LoadRows) and s.table.on_error != OnError.REJECT
     }
     summed |= {s.table.name for s in plan.steps if isinstance(s, SyncRows) and s.table.mode == Mode.SYNC}
-    # A table synced by ranges is compared in them; in full (its sync's sums cover only them)
-    # when a key's action in another table may change its rows elsewhere.
+    # A table synced by ranges is compared where its sync read (read_rowids); in full (its sync's
+    # sums cover only those rows) when a key's action in another table may change its rows elsewhere.
     checked = {t.name for t in plan.checked}
     summed -= {s.table.name for s in ranged_syncs(plan) if s.table.name in checked}
-    ranged = {s.table.name: s.rowids for s in ranged_syncs(plan) if s.table.name not in checked}
+    ranged = {s.table.name: s.read_rowids for s in ranged_syncs(plan) if s.table.name not in checked}
     written = {
         s.table.name: (s.table, name)
         for number, s in enumerate(plan.steps)
