@@ -1022,6 +1022,18 @@ def test_a_sync_by_ranges_is_verified_where_it_read_against_the_plans_sums_of_th
     assert pg.execute("SELECT code FROM big WHERE id = 54321").fetchone() == ("code-XXXXXXXX",)
 
 
+def test_a_plan_that_shows_rows_keeps_the_same_differing_rows_and_sums(loaded):
+    # A plan showing rows compares the ranges in one pass, one that does not in parts: the sync
+    # and verification must get the same rows and sums from either.
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id IN (7, 54321)")
+    checked = loaded.check()
+    parts = sync_of(plan_for(checked), "big").diff
+    shown = sync_of(plan_for(checked, show_rows=5), "big").diff
+    assert len(shown.samples) == 2
+    assert parts.differing == shown.differing == ((7, 7), (54321, 54321))
+    assert parts.range_sums == shown.range_sums and parts.range_sums[0] == 2
+
+
 def test_a_sync_of_too_many_differing_rows_to_keep_is_verified_in_its_whole_ranges(loaded, pg, monkeypatch):
     from etl.run import rowdiff
 

@@ -308,7 +308,10 @@ def plan_diff(
     differing, range_sums = None, None
     if rowids:
         if inserts + updates + deletes <= MAX_DIFFERING_ROWS:
-            differing, range_sums = _differing_rows(con, table)
+            _keep_differing(con, table)
+            keys, kept_count, kept_total = _differing_kept(con)
+            con.execute("DROP TABLE etl_d")
+            differing, range_sums = merged_ranges(tuple(keys)), (kept_count, str(kept_total))
         else:
             range_sums = _range_sums(con)
     con.execute("DROP TABLE etl_s")
@@ -365,27 +368,23 @@ def _plan_in_parts(
     inserts = updates = deletes = unchanged = count = total = 0
     differing_count = differing_total = 0
     differing: list[tuple[int, int]] | None = []
-    join = key_join(table, "s", "t")
     for part in parts_of(rowids, PART_ROWIDS):
         _ranged_sides(con, schema, table, current, False, part, set_aside)
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE etl_d AS SELECT coalesce(s.k0, t.k0) AS k, "
-            "CASE WHEN t.h IS NULL THEN 0 WHEN s.h IS NULL THEN 2 ELSE 1 END AS op, s.vh "
-            f"FROM etl_s s FULL OUTER JOIN etl_t t ON {join} WHERE s.h IS DISTINCT FROM t.h"
-        )
+        _keep_differing(con, table)
         found = con.execute(
             "SELECT count(*) FILTER (WHERE op = 0), count(*) FILTER (WHERE op = 1), "
-            "count(*) FILTER (WHERE op = 2), count(vh), coalesce(sum(vh::HUGEINT), 0) FROM etl_d"
+            "count(*) FILTER (WHERE op = 2) FROM etl_d"
         ).fetchone()
         part_count, part_total = _range_sums(con)
         assert found is not None  # an aggregate always yields one row
-        inserted, updated, deleted = (int(v) for v in found[:3])
-        differing_count, differing_total = differing_count + int(found[3]), differing_total + int(found[4])
+        inserted, updated, deleted = (int(v) for v in found)
         inserts, updates, deletes = inserts + inserted, updates + updated, deletes + deleted
         unchanged += part_count - inserted - updated
         count, total = count + part_count, total + int(part_total)
         if differing is not None and inserts + updates + deletes <= MAX_DIFFERING_ROWS:
-            differing += [(int(k), int(k)) for (k,) in con.execute("SELECT k FROM etl_d").fetchall()]
+            keys, kept_count, kept_total = _differing_kept(con)
+            differing += keys
+            differing_count, differing_total = differing_count + kept_count, differing_total + kept_total
         else:
             differing = None
         for name in ("etl_d", "etl_s", "etl_t"):
@@ -409,17 +408,24 @@ def _range_sums(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
-def _differing_rows(
-    con: duckdb.DuckDBPyConnection, table: TargetTable
-) -> tuple[tuple[tuple[int, int], ...], tuple[int, str]]:
-    """The merged rowid ranges of the rows etl_s and etl_t disagree on (the key is the rowid), and
-    the source's count and checksum (etl_s.vh) of those rows."""
-    found = con.execute(
-        f"SELECT coalesce(s.k0, t.k0), s.vh FROM etl_s s FULL OUTER JOIN etl_t t ON {key_join(table, 's', 't')} "
-        "WHERE s.h IS DISTINCT FROM t.h"
-    ).fetchall()
-    sums = [int(vh) for _, vh in found if vh is not None]
-    return merged_ranges(tuple((int(k), int(k)) for k, _ in found)), (len(sums), str(sum(sums)))
+def _keep_differing(con: duckdb.DuckDBPyConnection, table: TargetTable) -> None:
+    """etl_d: the rows etl_s and etl_t disagree on (the key is the rowid): their key k, op (0:
+    only in the source, 1: on both sides, 2: only in the target) and the source row's
+    verification hash vh (NULL where the source lacks the row)."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE etl_d AS SELECT coalesce(s.k0, t.k0) AS k, "
+        "CASE WHEN t.h IS NULL THEN 0 WHEN s.h IS NULL THEN 2 ELSE 1 END AS op, s.vh "
+        f"FROM etl_s s FULL OUTER JOIN etl_t t ON {key_join(table, 's', 't')} WHERE s.h IS DISTINCT FROM t.h"
+    )
+
+
+def _differing_kept(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[int, int]], int, int]:
+    """The rowid of each row in etl_d (as a range of one), and the source's count and checksum
+    (vh) of those rows."""
+    keys = [(int(k), int(k)) for (k,) in con.execute("SELECT k FROM etl_d").fetchall()]
+    row = con.execute("SELECT count(vh), coalesce(sum(vh::HUGEINT), 0) FROM etl_d").fetchone()
+    assert row is not None  # an aggregate always yields one row
+    return keys, int(row[0]), int(row[1])
 
 
 def _ranged_sides(
