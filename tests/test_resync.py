@@ -12,6 +12,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import jsonschema
 import pytest
 from psycopg import sql
 from typer.testing import CliRunner
@@ -35,6 +36,7 @@ from etl.sqlite.pages import (
 )
 
 runner = CliRunner()
+PLAN_SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "etl-plan.schema.json").read_text())
 
 BIG_ROWS = 100_000
 
@@ -542,6 +544,78 @@ def test_a_target_row_changed_behind_etls_back_in_an_unchanged_range_is_found(lo
     assert diff_of(plan, "big") == (0, 2, 0)
     apply_now(loaded)
     assert target_matches_source(loaded)
+
+
+# A trigger or rule someone else made on a table etl writes fires on etl's writes, and may change
+# rows anywhere: outside the ranges a sync compared, or in a table the plan skipped.
+
+
+def foreign_trigger(pg, body: str) -> None:
+    """A trigger of the target's own (not etl's) that runs `body` after each update of big."""
+    pg.execute(
+        f"CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NEW; END $$"
+    )
+    pg.execute("CREATE TRIGGER bump AFTER UPDATE ON big FOR EACH ROW EXECUTE FUNCTION bump()")
+
+
+def test_a_trigger_etl_did_not_make_changing_a_row_outside_the_ranges_fails_the_apply(loaded, pg):
+    foreign_trigger(pg, "UPDATE big SET n = -1 WHERE id = 7 AND n <> -1;")
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    plan = loaded.plan()
+    assert ranges_of(plan, "big") is not None  # the sync compares the changed range only
+    assert plan.foreign_triggers == (("big", "trigger", "bump"),)
+    assert {t.name for t in plan.tables} == set(TABLES)  # apply verifies every table in full
+
+    with pytest.raises(VerificationFailed, match=r'id=7: different values.*DISABLE TRIGGER "bump"'):
+        apply_now(loaded)
+    assert pg.execute("SELECT n FROM big WHERE id = 7").fetchone() == (7,)  # nothing committed
+
+    pg.execute("ALTER TABLE big DISABLE TRIGGER bump")  # disabled, it fires no more
+    assert loaded.plan().foreign_triggers == ()
+    apply_now(loaded)
+    assert target_matches_source(loaded)
+
+
+def test_a_trigger_etl_did_not_make_writing_a_table_the_plan_skipped_fails_the_apply(loaded, pg):
+    foreign_trigger(pg, "UPDATE small SET name = 'changed' WHERE id = 1;")
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    plan = loaded.plan()
+    assert "small" in skipped(plan)
+    with pytest.raises(VerificationFailed, match='table "small"'):
+        apply_now(loaded)
+    assert pg.execute("SELECT name FROM small WHERE id = 1").fetchone() == ("one",)
+
+
+def test_a_rule_etl_did_not_make_is_named_and_every_table_verified(loaded, pg):
+    pg.execute("CREATE SCHEMA elsewhere")
+    pg.execute("CREATE TABLE elsewhere.audit (id bigint)")
+    pg.execute("CREATE RULE audited AS ON UPDATE TO big DO ALSO INSERT INTO elsewhere.audit VALUES (NEW.id)")
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    plan = loaded.plan()
+    assert plan.foreign_triggers == (("big", "rule", "audited"),)
+    assert {t.name for t in plan.tables} == set(TABLES)
+
+    text = runner.invoke(app, ["plan", str(loaded.spec_path)], catch_exceptions=False).stdout
+    assert 'rule "audited" on "big" was not made by etl' in text
+    assert "apply verifies every table in full" in text
+    document = json.loads(runner.invoke(app, ["plan", str(loaded.spec_path), "--json"]).stdout)
+    jsonschema.validate(document, PLAN_SCHEMA)
+    assert [(f["table"], f["kind"], f["name"]) for f in document["foreign_triggers"]] == [
+        ("big", "rule", "audited")
+    ]
+
+    apply_now(loaded)  # the rule writes outside the spec's tables: every table verified equal
+    assert pg.execute("SELECT id FROM elsewhere.audit").fetchall() == [(54321,)]
+    assert target_matches_source(loaded)
+
+
+def test_a_trigger_on_a_table_the_plan_does_not_write_changes_nothing_in_the_plan(loaded, pg):
+    pg.execute("CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$")
+    pg.execute("CREATE TRIGGER bump AFTER UPDATE ON small FOR EACH ROW EXECUTE FUNCTION bump()")
+    loaded.change_source("UPDATE big SET code = 'code-XXXXXXXX' WHERE id = 54321")
+    plan = loaded.plan()
+    assert plan.foreign_triggers == ()
+    assert {t.name for t in plan.tables} == {"big"}
 
 
 def test_a_table_keyed_by_other_than_its_rowid_is_compared_in_full(migration):

@@ -486,6 +486,7 @@ def plan_lines(plan: Plan, target: str, *, verbose: bool = False, list_creates: 
     lines += unrecorded_lines(plan)
     lines += ranged_lines(plan)
     lines += set_aside_lines(plan)
+    lines += [f"  ! {foreign_trigger_text(*found)}" for found in plan.foreign_triggers]
     lines.append(summary_line(plan.summary()))
     if plan.left_out:
         lines.append("Left out of the target (each is marked !! in a spec etl init writes):")
@@ -508,6 +509,13 @@ def set_aside_lines(plan: Plan) -> list[str]:
         f'  = "{name}": {set_aside_text(rows, since)} (left out until changed in the source)'
         for name, rows, since, _ in plan.set_aside
     ]
+
+
+def foreign_trigger_text(table: str, kind: str, name: str) -> str:
+    return (
+        f'{kind} "{name}" on "{table}" was not made by etl: it fires on the rows etl writes there '
+        "and may change others, so apply verifies every table in full"
+    )
 
 
 def skipped_text(since: str) -> str:
@@ -650,6 +658,11 @@ def plan_document(plan: Plan, target: str) -> dict:
         ]
     if plan.unrecorded:
         document["unrecorded"] = [t.name for t in plan.unrecorded]
+    if plan.foreign_triggers:
+        document["foreign_triggers"] = [
+            {"table": table, "kind": kind, "name": name, "reason": foreign_trigger_text(table, kind, name)}
+            for table, kind, name in plan.foreign_triggers
+        ]
     if plan.set_aside:
         document["set_aside"] = [
             {"table": name, "rows": rows, "since": since, "text": set_aside_text(rows, since)}

@@ -267,6 +267,11 @@ def no_tables_reason(source: object, views: Iterable[str]) -> str:
     )
 
 
+def etl_trigger_function(trigger: str) -> str:
+    """The name of the function etl makes for its trigger `trigger`."""
+    return fit_name(f"etl_trigger_{trigger}")
+
+
 def fit_name(name: str) -> str:
     """A name SQLite allowed but PostgreSQL would truncate, shortened with a hash to stay distinct."""
     if len(name.encode()) <= MAX_NAME_BYTES:
@@ -595,7 +600,7 @@ class _Resolver:
                     columns.append(target.name)
             if trigger.columns and trigger.event != "update":
                 self.problem((*at, "columns"), "columns (UPDATE OF) go with event: update only")
-            function = fit_name(f"etl_trigger_{name}")
+            function = etl_trigger_function(name)
             out.append(
                 TargetTrigger(
                     name, table.name, trigger.event, trigger.body, function, tuple(columns), trigger.when

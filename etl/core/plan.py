@@ -118,6 +118,9 @@ class TargetState:
     source_stamp: tuple | None = None
     # What that read of the pages told, per source table read.
     source_pages: tuple[PagesRead, ...] = ()
+    # (table, "trigger" or "rule", name, the trigger's function) of each trigger and rule that
+    # fires on writes to a table of the schema (etl/postgres/catalog.py read_firing).
+    firing: tuple[tuple[str, str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -475,6 +478,10 @@ class Plan:
     # plan could skip them by (an apply without verification loaded them, or an older etl):
     # apply verifies and records them, so that while they stay unchanged they cost nothing again.
     unrecorded: tuple[TargetTable, ...] = ()
+    # (table, "trigger" or "rule", name): made by someone else on a table whose rows the plan
+    # writes; it fires on etl's writes and may change rows anywhere, so `checked` holds every
+    # table apply verifies in full (also those the plan skipped or compared in ranges).
+    foreign_triggers: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 
-from etl.core.mapping import DesiredSchema, TargetTable, fit_name
+from etl.core.mapping import DesiredSchema, TargetTable, etl_trigger_function
 from etl.core.plan import (
     CHANGE_COLUMN,
     AddCheck,
@@ -123,7 +123,10 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     # Tables only altered are verified too (a type change rewrites every value), unless their
     # mode lets the target keep rows the source no longer has.
     altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | cascaded
-    checked = tuple(t for t, _, _ in kept if t.name in altered and t.mode in (Mode.SYNC, Mode.REPLACE))
+    foreign = _foreign_triggers(target.firing, (_rows_written(steps) - fresh_names) | cascaded)
+    checked = tuple(
+        t for t, _, _ in kept if (t.name in altered or foreign) and t.mode in (Mode.SYNC, Mode.REPLACE)
+    )
     skipped = tuple(
         (t.name, target.skipped[t.name])
         for t in mapping.tables
@@ -166,6 +169,7 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         source_stamp=target.source_stamp,
         source_pages=target.source_pages,
         unrecorded=unrecorded,
+        foreign_triggers=foreign,
     )
 
 
@@ -249,11 +253,30 @@ def _trigger_steps(
     tables = {t.name for t in mapping.tables} - fresh
     for found in catalog.triggers:
         # Only etl's own: a trigger someone else made on a table etl loads is theirs to drop.
-        function = fit_name(f"etl_trigger_{found.name}")
+        function = etl_trigger_function(found.name)
         ours = f"EXECUTE FUNCTION {function}()" in found.definition
         if found.table in tables and (found.table, found.name) not in wanted_names and ours:
             drops.append(DropTrigger(mapping.schema, found.table, found.name, function))
     return drops, creates
+
+
+def _rows_written(steps: list[Step]) -> set[str]:
+    """The tables whose rows the plan's steps insert, update or delete."""
+    return {s.table.name for s in steps if isinstance(s, LoadRows | SyncRows | DeleteRows)}
+
+
+def _foreign_triggers(
+    firing: tuple[tuple[str, str, str, str], ...], written: set[str]
+) -> tuple[tuple[str, str, str], ...]:
+    """(table, "trigger" or "rule", name) of each trigger and rule etl did not make that fires on
+    writes to a table whose rows the plan writes. It fires on etl's writes (etl's own are dropped
+    before and made again after) and may change rows of any table, also of one the plan compared
+    only in part or not at all: apply then verifies every table in full."""
+    return tuple(
+        (table, kind, name)
+        for table, kind, name, function in firing
+        if table in written and not (kind == "trigger" and function == etl_trigger_function(name))
+    )
 
 
 def _removed_views(mapping: DesiredSchema, target: TargetState) -> list[str]:

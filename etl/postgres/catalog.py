@@ -33,6 +33,26 @@ def read_target_catalog(conn: psycopg.Connection, schema: str) -> TargetCatalog:
         return read_catalog_with(lambda query: conn.execute(query).fetchall(), schema)
 
 
+def read_firing(conn: psycopg.Connection, schema: str) -> tuple[tuple[str, str, str, str], ...]:
+    """(table, "trigger" or "rule", name, the trigger's function) of each trigger and rule on a
+    table of `schema` that fires on the session's writes (not disabled, nor only for replicas;
+    a view's own `_RETURN` rule is not a table's)."""
+    found = conn.execute(
+        sql.SQL(
+            "SELECT c.relname::text, 'trigger', t.tgname::text, p.proname::text FROM pg_trigger t "
+            "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE n.nspname = {0} AND c.relkind IN ('r', 'p') AND NOT t.tgisinternal "
+            "AND t.tgenabled IN ('O', 'A') "
+            "UNION ALL SELECT c.relname::text, 'rule', r.rulename::text, '' FROM pg_rewrite r "
+            "JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = {0} AND c.relkind IN ('r', 'p') AND r.ev_enabled IN ('O', 'A') "
+            "ORDER BY 1, 2, 3"
+        ).format(sql.Literal(schema))
+    ).fetchall()
+    return tuple((str(t), str(k), str(n), str(f)) for t, k, n, f in found)
+
+
 def read_catalog_with(rows: Rows, schema: str) -> TargetCatalog:
     """The catalog of `schema` read through `rows`, inside a transaction the caller holds: its
     search_path is the schema until the read ends, then as it was."""

@@ -1152,9 +1152,26 @@ def _verify_before_commit(tx: _Transaction) -> None:
     if not verification.ok:
         raise VerificationFailed(
             f"verification failed, nothing was committed: {describe_failures(verification)}"
+            + _foreign_trigger_hint(tx.plan)
         )
     if bad:
-        raise VerificationFailed(f"verification failed, nothing was committed: {'; '.join(bad)}")
+        raise VerificationFailed(
+            f"verification failed, nothing was committed: {'; '.join(bad)}" + _foreign_trigger_hint(tx.plan)
+        )
+
+
+def _foreign_trigger_hint(plan: Plan) -> str:
+    """What to do about the triggers and rules etl did not make that fired on its writes (one
+    may have made the difference): disable them while etl applies."""
+    if not plan.foreign_triggers:
+        return ""
+    statements = "; ".join(
+        sql.SQL("ALTER TABLE {} DISABLE {} {}")
+        .format(sql.Identifier(plan.schema, table), sql.SQL(kind.upper()), sql.Identifier(name))
+        .as_string(None)
+        for table, kind, name in plan.foreign_triggers
+    )
+    return f" (a trigger or rule etl did not make fired on its writes and may be the cause: {statements}; then apply again)"
 
 
 def _summed(tx: _Transaction, name: str) -> tuple[int, str]:

@@ -25,7 +25,7 @@ from etl.core.plan import DesiredRecord, RowDiff, TargetState
 from etl.errors import TargetError, first_line
 from etl.model import PgTable, TargetCatalog, catalog_from_json
 from etl.postgres import catalog as catalog_module
-from etl.postgres.catalog import read_target_catalog
+from etl.postgres.catalog import read_firing, read_target_catalog
 from etl.postgres.ddl import create_view_sql, fresh_schema_sql
 from etl.postgres.history import view_readers_query
 from etl.postgres.metadata import (
@@ -100,6 +100,7 @@ def observe_target(
         # Pages pending in a -wal file keep an apply from recording anything: none is named.
         recordable = bool(present) and not wal_pending(source)
         set_aside = _set_aside(conn, mapping.schema, url) if present else {}
+        firing = read_firing(conn, mapping.schema) if present else ()
     unchanged, ranged = recorded.unchanged, recorded.ranged
     compared = {t.name for t in mapping.tables if t.name not in unchanged}
     if sized is not None:
@@ -168,6 +169,7 @@ def observe_target(
         ),
         source_stamp=stamp if recorded.pages else None,
         source_pages=recorded.pages,
+        firing=firing,
     )
 
 
