@@ -618,6 +618,32 @@ def test_a_trigger_on_a_table_the_plan_does_not_write_changes_nothing_in_the_pla
     assert {t.name for t in plan.tables} == {"big"}
 
 
+# A tree of 100k rows whose key onto itself deletes the children of a deleted row; the last row
+# is a child of a row in another page range.
+TREE = f"""
+CREATE TABLE tree (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES tree (id) ON DELETE CASCADE,
+    code TEXT NOT NULL);
+WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < {BIG_ROWS})
+INSERT INTO tree SELECT i, CASE WHEN i > 1 THEN 1 END, printf('code-%08d', i) FROM r;
+UPDATE tree SET parent_id = 70000 WHERE id = {BIG_ROWS};
+"""
+
+
+def test_a_key_onto_its_own_table_deleting_rows_outside_the_ranges_fails_the_apply(migration, pg):
+    m = applied(migration, TREE)
+    m.change_source("DELETE FROM tree WHERE id = 70000")  # SQLite leaves its child: keys are off
+    plan = m.plan()
+    assert ranges_of(plan, "tree") is not None  # the sync compares the changed range only
+    assert "tree" in {t.name for t in plan.checked}  # and apply verifies the whole table
+    with pytest.raises(VerificationFailed, match=f"id={BIG_ROWS}: missing in the target"):
+        apply_now(m, allow_destructive=True)
+    assert pg.execute("SELECT count(*) FROM tree WHERE id IN (70000, %s)", (BIG_ROWS,)).fetchone() == (2,)
+
+    m.change_source(f"DELETE FROM tree WHERE id = {BIG_ROWS}")  # as the target's key would
+    apply_now(m, allow_destructive=True)
+    assert target_matches_source(m)
+
+
 def test_a_table_keyed_by_other_than_its_rowid_is_compared_in_full(migration):
     m = migration(
         "CREATE TABLE k (code TEXT PRIMARY KEY, n INTEGER);"

@@ -121,8 +121,10 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     head = sum(1 for s in steps[:2] if isinstance(s, CreateSchema | KeepForRollback))
     steps = [*steps[:head], *trigger_drops, *drops, *steps[head:], *creates, *trigger_creates]
     # Tables only altered are verified too (a type change rewrites every value), unless their
-    # mode lets the target keep rows the source no longer has.
-    altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | cascaded
+    # mode lets the target keep rows the source no longer has; and in full every table a key's
+    # action may change rows of (`acted_on`: also a synced table, through a key onto itself or
+    # onto another synced table), whose rows outside those the sync compared may change too.
+    altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | cascaded | acted_on
     foreign = _foreign_triggers(target.firing, (_rows_written(steps) - fresh_names) | cascaded)
     checked = tuple(
         t for t, _, _ in kept if (t.name in altered or foreign) and t.mode in (Mode.SYNC, Mode.REPLACE)

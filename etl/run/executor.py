@@ -1097,7 +1097,8 @@ def _verify_before_commit(tx: _Transaction) -> None:
     # A table synced by ranges is compared where its sync read (read_rowids: its differing rows,
     # or all its changed ranges), against the plan's sums of the source's rows there; the plan
     # found the others equal, and the guard keeps anyone else from writing them. One whose rows a
-    # key's action in another table may change elsewhere is compared in full.
+    # key's action (another table's, or its own onto itself) may change elsewhere is compared in
+    # full.
     checked = {t.name for t in tx.plan.checked}
     ranged: dict[str, tuple[tuple[int, int], ...]] = {}
     for step in ranged_syncs(tx.plan):
