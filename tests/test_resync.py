@@ -24,6 +24,7 @@ from etl.pipeline import apply, check, plan_for, verify
 from etl.run import validate as validate_module
 from etl.run.validate import Measuring, with_sizes
 from etl.run.verify import RANGES_PER_QUERY, merged_ranges, range_batches, rows_in_ranges
+from etl.specfile.sqltext import beyond_the_row
 from etl.sqlite.pages import (
     HIGHEST,
     LOWEST,
@@ -331,6 +332,64 @@ def test_a_filter_added_in_the_spec_is_compared_again(loaded):
     plan = loaded.plan("tables:\n  small:\n    where: id > 1\n")
     assert "small" not in skipped(plan)
     assert diff_of(plan, "small") == (0, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "spec, change",
+    [
+        (
+            "tables:\n  small:\n    where: id IN (SELECT n FROM big WHERE id IN (1, 2))\n",
+            "UPDATE big SET n = 5 WHERE id = 2",  # only big's pages change
+        ),
+        (
+            "tables:\n  small:\n    columns:\n      id: {}\n      name: {}\n"
+            "      biggest: {expression: '(SELECT max(n) FROM big)', type: bigint}\n",
+            "UPDATE big SET n = 1000 WHERE id = 5",
+        ),
+    ],
+    ids=["where", "expression"],
+)
+def test_a_table_whose_rows_read_another_table_is_compared_every_time(migration, spec, change):
+    m = migration(SOURCE)
+    m.write_spec(spec)
+    m.apply()
+    m.change_source(change)
+    plan = m.plan()
+    assert "small" not in skipped(plan)
+    assert diff_of(plan, "small") != (0, 0, 0)
+    apply_now(m, allow_destructive=True)
+    assert target_matches_source(m)
+
+
+def test_a_query_table_is_compared_every_time_and_promises_no_skip(migration):
+    m = migration(SOURCE)
+    query = "SELECT s.id AS id, s.name AS name, b.n AS n FROM small s JOIN big b ON b.id = s.id"
+    m.write_spec(f"tables:\n  joined:\n    query: {json.dumps(query)}\n    primary_key: [id]\n")
+    m.apply()
+    assert "joined" not in {t.name for t in m.plan().unrecorded}  # it could never be recorded
+    m.change_source("UPDATE big SET n = 50 WHERE id = 2")  # small's pages stay as they were
+    plan = m.plan()
+    assert "joined" not in skipped(plan) and "joined" not in {t.name for t in plan.unrecorded}
+    assert diff_of(plan, "joined") == (0, 1, 0)
+
+
+@pytest.mark.parametrize(
+    "text, reads",
+    [
+        ("deleted_at IS NULL", None),
+        ("lower(\"select\") = 'select' AND [date] > 3", None),  # quoted names and strings
+        ("id IN (SELECT id FROM other)", "other rows"),
+        ("EXISTS (select 1 FROM t)", "other rows"),
+        ("created_at > datetime('now', '-30 days')", "clock"),
+        ("date(created_at) = '2024-01-01'", "clock"),  # a value 'now' reads the clock too
+        ("created_at < CURRENT_TIMESTAMP", "clock"),
+        ("abs(random()) % 2 = 0", "random"),
+        ("id > last_insert_rowid ()", "state"),
+    ],
+)
+def test_what_an_expression_reads_beyond_its_row(text, reads):
+    found = beyond_the_row(text)
+    assert (found is None) if reads is None else (found is not None and reads in found)
 
 
 # --- 5. the fingerprints themselves -------------------------------------------------------------------

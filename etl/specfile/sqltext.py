@@ -167,3 +167,47 @@ def relations_read(text: str) -> tuple[str, ...] | str:
     ctes = {cte.alias for cte in query.find_all(exp.CTE)}
     names = [t.name for t in query.find_all(exp.Table) if not t.db and t.name not in ctes]
     return tuple(dict.fromkeys(names))
+
+
+# SQLite's date and time functions read the clock for 'now', given as an argument, left out, or
+# held by the value passed: only their arguments' text, not the rows, would tell.
+_CLOCK_FUNCTIONS = frozenset({"date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff"})
+_CLOCK_WORDS = frozenset({"current_date", "current_time", "current_timestamp"})
+_RANDOM_FUNCTIONS = frozenset({"random", "randomblob"})
+_STATE_FUNCTIONS = frozenset(
+    {"changes", "total_changes", "last_insert_rowid", "sqlite_version", "sqlite_source_id", "sqlite_offset"}
+)
+
+
+def beyond_the_row(text: str) -> str | None:
+    """What a SQLite expression (a `where:`, a column's `expression:`) reads besides the values of
+    the row it is evaluated on, or None: other rows or tables (a subquery), the clock, chance, or
+    the connection's state. Such an expression's result can change while the table's own rows
+    stay as they are. Quoted names are names, whatever they spell."""
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "'\"`":
+            end = _quoted_end(text, i, ch)
+            i = n if end < 0 else end
+            continue
+        if ch == "[":
+            end = text.find("]", i + 1)
+            i = n if end < 0 else end + 1
+            continue
+        word = _WORD.match(text, i)
+        if word is None:
+            i += 1
+            continue
+        i = word.end()
+        name = word.group().lower()
+        called = text[i:].lstrip().startswith("(")
+        if name == "select":
+            return "it reads other rows (a subquery)"
+        if name in _CLOCK_WORDS or (called and name in _CLOCK_FUNCTIONS):
+            return f"it may read the clock ({word.group()})"
+        if called and name in _RANDOM_FUNCTIONS:
+            return f"it is random ({word.group()})"
+        if called and name in _STATE_FUNCTIONS:
+            return f"it reads the connection's state ({word.group()})"
+    return None
