@@ -549,8 +549,8 @@ def _named(names: list[str]) -> str:
 
 
 UNRECORDED_TEXT = (
-    "rows compared, equal; no fingerprint recorded (apply verifies and records them, and later "
-    "plans skip them while they stay unchanged)"
+    "rows compared, equal; nothing recorded proves them unchanged (apply verifies and records them, "
+    "and later plans skip them while they stay unchanged)"
 )
 
 
