@@ -684,6 +684,22 @@ def test_a_rule_etl_did_not_make_is_named_and_every_table_verified(loaded, pg):
     assert target_matches_source(loaded)
 
 
+def test_a_trigger_etl_did_not_make_on_a_table_replace_makes_again_is_named_as_lost(migration, pg):
+    m = migration(SOURCE)
+    m.write_spec("tables:\n  small:\n    mode: replace\n")
+    m.apply()
+    pg.execute("CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$")
+    pg.execute("CREATE TRIGGER keep AFTER INSERT ON small FOR EACH ROW EXECUTE FUNCTION keep()")
+    m.change_source("UPDATE small SET name = 'uno' WHERE id = 1")
+    plan = m.plan()
+    assert plan.dropped_triggers == (("small", "trigger", "keep"),)
+    text = runner.invoke(app, ["plan", str(m.spec_path)], catch_exceptions=False).stdout
+    assert 'trigger "keep" on "small" was not made by etl: it goes with the table' in text
+    document = json.loads(runner.invoke(app, ["plan", str(m.spec_path), "--json"]).stdout)
+    jsonschema.validate(document, PLAN_SCHEMA)
+    assert [d["name"] for d in document["dropped_triggers"]] == ["keep"]
+
+
 def test_a_trigger_on_a_table_the_plan_does_not_write_changes_nothing_in_the_plan(loaded, pg):
     pg.execute("CREATE FUNCTION bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$")
     pg.execute("CREATE TRIGGER bump AFTER UPDATE ON small FOR EACH ROW EXECUTE FUNCTION bump()")

@@ -487,6 +487,7 @@ def plan_lines(plan: Plan, target: str, *, verbose: bool = False, list_creates: 
     lines += ranged_lines(plan)
     lines += set_aside_lines(plan)
     lines += [f"  ! {foreign_trigger_text(*found)}" for found in plan.foreign_triggers]
+    lines += [f"  ! {dropped_trigger_text(*found)}" for found in plan.dropped_triggers]
     lines.append(summary_line(plan.summary()))
     if plan.left_out:
         lines.append("Left out of the target (each is marked !! in a spec etl init writes):")
@@ -515,6 +516,13 @@ def foreign_trigger_text(table: str, kind: str, name: str) -> str:
     return (
         f'{kind} "{name}" on "{table}" was not made by etl: it fires on the rows etl writes there '
         "and may change others, so apply verifies every table in full"
+    )
+
+
+def dropped_trigger_text(table: str, kind: str, name: str) -> str:
+    return (
+        f'{kind} "{name}" on "{table}" was not made by etl: it goes with the table, which mode: replace '
+        "drops and makes again; make it again after the apply"
     )
 
 
@@ -662,6 +670,11 @@ def plan_document(plan: Plan, target: str) -> dict:
         document["foreign_triggers"] = [
             {"table": table, "kind": kind, "name": name, "reason": foreign_trigger_text(table, kind, name)}
             for table, kind, name in plan.foreign_triggers
+        ]
+    if plan.dropped_triggers:
+        document["dropped_triggers"] = [
+            {"table": table, "kind": kind, "name": name, "reason": dropped_trigger_text(table, kind, name)}
+            for table, kind, name in plan.dropped_triggers
         ]
     if plan.set_aside:
         document["set_aside"] = [

@@ -482,6 +482,8 @@ class Plan:
     # writes; it fires on etl's writes and may change rows anywhere, so `checked` holds every
     # table apply verifies in full (also those the plan skipped or compared in ranges).
     foreign_triggers: tuple[tuple[str, str, str], ...] = ()
+    # The same, on a table the plan drops and makes again (mode: replace): it goes with the table.
+    dropped_triggers: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:

@@ -126,6 +126,7 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     # onto another synced table), whose rows outside those the sync compared may change too.
     altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | cascaded | acted_on
     foreign = _foreign_triggers(target.firing, (_rows_written(steps) - fresh_names) | cascaded)
+    dropped = _foreign_triggers(target.firing, rebuilt_names)
     checked = tuple(
         t for t, _, _ in kept if (t.name in altered or foreign) and t.mode in (Mode.SYNC, Mode.REPLACE)
     )
@@ -172,6 +173,7 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         source_pages=target.source_pages,
         unrecorded=unrecorded,
         foreign_triggers=foreign,
+        dropped_triggers=dropped,
     )
 
 
@@ -268,16 +270,17 @@ def _rows_written(steps: list[Step]) -> set[str]:
 
 
 def _foreign_triggers(
-    firing: tuple[tuple[str, str, str, str], ...], written: set[str]
+    firing: tuple[tuple[str, str, str, str], ...], tables: set[str]
 ) -> tuple[tuple[str, str, str], ...]:
-    """(table, "trigger" or "rule", name) of each trigger and rule etl did not make that fires on
-    writes to a table whose rows the plan writes. It fires on etl's writes (etl's own are dropped
-    before and made again after) and may change rows of any table, also of one the plan compared
-    only in part or not at all: apply then verifies every table in full."""
+    """(table, "trigger" or "rule", name) of each trigger and rule etl did not make on one of
+    `tables`. On a table whose rows the plan writes, it fires on etl's writes (etl's own are
+    dropped before and made again after) and may change rows of any table, also of one the plan
+    compared only in part or not at all: apply then verifies every table in full. On a table the
+    plan drops and makes again (mode: replace), it goes with the table."""
     return tuple(
         (table, kind, name)
         for table, kind, name, function in firing
-        if table in written and not (kind == "trigger" and function == etl_trigger_function(name))
+        if table in tables and not (kind == "trigger" and function == etl_trigger_function(name))
     )
 
 
