@@ -448,8 +448,16 @@ def test_tables_an_apply_without_verification_loaded_are_recorded_by_the_next_ap
 
 @pytest.mark.parametrize(
     "spec, change",
-    [("tables:\n  small:\n    where: id > 0\n", ""), ("", "VACUUM")],
-    ids=["spec changed, no row moved", "source vacuumed"],
+    [
+        ("tables:\n  small:\n    where: id > 0\n", ""),
+        ("", "VACUUM"),
+        # every page range of big changes, its rows stay
+        (
+            "",
+            "CREATE TEMP TABLE c AS SELECT * FROM big; DELETE FROM big; INSERT INTO big SELECT * FROM c ORDER BY id DESC",
+        ),
+    ],
+    ids=["spec changed, no row moved", "source vacuumed", "rows written again in another order"],
 )
 def test_a_table_found_equal_whose_record_no_longer_proves_it_is_recorded_anew(loaded, spec, change):
     """Else it would be compared in full by every plan until one of its rows changed."""
