@@ -263,26 +263,21 @@ def _functions_needed(tables: Iterable[TargetTable]) -> set[str]:
 def register_functions(con: duckdb.DuckDBPyConnection, tables: Iterable[TargetTable]) -> None:
     """The Python functions compared_value uses for the jsonb and numeric columns of `tables`
     (registering one is not free, so none is registered when no column needs it)."""
-    needed = _functions_needed(tables)
-    if not needed:
-        return
-    registered = {
-        r[0]
-        for r in con.execute(
-            "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE 'etl_%'"
-        ).fetchall()
-    }
-    for name, function in _FUNCTIONS.items():
-        if name in registered or name not in needed:
-            continue
-        con.create_function(
-            name,
-            function,
-            ["VARCHAR"],
-            "VARCHAR",
-            null_handling=FunctionNullHandling.SPECIAL,
-            side_effects=False,
-        )
+    for name in sorted(_functions_needed(tables)):
+        try:
+            con.create_function(
+                name,
+                _FUNCTIONS[name],
+                ["VARCHAR"],
+                "VARCHAR",
+                null_handling=FunctionNullHandling.SPECIAL,
+                side_effects=False,
+            )
+        except duckdb.NotImplementedException as exc:
+            # Registered already (by this connection or another cursor of its database): asking
+            # DuckDB first would list every function it has, which costs more than this refusal.
+            if "already created" not in str(exc):
+                raise
 
 
 # --- the two sides ------------------------------------------------------------------------------
