@@ -847,6 +847,22 @@ def test_a_table_a_foreign_key_action_may_change_is_kept_for_rollback_and_verifi
     assert {t.name for t in plan.tables} == {"parent", "child"}
 
 
+def test_rows_updated_by_their_key_fire_no_key_action_and_leave_the_children_unread(migration):
+    # A sync matches rows by their primary key, so an update never changes a key's values: an
+    # ON UPDATE action onto the key cannot fire, and a child only referencing it is not read whole.
+    m = migration(
+        CASCADING.format(action="CASCADE ON UPDATE CASCADE")
+        + "CREATE TABLE tag (id INTEGER PRIMARY KEY, code TEXT UNIQUE, name TEXT);"
+        + "CREATE TABLE tagged (id INTEGER PRIMARY KEY, code TEXT REFERENCES tag (code) ON UPDATE CASCADE);"
+        + "INSERT INTO tag VALUES (1, 'a', 'A'); INSERT INTO tagged VALUES (1, 'a');"
+    )
+    m.apply()
+    m.change_source("UPDATE parent SET name = 'p1 renamed' WHERE id = 1; UPDATE tag SET name = 'A!'")
+    plan = m.plan()
+    # tagged references a column that is not tag's key: an update of tag may change it
+    assert {t.name for t in plan.tables} == {"parent", "tag", "tagged"}
+
+
 def test_show_rows_names_a_row_of_a_keyless_table_by_its_values(migration, pg_url):
     m = migration(
         "CREATE TABLE visit (path TEXT, n INTEGER, note TEXT);"

@@ -122,9 +122,11 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     steps = [*steps[:head], *trigger_drops, *drops, *steps[head:], *creates, *trigger_creates]
     # Tables only altered are verified too (a type change rewrites every value), unless their
     # mode lets the target keep rows the source no longer has; and in full every table a key's
-    # action may change rows of (`acted_on`: also a synced table, through a key onto itself or
-    # onto another synced table), whose rows outside those the sync compared may change too.
-    altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | cascaded | acted_on
+    # action may change rows of (a synced one too, through a key onto itself or onto another
+    # synced table): rows outside those its sync compared may change.
+    altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | _acted_on_by_writes(
+        catalog, steps
+    )
     foreign = _foreign_triggers(target.firing, (_rows_written(steps) - fresh_names) | cascaded)
     dropped = _foreign_triggers(target.firing, rebuilt_names)
     checked = tuple(
@@ -451,6 +453,41 @@ def _rows_deleted_or_updated(steps: list[Step]) -> set[str]:
     return {s.table.name for s in steps if isinstance(s, SyncRows) and (s.diff.update or s.diff.delete)} | {
         s.table.name for s in steps if isinstance(s, DeleteRows)
     }
+
+
+def _acted_on_by_writes(catalog: TargetCatalog, steps: list[Step]) -> set[str]:
+    """Tables, written ones included, whose rows a foreign key's action may change as the plan's
+    rows are written: an ON DELETE action onto a table it deletes rows of; an ON UPDATE action
+    onto a table it updates rows of, unless the key references that table's primary key (a sync
+    matches rows by it, so it never changes a key's values); and onward, any action onto a table
+    so reached."""
+    deleted = {s.table.name for s in steps if isinstance(s, SyncRows) and s.diff.delete} | {
+        s.table.name for s in steps if isinstance(s, DeleteRows)
+    }
+    updated = {s.table.name for s in steps if isinstance(s, SyncRows) and s.diff.update}
+    reached = {
+        table.name
+        for table in catalog.tables
+        for c in table.constraints
+        if c.kind == "f"
+        and (
+            (c.ref_table in deleted and _acts(c.on_delete))
+            or (c.ref_table in updated and _acts(c.on_update) and not _onto_primary_key(catalog, c))
+        )
+    }
+    frontier = set(reached)
+    while frontier:
+        frontier = _holding_key_actions_onto(catalog, frontier) - reached
+        reached |= frontier
+    return reached
+
+
+def _onto_primary_key(catalog: TargetCatalog, key: PgConstraint) -> bool:
+    """Whether the foreign key references its table's primary key."""
+    referenced = catalog.table(key.ref_table) if key.ref_table is not None else None
+    return referenced is not None and any(
+        c.kind == "p" and set(c.columns) == set(key.ref_columns) for c in referenced.constraints
+    )
 
 
 def _reached_by_key_actions(catalog: TargetCatalog, changed: set[str]) -> set[str]:
