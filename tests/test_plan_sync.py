@@ -861,6 +861,8 @@ def test_rows_updated_by_their_key_fire_no_key_action_and_leave_the_children_unr
     plan = m.plan()
     # tagged references a column that is not tag's key: an update of tag may change it
     assert {t.name for t in plan.tables} == {"parent", "tag", "tagged"}
+    keep = next(s for s in plan.steps if isinstance(s, KeepForRollback))
+    assert "child" not in keep.kept and "tagged" in keep.kept  # rollback keeps what may change
 
 
 def test_show_rows_names_a_row_of_a_keyless_table_by_its_values(migration, pg_url):

@@ -106,14 +106,14 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         if table.name in fresh_names or target.rows.get(table.name, RowDiff()).insert:
             serial = any(c.serial for c in table.columns if c.name == numbered)
             steps.append(ResetSequence(schema, table.name, numbered, table.sequence_floor, serial))
-    # Rows a foreign key's ON DELETE/ON UPDATE action changes belong to tables the plan may not
-    # otherwise touch: they are kept for rollback and verified like the tables the plan changes.
-    changed = _rows_deleted_or_updated(steps)
-    cascaded = _reached_by_key_actions(catalog, changed)
-    # A key's action changes rows no sync stages: tables it may reach are kept whole.
-    acted_on = _holding_key_actions_onto(catalog, changed | cascaded)
+    # Rows a foreign key's ON DELETE/ON UPDATE action changes as the plan writes belong to tables
+    # the plan may not otherwise touch (`cascaded`), and to written ones outside the rows their
+    # sync reads: no sync stages them, so every table an action may reach (`acted_on`) is kept
+    # whole for rollback and verified in full, like the tables the plan changes.
+    acted_on = _acted_on_by_writes(catalog, steps)
+    cascaded = acted_on - _rows_written(steps)
     drops, creates = _view_steps(mapping, target, catalog, desired, steps)
-    trigger_drops, trigger_creates = _trigger_steps(mapping, catalog, desired, steps, fresh_names, cascaded)
+    trigger_drops, trigger_creates = _trigger_steps(mapping, catalog, desired, steps, fresh_names, acted_on)
     if mapping.retention > 0 and (steps or drops or creates):
         views = tuple(s.name for s in drops if isinstance(s, DropView))
         new_views = tuple(s.view.name for s in creates if isinstance(s, CreateView) and not s.replaced)
@@ -121,13 +121,9 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
     head = sum(1 for s in steps[:2] if isinstance(s, CreateSchema | KeepForRollback))
     steps = [*steps[:head], *trigger_drops, *drops, *steps[head:], *creates, *trigger_creates]
     # Tables only altered are verified too (a type change rewrites every value), unless their
-    # mode lets the target keep rows the source no longer has; and in full every table a key's
-    # action may change rows of (a synced one too, through a key onto itself or onto another
-    # synced table): rows outside those its sync compared may change.
-    altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | _acted_on_by_writes(
-        catalog, steps
-    )
-    foreign = _foreign_triggers(target.firing, (_rows_written(steps) - fresh_names) | cascaded)
+    # mode lets the target keep rows the source no longer has.
+    altered = {t for t in (table_of(s) for s in alter + after) if t is not None} | acted_on
+    foreign = _foreign_triggers(target.firing, (_rows_written(steps) - fresh_names) | acted_on)
     dropped = _foreign_triggers(target.firing, rebuilt_names)
     checked = tuple(
         t for t, _, _ in kept if (t.name in altered or foreign) and t.mode in (Mode.SYNC, Mode.REPLACE)
@@ -448,13 +444,6 @@ def _key_steps(
     return steps
 
 
-def _rows_deleted_or_updated(steps: list[Step]) -> set[str]:
-    """Existing tables whose rows the plan deletes or updates: what a foreign key's action follows."""
-    return {s.table.name for s in steps if isinstance(s, SyncRows) and (s.diff.update or s.diff.delete)} | {
-        s.table.name for s in steps if isinstance(s, DeleteRows)
-    }
-
-
 def _acted_on_by_writes(catalog: TargetCatalog, steps: list[Step]) -> set[str]:
     """Tables, written ones included, whose rows a foreign key's action may change as the plan's
     rows are written: an ON DELETE action onto a table it deletes rows of; an ON UPDATE action
@@ -488,17 +477,6 @@ def _onto_primary_key(catalog: TargetCatalog, key: PgConstraint) -> bool:
     return referenced is not None and any(
         c.kind == "p" and set(c.columns) == set(key.ref_columns) for c in referenced.constraints
     )
-
-
-def _reached_by_key_actions(catalog: TargetCatalog, changed: set[str]) -> set[str]:
-    """Tables of the target whose rows a CASCADE, SET NULL or SET DEFAULT action of a foreign key
-    may change when rows of `changed` are deleted or updated, followed from table to table."""
-    reached: set[str] = set()
-    frontier = set(changed)
-    while frontier:
-        frontier = _holding_key_actions_onto(catalog, frontier) - reached - changed
-        reached |= frontier
-    return reached
 
 
 def _holding_key_actions_onto(catalog: TargetCatalog, tables: set[str]) -> set[str]:
