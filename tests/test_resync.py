@@ -357,6 +357,10 @@ def test_a_table_whose_rows_read_another_table_is_compared_every_time(migration,
     plan = m.plan()
     assert "small" not in skipped(plan)
     assert diff_of(plan, "small") != (0, 0, 0)
+    assert [name for name, _ in plan.compared_every_time] == ["small"]
+    text = runner.invoke(app, ["plan", str(m.spec_path)], catch_exceptions=False).stdout
+    assert '= "small": rows compared every time, never skipped: ' in text
+    assert "reads other rows (a subquery)" in text
     apply_now(m, allow_destructive=True)
     assert target_matches_source(m)
 
@@ -371,6 +375,14 @@ def test_a_query_table_is_compared_every_time_and_promises_no_skip(migration):
     plan = m.plan()
     assert "joined" not in skipped(plan) and "joined" not in {t.name for t in plan.unrecorded}
     assert diff_of(plan, "joined") == (0, 1, 0)
+    document = json.loads(runner.invoke(app, ["plan", str(m.spec_path), "--json"]).stdout)
+    jsonschema.validate(document, PLAN_SCHEMA)
+    assert document["compared_every_time"] == [
+        {
+            "table": "joined",
+            "reason": "rows compared every time, never skipped: a query: table holds what its query reads",
+        }
+    ]
 
 
 @pytest.mark.parametrize(

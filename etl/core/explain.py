@@ -488,6 +488,7 @@ def plan_lines(plan: Plan, target: str, *, verbose: bool = False, list_creates: 
     lines += set_aside_lines(plan)
     lines += [f"  ! {foreign_trigger_text(*found)}" for found in plan.foreign_triggers]
     lines += [f"  ! {dropped_trigger_text(*found)}" for found in plan.dropped_triggers]
+    lines += [f'  = "{name}": {compared_every_time_text(why)}' for name, why in plan.compared_every_time]
     lines.append(summary_line(plan.summary()))
     if plan.left_out:
         lines.append("Left out of the target (each is marked !! in a spec etl init writes):")
@@ -524,6 +525,10 @@ def dropped_trigger_text(table: str, kind: str, name: str) -> str:
         f'{kind} "{name}" on "{table}" was not made by etl: it goes with the table, which mode: replace '
         "drops and makes again; make it again after the apply"
     )
+
+
+def compared_every_time_text(why: str) -> str:
+    return f"rows compared every time, never skipped: {why}"
 
 
 def skipped_text(since: str) -> str:
@@ -670,6 +675,10 @@ def plan_document(plan: Plan, target: str) -> dict:
         document["foreign_triggers"] = [
             {"table": table, "kind": kind, "name": name, "reason": foreign_trigger_text(table, kind, name)}
             for table, kind, name in plan.foreign_triggers
+        ]
+    if plan.compared_every_time:
+        document["compared_every_time"] = [
+            {"table": name, "reason": compared_every_time_text(why)} for name, why in plan.compared_every_time
         ]
     if plan.dropped_triggers:
         document["dropped_triggers"] = [

@@ -21,7 +21,13 @@ from etl.model import Catalog, Check, ForeignKey, Index, SourceObject, Table
 from etl.pgtypes import PgType, default_pg_type
 from etl.settings import Converter, Deferral, Mode, Naming, OnError, converter_applies
 from etl.specfile.document import ColumnSpec, IndexKeySpec, IndexSpec, Spec, SqlDefault, TableSpec
-from etl.specfile.sqltext import SQLITE, one_expression_problem, one_select_problem, relations_read
+from etl.specfile.sqltext import (
+    SQLITE,
+    beyond_the_row,
+    one_expression_problem,
+    one_select_problem,
+    relations_read,
+)
 from etl.sqlite.convert import ValueConversion, integer_unit, keeps_zero_sign, loads_as_text
 from etl.sqlite.translate import (
     TargetColumnRef,
@@ -265,6 +271,20 @@ def no_tables_reason(source: object, views: Iterable[str]) -> str:
         f"'{source}' holds no tables{only}: check the path (is it empty, or does the app keep its "
         "database elsewhere?)"
     )
+
+
+def compared_every_time(table: TargetTable) -> str | None:
+    """Why a plan compares the table's rows every time, never skipping it (or comparing it in
+    some ranges only) by its source pages: its rows depend on more than its own source rows.
+    None where they do not (with on_error: reject they do too: see etl/run/fingerprint.py)."""
+    if table.query is not None:
+        return "a query: table holds what its query reads"
+    if table.where is not None and (why := beyond_the_row(table.where)) is not None:
+        return f"its where: {why}"
+    for column in table.columns:
+        if column.conversion.column is None and (why := beyond_the_row(column.conversion.source_sql)):
+            return f'the expression: of column "{column.name}" {why}'
+    return None
 
 
 def etl_trigger_function(trigger: str) -> str:

@@ -484,6 +484,9 @@ class Plan:
     foreign_triggers: tuple[tuple[str, str, str], ...] = ()
     # The same, on a table the plan drops and makes again (mode: replace): it goes with the table.
     dropped_triggers: tuple[tuple[str, str, str], ...] = ()
+    # (table, why): existing tables the plan compares in full every time, their rows depending on
+    # more than their own source rows (mapping.compared_every_time)
+    compared_every_time: tuple[tuple[str, str], ...] = ()
 
     @property
     def destructive_steps(self) -> tuple[Step, ...]:

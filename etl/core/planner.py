@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 
-from etl.core.mapping import DesiredSchema, TargetTable, etl_trigger_function
+from etl.core.mapping import DesiredSchema, TargetTable, compared_every_time, etl_trigger_function
 from etl.core.plan import (
     CHANGE_COLUMN,
     AddCheck,
@@ -172,6 +172,11 @@ def build_plan(mapping: DesiredSchema, target: TargetState) -> Plan:
         unrecorded=unrecorded,
         foreign_triggers=foreign,
         dropped_triggers=dropped,
+        compared_every_time=tuple(
+            (t.name, why)
+            for t in mapping.tables
+            if t.name not in fresh_names and (why := compared_every_time(t)) is not None
+        ),
     )
 
 

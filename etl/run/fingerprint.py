@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,7 +34,7 @@ import psycopg
 from psycopg import sql
 
 from etl import __version__
-from etl.core.mapping import TargetColumn, TargetTable, measures_unit
+from etl.core.mapping import TargetColumn, TargetTable, compared_every_time, measures_unit
 from etl.core.plan import PagesRead
 from etl.postgres.metadata import (
     FINGERPRINTS,
@@ -43,7 +43,6 @@ from etl.postgres.metadata import (
     unchanged_since_sql,
 )
 from etl.settings import Mode, OnError
-from etl.specfile.sqltext import beyond_the_row
 from etl.sqlite.catalog import integer_witnesses, open_sqlite
 from etl.sqlite.pages import (
     PageRanges,
@@ -124,24 +123,10 @@ def desired_digest(table: TargetTable) -> str:
 
 def fingerprintable(table: TargetTable) -> bool:
     """A table whose rows depend on its own source table's rows alone, so that its pages tell
-    whether they changed. Not: with on_error: reject, the rows kept also depend on the parent
-    tables (orphan checks); a `query:` table reads what its query reads; a `where:` or a column's
-    `expression:` that reads beyond the row (another table, the clock: beyond_the_row) changes its
-    result while the pages stay as they were."""
-    return (
-        table.on_error != OnError.REJECT
-        and table.query is None
-        and not any(beyond_the_row(text) for text in _row_sql(table))
-    )
-
-
-def _row_sql(table: TargetTable) -> Iterator[str]:
-    """The spec's SQLite text evaluated on each source row of the table."""
-    if table.where is not None:
-        yield table.where
-    for column in table.columns:
-        if column.conversion.column is None:  # an expression, not a source column
-            yield column.conversion.source_sql
+    whether they changed. Not with on_error: reject (the rows kept also depend on the parent
+    tables: orphan checks), nor one mapping.compared_every_time names (a `query:` table; a
+    `where:` or `expression:` reading beyond the row)."""
+    return table.on_error != OnError.REJECT and compared_every_time(table) is None
 
 
 def rangeable(table: TargetTable) -> bool:

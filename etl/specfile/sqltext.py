@@ -203,11 +203,11 @@ def beyond_the_row(text: str) -> str | None:
         name = word.group().lower()
         called = text[i:].lstrip().startswith("(")
         if name == "select":
-            return "it reads other rows (a subquery)"
+            return "reads other rows (a subquery)"
         if name in _CLOCK_WORDS or (called and name in _CLOCK_FUNCTIONS):
-            return f"it may read the clock ({word.group()})"
+            return f"may read the clock ({word.group()})"
         if called and name in _RANDOM_FUNCTIONS:
-            return f"it is random ({word.group()})"
+            return f"is random ({word.group()})"
         if called and name in _STATE_FUNCTIONS:
-            return f"it reads the connection's state ({word.group()})"
+            return f"reads the connection's state ({word.group()})"
     return None
