@@ -5,6 +5,7 @@ step kind: a plan step carries data, never its own display text. Pure: the CLI p
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import singledispatch
 
@@ -527,6 +528,14 @@ def dropped_trigger_text(table: str, kind: str, name: str) -> str:
     )
 
 
+def _trigger_items(
+    found: tuple[tuple[str, str, str], ...], text: Callable[[str, str, str], str]
+) -> list[dict]:
+    """The plan document's items for (table, kind, name) of triggers and rules, each with `text`'s
+    reason."""
+    return [{"table": t, "kind": k, "name": n, "reason": text(t, k, n)} for t, k, n in found]
+
+
 def compared_every_time_text(why: str) -> str:
     return f"rows compared every time, never skipped: {why}"
 
@@ -672,19 +681,13 @@ def plan_document(plan: Plan, target: str) -> dict:
     if plan.unrecorded:
         document["unrecorded"] = [t.name for t in plan.unrecorded]
     if plan.foreign_triggers:
-        document["foreign_triggers"] = [
-            {"table": table, "kind": kind, "name": name, "reason": foreign_trigger_text(table, kind, name)}
-            for table, kind, name in plan.foreign_triggers
-        ]
+        document["foreign_triggers"] = _trigger_items(plan.foreign_triggers, foreign_trigger_text)
     if plan.compared_every_time:
         document["compared_every_time"] = [
             {"table": name, "reason": compared_every_time_text(why)} for name, why in plan.compared_every_time
         ]
     if plan.dropped_triggers:
-        document["dropped_triggers"] = [
-            {"table": table, "kind": kind, "name": name, "reason": dropped_trigger_text(table, kind, name)}
-            for table, kind, name in plan.dropped_triggers
-        ]
+        document["dropped_triggers"] = _trigger_items(plan.dropped_triggers, dropped_trigger_text)
     if plan.set_aside:
         document["set_aside"] = [
             {"table": name, "rows": rows, "since": since, "text": set_aside_text(rows, since)}
